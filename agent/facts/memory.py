@@ -1,0 +1,18 @@
+"""Memory facts: how much RAM the kit has, how much is free for a model, and swap."""
+
+from __future__ import annotations
+
+import psutil
+
+from ._common import Family
+
+
+def collect() -> Family:
+    """Return total and available RAM and total swap, in bytes."""
+    ram = psutil.virtual_memory()
+    return {
+        "available": True,
+        "total_bytes": ram.total,
+        "available_bytes": ram.available,
+        "swap_total_bytes": psutil.swap_memory().total,
+    }
