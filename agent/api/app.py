@@ -1,0 +1,32 @@
+"""Build the agent's ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI
+
+from agent import __version__
+from agent.api.errors import BodyLimit, install_handlers
+from agent.api.routes import router
+from agent.api.state import AgentState
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastAPI:
+    app = FastAPI(
+        title="kitfleet-agent",
+        version=__version__,
+        description="The API of a kitfleet kit. Every route but /v1/health and /v1/pair "
+        "needs `Authorization: Bearer <token>`.",
+        openapi_url=None, docs_url=None, redoc_url=None,  # served behind auth instead
+        lifespan=lifespan,
+    )
+    app.state.agent = state
+    install_handlers(app)
+    app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes)
+    return app
+

@@ -1,0 +1,104 @@
+"""Turn refusals into 4xx JSON bodies that say what to fix, and bound request sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent.api.schemas import ErrorBody
+from agent.errors import ApiError
+
+
+def error_response(
+    status: int, error: str, message: str, hint: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorBody(error=error, message=message, hint=hint)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+async def _on_api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.error, exc.message, exc.hint, exc.headers)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return error_response(400, "malformed_json", "the request body is not valid JSON",
+                              "send a JSON object with Content-Type: application/json")
+    return error_response(422, "invalid_request", _describe(errors),
+                          "see /v1/openapi.json for the expected fields")
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    names = {404: "not_found", 405: "method_not_allowed"}
+    return error_response(exc.status_code, names.get(exc.status_code, "http_error"),
+                          str(exc.detail), headers=dict(exc.headers or {}))
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+
+
+class BodyLimit:
+    """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is sent.
+
+    Bodies are read up front (they are small JSON documents), so the route sees
+    either the whole body or nothing; routes that stream large uploads opt out
+    by path prefix and enforce their own bound.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, streaming_prefixes: tuple[str, ...] = ()):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.streaming_prefixes = streaming_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.streaming_prefixes):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, "body_too_large", f"the request body is larger than {self.max_bytes} bytes",
+            "send a smaller body",
+        )
+        await response(scope, receive, send)

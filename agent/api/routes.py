@@ -1,0 +1,114 @@
+"""The agent's /v1 routes. Each handler's docstring lists its status codes."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse
+
+from agent import __version__
+from agent.api.auth import require
+from agent.api.schemas import (
+    API_VERSION,
+    Facts,
+    Health,
+    Metrics,
+    PairRequest,
+    PairResponse,
+    TokenInfo,
+)
+from agent.api.state import AgentState
+from agent.auth import pairing
+from agent.auth.tokens import Caller
+from agent.errors import ApiError
+from agent.facts import collect_all
+from agent.metrics import prometheus
+
+router = APIRouter()
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+Admin = Annotated[Caller, Depends(require("admin"))]
+
+
+def _state(request: Request) -> AgentState:
+    state = request.app.state.agent
+    assert isinstance(state, AgentState)
+    return state
+
+
+@router.get("/v1/health", response_model=Health, tags=["public"])
+def health(request: Request) -> Health:
+    """Liveness and identity, without authentication. 200."""
+    state = _state(request)
+    return Health(status="ok", version=__version__, api_version=API_VERSION,
+                  device_id=state.identity.device_id)
+
+
+@router.post("/v1/pair", response_model=PairResponse, tags=["public"],
+             responses={403: {}, 422: {}, 429: {}})
+def pair(request: Request, body: PairRequest) -> PairResponse:
+    """Trade proof of the pairing code for a token. 200; 403 wrong/used/expired; 429 locked."""
+    state = _state(request)
+    pairing.verify(state.db, state.identity.device_id, body)
+    token_id, secret = state.tokens.issue(f"{body.app_name} ({body.app_id})", body.scope)
+    return PairResponse(device_id=state.identity.device_id, name=state.settings.name,
+                        token=secret, token_id=token_id, scope=body.scope)
+
+
+@router.get("/v1/facts", response_model=Facts, responses={401: {}})
+def facts(request: Request, _: Viewer) -> Facts:
+    """Hardware and software facts, one entry per family. 200; 401."""
+    state = _state(request)
+    return Facts(device_id=state.identity.device_id, name=state.settings.name,
+                 collected_at=time.time(), families=_facts_with_kit(state))
+
+
+def _facts_with_kit(state: AgentState) -> dict[str, dict[str, Any]]:
+    families = collect_all(state.settings.data_dir)
+    families["kit"] = {"available": True, "name": state.settings.name,
+                       "kit_model": state.settings.kit_model or
+                       families.get("system", {}).get("product_name") or ""}
+    return families
+
+
+@router.get("/v1/metrics", response_model=Metrics, responses={401: {}, 422: {}})
+def metrics(
+    request: Request, _: Viewer,
+    since: Annotated[float, Query(ge=0, description="Unix time; samples after it")] = 0.0,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> Metrics:
+    """Samples from the on-disk ring newer than `since`, oldest first. 200; 401; 422."""
+    state = _state(request)
+    return Metrics(device_id=state.identity.device_id,
+                   interval_s=state.settings.metrics_interval_s,
+                   samples=state.metrics.since(since, limit))
+
+
+@router.get("/metrics", response_class=PlainTextResponse, responses={401: {}})
+def prometheus_metrics(request: Request, _: Viewer) -> str:
+    """The latest sample in Prometheus text format. 200; 401."""
+    state = _state(request)
+    return prometheus.render(state.metrics.latest(), state.identity.device_id, __version__)
+
+
+@router.get("/v1/tokens", response_model=list[TokenInfo], responses={401: {}, 403: {}})
+def list_tokens(request: Request, _: Admin) -> list[TokenInfo]:
+    """Every token issued by this kit (secrets are never shown). 200; 401; 403."""
+    return _state(request).tokens.list()
+
+
+@router.delete("/v1/tokens/{token_id}", status_code=204, responses={401: {}, 403: {}, 404: {}})
+def revoke_token(request: Request, token_id: str, _: Admin) -> None:
+    """Revoke a token; calls with it fail from now on. 204; 401; 403; 404."""
+    if not _state(request).tokens.revoke(token_id):
+        raise ApiError(404, "token_not_found", f"no active token with id {token_id!r}",
+                       "list tokens with GET /v1/tokens")
+
+
+@router.get("/v1/openapi.json", include_in_schema=False)
+def openapi(request: Request, _: Viewer) -> dict[str, Any]:
+    """This API's OpenAPI document. 200; 401."""
+    document = request.app.openapi()
+    assert isinstance(document, dict)
+    return document

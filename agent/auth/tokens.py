@@ -1,0 +1,78 @@
+"""Bearer tokens: random, stored only as SHA-256, scoped and revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from agent.api.schemas import SCOPES, Scope, TokenInfo
+from agent.db import Database
+
+_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
+TOKEN_PREFIX = "kft_"  # noqa: S105 - a marker, not a secret
+
+
+@dataclass(frozen=True)
+class Caller:
+    token_id: str
+    label: str
+    scope: Scope
+
+    def allows(self, needed: Scope) -> bool:
+        return _RANK[self.scope] >= _RANK[needed]
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def issue(self, label: str, scope: Scope) -> tuple[str, str]:
+        """Make a token; returns (token_id, secret). The secret is never stored."""
+        token_id = secrets.token_hex(8)
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO tokens (id, hash, label, scope, created_at) VALUES (?, ?, ?, ?, ?)",
+                (token_id, _digest(secret), label, scope, time.time()),
+            )
+        return token_id, secret
+
+    def authenticate(self, secret: str) -> Caller | None:
+        rows = self._db.query(
+            "SELECT id, label, scope FROM tokens WHERE hash = ? AND revoked_at IS NULL",
+            (_digest(secret),),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (time.time(), row["id"]))
+        return Caller(row["id"], row["label"], row["scope"])
+
+    def revoke(self, token_id: str) -> bool:
+        with self._db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (time.time(), token_id),
+            )
+        return cur.rowcount == 1
+
+    def list(self) -> list[TokenInfo]:
+        rows = self._db.query("SELECT * FROM tokens ORDER BY created_at")
+        return [
+            TokenInfo(
+                token_id=row["id"],
+                label=row["label"],
+                scope=row["scope"],
+                created_at=row["created_at"],
+                last_used_at=row["last_used_at"],
+                revoked=row["revoked_at"] is not None,
+            )
+            for row in rows
+        ]

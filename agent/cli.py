@@ -1,0 +1,140 @@
+"""`kitfleet-agent`: run the daemon and the few commands a technician types on a kit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import sys
+import time
+from pathlib import Path
+
+from agent import __version__
+
+DEFAULT_DATA_DIR = Path("/var/lib/kitfleet-agent")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kitfleet-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kitfleet-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                         help=f"the agent's data dir (default {DEFAULT_DATA_DIR})")
+        return cmd
+
+    run = command("run", "serve the API and announce the kit until stopped")
+    run.add_argument("--host", help="listen address (default 0.0.0.0)")
+    run.add_argument("--port", type=int, help="TCP port; 0 picks a free one (default 8443)")
+    run.add_argument("--name", help="display name (default: the host name)")
+    run.add_argument("--kit-model", help="kit model shown to technicians (default: from DMI)")
+    run.add_argument("--mdns-interface", dest="mdns_interfaces", action="append", metavar="IP",
+                     help="announce only on this address (repeatable); default: every interface")
+    run.add_argument("--no-mdns", dest="mdns", action="store_const", const=False,
+                     help="do not announce over mDNS")
+
+    code = command("pair-code", "show a one-time pairing code for adopting this kit")
+    code.add_argument("--ttl", type=float, default=600.0, help="seconds the code stays valid")
+    code.add_argument("--json", action="store_true", help="print JSON")
+
+    ident = command("identity", "print the kit's device ID")
+    ident.add_argument("--regenerate", action="store_true",
+                       help="make a new key and certificate: every app must adopt the kit again")
+    ident.add_argument("--json", action="store_true", help="print JSON")
+
+    facts = command("facts", "print the hardware facts the agent reports")
+    facts.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _setup_logging(data_dir: Path) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers.append(logging.handlers.RotatingFileHandler(
+        data_dir / "agent.log", maxBytes=1 << 20, backupCount=3))
+    logging.basicConfig(level=logging.INFO, handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agent.config import Settings
+    from agent.server import run
+
+    flags = {k: getattr(args, k) for k in
+             ("host", "port", "name", "kit_model", "mdns_interfaces", "mdns")}
+    settings = Settings.resolve(args.data_dir, flags)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _setup_logging(settings.data_dir)
+    run(settings)
+    return 0
+
+
+def _pair_code(args: argparse.Namespace) -> int:
+    from agent.auth.pairing import new_code
+    from agent.db import Database
+    from agent.identity import load_or_create
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    identity = load_or_create(args.data_dir)
+    db = Database.open(args.data_dir)
+    try:
+        code = new_code(db, identity.device_id, args.ttl)
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps({"code": code.display, "expires_at": code.expires_at,
+                          "device_id": identity.device_id}))
+    else:
+        minutes = max(1, round((code.expires_at - time.time()) / 60))
+        print(f"Pairing code: {code.display}")
+        print(f"Device ID:    {identity.display_id}")
+        print(f"Valid for {minutes} min, once. On the laptop: kitfleet adopt <kit> --code {code.display}")
+    return 0
+
+
+def _identity(args: argparse.Namespace) -> int:
+    from agent.identity import load_or_create, regenerate
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    identity = regenerate(args.data_dir) if args.regenerate else load_or_create(args.data_dir)
+    if args.json:
+        print(json.dumps({"device_id": identity.device_id, "display": identity.display_id,
+                          "certificate": str(identity.cert_path)}))
+    else:
+        print(identity.device_id)
+    return 0
+
+
+def _facts(args: argparse.Namespace) -> int:
+    from agent.facts import collect_all
+
+    facts = collect_all(args.data_dir if args.data_dir.exists() else None)
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    for family, values in facts.items():
+        print(f"[{family}]")
+        for key, value in values.items():
+            print(f"  {key}: {value if not isinstance(value, (dict, list)) else json.dumps(value)}")
+    return 0
+
+
+_COMMANDS = {"run": _run, "pair-code": _pair_code, "identity": _identity, "facts": _facts}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except PermissionError as exc:
+        print(f"kitfleet-agent: {exc.filename}: permission denied; "
+              "run as the agent's user or pass --data-dir", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The agent's settings, each declared once with type, default and description.
+
+Search order: command-line flag, then environment (`KITFLEET_AGENT_<NAME>`),
+then `agent.json` in the data dir, then the default below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "agent.json"
+ENV_PREFIX = "KITFLEET_AGENT_"
+
+
+def _meta(description: str) -> dict[str, str]:
+    return {"description": description}
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(metadata=_meta("where identity, database, models and jobs live"))
+    host: str = field(default="0.0.0.0", metadata=_meta("address the HTTPS API listens on"))
+    port: int = field(default=8443, metadata=_meta("TCP port of the API; 0 picks a free one"))
+    name: str = field(default_factory=socket.gethostname, metadata=_meta("display name of the kit"))
+    kit_model: str = field(default="", metadata=_meta("kit model shown to technicians; DMI if empty"))
+    mdns: bool = field(default=True, metadata=_meta("announce the kit over mDNS"))
+    mdns_interfaces: list[str] = field(
+        default_factory=list,
+        metadata=_meta("addresses to announce on; empty means every interface (field use)"),
+    )
+    metrics_interval_s: float = field(default=10.0, metadata=_meta("seconds between metric samples"))
+    metrics_capacity: int = field(default=8640, metadata=_meta("samples kept in the on-disk ring"))
+    max_body_bytes: int = field(default=1 << 20, metadata=_meta("largest JSON request body accepted"))
+
+    @classmethod
+    def resolve(cls, data_dir: Path, flags: dict[str, Any]) -> Settings:
+        """Merge flag > environment > data-dir file > default, checking types."""
+        from_file = _read_file(data_dir / CONFIG_FILE)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "data_dir":
+                continue
+            env = os.environ.get(ENV_PREFIX + f.name.upper())
+            if flags.get(f.name) is not None:
+                values[f.name] = flags[f.name]
+            elif env is not None:
+                values[f.name] = _parse(f.name, str(f.type), env)
+            elif f.name in from_file:
+                values[f.name] = from_file[f.name]
+        return cls(data_dir=data_dir, **values)
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        return {
+            f.name: {"value": str(getattr(self, f.name)), "description": f.metadata["description"]}
+            for f in fields(self)
+        }
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"cannot read {path}: {exc}; fix or remove the file") from exc
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path} must hold a JSON object of settings")
+    return data
+
+
+def _parse(name: str, type_name: str, raw: str) -> Any:
+    try:
+        if type_name == "bool":
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name.startswith("list"):
+            return [item.strip() for item in raw.split(",") if item.strip()]
+    except ValueError as exc:
+        raise SystemExit(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type_name}") from exc
+    return raw

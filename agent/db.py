@@ -1,0 +1,111 @@
+"""The agent's SQLite database: WAL, durable commits, versioned schema.
+
+Each upgrade step moves `PRAGMA user_version` forward by one, so a kit that
+has been away for several releases upgrades in place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DB_FILE = "agent.db"
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: trust (tokens, pairing) and the metrics ring
+    """
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('viewer', 'operator', 'admin')),
+        created_at REAL NOT NULL,
+        last_used_at REAL,
+        revoked_at REAL
+    );
+    CREATE TABLE pairing_code (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE pairing_lock (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        failures INTEGER NOT NULL DEFAULT 0,
+        lockouts INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL NOT NULL DEFAULT 0
+    );
+    INSERT INTO pairing_lock (id) VALUES (1);
+    CREATE TABLE metrics (
+        slot INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        cpu_percent REAL NOT NULL,
+        memory_percent REAL NOT NULL,
+        disk_percent REAL NOT NULL,
+        temperature_c REAL
+    );
+    CREATE INDEX metrics_ts ON metrics (ts);
+    """,
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class Database:
+    """One connection shared by the agent's threads, serialised by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit that returned is on disk, even after power loss.
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    @classmethod
+    def open(cls, data_dir: Path) -> Database:
+        return cls(data_dir / DB_FILE)
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema {version}, newer than this agent ({SCHEMA_VERSION}); "
+                    "upgrade kitfleet-agent"
+                )
+            for step in range(version, SCHEMA_VERSION):
+                # One script per step, so a step is applied whole or not at all.
+                self._conn.executescript(
+                    f"BEGIN IMMEDIATE;{_MIGRATIONS[step]};PRAGMA user_version = {step + 1};COMMIT;"
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

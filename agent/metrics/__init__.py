@@ -1,0 +1,1 @@
+"""Periodic samples of CPU, memory, disk and temperature, kept in an on-disk ring."""

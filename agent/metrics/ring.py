@@ -1,0 +1,64 @@
+"""A bounded ring of metric samples in the agent's database; it survives restarts.
+
+Sample number `seq` lands in slot `seq % capacity`, so the table never grows
+past `capacity` rows and the oldest sample is overwritten first.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+
+from agent.api.schemas import MetricSample
+from agent.db import Database
+from agent.facts.thermal import max_temperature_c
+
+
+class MetricRing:
+    def __init__(self, db: Database, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("the metrics ring needs room for at least one sample")
+        self._db = db
+        self.capacity = capacity
+        row = db.query("SELECT MAX(seq) FROM metrics")[0]
+        self._next_seq = (row[0] + 1) if row[0] is not None else 0
+
+    def append(self, sample: MetricSample) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO metrics "
+                "(slot, seq, ts, cpu_percent, memory_percent, disk_percent, temperature_c) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self._next_seq % self.capacity, self._next_seq, sample.ts, sample.cpu_percent,
+                    sample.memory_percent, sample.disk_percent, sample.temperature_c,
+                ),
+            )
+        self._next_seq += 1
+
+    def since(self, ts: float, limit: int) -> list[MetricSample]:
+        rows = self._db.query(
+            "SELECT ts, cpu_percent, memory_percent, disk_percent, temperature_c "
+            "FROM metrics WHERE ts > ? ORDER BY seq LIMIT ?",
+            (ts, limit),
+        )
+        return [MetricSample(**dict(row)) for row in rows]
+
+    def latest(self) -> MetricSample | None:
+        rows = self._db.query(
+            "SELECT ts, cpu_percent, memory_percent, disk_percent, temperature_c "
+            "FROM metrics ORDER BY seq DESC LIMIT 1"
+        )
+        return MetricSample(**dict(rows[0])) if rows else None
+
+
+def take_sample(disk_path: str) -> MetricSample:
+    """Read the kit's figures now. cpu_percent is since the previous call."""
+    return MetricSample(
+        ts=time.time(),
+        cpu_percent=psutil.cpu_percent(interval=None),
+        memory_percent=psutil.virtual_memory().percent,
+        disk_percent=psutil.disk_usage(disk_path).percent,
+        temperature_c=max_temperature_c(),
+    )

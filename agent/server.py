@@ -1,0 +1,114 @@
+"""Run the agent: HTTPS API, mDNS announcement and metrics sampling in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from agent import __version__
+from agent.api.app import Lifespan, create_app
+from agent.api.schemas import TxtRecord
+from agent.api.state import AgentState
+from agent.config import Settings
+from agent.identity import load_or_create
+from agent.mdns import Advertiser
+from agent.metrics.ring import take_sample
+from agent.storage import write_atomic
+
+log = logging.getLogger(__name__)
+PORT_FILE = "agent.port"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves so `--port 0` can report the port it got."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}; "
+                         "choose another --port (0 picks a free one)") from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _sample_forever(state: AgentState) -> None:
+    disk = str(state.settings.data_dir)
+    take_sample(disk)  # primes psutil's CPU counter
+    while True:
+        await asyncio.sleep(state.settings.metrics_interval_s)
+        sample = await asyncio.to_thread(take_sample, disk)
+        await asyncio.to_thread(state.metrics.append, sample)
+
+
+def _lifespan(state: AgentState, port: int) -> Lifespan:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        settings = state.settings
+        advertiser: Advertiser | None = None
+        if settings.mdns:
+            txt = TxtRecord(device_id=state.identity.device_id, name=settings.name,
+                            kit_model=settings.kit_model, agent_version=__version__)
+            advertiser = Advertiser(txt, port, settings.mdns_interfaces)
+            await advertiser.async_start()
+        sampler = asyncio.create_task(_sample_forever(state))
+        try:
+            yield
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            if advertiser is not None:
+                await advertiser.async_stop()
+            state.db.close()
+            log.info("agent stopped cleanly")
+
+    return lifespan
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT, then withdraw the mDNS record and close the database."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    identity = load_or_create(settings.data_dir)
+    sock = bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    write_atomic(settings.data_dir / PORT_FILE, f"{port}\n".encode())
+    state = AgentState.open(settings, identity)
+    log.info("kitfleet-agent %s, device %s, listening on https://%s:%d",
+             __version__, identity.display_id, settings.host, port)
+    config = uvicorn.Config(
+        create_app(state, _lifespan(state, port)),
+        ssl_certfile=str(identity.cert_path),
+        ssl_keyfile=str(identity.key_path),
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=15,
+        limit_concurrency=512,
+        timeout_graceful_shutdown=10,
+    )
+    # uvicorn re-raises the signal that stopped it once it has shut down; turn SIGTERM
+    # into a normal exit so service managers and scripts see status 0 after a clean stop.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def read_port(data_dir: Path) -> int | None:
+    try:
+        return int((data_dir / PORT_FILE).read_text())
+    except (OSError, ValueError):
+        return None

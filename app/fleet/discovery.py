@@ -1,0 +1,123 @@
+"""Find kits announcing `_kitfleet._tcp.local.` with an AsyncZeroconf browser.
+
+What a kit announces is a hint: the app trusts only the certificate it pinned.
+Pass explicit interfaces (e.g. 127.0.0.1) everywhere but real field use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from agent.api.schemas import SERVICE_TYPE, TxtRecord
+
+__all__ = ["Announcement", "Browser", "async_discover"]
+
+
+@dataclass(frozen=True)
+class Announcement:
+    instance: str
+    device_id: str
+    name: str
+    kit_model: str
+    api_version: str
+    agent_version: str
+    addresses: tuple[str, ...]
+    port: int
+    seen_at: float = field(default_factory=time.time, compare=False)
+
+    @property
+    def host(self) -> str:
+        return self.addresses[0]
+
+
+Listener = Callable[[str, Announcement | None], None]  # (instance, announcement or None if gone)
+
+
+class Browser:
+    """Keeps browsing until closed, telling `listener` about kits that come and go."""
+
+    def __init__(self, interfaces: list[str], listener: Listener) -> None:
+        self._interfaces = interfaces
+        self._listener = listener
+        self._zc: AsyncZeroconf | None = None
+        self._browser: AsyncServiceBrowser | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.kits: dict[str, Announcement] = {}
+
+    async def async_start(self) -> None:
+        if self._interfaces:
+            self._zc = AsyncZeroconf(interfaces=list(self._interfaces),
+                                     ip_version=_ip_version(self._interfaces))
+        else:  # field use only
+            self._zc = AsyncZeroconf()
+        self._browser = AsyncServiceBrowser(self._zc.zeroconf, SERVICE_TYPE,
+                                            handlers=[self._on_change])
+
+    def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str,
+                   state_change: ServiceStateChange) -> None:
+        if state_change is ServiceStateChange.Removed:
+            self.kits.pop(name, None)
+            self._listener(name, None)
+            return
+        task = asyncio.ensure_future(self._resolve(zeroconf, service_type, name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
+        info = AsyncServiceInfo(service_type, name)
+        if not await info.async_request(zeroconf, 3000):
+            return
+        addresses = tuple(info.parsed_scoped_addresses())
+        if not addresses or info.port is None:
+            return
+        txt = TxtRecord.from_properties(info.properties)
+        announcement = Announcement(
+            instance=name, device_id=txt.device_id, name=txt.name, kit_model=txt.kit_model,
+            api_version=txt.api_version, agent_version=txt.agent_version,
+            addresses=addresses, port=info.port,
+        )
+        self.kits[name] = announcement
+        self._listener(name, announcement)
+
+    async def async_close(self) -> None:
+        if self._browser is not None:
+            await self._browser.async_cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._zc is not None:
+            await self._zc.async_close()
+        self._browser = self._zc = None
+
+
+async def async_discover(
+    interfaces: list[str], timeout: float, stop_when: Callable[[Announcement], bool] | None = None,
+) -> list[Announcement]:
+    """Browse for `timeout` seconds (or until `stop_when` matches) and return what was seen."""
+    found = asyncio.Event()
+
+    def listener(_: str, announcement: Announcement | None) -> None:
+        if announcement is not None and stop_when is not None and stop_when(announcement):
+            found.set()
+
+    browser = Browser(interfaces, listener)
+    await browser.async_start()
+    try:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(found.wait(), timeout)
+        return sorted(browser.kits.values(), key=lambda a: (a.name, a.device_id))
+    finally:
+        await browser.async_close()
+
+
+def _ip_version(addresses: list[str]) -> IPVersion:
+    versions = {ipaddress.ip_address(a).version for a in addresses}
+    return IPVersion.V4Only if versions == {4} else (
+        IPVersion.V6Only if versions == {6} else IPVersion.All)

@@ -1,0 +1,133 @@
+"""The app's offline inventory: every kit's pinned identity, token and last-known state.
+
+SQLite through sqlite-utils, schema versioned with `PRAGMA user_version`.
+The file holds bearer tokens, so it is created readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from app.fleet.errors import KitNotFound
+
+DB_FILE = "inventory.db"
+
+
+@dataclass
+class Kit:
+    device_id: str
+    name: str
+    host: str
+    port: int
+    cert_pem: str
+    token: str = ""
+    token_id: str = ""
+    scope: str = "admin"
+    kit_model: str = ""
+    agent_version: str = ""
+    state: str = "adopted"  # adopted | identity_changed
+    adopted_at: float = 0.0
+    last_seen_at: float | None = None
+    last_error: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("kits").create(
+        {f.name: (float if f.name in ("adopted_at", "last_seen_at") else
+                  int if f.name == "port" else str) for f in fields(Kit)},
+        pk="device_id",
+    )
+    db.table("facts").create({"device_id": str, "collected_at": float, "data": str}, pk="device_id",
+                       foreign_keys=[("device_id", "kits", "device_id")])
+
+
+_MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+
+
+class Inventory:
+    def __init__(self, home: Path) -> None:
+        path = home / DB_FILE
+        if not path.exists():
+            path.touch(mode=0o600)
+        self.db = sqlite_utils.Database(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(_MIGRATIONS):
+            raise SystemExit(f"{self.db.conn} was written by a newer kitfleet; upgrade the app")
+        for step in range(version, len(_MIGRATIONS)):
+            with self.db.conn:
+                _MIGRATIONS[step](self.db)
+                self.db.execute(f"PRAGMA user_version = {step + 1}")
+
+    @property
+    def app_id(self) -> str:
+        """This installation's identity, shown to kits when pairing."""
+        rows = list(self.db.table("meta").rows_where("key = ?", ["app_id"]))
+        if rows:
+            return str(rows[0]["value"])
+        app_id = f"app-{uuid.uuid4().hex}"
+        self.db.table("meta").insert({"key": "app_id", "value": app_id})
+        return app_id
+
+    def save(self, kit: Kit) -> None:
+        self.db.table("kits").upsert(asdict(kit), pk="device_id")
+
+    def update(self, device_id: str, **changes: Any) -> None:
+        self.db.table("kits").update(device_id, changes)
+
+    def kits(self) -> list[Kit]:
+        return [Kit(**row) for row in self.db.table("kits").rows_where(order_by="name")]
+
+    def get(self, device_id: str) -> Kit:
+        rows = list(self.db.table("kits").rows_where("device_id = ?", [device_id]))
+        if not rows:
+            raise KitNotFound(f"no kit with device ID {device_id} in the inventory")
+        return Kit(**rows[0])
+
+    def resolve(self, ref: str) -> Kit:
+        """Find a kit by name, full device ID or a prefix of its shown ID (`7QXM-2K4D`)."""
+        kits = self.kits()
+        key = ref.replace("-", "").lower()
+        matches = [k for k in kits if k.name.lower() == ref.lower()] or [
+            k for k in kits if len(key) >= 4 and k.device_id.startswith(key)
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            known = ", ".join(k.name for k in kits) or "none yet; adopt one with `kitfleet adopt`"
+            raise KitNotFound(f"no kit called {ref!r} in the inventory (known kits: {known})")
+        names = ", ".join(f"{k.name} ({k.device_id[:8]})" for k in matches)
+        raise KitNotFound(f"{ref!r} matches several kits: {names}; give more of the device ID")
+
+    def save_facts(self, device_id: str, facts: dict[str, Any]) -> None:
+        self.db.table("facts").upsert(
+            {"device_id": device_id, "collected_at": time.time(), "data": json.dumps(facts)},
+            pk="device_id",
+        )
+
+    def last_facts(self, device_id: str) -> tuple[dict[str, Any], float] | None:
+        rows = list(self.db.table("facts").rows_where("device_id = ?", [device_id]))
+        if not rows:
+            return None
+        return json.loads(rows[0]["data"]), float(rows[0]["collected_at"])
+
+    def close(self) -> None:
+        self.db.close()
+

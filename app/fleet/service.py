@@ -1,0 +1,184 @@
+"""Fleet services shared by the CLI and the window: discover, adopt, status, facts."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from agent.api.schemas import PairRequest, pair_key, pair_proof
+from app.fleet.client import KitClient
+from app.fleet.discovery import Announcement, async_discover
+from app.fleet.errors import AdoptionRefused, IdentityChanged, KitNotFound, KitUnreachable
+from app.fleet.inventory import Inventory, Kit
+from app.fleet.settings import AppSettings
+from app.fleet.tls import async_fetch_certificate
+
+T = TypeVar("T")
+Status = Literal["online", "offline", "identity_changed"]
+Marking = Literal["adopted", "unadopted", "identity_changed"]
+
+
+@dataclass(frozen=True)
+class KitStatus:
+    kit: Kit
+    status: Status
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class FactsResult:
+    kit: Kit
+    families: dict[str, Any]
+    collected_at: float
+    live: bool
+    detail: str = ""
+
+
+class Fleet:
+    def __init__(self, settings: AppSettings) -> None:
+        self.settings = settings
+        self.inventory = Inventory(settings.home)
+
+    def close(self) -> None:
+        self.inventory.close()
+
+    # discovery ----------------------------------------------------------------
+
+    async def async_discover(self, timeout: float) -> list[Announcement]:
+        return await async_discover(self.settings.mdns_interfaces, timeout)
+
+    def marking(self, announcement: Announcement) -> Marking:
+        """How an announcement relates to the inventory (a hint, not a verification)."""
+        kits = self.inventory.kits()
+        for kit in kits:
+            if kit.device_id == announcement.device_id:
+                return "identity_changed" if kit.state == "identity_changed" else "adopted"
+        same_place = [k for k in kits if k.name == announcement.name or
+                      (k.host in announcement.addresses and k.port == announcement.port)]
+        return "identity_changed" if same_place else "unadopted"
+
+    def note_announcement(self, announcement: Announcement) -> Kit | None:
+        """Follow an adopted kit to a new address; the pinned certificate still guards it."""
+        try:
+            kit = self.inventory.get(announcement.device_id)
+        except KitNotFound:
+            return None
+        if (kit.host, kit.port) != (announcement.host, announcement.port):
+            self.inventory.update(kit.device_id, host=announcement.host, port=announcement.port)
+            kit = self.inventory.get(kit.device_id)
+        return kit
+
+    # adoption -----------------------------------------------------------------
+
+    async def async_adopt(self, ref: str, code: str, discover_timeout: float = 3.0) -> Kit:
+        """Adopt a kit named by device ID, name or HOST:PORT, proving the pairing code."""
+        target = await self._find_target(ref, discover_timeout)
+        host, port = target.host, target.port
+        try:
+            cert_pem, device_id = await async_fetch_certificate(
+                host, port, self.settings.request_timeout_s)
+        except OSError as exc:
+            raise KitUnreachable(f"cannot reach {host}:{port} to adopt it: {exc}") from exc
+        if target.device_id and target.device_id != device_id:
+            raise AdoptionRefused(
+                f"{target.name} announces device {target.device_id[:16]}… but the server at "
+                f"{host}:{port} presents {device_id[:16]}…; refusing to adopt a possible impostor")
+        nonce = secrets.token_hex(16)
+        app_id = self.inventory.app_id
+        key = await asyncio.to_thread(pair_key, code, device_id)
+        request = PairRequest(app_id=app_id, app_name="kitfleet", nonce=nonce,
+                              proof=pair_proof(key, device_id, app_id, nonce))
+        async with KitClient(target.name or host, host, port, cert_pem, device_id,
+                             timeout=self.settings.request_timeout_s) as client:
+            answer = await client.pair(request)
+            health = await client.health()
+        kit = Kit(device_id=device_id, name=answer.name, host=host, port=port,
+                  cert_pem=cert_pem, token=answer.token, token_id=answer.token_id,
+                  scope=answer.scope, kit_model=target.kit_model,
+                  agent_version=health.version, adopted_at=time.time(),
+                  last_seen_at=time.time())
+        self.inventory.save(kit)
+        return kit
+
+    async def _find_target(self, ref: str, timeout: float) -> Announcement:
+        host, sep, port = ref.rpartition(":")
+        if sep and port.isdigit():
+            return Announcement("", "", host, "", "", "", (host.strip("[]"),), int(port))
+        key = ref.replace("-", "").lower()
+
+        def matches(a: Announcement) -> bool:
+            return a.name.lower() == ref.lower() or (len(key) >= 4 and a.device_id.startswith(key))
+
+        seen = await async_discover(self.settings.mdns_interfaces, timeout, stop_when=matches)
+        hits = [a for a in seen if matches(a)]
+        if len({a.device_id for a in hits}) > 1:
+            raise KitNotFound(f"{ref!r} matches several announcing kits; use the device ID")
+        if not hits:
+            names = ", ".join(a.name for a in seen) or "none"
+            raise KitNotFound(f"no kit called {ref!r} is announcing (seen: {names}); "
+                              "check it is on this network, or give HOST:PORT")
+        return hits[0]
+
+    # talking to adopted kits --------------------------------------------------
+
+    def client(self, kit: Kit) -> KitClient:
+        if kit.state == "identity_changed":
+            raise IdentityChanged(kit.name, kit.device_id, "(see kits)")
+        return KitClient(kit.name, kit.host, kit.port, kit.cert_pem, kit.device_id,
+                         token=kit.token, timeout=self.settings.request_timeout_s)
+
+    async def async_call(self, kit: Kit, call: Callable[[KitClient], Awaitable[T]]) -> T:
+        """Run one API call, keeping the inventory's view of the kit up to date."""
+        try:
+            async with self.client(kit) as client:
+                result = await call(client)
+        except IdentityChanged as exc:
+            if kit.state != "identity_changed":
+                self.inventory.update(kit.device_id, state="identity_changed", last_error=str(exc))
+            raise
+        except KitUnreachable as exc:
+            self.inventory.update(kit.device_id, last_error=str(exc))
+            raise
+        self.inventory.update(kit.device_id, last_seen_at=time.time(), last_error="")
+        return result
+
+    async def async_status(self, kit: Kit) -> KitStatus:
+        try:
+            health = await self.async_call(kit, lambda c: c.health())
+        except IdentityChanged as exc:
+            return KitStatus(self.inventory.get(kit.device_id), "identity_changed", str(exc))
+        except KitUnreachable as exc:
+            return KitStatus(self.inventory.get(kit.device_id), "offline", str(exc))
+        if health.version != kit.agent_version:
+            self.inventory.update(kit.device_id, agent_version=health.version)
+        return KitStatus(self.inventory.get(kit.device_id), "online")
+
+    async def async_statuses(self, kits: Iterable[Kit] | None = None) -> list[KitStatus]:
+        kits = list(self.inventory.kits() if kits is None else kits)
+        return await self._bounded([functools.partial(self.async_status, k) for k in kits])
+
+    async def async_facts(self, kit: Kit) -> FactsResult:
+        """Live facts when the kit answers, else the last-known ones marked as such."""
+        try:
+            facts = await self.async_call(kit, lambda c: c.facts())
+        except (KitUnreachable, IdentityChanged) as exc:
+            known = self.inventory.last_facts(kit.device_id)
+            if known is None:
+                raise
+            return FactsResult(kit, known[0], known[1], live=False, detail=str(exc))
+        self.inventory.save_facts(kit.device_id, facts.families)
+        return FactsResult(kit, facts.families, facts.collected_at, live=True)
+
+    async def _bounded(self, calls: list[Callable[[], Awaitable[T]]]) -> list[T]:
+        limit = asyncio.Semaphore(self.settings.poll_concurrency)
+
+        async def run(call: Callable[[], Awaitable[T]]) -> T:
+            async with limit:
+                return await call()
+
+        return list(await asyncio.gather(*(run(c) for c in calls)))
