@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import ssl
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from agent.api.schemas import device_id_from_der, format_device_id
 from agent.storage import write_atomic
@@ -42,6 +40,19 @@ def load_or_create(data_dir: Path) -> Identity:
     return Identity(cert_path, key_path, _device_id(cert_path))
 
 
+def load_or_create_lean(data_dir: Path) -> Identity:
+    """Like load_or_create, but a missing identity is made in a child process.
+
+    The daemon then never imports `cryptography` (~11 MB of RSS for the life of
+    the process) just to write two files once.
+    """
+    if not ((data_dir / CERT_FILE).exists() and (data_dir / KEY_FILE).exists()):
+        program = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "agent"]
+        subprocess.run([*program, "identity", "--data-dir", str(data_dir)],
+                       check=True, stdout=subprocess.DEVNULL)
+    return load_or_create(data_dir)
+
+
 def regenerate(data_dir: Path) -> Identity:
     """Replace the kit's identity. Every app that adopted it will see 'identity changed'."""
     _generate(data_dir / CERT_FILE, data_dir / KEY_FILE)
@@ -49,11 +60,16 @@ def regenerate(data_dir: Path) -> Identity:
 
 
 def _device_id(cert_path: Path) -> str:
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    return device_id_from_der(cert.public_bytes(serialization.Encoding.DER))
+    return device_id_from_der(ssl.PEM_cert_to_DER_cert(cert_path.read_text()))
 
 
 def _generate(cert_path: Path, key_path: Path) -> None:
+    # Imported here: `cryptography` costs ~9 MB of RSS and is needed once per kit.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([
         x509.NameAttribute(NameOID.COMMON_NAME, f"kitfleet-agent {socket.gethostname()}"),

@@ -1,4 +1,4 @@
-"""Run the agent: HTTPS API, mDNS announcement and metrics sampling in one event loop."""
+"""Run the agent: mDNS announcement, then the HTTPS API and metrics sampling."""
 
 from __future__ import annotations
 
@@ -9,19 +9,21 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
-
-import uvicorn
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.api.app import Lifespan, create_app
 from agent.api.schemas import TxtRecord
-from agent.api.state import AgentState
 from agent.config import Settings
-from agent.identity import load_or_create
+from agent.identity import Identity, load_or_create_lean
 from agent.mdns import Advertiser
 from agent.metrics.ring import take_sample
 from agent.storage import write_atomic
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from agent.api.app import Lifespan
+    from agent.api.state import AgentState
 
 log = logging.getLogger(__name__)
 PORT_FILE = "agent.port"
@@ -52,16 +54,9 @@ async def _sample_forever(state: AgentState) -> None:
         await asyncio.to_thread(state.metrics.append, sample)
 
 
-def _lifespan(state: AgentState, port: int) -> Lifespan:
+def _lifespan(state: AgentState) -> Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        settings = state.settings
-        advertiser: Advertiser | None = None
-        if settings.mdns:
-            txt = TxtRecord(device_id=state.identity.device_id, name=settings.name,
-                            kit_model=settings.kit_model, agent_version=__version__)
-            advertiser = Advertiser(txt, port, settings.mdns_interfaces)
-            await advertiser.async_start()
         sampler = asyncio.create_task(_sample_forever(state))
         try:
             yield
@@ -69,26 +64,48 @@ def _lifespan(state: AgentState, port: int) -> Lifespan:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
-            if advertiser is not None:
-                await advertiser.async_stop()
-            state.db.close()
-            log.info("agent stopped cleanly")
 
     return lifespan
+
+
+def _advertise(settings: Settings, device_id: str, port: int) -> Advertiser | None:
+    if not settings.mdns:
+        return None
+    txt = TxtRecord(device_id=device_id, name=settings.name, kit_model=settings.kit_model,
+                    agent_version=__version__)
+    advertiser = Advertiser(txt, port, settings.mdns_interfaces)
+    advertiser.start()
+    return advertiser
 
 
 def run(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT, then withdraw the mDNS record and close the database."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    identity = load_or_create(settings.data_dir)
+    identity = load_or_create_lean(settings.data_dir)
     sock = bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     write_atomic(settings.data_dir / PORT_FILE, f"{port}\n".encode())
-    state = AgentState.open(settings, identity)
     log.info("kitfleet-agent %s, device %s, listening on https://%s:%d",
              __version__, identity.display_id, settings.host, port)
+    advertiser = _advertise(settings, identity.device_id, port)  # probes while we import
+    try:
+        _serve(settings, identity, sock)
+    finally:
+        if advertiser is not None:
+            advertiser.stop()
+        log.info("agent stopped cleanly")
+
+
+def _serve(settings: Settings, identity: Identity, sock: socket.socket) -> None:
+    # The web stack is imported only now, so mDNS probing overlaps its import time.
+    import uvicorn
+
+    from agent.api.app import create_app
+    from agent.api.state import AgentState
+
+    state = AgentState.open(settings, identity)
     config = uvicorn.Config(
-        create_app(state, _lifespan(state, port)),
+        create_app(state, _lifespan(state)),
         ssl_certfile=str(identity.cert_path),
         ssl_keyfile=str(identity.key_path),
         log_level="warning",
@@ -100,7 +117,10 @@ def run(settings: Settings) -> None:
     # uvicorn re-raises the signal that stopped it once it has shut down; turn SIGTERM
     # into a normal exit so service managers and scripts see status 0 after a clean stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        state.db.close()
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
