@@ -1,0 +1,58 @@
+"""`kitfleet`: the desktop window with no arguments, or the same powers from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from app import __version__
+from app.cli import kits, models
+from app.cli.common import settings
+from app.fleet.errors import Error
+
+HANDLERS = {**kits.HANDLERS, **models.HANDLERS}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kitfleet", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kitfleet {__version__}")
+    parser.add_argument("--home", type=Path,
+                        help="the app's data dir (default $KITFLEET_HOME or the user data dir)")
+    parser.add_argument("--interface", dest="interfaces", action="append", metavar="IP",
+                        help="browse mDNS only on this address (repeatable; default: all)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if json_flag:
+            cmd.add_argument("--json", action="store_true", help="print JSON")
+        return cmd
+
+    kits.add_commands(command)
+    models.add_commands(command)
+    demo = command("demo", "start demo agents on loopback and use them end to end", False)
+    demo.add_argument("--screenshot", type=Path, help="where to save the window screenshot")
+    demo.add_argument("--offscreen", action="store_true",
+                      help="never show a window (default when there is no display)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        from app.gui.main import run_gui
+
+        return run_gui(settings(args))
+    if args.command == "demo":
+        from app.demo import run_demo
+
+        return run_demo(screenshot=args.screenshot, offscreen=args.offscreen)
+    try:
+        return asyncio.run(HANDLERS[args.command](args))
+    except Error as exc:
+        print(f"kitfleet: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

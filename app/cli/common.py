@@ -1,0 +1,37 @@
+"""Helpers every CLI command shares: settings, the fleet, output as text or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from app.fleet.service import Fleet
+from app.fleet.settings import AppSettings
+
+
+def settings(args: argparse.Namespace) -> AppSettings:
+    interfaces = (getattr(args, "sub_interfaces", None) or []) + (args.interfaces or [])
+    return AppSettings.resolve(args.home, interfaces or None)
+
+
+def open_fleet(args: argparse.Namespace) -> Fleet:
+    return Fleet(settings(args))
+
+
+def emit(args: argparse.Namespace, data: Any, lines: list[str]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print("\n".join(lines))
+
+
+def age(ts: float | None) -> str:
+    if not ts:
+        return "never"
+    seconds = max(0, time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"

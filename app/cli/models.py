@@ -1,0 +1,140 @@
+"""Model commands: deploy, models list|activate|rollback|delete, infer."""
+
+from __future__ import annotations
+
+import argparse
+import mimetypes
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.api.schemas import InferResult
+from app.cli.common import emit, open_fleet
+from app.cli.types import CommandFactory, Handler
+from app.fleet.deploy import Progress, async_deploy
+from app.fleet.errors import Error
+
+
+def add_commands(command: CommandFactory) -> None:
+    deploy = command("deploy", "send a model package to one or more kits")
+    deploy.add_argument("model", type=Path, help="MODEL.onnx with MODEL.manifest.json beside it")
+    deploy.add_argument("--kit", dest="kits", action="append", required=True,
+                        help="kit name or device ID (repeatable)")
+    deploy.add_argument("--activate", action="store_true", help="serve it once installed")
+
+    models = command("models", "models on a kit: list, activate, rollback, delete")
+    models.add_argument("action", choices=["list", "activate", "rollback", "delete"])
+    models.add_argument("kit", help="kit name or device ID")
+    models.add_argument("name", nargs="?", help="model name (activate, rollback, delete)")
+    models.add_argument("version", nargs="?", help="version (activate, delete)")
+    models.add_argument("--force", action="store_true", help="delete even the serving version")
+
+    infer = command("infer", "run an image or .npy tensor through a kit's serving model")
+    infer.add_argument("kit", help="kit name or device ID")
+    infer.add_argument("model", help="model name")
+    infer.add_argument("input", type=Path, help="image (JPEG/PNG) or tensor (.npy)")
+    infer.add_argument("--version", help="a specific installed version (default: the serving one)")
+    infer.add_argument("--top-k", type=int, default=5)
+    infer.add_argument("--out", type=Path, help="where to write a raw model's outputs (.npz)")
+
+
+class _ProgressLine:
+    """One line per kit on a terminal, updated in place; plain lines otherwise."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+
+    def __call__(self, p: Progress) -> None:
+        pct = 100 * p.sent // p.total if p.total else 100
+        text = f"{p.kit}: {p.stage} {pct}%" + (f" ({p.message})" if p.message else "")
+        if self._last.get(p.kit) == text or (p.stage == "uploading" and pct % 10 and pct != 100):
+            return
+        self._last[p.kit] = text
+        print(text, file=sys.stderr, flush=True)
+
+
+async def _deploy(args: argparse.Namespace) -> int:
+    fleet = open_fleet(args)
+    try:
+        kits = [fleet.inventory.resolve(ref) for ref in args.kits]
+        outcomes = await async_deploy(fleet, args.model, kits, args.activate,
+                                      None if args.json else _ProgressLine())
+    finally:
+        fleet.close()
+    rows = [{"kit": o.kit.name, "ok": o.ok, "message": o.message, "int8_advice": o.advice,
+             "active_version": o.info.active_version if o.info else None} for o in outcomes]
+    lines = [f"{'ok    ' if o.ok else 'FAILED'} {o.kit.name}: {o.message}" for o in outcomes]
+    lines += [o.advice for o in outcomes if o.advice]
+    emit(args, rows, lines)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+async def _models(args: argparse.Namespace) -> int:
+    if args.action != "list" and not args.name:
+        raise Error(f"`kitfleet models {args.action}` needs a model name")
+    if args.action in ("activate", "delete") and not args.version:
+        raise Error(f"`kitfleet models {args.action}` needs a version")
+    fleet = open_fleet(args)
+    try:
+        kit = fleet.inventory.resolve(args.kit)
+        if args.action == "activate":
+            await fleet.async_call(kit, lambda c: c.activate(args.name, args.version))
+        elif args.action == "rollback":
+            await fleet.async_call(kit, lambda c: c.rollback(args.name))
+        elif args.action == "delete":
+            await fleet.async_call(kit, lambda c: c.delete_version(args.name, args.version, args.force))
+        infos = await fleet.async_call(kit, lambda c: c.models())
+    finally:
+        fleet.close()
+    lines = []
+    for info in infos:
+        for v in info.versions:
+            mark = "*" if v.active else ("<" if v.version == info.previous_version else " ")
+            lines.append(f"{mark} {info.name:<20} {v.version:<16} {v.precision:<5} {v.size_bytes:>10} "
+                         f"{v.sha256[:12]}")
+    emit(args, [i.model_dump() for i in infos],
+         lines or [f"no models on {kit.name}"] + (["(* serving, < previous)"] if lines else []))
+    return 0
+
+
+async def _infer(args: argparse.Namespace) -> int:
+    payload, content_type = _read_input(args.input)
+    fleet = open_fleet(args)
+    try:
+        kit = fleet.inventory.resolve(args.kit)
+        result = await fleet.async_call(kit, lambda c: c.infer(
+            args.model, payload, content_type, args.version, args.top_k))
+    finally:
+        fleet.close()
+    if isinstance(result, bytes):
+        out = args.out or args.input.with_suffix(".out.npz")
+        out.write_bytes(result)
+        emit(args, {"outputs": str(out)}, [f"raw outputs written to {out}"])
+        return 0
+    emit(args, result.model_dump(), _result_lines(result))
+    return 0
+
+
+def _read_input(path: Path) -> tuple[bytes, str]:
+    if not path.is_file():
+        raise Error(f"{path} does not exist or is not a file")
+    if path.suffix.lower() == ".npy":
+        return path.read_bytes(), "application/x-npy"
+    content_type = mimetypes.guess_type(path.name)[0]
+    if content_type is None or not content_type.startswith("image/"):
+        raise Error(f"{path.name}: give a JPEG/PNG image or a .npy tensor")
+    return path.read_bytes(), content_type
+
+
+def _result_lines(result: InferResult) -> list[str]:
+    head = f"{result.model} {result.version} ({result.sha256[:12]}) in {result.latency_ms:.1f} ms"
+    rows: list[Any] = []
+    for c in result.classes or []:
+        rows.append(f"  {c.score:6.3f}  {c.label}")
+    for d in result.detections or []:
+        box = ", ".join(f"{v:.0f}" for v in d.box)
+        rows.append(f"  {d.score:6.3f}  {d.label:<12} [{box}]")
+    return [head, *rows] if rows else [head, "  (nothing above the threshold)"]
+
+
+HANDLERS: dict[str, Handler] = {"deploy": _deploy, "models": _models, "infer": _infer}
