@@ -36,6 +36,9 @@ class Settings:
     metrics_interval_s: float = field(default=10.0, metadata=_meta("seconds between metric samples"))
     metrics_capacity: int = field(default=8640, metadata=_meta("samples kept in the on-disk ring"))
     max_body_bytes: int = field(default=1 << 20, metadata=_meta("largest JSON request body accepted"))
+    max_model_bytes: int = field(default=4 << 30, metadata=_meta("largest model file accepted"))
+    max_infer_bytes: int = field(default=32 << 20, metadata=_meta("largest image or tensor to infer"))
+    session_cache: int = field(default=4, metadata=_meta("ONNX Runtime sessions kept loaded"))
 
     @classmethod
     def resolve(cls, data_dir: Path, flags: dict[str, Any]) -> Settings:

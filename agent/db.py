@@ -51,6 +51,23 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX metrics_ts ON metrics (ts);
     """,
+    # 2: resumable model uploads
+    """
+    CREATE TABLE uploads (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        activate INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('receiving', 'verifying', 'installed', 'failed')),
+        error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX uploads_model ON uploads (name, version, sha256);
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -63,16 +64,16 @@ class BodyLimit:
 
     Bodies are read up front (they are small JSON documents), so the route sees
     either the whole body or nothing; routes that stream large uploads opt out
-    by path prefix and enforce their own bound.
+    with `streams(path)` and enforce their own bound.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, streaming_prefixes: tuple[str, ...] = ()):
+    def __init__(self, app: ASGIApp, max_bytes: int, streams: Callable[[str], bool]) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.streaming_prefixes = streaming_prefixes
+        self.streams = streams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.streaming_prefixes):
+        if scope["type"] != "http" or self.streams(scope["path"]):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

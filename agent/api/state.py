@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.auth.tokens import TokenStore
 from agent.config import Settings
 from agent.db import Database
 from agent.identity import Identity
 from agent.metrics.ring import MetricRing
+from agent.models.store import ModelStore
+from agent.models.uploads import Uploads
+
+if TYPE_CHECKING:
+    from agent.models.sessions import SessionCache
 
 
 @dataclass
@@ -18,14 +25,33 @@ class AgentState:
     db: Database
     tokens: TokenStore
     metrics: MetricRing
+    models: ModelStore
+    uploads: Uploads
+    _sessions: SessionCache | None = None
+
+    @property
+    def sessions(self) -> SessionCache:
+        """Made on first use: ONNX Runtime is imported only once a model is run."""
+        if self._sessions is None:
+            from agent.models.sessions import SessionCache
+
+            self._sessions = SessionCache(self.settings.session_cache, None)
+        return self._sessions
+
+    def forget_session(self, model_path: Path) -> None:
+        if self._sessions is not None:
+            self._sessions.evict(model_path)
 
     @classmethod
     def open(cls, settings: Settings, identity: Identity) -> AgentState:
         db = Database.open(settings.data_dir)
+        models = ModelStore(settings.data_dir / "models")
         return cls(
             settings=settings,
             identity=identity,
             db=db,
             tokens=TokenStore(db),
             metrics=MetricRing(db, settings.metrics_capacity),
+            models=models,
+            uploads=Uploads(db, models, settings.max_model_bytes),
         )

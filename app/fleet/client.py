@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from agent.api.schemas import Facts, Health, Metrics, PairRequest, PairResponse
+from agent.api.schemas import (
+    Facts,
+    Health,
+    InferResult,
+    Manifest,
+    Metrics,
+    ModelInfo,
+    PairRequest,
+    PairResponse,
+    UploadRequest,
+    UploadStatus,
+)
 from app.fleet.errors import AgentError, IdentityChanged, KitUnreachable
 from app.fleet.tls import async_fetch_certificate, pinned_context
 
@@ -59,10 +71,58 @@ class KitClient:
     async def metrics(self, since: float = 0.0) -> Metrics:
         return Metrics.model_validate(await self._get("/v1/metrics", params={"since": since}))
 
+    # models -------------------------------------------------------------------
+
+    async def models(self) -> list[ModelInfo]:
+        return [ModelInfo.model_validate(m) for m in await self._get("/v1/models")]
+
+    async def start_upload(self, manifest: Manifest, activate: bool) -> UploadStatus:
+        body = UploadRequest(manifest=manifest, activate=activate).model_dump(mode="json")
+        return UploadStatus.model_validate(await self._call("POST", "/v1/uploads", json=body))
+
+    async def upload_status(self, upload_id: str) -> UploadStatus:
+        return UploadStatus.model_validate(await self._get(f"/v1/uploads/{upload_id}"))
+
+    async def send_upload(self, upload_id: str, offset: int,
+                          chunks: AsyncIterator[bytes]) -> UploadStatus:
+        headers = {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+        return UploadStatus.model_validate(await self._call(
+            "PATCH", f"/v1/uploads/{upload_id}", content=chunks, headers=headers,
+            timeout=httpx.Timeout(self._timeout, read=600.0)))
+
+    async def commit_upload(self, upload_id: str) -> ModelInfo:
+        return ModelInfo.model_validate(await self._call(
+            "POST", f"/v1/uploads/{upload_id}/commit", timeout=httpx.Timeout(self._timeout, read=600.0)))
+
+    async def activate(self, name: str, version: str) -> ModelInfo:
+        return ModelInfo.model_validate(await self._call(
+            "POST", f"/v1/models/{name}/activate", json={"version": version}))
+
+    async def rollback(self, name: str) -> ModelInfo:
+        return ModelInfo.model_validate(await self._call("POST", f"/v1/models/{name}/rollback"))
+
+    async def delete_version(self, name: str, version: str, force: bool = False) -> None:
+        await self._call("DELETE", f"/v1/models/{name}/versions/{version}",
+                         params={"force": str(force).lower()})
+
+    async def infer(self, name: str, payload: bytes, content_type: str,
+                    version: str | None = None, top_k: int = 5) -> InferResult | bytes:
+        """JSON result for classification/detection; the raw .npz bytes for raw models."""
+        params: dict[str, Any] = {"top_k": top_k} | ({"version": version} if version else {})
+        response = await self._request("POST", f"/v1/models/{name}/infer", content=payload,
+                                       params=params, headers={"Content-Type": content_type})
+        if response.headers.get("content-type", "").startswith("application/x-npz"):
+            return response.content
+        return InferResult.model_validate(response.json())
+
     async def _get(self, path: str, **kwargs: Any) -> Any:
         return await self._call("GET", path, **kwargs)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.ConnectError as exc:
@@ -77,7 +137,7 @@ class KitClient:
             raise KitUnreachable(f"{self.name} at {self.host}:{self.port}: {_reason(exc)}") from exc
         if response.status_code >= 400:
             raise _agent_error(response)
-        return response.json() if response.content else None
+        return response
 
     async def _raise_identity_changed(self) -> None:
         try:

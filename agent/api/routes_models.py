@@ -1,0 +1,175 @@
+"""Model routes: resumable upload, activation, rollback, deletion and inference.
+
+Each handler's docstring lists its status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from pydantic import BaseModel
+
+from agent.api.auth import require
+from agent.api.schemas import (
+    NAME_PATTERN,
+    VERSION_PATTERN,
+    InferResult,
+    ModelInfo,
+    UploadRequest,
+    UploadStatus,
+)
+from agent.api.state import AgentState
+from agent.auth.tokens import Caller
+from agent.errors import ApiError
+
+models_router = APIRouter(tags=["models"])
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+Operator = Annotated[Caller, Depends(require("operator"))]
+ModelName = Annotated[str, Path(pattern=NAME_PATTERN, description="model name")]
+UploadId = Annotated[str, Path(pattern="^[0-9a-f]{24}$")]
+_BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+           "required": True}
+
+
+class ActivateRequest(BaseModel):
+    version: str
+
+
+def _state(request: Request) -> AgentState:
+    state = request.app.state.agent
+    assert isinstance(state, AgentState)
+    return state
+
+
+@models_router.get("/v1/models", response_model=list[ModelInfo], responses={401: {}})
+def list_models(request: Request, _: Viewer) -> list[ModelInfo]:
+    """Every model on the kit with its versions and the serving one. 200; 401."""
+    store = _state(request).models
+    return [store.info(name) for name in store.names()]
+
+
+@models_router.get("/v1/models/{name}", response_model=ModelInfo, responses={401: {}, 404: {}})
+def get_model(request: Request, name: ModelName, _: Viewer) -> ModelInfo:
+    """One model's versions. 200; 401; 404."""
+    return _state(request).models.info(name)
+
+
+@models_router.post("/v1/uploads", response_model=UploadStatus, status_code=201,
+                    responses={401: {}, 403: {}, 409: {}, 413: {}, 422: {}, 507: {}})
+def create_upload(request: Request, body: UploadRequest, _: Operator) -> UploadStatus:
+    """Start (or resume) an upload of the model the manifest describes. 201; 401; 403; 409; 413; 507."""
+    return _state(request).uploads.create(body)
+
+
+@models_router.get("/v1/uploads/{upload_id}", response_model=UploadStatus,
+                   responses={401: {}, 403: {}, 404: {}})
+def get_upload(request: Request, upload_id: UploadId, _: Operator) -> UploadStatus:
+    """Where an upload stands: resume from `offset`. 200; 401; 403; 404."""
+    return _state(request).uploads.status(upload_id)
+
+
+@models_router.patch("/v1/uploads/{upload_id}", response_model=UploadStatus,
+                     openapi_extra={"requestBody": _BINARY},
+                     responses={401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 507: {}})
+async def append_upload(request: Request, upload_id: UploadId, _: Operator,
+                        upload_offset: Annotated[int, Header(ge=0)]) -> UploadStatus:
+    """Append bytes at `Upload-Offset`, which must be the current end. 200; 401; 403; 404; 409; 413; 507."""
+    return await _state(request).uploads.append(upload_id, upload_offset, request.stream())
+
+
+@models_router.post("/v1/uploads/{upload_id}/commit", response_model=ModelInfo,
+                    responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+async def commit_upload(request: Request, upload_id: UploadId, _: Operator) -> ModelInfo:
+    """Verify and install the complete upload (and activate it if asked). 200; 401; 403; 404; 409; 422."""
+    return await _state(request).uploads.commit(upload_id)
+
+
+@models_router.delete("/v1/uploads/{upload_id}", status_code=204, responses={401: {}, 403: {}, 404: {}})
+def abort_upload(request: Request, upload_id: UploadId, _: Operator) -> None:
+    """Abandon an upload and free its space. 204; 401; 403; 404."""
+    _state(request).uploads.abort(upload_id)
+
+
+@models_router.post("/v1/models/{name}/activate", response_model=ModelInfo,
+                    responses={401: {}, 403: {}, 404: {}, 422: {}})
+def activate(request: Request, name: ModelName, body: ActivateRequest, _: Operator) -> ModelInfo:
+    """Serve `version` from now on; the one it replaces stays for rollback. 200; 401; 403; 404; 422."""
+    state = _state(request)
+    return state.models.activate(name, body.version)
+
+
+@models_router.post("/v1/models/{name}/rollback", response_model=ModelInfo,
+                    responses={401: {}, 403: {}, 404: {}, 409: {}})
+def rollback(request: Request, name: ModelName, _: Operator) -> ModelInfo:
+    """Serve the previous version again. 200; 401; 403; 404; 409."""
+    return _state(request).models.rollback(name)
+
+
+@models_router.delete("/v1/models/{name}/versions/{version}", status_code=204,
+                      responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+def delete_version(request: Request, name: ModelName,
+                   version: Annotated[str, Path(pattern=VERSION_PATTERN)], _: Operator,
+                   force: bool = False) -> None:
+    """Delete a version; the serving one only with force=true. 204; 401; 403; 404; 409; 422."""
+    state = _state(request)
+    path = state.models.active(name, version)[1]
+    state.models.delete(name, version, force)
+    state.forget_session(path)
+
+
+@models_router.post("/v1/models/{name}/infer", response_model=InferResult,
+                    openapi_extra={"requestBody": _BINARY},
+                    responses={401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}})
+async def infer(
+    request: Request, name: ModelName, _: Operator,
+    version: Annotated[str | None, Query(pattern=VERSION_PATTERN)] = None,
+    top_k: Annotated[int, Query(ge=1, le=100)] = 5,
+) -> Any:
+    """Run an image (JPEG/PNG) or a tensor (.npy) through the serving model.
+
+    Classification and detection answer JSON naming the version and sha256; a raw
+    model answers its outputs as an .npz. 200; 401; 403; 404; 409; 413; 415; 422.
+    """
+    state = _state(request)
+    manifest, path = state.models.active(name, version)
+    payload = await _read_bounded(request, state.settings.max_infer_bytes)
+    from agent.models.infer import run_inference
+
+    session = await asyncio.to_thread(state.sessions.get, path, manifest.sha256)
+    result, tensors = await asyncio.to_thread(
+        run_inference, session, manifest, payload, request.headers.get("content-type"), top_k)
+    if tensors is None:
+        return result
+    return _npz_response(tensors, manifest.version, manifest.sha256)
+
+
+def _npz_response(tensors: dict[str, Any], version: str, sha256: str) -> Response:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **tensors)
+    return Response(buffer.getvalue(), media_type="application/x-npz",
+                    headers={"X-Model-Version": version, "X-Model-Sha256": sha256})
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    if not body:
+        raise ApiError(400, "empty_body", "send the image or tensor as the request body",
+                       "e.g. Content-Type: image/jpeg, or application/x-npy for a tensor")
+    return bytes(body)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the input is larger than {limit} bytes",
+                    "resize the image, or raise max_infer_bytes in agent.json")

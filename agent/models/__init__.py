@@ -1,0 +1,1 @@
+"""Model packages on the kit: store, resumable upload, verification and inference."""

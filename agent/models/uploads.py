@@ -1,0 +1,220 @@
+"""Resumable model uploads (offset-based, like tus), verified before install.
+
+A client creates an upload with the manifest, sends bytes with PATCH at the
+offset the agent reports, and commits. The data lands in a temp file under
+`models/.uploads/` (same filesystem as the store, so install is a rename);
+the serving version is untouched until a verified file is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from agent.api.schemas import Manifest, ModelInfo, UploadRequest, UploadStatus
+from agent.db import Database
+from agent.errors import ApiError
+from agent.models.store import ModelStore
+from agent.models.verify import VerificationFailed, verify
+
+STALE_AFTER_S = 7 * 86400  # a half-sent model is kept a week for the link to come back
+RESERVE_BYTES = 64 << 20   # never fill the kit's disk to the last byte
+
+
+class Uploads:
+    def __init__(self, db: Database, store: ModelStore, max_bytes: int) -> None:
+        self._db = db
+        self._store = store
+        self._max_bytes = max_bytes
+        self.root = store.root / ".uploads"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._busy: set[str] = set()
+        self._busy_lock = threading.Lock()
+        self.recover()
+
+    def recover(self) -> None:
+        """After a restart: re-open interrupted verifications, expire stale uploads, drop orphans."""
+        now = time.time()
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE uploads SET state = 'receiving', updated_at = ? "
+                         "WHERE state = 'verifying'", (now,))
+            conn.execute("UPDATE uploads SET state = 'failed', error = 'expired' "
+                         "WHERE state = 'receiving' AND updated_at < ?", (now - STALE_AFTER_S,))
+            live = {r["id"] for r in conn.execute("SELECT id FROM uploads WHERE state = 'receiving'")}
+        for path in self.root.iterdir():
+            if path.stem not in live:
+                path.unlink(missing_ok=True)
+
+    def create(self, request: UploadRequest) -> UploadStatus:
+        manifest = request.manifest
+        if manifest.size_bytes > self._max_bytes:
+            raise ApiError(413, "model_too_large", f"the model has {manifest.size_bytes} bytes; this "
+                           f"kit accepts at most {self._max_bytes}", "raise max_model_bytes in agent.json")
+        if self._store.has(manifest.name, manifest.version):
+            return self._already_installed(manifest)
+        with self._db.transaction() as conn:
+            for row in conn.execute("SELECT * FROM uploads WHERE name = ? AND version = ? "
+                                    "AND state = 'receiving'", (manifest.name, manifest.version)):
+                if row["sha256"] == manifest.sha256:
+                    return self._status(row)  # the same upload again: resume it
+                self._fail(conn, row["id"], "replaced by a newer upload of the same version")
+            self._check_space(manifest.size_bytes)
+            upload_id = secrets.token_hex(12)
+            now = time.time()
+            conn.execute(
+                "INSERT INTO uploads (id, name, version, sha256, manifest, activate, size, state, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'receiving', ?, ?)",
+                (upload_id, manifest.name, manifest.version, manifest.sha256,
+                 manifest.model_dump_json(), int(request.activate), manifest.size_bytes, now, now))
+            self._data(upload_id).touch()
+            return self._status(conn.execute("SELECT * FROM uploads WHERE id = ?",
+                                              (upload_id,)).fetchone())
+
+    def status(self, upload_id: str) -> UploadStatus:
+        return self._status(self._row(upload_id))
+
+    async def append(self, upload_id: str, offset: int, body: AsyncIterator[bytes]) -> UploadStatus:
+        """Write the bytes that start at `offset`; the offset must be where the file ends."""
+        row = self._row(upload_id)
+        if row["state"] != "receiving":
+            raise ApiError(409, "upload_not_receiving", f"the upload is {row['state']}")
+        with self._claim(upload_id):
+            path = self._data(upload_id)
+            current = path.stat().st_size
+            if offset != current:
+                raise ApiError(409, "offset_mismatch", f"the upload is at byte {current}, not {offset}",
+                               f"resume with Upload-Offset: {current}",
+                               headers={"Upload-Offset": str(current)})
+            await self._write(path, current, row["size"], body)
+        self._touch(upload_id)
+        return self.status(upload_id)
+
+    async def commit(self, upload_id: str) -> ModelInfo:
+        """Verify the complete file and install it; the serving version changes only if asked."""
+        row = self._row(upload_id)
+        if row["state"] == "installed":
+            return self._store.info(row["name"])
+        path = self._data(upload_id)
+        with self._claim(upload_id):
+            received = path.stat().st_size if path.exists() else 0
+            if row["state"] != "receiving" or received != row["size"]:
+                raise ApiError(409, "upload_incomplete",
+                               f"the upload has {received} of {row['size']} bytes ({row['state']})",
+                               "send the remaining bytes with PATCH, then commit")
+            self._set_state(upload_id, "verifying")
+            manifest = Manifest.model_validate_json(row["manifest"])
+            try:
+                await asyncio.to_thread(verify, path, manifest)
+            except VerificationFailed as exc:
+                self._fail_now(upload_id, str(exc))
+                raise ApiError(422, "verification_failed", f"the model was refused: {exc}",
+                               "the serving version is unchanged; fix the model or manifest") from None
+            await asyncio.to_thread(self._store.install, manifest, path)
+            self._set_state(upload_id, "installed")
+        if row["activate"]:
+            return self._store.activate(manifest.name, manifest.version)
+        return self._store.info(manifest.name)
+
+    def abort(self, upload_id: str) -> None:
+        row = self._row(upload_id)
+        if row["state"] in ("receiving", "failed"):
+            self._fail_now(upload_id, "aborted by the client")
+
+    # internals ----------------------------------------------------------------
+
+    async def _write(self, path: Path, current: int, size: int, body: AsyncIterator[bytes]) -> None:
+        with path.open("ab") as handle:
+            try:
+                async for chunk in body:
+                    if current + len(chunk) > size:
+                        raise ApiError(413, "upload_too_long",
+                                       f"the upload would exceed the declared {size} bytes")
+                    handle.write(chunk)
+                    current += len(chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                raise ApiError(507, "disk_full", "the kit's disk is full",
+                               "free space on the kit, then resume the upload") from None
+            finally:
+                handle.flush()
+                await asyncio.to_thread(os.fsync, handle.fileno())
+
+    def _check_space(self, size: int) -> None:
+        free = shutil.disk_usage(self.root).free
+        if free - size < RESERVE_BYTES:
+            raise ApiError(507, "insufficient_storage",
+                           f"the kit has {free >> 20} MiB free; this model needs {size >> 20} MiB "
+                           f"plus {RESERVE_BYTES >> 20} MiB in reserve", "delete old model versions")
+
+    def _already_installed(self, manifest: Manifest) -> UploadStatus:
+        installed = self._store.manifest(manifest.name, manifest.version)
+        if installed.sha256 != manifest.sha256:
+            raise ApiError(409, "version_exists",
+                           f"{manifest.name} {manifest.version} is installed with other content",
+                           "give the new model another version")
+        return UploadStatus(upload_id="", name=manifest.name, version=manifest.version,
+                            offset=manifest.size_bytes, size=manifest.size_bytes, state="installed")
+
+    def _claim(self, upload_id: str) -> _Claim:
+        return _Claim(self, upload_id)
+
+    def _data(self, upload_id: str) -> Path:
+        return self.root / f"{upload_id}.part"
+
+    def _row(self, upload_id: str) -> sqlite3.Row:
+        rows = self._db.query("SELECT * FROM uploads WHERE id = ?", (upload_id,))
+        if not rows:
+            raise ApiError(404, "upload_not_found", f"no upload with id {upload_id!r}",
+                           "start a new upload with POST /v1/models/uploads")
+        return rows[0]
+
+    def _status(self, row: sqlite3.Row) -> UploadStatus:
+        path = self._data(row["id"])
+        offset = path.stat().st_size if path.exists() else 0
+        return UploadStatus(upload_id=row["id"], name=row["name"], version=row["version"],
+                            offset=offset, size=row["size"], state=row["state"], error=row["error"])
+
+    def _touch(self, upload_id: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE uploads SET updated_at = ? WHERE id = ?", (time.time(), upload_id))
+
+    def _set_state(self, upload_id: str, state: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE uploads SET state = ?, updated_at = ? WHERE id = ?",
+                         (state, time.time(), upload_id))
+
+    def _fail_now(self, upload_id: str, error: str) -> None:
+        with self._db.transaction() as conn:
+            self._fail(conn, upload_id, error)
+
+    def _fail(self, conn: sqlite3.Connection, upload_id: str, error: str) -> None:
+        conn.execute("UPDATE uploads SET state = 'failed', error = ?, updated_at = ? WHERE id = ?",
+                     (error, time.time(), upload_id))
+        self._data(upload_id).unlink(missing_ok=True)
+
+
+class _Claim:
+    """One request at a time per upload: a second writer gets 409, not interleaved bytes."""
+
+    def __init__(self, uploads: Uploads, upload_id: str) -> None:
+        self._uploads, self._id = uploads, upload_id
+
+    def __enter__(self) -> None:
+        with self._uploads._busy_lock:
+            if self._id in self._uploads._busy:
+                raise ApiError(409, "upload_busy", "another request is writing this upload",
+                               "wait for it to finish, then ask for the offset")
+            self._uploads._busy.add(self._id)
+
+    def __exit__(self, *_: object) -> None:
+        with self._uploads._busy_lock:
+            self._uploads._busy.discard(self._id)

@@ -1,0 +1,115 @@
+"""Deploy a model package to many kits at once: resumable, per-kit progress, others continue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.api.schemas import Manifest, ModelInfo
+from app.fleet.client import KitClient
+from app.fleet.errors import Error, KitUnreachable
+from app.fleet.inventory import Kit
+from app.fleet.models import load_package
+from app.fleet.service import Fleet
+
+CHUNK = 1 << 20
+RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Progress:
+    kit: str
+    stage: str  # "uploading" | "verifying" | "done" | "failed" | "retrying"
+    sent: int
+    total: int
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    kit: Kit
+    ok: bool
+    message: str
+    info: ModelInfo | None = None
+    advice: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+async def async_deploy(fleet: Fleet, model: Path, kits: list[Kit], activate: bool,
+                       progress: ProgressCallback | None = None) -> list[DeployOutcome]:
+    """Send `model` to every kit concurrently; a failure on one kit never stops the others."""
+    manifest = load_package(model)
+    report = progress or (lambda _: None)
+    return list(await asyncio.gather(
+        *(_deploy_one(fleet, model, manifest, kit, activate, report) for kit in kits)))
+
+
+async def _deploy_one(fleet: Fleet, model: Path, manifest: Manifest, kit: Kit, activate: bool,
+                      report: ProgressCallback) -> DeployOutcome:
+    advice = int8_advice(fleet, kit, manifest)
+    for attempt in range(1, RETRIES + 1):
+        try:
+            info = await fleet.async_call(
+                kit, lambda client: _upload(client, model, manifest, activate, report))
+        except KitUnreachable as exc:
+            if attempt == RETRIES:
+                report(Progress(kit.name, "failed", 0, manifest.size_bytes, str(exc)))
+                return DeployOutcome(kit, False, f"{exc}; run deploy again to resume", advice=advice)
+            report(Progress(kit.name, "retrying", 0, manifest.size_bytes, str(exc)))
+            await asyncio.sleep(2.0 ** (attempt - 1))
+        except Error as exc:
+            report(Progress(kit.name, "failed", 0, manifest.size_bytes, str(exc)))
+            return DeployOutcome(kit, False, str(exc), advice=advice)
+        else:
+            report(Progress(kit.name, "done", manifest.size_bytes, manifest.size_bytes))
+            state = "active" if info.active_version == manifest.version else "installed"
+            return DeployOutcome(kit, True, f"{manifest.name} {manifest.version} {state}", info, advice)
+    raise AssertionError("unreachable")
+
+
+async def _upload(client: KitClient, model: Path, manifest: Manifest, activate: bool,
+                  report: ProgressCallback) -> ModelInfo:
+    status = await client.start_upload(manifest, activate)
+    if status.state == "installed":  # already there with the same sha256
+        if activate:
+            return await client.activate(manifest.name, manifest.version)
+        return next(m for m in await client.models() if m.name == manifest.name)
+    if status.offset < status.size:
+        total = status.size
+
+        def sent(n: int) -> None:
+            report(Progress(client.name, "uploading", n, total))
+
+        await client.send_upload(status.upload_id, status.offset,
+                                 _chunks(model, status.offset, sent))
+    report(Progress(client.name, "verifying", status.size, status.size))
+    return await client.commit_upload(status.upload_id)
+
+
+async def _chunks(model: Path, offset: int, sent: Callable[[int], None]) -> AsyncIterator[bytes]:
+    with model.open("rb") as handle:
+        handle.seek(offset)
+        while chunk := await asyncio.to_thread(handle.read, CHUNK):
+            offset += len(chunk)
+            yield chunk
+            sent(offset)
+
+
+def int8_advice(fleet: Fleet, kit: Kit, manifest: Manifest) -> str:
+    """Whether this kit's CPU makes INT8 pay off, from its last-known facts."""
+    known = fleet.inventory.last_facts(kit.device_id)
+    if known is None:
+        return ""
+    int8: dict[str, Any] = known[0].get("cpu", {}).get("int8", {})
+    if not int8:
+        return ""
+    if manifest.precision == "int8" and not int8.get("recommended"):
+        return f"{kit.name}: INT8 not recommended here ({int8.get('reason', 'no INT8 dot-product')})"
+    if manifest.precision != "int8" and int8.get("recommended"):
+        return f"{kit.name}: this CPU runs INT8 fast ({int8.get('via')}); consider `kitfleet quantize`"
+    return f"{kit.name}: {int8.get('reason', '')}".strip()

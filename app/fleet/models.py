@@ -1,0 +1,50 @@
+"""Model packages on the laptop: find and check the manifest that travels with an ONNX file."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from agent.api.schemas import Manifest
+from app.fleet.errors import Error
+
+
+class ModelPackageError(Error):
+    pass
+
+
+def manifest_path(model: Path) -> Path:
+    """`model.onnx` → `model.manifest.json` beside it."""
+    return model.with_name(f"{model.stem}.manifest.json")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_package(model: Path) -> Manifest:
+    """The manifest of `model`, checked against the file it describes."""
+    if not model.is_file():
+        raise ModelPackageError(f"{model} does not exist or is not a file")
+    path = manifest_path(model)
+    if not path.exists():
+        raise ModelPackageError(
+            f"{model} has no manifest ({path.name} beside it); `kitfleet quantize` writes one, "
+            "or write it by hand (see agent/api/schemas.py Manifest)")
+    try:
+        manifest = Manifest.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise ModelPackageError(f"{path} is not a valid manifest: {problems}") from None
+    size = model.stat().st_size
+    if size != manifest.size_bytes or sha256_file(model) != manifest.sha256:
+        raise ModelPackageError(
+            f"{path.name} does not describe {model.name} (size or sha256 differ); the model was "
+            "changed after the manifest was written: re-create the manifest")
+    return manifest
