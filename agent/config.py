@@ -38,6 +38,7 @@ class Settings:
     max_body_bytes: int = field(default=1 << 20, metadata=_meta("largest JSON request body accepted"))
     max_model_bytes: int = field(default=4 << 30, metadata=_meta("largest model file accepted"))
     max_infer_bytes: int = field(default=32 << 20, metadata=_meta("largest image or tensor to infer"))
+    disk_reserve_bytes: int = field(default=64 << 20, metadata=_meta("space uploads never use"))
     session_cache: int = field(default=4, metadata=_meta("ONNX Runtime sessions kept loaded"))
 
     @classmethod

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,8 +51,11 @@ async def _sample_forever(state: AgentState) -> None:
     take_sample(disk)  # primes psutil's CPU counter
     while True:
         await asyncio.sleep(state.settings.metrics_interval_s)
-        sample = await asyncio.to_thread(take_sample, disk)
-        await asyncio.to_thread(state.metrics.append, sample)
+        try:
+            sample = await asyncio.to_thread(take_sample, disk)
+            await asyncio.to_thread(state.metrics.append, sample)
+        except (OSError, sqlite3.Error) as exc:  # e.g. a full disk: skip the sample, keep going
+            log.warning("metrics sample not stored: %s", exc)
 
 
 def _lifespan(state: AgentState) -> Lifespan:

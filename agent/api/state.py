@@ -53,5 +53,5 @@ class AgentState:
             tokens=TokenStore(db),
             metrics=MetricRing(db, settings.metrics_capacity),
             models=models,
-            uploads=Uploads(db, models, settings.max_model_bytes),
+            uploads=Uploads(db, models, settings.max_model_bytes, settings.disk_reserve_bytes),
         )

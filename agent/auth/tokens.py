@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 
 from agent.api.schemas import SCOPES, Scope, TokenInfo
 from agent.db import Database
 
+log = logging.getLogger(__name__)
 _RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
 TOKEN_PREFIX = "kft_"  # noqa: S105 - a marker, not a secret
 
@@ -29,8 +32,13 @@ def _digest(token: str) -> str:
 
 
 class TokenStore:
+    # last_used_at is bookkeeping: written at most once a minute per token, so a request
+    # costs no fsync, and never allowed to fail a request (e.g. on a full disk).
+    LAST_USED_GRANULARITY_S = 60.0
+
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._last_written: dict[str, float] = {}
 
     def issue(self, label: str, scope: Scope) -> tuple[str, str]:
         """Make a token; returns (token_id, secret). The secret is never stored."""
@@ -51,9 +59,20 @@ class TokenStore:
         if not rows:
             return None
         row = rows[0]
-        with self._db.transaction() as conn:
-            conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (time.time(), row["id"]))
+        self._note_use(row["id"])
         return Caller(row["id"], row["label"], row["scope"])
+
+    def _note_use(self, token_id: str) -> None:
+        now = time.time()
+        if now - self._last_written.get(token_id, 0.0) < self.LAST_USED_GRANULARITY_S:
+            return
+        try:
+            with self._db.transaction() as conn:
+                conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, token_id))
+        except sqlite3.Error as exc:
+            log.warning("could not record token use: %s", exc)
+            return
+        self._last_written[token_id] = now
 
     def revoke(self, token_id: str) -> bool:
         with self._db.transaction() as conn:

@@ -26,12 +26,12 @@ from agent.models.store import ModelStore
 from agent.models.verify import VerificationFailed, verify
 
 STALE_AFTER_S = 7 * 86400  # a half-sent model is kept a week for the link to come back
-RESERVE_BYTES = 64 << 20   # never fill the kit's disk to the last byte
 
 
 class Uploads:
-    def __init__(self, db: Database, store: ModelStore, max_bytes: int) -> None:
+    def __init__(self, db: Database, store: ModelStore, max_bytes: int, reserve_bytes: int) -> None:
         self._db = db
+        self._reserve = reserve_bytes  # never fill the kit's disk to the last byte
         self._store = store
         self._max_bytes = max_bytes
         self.root = store.root / ".uploads"
@@ -150,10 +150,10 @@ class Uploads:
 
     def _check_space(self, size: int) -> None:
         free = shutil.disk_usage(self.root).free
-        if free - size < RESERVE_BYTES:
+        if free - size < self._reserve:
             raise ApiError(507, "insufficient_storage",
                            f"the kit has {free >> 20} MiB free; this model needs {size >> 20} MiB "
-                           f"plus {RESERVE_BYTES >> 20} MiB in reserve", "delete old model versions")
+                           f"plus {self._reserve >> 20} MiB in reserve", "delete old model versions")
 
     def _already_installed(self, manifest: Manifest) -> UploadStatus:
         installed = self._store.manifest(manifest.name, manifest.version)

@@ -47,3 +47,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def adopt(fleet: Fleet) -> Callable[[LocalAgent], Any]:
+    """Adopt a running agent into the test's inventory; returns the Kit."""
+    import asyncio
+
+    def run(agent: LocalAgent) -> Any:
+        return asyncio.run(fleet.async_adopt(agent.address, agent.pair_code()))
+
+    return run

@@ -40,7 +40,8 @@ def test_discover_adopt_and_read_facts_from_the_cli(start_agent: AgentFactory, t
     assert data["live"] is True
     assert data["families"]["cpu"]["logical_cores"] >= 1
     text = kitfleet(home, "facts", "cli-kit")
-    assert "[cpu]" in text.stdout and "[runtime]" in text.stdout
+    assert "[cpu]" in text.stdout
+    assert "[runtime]" in text.stdout
 
 
 def test_unknown_kit_is_a_message_and_a_nonzero_exit(tmp_path) -> None:

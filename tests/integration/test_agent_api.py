@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_bad_bodies_get_4xx_with_a_message(start_agent: AgentFactory) -> None:
         assert huge.status_code == 413
         assert huge.json()["error"] == "body_too_large"
 
-        def chunks():  # no Content-Length: the limit must still hold
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must still hold
             for _ in range(40):
                 yield b"x" * 65536
 
