@@ -85,6 +85,8 @@ async def _upload(client: KitClient, model: Path, manifest: Manifest, activate: 
         def sent(n: int) -> None:
             report(Progress(client.name, "uploading", n, total))
 
+        sent(status.offset)  # where this attempt starts: 0, or where a dropped link stopped
+
         await client.send_upload(status.upload_id, status.offset,
                                  _chunks(model, status.offset, sent))
     report(Progress(client.name, "verifying", status.size, status.size))
