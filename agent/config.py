@@ -49,13 +49,15 @@ class Settings:
         for f in fields(cls):
             if f.name == "data_dir":
                 continue
-            env = os.environ.get(ENV_PREFIX + f.name.upper())
+            env_name = ENV_PREFIX + f.name.upper()
+            env = os.environ.get(env_name)
             if flags.get(f.name) is not None:
                 values[f.name] = flags[f.name]
             elif env is not None:
-                values[f.name] = _parse(f.name, str(f.type), env)
+                values[f.name] = _coerce(env_name, str(f.type), env)
             elif f.name in from_file:
-                values[f.name] = from_file[f.name]
+                values[f.name] = _coerce(f"{data_dir / CONFIG_FILE}: {f.name}", str(f.type),
+                                         from_file[f.name])
         return cls(data_dir=data_dir, **values)
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -74,19 +76,56 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise SystemExit(f"cannot read {path}: {exc}; fix or remove the file") from exc
     if not isinstance(data, dict):
         raise SystemExit(f"{path} must hold a JSON object of settings")
+    unknown = sorted(set(data) - {f.name for f in fields(Settings)} - {"data_dir"})
+    if unknown:
+        raise SystemExit(f"{path}: unknown setting(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(f.name for f in fields(Settings))}")
     return data
 
 
-def _parse(name: str, type_name: str, raw: str) -> Any:
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _coerce(where: str, type_name: str, value: Any) -> Any:
+    """Check a setting from the environment (a string) or agent.json (JSON types)."""
     try:
-        if type_name == "bool":
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
-        if type_name == "int":
-            return int(raw)
-        if type_name == "float":
-            return float(raw)
-        if type_name.startswith("list"):
-            return [item.strip() for item in raw.split(",") if item.strip()]
-    except ValueError as exc:
-        raise SystemExit(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type_name}") from exc
-    return raw
+        return _COERCE[type_name.split("[")[0]](value)
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(f"{where}={value!r} is not a valid {type_name} ({exc})") from None
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _TRUE | _FALSE:
+        raise ValueError(f"use one of {', '.join(sorted(_TRUE | _FALSE))}")
+    return text in _TRUE
+
+
+def _number(kind: type[int] | type[float]) -> Any:
+    def parse(value: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise TypeError("expected a number")
+        if kind is int and isinstance(value, float):
+            raise TypeError("expected a whole number")
+        return kind(value)
+
+    return parse
+
+
+def _list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise TypeError("expected a list of strings or a comma-separated string")
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+_COERCE = {"bool": _bool, "int": _number(int), "float": _number(float), "list": _list, "str": _str}

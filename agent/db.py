@@ -87,7 +87,11 @@ class Database:
         # FULL: a commit that returned is on disk, even after power loss.
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
 
     @classmethod
     def open(cls, data_dir: Path) -> Database:

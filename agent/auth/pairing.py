@@ -74,18 +74,20 @@ def verify(db: Database, device_id: str, request: PairRequest) -> None:
                 403, "no_pairing_code", "this kit has no active pairing code (it was used or never made)",
                 "run `kitfleet-agent pair-code` on the kit for a new one",
             )
-        if row["expires_at"] <= now:
+        expired = row["expires_at"] <= now
+        if expired:
             conn.execute("DELETE FROM pairing_code WHERE id = 1")
-            raise ApiError(
-                403, "pairing_code_expired", "the pairing code has expired",
-                "run `kitfleet-agent pair-code` on the kit for a new one",
-            )
-        expected = pair_proof(row["key"], device_id, request.app_id, request.nonce)
-        if hmac.compare_digest(expected, request.proof):
-            conn.execute("DELETE FROM pairing_code WHERE id = 1")
-            conn.execute("UPDATE pairing_lock SET failures = 0, lockouts = 0 WHERE id = 1")
-            return
-        _count_failure(conn, lock, now)
+        else:
+            expected = pair_proof(row["key"], device_id, request.app_id, request.nonce)
+            if hmac.compare_digest(expected, request.proof):
+                conn.execute("DELETE FROM pairing_code WHERE id = 1")
+                conn.execute("UPDATE pairing_lock SET failures = 0, lockouts = 0 WHERE id = 1")
+                return
+            _count_failure(conn, lock, now)
+    # Raised after the transaction committed, so the deletion and the count stick.
+    if expired:
+        raise ApiError(403, "pairing_code_expired", "the pairing code has expired",
+                       "run `kitfleet-agent pair-code` on the kit for a new one")
     raise ApiError(
         403, "pairing_code_wrong",
         "the pairing code is wrong, or the certificate you see is not this kit's",

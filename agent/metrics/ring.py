@@ -1,7 +1,8 @@
 """A bounded ring of metric samples in the agent's database; it survives restarts.
 
-Sample number `seq` lands in slot `seq % capacity`, so the table never grows
-past `capacity` rows and the oldest sample is overwritten first.
+Each sample gets the next sequence number and, in the same transaction, samples
+older than the newest `capacity` are deleted: the table never holds more than
+`capacity` rows, and changing the capacity between restarts keeps the newest.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ class MetricRing:
     def append(self, sample: MetricSample) -> None:
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO metrics "
+                "INSERT INTO metrics "
                 "(slot, seq, ts, cpu_percent, memory_percent, disk_percent, temperature_c) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    self._next_seq % self.capacity, self._next_seq, sample.ts, sample.cpu_percent,
+                    self._next_seq, self._next_seq, sample.ts, sample.cpu_percent,
                     sample.memory_percent, sample.disk_percent, sample.temperature_c,
                 ),
             )
+            conn.execute("DELETE FROM metrics WHERE seq <= ?", (self._next_seq - self.capacity,))
         self._next_seq += 1
 
     def since(self, ts: float, limit: int) -> list[MetricSample]:

@@ -59,7 +59,7 @@ _MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
 
 class Inventory:
     def __init__(self, home: Path) -> None:
-        path = home / DB_FILE
+        path = self.path = home / DB_FILE
         if not path.exists():
             path.touch(mode=0o600)
         self.db = sqlite_utils.Database(path)
@@ -70,7 +70,7 @@ class Inventory:
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(_MIGRATIONS):
-            raise SystemExit(f"{self.db.conn} was written by a newer kitfleet; upgrade the app")
+            raise SystemExit(f"{self.path} was written by a newer kitfleet; upgrade the app")
         for step in range(version, len(_MIGRATIONS)):
             with self.db.conn:
                 _MIGRATIONS[step](self.db)

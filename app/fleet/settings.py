@@ -6,11 +6,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import platformdirs
 
 SETTINGS_FILE = "settings.json"
+T = TypeVar("T", int, float)
 
 
 def _meta(env: str, description: str) -> dict[str, str]:
@@ -38,16 +39,35 @@ class AppSettings:
         interfaces = (
             mdns_interfaces
             or _env_list("KITFLEET_MDNS_INTERFACES")
-            or list(stored.get("mdns_interfaces", []))
+            or _as_list(stored.get("mdns_interfaces", []), home / SETTINGS_FILE)
         )
         return cls(
             home=home,
             mdns_interfaces=interfaces,
-            request_timeout_s=float(os.environ.get("KITFLEET_TIMEOUT")
-                                    or stored.get("request_timeout_s", 5.0)),
-            poll_concurrency=int(os.environ.get("KITFLEET_POLL_CONCURRENCY")
-                                 or stored.get("poll_concurrency", 32)),
+            request_timeout_s=_number(float, "KITFLEET_TIMEOUT", "request_timeout_s", stored, 5.0),
+            poll_concurrency=_number(int, "KITFLEET_POLL_CONCURRENCY", "poll_concurrency", stored, 32),
         )
+
+
+def _number(kind: type[T], env: str, key: str, stored: dict[str, Any], default: T) -> T:
+    raw, where = (os.environ[env], env) if os.environ.get(env) else (stored.get(key), key)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise SystemExit(f"{where}={raw!r} is not a valid {kind.__name__}") from None
+    if value <= 0:
+        raise SystemExit(f"{where}={raw!r} must be positive")
+    return value
+
+
+def _as_list(value: Any, path: Path) -> list[str]:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise SystemExit(f"{path}: mdns_interfaces must be a list of addresses")
 
 
 def _env_path(name: str) -> Path | None:
