@@ -1,0 +1,222 @@
+"""The window's link to the Qt-free fleet core: one asyncio loop on one background thread.
+
+The GUI thread only submits work and receives plain data through queued signals, so
+no network or sqlite call ever runs on it. The `Fleet` (and its sqlite inventory) is
+created, used and closed on the loop thread only, because sqlite objects are
+bound to the thread that made them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.fleet.discovery import Announcement, Browser
+from app.fleet.errors import Error
+from app.fleet.inventory import Kit
+from app.fleet.service import FactsResult, Fleet, KitStatus
+from app.fleet.settings import AppSettings
+from app.gui.kit_row import Sighting
+
+__all__ = ["FleetBridge"]
+
+log = logging.getLogger(__name__)
+Work = Coroutine[Any, Any, None]
+
+
+class FleetBridge(QObject):
+    """Runs fleet work off the GUI thread; every answer comes back as a signal."""
+
+    announced = Signal(object)  # Sighting
+    withdrawn = Signal(str)  # device ID of a kit that stopped announcing
+    kits_loaded = Signal(object)  # list[Kit]: the inventory, at start
+    statuses = Signal(object)  # list[KitStatus]
+    facts_loaded = Signal(object)  # FactsResult
+    adopted = Signal(object)  # Kit
+    failed = Signal(str, str)  # (operation, message for the technician)
+
+    def __init__(self, settings: AppSettings, poll_interval: float = 5.0,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self._poll_interval = poll_interval
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        # Touched on the loop thread only.
+        self._fleet: Fleet | None = None
+        self._browser: Browser | None = None
+        self._instances: dict[str, str] = {}  # mDNS instance name -> device ID
+        self._facts_live: dict[str, bool] = {}  # were the last facts sent for a kit live?
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # called on the GUI thread -----------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loop, the mDNS browser and the status poll; call after connecting."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="kitfleet-bridge")
+        self._thread.start()
+        self._submit("start", self._async_start())
+
+    @Slot(str, str)
+    def adopt(self, ref: str, code: str) -> None:
+        self._submit("adopt", self._async_adopt(ref, code))
+
+    @Slot()
+    def refresh(self) -> None:
+        self._submit("refresh", self._async_refresh())
+
+    @Slot(str)
+    def load_facts(self, device_id: str) -> None:
+        self._submit("facts", self._async_load_facts(device_id))
+
+    def close(self, timeout: float = 15.0) -> None:
+        """Stop browsing and polling, close the inventory and end the thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or self._closing:
+            return
+        self._closing = True
+        # The one place the GUI thread waits: at exit, so the inventory closes cleanly.
+        future = asyncio.run_coroutine_threadsafe(self._async_shutdown(), loop)
+        try:
+            future.result(timeout)
+        except Exception:
+            log.exception("the fleet did not shut down cleanly")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        loop.close()
+        self._loop = self._thread = None
+
+    def _submit(self, operation: str, work: Work) -> None:
+        if self._loop is None or self._closing:
+            work.close()  # never started, so never awaited: say so quietly
+            return
+        asyncio.run_coroutine_threadsafe(self._run(operation, work), self._loop)
+
+    # on the loop thread ----------------------------------------------------------
+
+    @property
+    def fleet(self) -> Fleet:
+        assert self._fleet is not None, "FleetBridge.start() makes the fleet first"
+        return self._fleet
+
+    def _spawn(self, operation: str, work: Work) -> None:
+        if self._closing:
+            work.close()
+            return
+        # Hold a reference from the start (the loop keeps only weak ones); _run drops it.
+        self._tasks.add(asyncio.ensure_future(self._run(operation, work)))
+
+    async def _run(self, operation: str, work: Work) -> None:
+        """Run top-level work, tracked so shutdown can cancel it."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._guarded(operation, work)
+        finally:
+            self._tasks.discard(task)
+
+    async def _guarded(self, operation: str, work: Work) -> None:
+        """Known problems become messages; anything else is our bug and gets a traceback."""
+        try:
+            await work
+        except Error as exc:
+            self.failed.emit(operation, str(exc))
+        except Exception as exc:
+            log.exception("bug while running %s", operation)
+            self.failed.emit(operation, f"internal error ({exc!r}); details are in the log")
+
+    async def _async_start(self) -> None:
+        self._fleet = Fleet(self._settings)  # first, before any await: other work needs it
+        self.kits_loaded.emit(self._fleet.inventory.kits())
+        self._browser = Browser(self._settings.mdns_interfaces, self._on_announcement)
+        await self._browser.async_start()
+        self._spawn("status", self._async_poll_forever())
+
+    async def _async_poll_forever(self) -> None:
+        while True:
+            await self._guarded("status", self._async_poll())
+            await asyncio.sleep(self._poll_interval)
+
+    async def _async_poll(self, kits: list[Kit] | None = None) -> None:
+        statuses = await self.fleet.async_statuses(kits)
+        self.statuses.emit(statuses)
+        # Concurrently: one slow kit must not hold back the facts of the others.
+        await asyncio.gather(*(self._guarded("facts update", self._async_follow_facts(s))
+                               for s in statuses))
+
+    async def _async_follow_facts(self, status: KitStatus) -> None:
+        """Fetch facts once per session, and again whenever a kit comes back online."""
+        device_id, online = status.kit.device_id, status.status == "online"
+        sent_live = self._facts_live.get(device_id)
+        if sent_live is None or (online and not sent_live):
+            result = await self._async_facts(status, online)
+            self._facts_live[device_id] = result.live if result else False
+            if result is not None:
+                self.facts_loaded.emit(result)
+        elif not online:
+            self._facts_live[device_id] = False
+
+    async def _async_facts(self, status: KitStatus, online: bool) -> FactsResult | None:
+        if online:
+            return await self.fleet.async_facts(status.kit)
+        # Offline: the stored facts, without knocking on a door we know is shut.
+        known = self.fleet.inventory.last_facts(status.kit.device_id)
+        return None if known is None else FactsResult(
+            status.kit, known[0], known[1], live=False, detail=status.detail)
+
+    async def _async_refresh(self) -> None:
+        self._facts_live.clear()  # a refresh re-reads every kit's facts too
+        await self._async_poll()
+
+    async def _async_load_facts(self, device_id: str) -> None:
+        result = await self.fleet.async_facts(self.fleet.inventory.get(device_id))
+        self._facts_live[device_id] = result.live
+        self.facts_loaded.emit(result)
+
+    async def _async_adopt(self, ref: str, code: str) -> None:
+        kit = await self.fleet.async_adopt(ref, code)
+        self.adopted.emit(kit)
+        await self._async_poll([kit])
+
+    def _on_announcement(self, instance: str, announcement: Announcement | None) -> None:
+        if announcement is not None:
+            self._instances[instance] = announcement.device_id
+            self._spawn("discovery", self._async_sighted(announcement))
+            return
+        device_id = self._instances.pop(instance, None)
+        if device_id is not None:
+            self.withdrawn.emit(device_id)
+            self._spawn("status", self._async_check(device_id))
+
+    async def _async_sighted(self, announcement: Announcement) -> None:
+        kit = self.fleet.note_announcement(announcement)
+        self.announced.emit(Sighting(announcement, self.fleet.marking(announcement)))
+        if kit is not None:  # an adopted kit (re)appeared: say so now, not at the next poll
+            await self._async_poll([kit])
+
+    async def _async_check(self, device_id: str) -> None:
+        """A kit that stops announcing has probably gone: check it now."""
+        kits = [k for k in self.fleet.inventory.kits() if k.device_id == device_id]
+        if kits:
+            await self._async_poll(kits)
+
+    async def _async_shutdown(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._browser is not None:
+            await self._browser.async_close()
+        if self._fleet is not None:
+            self._fleet.close()
+        # Threads behind asyncio.to_thread (certificate fetch, scrypt) must end with us.
+        await asyncio.get_running_loop().shutdown_default_executor()

@@ -1,0 +1,169 @@
+"""One row of the fleet table as plain data: what mDNS, the inventory and the kit itself said.
+
+Qt-free on purpose, so the merging rules and the text of every cell are testable alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from agent.api.schemas import format_device_id
+from app.fleet.discovery import Announcement
+from app.fleet.inventory import Kit
+from app.fleet.service import KitStatus, Marking
+
+__all__ = ["COLUMNS", "KitRow", "RowStatus", "Sighting", "age_text", "cell_sort", "cell_text"]
+
+RowStatus = Literal["online", "offline", "unadopted", "identity_changed", "checking"]
+COLUMNS = ("Name", "Status", "Device ID", "Kit model", "Address", "Agent version",
+           "CPU", "Cores", "Memory (GiB)", "Accelerators", "INT8")
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """An announcement with how it relates to the inventory, judged on the bridge's thread."""
+
+    announcement: Announcement
+    marking: Marking
+
+
+@dataclass(frozen=True)
+class KitRow:
+    device_id: str
+    announcement: Announcement | None = None
+    marking: Marking = "unadopted"
+    kit: Kit | None = None
+    status: str = ""  # the last KitStatus.status, "" until the first poll answers
+    families: dict[str, Any] | None = None
+    facts_collected_at: float = 0.0
+
+    @property
+    def name(self) -> str:
+        if self.kit is not None:
+            return self.kit.name
+        return self.announcement.name if self.announcement else self.device_id[:8]
+
+    @property
+    def row_status(self) -> RowStatus:
+        if self.kit is None:
+            return "identity_changed" if self.marking == "identity_changed" else "unadopted"
+        if self.kit.state == "identity_changed" or self.status == "identity_changed":
+            return "identity_changed"
+        if self.status in ("online", "offline"):
+            return "online" if self.status == "online" else "offline"
+        return "checking"
+
+    def with_sighting(self, sighting: Sighting) -> KitRow:
+        return replace(self, announcement=sighting.announcement, marking=sighting.marking)
+
+    def without_sighting(self) -> KitRow:
+        return replace(self, announcement=None)
+
+    def with_kit(self, kit: Kit) -> KitRow:
+        return replace(self, kit=kit, marking="adopted")
+
+    def with_status(self, status: KitStatus) -> KitRow:
+        return replace(self, kit=status.kit, status=status.status, marking="adopted")
+
+    def with_facts(self, families: dict[str, Any], collected_at: float) -> KitRow:
+        return replace(self, families=families, facts_collected_at=collected_at)
+
+    def signature(self) -> tuple[object, ...]:
+        """What views show of this row; a new poll that changes none of it changes nothing."""
+        seen = self.kit.last_seen_at if self.kit and self.row_status == "offline" else None
+        cells = tuple(cell_text(self, c) for c in range(len(COLUMNS)) if COLUMNS[c] != "Status")
+        return self.row_status, seen, cells, self.facts_collected_at
+
+    def family(self, name: str) -> dict[str, Any]:
+        value = (self.families or {}).get(name)
+        return value if isinstance(value, dict) and value.get("available", True) else {}
+
+
+def age_text(ts: float | None, now: float | None = None) -> str:
+    """'3 min ago' style age, as the CLI shows it."""
+    if not ts:
+        return "never"
+    seconds = max(0.0, (now or time.time()) - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def _status_text(row: KitRow) -> str:
+    status = row.row_status
+    if status == "offline":
+        return f"offline (last seen {age_text(row.kit.last_seen_at if row.kit else None)})"
+    return {"identity_changed": "identity changed", "checking": "checking…"}.get(status, status)
+
+
+def _address(row: KitRow) -> str:
+    if row.announcement is not None:
+        return f"{row.announcement.host}:{row.announcement.port}"
+    return row.kit.address if row.kit else ""
+
+
+def _hint(row: KitRow, field: str) -> str:
+    """Prefer what the inventory pinned; fall back to what the kit announces."""
+    value = getattr(row.kit, field, "") if row.kit else ""
+    return value or (getattr(row.announcement, field, "") if row.announcement else "")
+
+
+def _memory_gib(row: KitRow) -> float | None:
+    total = row.family("memory").get("total_bytes")
+    return total / 2**30 if isinstance(total, (int, float)) else None
+
+
+def _accelerators(row: KitRow) -> str:
+    family = row.family("accelerators")
+    if not family:
+        return ""
+    names = [str(d.get("name") or d.get("kind") or "device") for d in family.get("devices", [])]
+    return ", ".join(names) if names else "none (CPU only)"
+
+
+def _int8(row: KitRow) -> str:
+    advice = row.family("cpu").get("int8")
+    if not isinstance(advice, dict):
+        return ""
+    if advice.get("recommended"):
+        return f"recommended ({advice['via']})" if advice.get("via") else "recommended"
+    return "not recommended"
+
+
+def _memory_text(row: KitRow) -> str:
+    gib = _memory_gib(row)
+    return "" if gib is None else f"{gib:.1f}"
+
+
+_TEXT: dict[str, Callable[[KitRow], str]] = {
+    "Name": lambda row: row.name,
+    "Status": _status_text,
+    "Device ID": lambda row: f"{format_device_id(row.device_id, groups=3)}-…",
+    "Kit model": lambda row: _hint(row, "kit_model"),
+    "Address": _address,
+    "Agent version": lambda row: _hint(row, "agent_version"),
+    "CPU": lambda row: str(row.family("cpu").get("model") or ""),
+    "Cores": lambda row: str(row.family("cpu").get("logical_cores", "")),
+    "Memory (GiB)": _memory_text,
+    "Accelerators": _accelerators,
+    "INT8": _int8,
+}
+
+
+def cell_text(row: KitRow, column: int) -> str:
+    return _TEXT[COLUMNS[column]](row)
+
+
+def cell_sort(row: KitRow, column: int) -> str | float:
+    """The value a column sorts by: numbers for numeric columns, text otherwise."""
+    if COLUMNS[column] == "Cores":
+        cores = row.family("cpu").get("logical_cores")
+        return float(cores) if isinstance(cores, int) else -1.0
+    if COLUMNS[column] == "Memory (GiB)":
+        gib = _memory_gib(row)
+        return -1.0 if gib is None else gib
+    return cell_text(row, column).lower()

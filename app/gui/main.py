@@ -1,0 +1,119 @@
+"""Start the desktop window: for real (`kitfleet`) or driven to a known state (`kitfleet demo`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+
+from app.fleet.settings import AppSettings
+from app.gui import gc
+from app.gui._qt import timer
+from app.gui.bridge import FleetBridge
+from app.gui.fleet_model import FleetTableModel
+from app.gui.main_window import MainWindow
+
+__all__ = ["run_demo_window", "run_gui"]
+
+_SETTLE_MS = 300  # let layouts settle after the selection before the screenshot
+
+
+def application() -> QApplication:
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        gc.install(existing)
+        return existing
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("kitfleet")
+    gc.install(app)
+    return app
+
+
+def run_gui(settings: AppSettings) -> int:
+    """Open the window and run until it is closed."""
+    app = application()
+    bridge = FleetBridge(settings)
+    window = MainWindow(bridge)
+    window.show()
+    bridge.start()
+    try:
+        return app.exec()
+    finally:
+        bridge.close()
+
+
+def run_demo_window(settings: AppSettings, adopted: int, screenshot: Path | None,
+                    offscreen: bool, timeout: float = 30.0) -> int:
+    """Show the window until `adopted` kits are online and the first one's facts show.
+
+    Saves a screenshot then if asked. Offscreen, returns at once (0, or 1 with a message
+    on stderr when `timeout` seconds pass first); otherwise runs until the window closes.
+    """
+    application()
+    bridge = FleetBridge(settings)
+    window = MainWindow(bridge)
+    window.show()
+    driver = DemoDriver(window, adopted, screenshot, offscreen, timeout)
+    # A local loop that ends with the window, not app.exec()/quit(): callers (tests, the
+    # demo) keep a usable application afterwards.
+    loop = QEventLoop()
+    window.closed.connect(loop.quit)
+    bridge.start()
+    try:
+        loop.exec()
+    finally:
+        bridge.close()
+    return driver.result
+
+
+class DemoDriver(QObject):
+    """Watches the window, without blocking its event loop, until the demo state shows."""
+
+    def __init__(self, window: MainWindow, adopted: int, screenshot: Path | None,
+                 offscreen: bool, timeout: float) -> None:
+        super().__init__(window)
+        self.result = 1
+        self._window, self._adopted = window, adopted
+        self._screenshot, self._offscreen, self._timeout = screenshot, offscreen, timeout
+        self._poll = timer(self, 100, self._check)
+        self._deadline = timer(self, int(timeout * 1000), self._time_out, single_shot=True)
+        self._poll.start()
+        self._deadline.start()
+
+    def _check(self) -> None:
+        online = self._online_in_view_order()
+        if len(online) < self._adopted:
+            return
+        first = online[0]
+        selected = self._window.selected_row()
+        if selected is None or selected.device_id != first:
+            self._window.select_device(first)
+        elif self._window.details.shown_device() == first:
+            self._poll.stop()
+            self._deadline.stop()
+            QTimer.singleShot(_SETTLE_MS, self._finish)
+
+    def _online_in_view_order(self) -> list[str]:
+        proxy = self._window.proxy
+        ids = [str(proxy.index(i, 0).data(FleetTableModel.DeviceIdRole))
+               for i in range(proxy.rowCount())]
+        return [i for i in ids if (row := self._window.model.row(i)) and row.row_status == "online"]
+
+    def _finish(self) -> None:
+        self.result = 0
+        if self._screenshot is not None:
+            self._screenshot.parent.mkdir(parents=True, exist_ok=True)
+            if not self._window.grab().save(str(self._screenshot)):
+                print(f"kitfleet: could not save {self._screenshot}", file=sys.stderr)
+                self.result = 1
+        if self._offscreen:
+            self._window.close()
+
+    def _time_out(self) -> None:
+        self._poll.stop()
+        print(f"kitfleet: the window did not show {self._adopted} kits online with facts "
+              f"within {self._timeout:g} s", file=sys.stderr)
+        if self._offscreen:
+            self._window.close()

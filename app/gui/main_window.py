@@ -1,0 +1,201 @@
+"""The main window: the fleet table above the selected kit's details."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelection, QSortFilterProxyModel, Qt, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QTableView,
+    QWidget,
+)
+
+from app.fleet.inventory import Kit
+from app.gui._qt import action, timer
+from app.gui.adopt_dialog import CodePrompt, ask_pairing_code
+from app.gui.bridge import FleetBridge
+from app.gui.details import DetailsPane
+from app.gui.fleet_model import FleetTableModel
+from app.gui.kit_row import KitRow
+
+__all__ = ["MainWindow"]
+
+QUEUED = Qt.ConnectionType.QueuedConnection  # bridge signals come from its loop thread
+# Background work the technician did not ask for reports in the status bar only, so a
+# kit that keeps failing does not keep raising a window.
+_BACKGROUND = {"status", "discovery", "facts update"}
+_MAX_COLUMN_WIDTH = 320
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()
+
+    def __init__(self, bridge: FleetBridge, prompt_code: CodePrompt = ask_pairing_code,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("kitfleet")
+        self.resize(1440, 860)
+        self.bridge, self._prompt_code = bridge, prompt_code
+        self.model = FleetTableModel(self)
+        self.proxy = QSortFilterProxyModel(self, sortRole=FleetTableModel.SortRole)
+        self.proxy.setSourceModel(self.model)
+        self.table = self._make_table()
+        self.details = DetailsPane()
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.details)
+        splitter.setSizes([330, 530])
+        self.setCentralWidget(splitter)
+        self.summary = QLabel()
+        self.statusBar().addPermanentWidget(self.summary)
+        self._error_box: QMessageBox | None = None
+        self._make_actions()
+        self._connect()
+        self._on_model_changed()
+
+    def _make_table(self) -> QTableView:
+        table = QTableView()
+        table.setModel(self.proxy)
+        table.setSortingEnabled(True)
+        table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setAlternatingRowColors(True)
+        table.setWordWrap(False)
+        table.verticalHeader().hide()
+        table.horizontalHeader().setStretchLastSection(True)
+        return table
+
+    def _make_actions(self) -> None:
+        self.adopt_action = action("&Adopt…", self, QKeySequence("Ctrl+D"), self.adopt_selected)
+        self.refresh_action = action("&Refresh", self, QKeySequence.StandardKey.Refresh,
+                                     self.refresh)
+        self.quit_action = action("&Quit", self, QKeySequence("Ctrl+Q"), self.close)
+        menu = self.menuBar().addMenu("&Fleet")
+        menu.addActions([self.adopt_action, self.refresh_action])
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        toolbar = self.addToolBar("Fleet")
+        toolbar.setObjectName("fleet-toolbar")
+        toolbar.addActions([self.adopt_action, self.refresh_action])
+
+    def _connect(self) -> None:
+        # Coalesce a burst of row updates into one column fit after the burst.
+        self._fit_timer = timer(self, 0, self._fit_columns, single_shot=True)
+        # "last seen 3 min ago" ages while no data changes; repaint to keep it true.
+        self._age_timer = timer(self, 30_000, self.table.viewport().update)
+        self._age_timer.start()
+        bridge, model = self.bridge, self.model
+        bridge.kits_loaded.connect(model.add_kits, QUEUED)
+        bridge.announced.connect(model.add_sighting, QUEUED)
+        bridge.withdrawn.connect(model.remove_sighting, QUEUED)
+        bridge.statuses.connect(model.apply_statuses, QUEUED)
+        bridge.facts_loaded.connect(model.apply_facts, QUEUED)
+        bridge.adopted.connect(self._on_adopted, QUEUED)
+        bridge.failed.connect(self._on_failed, QUEUED)
+        for signal in (model.dataChanged, model.rowsInserted, model.rowsRemoved):
+            signal.connect(self._on_model_changed)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+
+    # reading the selection -------------------------------------------------------
+
+    def selected_row(self) -> KitRow | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.model.row(str(rows[0].data(FleetTableModel.DeviceIdRole)))
+
+    def select_device(self, device_id: str) -> None:
+        for position in range(self.proxy.rowCount()):
+            index = self.proxy.index(position, 0)
+            if index.data(FleetTableModel.DeviceIdRole) == device_id:
+                self.table.selectRow(position)
+                return
+
+    # actions -----------------------------------------------------------------------
+
+    @Slot()
+    def adopt_selected(self) -> None:
+        row = self.selected_row()
+        if row is None or not _adoptable(row):
+            return
+        code = self._prompt_code(self, row)
+        if code is None:
+            return
+        self.statusBar().showMessage(f"Adopting {row.name}…")
+        self.bridge.adopt(row.device_id, code)
+
+    @Slot()
+    def refresh(self) -> None:
+        self.statusBar().showMessage("Checking every adopted kit…", 5000)
+        self.bridge.refresh()
+
+    # answers -------------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_adopted(self, kit: Kit) -> None:
+        self.model.add_kits([kit])
+        self.statusBar().showMessage(f"Adopted {kit.name} at {kit.address}", 10_000)
+
+    @Slot(str, str)
+    def _on_failed(self, operation: str, message: str) -> None:
+        self.statusBar().showMessage(f"{operation.capitalize()} failed: {message}", 30_000)
+        if operation not in _BACKGROUND:
+            self._show_error(f"{operation.capitalize()} failed", message)
+
+    def _show_error(self, title: str, message: str) -> None:
+        # One non-modal box, reused: errors must not stack up or block the window.
+        if self._error_box is None:
+            self._error_box = QMessageBox(QMessageBox.Icon.Warning, "kitfleet", "", parent=self)
+            self._error_box.setModal(False)
+        self._error_box.setText(title)
+        self._error_box.setInformativeText(message)
+        self._error_box.show()
+
+    @Slot()
+    def _on_model_changed(self) -> None:
+        self.details.show_row(self.selected_row())
+        self._update_actions()
+        self._update_summary()
+        self._fit_timer.start()
+
+    @Slot(QItemSelection, QItemSelection)
+    def _on_selection(self, *_: QItemSelection) -> None:
+        row = self.selected_row()
+        self.details.show_row(row)
+        self._update_actions()
+        if row is not None and row.kit is not None and row.row_status == "online":
+            self.bridge.load_facts(row.device_id)  # fresh facts for what the technician views
+
+    def _update_actions(self) -> None:
+        row = self.selected_row()
+        self.adopt_action.setEnabled(row is not None and _adoptable(row))
+
+    def _update_summary(self) -> None:
+        rows = self.model.rows()
+        adopted = [r for r in rows if r.kit is not None]
+        online = sum(r.row_status == "online" for r in adopted)
+        kits = f"{online} of {len(adopted)} adopted kits online" if adopted else "no kits adopted"
+        self.summary.setText(f"{kits} · {len(rows) - len(adopted)} nearby not adopted")
+
+    def _fit_columns(self) -> None:
+        self.table.resizeColumnsToContents()
+        header = self.table.horizontalHeader()
+        for column in range(header.count() - 1):
+            header.resizeSection(column, min(header.sectionSize(column), _MAX_COLUMN_WIDTH))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._error_box is not None:
+            self._error_box.close()
+        super().closeEvent(event)
+        if event.isAccepted():
+            self.closed.emit()
+
+
+def _adoptable(row: KitRow) -> bool:
+    """Never adopted, or adopted but now presenting another identity (re-adopt on purpose)."""
+    return row.kit is None or row.row_status == "identity_changed"

@@ -1,0 +1,71 @@
+"""Real Qt, offscreen; real agents on loopback; mDNS only on 127.0.0.1; no thread left behind."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from PySide6.QtWidgets import QApplication
+
+from app.fleet.localagent import LocalAgent
+from app.fleet.settings import AppSettings
+from app.gui import gc
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+# The offscreen platform says this about any QMainWindow; it is not our warning.
+OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def collect_garbage_on_the_gui_thread(qapp: QApplication) -> Iterator[None]:
+    """As the app does: Qt objects must never be freed by a collection on a worker thread."""
+    gc.install(qapp)
+    yield
+    gc.uninstall(qapp)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AppSettings:
+    # Explicit interfaces always: tests never browse the machine's real network.
+    return AppSettings.resolve(home=tmp_path / "home", mdns_interfaces=["127.0.0.1"])
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[LocalAgent]:
+    """A real agent process announcing on 127.0.0.1, stopped at teardown whatever happened."""
+    started = LocalAgent(tmp_path / "a", "gui-kit", kit_model="Test kit")
+    try:
+        yield started.start()
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+@pytest.fixture(autouse=True)
+def verify_threads_ended() -> Iterator[None]:
+    """Every test leaves the threads it found, and no more (bridges must join theirs)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while (extra := set(threading.enumerate()) - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not extra, f"threads left running: {sorted(t.name for t in extra)}"
