@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.fleet.discovery import Announcement, async_discover
 from app.fleet.localagent import LOOPBACK, LocalAgent
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
@@ -32,10 +33,14 @@ def _say(message: str) -> None:
 async def _discover_and_adopt(fleet: Fleet, agents: list[LocalAgent]) -> None:
     names = {agent.name for agent in agents}
     started = time.monotonic()
-    seen: dict[str, str] = {}
-    while set(seen) != names and time.monotonic() - started < 15:
-        for a in await fleet.async_discover(timeout=1.0):
-            seen[a.name] = a.device_id
+    pending = set(names)
+
+    def all_seen(announcement: Announcement) -> bool:
+        pending.discard(announcement.name)
+        return not pending
+
+    found = await async_discover(fleet.settings.mdns_interfaces, 15.0, stop_when=all_seen)
+    seen = {a.name: a.device_id for a in found if a.name in names}
     if set(seen) != names:
         raise SystemExit(f"[demo] mDNS found only {sorted(seen)}; expected {sorted(names)}")
     _say(f"discovered {len(seen)} kits over mDNS on {LOOPBACK} "

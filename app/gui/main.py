@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QObject, QTimer
+from PySide6.QtCore import QEventLoop, QMessageLogContext, QObject, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from app.fleet.settings import AppSettings
@@ -25,10 +25,18 @@ def application() -> QApplication:
     if isinstance(existing, QApplication):
         gc.install(existing)
         return existing
+    qInstallMessageHandler(_quiet_offscreen_noise)
     app = QApplication(sys.argv[:1])
     app.setApplicationName("kitfleet")
     gc.install(app)
     return app
+
+
+def _quiet_offscreen_noise(mode: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    # The offscreen platform says this about every main window; it is not a problem of ours.
+    if "does not support propagateSizeHints" in message:
+        return
+    print(message, file=sys.stderr)
 
 
 def run_gui(settings: AppSettings) -> int:

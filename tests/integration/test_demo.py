@@ -1,0 +1,25 @@
+"""`kitfleet demo` end to end, as a technician runs it (offscreen here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_discovers_adopts_and_shows_three_kits(tmp_path: Path) -> None:
+    shot = tmp_path / "demo.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("DISPLAY", None)
+    done = subprocess.run([sys.executable, "-m", "app", "demo", "--screenshot", str(shot)],
+                          capture_output=True, text=True, timeout=180, env=env, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "discovered 3 kits over mDNS on 127.0.0.1" in done.stdout
+    assert done.stdout.count("[demo] adopted ") == 3
+    for name in ("flyaway-kit-01", "edge-ws-ampere", "deploy-srv-01"):
+        assert name in done.stdout
+    assert shot.stat().st_size > 10_000
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "propagateSizeHints" not in done.stderr
+    assert "Traceback" not in done.stderr
