@@ -122,7 +122,7 @@ def delete_version(request: Request, name: ModelName,
 
 @models_router.post("/v1/models/{name}/infer", response_model=InferResult,
                     openapi_extra={"requestBody": _BINARY},
-                    responses={401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}})
+                    responses={400: {}, 401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}})
 async def infer(
     request: Request, name: ModelName, _: Operator,
     version: Annotated[str | None, Query(pattern=VERSION_PATTERN)] = None,
@@ -131,7 +131,7 @@ async def infer(
     """Run an image (JPEG/PNG) or a tensor (.npy) through the serving model.
 
     Classification and detection answer JSON naming the version and sha256; a raw
-    model answers its outputs as an .npz. 200; 401; 403; 404; 409; 413; 415; 422.
+    model answers its outputs as an .npz. 200; 400; 401; 403; 404; 409; 413; 415; 422.
     """
     state = _state(request)
     manifest, path = state.models.active(name, version)

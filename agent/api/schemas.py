@@ -11,7 +11,7 @@ import hmac
 from importlib import metadata
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 try:
     PACKAGE_VERSION = metadata.version("kitfleet")
@@ -226,6 +226,18 @@ class Manifest(BaseModel):
                                       description="accuracy/latency figures when known")
     detection: DetectionSpec | None = None
     golden: Golden | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        channels = self.input.channels
+        for name, values in (("mean", self.normalisation.mean), ("std", self.normalisation.std)):
+            if len(values) not in (1, channels):
+                raise ValueError(f"normalisation.{name} needs 1 or {channels} values, not {len(values)}")
+        if any(v <= 0 for v in self.normalisation.std):
+            raise ValueError("normalisation.std values must be positive")
+        if self.task == "detection" and self.detection is None:
+            self.detection = DetectionSpec()
+        return self
 
 
 class UploadRequest(BaseModel):

@@ -83,6 +83,9 @@ def check_in_process(path: Path, manifest: Manifest) -> None:
 def _check_signature(session: Any, manifest: Manifest) -> None:
     spec = manifest.input
     inputs = {i.name: i for i in session.get_inputs()}
+    if len(inputs) != 1:
+        raise VerificationFailed(f"the model has {len(inputs)} inputs ({sorted(inputs)}); kitfleet "
+                                 "serves models with exactly one input")
     if spec.name not in inputs:
         raise VerificationFailed(f"the manifest names input {spec.name!r}; the model has "
                                  f"{sorted(inputs)}")

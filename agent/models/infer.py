@@ -1,0 +1,116 @@
+"""Run a request's image or tensor through a model session and shape the answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from agent.api.schemas import DetectionSpec, InferResult, Manifest
+from agent.errors import ApiError
+from agent.models.postprocess import decode_yolo
+from agent.models.postprocess import top_k as best_classes
+from agent.models.preprocess import NPY_MAGIC, check_tensor, decode_image, load_npy, media_type, to_tensor
+
+__all__ = ["MAX_BATCH", "NPY_TYPES", "run_batch", "run_inference"]
+
+NPY_TYPES = {"application/x-npy", "application/npy"}
+MAX_BATCH = 32  # images per session.run in a batch job: bounds the kit's peak memory
+Tensors = dict[str, np.ndarray]
+
+
+def run_inference(session: Any, manifest: Manifest, payload: bytes, content_type: str | None,
+                  top_k: int = 5) -> tuple[InferResult | None, Tensors | None]:
+    """One request: (answer, None) for classification/detection, (None, outputs) for a raw model.
+
+    An image (JPEG/PNG/BMP/WebP) is decoded, resized and normalised as the manifest says; a
+    .npy tensor (application/x-npy, or octet-stream starting with the NPY magic) goes in as is.
+    """
+    if _is_tensor(payload, content_type):
+        return _infer_tensor(session, manifest, load_npy(payload), top_k)
+    if manifest.task == "raw":
+        raise _image_for_raw(manifest)
+    image = decode_image(payload, content_type)
+    return _infer_images(session, manifest, [image], top_k)[0], None
+
+
+def run_batch(session: Any, manifest: Manifest, images: Sequence[Image.Image],
+              top_k: int = 5) -> list[InferResult]:
+    """Results for many images; batched runs when the model's batch dimension is dynamic.
+
+    In a batched run each result's latency is its share of the run's time.
+    """
+    if manifest.task == "raw":
+        raise _image_for_raw(manifest)
+    step = MAX_BATCH if _dynamic_batch(_model_input(session, manifest)) else 1
+    return [result for start in range(0, len(images), step)
+            for result in _infer_images(session, manifest, images[start:start + step], top_k)]
+
+
+def _is_tensor(payload: bytes, content_type: str | None) -> bool:
+    declared = media_type(content_type)
+    undeclared = declared in (None, "application/octet-stream")
+    return declared in NPY_TYPES or (undeclared and payload.startswith(NPY_MAGIC))
+
+
+def _image_for_raw(manifest: Manifest) -> ApiError:
+    return ApiError(415, "unsupported_media_type",
+                    f"{manifest.name} is a raw model: it takes tensors, not images",
+                    "send a .npy tensor (numpy.save()) with Content-Type application/x-npy")
+
+
+def _model_input(session: Any, manifest: Manifest) -> Any:
+    return {i.name: i for i in session.get_inputs()}[manifest.input.name]  # verify.py checked it
+
+
+def _dynamic_batch(model_input: Any) -> bool:
+    first = model_input.shape[0] if model_input.shape else None
+    return not (isinstance(first, int) and first > 0)
+
+
+def _infer_images(session: Any, manifest: Manifest, images: Sequence[Image.Image],
+                  top_k: int) -> list[InferResult]:
+    batch, scales = to_tensor(images, manifest.input, manifest.normalisation)
+    check_tensor(batch, _model_input(session, manifest))
+    outputs, latency_ms = _run(session, manifest.input.name, batch)
+    share = latency_ms / len(images)
+    return [_result(manifest, outputs, i, scale, share, top_k) for i, scale in enumerate(scales)]
+
+
+def _infer_tensor(session: Any, manifest: Manifest, tensor: np.ndarray,
+                  top_k: int) -> tuple[InferResult | None, Tensors | None]:
+    check_tensor(tensor, _model_input(session, manifest))
+    if manifest.task != "raw" and tensor.shape[0] != 1:
+        raise ApiError(422, "wrong_shape", f"the tensor holds a batch of {tensor.shape[0]}; one answer "
+                       "needs one input", "send one input per request (batch dimension 1)")
+    outputs, latency_ms = _run(session, manifest.input.name, tensor)
+    if manifest.task == "raw":
+        return None, outputs
+    return _result(manifest, outputs, 0, (1.0, 1.0), latency_ms, top_k), None
+
+
+def _run(session: Any, input_name: str, tensor: np.ndarray) -> tuple[Tensors, float]:
+    """Outputs by name, and the time session.run took in milliseconds."""
+    started = time.perf_counter()
+    values = session.run(None, {input_name: tensor})
+    latency_ms = (time.perf_counter() - started) * 1000
+    names = [output.name for output in session.get_outputs()]
+    return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}, latency_ms
+
+
+def _result(manifest: Manifest, outputs: Tensors, index: int, scale: tuple[float, float],
+            latency_ms: float, top_k: int) -> InferResult:
+    """The answer for item `index` of the batch, from the model's first output."""
+    first = next(iter(outputs.values()))[index]
+    result = InferResult(model=manifest.name, version=manifest.version, sha256=manifest.sha256,
+                         task=manifest.task, latency_ms=latency_ms)
+    if manifest.task == "classification":
+        result.classes = best_classes(first, manifest.labels, top_k)
+    else:
+        size = (manifest.input.width, manifest.input.height)
+        result.detections = decode_yolo(first, manifest.detection or DetectionSpec(), manifest.labels,
+                                        scale, size)
+    return result

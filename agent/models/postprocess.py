@@ -1,0 +1,100 @@
+"""Turn model outputs into answers: softmax top-k for classifiers, box decoding + NMS for detectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from agent.api.schemas import Classification, Detection, DetectionSpec
+
+__all__ = ["decode_yolo", "is_distribution", "nms", "softmax", "top_k"]
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax along `axis`."""
+    shifted = np.asarray(logits, dtype=np.float64)
+    shifted = shifted - shifted.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    result: np.ndarray = exp / exp.sum(axis=axis, keepdims=True)
+    return result
+
+
+def is_distribution(row: np.ndarray, tolerance: float = 1e-3) -> bool:
+    """True if every value is in [0, 1] and they sum to 1 (a softmax already ran)."""
+    return bool(row.size and row.min() >= 0 and row.max() <= 1
+                and abs(float(row.sum()) - 1) <= tolerance)
+
+
+def top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[Classification]:
+    """The k best classes, best first; softmax applied only if the model gave logits."""
+    row = np.asarray(scores, dtype=np.float64).ravel()
+    probabilities = row if is_distribution(row) else softmax(row)
+    best = np.argsort(-probabilities, kind="stable")[: max(k, 0)]
+    return [Classification(label=_label(labels, int(i)), index=int(i), score=float(probabilities[i]))
+            for i in best]
+
+
+def _label(labels: Sequence[str], index: int) -> str:
+    return labels[index] if index < len(labels) else str(index)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression on (x1, y1, x2, y2) boxes: kept indices, best first."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        order = rest[_iou(boxes[best], areas[best], boxes[rest], areas[rest]) <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _iou(box: np.ndarray, area: float, others: np.ndarray, other_areas: np.ndarray) -> np.ndarray:
+    width = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    overlap = width * height
+    union = area + other_areas - overlap
+    result: np.ndarray = np.where(union > 0, overlap / np.where(union > 0, union, 1), 0.0)
+    return result
+
+
+def decode_yolo(output: np.ndarray, spec: DetectionSpec, labels: Sequence[str],
+                scale: tuple[float, float], input_size: tuple[int, int]) -> list[Detection]:
+    """Detections in one image's YOLO output [boxes, 5 + classes] (a leading batch of 1 is dropped).
+
+    Rows are (cx, cy, w, h) in input pixels, objectness, class scores (sigmoid already applied).
+    Boxes are clipped to the input (width, height) `input_size`, then multiplied by `scale`
+    to land in the original image's pixels.
+    """
+    rows = np.asarray(output, dtype=np.float64)
+    rows = rows.reshape(-1, rows.shape[-1])
+    boxes, scores, classes = _candidates(rows, spec.score_threshold)
+    keep = _per_class_nms(boxes, scores, classes, spec.iou_threshold)[: spec.max_detections]
+    width, height = input_size
+    boxes = np.clip(boxes[keep], 0, [width, height, width, height]) * np.tile(scale, 2)
+    return [Detection(label=_label(labels, int(c)), index=int(c), score=float(s),
+                      box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])))
+            for b, s, c in zip(boxes, scores[keep], classes[keep], strict=True)]
+
+
+def _candidates(rows: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Corner boxes, score = objectness × best class score, class index; below threshold dropped."""
+    class_scores = rows[:, 5:] if rows.shape[1] > 5 else np.ones((len(rows), 1))
+    classes = class_scores.argmax(axis=1)
+    scores = rows[:, 4] * class_scores[np.arange(len(rows)), classes]
+    wanted = scores >= threshold  # NaN compares False, so broken rows drop out here
+    centre, size = rows[wanted, 0:2], rows[wanted, 2:4]
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+    return boxes, scores[wanted], classes[wanted]
+
+
+def _per_class_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
+                   iou_threshold: float) -> np.ndarray:
+    """NMS within each class (a person may stand in front of a car), merged best first."""
+    kept = [np.flatnonzero(classes == c)[nms(boxes[classes == c], scores[classes == c], iou_threshold)]
+            for c in np.unique(classes)]
+    merged = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    return merged[np.argsort(-scores[merged], kind="stable")]

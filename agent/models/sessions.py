@@ -1,0 +1,128 @@
+"""A bounded cache of ONNX Runtime sessions, one per installed model version.
+
+ONNX Runtime is imported only when the first session is made, so an agent that
+never runs a model never pays for it in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+__all__ = ["CPU", "PREFERRED_PROVIDERS", "SessionCache", "choose_providers", "default_threads",
+           "open_session"]
+
+CPU = "CPUExecutionProvider"
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider")
+_Key = tuple[Path, str]
+
+
+@dataclass
+class _Entry:
+    session: Any
+    fallback: str | None  # why the accelerator was given up, when it was
+
+
+def choose_providers(available: Sequence[str]) -> list[str]:
+    """The accelerators the kit has, best first, then the CPU, which is always there as a fallback."""
+    return [p for p in PREFERRED_PROVIDERS if p in available] + [CPU]
+
+
+def default_threads() -> int:
+    """One intra-op thread per physical core: hyper-threads only contend for the same units."""
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def open_session(path: Path, threads: int) -> tuple[Any, str | None]:
+    """A session on the best provider; if an accelerator fails, a CPU-only one and the reason."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    providers = choose_providers(ort.get_available_providers())
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # a missing CUDA/TensorRT library surfaces as any error type
+        if providers == [CPU]:
+            raise
+        reason = f"{providers[0]} failed: {_first_line(exc)}"
+        return ort.InferenceSession(str(path), options, providers=[CPU]), reason
+    dropped = providers[0] not in session.get_providers()  # ORT may fall back quietly too
+    return session, f"ONNX Runtime did not enable {providers[0]}" if dropped else None
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+class SessionCache:
+    """Least-recently-used sessions keyed by (model path, sha256); safe to share between threads."""
+
+    def __init__(self, capacity: int, threads: int | None) -> None:
+        self.capacity = max(capacity, 1)  # the model being served must stay loaded
+        self.threads = threads or default_threads()
+        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
+        self._loading: dict[_Key, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards the two dicts; never held while a model loads
+
+    def get(self, path: Path, sha256: str) -> Any:
+        """The session for this model file, loading it at most once however many ask at the same time."""
+        key = (path, sha256)
+        with self._lock:
+            cached = self._touch(key)
+            if cached is not None:
+                return cached
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            try:
+                return self._load(key)
+            finally:
+                with self._lock:
+                    if self._loading.get(key) is key_lock:
+                        del self._loading[key]
+
+    def _touch(self, key: _Key) -> Any:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry.session
+
+    def _load(self, key: _Key) -> Any:
+        with self._lock:
+            cached = self._touch(key)  # a request that waited on the key lock finds it loaded
+        if cached is not None:
+            return cached
+        session, fallback = open_session(key[0], self.threads)
+        with self._lock:
+            self._entries[key] = _Entry(session, fallback)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        return session
+
+    def evict(self, path: Path) -> None:
+        """Forget every session of this model file (it was deleted or replaced)."""
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == path]:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def info(self) -> dict[str, Any]:
+        """What is loaded, on which providers, and why an accelerator was dropped if it was."""
+        with self._lock:
+            entries = list(self._entries.items())
+        return {"capacity": self.capacity, "threads": self.threads, "sessions": [
+            {"path": str(path), "sha256": sha256, "providers": list(entry.session.get_providers()),
+             "fallback": entry.fallback} for (path, sha256), entry in entries]}
