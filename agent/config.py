@@ -40,6 +40,29 @@ class Settings:
     max_infer_bytes: int = field(default=32 << 20, metadata=_meta("largest image or tensor to infer"))
     disk_reserve_bytes: int = field(default=64 << 20, metadata=_meta("space uploads never use"))
     session_cache: int = field(default=4, metadata=_meta("ONNX Runtime sessions kept loaded"))
+    jobs_data_roots: list[str] = field(
+        default_factory=list,
+        metadata=_meta("folders jobs may read; empty means <data_dir>/datasets"),
+    )
+    jobs_allowed_commands: list[str] = field(
+        default_factory=list,
+        metadata=_meta("absolute paths of programs `command` jobs may run; empty turns them off"),
+    )
+    jobs_threads: int = field(default=0, metadata=_meta("threads jobs may hold; 0 = logical CPUs"))
+    jobs_memory_mb: int = field(default=0, metadata=_meta("memory jobs may hold, MiB; 0 = all RAM"))
+    jobs_gpus: int = field(default=-1, metadata=_meta("GPUs jobs may hold; -1 = the NVIDIA GPUs found"))
+    jobs_max_running: int = field(default=4, metadata=_meta("jobs running at the same time, at most"))
+    jobs_max_queued: int = field(default=10000, metadata=_meta("unfinished jobs accepted, at most"))
+    jobs_aging_s: float = field(
+        default=600.0, metadata=_meta("a queued job gains one priority level per this many seconds"))
+    jobs_lease_s: float = field(default=30.0, metadata=_meta("lease of a running job, renewed while alive"))
+    jobs_retention_days: float = field(
+        default=7.0, metadata=_meta("finished jobs, logs and results are deleted after this"))
+    jobs_max_log_bytes: int = field(default=1 << 20, metadata=_meta("log kept per job; the rest dropped"))
+    jobs_max_result_bytes: int = field(default=256 << 20, metadata=_meta("result files per job, at most"))
+    jobs_max_total_mb: int = field(
+        default=2048, metadata=_meta("all jobs' files; the oldest finished jobs go first beyond it"))
+    max_dataset_bytes: int = field(default=1 << 30, metadata=_meta("largest dataset archive accepted"))
 
     @classmethod
     def resolve(cls, data_dir: Path, flags: dict[str, Any]) -> Settings:

@@ -68,6 +68,51 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX uploads_model ON uploads (name, version, sha256);
     """,
+    # 3: the durable job queue and cron schedules (agent/jobs/)
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        request TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        threads INTEGER NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        gpu INTEGER NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        state TEXT NOT NULL CHECK (state IN
+            ('queued', 'running', 'done', 'failed', 'cancelled', 'interrupted')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_retries INTEGER NOT NULL,
+        not_before REAL NOT NULL DEFAULT 0,
+        queued_at REAL NOT NULL,
+        progress_done INTEGER NOT NULL DEFAULT 0,
+        progress_total INTEGER,
+        lease_owner TEXT,
+        lease_expires_at REAL,
+        worker_pid INTEGER,
+        schedule_id TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        updated_at REAL NOT NULL,
+        result TEXT,
+        error TEXT
+    );
+    CREATE INDEX jobs_state ON jobs (state, priority DESC, queued_at);
+    CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        template TEXT NOT NULL,
+        missed TEXT NOT NULL CHECK (missed IN ('skip', 'run_once')),
+        enabled INTEGER NOT NULL,
+        next_run_at REAL,
+        last_run_at REAL,
+        last_job_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

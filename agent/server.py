@@ -62,12 +62,15 @@ def _lifespan(state: AgentState) -> Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sampler = asyncio.create_task(_sample_forever(state))
+        # the job runner recovers jobs a crash left running before any request is served
+        await asyncio.to_thread(state.jobs.start)
         try:
             yield
         finally:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
+            await asyncio.to_thread(state.jobs.stop)
 
     return lifespan
 

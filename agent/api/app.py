@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from agent import __version__
 from agent.api.errors import BodyLimit, install_handlers
 from agent.api.routes import router
+from agent.api.routes_jobs import jobs_router
 from agent.api.routes_models import models_router
 from agent.api.state import AgentState
 
@@ -29,6 +30,7 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastAPI:
     install_handlers(app)
     app.include_router(router)
     app.include_router(models_router)
+    app.include_router(jobs_router)
     app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes, streams=_streams)
     return app
 
@@ -36,5 +38,5 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastAPI:
 
 def _streams(path: str) -> bool:
     """Routes that read their own (large) bodies with their own bound."""
-    return path.startswith("/v1/uploads/") or (path.startswith("/v1/models/")
-                                                and path.endswith("/infer"))
+    return path.startswith(("/v1/uploads/", "/v1/datasets/")) or (path.startswith("/v1/models/")
+                                                                   and path.endswith("/infer"))

@@ -10,6 +10,7 @@ from agent.auth.tokens import TokenStore
 from agent.config import Settings
 from agent.db import Database
 from agent.identity import Identity
+from agent.jobs.service import Jobs
 from agent.metrics.ring import MetricRing
 from agent.models.store import ModelStore
 from agent.models.uploads import Uploads
@@ -27,6 +28,7 @@ class AgentState:
     metrics: MetricRing
     models: ModelStore
     uploads: Uploads
+    jobs: Jobs
     _sessions: SessionCache | None = None
 
     @property
@@ -54,4 +56,5 @@ class AgentState:
             metrics=MetricRing(db, settings.metrics_capacity),
             models=models,
             uploads=Uploads(db, models, settings.max_model_bytes, settings.disk_reserve_bytes),
+            jobs=Jobs(settings, db, models),
         )

@@ -1,0 +1,145 @@
+"""What may start now: resources that fit, run windows, battery and temperature gates.
+
+The queue is scanned in order of effective priority: priority plus one level per
+`aging_s` seconds waited, so low-priority work cannot starve. The first eligible job
+that does not fit blocks the jobs behind it (no backfilling past it), so a large
+job is not overtaken forever by a stream of small ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import psutil
+
+from agent.api.schemas import Gates, JobRequest, Resources
+from agent.errors import ApiError
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Capacity:
+    threads: int
+    memory_mb: int
+    gpu: int
+
+    @classmethod
+    def of_kit(cls, threads: int, memory_mb: int, gpus: int) -> Capacity:
+        """The kit's totals, unless settings give smaller (or test) figures."""
+        return cls(threads=threads or psutil.cpu_count() or 1,
+                   memory_mb=memory_mb or psutil.virtual_memory().total // MIB,
+                   gpu=gpus if gpus >= 0 else _nvidia_gpus())
+
+    def refuse_impossible(self, need: Resources) -> None:
+        """422 for a request no amount of waiting could satisfy on this kit."""
+        for what, wanted, has in (("threads", need.threads, self.threads),
+                                  ("memory_mb", need.memory_mb, self.memory_mb),
+                                  ("gpu", need.gpu, self.gpu)):
+            if wanted > has:
+                raise ApiError(422, "impossible_resources",
+                               f"the job asks for {what}={wanted}; this kit has {has} for jobs",
+                               f"ask for at most {what}={has}")
+
+    def fits(self, need: Resources, held: Resources) -> bool:
+        return (held.threads + need.threads <= self.threads
+                and held.memory_mb + need.memory_mb <= self.memory_mb
+                and held.gpu + need.gpu <= self.gpu)
+
+
+def _nvidia_gpus() -> int:
+    # nvidia-smi can take seconds, so it is asked only when no setting says how many GPUs
+    from agent.facts import accelerators
+
+    devices = accelerators.collect().get("devices", [])
+    return sum(1 for d in devices
+               if isinstance(d, dict) and d.get("vendor") == "NVIDIA" and d.get("kind") == "gpu")
+
+
+def total(resources: Iterable[Resources]) -> Resources:
+    """What running jobs hold together (zero is valid here, unlike in a request)."""
+    items = list(resources)
+    return Resources.model_construct(threads=sum(r.threads for r in items),
+                                     memory_mb=sum(r.memory_mb for r in items),
+                                     gpu=sum(r.gpu for r in items))
+
+
+# (battery percent, on mains power) or None without a battery; hottest sensor °C or None
+Battery = Callable[[], tuple[float, bool] | None]
+Temperature = Callable[[], float | None]
+
+
+def kit_battery() -> tuple[float, bool] | None:
+    battery = psutil.sensors_battery() if hasattr(psutil, "sensors_battery") else None
+    return None if battery is None else (battery.percent, bool(battery.power_plugged))
+
+
+def kit_temperature() -> float | None:
+    read = getattr(psutil, "sensors_temperatures", None)
+    readings = [t.current for sensors in (read() if read else {}).values() for t in sensors
+                if t.current is not None and t.current > -50]
+    return max(readings) if readings else None
+
+
+@dataclass
+class Gatekeeper:
+    battery: Battery = kit_battery
+    temperature: Temperature = kit_temperature
+
+    def blocked(self, gates: Gates) -> str | None:
+        """Why the gates hold a job back now, or None."""
+        if gates.min_battery_percent is not None:
+            reading = self.battery()
+            if reading is not None and not reading[1] and reading[0] < gates.min_battery_percent:
+                return f"battery {reading[0]:.0f}% is below {gates.min_battery_percent:g}%"
+        if gates.max_temperature_c is not None:
+            hottest = self.temperature()
+            if hottest is not None and hottest > gates.max_temperature_c:
+                return f"temperature {hottest:.0f} °C is above {gates.max_temperature_c:g} °C"
+        return None
+
+
+def in_window(window: str | None, now: float) -> bool:
+    """Whether the kit's local clock is inside "HH:MM-HH:MM" (which may wrap midnight)."""
+    if window is None:
+        return True
+    start, end = (_minutes(part) for part in window.split("-"))
+    local = dt.datetime.fromtimestamp(now)
+    minute = local.hour * 60 + local.minute
+    if start <= end:
+        return start <= minute < end
+    return minute >= start or minute < end
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def admissible(rows: Iterable[sqlite3.Row], capacity: Capacity, held: Resources, slots: int,
+               now: float, gatekeeper: Gatekeeper) -> list[tuple[str, JobRequest]]:
+    """The jobs to start now, in order, from queued rows sorted by effective priority."""
+    chosen: list[tuple[str, JobRequest]] = []
+    for row in rows:
+        if len(chosen) >= slots:
+            break
+        request = JobRequest.model_validate_json(row["request"])
+        if waiting_reason(row, request, now, gatekeeper) is not None:
+            continue  # held by its window, gates or back-off: it blocks nobody
+        if not capacity.fits(request.resources, held):
+            break  # no backfilling past it: the first job that waits for resources blocks the rest
+        chosen.append((str(row["id"]), request))
+        held = total([held, request.resources])
+    return chosen
+
+
+def waiting_reason(row: sqlite3.Row, request: JobRequest, now: float, gatekeeper: Gatekeeper) -> str | None:
+    """Why an eligible-looking queued job cannot start yet, apart from resources."""
+    if row["not_before"] > now:
+        return f"not before {dt.datetime.fromtimestamp(row['not_before']).isoformat(timespec='seconds')}"
+    if not in_window(request.window, now):
+        return f"outside its run window {request.window}"
+    return gatekeeper.blocked(request.gates)

@@ -1,0 +1,36 @@
+"""Open the job's model once, with the threads admission gave the job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agent.api.schemas import Manifest
+from agent.jobs.errors import PermanentFailure
+from agent.jobs.report import Reporter
+from agent.models.sessions import open_session
+
+
+def load(spec: dict[str, Any], report: Reporter, threads: int | None = None) -> tuple[Manifest, Any]:
+    manifest = Manifest.model_validate(spec["model"]["manifest"])
+    path = Path(spec["model"]["path"])
+    if not path.is_file():
+        raise PermanentFailure(f"{manifest.name} {manifest.version} was removed from the kit")
+    session, fallback = open_session(path, threads or spec["threads"])
+    if fallback:
+        report.log(f"running on the CPU: {fallback}")
+    report.log(f"model {manifest.name} {manifest.version} (sha256 {manifest.sha256[:12]}…) on "
+               f"{', '.join(session.get_providers())}")
+    return manifest, session
+
+
+def model_fields(manifest: Manifest) -> dict[str, str]:
+    """What every result row carries, so rows stay traceable to the exact model."""
+    return {"model": manifest.name, "version": manifest.version, "sha256": manifest.sha256}
+
+
+def fixed_batch(session: Any, manifest: Manifest) -> int | None:
+    """The batch size the model insists on, or None when its batch dimension is free."""
+    model_input = {i.name: i for i in session.get_inputs()}[manifest.input.name]
+    first = model_input.shape[0] if model_input.shape else None
+    return first if isinstance(first, int) and first > 0 else None

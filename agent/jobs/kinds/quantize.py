@@ -1,0 +1,90 @@
+"""`quantize`: FP32 → INT8 (dynamic, weights per tensor or per channel) on the kit itself,
+then a side-by-side report (size, latency, top-1 agreement on seeded random inputs).
+
+Uses ONNX Runtime's quantizer directly: the agent never imports the app's pipeline.
+The agent installs the result as a new, inactive version (`agent/jobs/service.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.api.schemas import Manifest
+from agent.jobs.errors import PermanentFailure
+from agent.jobs.kinds._model import load
+from agent.jobs.report import Reporter
+from agent.models.sessions import open_session
+
+MODEL, MANIFEST = "model.onnx", "manifest.json"
+COMPARE_RUNS = 20
+
+
+def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    params = spec["params"]
+    manifest, fp32 = load(spec, report)
+    out = report.results / MODEL
+    _quantize(Path(spec["model"]["path"]), out, params.get("per_channel", False))
+    report.spend(out.stat().st_size)
+    report.progress(1, 2)
+    int8 = open_session(out, spec["threads"])[0]
+    quantized = manifest.model_copy(update={
+        "version": params.get("output_version") or f"{manifest.version}-int8", "precision": "int8",
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "size_bytes": out.stat().st_size,
+        "source_model": f"{manifest.name} {manifest.version} ({manifest.sha256[:12]}), dynamic INT8",
+        "golden": None, "figures": {}})
+    summary = {"model": manifest.name, "from_version": manifest.version, "version": quantized.version,
+               "sha256": quantized.sha256, "size_bytes": {"fp32": manifest.size_bytes,
+                                                          "int8": quantized.size_bytes},
+               **_compare(fp32, int8, manifest)}
+    quantized.figures = {"latency_ms": summary["latency_ms"]["int8"], "agreement": summary["agreement"]}
+    _verify(out, quantized)
+    (report.results / MANIFEST).write_text(quantized.model_dump_json(indent=2))
+    report.write_json("result.json", summary)
+    report.progress(2, 2)
+    return {**summary, "install": params.get("install", True)}
+
+
+def _verify(path: Path, manifest: Manifest) -> None:
+    from agent.models.verify import VerificationFailed, check_in_process
+
+    try:
+        check_in_process(path, manifest)
+    except VerificationFailed as exc:
+        raise PermanentFailure(f"the quantized model does not pass the install checks: {exc}") from None
+
+
+def _quantize(source: Path, target: Path, per_channel: bool) -> None:
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:  # onnxruntime's quantizer needs the `onnx` package
+        raise PermanentFailure(f"this kit cannot quantize: {exc}; install the onnx package") from None
+    quantize_dynamic(source, target, per_channel=per_channel, weight_type=QuantType.QInt8)
+
+
+def _compare(fp32: Any, int8: Any, manifest: Manifest) -> dict[str, Any]:
+    spec = manifest.input
+    shape = (1, spec.channels, spec.height, spec.width) if spec.layout == "NCHW" else \
+        (1, spec.height, spec.width, spec.channels)
+    rng = np.random.default_rng(0)
+    inputs = [rng.random(shape).astype(spec.dtype) for _ in range(COMPARE_RUNS)]
+    first, second, agree = [], [], 0
+    for tensor in inputs:
+        a, ms_a = _timed(fp32, spec.name, tensor)
+        b, ms_b = _timed(int8, spec.name, tensor)
+        first.append(ms_a)
+        second.append(ms_b)
+        agree += int(np.argmax(a) == np.argmax(b))
+    median = {"fp32": float(np.median(first)), "int8": float(np.median(second))}
+    return {"latency_ms": {k: round(v, 4) for k, v in median.items()},
+            "agreement": round(agree / len(inputs), 4)}
+
+
+def _timed(session: Any, name: str, tensor: np.ndarray) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    output = session.run(None, {name: tensor})[0]
+    return np.asarray(output), (time.perf_counter() - started) * 1000

@@ -1,0 +1,65 @@
+"""Folders a job may read: only inside the kit's data roots, symlinks and `..` included.
+
+A path is judged by where it really leads (`resolve()`), so a symlink or a `..`
+that climbs out of a root is refused like a plain outside path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.errors import ApiError
+
+DATASETS = "datasets"
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
+
+def data_roots(configured: list[str], data_dir: Path) -> list[Path]:
+    """The configured roots, or `<data_dir>/datasets` (made if missing)."""
+    if configured:
+        return [Path(root).resolve() for root in configured]
+    default = data_dir / DATASETS
+    default.mkdir(parents=True, exist_ok=True)
+    return [default.resolve()]
+
+
+def resolve_folder(folder: str, roots: list[Path]) -> Path:
+    """An existing folder inside a data root; relative paths are taken from the first root."""
+    if "\0" in folder:
+        raise _outside(folder, roots)
+    candidate = Path(folder) if Path(folder).is_absolute() else roots[0] / folder
+    real = candidate.resolve()
+    if not any(inside(real, root) for root in roots):
+        raise _outside(folder, roots)
+    if not real.is_dir():
+        raise ApiError(422, "folder_not_found", f"{folder!r} is not a folder on this kit",
+                       f"put the images under {roots[0]} (or upload them as a dataset)")
+    return real
+
+
+def dataset_folder(name: str, data_dir: Path) -> Path:
+    path = data_dir / DATASETS / name
+    if not path.is_dir():
+        raise ApiError(422, "dataset_not_found", f"no dataset called {name!r} on this kit",
+                       "upload it with PUT /v1/datasets/{name}, or list them with GET /v1/datasets")
+    return path.resolve()
+
+
+def inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _outside(folder: str, roots: list[Path]) -> ApiError:
+    return ApiError(422, "path_outside_data_roots",
+                    f"{folder!r} is outside the folders jobs may read on this kit",
+                    f"use a folder under {', '.join(str(r) for r in roots)} "
+                    "(jobs_data_roots in agent.json)")
+
+
+def images_under(folder: Path, root: Path) -> list[Path]:
+    """Image files below `folder`, sorted; links that lead outside `root` are skipped."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and inside(path.resolve(), root):
+            found.append(path)
+    return found

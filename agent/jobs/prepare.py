@@ -1,0 +1,89 @@
+"""Checks a job must pass when submitted, and again when it starts (things change between).
+
+At submit they become clear 4xx answers; at start the same checks fail the job for
+good with the same message. `spec()` is what the worker process is given: the model
+file and manifest already resolved, and folders already proven to be inside a root.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.api.schemas import CommandParams, JobRequest, Manifest, QuantizeParams
+from agent.auth.tokens import Caller
+from agent.errors import ApiError
+from agent.jobs.admission import Capacity
+from agent.jobs.paths import data_roots, dataset_folder, resolve_folder
+from agent.models.store import ModelStore
+
+
+@dataclass
+class Preparer:
+    data_dir: Path
+    models: ModelStore
+    capacity: Capacity
+    roots_setting: list[str]
+    allowed_commands: list[str]
+    max_result_bytes: int
+
+    def check(self, request: JobRequest, caller: Caller | None) -> None:
+        """Refuse a job that cannot run here; `caller` None means a schedule made it."""
+        self.capacity.refuse_impossible(request.resources)
+        if request.kind == "command" and caller is not None and not caller.allows("admin"):
+            raise ApiError(403, "insufficient_scope", "command jobs need the admin scope; "
+                           f"your token has {caller.scope}")
+        self.spec(request)
+
+    def spec(self, request: JobRequest) -> dict[str, Any]:
+        """Everything the worker needs, resolved now."""
+        params = request.params
+        spec: dict[str, Any] = {"kind": request.kind, "params": params,
+                                "threads": request.resources.threads,
+                                "max_result_bytes": self.max_result_bytes}
+        if "model" in params:
+            manifest, path = self._model(params["model"], params.get("version"))
+            spec["model"] = {"manifest": manifest.model_dump(mode="json"), "path": str(path)}
+            if isinstance(request.typed_params(), QuantizeParams):
+                self._quantizable(manifest, params.get("output_version"))
+        if "folder" in params or "dataset" in params:
+            spec["input"], spec["root"] = (str(p) for p in self._input(params))
+        if isinstance(request.typed_params(), CommandParams):
+            self._allowed(params["argv"][0])
+        return spec
+
+    def _model(self, name: str, version: str | None) -> tuple[Manifest, Path]:
+        try:
+            return self.models.active(name, version)
+        except ApiError as exc:
+            raise ApiError(422, "model_not_deployed", exc.message,
+                           "deploy it first (kitfleet deploy), or list models with GET /v1/models") from None
+
+    def _quantizable(self, manifest: Manifest, output_version: str | None) -> None:
+        if manifest.precision != "fp32":
+            raise ApiError(422, "not_fp32", f"{manifest.name} {manifest.version} is already "
+                           f"{manifest.precision}", "quantize an fp32 version")
+        target = output_version or f"{manifest.version}-int8"
+        if self.models.has(manifest.name, target):
+            raise ApiError(409, "version_exists", f"{manifest.name} {target} is already installed",
+                           "choose another output_version")
+
+    def _input(self, params: dict[str, Any]) -> tuple[Path, Path]:
+        """(folder, the root it lies in) for a folder or an uploaded dataset."""
+        if "dataset" in params:
+            folder = dataset_folder(params["dataset"], self.data_dir)
+            return folder, folder
+        roots = data_roots(self.roots_setting, self.data_dir)
+        folder = resolve_folder(params["folder"], roots)
+        return folder, next(r for r in roots if folder == r or r in folder.parents)
+
+    def _allowed(self, program: str) -> None:
+        allowed = {os.path.normpath(p) for p in self.allowed_commands}
+        if not allowed:
+            raise ApiError(403, "commands_disabled", "this kit does not run command jobs",
+                           "list allowed programs in jobs_allowed_commands in the kit's agent.json")
+        if not os.path.isabs(program) or os.path.normpath(program) not in allowed:
+            raise ApiError(422, "program_not_allowed", f"{program!r} is not an allowed program here",
+                           f"allowed: {', '.join(sorted(allowed))} (absolute paths)")

@@ -1,0 +1,156 @@
+"""Jobs as rows in the agent's SQLite: submit, read, cancel and collect.
+
+A job is acknowledged only once its row is committed (WAL, synchronous=FULL), so a
+201 means the job survives a power cut. What the runner does with rows (claims,
+leases, recovery) lives in `leases.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+
+from agent.api.schemas import FINISHED_STATES, JobInfo, JobProgress, JobRequest
+from agent.db import Database
+from agent.errors import ApiError
+
+UNFINISHED = ("queued", "running")
+Clock = Callable[[], float]
+
+
+def new_id() -> str:
+    return secrets.token_hex(12)
+
+
+class JobQueue:
+    def __init__(self, db: Database, max_queued: int = 10000, clock: Clock = time.time) -> None:
+        self.db = db
+        self.max_queued = max_queued
+        self.clock = clock
+
+    def submit(self, request: JobRequest, schedule_id: str | None = None) -> tuple[JobInfo, bool]:
+        """(job, created): the same idempotency key again answers the job it made first."""
+        with self.db.transaction() as conn:
+            job_id, created = self.insert(conn, request, schedule_id)
+        return self.get(job_id), created
+
+    def insert(self, conn: sqlite3.Connection, request: JobRequest,
+               schedule_id: str | None = None) -> tuple[str, bool]:
+        """Add a job inside the caller's transaction (schedules fire in theirs)."""
+        key = request.idempotency_key
+        if key is not None:
+            row = conn.execute("SELECT id, request FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
+            if row is not None:
+                _same_or_conflict(row["request"], request, key)
+                return str(row["id"]), False
+        unfinished = conn.execute("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
+        if unfinished.fetchone()[0] >= self.max_queued:
+            raise ApiError(429, "queue_full", f"the kit already holds {self.max_queued} unfinished jobs",
+                           "wait for some to finish, or cancel queued ones")
+        job_id, now = new_id(), self.clock()
+        res = request.resources
+        conn.execute(
+            "INSERT INTO jobs (id, kind, request, priority, threads, memory_mb, gpu, idempotency_key,"
+            " state, max_retries, not_before, queued_at, schedule_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+            (job_id, request.kind, request.model_dump_json(), request.priority, res.threads,
+             res.memory_mb, res.gpu, key, request.max_retries, request.not_before or 0.0, now,
+             schedule_id, now, now))
+        return job_id, True
+
+    def get(self, job_id: str) -> JobInfo:
+        return to_info(self.row(job_id))
+
+    def row(self, job_id: str) -> sqlite3.Row:
+        rows = self.db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise ApiError(404, "job_not_found", f"no job with id {job_id!r} on this kit",
+                           "list jobs with GET /v1/jobs; collected and expired jobs are gone")
+        return rows[0]
+
+    def find(self, states: Sequence[str] = (), kind: str | None = None,
+             schedule_id: str | None = None, limit: int = 100, offset: int = 0) -> list[JobInfo]:
+        where, args = ["1 = 1"], []
+        if states:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            args += list(states)
+        for column, value in (("kind", kind), ("schedule_id", schedule_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"  # noqa: S608 - only fixed column names are formatted in
+        return [to_info(row) for row in self.db.query(sql, (*args, limit, offset))]
+
+    def candidates(self, now: float, aging_s: float, limit: int = 1000) -> list[sqlite3.Row]:
+        """Queued jobs past their not_before, by effective priority (priority + waited / aging_s)."""
+        return self.db.query(
+            "SELECT * FROM jobs WHERE state = 'queued' AND not_before <= ?"
+            " ORDER BY priority + (? - queued_at) / ? DESC, queued_at, rowid LIMIT ?",
+            (now, now, aging_s, limit))
+
+    def cancel_queued(self, job_id: str) -> bool:
+        """Cancel a job that has not started; False when it is running (the runner stops it)."""
+        with self.db.transaction() as conn:
+            state = _state(conn, job_id)
+            if state in FINISHED_STATES:
+                raise _finished(job_id, state, "cancel")
+            if state == "running":
+                return False
+            now = self.clock()
+            conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ?,"
+                         " error = 'cancelled before it started' WHERE id = ?", (now, now, job_id))
+            return True
+
+    def delete(self, job_id: str) -> None:
+        """Forget a finished job (its files are the caller's to remove)."""
+        with self.db.transaction() as conn:
+            state = _state(conn, job_id)
+            if state not in FINISHED_STATES:
+                raise ApiError(409, "job_not_finished", f"job {job_id} is {state}",
+                               f"cancel it first with POST /v1/jobs/{job_id}/cancel")
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def finished_before(self, when: float) -> list[str]:
+        rows = self.db.query("SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled',"
+                             " 'interrupted') AND finished_at < ?", (when,))
+        return [str(row["id"]) for row in rows]
+
+    def finished_oldest_first(self) -> list[str]:
+        rows = self.db.query("SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled',"
+                             " 'interrupted') ORDER BY finished_at")
+        return [str(row["id"]) for row in rows]
+
+
+def _state(conn: sqlite3.Connection, job_id: str) -> str:
+    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise ApiError(404, "job_not_found", f"no job with id {job_id!r} on this kit",
+                       "list jobs with GET /v1/jobs")
+    return str(row["state"])
+
+
+def _finished(job_id: str, state: str, action: str) -> ApiError:
+    return ApiError(409, "job_finished", f"job {job_id} already finished ({state}); cannot {action} it",
+                    "collect its results, or delete it with DELETE /v1/jobs/{id}")
+
+
+def _same_or_conflict(stored: str, request: JobRequest, key: str) -> None:
+    if json.loads(stored) != json.loads(request.model_dump_json()):
+        raise ApiError(409, "idempotency_key_reused",
+                       f"idempotency key {key!r} was used for a different job",
+                       "use a new key for a new job, or resend exactly the same request")
+
+
+def to_info(row: sqlite3.Row, waiting: str | None = None) -> JobInfo:
+    return JobInfo(
+        job_id=row["id"], kind=row["kind"], state=row["state"],
+        request=JobRequest.model_validate_json(row["request"]),
+        label=json.loads(row["request"]).get("label", ""), attempts=row["attempts"],
+        progress=JobProgress(done=row["progress_done"], total=row["progress_total"]),
+        waiting=waiting, created_at=row["created_at"], started_at=row["started_at"],
+        finished_at=row["finished_at"], updated_at=row["updated_at"],
+        result=json.loads(row["result"]) if row["result"] else None, error=row["error"],
+        schedule_id=row["schedule_id"])

@@ -1,0 +1,213 @@
+"""The loop that starts, watches and ends jobs, fires schedules and expires old results.
+
+One thread owns every state change of running jobs; the API thread only cancels
+through `cancel()`, under the same lock. Each pass: end finished workers, kill
+those past their deadline, renew leases (with progress), fire due schedules,
+start what admission allows, and now and then sweep expired results.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.api.schemas import JobInfo, JobRequest, Resources
+from agent.errors import ApiError, Error
+from agent.jobs.admission import Capacity, Gatekeeper, admissible, total
+from agent.jobs.files import JobFiles
+from agent.jobs.layout import PERMANENT_EXIT
+from agent.jobs.leases import Ending, Leases
+from agent.jobs.prepare import Preparer
+from agent.jobs.process import WorkerProcess
+from agent.jobs.queue import JobQueue, new_id
+from agent.jobs.retention import sweep
+from agent.jobs.schedules import Schedules
+
+log = logging.getLogger(__name__)
+# After a worker succeeds, a kind may act in the agent (quantize installs its model).
+Finisher = Callable[[str, Path, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class RunnerConfig:
+    max_running: int = 4
+    aging_s: float = 600.0
+    lease_s: float = 30.0
+    retention_days: float = 7.0
+    max_total_bytes: int = 2 << 30
+    tick_s: float = 1.0  # idle pace; submissions and worker exits wake the loop at once
+    sweep_every_s: float = 60.0
+
+
+class JobRunner:
+    def __init__(self, queue: JobQueue, files: JobFiles, preparer: Preparer, schedules: Schedules,
+                 capacity: Capacity, config: RunnerConfig, gatekeeper: Gatekeeper | None = None,
+                 finishers: dict[str, Finisher] | None = None) -> None:
+        self.queue, self.files, self.preparer, self.schedules = queue, files, preparer, schedules
+        self.capacity, self.config = capacity, config
+        self.gatekeeper = gatekeeper or Gatekeeper()
+        self.finishers = finishers or {}
+        self.leases = Leases(queue, owner=new_id(), lease_s=config.lease_s)
+        self.running: dict[str, WorkerProcess] = {}
+        self._lock = threading.RLock()
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self._renewed = self._swept = 0.0
+
+    # lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="job-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop; running jobs are killed and queued again without using a retry."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        with self._lock:
+            for job_id, proc in list(self.running.items()):
+                proc.kill("the agent is stopping")
+                proc.join(5)
+                self.leases.release(job_id)
+                self.files.log(job_id, "stopped with the agent; queued to run again")
+            self.running.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def recover(self) -> None:
+        with self._lock:
+            for job_id, ending in self.leases.recover(set(self.running)):
+                log.warning("job %s left running by a previous agent: now %s", job_id, ending.state)
+                self.files.log(job_id, f"{ending.error}; {_ending_words(ending)}")
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.config.tick_s)
+            self._wake.clear()
+            try:
+                self.tick()
+            except (Error, OSError, ValueError) as exc:  # e.g. a full disk: log it, keep the loop alive
+                log.error("job runner pass failed: %s", exc)
+
+    def tick(self) -> None:
+        with self._lock:
+            for job_id, proc in list(self.running.items()):
+                if proc.finished:
+                    self._end(job_id, proc)
+                elif proc.timed_out():
+                    proc.kill("timeout")
+            self._renew()
+            self.schedules.fire_due()
+            self._admit()
+            if time.monotonic() - self._swept > self.config.sweep_every_s:
+                self._swept = time.monotonic()
+                sweep(self.queue, self.files, self.config.retention_days, self.config.max_total_bytes)
+
+    # cancel -----------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> JobInfo:
+        """Stop a job now: queued ones never start, running ones are killed. 409 once finished."""
+        with self._lock:
+            proc = self.running.get(job_id)
+            if proc is None:
+                if not self.queue.cancel_queued(job_id):  # running, but not here: recovery will end it
+                    raise ApiError(409, "job_not_cancellable", f"job {job_id} is being recovered",
+                                   "try again in a few seconds")
+                return self.queue.get(job_id)
+            proc.kill("cancel")
+            proc.join(10)
+            self._end(job_id, proc)
+            return self.queue.get(job_id)
+
+    # the pass ---------------------------------------------------------------------
+
+    def _end(self, job_id: str, proc: WorkerProcess) -> None:
+        del self.running[job_id]
+        proc.join(5)
+        if proc.progress_changed:  # the last report may have come after the last renewal
+            self.leases.renew({job_id: proc.progress})
+        ending = self._ending(job_id, proc)
+        self.files.log(job_id, f"attempt ended: {_ending_words(ending)}")
+        self.wake()
+
+    def _ending(self, job_id: str, proc: WorkerProcess) -> Ending:
+        if proc.stopped_because == "cancel":
+            return self.leases.cancel(job_id, "cancelled by request while running")
+        if proc.stopped_because == "timeout":
+            timeout = self.queue.get(job_id).request.timeout_s
+            return self.leases.fail(job_id, f"timed out after {timeout:g} s", permanent=False)
+        if proc.exit_code == 0 and proc.result is not None:
+            return self._succeeded(job_id, proc.result)
+        error = proc.error or self.files.worker_error(job_id) or f"the worker exited with {proc.exit_code}"
+        return self.leases.fail(job_id, error, permanent=proc.exit_code == PERMANENT_EXIT)
+
+    def _succeeded(self, job_id: str, result: dict[str, Any]) -> Ending:
+        finisher = self.finishers.get(self.queue.row(job_id)["kind"])
+        if finisher is not None:
+            try:
+                result = finisher(job_id, self.files.folder(job_id), result)
+            except (ApiError, OSError, ValueError) as exc:
+                return self.leases.fail(job_id, f"{getattr(exc, 'message', exc)}", permanent=True)
+        return self.leases.finish(job_id, result)
+
+    def _renew(self) -> None:
+        due = time.monotonic() - self._renewed > self.config.lease_s / 3
+        changed = {job_id: proc.progress for job_id, proc in self.running.items() if proc.progress_changed}
+        if not due and not (changed and time.monotonic() - self._renewed > 0.5):
+            return
+        for proc in self.running.values():
+            proc.progress_changed = False
+        self.leases.renew(changed)
+        self._renewed = time.monotonic()
+        if due:
+            self.recover()  # leases that ran out without an owner to renew them
+
+    def _admit(self) -> None:
+        free_slots = self.config.max_running - len(self.running)
+        if free_slots <= 0:
+            return
+        now = self.queue.clock()
+        queued = self.queue.candidates(now, self.config.aging_s)
+        for job_id, request in admissible(queued, self.capacity, self.held(), free_slots, now,
+                                          self.gatekeeper):
+            self._start(job_id, request)
+
+    def held(self) -> Resources:
+        return total(proc.resources for proc in self.running.values())
+
+    def _start(self, job_id: str, request: JobRequest) -> None:
+        if not self.leases.claim(job_id):
+            return
+        attempt = self.queue.row(job_id)["attempts"]
+        try:
+            spec = self.preparer.spec(request)
+        except ApiError as exc:
+            self.leases.fail(job_id, exc.message, permanent=True)
+            self.files.log(job_id, f"cannot start: {exc.message}")
+            return
+        folder = self.files.prepare(job_id, {**spec, "job_id": job_id, "attempt": attempt})
+        self.files.log(job_id, f"attempt {attempt} started ({request.resources.threads} thread(s))")
+        proc = WorkerProcess(job_id, folder, request.resources, request.timeout_s,
+                             lambda line: self.files.log(job_id, line), self.wake)
+        try:
+            self.leases.set_pid(job_id, proc.start())
+        except OSError as exc:
+            self.leases.fail(job_id, f"could not start the worker: {exc}", permanent=False)
+            return
+        self.running[job_id] = proc
+
+
+def _ending_words(ending: Ending) -> str:
+    words = {"queued": "queued again", "done": "done", "failed": "failed", "cancelled": "cancelled",
+             "interrupted": "interrupted"}
+    suffix = f" ({ending.error})" if ending.error and ending.state in ("failed", "queued") else ""
+    return words.get(ending.state, ending.state) + suffix

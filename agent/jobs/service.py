@@ -1,0 +1,137 @@
+"""The job system as the API sees it: one object built at start-up, started and stopped
+with the agent (see `agent/server.py`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agent.api.schemas import (
+    JobInfo,
+    JobLogs,
+    JobRequest,
+    JobResults,
+    ScheduleInfo,
+    ScheduleRequest,
+    ScheduleUpdate,
+)
+from agent.auth.tokens import Caller
+from agent.config import Settings
+from agent.db import Database
+from agent.jobs.admission import Capacity, waiting_reason
+from agent.jobs.datasets import Datasets
+from agent.jobs.files import JobFiles
+from agent.jobs.layout import RESULTS
+from agent.jobs.prepare import Preparer
+from agent.jobs.queue import JobQueue, to_info
+from agent.jobs.retention import expires_at
+from agent.jobs.runner import JobRunner, RunnerConfig
+from agent.jobs.schedules import Schedules
+from agent.models.store import ModelStore
+
+JOBS_DIR = "jobs"
+MIB = 1 << 20
+
+
+class Jobs:
+    def __init__(self, settings: Settings, db: Database, models: ModelStore) -> None:
+        self.settings, self.models = settings, models
+        self.capacity = Capacity.of_kit(settings.jobs_threads, settings.jobs_memory_mb, settings.jobs_gpus)
+        self.queue = JobQueue(db, settings.jobs_max_queued)
+        self.files = JobFiles(settings.data_dir / JOBS_DIR, settings.jobs_max_log_bytes)
+        self.preparer = Preparer(settings.data_dir, models, self.capacity, settings.jobs_data_roots,
+                                 settings.jobs_allowed_commands, settings.jobs_max_result_bytes)
+        self.schedules = Schedules(self.queue)
+        self.datasets = Datasets(settings.data_dir, settings.max_dataset_bytes)
+        config = RunnerConfig(max_running=settings.jobs_max_running, aging_s=settings.jobs_aging_s,
+                              lease_s=settings.jobs_lease_s, retention_days=settings.jobs_retention_days,
+                              max_total_bytes=settings.jobs_max_total_mb * MIB)
+        self.runner = JobRunner(self.queue, self.files, self.preparer, self.schedules, self.capacity,
+                                config, finishers={"quantize": self._install_quantized})
+
+    def start(self) -> None:
+        self.runner.start()
+
+    def stop(self) -> None:
+        self.runner.stop()
+
+    # jobs -------------------------------------------------------------------------
+
+    def submit(self, request: JobRequest, caller: Caller) -> tuple[JobInfo, bool]:
+        """(job, created). A repeated idempotency key answers the first job, unchecked again."""
+        key = request.idempotency_key
+        known = self.queue.db.query("SELECT id FROM jobs WHERE idempotency_key = ?", (key,)) if key else []
+        if not known:
+            self.preparer.check(request, caller)
+        job, created = self.queue.submit(request)
+        if created:
+            self.runner.wake()
+        return self._with_waiting(job), created
+
+    def get(self, job_id: str) -> JobInfo:
+        return self._with_waiting(self.queue.get(job_id))
+
+    def list(self, states: list[str], kind: str | None, schedule_id: str | None,
+             limit: int, offset: int) -> list[JobInfo]:
+        return [self._with_waiting(job) for job in self.queue.find(states, kind, schedule_id, limit, offset)]
+
+    def cancel(self, job_id: str) -> JobInfo:
+        return self.runner.cancel(job_id)
+
+    def delete(self, job_id: str) -> None:
+        self.queue.delete(job_id)
+        self.files.remove(job_id)
+
+    def logs(self, job_id: str, offset: int, limit: int) -> JobLogs:
+        job = self.queue.get(job_id)
+        text, next_offset = self.files.read_log(job_id, offset, limit)
+        return JobLogs(job_id=job_id, offset=offset, next_offset=next_offset, text=text,
+                       finished=job.state not in ("queued", "running"))
+
+    def results(self, job_id: str) -> JobResults:
+        job = self.queue.get(job_id)
+        return JobResults(job_id=job_id, state=job.state, result=job.result,
+                          files=self.files.results(job_id),
+                          expires_at=expires_at(job.finished_at, self.settings.jobs_retention_days))
+
+    def result_file(self, job_id: str, name: str) -> Path:
+        self.queue.get(job_id)
+        return self.files.result_path(job_id, name)
+
+    def _with_waiting(self, job: JobInfo) -> JobInfo:
+        if job.state != "queued":
+            return job
+        row = self.queue.row(job.job_id)
+        reason = waiting_reason(row, job.request, self.queue.clock(), self.runner.gatekeeper)
+        if reason is None and not self.capacity.fits(job.request.resources, self.runner.held()):
+            reason = "waiting for threads/memory/GPU that running jobs hold"
+        return to_info(row, reason)
+
+    # schedules --------------------------------------------------------------------
+
+    def create_schedule(self, request: ScheduleRequest, caller: Caller) -> ScheduleInfo:
+        self.preparer.check(request.job, caller)
+        schedule = self.schedules.create(request)
+        self.runner.wake()
+        return schedule
+
+    def update_schedule(self, schedule_id: str, change: ScheduleUpdate) -> ScheduleInfo:
+        schedule = self.schedules.update(schedule_id, change)
+        self.runner.wake()
+        return schedule
+
+    # kinds that finish in the agent -------------------------------------------------
+
+    def _install_quantized(self, job_id: str, folder: Path, result: dict[str, Any]) -> dict[str, Any]:
+        """Install the INT8 model as a new, inactive version, keeping the result file."""
+        if not result.get("install"):
+            return result
+        from agent.api.schemas import Manifest
+
+        results = folder / RESULTS
+        manifest = Manifest.model_validate_json((results / "manifest.json").read_text())
+        copy = results / ".install-model.onnx"
+        copy.write_bytes((results / "model.onnx").read_bytes())  # install() moves the file it gets
+        self.models.install(manifest, copy)
+        return {**result, "installed": True}
+

@@ -1,0 +1,156 @@
+"""The queue under abuse, with real agent processes: kill -9 mid-job, hundreds of queued jobs,
+and a cron schedule that must fire after a restart."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from tests.integration.conftest import AgentFactory
+from tests.integration.helpers import pair, raw_client
+from tests.integration.test_jobs_api import FINISHED, configure, deploy, submit
+
+# A job that notices if another copy of itself runs at the same time (flock is released
+# by the kernel when a killed process dies, so only a live overlap is seen).
+JOB_SCRIPT = """
+import fcntl, os, sys, time
+markers, tag, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+lock = open(os.path.join(markers, tag + ".lock"), "w")
+try:
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:
+    open(os.path.join(markers, tag + ".overlap"), "a").write("overlap\\n")
+time.sleep(seconds)
+with open(os.path.join(markers, tag + ".runs"), "a") as runs:
+    runs.write(f"{os.getpid()}\\n")
+"""
+
+
+def _all_finished(client: httpx.Client, ids: set[str], timeout: float) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = {j["job_id"]: j for j in client.get("/v1/jobs", params={"limit": 1000}).json()}
+        if all(jobs.get(i, {}).get("state") in FINISHED for i in ids) or time.monotonic() > deadline:
+            return jobs
+        time.sleep(0.1)
+
+
+def _workers_of(data_dir: Path) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "agent.jobs.worker" in cmdline and any(str(data_dir) in arg for arg in cmdline):
+            found.append(proc.info["pid"])
+    return found
+
+
+def test_kill_9_while_jobs_run_loses_nothing_and_runs_nothing_twice(start_agent: AgentFactory,
+                                                                     tmp_path: Path) -> None:
+    script, markers = tmp_path / "job.py", tmp_path / "markers"
+    script.write_text(JOB_SCRIPT)
+    markers.mkdir()
+    configure(tmp_path, "crashy", jobs_allowed_commands=[sys.executable], jobs_max_running=4,
+              jobs_threads=8)
+    agent = start_agent("crashy", mdns=False)
+    token = pair(agent)
+    rng = random.Random(4)
+    acknowledged: dict[str, int] = {}
+    with raw_client(agent, token) as client:
+        deploy(client, tmp_path)
+    for round_ in range(12):
+        if round_:
+            agent.start()
+        with raw_client(agent, token) as client:
+            for n in range(3):
+                retries = rng.choice([0, 5])
+                tag = f"r{round_}-{n}"
+                job = submit(client, "command", {"argv": [sys.executable, str(script), str(markers), tag,
+                                                          str(rng.uniform(0.2, 1.0))]},
+                             max_retries=retries, retry_backoff_s=0, label=tag)
+                acknowledged[job["job_id"]] = retries
+            bench = submit(client, "benchmark", {"model": "tiny", "runs": 200}, max_retries=5,
+                           retry_backoff_s=0)
+            acknowledged[bench["job_id"]] = 5
+        time.sleep(rng.uniform(0.3, 1.2))
+        agent.kill()
+        time.sleep(0.3)  # give orphaned workers time to notice their agent is gone
+        assert _workers_of(agent.data_dir) == [], "workers die with their agent"
+    agent.start()
+    with raw_client(agent, token) as client:
+        jobs = _all_finished(client, set(acknowledged), timeout=60)
+    agent.stop()
+    for job_id, retries in acknowledged.items():
+        job = jobs[job_id]
+        assert job["state"] in ("done", "interrupted"), job
+        if job["state"] == "interrupted":
+            assert retries == 0 or job["attempts"] > retries, job
+            assert "stopped unexpectedly" in str(job["error"]), job
+        elif job["kind"] == "command":
+            assert (markers / f"{job['label']}.runs").exists(), "done means it ran to the end"
+    assert not list(markers.glob("*.overlap")), "no job ever ran twice at once"
+    assert sum(j["state"] == "done" for j in jobs.values()) >= len(acknowledged) // 2
+    with sqlite3.connect(agent.data_dir / "agent.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_hundreds_of_queued_jobs_respect_priority_and_resources(start_agent: AgentFactory,
+                                                                tmp_path: Path) -> None:
+    configure(tmp_path, "busy", jobs_allowed_commands=["/bin/true", "/bin/sleep"], jobs_threads=4,
+              jobs_max_running=4, jobs_aging_s=1e9)
+    agent = start_agent("busy", mdns=False)
+    rng = random.Random(7)
+    with raw_client(agent, pair(agent)) as client:
+        # a job holding every thread keeps the queue shut until all 200 are in
+        blocker = submit(client, "command", {"argv": ["/bin/sleep", "60"]}, resources={"threads": 4},
+                         priority=100)
+        asks = [(rng.randint(-5, 5), rng.choice([1, 2, 3])) for _ in range(200)]
+        with ThreadPoolExecutor(8) as pool:  # submitted concurrently, as several laptops might
+            ids = set(pool.map(lambda ask: submit(client, "command", {"argv": ["/bin/true"]}, priority=ask[0],
+                                                  resources={"threads": ask[1]})["job_id"], asks))
+        assert client.get("/v1/jobs", params={"state": "running"}).json()[0]["job_id"] == blocker["job_id"]
+        client.post(f"/v1/jobs/{blocker['job_id']}/cancel").raise_for_status()
+        everything = _all_finished(client, ids, timeout=90)
+    jobs = [everything[i] for i in ids]
+    assert all(j["state"] == "done" for j in jobs)
+    by_start = sorted(jobs, key=lambda j: (j["started_at"], j["job_id"]))
+    priorities = [j["request"]["priority"] for j in by_start]
+    assert priorities == sorted(priorities, reverse=True), "higher priority always started first"
+    for job in by_start:
+        running = [j for j in jobs if j["started_at"] <= job["started_at"] < j["finished_at"]]
+        assert sum(j["request"]["resources"]["threads"] for j in running) <= 4
+        assert len(running) <= 4
+
+
+def test_a_cron_schedule_fires_after_a_restart(start_agent: AgentFactory, tmp_path: Path) -> None:
+    configure(tmp_path, "cron", jobs_allowed_commands=["/bin/true"])
+    agent = start_agent("cron", mdns=False)
+    token = pair(agent)
+    template = {"kind": "command", "params": {"argv": ["/bin/true"]}}
+    with raw_client(agent, token) as client:
+        made = client.post("/v1/schedules", json={"name": "every-2s", "cron": "* * * * * */2",
+                                                  "job": template, "missed": "run_once"})
+        assert made.status_code == 201, made.text
+        schedule_id = made.json()["schedule_id"]
+    agent.kill()
+    time.sleep(2.5)  # at least one run is missed while the agent is down
+    restarted = time.time()
+    agent.start()
+    with raw_client(agent, token) as client:
+        deadline = time.monotonic() + 15
+        while True:
+            fired = [j for j in client.get("/v1/jobs", params={"schedule_id": schedule_id}).json()
+                     if j["created_at"] >= restarted and j["state"] == "done"]
+            if fired or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert fired, "the schedule queued a job after the restart"
+        assert client.get(f"/v1/schedules/{schedule_id}").json()["next_run_at"] > restarted
+        assert client.delete(f"/v1/schedules/{schedule_id}").status_code == 204
