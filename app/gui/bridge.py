@@ -22,6 +22,7 @@ from app.fleet.inventory import Kit
 from app.fleet.service import FactsResult, Fleet, KitStatus
 from app.fleet.settings import AppSettings
 from app.gui.kit_row import Sighting
+from app.gui.models_bridge import ModelsBridge
 
 __all__ = ["FleetBridge"]
 
@@ -54,6 +55,7 @@ class FleetBridge(QObject):
         self._instances: dict[str, str] = {}  # mDNS instance name -> device ID
         self._facts_live: dict[str, bool] = {}  # were the last facts sent for a kit live?
         self._tasks: set[asyncio.Task[None]] = set()
+        self.models = ModelsBridge(self)  # model work: same loop, same error reporting
 
     # called on the GUI thread -----------------------------------------------------
 
@@ -62,19 +64,19 @@ class FleetBridge(QObject):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="kitfleet-bridge")
         self._thread.start()
-        self._submit("start", self._async_start())
+        self.submit("start", self._async_start())
 
     @Slot(str, str)
     def adopt(self, ref: str, code: str) -> None:
-        self._submit("adopt", self._async_adopt(ref, code))
+        self.submit("adopt", self._async_adopt(ref, code))
 
     @Slot()
     def refresh(self) -> None:
-        self._submit("refresh", self._async_refresh())
+        self.submit("refresh", self._async_refresh())
 
     @Slot(str)
     def load_facts(self, device_id: str) -> None:
-        self._submit("facts", self._async_load_facts(device_id))
+        self.submit("facts", self._async_load_facts(device_id))
 
     def close(self, timeout: float = 15.0) -> None:
         """Stop browsing and polling, close the inventory and end the thread."""
@@ -93,7 +95,8 @@ class FleetBridge(QObject):
         loop.close()
         self._loop = self._thread = None
 
-    def _submit(self, operation: str, work: Work) -> None:
+    def submit(self, operation: str, work: Work) -> None:
+        """Run `work` on the loop thread; an `Error` it raises comes back as `failed`."""
         if self._loop is None or self._closing:
             work.close()  # never started, so never awaited: say so quietly
             return

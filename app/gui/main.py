@@ -33,8 +33,8 @@ def application() -> QApplication:
 
 
 def _quiet_offscreen_noise(mode: QtMsgType, context: QMessageLogContext, message: str) -> None:
-    # The offscreen platform says this about every main window; it is not a problem of ours.
-    if "does not support propagateSizeHints" in message:
+    # The offscreen platform says these about every main window and raised dialog; not ours.
+    if any(f"does not support {what}" in message for what in ("propagateSizeHints", "raise")):
         return
     print(message, file=sys.stderr)
 

@@ -1,4 +1,4 @@
-"""The main window: the fleet table above the selected kit's details."""
+"""The main window: the fleet table above the selected kit's tabs (hardware, models, try it)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from app.fleet.inventory import Kit
 from app.gui._qt import action, timer
 from app.gui.adopt_dialog import CodePrompt, ask_pairing_code
 from app.gui.bridge import FleetBridge
-from app.gui.details import DetailsPane
 from app.gui.fleet_model import FleetTableModel
 from app.gui.kit_row import KitRow
+from app.gui.kit_tabs import KitTabs
+from app.gui.model_actions import ModelActions
+from app.gui.prompts import Prompts
 
 __all__ = ["MainWindow"]
 
@@ -28,6 +30,8 @@ QUEUED = Qt.ConnectionType.QueuedConnection  # bridge signals come from its loop
 # Background work the technician did not ask for reports in the status bar only, so a
 # kit that keeps failing does not keep raising a window.
 _BACKGROUND = {"status", "discovery", "facts update"}
+# Work whose dialog or tab shows its own failure where the technician is looking.
+_SHOWN_IN_PLACE = {"model check", "deploy", "inference", "quantize"}
 _MAX_COLUMN_WIDTH = 320
 
 
@@ -35,19 +39,21 @@ class MainWindow(QMainWindow):
     closed = Signal()
 
     def __init__(self, bridge: FleetBridge, prompt_code: CodePrompt = ask_pairing_code,
-                 parent: QWidget | None = None) -> None:
+                 prompts: Prompts | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("kitfleet")
         self.resize(1440, 860)
         self.bridge, self._prompt_code = bridge, prompt_code
+        self.prompts = prompts or Prompts()
         self.model = FleetTableModel(self)
         self.proxy = QSortFilterProxyModel(self, sortRole=FleetTableModel.SortRole)
         self.proxy.setSourceModel(self.model)
         self.table = self._make_table()
-        self.details = DetailsPane()
+        self.tabs = KitTabs(bridge.models, self.prompts)
+        self.details = self.tabs.details
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
-        splitter.addWidget(self.details)
+        splitter.addWidget(self.tabs)
         splitter.setSizes([330, 530])
         self.setCentralWidget(splitter)
         self.summary = QLabel()
@@ -79,9 +85,13 @@ class MainWindow(QMainWindow):
         menu.addActions([self.adopt_action, self.refresh_action])
         menu.addSeparator()
         menu.addAction(self.quit_action)
+        self.model_actions = models = ModelActions(self, self.bridge.models, self.prompts,
+                                                   self.model.rows)
+        self.deploy_action = models.deploy_action
+        self.menuBar().addMenu("&Models").addActions([models.deploy_action, models.quantize_action])
         toolbar = self.addToolBar("Fleet")
         toolbar.setObjectName("fleet-toolbar")
-        toolbar.addActions([self.adopt_action, self.refresh_action])
+        toolbar.addActions([self.adopt_action, self.refresh_action, self.deploy_action])
 
     def _connect(self) -> None:
         # Coalesce a burst of row updates into one column fit after the burst.
@@ -97,6 +107,9 @@ class MainWindow(QMainWindow):
         bridge.facts_loaded.connect(model.apply_facts, QUEUED)
         bridge.adopted.connect(self._on_adopted, QUEUED)
         bridge.failed.connect(self._on_failed, QUEUED)
+        bridge.models.changed.connect(self._on_models_changed, QUEUED)
+        for source in (self.tabs.models, self.tabs.try_it, self.model_actions):
+            source.status.connect(self._show_status)
         for signal in (model.dataChanged, model.rowsInserted, model.rowsRemoved):
             signal.connect(self._on_model_changed)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
@@ -141,10 +154,19 @@ class MainWindow(QMainWindow):
         self.model.add_kits([kit])
         self.statusBar().showMessage(f"Adopted {kit.name} at {kit.address}", 10_000)
 
+    @Slot(str)
+    def _show_status(self, message: str) -> None:
+        self.statusBar().showMessage(message, 30_000)
+
+    @Slot(str, str)
+    def _on_models_changed(self, device_id: str, message: str) -> None:
+        row = self.model.row(device_id)
+        self._show_status(f"{row.name}: {message}" if row else message)
+
     @Slot(str, str)
     def _on_failed(self, operation: str, message: str) -> None:
         self.statusBar().showMessage(f"{operation.capitalize()} failed: {message}", 30_000)
-        if operation not in _BACKGROUND:
+        if operation not in _BACKGROUND | _SHOWN_IN_PLACE:
             self._show_error(f"{operation.capitalize()} failed", message)
 
     def _show_error(self, title: str, message: str) -> None:
@@ -158,7 +180,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_model_changed(self) -> None:
-        self.details.show_row(self.selected_row())
+        self.tabs.show_row(self.selected_row())
         self._update_actions()
         self._update_summary()
         self._fit_timer.start()
@@ -166,7 +188,7 @@ class MainWindow(QMainWindow):
     @Slot(QItemSelection, QItemSelection)
     def _on_selection(self, *_: QItemSelection) -> None:
         row = self.selected_row()
-        self.details.show_row(row)
+        self.tabs.show_row(row)
         self._update_actions()
         if row is not None and row.kit is not None and row.row_status == "online":
             self.bridge.load_facts(row.device_id)  # fresh facts for what the technician views
@@ -191,6 +213,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._error_box is not None:
             self._error_box.close()
+        self.model_actions.close_dialogs()
         super().closeEvent(event)
         if event.isAccepted():
             self.closed.emit()

@@ -8,7 +8,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +18,18 @@ from PySide6.QtWidgets import QApplication
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
 from app.gui import gc
+from app.gui.bridge import FleetBridge
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-# The offscreen platform says this about any QMainWindow; it is not our warning.
-OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints"
+# The offscreen platform says these about any QMainWindow or raised dialog; not our warnings.
+OFFSCREEN_NOISE = ("This plugin does not support propagateSizeHints",
+                   "This plugin does not support raise")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
+            item.add_marker(pytest.mark.qt_log_ignore(*OFFSCREEN_NOISE))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -52,6 +54,32 @@ def agent(tmp_path: Path) -> Iterator[LocalAgent]:
         yield started.start()
     finally:
         started.stop()
+
+
+@pytest.fixture
+def start_agent(tmp_path: Path) -> Iterator[Callable[[str], LocalAgent]]:
+    """Start more agents by name (no mDNS: the window knows adopted kits from its inventory)."""
+    started: list[LocalAgent] = []
+
+    def start(name: str) -> LocalAgent:
+        started.append(LocalAgent(tmp_path / name, name, kit_model="Test kit", mdns=False))
+        return started[-1].start()
+
+    try:
+        yield start
+    finally:
+        for agent in started:
+            agent.stop()
+
+
+@pytest.fixture
+def bridge(settings: AppSettings) -> Iterator[FleetBridge]:
+    """A bridge with quick polls, closed at teardown; the test starts it after connecting."""
+    made = FleetBridge(settings, poll_interval=1.0)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,15 @@ def test_close_ends_the_loop_thread(qtbot: QtBot, settings: AppSettings) -> None
     bridge.adopt("kit", "AAAA2222")  # after close: ignored, not an error
     with qtbot.assertNotEmitted(bridge.failed, wait=100):
         pass
+
+
+def test_model_work_reports_through_the_same_bridge(qtbot: QtBot, bridge: FleetBridge,
+                                                    tmp_path: Path) -> None:
+    unknown = "ef56" * 16
+    with qtbot.waitSignal(bridge.models.models_unavailable, timeout=10_000) as unavailable:
+        bridge.models.load_models(unknown)
+    assert unavailable.args == [unknown, f"no kit with device ID {unknown} in the inventory"]
+    with qtbot.waitSignal(bridge.failed, timeout=10_000) as failed:
+        bridge.models.check_package(tmp_path / "missing.onnx")
+    assert failed.args[0] == "model check"
+    assert "does not exist" in failed.args[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,17 +9,9 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from app.fleet.localagent import LocalAgent
-from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
 from app.gui.main import run_demo_window
-
-
-def adopt(settings: AppSettings, agent: LocalAgent) -> None:
-    fleet = Fleet(settings)
-    try:
-        asyncio.run(fleet.async_adopt(agent.address, agent.pair_code()))
-    finally:
-        fleet.close()
+from tests.gui.kits import adopt
 
 
 def test_demo_window_waits_for_online_kits_and_saves_a_screenshot(

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from pytestqt.qtbot import QtBot
 
 from app.fleet.localagent import LocalAgent
-from app.fleet.settings import AppSettings
 from app.gui.bridge import FleetBridge
 from app.gui.kit_row import KitRow
 from app.gui.main_window import MainWindow
 from tests.gui.trees import child_values, top_items
 
 WAIT_MS = 20_000
-
-
-@pytest.fixture
-def bridge(settings: AppSettings) -> Iterator[FleetBridge]:
-    bridge = FleetBridge(settings, poll_interval=1.0)  # quick polls keep the test short
-    try:
-        yield bridge
-    finally:
-        bridge.close()
 
 
 def status_of(window: MainWindow, device_id: str) -> str | None:

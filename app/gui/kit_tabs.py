@@ -1,0 +1,29 @@
+"""The lower pane: the selected kit's Hardware, Models and Try-it tabs."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QTabWidget, QWidget
+
+from app.gui.details import DetailsPane
+from app.gui.kit_row import KitRow
+from app.gui.models_bridge import ModelsBridge
+from app.gui.models_tab import ModelsTab
+from app.gui.prompts import Prompts
+from app.gui.try_it import TryItPanel
+
+__all__ = ["KitTabs"]
+
+
+class KitTabs(QTabWidget):
+    def __init__(self, bridge: ModelsBridge, prompts: Prompts, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.details = DetailsPane()
+        self.models = ModelsTab(bridge, prompts)
+        self.try_it = TryItPanel(bridge, prompts)
+        self.addTab(self.details, "Hardware")
+        self.addTab(self.models, "Models")
+        self.addTab(self.try_it, "Try it")
+
+    def show_row(self, row: KitRow | None) -> None:
+        for tab in (self.details, self.models, self.try_it):
+            tab.show_row(row)

@@ -1,0 +1,189 @@
+"""Model work for the window (list, activate, deploy, infer, quantize), run on the bridge's loop.
+
+Every method is called on the GUI thread and only submits a coroutine; the coroutine runs on
+the loop thread and answers with a signal carrying plain data. CPU-heavy steps (hashing,
+quantizing, reading files) go to `asyncio.to_thread` so the loop keeps polling meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import mimetypes
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+from PySide6.QtCore import QObject, Signal, SignalInstance
+
+from agent.api.schemas import InferResult, ModelInfo
+from app.fleet.client import KitClient
+from app.fleet.deploy import async_deploy
+from app.fleet.errors import Error
+from app.fleet.models import load_package
+from app.fleet.quantize import Mode, quantize_model
+
+if TYPE_CHECKING:
+    from app.gui.bridge import FleetBridge
+
+__all__ = ["InferAnswer", "InputError", "ModelsBridge", "OutputShape", "QuantizeRequest", "npz_outputs",
+           "read_input"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OutputShape:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class InferAnswer:
+    """What Try-it shows: the bytes sent, and the kit's answer (JSON, or a raw model's outputs)."""
+
+    payload: bytes
+    result: InferResult | None
+    outputs: tuple[OutputShape, ...] = ()
+
+
+@dataclass(frozen=True)
+class QuantizeRequest:
+    source: Path
+    output: Path
+    mode: Mode
+    calibration: Path | None
+
+
+class ModelsBridge(QObject):
+    models_loaded = Signal(str, object)  # (device ID, list[ModelInfo])
+    models_unavailable = Signal(str, str)  # (device ID, why the list could not be read)
+    changed = Signal(str, str)  # (device ID, what was done, for the status bar)
+    package_checked = Signal(object, object)  # (Path, Manifest)
+    deploy_progress = Signal(object)  # Progress, as app.fleet.deploy reports it
+    deployed = Signal(object)  # list[DeployOutcome]
+    inferred = Signal(str, object)  # (device ID, InferAnswer)
+    quantized = Signal(object)  # QuantizeResult
+
+    def __init__(self, host: FleetBridge) -> None:
+        super().__init__(host)
+        self._host = host
+
+    @property
+    def failed(self) -> SignalInstance:
+        """(operation, message): model work fails through the host bridge's signal."""
+        return self._host.failed
+
+    # called on the GUI thread ---------------------------------------------------------
+
+    def load_models(self, device_id: str) -> None:
+        self._host.submit("models", self._async_load(device_id))
+
+    def activate(self, device_id: str, name: str, version: str) -> None:
+        self._change("activate", device_id, lambda c: c.activate(name, version),
+                     f"{name} {version} is now serving")
+
+    def rollback(self, device_id: str, name: str) -> None:
+        self._change("roll back", device_id, lambda c: c.rollback(name), f"{name} rolled back")
+
+    def delete_version(self, device_id: str, name: str, version: str, force: bool) -> None:
+        self._change("delete", device_id, lambda c: c.delete_version(name, version, force),
+                     f"{name} {version} deleted")
+
+    def check_package(self, model: Path) -> None:
+        self._host.submit("model check", self._async_check(model))
+
+    def deploy(self, model: Path, device_ids: list[str], activate: bool) -> None:
+        self._host.submit("deploy", self._async_deploy(model, device_ids, activate))
+
+    def infer(self, device_id: str, name: str, version: str | None, source: Path) -> None:
+        self._host.submit("inference", self._async_infer(device_id, name, version, source))
+
+    def quantize(self, request: QuantizeRequest) -> None:
+        self._host.submit("quantize", self._async_quantize(request))
+
+    def _change(self, operation: str, device_id: str, call: Callable[[KitClient], Awaitable[object]],
+                done: str) -> None:
+        self._host.submit(operation, self._async_change(device_id, call, done))
+
+    # on the loop thread -----------------------------------------------------------------
+
+    async def _on_kit(self, device_id: str, call: Callable[[KitClient], Awaitable[T]]) -> T:
+        fleet = self._host.fleet
+        return await fleet.async_call(fleet.inventory.get(device_id), call)
+
+    async def _async_load(self, device_id: str) -> None:
+        try:
+            infos = await self._on_kit(device_id, lambda c: c.models())
+        except Error as exc:  # the tab says why; no window for a list nobody asked to change
+            self.models_unavailable.emit(device_id, str(exc))
+            return
+        self.models_loaded.emit(device_id, infos)
+
+    async def _async_change(self, device_id: str, call: Callable[[KitClient], Awaitable[object]],
+                            done: str) -> None:
+        async def change_then_list(client: KitClient) -> list[ModelInfo]:
+            await call(client)
+            return await client.models()
+
+        try:
+            infos = await self._on_kit(device_id, change_then_list)
+        except Error:
+            await self._async_load(device_id)  # refused: show what the kit holds now
+            raise
+        self.models_loaded.emit(device_id, infos)
+        self.changed.emit(device_id, done)
+
+    async def _async_check(self, model: Path) -> None:
+        manifest = await asyncio.to_thread(load_package, model)  # hashes the whole file
+        self.package_checked.emit(model, manifest)
+
+    async def _async_deploy(self, model: Path, device_ids: list[str], activate: bool) -> None:
+        fleet = self._host.fleet
+        kits = [fleet.inventory.get(device_id) for device_id in device_ids]
+        outcomes = await async_deploy(fleet, model, kits, activate, self.deploy_progress.emit)
+        self.deployed.emit(outcomes)
+
+    async def _async_infer(self, device_id: str, name: str, version: str | None,
+                           source: Path) -> None:
+        payload, content_type = await asyncio.to_thread(read_input, source)
+        answer = await self._on_kit(device_id, lambda c: c.infer(name, payload, content_type, version))
+        if isinstance(answer, bytes):
+            outputs = await asyncio.to_thread(npz_outputs, answer)
+            self.inferred.emit(device_id, InferAnswer(payload, None, outputs))
+        else:
+            self.inferred.emit(device_id, InferAnswer(payload, answer))
+
+    async def _async_quantize(self, request: QuantizeRequest) -> None:
+        result = await asyncio.to_thread(quantize_model, request.source, request.output,
+                                         request.mode, request.calibration)
+        self.quantized.emit(result)
+
+
+class InputError(Error):
+    pass
+
+
+def read_input(path: Path) -> tuple[bytes, str]:
+    """The bytes of an image or .npy tensor, and the content type the agent expects for it."""
+    if path.suffix.lower() == ".npy":
+        content_type = "application/x-npy"
+    else:
+        content_type = mimetypes.guess_type(path.name)[0] or ""
+        if not content_type.startswith("image/"):
+            raise InputError(f"{path.name}: choose a JPEG/PNG/BMP/WebP image or a .npy tensor")
+    try:
+        return path.read_bytes(), content_type
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def npz_outputs(data: bytes) -> tuple[OutputShape, ...]:
+    """Name, shape and dtype of each array in a raw model's .npz answer."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return tuple(OutputShape(name, tuple(int(d) for d in arrays[name].shape),
+                                 str(arrays[name].dtype)) for name in arrays.files)

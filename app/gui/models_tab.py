@@ -1,0 +1,194 @@
+"""The Models tab: the selected kit's model versions, with Activate, Roll back and Delete."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelection, Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from agent.api.schemas import ModelInfo
+from app.fleet.deploy import DeployOutcome
+from app.gui.kit_row import KitRow
+from app.gui.models_bridge import ModelsBridge
+from app.gui.models_table import ModelsTableModel, VersionRow
+from app.gui.prompts import Prompts
+
+__all__ = ["ModelsTab"]
+
+QUEUED = Qt.ConnectionType.QueuedConnection
+
+
+class ModelsTab(QWidget):
+    status = Signal(str)  # progress for the status bar
+
+    def __init__(self, bridge: ModelsBridge, prompts: Prompts, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._bridge, self._prompts = bridge, prompts
+        self._device: str | None = None
+        self._name = ""
+        self._online = False
+        self.model = ModelsTableModel(self)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.table = self._make_table()
+        self.activate_button = QPushButton("&Activate")
+        self.rollback_button = QPushButton("&Roll back")
+        self.delete_button = QPushButton("De&lete…")
+        self.refresh_button = QPushButton("Re&load")
+        self._lay_out()
+        self._connect()
+        self.show_row(None)
+
+    def _make_table(self) -> QTableView:
+        table = QTableView()
+        table.setModel(self.model)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setAlternatingRowColors(True)
+        table.setWordWrap(False)
+        table.verticalHeader().hide()
+        table.horizontalHeader().setStretchLastSection(True)
+        return table
+
+    def _lay_out(self) -> None:
+        buttons = QHBoxLayout()
+        for button in (self.activate_button, self.rollback_button, self.delete_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.refresh_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addWidget(self.table)
+        layout.addLayout(buttons)
+
+    def _connect(self) -> None:
+        self._bridge.models_loaded.connect(self._on_loaded, QUEUED)
+        self._bridge.models_unavailable.connect(self._on_unavailable, QUEUED)
+        self._bridge.deployed.connect(self._on_deployed, QUEUED)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        self.model.modelReset.connect(self._update_buttons)
+        self.model.dataChanged.connect(self._update_buttons)
+        self.activate_button.clicked.connect(self.activate_selected)
+        self.rollback_button.clicked.connect(self.rollback_selected)
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.refresh_button.clicked.connect(self.reload)
+
+    # the selected kit ---------------------------------------------------------------
+
+    def shown_device(self) -> str | None:
+        return self._device
+
+    def show_row(self, row: KitRow | None) -> None:
+        """Follow the selected kit; read its models when it is new here or came back online."""
+        device = row.device_id if row is not None and row.kit is not None else None
+        online = row is not None and device is not None and row.row_status == "online"
+        changed, came_back = device != self._device, online and not self._online
+        went_away = self._online and not online and not changed
+        self._device, self._online = device, online
+        self._name = row.name if row is not None else ""
+        if changed:
+            self.model.set_models([])
+            self.message.setText(_idle_text(row))
+        elif went_away:
+            self.message.setText(f"{self._name} is not online; the list is what it held when it "
+                                 "last answered.")
+        if online and (changed or came_back):
+            self.reload()
+        self._update_buttons()
+
+    @Slot()
+    def reload(self) -> None:
+        if self._device is not None and self._online:
+            self.message.setText(f"Reading the models on {self._name}…")
+            self._bridge.load_models(self._device)
+
+    @Slot(str, object)
+    def _on_loaded(self, device_id: str, infos: list[ModelInfo]) -> None:
+        if device_id != self._device:
+            return
+        self.model.set_models(infos)
+        self.table.resizeColumnsToContents()
+        versions = sum(len(info.versions) for info in infos)
+        self.message.setText(
+            f"{self._name}: {_count(len(infos), 'model')}, {_count(versions, 'version')} installed"
+            if infos else
+            f"No models on {self._name} yet. Deploy one with Models ▸ Deploy… (Ctrl+Shift+D).")
+
+    @Slot(str, str)
+    def _on_unavailable(self, device_id: str, message: str) -> None:
+        if device_id == self._device:
+            self.message.setText(f"Could not read the models: {message}")
+
+    @Slot(object)
+    def _on_deployed(self, outcomes: list[DeployOutcome]) -> None:
+        if any(o.ok and o.kit.device_id == self._device for o in outcomes):
+            self.reload()
+
+    # actions --------------------------------------------------------------------------
+
+    def selected(self) -> VersionRow | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.row_at(rows[0].row()) if rows else None
+
+    def select_version(self, name: str, version: str) -> None:
+        for position, row in enumerate(self.model.rows()):
+            if row.key == (name, version):
+                self.table.selectRow(position)
+
+    @Slot()
+    def activate_selected(self) -> None:
+        row = self.selected()
+        if self._device is not None and row is not None and not row.active:
+            self.status.emit(f"Activating {row.name} {row.version} on {self._name}…")
+            self._bridge.activate(self._device, row.name, row.version)
+
+    @Slot()
+    def rollback_selected(self) -> None:
+        row = self.selected()
+        if self._device is not None and row is not None:
+            self.status.emit(f"Rolling {row.name} back on {self._name}…")
+            self._bridge.rollback(self._device, row.name)
+
+    @Slot()
+    def delete_selected(self) -> None:
+        row = self.selected()
+        if self._device is None or row is None:
+            return
+        answer = self._prompts.confirm_delete(self, row.name, row.version, row.active)
+        if answer is not None:
+            self.status.emit(f"Deleting {row.name} {row.version} from {self._name}…")
+            self._bridge.delete_version(self._device, row.name, row.version, answer == "force")
+
+    @Slot(QItemSelection, QItemSelection)
+    def _on_selection(self, *_: QItemSelection) -> None:
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        row = self.selected() if self._online else None
+        has_previous = row is not None and any(
+            r.previous for r in self.model.rows() if r.name == row.name)
+        self.activate_button.setEnabled(row is not None and not row.active)
+        self.rollback_button.setEnabled(has_previous)
+        self.delete_button.setEnabled(row is not None)
+        self.refresh_button.setEnabled(self._online)
+
+
+def _idle_text(row: KitRow | None) -> str:
+    if row is None:
+        return "Select a kit to see its models."
+    if row.kit is None:
+        return "This kit is not adopted yet. Adopt it to see and manage its models."
+    if row.row_status != "online":
+        return f"{row.name} is not online; its models are read from the kit when it answers."
+    return ""
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -1,0 +1,182 @@
+"""Quantize an FP32 model to INT8 on this laptop and show the side-by-side report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.fleet.quantize import Mode, QuantizeResult
+from app.gui.models_bridge import ModelsBridge, QuantizeRequest
+from app.gui.prompts import Prompts
+
+__all__ = ["QuantizeDialog"]
+
+QUEUED = Qt.ConnectionType.QueuedConnection
+_MODES: dict[str, Mode] = {"static (calibrated, fastest)": "static",
+                           "dynamic (weights only, no images needed)": "dynamic"}
+
+
+class QuantizeDialog(QDialog):
+    status = Signal(str)
+
+    def __init__(self, bridge: ModelsBridge, prompts: Prompts, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Quantize a model to INT8")
+        self.resize(760, 520)
+        self._bridge, self._prompts = bridge, prompts
+        self._source: Path | None = None
+        self._calibration: Path | None = None
+        self._running = False
+        self.source_label = QLabel("no model chosen")
+        self.source_button = QPushButton("&Choose model…")
+        self.output_edit = QLineEdit(placeholderText="where to write the INT8 model")
+        self.output_button = QPushButton("C&hoose…")
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(list(_MODES))
+        self.calibration_label = QLabel("no folder chosen")
+        self.calibration_button = QPushButton("Choose &folder…")
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)  # no steps to count: it just says "working"
+        self.busy.hide()
+        self.report = QPlainTextEdit(readOnly=True)
+        self.report.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.report.setPlaceholderText("The report (size, latency, agreement with FP32) shows here.")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.run_button = self.buttons.addButton("&Quantize", QDialogButtonBox.ButtonRole.ActionRole)
+        self._lay_out()
+        self._connect()
+        self._update()
+
+    def _lay_out(self) -> None:
+        form = QFormLayout()
+        form.addRow("Input model:", _row(self.source_label, self.source_button))
+        form.addRow("Output model:", _row(self.output_edit, self.output_button))
+        form.addRow("Mode:", self.mode_combo)
+        form.addRow("Calibration images:", _row(self.calibration_label, self.calibration_button))
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.busy)
+        layout.addWidget(self.report, 1)
+        layout.addWidget(self.buttons)
+
+    def _connect(self) -> None:
+        self._bridge.quantized.connect(self._on_quantized, QUEUED)
+        self._bridge.failed.connect(self._on_failed, QUEUED)
+        self.source_button.clicked.connect(self.choose_source)
+        self.output_button.clicked.connect(self.choose_output)
+        self.calibration_button.clicked.connect(self.choose_calibration)
+        self.mode_combo.currentIndexChanged.connect(self._update)
+        self.output_edit.textChanged.connect(self._update)
+        self.run_button.clicked.connect(self.quantize)
+        self.buttons.rejected.connect(self.reject)
+
+    @property
+    def mode(self) -> Mode:
+        return _MODES[self.mode_combo.currentText()]
+
+    def set_mode(self, mode: Mode) -> None:
+        self.mode_combo.setCurrentIndex(list(_MODES.values()).index(mode))
+
+    # choosing ----------------------------------------------------------------------------
+
+    @Slot()
+    def choose_source(self) -> None:
+        chosen = self._prompts.choose_model(self, self._source)
+        if chosen is not None:
+            self._source = chosen
+            self.source_label.setText(str(chosen))
+            self.output_edit.setText(str(chosen.with_name(f"{chosen.stem}-int8.onnx")))
+            self._update()
+
+    @Slot()
+    def choose_output(self) -> None:
+        chosen = self._prompts.choose_output(self, self._output())
+        if chosen is not None:
+            self.output_edit.setText(str(chosen))
+
+    @Slot()
+    def choose_calibration(self) -> None:
+        chosen = self._prompts.choose_folder(self, self._calibration)
+        if chosen is not None:
+            self._calibration = chosen
+            self.calibration_label.setText(str(chosen))
+            self._update()
+
+    def _output(self) -> Path | None:
+        text = self.output_edit.text().strip()
+        return Path(text) if text else None
+
+    # running -----------------------------------------------------------------------------
+
+    @Slot()
+    def quantize(self) -> None:
+        source, output = self._source, self._output()
+        if source is None or output is None or self._running:
+            return
+        calibration = self._calibration if self.mode == "static" else None
+        self._set_running(True)
+        self.report.setPlainText(f"Quantizing {source.name} ({self.mode})… this takes a while "
+                                 "on big models; the window stays usable.")
+        self.status.emit(f"Quantizing {source.name}…")
+        self._bridge.quantize(QuantizeRequest(source, output, self.mode, calibration))
+
+    @Slot(object)
+    def _on_quantized(self, result: QuantizeResult) -> None:
+        self._set_running(False)
+        self.report.setPlainText(_report_text(result))
+        self.status.emit(f"Quantized model written to {result.model}")
+
+    @Slot(str, str)
+    def _on_failed(self, operation: str, message: str) -> None:
+        if operation == "quantize" and self._running:
+            self._set_running(False)
+            self.report.setPlainText(f"Quantization failed: {message}")
+
+    def _set_running(self, running: bool) -> None:
+        self._running = running
+        self.busy.setVisible(running)
+        self._update()
+
+    def _update(self) -> None:
+        static = self.mode == "static"
+        self.calibration_button.setEnabled(static and not self._running)
+        self.calibration_label.setEnabled(static)
+        ready = self._source is not None and self._output() is not None and (
+            self._calibration is not None or not static)
+        self.run_button.setEnabled(ready and not self._running)
+        for widget in (self.source_button, self.output_button, self.output_edit, self.mode_combo):
+            widget.setEnabled(not self._running)
+
+
+def _row(*widgets: QWidget) -> QHBoxLayout:
+    layout = QHBoxLayout()
+    layout.addWidget(widgets[0], 1)
+    for widget in widgets[1:]:
+        layout.addWidget(widget)
+    return layout
+
+
+def _report_text(result: QuantizeResult) -> str:
+    lines = [f"Wrote {result.model} ({result.mode} INT8, opset {result.source_opset} → {result.opset}"
+             + (f", {result.calibration_images} calibration images)" if result.mode == "static" else ")")]
+    if result.manifest_path is not None and result.manifest is not None:
+        lines.append(f"Manifest: {result.manifest_path} ({result.manifest.name} "
+                     f"{result.manifest.version}); ready for Models ▸ Deploy…")
+    lines += [f"Note: {note}" for note in result.notes]
+    return "\n".join([*lines, "", result.report.to_text()])

@@ -1,0 +1,170 @@
+"""The Try-it tab: send one image to a model on the selected kit and show what it answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from agent.api.schemas import ModelInfo
+from app.gui.kit_row import KitRow
+from app.gui.models_bridge import InferAnswer, ModelsBridge
+from app.gui.picture import PictureView
+from app.gui.prompts import Prompts
+from app.gui.results_table import ResultsTable, summary_text
+
+__all__ = ["TryItPanel"]
+
+QUEUED = Qt.ConnectionType.QueuedConnection
+Choice = tuple[str, str | None]  # (model, version); None asks for the serving version
+
+
+class TryItPanel(QWidget):
+    status = Signal(str)
+
+    def __init__(self, bridge: ModelsBridge, prompts: Prompts, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._bridge, self._prompts = bridge, prompts
+        self._device: str | None = None
+        self._online = False
+        self._running = False  # one request at a time, whatever polls change meanwhile
+        self._input: Path | None = None
+        self.model_combo = QComboBox()
+        self.model_combo.setMinimumContentsLength(24)
+        self.input_label = QLabel("no image chosen")
+        self.choose_button = QPushButton("Choose &image…")
+        self.run_button = QPushButton("&Run")
+        self.summary = QLabel()
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.picture = PictureView()
+        self.results = ResultsTable()
+        self._lay_out()
+        self._connect()
+        self.show_row(None)
+
+    def _lay_out(self) -> None:
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Model:"))
+        controls.addWidget(self.model_combo)
+        controls.addWidget(self.choose_button)
+        controls.addWidget(self.input_label, 1)
+        controls.addWidget(self.run_button)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.picture)
+        split.addWidget(self.results)
+        split.setSizes([520, 480])
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(self.summary)
+        layout.addWidget(split, 1)
+
+    def _connect(self) -> None:
+        self._bridge.models_loaded.connect(self._on_models, QUEUED)
+        self._bridge.inferred.connect(self._on_inferred, QUEUED)
+        self._bridge.failed.connect(self._on_failed, QUEUED)
+        self.choose_button.clicked.connect(self.choose_input)
+        self.run_button.clicked.connect(self.run)
+        self.model_combo.currentIndexChanged.connect(self._update_run)
+
+    # the selected kit and its models ------------------------------------------------------
+
+    def show_row(self, row: KitRow | None) -> None:
+        device = row.device_id if row is not None and row.kit is not None else None
+        if device != self._device:
+            self._device = device
+            self.model_combo.clear()
+            self.results.clear_answer()
+            self.summary.setText("")
+            self.picture.clear_picture("Choose a model and an image, then Run.")
+        self._online = row is not None and row.row_status == "online"
+        self._update_run()
+
+    @Slot(str, object)
+    def _on_models(self, device_id: str, infos: list[ModelInfo]) -> None:
+        if device_id != self._device:
+            return
+        keep = self.model_combo.currentData()
+        self.model_combo.clear()
+        for text, choice in _choices(infos):
+            self.model_combo.addItem(text, choice)
+        self.model_combo.setCurrentIndex(max(self._position(keep), 0))
+        self._update_run()
+
+    def select_model(self, name: str, version: str | None = None) -> None:
+        self.model_combo.setCurrentIndex(self._position((name, version)))
+
+    def _position(self, choice: Choice | None) -> int:
+        # Not findData: it compares Python tuples by identity, not by value.
+        combo = self.model_combo
+        return next((i for i in range(combo.count()) if combo.itemData(i) == choice), -1)
+
+    # running -------------------------------------------------------------------------------
+
+    @Slot()
+    def choose_input(self) -> None:
+        start = self._input.parent if self._input is not None else None
+        chosen = self._prompts.choose_input(self, start)
+        if chosen is not None:
+            self._input = chosen
+            self.input_label.setText(chosen.name)
+            self.input_label.setToolTip(str(chosen))
+            self._update_run()
+
+    @Slot()
+    def run(self) -> None:
+        choice: Choice | None = self.model_combo.currentData()
+        if self._device is None or choice is None or self._input is None:
+            return
+        self._running = True
+        self._update_run()
+        self.status.emit(f"Running {choice[0]} on {self._input.name}…")
+        self._bridge.infer(self._device, choice[0], choice[1], self._input)
+
+    @Slot(str, object)
+    def _on_inferred(self, device_id: str, answer: InferAnswer) -> None:
+        self._running = False
+        self._update_run()
+        if device_id != self._device:
+            return
+        self.summary.setText(summary_text(answer))
+        self.results.show_answer(answer)
+        image = QImage.fromData(answer.payload)  # decoded here: QImage belongs to the GUI thread
+        if image.isNull():
+            self.picture.clear_picture("(the input is a tensor, not an image)")
+        else:
+            detections = answer.result.detections if answer.result is not None else None
+            self.picture.show_picture(image, detections or [])
+        self.status.emit(f"Answer from {answer.result.model if answer.result else 'the raw model'}")
+
+    @Slot(str, str)
+    def _on_failed(self, operation: str, message: str) -> None:
+        if operation == "inference":
+            self._running = False
+            self._update_run()
+            self.summary.setText(f"Failed: {message}")
+
+    def _update_run(self) -> None:
+        ready = self._device is not None and self._online and self._input is not None
+        ready = ready and not self._running
+        self.run_button.setEnabled(ready and self.model_combo.currentData() is not None)
+
+
+def _choices(infos: list[ModelInfo]) -> list[tuple[str, Choice]]:
+    """The serving version of each model first, then its other versions."""
+    choices: list[tuple[str, Choice]] = []
+    for info in sorted(infos, key=lambda i: i.name):
+        if info.active_version is not None:
+            choices.append((f"{info.name} {info.active_version} (serving)", (info.name, None)))
+        choices += [(f"{info.name} {v.version}", (info.name, v.version))
+                    for v in info.versions if v.version != info.active_version]
+    return choices
