@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
@@ -13,16 +14,23 @@ from agent.errors import ApiError
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="kitfleet-agent"'}
 
 
-def require(scope: Scope) -> Callable[[Request], Caller]:
-    """A dependency that admits callers whose token carries at least `scope`."""
+def require(scope: Scope) -> Callable[[Request], Awaitable[Caller]]:
+    """A dependency that admits callers whose token carries at least `scope`.
 
-    def check(request: Request) -> Caller:
+    It is async so a recently verified token costs no thread hop (a sync dependency runs in
+    the thread pool on every request); a token not seen lately is looked up in a thread.
+    """
+
+    async def check(request: Request) -> Caller:
         header = request.headers.get("authorization", "")
         kind, _, secret = header.partition(" ")
         if kind.lower() != "bearer" or not secret.strip():
             raise ApiError(401, "unauthenticated", "this call needs a bearer token",
                            "adopt the kit with `kitfleet adopt` first", headers=_CHALLENGE)
-        caller = request.app.state.agent.tokens.authenticate(secret.strip())
+        tokens = request.app.state.agent.tokens
+        caller = tokens.recently_verified(secret.strip())
+        if caller is None:
+            caller = await asyncio.to_thread(tokens.authenticate, secret.strip())
         if caller is None:
             raise ApiError(401, "invalid_token", "the token is unknown or was revoked",
                            "adopt the kit again to get a new token", headers=_CHALLENGE)

@@ -38,8 +38,9 @@ def _state(request: Request) -> AgentState:
 
 
 @router.get("/v1/health", response_model=Health, tags=["public"])
-def health(request: Request) -> Health:
-    """Liveness and identity, without authentication. 200."""
+async def health(request: Request) -> Health:
+    """Liveness and identity, without authentication. 200. (Async: it does no I/O, so it needs no
+    thread-pool hop; fleet polling calls it often.)"""
     state = _state(request)
     return Health(status="ok", version=__version__, api_version=API_VERSION,
                   device_id=state.identity.device_id)

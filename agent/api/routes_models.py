@@ -17,6 +17,7 @@ from agent.api.schemas import (
     NAME_PATTERN,
     VERSION_PATTERN,
     InferResult,
+    Manifest,
     ModelInfo,
     UploadRequest,
     UploadStatus,
@@ -134,16 +135,23 @@ async def infer(
     model answers its outputs as an .npz. 200; 400; 401; 403; 404; 409; 413; 415; 422.
     """
     state = _state(request)
-    manifest, path = state.models.active(name, version)
     payload = await _read_bounded(request, state.settings.max_infer_bytes)
-    from agent.models.infer import run_inference
-
-    session = await asyncio.to_thread(state.sessions.get, path, manifest.sha256)
-    result, tensors = await asyncio.to_thread(
-        run_inference, session, manifest, payload, request.headers.get("content-type"), top_k)
+    # One thread hop for everything that touches disk or computes: each hop costs a wake-up.
+    manifest, result, tensors = await asyncio.to_thread(
+        _infer, state, name, version, payload, request.headers.get("content-type"), top_k)
     if tensors is None:
         return result
     return _npz_response(tensors, manifest.version, manifest.sha256)
+
+
+def _infer(state: AgentState, name: str, version: str | None, payload: bytes, content_type: str | None,
+           top_k: int) -> tuple[Manifest, InferResult | None, dict[str, Any] | None]:
+    from agent.models.infer import run_inference
+
+    manifest, path = state.models.active(name, version)
+    session = state.sessions.get(path, manifest.sha256)
+    result, tensors = run_inference(session, manifest, payload, content_type, top_k)
+    return manifest, result, tensors
 
 
 def _npz_response(tensors: dict[str, Any], version: str, sha256: str) -> Response:

@@ -35,10 +35,22 @@ class TokenStore:
     # last_used_at is bookkeeping: written at most once a minute per token, so a request
     # costs no fsync, and never allowed to fail a request (e.g. on a full disk).
     LAST_USED_GRANULARITY_S = 60.0
+    # A token seen valid is trusted again for this long without a database read, so a request
+    # needs no thread hop for auth. Revocation through this agent clears it at once; a revocation
+    # by another process (the agent's own CLI) takes effect within this time.
+    RECHECK_S = 2.0
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._last_written: dict[str, float] = {}
+        self._recent: dict[str, tuple[Caller, float]] = {}
+
+    def recently_verified(self, secret: str) -> Caller | None:
+        """The caller for a token verified within RECHECK_S, without touching the database."""
+        seen = self._recent.get(_digest(secret))
+        if seen is None or time.monotonic() - seen[1] > self.RECHECK_S:
+            return None
+        return seen[0]
 
     def issue(self, label: str, scope: Scope) -> tuple[str, str]:
         """Make a token; returns (token_id, secret). The secret is never stored."""
@@ -60,7 +72,11 @@ class TokenStore:
             return None
         row = rows[0]
         self._note_use(row["id"])
-        return Caller(row["id"], row["label"], row["scope"])
+        caller = Caller(row["id"], row["label"], row["scope"])
+        if len(self._recent) > 1024:  # bounded: only live sessions matter
+            self._recent.clear()
+        self._recent[_digest(secret)] = (caller, time.monotonic())
+        return caller
 
     def _note_use(self, token_id: str) -> None:
         now = time.time()
@@ -80,6 +96,7 @@ class TokenStore:
                 "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (time.time(), token_id),
             )
+        self._recent.clear()
         return cur.rowcount == 1
 
     def list(self) -> list[TokenInfo]:

@@ -71,6 +71,16 @@ def test_revoked_token_no_longer_authenticates(store: TokenStore) -> None:
     assert store.authenticate(secret) is None
 
 
+def test_a_recently_verified_token_is_forgotten_when_revoked(store: TokenStore) -> None:
+    token_id, secret = store.issue("laptop", "admin")
+    assert store.recently_verified(secret) is None  # never verified yet: the database decides
+    caller = store.authenticate(secret)
+    assert store.recently_verified(secret) == caller
+    store.revoke(token_id)
+    assert store.recently_verified(secret) is None
+    assert store.authenticate(secret) is None
+
+
 def test_revoking_twice_or_an_unknown_token_reports_false(store: TokenStore) -> None:
     token_id, _ = store.issue("laptop", "admin")
     store.revoke(token_id)
