@@ -4,25 +4,36 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from agent.api.schemas import (
+    DatasetInfo,
     Facts,
     Health,
     InferResult,
+    JobInfo,
+    JobLogs,
+    JobRequest,
+    JobResults,
     Manifest,
     Metrics,
     ModelInfo,
     PairRequest,
     PairResponse,
+    ScheduleInfo,
+    ScheduleRequest,
+    ScheduleUpdate,
     UploadRequest,
     UploadStatus,
 )
 from app.fleet.errors import AgentError, IdentityChanged, KitUnreachable
 from app.fleet.tls import async_fetch_certificate, pinned_context
+
+_LONG = 600.0  # seconds to wait for a large transfer's answer
 
 
 class KitClient:
@@ -88,11 +99,11 @@ class KitClient:
         headers = {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
         return UploadStatus.model_validate(await self._call(
             "PATCH", f"/v1/uploads/{upload_id}", content=chunks, headers=headers,
-            timeout=httpx.Timeout(self._timeout, read=600.0)))
+            timeout=httpx.Timeout(self._timeout, read=_LONG)))
 
     async def commit_upload(self, upload_id: str) -> ModelInfo:
         return ModelInfo.model_validate(await self._call(
-            "POST", f"/v1/uploads/{upload_id}/commit", timeout=httpx.Timeout(self._timeout, read=600.0)))
+            "POST", f"/v1/uploads/{upload_id}/commit", timeout=httpx.Timeout(self._timeout, read=_LONG)))
 
     async def activate(self, name: str, version: str) -> ModelInfo:
         return ModelInfo.model_validate(await self._call(
@@ -114,6 +125,76 @@ class KitClient:
         if response.headers.get("content-type", "").startswith("application/x-npz"):
             return response.content
         return InferResult.model_validate(response.json())
+
+    # jobs ---------------------------------------------------------------------
+
+    async def submit_job(self, request: JobRequest) -> tuple[JobInfo, bool]:
+        """Queue a job; the flag is False when the idempotency key had already made it."""
+        response = await self._request("POST", "/v1/jobs", json=request.model_dump(mode="json"))
+        return JobInfo.model_validate(response.json()), response.status_code == 201
+
+    async def jobs(self, states: list[str] | None = None, limit: int = 100) -> list[JobInfo]:
+        params: dict[str, Any] = {"limit": limit} | ({"state": states} if states else {})
+        return [JobInfo.model_validate(j) for j in await self._get("/v1/jobs", params=params)]
+
+    async def job(self, job_id: str) -> JobInfo:
+        return JobInfo.model_validate(await self._get(f"/v1/jobs/{job_id}"))
+
+    async def job_logs(self, job_id: str, offset: int = 0) -> JobLogs:
+        return JobLogs.model_validate(await self._get(f"/v1/jobs/{job_id}/logs",
+                                                      params={"offset": offset}))
+
+    async def cancel_job(self, job_id: str) -> JobInfo:
+        return JobInfo.model_validate(await self._call("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    async def delete_job(self, job_id: str) -> None:
+        await self._call("DELETE", f"/v1/jobs/{job_id}")
+
+    async def job_results(self, job_id: str) -> JobResults:
+        return JobResults.model_validate(await self._get(f"/v1/jobs/{job_id}/results"))
+
+    async def download_result(self, job_id: str, name: str, dest: Path) -> int:
+        """Stream one result file to `dest` through a temporary beside it; returns its size."""
+        partial = dest.with_name(f".{dest.name}.partial")
+        size = 0
+        try:
+            async with self._http.stream("GET", f"/v1/jobs/{job_id}/results/{name}",
+                                         timeout=httpx.Timeout(self._timeout, read=_LONG)) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _agent_error(response)
+                with partial.open("wb") as out:
+                    async for chunk in response.aiter_bytes(1 << 20):
+                        out.write(chunk)
+                        size += len(chunk)
+            partial.replace(dest)
+        except httpx.TransportError as exc:
+            raise KitUnreachable(f"{self.name}: download of {name} broke off: {_reason(exc)}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        return size
+
+    async def upload_dataset(self, name: str, tar: AsyncIterator[bytes]) -> DatasetInfo:
+        return DatasetInfo.model_validate(await self._call(
+            "PUT", f"/v1/datasets/{name}", content=tar, headers={"Content-Type": "application/x-tar"},
+            timeout=httpx.Timeout(self._timeout, read=_LONG)))
+
+    async def datasets(self) -> list[DatasetInfo]:
+        return [DatasetInfo.model_validate(d) for d in await self._get("/v1/datasets")]
+
+    async def create_schedule(self, request: ScheduleRequest) -> ScheduleInfo:
+        return ScheduleInfo.model_validate(await self._call(
+            "POST", "/v1/schedules", json=request.model_dump(mode="json")))
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        return [ScheduleInfo.model_validate(s) for s in await self._get("/v1/schedules")]
+
+    async def update_schedule(self, schedule_id: str, update: ScheduleUpdate) -> ScheduleInfo:
+        return ScheduleInfo.model_validate(await self._call(
+            "PATCH", f"/v1/schedules/{schedule_id}", json=update.model_dump(mode="json", exclude_none=True)))
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._call("DELETE", f"/v1/schedules/{schedule_id}")
 
     async def _get(self, path: str, **kwargs: Any) -> Any:
         return await self._call("GET", path, **kwargs)
