@@ -14,11 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from agent.api.schemas import InferResult
+from app.fleet.deploy import async_deploy
 from app.fleet.discovery import Announcement, async_discover
+from app.fleet.errors import Error
 from app.fleet.localagent import LOOPBACK, LocalAgent
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
+from resources import images_dir, models_dir
 
+CLASSIFIER = "digits-cnn-int8.onnx"  # the bundled INT8 model every demo kit gets
+DETECTOR = "shapes-yolo-fp32.onnx"  # the bundled detector, on the workstation only
 DEMO_KITS = (
     ("flyaway-kit-01", "Fly-away kit (rugged case)"),
     ("edge-ws-ampere", "Edge workstation"),
@@ -58,6 +64,34 @@ async def _discover_and_adopt(fleet: Fleet, agents: list[LocalAgent]) -> None:
              f"INT8 {'recommended' if int8.get('recommended') else 'not recommended'}")
 
 
+async def _deploy_and_infer(fleet: Fleet) -> None:
+    """Push the bundled INT8 classifier to every kit and run a sample picture through it there."""
+    kits = fleet.inventory.kits()
+    outcomes = await async_deploy(fleet, models_dir() / CLASSIFIER, kits, activate=True)
+    detector_kit = next(k for k in kits if k.name == DEMO_KITS[1][0])
+    outcomes += await async_deploy(fleet, models_dir() / DETECTOR, [detector_kit], activate=True)
+    for outcome in outcomes:
+        if not outcome.ok:
+            raise Error(f"deploy to {outcome.kit.name} failed: {outcome.message}")
+        _say(f"deployed to {outcome.kit.name:<16} {outcome.message}")
+        if outcome.advice:
+            _say(f"  {outcome.advice}")
+    digit = images_dir() / "digit-7.png"
+    for kit in kits:
+        result = await fleet.async_call(kit, lambda c: c.infer("digits-cnn", digit.read_bytes(), "image/png"))
+        assert isinstance(result, InferResult)
+        best = (result.classes or [])[0]
+        _say(f"{kit.name:<16} {digit.name} -> {best.label!r} ({best.score:.3f}) by digits-cnn "
+             f"{result.version} {result.sha256[:12]} in {result.latency_ms:.2f} ms")
+    shapes = images_dir() / "shapes-3.png"
+    found = await fleet.async_call(detector_kit, lambda c: c.infer("shapes-yolo", shapes.read_bytes(),
+                                                                    "image/png"))
+    assert isinstance(found, InferResult)
+    boxes = ", ".join(f"{d.label} {d.score:.2f} at [{', '.join(f'{v:.0f}' for v in d.box)}]"
+                      for d in found.detections or []) or "nothing"
+    _say(f"{detector_kit.name:<16} {shapes.name} -> {boxes} by shapes-yolo {found.version}")
+
+
 def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
     offscreen = offscreen or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if offscreen:
@@ -73,6 +107,10 @@ def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
         fleet = Fleet(settings)
         try:
             asyncio.run(_discover_and_adopt(fleet, agents))
+            asyncio.run(_deploy_and_infer(fleet))
+        except Error as exc:
+            print(f"[demo] {exc}", file=sys.stderr)
+            return 1
         finally:
             fleet.close()
         return _show_window(settings, len(agents), screenshot, offscreen)

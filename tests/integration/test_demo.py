@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 
-def test_demo_discovers_adopts_and_shows_three_kits(tmp_path: Path) -> None:
+def test_demo_discovers_adopts_deploys_and_shows_three_kits(tmp_path: Path) -> None:
     shot = tmp_path / "demo.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     env.pop("DISPLAY", None)
@@ -19,6 +19,12 @@ def test_demo_discovers_adopts_and_shows_three_kits(tmp_path: Path) -> None:
     assert done.stdout.count("[demo] adopted ") == 3
     for name in ("flyaway-kit-01", "edge-ws-ampere", "deploy-srv-01"):
         assert name in done.stdout
+    # the bundled INT8 classifier went to every kit and read the sample digit there
+    assert done.stdout.count("digits-cnn 1.0-int8 active") == 3
+    assert done.stdout.count("digit-7.png -> '7'") == 3
+    # and the detector found the three shapes drawn in its sample picture
+    detected = next(line for line in done.stdout.splitlines() if "shapes-3.png ->" in line)
+    assert detected.count("square") == 2 and detected.count("triangle") == 1
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "propagateSizeHints" not in done.stderr
