@@ -11,6 +11,7 @@ from typing import Any
 from agent.api.schemas import InferResult
 from app.cli.common import emit, open_fleet
 from app.cli.types import CommandFactory, Handler
+from app.fleet.client import RawOutputs
 from app.fleet.deploy import Progress, async_deploy
 from app.fleet.errors import Error
 
@@ -106,10 +107,12 @@ async def _infer(args: argparse.Namespace) -> int:
             args.model, payload, content_type, args.version, args.top_k))
     finally:
         fleet.close()
-    if isinstance(result, bytes):
+    if isinstance(result, RawOutputs):
         out = args.out or args.input.with_suffix(".out.npz")
-        out.write_bytes(result)
-        emit(args, {"outputs": str(out)}, [f"raw outputs written to {out}"])
+        out.write_bytes(result.npz)
+        emit(args, {"outputs": str(out), "model": args.model, "version": result.version,
+                    "sha256": result.sha256},
+             [f"{args.model} {result.version} ({result.sha256[:12]}): raw outputs written to {out}"])
         return 0
     emit(args, result.model_dump(), _result_lines(result))
     return 0

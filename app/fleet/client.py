@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,6 +35,15 @@ from app.fleet.errors import AgentError, IdentityChanged, KitUnreachable
 from app.fleet.tls import async_fetch_certificate, pinned_context
 
 _LONG = 600.0  # seconds to wait for a large transfer's answer
+
+
+@dataclass(frozen=True)
+class RawOutputs:
+    """A raw model's answer: its output tensors as .npz bytes, and the model that made them."""
+
+    npz: bytes
+    version: str
+    sha256: str
 
 
 class KitClient:
@@ -117,13 +127,14 @@ class KitClient:
                          params={"force": str(force).lower()})
 
     async def infer(self, name: str, payload: bytes, content_type: str,
-                    version: str | None = None, top_k: int = 5) -> InferResult | bytes:
-        """JSON result for classification/detection; the raw .npz bytes for raw models."""
+                    version: str | None = None, top_k: int = 5) -> InferResult | RawOutputs:
+        """JSON result for classification/detection; the .npz outputs for a raw model."""
         params: dict[str, Any] = {"top_k": top_k} | ({"version": version} if version else {})
         response = await self._request("POST", f"/v1/models/{name}/infer", content=payload,
                                        params=params, headers={"Content-Type": content_type})
         if response.headers.get("content-type", "").startswith("application/x-npz"):
-            return response.content
+            return RawOutputs(response.content, response.headers.get("x-model-version", ""),
+                              response.headers.get("x-model-sha256", ""))
         return InferResult.model_validate(response.json())
 
     # jobs ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
 from agent.api.schemas import InferResult, ModelInfo
-from app.fleet.client import KitClient
+from app.fleet.client import KitClient, RawOutputs
 from app.fleet.deploy import async_deploy
 from app.fleet.errors import Error
 from app.fleet.models import load_package
@@ -152,8 +152,8 @@ class ModelsBridge(QObject):
                            source: Path) -> None:
         payload, content_type = await asyncio.to_thread(read_input, source)
         answer = await self._on_kit(device_id, lambda c: c.infer(name, payload, content_type, version))
-        if isinstance(answer, bytes):
-            outputs = await asyncio.to_thread(npz_outputs, answer)
+        if isinstance(answer, RawOutputs):
+            outputs = await asyncio.to_thread(npz_outputs, answer.npz)
             self.inferred.emit(device_id, InferAnswer(payload, None, outputs))
         else:
             self.inferred.emit(device_id, InferAnswer(payload, answer))

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from agent.api.schemas import InferResult
+from app.fleet.client import RawOutputs
 from app.fleet.deploy import async_deploy
 from app.fleet.errors import AgentError
 from app.fleet.service import Fleet
@@ -120,3 +121,30 @@ def test_infer_from_the_cli(served, fleet: Fleet, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "tiny 1 (" in done.stdout
     assert "class-" in done.stdout
+
+
+def test_a_raw_model_answers_tensors_naming_the_model(start_agent: AgentFactory, fleet: Fleet, adopt,
+                                                      tmp_path: Path) -> None:
+    kit = adopt(start_agent("raw", mdns=False))
+    model = tmp_path / "plain.onnx"
+    manifest = classifier(model, name="plain", version="3")
+    manifest.task, manifest.labels = "raw", []
+    model.with_name("plain.manifest.json").write_text(manifest.model_dump_json())
+    [outcome] = asyncio.run(async_deploy(fleet, model, [kit], activate=True))
+    assert outcome.ok, outcome.message
+    tensor = tmp_path / "input.npy"
+    np.save(tensor, np.random.default_rng(3).random((1, 3, 16, 16)).astype("float32"))
+
+    answer = asyncio.run(fleet.async_call(kit, lambda c: c.infer("plain", tensor.read_bytes(),
+                                                                 "application/x-npy")))
+    assert isinstance(answer, RawOutputs)
+    assert (answer.version, answer.sha256) == ("3", manifest.sha256)
+    scores = np.load(io.BytesIO(answer.npz))["scores"]
+    assert scores.shape == (1, 4)
+    assert abs(float(scores.sum()) - 1.0) < 1e-4
+
+    done = kitfleet(fleet.settings.home, "infer", "raw", "plain", str(tensor), "--out",
+                    str(tmp_path / "out.npz"))
+    assert done.returncode == 0, done.stderr
+    assert f"plain 3 ({manifest.sha256[:12]})" in done.stdout
+    assert np.allclose(np.load(tmp_path / "out.npz")["scores"], scores)
