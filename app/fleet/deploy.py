@@ -43,7 +43,7 @@ ProgressCallback = Callable[[Progress], None]
 async def async_deploy(fleet: Fleet, model: Path, kits: list[Kit], activate: bool,
                        progress: ProgressCallback | None = None) -> list[DeployOutcome]:
     """Send `model` to every kit concurrently; a failure on one kit never stops the others."""
-    manifest = load_package(model)
+    manifest = await asyncio.to_thread(load_package, model)  # hashes the file: keep the loop free
     report = progress or (lambda _: None)
     return list(await asyncio.gather(
         *(_deploy_one(fleet, model, manifest, kit, activate, report) for kit in kits)))
