@@ -129,7 +129,7 @@ async def infer(
     version: Annotated[str | None, Query(pattern=VERSION_PATTERN)] = None,
     top_k: Annotated[int, Query(ge=1, le=100)] = 5,
 ) -> Any:
-    """Run an image (JPEG/PNG) or a tensor (.npy) through the serving model.
+    """Run an image (JPEG, PNG, BMP or WebP) or a tensor (.npy) through the serving model.
 
     Classification and detection answer JSON naming the version and sha256; a raw
     model answers its outputs as an .npz. 200; 400; 401; 403; 404; 409; 413; 415; 422.

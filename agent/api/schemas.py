@@ -282,7 +282,8 @@ class Detection(BaseModel):
     label: str
     index: int
     score: float
-    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in input pixels")
+    box: tuple[float, float, float, float] = Field(
+        description="x1, y1, x2, y2 in the pixels of the image sent (not the model input)")
 
 
 class InferResult(BaseModel):

@@ -33,7 +33,7 @@ def add_commands(command: CommandFactory) -> None:
     infer = command("infer", "run an image or .npy tensor through a kit's serving model")
     infer.add_argument("kit", help="kit name or device ID")
     infer.add_argument("model", help="model name")
-    infer.add_argument("input", type=Path, help="image (JPEG/PNG) or tensor (.npy)")
+    infer.add_argument("input", type=Path, help="image (JPEG, PNG, BMP, WebP) or tensor (.npy)")
     infer.add_argument("--version", help="a specific installed version (default: the serving one)")
     infer.add_argument("--top-k", type=int, default=5)
     infer.add_argument("--out", type=Path, help="where to write a raw model's outputs (.npz)")
@@ -125,7 +125,7 @@ def _read_input(path: Path) -> tuple[bytes, str]:
         return path.read_bytes(), "application/x-npy"
     content_type = mimetypes.guess_type(path.name)[0]
     if content_type is None or not content_type.startswith("image/"):
-        raise Error(f"{path.name}: give a JPEG/PNG image or a .npy tensor")
+        raise Error(f"{path.name}: give a JPEG, PNG, BMP or WebP image, or a .npy tensor")
     return path.read_bytes(), content_type
 
 
