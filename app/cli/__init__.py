@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from app import __version__
-from app.cli import kits, models
+from app.cli import kits, models, quantize
 from app.cli.common import settings
 from app.fleet.errors import Error
 
-HANDLERS = {**kits.HANDLERS, **models.HANDLERS}
+HANDLERS = {**kits.HANDLERS, **models.HANDLERS, **quantize.HANDLERS}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
 
     kits.add_commands(command)
     models.add_commands(command)
+    quantize.add_commands(command)
     demo = command("demo", "start demo agents on loopback and use them end to end", False)
     demo.add_argument("--screenshot", type=Path, help="where to save the window screenshot")
     demo.add_argument("--offscreen", action="store_true",

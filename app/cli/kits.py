@@ -84,9 +84,18 @@ async def _facts(args: argparse.Namespace) -> int:
     header = [] if result.live else [
         f"{result.kit.name} is offline; last-known facts from {age(result.collected_at)}",
         f"({result.detail})"]
-    lines = header + _facts_lines(result.families)
+    lines = header + _int8_line(result.families) + _facts_lines(result.families)
     emit(args, data, lines)
     return 0
+
+
+def _int8_line(families: dict[str, Any]) -> list[str]:
+    """The verdict a technician looks for before deploying: is INT8 worth it on this kit's CPU?"""
+    int8 = families.get("cpu", {}).get("int8")
+    if not isinstance(int8, dict):
+        return []
+    verdict = f"recommended ({int8.get('via')})" if int8.get("recommended") else "not recommended"
+    return [f"INT8 models: {verdict}. {int8.get('reason', '')}".rstrip()]
 
 
 def _facts_lines(families: dict[str, Any]) -> list[str]:

@@ -11,7 +11,7 @@ from torch import nn
 
 from agent.api.schemas import Manifest
 from app.fleet.models import manifest_path, sha256_file
-from app.fleet.quantize import golden_for
+from app.fleet.quantmanifest import golden_for
 
 OPSET = 18
 GOLDEN_SEED = 7

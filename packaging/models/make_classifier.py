@@ -24,7 +24,8 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.nn import functional
 
-from app.fleet.quantize import Report, quantize_model
+from app.fleet.quantize import quantize_model
+from app.fleet.quantreport import Report
 from resources import datasets_dir, images_dir, models_dir
 
 SEED = 1797

@@ -26,7 +26,7 @@ from torch.nn import functional
 
 from agent.api.schemas import Detection, DetectionSpec
 from agent.models.postprocess import decode_yolo
-from app.fleet.quantize import latency_ms
+from app.fleet.quantreport import latency_ms
 from resources import images_dir, models_dir
 
 __all__ = ["Yolo", "draw_scene", "evaluate", "make_scene", "moving_scenes", "random_shapes", "scenes"]

@@ -15,37 +15,14 @@ from PIL import Image
 
 from agent.models.verify import check_in_process
 from app.fleet.models import load_package, manifest_path, sha256_file
-from app.fleet.quantize import QuantizeError, compare, opset_of, quantize_model
+from app.fleet.onnxmodel import opset_of
+from app.fleet.quantize import QuantizeError, quantize_model
+from app.fleet.quantreport import compare
 from resources import datasets_dir, models_dir
+from tests.onnx_models import conv_classifier as tiny_model
 
 CLASSES = 4
 SIZE = 16
-
-
-def tiny_model(path: Path, opset: int = 11, dims: tuple[int | str, ...] = ("N", 3, SIZE, SIZE)) -> Path:
-    """Conv-ReLU-Conv-ReLU-pool-Gemm with seeded weights and a symbolic batch dimension."""
-    rng = np.random.default_rng(0)
-
-    def weight(name: str, *shape: int) -> onnx.TensorProto:
-        return numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
-
-    nodes = [helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c1"], ["r1"]),
-             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2]),
-             helper.make_node("Relu", ["c2"], ["r2"]),
-             helper.make_node("GlobalAveragePool", ["r2"], ["pooled"]),
-             helper.make_node("Flatten", ["pooled"], ["flat"]),
-             helper.make_node("Gemm", ["flat", "w3", "b3"], ["scores"], transB=1)]
-    weights = [weight("w1", 8, 3, 3, 3), weight("b1", 8), weight("w2", 16, 8, 3, 3), weight("b2", 16),
-               weight("w3", CLASSES, 16), weight("b3", CLASSES)]
-    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)]
-    outputs = [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", CLASSES])]
-    graph = helper.make_graph(nodes, "tiny", inputs, outputs, weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 7
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 def pictures(folder: Path, per_class: int = 4) -> Path:
@@ -233,12 +210,51 @@ def test_an_undecodable_image_is_named(fp32: Path, images: Path, tmp_path: Path)
         quantize_model(fp32, tmp_path / "out.onnx", "static", images, max_images=100)
 
 
-def test_static_needs_fixed_image_dimensions(tmp_path: Path, images: Path) -> None:
+def test_a_free_picture_size_comes_from_the_calibration_images_or_the_caller(tmp_path: Path,
+                                                                            images: Path) -> None:
     any_size = tiny_model(tmp_path / "any-size.onnx", dims=("N", 3, "height", "width"))
 
-    with pytest.raises(QuantizeError, match="needs an image input"):
-        quantize_model(any_size, tmp_path / "out.onnx", "static", images)
+    result = quantize_model(any_size, tmp_path / "from-images.onnx", "static", images, runs=3)
+
+    assert result.manifest is not None
+    assert (result.manifest.input.height, result.manifest.input.width) == (24, 24)  # the pictures' size
+    assert any("used 24x24" in note for note in result.notes)
+    given = quantize_model(any_size, tmp_path / "given.onnx", "static", images, runs=3, input_size=(16, 20))
+    assert given.manifest is not None
+    assert (given.manifest.input.height, given.manifest.input.width) == (16, 20)
+    session = ort.InferenceSession(str(given.model), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"image": np.zeros((2, 3, 40, 30), np.float32)})[0].shape == (2, CLASSES)
+    Image.new("RGB", (50, 30)).save(images / "0" / "wide.png")
+    with pytest.raises(QuantizeError, match="differ in size; give the size"):
+        quantize_model(any_size, tmp_path / "mixed.onnx", "static", images)
+    with pytest.raises(QuantizeError, match="fixed at 16x16, not 8x8"):
+        quantize_model(tiny_model(tmp_path / "fixed.onnx"), tmp_path / "out.onnx", "dynamic",
+                       input_size=(8, 8))
     assert opset_of(onnx.load(str(any_size))) == 11
+
+
+def test_dynamic_on_a_free_picture_size_writes_a_manifest_only_with_a_size(tmp_path: Path) -> None:
+    any_size = tiny_model(tmp_path / "any-size.onnx", dims=("N", 3, "height", "width"))
+
+    bare = quantize_model(any_size, tmp_path / "bare.onnx", "dynamic", runs=3)
+    sized = quantize_model(any_size, tmp_path / "sized.onnx", "dynamic", runs=3, input_size=(16, 16))
+
+    assert bare.manifest is None
+    assert any("no manifest written" in note for note in bare.notes)
+    assert sized.manifest is not None
+    assert load_package(sized.model).input.height == 16
+
+
+def test_a_new_output_without_manifest_removes_the_stale_one(tmp_path: Path) -> None:
+    any_size = tiny_model(tmp_path / "any-size.onnx", dims=("N", 3, "height", "width"))
+    out = tmp_path / "out.onnx"
+    quantize_model(any_size, out, "dynamic", runs=3, input_size=(16, 16))
+    assert manifest_path(out).exists()
+
+    quantize_model(any_size, out, "dynamic", runs=3)
+
+    assert not manifest_path(out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["any-size.onnx", "out.onnx"]
 
 
 def test_dynamic_on_a_non_image_input_writes_no_manifest(tmp_path: Path) -> None:

@@ -1,0 +1,151 @@
+"""`kitfleet quantize IN.onnx OUT.onnx`: INT8 beside a manifest, and FP32 vs INT8 side by side.
+
+Without `--mode`, calibration images choose static mode and their absence dynamic mode; an explicit
+`--mode static` without `--calibration` is refused rather than quietly quantized another way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from app.cli.common import emit
+from app.cli.types import CommandFactory, Handler
+from app.fleet.errors import Error
+from app.fleet.images import image_files, listed_labels
+from app.fleet.models import manifest_path
+from app.fleet.quantize import METHODS, Mode, QuantizeResult, quantize_model
+from app.fleet.quantreport import table
+
+_SIZE = re.compile(r"(\d+)(?:[x×](\d+))?")
+
+
+def add_commands(command: CommandFactory) -> None:
+    quantize = command("quantize", "make an INT8 copy of an FP32 ONNX model and compare the two")
+    quantize.add_argument("source", type=Path, metavar="IN.onnx", help="the FP32 model")
+    quantize.add_argument("output", type=Path, metavar="OUT.onnx",
+                          help="where the INT8 model goes (its manifest is written beside it)")
+    quantize.add_argument("--calibration", type=Path, metavar="DIR",
+                          help="typical input images (a few hundred) for static mode")
+    quantize.add_argument("--mode", choices=["static", "dynamic"],
+                          help="static: QDQ per-channel, calibrated; dynamic: weights only "
+                               "(default: static with --calibration, else dynamic)")
+    quantize.add_argument("--method", choices=list(METHODS), default="minmax",
+                          help="how static mode picks activation ranges (default minmax)")
+    quantize.add_argument("--eval", dest="evaluation", type=Path, metavar="DIR",
+                          help="images to compare FP32 and INT8 on; one sub-folder per label "
+                               "(named as the model's labels, listed in labels.txt, or numbered) "
+                               "adds top-1 accuracy")
+    quantize.add_argument("--input-size", metavar="HxW",
+                          help="picture size the kit feeds, for a model whose input size is free")
+    quantize.add_argument("--max-images", type=int, default=300, metavar="N",
+                          help="calibration images used at most, spread over the folder (default 300)")
+    quantize.add_argument("--runs", type=int, default=100, metavar="N",
+                          help="timed runs of each model for the latency figures (default 100)")
+    quantize.add_argument("--report", type=Path, metavar="FILE",
+                          help="also write the report: JSON for .json, Markdown for .md, else text")
+
+
+async def _quantize(args: argparse.Namespace) -> int:
+    mode: Mode = args.mode or ("static" if args.calibration else "dynamic")
+    _check(args, mode)
+    result = await asyncio.to_thread(
+        quantize_model, args.source, args.output, mode, args.calibration, method=args.method,
+        max_images=args.max_images, evaluation=args.evaluation, runs=args.runs,
+        input_size=_input_size(args.input_size))
+    notes = [*_chosen_mode(args), *result.notes, *_unlabelled(args.evaluation, result)]
+    data = _data(result, args.method, notes)
+    if args.report is not None:
+        _write_report(args.report, data, result, args.method, notes)
+    emit(args, data, _lines(result, args.method, notes))
+    return 0
+
+
+def _check(args: argparse.Namespace, mode: str) -> None:
+    """Refuse what the library would accept, or would only find wrong after minutes of work."""
+    if mode == "static" and args.calibration is None:
+        raise Error("--mode static needs --calibration DIR (a few hundred typical input images); or use "
+                    "--mode dynamic, which needs none")
+    if args.max_images < 1 or args.runs < 1:
+        raise Error("--max-images and --runs must be at least 1")
+    if args.evaluation is not None:
+        image_files(args.evaluation, "--eval folder")
+    if args.report is not None:
+        taken = {p.resolve() for p in (args.source, args.output, manifest_path(args.output))}
+        if args.report.resolve() in taken or args.report.is_dir():
+            raise Error(f"--report {args.report} would overwrite a model or manifest; give another file name")
+
+
+def _input_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or not 1 <= int(match[1]) <= 8192 or not 1 <= int(match[2] or match[1]) <= 8192:
+        raise Error(f"--input-size {text!r}: give height x width in pixels, e.g. 224x224 (1-8192)")
+    return int(match[1]), int(match[2] or match[1])
+
+
+def _chosen_mode(args: argparse.Namespace) -> list[str]:
+    if args.mode is None and args.calibration is None:
+        return ["dynamic mode (weights only): no --calibration given; static mode with calibration "
+                "images is usually faster on CPUs with INT8 dot-product instructions"]
+    return []
+
+
+def _unlabelled(folder: Path | None, result: QuantizeResult) -> list[str]:
+    if folder is None or result.report.labelled:
+        return []
+    listed = " (labels.txt was found but its names match no sub-folder)" if listed_labels(folder) else ""
+    return [f"no accuracy: {folder} has no labels{listed}; put each image in a sub-folder named after "
+            "its label for a top-1 accuracy row"]
+
+
+def _data(result: QuantizeResult, method: str, notes: list[str]) -> dict[str, Any]:
+    manifest = result.manifest
+    return {"model": str(result.model), "mode": result.mode,
+            "method": method if result.mode == "static" else None,
+            "source_opset": result.source_opset, "opset": result.opset,
+            "calibration_images": result.calibration_images,
+            "manifest": str(result.manifest_path) if result.manifest_path else None,
+            "sha256": manifest.sha256 if manifest else None, "notes": notes,
+            "report": result.report.to_dict()}
+
+
+def _summary(result: QuantizeResult, method: str) -> list[str]:
+    how = (f"static INT8, QDQ per-channel, {method} on {result.calibration_images} calibration images"
+           if result.mode == "static" else "dynamic INT8, weights only")
+    lines = [f"wrote {result.model} ({how}; opset {result.source_opset} → {result.opset})"]
+    if result.manifest is not None:
+        lines.append(f"manifest {result.manifest_path}: {result.manifest.name} {result.manifest.version}, "
+                     f"sha256 {result.manifest.sha256[:16]}…, ready for `kitfleet deploy`")
+    return lines
+
+
+def _lines(result: QuantizeResult, method: str, notes: list[str]) -> list[str]:
+    report = result.report
+    return [*_summary(result, method), *(f"note: {note}" for note in notes), "",
+            *table(report.rows()), report.footnote()]
+
+
+def _write_report(path: Path, data: dict[str, Any], result: QuantizeResult, method: str,
+                  notes: list[str]) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(data, indent=2) + "\n"
+    elif suffix in (".md", ".markdown"):
+        summary = [f"- {line}" for line in [*_summary(result, method), *notes]]
+        text = "\n".join(["# INT8 vs FP32", "", *summary, "", result.report.to_markdown(), ""])
+    else:
+        text = "\n".join(_lines(result, method, notes)) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise Error(f"cannot write the report to {path}: {exc.strerror}; the model was written") from None
+
+
+HANDLERS: dict[str, Handler] = {"quantize": _quantize}
