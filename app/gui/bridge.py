@@ -21,6 +21,7 @@ from app.fleet.errors import Error
 from app.fleet.inventory import Kit
 from app.fleet.service import FactsResult, Fleet, KitStatus
 from app.fleet.settings import AppSettings
+from app.gui.jobs_bridge import JobsBridge
 from app.gui.kit_row import Sighting
 from app.gui.models_bridge import ModelsBridge
 
@@ -56,6 +57,7 @@ class FleetBridge(QObject):
         self._facts_live: dict[str, bool] = {}  # were the last facts sent for a kit live?
         self._tasks: set[asyncio.Task[None]] = set()
         self.models = ModelsBridge(self)  # model work: same loop, same error reporting
+        self.jobs = JobsBridge(self)  # job work, likewise
 
     # called on the GUI thread -----------------------------------------------------
 

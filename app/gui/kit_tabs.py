@@ -1,10 +1,12 @@
-"""The lower pane: the selected kit's Hardware, Models and Try-it tabs."""
+"""The lower pane: the selected kit's Hardware, Models, Try-it and Jobs tabs."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QTabWidget, QWidget
 
 from app.gui.details import DetailsPane
+from app.gui.jobs_bridge import JobsBridge
+from app.gui.jobs_tab import JobsTab
 from app.gui.kit_row import KitRow
 from app.gui.models_bridge import ModelsBridge
 from app.gui.models_tab import ModelsTab
@@ -15,15 +17,18 @@ __all__ = ["KitTabs"]
 
 
 class KitTabs(QTabWidget):
-    def __init__(self, bridge: ModelsBridge, prompts: Prompts, parent: QWidget | None = None) -> None:
+    def __init__(self, bridge: ModelsBridge, jobs: JobsBridge, prompts: Prompts,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.details = DetailsPane()
         self.models = ModelsTab(bridge, prompts)
         self.try_it = TryItPanel(bridge, prompts)
+        self.jobs = JobsTab(jobs, prompts)
         self.addTab(self.details, "Hardware")
         self.addTab(self.models, "Models")
         self.addTab(self.try_it, "Try it")
+        self.addTab(self.jobs, "Jobs")
 
     def show_row(self, row: KitRow | None) -> None:
-        for tab in (self.details, self.models, self.try_it):
+        for tab in (self.details, self.models, self.try_it, self.jobs):
             tab.show_row(row)

@@ -1,4 +1,4 @@
-"""The main window: the fleet table above the selected kit's tabs (hardware, models, try it)."""
+"""The main window: the fleet table above the selected kit's tabs (hardware, models, try it, jobs)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ QUEUED = Qt.ConnectionType.QueuedConnection  # bridge signals come from its loop
 # kit that keeps failing does not keep raising a window.
 _BACKGROUND = {"status", "discovery", "facts update"}
 # Work whose dialog or tab shows its own failure where the technician is looking.
-_SHOWN_IN_PLACE = {"model check", "deploy", "inference", "quantize"}
+_SHOWN_IN_PLACE = {"model check", "deploy", "inference", "quantize", "submit job", "job choices",
+                   "job logs"}
 _MAX_COLUMN_WIDTH = 320
 
 
@@ -49,7 +50,7 @@ class MainWindow(QMainWindow):
         self.proxy = QSortFilterProxyModel(self, sortRole=FleetTableModel.SortRole)
         self.proxy.setSourceModel(self.model)
         self.table = self._make_table()
-        self.tabs = KitTabs(bridge.models, self.prompts)
+        self.tabs = KitTabs(bridge.models, bridge.jobs, self.prompts)
         self.details = self.tabs.details
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
@@ -107,8 +108,9 @@ class MainWindow(QMainWindow):
         bridge.facts_loaded.connect(model.apply_facts, QUEUED)
         bridge.adopted.connect(self._on_adopted, QUEUED)
         bridge.failed.connect(self._on_failed, QUEUED)
-        bridge.models.changed.connect(self._on_models_changed, QUEUED)
-        for source in (self.tabs.models, self.tabs.try_it, self.model_actions):
+        bridge.models.changed.connect(self._on_kit_changed, QUEUED)
+        bridge.jobs.changed.connect(self._on_kit_changed, QUEUED)
+        for source in (self.tabs.models, self.tabs.try_it, self.tabs.jobs, self.model_actions):
             source.status.connect(self._show_status)
         for signal in (model.dataChanged, model.rowsInserted, model.rowsRemoved):
             signal.connect(self._on_model_changed)
@@ -159,7 +161,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 30_000)
 
     @Slot(str, str)
-    def _on_models_changed(self, device_id: str, message: str) -> None:
+    def _on_kit_changed(self, device_id: str, message: str) -> None:
         row = self.model.row(device_id)
         self._show_status(f"{row.name}: {message}" if row else message)
 
@@ -214,6 +216,7 @@ class MainWindow(QMainWindow):
         if self._error_box is not None:
             self._error_box.close()
         self.model_actions.close_dialogs()
+        self.tabs.jobs.close_dialogs()
         super().closeEvent(event)
         if event.isAccepted():
             self.closed.emit()

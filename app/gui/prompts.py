@@ -13,13 +13,15 @@ from typing import Literal
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-__all__ = ["ChoosePath", "ConfirmDelete", "DeleteAnswer", "Prompts"]
+__all__ = ["ChoosePath", "ConfirmDelete", "ConfirmRemoval", "DeleteAnswer", "Prompts"]
 
 # (parent, where to start or what to suggest) -> the chosen path, or None when cancelled.
 ChoosePath = Callable[[QWidget | None, Path | None], Path | None]
 # "force" only ever comes from a question that said the version is serving.
 DeleteAnswer = Literal["delete", "force"] | None
 ConfirmDelete = Callable[[QWidget | None, str, str, bool], DeleteAnswer]
+# (parent, question, what removing does) -> go ahead and delete?
+ConfirmRemoval = Callable[[QWidget | None, str, str], bool]
 
 _MODEL_FILTER = "ONNX models (*.onnx)"
 _INPUT_FILTER = "Images and tensors (*.png *.jpg *.jpeg *.bmp *.webp *.npy);;All files (*)"
@@ -53,6 +55,16 @@ def choose_folder(parent: QWidget | None, start: Path | None) -> Path | None:
                                                     _start(start)))
 
 
+def choose_images_folder(parent: QWidget | None, start: Path | None) -> Path | None:
+    return _chosen(QFileDialog.getExistingDirectory(parent, "Choose the images to upload",
+                                                    _start(start)))
+
+
+def choose_results_folder(parent: QWidget | None, start: Path | None) -> Path | None:
+    return _chosen(QFileDialog.getExistingDirectory(parent, "Choose where to save the results",
+                                                    _start(start)))
+
+
 def confirm_delete(parent: QWidget | None, name: str, version: str, serving: bool) -> DeleteAnswer:
     """Ask before deleting; a serving version needs its own, explicit button."""
     box = QMessageBox(QMessageBox.Icon.Warning, "Delete model version",
@@ -71,6 +83,15 @@ def confirm_delete(parent: QWidget | None, name: str, version: str, serving: boo
     return "force" if serving else "delete"
 
 
+def confirm_removal(parent: QWidget | None, question: str, detail: str) -> bool:
+    box = QMessageBox(QMessageBox.Icon.Warning, "kitfleet", question, parent=parent)
+    box.setInformativeText(detail)
+    confirm = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is confirm
+
+
 @dataclass(frozen=True)
 class Prompts:
     choose_model: ChoosePath = choose_model
@@ -78,3 +99,6 @@ class Prompts:
     choose_output: ChoosePath = choose_output
     choose_folder: ChoosePath = choose_folder
     confirm_delete: ConfirmDelete = confirm_delete
+    choose_images_folder: ChoosePath = choose_images_folder
+    choose_results_folder: ChoosePath = choose_results_folder
+    confirm_removal: ConfirmRemoval = confirm_removal

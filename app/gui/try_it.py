@@ -23,7 +23,7 @@ from app.gui.picture import PictureView
 from app.gui.prompts import Prompts
 from app.gui.results_table import ResultsTable, summary_text
 
-__all__ = ["TryItPanel"]
+__all__ = ["Choice", "TryItPanel", "model_choices"]
 
 QUEUED = Qt.ConnectionType.QueuedConnection
 Choice = tuple[str, str | None]  # (model, version); None asks for the serving version
@@ -95,7 +95,7 @@ class TryItPanel(QWidget):
             return
         keep = self.model_combo.currentData()
         self.model_combo.clear()
-        for text, choice in _choices(infos):
+        for text, choice in model_choices(infos):
             self.model_combo.addItem(text, choice)
         self.model_combo.setCurrentIndex(max(self._position(keep), 0))
         self._update_run()
@@ -159,7 +159,7 @@ class TryItPanel(QWidget):
         self.run_button.setEnabled(ready and self.model_combo.currentData() is not None)
 
 
-def _choices(infos: list[ModelInfo]) -> list[tuple[str, Choice]]:
+def model_choices(infos: list[ModelInfo]) -> list[tuple[str, Choice]]:
     """The serving version of each model first, then its other versions."""
     choices: list[tuple[str, Choice]] = []
     for info in sorted(infos, key=lambda i: i.name):

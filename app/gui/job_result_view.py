@@ -1,0 +1,96 @@
+"""The selected job's result: a chart for a finished benchmark, the summary as text for the rest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from agent.api.schemas import JobInfo
+from app.gui.bench_chart import BenchChart, Metric
+
+__all__ = ["JobResultView", "result_text"]
+
+_METRICS: dict[str, Metric] = {"Latency p50 / p95 / p99 (ms per call)": "latency",
+                               "Throughput (items per second)": "throughput"}
+
+
+def result_text(job: JobInfo) -> str:
+    """A job's outcome in words: its error, or its summary one field a line."""
+    if job.state in ("queued", "running"):
+        return f"The job is {job.state}; its result shows here when it is done."
+    lines = [f"State: {job.state}"] + ([f"Error: {job.error}"] if job.error else [])
+    for key, value in (job.result or {}).items():
+        lines.append(f"{key}: {_value_text(value)}")
+    return "\n".join(lines)
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+class JobResultView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._job: JobInfo | None = None
+        self.metric_combo = QComboBox()
+        self.metric_combo.addItems(list(_METRICS))
+        self.chart = BenchChart()
+        self.text = QPlainTextEdit(readOnly=True)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.summary = QLabel()
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        chart_page = QWidget()
+        chart_layout = QVBoxLayout(chart_page)
+        chart_layout.setContentsMargins(0, 0, 0, 0)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Show:"))
+        controls.addWidget(self.metric_combo)
+        controls.addWidget(self.summary, 1)
+        chart_layout.addLayout(controls)
+        chart_layout.addWidget(self.chart, 1)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.text)
+        self.pages.addWidget(chart_page)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.pages)
+        self.metric_combo.currentIndexChanged.connect(self._redraw)
+        self.show_job(None)
+
+    @property
+    def chart_metric(self) -> Metric:
+        return _METRICS[self.metric_combo.currentText()]
+
+    def charted(self) -> bool:
+        return self.pages.currentIndex() == 1
+
+    def show_job(self, job: JobInfo | None) -> None:
+        self._job = job
+        if job is not None and job.kind == "benchmark" and job.state == "done" and job.result:
+            self.pages.setCurrentIndex(1)
+            rows = job.result.get("rows", [])
+            self.summary.setText(f"{len(rows)} measurement{'' if len(rows) == 1 else 's'} · "
+                                 f"sha256 {str(job.result.get('sha256', ''))[:12]}…")
+            self._redraw()
+        else:
+            self.pages.setCurrentIndex(0)
+            self.chart.show_result(None)
+            self.text.setPlainText(result_text(job) if job is not None else
+                                   "Select a job to see its result.")
+
+    @Slot()
+    def _redraw(self) -> None:
+        if self._job is not None and self._job.result and self.charted():
+            self.chart.show_result(self._job.result, self.chart_metric)

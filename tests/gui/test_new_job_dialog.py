@@ -1,0 +1,135 @@
+"""The New Job dialog against a real agent: mistakes, its own and the kit's, are told in the dialog;
+a cron schedule shows its next runs while typed, and is then paused and deleted from the tab."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from agent.api.schemas import ScheduleInfo
+from app.fleet.localagent import LocalAgent
+from app.fleet.settings import AppSettings
+from app.gui.bridge import FleetBridge
+from app.gui.new_job_dialog import NewJobDialog
+from app.gui.prompts import Prompts
+from app.gui.schedules_panel import SchedulesPanel
+from tests.gui.job_windows import kit_with_digits, open_jobs_tab, open_new_job
+from tests.gui.windows import WAIT_MS
+
+
+def refused(dialog: NewJobDialog, expected: str) -> None:
+    """Submit is refused in the dialog itself: it stays open and says what to fix."""
+    dialog.submit_button.click()
+    assert expected in dialog.error.text(), dialog.error.text()
+    assert dialog.isVisible()
+    assert dialog.submitted_info is None
+
+
+def test_mistakes_are_explained_in_the_dialog_and_nothing_is_queued(
+    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, start_agent: Callable[[str], LocalAgent],
+    tmp_path: Path, screenshots: Path,
+) -> None:
+    device = kit_with_digits(settings, start_agent("form-kit"))
+    empty = tmp_path / "no-images"
+    empty.mkdir()
+    failures: list[tuple[str, str]] = []
+    window = open_jobs_tab(qtbot, bridge, Prompts(choose_images_folder=lambda parent, start: empty),
+                           device, failures)
+    tab = window.tabs.jobs
+    dialog = open_new_job(qtbot, tab)
+
+    dialog.set_choice(dialog.kind_combo, "benchmark")
+    dialog.batch_sizes_edit.setText("1, x")
+    refused(dialog, "Batch sizes: whole numbers separated by commas")
+    dialog.batch_sizes_edit.setText("0")
+    refused(dialog, "batch_sizes must be between 1 and 256")  # the wire contract's own check
+    dialog.batch_sizes_edit.setText("1")
+
+    dialog.set_choice(dialog.when_combo, "cron")
+    assert dialog.cron_hint.text().startswith("Next runs: ")  # the default, 0 2 * * *
+    dialog.cron_edit.setText("61 * * * *")
+    assert dialog.cron_hint.text().startswith("Not a usable cron expression")
+    assert "0 2 * * *" in dialog.cron_hint.text()  # how to write one
+    refused(dialog, "Cron: the expression is not usable")
+    dialog.cron_edit.setText("@daily")
+    assert "it has 1 field;" in dialog.cron_hint.text()
+    refused(dialog, "Cron: the expression is not usable")
+
+    dialog.set_choice(dialog.when_combo, "now")
+    dialog.set_choice(dialog.kind_combo, "batch-infer")
+    dialog.set_choice(dialog.source_combo, "kit-folder")
+    refused(dialog, "Images: enter a folder on the kit")
+    dialog.set_choice(dialog.source_combo, "dataset")
+    refused(dialog, "no dataset on this kit yet")
+    dialog.set_choice(dialog.source_combo, "upload")
+    refused(dialog, "Images: choose a folder on this laptop")
+
+    dialog.local_button.click()  # a folder without images: the upload is refused on the laptop
+    dialog.submit_button.click()
+    qtbot.waitUntil(lambda: "holds no images" in dialog.error.text(), timeout=WAIT_MS)
+    assert dialog.isVisible()
+
+    dialog.set_choice(dialog.source_combo, "kit-folder")
+    dialog.folder_edit.setText("nowhere")  # the kit is the judge of its own folders
+    dialog.submit_button.click()
+    qtbot.waitUntil(lambda: "'nowhere' is not a folder on this kit" in dialog.error.text(),
+                    timeout=WAIT_MS)
+    assert dialog.error.text().startswith("form-kit did not take the job:")
+    assert dialog.isVisible()
+    assert dialog.submit_button.isEnabled()  # fix it and try again
+    dialog.grab().save(str(screenshots / "gui-new-job-refused.png"))
+
+    assert [op for op, _ in failures] == ["submit job", "submit job"]
+    assert window._error_box is None  # shown in the dialog, not in a window on top
+    tab.reload()
+    qtbot.waitUntil(lambda: tab.message.text().startswith("No jobs on form-kit yet"), timeout=WAIT_MS)
+
+
+def test_a_cron_schedule_is_created_paused_and_deleted(
+    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, start_agent: Callable[[str], LocalAgent],
+) -> None:
+    device = kit_with_digits(settings, start_agent("cron-kit"))
+    failures: list[tuple[str, str]] = []
+    prompts = Prompts(confirm_removal=lambda parent, question, detail: True)
+    window = open_jobs_tab(qtbot, bridge, prompts, device, failures)  # held: qtbot keeps no reference
+    tab = window.tabs.jobs
+    dialog = open_new_job(qtbot, tab)
+    dialog.set_choice(dialog.kind_combo, "benchmark")
+    dialog.label_edit.setText("nightly latency")
+    dialog.set_choice(dialog.when_combo, "cron")
+    dialog.cron_edit.setText("30 3 * * 1-5")
+    assert dialog.cron_hint.text().startswith("Next runs: ")
+    assert dialog.cron_hint.text().count("03:30") == 3
+    dialog.submit_button.click()
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=WAIT_MS)
+    made = dialog.submitted_info
+    assert isinstance(made, ScheduleInfo)
+    assert made.next_run_at is not None
+    panel = tab.schedules
+    qtbot.waitUntil(lambda: len(panel.schedules()) == 1, timeout=WAIT_MS)
+    assert tab.details.currentWidget() is panel
+    assert tab.details.tabText(2) == "Schedules (1)"
+    name, cron, job, next_run, last_run, state = texts(panel)
+    assert (name, cron, job, last_run, state) == ("nightly latency", "30 3 * * 1-5", "benchmark digits-cnn",
+                                                  "", "active")
+    assert next_run.endswith("03:30")
+
+    panel.select(made.schedule_id)
+    assert panel.pause_button.text() == "&Pause"
+    panel.pause_button.click()
+    qtbot.waitUntil(lambda: texts(panel)[-1] == "paused", timeout=WAIT_MS)
+    assert texts(panel)[3] == ""  # no next run while paused
+    assert panel.pause_button.text() == "&Resume"
+    panel.pause_button.click()
+    qtbot.waitUntil(lambda: texts(panel)[-1] == "active", timeout=WAIT_MS)
+
+    panel.delete_button.click()
+    qtbot.waitUntil(lambda: not panel.schedules(), timeout=WAIT_MS)
+    assert failures == []
+
+
+def texts(panel: SchedulesPanel) -> list[str]:
+    items = [panel.table.item(0, column) for column in range(panel.table.columnCount())]
+    return [item.text() if item is not None else "" for item in items]
