@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from app import __version__
-from app.cli import kits, models, quantize
+from app.cli import jobs, kits, models, quantize
 from app.cli.common import settings
 from app.fleet.errors import Error
 
-HANDLERS = {**kits.HANDLERS, **models.HANDLERS, **quantize.HANDLERS}
+HANDLERS = {**kits.HANDLERS, **models.HANDLERS, **quantize.HANDLERS, **jobs.HANDLERS}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     kits.add_commands(command)
     models.add_commands(command)
     quantize.add_commands(command)
+    jobs.add_commands(command)
     demo = command("demo", "start demo agents on loopback and use them end to end", False)
     demo.add_argument("--screenshot", type=Path, help="where to save the window screenshot")
     demo.add_argument("--offscreen", action="store_true",

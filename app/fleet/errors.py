@@ -40,3 +40,5 @@ class AgentError(Error):
         super().__init__(f"{text}; {hint}" if hint else text)
         self.status = status
         self.error = error
+        self.message = message
+        self.hint = hint

@@ -1,0 +1,147 @@
+"""How jobs look in a terminal: one-line rows, a live progress board, result summaries."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import Any, TextIO
+
+from agent.api.schemas import FINISHED_STATES, JobInfo, ScheduleInfo
+from app.cli.common import age
+
+BAR = 24
+
+
+def what(job: JobInfo) -> str:
+    """The job in a few words: its label, else the model it runs or the program."""
+    params = job.request.params
+    model = " ".join(str(params[k]) for k in ("model", "version") if params.get(k))
+    return job.label or model or " ".join(params.get("argv", []))[:40]
+
+
+def progress_text(job: JobInfo) -> str:
+    done, total = job.progress.done, job.progress.total
+    return f"{done}/{total}" if total else (str(done) if done else "-")
+
+
+def job_row(kit: str, job: JobInfo) -> str:
+    note = job.waiting or job.error or ""
+    return (f"{kit:<16} {job.job_id}  {job.kind:<11} {job.state:<11} {progress_text(job):>9}  "
+            f"{age(job.created_at):<12} {what(job)}" + (f"  ({note})" if note else ""))
+
+
+def schedule_row(kit: str, s: ScheduleInfo) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.next_run_at)) if s.next_run_at else "never"
+    state = "" if s.enabled else "  (paused)"
+    return (f"{kit:<16} {s.schedule_id}  {s.cron:<16} {s.job.kind:<11} next {when}  "
+            f"{s.name}{state}")
+
+
+def bar_line(kit: str, job: JobInfo) -> str:
+    done, total = job.progress.done, job.progress.total
+    if job.state == "done" and not total:
+        done = total = 1
+    filled = BAR * done // total if total else 0
+    pct = f"{100 * done // total:3d}%" if total else "    "
+    tail = job.waiting if job.state == "queued" and job.waiting else job.error or ""
+    return (f"{kit:<12} {job.job_id[:12]} {job.kind:<11} {job.state:<11} "
+            f"[{'#' * filled}{'-' * (BAR - filled)}] {pct} {progress_text(job):>9}"
+            + (f"  {tail}" if tail else ""))
+
+
+class Board:
+    """Watched jobs, one line each: redrawn in place on a terminal, a line per change otherwise."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.live = self.out.isatty()
+        self._jobs: dict[tuple[str, str], JobInfo] = {}
+        self._drawn = 0
+        self._said: dict[tuple[str, str], tuple[str, int]] = {}
+
+    def update(self, kit: str, job: JobInfo) -> None:
+        self._jobs[(kit, job.job_id)] = job
+        if self.live:
+            self._redraw()
+        else:
+            self._plain(kit, job)
+
+    def _redraw(self) -> None:
+        size = shutil.get_terminal_size()
+        up = f"\x1b[{self._drawn}F" if self._drawn else ""
+        lines = [f"\x1b[2K{line[:size.columns - 1]}" for line in self._lines(max(size.lines - 2, 1))]
+        self.out.write(up + "\n".join(lines) + "\n")
+        self.out.flush()
+        self._drawn = len(lines)
+
+    def _lines(self, room: int) -> list[str]:
+        """One line a job; past the screen's height, unfinished jobs first and a count of the rest
+        (lines that scroll away cannot be redrawn)."""
+        items = list(self._jobs.items())
+        if len(items) > room:
+            items.sort(key=lambda item: item[1].state in FINISHED_STATES)
+            hidden = items[room - 1:]
+            done = sum(job.state in FINISHED_STATES for _, job in hidden)
+            return [*(bar_line(kit, job) for (kit, _), job in items[:room - 1]),
+                    f"… and {len(hidden)} more ({done} finished)"]
+        return [bar_line(kit, job) for (kit, _), job in items]
+
+    def _plain(self, kit: str, job: JobInfo) -> None:
+        """A line when the state changes or progress passes another tenth, so logs stay short."""
+        total = job.progress.total or 0
+        tenth = 10 * job.progress.done // total if total else 0
+        if self._said.get((kit, job.job_id)) == (job.state, tenth):
+            return
+        self._said[(kit, job.job_id)] = (job.state, tenth)
+        print(bar_line(kit, job), file=self.out, flush=True)
+
+
+def finished_ok(jobs: list[JobInfo]) -> bool:
+    return all(j.state == "done" for j in jobs)
+
+
+def outcome_line(kit: str, job: JobInfo) -> str:
+    if job.state == "done":
+        took = (job.finished_at or 0) - (job.started_at or job.created_at)
+        return f"done    {kit}: job {job.job_id} {job.kind} in {took:.1f} s"
+    if job.state in FINISHED_STATES:
+        return f"{job.state.upper():<7} {kit}: job {job.job_id} {job.kind}: {job.error or 'no error given'}"
+    return f"{job.state:<7} {kit}: job {job.job_id} {job.kind}"
+
+
+# --- result summaries ----------------------------------------------------------------------
+
+
+def summary_lines(kind: str, result: dict[str, Any] | None) -> list[str]:
+    """What a finished job found, for a person: the latency table of a benchmark, the counts of a
+    batch, the accuracy of an evaluation."""
+    if not result:
+        return ["  (no result summary)"]
+    head = [f"  model {result['model']} {result.get('version', '')} ({str(result.get('sha256', ''))[:12]})"
+            ] if "model" in result else []
+    if kind == "benchmark":
+        return head + benchmark_table(result.get("rows", []))
+    skip = {"model", "version", "sha256", "rows"}
+    return head + [f"  {key}: {_plain(value)}" for key, value in result.items() if key not in skip]
+
+
+def benchmark_table(rows: list[dict[str, Any]]) -> list[str]:
+    columns = (("batch", "batch", "d"), ("threads", "threads", "d"), ("p50_ms", "p50 ms", ".3f"),
+               ("p95_ms", "p95 ms", ".3f"), ("p99_ms", "p99 ms", ".3f"), ("mean_ms", "mean ms", ".3f"),
+               ("throughput_per_s", "items/s", ".1f"), ("peak_rss_mb", "peak MB", ".1f"))
+    lines = ["  " + " ".join(f"{title:>9}" for _, title, _ in columns)]
+    for row in rows:
+        if "skipped" in row:
+            lines.append(f"  {row['batch']:>9} {row['threads']:>9}  skipped: {row['skipped']}")
+            continue
+        lines.append("  " + " ".join(f"{row.get(key, 0):>9{fmt}}" for key, _, fmt in columns))
+    return lines
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)

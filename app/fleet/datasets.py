@@ -1,0 +1,120 @@
+"""A local folder of images as a dataset for jobs: packed into a tar stream on the fly.
+
+The tar is written member by member while it is sent, so a large folder never sits in
+memory or in a temporary file. The dataset's name carries a fingerprint of the files
+(path, size, modification time): sending the same folder again finds it already on the
+kit instead of uploading a second copy, and a changed folder gets a new name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import tarfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.fleet.errors import Error
+
+__all__ = ["IMAGE_SUFFIXES", "DatasetError", "LocalDataset", "async_tar_chunks", "scan"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})  # what the kit's jobs read
+BLOCK = 512
+CHUNK = 1 << 20
+_END = bytes(2 * BLOCK)  # two zero blocks close a tar archive
+
+
+class DatasetError(Error):
+    """The folder cannot be sent as a dataset; nothing was uploaded."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    size: int
+    header: bytes
+
+    @property
+    def stored(self) -> int:
+        """Bytes this member takes in the archive: header, data, padding to a block."""
+        return len(self.header) + self.size + _padding(self.size)
+
+
+@dataclass(frozen=True)
+class LocalDataset:
+    folder: Path
+    name: str
+    entries: tuple[_Entry, ...]
+
+    @property
+    def files(self) -> int:
+        return len(self.entries)
+
+    @property
+    def size(self) -> int:
+        """The exact length of the tar stream, for progress."""
+        return sum(e.stored for e in self.entries) + len(_END)
+
+
+def scan(folder: Path) -> LocalDataset:
+    """The images below `folder` (sub-folders kept, e.g. one per label), ready to send."""
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} is not a folder on this computer")
+    entries, fingerprint = [], hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if (path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file()
+                or any(part.startswith(".") for part in relative.parts)):
+            continue
+        stat = path.stat()
+        info = tarfile.TarInfo(relative.as_posix())
+        info.size, info.mtime, info.mode = stat.st_size, int(stat.st_mtime), 0o644
+        entries.append(_Entry(path, stat.st_size, info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")))
+        fingerprint.update(f"{info.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    if not entries:
+        raise DatasetError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    return LocalDataset(folder, f"{_slug(folder.resolve().name)}-{fingerprint.hexdigest()[:10]}",
+                        tuple(entries))
+
+
+async def async_tar_chunks(dataset: LocalDataset,
+                           sent: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
+    """The archive as a stream of chunks; `sent` hears the bytes produced so far."""
+    produced = 0
+    for entry in dataset.entries:
+        async for chunk in _member(entry):
+            produced += len(chunk)
+            yield chunk
+            if sent:
+                sent(produced)
+    yield _END
+    if sent:
+        sent(produced + len(_END))
+
+
+async def _member(entry: _Entry) -> AsyncIterator[bytes]:
+    yield entry.header
+    remaining = entry.size
+    with entry.path.open("rb") as handle:
+        while remaining:
+            chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+        if remaining or handle.read(1):  # the header promised a size: a changed file breaks the tar
+            raise DatasetError(f"{entry.path} changed while it was being sent; send the folder again")
+    if pad := _padding(entry.size):
+        yield bytes(pad)
+
+
+def _padding(size: int) -> int:
+    return -size % BLOCK
+
+
+def _slug(name: str) -> str:
+    """A dataset name the kit accepts: lower-case letters, digits, - and _."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")
+    return slug[:40] or "images"
