@@ -9,6 +9,7 @@ is never visible to a job.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import tarfile
@@ -23,12 +24,14 @@ from agent.models.store import check_name
 from agent.storage import fsync_dir
 
 _STAGING = ".staging-"
+_SPACE_CHECK = 8 << 20  # bytes between free-space checks while an archive arrives
 
 
 class Datasets:
-    def __init__(self, data_dir: Path, max_bytes: int) -> None:
+    def __init__(self, data_dir: Path, max_bytes: int, reserve_bytes: int = 0) -> None:
         self.root = data_dir / DATASETS
         self.max_bytes = max_bytes
+        self.reserve_bytes = reserve_bytes  # space a dataset never takes, as for model uploads
         self.root.mkdir(parents=True, exist_ok=True)
         for leftover in self.root.glob(f"{_STAGING}*"):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -36,13 +39,16 @@ class Datasets:
     async def upload(self, name: str, body: AsyncIterator[bytes]) -> DatasetInfo:
         target = self.root / check_name(name)
         if target.exists():
-            raise ApiError(409, "dataset_exists", f"dataset {name!r} is already on the kit",
-                           f"delete it first with DELETE /v1/datasets/{name}, or use another name")
+            raise _exists(name)
         fd, archive = tempfile.mkstemp(prefix=_STAGING, suffix=".tar", dir=self.root)
         try:
             with os.fdopen(fd, "wb") as handle:
                 await self._receive(body, handle.write)
             await asyncio.to_thread(self._unpack, Path(archive), target)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise _disk_full() from None
         finally:
             Path(archive).unlink(missing_ok=True)
         return self.info(name)
@@ -54,7 +60,18 @@ class Datasets:
             if size > self.max_bytes:
                 raise ApiError(413, "dataset_too_large", f"the archive is larger than {self.max_bytes} bytes",
                                "split it, or raise max_dataset_bytes in agent.json")
+            if size // _SPACE_CHECK != (size - len(chunk)) // _SPACE_CHECK:
+                self._check_space(2 * size)  # the archive, and its unpacked copy to come
             write(chunk)
+        self._check_space(size)  # room to unpack beside the archive
+
+    def _check_space(self, needed: int) -> None:
+        free = shutil.disk_usage(self.root).free
+        if free - needed < self.reserve_bytes:
+            raise ApiError(507, "insufficient_storage",
+                           f"the kit has {free >> 20} MiB free; this dataset needs about {needed >> 20} MiB "
+                           f"more plus {self.reserve_bytes >> 20} MiB in reserve",
+                           "delete old datasets or model versions, or send fewer images")
 
     def _unpack(self, archive: Path, target: Path) -> None:
         staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self.root))
@@ -65,7 +82,12 @@ class Datasets:
                     _check_member(member)
                 tar.extractall(staging, members=members, filter="data")
             fsync_dir(staging)
-            os.replace(staging, target)
+            try:
+                os.replace(staging, target)
+            except OSError as exc:  # another upload of the same name finished first
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                raise _exists(target.name) from None
             fsync_dir(self.root)
         except (tarfile.TarError, EOFError) as exc:
             raise ApiError(422, "bad_archive", f"the body is not a readable tar archive ({exc})",
@@ -88,6 +110,16 @@ class Datasets:
     def delete(self, name: str) -> None:
         self.info(name)
         shutil.rmtree(self.root / name)
+
+
+def _exists(name: str) -> ApiError:
+    return ApiError(409, "dataset_exists", f"dataset {name!r} is already on the kit",
+                    f"delete it first with DELETE /v1/datasets/{name}, or use another name")
+
+
+def _disk_full() -> ApiError:
+    return ApiError(507, "disk_full", "the kit's disk filled up while the dataset arrived",
+                    "free space on the kit, then send the dataset again")
 
 
 def _check_member(member: tarfile.TarInfo) -> None:

@@ -42,7 +42,7 @@ class Jobs:
         self.preparer = Preparer(settings.data_dir, models, self.capacity, settings.jobs_data_roots,
                                  settings.jobs_allowed_commands, settings.jobs_max_result_bytes)
         self.schedules = Schedules(self.queue)
-        self.datasets = Datasets(settings.data_dir, settings.max_dataset_bytes)
+        self.datasets = Datasets(settings.data_dir, settings.max_dataset_bytes, settings.disk_reserve_bytes)
         config = RunnerConfig(max_running=settings.jobs_max_running, aging_s=settings.jobs_aging_s,
                               lease_s=settings.jobs_lease_s, retention_days=settings.jobs_retention_days,
                               max_total_bytes=settings.jobs_max_total_mb * MIB)

@@ -1,0 +1,55 @@
+"""Dataset archives on the kit: disk reserve honoured, a racing upload of the same name refused."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import tarfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ApiError
+from agent.jobs.datasets import Datasets
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+async def _body(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 4096):
+        yield data[start:start + 4096]
+
+
+def test_an_upload_that_would_eat_the_disk_reserve_is_507_and_leaves_nothing(tmp_path: Path) -> None:
+    free = shutil.disk_usage(tmp_path).free
+    datasets = Datasets(tmp_path, max_bytes=1 << 30, reserve_bytes=free)  # no room at all
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(datasets.upload("cams", _body(_tar({"a.png": b"x" * 10_000}))))
+    assert refused.value.status == 507
+    assert "reserve" in refused.value.message
+    assert datasets.all() == []
+    assert list(datasets.root.iterdir()) == []  # no archive or staging folder left behind
+
+
+def test_a_racing_upload_of_the_same_name_is_409_and_the_first_copy_stays(tmp_path: Path) -> None:
+    datasets = Datasets(tmp_path, max_bytes=1 << 30)
+    first = _tar({"one.png": b"first"})
+    asyncio.run(datasets.upload("cams", _body(first)))
+    archive = tmp_path / "second.tar"
+    archive.write_bytes(_tar({"two.png": b"second"}))
+    with pytest.raises(ApiError) as refused:  # as if its exists-check ran before the first finished
+        datasets._unpack(archive, datasets.root / "cams")
+    assert refused.value.status == 409
+    assert (datasets.root / "cams" / "one.png").read_bytes() == b"first"
+    assert not (datasets.root / "cams" / "two.png").exists()
+    assert [p.name for p in datasets.root.iterdir()] == ["cams"]
