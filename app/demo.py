@@ -1,4 +1,7 @@
-"""`kitfleet demo`: three kits on loopback, found over mDNS, adopted and shown end to end.
+"""`kitfleet demo`: three kits on loopback, found over mDNS, adopted and used end to end.
+
+They get the bundled INT8 classifier (and the workstation the detector), read sample pictures,
+then run a batch-infer job over the bundled evaluation images and a benchmark on their own.
 
 Everything stays on this machine: agents listen on 127.0.0.1 and mDNS runs only
 on 127.0.0.1, so no traffic reaches the machine's real network.
@@ -14,14 +17,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.api.schemas import InferResult
+from agent.api.schemas import InferResult, JobInfo, JobRequest
+from app.fleet.datasets import scan
 from app.fleet.deploy import async_deploy
 from app.fleet.discovery import Announcement, async_discover
 from app.fleet.errors import Error
+from app.fleet.inventory import Kit
+from app.fleet.jobs import async_submit, async_watch
 from app.fleet.localagent import LOOPBACK, LocalAgent
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
-from resources import images_dir, models_dir
+from resources import datasets_dir, images_dir, models_dir
 
 CLASSIFIER = "digits-cnn-int8.onnx"  # the bundled INT8 model every demo kit gets
 DETECTOR = "shapes-yolo-fp32.onnx"  # the bundled detector, on the workstation only
@@ -92,6 +98,53 @@ async def _deploy_and_infer(fleet: Fleet) -> None:
     _say(f"{detector_kit.name:<16} {shapes.name} -> {boxes} by shapes-yolo {found.version}")
 
 
+async def _run_jobs(fleet: Fleet) -> None:
+    """Each kit labels the bundled evaluation images on its own and benchmarks its model."""
+    kits = fleet.inventory.kits()
+    images = await asyncio.to_thread(scan, datasets_dir() / "digits-eval")
+    labelling = JobRequest(kind="batch-infer", label="label the eval digits",
+                           params={"model": "digits-cnn", "dataset": images.name, "top_k": 1})
+    timing = JobRequest(kind="benchmark", label="digits-cnn latency", priority=-1,
+                        params={"model": "digits-cnn", "batch_sizes": [1, 8], "runs": 40})
+    scoring = JobRequest(kind="evaluate", label="top-1 on the eval digits",
+                         params={"model": "digits-cnn", "dataset": images.name})
+    outcomes = await async_submit(fleet, kits, labelling, upload=images)
+    outcomes += await async_submit(fleet, kits[:1], scoring)
+    outcomes += await async_submit(fleet, kits, timing)
+    queued: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        if not outcome.ok or outcome.job is None:
+            raise Error(f"{outcome.kit.name}: {outcome.message}")
+        queued.setdefault(outcome.kit.device_id, []).append(outcome.job.job_id)
+        _say(f"{outcome.kit.name:<16} queued {outcome.job.kind} job {outcome.job.job_id[:8]}… "
+             f"({outcome.job.label})")
+    _say(f"uploaded {images.files} images as dataset {images.name} to each kit; waiting for the jobs")
+
+    def moved(kit: Kit, job: JobInfo) -> None:
+        if job.state not in ("queued", "running"):
+            _say(f"{kit.name:<16} {job.kind} job {job.job_id[:8]}… {job.state}: {_outcome(job)}")
+
+    finished = await asyncio.gather(*(async_watch(fleet, kit, queued[kit.device_id], moved)
+                                      for kit in kits))
+    failed = [job for jobs in finished for job in jobs if job.state != "done"]
+    if failed:
+        raise Error(f"{len(failed)} demo job(s) did not finish: {failed[0].error or failed[0].state}")
+
+
+def _outcome(job: JobInfo) -> str:
+    result = job.result or {}
+    if job.kind == "batch-infer":
+        return (f"{result.get('images')} images at {result.get('images_per_s')} images/s, "
+                f"{result.get('failed')} failed, by {result.get('version')} {str(result.get('sha256'))[:12]}")
+    if job.kind == "benchmark":
+        rows = [r for r in result.get("rows", []) if "p50_ms" in r]
+        return "; ".join(f"batch {r['batch']}: p50 {r['p50_ms']:.2f} ms, {r['throughput_per_s']:.0f}/s"
+                         for r in rows) or "no measurements"
+    if job.kind == "evaluate":
+        return f"top-1 {100 * float(result.get('top1_accuracy') or 0):.2f} % on {result.get('images')} images"
+    return job.error or ""
+
+
 def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
     offscreen = offscreen or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if offscreen:
@@ -108,6 +161,7 @@ def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
         try:
             asyncio.run(_discover_and_adopt(fleet, agents))
             asyncio.run(_deploy_and_infer(fleet))
+            asyncio.run(_run_jobs(fleet))
         except Error as exc:
             print(f"[demo] {exc}", file=sys.stderr)
             return 1

@@ -26,6 +26,15 @@ def test_demo_discovers_adopts_deploys_and_shows_three_kits(tmp_path: Path) -> N
     detected = next(line for line in done.stdout.splitlines() if "shapes-3.png ->" in line)
     assert detected.count("square") == 2
     assert detected.count("triangle") == 1
+    # every kit labelled the 400 bundled eval images and benchmarked its model, on its own
+    assert done.stdout.count("uploaded 400 images as dataset digits-eval-") == 1
+    assert done.stdout.count("batch-infer job") == 6  # queued, then done, on each of three kits
+    assert done.stdout.count("done: 400 images at") == 3
+    assert done.stdout.count(" 0 failed, by 1.0-int8 ") == 3
+    assert done.stdout.count("benchmark job") == 6
+    assert done.stdout.count("batch 8: p50") == 3
+    assert "evaluate job" in done.stdout
+    assert "top-1 98.75 % on 400 images" in done.stdout  # the INT8 figure its manifest states
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "propagateSizeHints" not in done.stderr
