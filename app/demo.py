@@ -183,7 +183,9 @@ def _show_window(settings: AppSettings, kits: int, screenshot: Path | None,
         print(f"[demo] the desktop window cannot start: {exc}", file=sys.stderr)
         return 1
     _say("opening the window" + (" offscreen" if offscreen else ""))
-    code = run_demo_window(settings, adopted=kits, screenshot=screenshot, offscreen=offscreen)
+    code = run_demo_window(settings, adopted=kits, screenshot=screenshot, offscreen=offscreen,
+                           show_jobs=True)
     if screenshot is not None and code == 0:
-        _say(f"saved a screenshot of the window to {screenshot}")
+        jobs = screenshot.with_name(f"{screenshot.stem}-jobs{screenshot.suffix}")
+        _say(f"saved screenshots of the window to {screenshot} and {jobs} (Jobs tab)")
     return code

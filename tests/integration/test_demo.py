@@ -37,5 +37,7 @@ def test_demo_discovers_adopts_deploys_and_shows_three_kits(tmp_path: Path) -> N
     assert "top-1 98.75 % on 400 images" in done.stdout  # the INT8 figure its manifest states
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    jobs_shot = tmp_path / "demo-jobs.png"  # the Jobs tab with the benchmark chart
+    assert jobs_shot.stat().st_size > 10_000
     assert "propagateSizeHints" not in done.stderr
     assert "Traceback" not in done.stderr
