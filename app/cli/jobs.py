@@ -7,12 +7,15 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from agent.api.schemas import JobInfo
 from app.cli.common import emit, open_fleet
-from app.cli.jobs_options import add_submit_options, schedule_name, spec_from
+from app.cli.jobs_options import add_submit_options, spec_from
 from app.cli.jobs_view import (
     Board,
     finished_ok,
@@ -22,6 +25,7 @@ from app.cli.jobs_view import (
     summary_lines,
 )
 from app.cli.types import CommandFactory, Handler
+from app.fleet.client import KitClient
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit
 from app.fleet.jobs import (
@@ -47,6 +51,7 @@ _SUBMIT_EXAMPLES = """examples:
   kitfleet jobs submit kit-a --kind evaluate --model digits-cnn --folder eval --cron '0 2 * * *'
 """
 STATES = ["queued", "running", "done", "failed", "cancelled", "interrupted"]
+M = TypeVar("M", bound=BaseModel)
 
 
 def add_commands(command: CommandFactory) -> None:
@@ -137,7 +142,7 @@ async def _submit(args: argparse.Namespace) -> int:
         if not kits:
             raise Error("name at least one kit: `kitfleet jobs submit KIT --kind ...` (or --kit, repeatable)")
         spec, upload = spec_from(args)
-        job = (spec.schedule(args.label or schedule_name(spec), args.cron, args.missed) if args.cron
+        job = (spec.schedule(spec.schedule_name, args.cron, args.missed) if args.cron
                else spec.request(args.key))
         outcomes = await async_submit(fleet, kits, job, upload, None if args.json else _SubmitLine())
         rows, lines = _outcome_rows(outcomes)
@@ -175,10 +180,17 @@ def _outcome_rows(outcomes: list[SubmitOutcome]) -> tuple[list[dict[str, Any]], 
 
 
 async def _list(args: argparse.Namespace) -> int:
+    return await _each_kit(args, lambda c: c.jobs(args.states, args.limit), job_row,
+                           "no jobs" + (" in that state" if args.states else ""))
+
+
+async def _each_kit(args: argparse.Namespace, call: Callable[[KitClient], Awaitable[list[M]]],
+                    line: Callable[[str, M], str], nothing: str) -> int:
+    """What `call` lists on each named kit (all adopted kits when none is named), kit by kit."""
     fleet = open_fleet(args)
     try:
         kits = _resolve(fleet, args.kits) or fleet.inventory.kits()
-        answers = await async_each(fleet, kits, lambda c: c.jobs(args.states, args.limit))
+        answers = await async_each(fleet, kits, call)
     finally:
         fleet.close()
     rows: list[dict[str, Any]] = []
@@ -188,9 +200,9 @@ async def _list(args: argparse.Namespace) -> int:
             rows.append({"kit": answer.kit.name, "error": answer.error})
             lines.append(f"not listed: {answer.error}")
             continue
-        rows += [{"kit": answer.kit.name, **j.model_dump(mode="json")} for j in answer.value]
-        lines += [job_row(answer.kit.name, j) for j in answer.value]
-    emit(args, rows, lines or ["no jobs" + (" in that state" if args.states else "")])
+        rows += [{"kit": answer.kit.name, **item.model_dump(mode="json")} for item in answer.value]
+        lines += [line(answer.kit.name, item) for item in answer.value]
+    emit(args, rows, lines or [nothing])
     return 0 if all(a.value is not None for a in answers) else 1
 
 
@@ -339,23 +351,7 @@ async def _results(args: argparse.Namespace) -> int:
 
 
 async def _schedules(args: argparse.Namespace) -> int:
-    fleet = open_fleet(args)
-    try:
-        kits = _resolve(fleet, args.kits) or fleet.inventory.kits()
-        answers = await async_each(fleet, kits, lambda c: c.schedules())
-    finally:
-        fleet.close()
-    rows: list[dict[str, Any]] = []
-    lines: list[str] = []
-    for answer in answers:
-        if answer.value is None:
-            rows.append({"kit": answer.kit.name, "error": answer.error})
-            lines.append(f"not listed: {answer.error}")
-            continue
-        rows += [{"kit": answer.kit.name, **s.model_dump(mode="json")} for s in answer.value]
-        lines += [schedule_row(answer.kit.name, s) for s in answer.value]
-    emit(args, rows, lines or ["no schedules"])
-    return 0 if all(a.value is not None for a in answers) else 1
+    return await _each_kit(args, lambda c: c.schedules(), schedule_row, "no schedules")
 
 
 async def _unschedule(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.fleet.datasets import LocalDataset, scan
-from app.fleet.jobspec import KINDS, JobInputError, JobSpec, takes_images
+from app.fleet.jobspec import KINDS, JobInputError, JobSpec, parse_numbers, takes_images
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -81,9 +81,9 @@ def spec_from(args: argparse.Namespace) -> tuple[JobSpec, LocalDataset | None]:
             params[key] = getattr(args, key)
     threads = args.threads
     if args.batch_sizes is not None:
-        params["batch_sizes"] = _numbers("--batch-sizes", args.batch_sizes)
+        params["batch_sizes"] = parse_numbers(args.batch_sizes, "--batch-sizes")
     if args.thread_counts is not None:
-        params["threads"] = _numbers("--thread-counts", args.thread_counts)
+        params["threads"] = parse_numbers(args.thread_counts, "--thread-counts")
         threads = threads or max(params["threads"])  # admission must reserve the most it will use
     upload = None
     if args.upload is not None:
@@ -97,11 +97,6 @@ def spec_from(args: argparse.Namespace) -> tuple[JobSpec, LocalDataset | None]:
         max_retries=args.retries, not_before=_when(args.not_before) if args.not_before else None,
         window=args.window, min_battery_percent=args.min_battery, max_temperature_c=args.max_temp,
         label=args.label), upload
-
-
-def schedule_name(spec: JobSpec) -> str:
-    model = spec.params.get("model")
-    return f"{spec.kind} {model}" if model else spec.kind
 
 
 def _check_upload(args: argparse.Namespace, params: dict[str, Any]) -> None:
@@ -122,14 +117,6 @@ def _params(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key.strip()] = raw
     return params
-
-
-def _numbers(option: str, text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise JobInputError([f"{option} {text!r}: give whole numbers separated by commas, "
-                             "e.g. 1,8"]) from None
 
 
 def _duration(option: str, text: str) -> float:

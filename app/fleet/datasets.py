@@ -62,6 +62,17 @@ def scan(folder: Path) -> LocalDataset:
     """The images below `folder` (sub-folders kept, e.g. one per label), ready to send."""
     if not folder.is_dir():
         raise DatasetError(f"{folder} is not a folder on this computer")
+    try:
+        entries, fingerprint = _entries(folder)
+    except OSError as exc:
+        raise DatasetError(f"cannot read {folder}: {exc.strerror or exc}") from exc
+    if not entries:
+        raise DatasetError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    return LocalDataset(folder, f"{_slug(folder.resolve().name)}-{fingerprint[:10]}", tuple(entries))
+
+
+def _entries(folder: Path) -> tuple[list[_Entry], str]:
+    """The images to send, and a digest of their names, sizes and modification times."""
     entries, fingerprint = [], hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
@@ -73,10 +84,7 @@ def scan(folder: Path) -> LocalDataset:
         info.size, info.mtime, info.mode = stat.st_size, int(stat.st_mtime), 0o644
         entries.append(_Entry(path, stat.st_size, info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")))
         fingerprint.update(f"{info.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    if not entries:
-        raise DatasetError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
-    return LocalDataset(folder, f"{_slug(folder.resolve().name)}-{fingerprint.hexdigest()[:10]}",
-                        tuple(entries))
+    return entries, fingerprint.hexdigest()
 
 
 async def async_tar_chunks(dataset: LocalDataset,
@@ -97,7 +105,12 @@ async def async_tar_chunks(dataset: LocalDataset,
 async def _member(entry: _Entry) -> AsyncIterator[bytes]:
     yield entry.header
     remaining = entry.size
-    with entry.path.open("rb") as handle:
+    try:
+        handle = entry.path.open("rb")
+    except OSError as exc:
+        raise DatasetError(f"cannot read {entry.path}: {exc.strerror or exc}; send the folder "
+                           "again") from exc
+    with handle:
         while remaining:
             chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
             if not chunk:

@@ -300,24 +300,33 @@ async def async_collect(fleet: Fleet, kit: Kit, job_id: str, out: Path,
                         f"finishes (`kitfleet jobs watch {kit.name} {job_id}`)")
         results = await client.job_results(job_id)
         folder = out / _safe(kit.name) / job_id
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = folder.with_name(f".{job_id}.partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
         try:
-            for item in results.files:
-                await client.download_result(job_id, item.name, staging / item.name)
-            (staging / "job.json").write_text(json.dumps(
-                {"kit": kit.name, "device_id": kit.device_id, **job.model_dump(mode="json")}, indent=2))
-            _replace_folder(staging, folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            await _download_all(client, kit, job, results, folder)
+        except OSError as exc:  # the laptop's side: a full disk, a folder it may not write
+            raise Error(f"cannot save the results in {folder}: {exc.strerror or exc}") from exc
         if forget:
             await client.delete_job(job_id)
         files = [folder / item.name for item in results.files]
         return Collected(kit, job, results, folder, files)
 
     return await _explained(fleet, kit, fetch)
+
+
+async def _download_all(client: KitClient, kit: Kit, job: JobInfo, results: JobResults,
+                        folder: Path) -> None:
+    """Every result file and job.json into a hidden folder, then renamed to `folder`."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.with_name(f".{job.job_id}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for item in results.files:
+            await client.download_result(job.job_id, item.name, staging / item.name)
+        (staging / "job.json").write_text(json.dumps(
+            {"kit": kit.name, "device_id": kit.device_id, **job.model_dump(mode="json")}, indent=2))
+        _replace_folder(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _replace_folder(new: Path, target: Path) -> None:

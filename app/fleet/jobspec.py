@@ -7,6 +7,7 @@ from pydantic's to sentences that name the field and say what it takes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +24,10 @@ from agent.api.schemas import (
 )
 from app.fleet.errors import Error
 
-__all__ = ["KINDS", "JobInputError", "JobSpec", "takes_images"]
+__all__ = ["KINDS", "JobInputError", "JobSpec", "parse_numbers", "takes_images"]
 
 KINDS = tuple(PARAMS_BY_KIND)
+_SEPARATORS = re.compile(r"[\s,;]+")
 _PATTERNS = {
     NAME_PATTERN: "lower-case letters, digits, - and _ (e.g. digits-cnn)",
     VERSION_PATTERN: "a version such as 1.0 or 2-int8",
@@ -80,6 +82,12 @@ class JobSpec:
             return _reworded(exc, self.kind, params_model)
         return []
 
+    @property
+    def schedule_name(self) -> str:
+        """What a schedule of this job is called unless named: its label, else what it runs."""
+        model = self.params.get("model")
+        return self.label or (f"{self.kind} {model}" if model else self.kind)
+
     def schedule(self, name: str, cron: str, missed: MissedRuns) -> ScheduleRequest:
         """A schedule that queues this job at each time `cron` names (checked by the kit)."""
         try:
@@ -97,6 +105,15 @@ class JobSpec:
                 "idempotency_key": idempotency_key,
                 "resources": _given(resources), "gates": _given(gates)}
         return _given(body)
+
+
+def parse_numbers(text: str, what: str) -> list[int]:
+    """Whole numbers separated by commas or spaces ("1, 4, 8"), for a list parameter."""
+    try:
+        return [int(part) for part in _SEPARATORS.split(text.strip()) if part]
+    except ValueError:
+        raise JobInputError([f"{what} {text!r}: give whole numbers separated by commas, "
+                             "e.g. 1, 8"]) from None
 
 
 def takes_images(kind: str) -> bool:
@@ -122,6 +139,9 @@ def _sentence(err: Any, kind: str, params_model: type[BaseModel] | None) -> str:
     if err["type"] == "extra_forbidden" and params_model is not None:
         known = ", ".join(params_model.model_fields)
         return f"{kind_text} takes no parameter {where!r}; it takes {known}"
+    if err["type"] == "too_short":
+        least = ctx.get("min_length", 1)
+        return f"{where} needs at least {least} value{'' if least == 1 else 's'}"
     if err["type"] == "model_type":
         return f"the parameters of {kind_text} must be a mapping of names to values"
     if err["type"] == "string_pattern_mismatch":

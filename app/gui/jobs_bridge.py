@@ -1,19 +1,19 @@
 """Job work for the window (queue, submit, cancel, logs, results, schedules), run on the bridge's loop.
 
 As `ModelsBridge`: every method is called on the GUI thread and only submits a coroutine;
-the coroutine runs on the loop thread and answers with a signal carrying plain data. Packing
-a local folder for upload and writing downloaded files go through `asyncio.to_thread`.
+the coroutine runs on the loop thread and answers with a signal carrying plain data. Reading
+a local folder, sending it, submitting and saving results are the app core's (`app.fleet`),
+as the CLI's are: the same folder is sent once per kit, a submission carries an
+idempotency key, and results land as `kitfleet jobs results --out` puts them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import tarfile
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
@@ -27,26 +27,17 @@ from agent.api.schemas import (
     ScheduleUpdate,
 )
 from app.fleet.client import KitClient
+from app.fleet.datasets import DatasetError, LocalDataset, scan
 from app.fleet.errors import Error
+from app.fleet.inventory import Kit
+from app.fleet.jobs import SubmitProgress, async_collect, async_submit
 
 if TYPE_CHECKING:
     from app.gui.bridge import FleetBridge
 
-__all__ = [
-    "IMAGE_SUFFIXES",
-    "JobChoices",
-    "JobFilesError",
-    "JobsBridge",
-    "JobsSnapshot",
-    "SavedResults",
-    "Submission",
-    "Upload",
-    "tar_images",
-]
+__all__ = ["JobChoices", "JobsBridge", "JobsSnapshot", "Submission"]
 
 T = TypeVar("T")
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})  # what the kit's jobs read
-_CHUNK = 1 << 20
 _JOBS_SHOWN = 200
 
 
@@ -67,34 +58,21 @@ class JobChoices:
 
 
 @dataclass(frozen=True)
-class Upload:
-    """A folder on this laptop, sent as dataset `name` before the job that reads it."""
-
-    folder: Path
-    name: str
-
-
-@dataclass(frozen=True)
 class Submission:
     device_id: str
     request: JobRequest | ScheduleRequest  # a schedule queues its job at each cron time
-    upload: Upload | None = None
-
-
-@dataclass(frozen=True)
-class SavedResults:
-    job_id: str
-    folder: Path
-    files: tuple[Path, ...]
+    upload: LocalDataset | None = None  # a folder here, sent first unless the kit has it already
 
 
 class JobsBridge(QObject):
     jobs_loaded = Signal(str, object)  # (device ID, JobsSnapshot)
     jobs_unavailable = Signal(str, str)  # (device ID, why the queue could not be read)
     choices_loaded = Signal(str, object)  # (device ID, JobChoices)
+    folder_read = Signal(object, object)  # (folder, LocalDataset, or why it cannot be sent)
+    submit_progress = Signal(str, object)  # (device ID, SubmitProgress): uploading, retrying
     submitted = Signal(str, object)  # (device ID, JobInfo or ScheduleInfo)
     logs_read = Signal(str, object)  # (device ID, JobLogs)
-    results_saved = Signal(str, object)  # (device ID, SavedResults)
+    results_saved = Signal(str, object)  # (device ID, app.fleet.jobs.Collected)
     changed = Signal(str, str)  # (device ID, what was done, for the status bar)
 
     def __init__(self, host: FleetBridge) -> None:
@@ -113,6 +91,9 @@ class JobsBridge(QObject):
 
     def load_choices(self, device_id: str) -> None:
         self._host.submit("job choices", self._async_choices(device_id))
+
+    def read_folder(self, folder: Path) -> None:
+        self._host.submit("read folder", self._async_read_folder(folder))
 
     def submit(self, submission: Submission) -> None:
         self._host.submit("submit job", self._async_submit(submission))
@@ -145,9 +126,11 @@ class JobsBridge(QObject):
 
     # on the loop thread -----------------------------------------------------------------
 
+    def _kit(self, device_id: str) -> Kit:
+        return self._host.fleet.inventory.get(device_id)
+
     async def _on_kit(self, device_id: str, call: Callable[[KitClient], Awaitable[T]]) -> T:
-        fleet = self._host.fleet
-        return await fleet.async_call(fleet.inventory.get(device_id), call)
+        return await self._host.fleet.async_call(self._kit(device_id), call)
 
     async def _async_load(self, device_id: str) -> None:
         async def read(client: KitClient) -> JobsSnapshot:
@@ -168,17 +151,38 @@ class JobsBridge(QObject):
 
         self.choices_loaded.emit(device_id, await self._on_kit(device_id, read))
 
-    async def _async_submit(self, submission: Submission) -> None:
-        async def send(client: KitClient) -> JobInfo | ScheduleInfo:
-            if submission.upload is not None:
-                await _upload(client, submission.upload)
-            if isinstance(submission.request, ScheduleRequest):
-                return await client.create_schedule(submission.request)
-            return (await client.submit_job(submission.request))[0]
+    async def _async_read_folder(self, folder: Path) -> None:
+        try:
+            dataset = await asyncio.to_thread(scan, folder)
+        except DatasetError as exc:  # told beside the folder in the dialog
+            self.folder_read.emit(folder, str(exc))
+            return
+        self.folder_read.emit(folder, dataset)
 
-        info = await self._on_kit(submission.device_id, send)
-        self.submitted.emit(submission.device_id, info)
-        await self._async_load(submission.device_id)
+    async def _async_submit(self, submission: Submission) -> None:
+        device_id, upload = submission.device_id, submission.upload
+        if upload is not None:
+            await _unchanged(upload)
+        [outcome] = await async_submit(self._host.fleet, [self._kit(device_id)], submission.request,
+                                       upload, self._reporter(device_id))
+        info = outcome.job or outcome.schedule
+        if info is None:
+            raise Error(outcome.message)
+        self.submitted.emit(device_id, info)
+        await self._async_load(device_id)
+
+    def _reporter(self, device_id: str) -> Callable[[SubmitProgress], None]:
+        """Progress for the dialog: a signal for each whole percent, not for each chunk."""
+        last: tuple[str, int] | None = None
+
+        def report(progress: SubmitProgress) -> None:
+            nonlocal last
+            step = (progress.stage, 100 * progress.done // progress.total if progress.total else 0)
+            if step != last:
+                last = step
+                self.submit_progress.emit(device_id, progress)
+
+        return report
 
     async def _async_change(self, device_id: str, call: Callable[[KitClient], Awaitable[object]],
                             done: str) -> None:
@@ -193,58 +197,12 @@ class JobsBridge(QObject):
         self.logs_read.emit(device_id, logs)
 
     async def _async_save(self, device_id: str, job_id: str, folder: Path) -> None:
-        async def fetch(client: KitClient) -> tuple[Path, ...]:
-            results = await client.job_results(job_id)
-            if not results.files:
-                raise JobFilesError(f"the job ({results.state}) left no result files to save")
-            await asyncio.to_thread(_make_folder, folder)
-            for entry in results.files:
-                await client.download_result(job_id, entry.name, folder / entry.name)
-            return tuple(folder / entry.name for entry in results.files)
-
-        files = await self._on_kit(device_id, fetch)
-        self.results_saved.emit(device_id, SavedResults(job_id, folder, files))
+        collected = await async_collect(self._host.fleet, self._kit(device_id), job_id, folder)
+        self.results_saved.emit(device_id, collected)
 
 
-class JobFilesError(Error):
-    pass
-
-
-def tar_images(folder: Path) -> IO[bytes]:
-    """The images under `folder` (sub-folders kept, for labelled sets) as a tar in a temp file."""
-    try:
-        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    except OSError as exc:
-        raise JobFilesError(f"cannot read {folder}: {exc.strerror or exc}") from exc
-    if not images:
-        raise JobFilesError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
-    try:
-        with tarfile.open(fileobj=spool, mode="w", dereference=True) as tar:  # links refused by the kit
-            for path in images:
-                tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
-    except OSError as exc:
-        spool.close()
-        raise JobFilesError(f"cannot pack {folder}: {exc.strerror or exc}") from exc
-    spool.seek(0)
-    return spool
-
-
-async def _upload(client: KitClient, upload: Upload) -> DatasetInfo:
-    spool = await asyncio.to_thread(tar_images, upload.folder)
-    try:
-        return await client.upload_dataset(upload.name, _chunks(spool))
-    finally:
-        spool.close()
-
-
-async def _chunks(spool: IO[bytes]) -> AsyncIterator[bytes]:
-    while chunk := await asyncio.to_thread(spool.read, _CHUNK):
-        yield chunk
-
-
-def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise JobFilesError(f"cannot create {folder}: {exc.strerror or exc}") from exc
+async def _unchanged(upload: LocalDataset) -> None:
+    """The folder still holds the files it held when chosen, which its name on the kit stands for."""
+    if (await asyncio.to_thread(scan, upload.folder)).name != upload.name:
+        raise DatasetError(f"{upload.folder} changed since it was chosen; choose it again to send its "
+                           "images as they are now")

@@ -24,10 +24,11 @@ from PySide6.QtWidgets import (
 )
 
 from agent.api.schemas import FINISHED_STATES, JobInfo, ScheduleInfo
+from app.fleet.jobs import Collected
 from app.gui._qt import timer
 from app.gui.job_log_view import JobLogView
 from app.gui.job_result_view import JobResultView
-from app.gui.jobs_bridge import JobsBridge, JobsSnapshot, SavedResults
+from app.gui.jobs_bridge import JobsBridge, JobsSnapshot
 from app.gui.jobs_table import PROGRESS_COLUMN, JobsTableModel, ProgressDelegate, describe
 from app.gui.kit_row import KitRow
 from app.gui.new_job_dialog import NewJobDialog
@@ -246,13 +247,12 @@ class JobsTab(QWidget):
         if folder is None:
             return
         self._results_folder = folder
-        target = folder / f"{job.kind}-{job.job_id[:12]}"
-        self.status.emit(f"Saving the results of {describe(job)} to {target}…")
-        self._bridge.save_results(self._device, job.job_id, target)
+        self.status.emit(f"Saving the results of {describe(job)} under {folder}…")
+        self._bridge.save_results(self._device, job.job_id, folder)  # into <kit>/<job ID>/, as the CLI
 
     @Slot(str, object)
-    def _on_saved(self, device_id: str, saved: SavedResults) -> None:
-        names = ", ".join(path.name for path in saved.files)
+    def _on_saved(self, device_id: str, saved: Collected) -> None:
+        names = ", ".join([*(path.name for path in saved.files), "job.json"])
         self.status.emit(f"Saved {names} to {saved.folder}")
         if device_id == self._device:
             self.message.setText(f"Results saved to {saved.folder}: {names}")

@@ -6,12 +6,9 @@ with the fields as they were so the technician can fix one thing and submit agai
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
-
-from pydantic import ValidationError
 
 from PySide6.QtCore import QDateTime, Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -31,10 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import NAME_PATTERN, JobInfo, JobRequest, ScheduleInfo, ScheduleRequest
+from agent.api.schemas import JobInfo, ScheduleInfo
+from app.fleet.datasets import LocalDataset
+from app.fleet.jobs import SubmitProgress
+from app.fleet.jobspec import JobInputError, JobSpec, parse_numbers
 from app.gui.cron_hint import cron_hint
-from app.gui.job_form import FormError, dataset_name_for, explain, parse_numbers
-from app.gui.jobs_bridge import JobChoices, JobsBridge, Submission, Upload
+from app.gui.jobs_bridge import JobChoices, JobsBridge, Submission
+from app.gui.models_table import size_text
 from app.gui.prompts import Prompts
 from app.gui.try_it import model_choices
 
@@ -63,7 +63,8 @@ class NewJobDialog(QDialog):
         self.setMinimumWidth(640)
         self._device, self._kit, self._bridge, self._prompts = device_id, kit_name, bridge, prompts
         self._local: Path | None = None
-        self._datasets: set[str] = set()
+        self.upload: LocalDataset | None = None  # the chosen folder, once read
+        self._folder_problem = ""  # why the chosen folder cannot be sent
         self._busy = False
         self.submitted_info: JobInfo | ScheduleInfo | None = None
         self._make_fields()
@@ -82,7 +83,7 @@ class NewJobDialog(QDialog):
         self.dataset_combo = QComboBox()
         self.local_label = QLabel("no folder chosen")
         self.local_button = QPushButton("C&hoose folder…")
-        self.upload_name_edit = QLineEdit(placeholderText="the dataset's name on the kit")
+        self.upload_note = _note()
         self.top_k_spin = _spin(1, 100, 5)
         self.batch_sizes_edit = QLineEdit("1, 8")
         self.bench_threads_edit = QLineEdit(placeholderText="e.g. 1, 2; empty: the job's threads")
@@ -115,7 +116,7 @@ class NewJobDialog(QDialog):
         chooser.addWidget(self.local_button)
         _rows(self.images_form, ("Images from:", self.source_combo), ("Folder on the kit:", self.folder_edit),
               ("Dataset:", self.dataset_combo), ("Folder here:", self.local_row),
-              ("Upload as dataset:", self.upload_name_edit), ("Top labels kept:", self.top_k_spin))
+              ("Sent as:", self.upload_note), ("Top labels kept:", self.top_k_spin))
         _rows(self.bench_form, ("Batch sizes:", self.batch_sizes_edit),
               ("Thread counts:", self.bench_threads_edit), ("Timed runs each:", self.runs_spin),
               ("Warm-up runs:", self.warmup_spin))
@@ -139,6 +140,8 @@ class NewJobDialog(QDialog):
 
     def _connect(self) -> None:
         self._bridge.choices_loaded.connect(self._on_choices, QUEUED)
+        self._bridge.folder_read.connect(self._on_folder_read, QUEUED)
+        self._bridge.submit_progress.connect(self._on_progress, QUEUED)
         self._bridge.submitted.connect(self._on_submitted, QUEUED)
         self._bridge.failed.connect(self._on_failed, QUEUED)
         for combo in (self.kind_combo, self.source_combo, self.when_combo, self.model_combo):
@@ -160,9 +163,10 @@ class NewJobDialog(QDialog):
     def choose_local(self) -> None:
         chosen = self._prompts.choose_images_folder(self, self._local)
         if chosen is not None:
-            self._local = chosen
+            self._local, self.upload, self._folder_problem = chosen, None, ""
             self.local_label.setText(str(chosen))
-            self.upload_name_edit.setText(dataset_name_for(chosen))
+            self._show_upload_note("Reading the folder…", ok=True)
+            self._bridge.read_folder(chosen)
 
     @Slot()
     def _update(self) -> None:
@@ -174,7 +178,7 @@ class NewJobDialog(QDialog):
         self.images_form.setRowVisible(self.folder_edit, source == "kit-folder")
         self.images_form.setRowVisible(self.dataset_combo, source == "dataset")
         self.images_form.setRowVisible(self.local_row, source == "upload")
-        self.images_form.setRowVisible(self.upload_name_edit, source == "upload")
+        self.images_form.setRowVisible(self.upload_note, source == "upload")
         self.when_form.setRowVisible(self.at_edit, when == "at")
         self.when_form.setRowVisible(self.cron_edit, when == "cron")
         self.when_form.setRowVisible(self.cron_hint, when == "cron")
@@ -201,50 +205,43 @@ class NewJobDialog(QDialog):
             return
         try:
             submission = self.submission()
-        except FormError as exc:
-            self._show_error(str(exc))
+        except JobInputError as exc:
+            self._show_error("\n".join(exc.problems))
             return
         self._show_error("")
         self._set_busy(True)
         upload = submission.upload
-        self.message.setText(f"Uploading {upload.folder.name} as dataset {upload.name}, then sending "
-                             "the job…" if upload else f"Sending the job to {self._kit}…")
+        self.message.setText(f"Sending {upload.files} images from {upload.folder.name} to {self._kit} "
+                             "unless it has them already, then the job…" if upload
+                             else f"Sending the job to {self._kit}…")
         self._bridge.submit(submission)
 
     def submission(self) -> Submission:
-        """What Submit sends, or a `FormError` naming the field to fix."""
+        """What Submit sends, checked against the wire contract, or a `JobInputError` saying what to fix."""
         kind = self.choice(self.kind_combo)
         params = {**self._model_params(), **self._kind_params(kind)}
-        source = self.choice(self.source_combo)
-        upload = self._upload() if kind in _IMAGE_KINDS and source == "upload" else None
-        fields: dict[str, Any] = {
-            "kind": kind, "params": params, "priority": self.priority_spin.value(),
-            "resources": {"threads": self.threads_spin.value(), "memory_mb": self.memory_spin.value()},
-            "label": self.label_edit.text().strip(), "not_before": self._not_before()}
-        try:
-            job = JobRequest.model_validate(fields)
-            if self.choice(self.when_combo) != "cron":
-                return Submission(self._device, job, upload)
-            name = job.label or f"{kind} {params['model']}"
-            schedule = ScheduleRequest(name=name, cron=self._cron(), job=job)
-        except ValidationError as exc:
-            raise FormError(explain(exc)) from None
-        return Submission(self._device, schedule, upload)
+        uploads = kind in _IMAGE_KINDS and self.choice(self.source_combo) == "upload"
+        upload = self._upload() if uploads else None
+        spec = JobSpec(kind, params,
+                       priority=self.priority_spin.value(), threads=self.threads_spin.value(),
+                       memory_mb=self.memory_spin.value(), not_before=self._not_before(),
+                       label=self.label_edit.text().strip())
+        if self.choice(self.when_combo) != "cron":
+            return Submission(self._device, spec.request(), upload)
+        return Submission(self._device, spec.schedule(spec.schedule_name, self._cron(), "skip"), upload)
 
     def _model_params(self) -> dict[str, str]:
         choice = self.model_combo.currentData()
         if choice is None:
-            raise FormError(f"Model: {self._kit} has no models yet; deploy one first (Models ▸ Deploy…)")
+            raise _refusal(f"Model: {self._kit} has no models yet; deploy one first (Models ▸ Deploy…)")
         name, version = choice
         return {"model": name} | ({"version": version} if version else {})
 
     def _kind_params(self, kind: str) -> dict[str, Any]:
         if kind == "benchmark":
-            sizes = parse_numbers(self.batch_sizes_edit.text(), "Batch sizes", "1, 8")
-            if not sizes:
-                raise FormError("Batch sizes: give at least one, e.g. 1, 8")
-            return {"batch_sizes": sizes, "runs": self.runs_spin.value(), "warmup": self.warmup_spin.value(),
-                    "threads": parse_numbers(self.bench_threads_edit.text(), "Thread counts", "1, 2")}
+            return {"batch_sizes": parse_numbers(self.batch_sizes_edit.text(), "Batch sizes"),
+                    "runs": self.runs_spin.value(), "warmup": self.warmup_spin.value(),
+                    "threads": parse_numbers(self.bench_threads_edit.text(), "Thread counts")}
         if kind == "quantize":
             version = self.output_version_edit.text().strip()
             return {"per_channel": self.per_channel_box.isChecked()} | (
@@ -257,39 +254,41 @@ class NewJobDialog(QDialog):
         if source == "kit-folder":
             folder = self.folder_edit.text().strip()
             if not folder:
-                raise FormError("Images: enter a folder on the kit, e.g. digits (under its data folder)")
+                raise _refusal("Images: enter a folder on the kit, e.g. digits (under its data folder)")
             return {"folder": folder}
         if source == "dataset":
             if self.dataset_combo.currentData() is None:
-                raise FormError("Images: no dataset on this kit yet; upload a folder from this laptop")
+                raise _refusal("Images: no dataset on this kit yet; upload a folder from this laptop")
             return {"dataset": str(self.dataset_combo.currentData())}
         return {"dataset": self._upload().name}
 
-    def _upload(self) -> Upload:
-        name = self.upload_name_edit.text().strip()
+    def _upload(self) -> LocalDataset:
         if self._local is None:
-            raise FormError("Images: choose a folder on this laptop to upload")
-        if not re.fullmatch(NAME_PATTERN, name):
-            raise FormError("Upload as dataset: lower-case letters, digits, - and _ (at most 64), "
-                            "starting with a letter or digit")
-        if name in self._datasets:
-            raise FormError(f"Upload as dataset: {self._kit} already has a dataset called {name}; "
-                            f"choose “{SOURCES['dataset']}”, or give another name")
-        return Upload(self._local, name)
+            raise _refusal("Images: choose a folder on this laptop to upload")
+        if self._folder_problem:
+            raise _refusal(f"Images: {self._folder_problem}")
+        if self.upload is None:
+            raise _refusal("Images: the folder is still being read; submit again in a moment")
+        return self.upload
 
     def _not_before(self) -> float | None:
         if self.choice(self.when_combo) != "at":
             return None
         when = float(self.at_edit.dateTime().toSecsSinceEpoch())
         if when <= time.time():
-            raise FormError(f"Not before: that time has passed; choose a later one, or “{WHEN['now']}”")
+            raise _refusal(f"Not before: that time has passed; choose a later one, or “{WHEN['now']}”")
         return when
 
     def _cron(self) -> str:
         hint = cron_hint(self.cron_edit.text())
         if not hint.ok:
-            raise FormError("Cron: the expression is not usable; the note under it says why")
+            raise _refusal("Cron: the expression is not usable; the note under it says why")
         return self.cron_edit.text().strip()
+
+    def _show_upload_note(self, text: str, ok: bool) -> None:
+        self.upload_note.setText(text)
+        self.upload_note.setStyleSheet(_HINT_STYLE if ok else _ERROR_STYLE)
+        self._fit()
 
     def _show_error(self, text: str) -> None:
         self.error.setText(text)
@@ -313,10 +312,34 @@ class NewJobDialog(QDialog):
         self.dataset_combo.clear()
         for dataset in choices.datasets:
             self.dataset_combo.addItem(f"{dataset.name} ({dataset.files} files)", dataset.name)
-        self._datasets = {d.name for d in choices.datasets}
         self.message.setText("" if choices.models else
                              f"{self._kit} has no models yet: deploy one first (Models ▸ Deploy…).")
         self._update()
+
+    @Slot(object, object)
+    def _on_folder_read(self, folder: Path, answer: LocalDataset | str) -> None:
+        if folder != self._local:  # another folder was chosen meanwhile
+            return
+        if isinstance(answer, str):
+            self._folder_problem = answer
+            self._show_upload_note(answer, ok=False)
+            return
+        self.upload = answer
+        self._show_upload_note(f"{answer.files} images, {size_text(answer.size)}, as dataset {answer.name} "
+                               "(not sent again to a kit that has it)", ok=True)
+
+    @Slot(str, object)
+    def _on_progress(self, device_id: str, progress: SubmitProgress) -> None:
+        if device_id != self._device or not self._busy:
+            return
+        if progress.stage == "uploading" and progress.total:
+            percent = 100 * progress.done // progress.total
+            self.message.setText(f"Uploading the images to {self._kit}: {percent}% of "
+                                 f"{size_text(progress.total)}…")
+        elif progress.stage == "retrying":
+            self.message.setText(f"{self._kit} did not answer; trying again ({progress.message})…")
+        elif progress.stage == "submitting":
+            self.message.setText(f"Sending the job to {self._kit}…")
 
     @Slot(str, object)
     def _on_submitted(self, device_id: str, info: JobInfo | ScheduleInfo) -> None:
@@ -335,9 +358,13 @@ class NewJobDialog(QDialog):
         if operation == "submit job" and self._busy:
             self._set_busy(False)
             self.message.setText("")
-            self._show_error(f"{self._kit} did not take the job: {message}")
+            self._show_error(f"{self._kit} did not take the job: {message.removeprefix(f'{self._kit}: ')}")
         elif operation == "job choices":
             self.message.setText(f"Could not read the models and datasets on {self._kit}: {message}")
+
+
+def _refusal(problem: str) -> JobInputError:
+    return JobInputError([problem])
 
 
 def _combo(choices: dict[str, str]) -> QComboBox:

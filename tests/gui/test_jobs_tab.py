@@ -10,11 +10,13 @@ from pathlib import Path
 from PySide6.QtWidgets import QSplitter
 from pytestqt.qtbot import QtBot
 
+from app.fleet.jobs import SubmitProgress
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
 from app.gui.bridge import FleetBridge
 from app.gui.jobs_tab import JobsTab
 from app.gui.jobs_table import JOB_COLUMNS
+from app.gui.models_table import size_text
 from app.gui.prompts import Prompts
 from tests.gui.job_windows import (
     kit_with_digits,
@@ -49,6 +51,8 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
     failures: list[tuple[str, str]] = []
     window = open_jobs_tab(qtbot, bridge, prompts, device, failures)
     tab = window.tabs.jobs
+    progress: list[SubmitProgress] = []
+    bridge.jobs.submit_progress.connect(lambda _, step: progress.append(step))
     qtbot.waitUntil(lambda: tab.message.text().startswith("No jobs on jobs-kit yet"), timeout=WAIT_MS)
 
     # batch inference over a folder of this laptop, uploaded as a dataset first
@@ -57,9 +61,18 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
     dialog.set_choice(dialog.kind_combo, "batch-infer")
     dialog.set_choice(dialog.source_combo, "upload")
     dialog.local_button.click()
-    assert dialog.upload_name_edit.text() == "few-digits"
+    qtbot.waitUntil(lambda: dialog.upload is not None, timeout=WAIT_MS)
+    upload = dialog.upload
+    assert upload is not None
+    assert upload.name.startswith("few-digits-")
+    assert dialog.upload_note.text().startswith(
+        f"20 images, {size_text(upload.size)}, as dataset {upload.name}")
     dialog.label_edit.setText("twenty digits")
     batch = submit(qtbot, tab, dialog)
+    assert batch.request.params["dataset"] == upload.name
+    sent = [p for p in progress if p.stage == "uploading"]
+    assert sent, "an upload reports its progress"
+    assert sent[-1].done == sent[-1].total == upload.size, "progress counts the exact stream"
     done = wait_state(qtbot, tab, batch.job_id, "done", "failed")
     assert done.state == "done", done.error
     assert done.result is not None
@@ -77,8 +90,9 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
     assert "20 image(s)" in log
 
     tab.save_button.click()
-    folder = saved / f"batch-infer-{batch.job_id[:12]}"
+    folder = saved / "jobs-kit" / batch.job_id  # where `kitfleet jobs results --out` puts them
     qtbot.waitUntil(lambda: f"Results saved to {folder}" in tab.message.text(), timeout=WAIT_MS)
+    assert json.loads((folder / "job.json").read_text())["state"] == "done"
     rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
     assert sorted(r["file"] for r in rows) == sorted(str(p.relative_to(tmp_path / "Few Digits"))
                                                      for p in images)
@@ -86,6 +100,23 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
     assert right >= 16, f"the digits model named {right} of 20 bundled digits correctly"
     with (folder / "results.csv").open() as table:
         assert len(list(csv.DictReader(table))) == 20
+
+    # the same folder again: the kit has it, so only the job is sent
+    dialog = open_new_job(qtbot, tab)
+    assert [dialog.dataset_combo.itemData(i) for i in range(dialog.dataset_combo.count())] == [upload.name]
+    dialog.set_choice(dialog.kind_combo, "batch-infer")
+    dialog.set_choice(dialog.source_combo, "upload")
+    dialog.local_button.click()
+    qtbot.waitUntil(lambda: dialog.upload is not None, timeout=WAIT_MS)
+    assert dialog.upload == upload
+    progress.clear()
+    again = submit(qtbot, tab, dialog)
+    assert again.request.params["dataset"] == upload.name
+    assert [p.stage for p in progress] == ["submitting", "queued"]
+    rerun = wait_state(qtbot, tab, again.job_id, "done", "failed")
+    assert rerun.state == "done", rerun.error
+    assert rerun.result is not None
+    assert rerun.result["images"] == 20
 
     # a benchmark with two batch sizes and two thread counts, drawn as a chart
     dialog = open_new_job(qtbot, tab)
