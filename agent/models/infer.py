@@ -15,7 +15,7 @@ from agent.models.postprocess import decode_yolo
 from agent.models.postprocess import top_k as best_classes
 from agent.models.preprocess import NPY_MAGIC, check_tensor, decode_image, load_npy, media_type, to_tensor
 
-__all__ = ["MAX_BATCH", "NPY_TYPES", "run_batch", "run_inference"]
+__all__ = ["MAX_BATCH", "NPY_TYPES", "run_batch", "run_inference", "run_prepared"]
 
 NPY_TYPES = {"application/x-npy", "application/npy"}
 MAX_BATCH = 32  # images per session.run in a batch job: bounds the kit's peak memory
@@ -74,9 +74,16 @@ def _dynamic_batch(model_input: Any) -> bool:
 def _infer_images(session: Any, manifest: Manifest, images: Sequence[Image.Image],
                   top_k: int) -> list[InferResult]:
     batch, scales = to_tensor(images, manifest.input, manifest.normalisation)
+    return run_prepared(session, manifest, batch, scales, top_k)
+
+
+def run_prepared(session: Any, manifest: Manifest, batch: np.ndarray, scales: Sequence[tuple[float, float]],
+                 top_k: int = 5) -> list[InferResult]:
+    """Results for a batch already made by `preprocess.to_tensor` (or `to_input` + `stack`),
+    in one session.run; batch jobs prepare images on their own threads and come in here."""
     check_tensor(batch, _model_input(session, manifest))
     outputs, latency_ms = _run(session, manifest.input.name, batch)
-    share = latency_ms / len(images)
+    share = latency_ms / len(scales)
     return [_result(manifest, outputs, i, scale, share, top_k) for i, scale in enumerate(scales)]
 
 

@@ -13,7 +13,7 @@ from agent.api.schemas import InputSpec, Normalisation
 from agent.errors import ApiError
 
 __all__ = ["IMAGE_TYPES", "MAX_PIXELS", "NPY_MAGIC", "check_tensor", "decode_image", "load_npy",
-           "media_type", "to_tensor"]
+           "media_type", "stack", "to_input", "to_tensor"]
 
 IMAGE_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/png": "PNG", "image/bmp": "BMP",
                "image/x-ms-bmp": "BMP", "image/webp": "WEBP"}
@@ -44,8 +44,10 @@ def decode_image(data: bytes, content_type: str | None, max_pixels: int = MAX_PI
         image = Image.open(io.BytesIO(data), formats=sorted(set(IMAGE_TYPES.values())))
         _check_pixels(image.size, max_pixels)
         image.load()
-        # phone cameras store rotation as an EXIF tag; boxes must match the picture people see
-        return ImageOps.exif_transpose(image)
+        # phone cameras store rotation as an EXIF tag; boxes must match the picture people see.
+        # In place: otherwise every upright camera frame is copied whole for nothing.
+        ImageOps.exif_transpose(image, in_place=True)
+        return image
     except ApiError:
         raise
     except Image.DecompressionBombError:
@@ -71,17 +73,29 @@ def to_tensor(images: Sequence[Image.Image], spec: InputSpec,
 
     Each scale is (original width / input width, original height / input height).
     """
+    prepared = [to_input(image, spec, norm) for image in images]
+    return stack([array for array, _ in prepared]), [scale for _, scale in prepared]
+
+
+def to_input(image: Image.Image, spec: InputSpec, norm: Normalisation) -> tuple[np.ndarray, _Scale]:
+    """One image as one item of the model's input (in its layout), and its scale.
+
+    Split from `to_tensor` so batch jobs can prepare images on decode threads and
+    stack them later, with exactly the values a request would get.
+    """
     mode = "RGB" if spec.channels == 3 else "L"
-    arrays, scales = [], []
-    for image in images:
-        resized = image.convert(mode).resize((spec.width, spec.height), Image.Resampling.BILINEAR)
-        pixels = np.asarray(resized).reshape(spec.height, spec.width, spec.channels)
-        arrays.append(_normalise(pixels, spec, norm))
-        scales.append((image.width / spec.width, image.height / spec.height))
-    batch = np.stack(arrays)
+    converted = image if image.mode == mode else image.convert(mode)  # convert() would copy it whole
+    resized = converted.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
+    pixels = np.asarray(resized).reshape(spec.height, spec.width, spec.channels)
+    array = _normalise(pixels, spec, norm)
     if spec.layout == "NCHW":
-        batch = batch.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(batch), scales
+        array = np.ascontiguousarray(array.transpose(2, 0, 1))
+    return array, (image.width / spec.width, image.height / spec.height)
+
+
+def stack(inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """Items from `to_input` as one contiguous batch."""
+    return np.ascontiguousarray(np.stack(inputs))
 
 
 def _normalise(pixels: np.ndarray, spec: InputSpec, norm: Normalisation) -> np.ndarray:

@@ -40,12 +40,18 @@ def default_threads() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
-def open_session(path: Path, threads: int) -> tuple[Any, str | None]:
-    """A session on the best provider; if an accelerator fails, a CPU-only one and the reason."""
+def open_session(path: Path, threads: int, spinning: bool = True) -> tuple[Any, str | None]:
+    """A session on the best provider; if an accelerator fails, a CPU-only one and the reason.
+
+    `spinning=False` for work that shares the CPU with other threads (a batch job's
+    decoders): idle intra-op threads then sleep instead of busy-waiting for the next run.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = choose_providers(ort.get_available_providers())
     try:

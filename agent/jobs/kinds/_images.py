@@ -1,57 +1,70 @@
-"""Decode images on a thread while the model runs on the previous batch (pipelining)."""
+"""Read, decode and prepare images on a pool of threads, handed out in folder order.
+
+Each image becomes one model-ready input on a decode thread, by the same steps a
+request to /infer takes (decode, convert, resize, normalise), so a job's answers
+match the live route's. Pillow and NumPy release the GIL for the heavy parts, so
+the threads run beside each other and beside the model. At most `ahead` inputs are
+in flight: memory stays bounded whatever the size of the folder.
+"""
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import itertools
+from collections import deque
+from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import numpy as np
+
+from agent.api.schemas import Manifest
 from agent.errors import ApiError
-from agent.models.preprocess import decode_image
-
-QUEUE_BATCHES = 2  # decoded batches waiting: bounds memory while keeping the model fed
+from agent.models.preprocess import decode_image, to_input
 
 
 @dataclass
 class Item:
     path: Path
-    image: Any  # a PIL image, or None when it could not be decoded
+    input: np.ndarray | None  # one item of the model's input, or None when the image is unreadable
+    scale: tuple[float, float] = (1.0, 1.0)  # original size / input size, to map boxes back
     error: str | None = None
 
 
-def _decode(path: Path) -> Item:
+def prepare(path: Path, manifest: Manifest) -> Item:
+    """One image as a model input; a file that cannot be read or decoded becomes an error Item.
+
+    A bad manifest (normalisation) raises instead: that is the model's fault, not the image's.
+    """
     try:
-        return Item(path, decode_image(path.read_bytes(), None))
+        image = decode_image(path.read_bytes(), None)
     except ApiError as exc:
-        return Item(path, None, exc.message)
+        return Item(path, None, error=exc.message)
     except OSError as exc:
-        return Item(path, None, f"cannot read the file: {exc.strerror}")
+        return Item(path, None, error=f"cannot read the file: {exc.strerror or exc}")
+    array, scale = to_input(image, manifest.input, manifest.normalisation)
+    return Item(path, array, scale)
 
 
-def decoded_batches(paths: Sequence[Path], batch: int, decoders: int = 2) -> Iterator[list[Item]]:
-    """Batches of decoded images, in order, produced one batch ahead by `decoders` threads
-    (Pillow releases the GIL while it decodes, so they run beside the model)."""
-    ready: queue.Queue[list[Item] | None] = queue.Queue(QUEUE_BATCHES)
-    stop = threading.Event()
+def prepared(paths: Sequence[Path], manifest: Manifest, workers: int,
+             ahead: int) -> Generator[Item, None, None]:
+    """Every path's Item in order, `workers` threads keeping up to `ahead` of them in flight.
 
-    def produce() -> None:
-        try:
-            with ThreadPoolExecutor(decoders, thread_name_prefix="decode") as pool:
-                for start in range(0, len(paths), batch):
-                    if stop.is_set():
-                        return
-                    ready.put(list(pool.map(_decode, paths[start:start + batch])))
-        finally:
-            ready.put(None)
+    Closing the iterator early (a failed job) drops the queued work and waits only for
+    the images being decoded at that moment, so no thread outlives it.
+    """
+    pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="decode")
+    upcoming = iter(paths)
+    pending: deque[Future[Item]] = deque()
 
-    producer = threading.Thread(target=produce, name="decode", daemon=True)
-    producer.start()
+    def submit(count: int) -> None:
+        pending.extend(pool.submit(prepare, path, manifest) for path in itertools.islice(upcoming, count))
+
     try:
-        while (items := ready.get()) is not None:
-            yield items
+        submit(max(ahead, 1))
+        while pending:
+            item = pending.popleft().result()
+            submit(1)
+            yield item
     finally:
-        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)

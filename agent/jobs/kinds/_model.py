@@ -11,12 +11,13 @@ from agent.jobs.report import Reporter
 from agent.models.sessions import open_session
 
 
-def load(spec: dict[str, Any], report: Reporter, threads: int | None = None) -> tuple[Manifest, Any]:
+def load(spec: dict[str, Any], report: Reporter, threads: int | None = None,
+         spinning: bool = True) -> tuple[Manifest, Any]:
     manifest = Manifest.model_validate(spec["model"]["manifest"])
     path = Path(spec["model"]["path"])
     if not path.is_file():
         raise PermanentFailure(f"{manifest.name} {manifest.version} was removed from the kit")
-    session, fallback = open_session(path, threads or spec["threads"])
+    session, fallback = open_session(path, threads or spec["threads"], spinning)
     if fallback:
         report.log(f"running on the CPU: {fallback}")
     report.log(f"model {manifest.name} {manifest.version} (sha256 {manifest.sha256[:12]}…) on "

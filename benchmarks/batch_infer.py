@@ -1,0 +1,197 @@
+"""`batch-infer` throughput vs a plain in-process loop over the same images and model.
+
+Goal (issue 4): >= 1.0x: decoding beside the model (pipelining) and batching should beat
+the naive loop: read → decode → preprocess as the agent does → session.run → top-k, one
+image at a time, same ONNX Runtime threads (with the agent's session settings and with
+spinning off; the faster of the two is the baseline). Figures per model and thread count:
+  naive loop      in this process
+  pipeline        the batch-infer kind's own code called in this process (rows written)
+  agent job       a real agent on loopback: HTTP submit → the agent's finish time
+    of which the worker's run   the same job, less the worker's start and the bookkeeping
+so the job system's own cost shows apart from the pipeline's gain. Answers are exactly
+/infer's (same decode and preprocessing), so no figure is bought with reduced decoding.
+Images, made in a temp dir: the digits eval set drawn onto 640×480 JPEG "camera frames"
+(--jpegs of them, default 1000) plus the 400 eval PNGs as they are (32×32).
+Run: .venv/bin/python -m benchmarks.batch_infer [--jpegs 1000] [--threads 2 1] [--detector]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from agent.api.schemas import JobRequest, Manifest, Resources
+from agent.jobs.kinds import batch_infer
+from agent.jobs.paths import images_under
+from agent.jobs.report import Reporter
+from agent.models.infer import run_batch
+from agent.models.preprocess import decode_image
+from agent.models.sessions import default_threads, open_session
+from app.fleet.deploy import async_deploy
+from app.fleet.inventory import Kit
+from app.fleet.localagent import LocalAgent
+from app.fleet.service import Fleet
+from app.fleet.settings import AppSettings
+from resources import datasets_dir, models_dir
+
+GOAL = 1.0
+CAMERA = (640, 480)
+TOP_K = 5
+POLL_S = 0.25
+
+
+def make_images(folder: Path, jpegs: int) -> int:
+    """Camera-sized JPEGs drawn from the eval digits (varied tint and noise), plus the PNGs as is."""
+    pngs = sorted((datasets_dir() / "digits-eval").glob("*/*.png"))
+    rng = np.random.default_rng(0)
+    (folder / "camera").mkdir(parents=True)
+    for n in range(jpegs):
+        digit = Image.open(pngs[n % len(pngs)]).convert("L").resize(CAMERA, Image.Resampling.BICUBIC)
+        tint = rng.uniform(0.7, 1.0, 3)
+        frame = np.asarray(digit, dtype=np.float32)[..., None] * tint + rng.normal(0, 6, (*CAMERA[::-1], 3))
+        Image.fromarray(frame.clip(0, 255).astype(np.uint8)).save(folder / "camera" / f"{n:05d}.jpg",
+                                                                  quality=90)
+    for path in pngs:
+        target = folder / "png" / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    return jpegs + len(pngs)
+
+
+def naive(model: Path, manifest: Manifest, paths: list[Path], threads: int, spinning: bool) -> float:
+    """Seconds for the plain loop: read, decode, preprocess, session.run, top-k, one by one.
+
+    Measured with the agent's session settings and with spinning off (the pipeline's; between
+    two runs the loop decodes, and spinning threads take the CPU from it): the faster counts.
+    """
+    session, _ = open_session(model, threads, spinning)
+    started = time.perf_counter()
+    for path in paths:
+        run_batch(session, manifest, [decode_image(path.read_bytes(), None)], TOP_K)
+    return time.perf_counter() - started
+
+
+def pipeline(model: Path, manifest: Manifest, folder: Path, threads: int, results: Path) -> float:
+    """Seconds for the batch-infer kind run in this process (model load included, as in a job)."""
+    results.mkdir(parents=True, exist_ok=True)
+    spec: dict[str, Any] = {
+        "kind": "batch-infer", "params": {"top_k": TOP_K}, "threads": threads, "max_result_bytes": 1 << 40,
+        "input": str(folder), "root": str(folder),
+        "model": {"manifest": manifest.model_dump(mode="json"), "path": str(model)}}
+    with open(results / "events.jsonl", "w") as events:
+        started = time.perf_counter()
+        summary = batch_infer.run(spec, Reporter(events, results, spec["max_result_bytes"]))
+        seconds = time.perf_counter() - started
+    assert summary["failed"] == 0, summary
+    return seconds
+
+
+async def agent_job(fleet: Fleet, kit: Kit, name: str, dataset: str, threads: int) -> dict[str, float]:
+    """Seconds from the HTTP submit to the agent's own finish time for the job, and the seconds
+    the worker reports for its run (the same job without the worker's start and the bookkeeping).
+
+    The agent stamps `finished_at` with this machine's clock when it has ended the job, so
+    the figure needs no tight polling (which would take CPU from the job it measures).
+    """
+    request = JobRequest(kind="batch-infer", params={"model": name, "folder": dataset, "top_k": TOP_K},
+                         resources=Resources(threads=threads))
+    async with fleet.client(kit) as client:
+        started = time.time()
+        job, _ = await client.submit_job(request)
+        while (info := await client.job(job.job_id)).state not in ("done", "failed", "cancelled"):
+            await asyncio.sleep(POLL_S)
+        await client.delete_job(job.job_id)
+    assert info.state == "done", info
+    assert info.result is not None
+    assert info.result["failed"] == 0, info.result
+    assert info.finished_at is not None
+    return {"agent job": info.finished_at - started, "  of which the worker's run": info.result["seconds"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jpegs", type=int, default=1000)
+    parser.add_argument("--threads", type=int, nargs="+", default=[default_threads(), 1])
+    parser.add_argument("--runs", type=int, default=3, help="rounds of every figure; the best counts")
+    parser.add_argument("--detector", action="store_true", help="shapes-yolo-fp32 too")
+    parser.add_argument("--no-agent", action="store_true", help="skip the real agent (in-process only)")
+    args = parser.parse_args()
+    names = ["digits-cnn-fp32"] + (["shapes-yolo-fp32"] if args.detector else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        agent = LocalAgent(Path(tmp) / "agent", "bench-batch", mdns=False)
+        fleet = Fleet(AppSettings.resolve(home=Path(tmp) / "app", mdns_interfaces=["127.0.0.1"]))
+        try:
+            kit = None if args.no_agent else _agent(agent, fleet, names)
+            folder = (Path(tmp) if args.no_agent else agent.data_dir) / "datasets" / "bench"
+            count = make_images(folder, args.jpegs)
+            paths = images_under(folder, folder)
+            print(f"batch-infer throughput, {count} images ({args.jpegs} JPEG {CAMERA[0]}x{CAMERA[1]}"
+                  f" + {count - args.jpegs} PNG 32x32), best of {args.runs}; {os.cpu_count()} CPUs, "
+                  f"load average {os.getloadavg()[0]:.1f} (other work slows every figure)")
+            for name in names:
+                for threads in args.threads:
+                    figures = _measure(name, threads, paths, folder, Path(tmp), kit, fleet, args.runs)
+                    _print(name, threads, count, figures)
+        finally:
+            fleet.close()
+            if agent.process is not None:
+                agent.stop()
+
+
+def _agent(agent: LocalAgent, fleet: Fleet, names: list[str]) -> Kit:
+    agent.start()
+    kit = asyncio.run(fleet.async_adopt(agent.address, agent.pair_code()))
+    for name in names:
+        [outcome] = asyncio.run(async_deploy(fleet, models_dir() / f"{name}.onnx", [kit], activate=True))
+        assert outcome.ok, outcome.message
+    return kit
+
+
+def _measure(name: str, threads: int, paths: list[Path], folder: Path, tmp: Path, kit: Kit | None,
+             fleet: Fleet, runs: int) -> dict[str, float]:
+    """Seconds per figure, the fastest of `runs` rounds (other work on a shared machine only ever
+    slows a run down); the rounds interleave the figures so drift in that work hits all alike."""
+    model = models_dir() / f"{name}.onnx"
+    manifest = Manifest.model_validate_json(model.with_name(f"{name}.manifest.json").read_bytes())
+    naive(model, manifest, paths[:50], threads, True)  # warm the page cache and the allocator
+    measures: list[Callable[[], dict[str, float]]] = [
+        lambda: {"naive loop, agent's session": naive(model, manifest, paths, threads, True)},
+        lambda: {"naive loop, no spinning": naive(model, manifest, paths, threads, False)},
+        lambda: {"pipeline": pipeline(model, manifest, folder, threads, tmp / f"results-{name}-{threads}")}]
+    if kit is not None:
+        measures.append(lambda: asyncio.run(agent_job(fleet, kit, manifest.name, "bench", threads)))
+    figures: dict[str, float] = {}
+    for _ in range(runs):
+        for measure in measures:
+            for label, seconds in measure().items():
+                figures[label] = min(figures.get(label, seconds), seconds)
+    return figures
+
+
+def _print(name: str, threads: int, count: int, figures: dict[str, float]) -> None:
+    print(f"\n{name}, {threads} thread(s) (load average now {os.getloadavg()[0]:.1f})")
+    base = count / min(seconds for label, seconds in figures.items() if label.startswith("naive"))
+    for label, seconds in figures.items():
+        rate = count / seconds
+        met = "met" if rate / base >= GOAL else "NOT met"
+        verdict = "" if label.startswith("naive") else \
+            f"   {rate / base:5.2f}x the faster naive loop (goal >={GOAL:.1f}x: {met})"
+        print(f"  {label:<28} {rate:7.1f} img/s {seconds:6.2f} s{verdict}")
+    if "agent job" in figures:
+        overhead = figures["agent job"] - figures["  of which the worker's run"]
+        print(f"  the job system's own time (worker start, queue, results): {overhead:.2f} s")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
