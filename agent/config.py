@@ -40,6 +40,9 @@ class Settings:
     max_infer_bytes: int = field(default=32 << 20, metadata=_meta("largest image or tensor to infer"))
     disk_reserve_bytes: int = field(default=64 << 20, metadata=_meta("space uploads never use"))
     session_cache: int = field(default=4, metadata=_meta("ONNX Runtime sessions kept loaded"))
+    infer_batch_window_ms: float = field(
+        default=2.0, metadata=_meta("concurrent infer requests on one model wait this long at most "
+                                    "to run as one batch; 0 turns batching off"))
     jobs_data_roots: list[str] = field(
         default_factory=list,
         metadata=_meta("folders jobs may read; empty means <data_dir>/datasets"),

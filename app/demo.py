@@ -1,7 +1,8 @@
 """`kitfleet demo`: three kits on loopback, found over mDNS, adopted and used end to end.
 
 They get the bundled INT8 classifier (and the workstation the detector), read sample pictures,
-then run a batch-infer job over the bundled evaluation images and a benchmark on their own.
+then run a batch-infer job over the bundled evaluation images and a benchmark on their own, and
+the workstation watches the bundled video with the detector as a stream job, followed live.
 
 Everything stays on this machine: agents listen on 127.0.0.1 and mDNS runs only
 on 127.0.0.1, so no traffic reaches the machine's real network.
@@ -27,10 +28,12 @@ from app.fleet.jobs import async_submit, async_watch
 from app.fleet.localagent import LOOPBACK, LocalAgent
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
-from resources import datasets_dir, images_dir, models_dir
+from app.fleet.stream import LiveEvent, StreamOptions, async_follow, async_start, stats_line
+from resources import datasets_dir, images_dir, models_dir, videos_dir
 
 CLASSIFIER = "digits-cnn-int8.onnx"  # the bundled INT8 model every demo kit gets
 DETECTOR = "shapes-yolo-fp32.onnx"  # the bundled detector, on the workstation only
+VIDEO = "shapes.mp4"  # the bundled 6 s clip of moving shapes the detector knows
 DEMO_KITS = (
     ("flyaway-kit-01", "Fly-away kit (rugged case)"),
     ("edge-ws-ampere", "Edge workstation"),
@@ -131,6 +134,39 @@ async def _run_jobs(fleet: Fleet) -> None:
         raise Error(f"{len(failed)} demo job(s) did not finish: {failed[0].error or failed[0].state}")
 
 
+async def _stream(fleet: Fleet, agents: list[LocalAgent]) -> bytes:
+    """The workstation runs the detector over the bundled video at its own pace, as it would a
+    camera; the demo follows the live events and returns the last annotated frame."""
+    agent = next(a for a in agents if a.name == DEMO_KITS[1][0])
+    kit = next(k for k in fleet.inventory.kits() if k.name == agent.name)
+    # As a technician copies a recording onto the kit: into its data root, where jobs may read.
+    target = agent.data_dir / "datasets" / VIDEO
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(videos_dir() / VIDEO, target)
+    job = await async_start(fleet, kit, StreamOptions(model="shapes-yolo", source=VIDEO,
+                                                      label="detector on the bundled video"))
+    _say(f"{kit.name:<16} started stream job {job.job_id[:8]}… on {VIDEO} with shapes-yolo")
+    frames: list[bytes] = []  # the annotated frames the live view fetched, newest last
+    stats: list[str] = []  # the live figures, as `stream watch` prints them
+
+    def on_event(event: LiveEvent) -> None:
+        if event.kind == "stats" and event.data.get("processed"):
+            stats.append(stats_line(event.data))
+
+    end = await asyncio.wait_for(async_follow(fleet, kit, job.job_id, on_event, frames.append), 120)
+    if end is None or end.data.get("state") != "done":
+        raise Error(f"the stream job did not finish: {end.data if end else 'the live view closed'}")
+    result = end.data.get("result") or {}
+    latency = result.get("latency_ms") or {}
+    totals = ", ".join(f"{label} {n}" for label, n in sorted((result.get("totals") or {}).items()))
+    _say(f"{kit.name:<16} stream done: {result.get('processed')} of {result.get('frames_in')} frames "
+         f"at {result.get('processed_fps')} fps, {result.get('dropped')} dropped, latency p50 "
+         f"{latency.get('p50')} ms p99 {latency.get('p99')} ms; detections: {totals or 'none'}")
+    if stats:
+        _say(f"{kit.name:<16} seen live while it ran: {stats[len(stats) // 2]}")
+    return frames[-1] if frames else b""
+
+
 def _outcome(job: JobInfo) -> str:
     result = job.result or {}
     if job.kind == "batch-infer":
@@ -162,11 +198,16 @@ def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
             asyncio.run(_discover_and_adopt(fleet, agents))
             asyncio.run(_deploy_and_infer(fleet))
             asyncio.run(_run_jobs(fleet))
+            frame = asyncio.run(_stream(fleet, agents))
         except Error as exc:
             print(f"[demo] {exc}", file=sys.stderr)
             return 1
         finally:
             fleet.close()
+        if screenshot is not None and frame:
+            live = screenshot.with_name(f"{screenshot.stem}-live.jpg")
+            live.write_bytes(frame)
+            _say(f"saved the stream's last annotated frame to {live}")
         return _show_window(settings, len(agents), screenshot, offscreen)
     finally:
         for agent in agents:

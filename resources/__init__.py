@@ -20,3 +20,7 @@ def datasets_dir() -> Path:
 
 def images_dir() -> Path:
     return _folder("images")
+
+
+def videos_dir() -> Path:
+    return _folder("videos")

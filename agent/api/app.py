@@ -12,6 +12,7 @@ from agent.api.errors import BodyLimit, install_handlers
 from agent.api.routes import router
 from agent.api.routes_jobs import jobs_router
 from agent.api.routes_models import models_router
+from agent.api.routes_stream import stream_router
 from agent.api.state import AgentState
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -31,6 +32,7 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(models_router)
     app.include_router(jobs_router)
+    app.include_router(stream_router)
     app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes, streams=_streams)
     return app
 

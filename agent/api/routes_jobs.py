@@ -39,7 +39,8 @@ ScheduleId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="schedule i
 DatasetName = Annotated[str, Path(pattern=NAME_PATTERN, description="dataset name")]
 _MEDIA = {"results.jsonl": "application/x-ndjson", "results.csv": "text/csv",
           "result.json": "application/json", "manifest.json": "application/json",
-          "model.onnx": "application/octet-stream"}
+          "model.onnx": "application/octet-stream", "results.1.jsonl": "application/x-ndjson",
+          "results.1.csv": "text/csv"}
 
 
 def _jobs(request: Request) -> Jobs:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel
@@ -25,6 +25,9 @@ from agent.api.schemas import (
 from agent.api.state import AgentState
 from agent.auth.tokens import Caller
 from agent.errors import ApiError
+
+if TYPE_CHECKING:
+    from agent.models.batcher import ImageBatcher
 
 models_router = APIRouter(tags=["models"])
 Viewer = Annotated[Caller, Depends(require("viewer"))]
@@ -138,18 +141,38 @@ async def infer(
     payload = await _read_bounded(request, state.settings.max_infer_bytes)
     # One thread hop for everything that touches disk or computes: each hop costs a wake-up.
     manifest, result, tensors = await asyncio.to_thread(
-        _infer, state, name, version, payload, request.headers.get("content-type"), top_k)
+        _infer, state, name, version, payload, request.headers.get("content-type"), top_k, _batcher(request))
     if tensors is None:
         return result
     return _npz_response(tensors, manifest.version, manifest.sha256)
 
 
+def _batcher(request: Request) -> ImageBatcher | None:
+    """The app's batcher, made on first use; None when infer_batch_window_ms is 0."""
+    window_ms = _state(request).settings.infer_batch_window_ms
+    if window_ms <= 0:
+        return None
+    if not hasattr(request.app.state, "batcher"):  # on the event loop: no race to make two
+        from agent.models.batcher import Batcher
+
+        request.app.state.batcher = Batcher(window_ms / 1000)
+    batcher: ImageBatcher = request.app.state.batcher
+    return batcher
+
+
 def _infer(state: AgentState, name: str, version: str | None, payload: bytes, content_type: str | None,
-           top_k: int) -> tuple[Manifest, InferResult | None, dict[str, Any] | None]:
+           top_k: int, batcher: ImageBatcher | None
+           ) -> tuple[Manifest, InferResult | None, dict[str, Any] | None]:
     from agent.models.infer import run_inference
 
     manifest, path = state.models.active(name, version)
     session = state.sessions.get(path, manifest.sha256)
+    if batcher is not None:
+        from agent.models.batcher import infer_image
+
+        batched = infer_image(batcher, session, manifest, payload, content_type, top_k)
+        if batched is not None:
+            return manifest, batched, None
     result, tensors = run_inference(session, manifest, payload, content_type, top_k)
     return manifest, result, tensors
 

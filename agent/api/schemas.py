@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
 from importlib import metadata
 from typing import Any, Literal
 
@@ -122,6 +124,10 @@ class MetricSample(BaseModel):
     memory_percent: float
     disk_percent: float
     temperature_c: float | None = None
+    seq: int | None = Field(default=None, description="the ring's sequence number: a clock that "
+                            "jumps back does not reorder it; ask for more with since_seq")
+    disk_free_bytes: int | None = Field(default=None, description="free where the agent keeps models")
+    battery_percent: float | None = Field(default=None, description="None when the kit has no battery")
 
 
 class Metrics(BaseModel):
@@ -298,13 +304,14 @@ class InferResult(BaseModel):
 
 # --- jobs ---------------------------------------------------------------------
 
-JobKind = Literal["batch-infer", "benchmark", "evaluate", "quantize", "command"]
+JobKind = Literal["batch-infer", "benchmark", "evaluate", "quantize", "command", "stream"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 FINISHED_STATES: tuple[JobState, ...] = ("done", "failed", "cancelled", "interrupted")
 MissedRuns = Literal["skip", "run_once"]
 WINDOW_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
 JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
-RESULT_FILES = ("results.jsonl", "results.csv", "result.json", "model.onnx", "manifest.json")
+RESULT_FILES = ("results.jsonl", "results.csv", "result.json", "model.onnx", "manifest.json",
+                "results.1.jsonl", "results.1.csv")  # .1: the part a stream job rotated out
 
 
 class Resources(BaseModel):
@@ -397,9 +404,30 @@ class CommandParams(_Params):
         return self
 
 
+StreamKeep = Literal["detections", "counts", "snapshots"]
+STREAM_KEEP: tuple[StreamKeep, ...] = ("detections", "counts", "snapshots")
+
+
+class StreamParams(_ModelParams):
+    """Continuous inference on a camera, stream, video file or watched folder."""
+
+    source: str = Field(min_length=1, max_length=4096,
+                        description="/dev/videoN, rtsp://, http(s):// URL, or a video file or image "
+                                    "folder under one of the kit's data roots")
+    fps: float | None = Field(default=None, gt=0, le=240,
+                              description="frames to process per second at most; empty = as the source gives")
+    keep: list[StreamKeep] = Field(default_factory=lambda: list(STREAM_KEEP), max_length=3,
+                                   description="what to store on the kit")
+    interval_s: float = Field(default=10.0, ge=1, le=3600, description="counts per label per interval")
+    max_snapshots: int = Field(default=50, ge=0, le=10000, description="annotated frames kept, newest")
+    realtime: bool = Field(default=True, description="read a file or folder at the pace of a camera, "
+                                                     "dropping frames; false processes every one")
+    loop: bool = Field(default=False, description="start a video file again when it ends")
+
+
 PARAMS_BY_KIND: dict[str, type[BaseModel]] = {
     "batch-infer": BatchInferParams, "benchmark": BenchmarkParams, "evaluate": EvaluateParams,
-    "quantize": QuantizeParams, "command": CommandParams,
+    "quantize": QuantizeParams, "command": CommandParams, "stream": StreamParams,
 }
 
 
@@ -530,3 +558,126 @@ class DatasetInfo(BaseModel):
     name: str
     files: int
     size: int
+
+
+# --- audit --------------------------------------------------------------------
+
+AUDIT_GENESIS = "0" * 64  # prev_hash of the first entry
+# The calls each kit records in its audit log, and under which action: the app names its own
+# log's entries from the same table, so the two logs speak of the same things.
+AUDITED_CALLS: tuple[tuple[str, str, str], ...] = (
+    ("POST", "/v1/pair", "kit.adopt"),
+    ("DELETE", "/v1/tokens/{token_id}", "token.revoke"),
+    ("POST", "/v1/uploads", "model.upload"),
+    ("DELETE", "/v1/uploads/{upload_id}", "model.upload_abort"),
+    ("POST", "/v1/uploads/{upload_id}/commit", "model.deploy"),
+    ("POST", "/v1/models/{name}/activate", "model.activate"),
+    ("POST", "/v1/models/{name}/rollback", "model.rollback"),
+    ("DELETE", "/v1/models/{name}/versions/{version}", "model.delete"),
+    ("POST", "/v1/jobs", "job.submit"),
+    ("POST", "/v1/jobs/{job_id}/cancel", "job.cancel"),
+    ("DELETE", "/v1/jobs/{job_id}", "job.delete"),
+    ("PUT", "/v1/datasets/{name}", "dataset.upload"),
+    ("DELETE", "/v1/datasets/{name}", "dataset.delete"),
+    ("POST", "/v1/schedules", "schedule.create"),
+    ("PATCH", "/v1/schedules/{schedule_id}", "schedule.update"),
+    ("DELETE", "/v1/schedules/{schedule_id}", "schedule.delete"),
+)
+_AUDITED = tuple(
+    (method, re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$"), action)
+    for method, path, action in AUDITED_CALLS)
+
+
+def audited_call(method: str, path: str) -> tuple[str, dict[str, str]] | None:
+    """The audit action of a call and its path parameters, or None when it is not audited."""
+    for wanted, pattern, action in _AUDITED:
+        if wanted == method and (match := pattern.match(path)):
+            return action, match.groupdict()
+    return None
+
+
+def audit_subject(action: str, params: dict[str, str], request: Any, response: Any
+                  ) -> tuple[str, dict[str, Any]]:
+    """What a call acted on (the target) and the few facts worth keeping, from its bodies."""
+    ask: dict[str, Any] = request if isinstance(request, dict) else {}
+    got: dict[str, Any] = response if isinstance(response, dict) else {}
+    manifest: dict[str, Any] = ask["manifest"] if isinstance(ask.get("manifest"), dict) else {}
+    job: dict[str, Any] = ask["job"] if isinstance(ask.get("job"), dict) else ask
+    picks: dict[str, Any] = {
+        "kit.adopt": {"scope": ask.get("scope"), "app_id": ask.get("app_id")},
+        "model.upload": {k: manifest.get(k) for k in ("sha256", "precision", "size_bytes")}
+        | {"activate": ask.get("activate")},
+        "model.rollback": {"active_version": got.get("active_version")},
+        "model.deploy": {"model": got.get("name"), "active_version": got.get("active_version")},
+        "job.submit": {"kind": job.get("kind"), "label": job.get("label"),
+                       "model": (job.get("params") or {}).get("model")},
+        "schedule.create": {"name": ask.get("name"), "cron": ask.get("cron"), "kind": job.get("kind")},
+        "schedule.update": {k: ask.get(k) for k in ("cron", "enabled", "missed")},
+    }
+    detail = {k: v for k, v in picks.get(action, {}).items() if v is not None}
+    target = {
+        "kit.adopt": got.get("token_id", ""),
+        "model.upload": " ".join(filter(None, (manifest.get("name"), manifest.get("version")))),
+        "model.deploy": _newest_version(got),
+        "model.activate": " ".join(filter(None, (params.get("name"), ask.get("version")))),
+        "job.submit": got.get("job_id", ""),
+        "schedule.create": got.get("schedule_id", ""),
+    }.get(action) or " ".join(params.values())
+    return str(target), detail
+
+
+def _newest_version(info: dict[str, Any]) -> str:
+    """`name version` of the version a commit just installed: the newest in its ModelInfo."""
+    versions = [v for v in info.get("versions") or [] if isinstance(v, dict)]
+    if not versions:
+        return ""
+    newest = max(versions, key=lambda v: v.get("installed_at") or 0)
+    return f"{info.get('name', '')} {newest.get('version', '')}"
+
+
+class AuditEntry(BaseModel):
+    """One line of a kit's append-only audit log; `hash` chains it to the line before."""
+
+    seq: int = Field(ge=1, description="1, 2, 3… without gaps")
+    ts: float
+    actor_id: str = Field(description="the caller's token id; empty when none was shown")
+    actor_label: str = Field(description="the app identity the token was issued to")
+    action: str = Field(description="kit.adopt, model.deploy, job.submit… (AUDITED_CALLS)")
+    target: str
+    outcome: str = Field(description="ok, or the status and error code of a refusal")
+    detail: dict[str, Any] = Field(default_factory=dict)
+    prev_hash: str = Field(pattern="^[0-9a-f]{64}$")
+    hash: str = Field(pattern="^[0-9a-f]{64}$")
+
+    def expected_hash(self) -> str:
+        return audit_hash(self.prev_hash, self.seq, self.ts, self.actor_id, self.actor_label,
+                          self.action, self.target, self.outcome, self.detail)
+
+
+def audit_hash(prev_hash: str, seq: int, ts: float, actor_id: str, actor_label: str, action: str,
+               target: str, outcome: str, detail: dict[str, Any]) -> str:
+    """sha256 over the previous hash and the entry's canonical JSON: changing any field, or
+    removing or reordering entries, breaks every hash after it."""
+    canonical = json.dumps(
+        {"seq": seq, "ts": ts, "actor_id": actor_id, "actor_label": actor_label, "action": action,
+         "target": target, "outcome": outcome, "detail": detail},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{prev_hash}|{canonical}".encode()).hexdigest()
+
+
+def verify_chain(entries: list[AuditEntry], prev_hash: str | None, prev_seq: int = 0) -> list[str]:
+    """Every break in `entries` (oldest first), continuing from `prev_hash` at `prev_seq`.
+
+    `prev_hash` None trusts the first entry's link (a log read from its middle); an empty list
+    back means the chain is whole.
+    """
+    problems: list[str] = []
+    for entry in entries:
+        if entry.seq != prev_seq + 1:
+            problems.append(f"entry {entry.seq} follows {prev_seq}: entries are missing")
+        if prev_hash is not None and entry.prev_hash != prev_hash:
+            problems.append(f"entry {entry.seq} does not link to the entry before it")
+        if entry.hash != entry.expected_hash():
+            problems.append(f"entry {entry.seq} was altered after it was written")
+        prev_hash, prev_seq = entry.hash, entry.seq
+    return problems

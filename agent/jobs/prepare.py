@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import CommandParams, JobRequest, Manifest, QuantizeParams
+from agent.api.schemas import CommandParams, JobRequest, Manifest, QuantizeParams, StreamParams
 from agent.auth.tokens import Caller
 from agent.errors import ApiError
 from agent.jobs.admission import Capacity
 from agent.jobs.paths import data_roots, dataset_folder, resolve_folder
+from agent.jobs.sources import stream_source
 from agent.models.store import ModelStore
 
 
@@ -50,6 +51,9 @@ class Preparer:
                 self._quantizable(manifest, params.get("output_version"))
         if "folder" in params or "dataset" in params:
             spec["input"], spec["root"] = (str(p) for p in self._input(params))
+        if isinstance(request.typed_params(), StreamParams):
+            spec["source"] = stream_source(params["source"], data_roots(self.roots_setting, self.data_dir),
+                                           manifest)
         if isinstance(request.typed_params(), CommandParams):
             self._allowed(params["argv"][0])
         return spec

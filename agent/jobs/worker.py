@@ -62,6 +62,10 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
         from agent.jobs.kinds import command
 
         return command.run(spec, report)
+    if kind == "stream":
+        from agent.jobs.kinds import stream
+
+        return stream.run(spec, report)
     raise PermanentFailure(f"this worker does not know job kind {kind!r}")
 
 

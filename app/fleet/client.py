@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 
 from agent.api.schemas import (
+    AuditEntry,
     DatasetInfo,
     Facts,
     Health,
@@ -30,11 +32,18 @@ from agent.api.schemas import (
     ScheduleUpdate,
     UploadRequest,
     UploadStatus,
+    audited_call,
 )
-from app.fleet.errors import AgentError, IdentityChanged, KitUnreachable
+from app.fleet.errors import AgentError, Error, IdentityChanged, KitUnreachable
 from app.fleet.tls import async_fetch_certificate, pinned_context
 
 _LONG = 600.0  # seconds to wait for a large transfer's answer
+
+try:  # httpcore runs `import sniffio` on every request; when it is not installed, each attempt
+    import sniffio  # noqa: F401 - is a failed import scanning sys.path (~0.25 ms, a fifth of a
+except ImportError:  # fleet poll's CPU). Record the absence once, so the attempt fails at once.
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+_LIVE_SILENCE = 15.0  # seconds without a live event before the kit counts as gone
 
 
 @dataclass(frozen=True)
@@ -46,15 +55,33 @@ class RawOutputs:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Call:
+    """An audited call (AUDITED_CALLS) as it ended, for the app's own audit log."""
+
+    kit: str
+    device_id: str
+    method: str
+    path: str
+    sent: Any  # the JSON body sent, if any
+    status: int | None  # None when no answer came
+    answer: Any  # the JSON answer, if any
+    error: str = ""
+
+
+CallHook = Callable[[Call], None]
+
+
 class KitClient:
     """One kit's API. The bearer token is only ever sent over the pinned connection."""
 
     def __init__(
         self, name: str, host: str, port: int, cert_pem: str, device_id: str,
-        token: str = "", timeout: float = 5.0,
+        token: str = "", timeout: float = 5.0, on_call: CallHook | None = None,
     ) -> None:
         self.name, self.host, self.port = name, host, port
         self.device_id = device_id
+        self._on_call = on_call
         self._timeout = timeout
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.AsyncClient(
@@ -89,8 +116,19 @@ class KitClient:
     async def facts(self) -> Facts:
         return Facts.model_validate(await self._get("/v1/facts"))
 
-    async def metrics(self, since: float = 0.0) -> Metrics:
-        return Metrics.model_validate(await self._get("/v1/metrics", params={"since": since}))
+    async def metrics(self, since: float = 0.0, since_seq: int | None = None,
+                      limit: int = 1000) -> Metrics:
+        params: dict[str, Any] = {"since": since, "limit": limit}
+        if since_seq is not None:
+            params["since_seq"] = since_seq
+        return Metrics.model_validate(await self._get("/v1/metrics", params=params))
+
+    async def audit(self, since_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        entries = await self._get("/v1/audit", params={"since_seq": since_seq, "limit": limit})
+        return [AuditEntry.model_validate(e) for e in entries]
+
+    async def revoke_token(self, token_id: str) -> None:
+        await self._call("DELETE", f"/v1/tokens/{token_id}")
 
     # models -------------------------------------------------------------------
 
@@ -215,6 +253,25 @@ class KitClient:
         return response.json() if response.content else None
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call; an audited one is also reported to `on_call`, however it ends."""
+        if self._on_call is None or audited_call(method, path) is None:
+            return await self._exchange(method, path, **kwargs)
+        sent = kwargs.get("json")
+        try:
+            response = await self._exchange(method, path, **kwargs)
+        except AgentError as exc:
+            self._on_call(Call(self.name, self.device_id, method, path, sent, exc.status,
+                               {"error": exc.error, "message": exc.message}, str(exc)))
+            raise
+        except Error as exc:
+            self._on_call(Call(self.name, self.device_id, method, path, sent, None, None, str(exc)))
+            raise
+        answer = response.json() if response.content and response.headers.get(
+            "content-type", "").startswith("application/json") else None
+        self._on_call(Call(self.name, self.device_id, method, path, sent, response.status_code, answer))
+        return response
+
+    async def _exchange(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.ConnectError as exc:
@@ -238,6 +295,32 @@ class KitClient:
             raise KitUnreachable(f"{self.name}: TLS failed and the certificate could not "
                                  f"be read: {exc}") from exc
         raise IdentityChanged(self.name, self.device_id, seen)
+
+    # stream jobs (live results) -------------------------------------------------
+
+    async def live_lines(self, job_id: str) -> AsyncIterator[str]:
+        """The lines of a stream job's Server-Sent Events, until the kit ends them.
+
+        The kit sends stats every second, so a read that waits `_LIVE_SILENCE` s means it is gone.
+        """
+        timeout = httpx.Timeout(self._timeout, read=_LIVE_SILENCE)
+        try:
+            async with self._http.stream("GET", f"/v1/jobs/{job_id}/live", timeout=timeout) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _agent_error(response)
+                async for line in response.aiter_lines():
+                    yield line
+        except httpx.ConnectError as exc:
+            if _is_verify_failure(exc):
+                await self._raise_identity_changed()
+            raise KitUnreachable(f"{self.name}: live view not reachable: {_reason(exc)}") from exc
+        except httpx.TransportError as exc:  # timeouts included
+            raise KitUnreachable(f"{self.name}: the live view broke off: {_reason(exc)}") from exc
+
+    async def snapshot(self, job_id: str) -> bytes:
+        """The latest annotated frame of a stream job, as JPEG."""
+        return (await self._request("GET", f"/v1/jobs/{job_id}/snapshot")).content
 
 
 def _url_host(host: str) -> str:

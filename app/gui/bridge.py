@@ -24,6 +24,7 @@ from app.fleet.settings import AppSettings
 from app.gui.jobs_bridge import JobsBridge
 from app.gui.kit_row import Sighting
 from app.gui.models_bridge import ModelsBridge
+from app.gui.stream_bridge import StreamBridge
 
 __all__ = ["FleetBridge"]
 
@@ -58,6 +59,7 @@ class FleetBridge(QObject):
         self._tasks: set[asyncio.Task[None]] = set()
         self.models = ModelsBridge(self)  # model work: same loop, same error reporting
         self.jobs = JobsBridge(self)  # job work, likewise
+        self.streams = StreamBridge(self)  # stream jobs and their live view
 
     # called on the GUI thread -----------------------------------------------------
 

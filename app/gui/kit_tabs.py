@@ -1,4 +1,4 @@
-"""The lower pane: the selected kit's Hardware, Models, Try-it and Jobs tabs."""
+"""The lower pane: the selected kit's Hardware, Models, Try-it, Jobs and Live tabs."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from app.gui.details import DetailsPane
 from app.gui.jobs_bridge import JobsBridge
 from app.gui.jobs_tab import JobsTab
 from app.gui.kit_row import KitRow
+from app.gui.live_view import LiveView
 from app.gui.models_bridge import ModelsBridge
 from app.gui.models_tab import ModelsTab
 from app.gui.prompts import Prompts
+from app.gui.stream_bridge import StreamBridge
 from app.gui.try_it import TryItPanel
 
 __all__ = ["KitTabs"]
 
 
 class KitTabs(QTabWidget):
-    def __init__(self, bridge: ModelsBridge, jobs: JobsBridge, prompts: Prompts,
+    def __init__(self, bridge: ModelsBridge, jobs: JobsBridge, streams: StreamBridge, prompts: Prompts,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.details = DetailsPane()
@@ -27,8 +29,10 @@ class KitTabs(QTabWidget):
         self.addTab(self.details, "Hardware")
         self.addTab(self.models, "Models")
         self.addTab(self.try_it, "Try it")
+        self.live = LiveView(streams)
         self.addTab(self.jobs, "Jobs")
+        self.addTab(self.live, "Live")
 
     def show_row(self, row: KitRow | None) -> None:
-        for tab in (self.details, self.models, self.try_it, self.jobs):
+        for tab in (self.details, self.models, self.try_it, self.jobs, self.live):
             tab.show_row(row)

@@ -50,7 +50,7 @@ class MainWindow(QMainWindow):
         self.proxy = QSortFilterProxyModel(self, sortRole=FleetTableModel.SortRole)
         self.proxy.setSourceModel(self.model)
         self.table = self._make_table()
-        self.tabs = KitTabs(bridge.models, bridge.jobs, self.prompts)
+        self.tabs = KitTabs(bridge.models, bridge.jobs, bridge.streams, self.prompts)
         self.details = self.tabs.details
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)

@@ -63,6 +63,8 @@ def test_discover_adopt_show_facts_then_offline(
         assert shown_arch(window) == platform.machine()
 
     qtbot.waitUntil(shows_live_facts, timeout=WAIT_MS)
+    assert window.tabs.live.device_id == device_id  # the Live tab follows the selected kit
+    assert window.tabs.live.isEnabled()
     assert not window.adopt_action.isEnabled()
     assert window.details.banner.isHidden()
     online = window.model.row(device_id)

@@ -1,0 +1,234 @@
+"""Frames from a stream job's source, decoded on a thread into a one-frame slot.
+
+The decode thread never waits for the model on a live source: a newer frame replaces the
+one waiting, which is counted as dropped, so memory holds at most one decoded frame however
+slow inference is. PyAV (FFmpeg) decodes files, URLs and V4L2 cameras; Pillow reads a
+watched folder's images. PyAV is imported only here, in the worker process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from agent.errors import ApiError
+from agent.jobs.errors import JobFailed, PermanentFailure
+from agent.jobs.kinds._meter import Rate
+from agent.jobs.paths import images_under
+from agent.models.preprocess import decode_image
+
+__all__ = ["Frame", "LatestSlot", "Reader"]
+
+OPEN_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 10.0
+FOLDER_POLL_S = 0.1
+
+
+@dataclass
+class Frame:
+    image: Image.Image
+    ready: float  # time.monotonic() when the decoded frame was ready: latency starts here
+    index: int  # frame number in the source (images read, for a folder)
+    name: str | None = None  # the image's file name, for a folder
+
+
+class LatestSlot:
+    """Holds at most one frame. `put` replaces a waiting frame (dropped) or, asked to, waits."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, frame: Frame, wait: bool) -> bool:
+        """False once closed. `wait` keeps every frame (files read as fast as the model goes)."""
+        with self._cond:
+            while wait and self._frame is not None and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return False
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify_all()
+            return True
+
+    def take(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if self._frame is None and not self._closed:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        """Closed and emptied: no frame will come any more."""
+        with self._cond:
+            return self._closed and self._frame is None
+
+
+class Reader(threading.Thread):
+    """Decodes the source into the slot until it ends, fails or `stop` is set."""
+
+    def __init__(self, source: dict[str, Any], realtime: bool, loop: bool, slot: LatestSlot) -> None:
+        super().__init__(name="decode", daemon=True)
+        self.source, self.realtime, self.loop, self.slot = source, realtime, loop, slot
+        self.stop = threading.Event()
+        self.decoded = 0
+        self.rate = Rate()  # frames read per second
+        self.total: int | None = None  # frames in a file read once, when the container says
+        self.unreadable = 0  # folder images that would not decode
+        self.error: Exception | None = None
+        self.opened = threading.Event()
+
+    def run(self) -> None:
+        wait = self.source["kind"] in ("file", "folder") and not self.realtime
+        try:
+            for frame in self._frames():
+                self.decoded += 1
+                self.rate.tick(frame.ready)
+                if not self.slot.put(frame, wait):
+                    return
+        except (PermanentFailure, JobFailed) as exc:
+            self.error = exc
+        finally:
+            self.opened.set()
+            self.slot.close()
+
+    def _frames(self) -> Iterator[Frame]:
+        if self.source["kind"] == "folder":
+            return self._folder(Path(self.source["location"]), Path(self.source["root"]))
+        return self._video()
+
+    # video: files, URLs, cameras ----------------------------------------------------
+
+    def _video(self) -> Iterator[Frame]:
+        import av
+
+        container = _open(self.source)
+        try:
+            stream = _video_stream(container, self.source["location"])
+            stream.thread_type = "AUTO"
+            if self.source["kind"] == "file" and not self.loop:
+                self.total = stream.frames or None
+            self.opened.set()
+            yield from self._decode(container, stream, av)
+        finally:
+            container.close()
+
+    def _decode(self, container: Any, stream: Any, av: Any) -> Iterator[Frame]:
+        index, paced = 0, self.source["kind"] == "file" and self.realtime
+        rate = float(stream.average_rate or 25)
+        while not self.stop.is_set():
+            started, first = time.monotonic(), None
+            try:
+                for frame in container.decode(stream):
+                    if self.stop.is_set():
+                        return
+                    at = frame.time if frame.time is not None else index / rate
+                    first = at if first is None else first
+                    if paced:  # as a camera would give them: at the file's own pace
+                        self.stop.wait(max(0.0, started + (at - first) - time.monotonic()))
+                    yield Frame(frame.to_image(), time.monotonic(), index)
+                    index += 1
+            except (av.error.FFmpegError, OSError) as exc:
+                raise _broken(self.source, exc, index) from None
+            if index == 0:
+                raise PermanentFailure(f"{self.source['location']} holds no video frame FFmpeg can decode")
+            if not (self.loop and self.source["kind"] == "file"):
+                return
+            container.seek(0)
+
+    # a watched folder ---------------------------------------------------------------
+
+    def _folder(self, folder: Path, root: Path) -> Iterator[Frame]:
+        """Images in the order they were written, old ones first, then each new one as it comes."""
+        mark: tuple[int, str] = (0, "")
+        index = 0
+        self.opened.set()
+        while not self.stop.is_set():
+            if not folder.is_dir():
+                raise JobFailed(f"the watched folder {folder} is gone")
+            fresh = sorted(k for k in _keyed(images_under(folder, root)) if k > mark)
+            for key in fresh:
+                mark = key
+                image = self._read(Path(key[1]))
+                if image is not None:
+                    yield Frame(image, time.monotonic(), index, Path(key[1]).name)
+                    index += 1
+            if not fresh:
+                self.stop.wait(FOLDER_POLL_S)
+
+    def _read(self, path: Path) -> Image.Image | None:
+        """The image, or None if it does not decode (yet: a file still being written is tried
+        again when its writer finishes, since that moves its modification time on)."""
+        try:
+            return decode_image(path.read_bytes(), None)
+        except (ApiError, OSError):
+            self.unreadable += 1
+            return None
+
+
+def _keyed(paths: list[Path]) -> Iterator[tuple[int, str]]:
+    for path in paths:
+        try:
+            yield path.stat().st_mtime_ns, str(path)
+        except OSError:  # removed between the listing and now
+            continue
+
+
+def _open(source: dict[str, Any]) -> Any:
+    import av
+
+    location, kind = source["location"], source["kind"]
+    options = {"rtsp_transport": "tcp"} if location.lower().startswith("rtsp") else {}
+    try:
+        return av.open(location, format="v4l2" if kind == "device" else None, options=options,
+                       timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise PermanentFailure(_cannot_open(source, exc)) from None
+
+
+def _video_stream(container: Any, location: str) -> Any:
+    if not container.streams.video:
+        raise PermanentFailure(f"{location} has no video stream")
+    return container.streams.video[0]
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
+
+
+def _cannot_open(source: dict[str, Any], exc: BaseException) -> str:
+    location, kind, reason = source["location"], source["kind"], _reason(exc)
+    if kind == "device":
+        if isinstance(exc, FileNotFoundError):
+            return f"no camera at {location}: check it is plugged in (ls /dev/video*)"
+        if isinstance(exc, PermissionError):
+            return f"the agent may not read {location}: add its user to the video group"
+        return f"the camera at {location} did not open ({reason})"
+    if kind == "url":
+        return (f"cannot read {location}: {reason}; check the address, and that the camera is on "
+                "and reachable from the kit")
+    return (f"{Path(location).name} is not a video FFmpeg can read ({reason}); "
+            "check it plays in a video player")
+
+
+def _broken(source: dict[str, Any], exc: BaseException, frames: int) -> Exception:
+    """A source that broke off after `frames` frames: a retry may help a live one, not a file."""
+    message = f"{source['location']} broke off after {frames} frame(s): {_reason(exc)}"
+    if source["kind"] == "file":  # the same bytes would break the same way again
+        return PermanentFailure(message)
+    return JobFailed(message)

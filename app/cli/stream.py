@@ -1,0 +1,143 @@
+"""`kitfleet stream`: run a detector on a kit's camera, stream or video, and watch it live."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from app.cli.common import emit, open_fleet
+from app.cli.types import CommandFactory, Handler
+from app.fleet.errors import Error
+from app.fleet.stream import (
+    StreamOptions,
+    async_start,
+    async_stop,
+    async_watch,
+    parse_keep,
+    stats_line,
+)
+
+_EXAMPLES = """examples:
+  kitfleet stream start kit-a --model shapes-yolo --source /dev/video0 --fps 10
+  kitfleet stream start kit-a --model shapes-yolo --source rtsp://camera.local/stream1
+  kitfleet stream start kit-a --model shapes-yolo --source videos/gate.mp4 --keep counts --loop
+  kitfleet stream watch kit-a JOB
+  kitfleet stream stop kit-a JOB
+"""
+_OK_ENDINGS = ("done", "cancelled")
+
+
+def add_commands(command: CommandFactory) -> None:
+    stream = command("stream", "continuous inference on a kit's camera, stream, video or folder", False)
+    actions = stream.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help_text, description=help_text, epilog=_EXAMPLES,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument("kit", help="kit name or device ID")
+        return parser
+
+    start = action("start", "start a stream job; it runs on the kit until stopped or the source ends")
+    start.add_argument("--model", required=True, help="a deployed detection or classification model")
+    start.add_argument("--source", required=True,
+                       help="/dev/videoN, rtsp:// or http(s):// URL, or a video file or image folder "
+                            "under the kit's data roots")
+    start.add_argument("--version", help="a model version (default: the serving one)")
+    start.add_argument("--fps", type=float, help="frames processed per second at most")
+    start.add_argument("--keep", type=_keep, default=None,
+                       help="what the kit stores: detections,counts,snapshots (default: all)")
+    start.add_argument("--interval", type=float, dest="interval_s", help="seconds per counts row")
+    start.add_argument("--snapshots", type=int, dest="max_snapshots", help="annotated frames kept")
+    start.add_argument("--every-frame", action="store_true",
+                       help="read a file or folder as fast as the model goes, dropping nothing")
+    start.add_argument("--loop", action="store_true", help="play a video file again when it ends")
+    start.add_argument("--threads", type=int, help="CPU threads for the model (default 1)")
+    start.add_argument("--label", default="", help="a name for the job")
+
+    watch = action("watch", "live counts, fps, drops and latency until the job ends "
+                            "(Ctrl-C leaves it running)")
+    watch.add_argument("job_id", metavar="JOB")
+    watch.add_argument("--frames", action="store_true", help="with --json, every frame's results too")
+
+    stop = action("stop", "stop a stream job (its kept results stay on the kit)")
+    stop.add_argument("job_id", metavar="JOB")
+
+
+def _keep(text: str) -> list[str]:
+    try:
+        return parse_keep(text)
+    except Error as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+async def _stream(args: argparse.Namespace) -> int:
+    handler = {"start": _start, "watch": _watch, "stop": _stop}[args.action]
+    return await handler(args)
+
+
+async def _start(args: argparse.Namespace) -> int:
+    options = StreamOptions(model=args.model, source=args.source, version=args.version, fps=args.fps,
+                            **({"keep": args.keep} if args.keep is not None else {}),
+                            interval_s=args.interval_s, max_snapshots=args.max_snapshots,
+                            realtime=not args.every_frame, loop=args.loop, threads=args.threads,
+                            label=args.label)
+    fleet = open_fleet(args)
+    try:
+        kit = fleet.inventory.resolve(args.kit)
+        job = await async_start(fleet, kit, options)
+    finally:
+        fleet.close()
+    emit(args, job.model_dump(mode="json"),
+         [f"stream job {job.job_id} {job.state} on {kit.name}",
+          f"watch it: kitfleet stream watch {kit.name} {job.job_id}",
+          f"stop it:  kitfleet stream stop {kit.name} {job.job_id}"])
+    return 0
+
+
+async def _watch(args: argparse.Namespace) -> int:
+    fleet = open_fleet(args)
+    try:
+        kit = fleet.inventory.resolve(args.kit)
+        ending: dict[str, Any] = {}
+        async for event in async_watch(fleet, kit, args.job_id):
+            if args.json and (event.kind != "frame" or args.frames):
+                print(json.dumps({"event": event.kind, **event.data}), flush=True)
+            elif not args.json and event.kind == "stats":
+                print(stats_line(event.data), flush=True)
+            if event.kind == "end":
+                ending = event.data
+    finally:
+        fleet.close()
+    if not ending:
+        raise Error(f"{kit.name} closed the live view of {args.job_id} before the job ended")
+    if not args.json:
+        print(_ending_line(args.job_id, ending))
+    return 0 if ending.get("state") in _OK_ENDINGS else 1
+
+
+def _ending_line(job_id: str, ending: dict[str, Any]) -> str:
+    result = ending.get("result") or {}
+    totals = ", ".join(f"{label} {n}" for label, n in sorted((result.get("totals") or {}).items()))
+    line = f"job {job_id} {ending.get('state')}"
+    if ending.get("error"):
+        line += f": {ending['error']}"
+    if result:
+        line += (f"; {result.get('processed')} of {result.get('frames_in')} frames processed, "
+                 f"{result.get('dropped')} dropped" + (f"; seen: {totals}" if totals else ""))
+    return line
+
+
+async def _stop(args: argparse.Namespace) -> int:
+    fleet = open_fleet(args)
+    try:
+        kit = fleet.inventory.resolve(args.kit)
+        job = await async_stop(fleet, kit, args.job_id)
+    finally:
+        fleet.close()
+    emit(args, job.model_dump(mode="json"), [f"stream job {job.job_id} {job.state} on {kit.name}"])
+    return 0
+
+
+HANDLERS: dict[str, Handler] = {"stream": _stream}

@@ -1,0 +1,105 @@
+"""A stream job on a real agent vs a plain in-process decode+infer loop, same video, same model.
+
+Two passes, each measured both ways:
+- every frame, as fast as possible (`realtime: false` / the loop without pauses): processed fps;
+- camera pace (the file played at its own rate, as a camera gives frames): frame-to-result
+  latency p50/p99, from the decoded frame being ready to its answer.
+Goal (issue 8): >= 0.95x the loop's fps, and latency p99 within 1.2x of the loop's.
+Run: .venv/bin/python -m benchmarks.stream [--seconds 10 --fps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from agent.api.schemas import Manifest
+from agent.models.infer import run_batch
+from agent.models.sessions import open_session
+from app.fleet.localagent import LocalAgent
+from resources import models_dir
+from tests.integration.helpers import pair, raw_client
+from tests.integration.test_stream import deploy_detector
+from tests.videos import write_video
+
+MODEL = "shapes-yolo-fp32"
+
+
+def plain_loop(video: Path, paced: bool) -> dict[str, float]:
+    """Decode, then infer, one frame after the other, in this process (one model thread)."""
+    manifest = Manifest.model_validate_json((models_dir() / f"{MODEL}.manifest.json").read_text())
+    session, _ = open_session(models_dir() / f"{MODEL}.onnx", 1)
+    latencies, started = [], time.monotonic()
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            if paced and frame.time is not None:
+                time.sleep(max(0.0, started + frame.time - time.monotonic()))
+            image = frame.to_image()
+            ready = time.monotonic()  # as the job counts: from the decoded picture being ready
+            run_batch(session, manifest, [image], 3)
+            latencies.append((time.monotonic() - ready) * 1000)
+    seconds = time.monotonic() - started
+    return _figures(len(latencies) / seconds, latencies)
+
+
+def stream_job(client: Any, source: str, realtime: bool) -> dict[str, float]:
+    response = client.post("/v1/jobs", json={"kind": "stream", "params": {
+        "model": "shapes-yolo", "source": source, "realtime": realtime, "keep": ["counts"]}})
+    response.raise_for_status()
+    job_id = response.json()["job_id"]
+    while (job := client.get(f"/v1/jobs/{job_id}").json())["state"] not in ("done", "failed"):
+        time.sleep(0.1)
+    assert job["state"] == "done", job["error"]
+    result = job["result"]
+    return {"fps": result["processed_fps"], "p50": result["latency_ms"]["p50"],
+            "p99": result["latency_ms"]["p99"], "dropped": result["dropped"]}
+
+
+def _figures(fps: float, latencies: list[float]) -> dict[str, float]:
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return {"fps": round(fps, 2), "p50": round(float(p50), 2), "p99": round(float(p99), 2), "dropped": 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--size", type=int, default=320)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        agent = LocalAgent(Path(tmp) / "agent", "bench-stream", mdns=False)
+        video = write_video(agent.data_dir / "datasets" / "bench.mp4", args.seconds, args.fps, args.size)
+        agent.start()
+        try:
+            with raw_client(agent, pair(agent)) as client:
+                client.timeout = 60
+                deploy_detector(client)
+                stream_job(client, "bench.mp4", realtime=False)  # warm the page cache and the imports
+                rows = {name: (plain_loop(video, paced), stream_job(client, "bench.mp4", realtime=paced))
+                        for name, paced in (("every frame", False), ("camera pace", True))}
+        finally:
+            agent.stop()
+    print(f"stream of {args.seconds:g} s at {args.fps} fps, {args.size}x{args.size}, {MODEL}, 1 model thread")
+    print(f"{'':14}{'loop fps':>10}{'job fps':>9}{'ratio':>7}   {'loop p50/p99 ms':>16}"
+          f"{'job p50/p99 ms':>16}{'p99 ratio':>10}{'dropped':>8}")
+    for name, (loop, job) in rows.items():
+        print(f"{name:14}{loop['fps']:>10.1f}{job['fps']:>9.1f}{job['fps'] / loop['fps']:>6.2f}x   "
+              f"{loop['p50']:>7.2f}/{loop['p99']:<8.2f}{job['p50']:>7.2f}/{job['p99']:<8.2f}"
+              f"{job['p99'] / loop['p99']:>9.2f}x{job['dropped']:>8.0f}")
+    every, paced = rows["every frame"], rows["camera pace"]
+    print(json.dumps({"fps_ratio": round(every[1]["fps"] / every[0]["fps"], 3), "fps_goal": ">= 0.95",
+                      "p99_ratio_camera_pace": round(paced[1]["p99"] / paced[0]["p99"], 3),
+                      "p99_ratio_every_frame": round(every[1]["p99"] / every[0]["p99"], 3),
+                      "p99_goal": "<= 1.2"}))
+
+
+if __name__ == "__main__":
+    main()
