@@ -113,6 +113,27 @@ _MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # 4: the hash-chained audit log (agent/audit.py), and battery and free disk in the metrics ring
+    """
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        actor_id TEXT NOT NULL,
+        actor_label TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    ALTER TABLE metrics ADD COLUMN disk_free_bytes INTEGER;
+    ALTER TABLE metrics ADD COLUMN battery_percent REAL;
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -8,8 +8,10 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI
 
 from agent import __version__
+from agent.api.audit_trail import AuditTrail
 from agent.api.errors import BodyLimit, install_handlers
 from agent.api.routes import router
+from agent.api.routes_audit import audit_router
 from agent.api.routes_jobs import jobs_router
 from agent.api.routes_models import models_router
 from agent.api.routes_stream import stream_router
@@ -33,7 +35,9 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(models_router)
     app.include_router(jobs_router)
     app.include_router(stream_router)
+    app.include_router(audit_router)
     app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes, streams=_streams)
+    app.add_middleware(AuditTrail)  # outermost: it also records what BodyLimit refuses
     return app
 
 

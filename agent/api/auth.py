@@ -12,6 +12,7 @@ from agent.auth.tokens import Caller
 from agent.errors import ApiError
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="kitfleet-agent"'}
+CALLER_KEY = "kitfleet.caller"  # the authenticated caller, in the request state (audit_trail.py)
 
 
 def require(scope: Scope) -> Callable[[Request], Awaitable[Caller]]:
@@ -34,6 +35,7 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[Caller]]:
         if caller is None:
             raise ApiError(401, "invalid_token", "the token is unknown or was revoked",
                            "adopt the kit again to get a new token", headers=_CHALLENGE)
+        request.scope.setdefault("state", {})[CALLER_KEY] = caller  # for the audit trail
         if not caller.allows(scope):
             raise ApiError(403, "insufficient_scope",
                            f"this call needs the {scope} scope; your token has {caller.scope}")

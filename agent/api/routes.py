@@ -78,12 +78,15 @@ def metrics(
     request: Request, _: Viewer,
     since: Annotated[float, Query(ge=0, description="Unix time; samples after it")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    since_seq: Annotated[int | None, Query(ge=-1, description="samples after this seq; "
+                                           "overrides since")] = None,
 ) -> Metrics:
-    """Samples from the on-disk ring newer than `since`, oldest first. 200; 401; 422."""
+    """Samples from the on-disk ring newer than `since` (or after `since_seq`), oldest first.
+    200; 401; 422."""
     state = _state(request)
     return Metrics(device_id=state.identity.device_id,
                    interval_s=state.settings.metrics_interval_s,
-                   samples=state.metrics.since(since, limit))
+                   samples=state.metrics.since(since, limit, since_seq))
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses={401: {}})

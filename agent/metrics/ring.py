@@ -15,6 +15,9 @@ from agent.api.schemas import MetricSample
 from agent.db import Database
 from agent.facts.thermal import max_temperature_c
 
+_COLUMNS = ("ts, cpu_percent, memory_percent, disk_percent, temperature_c, disk_free_bytes, "
+            "battery_percent")
+
 
 class MetricRing:
     def __init__(self, db: Database, capacity: int) -> None:
@@ -28,39 +31,45 @@ class MetricRing:
     def append(self, sample: MetricSample) -> None:
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT INTO metrics "
-                "(slot, seq, ts, cpu_percent, memory_percent, disk_percent, temperature_c) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO metrics (slot, seq, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant column names
                 (
                     self._next_seq, self._next_seq, sample.ts, sample.cpu_percent,
                     sample.memory_percent, sample.disk_percent, sample.temperature_c,
+                    sample.disk_free_bytes, sample.battery_percent,
                 ),
             )
             conn.execute("DELETE FROM metrics WHERE seq <= ?", (self._next_seq - self.capacity,))
         self._next_seq += 1
 
-    def since(self, ts: float, limit: int) -> list[MetricSample]:
+    def since(self, ts: float, limit: int, since_seq: int | None = None) -> list[MetricSample]:
+        """Samples newer than `ts`, or after `since_seq` when given (immune to clock jumps)."""
+        where, bound = ("seq > ?", since_seq) if since_seq is not None else ("ts > ?", ts)
         rows = self._db.query(
-            "SELECT ts, cpu_percent, memory_percent, disk_percent, temperature_c "
-            "FROM metrics WHERE ts > ? ORDER BY seq LIMIT ?",
-            (ts, limit),
+            f"SELECT seq, {_COLUMNS} FROM metrics WHERE {where} ORDER BY seq LIMIT ?",  # noqa: S608
+            (bound, limit),
         )
         return [MetricSample(**dict(row)) for row in rows]
 
     def latest(self) -> MetricSample | None:
-        rows = self._db.query(
-            "SELECT ts, cpu_percent, memory_percent, disk_percent, temperature_c "
-            "FROM metrics ORDER BY seq DESC LIMIT 1"
-        )
+        rows = self._db.query(f"SELECT seq, {_COLUMNS} FROM metrics ORDER BY seq DESC LIMIT 1")  # noqa: S608 - constant column names
         return MetricSample(**dict(rows[0])) if rows else None
 
 
 def take_sample(disk_path: str) -> MetricSample:
     """Read the kit's figures now. cpu_percent is since the previous call."""
+    disk = psutil.disk_usage(disk_path)
     return MetricSample(
         ts=time.time(),
         cpu_percent=psutil.cpu_percent(interval=None),
         memory_percent=psutil.virtual_memory().percent,
-        disk_percent=psutil.disk_usage(disk_path).percent,
+        disk_percent=disk.percent,
         temperature_c=max_temperature_c(),
+        disk_free_bytes=disk.free,
+        battery_percent=_battery_percent(),
     )
+
+
+def _battery_percent() -> float | None:
+    sensor = getattr(psutil, "sensors_battery", None)  # absent on some platforms
+    reading = sensor() if sensor is not None else None
+    return float(reading.percent) if reading is not None else None

@@ -8,6 +8,9 @@ from typing import Any
 
 from app.cli.common import age, emit, open_fleet
 from app.cli.types import CommandFactory, Handler
+from app.fleet import summary
+from app.fleet.ops import FleetOps, KitView
+from app.fleet.snapshot import Tags
 
 
 def add_commands(command: CommandFactory) -> None:
@@ -20,7 +23,11 @@ def add_commands(command: CommandFactory) -> None:
     adopt.add_argument("kit", help="device ID, name as announced, or HOST:PORT")
     adopt.add_argument("--code", required=True, help="from `kitfleet-agent pair-code` on the kit")
 
-    command("kits", "the inventory, with each kit's status now")
+    command("kits", "the inventory, with each kit's status, load, models, jobs and alerts now "
+            "(last-known, marked, for kits that are away)")
+    tag = command("tag", "set a kit's tags (groups), e.g. a site or the boxes of one kit", False)
+    tag.add_argument("kit", help="name or device ID")
+    tag.add_argument("tags", nargs="*", help="the tags; none clears them")
     facts = command("facts", "a kit's hardware facts (last-known when it is away)")
     facts.add_argument("kit", help="name or device ID")
 
@@ -59,18 +66,53 @@ async def _adopt(args: argparse.Namespace) -> int:
 async def _kits(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
-        statuses = await fleet.async_statuses()
+        ops = FleetOps(fleet)
+        await ops.async_poll(audit=False)
+        rows = [_kit_row(view, fleet.inventory.last_facts(view.kit.device_id)) for view in ops.views()]
     finally:
         fleet.close()
-    rows: list[dict[str, Any]] = [
-        {"name": s.kit.name, "device_id": s.kit.device_id, "address": s.kit.address,
-             "status": s.status, "last_seen_at": s.kit.last_seen_at,
-             "agent_version": s.kit.agent_version, "detail": s.detail} for s in statuses]
-    lines = [f"{r['name']:<24} {r['device_id'][:16]:<17} {r['address']:<22} {r['status']:<17} "
-             f"last seen {age(r['last_seen_at'])}" for r in rows] or [
+    lines = [_KITS_HEADER] + [_kit_line(r) for r in rows] if rows else [
         "no kits adopted yet; find them with `kitfleet discover`"]
     emit(args, rows, lines)
     return 0
+
+
+_KITS_HEADER = (f"{'NAME':<18} {'STATUS':<22} {'CPU':>4} {'MEM':>4} {'DISK FREE':>9} {'TEMP':>5} "
+                f"{'BATT':>4} {'RUN/Q':>5}  {'SERVING':<24} {'ACCELERATORS':<20} ALERTS")
+
+
+def _kit_row(view: KitView, facts: tuple[dict[str, Any], float] | None) -> dict[str, Any]:
+    sample, snap = view.sample, view.snapshot
+    return {
+        "name": view.kit.name, "device_id": view.kit.device_id, "address": view.kit.address,
+        "status": view.status, "last_seen_at": view.kit.last_seen_at, "detail": view.detail,
+        "agent_version": view.kit.agent_version, "tags": view.tags,
+        "data_age_s": view.age(), "cpu_percent": sample.cpu_percent if sample else None,
+        "memory_percent": sample.memory_percent if sample else None,
+        "disk_free_bytes": sample.disk_free_bytes if sample else None,
+        "temperature_c": sample.temperature_c if sample else None,
+        "battery_percent": sample.battery_percent if sample else None,
+        "active_models": snap.active_models() if snap else [],
+        "jobs_running": snap.count_jobs("running") if snap else None,
+        "jobs_queued": snap.count_jobs("queued") if snap else None,
+        "accelerators": summary.accelerators(facts[0] if facts else None),
+        "alerts": [{"severity": a.severity, "kind": a.kind, "message": a.message} for a in view.alerts],
+    }
+
+
+def _kit_line(r: dict[str, Any]) -> str:
+    status = r["status"] if r["status"] != "offline" else f"offline {age(r['last_seen_at'])}"
+
+    def num(key: str, fmt: str) -> str:
+        return "-" if r[key] is None else fmt.format(r[key])
+
+    jobs = "-" if r["jobs_running"] is None else f"{r['jobs_running']}/{r['jobs_queued']}"
+    free = "-" if r["disk_free_bytes"] is None else summary.gib(r["disk_free_bytes"])
+    alerts = "; ".join(f"{a['severity']}: {a['message']}" for a in r["alerts"]) or "-"
+    return (f"{r['name'][:18]:<18} {status[:22]:<22} {num('cpu_percent', '{:.0f}%'):>4} "
+            f"{num('memory_percent', '{:.0f}%'):>4} {free:>9} {num('temperature_c', '{:.0f}C'):>5} "
+            f"{num('battery_percent', '{:.0f}%'):>4} {jobs:>5}  {', '.join(r['active_models'])[:24]:<24} "
+            f"{r['accelerators'][:20]:<20} {alerts}")
 
 
 async def _facts(args: argparse.Namespace) -> int:
@@ -86,6 +128,17 @@ async def _facts(args: argparse.Namespace) -> int:
         f"({result.detail})"]
     lines = header + _int8_line(result.families) + _facts_lines(result.families)
     emit(args, data, lines)
+    return 0
+
+
+async def _tag(args: argparse.Namespace) -> int:
+    fleet = open_fleet(args)
+    try:
+        kit = fleet.inventory.resolve(args.kit)
+        tags = Tags(fleet.inventory).set(kit.device_id, args.tags)
+    finally:
+        fleet.close()
+    print(f"{kit.name}: {', '.join(tags) or 'no tags'}")
     return 0
 
 
@@ -109,5 +162,5 @@ def _facts_lines(families: dict[str, Any]) -> list[str]:
 
 
 HANDLERS: dict[str, Handler] = {
-    "discover": _discover, "adopt": _adopt, "kits": _kits, "facts": _facts,
+    "discover": _discover, "adopt": _adopt, "kits": _kits, "facts": _facts, "tag": _tag,
 }

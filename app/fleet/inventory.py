@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from app.fleet.errors import KitNotFound
+from app.fleet.inventory_ops import v2_fleet_operations
 
 DB_FILE = "inventory.db"
 
@@ -54,7 +55,7 @@ def _v1(db: sqlite_utils.Database) -> None:
                        foreign_keys=[("device_id", "kits", "device_id")])
 
 
-_MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+_MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, v2_fleet_operations)
 
 
 class Inventory:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from agent.api.schemas import PairRequest, pair_key, pair_proof
+from agent.api.schemas import PairRequest, device_id_from_der, pair_key, pair_proof
+from app.fleet.audit import AppAudit
 from app.fleet.client import KitClient
 from app.fleet.discovery import Announcement, async_discover
 from app.fleet.errors import AdoptionRefused, IdentityChanged, KitNotFound, KitUnreachable
@@ -43,6 +45,7 @@ class Fleet:
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
         self.inventory = Inventory(settings.home)
+        self.audit = AppAudit(self.inventory)  # what this laptop did to each kit, and how it ended
 
     def close(self) -> None:
         self.inventory.close()
@@ -94,7 +97,8 @@ class Fleet:
         request = PairRequest(app_id=app_id, app_name="kitfleet", nonce=nonce,
                               proof=pair_proof(key, device_id, app_id, nonce))
         async with KitClient(target.name or host, host, port, cert_pem, device_id,
-                             timeout=self.settings.request_timeout_s) as client:
+                             timeout=self.settings.request_timeout_s,
+                             on_call=self.audit.record_call) as client:
             answer = await client.pair(request)
             health = await client.health()
         kit = Kit(device_id=device_id, name=answer.name, host=host, port=port,
@@ -103,6 +107,38 @@ class Fleet:
                   agent_version=health.version, adopted_at=time.time(),
                   last_seen_at=time.time())
         self.inventory.save(kit)
+        return kit
+
+    async def async_adopt_enrolled(self, host: str, port: int, *, device_id: str, cert_pem: str,
+                                   token: str, token_id: str, scope: str, name: str) -> Kit:
+        """Record a kit enrolled over a trusted channel (SSH), once the agent at host:port
+        proves to be that kit: it must serve the very certificate the enrollment returned."""
+        enrolled = device_id_from_der(ssl.PEM_cert_to_DER_cert(cert_pem))
+        if enrolled != device_id:
+            raise AdoptionRefused(f"the kit enrolled as {device_id[:16]}… but sent the "
+                                  f"certificate of {enrolled[:16]}…; refusing to adopt it")
+        try:
+            _, served = await async_fetch_certificate(host, port, self.settings.request_timeout_s)
+        except OSError as exc:
+            raise KitUnreachable(f"cannot reach the agent at {host}:{port} to adopt it: {exc}; "
+                                 "check that its port is open to this laptop") from exc
+        if served != device_id:
+            raise AdoptionRefused(
+                f"the agent at {host}:{port} serves certificate {served[:16]}… but the kit "
+                f"enrolled as {device_id[:16]}… over SSH; another program may hold the port, "
+                "or the address leads elsewhere: refusing to adopt")
+        async with KitClient(name or host, host, port, cert_pem, device_id, token=token,
+                             timeout=self.settings.request_timeout_s,
+                             on_call=self.audit.record_call) as client:
+            health = await client.health()
+            facts = await client.facts()  # proves the token works, and fills the inventory
+        kit = Kit(device_id=device_id, name=name or host, host=host, port=port, cert_pem=cert_pem,
+                  token=token, token_id=token_id, scope=scope,
+                  kit_model=str((facts.families.get("system", {}).get("kit") or {}).get("model") or ""),
+                  agent_version=health.version, adopted_at=time.time(), last_seen_at=time.time())
+        self.inventory.save(kit)
+        self.inventory.save_facts(device_id, facts.families)
+        self.audit.record("kit.adopt", token_id, "ok", device_id, kit.name, {"via": "ssh", "scope": scope})
         return kit
 
     async def _find_target(self, ref: str, timeout: float) -> Announcement:
@@ -130,13 +166,22 @@ class Fleet:
         if kit.state == "identity_changed":
             raise IdentityChanged(kit.name, kit.device_id, "(see kits)")
         return KitClient(kit.name, kit.host, kit.port, kit.cert_pem, kit.device_id,
-                         token=kit.token, timeout=self.settings.request_timeout_s)
+                         token=kit.token, timeout=self.settings.request_timeout_s,
+                         on_call=self.audit.record_call)
 
-    async def async_call(self, kit: Kit, call: Callable[[KitClient], Awaitable[T]]) -> T:
-        """Run one API call, keeping the inventory's view of the kit up to date."""
+    async def async_call(self, kit: Kit, call: Callable[[KitClient], Awaitable[T]],
+                         client: KitClient | None = None) -> T:
+        """Run one API call, keeping the inventory's view of the kit up to date.
+
+        `client`: one the caller keeps open across calls (fleet polling reuses connections);
+        it is used, not closed. Without it a new one is made for this call.
+        """
         try:
-            async with self.client(kit) as client:
+            if client is not None:
                 result = await call(client)
+            else:
+                async with self.client(kit) as made:
+                    result = await call(made)
         except IdentityChanged as exc:
             if kit.state != "identity_changed":
                 self.inventory.update(kit.device_id, state="identity_changed", last_error=str(exc))

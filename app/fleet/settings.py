@@ -28,8 +28,10 @@ class AppSettings:
     )
     request_timeout_s: float = field(
         default=5.0, metadata=_meta("KITFLEET_TIMEOUT", "seconds before a kit counts as unreachable"))
+    # 8, not more: with 200 kits, 32 at once made the window's polling loop lag twice the 50 ms
+    # goal, and rounds got no faster (benchmarks/fleet_scale.py).
     poll_concurrency: int = field(
-        default=32, metadata=_meta("KITFLEET_POLL_CONCURRENCY", "kits polled at once"))
+        default=8, metadata=_meta("KITFLEET_POLL_CONCURRENCY", "kits polled at once"))
 
     @classmethod
     def resolve(cls, home: Path | None = None, mdns_interfaces: list[str] | None = None) -> AppSettings:
@@ -45,7 +47,7 @@ class AppSettings:
             home=home,
             mdns_interfaces=interfaces,
             request_timeout_s=_number(float, "KITFLEET_TIMEOUT", "request_timeout_s", stored, 5.0),
-            poll_concurrency=_number(int, "KITFLEET_POLL_CONCURRENCY", "poll_concurrency", stored, 32),
+            poll_concurrency=_number(int, "KITFLEET_POLL_CONCURRENCY", "poll_concurrency", stored, 8),
         )
 
 

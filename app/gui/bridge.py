@@ -19,11 +19,13 @@ from PySide6.QtCore import QObject, Signal, Slot
 from app.fleet.discovery import Announcement, Browser
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit
+from app.fleet.ops import FleetOps
 from app.fleet.service import FactsResult, Fleet, KitStatus
 from app.fleet.settings import AppSettings
 from app.gui.jobs_bridge import JobsBridge
 from app.gui.kit_row import Sighting
 from app.gui.models_bridge import ModelsBridge
+from app.gui.ops_bridge import OpsBridge
 from app.gui.stream_bridge import StreamBridge
 
 __all__ = ["FleetBridge"]
@@ -39,6 +41,7 @@ class FleetBridge(QObject):
     withdrawn = Signal(str)  # device ID of a kit that stopped announcing
     kits_loaded = Signal(object)  # list[Kit]: the inventory, at start
     statuses = Signal(object)  # list[KitStatus]
+    views = Signal(object)  # list[KitView]: figures, models, jobs, alerts, tags (last-known if away)
     facts_loaded = Signal(object)  # FactsResult
     adopted = Signal(object)  # Kit
     failed = Signal(str, str)  # (operation, message for the technician)
@@ -53,12 +56,14 @@ class FleetBridge(QObject):
         self._closing = False
         # Touched on the loop thread only.
         self._fleet: Fleet | None = None
+        self._ops: FleetOps | None = None
         self._browser: Browser | None = None
         self._instances: dict[str, str] = {}  # mDNS instance name -> device ID
         self._facts_live: dict[str, bool] = {}  # were the last facts sent for a kit live?
         self._tasks: set[asyncio.Task[None]] = set()
         self.models = ModelsBridge(self)  # model work: same loop, same error reporting
         self.jobs = JobsBridge(self)  # job work, likewise
+        self.fleet_ops = OpsBridge(self)  # history, tags, audit, report
         self.streams = StreamBridge(self)  # stream jobs and their live view
 
     # called on the GUI thread -----------------------------------------------------
@@ -77,6 +82,10 @@ class FleetBridge(QObject):
     @Slot()
     def refresh(self) -> None:
         self.submit("refresh", self._async_refresh())
+
+    def poll_kits(self, device_ids: list[str]) -> None:
+        """Poll these kits in full now (models, jobs, audit): something was just done to them."""
+        self.submit("status", self._async_poll_ids(device_ids))
 
     @Slot(str)
     def load_facts(self, device_id: str) -> None:
@@ -113,6 +122,15 @@ class FleetBridge(QObject):
         assert self._fleet is not None, "FleetBridge.start() makes the fleet first"
         return self._fleet
 
+    @property
+    def settings(self) -> AppSettings:
+        return self._settings
+
+    @property
+    def ops(self) -> FleetOps:
+        assert self._ops is not None, "FleetBridge.start() makes the fleet first"
+        return self._ops
+
     def _spawn(self, operation: str, work: Work) -> None:
         if self._closing:
             work.close()
@@ -142,7 +160,10 @@ class FleetBridge(QObject):
 
     async def _async_start(self) -> None:
         self._fleet = Fleet(self._settings)  # first, before any await: other work needs it
+        # Models, jobs and audit every 3rd poll: the figures stay live, the load a third.
+        self._ops = FleetOps(self._fleet, keep_connections=True, detail_every=3)
         self.kits_loaded.emit(self._fleet.inventory.kits())
+        self.views.emit(self._ops.views())  # last-known state at once, before any kit answers
         self._browser = Browser(self._settings.mdns_interfaces, self._on_announcement)
         await self._browser.async_start()
         self._spawn("status", self._async_poll_forever())
@@ -153,8 +174,11 @@ class FleetBridge(QObject):
             await asyncio.sleep(self._poll_interval)
 
     async def _async_poll(self, kits: list[Kit] | None = None) -> None:
-        statuses = await self.fleet.async_statuses(kits)
+        polls = await self.ops.async_poll(kits)
+        known = {k.device_id: k for k in self.fleet.inventory.kits()}
+        statuses = [KitStatus(known.get(p.kit.device_id, p.kit), p.status, p.detail) for p in polls]
         self.statuses.emit(statuses)
+        self.views.emit(self.ops.views_of(polls))
         # Concurrently: one slow kit must not hold back the facts of the others.
         await asyncio.gather(*(self._guarded("facts update", self._async_follow_facts(s))
                                for s in statuses))
@@ -209,6 +233,11 @@ class FleetBridge(QObject):
         if kit is not None:  # an adopted kit (re)appeared: say so now, not at the next poll
             await self._async_poll([kit])
 
+    async def _async_poll_ids(self, device_ids: list[str]) -> None:
+        kits = [k for k in self.fleet.inventory.kits() if k.device_id in set(device_ids)]
+        if kits:
+            await self._async_poll(kits)
+
     async def _async_check(self, device_id: str) -> None:
         """A kit that stops announcing has probably gone: check it now."""
         kits = [k for k in self.fleet.inventory.kits() if k.device_id == device_id]
@@ -223,6 +252,8 @@ class FleetBridge(QObject):
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._browser is not None:
             await self._browser.async_close()
+        if self._ops is not None:
+            await self._ops.aclose()
         if self._fleet is not None:
             self._fleet.close()
         # Threads behind asyncio.to_thread (certificate fetch, scrypt) must end with us.

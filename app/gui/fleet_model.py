@@ -14,12 +14,13 @@ from PySide6.QtCore import (
     Qt,
     Slot,
 )
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont
 
 from app.fleet.inventory import Kit
+from app.fleet.ops import KitView
 from app.fleet.service import FactsResult, KitStatus
 from app.gui._qt import dot_icon
-from app.gui.kit_row import COLUMNS, KitRow, Sighting, cell_sort, cell_text
+from app.gui.kit_row import COLUMNS, MEASURED, KitRow, Sighting, age_text, cell_sort, cell_text
 
 __all__ = ["STATUS_COLOURS", "FleetTableModel"]
 
@@ -27,7 +28,12 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 STATUS_COLOURS = {"online": "#1e7b34", "offline": "#6c757d", "checking": "#6c757d",
                   "unadopted": "#1f5fa8", "identity_changed": "#b3261e"}
 _STATUS = COLUMNS.index("Status")
-_NUMERIC = {COLUMNS.index("Cores"), COLUMNS.index("Memory (GiB)")}
+_ALERTS = COLUMNS.index("Alerts")
+_NUMERIC = {COLUMNS.index(c) for c in ("Cores", "Memory (GiB)", "CPU %", "Mem %", "Disk free", "Temp",
+                                       "Battery")}
+_MEASURED = {COLUMNS.index(c) for c in MEASURED}
+ALERT_COLOURS = {"critical": "#b3261e", "warning": "#a15c00"}
+_STALE = QColor("#8a8f95")
 
 
 class FleetTableModel(QAbstractTableModel):
@@ -64,6 +70,19 @@ class FleetTableModel(QAbstractTableModel):
             return QColor(STATUS_COLOURS[row.row_status])
         if column == _STATUS and role == Qt.ItemDataRole.DecorationRole:
             return dot_icon(STATUS_COLOURS[row.row_status])
+        if column == _ALERTS and row.view and row.view.alerts:
+            colour = ALERT_COLOURS[row.view.alerts[0].severity]
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return QColor(colour)
+            if role == Qt.ItemDataRole.DecorationRole:
+                return dot_icon(colour)
+        if column in _MEASURED and row.stale:  # last-known figures look it
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return _STALE
+            if role == Qt.ItemDataRole.FontRole:
+                font = QFont()
+                font.setItalic(True)
+                return font
         if role == Qt.ItemDataRole.TextAlignmentRole and column in _NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -76,6 +95,10 @@ class FleetTableModel(QAbstractTableModel):
             return row.device_id
         if column == _STATUS and row.kit is not None and row.kit.last_error:
             return row.kit.last_error
+        if column == _ALERTS and row.view and row.view.alerts:
+            return "\n".join(f"{a.severity}: {a.kind}: {a.message}" for a in row.view.alerts)
+        if column in _MEASURED and row.stale and row.view and row.view.snapshot:
+            return f"last known: the kit said this {age_text(row.view.snapshot.taken_at)}"
         return None
 
     def roleNames(self) -> dict[int, QByteArray]:
@@ -115,6 +138,29 @@ class FleetTableModel(QAbstractTableModel):
     def apply_statuses(self, statuses: Iterable[KitStatus]) -> None:
         for status in statuses:
             self._update(status.kit.device_id, partial(KitRow.with_status, status=status))
+
+    @Slot(object)
+    def apply_views(self, views: Iterable[KitView]) -> None:
+        """Figures, models, jobs, alerts and tags from a poll; rows that show no change stay put."""
+        changed = sorted(p for view in views if (p := self._change(view)) is not None)
+        # One dataChanged per run of adjacent rows: 200 kits polled is a few signals, not 200.
+        start = previous = None
+        for position in [*changed, None]:
+            if position is not None and previous is not None and position == previous + 1:
+                previous = position
+                continue
+            if start is not None and previous is not None:
+                self.dataChanged.emit(self.index(start, 0), self.index(previous, len(COLUMNS) - 1))
+            start = previous = position
+
+    def _change(self, view: KitView) -> int | None:
+        """Apply a view to its row without signalling; the row's position if what it shows changed."""
+        position = self._positions.get(view.kit.device_id)
+        if position is None:
+            return None
+        old = self._rows[position]
+        self._rows[position] = new = old.with_view(view)
+        return position if new.signature() != old.signature() else None
 
     @Slot(object)
     def apply_facts(self, result: FactsResult) -> None:

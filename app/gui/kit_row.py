@@ -13,13 +13,18 @@ from typing import Any, Literal
 from agent.api.schemas import format_device_id
 from app.fleet.discovery import Announcement
 from app.fleet.inventory import Kit
+from app.fleet.ops import KitView
 from app.fleet.service import KitStatus, Marking
+from app.fleet.summary import GIB
 
-__all__ = ["COLUMNS", "KitRow", "RowStatus", "Sighting", "age_text", "cell_sort", "cell_text"]
+__all__ = ["COLUMNS", "MEASURED", "KitRow", "RowStatus", "Sighting", "age_text", "cell_sort", "cell_text"]
 
 RowStatus = Literal["online", "offline", "unadopted", "identity_changed", "checking"]
-COLUMNS = ("Name", "Status", "Device ID", "Kit model", "Address", "Agent version",
+COLUMNS = ("Name", "Status", "Alerts", "CPU %", "Mem %", "Disk free", "Temp", "Battery", "Serving",
+           "Jobs", "Tags", "Device ID", "Kit model", "Address", "Agent version",
            "CPU", "Cores", "Memory (GiB)", "Accelerators", "INT8")
+# Live figures: for a kit that is away they are last-known, and shown as such (greyed, with age).
+MEASURED = frozenset({"CPU %", "Mem %", "Disk free", "Temp", "Battery", "Serving", "Jobs"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class KitRow:
     status: str = ""  # the last KitStatus.status, "" until the first poll answers
     families: dict[str, Any] | None = None
     facts_collected_at: float = 0.0
+    view: KitView | None = None  # figures, models, jobs, alerts and tags from the last poll
 
     @property
     def name(self) -> str:
@@ -71,11 +77,19 @@ class KitRow:
     def with_facts(self, families: dict[str, Any], collected_at: float) -> KitRow:
         return replace(self, families=families, facts_collected_at=collected_at)
 
+    def with_view(self, view: KitView) -> KitRow:
+        return replace(self, view=view)
+
+    @property
+    def stale(self) -> bool:
+        """The figures shown are last-known: the kit did not answer the last poll."""
+        return self.view is not None and self.row_status != "online"
+
     def signature(self) -> tuple[object, ...]:
         """What views show of this row; a new poll that changes none of it changes nothing."""
         seen = self.kit.last_seen_at if self.kit and self.row_status == "offline" else None
         cells = tuple(cell_text(self, c) for c in range(len(COLUMNS)) if COLUMNS[c] != "Status")
-        return self.row_status, seen, cells, self.facts_collected_at
+        return self.row_status, seen, cells, self.facts_collected_at, self.stale
 
     def family(self, name: str) -> dict[str, Any]:
         value = (self.families or {}).get(name)
@@ -139,9 +153,43 @@ def _memory_text(row: KitRow) -> str:
     return "" if gib is None else f"{gib:.1f}"
 
 
+def _figure(row: KitRow, field: str, text: Callable[[float], str]) -> str:
+    sample = row.view.sample if row.view else None
+    value = getattr(sample, field, None) if sample else None
+    return "" if value is None else text(value)
+
+
+def _jobs(row: KitRow) -> str:
+    snapshot = row.view.snapshot if row.view else None
+    if snapshot is None:
+        return ""
+    running, queued = snapshot.count_jobs("running"), snapshot.count_jobs("queued")
+    return f"{running} running, {queued} queued" if running or queued else "idle"
+
+
+def _alerts(row: KitRow) -> str:
+    alerts = row.view.alerts if row.view else []
+    if not alerts:
+        return ""
+    worst = alerts[0]
+    more = f" (+{len(alerts) - 1})" if len(alerts) > 1 else ""
+    text = worst.message if worst.message.startswith(worst.kind) else f"{worst.kind}: {worst.message}"
+    return text + more
+
+
 _TEXT: dict[str, Callable[[KitRow], str]] = {
     "Name": lambda row: row.name,
     "Status": _status_text,
+    "Alerts": _alerts,
+    "CPU %": lambda row: _figure(row, "cpu_percent", lambda v: f"{v:.0f} %"),
+    "Mem %": lambda row: _figure(row, "memory_percent", lambda v: f"{v:.0f} %"),
+    "Disk free": lambda row: _figure(row, "disk_free_bytes", lambda v: f"{v / GIB:.1f} GiB"),
+    "Temp": lambda row: _figure(row, "temperature_c", lambda v: f"{v:.0f} °C"),
+    "Battery": lambda row: _figure(row, "battery_percent", lambda v: f"{v:.0f} %"),
+    "Serving": lambda row: ", ".join(row.view.snapshot.active_models())
+    if row.view and row.view.snapshot else "",
+    "Jobs": _jobs,
+    "Tags": lambda row: ", ".join(row.view.tags) if row.view else "",
     "Device ID": lambda row: f"{format_device_id(row.device_id, groups=3)}-…",
     "Kit model": lambda row: _hint(row, "kit_model"),
     "Address": _address,
@@ -158,8 +206,20 @@ def cell_text(row: KitRow, column: int) -> str:
     return _TEXT[COLUMNS[column]](row)
 
 
+_SORT_FIELDS = {"CPU %": "cpu_percent", "Mem %": "memory_percent", "Disk free": "disk_free_bytes",
+                "Temp": "temperature_c", "Battery": "battery_percent"}
+
+
 def cell_sort(row: KitRow, column: int) -> str | float:
     """The value a column sorts by: numbers for numeric columns, text otherwise."""
+    name = COLUMNS[column]
+    if name in _SORT_FIELDS:
+        sample = row.view.sample if row.view else None
+        value = getattr(sample, _SORT_FIELDS[name], None) if sample else None
+        return -1.0 if value is None else float(value)
+    if name == "Alerts":  # the worst first when sorted descending
+        alerts = row.view.alerts if row.view else []
+        return float(sum(3 if a.severity == "critical" else 1 for a in alerts))
     if COLUMNS[column] == "Cores":
         cores = row.family("cpu").get("logical_cores")
         return float(cores) if isinstance(cores, int) else -1.0

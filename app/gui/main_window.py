@@ -22,6 +22,7 @@ from app.gui.fleet_model import FleetTableModel
 from app.gui.kit_row import KitRow
 from app.gui.kit_tabs import KitTabs
 from app.gui.model_actions import ModelActions
+from app.gui.ops_window import install_fleet_ops
 from app.gui.prompts import Prompts
 
 __all__ = ["MainWindow"]
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._connect()
         self._on_model_changed()
+        self.fleet_ops = install_fleet_ops(self)  # filter, history, alerts, audit, report, state
 
     def _make_table(self) -> QTableView:
         table = QTableView()

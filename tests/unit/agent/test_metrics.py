@@ -64,11 +64,22 @@ def test_ring_keeps_the_newest_samples_up_to_capacity(db: Database, appended: in
 
 def test_samples_come_back_intact_and_oldest_first(db: Database) -> None:
     ring = MetricRing(db, 4)
-    written = [sample(0), sample(1, temperature_c=None), sample(2)]
+    written = [sample(0), sample(1, temperature_c=None), sample(2).model_copy(
+        update={"disk_free_bytes": 123456789, "battery_percent": 55.5})]
     for s in written:
         ring.append(s)
-    assert ring.since(0.0, limit=10) == written
-    assert ring.latest() == written[-1]
+    numbered = [s.model_copy(update={"seq": i}) for i, s in enumerate(written)]
+    assert ring.since(0.0, limit=10) == numbered
+    assert ring.latest() == numbered[-1]
+
+
+def test_since_seq_follows_the_ring_order_even_when_the_clock_jumps_back(db: Database) -> None:
+    ring = MetricRing(db, 10)
+    for ts in (2000.0, 2001.0, 1500.0, 1501.0):  # the kit's clock was set back between samples
+        ring.append(sample(0).model_copy(update={"ts": ts}))
+    assert [s.ts for s in ring.since(0.0, 10, since_seq=1)] == [1500.0, 1501.0]
+    assert [s.seq for s in ring.since(0.0, 10, since_seq=-1)] == [0, 1, 2, 3]
+    assert ring.since(2001.0, 10) == []  # by time, the samples after the jump are lost
 
 
 def test_since_returns_only_later_samples(db: Database) -> None:
@@ -92,7 +103,7 @@ def test_ring_survives_reopening_and_keeps_overwriting_the_oldest(tmp_path: Path
         assert stamps(ring) == [1002.0, 1003.0, 1004.0]
         ring.append(sample(5))
         assert stamps(ring) == [1003.0, 1004.0, 1005.0]
-        assert ring.latest() == sample(5)
+        assert ring.latest() == sample(5).model_copy(update={"seq": 5})
         assert rows(second) == 3
     finally:
         second.close()

@@ -12,7 +12,7 @@ import pytest
 
 from agent.api.schemas import format_device_id
 from app.fleet.errors import KitNotFound
-from app.fleet.inventory import DB_FILE, Inventory
+from app.fleet.inventory import _MIGRATIONS, DB_FILE, Inventory
 from tests.unit.app.samples import make_kit
 
 ALPHA = "a1b2c3d4" + "0" * 56
@@ -33,7 +33,7 @@ def user_version(path: Path) -> int:
 
 
 def test_new_inventory_is_versioned(inventory: Inventory, tmp_path: Path) -> None:
-    assert user_version(tmp_path / DB_FILE) == 1
+    assert user_version(tmp_path / DB_FILE) == len(_MIGRATIONS)
 
 
 def test_inventory_files_are_readable_by_the_owner_only(inventory: Inventory, tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_reopening_keeps_kits_and_version(tmp_path: Path) -> None:
         assert [k.device_id for k in second.kits()] == [ALPHA]
     finally:
         second.close()
-    assert user_version(tmp_path / DB_FILE) == 1
+    assert user_version(tmp_path / DB_FILE) == len(_MIGRATIONS)
 
 
 def test_a_newer_inventory_is_refused(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_defaults_apply_when_nothing_is_set(tmp_path: Path) -> None:
     settings = AppSettings.resolve(home=tmp_path)
     assert settings.mdns_interfaces == []
     assert settings.request_timeout_s == 5.0
-    assert settings.poll_concurrency == 32
+    assert settings.poll_concurrency == 8
 
 
 def test_interfaces_come_from_the_settings_file(tmp_path: Path) -> None:
@@ -57,10 +57,10 @@ def test_interfaces_come_from_the_settings_file(tmp_path: Path) -> None:
 def test_environment_beats_the_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_settings(tmp_path, {"mdns_interfaces": ["10.0.0.1"], "poll_concurrency": 4})
     monkeypatch.setenv("KITFLEET_MDNS_INTERFACES", "127.0.0.1, 192.0.2.1")
-    monkeypatch.setenv("KITFLEET_POLL_CONCURRENCY", "8")
+    monkeypatch.setenv("KITFLEET_POLL_CONCURRENCY", "16")
     settings = AppSettings.resolve(home=tmp_path)
     assert settings.mdns_interfaces == ["127.0.0.1", "192.0.2.1"]
-    assert settings.poll_concurrency == 8
+    assert settings.poll_concurrency == 16
 
 
 def test_argument_beats_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

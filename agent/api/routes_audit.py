@@ -1,0 +1,51 @@
+"""The audit log's routes. Each handler's docstring lists its status codes.
+
+Both need the admin scope: the log names every app identity and token that changed this kit and
+when, the same knowledge GET /v1/tokens guards; a viewer token (a wall display, a colleague's
+read-only app) sees the fleet's state, not who holds power over it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from agent.api.auth import require
+from agent.api.schemas import AuditEntry
+from agent.api.state import AgentState
+from agent.audit import AuditLog
+from agent.auth.tokens import Caller
+
+audit_router = APIRouter(tags=["audit"])
+Admin = Annotated[Caller, Depends(require("admin"))]
+
+
+class AuditCheck(BaseModel):
+    entries: int
+    head_hash: str | None
+    problems: list[str]
+
+
+def _log(request: Request) -> AuditLog:
+    state = request.app.state.agent
+    assert isinstance(state, AgentState)
+    return AuditLog(state.db)
+
+
+@audit_router.get("/v1/audit", response_model=list[AuditEntry], responses={401: {}, 403: {}, 422: {}})
+def audit(request: Request, _: Admin,
+          since_seq: Annotated[int, Query(ge=0, description="entries after this sequence number")] = 0,
+          limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> list[AuditEntry]:
+    """Audit entries after `since_seq`, oldest first; ask again from the last seq. 200; 401; 403; 422."""
+    return _log(request).since(since_seq, limit)
+
+
+@audit_router.get("/v1/audit/verify", response_model=AuditCheck, responses={401: {}, 403: {}})
+def verify(request: Request, _: Admin) -> AuditCheck:
+    """Check the whole chain on the kit: every break found, none when whole. 200; 401; 403."""
+    log = _log(request)
+    head = log.head()
+    return AuditCheck(entries=head.seq if head else 0, head_hash=head.hash if head else None,
+                      problems=log.verify())

@@ -1,0 +1,44 @@
+"""Inventory schema step 2: what the app keeps to run a deployment day while kits come and go.
+
+Metrics history, each kit's last-known state, tags, the app's own audit log and the copies of
+the kits' audit logs. Applied by `app.fleet.inventory` as its second migration.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+__all__ = ["v2_fleet_operations"]
+
+
+def v2_fleet_operations(db: sqlite_utils.Database) -> None:
+    db.execute("""
+        CREATE TABLE metrics (
+            device_id TEXT NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL,
+            cpu_percent REAL NOT NULL, memory_percent REAL NOT NULL, disk_percent REAL NOT NULL,
+            temperature_c REAL, disk_free_bytes INTEGER, battery_percent REAL,
+            PRIMARY KEY (device_id, seq))""")
+    db.execute("CREATE INDEX metrics_kit_ts ON metrics (device_id, ts)")
+    db.execute("""
+        CREATE TABLE snapshots (
+            device_id TEXT PRIMARY KEY, taken_at REAL NOT NULL, data TEXT NOT NULL)""")
+    db.execute("""
+        CREATE TABLE tags (
+            device_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (device_id, tag))""")
+    db.execute("""
+        CREATE TABLE app_audit (
+            seq INTEGER PRIMARY KEY, ts REAL NOT NULL, actor_id TEXT NOT NULL,
+            actor_label TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
+            outcome TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL, device_id TEXT NOT NULL)""")
+    db.execute("CREATE INDEX app_audit_kit ON app_audit (device_id, seq)")
+    db.execute("""
+        CREATE TABLE kit_audit (
+            device_id TEXT NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL,
+            actor_id TEXT NOT NULL, actor_label TEXT NOT NULL, action TEXT NOT NULL,
+            target TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL,
+            prev_hash TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (device_id, seq))""")
+    db.execute("""
+        CREATE TABLE kit_audit_state (
+            device_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, last_hash TEXT NOT NULL,
+            problems TEXT NOT NULL, checked_at REAL NOT NULL)""")

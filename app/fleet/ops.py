@@ -1,0 +1,272 @@
+"""Fleet operations: poll every kit at once, keep what it says, and judge it.
+
+One poll per kit is one pinned connection carrying health, new metric samples, models,
+recent jobs and new audit entries. Kits are polled concurrently, at most
+`poll_concurrency` at a time; everything learnt is written in one transaction per round,
+so a poll of 200 kits costs the inventory one commit, not hundreds. A kit that does not
+answer is shown from what was stored, with the age of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from agent.api.schemas import AuditEntry, JobInfo, MetricSample, ModelInfo
+from app.fleet.alerts import Alert, KitFigures, Thresholds, evaluate
+from app.fleet.audit import ChainStatus
+from app.fleet.client import KitClient
+from app.fleet.errors import AgentError, IdentityChanged, KitUnreachable
+from app.fleet.history import MetricsHistory, async_pull_samples
+from app.fleet.inventory import Kit
+from app.fleet.service import Fleet, Status
+from app.fleet.snapshot import JOBS_KEPT, KitSnapshot, Snapshots, Tags
+
+__all__ = ["FleetOps", "KitView", "Poll"]
+
+AUDIT_PAGE = 1000
+AUDIT_PAGES = 5
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What one kit said in one round (or why it said nothing)."""
+
+    kit: Kit
+    status: Status
+    detail: str = ""
+    snapshot: KitSnapshot | None = None
+    samples: list[MetricSample] = field(default_factory=list)
+    audit: list[AuditEntry] | None = None  # None: not read this round
+    audit_note: str = ""
+    facts: dict[str, Any] | None = None  # read when the inventory has none for the kit yet
+
+
+@dataclass(frozen=True)
+class KitView:
+    """One kit as every view shows it: live, or last-known with the age of what is shown."""
+
+    kit: Kit
+    status: str  # online | offline | identity_changed | checking
+    detail: str
+    snapshot: KitSnapshot | None
+    chain: ChainStatus
+    tags: list[str]
+    alerts: list[Alert]
+
+    @property
+    def live(self) -> bool:
+        return self.status == "online"
+
+    @property
+    def sample(self) -> MetricSample | None:
+        return self.snapshot.sample if self.snapshot else None
+
+    def age(self, now: float | None = None) -> float | None:
+        """Seconds since the kit last told us what is shown; None when it never did."""
+        return self.snapshot.age(now) if self.snapshot else None
+
+
+class FleetOps:
+    def __init__(self, fleet: Fleet, thresholds: Thresholds | None = None,
+                 keep_connections: bool = False, detail_every: int = 1) -> None:
+        """`keep_connections`: reuse each kit's TLS connection from poll to poll (the window
+        polls every few seconds; a handshake per kit per poll was most of a round's CPU).
+        Whoever keeps them closes them with `aclose`. `detail_every`: read models, jobs and
+        the audit log every this many rounds (health and metrics: every round)."""
+        self.fleet = fleet
+        self.detail_every = max(1, detail_every)
+        self._round = 0
+        self._keep = keep_connections
+        self._clients: dict[str, tuple[tuple[str, int, str], KitClient]] = {}
+        inventory = fleet.inventory
+        self.history = MetricsHistory(inventory)
+        self.snapshots = Snapshots(inventory)
+        self.tags = Tags(inventory)
+        self.audit = fleet.audit
+        self.thresholds = thresholds or Thresholds.load(fleet.settings.home)
+        self._status: dict[str, tuple[str, str]] = {}  # device ID -> (status, detail) last round
+        self._audit_notes: dict[str, str] = {}  # device ID -> why its log was not read
+        self._have_facts: set[str] = set()  # kits whose facts the inventory holds
+        self._closing: set[asyncio.Future[None]] = set()
+
+    # polling ----------------------------------------------------------------------
+
+    async def async_poll(self, kits: list[Kit] | None = None, audit: bool = True) -> list[Poll]:
+        """Poll kits (every adopted one by default) concurrently and store what they said."""
+        detailed = kits is not None or self._round % self.detail_every == 0  # asked for: in full
+        if kits is None:
+            self._round += 1
+        kits = list(self.fleet.inventory.kits() if kits is None else kits)
+        limit = asyncio.Semaphore(self.fleet.settings.poll_concurrency)
+        known = self.snapshots.all()
+
+        async def one(kit: Kit) -> Poll:
+            async with limit:
+                return await self._async_poll_kit(kit, audit, None if detailed else known.get(kit.device_id))
+
+        polls = list(await asyncio.gather(*(one(k) for k in kits)))
+        self.store(polls)
+        return polls
+
+    async def _async_poll_kit(self, kit: Kit, audit: bool, known: KitSnapshot | None) -> Poll:
+        """`known`: a snapshot to keep the models and jobs of, reading only health and metrics."""
+        cursor = self.history.cursor(kit.device_id)
+        audit = audit and known is None
+        anchor = self.audit.anchor(kit.device_id)[0] if audit and kit.scope == "admin" else None
+        need_facts = kit.device_id not in self._have_facts and not self.fleet.inventory.db.execute(
+            "SELECT 1 FROM facts WHERE device_id = ?", (kit.device_id,)).fetchone()
+
+        async def fetch(client: KitClient) -> Poll:
+            health = await client.health()
+            samples = await async_pull_samples(client, cursor)
+            models = known.models if known else await client.models()
+            jobs = known.jobs if known else await client.jobs(limit=JOBS_KEPT)
+            entries, note = await _async_pull_audit(client, anchor)
+            facts = (await client.facts()).families if need_facts else None
+            snapshot = KitSnapshot(device_id=kit.device_id, taken_at=time.time(),
+                                   sample=samples[-1] if samples else self.history.latest(kit.device_id),
+                                   models=models, jobs=jobs)
+            if health.version != kit.agent_version:
+                self.fleet.inventory.update(kit.device_id, agent_version=health.version)
+            return Poll(kit, "online", "", snapshot, samples, entries, note, facts)
+
+        try:
+            return await self.fleet.async_call(kit, fetch, self._kept(kit))
+        except IdentityChanged as exc:
+            await self._drop(kit.device_id)
+            return Poll(kit, "identity_changed", str(exc))
+        except KitUnreachable as exc:
+            await self._drop(kit.device_id)
+            return Poll(kit, "offline", str(exc))
+
+    def _kept(self, kit: Kit) -> KitClient | None:
+        """The kit's open client when connections are kept, made anew if the kit moved."""
+        if not self._keep or kit.state == "identity_changed":
+            return None
+        where = (kit.host, kit.port, kit.token)
+        kept = self._clients.get(kit.device_id)
+        if kept is not None and kept[0] == where:
+            return kept[1]
+        if kept is not None:
+            self._closing.add(asyncio.ensure_future(kept[1].aclose()))
+        client = self.fleet.client(kit)
+        self._clients[kit.device_id] = (where, client)
+        return client
+
+    async def _drop(self, device_id: str) -> None:
+        kept = self._clients.pop(device_id, None)
+        if kept is not None:
+            await kept[1].aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections kept for polling."""
+        clients, self._clients = [c for _, c in self._clients.values()], {}
+        await asyncio.gather(*(c.aclose() for c in clients), *self._closing, return_exceptions=True)
+
+    def store(self, polls: list[Poll]) -> None:
+        """Write one round: history and snapshots in one transaction, then audit copies."""
+        answered = [p for p in polls if p.snapshot is not None]
+        self.history.merge_many({p.kit.device_id: p.samples for p in answered})
+        self.snapshots.save_many(p.snapshot for p in answered if p.snapshot is not None)
+        for poll in polls:
+            self._status[poll.kit.device_id] = (poll.status, poll.detail)
+            if poll.audit is not None:
+                self.audit.merge_pulled(poll.kit.device_id, poll.audit)
+            if poll.facts is not None:
+                self.fleet.inventory.save_facts(poll.kit.device_id, poll.facts)
+            if poll.status == "online":
+                self._have_facts.add(poll.kit.device_id)
+            if poll.audit_note:
+                self._audit_notes[poll.kit.device_id] = poll.audit_note
+
+    async def async_verify_audit(self, kit: Kit) -> ChainStatus:
+        """Read the kit's whole log and check it, and against every entry pulled before."""
+        async def pull_all(client: KitClient) -> list[AuditEntry]:
+            entries: list[AuditEntry] = []
+            while page := await client.audit(since_seq=entries[-1].seq if entries else 0,
+                                             limit=AUDIT_PAGE):
+                entries += page
+                if len(page) < AUDIT_PAGE:
+                    break
+            return entries
+
+        return self.audit.check_whole(kit.device_id, await self.fleet.async_call(kit, pull_all))
+
+    # reading ----------------------------------------------------------------------
+
+    def views(self, now: float | None = None) -> list[KitView]:
+        """Every adopted kit as last polled (or last known, before any poll this session)."""
+        snapshots, tags = self.snapshots.all(), self.tags.all()
+        return [self._view(kit, snapshots.get(kit.device_id), tags.get(kit.device_id, []), now)
+                for kit in self.fleet.inventory.kits()]
+
+    def view(self, device_id: str, now: float | None = None) -> KitView:
+        kit = self.fleet.inventory.get(device_id)
+        return self._view(kit, self.snapshots.get(device_id), self.tags.of(device_id), now)
+
+    def views_of(self, polls: list[Poll], now: float | None = None) -> list[KitView]:
+        """The views of the kits just polled, from what is in memory (no re-reading)."""
+        snapshots, tags = self.snapshots.all(), self.tags.all()
+        return [self._view(p.kit, p.snapshot or snapshots.get(p.kit.device_id),
+                           tags.get(p.kit.device_id, []), now) for p in polls]
+
+    def _view(self, kit: Kit, snapshot: KitSnapshot | None, tags: list[str],
+              now: float | None) -> KitView:
+        status, detail = self._status.get(kit.device_id, ("checking", ""))
+        if kit.state == "identity_changed":
+            status = "identity_changed"
+        chain = self.audit.chain_status(kit.device_id)
+        note = self._audit_notes.get(kit.device_id) or (
+            "" if kit.scope == "admin" else f"not readable: the app's token has the {kit.scope} "
+            "scope, the audit log needs admin")
+        if note:
+            chain = replace(chain, note=note)
+        figures = self.figures(kit, status, snapshot, chain, now)
+        return KitView(kit, status, detail, snapshot, chain, tags,
+                       evaluate(figures, self.thresholds, now))
+
+    def figures(self, kit: Kit, status: str, snapshot: KitSnapshot | None, chain: ChainStatus,
+                now: float | None = None) -> KitFigures:
+        now = time.time() if now is None else now
+        latest = snapshot.sample if snapshot else None
+        coolest, earlier = (self.history.window(kit.device_id, latest.ts, self.thresholds.sustained_s)
+                            if latest else (None, None))
+        window = now - self.thresholds.job_failures_window_h * 3600
+        failed = [_job_name(j) for j in snapshot.failures_since(window)] if snapshot else []
+        return KitFigures(kit.device_id, kit.name, status, kit.last_seen_at, latest, coolest, earlier,
+                          failed, chain.problems)
+
+
+async def _async_pull_audit(client: KitClient, anchor: int | None
+                            ) -> tuple[list[AuditEntry] | None, str]:
+    """New entries after `anchor`, starting with the anchor itself so its hash is re-checked."""
+    if anchor is None:
+        return None, ""
+    entries: list[AuditEntry] = []
+    after = max(anchor - 1, 0)
+    try:
+        for _ in range(AUDIT_PAGES):
+            page = await client.audit(since_seq=after, limit=AUDIT_PAGE)
+            entries += page
+            if len(page) < AUDIT_PAGE:
+                break
+            after = page[-1].seq
+    except AgentError as exc:  # e.g. the token lost its admin scope: say so, keep polling
+        return None, str(exc)
+    return entries, ""
+
+
+def _job_name(job: JobInfo) -> str:
+    return f"{job.kind} {job.label or job.job_id[:8]}"
+
+
+def model_rows(models: list[ModelInfo]) -> list[dict[str, Any]]:
+    """Every installed version as a flat row, the serving ones first."""
+    rows = [{"model": m.name, "task": m.task, "version": v.version, "active": v.active,
+             "previous": m.previous_version == v.version, "precision": v.precision,
+             "sha256": v.sha256, "size_bytes": v.size_bytes, "installed_at": v.installed_at}
+            for m in models for v in m.versions]
+    return sorted(rows, key=lambda r: (r["model"], not r["active"], r["version"]))

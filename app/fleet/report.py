@@ -1,0 +1,93 @@
+"""The field report: everything a technician hands over at the end of a deployment day.
+
+Gathered here (poll, verify every kit's audit chain, read history), rendered by
+`report_html` as one self-contained HTML file; `app.gui.report_pdf` prints that to PDF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.api.schemas import AuditEntry, MetricSample
+from app.fleet.alerts import Alert, Thresholds
+from app.fleet.errors import Error
+from app.fleet.ops import FleetOps, KitView
+from app.fleet.service import Fleet
+
+__all__ = ["FleetReport", "KitReport", "async_build_report", "write_report"]
+
+AUDIT_SHOWN = 200  # newest entries per log in the report
+
+
+@dataclass(frozen=True)
+class KitReport:
+    view: KitView
+    facts: dict[str, Any] | None
+    facts_at: float | None
+    history: list[MetricSample]
+    audit: list[AuditEntry]
+
+
+@dataclass(frozen=True)
+class FleetReport:
+    generated_at: float
+    app_id: str
+    app_label: str
+    hours: float
+    kits: list[KitReport]
+    app_audit: list[AuditEntry]
+    app_chain_problems: list[str]
+    thresholds: Thresholds
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return sorted((a for k in self.kits for a in k.view.alerts), key=lambda a: (a.rank, a.kit))
+
+
+async def async_build_report(fleet: Fleet, hours: float = 24.0, poll: bool = True,
+                             verify: bool = True) -> FleetReport:
+    """Poll every kit (unless told not to), verify their audit logs whole, and gather it all."""
+    ops = FleetOps(fleet)
+    if poll:
+        polls = await ops.async_poll()
+        if verify:
+            online = [p.kit for p in polls if p.status == "online" and p.kit.scope == "admin"]
+            await asyncio.gather(*(_verify(ops, kit) for kit in online))
+    kits = [_kit_report(ops, view, hours) for view in ops.views()]
+    return FleetReport(time.time(), fleet.inventory.app_id, fleet.audit.actor_label, hours,
+                       sorted(kits, key=lambda k: k.view.kit.name.lower()),
+                       fleet.audit.entries(limit=AUDIT_SHOWN), fleet.audit.verify(), ops.thresholds)
+
+
+async def _verify(ops: FleetOps, kit: Any) -> None:
+    with contextlib.suppress(Error):  # gone since the poll: its last pulled state stands
+        await ops.async_verify_audit(kit)
+
+
+def _kit_report(ops: FleetOps, view: KitView, hours: float) -> KitReport:
+    device_id = view.kit.device_id
+    latest = ops.history.latest(device_id)
+    history = ops.history.series(device_id, latest.ts - hours * 3600) if latest else []
+    known = ops.fleet.inventory.last_facts(device_id)
+    return KitReport(view, known[0] if known else None, known[1] if known else None, history,
+                     ops.audit.kit_entries(device_id, AUDIT_SHOWN))
+
+
+def write_report(report: FleetReport, out: Path) -> Path:
+    """Render to `out` (written whole or not at all) and return it."""
+    from app.fleet.report_html import render
+
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        partial.write_text(render(report), encoding="utf-8")
+        os.replace(partial, out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise Error(f"cannot write the report to {out}: {exc.strerror or exc}") from exc
+    return out

@@ -1,0 +1,89 @@
+"""Fleet-operations work for the window (history, tags, audit, report), run on the bridge's loop.
+
+Called on the GUI thread, it only submits coroutines; answers come back as signals with plain
+data. The report is rendered in a worker thread: a big fleet's HTML must not stall polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+
+from app.fleet.errors import Error
+from app.fleet.ops import FleetOps
+from app.fleet.report import async_build_report, write_report
+
+if TYPE_CHECKING:
+    from app.gui.bridge import FleetBridge
+
+__all__ = ["OpsBridge"]
+
+
+class OpsBridge(QObject):
+    history_loaded = Signal(str, object)  # (device ID, list[MetricSample] in time order)
+    tags_changed = Signal(str, object)  # (device ID, list[str])
+    audit_loaded = Signal(str, object, object)  # (device ID or "" for the app, entries, ChainStatus|None)
+    report_progress = Signal(str)  # what the report is doing now
+    report_written = Signal(object)  # Path
+
+    def __init__(self, host: FleetBridge) -> None:
+        super().__init__(host)
+        self._host = host
+
+    @property
+    def ops(self) -> FleetOps:
+        return self._host.ops
+
+    # called on the GUI thread ---------------------------------------------------------
+
+    def load_history(self, device_id: str, hours: float) -> None:
+        self._host.submit("history", self._async_history(device_id, hours))
+
+    def set_tags(self, device_id: str, tags: list[str]) -> None:
+        self._host.submit("tags", self._async_tags(device_id, tags))
+
+    def load_audit(self, device_id: str = "") -> None:
+        """The app's log (no device ID), or a kit's log pulled again and verified whole."""
+        self._host.submit("audit", self._async_audit(device_id))
+
+    def export_report(self, out: Path, hours: float = 24.0) -> None:
+        self._host.submit("report", self._async_report(out, hours))
+
+    # on the loop thread -----------------------------------------------------------------
+
+    async def _async_history(self, device_id: str, hours: float) -> None:
+        latest = self.ops.history.latest(device_id)
+        since = latest.ts - hours * 3600 if latest else 0.0
+        self.history_loaded.emit(device_id, self.ops.history.series(device_id, since))
+
+    async def _async_tags(self, device_id: str, tags: list[str]) -> None:
+        kept = self.ops.tags.set(device_id, tags)
+        self.tags_changed.emit(device_id, kept)
+        self._host.views.emit([self.ops.view(device_id)])
+
+    async def _async_audit(self, device_id: str) -> None:
+        audit = self.ops.audit
+        if not device_id:
+            self.audit_loaded.emit("", audit.entries(), None)
+            return
+        kit = self._host.fleet.inventory.get(device_id)
+        chain = audit.chain_status(device_id)
+        if kit.scope != "admin":
+            chain = replace(chain, note=f"the app's token has the {kit.scope} scope; the log needs admin")
+        elif kit.state != "identity_changed":
+            try:
+                chain = await self.ops.async_verify_audit(kit)
+            except Error as exc:  # away: the copy held, said to be one
+                chain = replace(chain, note=f"copy pulled before; the kit did not answer: {exc}")
+        self.audit_loaded.emit(device_id, audit.kit_entries(device_id), chain)
+
+    async def _async_report(self, out: Path, hours: float) -> None:
+        self.report_progress.emit("Polling every kit and verifying audit logs…")
+        report = await async_build_report(self._host.fleet, hours)
+        self.report_progress.emit(f"Writing {out.name}…")
+        written = await asyncio.to_thread(write_report, report, out)
+        self.report_written.emit(written)
