@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="make a new key and certificate: every app must adopt the kit again")
     ident.add_argument("--json", action="store_true", help="print JSON")
 
+    enroll = command("enroll", "issue a token for an app that reached this kit over SSH; prints "
+                     "JSON with the device ID, token and certificate")
+    enroll.add_argument("--scope", choices=("viewer", "operator", "admin"), default="admin",
+                        help="what the token may do (default admin)")
+    enroll.add_argument("--app-id", default="ssh",
+                        help="the app's ID: its earlier SSH-enrolled token is revoked")
+
     facts = command("facts", "print the hardware facts the agent reports")
     facts.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -107,6 +114,40 @@ def _identity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enroll(args: argparse.Namespace) -> int:
+    """The SSH login is the proof of trust here, so no pairing code: whoever may run this
+    command on the kit may read the data dir anyway."""
+    from agent.auth.tokens import TokenStore
+    from agent.config import Settings
+    from agent.db import Database
+    from agent.identity import load_or_create
+    from agent.server import PORT_FILE
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    identity = load_or_create(args.data_dir)
+    settings = Settings.resolve(args.data_dir, {})
+    label = f"kitfleet ({args.app_id}) via ssh"
+    db = Database.open(args.data_dir)
+    try:
+        tokens = TokenStore(db)
+        for old in tokens.list():
+            if old.label == label and not old.revoked:
+                tokens.revoke(old.token_id)
+        token_id, token = tokens.issue(label, args.scope)
+        from agent.audit import Actor, AuditLog  # adoption over SSH is audited like pairing
+
+        AuditLog(db).append(Actor(token_id, label), "kit.adopt", token_id, "ok",
+                            {"via": "ssh", "scope": args.scope})
+    finally:
+        db.close()
+    port_file = args.data_dir / PORT_FILE
+    port = int(port_file.read_text()) if port_file.exists() else settings.port
+    print(json.dumps({"device_id": identity.device_id, "token": token, "token_id": token_id,
+                      "scope": args.scope, "name": settings.name, "port": port,
+                      "cert_pem": identity.cert_path.read_text()}))
+    return 0
+
+
 def _facts(args: argparse.Namespace) -> int:
     from agent.facts import collect_all
 
@@ -121,7 +162,8 @@ def _facts(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "pair-code": _pair_code, "identity": _identity, "facts": _facts}
+_COMMANDS = {"run": _run, "pair-code": _pair_code, "identity": _identity, "enroll": _enroll,
+             "facts": _facts}
 
 
 def main(argv: list[str] | None = None) -> int:

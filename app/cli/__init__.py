@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 from app import __version__
-from app.cli import jobs, kits, models, quantize, report, stream
+from app.cli import jobs, kits, models, provision, quantize, report, stream
 from app.cli.common import settings
 from app.fleet.errors import Error
 
-HANDLERS = {**kits.HANDLERS, **models.HANDLERS, **quantize.HANDLERS, **jobs.HANDLERS, **stream.HANDLERS,
-            **report.HANDLERS}
+HANDLERS = {**kits.HANDLERS, **models.HANDLERS, **quantize.HANDLERS, **jobs.HANDLERS,
+            **provision.HANDLERS, **stream.HANDLERS, **report.HANDLERS}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     models.add_commands(command)
     quantize.add_commands(command)
     jobs.add_commands(command)
+    provision.add_commands(command)
     stream.add_commands(command)
     report.add_commands(command)
     demo = command("demo", "start demo agents on loopback and use them end to end", False)

@@ -1,4 +1,5 @@
-"""The main window: the fleet table above the selected kit's tabs (hardware, models, try it, jobs)."""
+"""The main window: the fleet table above the selected kit's tabs (hardware, models, try it, jobs,
+live, history)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from app.gui.kit_tabs import KitTabs
 from app.gui.model_actions import ModelActions
 from app.gui.ops_window import install_fleet_ops
 from app.gui.prompts import Prompts
+from app.gui.provision_dialog import ProvisionDialog
 
 __all__ = ["MainWindow"]
 
@@ -83,9 +85,11 @@ class MainWindow(QMainWindow):
         self.adopt_action = action("&Adopt…", self, QKeySequence("Ctrl+D"), self.adopt_selected)
         self.refresh_action = action("&Refresh", self, QKeySequence.StandardKey.Refresh,
                                      self.refresh)
+        self.provision_action = action("&Provision a Kit over SSH…", self, QKeySequence("Ctrl+Shift+P"),
+                                       self.provision)
         self.quit_action = action("&Quit", self, QKeySequence("Ctrl+Q"), self.close)
         menu = self.menuBar().addMenu("&Fleet")
-        menu.addActions([self.adopt_action, self.refresh_action])
+        menu.addActions([self.adopt_action, self.provision_action, self.refresh_action])
         menu.addSeparator()
         menu.addAction(self.quit_action)
         self.model_actions = models = ModelActions(self, self.bridge.models, self.prompts,
@@ -145,6 +149,15 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Adopting {row.name}…")
         self.bridge.adopt(row.device_id, code)
+
+    @Slot()
+    def provision(self) -> None:
+        """The Provision dialog (non-modal): a kit it installs and adopts joins the table at once."""
+        dialog = ProvisionDialog(self.bridge.settings, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.provisioned.connect(self._on_adopted)
+        dialog.provisioned.connect(lambda kit: self.bridge.poll_kits([kit.device_id]))
+        dialog.show()
 
     @Slot()
     def refresh(self) -> None:

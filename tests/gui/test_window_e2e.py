@@ -11,6 +11,7 @@ from app.fleet.localagent import LocalAgent
 from app.gui.bridge import FleetBridge
 from app.gui.kit_row import KitRow
 from app.gui.main_window import MainWindow
+from app.gui.provision_dialog import ProvisionDialog
 from tests.gui.trees import child_values, top_items
 
 WAIT_MS = 20_000
@@ -65,6 +66,10 @@ def test_discover_adopt_show_facts_then_offline(
     qtbot.waitUntil(shows_live_facts, timeout=WAIT_MS)
     assert window.tabs.live.device_id == device_id  # the Live tab follows the selected kit
     assert window.tabs.live.isEnabled()
+    window.provision_action.trigger()
+    [dialog] = window.findChildren(ProvisionDialog)
+    assert dialog.isVisible()
+    dialog.close()
     assert not window.adopt_action.isEnabled()
     assert window.details.banner.isHidden()
     online = window.model.row(device_id)

@@ -1,0 +1,129 @@
+"""Running the agent as a service: a hardened systemd unit, or the user-level supervisor.
+
+The unit text is shared with the .deb (packaging/deb/build.py), so both install the same service.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from app.provision.layout import SERVICE_USER, UNIT_NAME, UNIT_PATH, Layout
+from app.provision.session import SshSession
+
+SUPERVISOR_SOURCE = Path(__file__).with_name("supervisor.py")
+
+
+def systemd_unit(agent: str, data_dir: str, user: str = SERVICE_USER) -> str:
+    """Restarts on failure within a start limit; may write only its data dir."""
+    return f"""\
+[Unit]
+Description=kitfleet agent: HTTPS API, model store and job queue of this edge AI kit
+Documentation=https://github.com/kitfleet/kitfleet
+After=network-online.target
+Wants=network-online.target
+# Five failed starts in five minutes: stop trying and leave the reason in the journal.
+StartLimitIntervalSec=300
+StartLimitBurst=5
+
+[Service]
+Type=simple
+User={user}
+Group={user}
+ExecStart={agent} run --data-dir {data_dir}
+Restart=on-failure
+RestartSec=5
+TimeoutStopSec=30
+# The agent writes nothing outside its data dir (identity, models, jobs, logs).
+ReadWritePaths={data_dir}
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=read-only
+PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+CapabilityBoundingSet=
+# GPUs stay visible (PrivateDevices would hide /dev/nvidia*); the user may need the video group.
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _as(layout: Layout, command: str) -> str:
+    """Run an agent command as the service's user, so the data dir keeps one owner."""
+    if layout.run_as is None:
+        return command
+    return f"runuser -u {shlex.quote(layout.run_as)} -- {command}"
+
+
+def agent_command(layout: Layout, agent: str, *args: str) -> str:
+    return _as(layout, " ".join(shlex.quote(a) for a in (agent, *args)))
+
+
+class Service:
+    """Start, stop and read the log of the agent's service on one kit."""
+
+    def __init__(self, session: SshSession, layout: Layout, python: str) -> None:
+        self.session, self.layout, self.python = session, layout, python
+
+    def install(self) -> None:
+        lay = self.layout
+        if lay.service == "systemd":
+            self.session.check(
+                f"id -u {SERVICE_USER} >/dev/null 2>&1 || useradd --system --home-dir "
+                f"{shlex.quote(lay.data_dir)} --shell /usr/sbin/nologin {SERVICE_USER}",
+                "creating the service user")
+            self.session.check(f"mkdir -p {shlex.quote(lay.data_dir)} && chown -R "
+                               f"{SERVICE_USER}:{SERVICE_USER} {shlex.quote(lay.data_dir)}",
+                               "preparing the data dir")
+            self._put(UNIT_PATH, systemd_unit(lay.agent, lay.data_dir))
+            self.session.check(f"systemctl daemon-reload && systemctl enable {UNIT_NAME}",
+                               "enabling the systemd unit")
+        else:
+            self._put(lay.supervisor, SUPERVISOR_SOURCE.read_text())
+
+    def _put(self, path: str, text: str) -> None:
+        sftp = self.session.sftp()
+        with sftp.open(path + ".tmp", "w") as handle:
+            handle.write(text.encode())
+        sftp.posix_rename(path + ".tmp", path)
+
+    def _supervisor(self, action: str, *extra: str) -> str:
+        lay = self.layout
+        return " ".join(shlex.quote(a) for a in (
+            self.python, lay.supervisor, action, "--pid-file", lay.pid_file, "--log",
+            lay.service_log, *extra))
+
+    def start(self) -> None:
+        if self.layout.service == "systemd":
+            self.session.check(f"systemctl reset-failed {UNIT_NAME} 2>/dev/null; "
+                               f"systemctl restart {UNIT_NAME}", "starting the agent's service")
+        else:
+            self.session.check(self._supervisor("start", "--", self.layout.agent, "run",
+                                                 "--data-dir", self.layout.data_dir),
+                               "starting the agent's supervisor")
+
+    def stop(self) -> None:
+        if self.layout.service == "systemd":
+            self.session.run(f"systemctl stop {UNIT_NAME}")
+        else:
+            self.session.run(self._supervisor("stop"), timeout=60)
+
+    def running(self) -> bool:
+        if self.layout.service == "systemd":
+            return self.session.run(f"systemctl is-active --quiet {UNIT_NAME}").status == 0
+        return self.session.run(self._supervisor("status")).status == 0
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.layout.service == "systemd":
+            command = f"journalctl -u {UNIT_NAME} -n {lines} --no-pager"
+        else:
+            command = f"tail -n {lines} {shlex.quote(self.layout.service_log)}"
+        result = self.session.run(command)
+        return result.stdout.strip() or result.stderr.strip() or "(the service log is empty)"

@@ -1,0 +1,164 @@
+"""Build the agent's .deb from the offline wheelhouse: a self-contained venv plus the systemd unit.
+
+    python packaging/deb/build.py --wheelhouse dist/wheelhouse --arch x86_64 --python 3.11 --out dist
+
+The venv is assembled without running the kit's interpreter (`pip install --target` with the
+kit's platform tags), so a laptop of either architecture builds both packages. It lives in
+/opt/kitfleet-agent/venv and uses the system's python3.X, which the package depends on. The
+unit is the one SSH provisioning installs (app/provision/service.py), so both behave the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from app.provision.layout import SERVICE_USER, SYSTEM_DATA, UNIT_NAME  # noqa: E402
+from app.provision.service import systemd_unit  # noqa: E402
+from app.provision.wheelhouse import Wheelhouse, normalise_arch  # noqa: E402
+
+PREFIX = "/opt/kitfleet-agent/venv"
+DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+POSTINST = f"""#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    if ! getent passwd {SERVICE_USER} >/dev/null; then
+        adduser --system --group --home {SYSTEM_DATA} --no-create-home {SERVICE_USER} >/dev/null
+    fi
+    install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0750 {SYSTEM_DATA}
+    {PREFIX}/bin/python -m compileall -q {PREFIX}/lib >/dev/null 2>&1 || true
+    if [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
+        systemctl enable {UNIT_NAME} >/dev/null 2>&1 || true
+        systemctl restart {UNIT_NAME} || true
+    fi
+fi
+"""
+PRERM = f"""#!/bin/sh
+set -e
+if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
+    systemctl disable --now {UNIT_NAME} >/dev/null 2>&1 || true
+fi
+# compiled files are made by postinst, so dpkg does not know them
+find /opt/kitfleet-agent -name __pycache__ -type d -prune -exec rm -rf {{}} + 2>/dev/null || true
+"""
+POSTRM = f"""#!/bin/sh
+set -e
+if [ "$1" = purge ]; then
+    echo "kitfleet-agent: {SYSTEM_DATA} (the kit's identity, models and jobs) is kept; remove it by hand"
+fi
+"""
+LAUNCHER = f"""#!{PREFIX}/bin/python
+import sys
+
+from agent.cli import main
+
+sys.exit(main())
+"""
+
+
+def _platform_args(arch: str, glibc: str) -> list[str]:
+    sys.path.insert(0, str(REPO / "packaging"))
+    from wheelhouse import platform_tags  # packaging/wheelhouse.py
+
+    return [arg for tag in platform_tags(arch, glibc) for arg in ("--platform", tag)]
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def stage(root: Path, house: Wheelhouse, arch: str, python: str) -> None:
+    """Lay out the package's files under root, as they will be on the kit."""
+    venv = root / PREFIX.lstrip("/")
+    site = venv / "lib" / f"python{python}" / "site-packages"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "install", "--quiet",
+         "--no-index", "--find-links", str(house.root), "--target", str(site), "--no-compile",
+         "--only-binary=:all:", "--implementation", "cp", "--python-version", python,
+         *_platform_args(arch, house.glibc), house.requirement],
+        check=True, env={"PIP_CONFIG_FILE": "/dev/null", "PATH": "/usr/bin:/bin"})
+    shutil.rmtree(site / "bin", ignore_errors=True)  # pip's scripts name the build machine's python
+    _write(venv / "pyvenv.cfg", f"home = /usr/bin\ninclude-system-site-packages = false\n"
+                                f"version = {python}\n")
+    (venv / "bin").mkdir(exist_ok=True)
+    (venv / "bin" / "python").symlink_to(f"/usr/bin/python{python}")
+    (venv / "bin" / "python3").symlink_to("python")
+    _write(venv / "bin" / "kitfleet-agent", LAUNCHER, 0o755)
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / "kitfleet-agent").symlink_to(f"{PREFIX}/bin/kitfleet-agent")
+    _write(root / "lib" / "systemd" / "system" / UNIT_NAME,
+           systemd_unit(f"{PREFIX}/bin/kitfleet-agent", SYSTEM_DATA))
+
+
+def control(root: Path, house: Wheelhouse, arch: str, python: str) -> None:
+    size_kb = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+    debian = root / "DEBIAN"
+    _write(debian / "control", f"""\
+Package: kitfleet-agent
+Version: {house.version}
+Architecture: {DEB_ARCH[arch]}
+Maintainer: kitfleet <kitfleet@localhost>
+Depends: python{python}, adduser
+Section: net
+Priority: optional
+Installed-Size: {size_kb // 1024 + 1}
+Homepage: https://github.com/kitfleet/kitfleet
+Description: kitfleet agent for edge AI kits
+ Serves the kit's HTTPS API (hardware facts, ONNX models, inference) and runs its durable
+ job queue, started by systemd as the unprivileged user {SERVICE_USER}. Adopt the kit from
+ the kitfleet app with `kitfleet-agent pair-code` or over SSH.
+""")
+    for name, text in (("postinst", POSTINST), ("prerm", PRERM), ("postrm", POSTRM)):
+        _write(debian / name, text, 0o755)
+
+
+def _dpkg_deb() -> str:
+    found = shutil.which("dpkg-deb")
+    if found is None:
+        raise SystemExit("dpkg-deb not found; install it (Debian/Ubuntu: apt install dpkg)")
+    return found
+
+
+def build(wheelhouse: Path, arch: str, python: str, out: Path, compression: str = "xz") -> Path:
+    """The .deb's path. xz makes the smallest package; "none" builds in seconds (tests)."""
+    arch = normalise_arch(arch)
+    house = Wheelhouse.load(wheelhouse)
+    house.verify(house.select(arch, (int(python.split(".")[0]), int(python.split(".")[1]))))
+    out.mkdir(parents=True, exist_ok=True)
+    deb = out / f"kitfleet-agent_{house.version}_{DEB_ARCH[arch]}.deb"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "root"
+        stage(root, house, arch, python)
+        control(root, house, arch, python)
+        subprocess.run([_dpkg_deb(), "--root-owner-group", f"-Z{compression}", "--build",
+                        str(root), str(deb)],
+                       check=True, stdout=subprocess.DEVNULL)
+    return deb
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wheelhouse", type=Path, required=True)
+    parser.add_argument("--arch", default="x86_64", choices=sorted(DEB_ARCH))
+    parser.add_argument("--python", default="3.11", help="the target distribution's python3 X.Y "
+                                                         "(Debian 12: 3.11, Ubuntu 22.04: 3.10)")
+    parser.add_argument("--out", type=Path, default=REPO / "dist")
+    parser.add_argument("--compression", default="xz", choices=("xz", "gzip", "zstd", "none"))
+    args = parser.parse_args(argv)
+    print(build(args.wheelhouse, args.arch, args.python, args.out, args.compression))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Packaging is code: the wheelhouse for this machine and the agent's .deb, built and inspected.
+
+The .deb is unpacked into a temporary folder (never installed into this machine) and the agent
+is started from the venv inside it, on loopback without mDNS.
+"""
+
+from __future__ import annotations
+
+import configparser
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from app import __version__
+from app.fleet.localagent import LocalAgent
+from app.provision import Unsupported, WheelhouseError
+from app.provision.wheelhouse import MANIFEST, Wheelhouse, target_key
+from tests.wheelhouse import REPO, this_target, wheelhouse
+
+__all__ = ["wheelhouse"]  # the session fixture, imported so pytest finds it
+
+
+def load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_wheelhouse_for_this_machine(wheelhouse: Path, tmp_path: Path) -> None:
+    arch, python = this_target()
+    house = Wheelhouse.load(wheelhouse)
+    assert house.version == __version__
+    assert house.requirement == f"kitfleet[agent]=={__version__}"
+    files = house.select(arch, (sys.version_info[0], sys.version_info[1]))
+    names = {f.name for f in files}
+    for needed in ("kitfleet", "pip", "onnxruntime", "numpy", "fastapi", "cryptography"):
+        assert any(n.startswith(f"{needed}-") for n in names), needed
+    cp = f"cp{python.replace('.', '')}"
+    for name in names:  # only portable wheels for this kind of kit
+        python_tag, abi, platform_tag = name[:-4].split("-")[-3:]
+        assert platform_tag == "any" or ("manylinux" in platform_tag and arch in platform_tag), name
+        assert platform_tag == "any" or cp in python_tag or abi == "abi3", name
+    done = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=wheelhouse,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    house.verify(files)
+
+    copy = tmp_path / "damaged"
+    shutil.copytree(wheelhouse, copy)
+    victim = copy / next(n for n in sorted(names) if n.startswith("pip-"))
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    damaged = Wheelhouse.load(copy)
+    with pytest.raises(WheelhouseError, match="does not match its sha256"):
+        damaged.verify(damaged.select(arch, (sys.version_info[0], sys.version_info[1])))
+    with pytest.raises(Unsupported, match=r"no wheels for .* CPython 3\.9"):
+        house.select(arch, (3, 9))
+    assert target_key(arch, (3, 9)) not in json.loads((wheelhouse / MANIFEST).read_text())["targets"]
+
+
+def test_platform_tags_cover_older_manylinux() -> None:
+    script = load(REPO / "packaging" / "wheelhouse.py", "wheelhouse_script")
+    tags = script.platform_tags("aarch64", "2.28")
+    assert tags[0] == "manylinux_2_28_aarch64"
+    assert "manylinux_2_17_aarch64" in tags
+    assert "manylinux2014_aarch64" in tags
+    assert not any("x86_64" in t for t in tags)
+
+
+@pytest.fixture(scope="module")
+def deb(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("needs dpkg-deb")
+    _, python = this_target()
+    builder = load(REPO / "packaging" / "deb" / "build.py", "deb_build")
+    out: Path = builder.build(wheelhouse, this_target()[0], python,
+                              tmp_path_factory.mktemp("deb"), compression="none")
+    return out
+
+
+def test_deb_control_and_contents(deb: Path) -> None:
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}[this_target()[0]]
+    assert deb.name == f"kitfleet-agent_{__version__}_{arch}.deb"
+    info = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True,
+                          check=True).stdout
+    fields = dict(line.split(": ", 1) for line in info.splitlines() if ": " in line)
+    assert fields["Package"] == "kitfleet-agent"
+    assert fields["Version"] == __version__
+    assert fields["Architecture"] == arch
+    assert f"python{this_target()[1]}" in fields["Depends"]
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True,
+                             check=True).stdout
+    for path in ("./lib/systemd/system/kitfleet-agent.service",
+                 "./opt/kitfleet-agent/venv/bin/kitfleet-agent",
+                 "./opt/kitfleet-agent/venv/pyvenv.cfg",
+                 "./usr/bin/kitfleet-agent -> /opt/kitfleet-agent/venv/bin/kitfleet-agent",
+                 "site-packages/agent/cli.py", "site-packages/onnxruntime/"):
+        assert path in listing, path
+    assert "__pycache__" not in listing  # compiled on the kit by postinst, removed by prerm
+
+
+def test_deb_unit_is_hardened_and_runs_the_packaged_agent(deb: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(root / "lib/systemd/system/kitfleet-agent.service")
+    service = unit["Service"]
+    assert service["ExecStart"] == ("/opt/kitfleet-agent/venv/bin/kitfleet-agent run "
+                                    "--data-dir /var/lib/kitfleet-agent")
+    assert service["Restart"] == "on-failure"
+    assert service["User"] == "kitfleet-agent"
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["ProtectSystem"] == "strict"
+    assert service["PrivateTmp"] == "yes"
+    assert service["ReadWritePaths"] == "/var/lib/kitfleet-agent"
+    assert int(unit["Unit"]["StartLimitBurst"]) > 0
+    assert int(unit["Unit"]["StartLimitIntervalSec"]) > 0
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    control = tmp_path / "control"
+    subprocess.run(["dpkg-deb", "-e", str(deb), str(control)], check=True)
+    postinst = (control / "postinst").read_text()
+    assert "adduser --system" in postinst
+    assert "[ -d /run/systemd/system ]" in postinst  # no systemctl in containers without it
+    assert os.access(control / "postinst", os.X_OK)
+
+    venv = root / "opt/kitfleet-agent/venv"
+    python = venv / "bin" / "python"
+    if not python.exists():  # a symlink to the system's /usr/bin/python3.X
+        pytest.skip(f"this machine has no {os.readlink(python)}")
+    # -I: isolated, so neither the work tree (cwd) nor PYTHONPATH can supply the agent instead.
+    where = subprocess.run([str(python), "-I", "-c", "import agent, sys; print(agent.__file__); "
+                            "print(sys.prefix)"], capture_output=True, text=True, check=True)
+    module, prefix = where.stdout.split()
+    assert Path(module).is_relative_to(venv)
+    assert Path(prefix) == venv
+    launcher = (venv / "bin" / "kitfleet-agent").read_text()
+    assert launcher.startswith("#!/opt/kitfleet-agent/venv/bin/python\n")
+
+    class PackagedAgent(LocalAgent):
+        def command(self) -> list[str]:
+            return [str(python), "-I", "-m", "agent", *super().command()[3:]]
+
+    agent = PackagedAgent(tmp_path / "data", "deb-kit", mdns=False)
+    try:
+        health = agent.start().health()
+    finally:
+        agent.stop()
+    assert health["status"] == "ok"
+    assert health["version"] == __version__
+
+
+def test_pyinstaller_spec_reads_the_package() -> None:
+    spec = (REPO / "packaging/pyinstaller/kitfleet.spec").read_text()
+    assert "specdata.version()" in spec
+    assert "specdata.datas()" in spec
+    assert not re.search(r"\d+\.\d+\.\d+", spec)  # no version typed into the spec
+    specdata = load(REPO / "packaging/pyinstaller/specdata.py", "specdata")
+    assert specdata.version() == __version__
+    bundled = {Path(src).relative_to(REPO).as_posix(): dest for src, dest in specdata.datas()}
+    assert bundled["resources/models/digits-cnn-int8.onnx"] == "resources/models"
+    assert bundled["app/provision/supervisor.py"] == "app/provision"
+    assert "app.cli.provision" in specdata.hidden_imports()
+    assert Path(specdata.icon()).exists()
+
+
+def test_desktop_entry_and_icon() -> None:
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.optionxform = str  # type: ignore[assignment,method-assign]
+    entry.read(REPO / "packaging/kitfleet.desktop")
+    desktop = entry["Desktop Entry"]
+    assert desktop["Type"] == "Application"
+    assert desktop["Exec"] == "kitfleet"  # no arguments: the window
+    assert desktop["Icon"] == "kitfleet"
+    assert desktop["Categories"].endswith(";")
+    if shutil.which("desktop-file-validate"):
+        subprocess.run(["desktop-file-validate", str(REPO / "packaging/kitfleet.desktop")],
+                       check=True)
+    icons = REPO / "packaging" / "icons"
+    assert (icons / "kitfleet.svg").read_text().lstrip().startswith("<?xml")
+    for size in (48, 256):
+        png = (icons / f"kitfleet-{size}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert int.from_bytes(png[16:20], "big") == size  # IHDR width
+
+
+def test_wheels_are_real_zip_archives(wheelhouse: Path) -> None:
+    project = next(wheelhouse.glob("kitfleet-*.whl"))
+    with zipfile.ZipFile(project) as wheel:
+        names = set(wheel.namelist())
+    assert "app/provision/supervisor.py" in names
+    assert "agent/cli.py" in names
+    assert any(n.startswith("resources/models/") for n in names)

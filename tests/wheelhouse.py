@@ -1,0 +1,94 @@
+"""The offline wheelhouse for this machine's kind of kit, built once per test session.
+
+Built by the real `packaging/wheelhouse.py` (pip download reuses pip's cache), so the tests that
+provision from it also test the script. `broken_copy` makes a wheelhouse whose kitfleet wheel is
+damaged on purpose, the way a bad release would be: valid zip, valid manifest, wrong code.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from app.provision.wheelhouse import MANIFEST, Wheelhouse, write_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def builder() -> ModuleType:
+    """packaging/wheelhouse.py (a script, not a package), loaded under its own name."""
+    spec = importlib.util.spec_from_file_location("kitfleet_wheelhouse_builder",
+                                                  REPO / "packaging" / "wheelhouse.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def this_target() -> tuple[str, str]:
+    return platform.machine(), f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def ensure_wheelhouse(base: Path) -> Path:
+    out = base / "wheelhouse"
+    if not (out / MANIFEST).exists():
+        script = builder()
+        arch, python = this_target()
+        script.build(out, [arch], [python], script.DEFAULT_GLIBC, None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ensure_wheelhouse(tmp_path_factory.getbasetemp())
+
+
+def _record_line(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def broken_copy(source: Path, dest: Path, member: str, appended: str) -> Path:
+    """A copy of the wheelhouse whose kitfleet wheel has `appended` added to `member`."""
+    dest.mkdir(parents=True)
+    house = Wheelhouse.load(source)
+    for name in house.files:
+        os.link(source / name, dest / name)
+    project = next(n for n in house.files if n.startswith("kitfleet-"))
+    (dest / project).unlink()
+    with zipfile.ZipFile(source / project) as src, zipfile.ZipFile(dest / project, "w",
+                                                                   zipfile.ZIP_DEFLATED) as out:
+        record_name = next(n for n in src.namelist() if n.endswith(".dist-info/RECORD"))
+        changed = src.read(member) + f"\n{appended}\n".encode()
+        for info in src.infolist():
+            if info.filename == record_name:
+                continue
+            out.writestr(info, changed if info.filename == member else src.read(info))
+        record = [(_record_line(member, changed) if line.startswith(member + ",") else line)
+                  for line in src.read(record_name).decode().splitlines()]
+        out.writestr(record_name, "\n".join(record) + "\n")
+    write_manifest(dest, house.project, house.version, house.requirement, house.glibc,
+                   house.targets)
+    return dest
+
+
+def retarget(source: Path, dest: Path, targets: dict[str, str]) -> Path:
+    """A wheelhouse with the same files filed under other targets (as if built for other kits)."""
+    shutil.copytree(source, dest, copy_function=os.link)
+    manifest = json.loads((dest / MANIFEST).read_text())
+    manifest["targets"] = {new: manifest["targets"][old] for old, new in targets.items()}
+    (dest / MANIFEST).unlink()  # a hard link to the original: never write through it
+    (dest / MANIFEST).write_text(json.dumps(manifest))
+    return dest
