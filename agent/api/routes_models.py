@@ -165,7 +165,7 @@ def _infer(state: AgentState, name: str, version: str | None, payload: bytes, co
            ) -> tuple[Manifest, InferResult | None, dict[str, Any] | None]:
     from agent.models.infer import run_inference
 
-    manifest, path = state.models.active(name, version)
+    manifest, path = state.serving.active(name, version)
     session = state.sessions.get(path, manifest.sha256)
     if batcher is not None:
         from agent.models.batcher import infer_image

@@ -16,6 +16,7 @@ from agent.models.store import ModelStore
 from agent.models.uploads import Uploads
 
 if TYPE_CHECKING:
+    from agent.models.serving import ServingModels
     from agent.models.sessions import SessionCache
 
 
@@ -30,6 +31,7 @@ class AgentState:
     uploads: Uploads
     jobs: Jobs
     _sessions: SessionCache | None = None
+    _serving: ServingModels | None = None
 
     @property
     def sessions(self) -> SessionCache:
@@ -39,6 +41,15 @@ class AgentState:
 
             self._sessions = SessionCache(self.settings.session_cache, None)
         return self._sessions
+
+    @property
+    def serving(self) -> ServingModels:
+        """The serving version of each model, re-read from disk only when it changed there."""
+        if self._serving is None:
+            from agent.models.serving import ServingModels
+
+            self._serving = ServingModels(self.models)
+        return self._serving
 
     def forget_session(self, model_path: Path) -> None:
         if self._sessions is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,8 +121,18 @@ def _per_channel(values: list[float], channels: int, what: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
+# The header numpy.save writes for a plain C-order numeric array. Parsed by this pattern, a
+# request's tensor costs a few microseconds instead of np.load's ~40 (it runs the header
+# through ast.literal_eval); anything else (Fortran order, structured dtypes) takes np.load.
+_NPY_HEADER = re.compile(rb"\{'descr': '([<>|=]?[biuf][1248])', 'fortran_order': False, "
+                         rb"'shape': \(([\d, ]*)\), \} *\n")
+
+
 def load_npy(data: bytes) -> np.ndarray:
     """One array from .npy bytes; pickled objects are refused. Errors → 400 bad_tensor."""
+    fast = _plain_npy(data)
+    if fast is not None:
+        return fast
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -131,6 +143,22 @@ def load_npy(data: bytes) -> np.ndarray:
         raise ApiError(400, "bad_tensor", "the body is an .npz archive, not one .npy array",
                        "send a single array written with numpy.save()")
     return array
+
+
+def _plain_npy(data: bytes) -> np.ndarray | None:
+    """The array of a version 1.0 .npy of a plain C-order numeric array, or None for np.load."""
+    if len(data) < 10 or data[:8] != NPY_MAGIC + b"\x01\x00":
+        return None
+    start = 10 + int.from_bytes(data[8:10], "little")
+    found = _NPY_HEADER.fullmatch(data, 10, start)
+    if found is None:
+        return None
+    dtype = np.dtype(found.group(1).decode())
+    shape = tuple(int(d) for d in found.group(2).split(b",") if d.strip())
+    count = math.prod(shape)  # Python ints: a forged shape cannot overflow into a match
+    if len(data) - start != count * dtype.itemsize:
+        return None  # truncated or padded: np.load says what is wrong
+    return np.frombuffer(data, dtype, count, start).reshape(shape)
 
 
 def check_tensor(tensor: np.ndarray, model_input: Any) -> None:

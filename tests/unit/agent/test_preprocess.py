@@ -130,6 +130,30 @@ def test_load_npy_round_trips_an_array() -> None:
     assert array.tolist() == [[0, 1, 2], [3, 4, 5]]
 
 
+@pytest.mark.parametrize("array", [
+    np.arange(6, dtype=np.float32).reshape(2, 3), np.arange(5, dtype=np.int64), np.float64(2.5) * np.ones(()),
+    np.zeros((2, 3), dtype=">f8"), np.zeros((0, 3), dtype=np.uint8), np.ones(3, dtype=np.float16),
+    np.array([[True], [False]]), np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    np.zeros(2, dtype=[("a", "<i4"), ("b", "<f4")]),
+], ids=lambda a: f"{a.dtype}{a.shape}")
+def test_load_npy_reads_every_plain_layout_as_np_load_does(array: np.ndarray) -> None:
+    """The fast header path and np.load agree, down to dtype, shape and byte order."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    got, expected = load_npy(buffer.getvalue()), np.load(io.BytesIO(buffer.getvalue()))
+    assert got.dtype == expected.dtype
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected)
+
+
+def test_load_npy_refuses_a_truncated_or_forged_tensor() -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones((4, 4), dtype=np.float32))
+    refused(lambda: load_npy(buffer.getvalue()[:-3]), 400, "bad_tensor")
+    forged = buffer.getvalue().replace(b"(4, 4)", b"(9, 9)")  # the header claims more than is sent
+    refused(lambda: load_npy(forged), 400, "bad_tensor")
+
+
 def test_load_npy_refuses_garbage_pickles_and_npz() -> None:
     refused(lambda: load_npy(b"not numpy at all"), 400, "bad_tensor")
     pickled = io.BytesIO()
