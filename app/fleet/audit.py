@@ -147,15 +147,7 @@ class AppAudit:
         if not entries and problems == old.problems and time.time() - (old.checked_at or 0) < 60:
             return old  # nothing new: spare the inventory a commit on every poll
         last_seq, last_hash = (entries[-1].seq, entries[-1].hash) if entries else (held_seq, held_hash)
-        with self._db.conn:
-            self._db.conn.executemany(
-                f"INSERT OR IGNORE INTO kit_audit (device_id, {', '.join(_COLUMNS)}) "  # noqa: S608
-                f"VALUES ({_marks(11)})", [(device_id, *_row(e)) for e in entries])
-            self._db.execute(
-                "INSERT OR REPLACE INTO kit_audit_state (device_id, last_seq, last_hash, problems, "
-                "checked_at) VALUES (?, ?, ?, ?, ?)",
-                (device_id, last_seq, last_hash, json.dumps(_dedup(problems)), time.time()))
-        return self.chain_status(device_id)
+        return self._keep(device_id, entries, last_seq, last_hash, problems)
 
     def check_whole(self, device_id: str, entries: list[AuditEntry]) -> ChainStatus:
         """Check a kit's whole log, read from its first entry, against itself and the copy held:
@@ -172,15 +164,20 @@ class AppAudit:
         old = self.chain_status(device_id)
         new = [e for e in entries if e.seq not in held]
         last = max(entries, key=lambda e: e.seq) if entries else None
+        return self._keep(device_id, new, last.seq if last else 0, last.hash if last else AUDIT_GENESIS,
+                          old.problems + problems)
+
+    def _keep(self, device_id: str, entries: list[AuditEntry], last_seq: int, last_hash: str,
+              problems: list[str]) -> ChainStatus:
+        """Store pulled entries and where the chain now ends, in one transaction."""
         with self._db.conn:
             self._db.conn.executemany(
                 f"INSERT OR IGNORE INTO kit_audit (device_id, {', '.join(_COLUMNS)}) "  # noqa: S608
-                f"VALUES ({_marks(11)})", [(device_id, *_row(e)) for e in new])
+                f"VALUES ({_marks(11)})", [(device_id, *_row(e)) for e in entries])
             self._db.execute(
                 "INSERT OR REPLACE INTO kit_audit_state (device_id, last_seq, last_hash, problems, "
                 "checked_at) VALUES (?, ?, ?, ?, ?)",
-                (device_id, last.seq if last else 0, last.hash if last else AUDIT_GENESIS,
-                 json.dumps(_dedup(old.problems + problems)), time.time()))
+                (device_id, last_seq, last_hash, json.dumps(_dedup(problems)), time.time()))
         return self.chain_status(device_id)
 
     def kit_entries(self, device_id: str, limit: int = 1000) -> list[AuditEntry]:
