@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import logging.handlers
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -173,6 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     except PermissionError as exc:
         print(f"kitfleet-agent: {exc.filename}: permission denied; "
               "run as the agent's user or pass --data-dir", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:
+        from agent.db import is_corruption
+
+        if not is_corruption(exc):
+            raise
+        print(f"kitfleet-agent: the agent database is damaged ({exc}); start the agent "
+              "(kitfleet-agent run): it keeps the damaged file aside and begins a fresh one",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

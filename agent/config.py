@@ -66,6 +66,13 @@ class Settings:
     jobs_max_total_mb: int = field(
         default=2048, metadata=_meta("all jobs' files; the oldest finished jobs go first beyond it"))
     max_dataset_bytes: int = field(default=1 << 30, metadata=_meta("largest dataset archive accepted"))
+    http_max_connections: int = field(
+        default=512, metadata=_meta("connections and requests served at once; more get 503"))
+    http_header_timeout_s: float = field(
+        default=10.0, metadata=_meta("seconds a client may take to send a request's headers; "
+                                     "slower connections are closed (slowloris)"))
+    http_max_header_bytes: int = field(
+        default=64 << 10, metadata=_meta("largest request headers accepted; larger get 431"))
 
     @classmethod
     def resolve(cls, data_dir: Path, flags: dict[str, Any]) -> Settings:

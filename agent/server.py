@@ -113,15 +113,24 @@ def _serve(settings: Settings, identity: Identity, sock: socket.socket) -> None:
     from agent.api.app import create_app
     from agent.api.state import AgentState
 
-    state = AgentState.open(settings, identity)
+    try:
+        state = AgentState.open(settings, identity)
+    except sqlite3.Error as exc:  # not damage (that is quarantined): locked, read-only, I/O
+        raise SystemExit(
+            f"cannot open the agent database {settings.data_dir / 'agent.db'}: {exc}; it was left "
+            "as it is: check that the disk is writable and not full and that no other program "
+            "holds the file locked, then start the agent again") from exc
+    if state.db.recovery is not None:
+        _record_recovery(state)
     config = uvicorn.Config(
         create_app(state, _lifespan(state)),
         ssl_certfile=str(identity.cert_path),
         ssl_keyfile=str(identity.key_path),
         log_level="warning",
         access_log=False,
+        http=_guarded_http(settings),
         timeout_keep_alive=15,
-        limit_concurrency=512,
+        limit_concurrency=settings.http_max_connections,
         timeout_graceful_shutdown=10,
     )
     # uvicorn re-raises the signal that stopped it once it has shut down; turn SIGTERM
@@ -131,6 +140,27 @@ def _serve(settings: Settings, identity: Identity, sock: socket.socket) -> None:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         state.db.close()
+
+
+def _record_recovery(state: AgentState) -> None:
+    """The fresh database's first audit entry says what the damaged one took with it."""
+    from agent.audit import Actor, AuditLog
+
+    recovery = state.db.recovery
+    assert recovery is not None
+    log.error("started with a fresh database; every app must adopt this kit again "
+              "(device %s is unchanged)", state.identity.display_id)
+    AuditLog(state.db).append(Actor("", "kitfleet-agent"), "agent.db_recovered", recovery.quarantined,
+                              "ok", {"reason": recovery.reason[:200], "lost": ", ".join(recovery.lost)},
+                              ts=recovery.at)
+
+
+def _guarded_http(settings: Settings) -> type[asyncio.Protocol]:
+    from agent.api.protocol import GuardedHttp
+
+    GuardedHttp.header_timeout_s = settings.http_header_timeout_s
+    GuardedHttp.max_header_bytes = settings.http_max_header_bytes
+    return GuardedHttp
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -33,6 +33,12 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[Caller]]:
         if caller is None:
             caller = await asyncio.to_thread(tokens.authenticate, secret.strip())
         if caller is None:
+            recovery = request.app.state.agent.db.recovery
+            if recovery is not None:  # agent/db.py quarantined a damaged database at start-up
+                raise ApiError(401, "invalid_token",
+                               "the kit lost its tokens: its database was damaged and replaced "
+                               f"(kept as {recovery.quarantined})",
+                               "adopt the kit again to get a new token", headers=_CHALLENGE)
             raise ApiError(401, "invalid_token", "the token is unknown or was revoked",
                            "adopt the kit again to get a new token", headers=_CHALLENGE)
         request.scope.setdefault("state", {})[CALLER_KEY] = caller  # for the audit trail

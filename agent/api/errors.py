@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -14,12 +16,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent.api.schemas import ErrorBody
 from agent.errors import ApiError
 
+log = logging.getLogger(__name__)
+
+
+# Refusals of a body the agent will not read (too large, no room for it): the connection
+# closes after the answer, or the server would have to read the rest just to reuse it.
+_CLOSES = frozenset({413, 507})
+
 
 def error_response(
     status: int, error: str, message: str, hint: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorBody(error=error, message=message, hint=hint)
+    if status in _CLOSES:
+        headers = {**(headers or {}), "connection": "close"}
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
@@ -53,8 +64,20 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
                           str(exc.detail), headers=dict(exc.headers or {}))
 
 
+async def _on_database_error(_: Request, exc: Exception) -> JSONResponse:
+    """A full disk refuses the database's writes: say so (507) instead of a bare 500."""
+    assert isinstance(exc, sqlite3.OperationalError)
+    if "disk is full" not in str(exc) and "disk I/O error" not in str(exc):
+        raise exc
+    log.error("database write refused: %s", exc)
+    return error_response(507, "disk_full", "the kit's disk is full; nothing was changed",
+                          "free space on the kit (collect finished jobs, delete old datasets or "
+                          "model versions), then try again")
+
+
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(sqlite3.OperationalError, _on_database_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
 

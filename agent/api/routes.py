@@ -12,12 +12,15 @@ from agent import __version__
 from agent.api.auth import require
 from agent.api.schemas import (
     API_VERSION,
+    MAX_INT64,
+    DbRecovered,
     Facts,
     Health,
     Metrics,
     PairRequest,
     PairResponse,
     TokenInfo,
+    error_responses,
 )
 from agent.api.state import AgentState
 from agent.auth import pairing
@@ -42,12 +45,15 @@ async def health(request: Request) -> Health:
     """Liveness and identity, without authentication. 200. (Async: it does no I/O, so it needs no
     thread-pool hop; fleet polling calls it often.)"""
     state = _state(request)
+    lost = state.db.recovery
+    recovered = None if lost is None else DbRecovered(
+        quarantined=lost.quarantined, reason=lost.reason, at=lost.at, lost=list(lost.lost))
     return Health(status="ok", version=__version__, api_version=API_VERSION,
-                  device_id=state.identity.device_id)
+                  device_id=state.identity.device_id, recovered=recovered)
 
 
 @router.post("/v1/pair", response_model=PairResponse, tags=["public"],
-             responses={403: {}, 422: {}, 429: {}})
+             responses=error_responses(400, 403, 413, 422, 429))
 def pair(request: Request, body: PairRequest) -> PairResponse:
     """Trade proof of the pairing code for a token. 200; 403 wrong/used/expired; 429 locked."""
     state = _state(request)
@@ -57,7 +63,7 @@ def pair(request: Request, body: PairRequest) -> PairResponse:
                         token=secret, token_id=token_id, scope=body.scope)
 
 
-@router.get("/v1/facts", response_model=Facts, responses={401: {}})
+@router.get("/v1/facts", response_model=Facts, responses=error_responses(401))
 def facts(request: Request, _: Viewer) -> Facts:
     """Hardware and software facts, one entry per family. 200; 401."""
     state = _state(request)
@@ -73,12 +79,12 @@ def _facts_with_kit(state: AgentState) -> dict[str, dict[str, Any]]:
     return families
 
 
-@router.get("/v1/metrics", response_model=Metrics, responses={401: {}, 422: {}})
+@router.get("/v1/metrics", response_model=Metrics, responses=error_responses(401, 422))
 def metrics(
     request: Request, _: Viewer,
     since: Annotated[float, Query(ge=0, description="Unix time; samples after it")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-    since_seq: Annotated[int | None, Query(ge=-1, description="samples after this seq; "
+    since_seq: Annotated[int | None, Query(ge=-1, le=MAX_INT64, description="samples after this seq; "
                                            "overrides since")] = None,
 ) -> Metrics:
     """Samples from the on-disk ring newer than `since` (or after `since_seq`), oldest first.
@@ -89,20 +95,22 @@ def metrics(
                    samples=state.metrics.since(since, limit, since_seq))
 
 
-@router.get("/metrics", response_class=PlainTextResponse, responses={401: {}})
+@router.get("/metrics", response_class=PlainTextResponse, responses=error_responses(401))
 def prometheus_metrics(request: Request, _: Viewer) -> str:
     """The latest sample in Prometheus text format. 200; 401."""
     state = _state(request)
     return prometheus.render(state.metrics.latest(), state.identity.device_id, __version__)
 
 
-@router.get("/v1/tokens", response_model=list[TokenInfo], responses={401: {}, 403: {}})
+@router.get("/v1/tokens", response_model=list[TokenInfo],
+            responses=error_responses(401, 403))
 def list_tokens(request: Request, _: Admin) -> list[TokenInfo]:
     """Every token issued by this kit (secrets are never shown). 200; 401; 403."""
     return _state(request).tokens.list()
 
 
-@router.delete("/v1/tokens/{token_id}", status_code=204, responses={401: {}, 403: {}, 404: {}})
+@router.delete("/v1/tokens/{token_id}", status_code=204,
+               responses=error_responses(401, 403, 404))
 def revoke_token(request: Request, token_id: str, _: Admin) -> None:
     """Revoke a token; calls with it fail from now on. 204; 401; 403; 404."""
     if not _state(request).tokens.revoke(token_id):

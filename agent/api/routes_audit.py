@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from agent.api.auth import require
-from agent.api.schemas import AuditEntry
+from agent.api.schemas import MAX_INT64, AuditEntry, error_responses
 from agent.api.state import AgentState
 from agent.audit import AuditLog
 from agent.auth.tokens import Caller
@@ -34,15 +34,17 @@ def _log(request: Request) -> AuditLog:
     return AuditLog(state.db)
 
 
-@audit_router.get("/v1/audit", response_model=list[AuditEntry], responses={401: {}, 403: {}, 422: {}})
+@audit_router.get("/v1/audit", response_model=list[AuditEntry],
+                  responses=error_responses(401, 403, 422))
 def audit(request: Request, _: Admin,
-          since_seq: Annotated[int, Query(ge=0, description="entries after this sequence number")] = 0,
+          since_seq: Annotated[int, Query(ge=0, le=MAX_INT64,
+                                           description="entries after this sequence number")] = 0,
           limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> list[AuditEntry]:
     """Audit entries after `since_seq`, oldest first; ask again from the last seq. 200; 401; 403; 422."""
     return _log(request).since(since_seq, limit)
 
 
-@audit_router.get("/v1/audit/verify", response_model=AuditCheck, responses={401: {}, 403: {}})
+@audit_router.get("/v1/audit/verify", response_model=AuditCheck, responses=error_responses(401, 403))
 def verify(request: Request, _: Admin) -> AuditCheck:
     """Check the whole chain on the kit: every break found, none when whole. 200; 401; 403."""
     log = _log(request)

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from agent.api.auth import require
 from agent.api.schemas import (
     JOB_ID_PATTERN,
+    MAX_INT64,
     NAME_PATTERN,
     RESULT_FILES,
     DatasetInfo,
@@ -26,6 +27,7 @@ from agent.api.schemas import (
     ScheduleInfo,
     ScheduleRequest,
     ScheduleUpdate,
+    error_responses,
 )
 from agent.api.state import AgentState
 from agent.auth.tokens import Caller
@@ -51,7 +53,7 @@ def _jobs(request: Request) -> Jobs:
 
 @jobs_router.post("/v1/jobs", response_model=JobInfo, status_code=201,
                   responses={200: {"model": JobInfo, "description": "the job this idempotency key made"},
-                             401: {}, 403: {}, 409: {}, 422: {}, 429: {}})
+                             **error_responses(400, 401, 403, 409, 413, 422, 429)})
 def submit_job(request: Request, response: Response, body: JobRequest, caller: Operator) -> JobInfo:
     """Queue a job; `command` jobs need the admin scope. 201 queued; 200 same key again; 401; 403;
     409 key reused for another job; 422 bad kind, params, model, folder, resources; 429 queue full."""
@@ -60,35 +62,37 @@ def submit_job(request: Request, response: Response, body: JobRequest, caller: O
     return job
 
 
-@jobs_router.get("/v1/jobs", response_model=list[JobInfo], responses={401: {}, 422: {}})
+@jobs_router.get("/v1/jobs", response_model=list[JobInfo], responses=error_responses(401, 422))
 def list_jobs(
     request: Request, _: Viewer,
     state: Annotated[list[JobState] | None, Query(description="repeat to match several")] = None,
     kind: JobKind | None = None,
     schedule_id: Annotated[str | None, Query(pattern=JOB_ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
 ) -> list[JobInfo]:
     """Jobs, newest first, filtered by state, kind or schedule. 200; 401; 422."""
     return _jobs(request).list(list(state or []), kind, schedule_id, limit, offset)
 
 
-@jobs_router.get("/v1/jobs/{job_id}", response_model=JobInfo, responses={401: {}, 404: {}, 422: {}})
+@jobs_router.get("/v1/jobs/{job_id}", response_model=JobInfo, responses=error_responses(401, 404, 422))
 def get_job(request: Request, job_id: JobId, _: Viewer) -> JobInfo:
     """One job: state, progress, attempts, why it waits, result summary, error. 200; 401; 404."""
     return _jobs(request).get(job_id)
 
 
-@jobs_router.get("/v1/jobs/{job_id}/logs", response_model=JobLogs, responses={401: {}, 404: {}, 422: {}})
+@jobs_router.get("/v1/jobs/{job_id}/logs", response_model=JobLogs,
+                 responses=error_responses(401, 404, 422))
 def job_logs(request: Request, job_id: JobId, _: Viewer,
-             offset: Annotated[int, Query(ge=0, description="byte offset; pass next_offset back")] = 0,
+             offset: Annotated[int, Query(ge=0, le=MAX_INT64,
+                                         description="byte offset; pass next_offset back")] = 0,
              limit: Annotated[int, Query(ge=1, le=1 << 20)] = 64 * 1024) -> JobLogs:
     """The job's log from `offset`; poll with `next_offset` until `finished`. 200; 401; 404; 422."""
     return _jobs(request).logs(job_id, offset, limit)
 
 
 @jobs_router.get("/v1/jobs/{job_id}/results", response_model=JobResults,
-                 responses={401: {}, 404: {}, 422: {}})
+                 responses=error_responses(401, 404, 422))
 def job_results(request: Request, job_id: JobId, _: Viewer) -> JobResults:
     """Result summary, the files to download, and when they expire. 200; 401; 404."""
     return _jobs(request).results(job_id)
@@ -96,7 +100,7 @@ def job_results(request: Request, job_id: JobId, _: Viewer) -> JobResults:
 
 @jobs_router.get("/v1/jobs/{job_id}/results/{name}", response_class=FileResponse,
                  responses={200: {"content": {t: {} for t in sorted(set(_MEDIA.values()))}},
-                            401: {}, 404: {}, 422: {}})
+                            **error_responses(401, 404, 422)})
 def job_result_file(request: Request, job_id: JobId, _: Viewer,
                     name: Annotated[str, Path(pattern="^(" + "|".join(RESULT_FILES).replace(".", r"\.")
                                               + ")$")]) -> FileResponse:
@@ -106,14 +110,14 @@ def job_result_file(request: Request, job_id: JobId, _: Viewer,
 
 
 @jobs_router.post("/v1/jobs/{job_id}/cancel", response_model=JobInfo,
-                  responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+                  responses=error_responses(401, 403, 404, 409, 422))
 def cancel_job(request: Request, job_id: JobId, _: Operator) -> JobInfo:
     """Cancel a queued job, or kill a running one. 200; 401; 403; 404; 409 already finished."""
     return _jobs(request).cancel(job_id)
 
 
 @jobs_router.delete("/v1/jobs/{job_id}", status_code=204,
-                    responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+                    responses=error_responses(401, 403, 404, 409, 422))
 def delete_job(request: Request, job_id: JobId, _: Operator) -> None:
     """Collect: forget a finished job and delete its log and results. 204; 401; 403; 404; 409 unfinished."""
     _jobs(request).delete(job_id)
@@ -127,19 +131,20 @@ _TAR = {"content": {"application/x-tar": {"schema": {"type": "string", "format":
 
 @jobs_router.put("/v1/datasets/{name}", response_model=DatasetInfo, status_code=201,
                  openapi_extra={"requestBody": _TAR},
-                 responses={401: {}, 403: {}, 409: {}, 413: {}, 422: {}})
+                 responses=error_responses(401, 403, 409, 413, 422))
 async def upload_dataset(request: Request, name: DatasetName, _: Operator) -> DatasetInfo:
     """Upload a tar of images for jobs to use as `dataset`. 201; 401; 403; 409; 413; 422 bad archive."""
     return await _jobs(request).datasets.upload(name, request.stream())
 
 
-@jobs_router.get("/v1/datasets", response_model=list[DatasetInfo], responses={401: {}})
+@jobs_router.get("/v1/datasets", response_model=list[DatasetInfo], responses=error_responses(401))
 def list_datasets(request: Request, _: Viewer) -> list[DatasetInfo]:
     """Uploaded datasets. 200; 401."""
     return _jobs(request).datasets.all()
 
 
-@jobs_router.delete("/v1/datasets/{name}", status_code=204, responses={401: {}, 403: {}, 404: {}, 422: {}})
+@jobs_router.delete("/v1/datasets/{name}", status_code=204,
+                    responses=error_responses(401, 403, 404, 422))
 def delete_dataset(request: Request, name: DatasetName, _: Operator) -> None:
     """Delete an uploaded dataset. 204; 401; 403; 404."""
     _jobs(request).datasets.delete(name)
@@ -149,27 +154,27 @@ def delete_dataset(request: Request, name: DatasetName, _: Operator) -> None:
 
 
 @jobs_router.post("/v1/schedules", response_model=ScheduleInfo, status_code=201,
-                  responses={401: {}, 403: {}, 422: {}})
+                  responses=error_responses(400, 401, 403, 413, 422))
 def create_schedule(request: Request, body: ScheduleRequest, caller: Operator) -> ScheduleInfo:
     """Queue `job` at each time `cron` names, on the kit's clock. 201; 401; 403; 422 bad cron or job."""
     return _jobs(request).create_schedule(body, caller)
 
 
-@jobs_router.get("/v1/schedules", response_model=list[ScheduleInfo], responses={401: {}})
+@jobs_router.get("/v1/schedules", response_model=list[ScheduleInfo], responses=error_responses(401))
 def list_schedules(request: Request, _: Viewer) -> list[ScheduleInfo]:
     """Every schedule with its next run. 200; 401."""
     return _jobs(request).schedules.all()
 
 
 @jobs_router.get("/v1/schedules/{schedule_id}", response_model=ScheduleInfo,
-                 responses={401: {}, 404: {}, 422: {}})
+                 responses=error_responses(401, 404, 422))
 def get_schedule(request: Request, schedule_id: ScheduleId, _: Viewer) -> ScheduleInfo:
     """One schedule. 200; 401; 404."""
     return _jobs(request).schedules.get(schedule_id)
 
 
 @jobs_router.patch("/v1/schedules/{schedule_id}", response_model=ScheduleInfo,
-                   responses={401: {}, 403: {}, 404: {}, 422: {}})
+                   responses=error_responses(400, 401, 403, 404, 413, 422))
 def update_schedule(request: Request, schedule_id: ScheduleId, body: ScheduleUpdate,
                     _: Operator) -> ScheduleInfo:
     """Change the cron, the missed-run policy, or pause/resume. 200; 401; 403; 404; 422."""
@@ -177,7 +182,7 @@ def update_schedule(request: Request, schedule_id: ScheduleId, body: ScheduleUpd
 
 
 @jobs_router.delete("/v1/schedules/{schedule_id}", status_code=204,
-                    responses={401: {}, 403: {}, 404: {}, 422: {}})
+                    responses=error_responses(401, 403, 404, 422))
 def delete_schedule(request: Request, schedule_id: ScheduleId, _: Operator) -> None:
     """Delete a schedule; jobs it already queued stay. 204; 401; 403; 404."""
     _jobs(request).schedules.delete(schedule_id)

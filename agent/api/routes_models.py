@@ -10,10 +10,11 @@ import io
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agent.api.auth import require
 from agent.api.schemas import (
+    MAX_INT64,
     NAME_PATTERN,
     VERSION_PATTERN,
     InferResult,
@@ -21,6 +22,7 @@ from agent.api.schemas import (
     ModelInfo,
     UploadRequest,
     UploadStatus,
+    error_responses,
 )
 from agent.api.state import AgentState
 from agent.auth.tokens import Caller
@@ -39,7 +41,7 @@ _BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string",
 
 
 class ActivateRequest(BaseModel):
-    version: str
+    version: str = Field(pattern=VERSION_PATTERN)
 
 
 def _state(request: Request) -> AgentState:
@@ -48,28 +50,38 @@ def _state(request: Request) -> AgentState:
     return state
 
 
-@models_router.get("/v1/models", response_model=list[ModelInfo], responses={401: {}})
+@models_router.get("/v1/models", response_model=list[ModelInfo], responses=error_responses(401))
 def list_models(request: Request, _: Viewer) -> list[ModelInfo]:
-    """Every model on the kit with its versions and the serving one. 200; 401."""
+    """Every model on the kit with its versions and the serving one. 200; 401.
+
+    A model whose last version is being deleted meanwhile is left out, not answered as 404."""
     store = _state(request).models
-    return [store.info(name) for name in store.names()]
+    infos = []
+    for name in store.names():
+        try:
+            infos.append(store.info(name))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+    return infos
 
 
-@models_router.get("/v1/models/{name}", response_model=ModelInfo, responses={401: {}, 404: {}})
+@models_router.get("/v1/models/{name}", response_model=ModelInfo,
+                   responses=error_responses(401, 404, 422))
 def get_model(request: Request, name: ModelName, _: Viewer) -> ModelInfo:
     """One model's versions. 200; 401; 404."""
     return _state(request).models.info(name)
 
 
 @models_router.post("/v1/uploads", response_model=UploadStatus, status_code=201,
-                    responses={401: {}, 403: {}, 409: {}, 413: {}, 422: {}, 507: {}})
+                    responses=error_responses(400, 401, 403, 409, 413, 422, 507))
 def create_upload(request: Request, body: UploadRequest, _: Operator) -> UploadStatus:
     """Start (or resume) an upload of the model the manifest describes. 201; 401; 403; 409; 413; 507."""
     return _state(request).uploads.create(body)
 
 
 @models_router.get("/v1/uploads/{upload_id}", response_model=UploadStatus,
-                   responses={401: {}, 403: {}, 404: {}})
+                   responses=error_responses(401, 403, 404, 422))
 def get_upload(request: Request, upload_id: UploadId, _: Operator) -> UploadStatus:
     """Where an upload stands: resume from `offset`. 200; 401; 403; 404."""
     return _state(request).uploads.status(upload_id)
@@ -77,28 +89,29 @@ def get_upload(request: Request, upload_id: UploadId, _: Operator) -> UploadStat
 
 @models_router.patch("/v1/uploads/{upload_id}", response_model=UploadStatus,
                      openapi_extra={"requestBody": _BINARY},
-                     responses={401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 507: {}})
+                     responses=error_responses(401, 403, 404, 409, 413, 422, 507))
 async def append_upload(request: Request, upload_id: UploadId, _: Operator,
-                        upload_offset: Annotated[int, Header(ge=0)]) -> UploadStatus:
+                        upload_offset: Annotated[int, Header(ge=0, le=MAX_INT64)]) -> UploadStatus:
     """Append bytes at `Upload-Offset`, which must be the current end. 200; 401; 403; 404; 409; 413; 507."""
     return await _state(request).uploads.append(upload_id, upload_offset, request.stream())
 
 
 @models_router.post("/v1/uploads/{upload_id}/commit", response_model=ModelInfo,
-                    responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+                    responses=error_responses(401, 403, 404, 409, 422))
 async def commit_upload(request: Request, upload_id: UploadId, _: Operator) -> ModelInfo:
     """Verify and install the complete upload (and activate it if asked). 200; 401; 403; 404; 409; 422."""
     return await _state(request).uploads.commit(upload_id)
 
 
-@models_router.delete("/v1/uploads/{upload_id}", status_code=204, responses={401: {}, 403: {}, 404: {}})
+@models_router.delete("/v1/uploads/{upload_id}", status_code=204,
+                      responses=error_responses(401, 403, 404, 422))
 def abort_upload(request: Request, upload_id: UploadId, _: Operator) -> None:
     """Abandon an upload and free its space. 204; 401; 403; 404."""
     _state(request).uploads.abort(upload_id)
 
 
 @models_router.post("/v1/models/{name}/activate", response_model=ModelInfo,
-                    responses={401: {}, 403: {}, 404: {}, 422: {}})
+                    responses=error_responses(400, 401, 403, 404, 413, 422))
 def activate(request: Request, name: ModelName, body: ActivateRequest, _: Operator) -> ModelInfo:
     """Serve `version` from now on; the one it replaces stays for rollback. 200; 401; 403; 404; 422."""
     state = _state(request)
@@ -106,14 +119,14 @@ def activate(request: Request, name: ModelName, body: ActivateRequest, _: Operat
 
 
 @models_router.post("/v1/models/{name}/rollback", response_model=ModelInfo,
-                    responses={401: {}, 403: {}, 404: {}, 409: {}})
+                    responses=error_responses(401, 403, 404, 409, 422))
 def rollback(request: Request, name: ModelName, _: Operator) -> ModelInfo:
     """Serve the previous version again. 200; 401; 403; 404; 409."""
     return _state(request).models.rollback(name)
 
 
 @models_router.delete("/v1/models/{name}/versions/{version}", status_code=204,
-                      responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+                      responses=error_responses(401, 403, 404, 409, 422))
 def delete_version(request: Request, name: ModelName,
                    version: Annotated[str, Path(pattern=VERSION_PATTERN)], _: Operator,
                    force: bool = False) -> None:
@@ -126,7 +139,7 @@ def delete_version(request: Request, name: ModelName,
 
 @models_router.post("/v1/models/{name}/infer", response_model=InferResult,
                     openapi_extra={"requestBody": _BINARY},
-                    responses={400: {}, 401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}})
+                    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
 async def infer(
     request: Request, name: ModelName, _: Operator,
     version: Annotated[str | None, Query(pattern=VERSION_PATTERN)] = None,

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import StreamingResponse
 
 from agent.api.auth import require
-from agent.api.schemas import FINISHED_STATES, JOB_ID_PATTERN, JobInfo
+from agent.api.schemas import FINISHED_STATES, JOB_ID_PATTERN, JobInfo, error_responses
 from agent.api.state import AgentState
 from agent.auth.tokens import Caller
 from agent.errors import ApiError
@@ -55,7 +55,7 @@ async def _stream_job(request: Request, job_id: str) -> tuple[Jobs, JobInfo, Fil
 
 @stream_router.get("/v1/jobs/{job_id}/live", response_class=StreamingResponse,
                    responses={200: {"content": {"text/event-stream": {}}},
-                              401: {}, 404: {}, 409: {}, 422: {}, 429: {}})
+                              **error_responses(401, 404, 409, 422, 429)})
 async def live(request: Request, job_id: JobId, _: Viewer) -> StreamingResponse:
     """Server-Sent Events of a stream job: `frame` (one frame's results: seq, frame, t, latency_ms,
     detections or classes), `stats` each second (frames_in, processed, dropped, input_fps,
@@ -143,7 +143,8 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 @stream_router.get("/v1/jobs/{job_id}/snapshot", response_class=Response,
-                   responses={200: {"content": {"image/jpeg": {}}}, 401: {}, 404: {}, 409: {}, 422: {}})
+                   responses={200: {"content": {"image/jpeg": {}}},
+                              **error_responses(401, 404, 409, 422)})
 async def snapshot(request: Request, job_id: JobId, _: Viewer) -> Response:
     """The latest annotated frame of a stream job, as JPEG. 200; 401; 404 unknown job or no frame
     yet; 409 not a stream job."""
@@ -156,7 +157,7 @@ async def snapshot(request: Request, job_id: JobId, _: Viewer) -> Response:
 
 
 @stream_router.get("/v1/jobs/{job_id}/snapshots", response_model=list[str],
-                   responses={401: {}, 404: {}, 409: {}, 422: {}})
+                   responses=error_responses(401, 404, 409, 422))
 async def kept_snapshots(request: Request, job_id: JobId, _: Viewer) -> list[str]:
     """Names of the annotated frames with detections the job kept, oldest first. 200; 401; 404; 409."""
     folder = (await _stream_job(request, job_id))[2]
@@ -168,7 +169,8 @@ def _snapshot_names(folder: FilePath) -> list[str]:
 
 
 @stream_router.get("/v1/jobs/{job_id}/snapshots/{name}", response_class=Response,
-                   responses={200: {"content": {"image/jpeg": {}}}, 401: {}, 404: {}, 409: {}, 422: {}})
+                   responses={200: {"content": {"image/jpeg": {}}},
+                              **error_responses(401, 404, 409, 422)})
 async def kept_snapshot(request: Request, job_id: JobId, name: SnapshotName, _: Viewer) -> Response:
     """One kept snapshot. 200; 401; 404 unknown job or snapshot (the oldest are deleted); 409."""
     folder = (await _stream_job(request, job_id))[2]

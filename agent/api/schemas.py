@@ -73,11 +73,41 @@ class ErrorBody(BaseModel):
     hint: str | None = Field(default=None, description="How to fix it")
 
 
+MAX_INT64 = (1 << 63) - 1  # the kit stores numbers in SQLite: bigger ones are refused with 422
+_REFUSALS = {
+    400: "the body is not valid JSON, or is empty",
+    401: "no bearer token, or an unknown or revoked one",
+    403: "the token's scope is too low, or the pairing proof is wrong, used or expired",
+    404: "no such model, upload, job, dataset, schedule or token",
+    409: "the request conflicts with the current state",
+    413: "the body is too large",
+    415: "the body's type is not supported",
+    422: "a field, parameter or header is invalid: the message names it",
+    429: "too many at once; try again later",
+    507: "the kit's disk is too full",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route's refusals: each one answers an ErrorBody."""
+    return {code: {"model": ErrorBody, "description": _REFUSALS[code]} for code in codes}
+
+
+class DbRecovered(BaseModel):
+    """This start found the kit's database damaged, kept it aside and began a fresh one."""
+
+    quarantined: str = Field(description="the damaged file's new name in the data dir")
+    reason: str
+    at: float
+    lost: list[str]
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
     api_version: str
     device_id: str
+    recovered: DbRecovered | None = None
 
 
 class PairRequest(BaseModel):
@@ -210,7 +240,7 @@ class Golden(BaseModel):
     dtype; `outputs` holds the first values of each output, flattened.
     """
 
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=MAX_INT64)
     outputs: dict[str, list[float]] = Field(min_length=1)
     atol: float = Field(default=1e-3, gt=0)
 
@@ -226,7 +256,7 @@ class Manifest(BaseModel):
     labels: list[str] = Field(default_factory=list, max_length=100000)
     precision: Precision = "fp32"
     sha256: str = Field(pattern="^[0-9a-f]{64}$")
-    size_bytes: int = Field(ge=1)
+    size_bytes: int = Field(ge=1, le=MAX_INT64)
     source_model: str | None = None
     figures: dict[str, float] = Field(default_factory=dict,
                                       description="accuracy/latency figures when known")
@@ -603,6 +633,8 @@ def audit_subject(action: str, params: dict[str, str], request: Any, response: A
     got: dict[str, Any] = response if isinstance(response, dict) else {}
     manifest: dict[str, Any] = ask["manifest"] if isinstance(ask.get("manifest"), dict) else {}
     job: dict[str, Any] = ask["job"] if isinstance(ask.get("job"), dict) else ask
+    params_of_job = job.get("params")
+    job_params: dict[str, Any] = params_of_job if isinstance(params_of_job, dict) else {}
     picks: dict[str, Any] = {
         "kit.adopt": {"scope": ask.get("scope"), "app_id": ask.get("app_id")},
         "model.upload": {k: manifest.get(k) for k in ("sha256", "precision", "size_bytes")}
@@ -610,20 +642,25 @@ def audit_subject(action: str, params: dict[str, str], request: Any, response: A
         "model.rollback": {"active_version": got.get("active_version")},
         "model.deploy": {"model": got.get("name"), "active_version": got.get("active_version")},
         "job.submit": {"kind": job.get("kind"), "label": job.get("label"),
-                       "model": (job.get("params") or {}).get("model")},
+                       "model": job_params.get("model")},
         "schedule.create": {"name": ask.get("name"), "cron": ask.get("cron"), "kind": job.get("kind")},
         "schedule.update": {k: ask.get(k) for k in ("cron", "enabled", "missed")},
     }
     detail = {k: v for k, v in picks.get(action, {}).items() if v is not None}
     target = {
         "kit.adopt": got.get("token_id", ""),
-        "model.upload": " ".join(filter(None, (manifest.get("name"), manifest.get("version")))),
+        "model.upload": _words(manifest.get("name"), manifest.get("version")),
         "model.deploy": _newest_version(got),
-        "model.activate": " ".join(filter(None, (params.get("name"), ask.get("version")))),
+        "model.activate": _words(params.get("name"), ask.get("version")),
         "job.submit": got.get("job_id", ""),
         "schedule.create": got.get("schedule_id", ""),
     }.get(action) or " ".join(params.values())
     return str(target), detail
+
+
+def _words(*values: Any) -> str:
+    """The string values joined by spaces: a refused body may hold anything where a name goes."""
+    return " ".join(v for v in values if isinstance(v, str) and v)
 
 
 def _newest_version(info: dict[str, Any]) -> str:

@@ -57,7 +57,7 @@ class AgentState:
 
     @classmethod
     def open(cls, settings: Settings, identity: Identity) -> AgentState:
-        db = Database.open(settings.data_dir)
+        db = Database.open(settings.data_dir, recover=True)
         models = ModelStore(settings.data_dir / "models")
         return cls(
             settings=settings,

@@ -97,7 +97,7 @@ class Datasets:
 
     def info(self, name: str) -> DatasetInfo:
         folder = self.root / check_name(name)
-        if not folder.is_dir():
+        if not folder.is_dir() or folder.is_symlink():  # an uploaded dataset is never a link
             raise ApiError(404, "dataset_not_found", f"no dataset called {name!r} on this kit",
                            "list datasets with GET /v1/datasets")
         files = [p for p in folder.rglob("*") if p.is_file()]
@@ -105,7 +105,7 @@ class Datasets:
 
     def all(self) -> list[DatasetInfo]:
         return [self.info(p.name) for p in sorted(self.root.iterdir())
-                if p.is_dir() and not p.name.startswith(".")]
+                if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
 
     def delete(self, name: str) -> None:
         self.info(name)

@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.api.schemas import RESULT_FILES, ResultFile
 from agent.errors import ApiError
-from agent.jobs.layout import LOG, RESULTS, SPEC, WORKER_ERR
+from agent.jobs.layout import LOG, OUTCOME, RESULTS, SPEC, WORKER_ERR
 
 TRUNCATED = "[log truncated: the kit keeps the first {limit} bytes of a job's log]\n"
 
@@ -34,10 +34,19 @@ class JobFiles:
     def prepare(self, job_id: str, spec: dict[str, Any]) -> Path:
         """A clean results folder for a new attempt; the log carries on across attempts."""
         folder = self.folder(job_id)
+        (folder / OUTCOME).unlink(missing_ok=True)  # a new attempt has not finished yet
         shutil.rmtree(folder / RESULTS, ignore_errors=True)
         (folder / RESULTS).mkdir(parents=True)
         (folder / SPEC).write_text(json.dumps(spec))
         return folder
+
+    def outcome(self, job_id: str) -> dict[str, Any] | None:
+        """The summary the job's last attempt kept when it finished, or None (see layout.OUTCOME)."""
+        try:
+            summary = json.loads((self.folder(job_id) / OUTCOME).read_text())
+        except (OSError, ValueError):
+            return None
+        return summary if isinstance(summary, dict) else None
 
     def log(self, job_id: str, text: str) -> None:
         """Append timestamped lines, dropping what goes past the cap."""
@@ -51,8 +60,11 @@ class JobFiles:
                 return
             if size + len(data) > self.max_log_bytes:
                 data = TRUNCATED.format(limit=self.max_log_bytes).encode()
-            with path.open("ab") as handle:
-                handle.write(data)
+            try:
+                with path.open("ab") as handle:
+                    handle.write(data)
+            except OSError:  # a full disk: the line is lost, the job (and its reader) carry on
+                return
 
     def read_log(self, job_id: str, offset: int, limit: int) -> tuple[str, int]:
         """Text from `offset` (bytes) and the offset to ask for next."""

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,18 +92,25 @@ class Leases:
                 " error = 'stopped with the agent; will run again' WHERE id = ? AND lease_owner = ?"
                 " AND state = 'running'", (self.queue.clock(), job_id, self.owner))
 
-    def recover(self, running_here: set[str]) -> list[tuple[str, Ending]]:
-        """Jobs left running by an agent that died (or whose lease ran out): re-queue or interrupt."""
+    def recover(self, running_here: set[str],
+                finished: Callable[[str], dict[str, Any] | None] = lambda job_id: None,
+                ) -> list[tuple[str, Ending]]:
+        """Jobs left running by an agent that died (or whose lease ran out): done when `finished`
+        gives the summary the attempt kept before the agent heard of it, else re-queue or interrupt."""
         now = self.queue.clock()
         rows = self.queue.db.query(
             "SELECT id, attempts, max_retries, worker_pid, lease_owner, lease_expires_at FROM jobs"
             " WHERE state = 'running'")
         orphans = [r for r in rows if r["id"] not in running_here
                    and (r["lease_owner"] != self.owner or (r["lease_expires_at"] or 0) < now)]
-        return [(str(r["id"]), self._recover_one(r)) for r in orphans]
+        return [(str(r["id"]), self._recover_one(r, finished)) for r in orphans]
 
-    def _recover_one(self, row: sqlite3.Row) -> Ending:
+    def _recover_one(self, row: sqlite3.Row, finished: Callable[[str], dict[str, Any] | None]) -> Ending:
         _kill_orphan(row["worker_pid"], str(row["id"]))
+        summary = finished(str(row["id"]))
+        if summary is not None:  # it had finished: running it again would do its work twice
+            self._end(str(row["id"]), "done", json.dumps(summary), None, owner=row["lease_owner"])
+            return Ending("done")
         reason = (f"attempt {row['attempts']} was cut short: the agent stopped unexpectedly "
                   "(crash, kill or power loss) while it ran")
         if row["attempts"] <= row["max_retries"]:

@@ -39,7 +39,8 @@ def resolve_folder(folder: str, roots: list[Path]) -> Path:
 
 def dataset_folder(name: str, data_dir: Path) -> Path:
     path = data_dir / DATASETS / name
-    if not path.is_dir():
+    # a link planted under datasets/ is not a dataset: jobs read only what was uploaded there
+    if not path.is_dir() or not inside(path.resolve(), (data_dir / DATASETS).resolve()):
         raise ApiError(422, "dataset_not_found", f"no dataset called {name!r} on this kit",
                        "upload it with PUT /v1/datasets/{name}, or list them with GET /v1/datasets")
     return path.resolve()

@@ -9,6 +9,8 @@ start what admission allows, and now and then sweep expired results.
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +33,9 @@ from agent.jobs.schedules import Schedules
 log = logging.getLogger(__name__)
 # After a worker succeeds, a kind may act in the agent (quantize installs its model).
 Finisher = Callable[[str, Path, dict[str, Any]], dict[str, Any]]
+DISK_FULL = "the kit's disk is full"
+_FULL_BELOW = 1 << 20  # free bytes under which a failed job is said to have met a full disk
+_FULL_WORDS = ("No space left on device", "database or disk is full", "Errno 28")
 
 
 @dataclass
@@ -58,6 +63,8 @@ class JobRunner:
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._renewed = self._swept = 0.0
+        self._finished: dict[str, dict[str, Any]] = {}  # finisher results not yet recorded
+        self._met_full_disk: set[str] = set()  # running jobs whose output said the disk was full
 
     # lifecycle ------------------------------------------------------------------
 
@@ -85,9 +92,17 @@ class JobRunner:
 
     def recover(self) -> None:
         with self._lock:
-            for job_id, ending in self.leases.recover(set(self.running)):
+            for job_id, ending in self.leases.recover(set(self.running), self._kept_outcome):
                 log.warning("job %s left running by a previous agent: now %s", job_id, ending.state)
-                self.files.log(job_id, f"{ending.error}; {_ending_words(ending)}")
+                self.files.log(job_id, f"{ending.error}; {_ending_words(ending)}" if ending.error else
+                               "the attempt had finished when the agent stopped; recorded as done")
+
+    def _kept_outcome(self, job_id: str) -> dict[str, Any] | None:
+        """What a finished attempt kept, for recovery; None for kinds whose result the agent
+        must still act on (a quantize job's model is installed here), which run again."""
+        if self.queue.row(job_id)["kind"] in self.finishers:
+            return None
+        return self.files.outcome(job_id)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -95,14 +110,17 @@ class JobRunner:
             self._wake.clear()
             try:
                 self.tick()
-            except (Error, OSError, ValueError) as exc:  # e.g. a full disk: log it, keep the loop alive
+            except (Error, OSError, ValueError, sqlite3.Error) as exc:  # e.g. a full disk: keep going
                 log.error("job runner pass failed: %s", exc)
 
     def tick(self) -> None:
         with self._lock:
             for job_id, proc in list(self.running.items()):
                 if proc.finished:
-                    self._end(job_id, proc)
+                    try:
+                        self._end(job_id, proc)
+                    except sqlite3.Error as exc:  # a full disk: the ending is recorded on a later pass
+                        log.error("job %s ended but could not be recorded yet: %s", job_id, exc)
                 elif proc.timed_out():
                     proc.kill("timeout")
             self._renew()
@@ -131,11 +149,14 @@ class JobRunner:
     # the pass ---------------------------------------------------------------------
 
     def _end(self, job_id: str, proc: WorkerProcess) -> None:
-        del self.running[job_id]
+        """Record how the attempt ended. Until that is committed (a full disk refuses it) the job
+        stays in `running`, so the next pass tries again and no ending is lost."""
         proc.join(5)
         if proc.progress_changed:  # the last report may have come after the last renewal
             self.leases.renew({job_id: proc.progress})
         ending = self._ending(job_id, proc)
+        del self.running[job_id]
+        self._met_full_disk.discard(job_id)
         self.files.log(job_id, f"attempt ended: {_ending_words(ending)}")
         self.wake()
 
@@ -148,16 +169,35 @@ class JobRunner:
         if proc.exit_code == 0 and proc.result is not None:
             return self._succeeded(job_id, proc.result)
         error = proc.error or self.files.worker_error(job_id) or f"the worker exited with {proc.exit_code}"
+        if not error.startswith(DISK_FULL) and (job_id in self._met_full_disk or self._disk_full(error)):
+            error = f"{DISK_FULL} ({error[-300:]}); free space on the kit, then run the job again"
+        proc.error = error  # kept for a retry of the recording, when the space may be back
         return self.leases.fail(job_id, error, permanent=proc.exit_code == PERMANENT_EXIT)
+
+    def _disk_full(self, error: str) -> bool:
+        try:
+            low = shutil.disk_usage(self.files.root).free < _FULL_BELOW
+        except OSError:
+            low = False
+        return low or _said_disk_full(error)
+
+    def _log(self, job_id: str, line: str) -> None:
+        """A worker's log line; one saying the disk is full marks the job (the line itself may
+        not find room on the disk)."""
+        if _said_disk_full(line):
+            self._met_full_disk.add(job_id)
+        self.files.log(job_id, line)
 
     def _succeeded(self, job_id: str, result: dict[str, Any]) -> Ending:
         finisher = self.finishers.get(self.queue.row(job_id)["kind"])
-        if finisher is not None:
+        if finisher is not None and job_id not in self._finished:  # once, even if recorded later
             try:
-                result = finisher(job_id, self.files.folder(job_id), result)
+                self._finished[job_id] = finisher(job_id, self.files.folder(job_id), result)
             except (ApiError, OSError, ValueError) as exc:
                 return self.leases.fail(job_id, f"{getattr(exc, 'message', exc)}", permanent=True)
-        return self.leases.finish(job_id, result)
+        ending = self.leases.finish(job_id, self._finished.get(job_id, result))
+        self._finished.pop(job_id, None)
+        return ending
 
     def _renew(self) -> None:
         due = time.monotonic() - self._renewed > self.config.lease_s / 3
@@ -194,16 +234,24 @@ class JobRunner:
             self.leases.fail(job_id, exc.message, permanent=True)
             self.files.log(job_id, f"cannot start: {exc.message}")
             return
-        folder = self.files.prepare(job_id, {**spec, "job_id": job_id, "attempt": attempt})
+        try:
+            folder = self.files.prepare(job_id, {**spec, "job_id": job_id, "attempt": attempt})
+        except OSError:  # e.g. a full disk: back to the queue, the attempt not spent
+            self.leases.release(job_id)
+            raise
         self.files.log(job_id, f"attempt {attempt} started ({request.resources.threads} thread(s))")
         proc = WorkerProcess(job_id, folder, request.resources, request.timeout_s,
-                             lambda line: self.files.log(job_id, line), self.wake)
+                             lambda line: self._log(job_id, line), self.wake)
         try:
             self.leases.set_pid(job_id, proc.start())
         except OSError as exc:
             self.leases.fail(job_id, f"could not start the worker: {exc}", permanent=False)
             return
         self.running[job_id] = proc
+
+
+def _said_disk_full(line: str) -> bool:
+    return any(words in line for words in _FULL_WORDS)
 
 
 def _ending_words(ending: Ending) -> str:

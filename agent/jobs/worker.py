@@ -7,6 +7,7 @@ The job id on the command line lets a restarted agent recognise a leftover worke
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from typing import Any
 
 from agent.errors import ApiError
 from agent.jobs.errors import JobFailed, PermanentFailure
-from agent.jobs.layout import PERMANENT_EXIT, RESULTS, SPEC
+from agent.jobs.layout import OUTCOME, PERMANENT_EXIT, RESULTS, SPEC
 from agent.jobs.report import Reporter
 
 FAILED_EXIT = 1
@@ -36,8 +37,33 @@ def main(argv: list[str]) -> int:
     except JobFailed as exc:
         report.error(str(exc))
         return FAILED_EXIT
+    except OSError as exc:  # told over the pipe: a full disk has no room for a traceback
+        if exc.errno != errno.ENOSPC:
+            raise
+        report.error(f"the kit's disk is full ({exc}); free space on the kit, then run the job again")
+        return FAILED_EXIT
+    _keep_outcome(folder, summary)
     report.result(summary)
     return 0
+
+
+def _keep_outcome(folder: Path, summary: dict[str, Any]) -> None:
+    """The summary, durably, before the agent hears of it (see layout.OUTCOME). Without room
+    on the disk it is skipped: the agent still hears the result over the pipe."""
+    temporary = folder / f".{OUTCOME}.tmp"
+    try:
+        with temporary.open("w") as handle:
+            json.dump(summary, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, folder / OUTCOME)
+        directory = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError:
+        temporary.unlink(missing_ok=True)
 
 
 def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:

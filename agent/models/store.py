@@ -37,13 +37,17 @@ class ModelStore:
         self.recover()
 
     def recover(self) -> list[str]:
-        """Remove what a crash left half-done: staging and trash directories."""
+        """Remove what a crash left half-done: staging and trash directories, and the temp file
+        of a `state.json` that was being replaced (the old one still stands)."""
         removed = []
         for leftover in self.root.glob(f"*/versions/{_STAGING_PREFIX}*"):
             shutil.rmtree(leftover, ignore_errors=True)
             removed.append(str(leftover))
         for leftover in self.root.glob(f"*/versions/{_TRASH_PREFIX}*"):
             shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(str(leftover))
+        for leftover in self.root.glob(f"*/.{STATE_FILE}.*.tmp"):  # storage.write_atomic's temp name
+            leftover.unlink(missing_ok=True)
             removed.append(str(leftover))
         return removed
 
@@ -101,6 +105,11 @@ class ModelStore:
                 raise ApiError(409, "version_exists",
                                f"{manifest.name} {manifest.version} is already installed",
                                "give the new model another version")
+            if (self.root / manifest.name).is_symlink():  # planted: it would install elsewhere
+                raise ApiError(409, "model_folder_is_a_link",
+                               f"{self.root / manifest.name} is a link, not a folder of the kit's "
+                               "own; nothing was installed through it",
+                               "remove the link on the kit, or give the model another name")
             versions = self.root / manifest.name / "versions"
             versions.mkdir(parents=True, exist_ok=True)
             staging = versions / f"{_STAGING_PREFIX}{manifest.version}"

@@ -48,7 +48,17 @@ class Uploads:
                          "WHERE state = 'verifying'", (now,))
             conn.execute("UPDATE uploads SET state = 'failed', error = 'expired' "
                          "WHERE state = 'receiving' AND updated_at < ?", (now - STALE_AFTER_S,))
-            live = {r["id"] for r in conn.execute("SELECT id FROM uploads WHERE state = 'receiving'")}
+            live = set()
+            for row in conn.execute("SELECT * FROM uploads WHERE state = 'receiving'").fetchall():
+                if self._store.has(row["name"], row["version"]):
+                    # killed between the install's rename and marking the upload installed
+                    conn.execute("UPDATE uploads SET state = 'installed', updated_at = ? WHERE id = ?",
+                                 (now, row["id"]))
+                    continue
+                live.add(row["id"])
+                # killed mid-install: the verified file was moved into a staging folder the
+                # store has just removed; the upload starts again from byte 0
+                self._data(row["id"]).touch()
         for path in self.root.iterdir():
             if path.stem not in live:
                 path.unlink(missing_ok=True)

@@ -103,3 +103,18 @@ def test_retention_expires_old_and_over_budget_jobs_never_unfinished(db: Databas
     assert sweep(queue, files, retention_days=7, max_total_bytes=1000) == [big]
     assert {j.job_id for j in queue.find()} == {recent, waiting.job_id}
     assert sorted(files.job_ids()) == [recent]
+
+
+def test_a_finished_attempt_keeps_its_outcome_until_the_next_attempt(tmp_path: Path) -> None:
+    from agent.jobs.worker import _keep_outcome
+
+    files = JobFiles(tmp_path / "jobs", 4096)
+    folder = files.prepare("job-1", {"kind": "command"})
+    assert files.outcome("job-1") is None, "an attempt that has not finished kept nothing"
+    _keep_outcome(folder, {"images": 3})
+    assert files.outcome("job-1") == {"images": 3}
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [], "no temp file left"
+    files.prepare("job-1", {"kind": "command"})  # a retry starts afresh
+    assert files.outcome("job-1") is None
+    (folder / "outcome.json").write_text("{not json")  # torn by a crash: not an outcome
+    assert files.outcome("job-1") is None

@@ -81,6 +81,20 @@ def test_recovery_requeues_while_retries_remain_else_interrupts(queue: JobQueue)
     assert queue.find(states=["running"]) == [], "nothing is left running"
 
 
+def test_recovery_records_a_finished_attempt_done_instead_of_running_it_again(queue: JobQueue) -> None:
+    """The worker kept its outcome, then the agent died before recording it: done, not re-run."""
+    finished, cut_short = submit(queue, retries=3), submit(queue, retries=3)
+    dead = Leases(queue, "dead-agent", 30)
+    assert dead.claim(finished)
+    assert dead.claim(cut_short)
+    kept = {finished: {"rows": 12}}
+    endings = dict(Leases(queue, "new-agent", 30).recover(set(), kept.get))
+    assert endings[finished].state == "done"
+    assert endings[cut_short].state == "queued"
+    job = queue.get(finished)
+    assert (job.state, job.result, job.attempts) == ("done", {"rows": 12}, 1)
+
+
 def test_a_stale_owner_cannot_finish_a_recovered_job(queue: JobQueue) -> None:
     job_id = submit(queue, retries=3)
     old = Leases(queue, "old", 30)
