@@ -38,15 +38,15 @@ async def _discover(args: argparse.Namespace) -> int:
         found = await fleet.async_discover(args.timeout)
         rows = []
         for a in found:
-            fleet.note_announcement(a)
+            verdict = await fleet.async_check_announcement(a)  # follows moved kits, flags impostors
             rows.append({"name": a.name, "device_id": a.device_id, "kit_model": a.kit_model,
                          "address": f"{a.host}:{a.port}", "agent_version": a.agent_version,
-                         "status": fleet.marking(a)})
+                         "status": verdict.marking, "detail": verdict.detail})
     finally:
         fleet.close()
     lines = [f"{r['name']:<24} {r['device_id'][:16]:<17} {r['address']:<22} {r['status']:<17} "
-             f"{r['kit_model']}" for r in rows] or ["no kits announcing (listened "
-                                                    f"{args.timeout:g} s)"]
+             f"{r['kit_model']}" + (f"\n    {r['detail']}" if r["detail"] else "")
+             for r in rows] or [f"no kits announcing (listened {args.timeout:g} s)"]
     emit(args, rows, lines)
     return 0
 

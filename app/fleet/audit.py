@@ -76,6 +76,8 @@ class AppAudit:
                                   "actor_label": self.actor_label, "action": action,
                                   "target": target, "outcome": outcome, "detail": detail}
         with self._db.conn:
+            if not self._db.conn.in_transaction:  # another kitfleet process may append at once
+                self._db.conn.execute("BEGIN IMMEDIATE")
             row = self._db.execute("SELECT seq, hash FROM app_audit ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev_hash = (row[0] + 1, row[1]) if row else (1, AUDIT_GENESIS)
             entry = AuditEntry(seq=seq, prev_hash=prev_hash, hash=audit_hash(prev_hash, seq, **fields),

@@ -69,13 +69,20 @@ class Inventory:
         self._migrate()
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(_MIGRATIONS):
-            raise SystemExit(f"{self.path} was written by a newer kitfleet; upgrade the app")
-        for step in range(version, len(_MIGRATIONS)):
-            with self.db.conn:
+        # Under the write lock: two commands opening a new home at once must not both migrate.
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(_MIGRATIONS):
+                raise SystemExit(f"{self.path} was written by a newer kitfleet; upgrade the app")
+            for step in range(version, len(_MIGRATIONS)):
                 _MIGRATIONS[step](self.db)
-                self.db.execute(f"PRAGMA user_version = {step + 1}")
+                conn.execute(f"PRAGMA user_version = {step + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @property
     def app_id(self) -> str:
@@ -83,9 +90,9 @@ class Inventory:
         rows = list(self.db.table("meta").rows_where("key = ?", ["app_id"]))
         if rows:
             return str(rows[0]["value"])
-        app_id = f"app-{uuid.uuid4().hex}"
-        self.db.table("meta").insert({"key": "app_id", "value": app_id})
-        return app_id
+        # Two commands started at once on a new home race here: the first one's ID wins.
+        self.db.table("meta").insert({"key": "app_id", "value": f"app-{uuid.uuid4().hex}"}, ignore=True)
+        return str(next(self.db.table("meta").rows_where("key = ?", ["app_id"]))["value"])
 
     def save(self, kit: Kit) -> None:
         self.db.table("kits").upsert(asdict(kit), pk="device_id")

@@ -22,13 +22,22 @@ from app.fleet.tls import async_fetch_certificate
 
 T = TypeVar("T")
 Status = Literal["online", "offline", "identity_changed"]
-Marking = Literal["adopted", "unadopted", "identity_changed"]
+Marking = Literal["adopted", "unadopted", "identity_changed", "conflict"]
+_RELOCATE_S = 1.5  # how long to listen for an adopted kit at a new address (answers take ~0.1 s)
 
 
 @dataclass(frozen=True)
 class KitStatus:
     kit: Kit
     status: Status
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An announcement checked against the inventory and, where it matters, the pinned key."""
+
+    marking: Marking
     detail: str = ""
 
 
@@ -61,20 +70,40 @@ class Fleet:
         for kit in kits:
             if kit.device_id == announcement.device_id:
                 return "identity_changed" if kit.state == "identity_changed" else "adopted"
-        same_place = [k for k in kits if k.name == announcement.name or
-                      (k.host in announcement.addresses and k.port == announcement.port)]
-        return "identity_changed" if same_place else "unadopted"
+        if any(k.host in announcement.addresses and k.port == announcement.port for k in kits):
+            return "identity_changed"  # where a known kit was, another key: it was reinstalled
+        return "conflict" if self._named(announcement) is not None else "unadopted"
 
-    def note_announcement(self, announcement: Announcement) -> Kit | None:
-        """Follow an adopted kit to a new address; the pinned certificate still guards it."""
+    def _named(self, announcement: Announcement) -> Kit | None:
+        return next((k for k in self.inventory.kits() if k.state == "adopted"
+                     and k.name.lower() == announcement.name.lower()), None)
+
+    async def async_check_announcement(self, announcement: Announcement) -> Verdict:
+        """Check an announcement that claims an adopted kit's ID or name from another address.
+
+        Only the certificate served there decides (a TLS handshake; no token is sent): the
+        pinned one means the kit moved and is followed; any other is a conflict, never followed.
+        """
+        a = announcement
+        kit: Kit | None
         try:
-            kit = self.inventory.get(announcement.device_id)
+            kit = self.inventory.get(a.device_id)
         except KitNotFound:
-            return None
-        if (kit.host, kit.port) != (announcement.host, announcement.port):
-            self.inventory.update(kit.device_id, host=announcement.host, port=announcement.port)
-            kit = self.inventory.get(kit.device_id)
-        return kit
+            kit = self._named(a)
+        if kit is None or kit.state != "adopted" or (a.host, a.port) == (kit.host, kit.port):
+            return Verdict(self.marking(a))
+        try:
+            _, served = await async_fetch_certificate(a.host, a.port, self.settings.request_timeout_s)
+        except OSError as exc:
+            return Verdict(self.marking(a), f"could not check the certificate at {a.host}:{a.port}: "
+                                            f"{exc}; {kit.name} stays at {kit.address}")
+        if served == kit.device_id:
+            self.inventory.update(kit.device_id, host=a.host, port=a.port)
+            return Verdict("adopted", f"{kit.name} moved to {a.host}:{a.port} (pinned key checked)")
+        return Verdict("conflict", (
+            f"conflict: another device ({served[:16]}…) announces as {a.name} at {a.host}:{a.port}; "
+            f"{kit.name} is pinned to {kit.device_id[:16]}… at {kit.address}. Nothing is sent "
+            "to the other device; if the kit was reinstalled, adopt it again"))
 
     # adoption -----------------------------------------------------------------
 
@@ -170,11 +199,13 @@ class Fleet:
                          on_call=self.audit.record_call)
 
     async def async_call(self, kit: Kit, call: Callable[[KitClient], Awaitable[T]],
-                         client: KitClient | None = None) -> T:
+                         client: KitClient | None = None, relocate: bool = True) -> T:
         """Run one API call, keeping the inventory's view of the kit up to date.
 
         `client`: one the caller keeps open across calls (fleet polling reuses connections);
-        it is used, not closed. Without it a new one is made for this call.
+        it is used, not closed. Without it a new one is made for this call, and a kit that does
+        not answer at its address, or whose address now serves another key, is first looked for
+        elsewhere over mDNS (`relocate`; 1.5 s more when it is nowhere).
         """
         try:
             if client is not None:
@@ -182,15 +213,32 @@ class Fleet:
             else:
                 async with self.client(kit) as made:
                     result = await call(made)
-        except IdentityChanged as exc:
-            if kit.state != "identity_changed":
+        except (IdentityChanged, KitUnreachable) as exc:
+            # Its address leads to another key, or nowhere: first see whether the kit moved.
+            moved = await self._async_relocate(kit) if client is None and relocate else None
+            if moved is not None:
+                return await self.async_call(moved, call, relocate=False)
+            if isinstance(exc, KitUnreachable):
+                self.inventory.update(kit.device_id, last_error=str(exc))
+            elif kit.state != "identity_changed":
                 self.inventory.update(kit.device_id, state="identity_changed", last_error=str(exc))
-            raise
-        except KitUnreachable as exc:
-            self.inventory.update(kit.device_id, last_error=str(exc))
             raise
         self.inventory.update(kit.device_id, last_seen_at=time.time(), last_error="")
         return result
+
+    async def _async_relocate(self, kit: Kit) -> Kit | None:
+        """The kit at a new address, if one announces its device ID and serves its pinned key."""
+        if kit.state != "adopted":
+            return None
+
+        def elsewhere(a: Announcement) -> bool:
+            return a.device_id == kit.device_id and (a.host, a.port) != (kit.host, kit.port)
+
+        seen = await async_discover(self.settings.mdns_interfaces, _RELOCATE_S, stop_when=elsewhere)
+        for a in filter(elsewhere, seen):
+            if (await self.async_check_announcement(a)).marking == "adopted":
+                return self.inventory.get(kit.device_id)
+        return None
 
     async def async_status(self, kit: Kit) -> KitStatus:
         try:

@@ -228,9 +228,19 @@ class FleetBridge(QObject):
             self._spawn("status", self._async_check(device_id))
 
     async def _async_sighted(self, announcement: Announcement) -> None:
-        kit = self.fleet.note_announcement(announcement)
-        self.announced.emit(Sighting(announcement, self.fleet.marking(announcement)))
-        if kit is not None:  # an adopted kit (re)appeared: say so now, not at the next poll
+        # An announcement from a new address is followed only if the key served there is the
+        # pinned one; anything else claiming an adopted kit is a conflict and gets nothing.
+        verdict = await self.fleet.async_check_announcement(announcement)
+        known = {k.device_id: k for k in self.fleet.inventory.kits()}
+        kit = known.get(announcement.device_id)
+        if verdict.marking == "conflict" and kit is not None:
+            # a copy of the kit's own announcement: its row keeps the real kit's address
+            self.failed.emit("discovery", verdict.detail)
+            return
+        self.announced.emit(Sighting(announcement, verdict.marking))
+        if verdict.detail and verdict.marking == "conflict":
+            self.failed.emit("discovery", verdict.detail)
+        if kit is not None and verdict.marking == "adopted":  # (re)appeared: say so now, not at the next poll
             await self._async_poll([kit])
 
     async def _async_poll_ids(self, device_ids: list[str]) -> None:

@@ -83,6 +83,9 @@ class DetailsPane(QWidget):
         row, text = self._row, ""
         if row is None:
             text = "Select a kit to see its hardware."
+        elif row.kit is None and row.row_status == "conflict":
+            text = ("Another device announces the name of an adopted kit. Nothing is sent to it; "
+                    "adopt it only if it is a different kit that happens to share the name.")
         elif row.kit is None and row.row_status == "identity_changed":
             text = ("This kit announces the name or address of an adopted kit but is not that "
                     "kit. Adopt it only if the kit was reinstalled on purpose.")

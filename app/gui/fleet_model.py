@@ -26,7 +26,7 @@ __all__ = ["STATUS_COLOURS", "FleetTableModel"]
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 STATUS_COLOURS = {"online": "#1e7b34", "offline": "#6c757d", "checking": "#6c757d",
-                  "unadopted": "#1f5fa8", "identity_changed": "#b3261e"}
+                  "unadopted": "#1f5fa8", "identity_changed": "#b3261e", "conflict": "#b3261e"}
 _STATUS = COLUMNS.index("Status")
 _ALERTS = COLUMNS.index("Alerts")
 _NUMERIC = {COLUMNS.index(c) for c in ("Cores", "Memory (GiB)", "CPU %", "Mem %", "Disk free", "Temp",

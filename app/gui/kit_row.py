@@ -19,7 +19,7 @@ from app.fleet.summary import GIB
 
 __all__ = ["COLUMNS", "MEASURED", "KitRow", "RowStatus", "Sighting", "age_text", "cell_sort", "cell_text"]
 
-RowStatus = Literal["online", "offline", "unadopted", "identity_changed", "checking"]
+RowStatus = Literal["online", "offline", "unadopted", "identity_changed", "conflict", "checking"]
 COLUMNS = ("Name", "Status", "Alerts", "CPU %", "Mem %", "Disk free", "Temp", "Battery", "Serving",
            "Jobs", "Tags", "Device ID", "Kit model", "Address", "Agent version",
            "CPU", "Cores", "Memory (GiB)", "Accelerators", "INT8")
@@ -55,7 +55,8 @@ class KitRow:
     @property
     def row_status(self) -> RowStatus:
         if self.kit is None:
-            return "identity_changed" if self.marking == "identity_changed" else "unadopted"
+            # another device announcing an adopted kit's name, or the key at its old address
+            return self.marking if self.marking in ("identity_changed", "conflict") else "unadopted"
         if self.kit.state == "identity_changed" or self.status == "identity_changed":
             return "identity_changed"
         if self.status in ("online", "offline"):
@@ -111,7 +112,8 @@ def _status_text(row: KitRow) -> str:
     status = row.row_status
     if status == "offline":
         return f"offline (last seen {age_text(row.kit.last_seen_at if row.kit else None)})"
-    return {"identity_changed": "identity changed", "checking": "checking…"}.get(status, status)
+    return {"identity_changed": "identity changed", "conflict": "name conflict",
+            "checking": "checking…"}.get(status, status)
 
 
 def _address(row: KitRow) -> str:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import platform
+import sqlite3
 from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
 from app.fleet.localagent import LocalAgent
+from app.fleet.settings import AppSettings
 from app.gui.bridge import FleetBridge
 from app.gui.kit_row import KitRow
 from app.gui.main_window import MainWindow
 from app.gui.provision_dialog import ProvisionDialog
+from tests.gui.kits import adopt
 from tests.gui.trees import child_values, top_items
 
 WAIT_MS = 20_000
@@ -88,3 +91,36 @@ def test_discover_adopt_show_facts_then_offline(
     assert shown_arch(window) == platform.machine()
     window.grab().save(str(screenshots / "gui-offline.png"))
     assert failures == []
+
+
+def test_another_device_announcing_an_adopted_kits_name_is_a_conflict(
+    qtbot: QtBot, bridge: FleetBridge, settings: AppSettings, tmp_path: Path,
+) -> None:
+    """Two real agents announce "twin-kit" on 127.0.0.1; only one is adopted. The other is shown
+    as a name conflict, the adopted kit stays where it is, and the other gets no token."""
+    real = LocalAgent(tmp_path / "real", "twin-kit", kit_model="Test kit").start()
+    other = LocalAgent(tmp_path / "other", "twin-kit", kit_model="Test kit").start()
+    try:
+        [real_id] = adopt(settings, real)
+        other_id = other.run_cli("identity").strip()
+        window = MainWindow(bridge)
+        qtbot.addWidget(window)
+        window.show()
+        messages: list[tuple[str, str]] = []
+        bridge.failed.connect(lambda operation, message: messages.append((operation, message)))
+        bridge.start()
+        qtbot.waitUntil(lambda: status_of(window, other_id) == "conflict", timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: status_of(window, real_id) == "online", timeout=WAIT_MS)
+        kept = window.model.row(real_id)
+        assert kept is not None
+        assert kept.kit is not None
+        assert kept.kit.address == real.address, "the adopted kit is not moved to the other device"
+        assert any(op == "discovery" and "conflict" in message for op, message in messages), messages
+        window.select_device(other_id)
+        assert "announces the name of an adopted kit" in window.details.placeholder.text()
+        window.grab().save(str(tmp_path / "conflict.png"))
+    finally:
+        real.stop()
+        other.stop()
+    with sqlite3.connect(other.data_dir / "agent.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0, "no token reached it"

@@ -39,8 +39,8 @@ def test_same_host_on_another_port_is_unadopted(fleet: Fleet) -> None:
     assert fleet.marking(announcement(STRANGER, "kit-2", "192.0.2.10", 9443)) == "unadopted"
 
 
-def test_same_name_with_another_device_id_is_identity_changed(fleet: Fleet) -> None:
-    assert fleet.marking(announcement(STRANGER, "kit-1", "198.51.100.4")) == "identity_changed"
+def test_same_name_with_another_device_id_elsewhere_is_a_conflict(fleet: Fleet) -> None:
+    assert fleet.marking(announcement(STRANGER, "kit-1", "198.51.100.4")) == "conflict"
 
 
 def test_same_address_with_another_device_id_is_identity_changed(fleet: Fleet) -> None:
@@ -63,25 +63,3 @@ def test_empty_inventory_marks_everything_unadopted(tmp_path: Path) -> None:
         assert empty.marking(announcement(STRANGER, "kit-1")) == "unadopted"
     finally:
         empty.close()
-
-
-def test_adopted_kit_is_followed_to_a_new_address(fleet: Fleet) -> None:
-    kit = fleet.note_announcement(announcement(ADOPTED, "kit-1", "198.51.100.4", 9443))
-    assert kit is not None
-    assert kit.address == "198.51.100.4:9443"
-    stored = fleet.inventory.get(ADOPTED)
-    assert stored == kit
-    assert (stored.token, stored.cert_pem) == (make_kit(ADOPTED, "kit-1").token,
-                                               make_kit(ADOPTED, "kit-1").cert_pem)
-
-
-def test_kit_at_its_known_address_is_returned_unchanged(fleet: Fleet) -> None:
-    before = fleet.inventory.get(ADOPTED)
-    assert fleet.note_announcement(announcement(ADOPTED, "kit-1")) == before
-    assert fleet.inventory.get(ADOPTED) == before
-
-
-def test_unknown_device_id_is_ignored(fleet: Fleet) -> None:
-    before = fleet.inventory.kits()
-    assert fleet.note_announcement(announcement(STRANGER, "kit-1", "198.51.100.4")) is None
-    assert fleet.inventory.kits() == before
