@@ -92,7 +92,8 @@ def metrics(
     state = _state(request)
     return Metrics(device_id=state.identity.device_id,
                    interval_s=state.settings.metrics_interval_s,
-                   samples=state.metrics.since(since, limit, since_seq))
+                   samples=state.metrics.since(since, limit, since_seq),
+                   overwritten=state.metrics.overwritten())
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=error_responses(401))

@@ -164,6 +164,9 @@ class Metrics(BaseModel):
     device_id: str
     interval_s: float
     samples: list[MetricSample]
+    overwritten: int = Field(default=0, description="samples the ring dropped to stay within its "
+                             "capacity since its first: an app that last pulled before the oldest "
+                             "held seq missed the difference")
 
 
 class TxtRecord(BaseModel):

@@ -50,6 +50,12 @@ class MetricRing:
         )
         return [MetricSample(**dict(row)) for row in rows]
 
+    def overwritten(self) -> int:
+        """Samples dropped to keep within capacity: every seq below the oldest held one (seqs
+        start at 0)."""
+        row = self._db.query("SELECT MIN(seq) FROM metrics")[0]
+        return int(row[0]) if row[0] is not None else 0
+
     def latest(self) -> MetricSample | None:
         rows = self._db.query(f"SELECT seq, {_COLUMNS} FROM metrics ORDER BY seq DESC LIMIT 1")  # noqa: S608 - constant column names
         return MetricSample(**dict(rows[0])) if rows else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,11 @@ class Announcement:
         return self.addresses[0]
 
 
+log = logging.getLogger(__name__)
 Listener = Callable[[str, Announcement | None], None]  # (instance, announcement or None if gone)
+# Announcements held at once: far beyond a fleet (200 kits is a big one), and a bound on what an
+# announcement flood can make the app keep. New names past it are counted in `ignored`, not kept.
+MAX_KITS = 1024
 
 
 class Browser:
@@ -51,6 +56,7 @@ class Browser:
         self._browser: AsyncServiceBrowser | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.kits: dict[str, Announcement] = {}
+        self.ignored = 0  # new announcements dropped while MAX_KITS were held (a flood)
 
     async def async_start(self) -> None:
         if self._interfaces:
@@ -66,6 +72,12 @@ class Browser:
         if state_change is ServiceStateChange.Removed:
             self.kits.pop(name, None)
             self._listener(name, None)
+            return
+        if name not in self.kits and len(self.kits) + len(self._tasks) >= MAX_KITS:
+            self.ignored += 1
+            if self.ignored == 1:
+                log.warning("more than %d kits announce at once: new announcements are ignored "
+                            "(an mDNS flood?); the count is in Browser.ignored", MAX_KITS)
             return
         task = asyncio.ensure_future(self._resolve(zeroconf, service_type, name))
         self._tasks.add(task)

@@ -7,6 +7,7 @@ the same offscreen, in tests and in screenshots.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 
@@ -163,7 +164,16 @@ class HistoryPanel(QWidget):
             self.note.setText(f"{row.name} is {row.row_status}: history up to "
                               f"{age_text(row.view.snapshot.taken_at)}, kept on this laptop")
         else:
-            self.note.setText(f"{row.name}: {len(self.chart.samples())} samples")
+            samples = self.chart.samples()
+            missed = missed_samples(samples)
+            self.note.setText(f"{row.name}: {len(samples)} samples" + (
+                f"; {missed} overwritten on the kit before this laptop collected them" if missed else ""))
+
+
+def missed_samples(samples: Sequence[MetricSample]) -> int:
+    """Gaps in the kit's sequence numbers: samples its ring overwrote while nobody collected."""
+    seqs = sorted(s.seq for s in samples if s.seq is not None and s.seq >= 0)
+    return sum(max(0, b - a - 1) for a, b in itertools.pairwise(seqs))
 
 
 def _clock(ts: float) -> str:

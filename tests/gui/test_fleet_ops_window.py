@@ -186,3 +186,15 @@ def test_the_history_chart_draws_each_series_and_says_when_there_is_none(qtbot: 
     for _, colour, _ in LOAD_SERIES:
         assert coloured_pixels(drawn, QColor(colour)) > 10
     assert coloured_pixels(drawn, QColor("#b3261e")) > 10  # temperature
+
+
+def test_samples_a_kit_overwrote_before_collection_are_counted() -> None:
+    from agent.api.schemas import MetricSample
+    from app.gui.history_chart import missed_samples
+
+    def at(seq: int | None) -> MetricSample:
+        return MetricSample(ts=float(seq or 0), cpu_percent=1, memory_percent=1, disk_percent=1, seq=seq)
+
+    assert missed_samples([at(s) for s in (4, 5, 6)]) == 0
+    assert missed_samples([at(s) for s in (9, 4, 5, 12)]) == 5  # 6-8 and 10-11, in any order
+    assert missed_samples([at(None), at(3)]) == 0  # samples without a seq say nothing

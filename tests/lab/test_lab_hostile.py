@@ -41,6 +41,7 @@ import httpx
 import psutil
 import pytest
 
+from app.fleet.discovery import MAX_KITS
 from app.fleet.localagent import LOOPBACK, LocalAgent
 from tests.integration import conftest as integration
 from tests.integration.conftest import AgentFactory
@@ -411,10 +412,11 @@ async def _many(port: int, count: int) -> Counter[str]:
     return Counter(await asyncio.gather(*(_one_health(port, ctx) for _ in range(count))))
 
 
-def _mdns_flood(count: int) -> tuple[int, int, bool]:
+def _mdns_flood(count: int) -> tuple[int, int, bool, int]:
     """`count` bogus kits announced and withdrawn on 127.0.0.1 while an app Browser watches.
 
-    Returns (most bogus kits the browser held, kits left after the goodbyes, real kit seen)."""
+    Returns (most kits the browser held, kits left after the goodbyes, real kit seen, announcements
+    the browser ignored once it held MAX_KITS)."""
     from zeroconf import ServiceInfo, const
     from zeroconf._dns import DNSPointer
     from zeroconf._protocol.outgoing import DNSOutgoing
@@ -423,7 +425,7 @@ def _mdns_flood(count: int) -> tuple[int, int, bool]:
     from agent.api.schemas import SERVICE_TYPE
     from app.fleet.discovery import Browser
 
-    async def run() -> tuple[int, int, bool]:
+    async def run() -> tuple[int, int, bool, int]:
         browser = Browser([LOOPBACK], lambda name, found: None)
         await browser.async_start()
         flood = AsyncZeroconf(interfaces=[LOOPBACK])
@@ -457,7 +459,7 @@ def _mdns_flood(count: int) -> tuple[int, int, bool]:
                     await asyncio.sleep(0.05)
                     most = max(most, len(browser.kits))
             await asyncio.sleep(1.0)
-            return most, len(browser.kits), real <= set(browser.kits) and bool(real)
+            return most, len(browser.kits), real <= set(browser.kits) and bool(real), browser.ignored
         finally:
             await flood.async_close()
             await browser.async_close()
@@ -490,17 +492,19 @@ def test_hostile_clients_and_an_mdns_flood_leave_the_agent_up_and_jobs_done(
             assert set(outcome) <= {"200", "503", "refused", "dropped"}, outcome
             assert outcome["200"] >= 100, f"most connections are served, not refused: {outcome}"
             self_rss_before = _rss(os.getpid())
-            most, left, real_seen = _mdns_flood(2000)
+            most, left, real_seen, ignored = _mdns_flood(2000)
             self_rss_after = _rss(os.getpid())
             peaks["mDNS flood"] = sampler.peak
         _figure("agent peak RSS after each phase (MiB)", {k: round(v / (1 << 20)) for k, v in peaks.items()})
-        _figure("mDNS flood: bogus kits held at most / left after goodbyes", f"{most} / {left}")
+        _figure("mDNS flood: kits held at most / left after goodbyes / ignored past the bound",
+                f"{most} / {left} / {ignored}")
         _figure("app-side RSS growth over the mDNS flood (MiB)",
                 round((self_rss_after - self_rss_before) / (1 << 20), 1))
         _figure("agent RSS idle / peak under load (MiB)",
                 f"{idle_rss / (1 << 20):.0f} / {sampler.peak / (1 << 20):.0f}")
         assert real_seen, "the browser still sees the real kit after the flood"
         assert left <= 1, f"the goodbyes emptied the browser of bogus kits ({left} left)"
+        assert most <= MAX_KITS, f"the browser held {most} kits, past its bound of {MAX_KITS}"
         assert sampler.peak < idle_rss + (256 << 20), "the agent's memory stayed bounded"
         assert agent.health()["status"] == "ok"
         finished = wait(client, job["job_id"], timeout=60)
@@ -540,6 +544,7 @@ def test_unattended_kit_keeps_buffers_bounded_and_collection_is_complete(
         # the laptop is back: page through everything after seq -1, 7 at a time
         collected: list[dict[str, Any]] = []
         cursor = -1
+        first_page = client.get("/v1/metrics", params={"since_seq": cursor, "limit": 7}).json()
         while True:
             page = client.get("/v1/metrics", params={"since_seq": cursor, "limit": 7}).json()
             if not page["samples"] or cursor >= top:
@@ -551,7 +556,9 @@ def test_unattended_kit_keeps_buffers_bounded_and_collection_is_complete(
         assert [s["ts"] for s in collected] == sorted(s["ts"] for s in collected)
         assert capacity - 2 <= len(seqs) <= capacity + 2 * 7, seqs  # the ring, plus what came meanwhile
         dropped = seqs[0]  # seqs start at 0: the first one still held counts what was overwritten
-        assert dropped >= capacity, "the ring wrapped and says how much it overwrote"
+        assert dropped >= capacity, "the ring wrapped"
+        held = first_page["samples"][0]["seq"]  # a sample may land between the two reads
+        assert held <= first_page["overwritten"] <= held + 2, "the agent counts what its ring overwrote"
         _figure("metrics ring: capacity / collected / overwritten before collection",
                 f"{capacity} / {len(seqs)} / {dropped}")
 

@@ -59,6 +59,7 @@ def test_empty_ring_has_no_samples(db: Database) -> None:
 def test_ring_keeps_the_newest_samples_up_to_capacity(db: Database, appended: int) -> None:
     ring = filled(db, 3, appended)
     assert rows(db) == min(appended, 3)
+    assert ring.overwritten() == max(0, appended - 3), "what it dropped is counted"
     assert stamps(ring) == [1000.0 + i for i in range(max(0, appended - 3), appended)]
 
 
