@@ -82,6 +82,7 @@ class LiveView(QWidget):
         self.model_edit, self.source_edit = QLineEdit(self), QLineEdit(self)
         self.fps_spin = QDoubleSpinBox(self)
         self._layout()
+        self.setEnabled(bool(device_id))  # nothing to start or watch until a kit is chosen
         bridge.live.connect(self._on_event)
         bridge.frame.connect(self._on_frame)
         bridge.streams_loaded.connect(self._on_streams)
