@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.storage import fsync_dir
+
 DB_FILE = "agent.db"
 CORRUPT_INFIX = ".corrupt-"  # agent.db.corrupt-20261129T041500Z (+ -wal, -shm)
 # What a fresh database no longer has: the app's copy of the kit's state is untouched.
@@ -76,7 +78,7 @@ def quarantine(path: Path, now: float | None = None) -> Path:
         source = path.with_name(path.name + suffix)
         if source.exists():
             os.replace(source, target.with_name(target.name + suffix))
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return target
 
 
@@ -95,13 +97,6 @@ def _probe(path: Path, timeout: float) -> None:
     finally:
         conn.close()
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: trust (tokens, pairing) and the metrics ring
