@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from agent import __version__
 from agent.api.audit_trail import AuditTrail
 from agent.api.errors import BodyLimit, install_handlers
+from agent.api.fast_infer import FastInfer
 from agent.api.routes import router
 from agent.api.routes_audit import audit_router
 from agent.api.routes_jobs import jobs_router
@@ -37,7 +38,9 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(stream_router)
     app.include_router(audit_router)
     app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes, streams=_streams)
-    app.add_middleware(AuditTrail)  # outermost: it also records what BodyLimit refuses
+    app.add_middleware(AuditTrail)  # it also records what BodyLimit refuses
+    # Outermost: the common infer request is answered before the router (fast_infer.py).
+    app.add_middleware(FastInfer, state=state, app_state=app.state)
     return app
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.datastructures import State
 
 from agent.api.auth import require
 from agent.api.schemas import (
@@ -26,6 +27,7 @@ from agent.api.schemas import (
 )
 from agent.api.state import AgentState
 from agent.auth.tokens import Caller
+from agent.config import Settings
 from agent.errors import ApiError
 
 if TYPE_CHECKING:
@@ -154,26 +156,28 @@ async def infer(
     payload = await _read_bounded(request, state.settings.max_infer_bytes)
     # One thread hop for everything that touches disk or computes: each hop costs a wake-up.
     manifest, result, tensors = await asyncio.to_thread(
-        _infer, state, name, version, payload, request.headers.get("content-type"), top_k, _batcher(request))
+        run_infer, state, name, version, payload, request.headers.get("content-type"), top_k,
+        batcher_of(request.app.state, state.settings))
     if tensors is None:
         return result
-    return _npz_response(tensors, manifest.version, manifest.sha256)
+    return npz_response(tensors, manifest.version, manifest.sha256)
 
 
-def _batcher(request: Request) -> ImageBatcher | None:
-    """The app's batcher, made on first use; None when infer_batch_window_ms is 0."""
-    window_ms = _state(request).settings.infer_batch_window_ms
+def batcher_of(app_state: State, settings: Settings) -> ImageBatcher | None:
+    """The app's batcher, made on first use; None when infer_batch_window_ms is 0.
+    Called on the event loop only, so two are never made."""
+    window_ms = settings.infer_batch_window_ms
     if window_ms <= 0:
         return None
-    if not hasattr(request.app.state, "batcher"):  # on the event loop: no race to make two
+    if not hasattr(app_state, "batcher"):
         from agent.models.batcher import Batcher
 
-        request.app.state.batcher = Batcher(window_ms / 1000)
-    batcher: ImageBatcher = request.app.state.batcher
+        app_state.batcher = Batcher(window_ms / 1000)
+    batcher: ImageBatcher = app_state.batcher
     return batcher
 
 
-def _infer(state: AgentState, name: str, version: str | None, payload: bytes, content_type: str | None,
+def run_infer(state: AgentState, name: str, version: str | None, payload: bytes, content_type: str | None,
            top_k: int, batcher: ImageBatcher | None
            ) -> tuple[Manifest, InferResult | None, dict[str, Any] | None]:
     from agent.models.infer import run_inference
@@ -190,7 +194,7 @@ def _infer(state: AgentState, name: str, version: str | None, payload: bytes, co
     return manifest, result, tensors
 
 
-def _npz_response(tensors: dict[str, Any], version: str, sha256: str) -> Response:
+def npz_response(tensors: dict[str, Any], version: str, sha256: str) -> Response:
     import numpy as np
 
     buffer = io.BytesIO()

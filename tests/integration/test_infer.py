@@ -148,3 +148,30 @@ def test_a_raw_model_answers_tensors_naming_the_model(start_agent: AgentFactory,
     assert done.returncode == 0, done.stderr
     assert f"plain 3 ({manifest.sha256[:12]})" in done.stdout
     assert np.allclose(np.load(tmp_path / "out.npz")["scores"], scores)
+
+
+def test_the_short_infer_path_answers_exactly_as_the_full_route(served) -> None:
+    """agent/api/fast_infer.py answers common requests past FastAPI's router. A repeated query
+    parameter is refused by that path, so `?top_k=K&top_k=K` is served by the full route: every
+    answer, good or bad, must be the same both ways (but the measured latency)."""
+    agent, kit, _ = served
+    tensor, wrong = io.BytesIO(), io.BytesIO()
+    np.save(tensor, np.random.default_rng(5).random((1, 3, 16, 16)).astype("float32"))
+    np.save(wrong, np.zeros((1, 3, 8, 8), dtype="float32"))
+    npy = {"Content-Type": "application/x-npy"}
+    png = {"Content-Type": "image/png"}
+    cases = [("tiny", "", tensor.getvalue(), npy), ("tiny", "&version=1", _png(), png),
+             ("nope", "", _png(), {}), ("tiny", "", wrong.getvalue(), npy), ("tiny", "", b"hello", {}),
+             ("tiny", "&version=9", _png(), {}), ("tiny", "", b"\x93NUMPY broken", npy)]
+    with raw_client(agent, kit.token) as client:
+        assert client.get("/v1/models").status_code == 200  # the token is now recently verified
+        for name, extra, body, headers in cases:
+            path = f"/v1/models/{name}/infer?top_k=2"
+            full = client.post(f"{path}&top_k=2{extra}", content=body, headers=headers)
+            short = client.post(f"{path}{extra}", content=body, headers=headers)
+            assert (short.status_code, short.headers["content-type"]) == \
+                (full.status_code, full.headers["content-type"]), (name, extra, full.text, short.text)
+            got, expected = short.json(), full.json()
+            for answer in (got, expected):
+                answer.pop("latency_ms", None)
+            assert got == expected, (name, extra)

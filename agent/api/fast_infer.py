@@ -1,0 +1,122 @@
+"""`POST /v1/models/{name}/infer` on a short path, past FastAPI's router and dependencies.
+
+Inference is the one call a kit answers many times a second, and the model run of a small
+classifier takes half a millisecond: FastAPI's route matching over every route, dependency
+solving and response validation cost more than that per request (measured in-process: 0.9 ms
+of 1.6). This middleware answers the common case itself and hands everything else, untouched,
+to the full application:
+
+- only a well-formed request: the path, at most `top_k` and `version` in the query, a declared
+  Content-Length within `max_infer_bytes`;
+- only a bearer token the agent verified in the last seconds (`TokenStore.recently_verified`)
+  with the operator scope; a token not seen lately takes the full path, which checks it;
+- the same work as the route (`routes_models.run_infer`, one thread hop) and the same answers:
+  the result JSON, the .npz of a raw model, and errors as `{error, message, hint}`.
+
+OpenAPI still documents the route, and any request this path does not take is served by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import State
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent.api.errors import error_response
+from agent.api.routes_models import batcher_of, npz_response, run_infer
+from agent.api.schemas import NAME_PATTERN, VERSION_PATTERN
+from agent.api.state import AgentState
+from agent.errors import ApiError
+
+__all__ = ["FastInfer"]
+
+_PATH = re.compile(r"/v1/models/([^/]+)/infer")
+_MAX_TOP_K = 100  # as the route's Query(le=100)
+
+
+class FastInfer:
+    def __init__(self, app: ASGIApp, state: AgentState, app_state: State) -> None:
+        self.app, self.state, self.app_state = app, state, app_state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = self._eligible(scope) if scope["type"] == "http" else None
+        if request is None:
+            await self.app(scope, receive, send)
+            return
+        name, version, top_k, length = request
+        messages: list[Message] = []
+        body = bytearray()
+        while True:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if message["type"] != "http.request" or not message.get("more_body") or len(body) > length:
+                break
+        if message["type"] != "http.request" or len(body) != length:
+            await self.app(scope, _replay(messages, receive), send)  # let the full path say what is wrong
+            return
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").decode("latin-1") or None
+        try:
+            manifest, result, tensors = await asyncio.to_thread(
+                run_infer, self.state, name, version, bytes(body), content_type, top_k,
+                batcher_of(self.app_state, self.state.settings))
+        except ApiError as exc:
+            await error_response(exc.status, exc.error, exc.message, exc.hint, exc.headers)(
+                scope, receive, send)
+            return
+        if tensors is not None:
+            answer = npz_response(tensors, manifest.version, manifest.sha256)
+        else:
+            assert result is not None
+            answer = Response(result.model_dump_json(), media_type="application/json")
+        await answer(scope, receive, send)
+
+    def _eligible(self, scope: Scope) -> tuple[str, str | None, int, int] | None:
+        """(name, version, top_k, body length) when this path may answer, else None."""
+        if scope["method"] != "POST" or (path := _PATH.fullmatch(scope["path"])) is None:
+            return None
+        name = path.group(1)
+        if not re.fullmatch(NAME_PATTERN, name):
+            return None
+        query = _query(scope.get("query_string", b""))
+        if query is None:
+            return None
+        version, top_k = query
+        headers = dict(scope["headers"])
+        kind, _, secret = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        caller = self.state.tokens.recently_verified(secret.strip()) if kind.lower() == "bearer" else None
+        if caller is None or not caller.allows("operator"):
+            return None
+        declared = headers.get(b"content-length", b"")
+        if not declared.isdigit() or not 0 < int(declared) <= self.state.settings.max_infer_bytes:
+            return None
+        return name, version, top_k, int(declared)
+
+
+def _query(raw: bytes) -> tuple[str | None, int] | None:
+    """(version, top_k) from a query with only those, well formed; None for anything else."""
+    version, top_k = None, 5
+    seen: set[str] = set()
+    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if key in seen:
+            return None
+        seen.add(key)
+        if key == "version" and re.fullmatch(VERSION_PATTERN, value):
+            version = value
+        elif key == "top_k" and re.fullmatch(r"[0-9]{1,3}", value) and 1 <= int(value) <= _MAX_TOP_K:
+            top_k = int(value)
+        else:
+            return None
+    return version, top_k
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
