@@ -6,12 +6,12 @@ one kit's target (architecture + CPython version) needs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.fleet.models import sha256_file
 from app.provision.errors import Unsupported, WheelhouseError
 
 MANIFEST = "manifest.json"
@@ -33,14 +33,6 @@ def target_key(arch: str, python: tuple[int, int]) -> str:
 def describe_target(key: str) -> str:
     arch, _, cp = key.partition("-cp")
     return f"{arch} CPython {cp[0]}.{cp[1:]}" if cp else key
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
