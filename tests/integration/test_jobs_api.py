@@ -7,7 +7,6 @@ import io
 import json
 import sqlite3
 import sys
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from PIL import Image
 
 from agent.api.schemas import Manifest
 from tests.integration.conftest import AgentFactory
-from tests.integration.helpers import pair, raw_client
+from tests.integration.helpers import pair, raw_client, tar_archive
 from tests.onnx_models import classifier
 
 FINISHED = {"done", "failed", "cancelled", "interrupted"}
@@ -171,28 +170,14 @@ def test_batch_infer_results_name_the_model_and_are_collected(start_agent: Agent
         _uploaded_dataset(client, tmp_path)
 
 
-def _tar(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for name, target in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
-            tar.addfile(info)
-    return buffer.getvalue()
-
-
 def _uploaded_dataset(client: httpx.Client, tmp_path: Path) -> None:
     pictures = {f"cams/{p.name}": p.read_bytes() for p in images(tmp_path / "upload", 5)}
-    made = client.put("/v1/datasets/cams", content=_tar(pictures))
+    made = client.put("/v1/datasets/cams", content=tar_archive(pictures))
     assert made.status_code == 201, made.text
     assert made.json()["files"] == 5
-    refused(client.put("/v1/datasets/cams", content=_tar(pictures)), 409, "dataset_exists")
-    refused(client.put("/v1/datasets/evil", content=_tar({"../escape.png": b"x"})), 422, "bad_archive")
-    refused(client.put("/v1/datasets/link", content=_tar({}, {"etc": "/etc"})), 422, "bad_archive")
+    refused(client.put("/v1/datasets/cams", content=tar_archive(pictures)), 409, "dataset_exists")
+    refused(client.put("/v1/datasets/evil", content=tar_archive({"../escape.png": b"x"})), 422, "bad_archive")
+    refused(client.put("/v1/datasets/link", content=tar_archive({}, {"etc": "/etc"})), 422, "bad_archive")
     refused(client.put("/v1/datasets/junk", content=b"not a tar at all"), 422, "bad_archive")
     assert [d["name"] for d in client.get("/v1/datasets").json()] == ["cams", "street"]
     job = wait(client, submit(client, "batch-infer", {"model": "tiny", "dataset": "cams"})["job_id"])

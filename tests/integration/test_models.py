@@ -14,7 +14,7 @@ from app.fleet.errors import AgentError
 from app.fleet.models import ModelPackageError, load_package
 from app.fleet.service import Fleet
 from tests.integration.conftest import AgentFactory
-from tests.integration.helpers import kitfleet, pair, raw_client
+from tests.integration.helpers import kitfleet, pair, raw_client, small_tmpfs
 from tests.onnx_models import classifier
 
 
@@ -208,18 +208,8 @@ def test_deploy_to_an_offline_kit_reports_it_and_others_continue(
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 16 MiB tmpfs made by the test (needs root)."""
-    import os
-    import subprocess
-
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root (CI runs as root)")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path, 16) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_disk_full_during_upload_is_clear_and_resumes_after_space_is_freed(

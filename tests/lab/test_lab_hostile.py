@@ -19,16 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
 import socket
 import sqlite3
 import ssl
-import subprocess
 import sys
-import tarfile
 import threading
 import time
 from collections import Counter
@@ -45,7 +42,7 @@ from app.fleet.discovery import MAX_KITS
 from app.fleet.localagent import LOOPBACK, LocalAgent
 from tests.integration import conftest as integration
 from tests.integration.conftest import AgentFactory
-from tests.integration.helpers import pair, raw_client
+from tests.integration.helpers import pair, raw_client, small_tmpfs, tar_archive
 from tests.integration.test_jobs_api import configure, deploy, images, submit, wait
 
 PY = sys.executable
@@ -105,17 +102,8 @@ def _figure(name: str, value: Any) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 24 MiB tmpfs made by the test, unmounted even when the test fails."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root (CI runs the lab as root)")
-    if shutil.which("mount") is None:
-        pytest.skip("no `mount` command on this machine")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path, 24) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 _FILL = ("import itertools\n"
@@ -201,21 +189,6 @@ def _snapshot(root: Path, *skip: Path) -> dict[str, str]:
             continue
         found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
-
-
-def _tar(members: dict[str, bytes], links: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-        for name, target in links.items():
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.SYMTYPE
-            info.linkname = target
-            tar.addfile(info)
-    return buffer.getvalue()
 
 
 def test_path_traversal_is_refused_everywhere_and_nothing_is_written_outside(
@@ -306,10 +279,10 @@ def test_path_traversal_is_refused_everywhere_and_nothing_is_written_outside(
                         assert committed.status_code == 200, committed.text
                 else:
                     expect_4xx(started, what)
-        archives = {"dot-dot": _tar({"../../escaped.png": b"x"}, {}),
-                    "absolute": _tar({str(outside / "abs.png"): b"x"}, {}),
-                    "link-out": _tar({}, {"pics": str(outside)}),
-                    "link-climb": _tar({}, {"up": "../../../outside"})}
+        archives = {"dot-dot": tar_archive({"../../escaped.png": b"x"}, {}),
+                    "absolute": tar_archive({str(outside / "abs.png"): b"x"}, {}),
+                    "link-out": tar_archive({}, {"pics": str(outside)}),
+                    "link-climb": tar_archive({}, {"up": "../../../outside"})}
         for name, archive in archives.items():
             expect_4xx(client.put(f"/v1/datasets/{name}", content=archive,
                                   headers={"Content-Type": "application/x-tar"}),
