@@ -47,7 +47,7 @@ class FastInfer:
         if request is None:
             await self.app(scope, receive, send)
             return
-        name, version, top_k, length = request
+        name, version, top_k, length, content_type = request
         messages: list[Message] = []
         body = bytearray()
         while True:
@@ -59,8 +59,6 @@ class FastInfer:
         if message["type"] != "http.request" or len(body) != length:
             await self.app(scope, _replay(messages, receive), send)  # let the full path say what is wrong
             return
-        headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"").decode("latin-1") or None
         try:
             manifest, result, tensors = await asyncio.to_thread(
                 run_infer, self.state, name, version, bytes(body), content_type, top_k,
@@ -76,8 +74,8 @@ class FastInfer:
             answer = Response(result.model_dump_json(), media_type="application/json")
         await answer(scope, receive, send)
 
-    def _eligible(self, scope: Scope) -> tuple[str, str | None, int, int] | None:
-        """(name, version, top_k, body length) when this path may answer, else None."""
+    def _eligible(self, scope: Scope) -> tuple[str, str | None, int, int, str | None] | None:
+        """(name, version, top_k, body length, content type) when this path may answer, else None."""
         if scope["method"] != "POST" or (path := _PATH.fullmatch(scope["path"])) is None:
             return None
         name = path.group(1)
@@ -95,7 +93,8 @@ class FastInfer:
         declared = headers.get(b"content-length", b"")
         if not declared.isdigit() or not 0 < int(declared) <= self.state.settings.max_infer_bytes:
             return None
-        return name, version, top_k, int(declared)
+        content_type = headers.get(b"content-type", b"").decode("latin-1") or None
+        return name, version, top_k, int(declared), content_type
 
 
 def _query(raw: bytes) -> tuple[str | None, int] | None:
