@@ -96,6 +96,11 @@ class SessionCache:
                     if self._loading.get(key) is key_lock:
                         del self._loading[key]
 
+    def cached(self, path: Path, sha256: str) -> Any:
+        """The session if it is loaded, else None; never loads one (for callers that must not wait)."""
+        with self._lock:
+            return self._touch((path, sha256))
+
     def _touch(self, key: _Key) -> Any:
         entry = self._entries.get(key)
         if entry is None:
@@ -108,7 +113,11 @@ class SessionCache:
             cached = self._touch(key)  # a request that waited on the key lock finds it loaded
         if cached is not None:
             return cached
-        session, fallback = open_session(key[0], self.threads)
+        # Not spinning: the serving sessions share the cores with the event loop, the TLS
+        # work and the requests' decoding, and an intra-op thread that busy-waits after every
+        # run took a core from them (benchmarks/batching.py: 1.39x the requests per second
+        # at 32 clients without it, the same single-request latency).
+        session, fallback = open_session(key[0], self.threads, spinning=False)
         with self._lock:
             self._entries[key] = _Entry(session, fallback)
             while len(self._entries) > self.capacity:

@@ -65,10 +65,10 @@ def test_concurrent_requests_load_a_model_once(models: list[tuple[Path, Manifest
     loads: list[Path] = []
     real_open = sessions.open_session
 
-    def slow_open(path: Path, threads: int) -> tuple[Any, str | None]:
+    def slow_open(path: Path, threads: int, spinning: bool = True) -> tuple[Any, str | None]:
         loads.append(path)
         time.sleep(0.2)  # widen the window in which a second load could start
-        return real_open(path, threads)
+        return real_open(path, threads, spinning)
 
     monkeypatch.setattr(sessions, "open_session", slow_open)
     cache = SessionCache(2, 1)
