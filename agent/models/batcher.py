@@ -130,13 +130,13 @@ def infer_image(batcher: ImageBatcher, session: Any, manifest: Manifest, payload
                 content_type: str | None, top_k: int) -> InferResult | None:
     """An image request's answer through the batcher; None when it cannot be batched (a tensor,
     a raw model, or a model whose batch dimension is fixed) and must run alone."""
-    from agent.models.infer import NPY_TYPES, run_batch
+    from agent.models.infer import NPY_TYPES, dynamic_batch, run_batch
     from agent.models.preprocess import NPY_MAGIC, decode_image, media_type
 
     declared = media_type(content_type)
     tensor = declared in NPY_TYPES or (declared in (None, "application/octet-stream")
                                        and payload.startswith(NPY_MAGIC))
-    if tensor or manifest.task == "raw" or not _dynamic_batch(session, manifest):
+    if tensor or manifest.task == "raw" or not dynamic_batch(session, manifest):
         return None
 
     def run(items: Sequence[tuple[Image.Image, int]]) -> list[InferResult]:
@@ -149,8 +149,3 @@ def infer_image(batcher: ImageBatcher, session: Any, manifest: Manifest, payload
     key = (manifest.name, manifest.version, manifest.sha256)
     return batcher.submit(key, lambda: (decode_image(payload, content_type), top_k), run)
 
-
-def _dynamic_batch(session: Any, manifest: Manifest) -> bool:
-    model_input = {i.name: i for i in session.get_inputs()}[manifest.input.name]
-    first = model_input.shape[0] if model_input.shape else None
-    return not (isinstance(first, int) and first > 0)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -15,7 +16,8 @@ from agent.models.postprocess import decode_yolo
 from agent.models.postprocess import top_k as best_classes
 from agent.models.preprocess import NPY_MAGIC, check_tensor, decode_image, load_npy, media_type, to_tensor
 
-__all__ = ["MAX_BATCH", "NPY_TYPES", "run_batch", "run_inference", "run_prepared"]
+__all__ = ["MAX_BATCH", "NPY_TYPES", "dynamic_batch", "model_input", "run_batch", "run_inference",
+           "run_prepared"]
 
 NPY_TYPES = {"application/x-npy", "application/npy"}
 MAX_BATCH = 32  # images per session.run in a batch job: bounds the kit's peak memory
@@ -45,7 +47,7 @@ def run_batch(session: Any, manifest: Manifest, images: Sequence[Image.Image],
     """
     if manifest.task == "raw":
         raise _image_for_raw(manifest)
-    step = MAX_BATCH if _dynamic_batch(_model_input(session, manifest)) else 1
+    step = MAX_BATCH if dynamic_batch(session, manifest) else 1
     return [result for start in range(0, len(images), step)
             for result in _infer_images(session, manifest, images[start:start + step], top_k)]
 
@@ -62,12 +64,33 @@ def _image_for_raw(manifest: Manifest) -> ApiError:
                     "send a .npy tensor (numpy.save()) with Content-Type application/x-npy")
 
 
-def _model_input(session: Any, manifest: Manifest) -> Any:
-    return {i.name: i for i in session.get_inputs()}[manifest.input.name]  # verify.py checked it
+class _Signature(NamedTuple):
+    inputs: dict[str, Any]  # ONNX Runtime's NodeArg by input name
+    outputs: list[str]
 
 
-def _dynamic_batch(model_input: Any) -> bool:
-    first = model_input.shape[0] if model_input.shape else None
+# A session's inputs and outputs never change, but asking ONNX Runtime builds new NodeArg
+# objects each time: ~20 µs per request, kept here for as long as the session lives.
+_signatures: weakref.WeakKeyDictionary[Any, _Signature] = weakref.WeakKeyDictionary()
+
+
+def _signature(session: Any) -> _Signature:
+    found = _signatures.get(session)
+    if found is None:
+        found = _signatures[session] = _Signature({i.name: i for i in session.get_inputs()},
+                                                  [o.name for o in session.get_outputs()])
+    return found
+
+
+def model_input(session: Any, manifest: Manifest) -> Any:
+    """The session's NodeArg for the manifest's input (verify.py checked that it exists)."""
+    return _signature(session).inputs[manifest.input.name]
+
+
+def dynamic_batch(session: Any, manifest: Manifest) -> bool:
+    """True when the model input's batch dimension is symbolic, so any batch size runs."""
+    shape = model_input(session, manifest).shape
+    first = shape[0] if shape else None
     return not (isinstance(first, int) and first > 0)
 
 
@@ -81,7 +104,7 @@ def run_prepared(session: Any, manifest: Manifest, batch: np.ndarray, scales: Se
                  top_k: int = 5) -> list[InferResult]:
     """Results for a batch already made by `preprocess.to_tensor` (or `to_input` + `stack`),
     in one session.run; batch jobs prepare images on their own threads and come in here."""
-    check_tensor(batch, _model_input(session, manifest))
+    check_tensor(batch, model_input(session, manifest))
     outputs, latency_ms = _run(session, manifest.input.name, batch)
     share = latency_ms / len(scales)
     return [_result(manifest, outputs, i, scale, share, top_k) for i, scale in enumerate(scales)]
@@ -89,7 +112,7 @@ def run_prepared(session: Any, manifest: Manifest, batch: np.ndarray, scales: Se
 
 def _infer_tensor(session: Any, manifest: Manifest, tensor: np.ndarray,
                   top_k: int) -> tuple[InferResult | None, Tensors | None]:
-    check_tensor(tensor, _model_input(session, manifest))
+    check_tensor(tensor, model_input(session, manifest))
     if manifest.task != "raw" and tensor.shape[0] != 1:
         raise ApiError(422, "wrong_shape", f"the tensor holds a batch of {tensor.shape[0]}; one answer "
                        "needs one input", "send one input per request (batch dimension 1)")
@@ -104,7 +127,7 @@ def _run(session: Any, input_name: str, tensor: np.ndarray) -> tuple[Tensors, fl
     started = time.perf_counter()
     values = session.run(None, {input_name: tensor})
     latency_ms = (time.perf_counter() - started) * 1000
-    names = [output.name for output in session.get_outputs()]
+    names = _signature(session).outputs
     return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}, latency_ms
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,9 +30,30 @@ def is_distribution(row: np.ndarray, tolerance: float = 1e-3) -> bool:
 def top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[Classification]:
     """The k best classes, best first; softmax applied only if the model gave logits."""
     row = np.asarray(scores, dtype=np.float64).ravel()
+    if row.size <= _SMALL:
+        return _top_k_small(row.tolist(), labels, k)
     probabilities = row if is_distribution(row) else softmax(row)
     best = np.argsort(-probabilities, kind="stable")[: max(k, 0)]
     return [Classification(label=_label(labels, int(i)), index=int(i), score=float(probabilities[i]))
+            for i in best]
+
+
+_SMALL = 64  # up to this many classes, plain Python is ~10x quicker than numpy's calls
+
+
+def _top_k_small(row: list[float], labels: Sequence[str], k: int) -> list[Classification]:
+    """As top_k for a short row (the same answers to within float rounding), in plain Python:
+    one request's top-k in a few microseconds instead of ~40."""
+    distribution = bool(row) and min(row) >= 0 and max(row) <= 1 and abs(math.fsum(row) - 1) <= 1e-3
+    if distribution:
+        probabilities = row
+    else:
+        top = max(row)
+        exps = [math.exp(value - top) for value in row]
+        total = math.fsum(exps)
+        probabilities = [value / total for value in exps]
+    best = sorted(range(len(row)), key=lambda i: -probabilities[i])[: max(k, 0)]  # stable, as argsort
+    return [Classification(label=_label(labels, i), index=i, score=probabilities[i])
             for i in best]
 
 

@@ -7,12 +7,15 @@ a technician activates, rolls back or deletes. The answer is now kept with the i
 changed, so a change made by any path (the API, a job, a restart) is seen on the next
 request. `state.json` is replaced whole (a new inode) and a version directory appears by
 a rename, so a changed file never keeps its old identity.
+
+A request that finds its answer here costs two `stat` calls on paths kept as strings.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.api.schemas import Manifest
@@ -23,27 +26,43 @@ __all__ = ["ServingModels"]
 _Stamp = tuple[int, int, int] | None  # (inode, size, mtime_ns) of a file; None when it is missing
 
 
+@dataclass(frozen=True)
+class _Known:
+    state_file: str | None  # None when a version was asked for: the serving one does not matter
+    state: _Stamp
+    manifest_file: str
+    manifest_stamp: _Stamp
+    manifest: Manifest
+    model: Path
+
+    def current(self) -> bool:
+        return ((self.state_file is None or _stamp(self.state_file) == self.state)
+                and _stamp(self.manifest_file) == self.manifest_stamp)
+
+
 class ServingModels:
     def __init__(self, store: ModelStore) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._known: dict[tuple[str, str | None], tuple[_Stamp, _Stamp, Manifest, Path]] = {}
+        self._known: dict[tuple[str, str | None], _Known] = {}
 
     def active(self, name: str, version: str | None = None) -> tuple[Manifest, Path]:
         """As `ModelStore.active`: the manifest and file of the serving version (or of `version`)."""
         key = (name, version)
-        state = _stamp(self.store.root / check_name(name) / STATE_FILE) if version is None else None
-        with self._lock:
-            known = self._known.get(key)
-        if known is not None and known[0] == state and known[1] == _stamp(known[3].parent / MANIFEST_FILE):
-            return known[2], known[3]
+        known = self._known.get(key)  # only names that were valid once are ever stored
+        if known is not None and known.current():
+            return known.manifest, known.model
+        state_file = str(self.store.root / check_name(name) / STATE_FILE) if version is None else None
+        state = _stamp(state_file) if state_file else None  # before reading: a change after is seen
         manifest, path = self.store.active(name, version)  # raises the store's 404/409/422
+        manifest_file = str(path.parent / MANIFEST_FILE)
         with self._lock:
-            self._known[key] = (state, _stamp(path.parent / MANIFEST_FILE), manifest, path)
+            self._known[key] = _Known(state_file, state, manifest_file, _stamp(manifest_file),
+                                      manifest, path)
         return manifest, path
 
 
-def _stamp(path: Path) -> _Stamp:
+def _stamp(path: str) -> _Stamp:
     try:
         found = os.stat(path)
     except OSError:

@@ -8,6 +8,7 @@ from typing import Any
 from agent.api.schemas import Manifest
 from agent.jobs.errors import PermanentFailure
 from agent.jobs.report import Reporter
+from agent.models.infer import dynamic_batch, model_input
 from agent.models.sessions import open_session
 
 
@@ -32,6 +33,4 @@ def model_fields(manifest: Manifest) -> dict[str, str]:
 
 def fixed_batch(session: Any, manifest: Manifest) -> int | None:
     """The batch size the model insists on, or None when its batch dimension is free."""
-    model_input = {i.name: i for i in session.get_inputs()}[manifest.input.name]
-    first = model_input.shape[0] if model_input.shape else None
-    return first if isinstance(first, int) and first > 0 else None
+    return None if dynamic_batch(session, manifest) else int(model_input(session, manifest).shape[0])

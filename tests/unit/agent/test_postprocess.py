@@ -31,6 +31,22 @@ def test_top_k_keeps_probabilities_as_they_are() -> None:
     assert [(c.label, round(c.score, 6)) for c in classes] == [("b", 0.7), ("c", 0.2)]
 
 
+@pytest.mark.parametrize("size", [3, 10, 64, 65, 1000])
+def test_top_k_of_short_and_long_rows_agrees_with_numpy(size: int) -> None:
+    """Rows of up to 64 classes take a plain-Python path; both must give numpy's answer."""
+    rng = np.random.default_rng(size)
+    labels = [f"c{i}" for i in range(size)]
+    logits = rng.normal(0, 3, size).astype(np.float32)
+    logits[1] = logits[2]  # a tie: the lower index first, as a stable argsort
+    probabilities = softmax(logits.astype(np.float64))
+    for row, expected in ((logits, probabilities), (probabilities, probabilities)):
+        got = top_k(row, labels, 5)
+        best = np.argsort(-expected, kind="stable")[:5]
+        assert [c.index for c in got] == best.tolist()
+        assert [c.label for c in got] == [labels[i] for i in best]
+        assert [c.score for c in got] == pytest.approx(expected[best].tolist(), rel=1e-12)
+
+
 def test_top_k_falls_back_to_the_index_as_label() -> None:
     classes = top_k(np.array([0.1, 0.2, 0.7]), ["only-one"], 3)
     assert [c.label for c in classes] == ["2", "1", "only-one"]
