@@ -128,6 +128,7 @@ def _serve(settings: Settings, identity: Identity, sock: socket.socket) -> None:
         ssl_keyfile=str(identity.key_path),
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # no proxy in front: X-Forwarded-For from loopback must not be trusted
         http=_guarded_http(settings),
         timeout_keep_alive=15,
         limit_concurrency=settings.http_max_connections,

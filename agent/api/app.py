@@ -21,7 +21,7 @@ from agent.api.state import AgentState
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastAPI:
+def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastInfer:
     app = FastAPI(
         title="kitfleet-agent",
         version=__version__,
@@ -39,9 +39,9 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes, streams=_streams)
     app.add_middleware(AuditTrail)  # it also records what BodyLimit refuses
-    # Outermost: the common infer request is answered before the router (fast_infer.py).
-    app.add_middleware(FastInfer, state=state, app_state=app.state)
-    return app
+    # Outermost, outside even FastAPI's own middleware: the common infer request is answered
+    # before anything else looks at it (fast_infer.py).
+    return FastInfer(app, state, app.state)
 
 
 

@@ -10,8 +10,17 @@ to the full application:
   Content-Length within `max_infer_bytes`;
 - only a bearer token the agent verified in the last seconds (`TokenStore.recently_verified`)
   with the operator scope; a token not seen lately takes the full path, which checks it;
-- the same work as the route (`routes_models.run_infer`, one thread hop) and the same answers:
-  the result JSON, the .npz of a raw model, and errors as `{error, message, hint}`.
+- the same work as the route (`routes_models.run_infer`) and the same answers: the result
+  JSON, the .npz of a raw model, and errors as `{error, message, hint}`.
+
+The route hops to a worker thread for the model run. Here a request runs on the event loop
+itself when one client is asking (no other connection sent an infer request within
+`SHARED_S`, none is running in a thread), the body is small (`INLINE_MAX_BYTES`), the model
+is loaded and its last run took at most `INLINE_BUDGET_S`: waking a thread and waking the
+loop again cost ~0.2 ms on the kit, more than a small classifier's whole run, and a lone
+client waits for every one of them. The loop is then held for about that budget at most.
+When several clients ask at once, requests go to threads, so the loop keeps reading and
+answering the others (and the batcher can group them) while models run.
 
 OpenAPI still documents the route, and any request this path does not take is served by it.
 """
@@ -20,14 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import State
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.api.errors import error_response
-from agent.api.routes_models import batcher_of, npz_response, run_infer
+from agent.api.routes_models import Answer, batcher_of, npz_response, run_infer, run_infer_loaded
 from agent.api.schemas import NAME_PATTERN, VERSION_PATTERN
 from agent.api.state import AgentState
 from agent.errors import ApiError
@@ -36,11 +46,20 @@ __all__ = ["FastInfer"]
 
 _PATH = re.compile(r"/v1/models/([^/]+)/infer")
 _MAX_TOP_K = 100  # as the route's Query(le=100)
+INLINE_BUDGET_S = 0.002
+INLINE_MAX_BYTES = 64 * 1024  # a PNG or JPEG this size decodes within a few milliseconds
+SHARED_S = 0.05
+_JSON = [(b"content-type", b"application/json")]
 
 
 class FastInfer:
     def __init__(self, app: ASGIApp, state: AgentState, app_state: State) -> None:
         self.app, self.state, self.app_state = app, state, app_state
+        self._threaded = 0  # requests of this path running in worker threads now
+        self._last_run_s: dict[tuple[str, str | None], float] = {}  # by (name, version asked)
+        self._last_client: Any = None  # (host, port) of the connection that asked last, and when
+        self._last_seen = 0.0
+        self._shared_until = 0.0  # monotonic time until which the kit counts as shared
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = self._eligible(scope) if scope["type"] == "http" else None
@@ -59,20 +78,54 @@ class FastInfer:
         if message["type"] != "http.request" or len(body) != length:
             await self.app(scope, _replay(messages, receive), send)  # let the full path say what is wrong
             return
+        shared = self._note_client(scope.get("client"))
         try:
-            manifest, result, tensors = await asyncio.to_thread(
-                run_infer, self.state, name, version, bytes(body), content_type, top_k,
-                batcher_of(self.app_state, self.state.settings))
+            manifest, result, tensors = await self._run(name, version, bytes(body), content_type, top_k,
+                                                        inline=not shared)
         except ApiError as exc:
             await error_response(exc.status, exc.error, exc.message, exc.hint, exc.headers)(
                 scope, receive, send)
             return
         if tensors is not None:
-            answer = npz_response(tensors, manifest.version, manifest.sha256)
-        else:
-            assert result is not None
-            answer = Response(result.model_dump_json(), media_type="application/json")
-        await answer(scope, receive, send)
+            await npz_response(tensors, manifest.version, manifest.sha256)(scope, receive, send)
+            return
+        assert result is not None
+        content = result.model_dump_json().encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*_JSON, (b"content-length", b"%d" % len(content))]})
+        await send({"type": "http.response.body", "body": content})
+
+    def _note_client(self, client: Any) -> bool:
+        """True while requests come from more than one connection (one within SHARED_S of another)."""
+        now = time.monotonic()
+        if client != self._last_client and now - self._last_seen < SHARED_S:
+            self._shared_until = now + SHARED_S
+        self._last_client, self._last_seen = client, now
+        return now < self._shared_until
+
+    async def _run(self, name: str, version: str | None, body: bytes, content_type: str | None,
+                   top_k: int, inline: bool) -> Answer:
+        key = (name, version)
+        if (inline and not self._threaded and len(body) <= INLINE_MAX_BYTES
+                and self._last_run_s.get(key, INLINE_BUDGET_S + 1) <= INLINE_BUDGET_S):
+            started = time.perf_counter()
+            answer = run_infer_loaded(self.state, name, version, body, content_type, top_k)
+            if answer is not None:
+                self._last_run_s[key] = time.perf_counter() - started
+                return answer
+        batcher = batcher_of(self.app_state, self.state.settings)
+
+        def timed() -> Answer:
+            started = time.perf_counter()
+            answer = run_infer(self.state, name, version, body, content_type, top_k, batcher)
+            self._last_run_s[key] = time.perf_counter() - started
+            return answer
+
+        self._threaded += 1
+        try:
+            return await asyncio.to_thread(timed)
+        finally:
+            self._threaded -= 1
 
     def _eligible(self, scope: Scope) -> tuple[str, str | None, int, int, str | None] | None:
         """(name, version, top_k, body length, content type) when this path may answer, else None."""

@@ -177,13 +177,30 @@ def batcher_of(app_state: State, settings: Settings) -> ImageBatcher | None:
     return batcher
 
 
+Answer = tuple[Manifest, InferResult | None, "dict[str, Any] | None"]
+
+
 def run_infer(state: AgentState, name: str, version: str | None, payload: bytes, content_type: str | None,
-           top_k: int, batcher: ImageBatcher | None
-           ) -> tuple[Manifest, InferResult | None, dict[str, Any] | None]:
+              top_k: int, batcher: ImageBatcher | None) -> Answer:
+    """(manifest, result, None), or (manifest, None, outputs) for a raw model; loads the session
+    if it must. Run in a worker thread: it may read files and computes."""
+    manifest, path = state.serving.active(name, version)
+    return _answer(state.sessions.get(path, manifest.sha256), manifest, payload, content_type, top_k, batcher)
+
+
+def run_infer_loaded(state: AgentState, name: str, version: str | None, payload: bytes,
+                     content_type: str | None, top_k: int) -> Answer | None:
+    """As `run_infer` without a batcher, or None when the model's session is not loaded:
+    never waits for a model to load (fast_infer.py runs it on the event loop)."""
+    manifest, path = state.serving.active(name, version)
+    session = state.sessions.cached(path, manifest.sha256)
+    return None if session is None else _answer(session, manifest, payload, content_type, top_k, None)
+
+
+def _answer(session: Any, manifest: Manifest, payload: bytes, content_type: str | None, top_k: int,
+            batcher: ImageBatcher | None) -> Answer:
     from agent.models.infer import run_inference
 
-    manifest, path = state.serving.active(name, version)
-    session = state.sessions.get(path, manifest.sha256)
     if batcher is not None:
         from agent.models.batcher import infer_image
 

@@ -1,0 +1,123 @@
+"""fast_infer.py runs a lone small request on the event loop, everything else in a worker thread.
+
+The real application on a real agent state and model, called in-process over ASGI; a spy on
+`run_infer_loaded` (the loop-side call) and `run_infer` (the threaded one) records which thread
+answered, and the answers are compared with each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from agent.api import fast_infer, routes_models
+from agent.api.app import create_app
+from agent.api.state import AgentState
+from agent.config import Settings
+from agent.identity import load_or_create
+from tests.onnx_models import classifier
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[AgentState]:
+    data = tmp_path / "kit"
+    data.mkdir()
+    settings = Settings.resolve(data, {"name": "kit", "infer_batch_window_ms": 0})
+    agent_state = AgentState.open(settings, load_or_create(data))
+    model = tmp_path / "tiny.onnx"
+    manifest = classifier(model)
+    agent_state.models.install(manifest, model)
+    agent_state.models.activate(manifest.name, manifest.version)
+    yield agent_state
+    agent_state.db.close()
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """(which path, on the event loop's thread) for every request. The budgets are widened so a
+    busy test machine cannot turn a quick run into a slow one or stretch a burst apart."""
+    monkeypatch.setattr(fast_infer, "INLINE_BUDGET_S", 0.5)
+    monkeypatch.setattr(fast_infer, "SHARED_S", 5.0)
+    seen: list[tuple[str, bool]] = []
+    loop_side, threaded = routes_models.run_infer_loaded, routes_models.run_infer
+
+    def spy(name: str, real: Any) -> Any:
+        def call(*args: Any) -> Any:
+            seen.append((name, threading.current_thread() is threading.main_thread()))
+            return real(*args)
+        return call
+
+    monkeypatch.setattr(fast_infer, "run_infer_loaded", spy("loop", loop_side))
+    monkeypatch.setattr(fast_infer, "run_infer", spy("thread", threaded))
+    return seen
+
+
+def _tensor(seed: int, size: int = 16) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.random.default_rng(seed).random((1, 3, size, size)).astype("float32"))
+    return buffer.getvalue()
+
+
+async def _post(app: Any, bodies: list[bytes], clients: int = 1) -> list[httpx.Response]:
+    """Each body from one of `clients` connections in turn (each its own client address)."""
+    state: AgentState = app.state  # FastInfer keeps the agent state as .state
+    _, secret = state.tokens.issue("test", "operator")
+    state.tokens.authenticate(secret)  # the short path serves tokens verified lately
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/x-npy"}
+    connections = [httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 40000 + i)),
+                                     base_url="https://kit") for i in range(clients)]
+    try:
+        return [await connections[i % clients].post("/v1/models/tiny/infer", content=body, headers=headers)
+                for i, body in enumerate(bodies)]
+    finally:
+        for connection in connections:
+            await connection.aclose()
+
+
+def test_a_lone_small_request_runs_on_the_loop_once_its_model_ran_quickly(
+        state: AgentState, calls: list[tuple[str, bool]]) -> None:
+    answers = asyncio.run(_post(create_app(state), [_tensor(1)] * 3 + [_tensor(2)]))
+    assert [a.status_code for a in answers] == [200] * 4
+    # the first, with no run timed yet, loads the model in a thread; then its runs are known quick
+    assert calls == [("thread", False)] + [("loop", True)] * 3
+    _, first, again, other = (a.json() for a in answers)
+    for answer in (first, again, other):
+        answer.pop("latency_ms")
+    assert first == again != other
+
+
+def test_a_large_body_and_a_model_not_loaded_go_to_a_thread(
+        state: AgentState, calls: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(state)
+    asyncio.run(_post(app, [_tensor(1)] * 3))
+    monkeypatch.setattr(fast_infer, "INLINE_MAX_BYTES", len(_tensor(1)) - 1)
+    calls.clear()
+    asyncio.run(_post(app, [_tensor(1)] * 2))
+    assert calls == [("thread", False), ("thread", False)]
+    monkeypatch.setattr(fast_infer, "INLINE_MAX_BYTES", len(_tensor(1)))
+    calls.clear()
+    state.sessions.clear()  # evicted: the loop must not wait for it to load
+    answers = asyncio.run(_post(app, [_tensor(1)] * 3))
+    assert [a.status_code for a in answers] == [200] * 3
+    # not loaded: the loop gets None and a thread loads it; then the loop again
+    assert calls == [("loop", True), ("thread", False), ("loop", True), ("loop", True)]
+
+
+def test_requests_from_several_connections_go_to_threads(state: AgentState,
+                                                          calls: list[tuple[str, bool]]) -> None:
+    """Several clients at once: the loop keeps serving them while models run in threads."""
+    app = create_app(state)
+    asyncio.run(_post(app, [_tensor(1)] * 3))
+    calls.clear()
+    answers = asyncio.run(_post(app, [_tensor(i) for i in range(6)], clients=3))
+    assert all(a.status_code == 200 for a in answers)
+    # the first comes from the connection that asked last; from the second on, three take turns
+    assert calls == [("loop", True)] + [("thread", False)] * 5
