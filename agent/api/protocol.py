@@ -1,4 +1,5 @@
-"""uvicorn's HTTP protocol with a deadline and a size bound on request headers.
+"""uvicorn's HTTP protocol with a deadline and a size bound on request headers, and one
+write per response.
 
 uvicorn times out idle keep-alive connections, but any byte received cancels that timer,
 and nothing bounds how long a client may take to finish a request's headers: a slow
@@ -6,11 +7,16 @@ client (slowloris) sending one header byte now and then holds its connection, an
 the agent's `limit_concurrency` slots, for ever. Here every connection must complete each
 request's headers within `header_timeout_s` of connecting or of its previous response, and
 in at most `max_header_bytes`; otherwise it is closed (431 when the headers are too big).
+
+uvicorn writes a response's headers and its body as two writes; over TLS each is a record
+and a send() of its own, and the client reads twice. The connection's transport here sends
+what was written in one step of the event loop as one write, in order, when the step ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -38,6 +44,7 @@ class GuardedHttp(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = Coalescing(transport, self.loop)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -85,3 +92,80 @@ class GuardedHttp(HttpToolsProtocol):
         busy = (self.cycle is not None and not self.cycle.response_complete) or self.pipeline
         if not busy and not self.transport.is_closing():
             self.transport.close()
+
+
+class Coalescing(asyncio.Transport):
+    """A transport whose writes within one event-loop step leave as one write at its end.
+
+    Everything else is the wrapped transport's; `close()` sends what is waiting first and
+    `abort()` drops it, as a transport's own buffer would be.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport, self._loop = transport, loop
+        self._waiting: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._waiting:
+            self._loop.call_soon(self._send)
+        self._waiting.append(bytes(data))
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def close(self) -> None:
+        self._send()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._waiting.clear()
+        self._transport.abort()
+
+    def write_eof(self) -> None:
+        self._send()
+        self._transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._waiting))
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def _send(self) -> None:
+        if not self._waiting:
+            return
+        data = self._waiting[0] if len(self._waiting) == 1 else b"".join(self._waiting)
+        self._waiting.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
