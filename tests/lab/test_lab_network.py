@@ -193,12 +193,17 @@ def test_two_kits_that_swap_addresses_are_each_reached_by_their_key(lab: Lab, tm
     assert (kits[id_b]["address"], kits[id_b]["status"]) == (f"{addr_a}:{AGENT_PORT}", "online")
 
 
-def test_a_regenerated_certificate_is_identity_changed_and_queued_jobs_stay(
-        lab: Lab, tmp_path: Path) -> None:
+def _one_adopted_kit(lab: Lab) -> tuple[Host, AppHost, str]:
+    """A host running the agent "kit-a", adopted by a fresh app host: (kit, app, device ID)."""
     kit = lab.host("kit")
     app = lab.app(KITFLEET_TIMEOUT=TIMEOUT)
     lab.start_agents([(kit, "kit-a")])
-    device = app.adopt(kit)
+    return kit, app, app.adopt(kit)
+
+
+def test_a_regenerated_certificate_is_identity_changed_and_queued_jobs_stay(
+        lab: Lab, tmp_path: Path) -> None:
+    kit, app, device = _one_adopted_kit(lab)
     model = tmp_path / "tiny.onnx"
     classifier(model)
     app.ok("deploy", str(model), "--kit", "kit-a", "--activate")
@@ -238,10 +243,7 @@ def test_a_regenerated_certificate_is_identity_changed_and_queued_jobs_stay(
 
 def test_a_link_cut_halfway_through_an_upload_resumes_and_never_serves_the_partial(
         lab: Lab, tmp_path: Path) -> None:
-    kit = lab.host("kit")
-    app = lab.app(KITFLEET_TIMEOUT=TIMEOUT)
-    lab.start_agents([(kit, "kit-a")])
-    device = app.adopt(kit)
+    kit, app, device = _one_adopted_kit(lab)
     old, new = tmp_path / "v1" / "tiny.onnx", tmp_path / "v2" / "tiny.onnx"
     old.parent.mkdir()
     new.parent.mkdir()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import shutil
-import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,16 +11,7 @@ import pytest
 
 from agent.errors import ApiError
 from agent.jobs.datasets import Datasets
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+from tests.integration.helpers import tar_archive
 
 
 async def _body(data: bytes) -> AsyncIterator[bytes]:
@@ -34,7 +23,7 @@ def test_an_upload_that_would_eat_the_disk_reserve_is_507_and_leaves_nothing(tmp
     free = shutil.disk_usage(tmp_path).free
     datasets = Datasets(tmp_path, max_bytes=1 << 30, reserve_bytes=free)  # no room at all
     with pytest.raises(ApiError) as refused:
-        asyncio.run(datasets.upload("cams", _body(_tar({"a.png": b"x" * 10_000}))))
+        asyncio.run(datasets.upload("cams", _body(tar_archive({"a.png": b"x" * 10_000}))))
     assert refused.value.status == 507
     assert "reserve" in refused.value.message
     assert datasets.all() == []
@@ -43,10 +32,10 @@ def test_an_upload_that_would_eat_the_disk_reserve_is_507_and_leaves_nothing(tmp
 
 def test_a_racing_upload_of_the_same_name_is_409_and_the_first_copy_stays(tmp_path: Path) -> None:
     datasets = Datasets(tmp_path, max_bytes=1 << 30)
-    first = _tar({"one.png": b"first"})
+    first = tar_archive({"one.png": b"first"})
     asyncio.run(datasets.upload("cams", _body(first)))
     archive = tmp_path / "second.tar"
-    archive.write_bytes(_tar({"two.png": b"second"}))
+    archive.write_bytes(tar_archive({"two.png": b"second"}))
     with pytest.raises(ApiError) as refused:  # as if its exists-check ran before the first finished
         datasets._unpack(archive, datasets.root / "cams")
     assert refused.value.status == 409
