@@ -177,7 +177,7 @@ def batcher_of(app_state: State, settings: Settings) -> ImageBatcher | None:
     return batcher
 
 
-Answer = tuple[Manifest, InferResult | None, "dict[str, Any] | None"]
+Answer = tuple[Manifest, InferResult | None, dict[str, Any] | None]  # a result, or a raw model's outputs
 
 
 def run_infer(state: AgentState, name: str, version: str | None, payload: bytes, content_type: str | None,
