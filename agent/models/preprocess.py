@@ -14,8 +14,20 @@ from PIL import Image, ImageOps
 from agent.api.schemas import InputSpec, Normalisation
 from agent.errors import ApiError
 
-__all__ = ["IMAGE_TYPES", "MAX_PIXELS", "NPY_MAGIC", "check_tensor", "decode_image", "load_npy",
-           "media_type", "stack", "to_input", "to_tensor"]
+__all__ = [
+    "IMAGE_TYPES",
+    "MAX_PIXELS",
+    "NPY_MAGIC",
+    "check_tensor",
+    "decode_image",
+    "from_pixels",
+    "load_npy",
+    "media_type",
+    "stack",
+    "to_input",
+    "to_pixels",
+    "to_tensor",
+]
 
 IMAGE_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/png": "PNG", "image/bmp": "BMP",
                "image/x-ms-bmp": "BMP", "image/webp": "WEBP"}
@@ -76,8 +88,9 @@ def to_tensor(images: Sequence[Image.Image], spec: InputSpec,
 
     Each scale is (original width / input width, original height / input height).
     """
-    prepared = [to_input(image, spec, norm) for image in images]
-    return stack([array for array, _ in prepared]), [scale for _, scale in prepared]
+    prepared = [to_pixels(image, spec) for image in images]
+    pixels = np.stack([pixels for pixels, _ in prepared])
+    return from_pixels(pixels, spec, norm), [scale for _, scale in prepared]
 
 
 def to_input(image: Image.Image, spec: InputSpec, norm: Normalisation) -> tuple[np.ndarray, _Scale]:
@@ -86,14 +99,27 @@ def to_input(image: Image.Image, spec: InputSpec, norm: Normalisation) -> tuple[
     Split from `to_tensor` so batch jobs can prepare images on decode threads and
     stack them later, with exactly the values a request would get.
     """
+    pixels, scale = to_pixels(image, spec)
+    return from_pixels(pixels[np.newaxis], spec, norm)[0], scale
+
+
+def to_pixels(image: Image.Image, spec: InputSpec) -> tuple[np.ndarray, _Scale]:
+    """One image resized to the input, as (height, width, channels) pixels, and its scale:
+    the part of `to_input` done per image; `from_pixels` does the rest for a whole batch."""
     mode = "RGB" if spec.channels == 3 else "L"
     converted = image if image.mode == mode else image.convert(mode)  # convert() would copy it whole
     resized = converted.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
     pixels = np.asarray(resized).reshape(spec.height, spec.width, spec.channels)
+    return pixels, (image.width / spec.width, image.height / spec.height)
+
+
+def from_pixels(pixels: np.ndarray, spec: InputSpec, norm: Normalisation) -> np.ndarray:
+    """Stacked `to_pixels` arrays (images, height, width, channels) as the model's input:
+    normalised and in its layout, contiguous, in one pass for the batch."""
     array = _normalise(pixels, spec, norm)
     if spec.layout == "NCHW":
-        array = np.ascontiguousarray(array.transpose(2, 0, 1))
-    return array, (image.width / spec.width, image.height / spec.height)
+        array = array.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(array)
 
 
 def stack(inputs: Sequence[np.ndarray]) -> np.ndarray:
@@ -111,7 +137,7 @@ def _normalise(pixels: np.ndarray, spec: InputSpec, norm: Normalisation) -> np.n
     if spec.dtype == "int8":
         rounded: np.ndarray = np.rint(values)
         return rounded.clip(-128, 127).astype(np.int8)
-    return values.astype(spec.dtype)
+    return values.astype(spec.dtype, copy=False)
 
 
 def _per_channel(values: list[float], channels: int, what: str) -> np.ndarray:
