@@ -19,8 +19,9 @@ itself when one client is asking (no other connection sent an infer request with
 is loaded and its last run took at most `INLINE_BUDGET_S`: waking a thread and waking the
 loop again cost ~0.2 ms on the kit, more than a small classifier's whole run, and a lone
 client waits for every one of them. The loop is then held for about that budget at most.
-When several clients ask at once, requests go to threads, so the loop keeps reading and
-answering the others (and the batcher can group them) while models run.
+When several clients ask at once, requests go to the batcher's workers (when batching is
+on and the request can be batched: batcher.py) or to threads of their own, so the loop keeps
+reading and answering the others while models run.
 
 OpenAPI still documents the route, and any request this path does not take is served by it.
 """
@@ -30,17 +31,28 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Any
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.api.errors import error_response
-from agent.api.routes_models import Answer, batcher_of, npz_response, run_infer, run_infer_loaded
+from agent.api.routes_models import (
+    Answer,
+    async_batched,
+    batcher_of,
+    npz_response,
+    run_infer,
+    run_infer_loaded,
+)
 from agent.api.schemas import NAME_PATTERN, VERSION_PATTERN
 from agent.api.state import AgentState
 from agent.errors import ApiError
+
+if TYPE_CHECKING:
+    from agent.models.batcher import ImageBatcher, Ticket
 
 __all__ = ["FastInfer"]
 
@@ -50,12 +62,13 @@ INLINE_BUDGET_S = 0.002
 INLINE_MAX_BYTES = 64 * 1024  # a PNG or JPEG this size decodes within a few milliseconds
 SHARED_S = 0.05
 _JSON = [(b"content-type", b"application/json")]
+_Request = tuple[str, str | None, int, int, str | None]  # name, version, top_k, body length, content type
 
 
 class FastInfer:
     def __init__(self, app: ASGIApp, state: AgentState, app_state: State) -> None:
         self.app, self.state, self.app_state = app, state, app_state
-        self._threaded = 0  # requests of this path running in worker threads now
+        self._away = 0  # requests of this path running off the loop now (a thread, a batch)
         self._last_run_s: dict[tuple[str, str | None], float] = {}  # by (name, version asked)
         self._last_client: Any = None  # (host, port) of the connection that asked last, and when
         self._last_seen = 0.0
@@ -66,22 +79,21 @@ class FastInfer:
         if request is None:
             await self.app(scope, receive, send)
             return
-        name, version, top_k, length, content_type = request
-        messages: list[Message] = []
-        body = bytearray()
-        while True:
-            message = await receive()
-            messages.append(message)
-            body += message.get("body", b"")
-            if message["type"] != "http.request" or not message.get("more_body") or len(body) > length:
-                break
-        if message["type"] != "http.request" or len(body) != length:
-            await self.app(scope, _replay(messages, receive), send)  # let the full path say what is wrong
-            return
+        batcher = batcher_of(self.app_state, self.state.settings)
+        with batcher.coming(request[0]) if batcher else nullcontext() as ticket:
+            messages, body = await _read_body(receive, request[3])
+            if body is not None:
+                await self._respond(scope, receive, send, request, body, batcher, ticket)
+                return
+        await self.app(scope, _replay(messages, receive), send)  # let the full path say what is wrong
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send, request: _Request, body: bytes,
+                       batcher: ImageBatcher | None, ticket: Ticket | None) -> None:
+        name, version, top_k, _, content_type = request
         shared = self._note_client(scope.get("client"))
         try:
-            manifest, result, tensors = await self._run(name, version, bytes(body), content_type, top_k,
-                                                        inline=not shared)
+            manifest, result, tensors = await self._run(name, version, body, content_type, top_k,
+                                                        not shared, batcher, ticket)
         except ApiError as exc:
             await error_response(exc.status, exc.error, exc.message, exc.hint, exc.headers)(
                 scope, receive, send)
@@ -104,30 +116,40 @@ class FastInfer:
         return now < self._shared_until
 
     async def _run(self, name: str, version: str | None, body: bytes, content_type: str | None,
-                   top_k: int, inline: bool) -> Answer:
+                   top_k: int, alone: bool, batcher: ImageBatcher | None, ticket: Ticket | None) -> Answer:
         key = (name, version)
-        if (inline and not self._threaded and len(body) <= INLINE_MAX_BYTES
+        if (alone and not self._away and len(body) <= INLINE_MAX_BYTES
                 and self._last_run_s.get(key, INLINE_BUDGET_S + 1) <= INLINE_BUDGET_S):
+            if ticket is not None:
+                ticket.close()  # not for the batcher: it must not wait for this one
             started = time.perf_counter()
             answer = run_infer_loaded(self.state, name, version, body, content_type, top_k)
             if answer is not None:
                 self._last_run_s[key] = time.perf_counter() - started
                 return answer
-        batcher = batcher_of(self.app_state, self.state.settings)
 
         def timed() -> Answer:
             started = time.perf_counter()
-            answer = run_infer(self.state, name, version, body, content_type, top_k, batcher)
+            answer = run_infer(self.state, name, version, body, content_type, top_k)
             self._last_run_s[key] = time.perf_counter() - started
             return answer
 
-        self._threaded += 1
+        self._away += 1
         try:
+            # Only requests from several clients are batched: a lone client has nobody to share
+            # a batch with, and its runs alone keep `_last_run_s` current for the inline rule.
+            if batcher is not None and not alone:
+                batched = await async_batched(self.state, batcher, name, version, body, content_type,
+                                              top_k, ticket)
+                if batched is not None:
+                    return batched
+            if ticket is not None:
+                ticket.close()
             return await asyncio.to_thread(timed)
         finally:
-            self._threaded -= 1
+            self._away -= 1
 
-    def _eligible(self, scope: Scope) -> tuple[str, str | None, int, int, str | None] | None:
+    def _eligible(self, scope: Scope) -> _Request | None:
         """(name, version, top_k, body length, content type) when this path may answer, else None."""
         if scope["method"] != "POST" or (path := _PATH.fullmatch(scope["path"])) is None:
             return None
@@ -165,6 +187,20 @@ def _query(raw: bytes) -> tuple[str | None, int] | None:
         else:
             return None
     return version, top_k
+
+
+async def _read_body(receive: Receive, length: int) -> tuple[list[Message], bytes | None]:
+    """The messages read, and the body when it came whole at the declared length."""
+    messages: list[Message] = []
+    body = bytearray()
+    while True:
+        message = await receive()
+        messages.append(message)
+        body += message.get("body", b"")
+        if message["type"] != "http.request" or not message.get("more_body") or len(body) > length:
+            break
+    whole = message["type"] == "http.request" and len(body) == length
+    return messages, bytes(body) if whole else None
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

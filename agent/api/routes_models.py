@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -31,7 +32,7 @@ from agent.config import Settings
 from agent.errors import ApiError
 
 if TYPE_CHECKING:
-    from agent.models.batcher import ImageBatcher
+    from agent.models.batcher import ImageBatcher, Ticket
 
 models_router = APIRouter(tags=["models"])
 Viewer = Annotated[Caller, Depends(require("viewer"))]
@@ -153,11 +154,16 @@ async def infer(
     model answers its outputs as an .npz. 200; 400; 401; 403; 404; 409; 413; 415; 422.
     """
     state = _state(request)
-    payload = await _read_bounded(request, state.settings.max_infer_bytes)
-    # One thread hop for everything that touches disk or computes: each hop costs a wake-up.
-    manifest, result, tensors = await asyncio.to_thread(
-        run_infer, state, name, version, payload, request.headers.get("content-type"), top_k,
-        batcher_of(request.app.state, state.settings))
+    content_type = request.headers.get("content-type")
+    batcher = batcher_of(request.app.state, state.settings)
+    with batcher.coming(name) if batcher else nullcontext() as ticket:
+        payload = await _read_bounded(request, state.settings.max_infer_bytes)
+        answer = await async_batched(state, batcher, name, version, payload, content_type, top_k,
+                                     ticket) if batcher else None
+    if answer is None:
+        # One thread hop for everything that touches disk or computes: each hop costs a wake-up.
+        answer = await asyncio.to_thread(run_infer, state, name, version, payload, content_type, top_k)
+    manifest, result, tensors = answer
     if tensors is None:
         return result
     return npz_response(tensors, manifest.version, manifest.sha256)
@@ -181,32 +187,46 @@ Answer = tuple[Manifest, InferResult | None, dict[str, Any] | None]  # a result,
 
 
 def run_infer(state: AgentState, name: str, version: str | None, payload: bytes, content_type: str | None,
-              top_k: int, batcher: ImageBatcher | None) -> Answer:
+              top_k: int) -> Answer:
     """(manifest, result, None), or (manifest, None, outputs) for a raw model; loads the session
     if it must. Run in a worker thread: it may read files and computes."""
     manifest, path = state.serving.active(name, version)
-    return _answer(state.sessions.get(path, manifest.sha256), manifest, payload, content_type, top_k, batcher)
+    return _answer(state.sessions.get(path, manifest.sha256), manifest, payload, content_type, top_k)
 
 
 def run_infer_loaded(state: AgentState, name: str, version: str | None, payload: bytes,
                      content_type: str | None, top_k: int) -> Answer | None:
-    """As `run_infer` without a batcher, or None when the model's session is not loaded:
-    never waits for a model to load (fast_infer.py runs it on the event loop)."""
+    """As `run_infer`, or None when the model's session is not loaded: never waits for a
+    model to load (fast_infer.py runs it on the event loop)."""
     manifest, path = state.serving.active(name, version)
     session = state.sessions.cached(path, manifest.sha256)
-    return None if session is None else _answer(session, manifest, payload, content_type, top_k, None)
+    return None if session is None else _answer(session, manifest, payload, content_type, top_k)
 
 
-def _answer(session: Any, manifest: Manifest, payload: bytes, content_type: str | None, top_k: int,
-            batcher: ImageBatcher | None) -> Answer:
+async def async_batched(state: AgentState, batcher: ImageBatcher, name: str, version: str | None,
+                        payload: bytes, content_type: str | None, top_k: int,
+                        ticket: Ticket | None = None) -> Answer | None:
+    """The answer through the batcher, or None when the request must run alone: a tensor, a
+    raw model or a fixed batch dimension, or a model not loaded yet (`run_infer` loads it
+    on a thread; the requests after it are batched)."""
+    try:
+        manifest, path = state.serving.active(name, version)
+        session = state.sessions.cached(path, manifest.sha256)
+        if session is None:
+            return None
+        from agent.models.batcher import async_infer_image
+
+        result = await async_infer_image(batcher, session, manifest, payload, content_type, top_k, ticket)
+        return None if result is None else (manifest, result, None)
+    finally:
+        if ticket is not None:
+            ticket.close()  # queued by now, or not for the batcher: it must not wait for this one
+
+
+def _answer(session: Any, manifest: Manifest, payload: bytes, content_type: str | None,
+            top_k: int) -> Answer:
     from agent.models.infer import run_inference
 
-    if batcher is not None:
-        from agent.models.batcher import infer_image
-
-        batched = infer_image(batcher, session, manifest, payload, content_type, top_k)
-        if batched is not None:
-            return manifest, batched, None
     result, tensors = run_inference(session, manifest, payload, content_type, top_k)
     return manifest, result, tensors
 

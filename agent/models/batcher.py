@@ -1,107 +1,204 @@
 """Dynamic batching for the infer API: concurrent requests on one model run as one batch.
 
-Each request keeps its single thread hop (`asyncio.to_thread` in the route): it prepares its
-own input in its thread, then joins the open batch for its model. The first to join leads:
-it waits until every request in flight for that model has joined, the batch is full, or the
-window ends — never longer than the window, and not at all when it is alone — then runs the
-batch and hands each member its own answer. A batch that fails is run again one by one, so
-an error reaches only the request that caused it.
+Requests wait on the event loop; each model being asked has `WORKERS` worker threads. A
+worker takes every request queued for its model (up to `max_batch`), prepares each one
+(decodes and resizes the image: an error there is that request's alone), runs them through
+the model as one batch and hands all the answers back to the loop in one call. While one
+worker runs a batch the next one queues up, so under load batches form by themselves,
+without waiting.
+
+A worker that finds a request waits for others only while more are on their way
+(`coming`: a request whose body is still being read), and never longer than the window
+after the first one queued: a lone request runs at once.
+
+Why workers per model and not the route's thread per request: on a small CPU kit the
+per-request costs around a small model's run, not the run, are what limit throughput.
+Here a batch of n pays one wake-up of a thread and one of the loop, not n of each; the
+preparing and the answers' shaping run on a worker instead of n threads taking the GIL in
+turns; and the model runs once. Two workers, so that one decodes its batch while the
+other's runs in ONNX Runtime: with one, the worker was the bottleneck at 32 clients
+(benchmarks/batching.py measures the whole).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from PIL import Image
+import numpy as np
 
 from agent.api.schemas import InferResult, Manifest
 
-__all__ = ["Batcher", "ImageBatcher", "infer_image"]
+__all__ = ["Batcher", "ImageBatcher", "Ticket", "async_infer_image"]
 
+Raw = TypeVar("Raw")
 In = TypeVar("In")
 Out = TypeVar("Out")
 Run = Callable[[Sequence[In]], Sequence[Out]]
+Key = tuple[str, ...]  # (model name, …): tickets count by the name alone
+LINGER_S = 2.0  # an idle worker waits this long for more work before its thread ends
+WORKERS = 2
 
 
 @dataclass
-class _Batch(Generic[In, Out]):
-    items: list[In] = field(default_factory=list)
-    results: list[Out | BaseException] = field(default_factory=list)
-    closed: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
+class _Waiting(Generic[Raw, Out]):
+    item: Raw
+    future: asyncio.Future[Out]
+    loop: asyncio.AbstractEventLoop
+    since: float
 
 
-class Batcher(Generic[In, Out]):
-    def __init__(self, window_s: float, max_batch: int = 32) -> None:
-        self.window_s, self.max_batch = window_s, max_batch
+@dataclass
+class _Queue(Generic[Raw, In, Out]):
+    prepare: Callable[[Raw], In]
+    run: Run[In, Out]
+    arrived: list[_Waiting[Raw, Out]] = field(default_factory=list)
+    working: int = 0  # requests that workers took and have not answered yet
+    closed: bool = False  # its threads have ended or are ending: a new request makes a new queue
+
+    def idle(self) -> bool:
+        return not (self.arrived or self.working)
+
+
+class Ticket:
+    """A request on its way to a model: the worker may wait for it. Use as a context
+    manager around reading the body; `submit` takes it over when the request queues."""
+
+    def __init__(self, batcher: Batcher[Any, Any, Any], name: str) -> None:
+        self._batcher, self.name, self._open = batcher, name, True
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """No longer on its way (it queued, failed or went another way); once is enough."""
+        if self._open:
+            self._open = False
+            self._batcher._arrived(self.name)
+
+
+class Batcher(Generic[Raw, In, Out]):
+    """Batches of the requests queued under one key (the same model, version and file)."""
+
+    def __init__(self, window_s: float, max_batch: int = 32, linger_s: float = LINGER_S,
+                 workers: int = WORKERS) -> None:
+        self.window_s, self.max_batch, self.linger_s, self.workers = window_s, max_batch, linger_s, workers
         self._cond = threading.Condition()
-        self._open: dict[Hashable, _Batch[In, Out]] = {}
-        self._in_flight: Counter[Hashable] = Counter()
+        self._queues: dict[Key, _Queue[Raw, In, Out]] = {}
+        self._coming: Counter[str] = Counter()
         self.batches = self.items = 0  # counters, for tests and benchmarks
 
-    def submit(self, key: Hashable, prepare: Callable[[], In], run: Run[In, Out]) -> Out:
-        """`run(items)` once for this request and those that join it; its own answer back.
-
-        `prepare` runs in the caller's thread first; its errors are the caller's alone.
-        """
+    def coming(self, name: str) -> Ticket:
+        """A ticket for a request on its way to model `name`."""
         with self._cond:
-            self._in_flight[key] += 1
+            self._coming[name] += 1
+        return Ticket(self, name)
+
+    def _arrived(self, name: str) -> None:
+        with self._cond:
+            self._coming[name] -= 1
+            if not self._coming[name]:
+                del self._coming[name]
+            self._cond.notify_all()
+
+    async def submit(self, key: Key, item: Raw, prepare: Callable[[Raw], In],
+                     run: Run[In, Out], ticket: Ticket | None = None) -> Out:
+        """The answer for `item`: `prepare(item)`, then `run(prepared items)` with whatever else
+        was queued for the same key. Every request of a key must pass the same (equivalent)
+        `prepare` and `run`: the key's workers use the first one's."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Out] = loop.create_future()
+        with self._cond:
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = self._queues[key] = _Queue(prepare, run)
+                for _ in range(self.workers):
+                    threading.Thread(target=self._guarded, args=(key, queue), name=f"batch-{key[0]}",
+                                     daemon=True).start()
+            queue.arrived.append(_Waiting(item, future, loop, time.monotonic()))
+            if ticket is not None:
+                ticket.close()  # the lock is re-entrant: it counts as arrived with the queueing
+            self._cond.notify_all()
+        return await future
+
+    def _guarded(self, key: Key, queue: _Queue[Raw, In, Out]) -> None:
         try:
-            item = prepare()
-        except BaseException:
-            self._leave(key)
+            self._work(key, queue)
+        except BaseException as exc:  # a bug here must not leave requests waiting for ever
+            with self._cond:
+                self._close(key, queue)
+                stranded, queue.arrived = queue.arrived, []
+            _settle([(waiting, exc) for waiting in stranded])
             raise
-        batch, index, leader = self._join(key, item)
-        if leader:
-            self._lead(key, batch, run)
-        else:
-            batch.done.wait()
-        result = batch.results[index]
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
-    def _join(self, key: Hashable, item: In) -> tuple[_Batch[In, Out], int, bool]:
-        with self._cond:
-            self._in_flight[key] -= 1
-            batch = self._open.get(key)
-            leader = batch is None
-            if batch is None:
-                batch = self._open[key] = _Batch()
-            batch.items.append(item)
-            if len(batch.items) >= self.max_batch:
-                self._close(key, batch)
-            self._cond.notify_all()
-            return batch, len(batch.items) - 1, leader
+    def _work(self, key: Key, queue: _Queue[Raw, In, Out]) -> None:
+        """Take what arrived, prepare it, run it as one batch, answer; over and over."""
+        while taken := self._take(key, queue):
+            try:
+                _settle(_answers(queue, taken))
+            except BaseException as exc:
+                _settle([(waiting, exc) for waiting in taken])
+                raise
+            finally:
+                with self._cond:
+                    queue.working -= len(taken)
+                    self.batches, self.items = self.batches + 1, self.items + len(taken)
 
-    def _leave(self, key: Hashable) -> None:
+    def _take(self, key: Key, queue: _Queue[Raw, In, Out]) -> list[_Waiting[Raw, Out]]:
+        """The next batch; empty when the queue closed or stayed idle `linger_s`."""
         with self._cond:
-            self._in_flight[key] -= 1
-            self._cond.notify_all()
-
-    def _lead(self, key: Hashable, batch: _Batch[In, Out], run: Run[In, Out]) -> None:
-        deadline = time.monotonic() + self.window_s
-        with self._cond:
-            # wait only for requests already on their way: a lone request runs at once
-            while not batch.closed and self._in_flight[key] > 0 and (left := deadline - time.monotonic()) > 0:
+            if not self._wait(key, queue):
+                return []
+            deadline = queue.arrived[0].since + self.window_s
+            while (len(queue.arrived) < self.max_batch and self._coming[key[0]]
+                   and (left := deadline - time.monotonic()) > 0):
                 self._cond.wait(left)
-            self._close(key, batch)
-            if not self._in_flight[key]:
-                del self._in_flight[key]
-        batch.results = _run_isolated(run, batch.items)
-        with self._cond:
-            self.batches, self.items = self.batches + 1, self.items + len(batch.items)
-        batch.done.set()
+            taken = queue.arrived[:self.max_batch]
+            del queue.arrived[:self.max_batch]
+            queue.working += len(taken)
+            return taken
 
-    def _close(self, key: Hashable, batch: _Batch[In, Out]) -> None:
-        batch.closed = True
-        if self._open.get(key) is batch:
-            del self._open[key]
+    def _wait(self, key: Key, queue: _Queue[Raw, In, Out]) -> bool:
+        """Under the lock: wait for a request; False when the queue closed or stayed idle `linger_s`."""
+        while not queue.closed:
+            if self._cond.wait_for(lambda: queue.arrived or queue.closed, self.linger_s) and not queue.closed:
+                return True
+            if queue.idle():
+                self._close(key, queue)
+        return False
+
+    def _close(self, key: Key, queue: _Queue[Raw, In, Out]) -> None:
+        queue.closed = True
+        if self._queues.get(key) is queue:
+            del self._queues[key]
+        self._cond.notify_all()
+
+
+def _answers(queue: _Queue[Raw, In, Out],
+             taken: Sequence[_Waiting[Raw, Out]]) -> list[tuple[_Waiting[Raw, Out], Out | BaseException]]:
+    """Each request prepared, then the prepared ones run as one batch; errors stay with their request."""
+    answers: list[tuple[_Waiting[Raw, Out], Out | BaseException]] = []
+    ready: list[tuple[_Waiting[Raw, Out], In]] = []
+    for waiting in taken:
+        try:
+            ready.append((waiting, queue.prepare(waiting.item)))
+        except Exception as exc:
+            answers.append((waiting, exc))
+    if ready:
+        results = _run_isolated(queue.run, [prepared for _, prepared in ready])
+        answers += [(waiting, result) for (waiting, _), result in zip(ready, results, strict=True)]
+    return answers
 
 
 def _run_isolated(run: Run[In, Out], items: Sequence[In]) -> list[Out | BaseException]:
@@ -123,15 +220,38 @@ def _run_isolated(run: Run[In, Out], items: Sequence[In]) -> list[Out | BaseExce
     return answers
 
 
-ImageBatcher = Batcher[tuple[Image.Image, int], InferResult]
+def _settle(pairs: Sequence[tuple[_Waiting[Any, Out], Out | BaseException]]) -> None:
+    """Hand the answers to their loops: one wake-up per loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Out], Out | BaseException]]] = {}
+    for waiting, answer in pairs:
+        by_loop.setdefault(waiting.loop, []).append((waiting.future, answer))
+    for loop, answers in by_loop.items():
+        with suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
+            loop.call_soon_threadsafe(_resolve, answers)
 
 
-def infer_image(batcher: ImageBatcher, session: Any, manifest: Manifest, payload: bytes,
-                content_type: str | None, top_k: int) -> InferResult | None:
+def _resolve(answers: Sequence[tuple[asyncio.Future[Out], Out | BaseException]]) -> None:
+    for future, answer in answers:
+        if future.done():  # the request was cancelled meanwhile
+            continue
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
+
+
+_Image = tuple[bytes, str | None, int]  # a request's body, content type and top_k
+_Prepared = tuple[np.ndarray, tuple[float, float], int]  # resized pixels, scale, top_k
+ImageBatcher = Batcher[_Image, _Prepared, InferResult]
+
+
+async def async_infer_image(batcher: ImageBatcher, session: Any, manifest: Manifest, payload: bytes,
+                            content_type: str | None, top_k: int,
+                            ticket: Ticket | None = None) -> InferResult | None:
     """An image request's answer through the batcher; None when it cannot be batched (a tensor,
     a raw model, or a model whose batch dimension is fixed) and must run alone."""
-    from agent.models.infer import NPY_TYPES, dynamic_batch, run_batch
-    from agent.models.preprocess import NPY_MAGIC, decode_image, media_type
+    from agent.models.infer import NPY_TYPES, dynamic_batch, run_prepared
+    from agent.models.preprocess import NPY_MAGIC, decode_image, from_pixels, media_type, to_pixels
 
     declared = media_type(content_type)
     tensor = declared in NPY_TYPES or (declared in (None, "application/octet-stream")
@@ -139,13 +259,20 @@ def infer_image(batcher: ImageBatcher, session: Any, manifest: Manifest, payload
     if tensor or manifest.task == "raw" or not dynamic_batch(session, manifest):
         return None
 
-    def run(items: Sequence[tuple[Image.Image, int]]) -> list[InferResult]:
-        results = run_batch(session, manifest, [image for image, _ in items], max(k for _, k in items))
-        for result, (_, k) in zip(results, items, strict=True):
+    def prepare(item: _Image) -> _Prepared:
+        body, declared_type, k = item
+        pixels, scale = to_pixels(decode_image(body, declared_type), manifest.input)
+        return pixels, scale, k
+
+    def run(items: Sequence[_Prepared]) -> list[InferResult]:
+        pixels = np.stack([pixels for pixels, _, _ in items])
+        batch = from_pixels(pixels, manifest.input, manifest.normalisation)
+        results = run_prepared(session, manifest, batch, [scale for _, scale, _ in items],
+                               max(k for _, _, k in items))
+        for result, (_, _, k) in zip(results, items, strict=True):
             if result.classes is not None:
                 result.classes = result.classes[:k]
         return results
 
     key = (manifest.name, manifest.version, manifest.sha256)
-    return batcher.submit(key, lambda: (decode_image(payload, content_type), top_k), run)
-
+    return await batcher.submit(key, (payload, content_type, top_k), prepare, run, ticket)

@@ -1,14 +1,14 @@
-"""Dynamic batching with real threads and the real bundled detector."""
+"""Dynamic batching with real worker threads, a real event loop and the real bundled detector."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -16,10 +16,12 @@ from PIL import Image
 
 from agent.api.schemas import InferResult, Manifest
 from agent.errors import ApiError
-from agent.models.batcher import Batcher, infer_image
+from agent.models.batcher import Batcher, ImageBatcher, async_infer_image
 from agent.models.infer import run_batch
 from agent.models.sessions import open_session
 from resources import images_dir, models_dir
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +43,29 @@ def pictures(count: int) -> list[bytes]:
     return found[:count]
 
 
-def together(calls: Sequence[Callable[[], Any]]) -> list[Any]:
-    """Run the calls on as many threads, released at once; each call's answer or exception."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], Any]) -> Any:
-        barrier.wait()
+def together(calls: Sequence[Callable[[], Awaitable[T]]], batcher: Batcher[Any, Any, Any] | None = None,
+             name: str = "") -> list[T | BaseException]:
+    """Run the calls at once on one event loop; each call's answer or exception. With a batcher,
+    each holds a ticket from the start, as a request whose body is being read does."""
+    async def main() -> list[T | BaseException]:
+        tickets = [batcher.coming(name) for _ in calls] if batcher else []
         try:
-            return call()
-        except Exception as exc:
-            return exc
+            return await asyncio.gather(*(call() for call in calls), return_exceptions=True)
+        finally:
+            for ticket in tickets:
+                ticket.close()
 
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
+    return asyncio.run(main())
+
+
+def image_calls(batcher: ImageBatcher, detector: tuple[Manifest, Any],
+                payloads: Sequence[bytes]) -> list[Callable[[], Coroutine[Any, Any, InferResult | None]]]:
+    manifest, session = detector
+
+    def call(payload: bytes) -> Callable[[], Coroutine[Any, Any, InferResult | None]]:
+        return lambda: async_infer_image(batcher, session, manifest, payload, "image/png", 5)
+
+    return [call(payload) for payload in payloads]
 
 
 def same(a: InferResult, b: InferResult) -> bool:
@@ -66,74 +78,167 @@ def test_each_caller_gets_the_answer_to_its_own_image(detector: tuple[Manifest, 
     manifest, session = detector
     payloads = pictures(16)
     alone = [run_batch(session, manifest, [Image.open(io.BytesIO(p))])[0] for p in payloads]
-    batcher: Batcher[Any, InferResult] = Batcher(window_s=0.5)
-    answers = together([partial(infer_image, batcher, session, manifest, p, "image/png", 5)
-                        for p in payloads])
+    batcher: ImageBatcher = Batcher(window_s=0.5)
+    answers = together(image_calls(batcher, detector, payloads), batcher, manifest.name)
     assert all(isinstance(a, InferResult) for a in answers), answers
-    assert all(same(a, b) for a, b in zip(answers, alone, strict=True))
-    assert any(a.detections for a in answers)  # the samples do hold shapes
+    assert all(same(a, b) for a, b in zip(answers, alone, strict=True))  # type: ignore[arg-type]
+    assert any(a.detections for a in answers if isinstance(a, InferResult))  # the samples hold shapes
     assert batcher.items == 16
     assert batcher.batches < 16  # they were grouped
 
 
 def test_a_bad_image_fails_alone(detector: tuple[Manifest, Any]) -> None:
-    manifest, session = detector
     payloads = pictures(6)
     payloads[2] = b"\x89PNG but broken"
-    batcher: Batcher[Any, InferResult] = Batcher(window_s=0.5)
-    answers = together([partial(infer_image, batcher, session, manifest, p, "image/png", 5)
-                        for p in payloads])
+    batcher: ImageBatcher = Batcher(window_s=0.5)
+    answers = together(image_calls(batcher, detector, payloads), batcher, detector[0].name)
     assert isinstance(answers[2], ApiError)
     assert answers[2].status == 400
     assert all(isinstance(a, InferResult) for i, a in enumerate(answers) if i != 2)
 
 
-def test_a_batch_that_fails_is_run_again_one_by_one() -> None:
-    def run(items: Sequence[int]) -> list[int]:
-        if 13 in items:
-            raise ValueError("13 is unlucky")
-        return [i * 2 for i in items]
+def doubled(items: Sequence[int]) -> list[int]:
+    if 13 in items:
+        raise ValueError("13 is unlucky")
+    return [i * 2 for i in items]
 
-    batcher: Batcher[int, int] = Batcher(window_s=0.5)
-    answers = together([partial(batcher.submit, "k", partial(int, i), run) for i in range(10, 16)])
+
+def test_a_batch_that_fails_is_run_again_one_by_one() -> None:
+    batcher: Batcher[int, int, int] = Batcher(window_s=0.5)
+    calls = [partial(batcher.submit, ("k",), i, int, doubled) for i in range(10, 16)]
+    answers = together(calls, batcher, "k")
     assert answers[:3] == [20, 22, 24]
     assert isinstance(answers[3], ValueError)
     assert answers[4:] == [28, 30]
 
 
+def test_an_item_that_cannot_be_prepared_fails_alone() -> None:
+    def prepare(text: str) -> int:
+        return int(text)  # "x" raises ValueError
+
+    batcher: Batcher[str, int, int] = Batcher(window_s=0.5)
+    answers = together([partial(batcher.submit, ("k",), t, prepare, doubled) for t in ["1", "x", "3"]],
+                       batcher, "k")
+    assert answers[0] == 2
+    assert answers[2] == 6
+    assert isinstance(answers[1], ValueError)
+
+
 def test_a_lone_request_does_not_wait_for_the_window() -> None:
-    batcher: Batcher[int, int] = Batcher(window_s=3600)  # waiting it out would time the test out
-    assert batcher.submit("k", lambda: 4, lambda items: [i + 1 for i in items]) == 5
-    assert batcher.submit("k", lambda: 5, lambda items: [i + 1 for i in items]) == 6
+    batcher: Batcher[int, int, int] = Batcher(window_s=3600)  # waiting it out would time the test out
+
+    async def main() -> list[int]:
+        return [await batcher.submit(("k",), i, int, doubled) for i in (4, 5)]
+
+    assert asyncio.run(main()) == [8, 10]
+
+
+def test_a_request_on_its_way_is_waited_for_and_joins_the_batch() -> None:
+    seen: list[list[int]] = []
+
+    def run(items: Sequence[int]) -> list[int]:
+        seen.append(list(items))
+        return list(items)
+
+    batcher: Batcher[int, int, int] = Batcher(window_s=3600, workers=1)
+
+    async def main() -> list[int]:
+        ticket = batcher.coming("k")
+        first = asyncio.ensure_future(batcher.submit(("k",), 1, int, run))
+        await asyncio.sleep(0.2)  # the worker holds the first one, waiting for the ticket
+        assert not first.done()
+        second = await batcher.submit(("k",), 2, int, run, ticket)
+        return [await first, second]
+
+    assert asyncio.run(main()) == [1, 2]
+    assert seen == [[1, 2]]
+
+
+def test_a_ticket_closed_without_a_request_ends_the_wait() -> None:
+    batcher: Batcher[int, int, int] = Batcher(window_s=3600, workers=1)
+
+    async def main() -> int:
+        ticket = batcher.coming("k")
+        first = asyncio.ensure_future(batcher.submit(("k",), 7, int, doubled))
+        await asyncio.sleep(0.1)
+        ticket.close()  # the body never came: the batch must not wait an hour
+        ticket.close()  # twice is harmless
+        return await first
+
+    assert asyncio.run(main()) == 14
 
 
 def test_requests_for_other_models_are_never_mixed() -> None:
     seen: list[tuple[str, ...]] = []
 
+    def slowly(value: str) -> str:
+        """A prepare step that takes a while, as decoding does: others queue while it runs."""
+        time.sleep(0.01)
+        return value
+
     def run(items: Sequence[str]) -> list[str]:
         seen.append(tuple(items))
         return [item.upper() for item in items]
 
-    batcher: Batcher[str, str] = Batcher(window_s=0.5, max_batch=4)
-    calls = [partial(batcher.submit, n % 2, partial(slowly, f"{'ab'[n % 2]}{n}"), run) for n in range(12)]
-    answers = together(calls)
-    assert answers == [f"{'AB'[n % 2]}{n}" for n in range(12)]
+    batcher: Batcher[str, str, str] = Batcher(window_s=0.5, max_batch=4)
+    names = [f"{'ab'[n % 2]}{n}" for n in range(12)]
+    answers = together([partial(batcher.submit, (v[0],), v, slowly, run) for v in names])
+    assert answers == [name.upper() for name in names]
     assert all(len({item[0] for item in batch}) == 1 for batch in seen)
     assert all(len(batch) <= 4 for batch in seen)
     assert max(len(batch) for batch in seen) > 1
 
 
-def slowly(value: str) -> str:
-    """A prepare step that takes a while, as decoding does: others join while it runs."""
-    time.sleep(0.01)
-    return value
+def test_a_cancelled_request_leaves_the_others_their_answers() -> None:
+    started = threading.Event()
+
+    def slow(value: int) -> int:
+        started.set()
+        time.sleep(0.2)
+        return value
+
+    batcher: Batcher[int, int, int] = Batcher(window_s=0.5, workers=1)
+
+    async def main() -> list[Any]:
+        gone = asyncio.ensure_future(batcher.submit(("k",), 1, slow, doubled))
+        kept = asyncio.ensure_future(batcher.submit(("k",), 2, slow, doubled))
+        await asyncio.sleep(0.05)
+        gone.cancel()  # the client hung up while its image was being decoded
+        return list(await asyncio.gather(gone, kept, return_exceptions=True))
+
+    answers = asyncio.run(main())
+    assert started.is_set()
+    assert isinstance(answers[0], asyncio.CancelledError)
+    assert answers[1] == 4
+
+
+def test_workers_end_when_idle_and_come_back_for_new_work() -> None:
+    def workers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "batch-idle"]
+
+    batcher: Batcher[int, int, int] = Batcher(window_s=0.5, linger_s=0.2)
+
+    async def ask(value: int) -> int:
+        return await batcher.submit(("idle",), value, int, doubled)
+
+    assert asyncio.run(ask(1)) == 2
+    assert len(workers()) == 2
+    deadline = time.monotonic() + 10
+    while workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not workers()
+    assert asyncio.run(ask(2)) == 4  # a new queue, new workers
 
 
 def test_a_tensor_or_a_raw_model_is_not_batched(detector: tuple[Manifest, Any]) -> None:
     manifest, session = detector
-    batcher: Batcher[Any, InferResult] = Batcher(window_s=0.5)
+    batcher: ImageBatcher = Batcher(window_s=0.5)
     out = io.BytesIO()
     np.save(out, np.zeros((1, 3, 96, 96), np.float32))
-    assert infer_image(batcher, session, manifest, out.getvalue(), "application/x-npy", 5) is None
     raw = manifest.model_copy(update={"task": "raw"})
-    assert infer_image(batcher, session, raw, pictures(1)[0], "image/png", 5) is None
+
+    async def main() -> list[InferResult | None]:
+        return [await async_infer_image(batcher, session, manifest, out.getvalue(), "application/x-npy", 5),
+                await async_infer_image(batcher, session, raw, pictures(1)[0], "image/png", 5)]
+
+    assert asyncio.run(main()) == [None, None]

@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 
 from agent.api import fast_infer, routes_models
 from agent.api.app import create_app
@@ -26,11 +29,11 @@ from agent.identity import load_or_create
 from tests.onnx_models import classifier
 
 
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[AgentState]:
+@pytest.fixture(params=[0], ids=["batching-off"])
+def state(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AgentState]:
     data = tmp_path / "kit"
     data.mkdir()
-    settings = Settings.resolve(data, {"name": "kit", "infer_batch_window_ms": 0})
+    settings = Settings.resolve(data, {"name": "kit", "infer_batch_window_ms": request.param})
     agent_state = AgentState.open(settings, load_or_create(data))
     model = tmp_path / "tiny.onnx"
     manifest = classifier(model)
@@ -55,8 +58,13 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
             return real(*args)
         return call
 
+    async def batched(*args: Any) -> Any:
+        seen.append(("batch", threading.current_thread() is threading.main_thread()))
+        return await routes_models.async_batched(*args)
+
     monkeypatch.setattr(fast_infer, "run_infer_loaded", spy("loop", loop_side))
     monkeypatch.setattr(fast_infer, "run_infer", spy("thread", threaded))
+    monkeypatch.setattr(fast_infer, "async_batched", batched)
     return seen
 
 
@@ -66,17 +74,29 @@ def _tensor(seed: int, size: int = 16) -> bytes:
     return buffer.getvalue()
 
 
-async def _post(app: Any, bodies: list[bytes], clients: int = 1) -> list[httpx.Response]:
-    """Each body from one of `clients` connections in turn (each its own client address)."""
+def _png(seed: int, size: int = 24) -> bytes:
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def _post(app: Any, bodies: list[bytes], clients: int = 1, at_once: bool = False,
+                content_type: str = "application/x-npy") -> list[httpx.Response]:
+    """Each body from one of `clients` connections in turn (each its own client address);
+    `at_once`: all sent together instead of one after another."""
     state: AgentState = app.state  # FastInfer keeps the agent state as .state
     _, secret = state.tokens.issue("test", "operator")
     state.tokens.authenticate(secret)  # the short path serves tokens verified lately
-    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/x-npy"}
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": content_type}
     connections = [httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 40000 + i)),
                                      base_url="https://kit") for i in range(clients)]
+    calls = [partial(connections[i % clients].post, "/v1/models/tiny/infer", content=body, headers=headers)
+             for i, body in enumerate(bodies)]
     try:
-        return [await connections[i % clients].post("/v1/models/tiny/infer", content=body, headers=headers)
-                for i, body in enumerate(bodies)]
+        if at_once:
+            return list(await asyncio.gather(*(call() for call in calls)))
+        return [await call() for call in calls]
     finally:
         for connection in connections:
             await connection.aclose()
@@ -121,3 +141,43 @@ def test_requests_from_several_connections_go_to_threads(state: AgentState,
     assert all(a.status_code == 200 for a in answers)
     # the first comes from the connection that asked last; from the second on, three take turns
     assert calls == [("loop", True)] + [("thread", False)] * 5
+
+
+@pytest.mark.parametrize("state", [50], ids=["batching-on"], indirect=True)
+def test_with_batching_on_requests_from_several_connections_are_batched(
+        state: AgentState, calls: list[tuple[str, bool]]) -> None:
+    app = create_app(state)
+    alone = asyncio.run(_post(app, [_png(i) for i in range(6)], content_type="image/png"))
+    calls.clear()
+    straggler = app.app_state.batcher.coming("tiny")  # a body still on its way: the batch waits for it
+    threading.Timer(0.03, straggler.close).start()  # (within the 50 ms window) however the threads run
+    answers = asyncio.run(_post(app, [_png(i) for i in range(6)], clients=3, at_once=True,
+                                content_type="image/png"))
+    assert [a.status_code for a in answers] == [200] * 6
+    # the first comes from the connection that asked last; the others were queued from the loop
+    # and the batcher's workers ran them
+    assert calls == [("loop", True)] + [("batch", True)] * 5
+    assert app.app_state.batcher.items == 5
+    assert app.app_state.batcher.batches < 5
+    for a, b in zip(answers, alone, strict=True):
+        assert a.json()["classes"][0]["label"] == b.json()["classes"][0]["label"]
+
+
+@pytest.mark.parametrize("state", [50], ids=["batching-on"], indirect=True)
+def test_with_batching_on_a_lone_client_is_not_batched_and_gets_to_the_loop_after_a_slow_run(
+        state: AgentState, calls: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody to share a batch with: a lone client's requests run alone, so after a slow run
+    (the first loads the model) the next is timed alone and the loop takes over again."""
+    monkeypatch.setattr(fast_infer, "INLINE_BUDGET_S", 0.2)
+    threaded = vars(fast_infer)["run_infer"]  # the spy the calls fixture put there
+    runs = iter(range(100))
+
+    def slow_once(*args: Any) -> Any:
+        if next(runs) == 0:
+            time.sleep(0.25)  # over the budget: as a model load on a slow kit
+        return threaded(*args)
+
+    monkeypatch.setattr(fast_infer, "run_infer", slow_once)
+    answers = asyncio.run(_post(create_app(state), [_png(1)] * 4, content_type="image/png"))
+    assert [a.status_code for a in answers] == [200] * 4
+    assert calls == [("thread", False), ("thread", False), ("loop", True), ("loop", True)]
