@@ -98,9 +98,11 @@ def metrics(
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=error_responses(401))
 def prometheus_metrics(request: Request, _: Viewer) -> str:
-    """The latest sample in Prometheus text format. 200; 401."""
+    """The latest sample in Prometheus text format, and the infer batcher's counts. 200; 401."""
     state = _state(request)
-    return prometheus.render(state.metrics.latest(), state.identity.device_id, __version__)
+    batcher = getattr(request.app.state, "batcher", None)
+    batching = (batcher.batches, batcher.items) if batcher is not None else None
+    return prometheus.render(state.metrics.latest(), state.identity.device_id, __version__, batching)
 
 
 @router.get("/v1/tokens", response_model=list[TokenInfo],

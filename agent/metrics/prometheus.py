@@ -12,7 +12,16 @@ _GAUGES = (
 )
 
 
-def render(sample: MetricSample | None, device_id: str, version: str) -> str:
+_BATCHING = (
+    ("kitfleet_infer_batches_total", "Batches the infer batcher ran"),
+    ("kitfleet_infer_batched_requests_total", "Infer requests answered in those batches"),
+)
+
+
+def render(sample: MetricSample | None, device_id: str, version: str,
+           batching: tuple[int, int] | None = None) -> str:
+    """`batching` is (batches, requests in them) while batching is on: their ratio is the mean
+    batch size, which tells whether `infer_batch_window_ms` pays on this kit."""
     labels = f'device_id="{device_id}"'
     lines = [
         "# HELP kitfleet_agent_info Agent build and identity.",
@@ -24,4 +33,7 @@ def render(sample: MetricSample | None, device_id: str, version: str) -> str:
         if value is None:
             continue
         lines += [f"# HELP {metric} {help_text}.", f"# TYPE {metric} gauge", f"{metric}{{{labels}}} {value}"]
+    for (metric, help_text), count in zip(_BATCHING, batching or (), strict=False):
+        lines += [f"# HELP {metric} {help_text}.", f"# TYPE {metric} counter",
+                  f"{metric}{{{labels}}} {count}"]
     return "\n".join(lines) + "\n"

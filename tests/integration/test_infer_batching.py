@@ -54,3 +54,9 @@ def test_concurrent_requests_each_get_their_own_answer_and_errors_stay_theirs(
         assert answer.status_code == 200, answer.text
         assert same(answer.json(), alone[samples[n % len(samples)].name]), n
     assert agent.health()["status"] == "ok"
+    with raw_client(agent, token) as client:
+        counts = {line.split("{")[0]: float(line.split()[-1])
+                  for line in client.get("/metrics").text.splitlines() if line.startswith("kitfleet_infer_")}
+    # the first of the burst may run alone on the event loop; the others were grouped
+    assert counts["kitfleet_infer_batched_requests_total"] >= len(payloads) - 1
+    assert counts["kitfleet_infer_batches_total"] < counts["kitfleet_infer_batched_requests_total"]

@@ -154,7 +154,7 @@ def parse(text: str) -> dict[str, tuple[dict[str, str], float]]:
             kind, name, rest = comment.groups()
             declared.setdefault(name, set()).add(kind)
             if kind == "TYPE":
-                assert rest == "gauge"
+                assert rest == ("counter" if name.endswith("_total") else "gauge")
             continue
         match = _SAMPLE_LINE.fullmatch(line)
         assert match, f"not a sample line: {line!r}"
@@ -186,6 +186,12 @@ def test_render_with_a_sample_gives_every_gauge() -> None:
         "kitfleet_temperature_celsius": 51.0,
     }
     assert all(labels["device_id"] == f'"{DEVICE_ID}"' for labels, _ in found.values())
+
+
+def test_render_counts_the_batchers_work_when_batching_is_on() -> None:
+    found = parse(prometheus.render(None, DEVICE_ID, "1.2.3", (4, 30)))
+    assert found["kitfleet_infer_batches_total"][1] == 4
+    assert found["kitfleet_infer_batched_requests_total"][1] == 30
 
 
 def test_render_leaves_out_a_missing_temperature() -> None:
