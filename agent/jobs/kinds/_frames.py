@@ -94,7 +94,7 @@ class Reader(threading.Thread):
         self.opened = threading.Event()
 
     def run(self) -> None:
-        wait = self.source["kind"] in ("file", "folder") and not self.realtime
+        wait = self._flat_out()
         try:
             for frame in self._frames():
                 self.decoded += 1
@@ -120,7 +120,11 @@ class Reader(threading.Thread):
         container = _open(self.source)
         try:
             stream = _video_stream(container, self.source["location"])
-            stream.thread_type = "AUTO"
+            # Frame threading decodes ahead in FFmpeg's own threads: more frames a second from a
+            # file read as fast as the model goes, but on a live source it holds every frame back
+            # by a frame per thread and keeps decoding beside the model's run, which then waits
+            # for a core. Slice threading finishes each frame within its own decode call.
+            stream.thread_type = "AUTO" if self._flat_out() else "SLICE"
             if self.source["kind"] == "file" and not self.loop:
                 self.total = stream.frames or None
             self.opened.set()
@@ -128,21 +132,26 @@ class Reader(threading.Thread):
         finally:
             container.close()
 
+    def _flat_out(self) -> bool:
+        """True when the source is read as fast as the model takes it, every frame kept."""
+        return self.source["kind"] in ("file", "folder") and not self.realtime
+
     def _decode(self, container: Any, stream: Any, av: Any) -> Iterator[Frame]:
         index, paced = 0, self.source["kind"] == "file" and self.realtime
         rate = float(stream.average_rate or 25)
         while not self.stop.is_set():
             started, first = time.monotonic(), None
             try:
-                for frame in container.decode(stream):
-                    if self.stop.is_set():
-                        return
-                    at = frame.time if frame.time is not None else index / rate
-                    first = at if first is None else first
-                    if paced:  # as a camera would give them: at the file's own pace
+                for count, packet in enumerate(container.demux(stream)):
+                    if paced and packet.size:  # as a camera sends it: each packet at its own time,
+                        at = _packet_time(packet, count, rate)  # decoded when it comes, not ahead
+                        first = at if first is None else first
                         self.stop.wait(max(0.0, started + (at - first) - time.monotonic()))
-                    yield Frame(frame.to_image(), time.monotonic(), index)
-                    index += 1
+                    for frame in packet.decode():
+                        if self.stop.is_set():
+                            return
+                        yield Frame(frame.to_image(), time.monotonic(), index)
+                        index += 1
             except (av.error.FFmpegError, OSError) as exc:
                 raise _broken(self.source, exc, index) from None
             if index == 0:
@@ -187,6 +196,15 @@ def _keyed(paths: list[Path]) -> Iterator[tuple[int, str]]:
             yield path.stat().st_mtime_ns, str(path)
         except OSError:  # removed between the listing and now
             continue
+
+
+def _packet_time(packet: Any, count: int, rate: float) -> float:
+    """Seconds into the stream at which a packet is due: its decode time stamp, else its
+    presentation one, else its place at the stream's frame rate."""
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    if stamp is None or packet.time_base is None:
+        return count / rate
+    return float(stamp * packet.time_base)
 
 
 def _open(source: dict[str, Any]) -> Any:
