@@ -4,8 +4,10 @@ Two passes, each measured both ways:
 - every frame, as fast as possible (`realtime: false` / the loop without pauses): processed fps;
 - camera pace (the file played at its own rate, as a camera gives frames): frame-to-result
   latency p50/p99, from the decoded frame being ready to its answer.
+A p99 of one 10 s pass is its third-slowest frame, and this VM's speed drifts: each pass
+runs `--rounds` times, loop and job alternating, and each figure is the median of the rounds'.
 Goal (issue 8): >= 0.95x the loop's fps, and latency p99 within 1.2x of the loop's.
-Run: .venv/bin/python -m benchmarks.stream [--seconds 10 --fps 30]
+Run: .venv/bin/python -m benchmarks.stream [--seconds 10 --fps 30 --rounds 5]
 """
 
 from __future__ import annotations
@@ -68,11 +70,16 @@ def _figures(fps: float, latencies: list[float]) -> dict[str, float]:
     return {"fps": round(fps, 2), "p50": round(float(p50), 2), "p99": round(float(p99), 2), "dropped": 0}
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--rounds", type=int, default=5, help="camera-pace passes each way")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         agent = LocalAgent(Path(tmp) / "agent", "bench-stream", mdns=False)
@@ -83,20 +90,24 @@ def main() -> None:
                 client.timeout = 60
                 deploy_detector(client)
                 stream_job(client, "bench.mp4", realtime=False)  # warm the page cache and the imports
-                rows = {name: (plain_loop(video, paced), stream_job(client, "bench.mp4", realtime=paced))
-                        for name, paced in (("every frame", False), ("camera pace", True))}
+                rows: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+                for name, realtime in (("every frame", False), ("camera pace", True)):
+                    rounds = [(plain_loop(video, realtime), stream_job(client, "bench.mp4", realtime))
+                              for _ in range(args.rounds)]
+                    rows[name] = (_median([loop for loop, _ in rounds]), _median([job for _, job in rounds]))
         finally:
             agent.stop()
-    print(f"stream of {args.seconds:g} s at {args.fps} fps, {args.size}x{args.size}, {MODEL}, 1 model thread")
+    print(f"stream of {args.seconds:g} s at {args.fps} fps, {args.size}x{args.size}, {MODEL}, "
+          f"1 model thread; medians of {args.rounds} alternating passes")
     print(f"{'':14}{'loop fps':>10}{'job fps':>9}{'ratio':>7}   {'loop p50/p99 ms':>16}"
           f"{'job p50/p99 ms':>16}{'p99 ratio':>10}{'dropped':>8}")
     for name, (loop, job) in rows.items():
         print(f"{name:14}{loop['fps']:>10.1f}{job['fps']:>9.1f}{job['fps'] / loop['fps']:>6.2f}x   "
               f"{loop['p50']:>7.2f}/{loop['p99']:<8.2f}{job['p50']:>7.2f}/{job['p99']:<8.2f}"
               f"{job['p99'] / loop['p99']:>9.2f}x{job['dropped']:>8.0f}")
-    every, paced = rows["every frame"], rows["camera pace"]
+    every, camera = rows["every frame"], rows["camera pace"]
     print(json.dumps({"fps_ratio": round(every[1]["fps"] / every[0]["fps"], 3), "fps_goal": ">= 0.95",
-                      "p99_ratio_camera_pace": round(paced[1]["p99"] / paced[0]["p99"], 3),
+                      "p99_ratio_camera_pace": round(camera[1]["p99"] / camera[0]["p99"], 3),
                       "p99_ratio_every_frame": round(every[1]["p99"] / every[0]["p99"], 3),
                       "p99_goal": "<= 1.2"}))
 
