@@ -15,9 +15,10 @@ Why workers per model and not the route's thread per request: on a small CPU kit
 per-request costs around a small model's run, not the run, are what limit throughput.
 Here a batch of n pays one wake-up of a thread and one of the loop, not n of each; the
 preparing and the answers' shaping run on a worker instead of n threads taking the GIL in
-turns; and the model runs once. Two workers, so that one decodes its batch while the
-other's runs in ONNX Runtime: with one, the worker was the bottleneck at 32 clients
-(benchmarks/batching.py measures the whole).
+turns; and the model runs once. Two workers taking turns: one takes and prepares a batch
+while the other runs its own in ONNX Runtime (which lets go of the GIL). Left to race for
+the queue, the worker that finished first took everything and the other starved waiting for
+the GIL, leaving one worker as the bottleneck at 32 clients (benchmarks/batching.py).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class _Queue(Generic[Raw, In, Out]):
     run: Run[In, Out]
     arrived: list[_Waiting[Raw, Out]] = field(default_factory=list)
     working: int = 0  # requests that workers took and have not answered yet
+    turn: threading.Lock = field(default_factory=threading.Lock)  # held while taking and preparing
     closed: bool = False  # its threads have ended or are ending: a new request makes a new queue
 
     def idle(self) -> bool:
@@ -143,17 +145,32 @@ class Batcher(Generic[Raw, In, Out]):
             raise
 
     def _work(self, key: Key, queue: _Queue[Raw, In, Out]) -> None:
-        """Take what arrived, prepare it, run it as one batch, answer; over and over."""
-        while taken := self._take(key, queue):
+        """Take what arrived and prepare it, then run it as one batch and answer; over and over.
+        One worker takes and prepares at a time, while the other runs its batch."""
+        while True:
+            with queue.turn:
+                taken = self._take(key, queue)
+                if not taken:
+                    return
+                try:
+                    ready, failed = _prepared(queue, taken)
+                except BaseException as exc:
+                    self._done(queue, [(waiting, exc) for waiting in taken])
+                    raise
             try:
-                _settle(_answers(queue, taken))
+                results = _run_isolated(queue.run, [prepared for _, prepared in ready]) if ready else []
             except BaseException as exc:
-                _settle([(waiting, exc) for waiting in taken])
+                self._done(queue, [(waiting, exc) for waiting in taken])
                 raise
-            finally:
-                with self._cond:
-                    queue.working -= len(taken)
-                    self.batches, self.items = self.batches + 1, self.items + len(taken)
+            self._done(queue, failed + [(waiting, result)
+                                        for (waiting, _), result in zip(ready, results, strict=True)])
+
+    def _done(self, queue: _Queue[Raw, In, Out],
+              answers: Sequence[tuple[_Waiting[Raw, Out], Out | BaseException]]) -> None:
+        _settle(answers)
+        with self._cond:
+            queue.working -= len(answers)
+            self.batches, self.items = self.batches + 1, self.items + len(answers)
 
     def _take(self, key: Key, queue: _Queue[Raw, In, Out]) -> list[_Waiting[Raw, Out]]:
         """The next batch; empty when the queue closed or stayed idle `linger_s`."""
@@ -185,20 +202,17 @@ class Batcher(Generic[Raw, In, Out]):
         self._cond.notify_all()
 
 
-def _answers(queue: _Queue[Raw, In, Out],
-             taken: Sequence[_Waiting[Raw, Out]]) -> list[tuple[_Waiting[Raw, Out], Out | BaseException]]:
-    """Each request prepared, then the prepared ones run as one batch; errors stay with their request."""
-    answers: list[tuple[_Waiting[Raw, Out], Out | BaseException]] = []
+def _prepared(queue: _Queue[Raw, In, Out], taken: Sequence[_Waiting[Raw, Out]]) -> tuple[
+        list[tuple[_Waiting[Raw, Out], In]], list[tuple[_Waiting[Raw, Out], Out | BaseException]]]:
+    """(each request with its prepared item, each request that failed with its error)."""
     ready: list[tuple[_Waiting[Raw, Out], In]] = []
+    failed: list[tuple[_Waiting[Raw, Out], Out | BaseException]] = []
     for waiting in taken:
         try:
             ready.append((waiting, queue.prepare(waiting.item)))
         except Exception as exc:
-            answers.append((waiting, exc))
-    if ready:
-        results = _run_isolated(queue.run, [prepared for _, prepared in ready])
-        answers += [(waiting, result) for (waiting, _), result in zip(ready, results, strict=True)]
-    return answers
+            failed.append((waiting, exc))
+    return ready, failed
 
 
 def _run_isolated(run: Run[In, Out], items: Sequence[In]) -> list[Out | BaseException]:

@@ -242,3 +242,30 @@ def test_a_tensor_or_a_raw_model_is_not_batched(detector: tuple[Manifest, Any]) 
                 await async_infer_image(batcher, session, raw, pictures(1)[0], "image/png", 5)]
 
     assert asyncio.run(main()) == [None, None]
+
+
+def test_one_worker_prepares_the_next_batch_while_the_other_runs_its_own() -> None:
+    spans: list[tuple[str, int, float, float]] = []  # (stage, thread, start, end)
+
+    def timed(stage: str, seconds: float) -> Callable[[Any], Any]:
+        def call(value: Any) -> Any:
+            start = time.monotonic()
+            time.sleep(seconds)  # as decoding and a model run: the GIL is free meanwhile
+            spans.append((stage, threading.get_ident(), start, time.monotonic()))
+            return value
+        return call
+
+    batcher: Batcher[int, int, int] = Batcher(window_s=0.5)
+    run = timed("run", 0.2)
+
+    async def main() -> list[int | BaseException]:
+        calls = [asyncio.ensure_future(batcher.submit(("k",), i, timed("prepare", 0.01), run))
+                 for i in range(6)]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    assert asyncio.run(main()) == list(range(6))
+    runs = [span for span in spans if span[0] == "run"]
+    prepares = [span for span in spans if span[0] == "prepare"]
+    assert len(runs) < 6  # grouped
+    overlapping = [p for p in prepares for r in runs if p[1] != r[1] and r[2] < p[2] < r[3]]
+    assert overlapping, "the second batch was prepared while the first ran, on the other worker"
