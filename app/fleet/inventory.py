@@ -7,6 +7,7 @@ The file holds bearer tokens, so it is created readable by its owner only.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -58,13 +59,31 @@ def _v1(db: sqlite_utils.Database) -> None:
 _MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, v2_fleet_operations)
 
 
+WAL_WAIT_S = 10.0
+
+
+def _write_ahead(db: sqlite_utils.Database) -> None:
+    """Put the inventory in WAL mode. Two commands opening a new home at once (the CLI run
+    for each kit in parallel) both try the switch; SQLite answers one of them "locked" at
+    once, without its busy timeout, so that one tries again until the other is done."""
+    deadline = time.monotonic() + WAL_WAIT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Inventory:
     def __init__(self, home: Path) -> None:
         path = self.path = home / DB_FILE
         if not path.exists():
             path.touch(mode=0o600)
         self.db = sqlite_utils.Database(path)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _write_ahead(self.db)
         self.db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 

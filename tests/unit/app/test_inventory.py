@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import stat
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +84,29 @@ def test_app_id_is_made_once_and_kept(tmp_path: Path) -> None:
         assert second.app_id == app_id
     finally:
         second.close()
+
+
+def _open_when_released(home: str, gate: Any) -> str:
+    gate.wait()
+    try:
+        Inventory(Path(home))
+        return "ok"
+    except sqlite3.Error as exc:
+        return repr(exc)
+
+
+def test_commands_opening_a_new_home_at_once_all_get_in(tmp_path: Path) -> None:
+    """As `kitfleet adopt` run for several kits in parallel: one of two connections switching a
+    new database to WAL was told "database is locked" at once (1 round in 20 here)."""
+    context = multiprocessing.get_context("spawn")  # separate processes, as separate commands are
+    with context.Manager() as manager, context.Pool(4) as pool:
+        for round_ in range(12):
+            gate = manager.Barrier(4)
+            home = tmp_path / f"home-{round_}"
+            home.mkdir()
+            answers = pool.starmap(_open_when_released, [(str(home), gate)] * 4)
+            assert answers == ["ok"] * 4, answers
+    assert Inventory(tmp_path / "home-0").db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_saved_kit_reads_back_equal(inventory: Inventory) -> None:
