@@ -36,6 +36,8 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from agent.api.schemas import InferResult, Manifest
+from agent.models.infer import dynamic_batch, is_tensor, run_prepared
+from agent.models.preprocess import decode_image, from_pixels, to_pixels
 
 __all__ = ["Batcher", "ImageBatcher", "Ticket", "async_infer_image"]
 
@@ -264,13 +266,7 @@ async def async_infer_image(batcher: ImageBatcher, session: Any, manifest: Manif
                             ticket: Ticket | None = None) -> InferResult | None:
     """An image request's answer through the batcher; None when it cannot be batched (a tensor,
     a raw model, or a model whose batch dimension is fixed) and must run alone."""
-    from agent.models.infer import NPY_TYPES, dynamic_batch, run_prepared
-    from agent.models.preprocess import NPY_MAGIC, decode_image, from_pixels, media_type, to_pixels
-
-    declared = media_type(content_type)
-    tensor = declared in NPY_TYPES or (declared in (None, "application/octet-stream")
-                                       and payload.startswith(NPY_MAGIC))
-    if tensor or manifest.task == "raw" or not dynamic_batch(session, manifest):
+    if is_tensor(payload, content_type) or manifest.task == "raw" or not dynamic_batch(session, manifest):
         return None
 
     def prepare(item: _Image) -> _Prepared:

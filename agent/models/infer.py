@@ -16,8 +16,8 @@ from agent.models.postprocess import decode_yolo_batch
 from agent.models.postprocess import top_k as best_classes
 from agent.models.preprocess import NPY_MAGIC, check_tensor, decode_image, load_npy, media_type, to_tensor
 
-__all__ = ["MAX_BATCH", "NPY_TYPES", "dynamic_batch", "model_input", "run_batch", "run_inference",
-           "run_prepared"]
+__all__ = ["MAX_BATCH", "NPY_TYPES", "dynamic_batch", "is_tensor", "model_input", "run_batch",
+           "run_inference", "run_prepared"]
 
 NPY_TYPES = {"application/x-npy", "application/npy"}
 MAX_BATCH = 32  # images per session.run in a batch job: bounds the kit's peak memory
@@ -31,7 +31,7 @@ def run_inference(session: Any, manifest: Manifest, payload: bytes, content_type
     An image (JPEG/PNG/BMP/WebP) is decoded, resized and normalised as the manifest says; a
     .npy tensor (application/x-npy, or octet-stream starting with the NPY magic) goes in as is.
     """
-    if _is_tensor(payload, content_type):
+    if is_tensor(payload, content_type):
         return _infer_tensor(session, manifest, load_npy(payload), top_k)
     if manifest.task == "raw":
         raise _image_for_raw(manifest)
@@ -52,7 +52,8 @@ def run_batch(session: Any, manifest: Manifest, images: Sequence[Image.Image],
             for result in _infer_images(session, manifest, images[start:start + step], top_k)]
 
 
-def _is_tensor(payload: bytes, content_type: str | None) -> bool:
+def is_tensor(payload: bytes, content_type: str | None) -> bool:
+    """True for a .npy body: declared so, or undeclared and starting with the NPY magic."""
     declared = media_type(content_type)
     undeclared = declared in (None, "application/octet-stream")
     return declared in NPY_TYPES or (undeclared and payload.startswith(NPY_MAGIC))
