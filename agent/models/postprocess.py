@@ -114,9 +114,7 @@ def decode_yolo_batch(outputs: np.ndarray, spec: DetectionSpec, labels: Sequence
     """
     rows = np.asarray(outputs, dtype=np.float64)
     rows = rows.reshape(len(rows), -1, rows.shape[-1])
-    class_scores = rows[:, :, 5:] if rows.shape[2] > 5 else np.ones((*rows.shape[:2], 1))
-    classes = class_scores.argmax(axis=2)
-    scores = rows[:, :, 4] * np.take_along_axis(class_scores, classes[:, :, None], axis=2)[:, :, 0]
+    classes, scores = _scored(rows)
     wanted = scores >= spec.score_threshold  # NaN compares False, so broken rows drop out here
     detections = []
     for index, scale in enumerate(scales):
@@ -172,11 +170,18 @@ def _area_small(box: tuple[float, float, float, float]) -> float:
     return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
 
 
+def _scored(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's class (its best class score) and score (objectness × that class score), for
+    rows along the last axis of any leading shape: one image's or a whole batch's."""
+    class_scores = rows[..., 5:] if rows.shape[-1] > 5 else np.ones((*rows.shape[:-1], 1))
+    classes = class_scores.argmax(axis=-1)
+    scores: np.ndarray = rows[..., 4] * np.take_along_axis(class_scores, classes[..., None], axis=-1)[..., 0]
+    return classes, scores
+
+
 def _candidates(rows: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Corner boxes, score = objectness × best class score, class index; below threshold dropped."""
-    class_scores = rows[:, 5:] if rows.shape[1] > 5 else np.ones((len(rows), 1))
-    classes = class_scores.argmax(axis=1)
-    scores = rows[:, 4] * class_scores[np.arange(len(rows)), classes]
+    classes, scores = _scored(rows)
     wanted = scores >= threshold  # NaN compares False, so broken rows drop out here
     centre, size = rows[wanted, 0:2], rows[wanted, 2:4]
     boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
