@@ -32,7 +32,7 @@ import asyncio
 import re
 import time
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import State
@@ -62,7 +62,14 @@ INLINE_BUDGET_S = 0.002
 INLINE_MAX_BYTES = 64 * 1024  # a PNG or JPEG this size decodes within a few milliseconds
 SHARED_S = 0.05
 _JSON = [(b"content-type", b"application/json")]
-_Request = tuple[str, str | None, int, int, str | None]  # name, version, top_k, body length, content type
+
+
+class _Request(NamedTuple):
+    name: str
+    version: str | None
+    top_k: int
+    length: int  # of the body, as declared
+    content_type: str | None
 
 
 class FastInfer:
@@ -80,8 +87,8 @@ class FastInfer:
             await self.app(scope, receive, send)
             return
         batcher = batcher_of(self.app_state, self.state.settings)
-        with batcher.coming(request[0]) if batcher else nullcontext() as ticket:
-            messages, body = await _read_body(receive, request[3])
+        with batcher.coming(request.name) if batcher else nullcontext() as ticket:
+            messages, body = await _read_body(receive, request.length)
             if body is not None:
                 await self._respond(scope, receive, send, request, body, batcher, ticket)
                 return
@@ -169,7 +176,7 @@ class FastInfer:
         if not declared.isdigit() or not 0 < int(declared) <= self.state.settings.max_infer_bytes:
             return None
         content_type = headers.get(b"content-type", b"").decode("latin-1") or None
-        return name, version, top_k, int(declared), content_type
+        return _Request(name, version, top_k, int(declared), content_type)
 
 
 def _query(raw: bytes) -> tuple[str | None, int] | None:
