@@ -256,11 +256,20 @@ def test_one_worker_prepares_the_next_batch_while_the_other_runs_its_own() -> No
         return call
 
     batcher: Batcher[int, int, int] = Batcher(window_s=0.5)
-    run = timed("run", 0.2)
+    running = threading.Event()
+    timed_run = timed("run", 0.2)
+
+    def run(items: Any) -> Any:
+        running.set()
+        return timed_run(items)
 
     async def main() -> list[int | BaseException]:
-        calls = [asyncio.ensure_future(batcher.submit(("k",), i, timed("prepare", 0.01), run))
-                 for i in range(6)]
+        def ask(i: int) -> asyncio.Future[int]:
+            return asyncio.ensure_future(batcher.submit(("k",), i, timed("prepare", 0.01), run))
+
+        first = [ask(i) for i in range(3)]
+        await asyncio.to_thread(running.wait, 10)  # a batch is in the model: the rest queue now
+        calls = first + [ask(i) for i in range(3, 6)]
         return list(await asyncio.gather(*calls, return_exceptions=True))
 
     assert asyncio.run(main()) == list(range(6))
