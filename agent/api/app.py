@@ -41,7 +41,7 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastInfer
     app.add_middleware(AuditTrail)  # it also records what BodyLimit refuses
     # Outermost, outside even FastAPI's own middleware: the common infer request is answered
     # before anything else looks at it (fast_infer.py).
-    return FastInfer(app, state, app.state)
+    return FastInfer(app, state)
 
 
 

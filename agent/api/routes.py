@@ -100,9 +100,8 @@ def metrics(
 def prometheus_metrics(request: Request, _: Viewer) -> str:
     """The latest sample in Prometheus text format, and the infer batcher's counts. 200; 401."""
     state = _state(request)
-    batcher = getattr(request.app.state, "batcher", None)
-    batching = (batcher.batches, batcher.items) if batcher is not None else None
-    return prometheus.render(state.metrics.latest(), state.identity.device_id, __version__, batching)
+    return prometheus.render(state.metrics.latest(), state.identity.device_id, __version__,
+                             state.infer.batch_counts())
 
 
 @router.get("/v1/tokens", response_model=list[TokenInfo],

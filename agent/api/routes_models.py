@@ -5,22 +5,18 @@ Each handler's docstring lists its status codes.
 
 from __future__ import annotations
 
-import asyncio
-import io
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, Field
-from starlette.datastructures import State
 
 from agent.api.auth import require
+from agent.api.render import npz_response
 from agent.api.schemas import (
     MAX_INT64,
     NAME_PATTERN,
     VERSION_PATTERN,
     InferResult,
-    Manifest,
     ModelInfo,
     UploadRequest,
     UploadStatus,
@@ -28,11 +24,8 @@ from agent.api.schemas import (
 )
 from agent.api.state import AgentState
 from agent.auth.tokens import Caller
-from agent.config import Settings
 from agent.errors import ApiError
-
-if TYPE_CHECKING:
-    from agent.models.batcher import ImageBatcher, Ticket
+from agent.models.service import InferCall
 
 models_router = APIRouter(tags=["models"])
 Viewer = Annotated[Caller, Depends(require("viewer"))]
@@ -137,7 +130,7 @@ def delete_version(request: Request, name: ModelName,
     state = _state(request)
     path = state.models.active(name, version)[1]
     state.models.delete(name, version, force)
-    state.forget_session(path)
+    state.infer.forget(path)
 
 
 @models_router.post("/v1/models/{name}/infer", response_model=InferResult,
@@ -154,90 +147,13 @@ async def infer(
     model answers its outputs as an .npz. 200; 400; 401; 403; 404; 409; 413; 415; 422.
     """
     state = _state(request)
-    content_type = request.headers.get("content-type")
-    batcher = batcher_of(request.app.state, state.settings)
-    with batcher.coming(name) if batcher else nullcontext() as ticket:
+    with state.infer.coming(name) as ticket:
         payload = await _read_bounded(request, state.settings.max_infer_bytes)
-        answer = await async_batched(state, batcher, name, version, payload, content_type, top_k,
-                                     ticket) if batcher else None
-    if answer is None:
-        # One thread hop for everything that touches disk or computes: each hop costs a wake-up.
-        answer = await asyncio.to_thread(run_infer, state, name, version, payload, content_type, top_k)
-    manifest, result, tensors = answer
+        call = InferCall(name, version, payload, request.headers.get("content-type"), top_k)
+        manifest, result, tensors = await state.infer.answer(call, request.client, ticket)
     if tensors is None:
         return result
     return npz_response(tensors, manifest.version, manifest.sha256)
-
-
-def batcher_of(app_state: State, settings: Settings) -> ImageBatcher | None:
-    """The app's batcher, made on first use; None when infer_batch_window_ms is 0.
-    Called on the event loop only, so two are never made."""
-    window_ms = settings.infer_batch_window_ms
-    if window_ms <= 0:
-        return None
-    if not hasattr(app_state, "batcher"):
-        from agent.models.batcher import Batcher
-
-        app_state.batcher = Batcher(window_ms / 1000)
-    batcher: ImageBatcher = app_state.batcher
-    return batcher
-
-
-Answer = tuple[Manifest, InferResult | None, dict[str, Any] | None]  # a result, or a raw model's outputs
-
-
-def run_infer(state: AgentState, name: str, version: str | None, payload: bytes, content_type: str | None,
-              top_k: int) -> Answer:
-    """(manifest, result, None), or (manifest, None, outputs) for a raw model; loads the session
-    if it must. Run in a worker thread: it may read files and computes."""
-    manifest, path = state.serving.active(name, version)
-    return _answer(state.sessions.get(path, manifest.sha256), manifest, payload, content_type, top_k)
-
-
-def run_infer_loaded(state: AgentState, name: str, version: str | None, payload: bytes,
-                     content_type: str | None, top_k: int) -> Answer | None:
-    """As `run_infer`, or None when the model's session is not loaded: never waits for a
-    model to load (fast_infer.py runs it on the event loop)."""
-    manifest, path = state.serving.active(name, version)
-    session = state.sessions.cached(path, manifest.sha256)
-    return None if session is None else _answer(session, manifest, payload, content_type, top_k)
-
-
-async def async_batched(state: AgentState, batcher: ImageBatcher, name: str, version: str | None,
-                        payload: bytes, content_type: str | None, top_k: int,
-                        ticket: Ticket | None = None) -> Answer | None:
-    """The answer through the batcher, or None when the request must run alone: a tensor, a
-    raw model or a fixed batch dimension, or a model not loaded yet (`run_infer` loads it
-    on a thread; the requests after it are batched)."""
-    try:
-        manifest, path = state.serving.active(name, version)
-        session = state.sessions.cached(path, manifest.sha256)
-        if session is None:
-            return None
-        from agent.models.batcher import async_infer_image
-
-        result = await async_infer_image(batcher, session, manifest, payload, content_type, top_k, ticket)
-        return None if result is None else (manifest, result, None)
-    finally:
-        if ticket is not None:
-            ticket.close()  # queued by now, or not for the batcher: it must not wait for this one
-
-
-def _answer(session: Any, manifest: Manifest, payload: bytes, content_type: str | None,
-            top_k: int) -> Answer:
-    from agent.models.infer import run_inference
-
-    result, tensors = run_inference(session, manifest, payload, content_type, top_k)
-    return manifest, result, tensors
-
-
-def npz_response(tensors: dict[str, Any], version: str, sha256: str) -> Response:
-    import numpy as np
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **tensors)
-    return Response(buffer.getvalue(), media_type="application/x-npz",
-                    headers={"X-Model-Version": version, "X-Model-Sha256": sha256})
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agent.auth.tokens import TokenStore
 from agent.config import Settings
@@ -12,12 +10,9 @@ from agent.db import Database
 from agent.identity import Identity
 from agent.jobs.service import Jobs
 from agent.metrics.ring import MetricRing
+from agent.models.service import InferService
 from agent.models.store import ModelStore
 from agent.models.uploads import Uploads
-
-if TYPE_CHECKING:
-    from agent.models.serving import ServingModels
-    from agent.models.sessions import SessionCache
 
 
 @dataclass
@@ -30,30 +25,7 @@ class AgentState:
     models: ModelStore
     uploads: Uploads
     jobs: Jobs
-    _sessions: SessionCache | None = None
-    _serving: ServingModels | None = None
-
-    @property
-    def sessions(self) -> SessionCache:
-        """Made on first use: ONNX Runtime is imported only once a model is run."""
-        if self._sessions is None:
-            from agent.models.sessions import SessionCache
-
-            self._sessions = SessionCache(self.settings.session_cache, None)
-        return self._sessions
-
-    @property
-    def serving(self) -> ServingModels:
-        """The serving version of each model, re-read from disk only when it changed there."""
-        if self._serving is None:
-            from agent.models.serving import ServingModels
-
-            self._serving = ServingModels(self.models)
-        return self._serving
-
-    def forget_session(self, model_path: Path) -> None:
-        if self._sessions is not None:
-            self._sessions.evict(model_path)
+    infer: InferService
 
     @classmethod
     def open(cls, settings: Settings, identity: Identity) -> AgentState:
@@ -68,4 +40,5 @@ class AgentState:
             models=models,
             uploads=Uploads(db, models, settings.max_model_bytes, settings.disk_reserve_bytes),
             jobs=Jobs(settings, db, models),
+            infer=InferService(settings, models),
         )

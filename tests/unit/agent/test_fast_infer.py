@@ -1,8 +1,10 @@
-"""fast_infer.py runs a lone small request on the event loop, everything else in a worker thread.
+"""The infer service runs a lone small request on the event loop, everything else in a worker
+thread or, with batching on and several clients, in a batch.
 
 The real application on a real agent state and model, called in-process over ASGI; a spy on
-`run_infer_loaded` (the loop-side call) and `run_infer` (the threaded one) records which thread
-answered, and the answers are compared with each other.
+`InferService.run_loaded` (the loop-side call), `InferService.run` (the threaded one) and
+`InferService._batched` records which way each request went and on which thread, and the
+answers are compared with each other.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent.api import fast_infer, routes_models
 from agent.api.app import create_app
 from agent.api.state import AgentState
 from agent.config import Settings
 from agent.identity import load_or_create
+from agent.models import service
+from agent.models.service import InferService
 from tests.onnx_models import classifier
 
 
@@ -47,10 +50,10 @@ def state(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AgentState
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
     """(which path, on the event loop's thread) for every request. The budgets are widened so a
     busy test machine cannot turn a quick run into a slow one or stretch a burst apart."""
-    monkeypatch.setattr(fast_infer, "INLINE_BUDGET_S", 0.5)
-    monkeypatch.setattr(fast_infer, "SHARED_S", 5.0)
+    monkeypatch.setattr(service, "INLINE_BUDGET_S", 0.5)
+    monkeypatch.setattr(service, "SHARED_S", 5.0)
     seen: list[tuple[str, bool]] = []
-    loop_side, threaded = routes_models.run_infer_loaded, routes_models.run_infer
+    loop_side, threaded, batched = InferService.run_loaded, InferService.run, InferService._batched
 
     def spy(name: str, real: Any) -> Any:
         def call(*args: Any) -> Any:
@@ -58,13 +61,13 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
             return real(*args)
         return call
 
-    async def batched(*args: Any) -> Any:
+    async def batch_spy(*args: Any) -> Any:
         seen.append(("batch", threading.current_thread() is threading.main_thread()))
-        return await routes_models.async_batched(*args)
+        return await batched(*args)
 
-    monkeypatch.setattr(fast_infer, "run_infer_loaded", spy("loop", loop_side))
-    monkeypatch.setattr(fast_infer, "run_infer", spy("thread", threaded))
-    monkeypatch.setattr(fast_infer, "async_batched", batched)
+    monkeypatch.setattr(InferService, "run_loaded", spy("loop", loop_side))
+    monkeypatch.setattr(InferService, "run", spy("thread", threaded))
+    monkeypatch.setattr(InferService, "_batched", batch_spy)
     return seen
 
 
@@ -118,13 +121,13 @@ def test_a_large_body_and_a_model_not_loaded_go_to_a_thread(
         state: AgentState, calls: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(state)
     asyncio.run(_post(app, [_tensor(1)] * 3))
-    monkeypatch.setattr(fast_infer, "INLINE_MAX_BYTES", len(_tensor(1)) - 1)
+    monkeypatch.setattr(service, "INLINE_MAX_BYTES", len(_tensor(1)) - 1)
     calls.clear()
     asyncio.run(_post(app, [_tensor(1)] * 2))
     assert calls == [("thread", False), ("thread", False)]
-    monkeypatch.setattr(fast_infer, "INLINE_MAX_BYTES", len(_tensor(1)))
+    monkeypatch.setattr(service, "INLINE_MAX_BYTES", len(_tensor(1)))
     calls.clear()
-    state.sessions.clear()  # evicted: the loop must not wait for it to load
+    state.infer.sessions.clear()  # evicted: the loop must not wait for it to load
     answers = asyncio.run(_post(app, [_tensor(1)] * 3))
     assert [a.status_code for a in answers] == [200] * 3
     # not loaded: the loop gets None and a thread loads it; then the loop again
@@ -149,7 +152,9 @@ def test_with_batching_on_requests_from_several_connections_are_batched(
     app = create_app(state)
     alone = asyncio.run(_post(app, [_png(i) for i in range(6)], content_type="image/png"))
     calls.clear()
-    straggler = app.app_state.batcher.coming("tiny")  # a body still on its way: the batch waits for it
+    batcher = state.infer.batcher
+    assert batcher is not None
+    straggler = batcher.coming("tiny")  # a body still on its way: the batch waits for it
     threading.Timer(0.03, straggler.close).start()  # (within the 50 ms window) however the threads run
     answers = asyncio.run(_post(app, [_png(i) for i in range(6)], clients=3, at_once=True,
                                 content_type="image/png"))
@@ -157,8 +162,8 @@ def test_with_batching_on_requests_from_several_connections_are_batched(
     # the first comes from the connection that asked last; the others were queued from the loop
     # and the batcher's workers ran them
     assert calls == [("loop", True)] + [("batch", True)] * 5
-    assert app.app_state.batcher.items == 5
-    assert app.app_state.batcher.batches < 5
+    assert batcher.items == 5
+    assert batcher.batches < 5
     for a, b in zip(answers, alone, strict=True):
         assert a.json()["classes"][0]["label"] == b.json()["classes"][0]["label"]
 
@@ -168,8 +173,8 @@ def test_with_batching_on_a_lone_client_is_not_batched_and_gets_to_the_loop_afte
         state: AgentState, calls: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch) -> None:
     """Nobody to share a batch with: a lone client's requests run alone, so after a slow run
     (the first loads the model) the next is timed alone and the loop takes over again."""
-    monkeypatch.setattr(fast_infer, "INLINE_BUDGET_S", 0.2)
-    threaded = vars(fast_infer)["run_infer"]  # the spy the calls fixture put there
+    monkeypatch.setattr(service, "INLINE_BUDGET_S", 0.2)
+    threaded = vars(InferService)["run"]  # the spy the calls fixture put there
     runs = iter(range(100))
 
     def slow_once(*args: Any) -> Any:
@@ -177,7 +182,7 @@ def test_with_batching_on_a_lone_client_is_not_batched_and_gets_to_the_loop_afte
             time.sleep(0.25)  # over the budget: as a model load on a slow kit
         return threaded(*args)
 
-    monkeypatch.setattr(fast_infer, "run_infer", slow_once)
+    monkeypatch.setattr(InferService, "run", slow_once)
     answers = asyncio.run(_post(create_app(state), [_png(1)] * 4, content_type="image/png"))
     assert [a.status_code for a in answers] == [200] * 4
     assert calls == [("thread", False), ("thread", False), ("loop", True), ("loop", True)]
