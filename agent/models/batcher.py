@@ -169,10 +169,10 @@ class Batcher(Generic[Raw, In, Out]):
 
     def _done(self, queue: _Queue[Raw, In, Out],
               answers: Sequence[tuple[_Waiting[Raw, Out], Out | BaseException]]) -> None:
-        _settle(answers)
-        with self._cond:
+        with self._cond:  # counted before answering: a caller that got its answer sees it counted
             queue.working -= len(answers)
             self.batches, self.items = self.batches + 1, self.items + len(answers)
+        _settle(answers)
 
     def _take(self, key: Key, queue: _Queue[Raw, In, Out]) -> list[_Waiting[Raw, Out]]:
         """The next batch; empty when the queue closed or stayed idle `linger_s`."""
