@@ -14,7 +14,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.api.schemas import ErrorBody
-from agent.errors import ApiError
+from agent.errors import (
+    ApiError,
+    BadInput,
+    Busy,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NoRoom,
+    NotFound,
+    Refusal,
+    TooLarge,
+    Unavailable,
+    Unsupported,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +55,33 @@ def _describe(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-async def _on_api_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.error, exc.message, exc.hint, exc.headers)
+# The one place a refusal's cause becomes an HTTP status.
+_STATUS: dict[type[Refusal], int] = {
+    BadInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409, TooLarge: 413, Unsupported: 415,
+    Invalid: 422, Busy: 429, Unavailable: 503, NoRoom: 507,
+}
+
+
+def status_of(refusal: Refusal) -> int:
+    """The HTTP status that answers `refusal`."""
+    if isinstance(refusal, ApiError):
+        return refusal.status
+    return next(status for kind, status in _STATUS.items() if isinstance(refusal, kind))
+
+
+def refusal_response(refusal: Refusal) -> JSONResponse:
+    """The 4xx answer to a refusal, its hints (Retry-After, Upload-Offset) as headers."""
+    headers = dict(refusal.headers) if isinstance(refusal, ApiError) else {}
+    if refusal.retry_after is not None:
+        headers["Retry-After"] = str(refusal.retry_after)
+    if refusal.resume_at is not None:
+        headers["Upload-Offset"] = str(refusal.resume_at)
+    return error_response(status_of(refusal), refusal.error, refusal.message, refusal.hint, headers)
+
+
+async def _on_refusal(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refusal)
+    return refusal_response(exc)
 
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -76,7 +113,7 @@ async def _on_database_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(Refusal, _on_refusal)
     app.add_exception_handler(sqlite3.OperationalError, _on_database_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -25,11 +25,11 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent.api.errors import error_response
+from agent.api.errors import refusal_response
 from agent.api.render import npz_response
 from agent.api.schemas import NAME_PATTERN, VERSION_PATTERN
 from agent.api.state import AgentState
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.models.service import InferCall
 
 if TYPE_CHECKING:
@@ -71,9 +71,8 @@ class FastInfer:
                        ticket: Ticket | None) -> None:
         try:
             manifest, result, tensors = await self.state.infer.answer(call, scope.get("client"), ticket)
-        except ApiError as exc:
-            refusal = error_response(exc.status, exc.error, exc.message, exc.hint, exc.headers)
-            await refusal(scope, receive, send)
+        except Refusal as exc:
+            await refusal_response(exc)(scope, receive, send)
             return
         if tensors is not None:
             await npz_response(tensors, manifest.version, manifest.sha256)(scope, receive, send)

@@ -16,5 +16,8 @@ def npz_response(tensors: dict[str, Any], version: str, sha256: str) -> Response
 
     buffer = io.BytesIO()
     np.savez(buffer, **tensors)
-    return Response(buffer.getvalue(), media_type="application/x-npz",
-                    headers={"X-Model-Version": version, "X-Model-Sha256": sha256})
+    return Response(
+        buffer.getvalue(),
+        media_type="application/x-npz",
+        headers={"X-Model-Version": version, "X-Model-Sha256": sha256},
+    )

@@ -127,8 +127,12 @@ class InferService:
         """The answer to `call` from connection `client`, run where the rule above says."""
         alone = not self._note_client(client)
         key = (call.name, call.version)
-        if (alone and not self._away and len(call.body) <= INLINE_MAX_BYTES
-                and self._last_run_s.get(key, INLINE_BUDGET_S + 1) <= INLINE_BUDGET_S):
+        if (
+            alone
+            and not self._away
+            and len(call.body) <= INLINE_MAX_BYTES
+            and self._last_run_s.get(key, INLINE_BUDGET_S + 1) <= INLINE_BUDGET_S
+        ):
             _close(ticket)  # not for the batcher: it must not wait for this one
             started = time.perf_counter()
             answer = self.run_loaded(call)
@@ -176,8 +180,9 @@ class InferService:
                 return None
             from agent.models.batcher import async_infer_image
 
-            result = await async_infer_image(batcher, session, manifest, call.body, call.content_type,
-                                             call.top_k, ticket)
+            result = await async_infer_image(
+                batcher, session, manifest, call.body, call.content_type, call.top_k, ticket
+            )
             return None if result is None else (manifest, result, None)
         finally:
             _close(ticket)  # queued by now, or not for the batcher: it must not wait for this one
