@@ -279,6 +279,37 @@ class Manifest(BaseModel):
         return self
 
 
+# A model package is one self-contained ONNX file. Protobuf holds at most 2 GiB, so a larger file
+# cannot be one: its weights would live in other files (ONNX "external data").
+MAX_ONNX_BYTES = (2 << 30) - 1
+_EXTERNAL = 1  # onnx.TensorProto.EXTERNAL
+
+
+def external_data_of(model: Any) -> list[tuple[str, str]]:
+    """(tensor name, file it names) for every tensor of an ONNX ModelProto kept in another file.
+
+    ONNX Runtime would read that file from the kit's disk (older releases from anywhere on it),
+    so kits refuse such a model and the app never sends one. Every nested message is walked, so
+    a tensor is found wherever it sits: initializers, Constant attributes, sparse initializers,
+    If/Loop/Scan bodies, function bodies, training graphs. Parse the model without loading its
+    external data (`onnx.load(path, load_external_data=False)`).
+    """
+    found: set[tuple[str, str]] = set()
+    stack = [model]
+    while stack:  # a loop, not recursion: subgraphs may nest deeper than Python's stack
+        message = stack.pop()
+        if message.DESCRIPTOR.name == "TensorProto" and (
+                message.data_location == _EXTERNAL or len(message.external_data)):
+            location = next((e.value for e in message.external_data if e.key == "location"), "")
+            found.add((message.name, location))
+        for field, value in message.ListFields():
+            if field.message_type is None:
+                continue
+            items = [value] if hasattr(value, "ListFields") else value
+            stack.extend(item for item in items if hasattr(item, "ListFields"))
+    return sorted(found)
+
+
 class UploadRequest(BaseModel):
     manifest: Manifest
     activate: bool = False

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import Manifest
+from agent.api.schemas import MAX_ONNX_BYTES, Manifest, external_data_of
 
 _ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)",
               "uint8": "tensor(uint8)", "int8": "tensor(int8)"}
@@ -57,6 +57,7 @@ def check_in_process(path: Path, manifest: Manifest) -> None:
     import numpy as np
     import onnxruntime as ort
 
+    check_self_contained(path)  # before ONNX Runtime opens the file, never after
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -78,6 +79,30 @@ def check_in_process(path: Path, manifest: Manifest) -> None:
                 raise VerificationFailed(
                     f"golden check failed on {name!r}: expected {expected[:4]}…, got "
                     f"{got[:4].tolist()}… (atol {manifest.golden.atol})")
+
+
+def check_self_contained(path: Path) -> None:
+    """Refuse a model whose tensors name another file (ONNX external data): ONNX Runtime would
+    read that file, the kit's TLS key or another upload, and a raw model would answer its bytes.
+    Parsed with `onnx`, its external data left unloaded."""
+    import onnx
+
+    size = path.stat().st_size
+    if size > MAX_ONNX_BYTES:  # protobuf cannot hold it: such a model keeps its weights elsewhere
+        raise VerificationFailed(f"the file has {size} bytes; an ONNX file holds at most "
+                                 f"{MAX_ONNX_BYTES} and a kit takes the model as one file")
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises several types on a file that is not ONNX
+        raise VerificationFailed(f"the file is not an ONNX model ({type(exc).__name__})") from None
+    found = external_data_of(model)
+    if found:
+        name, location = found[0]
+        more = f" (and {len(found) - 1} more tensors)" if len(found) > 1 else ""
+        raise VerificationFailed(
+            f"the model keeps tensor {name!r}{more} in another file ({location!r}); a kit takes a "
+            "model as one file and reads nothing beside it: save it as one file with "
+            "onnx.save_model(model, path, save_as_external_data=False)")
 
 
 def _check_signature(session: Any, manifest: Manifest) -> None:

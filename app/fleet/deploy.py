@@ -43,10 +43,19 @@ ProgressCallback = Callable[[Progress], None]
 async def async_deploy(fleet: Fleet, model: Path, kits: list[Kit], activate: bool,
                        progress: ProgressCallback | None = None) -> list[DeployOutcome]:
     """Send `model` to every kit concurrently; a failure on one kit never stops the others."""
-    manifest = await asyncio.to_thread(load_package, model)  # hashes the file: keep the loop free
+    manifest = await asyncio.to_thread(checked_package, model)  # hashes the file: keep the loop free
     report = progress or (lambda _: None)
     return list(await asyncio.gather(
         *(_deploy_one(fleet, model, manifest, kit, activate, report) for kit in kits)))
+
+
+def checked_package(model: Path) -> Manifest:
+    """The manifest of `model`, once the file is known to be one self-contained ONNX model."""
+    from app.fleet.onnxmodel import check_self_contained  # onnx is imported only to deploy
+
+    manifest = load_package(model)
+    check_self_contained(model)
+    return manifest
 
 
 async def _deploy_one(fleet: Fleet, model: Path, manifest: Manifest, kit: Kit, activate: bool,

@@ -14,12 +14,12 @@ import onnx
 import onnxruntime as ort
 from pydantic import ValidationError
 
-from agent.api.schemas import InputSpec, Manifest
+from agent.api.schemas import MAX_ONNX_BYTES, InputSpec, Manifest, external_data_of
 from app.fleet.errors import Error
-from app.fleet.models import load_package, manifest_path, sha256_file
+from app.fleet.models import ModelPackageError, load_package, manifest_path, sha256_file
 
-__all__ = ["ImageInput", "QuantizeError", "cpu_session", "image_input_of", "input_spec_of",
-           "manifest_beside", "opset_of", "read_model", "seeded_input"]
+__all__ = ["ImageInput", "QuantizeError", "check_self_contained", "cpu_session", "image_input_of",
+           "input_spec_of", "manifest_beside", "opset_of", "read_model", "seeded_input"]
 
 _DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16",
            onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.INT8: "int8"}
@@ -57,6 +57,30 @@ def read_model(path: Path) -> onnx.ModelProto:
     if not model.graph.node or not model.opset_import:
         raise QuantizeError(f"{path} is not an ONNX model (it holds no graph); {_EXPORT_HINT}")
     return model
+
+
+def check_self_contained(path: Path) -> None:
+    """Refuse a model whose tensors name another file (ONNX external data) before it is sent:
+    kits take a model as one file, and one that reads files beside it is refused there too."""
+    size = path.stat().st_size
+    if size > MAX_ONNX_BYTES:
+        raise ModelPackageError(f"{path.name} has {size} bytes; an ONNX file holds at most "
+                                f"{MAX_ONNX_BYTES}, and kits take a model as one file: quantize "
+                                "it (`kitfleet quantize`) or export a smaller model")
+    try:  # the side files are not read: only the tensors that name them
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf and onnx raise many types on a file that is not ONNX
+        raise ModelPackageError(f"{path} is not an ONNX model ({type(exc).__name__}); "
+                                f"{_EXPORT_HINT}") from None
+    found = external_data_of(model)
+    if found:
+        name, location = found[0]
+        more = f" (and {len(found) - 1} more tensors)" if len(found) > 1 else ""
+        raise ModelPackageError(
+            f"{path.name} keeps tensor {name!r}{more} in another file ({location!r}); kits take a "
+            "model as one file and read nothing beside it: save it as one file with "
+            "onnx.save_model(onnx.load(path), path, save_as_external_data=False), re-create its "
+            "manifest, then deploy again")
 
 
 def opset_of(model: onnx.ModelProto) -> int:
