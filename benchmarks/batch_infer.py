@@ -35,8 +35,8 @@ from agent.jobs.kinds import batch_infer
 from agent.jobs.paths import images_under
 from agent.jobs.report import Reporter
 from agent.models.infer import run_batch
-from agent.models.preprocess import decode_image
 from agent.models.sessions import default_threads, open_session
+from agent.toolkit.images import decode_image
 from app.fleet.deploy import async_deploy
 from app.fleet.inventory import Kit
 from app.fleet.localagent import LocalAgent

@@ -37,7 +37,7 @@ import numpy as np
 
 from agent.api.schemas import InferResult, Manifest
 from agent.models.infer import dynamic_batch, is_tensor, run_prepared
-from agent.models.preprocess import decode_image, from_pixels, to_pixels
+from agent.toolkit.images import decode_image, from_pixels, to_pixels
 
 __all__ = ["Batcher", "ImageBatcher", "Ticket", "async_infer_image"]
 

@@ -11,10 +11,11 @@ import numpy as np
 from PIL import Image
 
 from agent.api.schemas import DetectionSpec, InferResult, Manifest
-from agent.errors import ApiError
+from agent.errors import Invalid, Unsupported
 from agent.models.postprocess import decode_yolo_batch
 from agent.models.postprocess import top_k as best_classes
-from agent.models.preprocess import NPY_MAGIC, check_tensor, decode_image, load_npy, media_type, to_tensor
+from agent.models.preprocess import NPY_MAGIC, check_tensor, load_npy
+from agent.toolkit.images import decode_image, media_type, to_tensor
 
 __all__ = ["MAX_BATCH", "NPY_TYPES", "dynamic_batch", "is_tensor", "model_input", "run_batch",
            "run_inference", "run_prepared"]
@@ -59,8 +60,8 @@ def is_tensor(payload: bytes, content_type: str | None) -> bool:
     return declared in NPY_TYPES or (undeclared and payload.startswith(NPY_MAGIC))
 
 
-def _image_for_raw(manifest: Manifest) -> ApiError:
-    return ApiError(415, "unsupported_media_type",
+def _image_for_raw(manifest: Manifest) -> Unsupported:
+    return Unsupported("unsupported_media_type",
                     f"{manifest.name} is a raw model: it takes tensors, not images",
                     "send a .npy tensor (numpy.save()) with Content-Type application/x-npy")
 
@@ -114,7 +115,7 @@ def _infer_tensor(session: Any, manifest: Manifest, tensor: np.ndarray,
                   top_k: int) -> tuple[InferResult | None, Tensors | None]:
     check_tensor(tensor, model_input(session, manifest))
     if manifest.task != "raw" and tensor.shape[0] != 1:
-        raise ApiError(422, "wrong_shape", f"the tensor holds a batch of {tensor.shape[0]}; one answer "
+        raise Invalid("wrong_shape", f"the tensor holds a batch of {tensor.shape[0]}; one answer "
                        "needs one input", "send one input per request (batch dimension 1)")
     outputs, latency_ms = _run(session, manifest.input.name, tensor)
     if manifest.task == "raw":

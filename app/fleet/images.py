@@ -10,16 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL.Image import Image
 
 from agent.api.schemas import InputSpec, Normalisation
+from agent.toolkit.errors import Refusal
+from agent.toolkit.images import IMAGE_SUFFIXES, decode_image, to_input
 from app.fleet.onnxmodel import QuantizeError
 
 __all__ = ["IMAGE_SUFFIXES", "common_size", "folder_labels", "image_files", "listed_labels", "load_image",
            "spread"]
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
-
 
 def image_files(folder: Path, what: str = "image folder") -> list[Path]:
     """Every image under `folder`, recursively, in a stable order; `what` names the folder's role."""
@@ -33,14 +32,8 @@ def image_files(folder: Path, what: str = "image folder") -> list[Path]:
 
 
 def load_image(path: Path, spec: InputSpec, norm: Normalisation) -> np.ndarray:
-    """One image as a batch-of-1 input tensor, prepared the way the agent prepares requests."""
-    image = _opened(path)
-    resized = image.convert("RGB" if spec.channels == 3 else "L").resize(
-        (spec.width, spec.height), Image.Resampling.BILINEAR)
-    pixels = np.asarray(resized).reshape(spec.height, spec.width, spec.channels)
-    tensor = _normalise(pixels, spec, norm)
-    if spec.layout == "NCHW":
-        tensor = tensor.transpose(2, 0, 1)
+    """One image as a batch-of-1 input tensor, prepared as the kit prepares requests (the same code)."""
+    tensor, _ = to_input(_opened(path), spec, norm)
     return np.ascontiguousarray(tensor[np.newaxis])
 
 
@@ -53,27 +46,13 @@ def common_size(files: Sequence[Path]) -> tuple[int, int] | None:
     return height, width
 
 
-def _opened(path: Path) -> Image.Image:
+def _opened(path: Path) -> Image:
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            return ImageOps.exif_transpose(opened)
-    except Exception as exc:  # Pillow's decoders raise many types on corrupt data
-        raise QuantizeError(f"{path} is not a readable image ({type(exc).__name__}); replace or remove "
-                            "it") from None
-
-
-def _normalise(pixels: np.ndarray, spec: InputSpec, norm: Normalisation) -> np.ndarray:
-    """x' = (x * scale - mean) / std per channel, as agent/models/preprocess.py does."""
-    if spec.dtype == "uint8":
-        return pixels.astype(np.uint8)
-    mean = np.asarray(norm.mean, dtype=np.float32)
-    std = np.asarray(norm.std, dtype=np.float32)
-    values: np.ndarray = (pixels.astype(np.float32) * np.float32(norm.scale) - mean) / std
-    if spec.dtype == "int8":
-        rounded: np.ndarray = np.rint(values)
-        return rounded.clip(-128, 127).astype(np.int8)
-    return values.astype(spec.dtype)
+        return decode_image(path.read_bytes(), None)
+    except Refusal as exc:
+        raise QuantizeError(f"{path} is not a readable image ({exc.message}); replace or remove it") from None
+    except OSError as exc:
+        raise QuantizeError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def folder_labels(folder: Path, files: Sequence[Path], labels: Sequence[str]) -> list[int] | None:

@@ -17,11 +17,11 @@ from typing import Any
 
 from PIL import Image
 
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.jobs.errors import JobFailed, PermanentFailure
 from agent.jobs.kinds._meter import Rate
 from agent.jobs.paths import images_under
-from agent.models.preprocess import decode_image
+from agent.toolkit.images import decode_image
 
 __all__ = ["Frame", "LatestSlot", "Reader"]
 
@@ -185,7 +185,7 @@ class Reader(threading.Thread):
         again when its writer finishes, since that moves its modification time on)."""
         try:
             return decode_image(path.read_bytes(), None)
-        except (ApiError, OSError):
+        except (Refusal, OSError):
             self.unreadable += 1
             return None
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from agent.api.schemas import Manifest
-from agent.errors import ApiError
-from agent.models.preprocess import decode_image, to_input
+from agent.errors import Refusal
+from agent.toolkit.images import decode_image, to_input
 
 
 @dataclass
@@ -38,7 +38,7 @@ def prepare(path: Path, manifest: Manifest) -> Item:
     """
     try:
         image = decode_image(path.read_bytes(), None)
-    except ApiError as exc:
+    except Refusal as exc:
         return Item(path, None, error=exc.message)
     except OSError as exc:
         return Item(path, None, error=f"cannot read the file: {exc.strerror or exc}")

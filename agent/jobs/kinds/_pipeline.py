@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from agent.api.schemas import InferResult, Manifest
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.jobs.kinds._images import Item, prepared
 from agent.jobs.kinds._model import fixed_batch, load
 from agent.jobs.report import Reporter
 from agent.models.infer import MAX_BATCH, run_prepared
-from agent.models.preprocess import stack
+from agent.toolkit.images import stack
 
 BATCH_BYTES = 8 << 20  # model input per run: large inputs get smaller batches, so memory stays bounded
 
@@ -90,7 +90,7 @@ class Pipeline:
         if len(items) > 1:
             try:
                 return self._session_run(items, top_k)
-            except ApiError:
+            except Refusal:
                 raise
             except Exception as exc:  # ONNX Runtime raises its own types; a model may refuse batches
                 self.batch = 1

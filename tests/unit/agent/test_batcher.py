@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from agent.api.errors import status_of
 from agent.api.schemas import InferResult, Manifest
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.models.batcher import Batcher, ImageBatcher, async_infer_image
 from agent.models.infer import run_batch
 from agent.models.sessions import open_session
@@ -92,8 +93,8 @@ def test_a_bad_image_fails_alone(detector: tuple[Manifest, Any]) -> None:
     payloads[2] = b"\x89PNG but broken"
     batcher: ImageBatcher = Batcher(window_s=0.5)
     answers = together(image_calls(batcher, detector, payloads), batcher, detector[0].name)
-    assert isinstance(answers[2], ApiError)
-    assert answers[2].status == 400
+    assert isinstance(answers[2], Refusal)
+    assert status_of(answers[2]) == 400
     assert all(isinstance(a, InferResult) for i, a in enumerate(answers) if i != 2)
 
 

@@ -15,8 +15,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
+from agent.api.errors import status_of
 from agent.api.schemas import DetectionSpec, InferResult, InputSpec, Manifest
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.models.infer import run_batch, run_inference
 from tests.onnx_models import classifier
 
@@ -81,10 +82,10 @@ def npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def refused(call: Callable[[], object], status: int, error: str) -> ApiError:
-    with pytest.raises(ApiError) as caught:
+def refused(call: Callable[[], object], status: int, error: str) -> Refusal:
+    with pytest.raises(Refusal) as caught:
         call()
-    assert (caught.value.status, caught.value.error) == (status, error), caught.value.message
+    assert (status_of(caught.value), caught.value.error) == (status, error), caught.value.message
     return caught.value
 
 

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from agent.api.errors import status_of
 from agent.api.schemas import InputSpec, Normalisation
-from agent.errors import ApiError
-from agent.models.preprocess import check_tensor, decode_image, load_npy, media_type, to_tensor
+from agent.errors import Refusal
+from agent.models.preprocess import check_tensor, load_npy
+from agent.toolkit.images import decode_image, media_type, to_tensor
 
 IMAGENET = Normalisation(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
 
@@ -22,11 +24,11 @@ def encode(image: Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def refused(call: object, status: int, error: str) -> ApiError:
+def refused(call: object, status: int, error: str) -> Refusal:
     assert callable(call)
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(Refusal) as caught:
         call()
-    assert (caught.value.status, caught.value.error) == (status, error), caught.value.message
+    assert (status_of(caught.value), caught.value.error) == (status, error), caught.value.message
     assert caught.value.hint
     return caught.value
 

@@ -1,0 +1,133 @@
+"""Pictures as model input, prepared the same way on the kit (requests, jobs) and the laptop
+(quantization calibration, reports): decoded with a pixel bound, turned upright, resized,
+normalised per channel and laid out as the model's input says.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from agent.api.schemas import InputSpec, Normalisation
+from agent.toolkit.errors import BadInput, Invalid, Refusal, TooLarge, Unsupported
+
+__all__ = ["IMAGE_SUFFIXES", "IMAGE_TYPES", "MAX_PIXELS", "decode_image", "from_pixels", "media_type",
+           "stack", "to_input", "to_pixels", "to_tensor"]
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+_UNDECLARED = {None, "application/octet-stream"}
+IMAGE_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/png": "PNG", "image/bmp": "BMP",
+               "image/x-ms-bmp": "BMP", "image/webp": "WEBP"}
+MAX_PIXELS = 50_000_000  # a few KB of PNG can declare gigapixels: refuse before decoding
+_Scale = tuple[float, float]
+
+
+def media_type(content_type: str | None) -> str | None:
+    """`image/png; charset=x` → `image/png`; None when nothing was declared."""
+    if not content_type:
+        return None
+    return content_type.split(";", 1)[0].strip().lower() or None
+
+
+def decode_image(data: bytes, content_type: str | None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode JPEG/PNG/BMP/WebP bytes: Unsupported for other declared types, BadInput if corrupt,
+    TooLarge if it has more than `max_pixels`. EXIF rotation is applied."""
+    declared = media_type(content_type)
+    if declared not in _UNDECLARED and declared not in IMAGE_TYPES:
+        raise Unsupported("unsupported_media_type", f"cannot read {declared} as an image",
+                       "send JPEG, PNG, BMP or WebP (image/jpeg, image/png, …), or a tensor as "
+                       "application/x-npy")
+    try:
+        image = Image.open(io.BytesIO(data), formats=sorted(set(IMAGE_TYPES.values())))
+        _check_pixels(image.size, max_pixels)
+        image.load()
+        # phone cameras store rotation as an EXIF tag; boxes must match the picture people see.
+        # In place: otherwise every upright camera frame is copied whole for nothing.
+        ImageOps.exif_transpose(image, in_place=True)
+        return image
+    except Refusal:
+        raise
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(max_pixels) from None
+    except Exception as exc:  # Pillow's decoders raise many types on corrupt data; none is our bug
+        raise BadInput("bad_image", f"the body is not a readable image ({type(exc).__name__})",
+                       "check the file opens in an image viewer and the Content-Type matches") from None
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    if size[0] * size[1] > max_pixels:
+        raise _too_many_pixels(max_pixels)
+
+
+def _too_many_pixels(max_pixels: int) -> TooLarge:
+    return TooLarge("image_too_large", f"the image has more than {max_pixels} pixels",
+                    "resize it before sending; the model sees a small input anyway")
+
+
+def to_tensor(images: Sequence[Image.Image], spec: InputSpec,
+              norm: Normalisation) -> tuple[np.ndarray, list[_Scale]]:
+    """Resize, normalise and stack images into the model's input; scales map boxes back.
+
+    Each scale is (original width / input width, original height / input height).
+    """
+    prepared = [to_pixels(image, spec) for image in images]
+    pixels = np.stack([pixels for pixels, _ in prepared])
+    return from_pixels(pixels, spec, norm), [scale for _, scale in prepared]
+
+
+def to_input(image: Image.Image, spec: InputSpec, norm: Normalisation) -> tuple[np.ndarray, _Scale]:
+    """One image as one item of the model's input (in its layout), and its scale.
+
+    Split from `to_tensor` so batch jobs can prepare images on decode threads and
+    stack them later, with exactly the values a request would get.
+    """
+    pixels, scale = to_pixels(image, spec)
+    return from_pixels(pixels[np.newaxis], spec, norm)[0], scale
+
+
+def to_pixels(image: Image.Image, spec: InputSpec) -> tuple[np.ndarray, _Scale]:
+    """One image resized to the input, as (height, width, channels) pixels, and its scale:
+    the part of `to_input` done per image; `from_pixels` does the rest for a whole batch."""
+    mode = "RGB" if spec.channels == 3 else "L"
+    converted = image if image.mode == mode else image.convert(mode)  # convert() would copy it whole
+    resized = converted.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
+    pixels = np.asarray(resized).reshape(spec.height, spec.width, spec.channels)
+    return pixels, (image.width / spec.width, image.height / spec.height)
+
+
+def from_pixels(pixels: np.ndarray, spec: InputSpec, norm: Normalisation) -> np.ndarray:
+    """Stacked `to_pixels` arrays (images, height, width, channels) as the model's input:
+    normalised and in its layout, contiguous, in one pass for the batch."""
+    array = _normalise(pixels, spec, norm)
+    if spec.layout == "NCHW":
+        array = array.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(array)
+
+
+def stack(inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """Items from `to_input` as one contiguous batch."""
+    return np.ascontiguousarray(np.stack(inputs))
+
+
+def _normalise(pixels: np.ndarray, spec: InputSpec, norm: Normalisation) -> np.ndarray:
+    """x' = (x * scale - mean) / std per channel; uint8 models take raw pixels."""
+    if spec.dtype == "uint8":
+        return pixels.astype(np.uint8)
+    mean = _per_channel(norm.mean, spec.channels, "mean")
+    std = _per_channel(norm.std, spec.channels, "std")
+    values: np.ndarray = (pixels.astype(np.float32) * np.float32(norm.scale) - mean) / std
+    if spec.dtype == "int8":
+        rounded: np.ndarray = np.rint(values)
+        return rounded.clip(-128, 127).astype(np.int8)
+    return values.astype(spec.dtype, copy=False)
+
+
+def _per_channel(values: list[float], channels: int, what: str) -> np.ndarray:
+    if len(values) not in (1, channels):
+        raise Invalid("bad_normalisation",
+                       f"the manifest's normalisation {what} has {len(values)} values for a "
+                       f"{channels}-channel input", "give one value, or one per channel")
+    return np.asarray(values, dtype=np.float32)
