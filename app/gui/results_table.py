@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QAbstractItemView, QProgressBar, QTableWidget, QTableWidgetItem
 
 from agent.api.schemas import InferResult
-from app.gui.models_bridge import InferAnswer
+from app.fleet.inference import InferAnswer
 from app.gui.picture import box_colour
 
 __all__ = ["ResultsTable", "summary_text"]

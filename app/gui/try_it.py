@@ -17,8 +17,9 @@ from PySide6.QtWidgets import (
 )
 
 from agent.api.schemas import ModelInfo
+from app.fleet.inference import InferAnswer
 from app.gui.kit_row import KitRow
-from app.gui.models_bridge import InferAnswer, ModelsBridge
+from app.gui.models_bridge import ModelsBridge
 from app.gui.picture import PictureView
 from app.gui.prompts import Prompts
 from app.gui.results_table import ResultsTable, summary_text
