@@ -2,6 +2,8 @@
 
 Without `--mode`, calibration images choose static mode and their absence dynamic mode; an explicit
 `--mode static` without `--calibration` is refused rather than quietly quantized another way.
+Weights take 7 bits unless `--full-range-weights`: this laptop cannot know the CPU of the kit that
+will run the model, and only VNNI/AMX or ARM dot-product CPUs keep full 8-bit weights accurate.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def add_commands(command: CommandFactory) -> None:
                           help="calibration images used at most, spread over the folder (default 300)")
     quantize.add_argument("--runs", type=int, default=100, metavar="N",
                           help="timed runs of each model for the latency figures (default 100)")
+    quantize.add_argument("--full-range-weights", action="store_true",
+                          help="full 8-bit weights, only for kits with VNNI/AMX or ARM dot-product; "
+                               "x86 CPUs without VNNI lose accuracy on them (default: 7-bit weights, "
+                               "accurate on every CPU)")
     quantize.add_argument("--report", type=Path, metavar="FILE",
                           help="also write the report: JSON for .json, Markdown for .md, else text")
 
@@ -56,7 +62,7 @@ async def _quantize(args: argparse.Namespace) -> int:
     result = await asyncio.to_thread(
         quantize_model, args.source, args.output, mode, args.calibration, method=args.method,
         max_images=args.max_images, evaluation=args.evaluation, runs=args.runs,
-        input_size=_input_size(args.input_size))
+        input_size=_input_size(args.input_size), reduce_range=not args.full_range_weights)
     notes = [*_chosen_mode(args), *result.notes, *_unlabelled(args.evaluation, result)]
     data = _data(result, args.method, notes)
     if args.report is not None:
@@ -110,6 +116,7 @@ def _data(result: QuantizeResult, method: str, notes: list[str]) -> dict[str, An
             "method": method if result.mode == "static" else None,
             "source_opset": result.source_opset, "opset": result.opset,
             "calibration_images": result.calibration_images,
+            "weight_bits": result.weight_bits,
             "manifest": str(result.manifest_path) if result.manifest_path else None,
             "sha256": manifest.sha256 if manifest else None, "notes": notes,
             "report": result.report.to_dict()}

@@ -2,6 +2,9 @@
 
 Static mode writes QDQ with per-channel weights, calibrated on a folder of images fed exactly as
 the agent feeds them; dynamic mode quantizes weights only. Both upgrade opsets below 13 first.
+Weights take 7 bits unless asked otherwise: the laptop cannot know which CPU will run the model,
+and on x86 CPUs without VNNI ONNX Runtime's u8×s8 kernels (vpmaddubsw) add products in pairs into
+int16, which full 8-bit weights can overflow, so accuracy drops (ONNX Runtime's advice: reduce_range).
 The side-by-side report (`app.fleet.quantreport`) fills the new manifest's figures.
 """
 
@@ -67,10 +70,15 @@ class QuantizeResult:
     calibration_images: int
     report: Report
     notes: tuple[str, ...] = ()
+    reduce_range: bool = True
+
+    @property
+    def weight_bits(self) -> int:
+        return _weight_bits(self.reduce_range)
 
 
 def quantize_model(src: Path, dst: Path, mode: Mode, calibration: Path | None = None, *,
-                   per_channel: bool = True, reduce_range: bool = False, method: Method = "minmax",
+                   per_channel: bool = True, reduce_range: bool = True, method: Method = "minmax",
                    max_images: int = 300, evaluation: Path | None = None, seed: int = 0,
                    runs: int = 100, input_size: tuple[int, int] | None = None) -> QuantizeResult:
     """Quantize `src` to `dst` and write its manifest beside it; both are replaced only on success.
@@ -78,6 +86,7 @@ def quantize_model(src: Path, dst: Path, mode: Mode, calibration: Path | None = 
     `calibration`: a folder of images (static mode only). `evaluation`: an optional image folder
     (folder-per-label for accuracy) whose comparison fills the manifest's figures. `input_size`
     (height, width): the picture size the kit feeds, for a model that leaves it free.
+    `reduce_range=False` gives full 8-bit weights, accurate only on kits with VNNI/AMX or ARM dot-product.
     """
     _check_options(src, dst, mode, method)
     model = read_model(src)
@@ -85,6 +94,7 @@ def quantize_model(src: Path, dst: Path, mode: Mode, calibration: Path | None = 
     source = manifest_beside(src)
     files = _calibration_files(calibration, max_images) if mode == "static" else []
     notes = ["dynamic mode ignores the calibration images"] if mode == "dynamic" and calibration else []
+    notes.append(_weights_note(reduce_range))
     spec = _input_spec(model, source, input_size, files, notes)
     tensors = _calibration_tensors(files, spec, source.normalisation if source else Normalisation())
     if evaluation is not None:
@@ -95,7 +105,8 @@ def quantize_model(src: Path, dst: Path, mode: Mode, calibration: Path | None = 
                   reduce_range=reduce_range, method=method)
         report = compare(src, staged, evaluation, runs=runs, input_spec=spec)
         report = dataclasses.replace(report, int8=dataclasses.replace(report.int8, path=dst))
-        manifest = derived_manifest(src, staged, source, spec, mode, report, seed, notes)
+        manifest = derived_manifest(src, staged, source, spec, f"{mode} INT8 by kitfleet, "
+                                    f"{_weight_bits(reduce_range)}-bit weights", report, seed, notes)
         if manifest is None:
             staged_manifest.unlink()  # and so the manifest of an earlier output goes too
         else:
@@ -103,7 +114,19 @@ def quantize_model(src: Path, dst: Path, mode: Mode, calibration: Path | None = 
     return QuantizeResult(model=dst, manifest_path=manifest_path(dst) if manifest else None,
                           manifest=manifest, mode=mode, source_opset=opset_of(model),
                           opset=opset_of(read_model(dst)), calibration_images=len(tensors), report=report,
-                          notes=tuple(notes))
+                          notes=tuple(notes), reduce_range=reduce_range)
+
+
+def _weight_bits(reduce_range: bool) -> int:
+    return 7 if reduce_range else 8
+
+
+def _weights_note(reduce_range: bool) -> str:
+    if reduce_range:
+        return ("7-bit weights (reduce_range): accurate on every CPU; full 8-bit weights are only for kits "
+                "with VNNI/AMX or ARM dot-product")
+    return ("full 8-bit weights: deploy only to kits with VNNI/AMX or ARM dot-product; x86 CPUs without "
+            "VNNI saturate on them and lose accuracy")
 
 
 def _check_options(src: Path, dst: Path, mode: str, method: str) -> None:

@@ -33,8 +33,11 @@ def golden_for(model: Path, dtype: str, precision: Precision, seed: int = 0, cou
 
 
 def derived_manifest(src: Path, model: Path, source: Manifest | None, spec: InputSpec | None,
-                     mode: str, report: Report, seed: int, notes: list[str]) -> Manifest | None:
-    """The quantized `model`'s manifest: the source's (or a minimal one), as INT8, with new figures."""
+                     how: str, report: Report, seed: int, notes: list[str]) -> Manifest | None:
+    """The quantized `model`'s manifest: the source's (or a minimal one), as INT8, with new figures.
+
+    `how` ends its `source_model`, e.g. "static INT8 by kitfleet, 7-bit weights".
+    """
     if spec is None:
         notes.append("no manifest written: the input is not an image of known height and width, which "
                      "a manifest needs (give the input size if the model leaves it free)")
@@ -47,7 +50,7 @@ def derived_manifest(src: Path, model: Path, source: Manifest | None, spec: Inpu
     base.update(
         version=f"{base['version'][:27]}-int8", precision="int8", sha256=sha256_file(model),
         size_bytes=model.stat().st_size, figures=_figures(report), golden=_golden(model, spec, seed, notes),
-        source_model=f"{src.name} (sha256 {sha256_file(src)[:16]}), {mode} INT8 by kitfleet")
+        source_model=f"{src.name} (sha256 {sha256_file(src)[:16]}), {how}")
     return Manifest.model_validate(base)
 
 

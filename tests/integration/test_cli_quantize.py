@@ -122,6 +122,27 @@ def test_opset11_free_size_model_dynamic_with_and_without_input_size(opset11: Pa
     assert "| latency p50 (1 thread) |" in markdown
 
 
+def test_weights_take_seven_bits_unless_the_kits_have_vnni_or_arm_dot_product(tmp_path: Path) -> None:
+    model = conv_classifier(tmp_path / "model.onnx")
+    home = tmp_path / "home"
+
+    safe = kitfleet(home, "quantize", str(model), str(tmp_path / "safe.onnx"), "--runs", "3", "--json")
+    full = kitfleet(home, "quantize", str(model), str(tmp_path / "full.onnx"), "--runs", "3",
+                    "--full-range-weights")
+
+    assert safe.returncode == 0, safe.stderr
+    data = json.loads(safe.stdout)
+    assert data["weight_bits"] == 7
+    assert any(note.startswith("7-bit weights") for note in data["notes"])
+    assert (load_package(tmp_path / "safe.onnx").source_model or "").endswith("7-bit weights")
+    assert full.returncode == 0, full.stderr
+    assert "note: full 8-bit weights: deploy only to kits with VNNI/AMX or ARM dot-product" in full.stdout
+    assert (load_package(tmp_path / "full.onnx").source_model or "").endswith("8-bit weights")
+    codes = [onnx.numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "full.onnx")).graph.initializer
+             if i.data_type == TensorProto.INT8]
+    assert max(int(abs(c.astype(np.int16)).max()) for c in codes) == 127
+
+
 def custom_op_model(path: Path) -> Path:
     graph = helper.make_graph([helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],

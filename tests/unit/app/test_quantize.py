@@ -16,7 +16,7 @@ from PIL import Image
 from agent.models.verify import check_in_process
 from app.fleet.models import load_package, manifest_path, sha256_file
 from app.fleet.onnxmodel import opset_of
-from app.fleet.quantize import QuantizeError, quantize_model
+from app.fleet.quantize import Mode, QuantizeError, quantize_model
 from app.fleet.quantreport import compare
 from resources import datasets_dir, models_dir
 from tests.onnx_models import conv_classifier as tiny_model
@@ -288,3 +288,31 @@ def test_bundled_digits_int8_is_within_one_point_of_fp32() -> None:
     assert report.accuracy_delta_points >= -1.0
     assert report.agreement_top1 is not None
     assert report.agreement_top1 >= 0.98
+
+
+def weight_codes(path: Path) -> np.ndarray:
+    """Every int8 number stored in the model: its quantized weights."""
+    model = onnx.load(str(path))
+    codes = [numpy_helper.to_array(i).ravel() for i in model.graph.initializer
+             if i.data_type == TensorProto.INT8]
+    assert codes, "the model stores no int8 weights"
+    return np.concatenate(codes).astype(np.int16)
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_weights_take_seven_bits_unless_full_range_is_asked_for(mode: Mode, fp32: Path, images: Path,
+                                                                 tmp_path: Path) -> None:
+    calibration = images if mode == "static" else None
+
+    safe = quantize_model(fp32, tmp_path / "safe.onnx", mode, calibration, runs=3)
+    full = quantize_model(fp32, tmp_path / "full.onnx", mode, calibration, runs=3,
+                          reduce_range=False)
+
+    # x86 CPUs without VNNI add u8×s8 products in pairs into int16, which 8-bit weights can overflow
+    assert np.abs(weight_codes(safe.model)).max() <= 64
+    assert np.abs(weight_codes(full.model)).max() >= 127
+    assert (safe.reduce_range, full.reduce_range) == (True, False)
+    assert any(note.startswith("7-bit weights") for note in safe.notes)
+    assert any(note.startswith("full 8-bit weights") and "VNNI" in note for note in full.notes)
+    assert (load_package(safe.model).source_model or "").endswith(f"{mode} INT8 by kitfleet, 7-bit weights")
+    assert (load_package(full.model).source_model or "").endswith(f"{mode} INT8 by kitfleet, 8-bit weights")
