@@ -217,6 +217,18 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE metrics ADD COLUMN disk_free_bytes INTEGER;
     ALTER TABLE metrics ADD COLUMN battery_percent REAL;
     """,
+    # pairing failures counted per client address (agent/auth/pairing.py); pairing_lock becomes
+    # the ceiling for all addresses together, counted within a window
+    """
+    CREATE TABLE pairing_clients (
+        client TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL DEFAULT 0,
+        lockouts INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    ALTER TABLE pairing_lock ADD COLUMN window_start REAL NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

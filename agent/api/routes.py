@@ -55,12 +55,18 @@ async def health(request: Request) -> Health:
 @router.post("/v1/pair", response_model=PairResponse, tags=["public"],
              responses=error_responses(400, 403, 413, 422, 429))
 def pair(request: Request, body: PairRequest) -> PairResponse:
-    """Trade proof of the pairing code for a token. 200; 403 wrong/used/expired; 429 locked."""
+    """Trade proof of the pairing code for a token, and prove the code back (`confirm`). 200;
+    403 wrong/used/expired; 429 locked, for the caller's address or for everyone."""
     state = _state(request)
-    pairing.verify(state.db, state.identity.device_id, body)
+    device_id = state.identity.device_id
+    # The connection's own peer: proxy headers are off, so X-Forwarded-For cannot pick whom
+    # wrong proofs are counted against.
+    client = request.client.host if request.client else ""
+    key = pairing.verify(state.db, device_id, body, client)
     token_id, secret = state.tokens.issue(f"{body.app_name} ({body.app_id})", body.scope)
-    return PairResponse(device_id=state.identity.device_id, name=state.settings.name,
-                        token=secret, token_id=token_id, scope=body.scope)
+    kit_nonce, confirm = pairing.confirmation(key, device_id, body, token_id, body.scope, secret)
+    return PairResponse(device_id=device_id, name=state.settings.name, token=secret,
+                        token_id=token_id, scope=body.scope, kit_nonce=kit_nonce, confirm=confirm)
 
 
 @router.get("/v1/facts", response_model=Facts, responses=error_responses(401))

@@ -54,6 +54,16 @@ def pair_proof(key: bytes, device_id: str, app_id: str, nonce: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+def pair_confirm(key: bytes, device_id: str, app_id: str, app_nonce: str, kit_nonce: str,
+                 token_id: str, scope: str, token: str) -> str:
+    """The HMAC a kit sends back to prove it knows the code too, over everything the app will
+    keep. Its own label keeps it apart from the app's proof, so echoing that proves nothing; the
+    fields are JSON-encoded, so no two different answers share a message."""
+    fields = ["kitfleet-pair-confirm-v1", device_id, app_id, app_nonce, kit_nonce, token_id,
+              scope, token]
+    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).hexdigest()
+
+
 def device_id_from_der(der: bytes) -> str:
     """Device ID = SHA-256 of the DER certificate, lower-case hex."""
     return hashlib.sha256(der).hexdigest()
@@ -115,7 +125,8 @@ class PairRequest(BaseModel):
     app_name: str = Field(default="kitfleet", max_length=128)
     nonce: str = Field(min_length=16, max_length=128)
     proof: str = Field(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$")
-    scope: Scope = "admin"
+    scope: Scope = Field(default="operator", description="what the token may do; admin only "
+                         "when asked for (command jobs, tokens, the audit log)")
 
 
 class PairResponse(BaseModel):
@@ -157,6 +168,11 @@ class MetricSample(BaseModel):
     seq: int | None = Field(default=None, description="the ring's sequence number: a clock that "
                             "jumps back does not reorder it; ask for more with since_seq")
     disk_free_bytes: int | None = Field(default=None, description="free where the agent keeps models")
+    # The kit's proof that it knows the code too, checked by the app before it keeps anything.
+    # Empty from a kit older than that check (or from a rogue): the app refuses both.
+    kit_nonce: str = Field(default="", description="the kit's own nonce")
+    confirm: str = Field(default="", description="pair_confirm(pair key, device ID, app ID, app "
+                         "nonce, kit nonce, token ID, scope, token), lower-case hex")
     battery_percent: float | None = Field(default=None, description="None when the kit has no battery")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import secrets
 import ssl
 import time
@@ -11,9 +12,19 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from agent.api.schemas import PairRequest, device_id_from_der, pair_key, pair_proof
+from pydantic import ValidationError
+
+from agent.api.schemas import (
+    PairRequest,
+    PairResponse,
+    Scope,
+    device_id_from_der,
+    pair_confirm,
+    pair_key,
+    pair_proof,
+)
 from app.fleet.audit import AppAudit
-from app.fleet.client import KitClient
+from app.fleet.client import Call, KitClient
 from app.fleet.discovery import Announcement, async_discover
 from app.fleet.errors import AdoptionRefused, IdentityChanged, KitNotFound, KitUnreachable
 from app.fleet.inventory import Inventory, Kit
@@ -107,8 +118,11 @@ class Fleet:
 
     # adoption -----------------------------------------------------------------
 
-    async def async_adopt(self, ref: str, code: str, discover_timeout: float = 3.0) -> Kit:
-        """Adopt a kit named by device ID, name or HOST:PORT, proving the pairing code."""
+    async def async_adopt(self, ref: str, code: str, scope: Scope = "operator",
+                          discover_timeout: float = 3.0) -> Kit:
+        """Adopt a kit named by device ID, name or HOST:PORT, proving the pairing code; nothing
+        is kept unless the kit proves the code back. `scope`: what the token may do (admin only
+        when the technician asks for it)."""
         target = await self._find_target(ref, discover_timeout)
         host, port = target.host, target.port
         try:
@@ -123,12 +137,21 @@ class Fleet:
         nonce = secrets.token_hex(16)
         app_id = self.inventory.app_id
         key = await asyncio.to_thread(pair_key, code, device_id)
-        request = PairRequest(app_id=app_id, app_name="kitfleet", nonce=nonce,
+        request = PairRequest(app_id=app_id, app_name="kitfleet", nonce=nonce, scope=scope,
                               proof=pair_proof(key, device_id, app_id, nonce))
+        held: list[Call] = []
+
+        def record(call: Call) -> None:  # a pairing that worked is logged once the kit proved it
+            if call.path == "/v1/pair" and call.status == 200:
+                held.append(call)
+            else:
+                self.audit.record_call(call)
+
         async with KitClient(target.name or host, host, port, cert_pem, device_id,
-                             timeout=self.settings.request_timeout_s,
-                             on_call=self.audit.record_call) as client:
-            answer = await client.pair(request)
+                             timeout=self.settings.request_timeout_s, on_call=record) as client:
+            answer = await self._async_pair(client, request, key, f"{host}:{port}")
+            for call in held:
+                self.audit.record_call(call)
             health = await client.health()
         kit = Kit(device_id=device_id, name=answer.name, host=host, port=port,
                   cert_pem=cert_pem, token=answer.token, token_id=answer.token_id,
@@ -137,6 +160,26 @@ class Fleet:
                   last_seen_at=time.time())
         self.inventory.save(kit)
         return kit
+
+    async def _async_pair(self, client: KitClient, request: PairRequest, key: bytes,
+                          address: str) -> PairResponse:
+        """The kit's answer to pairing, once it proved it knows the code too (its `confirm`
+        over the same key, both nonces and the token); AdoptionRefused otherwise."""
+        try:
+            answer: PairResponse | None = await client.pair(request)
+        except ValidationError:
+            answer = None  # not a kit's answer at all
+        if answer is None or not _proves_code(answer, key, client.device_id, request):
+            message = (
+                f"the kit at {address} did not prove it knows the pairing code: the code was "
+                "typed wrong, or this is not the kit it claims to be (an agent older than this "
+                "app cannot prove it either: update it, or adopt with `kitfleet provision`). "
+                "Nothing was saved; check the code with `kitfleet-agent pair-code` on the kit "
+                "and adopt again")
+            self.audit.record("kit.adopt", "", "refused", client.device_id, client.name,
+                              {"scope": request.scope, "message": message[:256]})
+            raise AdoptionRefused(message)
+        return answer
 
     async def async_adopt_enrolled(self, host: str, port: int, *, device_id: str, cert_pem: str,
                                    token: str, token_id: str, scope: str, name: str) -> Kit:
@@ -275,3 +318,12 @@ class Fleet:
                 return await call()
 
         return list(await asyncio.gather(*(run(c) for c in calls)))
+
+
+def _proves_code(answer: PairResponse, key: bytes, device_id: str, request: PairRequest) -> bool:
+    """The kit's confirmation is the one only the code's key makes, for this very answer."""
+    expected = pair_confirm(key, device_id, request.app_id, request.nonce, answer.kit_nonce,
+                            answer.token_id, answer.scope, answer.token)
+    # compared as bytes: a rogue's confirm may hold any character
+    return answer.device_id == device_id and hmac.compare_digest(expected.encode(),
+                                                                  answer.confirm.encode())
