@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from agent.api.schemas import SCOPES
 from app.cli.common import age, emit, open_fleet
 from app.cli.types import CommandFactory, Handler
 from app.fleet import summary
@@ -22,6 +23,9 @@ def add_commands(command: CommandFactory) -> None:
     adopt = command("adopt", "adopt a kit with the pairing code it shows")
     adopt.add_argument("kit", help="device ID, name as announced, or HOST:PORT")
     adopt.add_argument("--code", required=True, help="from `kitfleet-agent pair-code` on the kit")
+    adopt.add_argument("--scope", choices=SCOPES, default="operator",
+                       help="what this laptop may do on the kit (default operator: models, jobs, "
+                            "inference); admin adds command jobs, tokens and the audit log")
 
     command("kits", "the inventory, with each kit's status, load, models, jobs and alerts now "
             "(last-known, marked, for kits that are away)")
@@ -54,7 +58,7 @@ async def _discover(args: argparse.Namespace) -> int:
 async def _adopt(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
-        kit = await fleet.async_adopt(args.kit, args.code)
+        kit = await fleet.async_adopt(args.kit, args.code, args.scope)
     finally:
         fleet.close()
     emit(args, {"device_id": kit.device_id, "name": kit.name, "address": kit.address,

@@ -7,7 +7,9 @@ The file holds bearer tokens, so it is created readable by its owner only.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import stat
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from app.fleet.errors import KitNotFound
 from app.fleet.inventory_ops import v2_fleet_operations
 
 DB_FILE = "inventory.db"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,9 +80,33 @@ def _write_ahead(db: sqlite_utils.Database) -> None:
             time.sleep(0.02)
 
 
+_SIDECARS = ("", "-wal", "-shm", "-journal")
+
+
+def _owner_only(path: Path) -> None:
+    """Take group and other access away, keeping the owner's bits; never through a link."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    if stat.S_ISLNK(info.st_mode) or not mode & 0o077:
+        return
+    try:
+        path.chmod(mode & 0o700)
+    except PermissionError:  # not ours to change: say so, the inventory still works
+        log.warning("%s is readable by other users and not ours to change (mode %o); it holds "
+                    "kit tokens: ask its owner to run chmod go-rwx on it", path, mode)
+
+
 class Inventory:
     def __init__(self, home: Path) -> None:
         path = self.path = home / DB_FILE
+        # The inventory holds bearer tokens: the home and every file of the database are the
+        # owner's only, whatever made them (an older kitfleet, a restore, a loose umask). SQLite
+        # gives the -wal and -shm the database's own mode, so they follow it.
+        for private in (home, *(path.with_name(path.name + s) for s in _SIDECARS)):
+            _owner_only(private)
         if not path.exists():
             path.touch(mode=0o600)
         self.db = sqlite_utils.Database(path)

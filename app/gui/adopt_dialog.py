@@ -1,11 +1,14 @@
-"""Ask for the pairing code a kit shows, behind a prompt function tests can replace."""
+"""Ask for the pairing code a kit shows, and whether this laptop needs admin rights there,
+behind a prompt function tests can replace."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -16,13 +19,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import PAIR_CODE_LENGTH, format_device_id
+from agent.api.schemas import PAIR_CODE_LENGTH, Scope, format_device_id
 from app.gui.kit_row import COLUMNS, KitRow, cell_text
 
-__all__ = ["AdoptDialog", "CodePrompt", "ask_pairing_code", "parse_pair_code"]
+__all__ = ["AdoptAnswer", "AdoptDialog", "CodePrompt", "ask_pairing_code", "parse_pair_code"]
 
-# (parent, kit) -> the code, or None when the technician cancels.
-CodePrompt = Callable[[QWidget | None, KitRow], str | None]
+
+@dataclass(frozen=True)
+class AdoptAnswer:
+    """What the technician entered: the kit's code, and the scope this laptop asks for."""
+
+    code: str
+    scope: Scope = "operator"
+
+
+# (parent, kit) -> the answer, or None when the technician cancels.
+CodePrompt = Callable[[QWidget | None, KitRow], AdoptAnswer | None]
 _CODE = re.compile(f"[A-Z0-9]{{{PAIR_CODE_LENGTH}}}")
 _HINT = f"{PAIR_CODE_LENGTH} letters or digits; dashes and spaces are ignored"
 
@@ -42,6 +54,11 @@ class AdoptDialog(QDialog):
         intro.setWordWrap(True)
         self.code_edit = QLineEdit(placeholderText="XXXX-XXXX")
         self.hint = QLabel(_HINT)
+        # Off by default: a day's work (models, jobs, inference) needs operator; a laptop that
+        # holds admin everywhere is one stolen laptop away from every kit's commands and tokens.
+        self.admin_box = QCheckBox("Admin rights on this kit")
+        self.admin_box.setToolTip("Also lets this laptop run command jobs, manage the kit's "
+                                  "tokens and read its audit log. Leave off for everyday work.")
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.ok_button.setText("Adopt")
@@ -51,6 +68,7 @@ class AdoptDialog(QDialog):
         form.addRow("Address:", QLabel(cell_text(row, COLUMNS.index("Address"))))
         form.addRow("Pairing code:", self.code_edit)
         form.addRow("", self.hint)
+        form.addRow("", self.admin_box)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)
@@ -67,6 +85,13 @@ class AdoptDialog(QDialog):
     def code(self) -> str | None:
         return parse_pair_code(self.code_edit.text())
 
+    def answer(self) -> AdoptAnswer | None:
+        """The code and the scope asked for, or None while the code is not valid."""
+        code = self.code()
+        if code is None:
+            return None
+        return AdoptAnswer(code, "admin" if self.admin_box.isChecked() else "operator")
+
     def _validate(self, text: str) -> None:
         valid = parse_pair_code(text) is not None
         self.ok_button.setEnabled(valid)
@@ -74,10 +99,10 @@ class AdoptDialog(QDialog):
         self.hint.setStyleSheet("" if valid or not text.strip() else "color: #b3261e;")
 
 
-def ask_pairing_code(parent: QWidget | None, row: KitRow) -> str | None:
+def ask_pairing_code(parent: QWidget | None, row: KitRow) -> AdoptAnswer | None:
     """The real prompt: a modal dialog (its own event loop keeps the window responsive)."""
     dialog = AdoptDialog(row, parent)
     try:
-        return dialog.code() if dialog.exec() == QDialog.DialogCode.Accepted else None
+        return dialog.answer() if dialog.exec() == QDialog.DialogCode.Accepted else None
     finally:
         dialog.deleteLater()

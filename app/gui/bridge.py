@@ -16,6 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from agent.api.schemas import Scope
 from app.fleet.discovery import Announcement, Browser
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit
@@ -75,9 +76,9 @@ class FleetBridge(QObject):
         self._thread.start()
         self.submit("start", self._async_start())
 
-    @Slot(str, str)
-    def adopt(self, ref: str, code: str) -> None:
-        self.submit("adopt", self._async_adopt(ref, code))
+    @Slot(str, str, str)
+    def adopt(self, ref: str, code: str, scope: Scope = "operator") -> None:
+        self.submit("adopt", self._async_adopt(ref, code, scope))
 
     @Slot()
     def refresh(self) -> None:
@@ -212,8 +213,8 @@ class FleetBridge(QObject):
         self._facts_live[device_id] = result.live
         self.facts_loaded.emit(result)
 
-    async def _async_adopt(self, ref: str, code: str) -> None:
-        kit = await self.fleet.async_adopt(ref, code)
+    async def _async_adopt(self, ref: str, code: str, scope: Scope) -> None:
+        kit = await self.fleet.async_adopt(ref, code, scope)
         self.adopted.emit(kit)
         await self._async_poll([kit])
 

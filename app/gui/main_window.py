@@ -144,11 +144,11 @@ class MainWindow(QMainWindow):
         row = self.selected_row()
         if row is None or not _adoptable(row):
             return
-        code = self._prompt_code(self, row)
-        if code is None:
+        answer = self._prompt_code(self, row)
+        if answer is None:
             return
         self.statusBar().showMessage(f"Adopting {row.name}…")
-        self.bridge.adopt(row.device_id, code)
+        self.bridge.adopt(row.device_id, answer.code, answer.scope)
 
     @Slot()
     def provision(self) -> None:

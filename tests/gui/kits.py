@@ -18,7 +18,9 @@ T = TypeVar("T")
 def adopt(settings: AppSettings, *agents: LocalAgent) -> list[str]:
     """Adopt each agent by its pairing code; their device IDs, in order."""
     async def adopt_all(fleet: Fleet) -> list[str]:
-        return [(await fleet.async_adopt(a.address, a.pair_code())).device_id for a in agents]
+        # admin: the windows under test show the kits' audit logs, which need it
+        return [(await fleet.async_adopt(a.address, a.pair_code(), "admin")).device_id
+                for a in agents]
 
     return _with_fleet(settings, adopt_all)
 

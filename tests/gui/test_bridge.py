@@ -36,7 +36,7 @@ def test_known_error_becomes_a_failed_signal(qtbot: QtBot, bridge: FleetBridge) 
 def test_a_bug_is_logged_with_its_traceback(qtbot: QtBot, bridge: FleetBridge,
                                             monkeypatch: pytest.MonkeyPatch,
                                             caplog: pytest.LogCaptureFixture) -> None:
-    async def broken(self: Fleet, ref: str, code: str) -> None:
+    async def broken(self: Fleet, ref: str, code: str, scope: str) -> None:
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(Fleet, "async_adopt", broken)

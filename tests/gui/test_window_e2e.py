@@ -10,6 +10,7 @@ from pytestqt.qtbot import QtBot
 
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
+from app.gui.adopt_dialog import AdoptAnswer
 from app.gui.bridge import FleetBridge
 from app.gui.kit_row import KitRow
 from app.gui.main_window import MainWindow
@@ -38,9 +39,9 @@ def test_discover_adopt_show_facts_then_offline(
     code = agent.pair_code()  # read off the kit's console, as a technician would
     prompted: list[str] = []
 
-    def prompt(parent: object, row: KitRow) -> str:
+    def prompt(parent: object, row: KitRow) -> AdoptAnswer:
         prompted.append(row.name)
-        return code
+        return AdoptAnswer(code)
 
     window = MainWindow(bridge, prompt_code=prompt)
     qtbot.addWidget(window)

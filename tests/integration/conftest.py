@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from agent.api.schemas import Scope
 from app.fleet.localagent import LocalAgent
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
@@ -50,11 +51,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def adopt(fleet: Fleet) -> Callable[[LocalAgent], Any]:
-    """Adopt a running agent into the test's inventory; returns the Kit."""
+def adopt(fleet: Fleet) -> Callable[..., Any]:
+    """Adopt a running agent into the test's inventory; returns the Kit. Admin by default here:
+    the tests behind it read the kit's audit log and run command jobs (the app's own default,
+    operator, is proven in tests/lab/test_lab_pairing_attack.py)."""
     import asyncio
 
-    def run(agent: LocalAgent) -> Any:
-        return asyncio.run(fleet.async_adopt(agent.address, agent.pair_code()))
+    def run(agent: LocalAgent, scope: Scope = "admin") -> Any:
+        return asyncio.run(fleet.async_adopt(agent.address, agent.pair_code(), scope))
 
     return run
