@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import logging.handlers
+import os
 import sqlite3
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from agent import __version__
 
+from agent.storage import PRIVATE_UMASK, private_data_dir
 DEFAULT_DATA_DIR = Path("/var/lib/kitfleet-agent")
 
 
@@ -73,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in
              ("host", "port", "name", "kit_model", "mdns_interfaces", "mdns")}
     settings = Settings.resolve(args.data_dir, flags)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # modes repaired in run()
     _setup_logging(settings.data_dir)
     run(settings)
     return 0
@@ -84,7 +86,7 @@ def _pair_code(args: argparse.Namespace) -> int:
     from agent.db import Database
     from agent.identity import load_or_create
 
-    args.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(args.data_dir)
     identity = load_or_create(args.data_dir)
     db = Database.open(args.data_dir)
     try:
@@ -105,7 +107,7 @@ def _pair_code(args: argparse.Namespace) -> int:
 def _identity(args: argparse.Namespace) -> int:
     from agent.identity import load_or_create, regenerate
 
-    args.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(args.data_dir)
     identity = regenerate(args.data_dir) if args.regenerate else load_or_create(args.data_dir)
     if args.json:
         print(json.dumps({"device_id": identity.device_id, "display": identity.display_id,
@@ -124,7 +126,7 @@ def _enroll(args: argparse.Namespace) -> int:
     from agent.identity import load_or_create
     from agent.server import PORT_FILE
 
-    args.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(args.data_dir)
     identity = load_or_create(args.data_dir)
     settings = Settings.resolve(args.data_dir, {})
     label = f"kitfleet ({args.app_id}) via ssh"
@@ -185,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+    # Before any file is made: the database holds the pairing key and token hashes, so
+    # nothing the agent writes may be readable by another local user.
+    os.umask(PRIVATE_UMASK)
         return 130
 
 

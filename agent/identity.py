@@ -93,4 +93,4 @@ def _generate(cert_path: Path, key_path: Path) -> None:
         serialization.NoEncryption(),
     )
     write_atomic(key_path, key_pem, mode=0o600)
-    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o600)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sqlite3
@@ -18,7 +19,7 @@ from agent.config import Settings
 from agent.identity import Identity, load_or_create_lean
 from agent.mdns import Advertiser
 from agent.metrics.ring import take_sample
-from agent.storage import write_atomic
+from agent.storage import PRIVATE_UMASK, private_data_dir, write_atomic
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -90,7 +91,11 @@ def _advertise(settings: Settings, device_id: str, port: int) -> Advertiser | No
 
 def run(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT, then withdraw the mDNS record and close the database."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(PRIVATE_UMASK)  # as the CLI does; also for a caller that did not come through it
+    tightened = private_data_dir(settings.data_dir)
+    if tightened:  # e.g. made by an older agent or by hand: a local user could read the keys
+        log.warning("made %s readable by the agent's user only: %s", settings.data_dir,
+                    ", ".join(tightened))
     identity = load_or_create_lean(settings.data_dir)
     sock = bind(settings.host, settings.port)
     port = sock.getsockname()[1]

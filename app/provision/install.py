@@ -139,7 +139,9 @@ class Installer:
 
 
 def _mkdir_data(layout: Layout) -> str:
-    make = f"mkdir -p {shlex.quote(layout.data_dir)}"
+    """Owner-only, even where an earlier install left it open: it holds the pairing key."""
+    data = shlex.quote(layout.data_dir)
+    make = f"mkdir -p {data} && chmod 0700 {data}"
     if layout.run_as:
-        make += f" && chown {layout.run_as}:{layout.run_as} {shlex.quote(layout.data_dir)}"
+        make += f" && chown {layout.run_as}:{layout.run_as} {data}"
     return make

@@ -34,8 +34,10 @@ ExecStart={agent} run --data-dir {data_dir}
 Restart=on-failure
 RestartSec=5
 TimeoutStopSec=30
-# The agent writes nothing outside its data dir (identity, models, jobs, logs).
+# The agent writes nothing outside its data dir (identity, models, jobs, logs), and nothing
+# there another local user may read: the database holds the pairing key and token hashes.
 ReadWritePaths={data_dir}
+UMask=0077
 NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=read-only
@@ -79,9 +81,9 @@ class Service:
                 f"id -u {SERVICE_USER} >/dev/null 2>&1 || useradd --system --home-dir "
                 f"{shlex.quote(lay.data_dir)} --shell /usr/sbin/nologin {SERVICE_USER}",
                 "creating the service user")
-            self.session.check(f"mkdir -p {shlex.quote(lay.data_dir)} && chown -R "
-                               f"{SERVICE_USER}:{SERVICE_USER} {shlex.quote(lay.data_dir)}",
-                               "preparing the data dir")
+            data = shlex.quote(lay.data_dir)
+            self.session.check(f"mkdir -p {data} && chmod 0700 {data} && chown -R "
+                               f"{SERVICE_USER}:{SERVICE_USER} {data}", "preparing the data dir")
             self._put(UNIT_PATH, systemd_unit(lay.agent, lay.data_dir))
             self.session.check(f"systemctl daemon-reload && systemctl enable {UNIT_NAME}",
                                "enabling the systemd unit")

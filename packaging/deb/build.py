@@ -33,7 +33,7 @@ if [ "$1" = configure ]; then
     if ! getent passwd {SERVICE_USER} >/dev/null; then
         adduser --system --group --home {SYSTEM_DATA} --no-create-home {SERVICE_USER} >/dev/null
     fi
-    install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0750 {SYSTEM_DATA}
+    install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SYSTEM_DATA}
     {PREFIX}/bin/python -m compileall -q {PREFIX}/lib >/dev/null 2>&1 || true
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload
