@@ -36,6 +36,7 @@ _ARM_PARTS = {
     ("0xc0", "0xac3"): "AmpereOne", ("0xc0", "0xac4"): "AmpereOne A",
 }
 
+_X86 = frozenset({"x86_64", "amd64", "i386", "i686"})
 _INT8_FAST = "INT8-quantised models run markedly faster than FP32 here."
 _INT8_SLOW = (
     "INT8 models save memory but may run no faster than FP32; prefer FP32 unless memory is tight."
@@ -94,7 +95,7 @@ def _arm_model(parts: tuple[tuple[str, str], ...]) -> str | None:
 def int8_advice(arch: str, flags: set[str] | frozenset[str]) -> dict[str, Any]:
     """Say whether INT8-quantised models are worth using on a CPU with these flags."""
     arch = arch.lower()
-    if arch in {"x86_64", "amd64", "i386", "i686"}:
+    if arch in _X86:
         if "amx_int8" in flags:
             return _advice("amx", f"This CPU has AMX INT8 tiles, so {_INT8_FAST}")
         if flags & INFERENCE_FLAGS["vnni"]:
@@ -107,6 +108,21 @@ def int8_advice(arch: str, flags: set[str] | frozenset[str]) -> dict[str, Any]:
         return _advice(None, f"This CPU lacks {dotprod}, so {_INT8_SLOW}")
     known = arch or "unknown"
     return _advice(None, f"No INT8 acceleration is known for the {known} architecture; use FP32.")
+
+
+def int8_needs_reduced_range(arch: str, flags: set[str] | frozenset[str]) -> bool:
+    """Whether INT8 weights should keep to 7 bits (ONNX Runtime's reduce_range) on this CPU.
+
+    Without VNNI/AMX, ONNX Runtime's x86 u8×s8 kernels add products in pairs into int16
+    (vpmaddubsw), which full 8-bit weights can overflow; VNNI/AMX and ARM kernels do not saturate.
+    """
+    return arch.lower() in _X86 and int8_advice(arch, flags)["via"] is None
+
+
+def int8_needs_reduced_range_here() -> bool:
+    """`int8_needs_reduced_range` for the CPU this process runs on."""
+    flags = parse_cpuinfo(read_text("/proc/cpuinfo") or "").flags
+    return int8_needs_reduced_range(platform.machine(), flags)
 
 
 def _advice(via: str | None, reason: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """`quantize`: FP32 → INT8 (dynamic, weights per tensor or per channel) on the kit itself,
 then a side-by-side report (size, latency, top-1 agreement on seeded random inputs).
 
-Uses ONNX Runtime's quantizer directly: the agent never imports the app's pipeline.
+Uses ONNX Runtime's quantizer directly: the agent never imports the app's pipeline. Unlike the
+laptop, the kit knows which CPU runs the result, so its own CPU facts choose the weight range.
 The agent installs the result as a new, inactive version (`agent/jobs/service.py`).
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from agent.api.schemas import Manifest
+from agent.facts.cpu import int8_needs_reduced_range_here
 from agent.jobs.errors import PermanentFailure
 from agent.jobs.kinds._model import load
 from agent.jobs.report import Reporter
@@ -28,18 +30,22 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     params = spec["params"]
     manifest, fp32 = load(spec, report)
     out = report.results / MODEL
-    _quantize(Path(spec["model"]["path"]), out, params.get("per_channel", False))
+    reduced = int8_needs_reduced_range_here()  # the kit knows its CPU: 7-bit weights only where needed
+    bits = 7 if reduced else 8
+    _quantize(Path(spec["model"]["path"]), out, params.get("per_channel", False), reduced)
     report.spend(out.stat().st_size)
     report.progress(1, 2)
     int8 = open_session(out, spec["threads"])[0]
     quantized = manifest.model_copy(update={
         "version": params.get("output_version") or f"{manifest.version}-int8", "precision": "int8",
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "size_bytes": out.stat().st_size,
-        "source_model": f"{manifest.name} {manifest.version} ({manifest.sha256[:12]}), dynamic INT8",
+        "source_model": f"{manifest.name} {manifest.version} ({manifest.sha256[:12]}), dynamic INT8, "
+                        f"{bits}-bit weights",
         "golden": None, "figures": {}})
     summary = {"model": manifest.name, "from_version": manifest.version, "version": quantized.version,
                "sha256": quantized.sha256, "size_bytes": {"fp32": manifest.size_bytes,
                                                           "int8": quantized.size_bytes},
+               "weight_bits": bits,
                **_compare(fp32, int8, manifest)}
     quantized.figures = {"latency_ms": summary["latency_ms"]["int8"], "agreement": summary["agreement"]}
     _verify(out, quantized)
@@ -58,12 +64,13 @@ def _verify(path: Path, manifest: Manifest) -> None:
         raise PermanentFailure(f"the quantized model does not pass the install checks: {exc}") from None
 
 
-def _quantize(source: Path, target: Path, per_channel: bool) -> None:
+def _quantize(source: Path, target: Path, per_channel: bool, reduce_range: bool) -> None:
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:  # onnxruntime's quantizer needs the `onnx` package
         raise PermanentFailure(f"this kit cannot quantize: {exc}; install the onnx package") from None
-    quantize_dynamic(source, target, per_channel=per_channel, weight_type=QuantType.QInt8)
+    quantize_dynamic(source, target, per_channel=per_channel, reduce_range=reduce_range,
+                     weight_type=QuantType.QInt8)
 
 
 def _compare(fp32: Any, int8: Any, manifest: Manifest) -> dict[str, Any]:
