@@ -10,11 +10,12 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
-
 from agent.storage import PRIVATE_UMASK, private_data_dir
+
 DEFAULT_DATA_DIR = Path("/var/lib/kitfleet-agent")
 
 
@@ -60,12 +61,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _EscapingFormatter(logging.Formatter):
+    """One record, one line: control characters in a message (a schedule's name, a path someone
+    sent) are escaped, so no log line can steer a terminal or pass for another line."""
+
+    def __init__(self, fmt: str, escape: Callable[[str], str]) -> None:
+        super().__init__(fmt)
+        self._escape = escape
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return self._escape(super().formatMessage(record))
+
+
 def _setup_logging(data_dir: Path) -> None:
+    from agent.api.schemas import printable
+
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     handlers.append(logging.handlers.RotatingFileHandler(
         data_dir / "agent.log", maxBytes=1 << 20, backupCount=3))
-    logging.basicConfig(level=logging.INFO, handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in handlers:
+        handler.setFormatter(_EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                                printable))
+    logging.basicConfig(level=logging.INFO, handlers=handlers)
 
 
 def _run(args: argparse.Namespace) -> int:

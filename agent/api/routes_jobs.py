@@ -21,9 +21,9 @@ from agent.api.schemas import (
     JobInfo,
     JobKind,
     JobLogs,
-    JobRequest,
     JobResults,
     JobState,
+    JobSubmission,
     ScheduleInfo,
     ScheduleRequest,
     ScheduleUpdate,
@@ -54,7 +54,7 @@ def _jobs(request: Request) -> Jobs:
 @jobs_router.post("/v1/jobs", response_model=JobInfo, status_code=201,
                   responses={200: {"model": JobInfo, "description": "the job this idempotency key made"},
                              **error_responses(400, 401, 403, 409, 413, 422, 429)})
-def submit_job(request: Request, response: Response, body: JobRequest, caller: Operator) -> JobInfo:
+def submit_job(request: Request, response: Response, body: JobSubmission, caller: Operator) -> JobInfo:
     """Queue a job; `command` jobs need the admin scope. 201 queued; 200 same key again; 401; 403;
     409 key reused for another job; 422 bad kind, params, model, folder, resources; 429 queue full."""
     job, created = _jobs(request).submit(body, caller)

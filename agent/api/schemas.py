@@ -11,9 +11,9 @@ import hmac
 import json
 import re
 from importlib import metadata
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 try:
     PACKAGE_VERSION = metadata.version("kitfleet")
@@ -75,6 +75,38 @@ def format_device_id(device_id: str, groups: int = 4) -> str:
     return "-".join(short[i : i + 4] for i in range(0, len(short), 4))
 
 
+# Characters that steer a terminal or reorder what a reader sees: C0 and C1 controls (ESC starts
+# ANSI sequences, CR overwrites a line), DEL, and the bidi marks, embeddings, overrides and
+# isolates (U+202E shows `gpj.exe` as `exe.jpg`). Ordinary Unicode is left alone.
+CONTROL_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str) -> str:
+    """`text` safe to show on a terminal, in a log line or a report: every control character
+    (CONTROL_CHARACTERS) written as its escape (`\\x1b`, `\\r`, `\\u202e`), the rest unchanged."""
+    return CONTROL_CHARACTERS.sub(_escaped, text)
+
+
+def _no_controls(value: str) -> str:
+    found = CONTROL_CHARACTERS.search(value)
+    if found:
+        raise ValueError(f"must not contain control characters (found {_escaped(found)} at "
+                         f"position {found.start()}): use plain text")
+    return value
+
+
+# A name or label a person gave and others will read: no control characters.
+PlainText = Annotated[str, AfterValidator(_no_controls)]
+
+
 class ErrorBody(BaseModel):
     """Every 4xx answer: what went wrong and how to fix it."""
 
@@ -121,8 +153,9 @@ class Health(BaseModel):
 
 
 class PairRequest(BaseModel):
-    app_id: str = Field(min_length=8, max_length=128)
-    app_name: str = Field(default="kitfleet", max_length=128)
+    app_id: PlainText = Field(min_length=8, max_length=128)
+    app_name: PlainText = Field(default="kitfleet", max_length=128,
+                                description="shown as the token's label and the audit log's actor")
     nonce: str = Field(min_length=16, max_length=128)
     proof: str = Field(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$")
     scope: Scope = Field(default="operator", description="what the token may do; admin only "
@@ -552,6 +585,19 @@ class JobRequest(BaseModel):
         return PARAMS_BY_KIND[self.kind].model_validate(self.params)
 
 
+def _plain_label(request: JobRequest) -> JobRequest:
+    try:
+        _no_controls(request.label)
+    except ValueError as exc:
+        raise ValueError(f"label {exc}") from None
+    return request
+
+
+# A job as submitted: its label is plain text. (JobRequest itself also reads back jobs that an
+# older agent stored with any label, so the check is on the way in only.)
+JobSubmission = Annotated[JobRequest, AfterValidator(_plain_label)]
+
+
 def _errors(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
                      for err in exc.errors()[:5])
@@ -604,13 +650,18 @@ class JobResults(BaseModel):
 class ScheduleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: PlainText = Field(min_length=1, max_length=100)
     cron: str = Field(min_length=1, max_length=200,
                       description="5 fields (minute hour day month weekday), or 6 with seconds last")
     job: JobRequest
     missed: MissedRuns = Field(default="skip",
                                description="runs missed while the agent was down: skip, or run once")
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _plain_job_label(self) -> ScheduleRequest:
+        _plain_label(self.job)
+        return self
 
 
 class ScheduleUpdate(BaseModel):
