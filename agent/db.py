@@ -229,6 +229,14 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE pairing_lock ADD COLUMN window_start REAL NOT NULL DEFAULT 0;
     """,
+    # who queued each job and made each schedule, with the token's scope then (agent/jobs/
+    # submitter.py); rows from before stay NULL: unknown, so an old command job does not start
+    """
+    ALTER TABLE jobs ADD COLUMN submitted_by TEXT;
+    ALTER TABLE jobs ADD COLUMN submitter_scope TEXT;
+    ALTER TABLE schedules ADD COLUMN created_by TEXT;
+    ALTER TABLE schedules ADD COLUMN creator_scope TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -18,6 +18,7 @@ from agent.errors import ApiError
 from agent.jobs.admission import Capacity
 from agent.jobs.paths import data_roots, dataset_folder, resolve_folder
 from agent.jobs.sources import stream_source
+from agent.jobs.submitter import Submitter, require_scope
 from agent.models.store import ModelStore
 
 
@@ -33,9 +34,8 @@ class Preparer:
     def check(self, request: JobRequest, caller: Caller | None) -> None:
         """Refuse a job that cannot run here; `caller` None means a schedule made it."""
         self.capacity.refuse_impossible(request.resources)
-        if request.kind == "command" and caller is not None and not caller.allows("admin"):
-            raise ApiError(403, "insufficient_scope", "command jobs need the admin scope; "
-                           f"your token has {caller.scope}")
+        if caller is not None:
+            require_scope(request.kind, Submitter.of(caller))
         self.spec(request)
 
     def spec(self, request: JobRequest) -> dict[str, Any]:

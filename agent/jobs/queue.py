@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from agent.api.schemas import FINISHED_STATES, JobInfo, JobProgress, JobRequest
 from agent.db import Database
 from agent.errors import ApiError
+from agent.jobs.submitter import UNKNOWN, Submitter, require_scope
 
 UNFINISHED = ("queued", "running")
 Clock = Callable[[], float]
@@ -25,20 +26,28 @@ def new_id() -> str:
     return secrets.token_hex(12)
 
 
+class KeyFreed(Exception):
+    """The idempotency key a submit found taken was freed (its job deleted) before the insert."""
+
+
 class JobQueue:
     def __init__(self, db: Database, max_queued: int = 10000, clock: Clock = time.time) -> None:
         self.db = db
         self.max_queued = max_queued
         self.clock = clock
 
-    def submit(self, request: JobRequest, schedule_id: str | None = None) -> tuple[JobInfo, bool]:
-        """(job, created): the same idempotency key again answers the job it made first."""
+    def submit(self, request: JobRequest, submitter: Submitter = UNKNOWN, checked: bool = True,
+               job_id: str | None = None) -> tuple[JobInfo, bool]:
+        """(job, created): the same idempotency key again answers the job it made first.
+        `checked` False: the caller skipped its checks because the key was taken; should the key
+        have been freed since, KeyFreed is raised rather than a job made unchecked."""
         with self.db.transaction() as conn:
-            job_id, created = self.insert(conn, request, schedule_id)
+            job_id, created = self.insert(conn, request, None, submitter, checked, job_id)
         return self.get(job_id), created
 
-    def insert(self, conn: sqlite3.Connection, request: JobRequest,
-               schedule_id: str | None = None) -> tuple[str, bool]:
+    def insert(self, conn: sqlite3.Connection, request: JobRequest, schedule_id: str | None = None,
+               submitter: Submitter = UNKNOWN, checked: bool = True,
+               job_id: str | None = None) -> tuple[str, bool]:
         """Add a job inside the caller's transaction (schedules fire in theirs)."""
         key = request.idempotency_key
         if key is not None:
@@ -46,20 +55,33 @@ class JobQueue:
             if row is not None:
                 _same_or_conflict(row["request"], request, key)
                 return str(row["id"]), False
+        if not checked:
+            raise KeyFreed(key)
+        if schedule_id is None:  # a schedule's creator was held to the rule when it was made
+            require_scope(request.kind, submitter)
         unfinished = conn.execute("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
         if unfinished.fetchone()[0] >= self.max_queued:
             raise ApiError(429, "queue_full", f"the kit already holds {self.max_queued} unfinished jobs",
                            "wait for some to finish, or cancel queued ones")
-        job_id, now = new_id(), self.clock()
+        job_id, now = job_id or new_id(), self.clock()
         res = request.resources
         conn.execute(
             "INSERT INTO jobs (id, kind, request, priority, threads, memory_mb, gpu, idempotency_key,"
-            " state, max_retries, not_before, queued_at, schedule_id, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+            " state, max_retries, not_before, queued_at, schedule_id, created_at, updated_at,"
+            " submitted_by, submitter_scope)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, request.kind, request.model_dump_json(), request.priority, res.threads,
              res.memory_mb, res.gpu, key, request.max_retries, request.not_before or 0.0, now,
-             schedule_id, now, now))
+             schedule_id, now, now, submitter.token_id, submitter.scope))
         return job_id, True
+
+    def taken(self, key: str | None) -> bool:
+        """True when a job already holds this idempotency key."""
+        return key is not None and bool(
+            self.db.query("SELECT 1 FROM jobs WHERE idempotency_key = ?", (key,)))
+
+    def submitter(self, row: sqlite3.Row) -> Submitter:
+        return Submitter(row["submitted_by"], row["submitter_scope"])
 
     def get(self, job_id: str) -> JobInfo:
         return to_info(self.row(job_id))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.api.schemas import JobInfo, JobRequest, Resources
-from agent.errors import ApiError, Error
+from agent.errors import ApiError, Error, Forbidden, Refusal
 from agent.jobs.admission import Capacity, Gatekeeper, admissible, total
 from agent.jobs.files import JobFiles
 from agent.jobs.layout import PERMANENT_EXIT
@@ -29,6 +29,7 @@ from agent.jobs.process import WorkerProcess
 from agent.jobs.queue import JobQueue, new_id
 from agent.jobs.retention import sweep
 from agent.jobs.schedules import Schedules
+from agent.jobs.submitter import may_start
 
 log = logging.getLogger(__name__)
 # After a worker succeeds, a kind may act in the agent (quantize installs its model).
@@ -227,13 +228,17 @@ class JobRunner:
     def _start(self, job_id: str, request: JobRequest) -> None:
         if not self.leases.claim(job_id):
             return
-        attempt = self.queue.row(job_id)["attempts"]
+        row = self.queue.row(job_id)
+        refusal = may_start(self.queue.db, request.kind, self.queue.submitter(row))
         try:
+            if refusal is not None:
+                raise Forbidden("insufficient_scope", refusal)
             spec = self.preparer.spec(request)
-        except ApiError as exc:
+        except Refusal as exc:
             self.leases.fail(job_id, exc.message, permanent=True)
             self.files.log(job_id, f"cannot start: {exc.message}")
             return
+        attempt = row["attempts"]
         try:
             folder = self.files.prepare(job_id, {**spec, "job_id": job_id, "attempt": attempt})
         except OSError:  # e.g. a full disk: back to the queue, the attempt not spent

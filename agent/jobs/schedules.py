@@ -18,6 +18,7 @@ from typing import Any
 from agent.api.schemas import JobRequest, ScheduleInfo, ScheduleRequest, ScheduleUpdate
 from agent.errors import ApiError
 from agent.jobs.queue import JobQueue, new_id
+from agent.jobs.submitter import UNKNOWN, Submitter
 
 log = logging.getLogger(__name__)
 MISFIRE_GRACE_S = 60.0
@@ -51,19 +52,23 @@ class Schedules:
         self.queue = queue
         self.db = queue.db
 
-    def create(self, request: ScheduleRequest) -> ScheduleInfo:
+    def create(self, request: ScheduleRequest, creator: Submitter = UNKNOWN,
+               schedule_id: str | None = None) -> ScheduleInfo:
+        """A new schedule; its jobs carry `creator` as their submitter, held to the same rules."""
         if request.job.idempotency_key is not None:
             raise ApiError(422, "idempotency_key_in_template", "a schedule's job cannot carry an "
                            "idempotency key", "leave it out: each run gets its own key")
         now = self.queue.clock()
         next_run = check_cron(request.cron, now)
-        schedule_id = new_id()
+        schedule_id = schedule_id or new_id()
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO schedules (id, name, cron, template, missed, enabled, next_run_at,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, created_by, creator_scope)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (schedule_id, request.name, request.cron, request.job.model_dump_json(),
-                 request.missed, int(request.enabled), next_run, now, now))
+                 request.missed, int(request.enabled), next_run, now, now, creator.token_id,
+                 creator.scope))
         return self.get(schedule_id)
 
     def get(self, schedule_id: str) -> ScheduleInfo:
@@ -127,7 +132,8 @@ class Schedules:
         # one key per due time: the same run can never be queued twice
         template["idempotency_key"] = f"schedule:{row['id']}:{row['next_run_at']:.0f}"
         try:
-            job_id, _ = self.queue.insert(conn, JobRequest.model_validate(template), row["id"])
+            creator = Submitter(row["created_by"], row["creator_scope"])
+            job_id, _ = self.queue.insert(conn, JobRequest.model_validate(template), row["id"], creator)
         except ApiError as exc:  # e.g. the queue is full: this run is lost, say so
             log.warning("schedule %s could not queue its job: %s", row["name"], exc.message)
             return None

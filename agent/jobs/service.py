@@ -23,10 +23,11 @@ from agent.jobs.datasets import Datasets
 from agent.jobs.files import JobFiles
 from agent.jobs.layout import RESULTS
 from agent.jobs.prepare import Preparer
-from agent.jobs.queue import JobQueue, to_info
+from agent.jobs.queue import JobQueue, KeyFreed, to_info
 from agent.jobs.retention import expires_at
 from agent.jobs.runner import JobRunner, RunnerConfig
 from agent.jobs.schedules import Schedules
+from agent.jobs.submitter import Submitter, require_scope
 from agent.models.store import ModelStore
 
 JOBS_DIR = "jobs"
@@ -58,12 +59,18 @@ class Jobs:
     # jobs -------------------------------------------------------------------------
 
     def submit(self, request: JobRequest, caller: Caller) -> tuple[JobInfo, bool]:
-        """(job, created). A repeated idempotency key answers the first job, unchecked again."""
-        key = request.idempotency_key
-        known = self.queue.db.query("SELECT id FROM jobs WHERE idempotency_key = ?", (key,)) if key else []
-        if not known:
+        """(job, created). A repeated idempotency key answers the first job without the other
+        checks again; who may submit the kind is checked every time, and again in the insert."""
+        submitter = Submitter.of(caller)
+        require_scope(request.kind, submitter)
+        checked = not self.queue.taken(request.idempotency_key)
+        if checked:
             self.preparer.check(request, caller)
-        job, created = self.queue.submit(request)
+        try:
+            job, created = self.queue.submit(request, submitter, checked)
+        except KeyFreed:  # its job was deleted since we looked: a new job, so check it first
+            self.preparer.check(request, caller)
+            job, created = self.queue.submit(request, submitter)
         if created:
             self.runner.wake()
         return self._with_waiting(job), created
@@ -111,7 +118,7 @@ class Jobs:
 
     def create_schedule(self, request: ScheduleRequest, caller: Caller) -> ScheduleInfo:
         self.preparer.check(request.job, caller)
-        schedule = self.schedules.create(request)
+        schedule = self.schedules.create(request, Submitter.of(caller))
         self.runner.wake()
         return schedule
 

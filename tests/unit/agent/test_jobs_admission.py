@@ -11,9 +11,12 @@ from agent.db import Database
 from agent.errors import ApiError
 from agent.jobs.admission import Capacity, Gatekeeper, admissible, in_window, total
 from agent.jobs.queue import JobQueue
+from agent.jobs.submitter import Submitter
 
 KIT = Capacity(threads=4, memory_mb=1000, gpu=0)
 NOW = 2_000_000.0
+
+ADMIN = Submitter("admin-token", "admin")  # command jobs need one
 
 
 def job(threads: int = 1, priority: int = 0, **extra: object) -> JobRequest:
@@ -30,7 +33,7 @@ class Clock:
 
 def queue_of(db: Database, *requests: JobRequest) -> tuple[JobQueue, list[str]]:
     queue = JobQueue(db, clock=Clock())
-    return queue, [queue.submit(r)[0].job_id for r in requests]
+    return queue, [queue.submit(r, ADMIN)[0].job_id for r in requests]
 
 
 def start(queue: JobQueue, held: Resources | None = None, slots: int = 100,
@@ -67,9 +70,9 @@ def test_a_job_that_does_not_fit_is_not_overtaken(db: Database) -> None:
 
 def test_waiting_raises_effective_priority(db: Database) -> None:
     queue = JobQueue(db, clock=Clock())
-    old = queue.submit(job(4, priority=0))[0].job_id
+    old = queue.submit(job(4, priority=0), ADMIN)[0].job_id
     queue.clock.now += 3600  # type: ignore[attr-defined]
-    urgent = queue.submit(job(4, priority=3))[0].job_id
+    urgent = queue.submit(job(4, priority=3), ADMIN)[0].job_id
     assert start(queue, aging_s=600) == [old], "an hour of waiting is worth 6 levels"
     assert start(queue, aging_s=1e9) == [urgent]
 

@@ -15,6 +15,9 @@ from agent.jobs.leases import Leases
 from agent.jobs.paths import data_roots, images_under, resolve_folder
 from agent.jobs.queue import JobQueue
 from agent.jobs.retention import DAY_S, sweep
+from agent.jobs.submitter import Submitter
+
+ADMIN = Submitter("admin-token", "admin")  # command jobs need one
 
 
 @pytest.fixture
@@ -80,7 +83,7 @@ def test_a_utf8_character_is_never_cut_in_two(tmp_path: Path) -> None:
 
 def _finished_job(queue: JobQueue, files: JobFiles, size: int) -> str:
     request = JobRequest.model_validate({"kind": "command", "params": {"argv": ["/bin/true"]}})
-    job_id = queue.submit(request)[0].job_id
+    job_id = queue.submit(request, ADMIN)[0].job_id
     leases = Leases(queue, "me", 30)
     leases.claim(job_id)
     files.prepare(job_id, {})
@@ -96,7 +99,8 @@ def test_retention_expires_old_and_over_budget_jobs_never_unfinished(db: Databas
     old = _finished_job(queue, files, 10)
     clock[0] += 6 * DAY_S
     big, recent = _finished_job(queue, files, 5000), _finished_job(queue, files, 10)
-    waiting = queue.submit(JobRequest.model_validate({"kind": "command", "params": {"argv": ["/x"]}}))[0]
+    waiting = queue.submit(JobRequest.model_validate({"kind": "command", "params": {"argv": ["/x"]}}),
+                           ADMIN)[0]
     (files.root / "orphan").mkdir()
     clock[0] += 1.5 * DAY_S
     assert sweep(queue, files, retention_days=7, max_total_bytes=1_000_000) == [old]

@@ -8,6 +8,9 @@ from agent.api.schemas import JobRequest
 from agent.db import Database
 from agent.jobs.leases import Leases
 from agent.jobs.queue import JobQueue
+from agent.jobs.submitter import Submitter
+
+ADMIN = Submitter("admin-token", "admin")  # command jobs need one
 
 
 class Clock:
@@ -31,7 +34,7 @@ def queue(db: Database, clock: Clock) -> JobQueue:
 def submit(queue: JobQueue, retries: int = 0, backoff: float = 10.0) -> str:
     request = JobRequest.model_validate({"kind": "command", "params": {"argv": ["/bin/true"]},
                                          "max_retries": retries, "retry_backoff_s": backoff})
-    return queue.submit(request)[0].job_id
+    return queue.submit(request, ADMIN)[0].job_id
 
 
 def test_a_job_is_claimed_once_and_the_attempt_counted(queue: JobQueue) -> None:
