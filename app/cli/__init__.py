@@ -11,6 +11,7 @@ from app import __version__
 from app.cli import jobs, kits, models, provision, quantize, report, stream
 from app.cli.common import settings
 from app.fleet.errors import Error
+from app.fleet.text import printable_lines
 
 HANDLERS = {**kits.HANDLERS, **models.HANDLERS, **quantize.HANDLERS, **jobs.HANDLERS,
             **provision.HANDLERS, **stream.HANDLERS, **report.HANDLERS}
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(HANDLERS[args.command](args))
     except Error as exc:
-        print(f"kitfleet: {exc}", file=sys.stderr)
+        print(f"kitfleet: {printable_lines(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

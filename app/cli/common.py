@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
+from app.fleet.text import printable
 
 
 def settings(args: argparse.Namespace) -> AppSettings:
@@ -21,10 +23,17 @@ def open_fleet(args: argparse.Namespace) -> Fleet:
 
 
 def emit(args: argparse.Namespace, data: Any, lines: list[str]) -> None:
+    """`data` as JSON (which escapes every control character), or `lines` for a person."""
     if getattr(args, "json", False):
         print(json.dumps(data, indent=2, default=str))
     else:
-        print("\n".join(lines))
+        say(*lines)
+
+
+def say(*lines: str, file: TextIO | None = None) -> None:
+    """Print lines the app made, often around names and labels a kit sent: each one stays one
+    line, and nothing in it can steer the terminal (see app.fleet.text)."""
+    print("\n".join(printable(line) for line in lines), file=file or sys.stdout, flush=True)
 
 
 def age(ts: float | None) -> str:

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from agent.api.schemas import FINISHED_STATES, JobInfo, ScheduleInfo
 from app.cli.common import age
+from app.fleet.text import printable
 
 BAR = 24
 
@@ -45,9 +46,9 @@ def bar_line(kit: str, job: JobInfo) -> str:
     filled = BAR * done // total if total else 0
     pct = f"{100 * done // total:3d}%" if total else "    "
     tail = job.waiting if job.state == "queued" and job.waiting else job.error or ""
-    return (f"{kit:<12} {job.job_id[:12]} {job.kind:<11} {job.state:<11} "
-            f"[{'#' * filled}{'-' * (BAR - filled)}] {pct} {progress_text(job):>9}"
-            + (f"  {tail}" if tail else ""))
+    return printable(f"{kit:<12} {job.job_id[:12]} {job.kind:<11} {job.state:<11} "
+                     f"[{'#' * filled}{'-' * (BAR - filled)}] {pct} {progress_text(job):>9}"
+                     + (f"  {tail}" if tail else ""))  # the board adds its own escapes to it
 
 
 class Board:

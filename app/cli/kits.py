@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from agent.api.schemas import SCOPES
-from app.cli.common import age, emit, open_fleet
+from app.cli.common import age, emit, open_fleet, say
 from app.cli.types import CommandFactory, Handler
 from app.fleet import summary
 from app.fleet.ops import FleetOps, KitView
@@ -48,9 +48,10 @@ async def _discover(args: argparse.Namespace) -> int:
                          "status": verdict.marking, "detail": verdict.detail})
     finally:
         fleet.close()
-    lines = [f"{r['name']:<24} {r['device_id'][:16]:<17} {r['address']:<22} {r['status']:<17} "
-             f"{r['kit_model']}" + (f"\n    {r['detail']}" if r["detail"] else "")
-             for r in rows] or [f"no kits announcing (listened {args.timeout:g} s)"]
+    lines = [line for r in rows for line in (
+        f"{r['name']:<24} {r['device_id'][:16]:<17} {r['address']:<22} {r['status']:<17} "
+        f"{r['kit_model']}", *([f"    {r['detail']}"] if r["detail"] else []))
+    ] or [f"no kits announcing (listened {args.timeout:g} s)"]
     emit(args, rows, lines)
     return 0
 
@@ -142,7 +143,7 @@ async def _tag(args: argparse.Namespace) -> int:
         tags = Tags(fleet.inventory).set(kit.device_id, args.tags)
     finally:
         fleet.close()
-    print(f"{kit.name}: {', '.join(tags) or 'no tags'}")
+    say(f"{kit.name}: {', '.join(tags) or 'no tags'}")
     return 0
 
 

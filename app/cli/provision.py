@@ -9,8 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-from app.cli.common import emit, open_fleet
+from app.cli.common import emit, open_fleet, say
 from app.cli.types import CommandFactory, Handler
+from app.fleet.text import printable_lines
 from app.provision import (
     KitOptions,
     Login,
@@ -99,7 +100,7 @@ async def _provision(args: argparse.Namespace) -> int:
     def progress(step: Step) -> None:
         if not args.json and (step.name, step.detail) not in shown:
             shown.add((step.name, step.detail))
-            print(step.line(), file=sys.stderr, flush=True)
+            say(step.line(), file=sys.stderr)
 
     try:
         result = await async_provision(fleet, request, progress)
@@ -132,7 +133,7 @@ async def _ssh_logs(args: argparse.Namespace) -> int:
                              "login is unknown; provision it with `kitfleet provision`")
     if args.key is None and record.key_file:
         args.key = Path(record.key_file)
-    print(fetch_logs(fleet.settings.home, record, _login(args), args.lines))
+    print(printable_lines(fetch_logs(fleet.settings.home, record, _login(args), args.lines)))
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from app.cli.common import emit, open_fleet
+from app.cli.common import emit, open_fleet, say
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
 from app.fleet.ops import FleetOps
@@ -36,7 +36,7 @@ async def _report(args: argparse.Namespace) -> int:
         out = write_report(report, args.out)
     finally:
         fleet.close()
-    print(f"wrote {out} ({len(report.kits)} kits, {len(report.alerts)} alerts)")
+    say(f"wrote {out} ({len(report.kits)} kits, {len(report.alerts)} alerts)")
     if args.pdf:
         pdf = out.with_suffix(".pdf")
         try:
@@ -44,7 +44,7 @@ async def _report(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise Error(f"no PDF renderer here ({exc.name} is missing): install the [app] extra, "
                         f"or open {out} in a browser and print it") from exc
-        print(f"wrote {print_pdf(out, pdf)}")
+        say(f"wrote {print_pdf(out, pdf)}")
     return 0
 
 

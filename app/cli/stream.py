@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from app.cli.common import emit, open_fleet
+from app.cli.common import emit, open_fleet, say
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
 from app.fleet.stream import (
@@ -105,7 +105,7 @@ async def _watch(args: argparse.Namespace) -> int:
             if args.json and (event.kind != "frame" or args.frames):
                 print(json.dumps({"event": event.kind, **event.data}), flush=True)
             elif not args.json and event.kind == "stats":
-                print(stats_line(event.data), flush=True)
+                say(stats_line(event.data))
             if event.kind == "end":
                 ending = event.data
     finally:
@@ -113,7 +113,7 @@ async def _watch(args: argparse.Namespace) -> int:
     if not ending:
         raise Error(f"{kit.name} closed the live view of {args.job_id} before the job ended")
     if not args.json:
-        print(_ending_line(args.job_id, ending))
+        say(_ending_line(args.job_id, ending))
     return 0 if ending.get("state") in _OK_ENDINGS else 1
 
 

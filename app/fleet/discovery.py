@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ Listener = Callable[[str, Announcement | None], None]  # (instance, announcement
 # Announcements held at once: far beyond a fleet (200 kits is a big one), and a bound on what an
 # announcement flood can make the app keep. New names past it are counted in `ignored`, not kept.
 MAX_KITS = 1024
+MAX_TEXT = 100  # characters kept of each announced text (a TXT value may hold 255 bytes)
+MAX_ADDRESSES = 16
 
 
 class Browser:
@@ -87,15 +90,9 @@ class Browser:
         info = AsyncServiceInfo(service_type, name)
         if not await info.async_request(zeroconf, 3000):
             return
-        addresses = tuple(info.parsed_scoped_addresses())
-        if not addresses or info.port is None:
+        announcement = _announcement(name, info)
+        if announcement is None:
             return
-        txt = TxtRecord.from_properties(info.properties)
-        announcement = Announcement(
-            instance=name, device_id=txt.device_id, name=txt.name, kit_model=txt.kit_model,
-            api_version=txt.api_version, agent_version=txt.agent_version,
-            addresses=addresses, port=info.port,
-        )
         self.kits[name] = announcement
         self._listener(name, announcement)
 
@@ -127,6 +124,21 @@ async def async_discover(
         return sorted(browser.kits.values(), key=lambda a: (a.name, a.device_id))
     finally:
         await browser.async_close()
+
+
+def _announcement(instance: str, info: AsyncServiceInfo) -> Announcement | None:
+    """What an answer announces, held to the shapes the app relies on: anyone on the network
+    can send one. A device ID that is not one reads as none; text is kept (escaped where shown)
+    but bounded; an answer without an address or a usable port is no kit."""
+    addresses = tuple(info.parsed_scoped_addresses())[:MAX_ADDRESSES]
+    if not addresses or not info.port or not 0 < info.port < 65536:
+        return None
+    txt = TxtRecord.from_properties(info.properties)
+    device_id = txt.device_id if re.fullmatch(r"[0-9a-f]{64}", txt.device_id) else ""
+    return Announcement(
+        instance=instance[:MAX_TEXT], device_id=device_id, name=txt.name[:MAX_TEXT],
+        kit_model=txt.kit_model[:MAX_TEXT], api_version=txt.api_version[:MAX_TEXT],
+        agent_version=txt.agent_version[:MAX_TEXT], addresses=addresses, port=info.port)
 
 
 def _ip_version(addresses: list[str]) -> IPVersion:

@@ -13,6 +13,7 @@ from app.fleet.alerts import Alert
 from app.fleet.ops import KitView, model_rows
 from app.fleet.report import FleetReport, KitReport
 from app.fleet.svg_chart import Series, line_chart
+from app.fleet.text import printable
 
 __all__ = ["render"]
 
@@ -45,7 +46,9 @@ def render(report: FleetReport) -> str:
 
 
 def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value))
+    """Text for the page: HTML-escaped, and with a kit's control characters (a bidi override
+    that reverses what a reader sees, an escape) shown as escapes."""
+    return html.escape(printable("" if value is None else str(value)))
 
 
 def _when(ts: float | None) -> str:
