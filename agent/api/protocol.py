@@ -6,7 +6,9 @@ and nothing bounds how long a client may take to finish a request's headers: a s
 client (slowloris) sending one header byte now and then holds its connection, and one of
 the agent's `limit_concurrency` slots, for ever. Here every connection must complete each
 request's headers within `header_timeout_s` of connecting or of its previous response, and
-in at most `max_header_bytes`; otherwise it is closed (431 when the headers are too big).
+in at most `max_header_bytes` and `max_header_count` headers; otherwise it is closed (431 when
+the headers are too big). Headers are counted as the parser reads them, whatever the reads: a
+whole request arriving in one TLS read is parsed (and would be answered) within that read.
 
 uvicorn writes a response's headers and its body as two writes; over TLS each is a record
 and a send() of its own, and the client reads twice. The connection's transport here sends
@@ -27,16 +29,24 @@ _TOO_LARGE_BODY = (b'{"error":"headers_too_large","message":"the request headers
                    b'"hint":"send fewer or shorter headers"}')
 
 
+class _HeadersTooLarge(Exception):
+    """Raised from a parser callback: the only way to stop httptools within one read."""
+
+
 class GuardedHttp(HttpToolsProtocol):
     """Set `header_timeout_s` and `max_header_bytes` on the class before serving."""
 
     header_timeout_s = 10.0
     max_header_bytes = 64 * 1024
+    max_header_count = 256  # far above any client's; 1,600 tiny ones cost more than their bytes
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
-        self._header_bytes = 0
+        self._header_bytes = 0  # received while a request's headers are incomplete
+        self._parsed_bytes = 0  # of this request's request line and headers, as parsed
+        self._parsed_count = 0
+        self._refused = False
         # Between a request's headers and the end of its body. An early answer (413, 409, 507
         # before the body is read) completes the response while body bytes still arrive: they
         # are not the next request's headers and must not start its deadline or count as such.
@@ -52,14 +62,44 @@ class GuardedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         waiting = self._deadline is not None
         super().data_received(data)
         if waiting and self._deadline is not None:  # still no complete headers after this data
             self._header_bytes += len(data)
-            if self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
-                self._disarm()
-                self.transport.write(TOO_LARGE % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY))
-                self.transport.close()
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse_headers()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._parsed_bytes = self._parsed_count = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count_parsed(len(url), 0)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count_parsed(len(name) + len(value) + 4, 1)  # with ": " and CRLF
+
+    def _count_parsed(self, size: int, headers: int) -> None:
+        self._parsed_bytes += size
+        self._parsed_count += headers
+        if self._parsed_bytes > self.max_header_bytes or self._parsed_count > self.max_header_count:
+            self._refuse_headers()
+            raise _HeadersTooLarge  # uvicorn stops parsing; its 400 is not sent (below)
+
+    def _refuse_headers(self) -> None:
+        self._refused = True
+        self._disarm()
+        if not self.transport.is_closing():
+            self.transport.write(TOO_LARGE % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY))
+            self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:  # after a 431 the connection is closing: nothing more to say
+            super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
         self._disarm()
