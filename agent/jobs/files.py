@@ -8,6 +8,7 @@ beyond which the oldest finished jobs are deleted first (see `retention.py`).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -70,6 +71,9 @@ class JobFiles:
         """Text from `offset` (bytes) and the offset to ask for next."""
         try:
             with (self.folder(job_id) / LOG).open("rb") as handle:
+                if offset >= os.fstat(handle.fileno()).st_size:
+                    # nothing there yet; and no seek: one far past any file size fails (EINVAL)
+                    return "", offset
                 handle.seek(offset)
                 data = handle.read(limit)
         except FileNotFoundError:
