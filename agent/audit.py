@@ -2,23 +2,30 @@
 
 Who changed what on this kit, and how it ended: adoption, token revocation, deploys,
 activation, rollback and deletion of models, jobs and schedules. The table refuses UPDATE
-and DELETE (triggers, migration 4); whoever edits the file behind SQLite's back, or drops
-the triggers first, breaks the chain, which `verify` and every app pulling the log detect.
-The log is never pruned: entries are a few hundred bytes, and a gap would look like tampering.
+and DELETE (triggers); whoever edits the file behind SQLite's back, or drops the triggers
+first, breaks the chain, which `verify` and every app pulling the log detect.
+
+The log is bounded: it is kept in segments of `segment_entries`, and when a new segment would
+make more than `segments_kept`, the oldest go (the trigger lets only rows before the first kept
+segment be deleted). Each new segment starts with an `audit.segment` entry, chained like any
+other, that says from which entry the log is now kept and the hash that entry links to, so the
+kept chain verifies on its own and a cut anywhere else still shows (`ChainCheck`).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agent.api.schemas import AUDIT_GENESIS, AuditEntry, audit_hash, verify_chain
+from agent.api.schemas import AUDIT_GENESIS, AUDIT_SEGMENT, AuditEntry, ChainCheck, audit_hash
+from agent.config import Settings
 from agent.db import Database
 
-__all__ = ["Actor", "AuditLog"]
+__all__ = ["Actor", "AuditLog", "KeptChain"]
 
 _MAX_TEXT = 256  # a caller chooses labels and messages: keep each entry small
 _PAGE = 5000
@@ -32,28 +39,67 @@ class Actor:
     label: str
 
 
+@dataclass(frozen=True)
+class KeptChain:
+    """What `AuditLog.check` found: the kept entries, where they start, and every break."""
+
+    entries: int
+    kept_from: int
+    head: AuditEntry | None
+    problems: list[str]
+    note: str
+
+
+_KIT = Actor("", "kitfleet-agent")
+SEGMENT_ENTRIES, SEGMENTS_KEPT = 5000, 10  # the settings' defaults (agent/config.py)
+
+
 class AuditLog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, segment_entries: int = SEGMENT_ENTRIES,
+                 segments_kept: int = SEGMENTS_KEPT) -> None:
         self._db = db
+        self.segment_entries = max(segment_entries, 2)
+        self.segments_kept = max(segments_kept, 1)
+
+    @classmethod
+    def of(cls, db: Database, settings: Settings) -> AuditLog:
+        """The kit's log, bounded as its settings say."""
+        return cls(db, settings.audit_segment_entries, settings.audit_segments_kept)
 
     def append(self, actor: Actor, action: str, target: str, outcome: str,
                detail: dict[str, Any] | None = None, ts: float | None = None) -> AuditEntry:
         """Write one entry. BEGIN IMMEDIATE makes this the only writer, across processes too
         (`kitfleet-agent enroll` writes here while the daemon runs), so links never race."""
-        fields: dict[str, Any] = {"ts": time.time() if ts is None else ts, "actor_id": _clip(actor.token_id),
-                  "actor_label": _clip(actor.label), "action": action, "target": _clip(target),
-                  "outcome": _clip(outcome), "detail": _clipped(detail or {})}
+        fields = _fields(actor, action, target, outcome, detail, ts)
         with self._db.transaction() as conn:
             row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev_hash = (row[0] + 1, row[1]) if row else (1, AUDIT_GENESIS)
-            entry = AuditEntry(seq=seq, prev_hash=prev_hash,
-                               hash=audit_hash(prev_hash, seq, **fields), **fields)
-            conn.execute(
-                "INSERT INTO audit (seq, ts, actor_id, actor_label, action, target, outcome, detail, "
-                "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, entry.ts, entry.actor_id, entry.actor_label, action, entry.target,
-                 entry.outcome, json.dumps(entry.detail, sort_keys=True), prev_hash, entry.hash))
-        return entry
+            if row is None:
+                conn.execute("INSERT OR IGNORE INTO audit_segments (start_seq) VALUES (1)")
+            else:
+                seq, prev_hash = self._rotate(conn, seq, prev_hash)
+            return _insert(conn, seq, prev_hash, fields)
+
+    def _rotate(self, conn: sqlite3.Connection, seq: int, prev_hash: str) -> tuple[int, str]:
+        """Start a new segment at `seq` when the current one is full, dropping the oldest
+        beyond the bound; the seq and link of the entry to write next."""
+        starts = [r[0] for r in conn.execute("SELECT start_seq FROM audit_segments ORDER BY start_seq")]
+        if not starts:  # a log from before segments, with its start lost: it starts now
+            starts = [conn.execute("SELECT MIN(seq) FROM audit").fetchone()[0]]
+            conn.execute("INSERT INTO audit_segments (start_seq) VALUES (?)", (starts[0],))
+        if seq - starts[-1] < self.segment_entries:
+            return seq, prev_hash
+        segments = [*starts, seq]
+        kept_from = segments[max(len(segments) - self.segments_kept, 0)]
+        conn.execute("DELETE FROM audit_segments WHERE start_seq < ?", (kept_from,))
+        conn.execute("DELETE FROM audit WHERE seq < ?", (kept_from,))  # the trigger allows only these
+        conn.execute("INSERT INTO audit_segments (start_seq) VALUES (?)", (seq,))
+        dropped_hash = conn.execute("SELECT prev_hash FROM audit WHERE seq = ?", (kept_from,)).fetchone()
+        detail = {"kept_from": kept_from, "dropped_hash": dropped_hash[0] if dropped_hash else prev_hash,
+                  "segment_entries": self.segment_entries, "segments_kept": self.segments_kept}
+        marker = _insert(conn, seq, prev_hash, _fields(_KIT, AUDIT_SEGMENT, f"entries from {seq}",
+                                                       "ok", detail, None))
+        return seq + 1, marker.hash
 
     def since(self, seq: int, limit: int) -> list[AuditEntry]:
         """Entries after `seq`, oldest first."""
@@ -72,16 +118,36 @@ class AuditLog:
             seq = page[-1].seq
 
     def verify(self) -> list[str]:
-        """Every break in the chain from the first entry on; empty when it is whole."""
-        problems: list[str] = []
-        prev_hash, prev_seq = AUDIT_GENESIS, 0
-        page: list[AuditEntry] = []
-        for entry in self.entries():
-            page.append(entry)
-            if len(page) == _PAGE:
-                problems += verify_chain(page, prev_hash, prev_seq)
-                prev_hash, prev_seq, page = page[-1].hash, page[-1].seq, []
-        return problems + verify_chain(page, prev_hash, prev_seq)
+        """Every break in the kept chain; empty when it is whole."""
+        return self.check().problems
+
+    def check(self) -> KeptChain:
+        """Check the kept chain from its first entry, a page at a time."""
+        check = ChainCheck()
+        seq, count = 0, 0
+        while page := self.since(seq, _PAGE):
+            check.add(page)
+            seq, count = page[-1].seq, count + len(page)
+        problems = check.finish()
+        return KeptChain(count, check.kept_from or 1, check.last, problems, check.describe())
+
+
+def _fields(actor: Actor, action: str, target: str, outcome: str, detail: dict[str, Any] | None,
+            ts: float | None) -> dict[str, Any]:
+    return {"ts": time.time() if ts is None else ts, "actor_id": _clip(actor.token_id),
+            "actor_label": _clip(actor.label), "action": action, "target": _clip(target),
+            "outcome": _clip(outcome), "detail": _clipped(detail or {})}
+
+
+def _insert(conn: sqlite3.Connection, seq: int, prev_hash: str, fields: dict[str, Any]) -> AuditEntry:
+    entry = AuditEntry(seq=seq, prev_hash=prev_hash, hash=audit_hash(prev_hash, seq, **fields),
+                       **fields)
+    conn.execute(
+        "INSERT INTO audit (seq, ts, actor_id, actor_label, action, target, outcome, detail, "
+        "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, entry.ts, entry.actor_id, entry.actor_label, entry.action, entry.target,
+         entry.outcome, json.dumps(entry.detail, sort_keys=True), prev_hash, entry.hash))
+    return entry
 
 
 def _entry(row: dict[str, Any]) -> AuditEntry:

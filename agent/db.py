@@ -237,6 +237,16 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE schedules ADD COLUMN created_by TEXT;
     ALTER TABLE schedules ADD COLUMN creator_scope TEXT;
     """,
+    # the audit log rotates by segments (agent/audit.py): each row here starts a kept segment,
+    # and only rows before the first kept segment may be deleted
+    """
+    CREATE TABLE IF NOT EXISTS audit_segments (start_seq INTEGER PRIMARY KEY);
+    INSERT OR IGNORE INTO audit_segments (start_seq) SELECT seq FROM audit ORDER BY seq LIMIT 1;
+    DROP TRIGGER IF EXISTS audit_append_only_delete;
+    CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+        WHEN OLD.seq >= COALESCE((SELECT MIN(start_seq) FROM audit_segments), 0)
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -159,9 +159,9 @@ def _record_recovery(state: AgentState) -> None:
     assert recovery is not None
     log.error("started with a fresh database; every app must adopt this kit again "
               "(device %s is unchanged)", state.identity.display_id)
-    AuditLog(state.db).append(Actor("", "kitfleet-agent"), "agent.db_recovered", recovery.quarantined,
-                              "ok", {"reason": recovery.reason[:200], "lost": ", ".join(recovery.lost)},
-                              ts=recovery.at)
+    AuditLog.of(state.db, state.settings).append(
+        Actor("", "kitfleet-agent"), "agent.db_recovered", recovery.quarantined, "ok",
+        {"reason": recovery.reason[:200], "lost": ", ".join(recovery.lost)}, ts=recovery.at)
 
 
 def _guarded_http(settings: Settings) -> type[asyncio.Protocol]:

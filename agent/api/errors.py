@@ -119,8 +119,38 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
 
 
+# JSON nested deeper than this is refused (400) before anything parses it: Python's parser,
+# pydantic and the audit trail recurse, and 100,000 levels fit in a small body.
+MAX_JSON_DEPTH = 64
+# bytes.translate table: an opening bracket 1, a closing one -1 (0xff as int8), a quote 2
+_BRACKETS = bytes(1 if b in b"[{" else 0xFF if b in b"]}" else 2 if b == 0x22 else 0 for b in range(256))
+
+
+def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether `body`'s brackets outside strings nest deeper than `limit`: a few milliseconds
+    for a body at the size bound, with no recursion and no parsing."""
+    if body.count(b"[") + body.count(b"{") <= limit:  # the usual body: no need to look closer
+        return False
+    import numpy as np  # the agent has it (inference); only a bracket-heavy body gets here
+
+    # escapes only occur inside strings: drop them so every quote left opens or closes one
+    marks = np.frombuffer(body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_BRACKETS),
+                          np.int8)
+    quote = marks == 2
+    outside = (np.cumsum(quote, dtype=np.int32) & 1) == 0
+    depth = np.cumsum(marks * (outside & ~quote), dtype=np.int32)
+    return bool(depth.max(initial=0) > limit)
+
+
+def _is_json(headers: dict[bytes, bytes]) -> bool:
+    """FastAPI reads a body as JSON when it says so, or says nothing of its type."""
+    kind = headers.get(b"content-type")
+    return kind is None or b"json" in kind.lower()
+
+
 class BodyLimit:
-    """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is sent.
+    """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is sent, and JSON
+    nested deeper than MAX_JSON_DEPTH with 400: the one place every JSON body passes through.
 
     Bodies are read up front (they are small JSON documents), so the route sees
     either the whole body or nothing; routes that stream large uploads opt out
@@ -136,7 +166,8 @@ class BodyLimit:
         if scope["type"] != "http" or self.streams(scope["path"]):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._refuse(scope, receive, send)
             return
@@ -151,6 +182,11 @@ class BodyLimit:
                 return
             if message["type"] != "http.request" or not message.get("more_body"):
                 break
+        if _is_json(headers) and json_too_deep(b"".join(m.get("body", b"") for m in messages)):
+            await error_response(
+                400, "json_too_deep", f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels",
+                "send a flatter document: no field of this API nests that deep")(scope, receive, send)
+            return
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()

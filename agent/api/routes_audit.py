@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agent.api.auth import require
 from agent.api.schemas import MAX_INT64, AuditEntry, error_responses
@@ -23,15 +23,18 @@ Admin = Annotated[Caller, Depends(require("admin"))]
 
 
 class AuditCheck(BaseModel):
-    entries: int
+    entries: int = Field(description="the seq of the newest entry")
     head_hash: str | None
     problems: list[str]
+    kept_from: int = Field(1, description="the first entry kept; older segments were dropped "
+                                          "to bound the log's size")
+    note: str = Field("", description="where the kept chain starts, in words")
 
 
 def _log(request: Request) -> AuditLog:
     state = request.app.state.agent
     assert isinstance(state, AgentState)
-    return AuditLog(state.db)
+    return AuditLog.of(state.db, state.settings)
 
 
 @audit_router.get("/v1/audit", response_model=list[AuditEntry],
@@ -46,8 +49,9 @@ def audit(request: Request, _: Admin,
 
 @audit_router.get("/v1/audit/verify", response_model=AuditCheck, responses=error_responses(401, 403))
 def verify(request: Request, _: Admin) -> AuditCheck:
-    """Check the whole chain on the kit: every break found, none when whole. 200; 401; 403."""
-    log = _log(request)
-    head = log.head()
+    """Check the kept chain on the kit: every break found, none when whole, and from which
+    entry it is kept. 200; 401; 403."""
+    kept = _log(request).check()
+    head = kept.head
     return AuditCheck(entries=head.seq if head else 0, head_hash=head.hash if head else None,
-                      problems=log.verify())
+                      problems=kept.problems, kept_from=kept.kept_from, note=kept.note)

@@ -694,6 +694,10 @@ class DatasetInfo(BaseModel):
 # --- audit --------------------------------------------------------------------
 
 AUDIT_GENESIS = "0" * 64  # prev_hash of the first entry
+# The kit's own entries about its log: the first entry of each segment after the first (saying
+# from which entry the log is kept), and the count of refusals collapsed into one entry.
+AUDIT_SEGMENT = "audit.segment"
+AUDIT_REFUSALS = "audit.refusals"
 # The calls each kit records in its audit log, and under which action: the app names its own
 # log's entries from the same table, so the two logs speak of the same things.
 AUDITED_CALLS: tuple[tuple[str, str, str], ...] = (
@@ -819,3 +823,56 @@ def verify_chain(entries: list[AuditEntry], prev_hash: str | None, prev_seq: int
             problems.append(f"entry {entry.seq} was altered after it was written")
         prev_hash, prev_seq = entry.hash, entry.seq
     return problems
+
+
+class ChainCheck:
+    """Checks a log read oldest first from its first kept entry, in as many parts as it comes.
+
+    A kit drops its oldest segments to bound its log. What is kept still verifies: its first
+    entry starts a segment and links to the hash of the last entry dropped, and the newest
+    segment entry (inside the chain, so covered by every hash after it) names that first
+    entry and that hash. A log cut anywhere else, or cut further than its segment entry says,
+    is a break.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.kept_from = 0  # the first entry's seq; 1 when nothing was dropped
+        self.last: AuditEntry | None = None
+        self._first: AuditEntry | None = None
+        self._says: dict[str, Any] | None = None  # the newest segment entry's detail
+
+    def add(self, entries: list[AuditEntry]) -> None:
+        if not entries:
+            return
+        if self._first is None:
+            self._first, self.kept_from = entries[0], entries[0].seq
+            prev_hash, prev_seq = (AUDIT_GENESIS, 0) if self.kept_from == 1 else (
+                entries[0].prev_hash, self.kept_from - 1)
+            if self.kept_from > 1 and entries[0].action != AUDIT_SEGMENT:
+                self.problems.append(f"the log starts at entry {self.kept_from}, which does not "
+                                     "start a segment: entries are missing before it")
+        else:
+            assert self.last is not None
+            prev_hash, prev_seq = self.last.hash, self.last.seq
+        self.problems += verify_chain(entries, prev_hash, prev_seq)
+        self._says = next((e.detail for e in reversed(entries) if e.action == AUDIT_SEGMENT),
+                          self._says)
+        self.last = entries[-1]
+
+    def finish(self) -> list[str]:
+        """Every problem found, once the whole kept log was added."""
+        first, says = self._first, self._says
+        if first is not None and (self.kept_from > 1 or says is not None):
+            said = says.get("kept_from") if says else 1
+            if said != self.kept_from or (says and says.get("dropped_hash") != first.prev_hash):
+                self.problems.append(f"the log starts at entry {self.kept_from}, but its last "
+                                     f"segment entry says it keeps entries from {said}")
+        return self.problems
+
+    def describe(self) -> str:
+        """Where the kept chain starts, in words; empty when nothing was dropped."""
+        if self.kept_from <= 1:
+            return ""
+        return (f"kept from entry {self.kept_from} on (entries 1-{self.kept_from - 1} were "
+                "rotated out to bound the log's size)")

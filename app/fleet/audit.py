@@ -5,6 +5,10 @@ submit/cancel, provision, revoke), however it ended, with this installation as t
 is hash-chained like the kits' logs, so one check serves both. A kit's log is copied as it is;
 a chain that breaks, on the kit or against the copy pulled before, is recorded and shown with
 the copy kept as evidence, never repaired or hidden.
+
+A kit bounds its log by dropping its oldest segments (agent/audit.py); the copy here keeps
+what it pulled before. A kit's log that starts later than entry 1 is whole when it starts at
+a segment entry that vouches for the cut (`ChainCheck`) and links to the copy held, if any.
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ import getpass
 import json
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlite_utils
 
 from agent.api.schemas import (
     AUDIT_GENESIS,
+    AUDIT_SEGMENT,
     AuditEntry,
+    ChainCheck,
     audit_hash,
     audit_subject,
     audited_call,
@@ -145,7 +151,11 @@ class AppAudit:
         elif held_seq > 0 and not entries:
             problems.append(f"the kit's log no longer holds entry {held_seq}, pulled before: "
                             "it was cut short or replaced")
-        problems += verify_chain(entries, held_hash if held_seq else AUDIT_GENESIS, held_seq)
+        start = (held_hash if held_seq else AUDIT_GENESIS, held_seq)
+        if entries and entries[0].seq > held_seq + 1 and entries[0].action == AUDIT_SEGMENT:
+            # the kit rotated out entries this app never pulled: its kept chain starts here
+            start = (entries[0].prev_hash, entries[0].seq - 1)
+        problems += verify_chain(entries, *start)
         if not entries and problems == old.problems and time.time() - (old.checked_at or 0) < 60:
             return old  # nothing new: spare the inventory a commit on every poll
         last_seq, last_hash = (entries[-1].seq, entries[-1].hash) if entries else (held_seq, held_hash)
@@ -155,19 +165,26 @@ class AppAudit:
         """Check a kit's whole log, read from its first entry, against itself and the copy held:
         a chain rewritten end to end with fresh hashes still differs from what was pulled before."""
         held = {e.seq: e.hash for e in self.kit_entries(device_id, limit=-1)}
-        seen = {e.seq for e in entries}
-        problems = verify_chain(entries, AUDIT_GENESIS)
+        check = ChainCheck()
+        check.add(entries)
+        problems = check.finish()
+        kept_from = check.kept_from or 1
         problems += [f"entry {e.seq} on the kit differs from the copy pulled before"
                      for e in entries if held.get(e.seq, e.hash) != e.hash]
-        gone = sorted(set(held) - seen)
+        if entries and held.get(kept_from - 1, entries[0].prev_hash) != entries[0].prev_hash:
+            problems.append(f"entry {kept_from} on the kit does not link to entry "
+                            f"{kept_from - 1} pulled before")
+        seen = {e.seq for e in entries}
+        gone = sorted(seq for seq in set(held) - seen if seq >= kept_from or not entries)
         if gone:
             problems.append(f"{len(gone)} entries pulled before are gone from the kit "
                             f"(from {gone[0]})")
         old = self.chain_status(device_id)
         new = [e for e in entries if e.seq not in held]
         last = max(entries, key=lambda e: e.seq) if entries else None
-        return self._keep(device_id, new, last.seq if last else 0, last.hash if last else AUDIT_GENESIS,
-                          old.problems + problems)
+        status = self._keep(device_id, new, last.seq if last else 0,
+                            last.hash if last else AUDIT_GENESIS, old.problems + problems)
+        return replace(status, note=_rotated_note(check, held))
 
     def _keep(self, device_id: str, entries: list[AuditEntry], last_seq: int, last_hash: str,
               problems: list[str]) -> ChainStatus:
@@ -188,6 +205,13 @@ class AppAudit:
             f"SELECT {', '.join(_COLUMNS)} FROM kit_audit WHERE device_id = ? "  # noqa: S608
             "ORDER BY seq DESC LIMIT ?", (device_id, limit)).fetchall()
         return [_entry(row) for row in reversed(rows)]
+
+
+def _rotated_note(check: ChainCheck, held: dict[int, str]) -> str:
+    """Where the kit's kept chain starts, and how much of what it dropped this app still has."""
+    note = check.describe()
+    kept_here = sum(1 for seq in held if seq < check.kept_from)
+    return f"{note}; this app keeps {kept_here} of them" if note and kept_here else note
 
 
 def _who() -> str:
