@@ -73,6 +73,14 @@ class Settings:
                                      "slower connections are closed (slowloris)"))
     http_max_header_bytes: int = field(
         default=64 << 10, metadata=_meta("largest request headers accepted; larger get 431"))
+    audit_segment_entries: int = field(
+        default=5000, metadata=_meta("audit log entries per segment; the log rotates by segments"))
+    audit_segments_kept: int = field(
+        default=10, metadata=_meta("audit log segments kept; older ones are dropped, the rest "
+                                   "still verify"))
+    audit_refusal_window_s: float = field(
+        default=60.0, metadata=_meta("repeated refusals from one client within this many seconds "
+                                     "are counted in one audit entry, not written one by one"))
 
     @classmethod
     def resolve(cls, data_dir: Path, flags: dict[str, Any]) -> Settings:
@@ -82,14 +90,6 @@ class Settings:
         for f in fields(cls):
             if f.name == "data_dir":
                 continue
-    audit_segment_entries: int = field(
-        default=5000, metadata=_meta("audit log entries per segment; the log rotates by segments"))
-    audit_segments_kept: int = field(
-        default=10, metadata=_meta("audit log segments kept; older ones are dropped, the rest "
-                                   "still verify"))
-    audit_refusal_window_s: float = field(
-        default=60.0, metadata=_meta("repeated refusals from one client within this many seconds "
-                                     "are counted in one audit entry, not written one by one"))
             env_name = ENV_PREFIX + f.name.upper()
             env = os.environ.get(env_name)
             if flags.get(f.name) is not None:
