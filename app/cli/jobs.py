@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from agent.api.schemas import JobInfo
-from app.cli.common import emit, open_fleet
+from app.cli.common import emit, open_fleet, say
 from app.cli.jobs_options import add_submit_options, spec_from
 from app.cli.jobs_view import (
     Board,
@@ -32,7 +32,6 @@ from app.fleet.jobs import (
     SubmitOutcome,
     SubmitProgress,
     async_cancel,
-    async_collect,
     async_each,
     async_follow_logs,
     async_job,
@@ -43,7 +42,9 @@ from app.fleet.jobs import (
     check_job_id,
     named,
 )
+from app.fleet.results import Refused, async_collect, sort_listing
 from app.fleet.service import Fleet
+from app.fleet.text import printable_lines
 
 _SUBMIT_EXAMPLES = """examples:
   kitfleet jobs submit kit-a --kind batch-infer --model digits-cnn --upload ./images --watch
@@ -132,7 +133,7 @@ class _SubmitLine:
             return
         if self._last.get(p.kit) != text:
             self._last[p.kit] = text
-            print(text, file=sys.stderr, flush=True)
+            say(text, file=sys.stderr)
 
 
 async def _submit(args: argparse.Namespace) -> int:
@@ -150,7 +151,7 @@ async def _submit(args: argparse.Namespace) -> int:
             emit(args, rows, lines)
             return 0 if all(o.ok for o in outcomes) else 1
         if not args.json:
-            print("\n".join(lines), flush=True)
+            say(*lines)
         watched = await _watch_kits(args, fleet, [(o.kit, [o.job.job_id]) for o in outcomes if o.job])
     finally:
         fleet.close()
@@ -289,7 +290,7 @@ async def _logs(args: argparse.Namespace) -> int:
         if args.json:
             pieces.append(text)
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(printable_lines(text))  # the kit's text: no terminal control
             sys.stdout.flush()
 
     try:
@@ -336,18 +337,35 @@ async def _results(args: argparse.Namespace) -> int:
         kit = fleet.inventory.resolve(args.kit)
         if args.out:
             got = await async_collect(fleet, kit, args.job_id, args.out, args.forget)
-            job, results, where = got.job, got.results, str(got.folder)
+            job, results, where, refused = got.job, got.results, str(got.folder), got.refused
         else:
             job = await async_job(fleet, kit, args.job_id)
             results = await async_results(fleet, kit, args.job_id)
-            where = ""
+            where, refused = "", sort_listing(results)[1]
     finally:
         fleet.close()
+    kept = [f for f in results.files if f.name not in {r.name for r in refused}]
     lines = [outcome_line(kit.name, job), *summary_lines(job.kind, results.result)]
-    lines += ([f"  {f.name} ({f.size} bytes) → {Path(where) / f.name}" for f in results.files] if where
-              else [f"  {f.name} ({f.size} bytes); download with --out DIR" for f in results.files])
-    emit(args, {"kit": kit.name, "folder": where or None, **results.model_dump(mode="json")}, lines)
-    return 0
+    lines += ([f"  {f.name} ({f.size} bytes) → {Path(where) / f.name}" for f in kept] if where
+              else [f"  {f.name} ({f.size} bytes); download with --out DIR" for f in kept])
+    lines += _refused_lines(kit, refused)
+    emit(args, {"kit": kit.name, "folder": where or None, **results.model_dump(mode="json"),
+                "refused": [{"name": r.name, "reason": r.reason} for r in refused]}, lines)
+    return 1 if refused else 0
+
+
+def _refused_lines(kit: Kit, refused: list[Refused]) -> list[str]:
+    """The names a kit listed that are not saved, each once, shortened, escaped where shown."""
+    if not refused:
+        return []
+    lines = [f"  refused {_short(r.name)}: {r.reason}" for r in refused]
+    return [*lines, f"{kit.name} listed {len(refused)} result file name(s) the app does not save; "
+                    "an up-to-date agent never does: check the kit (`kitfleet audit` shows who changed "
+                    "what on it)"]
+
+
+def _short(name: str, limit: int = 80) -> str:
+    return name if len(name) <= limit else name[:limit] + "…"
 
 
 async def _schedules(args: argparse.Namespace) -> int:

@@ -42,3 +42,8 @@ class AgentError(Error):
         self.error = error
         self.message = message
         self.hint = hint
+
+
+class BadAnswer(Error):
+    """A kit answered outside the API: a body that is not what the route promises, too big,
+    or a file longer or shorter than the kit itself listed. A rogue, or a broken agent."""

@@ -1,4 +1,4 @@
-"""Jobs on many kits: submit everywhere at once, watch, follow logs, collect results.
+"""Jobs on many kits: submit everywhere at once, watch, follow logs (their files: `results`).
 
 Shared by the CLI and the window, so it neither prints nor touches Qt: progress and
 updates go to callbacks. A kit that is away never stops the others; each kit gets its
@@ -9,14 +9,10 @@ finds the job the first attempt made instead of queuing a second one.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
 import secrets
-import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Generic, TypeVar
 
 from agent.api.schemas import (
@@ -36,9 +32,9 @@ from app.fleet.inventory import Kit
 from app.fleet.service import Fleet
 
 __all__ = [
-    "Collected", "PerKit", "SubmitOutcome", "SubmitProgress", "async_cancel", "async_collect",
-    "async_each", "async_follow_logs", "async_job", "async_results", "async_submit",
-    "async_unschedule", "async_watch", "check_job_id", "explain", "named", "new_key",
+    "PerKit", "SubmitOutcome", "SubmitProgress", "async_cancel", "async_each", "async_explained",
+    "async_follow_logs", "async_job", "async_results", "async_submit", "async_unschedule",
+    "async_watch", "check_job_id", "explain", "named", "new_key",
 ]
 
 RETRIES = 3
@@ -66,15 +62,6 @@ class SubmitOutcome:
     created: bool = False  # False: the key had already made this job
     schedule: ScheduleInfo | None = None
     dataset: DatasetInfo | None = None
-
-
-@dataclass(frozen=True)
-class Collected:
-    kit: Kit
-    job: JobInfo
-    results: JobResults
-    folder: Path
-    files: list[Path]
 
 
 @dataclass(frozen=True)
@@ -106,7 +93,7 @@ async def async_each(fleet: Fleet, kits: list[Kit],
 
     async def one(kit: Kit) -> PerKit[T]:
         try:
-            return PerKit(kit, await _explained(fleet, kit, call))
+            return PerKit(kit, await async_explained(fleet, kit, call))
         except Error as exc:
             return PerKit(kit, None, named(kit, exc))
 
@@ -221,7 +208,7 @@ async def async_watch(fleet: Fleet, kit: Kit, job_ids: list[str] | None, on_upda
                 await asyncio.sleep(interval)
         return [latest[i] for i in ids]
 
-    return await _explained(fleet, kit, watch)
+    return await async_explained(fleet, kit, watch)
 
 
 def _pending(ids: list[str], latest: dict[str, JobInfo]) -> list[str]:
@@ -257,101 +244,27 @@ async def async_follow_logs(fleet: Fleet, kit: Kit, job_id: str, on_text: Callab
             if caught_up:
                 await asyncio.sleep(interval)
 
-    return await _explained(fleet, kit, read)
+    return await async_explained(fleet, kit, read)
 
 
 async def async_cancel(fleet: Fleet, kit: Kit, job_id: str) -> JobInfo:
-    return await _explained(fleet, kit, lambda c: c.cancel_job(check_job_id(job_id)))
+    return await async_explained(fleet, kit, lambda c: c.cancel_job(check_job_id(job_id)))
 
 
 async def async_job(fleet: Fleet, kit: Kit, job_id: str) -> JobInfo:
-    return await _explained(fleet, kit, lambda c: c.job(check_job_id(job_id)))
+    return await async_explained(fleet, kit, lambda c: c.job(check_job_id(job_id)))
 
 
 async def async_results(fleet: Fleet, kit: Kit, job_id: str) -> JobResults:
     """The result summary and the files there are, without downloading them."""
-    return await _explained(fleet, kit, lambda c: c.job_results(check_job_id(job_id)))
+    return await async_explained(fleet, kit, lambda c: c.job_results(check_job_id(job_id)))
 
 
 async def async_unschedule(fleet: Fleet, kit: Kit, schedule_id: str) -> None:
     if not re.fullmatch(JOB_ID_PATTERN, schedule_id):
         raise Error(f"{schedule_id!r} is not a schedule ID: they are 24 hex digits, as "
                     "`kitfleet jobs schedules` shows them")
-    await _explained(fleet, kit, lambda c: c.delete_schedule(schedule_id))
-
-
-# --- results -----------------------------------------------------------------------------
-
-
-async def async_collect(fleet: Fleet, kit: Kit, job_id: str, out: Path,
-                        forget: bool = False) -> Collected:
-    """Download every result file to `out/<kit>/<job_id>/`, all or nothing.
-
-    Files land in a hidden folder beside the target, which is renamed into place only
-    once all are complete; a download that breaks off leaves the previous copy, if any.
-    `forget` then deletes the job and its files on the kit.
-    """
-    check_job_id(job_id)
-
-    async def fetch(client: KitClient) -> Collected:
-        job = await client.job(job_id)
-        if job.state not in FINISHED_STATES:
-            raise Error(f"job {job_id} on {kit.name} is still {job.state}; its results come when it "
-                        f"finishes (`kitfleet jobs watch {kit.name} {job_id}`)")
-        results = await client.job_results(job_id)
-        folder = out / _safe(kit.name) / job_id
-        try:
-            await _download_all(client, kit, job, results, folder)
-        except OSError as exc:  # the laptop's side: a full disk, a folder it may not write
-            raise Error(f"cannot save the results in {folder}: {exc.strerror or exc}") from exc
-        if forget:
-            await client.delete_job(job_id)
-        files = [folder / item.name for item in results.files]
-        return Collected(kit, job, results, folder, files)
-
-    return await _explained(fleet, kit, fetch)
-
-
-async def _download_all(client: KitClient, kit: Kit, job: JobInfo, results: JobResults,
-                        folder: Path) -> None:
-    """Every result file and job.json into a hidden folder, then renamed to `folder`."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(f".{job.job_id}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        for item in results.files:
-            await client.download_result(job.job_id, item.name, staging / item.name)
-        (staging / "job.json").write_text(json.dumps(
-            {"kit": kit.name, "device_id": kit.device_id, **job.model_dump(mode="json")}, indent=2))
-        _replace_folder(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    _fsync_all(new)
-    old = target.with_name(f".{target.name}.old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_all(folder: Path) -> None:
-    """Make the files durable before the rename that publishes them (folders too, where possible)."""
-    for path in [*folder.iterdir(), *([folder] if os.name == "posix" else [])]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _safe(name: str) -> str:
-    """A kit name as one folder name: no separators, no leading dot."""
-    return re.sub(r"[^\w.-]+", "_", name).lstrip(".") or "kit"
+    await async_explained(fleet, kit, lambda c: c.delete_schedule(schedule_id))
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -380,7 +293,7 @@ def named(kit: Kit, text: object) -> str:
     return said if said.startswith((f"{kit.name}:", f"{kit.name} ")) else f"{kit.name}: {said}"
 
 
-async def _explained(fleet: Fleet, kit: Kit, call: Callable[[KitClient], Awaitable[T]]) -> T:
+async def async_explained(fleet: Fleet, kit: Kit, call: Callable[[KitClient], Awaitable[T]]) -> T:
     try:
         return await fleet.async_call(kit, call)
     except AgentError as exc:

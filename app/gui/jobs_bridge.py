@@ -30,7 +30,8 @@ from app.fleet.client import KitClient
 from app.fleet.datasets import DatasetError, LocalDataset, scan
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit
-from app.fleet.jobs import SubmitProgress, async_collect, async_submit
+from app.fleet.jobs import SubmitProgress, async_submit
+from app.fleet.results import async_collect
 
 if TYPE_CHECKING:
     from app.gui.bridge import FleetBridge
@@ -72,7 +73,7 @@ class JobsBridge(QObject):
     submit_progress = Signal(str, object)  # (device ID, SubmitProgress): uploading, retrying
     submitted = Signal(str, object)  # (device ID, JobInfo or ScheduleInfo)
     logs_read = Signal(str, object)  # (device ID, JobLogs)
-    results_saved = Signal(str, object)  # (device ID, app.fleet.jobs.Collected)
+    results_saved = Signal(str, object)  # (device ID, app.fleet.results.Collected)
     changed = Signal(str, str)  # (device ID, what was done, for the status bar)
 
     def __init__(self, host: FleetBridge) -> None:

@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from agent.api.schemas import FINISHED_STATES, JobInfo, ScheduleInfo
-from app.fleet.jobs import Collected
+from app.fleet.results import Collected
+from app.fleet.text import printable
 from app.gui._qt import timer
 from app.gui.job_log_view import JobLogView
 from app.gui.job_result_view import JobResultView
@@ -56,6 +57,7 @@ class JobsTab(QWidget):
         self.model = JobsTableModel(self)
         self.message = QLabel()
         self.message.setWordWrap(True)
+        self.message.setTextFormat(Qt.TextFormat.PlainText)  # it shows what kits say: never HTML
         self.table = self._make_table()
         self.new_button, self.cancel_button = QPushButton("&New job…"), QPushButton("&Cancel job")
         self.logs_button, self.save_button = QPushButton("&Logs"), QPushButton("&Save results…")
@@ -253,9 +255,12 @@ class JobsTab(QWidget):
     @Slot(str, object)
     def _on_saved(self, device_id: str, saved: Collected) -> None:
         names = ", ".join([*(path.name for path in saved.files), "job.json"])
-        self.status.emit(f"Saved {names} to {saved.folder}")
+        refused = "; ".join(f"refused {printable(r.name)[:80]}: {r.reason}" for r in saved.refused)
+        said = names + (f". The kit also listed names the app does not save ({refused})"
+                        if refused else "")
+        self.status.emit(f"Saved {said} to {saved.folder}")
         if device_id == self._device:
-            self.message.setText(f"Results saved to {saved.folder}: {names}")
+            self.message.setText(f"Results saved to {saved.folder}: {said}")
 
     @Slot(str, bool)
     def _pause_schedule(self, schedule_id: str, enabled: bool) -> None:
