@@ -1,4 +1,5 @@
-"""The layering rule: the agent never needs the app or Qt, the app needs only the wire contract.
+"""The layering rule: the agent never needs the app or Qt; the app needs only the wire contract and the
+shared toolkit, and the toolkit needs nothing of the agent but the wire contract.
 
 Static checks parse every source file with `ast` (imports inside functions and
 TYPE_CHECKING blocks count too); the subprocess checks catch what the static
@@ -18,6 +19,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 WIRE_CONTRACT = "agent.api.schemas"
+TOOLKIT = "agent.toolkit"
+SHARED = (WIRE_CONTRACT, TOOLKIT)  # what the app may import from the agent
 
 
 def sources(package: str) -> list[Path]:
@@ -68,7 +71,7 @@ def _is_banned(name: str, banned: str) -> bool:
     if banned == "app":
         return within(name, "app")
     assert banned == "agent"
-    return within(name, "agent") and not within(name, WIRE_CONTRACT)
+    return within(name, "agent") and not any(within(name, shared) for shared in SHARED)
 
 
 # --- the checker itself -------------------------------------------------------
@@ -87,6 +90,8 @@ def test_the_checker_judges_names_as_the_rule_means() -> None:
     assert _is_banned("agent.api.app", "agent")
     assert _is_banned("agent.api.schemas_extra", "agent")
     assert not _is_banned("agent.api.schemas.Manifest", "agent")
+    assert not _is_banned("agent.toolkit.images.decode_image", "agent")
+    assert _is_banned("agent.toolkits", "agent")
     assert _is_banned("app", "app")
     assert not _is_banned("appdirs", "app")
     assert _is_banned("PyQt5.QtCore", "qt")
@@ -106,8 +111,14 @@ def test_agent_imports_neither_qt_nor_the_app(banned: str) -> None:
     assert offences("agent", banned) == []
 
 
-def test_app_imports_only_the_wire_contract_from_the_agent() -> None:
+def test_app_imports_only_the_wire_contract_and_the_toolkit_from_the_agent() -> None:
     assert offences("app", "agent") == []
+
+
+@pytest.mark.parametrize("banned", ["qt", "app", "agent"])
+def test_the_toolkit_needs_only_the_wire_contract(banned: str) -> None:
+    """Both programs import the toolkit, so it must not pull the agent's domain or HTTP layer in."""
+    assert offences("agent/toolkit", banned) == []
 
 
 def test_app_fleet_never_imports_qt() -> None:
