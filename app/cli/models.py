@@ -8,12 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import InferResult
-from app.cli.common import emit, open_fleet
+from agent.api.schemas import InferResult, ModelInfo
+from app.cli.common import age, emit, open_fleet, say
 from app.cli.types import CommandFactory, Handler
 from app.fleet.client import RawOutputs
 from app.fleet.deploy import Progress, async_deploy
-from app.fleet.errors import Error
+from app.fleet.errors import Error, IdentityChanged, KitUnreachable
+from app.fleet.inventory import Kit
+from app.fleet.known_models import KnownModels
+from app.fleet.service import Fleet
+from app.fleet.snapshot import Snapshots
 
 
 def add_commands(command: CommandFactory) -> None:
@@ -51,7 +55,7 @@ class _ProgressLine:
         if self._last.get(p.kit) == text or (p.stage == "uploading" and pct % 10 and pct != 100):
             return
         self._last[p.kit] = text
-        print(text, file=sys.stderr, flush=True)
+        say(text, file=sys.stderr)
 
 
 async def _deploy(args: argparse.Namespace) -> int:
@@ -78,24 +82,46 @@ async def _models(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
-        if args.action == "activate":
-            await fleet.async_call(kit, lambda c: c.activate(args.name, args.version))
-        elif args.action == "rollback":
-            await fleet.async_call(kit, lambda c: c.rollback(args.name))
-        elif args.action == "delete":
-            await fleet.async_call(kit, lambda c: c.delete_version(args.name, args.version, args.force))
-        infos = await fleet.async_call(kit, lambda c: c.models())
+        known = KnownModels(Snapshots(fleet.inventory))
+        await _change_models(args, fleet, kit, known)
+        try:
+            infos = await fleet.async_call(kit, lambda c: c.models())
+            known.listed(kit.device_id, infos)
+            note = []
+        except (KitUnreachable, IdentityChanged) as exc:
+            last = known.of(kit.device_id) if args.action == "list" else None
+            if last is None:
+                raise
+            infos, note = last[0], [f"{kit.name} is away: {exc}", f"its last known models (as read "
+                                    f"{age(last[1])}, with the changes made from this laptop since):"]
     finally:
         fleet.close()
+    if note and args.json:
+        say(*note, file=sys.stderr)
+    emit(args, [i.model_dump() for i in infos], note + _model_lines(kit.name, infos))
+    return 0
+
+
+async def _change_models(args: argparse.Namespace, fleet: Fleet, kit: Kit, known: KnownModels) -> None:
+    """Activate, roll back or delete as asked, and record what the kit confirmed at once."""
+    if args.action == "activate":
+        known.confirmed(kit.device_id, await fleet.async_call(
+            kit, lambda c: c.activate(args.name, args.version)))
+    elif args.action == "rollback":
+        known.confirmed(kit.device_id, await fleet.async_call(kit, lambda c: c.rollback(args.name)))
+    elif args.action == "delete":
+        await fleet.async_call(kit, lambda c: c.delete_version(args.name, args.version, args.force))
+        known.deleted(kit.device_id, args.name, args.version)
+
+
+def _model_lines(kit: str, infos: list[ModelInfo]) -> list[str]:
     lines = []
     for info in infos:
         for v in info.versions:
             mark = "*" if v.active else ("<" if v.version == info.previous_version else " ")
             lines.append(f"{mark} {info.name:<20} {v.version:<16} {v.precision:<5} {v.size_bytes:>10} "
                          f"{v.sha256[:12]}")
-    emit(args, [i.model_dump() for i in infos],
-         lines or [f"no models on {kit.name}"] + (["(* serving, < previous)"] if lines else []))
-    return 0
+    return [*lines, "(* serving, < previous)"] if lines else [f"no models on {kit}"]
 
 
 async def _infer(args: argparse.Namespace) -> int:

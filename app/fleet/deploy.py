@@ -12,8 +12,10 @@ from agent.api.schemas import Manifest, ModelInfo
 from app.fleet.client import KitClient
 from app.fleet.errors import Error, KitUnreachable
 from app.fleet.inventory import Kit
+from app.fleet.known_models import KnownModels
 from app.fleet.models import load_package
 from app.fleet.service import Fleet
+from app.fleet.snapshot import Snapshots
 
 CHUNK = 1 << 20
 RETRIES = 3
@@ -41,12 +43,17 @@ ProgressCallback = Callable[[Progress], None]
 
 
 async def async_deploy(fleet: Fleet, model: Path, kits: list[Kit], activate: bool,
-                       progress: ProgressCallback | None = None) -> list[DeployOutcome]:
-    """Send `model` to every kit concurrently; a failure on one kit never stops the others."""
+                       progress: ProgressCallback | None = None,
+                       known: KnownModels | None = None) -> list[DeployOutcome]:
+    """Send `model` to every kit concurrently; a failure on one kit never stops the others.
+
+    What each kit confirms is written into its last-known models at once (`known`: the window
+    passes the one its views read)."""
+    known = known or KnownModels(Snapshots(fleet.inventory))
     manifest = await asyncio.to_thread(checked_package, model)  # hashes the file: keep the loop free
     report = progress or (lambda _: None)
     return list(await asyncio.gather(
-        *(_deploy_one(fleet, model, manifest, kit, activate, report) for kit in kits)))
+        *(_deploy_one(fleet, model, manifest, kit, activate, report, known) for kit in kits)))
 
 
 def checked_package(model: Path) -> Manifest:
@@ -59,7 +66,7 @@ def checked_package(model: Path) -> Manifest:
 
 
 async def _deploy_one(fleet: Fleet, model: Path, manifest: Manifest, kit: Kit, activate: bool,
-                      report: ProgressCallback) -> DeployOutcome:
+                      report: ProgressCallback, known: KnownModels) -> DeployOutcome:
     advice = int8_advice(fleet, kit, manifest)
     for attempt in range(1, RETRIES + 1):
         try:
@@ -75,6 +82,7 @@ async def _deploy_one(fleet: Fleet, model: Path, manifest: Manifest, kit: Kit, a
             report(Progress(kit.name, "failed", 0, manifest.size_bytes, str(exc)))
             return DeployOutcome(kit, False, str(exc), advice=advice)
         else:
+            known.confirmed(kit.device_id, info)
             report(Progress(kit.name, "done", manifest.size_bytes, manifest.size_bytes))
             state = "active" if info.active_version == manifest.version else "installed"
             return DeployOutcome(kit, True, f"{manifest.name} {manifest.version} {state}", info, advice)

@@ -23,6 +23,7 @@ from agent.api.schemas import InferResult, ModelInfo
 from app.fleet.client import KitClient, RawOutputs
 from app.fleet.deploy import async_deploy
 from app.fleet.errors import Error
+from app.fleet.known_models import KnownModels
 from app.fleet.models import load_package
 from app.fleet.quantize import Mode, quantize_model
 
@@ -83,16 +84,25 @@ class ModelsBridge(QObject):
     def load_models(self, device_id: str) -> None:
         self._host.submit("models", self._async_load(device_id))
 
+    # each change is written into the kit's last-known models as soon as the kit confirms it
     def activate(self, device_id: str, name: str, version: str) -> None:
-        self._change("activate", device_id, lambda c: c.activate(name, version),
-                     f"{name} {version} is now serving")
+        async def activate(c: KitClient) -> None:
+            self._known.confirmed(device_id, await c.activate(name, version))
+
+        self._change("activate", device_id, activate, f"{name} {version} is now serving")
 
     def rollback(self, device_id: str, name: str) -> None:
-        self._change("roll back", device_id, lambda c: c.rollback(name), f"{name} rolled back")
+        async def rollback(c: KitClient) -> None:
+            self._known.confirmed(device_id, await c.rollback(name))
+
+        self._change("roll back", device_id, rollback, f"{name} rolled back")
 
     def delete_version(self, device_id: str, name: str, version: str, force: bool) -> None:
-        self._change("delete", device_id, lambda c: c.delete_version(name, version, force),
-                     f"{name} {version} deleted")
+        async def delete(c: KitClient) -> None:
+            await c.delete_version(name, version, force)
+            self._known.deleted(device_id, name, version)
+
+        self._change("delete", device_id, delete, f"{name} {version} deleted")
 
     def check_package(self, model: Path) -> None:
         self._host.submit("model check", self._async_check(model))
@@ -112,6 +122,11 @@ class ModelsBridge(QObject):
 
     # on the loop thread -----------------------------------------------------------------
 
+    @property
+    def _known(self) -> KnownModels:
+        """The kits' last-known models, as the window's views read them (on the loop thread)."""
+        return KnownModels(self._host.ops.snapshots)
+
     async def _on_kit(self, device_id: str, call: Callable[[KitClient], Awaitable[T]]) -> T:
         fleet = self._host.fleet
         return await fleet.async_call(fleet.inventory.get(device_id), call)
@@ -122,6 +137,7 @@ class ModelsBridge(QObject):
         except Error as exc:  # the tab says why; no window for a list nobody asked to change
             self.models_unavailable.emit(device_id, str(exc))
             return
+        self._known.listed(device_id, infos)
         self.models_loaded.emit(device_id, infos)
 
     async def _async_change(self, device_id: str, call: Callable[[KitClient], Awaitable[object]],
@@ -135,6 +151,7 @@ class ModelsBridge(QObject):
         except Error:
             await self._async_load(device_id)  # refused: show what the kit holds now
             raise
+        self._known.listed(device_id, infos)
         self.models_loaded.emit(device_id, infos)
         self.changed.emit(device_id, done)
 
@@ -145,7 +162,8 @@ class ModelsBridge(QObject):
     async def _async_deploy(self, model: Path, device_ids: list[str], activate: bool) -> None:
         fleet = self._host.fleet
         kits = [fleet.inventory.get(device_id) for device_id in device_ids]
-        outcomes = await async_deploy(fleet, model, kits, activate, self.deploy_progress.emit)
+        outcomes = await async_deploy(fleet, model, kits, activate, self.deploy_progress.emit,
+                                      self._known)
         self.deployed.emit(outcomes)
 
     async def _async_infer(self, device_id: str, name: str, version: str | None,
