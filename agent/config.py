@@ -51,6 +51,12 @@ class Settings:
         default_factory=list,
         metadata=_meta("absolute paths of programs `command` jobs may run; empty turns them off"),
     )
+    allowed_stream_hosts: list[str] = field(
+        default_factory=list,
+        metadata=_meta("stream source hosts (names, addresses or networks like 10.9.0.0/16) allowed "
+                       "even where they are loopback, link-local or the kit's own; LAN cameras "
+                       "need no entry"),
+    )
     jobs_threads: int = field(default=0, metadata=_meta("threads jobs may hold; 0 = logical CPUs"))
     jobs_memory_mb: int = field(default=0, metadata=_meta("memory jobs may hold, MiB; 0 = all RAM"))
     jobs_gpus: int = field(default=-1, metadata=_meta("GPUs jobs may hold; -1 = the NVIDIA GPUs found"))

@@ -8,7 +8,7 @@ file and manifest already resolved, and folders already proven to be inside a ro
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,11 @@ from agent.api.schemas import CommandParams, JobRequest, Manifest, QuantizeParam
 from agent.auth.tokens import Caller
 from agent.errors import ApiError
 from agent.jobs.admission import Capacity
+from agent.jobs.credentials import SourceSecrets
 from agent.jobs.paths import data_roots, dataset_folder, resolve_folder
 from agent.jobs.sources import stream_source
 from agent.jobs.submitter import Submitter, require_scope
+from agent.jobs.urls import needs_secret
 from agent.models.store import ModelStore
 
 
@@ -30,6 +32,7 @@ class Preparer:
     roots_setting: list[str]
     allowed_commands: list[str]
     max_result_bytes: int
+    allowed_stream_hosts: list[str] = field(default_factory=list)
 
     def check(self, request: JobRequest, caller: Caller | None) -> None:
         """Refuse a job that cannot run here; `caller` None means a schedule made it."""
@@ -38,8 +41,9 @@ class Preparer:
             require_scope(request.kind, Submitter.of(caller))
         self.spec(request)
 
-    def spec(self, request: JobRequest) -> dict[str, Any]:
-        """Everything the worker needs, resolved now."""
+    def spec(self, request: JobRequest, resolve: bool = True) -> dict[str, Any]:
+        """Everything the worker needs, resolved now (a stream URL's host name only with
+        `resolve`: at start the worker resolves and checks it just before it connects)."""
         params = request.params
         spec: dict[str, Any] = {"kind": request.kind, "params": params,
                                 "threads": request.resources.threads,
@@ -53,7 +57,9 @@ class Preparer:
             spec["input"], spec["root"] = (str(p) for p in self._input(params))
         if isinstance(request.typed_params(), StreamParams):
             spec["source"] = stream_source(params["source"], data_roots(self.roots_setting, self.data_dir),
-                                           manifest)
+                                           manifest, self.allowed_stream_hosts, resolve)
+            if needs_secret(spec["source"]["location"]):
+                spec["secrets"] = str(SourceSecrets.in_data_dir(self.data_dir).path)
         if isinstance(request.typed_params(), CommandParams):
             self._allowed(params["argv"][0])
         return spec

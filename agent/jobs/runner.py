@@ -21,6 +21,7 @@ from typing import Any
 from agent.api.schemas import JobInfo, JobRequest, Resources
 from agent.errors import ApiError, Error, Forbidden, Refusal
 from agent.jobs.admission import Capacity, Gatekeeper, admissible, total
+from agent.jobs.credentials import SourceSecrets
 from agent.jobs.files import JobFiles
 from agent.jobs.layout import PERMANENT_EXIT
 from agent.jobs.leases import Ending, Leases
@@ -53,11 +54,13 @@ class RunnerConfig:
 class JobRunner:
     def __init__(self, queue: JobQueue, files: JobFiles, preparer: Preparer, schedules: Schedules,
                  capacity: Capacity, config: RunnerConfig, gatekeeper: Gatekeeper | None = None,
-                 finishers: dict[str, Finisher] | None = None) -> None:
+                 finishers: dict[str, Finisher] | None = None,
+                 secrets: SourceSecrets | None = None) -> None:
         self.queue, self.files, self.preparer, self.schedules = queue, files, preparer, schedules
         self.capacity, self.config = capacity, config
         self.gatekeeper = gatekeeper or Gatekeeper()
         self.finishers = finishers or {}
+        self.secrets = secrets
         self.leases = Leases(queue, owner=new_id(), lease_s=config.lease_s)
         self.running: dict[str, WorkerProcess] = {}
         self._lock = threading.RLock()
@@ -130,6 +133,18 @@ class JobRunner:
             if time.monotonic() - self._swept > self.config.sweep_every_s:
                 self._swept = time.monotonic()
                 sweep(self.queue, self.files, self.config.retention_days, self.config.max_total_bytes)
+                self._forget_stale_secrets()
+
+    def _forget_stale_secrets(self) -> None:
+        """Camera passwords are kept only while a job or schedule may still need them."""
+        if self.secrets is None:
+            return
+        db = self.queue.db
+        unfinished = db.query("SELECT id, schedule_id FROM jobs WHERE state IN ('queued', 'running')")
+        live = {f"job:{r['id']}" for r in unfinished}
+        live |= {f"schedule:{r['schedule_id']}" for r in unfinished if r["schedule_id"]}
+        live |= {f"schedule:{r['id']}" for r in db.query("SELECT id FROM schedules")}
+        self.secrets.keep_only(live)
 
     # cancel -----------------------------------------------------------------------
 
@@ -233,14 +248,15 @@ class JobRunner:
         try:
             if refusal is not None:
                 raise Forbidden("insufficient_scope", refusal)
-            spec = self.preparer.spec(request)
+            spec = self.preparer.spec(request, resolve=False)  # the worker resolves as it connects
         except Refusal as exc:
             self.leases.fail(job_id, exc.message, permanent=True)
             self.files.log(job_id, f"cannot start: {exc.message}")
             return
         attempt = row["attempts"]
         try:
-            folder = self.files.prepare(job_id, {**spec, "job_id": job_id, "attempt": attempt})
+            folder = self.files.prepare(job_id, {**spec, "job_id": job_id, "attempt": attempt,
+                                                 "schedule_id": row["schedule_id"]})
         except OSError:  # e.g. a full disk: back to the queue, the attempt not spent
             self.leases.release(job_id)
             raise

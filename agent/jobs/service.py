@@ -3,6 +3,8 @@ with the agent (see `agent/server.py`)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +20,19 @@ from agent.api.schemas import (
 from agent.auth.tokens import Caller
 from agent.config import Settings
 from agent.db import Database
+from agent.errors import ApiError
 from agent.jobs.admission import Capacity, waiting_reason
+from agent.jobs.credentials import SourceSecrets
 from agent.jobs.datasets import Datasets
 from agent.jobs.files import JobFiles
 from agent.jobs.layout import RESULTS
 from agent.jobs.prepare import Preparer
-from agent.jobs.queue import JobQueue, KeyFreed, to_info
+from agent.jobs.queue import JobQueue, KeyFreed, new_id, to_info
 from agent.jobs.retention import expires_at
 from agent.jobs.runner import JobRunner, RunnerConfig
 from agent.jobs.schedules import Schedules
 from agent.jobs.submitter import Submitter, require_scope
+from agent.jobs.urls import mask, needs_secret
 from agent.models.store import ModelStore
 
 JOBS_DIR = "jobs"
@@ -41,14 +46,17 @@ class Jobs:
         self.queue = JobQueue(db, settings.jobs_max_queued)
         self.files = JobFiles(settings.data_dir / JOBS_DIR, settings.jobs_max_log_bytes)
         self.preparer = Preparer(settings.data_dir, models, self.capacity, settings.jobs_data_roots,
-                                 settings.jobs_allowed_commands, settings.jobs_max_result_bytes)
+                                 settings.jobs_allowed_commands, settings.jobs_max_result_bytes,
+                                 settings.allowed_stream_hosts)
+        self.secrets = SourceSecrets.in_data_dir(settings.data_dir)
         self.schedules = Schedules(self.queue)
         self.datasets = Datasets(settings.data_dir, settings.max_dataset_bytes, settings.disk_reserve_bytes)
         config = RunnerConfig(max_running=settings.jobs_max_running, aging_s=settings.jobs_aging_s,
                               lease_s=settings.jobs_lease_s, retention_days=settings.jobs_retention_days,
                               max_total_bytes=settings.jobs_max_total_mb * MIB)
         self.runner = JobRunner(self.queue, self.files, self.preparer, self.schedules, self.capacity,
-                                config, finishers={"quantize": self._install_quantized})
+                                config, finishers={"quantize": self._install_quantized},
+                                secrets=self.secrets)
 
     def start(self) -> None:
         self.runner.start()
@@ -63,17 +71,34 @@ class Jobs:
         checks again; who may submit the kind is checked every time, and again in the insert."""
         submitter = Submitter.of(caller)
         require_scope(request.kind, submitter)
+        request, secret = _without_secret(request)
         checked = not self.queue.taken(request.idempotency_key)
         if checked:
             self.preparer.check(request, caller)
-        try:
-            job, created = self.queue.submit(request, submitter, checked)
-        except KeyFreed:  # its job was deleted since we looked: a new job, so check it first
-            self.preparer.check(request, caller)
-            job, created = self.queue.submit(request, submitter)
+        job_id = new_id()
+        with self._secret_kept(f"job:{job_id}", secret) as keep:
+            try:
+                job, created = self.queue.submit(request, submitter, checked, job_id)
+            except KeyFreed:  # its job was deleted since we looked: a new job, so check it first
+                self.preparer.check(request, caller)
+                job, created = self.queue.submit(request, submitter, job_id=job_id)
+            keep.append(created)
         if created:
             self.runner.wake()
         return self._with_waiting(job), created
+
+    @contextlib.contextmanager
+    def _secret_kept(self, owner: str, secret: str | None) -> Iterator[list[bool]]:
+        """Store `secret` before the row that needs it is committed (the runner may start the job
+        at once), and drop it again unless the block appends True (a row was made)."""
+        if secret is not None:
+            self.secrets.put(owner, secret)
+        kept: list[bool] = []
+        try:
+            yield kept
+        finally:
+            if secret is not None and not any(kept):
+                self.secrets.forget([owner])
 
     def get(self, job_id: str) -> JobInfo:
         return self._with_waiting(self.queue.get(job_id))
@@ -88,6 +113,7 @@ class Jobs:
     def delete(self, job_id: str) -> None:
         self.queue.delete(job_id)
         self.files.remove(job_id)
+        self.secrets.forget([f"job:{job_id}"])
 
     def logs(self, job_id: str, offset: int, limit: int) -> JobLogs:
         job = self.queue.get(job_id)
@@ -117,8 +143,13 @@ class Jobs:
     # schedules --------------------------------------------------------------------
 
     def create_schedule(self, request: ScheduleRequest, caller: Caller) -> ScheduleInfo:
+        job, secret = _without_secret(request.job)
+        request = request.model_copy(update={"job": job})
         self.preparer.check(request.job, caller)
-        schedule = self.schedules.create(request, Submitter.of(caller))
+        schedule_id = new_id()
+        with self._secret_kept(f"schedule:{schedule_id}", secret) as keep:
+            schedule = self.schedules.create(request, Submitter.of(caller), schedule_id)
+            keep.append(True)
         self.runner.wake()
         return schedule
 
@@ -142,3 +173,17 @@ class Jobs:
         self.models.install(manifest, copy)
         return {**result, "installed": True}
 
+
+def _without_secret(request: JobRequest) -> tuple[JobRequest, str | None]:
+    """The request as stored and shown (a stream URL's password masked), and the real URL when
+    it held one (kept in the secrets store, never in the job's row)."""
+    if request.kind != "stream":
+        return request, None
+    source = str(request.params["source"])
+    shown = mask(source)
+    if shown == source:
+        if needs_secret(source):
+            raise ApiError(422, "masked_password", f"{source} holds a masked password (***), not the "
+                           "camera's own", "give the camera's real user and password in the URL")
+        return request, None
+    return request.model_copy(update={"params": {**request.params, "source": shown}}), source

@@ -55,7 +55,9 @@ def deploy_detector(client: httpx.Client) -> None:
 
 def start_kit(agent: LocalAgent) -> Kit:
     agent.data_dir.mkdir(parents=True, exist_ok=True)
-    (agent.data_dir / "agent.json").write_text(json.dumps({"jobs_threads": 4}))
+    # the test's cameras are on loopback, which a kit refuses unless told (allowed_stream_hosts)
+    (agent.data_dir / "agent.json").write_text(json.dumps({"jobs_threads": 4,
+                                                           "allowed_stream_hosts": ["127.0.0.1"]}))
     agent.start()
     kit = Kit(agent, pair(agent), agent.data_dir / "datasets")
     with kit.client() as client:
@@ -262,8 +264,8 @@ def test_bad_sources_fail_clearly_and_the_agent_stays_up(kit: Kit) -> None:
     (kit.data / "notes.mp4").write_text("not a video at all\n" * 100)
     closed = free_port()
     expected = {"/dev/video77": "no camera at /dev/video77",
-                f"rtsp://127.0.0.1:{closed}/cam": f"cannot read rtsp://127.0.0.1:{closed}/cam",
-                f"http://127.0.0.1:{closed}/cam.mjpg": "cannot read http://127.0.0.1",
+                f"rtsp://127.0.0.1:{closed}/cam": "cannot read the stream at 127.0.0.1",
+                f"http://127.0.0.1:{closed}/cam.mjpg": "cannot read the stream at 127.0.0.1",
                 "corrupt.mp4": "corrupt.mp4 is not a video FFmpeg can read",
                 "notes.mp4": "notes.mp4 is not a video FFmpeg can read"}
     with kit.client() as client:

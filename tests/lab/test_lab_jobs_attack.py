@@ -15,24 +15,31 @@ Every socket here is on loopback (127.0.0.0/8 or ::1); every loop is bounded in 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import secrets
+import socket
 import sqlite3
+import stat
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 
 from app.fleet.localagent import LocalAgent
 from tests.integration import conftest as integration
-from tests.integration.conftest import AgentFactory
-from tests.integration.helpers import device_id, pair_body, raw_client
-from tests.integration.test_jobs_api import wait
+from tests.integration.conftest import AgentFactory, free_port
+from tests.integration.helpers import device_id, pair_body, raw_client, tar_archive
+from tests.integration.test_jobs_api import FINISHED, wait
+from tests.integration.test_stream import DETECTOR, deploy_detector
+from tests.videos import write_video
 
 PY = sys.executable
 start_agent = integration.start_agent  # the fixture, by name
@@ -183,3 +190,227 @@ def _refused_at_start(agent: LocalAgent, admin_token: str, jobs: dict[str, str])
             job = wait(admin, job_id, timeout=30)
             assert job["state"] == "failed", (what, job)
             assert "admin" in job["error"], (what, job["error"])
+
+
+# --- 7. stream sources cannot reach the kit itself -------------------------------------------
+
+
+class Listener:
+    """A TCP socket on loopback that counts who connects (and answers nothing useful)."""
+
+    def __init__(self, host: str = "127.0.0.1", reply: bytes = b"") -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.reply = reply
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(1)
+                conn.recv(4096)
+                conn.sendall(self.reply)
+
+    def __enter__(self) -> Listener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def _stream(client: httpx.Client, source: str, **params: Any) -> httpx.Response:
+    return client.post("/v1/jobs", json={"kind": "stream", "params": {
+        "model": DETECTOR, "source": source, **params}})
+
+
+def _outcome(client: httpx.Client, answer: httpx.Response) -> str:
+    """What the submitter learns: the refusal's words, or the job's error once it ended."""
+    if answer.status_code >= 400:
+        body = answer.json()
+        return f"{answer.status_code} {body['error']}: {body['message']} ({body.get('hint')})"
+    return f"job: {wait(client, answer.json()['job_id'], timeout=40)['error']}"
+
+
+@pytest.fixture
+def stream_kit(start_agent: AgentFactory, tmp_path: Path) -> tuple[LocalAgent, str]:
+    """An agent with the bundled detector deployed, and an operator's token."""
+    kit_settings(tmp_path / "agents" / "cams", jobs_threads=4)
+    agent = start_agent("cams", mdns=False)
+    admin, _ = pair_as(agent, "admin")
+    with raw_client(agent, admin) as client:
+        deploy_detector(client)
+    operator, _ = pair_as(agent, "operator")
+    return agent, operator  # start_agent stops it
+
+
+def test_stream_sources_aimed_at_the_kit_itself_are_refused(stream_kit: tuple[LocalAgent, str]) -> None:
+    agent, operator = stream_kit
+    closed = free_port()
+    with Listener() as target, contextlib.ExitStack() as stack, raw_client(agent, operator) as client:
+        sources = [f"rtsp://127.0.0.1:{target.port}/x", f"http://127.0.0.1:{target.port}/cam.mjpg",
+                   f"rtsp://localhost:{target.port}/x", f"rtsp://0.0.0.0:{target.port}/x",
+                   f"rtsp://127.9.8.7:{target.port}/x", f"http://2130706433:{target.port}/",
+                   f"rtsp://[::ffff:127.0.0.1]:{target.port}/x", "http://169.254.169.254/latest/meta-data/",
+                   f"https://127.0.0.1:{agent.port}/v1/health", f"https://localhost:{agent.port}/v1/health"]
+        if _ipv6_loopback():
+            six = stack.enter_context(Listener("::1"))
+            sources.append(f"http://[::1]:{six.port}/cam.mjpg")
+        else:
+            six = None
+        answers = {source: _stream(client, source) for source in sources}
+        outcomes = {source: _outcome(client, answer) for source, answer in answers.items()}
+        for source, answer in answers.items():
+            assert answer.status_code == 422, (source, outcomes[source])
+            assert answer.json()["hint"], source
+        open_port = _outcome(client, _stream(client, f"rtsp://127.0.0.1:{target.port}/x"))
+        closed_port = _outcome(client, _stream(client, f"rtsp://127.0.0.1:{closed}/x"))
+        assert open_port == closed_port, "an open and a closed port must read the same"
+        time.sleep(0.5)  # a worker that was let through would have connected by now
+        assert target.connections == 0, f"{target.connections} connection(s) reached the kit's loopback"
+        assert six is None or six.connections == 0, "a connection reached the kit's ::1"
+        assert all(j["state"] in FINISHED for j in client.get("/v1/jobs").json())
+
+
+def _redirector(host: str, location: str) -> Listener:
+    reply = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+    return Listener(host, reply)
+
+
+def test_an_allowed_camera_host_cannot_redirect_the_kit_and_failures_read_alike(
+        allowed_host: str, stream_kit: tuple[LocalAgent, str]) -> None:
+    agent, operator = stream_kit
+    garbage = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\ngarbage"
+    with Listener() as target, Listener(allowed_host, garbage) as talker, \
+            _redirector(allowed_host, f"http://127.0.0.1:{target.port}/cam.mjpg") as redirect, \
+            raw_client(agent, operator) as client:
+        moved = _stream(client, f"http://{allowed_host}:{redirect.port}/cam.mjpg")
+        assert moved.status_code == 201, moved.text
+        assert wait(client, moved.json()["job_id"], timeout=40)["state"] == "failed"
+        assert redirect.connections >= 1, "the allowed camera host was reached"
+        assert target.connections == 0, "a redirect took the kit to its own loopback"
+
+        closed = _outcome(client, _stream(client, f"rtsp://{allowed_host}:{free_port()}/live"))
+        answering = _outcome(client, _stream(client, f"rtsp://{allowed_host}:{talker.port}/live"))
+        assert talker.connections >= 1
+        assert closed.startswith("job: "), closed
+        assert closed == answering, "a closed port and one that answers must read the same"
+
+
+# --- 8. camera passwords stay on the kit, in one 0600 store --------------------------------
+
+
+def _sse_until_end(client: httpx.Client, job_id: str) -> str:
+    seen = []
+    with client.stream("GET", f"/v1/jobs/{job_id}/live") as response:
+        for line in response.iter_lines():
+            seen.append(line)
+            if line.startswith("event: end") or len(seen) > 200:
+                break
+    return "\n".join(seen)
+
+
+def test_a_camera_password_reaches_no_viewer_log_error_or_file(
+        allowed_host: str, stream_kit: tuple[LocalAgent, str]) -> None:
+    agent, operator = stream_kit
+    password = "Pw-" + secrets.token_hex(8)
+    forms = {password, quote(password), base64.b64encode(f"cam:{password}".encode()).decode()}
+    viewer, _ = pair_as(agent, "viewer")
+    admin, _ = pair_as(agent, "admin")
+    camera = f"rtsp://cam:{password}@{allowed_host}:{free_port()}/live"
+    with raw_client(agent, operator) as op, raw_client(agent, viewer) as view, \
+            raw_client(agent, admin) as adm:
+        made = _stream(op, camera)
+        assert made.status_code == 201, made.text
+        job_id = made.json()["job_id"]
+        refused = _stream(op, f"rtsp://cam:{password}@127.0.0.1:{free_port()}/live")  # a 422
+        schedule = op.post("/v1/schedules", json={"name": "night cam", "cron": "0 3 * * *", "job": {
+            "kind": "stream", "params": {"model": DETECTOR, "source": camera}}})
+        assert schedule.status_code == 201, schedule.text
+        job = wait(view, job_id, timeout=40)
+        assert job["state"] == "failed"
+        seen = {
+            "POST /v1/jobs answer": made.text, "refused submit": refused.text,
+            "POST /v1/schedules answer": schedule.text,
+            "GET /v1/jobs": view.get("/v1/jobs").text,
+            "GET /v1/jobs/{id}": view.get(f"/v1/jobs/{job_id}").text,
+            "job error": str(job["error"]),
+            "GET /v1/jobs/{id}/logs": view.get(f"/v1/jobs/{job_id}/logs").text,
+            "GET /v1/jobs/{id}/results": view.get(f"/v1/jobs/{job_id}/results").text,
+            "GET /v1/jobs/{id}/live": _sse_until_end(view, job_id),
+            "GET /v1/schedules": view.get("/v1/schedules").text,
+            "GET /v1/audit": adm.get("/v1/audit").text,
+        }
+        assert "cam:***@" in seen["GET /v1/jobs/{id}"], "the source is shown masked"
+    for where, text in seen.items():
+        leaked = [f for f in forms if f in text]
+        assert not leaked, f"the password is in {where}: {text[:300]}"
+    agent.stop()  # its files as they rest on disk, the database's -wal folded in
+    holders = []
+    for path in sorted(p for p in agent.data_dir.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if any(f.encode() in data for f in forms):
+            holders.append(path)
+    assert all("secret" in p.name for p in holders), f"the password is stored in {holders}"
+    assert len(holders) <= 1, holders
+    for path in holders:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path} is readable by others"
+
+
+# --- 9. playlists and concat lists in a dataset cannot open files outside the roots ----------
+
+
+def test_a_dataset_playlist_cannot_read_a_video_outside_the_roots(
+        stream_kit: tuple[LocalAgent, str], tmp_path: Path) -> None:
+    agent, operator = stream_kit
+    outside = write_video(tmp_path / "private" / "outside.ts", seconds=1, fps=10, size=96)
+    inside = write_video(tmp_path / "inside.mp4", seconds=1, fps=10, size=96)
+    playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\n{outside}\n#EXT-X-ENDLIST\n"
+    members = {"list.m3u8": playlist.encode(), "feed.M3U8": playlist.encode(),
+               "list.ffconcat": f"ffconcat version 1.0\nfile '{outside}'\n".encode(),
+               "clip.mp4": inside.read_bytes()}
+    with raw_client(agent, operator) as client:
+        client.put("/v1/datasets/pl", content=tar_archive(members)).raise_for_status()
+        answers = {name: _stream(client, f"pl/{name}", realtime=False)
+                   for name in ("list.m3u8", "feed.M3U8", "list.ffconcat")}
+        # a file that is a video when the job is queued and a link to the playlist when it starts
+        later = client.post("/v1/jobs", json={"kind": "stream", "not_before": time.time() + 2, "params": {
+                "model": DETECTOR, "source": "pl/clip.mp4", "realtime": False}})
+        assert later.status_code == 201, later.text
+        clip = agent.data_dir / "datasets" / "pl" / "clip.mp4"
+        clip.unlink()
+        clip.symlink_to(agent.data_dir / "datasets" / "pl" / "list.m3u8")
+        answers["clip.mp4, swapped for a link to the playlist"] = later
+        for name, answer in answers.items():
+            if answer.status_code >= 400:
+                body = answer.json()
+                assert answer.status_code == 422, (name, body)
+                assert "playlist" in body["message"] or "list" in body["message"], (name, body)
+                continue
+            job = wait(client, answer.json()["job_id"], timeout=40)
+            assert job["state"] == "failed", (name, job)
+            assert not (job["result"] or {}).get("processed"), (name, job["result"])
+            assert job["progress"]["done"] == 0, (name, job)
+            assert "playlist" in job["error"] or "list" in job["error"], (name, job["error"])

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from PIL import Image
 
@@ -21,6 +22,8 @@ from agent.errors import Refusal
 from agent.jobs.errors import JobFailed, PermanentFailure
 from agent.jobs.kinds._meter import Rate
 from agent.jobs.paths import images_under
+from agent.jobs.sources import FILE_FORMATS, playlist_kind
+from agent.jobs.urls import check_url, ffmpeg_options
 from agent.toolkit.images import decode_image
 
 __all__ = ["Frame", "LatestSlot", "Reader"]
@@ -82,9 +85,11 @@ class LatestSlot:
 class Reader(threading.Thread):
     """Decodes the source into the slot until it ends, fails or `stop` is set."""
 
-    def __init__(self, source: dict[str, Any], realtime: bool, loop: bool, slot: LatestSlot) -> None:
+    def __init__(self, source: dict[str, Any], realtime: bool, loop: bool, slot: LatestSlot,
+                 secret: str | None = None) -> None:
         super().__init__(name="decode", daemon=True)
         self.source, self.realtime, self.loop, self.slot = source, realtime, loop, slot
+        self._secret = secret  # the URL with its password: opened, never shown
         self.stop = threading.Event()
         self.decoded = 0
         self.rate = Rate()  # frames read per second
@@ -117,7 +122,7 @@ class Reader(threading.Thread):
     def _video(self) -> Iterator[Frame]:
         import av
 
-        container = _open(self.source)
+        container = _open(self.source, self._secret)
         try:
             stream = _video_stream(container, self.source["location"])
             # Frame threading decodes ahead in FFmpeg's own threads: more frames a second from a
@@ -207,16 +212,35 @@ def _packet_time(packet: Any, count: int, rate: float) -> float:
     return float(stamp * packet.time_base)
 
 
-def _open(source: dict[str, Any]) -> Any:
+def _open(source: dict[str, Any], secret: str | None = None) -> Any:
     import av
 
-    location, kind = source["location"], source["kind"]
-    options = {"rtsp_transport": "tcp"} if location.lower().startswith("rtsp") else {}
+    location, options = _opening(source, secret)
     try:
-        return av.open(location, format="v4l2" if kind == "device" else None, options=options,
+        return av.open(location, format="v4l2" if source["kind"] == "device" else None, options=options,
                        timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
     except (av.error.FFmpegError, OSError) as exc:
         raise PermanentFailure(_cannot_open(source, exc)) from None
+
+
+def _opening(source: dict[str, Any], secret: str | None) -> tuple[str, dict[str, str]]:
+    """What FFmpeg opens, and the options that hold it to that: a URL is resolved, checked and
+    pinned to the checked address now, as it connects; a file is one video file, read through
+    the file protocol only."""
+    location, kind = source["location"], source["kind"]
+    if kind == "url":
+        try:
+            target = check_url(secret or location, source.get("allowed_hosts", []))
+        except Refusal as exc:
+            raise PermanentFailure(exc.message) from None
+        return target.url, ffmpeg_options(target)
+    if kind == "file":
+        playlist = playlist_kind(Path(location))
+        if playlist is not None:
+            raise PermanentFailure(f"{Path(location).name} is {playlist}: stream jobs read one video "
+                                   "file, never a list that names other files")
+        return location, {"protocol_whitelist": "file", "format_whitelist": ",".join(FILE_FORMATS)}
+    return location, {}
 
 
 def _video_stream(container: Any, location: str) -> Any:
@@ -237,16 +261,25 @@ def _cannot_open(source: dict[str, Any], exc: BaseException) -> str:
         if isinstance(exc, PermissionError):
             return f"the agent may not read {location}: add its user to the video group"
         return f"the camera at {location} did not open ({reason})"
-    if kind == "url":
-        return (f"cannot read {location}: {reason}; check the address, and that the camera is on "
-                "and reachable from the kit")
-    return (f"{Path(location).name} is not a video FFmpeg can read ({reason}); "
-            "check it plays in a video player")
+    if kind == "url":  # one answer for every failure: the kit is not a port scanner
+        return (f"cannot read the stream at {_host(location)}: no video came from it; check the "
+                "address, the user and password, and that the camera is on and reachable from the kit")
+    return (f"{Path(location).name} is not a video FFmpeg can read ({reason}); check it plays in a "
+            "video player (playlists and lists of files are not read)")
 
 
 def _broken(source: dict[str, Any], exc: BaseException, frames: int) -> Exception:
     """A source that broke off after `frames` frames: a retry may help a live one, not a file."""
+    if source["kind"] == "url":
+        return JobFailed(f"the stream at {_host(source['location'])} broke off after {frames} frame(s)")
     message = f"{source['location']} broke off after {frames} frame(s): {_reason(exc)}"
     if source["kind"] == "file":  # the same bytes would break the same way again
         return PermanentFailure(message)
     return JobFailed(message)
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "the source"
+    except ValueError:
+        return "the source"

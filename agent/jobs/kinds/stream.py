@@ -8,11 +8,13 @@ live view. Latency is measured from the decoded frame being ready to its answer.
 from __future__ import annotations
 
 import json
-import re
 import time
+from pathlib import Path
 from typing import Any
 
 from agent.api.schemas import InferResult, Manifest
+from agent.jobs.credentials import SourceSecrets
+from agent.jobs.errors import PermanentFailure
 from agent.jobs.kinds._frames import Frame, LatestSlot, Reader
 from agent.jobs.kinds._keep import COUNTS_HEADER, Counts, Rotating, Snapshots
 from agent.jobs.kinds._meter import Latencies, Rate
@@ -20,25 +22,34 @@ from agent.jobs.kinds._model import load, model_fields
 from agent.jobs.kinds._publish import Publisher
 from agent.jobs.live import SNAPSHOTS
 from agent.jobs.report import Reporter
+from agent.jobs.urls import mask
 from agent.models.infer import run_batch
 
-__all__ = ["mask", "run"]
+__all__ = ["mask", "run", "source_secret"]
 
 TOP_K = 3
 FLUSH_EVERY_S = 1.0
 LOG_EVERY_S = 60.0
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def mask(location: str) -> str:
-    """A URL without the user and password it may carry (rtsp://user:pass@camera/…)."""
-    return _CREDENTIALS.sub("***@", location)
 
 
 def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     manifest, session = load(spec, report)
     job = StreamJob(spec, report, manifest, session)
     return job.run()
+
+
+def source_secret(spec: dict[str, Any]) -> str | None:
+    """The source URL with its password, from the secrets store, for a source shown masked; read
+    here in the worker, the one process that opens the source, and never written anywhere."""
+    location = spec["source"]["location"]
+    if "secrets" not in spec:
+        return None
+    owners = [f"job:{spec.get('job_id')}", f"schedule:{spec.get('schedule_id')}"]
+    url = SourceSecrets(Path(spec["secrets"])).get(owners)
+    if url is None or mask(url) != location:
+        raise PermanentFailure(f"the password for {location} is no longer on the kit; "
+                               "submit the job again with it")
+    return url
 
 
 class StreamJob:
@@ -48,7 +59,8 @@ class StreamJob:
         self.fps: float | None = params.get("fps")
         keep, budget = set(params["keep"]), spec["max_result_bytes"]
         self.slot = LatestSlot()
-        self.reader = Reader(self.source, params["realtime"], params["loop"], self.slot)
+        self.reader = Reader(self.source, params["realtime"], params["loop"], self.slot,
+                             source_secret(spec))
         results = report.results
         self.detections = (Rotating(results, "results.jsonl", "results.1.jsonl", budget // 8)
                            if "detections" in keep else None)

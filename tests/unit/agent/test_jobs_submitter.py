@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from agent.api.schemas import JobRequest, ScheduleRequest
 from agent.auth.tokens import TokenStore
 from agent.db import Database
 from agent.errors import ApiError
+from agent.jobs.credentials import SourceSecrets
 from agent.jobs.queue import JobQueue, KeyFreed
 from agent.jobs.schedules import Schedules
 from agent.jobs.submitter import UNKNOWN, Submitter, may_start
@@ -88,3 +90,13 @@ def test_an_old_database_upgrades_with_unknown_submitters(tmp_path: Path) -> Non
     finally:
         db.close()
 
+
+def test_the_secrets_store_is_the_agents_alone_and_forgets(tmp_path: Path) -> None:
+    store = SourceSecrets.in_data_dir(tmp_path)
+    store.put("job:a", "rtsp://u:pw-one@cam/x")
+    store.put("schedule:s", "rtsp://u:pw-two@cam/x")
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert store.get(["job:b", "schedule:s"]) == "rtsp://u:pw-two@cam/x"
+    store.forget(["job:a"])
+    assert store.get(["job:a"]) is None
+    assert b"pw-one" not in store.path.read_bytes(), "a forgotten password is overwritten"
