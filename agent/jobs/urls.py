@@ -23,7 +23,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from agent.errors import ApiError
 
-__all__ = ["MASK", "Target", "check_url", "ffmpeg_options", "mask", "needs_secret"]
+__all__ = ["MASK", "Target", "check_url", "ffmpeg_options", "mask", "needs_secret", "scrub"]
 
 MASK = "***"
 SCHEMES = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
@@ -65,6 +65,21 @@ def mask(url: str) -> str:
     if netloc == parts.netloc and query == parts.query:
         return url
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` with every password in `url` (userinfo or query) replaced by ***."""
+    secrets = []
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text.replace(url, mask(url))
+    if parts.password:
+        secrets.append(parts.netloc.rsplit("@", 1)[0].split(":", 1)[1])
+    secrets += [m.group(3) for m in _SECRET_QUERY.finditer(parts.query) if m.group(3)]
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def needs_secret(url: str) -> bool:

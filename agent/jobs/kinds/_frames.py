@@ -23,7 +23,7 @@ from agent.jobs.errors import JobFailed, PermanentFailure
 from agent.jobs.kinds._meter import Rate
 from agent.jobs.paths import images_under
 from agent.jobs.sources import FILE_FORMATS, playlist_kind
-from agent.jobs.urls import check_url, ffmpeg_options
+from agent.jobs.urls import check_url, ffmpeg_options, scrub
 from agent.toolkit.images import decode_image
 
 __all__ = ["Frame", "LatestSlot", "Reader"]
@@ -108,6 +108,11 @@ class Reader(threading.Thread):
                     return
         except (PermanentFailure, JobFailed) as exc:
             self.error = exc
+        except Exception as exc:
+            if self._secret is None:
+                raise
+            # an error from the decoder may quote the URL it opened, password and all
+            self.error = JobFailed(scrub(f"the decoder failed: {type(exc).__name__}: {exc}", self._secret))
         finally:
             self.opened.set()
             self.slot.close()

@@ -16,7 +16,7 @@ import pytest
 from agent.errors import ApiError
 from agent.jobs.kinds._frames import _opening
 from agent.jobs.sources import playlist_kind
-from agent.jobs.urls import check_url, ffmpeg_options, mask, needs_secret
+from agent.jobs.urls import check_url, ffmpeg_options, mask, needs_secret, scrub
 from tests.videos import write_video
 
 
@@ -112,3 +112,11 @@ def test_the_worker_opens_a_file_as_one_video_even_when_the_name_check_is_passed
         assert unguarded.format.name == "hls"
     with pytest.raises((av.error.FFmpegError, OSError)):
         av.open(str(playlist), options=dict(options))
+
+
+def test_a_decoder_message_quoting_the_url_is_scrubbed() -> None:
+    url = "rtsp://admin:pa55@10.0.0.9/x?token=t0k"
+    said = f"Invalid data found when processing input: '{url}' (auth pa55)"
+    assert "pa55" not in scrub(said, url)
+    assert "t0k" not in scrub(said, url)
+    assert "admin:***@10.0.0.9" in scrub(said, url)
