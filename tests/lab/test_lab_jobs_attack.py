@@ -232,6 +232,35 @@ class Listener:
         self.sock.close()
 
 
+class AuthCamera(Listener):
+    """An RTSP server on loopback that asks for Basic credentials and records every request."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(host)
+        self.requests: list[str] = []
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(2)
+                while request := conn.recv(8192).decode("latin-1"):
+                    self.requests.append(request)
+                    cseq = next((line for line in request.split("\r\n") if line.lower().startswith("cseq")),
+                                "CSeq: 1")
+                    conn.sendall(f"RTSP/1.0 401 Unauthorized\r\n{cseq}\r\n"
+                                 'WWW-Authenticate: Basic realm="cam"\r\n\r\n'.encode())
+
+    def saw(self, user: str, password: str) -> int:
+        """How many requests carried exactly these credentials."""
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return sum(f"Authorization: Basic {token}" in r for r in self.requests)
+
+
 def _ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as probe:
@@ -347,18 +376,24 @@ def test_a_camera_password_reaches_no_viewer_log_error_or_file(
     forms = {password, quote(password), base64.b64encode(f"cam:{password}".encode()).decode()}
     viewer, _ = pair_as(agent, "viewer")
     admin, _ = pair_as(agent, "admin")
-    camera = f"rtsp://cam:{password}@{allowed_host}:{free_port()}/live"
-    with raw_client(agent, operator) as op, raw_client(agent, viewer) as view, \
-            raw_client(agent, admin) as adm:
+    with AuthCamera(allowed_host) as cam, raw_client(agent, operator) as op, \
+            raw_client(agent, viewer) as view, raw_client(agent, admin) as adm:
+        camera = f"rtsp://cam:{password}@{allowed_host}:{cam.port}/live"
         made = _stream(op, camera)
         assert made.status_code == 201, made.text
         job_id = made.json()["job_id"]
         refused = _stream(op, f"rtsp://cam:{password}@127.0.0.1:{free_port()}/live")  # a 422
-        schedule = op.post("/v1/schedules", json={"name": "night cam", "cron": "0 3 * * *", "job": {
+        schedule = op.post("/v1/schedules", json={"name": "night cam", "cron": "* * * * * *", "job": {
             "kind": "stream", "params": {"model": DETECTOR, "source": camera}}})
         assert schedule.status_code == 201, schedule.text
+        schedule_id = schedule.json()["schedule_id"]
         job = wait(view, job_id, timeout=40)
         assert job["state"] == "failed"
+        fired = _first_scheduled_job(view, schedule_id)
+        op.patch(f"/v1/schedules/{schedule_id}", json={"enabled": False}).raise_for_status()
+        assert fired["state"] == "failed"
+        assert fired["error"] == job["error"], "the scheduled job found the password too"
+        assert cam.saw("cam", password) >= 2, "the worker sent the real password, for both jobs"
         seen = {
             "POST /v1/jobs answer": made.text, "refused submit": refused.text,
             "POST /v1/schedules answer": schedule.text,
@@ -368,6 +403,7 @@ def test_a_camera_password_reaches_no_viewer_log_error_or_file(
             "GET /v1/jobs/{id}/logs": view.get(f"/v1/jobs/{job_id}/logs").text,
             "GET /v1/jobs/{id}/results": view.get(f"/v1/jobs/{job_id}/results").text,
             "GET /v1/jobs/{id}/live": _sse_until_end(view, job_id),
+            "scheduled job's log": view.get(f"/v1/jobs/{fired['job_id']}/logs").text,
             "GET /v1/schedules": view.get("/v1/schedules").text,
             "GET /v1/audit": adm.get("/v1/audit").text,
         }
@@ -385,6 +421,16 @@ def test_a_camera_password_reaches_no_viewer_log_error_or_file(
     assert len(holders) <= 1, holders
     for path in holders:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path} is readable by others"
+
+
+def _first_scheduled_job(client: httpx.Client, schedule_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        jobs = client.get("/v1/jobs", params={"schedule_id": schedule_id}).json()
+        if jobs:
+            return wait(client, jobs[-1]["job_id"], timeout=40)
+        time.sleep(0.2)
+    raise AssertionError("the schedule queued no job")
 
 
 # --- 9. playlists and concat lists in a dataset cannot open files outside the roots ----------
