@@ -10,7 +10,6 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
@@ -61,27 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _EscapingFormatter(logging.Formatter):
-    """One record, one line: control characters in a message (a schedule's name, a path someone
-    sent) are escaped, so no log line can steer a terminal or pass for another line."""
-
-    def __init__(self, fmt: str, escape: Callable[[str], str]) -> None:
-        super().__init__(fmt)
-        self._escape = escape
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return self._escape(super().formatMessage(record))
-
-
 def _setup_logging(data_dir: Path) -> None:
-    from agent.api.schemas import printable
+    from agent.toolkit.logs import PrintableFormatter
 
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     handlers.append(logging.handlers.RotatingFileHandler(
         data_dir / "agent.log", maxBytes=1 << 20, backupCount=3))
     for handler in handlers:
-        handler.setFormatter(_EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                                printable))
+        handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=handlers)
 
 

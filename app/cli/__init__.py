@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
+from agent.toolkit.logs import PrintableFormatter
 from app import __version__
 from app.cli import jobs, kits, models, provision, quantize, report, stream
 from app.cli.common import settings
@@ -46,8 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _setup_logging() -> None:
+    """Warnings and bugs to stderr, each message escaped: an exception may quote a kit."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("kitfleet %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _setup_logging()
     if args.command is None:
         from app.gui.main import run_gui
 
