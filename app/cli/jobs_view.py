@@ -43,7 +43,7 @@ def bar_line(kit: str, job: JobInfo) -> str:
     done, total = job.progress.done, job.progress.total
     if job.state == "done" and not total:
         done = total = 1
-    filled = BAR * done // total if total else 0
+    filled = min(max(BAR * done // total, 0), BAR) if total else 0  # whatever counts a kit sends
     pct = f"{100 * done // total:3d}%" if total else "    "
     tail = job.waiting if job.state == "queued" and job.waiting else job.error or ""
     return printable(f"{kit:<12} {job.job_id[:12]} {job.kind:<11} {job.state:<11} "

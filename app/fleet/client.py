@@ -132,10 +132,12 @@ class KitClient:
         params: dict[str, Any] = {"since": since, "limit": limit}
         if since_seq is not None:
             params["since_seq"] = since_seq
-        return await self._get(Metrics, "/v1/metrics", params=params)
+        metrics = await self._get(Metrics, "/v1/metrics", params=params)
+        return metrics.model_copy(update={"samples": metrics.samples[:limit]})  # no more than asked
 
     async def audit(self, since_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
-        return await self._list(AuditEntry, "/v1/audit", params={"since_seq": since_seq, "limit": limit})
+        entries = await self._list(AuditEntry, "/v1/audit", params={"since_seq": since_seq, "limit": limit})
+        return entries[:limit]  # a kit sending more than asked does not get it kept
 
     async def revoke_token(self, token_id: str) -> None:
         await self._request("DELETE", f"/v1/tokens/{token_id}")
@@ -194,7 +196,7 @@ class KitClient:
 
     async def jobs(self, states: list[str] | None = None, limit: int = 100) -> list[JobInfo]:
         params: dict[str, Any] = {"limit": limit} | ({"state": states} if states else {})
-        return await self._list(JobInfo, "/v1/jobs", params=params)
+        return (await self._list(JobInfo, "/v1/jobs", params=params))[:limit]
 
     async def job(self, job_id: str) -> JobInfo:
         return await self._get(JobInfo, f"/v1/jobs/{job_id}")
