@@ -27,7 +27,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -195,6 +195,9 @@ def _refused_at_start(agent: LocalAgent, admin_token: str, jobs: dict[str, str])
 # --- 7. stream sources cannot reach the kit itself -------------------------------------------
 
 
+L = TypeVar("L", bound="Listener")
+
+
 class Listener:
     """A TCP socket on loopback that counts who connects (and answers nothing useful)."""
 
@@ -222,7 +225,7 @@ class Listener:
                 conn.recv(4096)
                 conn.sendall(self.reply)
 
-    def __enter__(self) -> Listener:
+    def __enter__(self: L) -> L:
         self._thread.start()
         return self
 
