@@ -173,6 +173,9 @@ _COMMANDS = {"run": _run, "pair-code": _pair_code, "identity": _identity, "enrol
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before any file is made: the database holds the pairing key and token hashes, so
+    # nothing the agent writes may be readable by another local user.
+    os.umask(PRIVATE_UMASK)
     args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
@@ -190,9 +193,6 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-    # Before any file is made: the database holds the pairing key and token hashes, so
-    # nothing the agent writes may be readable by another local user.
-    os.umask(PRIVATE_UMASK)
         return 130
 
 
