@@ -7,6 +7,7 @@ that crashes or hangs ONNX Runtime must not take the agent down with it.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -84,18 +85,18 @@ def check_in_process(path: Path, manifest: Manifest) -> None:
 def check_self_contained(path: Path) -> None:
     """Refuse a model whose tensors name another file (ONNX external data): ONNX Runtime would
     read that file, the kit's TLS key or another upload, and a raw model would answer its bytes.
-    Parsed with `onnx`, its external data left unloaded."""
-    import onnx
-
+    Parsed as onnx's ModelProto, nothing it names read."""
     size = path.stat().st_size
     if size > MAX_ONNX_BYTES:  # protobuf cannot hold it: such a model keeps its weights elsewhere
         raise VerificationFailed(f"the file has {size} bytes; an ONNX file holds at most "
                                  f"{MAX_ONNX_BYTES} and a kit takes the model as one file")
+    model = _model_proto()()
     try:
-        model = onnx.load_model(str(path), load_external_data=False)
+        model.ParseFromString(path.read_bytes())
     except Exception as exc:  # protobuf raises several types on a file that is not ONNX
         raise VerificationFailed(f"the file is not an ONNX model ({type(exc).__name__})") from None
     found = external_data_of(model)
+    del model  # ONNX Runtime loads it next: do not hold two copies
     if found:
         name, location = found[0]
         more = f" (and {len(found) - 1} more tensors)" if len(found) > 1 else ""
@@ -103,6 +104,24 @@ def check_self_contained(path: Path) -> None:
             f"the model keeps tensor {name!r}{more} in another file ({location!r}); a kit takes a "
             "model as one file and reads nothing beside it: save it as one file with "
             "onnx.save_model(model, path, save_as_external_data=False)")
+
+
+def _model_proto() -> Any:
+    """onnx's ModelProto class from its generated protobuf module alone: `import onnx` costs
+    seconds (its ml_dtypes) in every verification, and only this class is needed."""
+    if "onnx" in sys.modules:  # already paid for (a quantize job): the same class
+        return sys.modules["onnx"].ModelProto
+    package = importlib.util.find_spec("onnx")  # found, not imported
+    generated = Path(package.origin).with_name("onnx_ml_pb2.py") if package and package.origin else None
+    spec = (importlib.util.spec_from_file_location("_onnx_ml_pb2", generated)
+            if generated and generated.is_file() else None)
+    if spec is None or spec.loader is None:
+        import onnx  # a layout this does not know: the slow way
+
+        return onnx.ModelProto
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ModelProto
 
 
 def _check_signature(session: Any, manifest: Manifest) -> None:
