@@ -71,7 +71,10 @@ class Settings:
     jobs_max_result_bytes: int = field(default=256 << 20, metadata=_meta("result files per job, at most"))
     jobs_max_total_mb: int = field(
         default=2048, metadata=_meta("all jobs' files; the oldest finished jobs go first beyond it"))
-    max_dataset_bytes: int = field(default=1 << 30, metadata=_meta("largest dataset archive accepted"))
+    max_dataset_bytes: int = field(
+        default=1 << 30, metadata=_meta("largest dataset accepted, as sent and as unpacked"))
+    max_dataset_files: int = field(
+        default=100_000, metadata=_meta("most files and folders a dataset archive may unpack to"))
     http_max_connections: int = field(
         default=512, metadata=_meta("connections and requests served at once; more get 503"))
     http_header_timeout_s: float = field(

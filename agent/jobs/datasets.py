@@ -2,8 +2,9 @@
 
 Only plain files and folders are unpacked; links, devices and names leaving the
 folder refuse the whole archive. The archive is streamed to a bounded temp file,
-unpacked into a staging folder and renamed into place, so a half-unpacked dataset
-is never visible to a job.
+measured as it unpacks (bytes, files, room on the disk; `archives.py`), unpacked
+into a staging folder and renamed into place, so a half-unpacked dataset is never
+visible to a job.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import asyncio
 import errno
 import os
 import shutil
-import tarfile
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from agent.api.schemas import DatasetInfo
 from agent.errors import ApiError
+from agent.jobs import archives
 from agent.jobs.paths import DATASETS
 from agent.models.store import check_name
 from agent.storage import fsync_dir
@@ -28,9 +29,11 @@ _SPACE_CHECK = 8 << 20  # bytes between free-space checks while an archive arriv
 
 
 class Datasets:
-    def __init__(self, data_dir: Path, max_bytes: int, reserve_bytes: int = 0) -> None:
+    def __init__(self, data_dir: Path, max_bytes: int, reserve_bytes: int = 0,
+                 max_files: int = 100_000) -> None:
         self.root = data_dir / DATASETS
-        self.max_bytes = max_bytes
+        self.max_bytes = max_bytes  # as sent, and as unpacked
+        self.max_files = max_files  # files and folders, as unpacked
         self.reserve_bytes = reserve_bytes  # space a dataset never takes, as for model uploads
         self.root.mkdir(parents=True, exist_ok=True)
         for leftover in self.root.glob(f"{_STAGING}*"):
@@ -74,13 +77,11 @@ class Datasets:
                            "delete old datasets or model versions, or send fewer images")
 
     def _unpack(self, archive: Path, target: Path) -> None:
+        contents = archives.survey(archive, self.max_bytes, self.max_files)
+        self._check_space(contents.disk_bytes)  # what it unpacks to, not what was sent
         staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self.root))
         try:
-            with tarfile.open(archive) as tar:
-                members = tar.getmembers()
-                for member in members:
-                    _check_member(member)
-                tar.extractall(staging, members=members, filter="data")
+            archives.unpack(archive, staging, contents)
             fsync_dir(staging)
             try:
                 os.replace(staging, target)
@@ -89,9 +90,6 @@ class Datasets:
                     raise
                 raise _exists(target.name) from None
             fsync_dir(self.root)
-        except (tarfile.TarError, EOFError) as exc:
-            raise ApiError(422, "bad_archive", f"the body is not a readable tar archive ({exc})",
-                           "send a .tar (optionally gzip-compressed) of image files") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -121,9 +119,3 @@ def _disk_full() -> ApiError:
     return ApiError(507, "disk_full", "the kit's disk filled up while the dataset arrived",
                     "free space on the kit, then send the dataset again")
 
-
-def _check_member(member: tarfile.TarInfo) -> None:
-    path = PurePosixPath(member.name)
-    if not (member.isfile() or member.isdir()) or path.is_absolute() or ".." in path.parts:
-        raise ApiError(422, "bad_archive", f"the archive holds {member.name!r}, which is not a plain "
-                       "file or folder inside the dataset", "pack only image files and folders")

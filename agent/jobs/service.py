@@ -50,7 +50,8 @@ class Jobs:
                                  settings.allowed_stream_hosts)
         self.secrets = SourceSecrets.in_data_dir(settings.data_dir)
         self.schedules = Schedules(self.queue)
-        self.datasets = Datasets(settings.data_dir, settings.max_dataset_bytes, settings.disk_reserve_bytes)
+        self.datasets = Datasets(settings.data_dir, settings.max_dataset_bytes, settings.disk_reserve_bytes,
+                                 settings.max_dataset_files)
         config = RunnerConfig(max_running=settings.jobs_max_running, aging_s=settings.jobs_aging_s,
                               lease_s=settings.jobs_lease_s, retention_days=settings.jobs_retention_days,
                               max_total_bytes=settings.jobs_max_total_mb * MIB)
