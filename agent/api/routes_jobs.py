@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from agent.api.auth import require
+from agent.api.bodies import body_of, declared_length
 from agent.api.schemas import (
     JOB_ID_PATTERN,
     MAX_INT64,
@@ -131,10 +132,13 @@ _TAR = {"content": {"application/x-tar": {"schema": {"type": "string", "format":
 
 @jobs_router.put("/v1/datasets/{name}", response_model=DatasetInfo, status_code=201,
                  openapi_extra={"requestBody": _TAR},
-                 responses=error_responses(401, 403, 409, 413, 422))
+                 responses=error_responses(401, 403, 409, 413, 422, 507))
 async def upload_dataset(request: Request, name: DatasetName, _: Operator) -> DatasetInfo:
-    """Upload a tar of images for jobs to use as `dataset`. 201; 401; 403; 409; 413; 422 bad archive."""
-    return await _jobs(request).datasets.upload(name, request.stream())
+    """Upload a tar (optionally gzip, bzip2 or xz) of images for jobs to use as `dataset`. 201; 401;
+    403; 409; 413 too large as sent (from Content-Length alone) or unpacked, or too many files;
+    422 bad archive; 507 no room to unpack it; 499 in the audit log when the link drops."""
+    body = body_of(request, f"dataset {name}", "nothing of it is kept: send it again")
+    return await _jobs(request).datasets.upload(name, body, declared_length(request))
 
 
 @jobs_router.get("/v1/datasets", response_model=list[DatasetInfo], responses=error_responses(401))

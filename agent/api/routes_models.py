@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from agent.api.auth import require
+from agent.api.bodies import body_of, declared_length
 from agent.api.render import npz_response
 from agent.api.schemas import (
     MAX_INT64,
@@ -88,8 +89,11 @@ def get_upload(request: Request, upload_id: UploadId, _: Operator) -> UploadStat
                      responses=error_responses(401, 403, 404, 409, 413, 422, 507))
 async def append_upload(request: Request, upload_id: UploadId, _: Operator,
                         upload_offset: Annotated[int, Header(ge=0, le=MAX_INT64)]) -> UploadStatus:
-    """Append bytes at `Upload-Offset`, which must be the current end. 200; 401; 403; 404; 409; 413; 507."""
-    return await _state(request).uploads.append(upload_id, upload_offset, request.stream())
+    """Append bytes at `Upload-Offset`, which must be the current end. 200; 401; 403; 404; 409; 413
+    (also from Content-Length alone, before any byte is read); 507; 499 in the log when the link drops."""
+    body = body_of(request, f"model upload {upload_id}", "the bytes that arrived are kept: resume "
+                   f"from the offset GET /v1/uploads/{upload_id} answers")
+    return await _state(request).uploads.append(upload_id, upload_offset, body, declared_length(request))
 
 
 @models_router.post("/v1/uploads/{upload_id}/commit", response_model=ModelInfo,

@@ -22,6 +22,7 @@ from agent.errors import ApiError
 from agent.jobs import archives
 from agent.jobs.paths import DATASETS
 from agent.models.store import check_name
+from agent.spool import async_spool
 from agent.storage import fsync_dir
 
 _STAGING = ".staging-"
@@ -39,14 +40,22 @@ class Datasets:
         for leftover in self.root.glob(f"{_STAGING}*"):
             shutil.rmtree(leftover, ignore_errors=True)
 
-    async def upload(self, name: str, body: AsyncIterator[bytes]) -> DatasetInfo:
+    async def upload(self, name: str, body: AsyncIterator[bytes], declared: int | None = None) -> DatasetInfo:
+        """Receive, measure and unpack an archive; one `declared` (Content-Length) too large for
+        the limit or the disk is refused before a byte is read."""
         target = self.root / check_name(name)
         if target.exists():
             raise _exists(name)
+        if declared is not None:
+            self._admit(declared)
+            self._check_space(2 * declared)  # the archive, and its unpacked copy to come
         fd, archive = tempfile.mkstemp(prefix=_STAGING, suffix=".tar", dir=self.root)
         try:
-            with os.fdopen(fd, "wb") as handle:
+            handle = os.fdopen(fd, "wb")
+            try:
                 await self._receive(body, handle.write)
+            finally:
+                await asyncio.to_thread(handle.close)  # flushes the last bytes: the disk may be slow
             await asyncio.to_thread(self._unpack, Path(archive), target)
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
@@ -57,16 +66,22 @@ class Datasets:
         return self.info(name)
 
     async def _receive(self, body: AsyncIterator[bytes], write: Callable[[bytes], object]) -> None:
-        size = 0
-        async for chunk in body:
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise ApiError(413, "dataset_too_large", f"the archive is larger than {self.max_bytes} bytes",
-                               "split it, or raise max_dataset_bytes in agent.json")
-            if size // _SPACE_CHECK != (size - len(chunk)) // _SPACE_CHECK:
+        checked = 0  # the size at the last free-space check
+
+        def admit(size: int) -> None:
+            nonlocal checked
+            self._admit(size)
+            if size // _SPACE_CHECK != checked // _SPACE_CHECK:
                 self._check_space(2 * size)  # the archive, and its unpacked copy to come
-            write(chunk)
+                checked = size
+
+        size = await async_spool(body, write, admit)  # written off the event loop
         self._check_space(size)  # room to unpack beside the archive
+
+    def _admit(self, size: int) -> None:
+        if size > self.max_bytes:
+            raise ApiError(413, "dataset_too_large", f"the archive is larger than {self.max_bytes} bytes",
+                           "split it, or raise max_dataset_bytes in agent.json")
 
     def _check_space(self, needed: int) -> None:
         free = shutil.disk_usage(self.root).free

@@ -18,12 +18,14 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 from agent.api.schemas import Manifest, ModelInfo, UploadRequest, UploadStatus
 from agent.db import Database
 from agent.errors import ApiError
 from agent.models.store import ModelStore
 from agent.models.verify import VerificationFailed, verify
+from agent.spool import async_spool
 
 STALE_AFTER_S = 7 * 86400  # a half-sent model is kept a week for the link to come back
 
@@ -91,8 +93,10 @@ class Uploads:
     def status(self, upload_id: str) -> UploadStatus:
         return self._status(self._row(upload_id))
 
-    async def append(self, upload_id: str, offset: int, body: AsyncIterator[bytes]) -> UploadStatus:
-        """Write the bytes that start at `offset`; the offset must be where the file ends."""
+    async def append(self, upload_id: str, offset: int, body: AsyncIterator[bytes],
+                     declared: int | None = None) -> UploadStatus:
+        """Write the bytes that start at `offset`; the offset must be where the file ends.
+        A chunk `declared` (Content-Length) past the model's size is refused before it is read."""
         row = self._row(upload_id)
         if row["state"] != "receiving":
             raise ApiError(409, "upload_not_receiving", f"the upload is {row['state']}")
@@ -103,6 +107,8 @@ class Uploads:
                 raise ApiError(409, "offset_mismatch", f"the upload is at byte {current}, not {offset}",
                                f"resume with Upload-Offset: {current}",
                                headers={"Upload-Offset": str(current)})
+            if declared is not None and current + declared > row["size"]:
+                raise _too_long(row["size"], current, declared)
             await self._write(path, current, row["size"], body)
         self._touch(upload_id)
         return self.status(upload_id)
@@ -141,22 +147,21 @@ class Uploads:
     # internals ----------------------------------------------------------------
 
     async def _write(self, path: Path, current: int, size: int, body: AsyncIterator[bytes]) -> None:
-        with path.open("ab") as handle:
+        def admit(received: int) -> None:
+            if current + received > size:
+                raise _too_long(size, current, received)
+
+        handle = await asyncio.to_thread(path.open, "ab")  # the disk may be slow: off the loop
+        try:
             try:
-                async for chunk in body:
-                    if current + len(chunk) > size:
-                        raise ApiError(413, "upload_too_long",
-                                       f"the upload would exceed the declared {size} bytes")
-                    handle.write(chunk)
-                    current += len(chunk)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                raise ApiError(507, "disk_full", "the kit's disk is full",
-                               "free space on the kit, then resume the upload") from None
+                await async_spool(body, handle.write, admit)
             finally:
-                handle.flush()
-                await asyncio.to_thread(os.fsync, handle.fileno())
+                await asyncio.to_thread(_sync_and_close, handle)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise ApiError(507, "disk_full", "the kit's disk is full",
+                           "free space on the kit, then resume the upload") from None
 
     def _check_space(self, size: int) -> None:
         free = shutil.disk_usage(self.root).free
@@ -210,6 +215,20 @@ class Uploads:
         conn.execute("UPDATE uploads SET state = 'failed', error = ?, updated_at = ? WHERE id = ?",
                      (error, time.time(), upload_id))
         self._data(upload_id).unlink(missing_ok=True)
+
+
+def _too_long(size: int, at: int, sent: int) -> ApiError:
+    return ApiError(413, "upload_too_long", f"{sent} bytes from byte {at} would pass the model's "
+                    f"{size} bytes", f"send at most {size - at} bytes from byte {at}")
+
+
+def _sync_and_close(handle: BinaryIO) -> None:
+    """Flush and fsync what arrived, whatever ended the request: a resumed upload goes on from it."""
+    try:
+        handle.flush()
+        os.fsync(handle.fileno())
+    finally:
+        handle.close()
 
 
 class _Claim:
