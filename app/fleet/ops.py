@@ -18,7 +18,7 @@ from agent.api.schemas import AuditEntry, JobInfo, MetricSample, ModelInfo
 from app.fleet.alerts import Alert, KitFigures, Thresholds, evaluate
 from app.fleet.audit import ChainStatus
 from app.fleet.client import KitClient
-from app.fleet.errors import AgentError, IdentityChanged, KitUnreachable
+from app.fleet.errors import AgentError, BadAnswer, IdentityChanged, KitUnreachable
 from app.fleet.history import MetricsHistory, async_pull_samples
 from app.fleet.inventory import Kit
 from app.fleet.service import Fleet, Status
@@ -138,7 +138,7 @@ class FleetOps:
         except IdentityChanged as exc:
             await self._drop(kit.device_id)
             return Poll(kit, "identity_changed", str(exc))
-        except KitUnreachable as exc:
+        except (KitUnreachable, BadAnswer) as exc:  # one broken or rogue kit never stops the round
             await self._drop(kit.device_id)
             return Poll(kit, "offline", str(exc))
 

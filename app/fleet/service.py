@@ -26,7 +26,7 @@ from agent.api.schemas import (
 from app.fleet.audit import AppAudit
 from app.fleet.client import Call, KitClient
 from app.fleet.discovery import Announcement, async_discover
-from app.fleet.errors import AdoptionRefused, IdentityChanged, KitNotFound, KitUnreachable
+from app.fleet.errors import AdoptionRefused, BadAnswer, IdentityChanged, KitNotFound, KitUnreachable
 from app.fleet.inventory import Inventory, Kit
 from app.fleet.settings import AppSettings
 from app.fleet.tls import async_fetch_certificate
@@ -167,7 +167,7 @@ class Fleet:
         over the same key, both nonces and the token); AdoptionRefused otherwise."""
         try:
             answer: PairResponse | None = await client.pair(request)
-        except ValidationError:
+        except (ValidationError, BadAnswer):
             answer = None  # not a kit's answer at all
         if answer is None or not _proves_code(answer, key, client.device_id, request):
             message = (

@@ -289,3 +289,23 @@ def test_a_kit_killed_right_after_model_changes_shows_them_last_known(
     assert "last known" in said, said
     assert re.search(r"^\* tiny\s+1 ", listing.stdout, re.M), said
     assert re.search(r"^< tiny\s+2 ", listing.stdout, re.M), said
+
+
+def test_a_kit_answering_outside_the_api_is_shown_away_and_stops_no_one_else(
+        tmp_path: Path, start_agent: AgentFactory) -> None:
+    """One rogue (or broken) kit among the fleet: `kitfleet kits` still lists every kit, the
+    rogue one as away with the reason, instead of ending with the rogue's error."""
+    home = tmp_path / "home"
+    agent = start_agent("honest", mdns=False)
+    kitfleet(home, "adopt", agent.address, "--code", agent.pair_code()).check_returncode()
+    garbage = {"/v1/metrics": json_answer({"samples": "not a list"}), "/v1/models": json_answer({"no": 1}),
+               "/v1/jobs": file_answer(b"\x00not json")}
+    with RogueKit(tmp_path / "rogue", routes=garbage) as rogue:
+        rogue.adopt_into(home)
+        done = kitfleet(home, "kits", "--json")
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said
+    kits = {kit["name"]: kit for kit in json.loads(done.stdout)}
+    assert kits["honest"]["status"] == "online", said
+    assert kits["rogue"]["status"] == "offline", said
+    assert "Traceback" not in said
