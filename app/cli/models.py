@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import mimetypes
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,9 @@ from typing import Any
 from agent.api.schemas import InferResult, ModelInfo
 from app.cli.common import age, emit, open_fleet, say
 from app.cli.types import CommandFactory, Handler
-from app.fleet.client import RawOutputs
 from app.fleet.deploy import Progress, async_deploy
 from app.fleet.errors import Error, IdentityChanged, KitUnreachable
+from app.fleet.inference import async_infer, read_input
 from app.fleet.inventory import Kit
 from app.fleet.known_models import KnownModels
 from app.fleet.service import Fleet
@@ -125,34 +124,23 @@ def _model_lines(kit: str, infos: list[ModelInfo]) -> list[str]:
 
 
 async def _infer(args: argparse.Namespace) -> int:
-    payload, content_type = _read_input(args.input)
+    given = read_input(args.input)
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
-        result = await fleet.async_call(kit, lambda c: c.infer(
-            args.model, payload, content_type, args.version, args.top_k))
+        answer = await async_infer(fleet, kit, args.model, given, args.version, args.top_k)
     finally:
         fleet.close()
-    if isinstance(result, RawOutputs):
+    if answer.raw is not None:
         out = args.out or args.input.with_suffix(".out.npz")
-        out.write_bytes(result.npz)
-        emit(args, {"outputs": str(out), "model": args.model, "version": result.version,
-                    "sha256": result.sha256},
-             [f"{args.model} {result.version} ({result.sha256[:12]}): raw outputs written to {out}"])
+        out.write_bytes(answer.raw.npz)
+        emit(args, {"outputs": str(out), "model": args.model, "version": answer.raw.version,
+                    "sha256": answer.raw.sha256},
+             [f"{args.model} {answer.raw.version} ({answer.raw.sha256[:12]}): raw outputs written to {out}"])
         return 0
-    emit(args, result.model_dump(), _result_lines(result))
+    assert answer.result is not None
+    emit(args, answer.result.model_dump(), _result_lines(answer.result))
     return 0
-
-
-def _read_input(path: Path) -> tuple[bytes, str]:
-    if not path.is_file():
-        raise Error(f"{path} does not exist or is not a file")
-    if path.suffix.lower() == ".npy":
-        return path.read_bytes(), "application/x-npy"
-    content_type = mimetypes.guess_type(path.name)[0]
-    if content_type is None or not content_type.startswith("image/"):
-        raise Error(f"{path.name}: give a JPEG, PNG, BMP or WebP image, or a .npy tensor")
-    return path.read_bytes(), content_type
 
 
 def _result_lines(result: InferResult) -> list[str]:

@@ -50,6 +50,8 @@ class InferAnswer:
 
 def read_input(path: Path) -> tuple[bytes, str]:
     """The bytes of an image or .npy tensor, and the content type the agent expects for it."""
+    if not path.is_file():
+        raise InputError(f"{path} does not exist or is not a file")
     if path.suffix.lower() == ".npy":
         content_type = "application/x-npy"
     else:
@@ -76,10 +78,11 @@ def npz_outputs(data: bytes) -> tuple[OutputShape, ...]:
         raise Error(f"the kit's answer is not a readable .npz ({exc})") from None
 
 
-async def async_infer(fleet: Fleet, kit: Kit, model: str, source: Path, version: str | None = None,
-                      top_k: int = 5) -> InferAnswer:
-    """`source` run through `model` on `kit` (its serving version, or `version`)."""
-    payload, content_type = await asyncio.to_thread(read_input, source)
+async def async_infer(fleet: Fleet, kit: Kit, model: str, given: tuple[bytes, str],
+                      version: str | None = None, top_k: int = 5) -> InferAnswer:
+    """An input (as `read_input` gives it) run through `model` on `kit` (its serving version,
+    or `version`)."""
+    payload, content_type = given
     answer = await fleet.async_call(kit, lambda c: c.infer(model, payload, content_type, version, top_k))
     if isinstance(answer, RawOutputs):
         outputs = await asyncio.to_thread(npz_outputs, answer.npz)

@@ -8,21 +8,18 @@ quantizing, reading files) go to `asyncio.to_thread` so the loop keeps polling m
 from __future__ import annotations
 
 import asyncio
-import io
-import mimetypes
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-import numpy as np
-
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
-from agent.api.schemas import InferResult, ModelInfo
-from app.fleet.client import KitClient, RawOutputs
+from agent.api.schemas import ModelInfo
+from app.fleet.client import KitClient
 from app.fleet.deploy import async_deploy
 from app.fleet.errors import Error
+from app.fleet.inference import async_infer, read_input
 from app.fleet.known_models import KnownModels
 from app.fleet.models import load_package
 from app.fleet.quantize import Mode, quantize_model
@@ -30,26 +27,9 @@ from app.fleet.quantize import Mode, quantize_model
 if TYPE_CHECKING:
     from app.gui.bridge import FleetBridge
 
-__all__ = ["InferAnswer", "InputError", "ModelsBridge", "OutputShape", "QuantizeRequest", "npz_outputs",
-           "read_input"]
+__all__ = ["ModelsBridge", "QuantizeRequest"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class OutputShape:
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-
-
-@dataclass(frozen=True)
-class InferAnswer:
-    """What Try-it shows: the bytes sent, and the kit's answer (JSON, or a raw model's outputs)."""
-
-    payload: bytes
-    result: InferResult | None
-    outputs: tuple[OutputShape, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,40 +148,12 @@ class ModelsBridge(QObject):
 
     async def _async_infer(self, device_id: str, name: str, version: str | None,
                            source: Path) -> None:
-        payload, content_type = await asyncio.to_thread(read_input, source)
-        answer = await self._on_kit(device_id, lambda c: c.infer(name, payload, content_type, version))
-        if isinstance(answer, RawOutputs):
-            outputs = await asyncio.to_thread(npz_outputs, answer.npz)
-            self.inferred.emit(device_id, InferAnswer(payload, None, outputs))
-        else:
-            self.inferred.emit(device_id, InferAnswer(payload, answer))
+        given = await asyncio.to_thread(read_input, source)
+        fleet = self._host.fleet
+        answer = await async_infer(fleet, fleet.inventory.get(device_id), name, given, version)
+        self.inferred.emit(device_id, answer)
 
     async def _async_quantize(self, request: QuantizeRequest) -> None:
         result = await asyncio.to_thread(quantize_model, request.source, request.output,
                                          request.mode, request.calibration)
         self.quantized.emit(result)
-
-
-class InputError(Error):
-    pass
-
-
-def read_input(path: Path) -> tuple[bytes, str]:
-    """The bytes of an image or .npy tensor, and the content type the agent expects for it."""
-    if path.suffix.lower() == ".npy":
-        content_type = "application/x-npy"
-    else:
-        content_type = mimetypes.guess_type(path.name)[0] or ""
-        if not content_type.startswith("image/"):
-            raise InputError(f"{path.name}: choose a JPEG/PNG/BMP/WebP image or a .npy tensor")
-    try:
-        return path.read_bytes(), content_type
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def npz_outputs(data: bytes) -> tuple[OutputShape, ...]:
-    """Name, shape and dtype of each array in a raw model's .npz answer."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-        return tuple(OutputShape(name, tuple(int(d) for d in arrays[name].shape),
-                                 str(arrays[name].dtype)) for name in arrays.files)
