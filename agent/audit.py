@@ -18,7 +18,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from agent.api.schemas import AUDIT_GENESIS, AUDIT_SEGMENT, AuditEntry, ChainCheck, audit_hash
@@ -51,12 +51,12 @@ class KeptChain:
 
 
 _KIT = Actor("", "kitfleet-agent")
-SEGMENT_ENTRIES, SEGMENTS_KEPT = 5000, 10  # the settings' defaults (agent/config.py)
+_DEFAULT = {f.name: f.default for f in fields(Settings)}  # for callers without the settings
 
 
 class AuditLog:
-    def __init__(self, db: Database, segment_entries: int = SEGMENT_ENTRIES,
-                 segments_kept: int = SEGMENTS_KEPT) -> None:
+    def __init__(self, db: Database, segment_entries: int = _DEFAULT["audit_segment_entries"],
+                 segments_kept: int = _DEFAULT["audit_segments_kept"]) -> None:
         self._db = db
         self.segment_entries = max(segment_entries, 2)
         self.segments_kept = max(segments_kept, 1)

@@ -97,11 +97,10 @@ class AuditTrail:
         except sqlite3.Error as exc:  # e.g. a full disk: the call itself already happened
             log.error("audit entry for %s %s not stored: %s", action, target, exc)
 
-
     async def _counted(self, state: AgentState, client: str, kind: str) -> bool:
         """Whether this refusal is only counted: a repeat within its client's window."""
         now = time.time()
-        await self._write_closed(state, now)  # a window that ended takes none of today's
+        await self._write_closed(state, now)  # an ended window counts nothing more
         admitted = self.tally.admit(client, kind, now)
         self._arm(state)
         return not admitted

@@ -143,3 +143,40 @@ def test_subjects_name_what_was_acted_on() -> None:
         "j1", {"kind": "benchmark", "label": "nightly", "model": "digits"})
     assert audit_subject("model.activate", {"name": "digits"}, {"version": "2"}, None) == ("digits 2", {})
     assert audit_subject("job.cancel", {"job_id": "j1"}, None, {"error": "x"}) == ("j1", {})
+
+
+# --- rotation: a bounded log whose kept chain still verifies ----------------------------------
+
+
+def test_rotation_bounds_the_log_and_the_kept_chain_verifies(db: Database) -> None:
+    log = AuditLog(db, segment_entries=10, segments_kept=3)
+    for i in range(100):
+        log.append(ACTOR, "kit.adopt", "", "403 no_pairing_code", {"n": i})
+    kept = list(log.entries())
+    assert len(kept) <= 30
+    assert kept[0].action == "audit.segment" and kept[0].seq > 1
+    assert kept[-1].detail == {"n": 99}
+    check = log.check()
+    assert check.problems == []
+    assert check.kept_from == kept[0].seq
+    assert f"kept from entry {kept[0].seq}" in check.note
+
+
+def test_a_log_cut_past_what_its_segment_entry_says_is_found(db: Database) -> None:
+    log = AuditLog(db, segment_entries=10, segments_kept=3)
+    for i in range(60):
+        log.append(ACTOR, "job.submit", f"job-{i}", "ok")
+    starts = [e.seq for e in log.entries() if e.action == "audit.segment"]
+    tamper(db, "DELETE FROM audit WHERE seq < ?", (starts[1],))  # one segment more than rotated
+    assert any("says it keeps entries from" in p for p in log.verify())
+    tamper(db, "DELETE FROM audit WHERE seq < ?", (starts[1] + 2,))  # not even at a segment
+    assert any("does not start a segment" in p for p in log.verify())
+
+
+def test_the_trigger_lets_only_rotated_segments_go(db: Database) -> None:
+    log = AuditLog(db, segment_entries=10, segments_kept=2)
+    for i in range(30):
+        log.append(ACTOR, "job.submit", f"job-{i}", "ok")
+    first = next(log.entries()).seq
+    with pytest.raises(sqlite3.IntegrityError), db.transaction() as conn:
+        conn.execute("DELETE FROM audit WHERE seq = ?", (first,))

@@ -102,3 +102,41 @@ def test_a_whole_log_check_of_an_untouched_log_is_clean(inventory: Inventory) ->
     assert status.ok
     assert status.entries == 4
     assert "verified, 4 entries" in status.summary()
+
+
+def _rotating_kit(tmp_path: Path) -> Any:
+    from agent.audit import Actor, AuditLog
+    from agent.db import Database
+
+    (tmp_path / "kit").mkdir()
+    log = AuditLog(Database.open(tmp_path / "kit"), segment_entries=10, segments_kept=3)
+
+    def write(n: int) -> list[AuditEntry]:
+        for i in range(n):
+            log.append(Actor("tok", "kitfleet (app-x)"), "job.submit", f"j{i}", "ok")
+        return list(log.entries())
+
+    return write
+
+
+def test_a_kit_log_rotated_since_the_last_pull_verifies_and_says_where_it_starts(
+        inventory: Inventory, tmp_path: Path) -> None:
+    audit, write = AppAudit(inventory), _rotating_kit(tmp_path)
+    assert audit.check_whole(KIT, write(8)).ok  # the app holds entries 1-8
+    entries = write(80)  # the kit drops its oldest segments
+    assert entries[0].seq > 8
+    status = audit.check_whole(KIT, entries)
+    assert status.ok, status.problems
+    assert f"kept from entry {entries[0].seq} on" in status.summary()
+    assert "this app keeps 8 of them" in status.summary()
+    assert audit.merge_pulled(KIT, write(3)[-4:]).ok  # polling goes on from the new anchor
+
+
+def test_a_poll_after_rotation_starts_at_the_kits_first_segment(inventory: Inventory,
+                                                                tmp_path: Path) -> None:
+    audit, write = AppAudit(inventory), _rotating_kit(tmp_path)
+    assert audit.merge_pulled(KIT, write(5)).ok
+    kept = write(80)
+    assert audit.merge_pulled(KIT, kept).ok  # entries 6.. rotated out before this pull
+    cut = [e for e in kept if e.seq > kept[0].seq + 1]  # a start that is no segment's: a break
+    assert not AppAudit(inventory).check_whole("d" * 64, cut).ok
