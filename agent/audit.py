@@ -51,7 +51,7 @@ class KeptChain:
 
 
 _KIT = Actor("", "kitfleet-agent")
-_DEFAULT = {f.name: f.default for f in fields(Settings)}  # for callers without the settings
+_DEFAULT: dict[str, Any] = {f.name: f.default for f in fields(Settings)}  # for callers without them
 
 
 class AuditLog:
