@@ -3,10 +3,16 @@
 A real agent on loopback serves the bundled digits-cnn model; the fuzzer holds an admin token
 (paired like the app pairs) and reads the schema from the agent's `/v1/openapi.json`. Every TLS
 connection is pinned to the certificate in the agent's data dir (its SHA-256 is the device ID).
+Beside the model the kit holds a real dataset, a finished batch-infer job with its log and
+results, a schedule and an upload under way.
 
 1. Stateless: every operation, with schema-valid (positive) and schema-breaking (negative)
    input, at least 1,000 cases in all: no 5xx, every status code documented, every body
    (2xx and the {error, message, hint} refusals) matching its declared schema and media type.
+   Then every operation again with its path naming the real model, version, job, dataset,
+   schedule and upload (recreated before each operation when an earlier one deleted them),
+   so queries and bodies are fuzzed against things that exist, not only against 404s:
+   at least 2,000 cases over both runs.
 2. Stateful: sequences along the links schemathesis infers from the schema (POST /v1/uploads ->
    GET/PATCH/DELETE /v1/uploads/{upload_id}, GET /v1/models -> /v1/models/{name}/..., POST
    /v1/jobs -> /v1/jobs/{job_id}/..., ...), with the same checks at each step.
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +44,8 @@ from requests.adapters import HTTPAdapter
 
 from agent.api.schemas import device_id_from_der
 from app.fleet.localagent import LocalAgent
-from tests.integration.helpers import pair
+from tests.integration.helpers import pair, tar_archive
+from tests.integration.test_jobs_api import images
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in the dev extra")
 
@@ -49,6 +56,7 @@ from schemathesis.generation.hypothesis.builder import (  # noqa: E402
     HypothesisTestMode,
     create_test,
 )
+from schemathesis.generation.overrides import Override  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
     response_schema_conformance,
@@ -69,6 +77,7 @@ SETTINGS = settings(max_examples=FUZZ_EXAMPLES, derandomize=True, deadline=None,
                     phases=[Phase.explicit, Phase.generate, Phase.shrink],
                     suppress_health_check=list(HealthCheck))
 MIN_CASES = 1000
+MIN_CASES_IN_ALL = 2000  # both stateless runs, random ids and real ones
 STATEFUL_SCENARIOS = 60
 CHUNK = 256 * 1024  # the model goes up in resumable pieces: PATCH at each Upload-Offset
 
@@ -95,12 +104,18 @@ class PinnedAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+MODEL, VERSION, DATASET = "digits-cnn", "1.0", "fuzzset"
+
+
 @dataclass
 class Target:
     agent: LocalAgent
     base_url: str
     session: requests.Session
     cases: dict[str, int] = field(default_factory=dict)  # per operation
+    real_cases: dict[str, int] = field(default_factory=dict)  # per operation, with real ids
+    ids: dict[str, str] = field(default_factory=dict)  # path parameter -> a real one
+    answered: dict[str, int] = field(default_factory=dict)  # 2xx per operation, with real ids
 
 
 def _pinned_session(agent: LocalAgent, token: str) -> requests.Session:
@@ -113,8 +128,12 @@ def _pinned_session(agent: LocalAgent, token: str) -> requests.Session:
     return session
 
 
+def _manifest() -> dict[str, Any]:
+    return dict(json.loads((MODELS / "digits-cnn-fp32.manifest.json").read_text()))
+
+
 def _deploy_digits(session: requests.Session, base_url: str) -> None:
-    manifest = json.loads((MODELS / "digits-cnn-fp32.manifest.json").read_text())
+    manifest = _manifest()
     data = (MODELS / "digits-cnn-fp32.onnx").read_bytes()
     upload = session.post(f"{base_url}/v1/uploads", json={"manifest": manifest, "activate": True},
                           timeout=30)
@@ -128,6 +147,55 @@ def _deploy_digits(session: requests.Session, base_url: str) -> None:
     commit = session.post(f"{base_url}/v1/uploads/{upload_id}/commit", timeout=60)
     assert commit.status_code == 200, commit.text
     assert commit.json()["active_version"] == manifest["version"]
+
+
+def _made(response: requests.Response, key: str = "") -> str:
+    assert response.status_code in (200, 201), response.text
+    return str(response.json()[key]) if key else ""
+
+
+def _ensure_real(target: Target, images_dir: Path) -> None:
+    """Make sure the model, dataset, a finished job, a schedule and an upload under way exist,
+    remaking what an earlier operation deleted; their ids go in `target.ids`."""
+    session, url = target.session, target.base_url
+    if session.get(f"{url}/v1/models/{MODEL}", timeout=10).status_code != 200:
+        _deploy_digits(session, url)
+    if not any(d["name"] == DATASET for d in session.get(f"{url}/v1/datasets", timeout=10).json()):
+        members = {p.name: p.read_bytes() for p in sorted(images_dir.glob("*.png"))}
+        _made(session.put(f"{url}/v1/datasets/{DATASET}", data=tar_archive(members),
+                          headers={"Content-Type": "application/x-tar"}, timeout=30))
+    job_id = target.ids.get("job_id", "")
+    if not job_id or session.get(f"{url}/v1/jobs/{job_id}", timeout=10).status_code != 200:
+        job_id = _made(session.post(f"{url}/v1/jobs", json={
+            "kind": "batch-infer", "params": {"model": MODEL, "dataset": DATASET}}, timeout=10),
+            "job_id")
+        deadline = time.monotonic() + 60
+        while session.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline, "the batch-infer job did not finish"
+            time.sleep(0.1)
+    schedule_id = target.ids.get("schedule_id", "")
+    if not schedule_id or session.get(f"{url}/v1/schedules/{schedule_id}", timeout=10).status_code != 200:
+        schedule_id = _made(session.post(f"{url}/v1/schedules", json={
+            "name": "nightly", "cron": "0 3 * * *", "enabled": False,
+            "job": {"kind": "benchmark", "params": {"model": MODEL}}}, timeout=10), "schedule_id")
+    upload_id = target.ids.get("upload_id", "")
+    if not upload_id or session.get(f"{url}/v1/uploads/{upload_id}", timeout=10).status_code != 200:
+        pending = {**_manifest(), "version": "2.0"}  # 1.0 is installed: nothing to upload
+        upload_id = _made(session.post(f"{url}/v1/uploads", json={"manifest": pending}, timeout=10),
+                          "upload_id")
+    target.ids.update(job_id=job_id, schedule_id=schedule_id, upload_id=upload_id)
+
+
+def _real_parameters(target: Target, path: str) -> dict[str, str]:
+    """Path parameters naming real things, for an operation on `path`."""
+    names = {"/v1/models/": MODEL, "/v1/datasets/": DATASET, "/results/": "results.jsonl"}
+    real = {key: value for key, value in target.ids.items() if "{" + key + "}" in path}
+    if "{version}" in path:
+        real["version"] = VERSION
+    name = next((value for part, value in names.items() if part in path), None)
+    if "{name}" in path and name is not None:
+        real["name"] = name
+    return real
 
 
 @pytest.fixture(scope="module")
@@ -175,11 +243,17 @@ def _names_a_url(case: Case[Any]) -> bool:
         return False
 
 
-def _fuzz_call(target: Target, case: Case[Any]) -> None:
+def _fuzz_call(target: Target, case: Case[Any], counts: dict[str, int],
+               fixed: dict[str, str]) -> None:
     hypothesis.assume(not _names_a_url(case))
+    # a negative case may still break a fixed path parameter (e.g. empty): the run on random
+    # ids covers those; this one sends only paths that name the real things
+    hypothesis.assume(all((case.path_parameters or {}).get(k) == v for k, v in fixed.items()))
     response = case.call(session=target.session, timeout=15)
     label = _label(case)
-    target.cases[label] = target.cases.get(label, 0) + 1
+    counts[label] = counts.get(label, 0) + 1
+    if counts is target.real_cases and response.status_code < 300:
+        target.answered[label] = target.answered.get(label, 0) + 1
     case.validate_response(response, checks=CHECKS)
 
 
@@ -191,23 +265,23 @@ def _describe(exc: BaseException) -> str:
     return message
 
 
-def test_every_operation_fuzzed_answers_as_documented(target: Target, schema: Any) -> None:
-    """Positive and negative cases for every operation: no 5xx, responses as the schema says."""
-    started = time.monotonic()
-    operations = [result.ok() for result in schema.get_all_operations()]
-    tested = [op for op in operations if f"{op.method.upper()} {op.path}" not in EXCLUDED]
-    assert len(tested) >= 35, [op.label for op in operations]
+def _fuzz(target: Target, schema: Any, operations: list[Any], counts: dict[str, int],
+          path_of: Callable[[Any], dict[str, str]] = lambda _: {}) -> list[str]:
+    """Fuzz each operation, with the path parameters `path_of(operation)` fixed; every
+    operation's failures, described."""
     failures: list[str] = []
-    for operation in tested:
+    for operation in operations:
+        real = path_of(operation)
 
         def fuzz(case: Case[Any]) -> None:
-            _fuzz_call(target, case)
+            _fuzz_call(target, case, counts, real)  # noqa: B023 - run within this iteration
 
         # The builder behind schemathesis's pytest plugin: schema examples, then its coverage
         # phase (boundary values, every field of the wrong type or missing, ...), then
         # Hypothesis fuzzing, each in positive and negative mode.
         test = create_test(operation=operation, test_func=fuzz, config=HypothesisTestConfig(
-            project=schema.config, modes=list(HypothesisTestMode), settings=SETTINGS))
+            project=schema.config, modes=list(HypothesisTestMode), settings=SETTINGS,
+            override=Override(path_parameters=real)))
         try:
             test()
         except hypothesis.errors.Unsatisfiable:
@@ -216,15 +290,59 @@ def test_every_operation_fuzzed_answers_as_documented(target: Target, schema: An
             raise
         except BaseException as exc:  # every operation's failure (groups too), not the first only
             failures.append(f"{operation.method.upper()} {operation.path}: {_describe(exc)}")
-    total = sum(target.cases.values())
-    counts = ", ".join(f"{label} {n}" for label, n in sorted(target.cases.items()))
-    print(f"\nfuzzed {total} cases over {len(target.cases)} operations in "
-          f"{time.monotonic() - started:.1f} s: {counts}")
+    return failures
+
+
+def _tested(schema: Any) -> list[Any]:
+    operations = [result.ok() for result in schema.get_all_operations()]
+    tested = [op for op in operations if f"{op.method.upper()} {op.path}" not in EXCLUDED]
+    assert len(tested) >= 35, [op.label for op in operations]
+    return tested
+
+
+def _report(what: str, counts: dict[str, int], started: float) -> None:
+    listed = ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+    print(f"\n{what}: {sum(counts.values())} cases over {len(counts)} operations in "
+          f"{time.monotonic() - started:.1f} s: {listed}")
+
+
+def test_every_operation_fuzzed_answers_as_documented(target: Target, schema: Any) -> None:
+    """Positive and negative cases for every operation: no 5xx, responses as the schema says."""
+    started = time.monotonic()
+    tested = _tested(schema)
+    failures = _fuzz(target, schema, tested, target.cases)
+    _report("fuzzed", target.cases, started)
     assert failures == [], "\n\n".join(failures)
-    assert total >= MIN_CASES
+    assert sum(target.cases.values()) >= MIN_CASES
     assert {f"{op.method.upper()} {op.path}" for op in tested} <= set(target.cases)
     assert target.agent.process is not None
     assert target.agent.process.poll() is None  # the agent never fell over
+
+
+def test_every_operation_fuzzed_on_real_ids_answers_as_documented(
+        target: Target, schema: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same, each path naming the real model, job, dataset, schedule or upload."""
+    pictures = tmp_path_factory.mktemp("pictures")
+    images(pictures, 4)
+    started = time.monotonic()
+    tested = _tested(schema)
+
+    def real_ids(operation: Any) -> dict[str, str]:
+        _ensure_real(target, pictures)
+        return _real_parameters(target, operation.path)
+
+    failures = _fuzz(target, schema, tested, target.real_cases, real_ids)
+    _report("fuzzed on real ids", target.real_cases, started)
+    assert failures == [], "\n\n".join(failures)
+    assert sum(target.real_cases.values()) >= MIN_CASES
+    if target.cases:  # after the run on random ids (not when this test is run alone)
+        assert sum(target.cases.values()) + sum(target.real_cases.values()) >= MIN_CASES_IN_ALL
+    assert {f"{op.method.upper()} {op.path}" for op in tested} <= set(target.real_cases)
+    found = {"GET /v1/jobs/{job_id}", "GET /v1/jobs/{job_id}/logs", "GET /v1/schedules/{schedule_id}",
+             "GET /v1/models/{name}", "GET /v1/uploads/{upload_id}", "GET /v1/jobs/{job_id}/results"}
+    assert found <= set(target.answered), f"the real ids were used: {target.answered}"
+    assert target.agent.process is not None
+    assert target.agent.process.poll() is None
 
 
 def test_stateful_sequences_along_links_answer_as_documented(target: Target, schema: Any) -> None:
