@@ -1,17 +1,22 @@
-"""What the model-making scripts share: seeding, BN folding, ONNX export and FP32 manifests."""
+"""What the model-making scripts share: seeding, BN folding, ONNX export and FP32 manifests.
+
+torch is imported only by the functions that train or export, so re-quantizing needs no torch.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx
-import torch
-from torch import nn
 
 from agent.api.schemas import Manifest
 from app.fleet.models import manifest_path, sha256_file
 from app.fleet.quantmanifest import golden_for
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 OPSET = 18
 GOLDEN_SEED = 7
@@ -22,6 +27,8 @@ def seed_everything(seed: int) -> None:
 
     The scripts draw every other random number from generators seeded explicitly.
     """
+    import torch
+
     torch.manual_seed(seed)
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
@@ -29,6 +36,8 @@ def seed_everything(seed: int) -> None:
 
 def fuse_batchnorm(layers: nn.Sequential) -> nn.Sequential:
     """A copy of `layers` with every Conv2d → BatchNorm2d pair folded into one Conv2d (eval mode)."""
+    from torch import nn
+
     fused: list[nn.Module] = []
     for layer in layers:
         if isinstance(layer, nn.BatchNorm2d) and fused and isinstance(fused[-1], nn.Conv2d):
@@ -42,6 +51,8 @@ def fuse_batchnorm(layers: nn.Sequential) -> nn.Sequential:
 
 def export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str) -> None:
     """Export to one self-contained ONNX file with a dynamic batch dimension."""
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=1024)
     program = torch.onnx.export(module.eval(), (example,), input_names=[input_name],

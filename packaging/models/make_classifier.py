@@ -1,11 +1,14 @@
 """Train the bundled digits classifier, export FP32 + INT8 ONNX, write manifests and evaluation images.
 
     .venv/bin/python packaging/models/make_classifier.py
+    .venv/bin/python packaging/models/make_classifier.py --requantize   # INT8 only, no torch needed
 
 scikit-learn's bundled digits (1797 8×8 grayscale images), upscaled to 32×32, feed a small CNN
 (~95 MFLOPs per image: enough convolution work for INT8 to pay off on a CPU). 400 stratified images
-are held out and written as PNGs; the INT8 model is made with `app.fleet.quantize`, calibrated on
-training images. Deterministic: the same seed gives the same files.
+are held out and written as PNGs; the INT8 model is made with `app.fleet.quantize` (7-bit weights,
+see README.md), calibrated on training images. Deterministic: the same seed gives the same files.
+`--requantize` keeps the FP32 model and evaluation images there are and re-makes only the INT8 model
+(and both manifests' figures) from the same calibration images; torch is imported only to train.
 """
 
 from __future__ import annotations
@@ -14,19 +17,23 @@ import argparse
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from _common import GOLDEN_SEED, export, fuse_batchnorm, seed_everything, update_figures, write_fp32_manifest
 from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from torch import nn
-from torch.nn import functional
 
-from app.fleet.quantize import quantize_model
+from agent.api.schemas import Manifest
+from app.fleet.models import load_package
+from app.fleet.quantize import QuantizeResult, quantize_model
 from app.fleet.quantreport import Report
 from resources import datasets_dir, images_dir, models_dir
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 SEED = 1797
 SIZE = 32
@@ -49,6 +56,8 @@ def digit_pixels() -> tuple[np.ndarray, np.ndarray]:
 
 def network() -> nn.Sequential:
     """Four 3×3 conv blocks (BN, ReLU; max-pool after all but the first), average pool, linear."""
+    from torch import nn
+
     layers: list[nn.Module] = []
     previous = 1
     for i, channels in enumerate(CHANNELS):
@@ -63,17 +72,25 @@ def network() -> nn.Sequential:
 
 def to_input(pixels: np.ndarray) -> torch.Tensor:
     """uint8 [N, H, W] → normalised float [N, 1, H, W], as the manifest tells the agent to do."""
+    import torch
+
     return (torch.from_numpy(pixels).float().unsqueeze(1) / 255 - MEAN) / STD
 
 
 def shifted(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Randomly move each picture by up to 3 pixels: handwriting is never centred the same way."""
+    import torch
+    from torch.nn import functional
+
     padded = functional.pad(batch, (3, 3, 3, 3), value=-MEAN / STD)
     dx, dy = torch.randint(0, 7, (2,), generator=generator).tolist()
     return padded[:, :, dy:dy + SIZE, dx:dx + SIZE]
 
 
 def train(pixels: np.ndarray, labels: np.ndarray) -> nn.Sequential:
+    import torch
+    from torch.nn import functional
+
     model = network()
     inputs, targets = to_input(pixels), torch.from_numpy(labels)
     generator = torch.Generator().manual_seed(SEED)
@@ -97,6 +114,8 @@ def train(pixels: np.ndarray, labels: np.ndarray) -> nn.Sequential:
 
 
 def accuracy(model: nn.Module, pixels: np.ndarray, labels: np.ndarray) -> float:
+    import torch
+
     with torch.no_grad():
         predicted = model(to_input(pixels)).argmax(dim=1).numpy()
     return float(np.mean(predicted == labels))
@@ -138,32 +157,50 @@ def manifest_fields() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--out", type=Path, default=None, help="write models here instead of resources/")
+    parser.add_argument("--requantize", action="store_true",
+                        help="re-make only the INT8 model from the FP32 model and evaluation images "
+                             "already there (no training, no torch)")
     args = parser.parse_args()
     models = args.out or models_dir()
     eval_folder = (args.out / "digits-eval") if args.out else datasets_dir() / "digits-eval"
-    seed_everything(SEED)
     pixels, labels = digit_pixels()
     train_x, test_x, train_y, test_y = train_test_split(pixels, labels, test_size=EVAL_IMAGES,
                                                         stratify=labels, random_state=SEED)
+    fp32, int8 = models / f"{NAME}-fp32.onnx", models / f"{NAME}-int8.onnx"
+    if args.requantize:
+        manifest = load_package(fp32)  # refuses a missing model or one its manifest does not describe
+    else:
+        manifest = train_and_export(train_x, train_y, test_x, test_y, fp32)
+        write_eval_set(test_x, test_y, eval_folder)
+        if args.out is None:
+            write_samples(test_x, test_y, images_dir())
+    result = quantize(fp32, int8, train_x, train_y, eval_folder)
+    update_figures(fp32, manifest, _fp32_figures(result.report))
+    print(result.report.to_text())
+    for note in result.notes:
+        print(f"note: {note}")
+
+
+def train_and_export(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                     fp32: Path) -> Manifest:
+    """Train, fold BN, export `fp32` and write its manifest (figures come later)."""
+    seed_everything(SEED)
     model = fuse_batchnorm(train(train_x, train_y))
     print(f"torch accuracy on {len(test_y)} held-out images: {100 * accuracy(model, test_x, test_y):.2f} %")
-    fp32, int8 = models / f"{NAME}-fp32.onnx", models / f"{NAME}-int8.onnx"
     export(model, to_input(test_x[:2]), fp32, "input", "logits")
-    manifest = write_fp32_manifest(fp32, manifest_fields())
-    write_eval_set(test_x, test_y, eval_folder)
-    if args.out is None:
-        write_samples(test_x, test_y, images_dir())
+    return write_fp32_manifest(fp32, manifest_fields())
+
+
+def quantize(fp32: Path, int8: Path, train_x: np.ndarray, train_y: np.ndarray,
+             eval_folder: Path) -> QuantizeResult:
+    """Static INT8 calibrated on the same seeded 256 training images, with 7-bit weights: full 8-bit
+    ones saturate ONNX Runtime's INT8 kernels on x86 CPUs without VNNI (see README.md)."""
     with tempfile.TemporaryDirectory() as scratch:
         calibration = Path(scratch)
         chosen = np.random.default_rng(SEED).choice(len(train_x), CALIBRATION_IMAGES, replace=False)
         write_pngs(train_x[chosen], train_y[chosen], calibration)
-        result = quantize_model(fp32, int8, "static", calibration, evaluation=eval_folder, seed=GOLDEN_SEED,
-                                runs=1000)
-    report = result.report
-    update_figures(fp32, manifest, _fp32_figures(report))
-    print(report.to_text())
-    for note in result.notes:
-        print(f"note: {note}")
+        return quantize_model(fp32, int8, "static", calibration, evaluation=eval_folder, seed=GOLDEN_SEED,
+                              runs=1000, reduce_range=True)
 
 
 def _fp32_figures(report: Report) -> dict[str, float]:
