@@ -43,7 +43,8 @@ def audit(request: Request, _: Admin,
           since_seq: Annotated[int, Query(ge=0, le=MAX_INT64,
                                            description="entries after this sequence number")] = 0,
           limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> list[AuditEntry]:
-    """Audit entries after `since_seq`, oldest first; ask again from the last seq. 200; 401; 403; 422."""
+    """Audit entries after `since_seq`, oldest first; ask again from the last seq. The first
+    may come after `since_seq + 1` when older segments were rotated out. 200; 401; 403; 422."""
     return _log(request).since(since_seq, limit)
 
 

@@ -780,7 +780,8 @@ def _newest_version(info: dict[str, Any]) -> str:
 class AuditEntry(BaseModel):
     """One line of a kit's append-only audit log; `hash` chains it to the line before."""
 
-    seq: int = Field(ge=1, description="1, 2, 3… without gaps")
+    seq: int = Field(ge=1, description="1, 2, 3… without gaps from the first entry kept (the "
+                     "oldest segments are dropped to bound the log: GET /v1/audit/verify)")
     ts: float
     actor_id: str = Field(description="the caller's token id; empty when none was shown")
     actor_label: str = Field(description="the app identity the token was issued to")
