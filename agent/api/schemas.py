@@ -168,6 +168,11 @@ class PairResponse(BaseModel):
     token: str
     token_id: str
     scope: Scope
+    # The kit's proof that it knows the code too, checked by the app before it keeps anything.
+    # Empty from a kit older than that check (or from a rogue): the app refuses both.
+    kit_nonce: str = Field(default="", description="the kit's own nonce")
+    confirm: str = Field(default="", description="pair_confirm(pair key, device ID, app ID, app "
+                         "nonce, kit nonce, token ID, scope, token), lower-case hex")
 
 
 class TokenInfo(BaseModel):
@@ -201,11 +206,6 @@ class MetricSample(BaseModel):
     seq: int | None = Field(default=None, description="the ring's sequence number: a clock that "
                             "jumps back does not reorder it; ask for more with since_seq")
     disk_free_bytes: int | None = Field(default=None, description="free where the agent keeps models")
-    # The kit's proof that it knows the code too, checked by the app before it keeps anything.
-    # Empty from a kit older than that check (or from a rogue): the app refuses both.
-    kit_nonce: str = Field(default="", description="the kit's own nonce")
-    confirm: str = Field(default="", description="pair_confirm(pair key, device ID, app ID, app "
-                         "nonce, kit nonce, token ID, scope, token), lower-case hex")
     battery_percent: float | None = Field(default=None, description="None when the kit has no battery")
 
 
