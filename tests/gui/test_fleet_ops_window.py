@@ -89,6 +89,8 @@ def test_a_stopped_agent_turns_offline_with_last_known_figures_and_an_alert(
     deploy(settings, INT8)
     window = open_window(qtbot, bridge, Prompts())
     qtbot.waitUntil(lambda: cell(window, ids[1], "Serving") == "digits-cnn 1.0-int8", timeout=WAIT_MS)
+    # The deploy's own record shows the model at once; figures come with the first poll.
+    qtbot.waitUntil(lambda: cell(window, ids[1], "CPU %").endswith("%"), timeout=WAIT_MS)
     leaving.stop()
 
     def offline_with_last_known() -> None:
