@@ -154,7 +154,8 @@ def test_rotation_bounds_the_log_and_the_kept_chain_verifies(db: Database) -> No
         log.append(ACTOR, "kit.adopt", "", "403 no_pairing_code", {"n": i})
     kept = list(log.entries())
     assert len(kept) <= 30
-    assert kept[0].action == "audit.segment" and kept[0].seq > 1
+    assert kept[0].action == "audit.segment"
+    assert kept[0].seq > 1
     assert kept[-1].detail == {"n": 99}
     check = log.check()
     assert check.problems == []
