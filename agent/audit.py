@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
-from agent.api.schemas import AUDIT_GENESIS, AUDIT_SEGMENT, AuditEntry, ChainCheck, audit_hash
 from agent.config import Settings
 from agent.db import Database
+from agent.wire import AUDIT_GENESIS, AUDIT_SEGMENT, AuditEntry, ChainCheck, audit_hash
 
 __all__ = ["Actor", "AuditLog", "KeptChain"]
 

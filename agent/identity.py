@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.api.schemas import device_id_from_der, format_device_id
 from agent.storage import write_atomic
+from agent.wire import device_id_from_der, format_device_id
 
 CERT_FILE = "identity.crt"
 KEY_FILE = "identity.key"

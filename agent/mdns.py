@@ -18,7 +18,7 @@ import socket
 import psutil
 from zeroconf import IPVersion, ServiceInfo, Zeroconf
 
-from agent.api.schemas import SERVICE_TYPE, TxtRecord
+from agent.wire import SERVICE_TYPE, TxtRecord
 
 log = logging.getLogger(__name__)
 _PROBE_WAIT_S = 0.25

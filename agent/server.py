@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.api.schemas import TxtRecord
 from agent.config import Settings
 from agent.identity import Identity, load_or_create_lean
 from agent.mdns import Advertiser
 from agent.metrics.ring import take_sample
 from agent.storage import PRIVATE_UMASK, private_data_dir, write_atomic
+from agent.wire import TxtRecord
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -1,5 +1,5 @@
 """kitfleet: the technician's app (desktop window and CLI)."""
 
-from agent.api.schemas import PACKAGE_VERSION as __version__
+from agent.wire import PACKAGE_VERSION as __version__
 
 __all__ = ["__version__"]

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.api.schemas import InferResult, JobInfo, JobRequest
+from agent.wire import InferResult, JobInfo, JobRequest
 from app.fleet.datasets import scan
 from app.fleet.deploy import async_deploy
 from app.fleet.discovery import Announcement, async_discover

@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from agent.api.schemas import JobRequest, Manifest, Resources
 from agent.jobs.kinds import batch_infer
 from agent.jobs.paths import images_under
 from agent.jobs.report import Reporter
 from agent.models.infer import run_batch
 from agent.models.sessions import default_threads, open_session
 from agent.toolkit.images import decode_image
+from agent.wire import JobRequest, Manifest, Resources
 from app.fleet.deploy import async_deploy
 from app.fleet.inventory import Kit
 from app.fleet.localagent import LocalAgent

@@ -130,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     model = models_dir() / f"{args.model}.onnx"
     manifest_name = model.with_name(f"{model.stem}.manifest.json")
-    from agent.api.schemas import Manifest
+    from agent.wire import Manifest
 
     manifest = Manifest.model_validate_json(manifest_name.read_bytes())
     spec = manifest.input

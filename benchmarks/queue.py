@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.api.schemas import JobRequest
 from agent.db import Database
 from agent.jobs.leases import Leases
 from agent.jobs.queue import JobQueue
+from agent.wire import JobRequest
 
 GOAL_MS = 1.0
 ANCHORS_MS = {"persist-queue (~550 writes/s)": 1000 / 550, "litequeue put (161 µs)": 0.161,

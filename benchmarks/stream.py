@@ -22,9 +22,9 @@ from typing import Any
 import av
 import numpy as np
 
-from agent.api.schemas import Manifest
 from agent.models.infer import run_batch
 from agent.models.sessions import open_session
+from agent.wire import Manifest
 from app.fleet.localagent import LocalAgent
 from resources import models_dir
 from tests.integration.helpers import pair, raw_client

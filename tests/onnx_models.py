@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from agent.api.schemas import Golden, InputSpec, Manifest
+from agent.wire import Golden, InputSpec, Manifest
 
 
 def classifier(path: Path, name: str = "tiny", version: str = "1", classes: int = 4,

@@ -24,10 +24,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.api.auth import CALLER_KEY
 from agent.api.refusal_tally import RefusalTally, Window
-from agent.api.schemas import AUDIT_REFUSALS, audit_subject, audited_call
 from agent.api.state import AgentState
 from agent.audit import Actor, AuditLog
 from agent.auth.tokens import Caller
+from agent.wire import AUDIT_REFUSALS, audit_subject, audited_call
 
 __all__ = ["AuditTrail", "write_counts"]
 

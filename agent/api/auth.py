@@ -13,10 +13,10 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from agent.api.errors import error_response
-from agent.api.schemas import Scope
+from agent.api.errors import refusal_response
 from agent.auth.tokens import Caller
-from agent.errors import ApiError
+from agent.errors import ApiError, Refusal
+from agent.wire import Scope
 
 __all__ = ["CALLER_KEY", "Authenticate", "require"]
 
@@ -99,11 +99,11 @@ class Authenticate:
                                         headers.get(b"authorization", b"").decode("latin-1"))
             scope.setdefault("state", {})[CALLER_KEY] = caller  # the audit trail names it
             _allow(caller, needed)
-        except ApiError as exc:
-            extra = dict(exc.headers or {})
+        except Refusal as exc:
+            refusal = refusal_response(exc)
             if _has_body(headers):  # unread: close rather than read it only to reuse the connection
-                extra["connection"] = "close"
-            await error_response(exc.status, exc.error, exc.message, exc.hint, extra)(scope, receive, send)
+                refusal.headers["connection"] = "close"
+            await refusal(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

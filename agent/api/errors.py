@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent.api.schemas import ErrorBody
 from agent.errors import (
     ApiError,
     BadInput,
@@ -28,6 +27,7 @@ from agent.errors import (
     Unavailable,
     Unsupported,
 )
+from agent.wire import ErrorBody
 
 log = logging.getLogger(__name__)
 

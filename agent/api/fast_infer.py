@@ -27,10 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.api.errors import refusal_response
 from agent.api.render import npz_response
-from agent.api.schemas import NAME_PATTERN, VERSION_PATTERN
 from agent.api.state import AgentState
 from agent.errors import Refusal
 from agent.models.service import InferCall
+from agent.wire import NAME_PATTERN, VERSION_PATTERN
 
 if TYPE_CHECKING:
     from agent.models.batcher import Ticket

@@ -10,7 +10,13 @@ from fastapi.responses import PlainTextResponse
 
 from agent import __version__
 from agent.api.auth import require
-from agent.api.schemas import (
+from agent.api.state import AgentState
+from agent.auth import pairing
+from agent.auth.tokens import Caller
+from agent.errors import ApiError
+from agent.facts import collect_all
+from agent.metrics import prometheus
+from agent.wire import (
     API_VERSION,
     MAX_INT64,
     DbRecovered,
@@ -22,12 +28,6 @@ from agent.api.schemas import (
     TokenInfo,
     error_responses,
 )
-from agent.api.state import AgentState
-from agent.auth import pairing
-from agent.auth.tokens import Caller
-from agent.errors import ApiError
-from agent.facts import collect_all
-from agent.metrics import prometheus
 
 router = APIRouter()
 Viewer = Annotated[Caller, Depends(require("viewer"))]

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from agent.api.auth import require
-from agent.api.schemas import MAX_INT64, AuditEntry, error_responses
 from agent.api.state import AgentState
 from agent.audit import AuditLog
 from agent.auth.tokens import Caller
+from agent.wire import MAX_INT64, AuditEntry, error_responses
 
 audit_router = APIRouter(tags=["audit"])
 Admin = Annotated[Caller, Depends(require("admin"))]

@@ -13,7 +13,10 @@ from fastapi.responses import FileResponse
 
 from agent.api.auth import require
 from agent.api.bodies import body_of, declared_length
-from agent.api.schemas import (
+from agent.api.state import AgentState
+from agent.auth.tokens import Caller
+from agent.jobs.service import Jobs
+from agent.wire import (
     JOB_ID_PATTERN,
     MAX_INT64,
     NAME_PATTERN,
@@ -30,9 +33,6 @@ from agent.api.schemas import (
     ScheduleUpdate,
     error_responses,
 )
-from agent.api.state import AgentState
-from agent.auth.tokens import Caller
-from agent.jobs.service import Jobs
 
 jobs_router = APIRouter(tags=["jobs"])
 Viewer = Annotated[Caller, Depends(require("viewer"))]

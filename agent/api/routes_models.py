@@ -13,7 +13,11 @@ from pydantic import BaseModel, Field
 from agent.api.auth import require
 from agent.api.bodies import body_of, declared_length
 from agent.api.render import npz_response
-from agent.api.schemas import (
+from agent.api.state import AgentState
+from agent.auth.tokens import Caller
+from agent.errors import ApiError, NotFound
+from agent.models.service import InferCall
+from agent.wire import (
     MAX_INT64,
     NAME_PATTERN,
     VERSION_PATTERN,
@@ -23,10 +27,6 @@ from agent.api.schemas import (
     UploadStatus,
     error_responses,
 )
-from agent.api.state import AgentState
-from agent.auth.tokens import Caller
-from agent.errors import ApiError
-from agent.models.service import InferCall
 
 models_router = APIRouter(tags=["models"])
 Viewer = Annotated[Caller, Depends(require("viewer"))]
@@ -57,9 +57,8 @@ def list_models(request: Request, _: Viewer) -> list[ModelInfo]:
     for name in store.names():
         try:
             infos.append(store.info(name))
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
+        except NotFound:
+            continue
     return infos
 
 

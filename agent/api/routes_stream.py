@@ -18,13 +18,13 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import StreamingResponse
 
 from agent.api.auth import require
-from agent.api.schemas import FINISHED_STATES, JOB_ID_PATTERN, JobInfo, error_responses
 from agent.api.state import AgentState
 from agent.auth.tokens import Caller
 from agent.errors import ApiError
 from agent.jobs.layout import RESULTS
 from agent.jobs.live import LIVE_JSON, SNAPSHOTS, read_jpeg, read_live
 from agent.jobs.service import Jobs
+from agent.wire import FINISHED_STATES, JOB_ID_PATTERN, JobInfo, error_responses
 
 __all__ = ["stream_router"]
 

@@ -21,7 +21,9 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from agent.api.schemas import (
+from agent.db import Database
+from agent.errors import Busy, Forbidden
+from agent.wire import (
     PAIR_CODE_ALPHABET,
     PAIR_CODE_LENGTH,
     PairRequest,
@@ -29,8 +31,6 @@ from agent.api.schemas import (
     pair_key,
     pair_proof,
 )
-from agent.db import Database
-from agent.errors import ApiError
 
 DEFAULT_TTL_S = 600.0
 MAX_FAILURES = 5  # wrong proofs from one address before it is locked
@@ -84,14 +84,13 @@ def client_key(host: str) -> str:
 
 def verify(db: Database, device_id: str, request: PairRequest, client: str) -> bytes:
     """Accept the proof from `client` (the connection's peer address) and consume the code,
-    returning the pairing key for the kit's confirmation; or raise an ApiError saying why not."""
+    returning the pairing key for the kit's confirmation; or raise a refusal saying why not."""
     now, who = time.time(), client_key(client)
     with db.transaction() as conn:
         _refuse_if_locked(conn, who, now)
         row = conn.execute("SELECT key, expires_at FROM pairing_code WHERE id = 1").fetchone()
         if row is None:
-            raise ApiError(
-                403, "no_pairing_code", "this kit has no active pairing code (it was used or never made)",
+            raise Forbidden("no_pairing_code", "this kit has no active pairing code (it was used or never made)",
                 "run `kitfleet-agent pair-code` on the kit for a new one",
             )
         expired = row["expires_at"] <= now
@@ -108,10 +107,9 @@ def verify(db: Database, device_id: str, request: PairRequest, client: str) -> b
             _count_failure(conn, who, now)
     # Raised after the transaction committed, so the deletion and the count stick.
     if expired:
-        raise ApiError(403, "pairing_code_expired", "the pairing code has expired",
+        raise Forbidden("pairing_code_expired", "the pairing code has expired",
                        "run `kitfleet-agent pair-code` on the kit for a new one")
-    raise ApiError(
-        403, "pairing_code_wrong",
+    raise Forbidden("pairing_code_wrong",
         "the pairing code is wrong, or the certificate you see is not this kit's",
         "type the code again; if it is right, someone may be intercepting the connection",
     )
@@ -140,10 +138,10 @@ def _refuse_if_locked(conn: sqlite3.Connection, who: str, now: float) -> None:
                       _CHECK_CODE)
 
 
-def _locked(remaining_s: float, why: str, hint: str) -> ApiError:
+def _locked(remaining_s: float, why: str, hint: str) -> Busy:
     wait = int(remaining_s) + 1
-    return ApiError(429, "pairing_locked", f"{why}; try again in {wait} s", hint,
-                    headers={"Retry-After": str(wait)})
+    return Busy("pairing_locked", f"{why}; try again in {wait} s", hint,
+                    retry_after=wait)
 
 
 @dataclass(frozen=True)

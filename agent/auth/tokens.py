@@ -9,8 +9,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from agent.api.schemas import SCOPES, Scope, TokenInfo
 from agent.db import Database
+from agent.wire import SCOPES, Scope, TokenInfo
 
 log = logging.getLogger(__name__)
 _RANK = {scope: rank for rank, scope in enumerate(SCOPES)}

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import psutil
 
-from agent.api.schemas import Gates, JobRequest, Resources
-from agent.errors import ApiError
+from agent.errors import Invalid
+from agent.wire import Gates, JobRequest, Resources
 
 MIB = 1 << 20
 
@@ -40,7 +40,7 @@ class Capacity:
                                   ("memory_mb", need.memory_mb, self.memory_mb),
                                   ("gpu", need.gpu, self.gpu)):
             if wanted > has:
-                raise ApiError(422, "impossible_resources",
+                raise Invalid("impossible_resources",
                                f"the job asks for {what}={wanted}; this kit has {has} for jobs",
                                f"ask for at most {what}={has}")
 

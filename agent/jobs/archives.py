@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, BinaryIO, Protocol
 
-from agent.errors import ApiError
+from agent.errors import Invalid, TooLarge
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -64,10 +64,10 @@ def survey(archive: Path, max_bytes: int, max_entries: int) -> Contents:
             size += member.size if member.isfile() else 0
             entries += 1
             if size > max_bytes:
-                raise ApiError(413, "dataset_too_large", f"the archive unpacks to more than {max_bytes} "
+                raise TooLarge("dataset_too_large", f"the archive unpacks to more than {max_bytes} "
                                "bytes", "split it, or raise max_dataset_bytes in agent.json")
             if entries > max_entries:
-                raise ApiError(413, "dataset_too_many_files", f"the archive holds more than "
+                raise TooLarge("dataset_too_many_files", f"the archive holds more than "
                                f"{max_entries} files and folders",
                                "split it, or raise max_dataset_files in agent.json")
         return Contents(entries, size, members.consumed)
@@ -194,5 +194,5 @@ def _check_member(member: tarfile.TarInfo) -> None:
                    "pack only image files and folders")
 
 
-def _bad(what: str, hint: str = "send a .tar (optionally gzip-compressed) of image files") -> ApiError:
-    return ApiError(422, "bad_archive", f"the archive was refused: {what}", hint)
+def _bad(what: str, hint: str = "send a .tar (optionally gzip-compressed) of image files") -> Invalid:
+    return Invalid("bad_archive", f"the archive was refused: {what}", hint)

@@ -17,13 +17,13 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from agent.api.schemas import DatasetInfo
-from agent.errors import ApiError
+from agent.errors import Conflict, NoRoom, NotFound, TooLarge
 from agent.jobs import archives
 from agent.jobs.paths import DATASETS
 from agent.models.store import check_name
 from agent.spool import async_spool
 from agent.storage import fsync_dir
+from agent.wire import DatasetInfo
 
 _STAGING = ".staging-"
 _SPACE_CHECK = 8 << 20  # bytes between free-space checks while an archive arrives
@@ -80,13 +80,13 @@ class Datasets:
 
     def _admit(self, size: int) -> None:
         if size > self.max_bytes:
-            raise ApiError(413, "dataset_too_large", f"the archive is larger than {self.max_bytes} bytes",
+            raise TooLarge("dataset_too_large", f"the archive is larger than {self.max_bytes} bytes",
                            "split it, or raise max_dataset_bytes in agent.json")
 
     def _check_space(self, needed: int) -> None:
         free = shutil.disk_usage(self.root).free
         if free - needed < self.reserve_bytes:
-            raise ApiError(507, "insufficient_storage",
+            raise NoRoom("insufficient_storage",
                            f"the kit has {free >> 20} MiB free; this dataset needs about {needed >> 20} MiB "
                            f"more plus {self.reserve_bytes >> 20} MiB in reserve",
                            "delete old datasets or model versions, or send fewer images")
@@ -111,7 +111,7 @@ class Datasets:
     def info(self, name: str) -> DatasetInfo:
         folder = self.root / check_name(name)
         if not folder.is_dir() or folder.is_symlink():  # an uploaded dataset is never a link
-            raise ApiError(404, "dataset_not_found", f"no dataset called {name!r} on this kit",
+            raise NotFound("dataset_not_found", f"no dataset called {name!r} on this kit",
                            "list datasets with GET /v1/datasets")
         files = [p for p in folder.rglob("*") if p.is_file()]
         return DatasetInfo(name=name, files=len(files), size=sum(p.stat().st_size for p in files))
@@ -125,12 +125,12 @@ class Datasets:
         shutil.rmtree(self.root / name)
 
 
-def _exists(name: str) -> ApiError:
-    return ApiError(409, "dataset_exists", f"dataset {name!r} is already on the kit",
+def _exists(name: str) -> Conflict:
+    return Conflict("dataset_exists", f"dataset {name!r} is already on the kit",
                     f"delete it first with DELETE /v1/datasets/{name}, or use another name")
 
 
-def _disk_full() -> ApiError:
-    return ApiError(507, "disk_full", "the kit's disk filled up while the dataset arrived",
+def _disk_full() -> NoRoom:
+    return NoRoom("disk_full", "the kit's disk filled up while the dataset arrived",
                     "free space on the kit, then send the dataset again")
 

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import RESULT_FILES, ResultFile
-from agent.errors import ApiError
+from agent.errors import NotFound
 from agent.jobs.layout import LOG, OUTCOME, RESULTS, SPEC, WORKER_ERR
+from agent.wire import RESULT_FILES, ResultFile
 
 TRUNCATED = "[log truncated: the kit keeps the first {limit} bytes of a job's log]\n"
 
@@ -98,7 +98,7 @@ class JobFiles:
     def result_path(self, job_id: str, name: str) -> Path:
         path = self.folder(job_id) / RESULTS / name
         if name not in RESULT_FILES or not path.is_file():
-            raise ApiError(404, "result_not_found", f"job {job_id} has no result file {name!r}",
+            raise NotFound("result_not_found", f"job {job_id} has no result file {name!r}",
                            f"list its files with GET /v1/jobs/{job_id}/results")
         return path
 

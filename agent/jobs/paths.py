@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.errors import ApiError
+from agent.errors import Invalid
 
 DATASETS = "datasets"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
@@ -32,7 +32,7 @@ def resolve_folder(folder: str, roots: list[Path]) -> Path:
     if not any(inside(real, root) for root in roots):
         raise _outside(folder, roots)
     if not real.is_dir():
-        raise ApiError(422, "folder_not_found", f"{folder!r} is not a folder on this kit",
+        raise Invalid("folder_not_found", f"{folder!r} is not a folder on this kit",
                        f"put the images under {roots[0]} (or upload them as a dataset)")
     return real
 
@@ -41,7 +41,7 @@ def dataset_folder(name: str, data_dir: Path) -> Path:
     path = data_dir / DATASETS / name
     # a link planted under datasets/ is not a dataset: jobs read only what was uploaded there
     if not path.is_dir() or not inside(path.resolve(), (data_dir / DATASETS).resolve()):
-        raise ApiError(422, "dataset_not_found", f"no dataset called {name!r} on this kit",
+        raise Invalid("dataset_not_found", f"no dataset called {name!r} on this kit",
                        "upload it with PUT /v1/datasets/{name}, or list them with GET /v1/datasets")
     return path.resolve()
 
@@ -50,8 +50,8 @@ def inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _outside(folder: str, roots: list[Path]) -> ApiError:
-    return ApiError(422, "path_outside_data_roots",
+def _outside(folder: str, roots: list[Path]) -> Invalid:
+    return Invalid("path_outside_data_roots",
                     f"{folder!r} is outside the folders jobs may read on this kit",
                     f"use a folder under {', '.join(str(r) for r in roots)} "
                     "(jobs_data_roots in agent.json)")

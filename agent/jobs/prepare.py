@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import CommandParams, JobRequest, Manifest, QuantizeParams, StreamParams
 from agent.auth.tokens import Caller
-from agent.errors import ApiError
+from agent.errors import Conflict, Forbidden, Invalid, Refusal
 from agent.jobs.admission import Capacity
 from agent.jobs.credentials import SourceSecrets
 from agent.jobs.paths import data_roots, dataset_folder, resolve_folder
@@ -22,6 +21,7 @@ from agent.jobs.sources import stream_source
 from agent.jobs.submitter import Submitter, require_scope
 from agent.jobs.urls import needs_secret
 from agent.models.store import ModelStore
+from agent.wire import CommandParams, JobRequest, Manifest, QuantizeParams, StreamParams
 
 
 @dataclass
@@ -67,17 +67,17 @@ class Preparer:
     def _model(self, name: str, version: str | None) -> tuple[Manifest, Path]:
         try:
             return self.models.active(name, version)
-        except ApiError as exc:
-            raise ApiError(422, "model_not_deployed", exc.message,
+        except Refusal as exc:
+            raise Invalid("model_not_deployed", exc.message,
                            "deploy it first (kitfleet deploy), or list models with GET /v1/models") from None
 
     def _quantizable(self, manifest: Manifest, output_version: str | None) -> None:
         if manifest.precision != "fp32":
-            raise ApiError(422, "not_fp32", f"{manifest.name} {manifest.version} is already "
+            raise Invalid("not_fp32", f"{manifest.name} {manifest.version} is already "
                            f"{manifest.precision}", "quantize an fp32 version")
         target = output_version or f"{manifest.version}-int8"
         if self.models.has(manifest.name, target):
-            raise ApiError(409, "version_exists", f"{manifest.name} {target} is already installed",
+            raise Conflict("version_exists", f"{manifest.name} {target} is already installed",
                            "choose another output_version")
 
     def _input(self, params: dict[str, Any]) -> tuple[Path, Path]:
@@ -92,8 +92,8 @@ class Preparer:
     def _allowed(self, program: str) -> None:
         allowed = {os.path.normpath(p) for p in self.allowed_commands}
         if not allowed:
-            raise ApiError(403, "commands_disabled", "this kit does not run command jobs",
+            raise Forbidden("commands_disabled", "this kit does not run command jobs",
                            "list allowed programs in jobs_allowed_commands in the kit's agent.json")
         if not os.path.isabs(program) or os.path.normpath(program) not in allowed:
-            raise ApiError(422, "program_not_allowed", f"{program!r} is not an allowed program here",
+            raise Invalid("program_not_allowed", f"{program!r} is not an allowed program here",
                            f"allowed: {', '.join(sorted(allowed))} (absolute paths)")

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from agent.api.schemas import Resources
 from agent.jobs.layout import WORKER_ERR, WORKER_MODULE
+from agent.wire import Resources
 
 Log = Callable[[str], None]
 

@@ -13,10 +13,10 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
-from agent.api.schemas import FINISHED_STATES, JobInfo, JobProgress, JobRequest
 from agent.db import Database
-from agent.errors import ApiError
+from agent.errors import Busy, Conflict, NotFound
 from agent.jobs.submitter import UNKNOWN, Submitter, require_scope
+from agent.wire import FINISHED_STATES, JobInfo, JobProgress, JobRequest
 
 UNFINISHED = ("queued", "running")
 Clock = Callable[[], float]
@@ -61,7 +61,7 @@ class JobQueue:
             require_scope(request.kind, submitter)
         unfinished = conn.execute("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
         if unfinished.fetchone()[0] >= self.max_queued:
-            raise ApiError(429, "queue_full", f"the kit already holds {self.max_queued} unfinished jobs",
+            raise Busy("queue_full", f"the kit already holds {self.max_queued} unfinished jobs",
                            "wait for some to finish, or cancel queued ones")
         job_id, now = job_id or new_id(), self.clock()
         res = request.resources
@@ -89,7 +89,7 @@ class JobQueue:
     def row(self, job_id: str) -> sqlite3.Row:
         rows = self.db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if not rows:
-            raise ApiError(404, "job_not_found", f"no job with id {job_id!r} on this kit",
+            raise NotFound("job_not_found", f"no job with id {job_id!r} on this kit",
                            "list jobs with GET /v1/jobs; collected and expired jobs are gone")
         return rows[0]
 
@@ -131,7 +131,7 @@ class JobQueue:
         with self.db.transaction() as conn:
             state = _state(conn, job_id)
             if state not in FINISHED_STATES:
-                raise ApiError(409, "job_not_finished", f"job {job_id} is {state}",
+                raise Conflict("job_not_finished", f"job {job_id} is {state}",
                                f"cancel it first with POST /v1/jobs/{job_id}/cancel")
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
@@ -149,19 +149,19 @@ class JobQueue:
 def _state(conn: sqlite3.Connection, job_id: str) -> str:
     row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
-        raise ApiError(404, "job_not_found", f"no job with id {job_id!r} on this kit",
+        raise NotFound("job_not_found", f"no job with id {job_id!r} on this kit",
                        "list jobs with GET /v1/jobs")
     return str(row["state"])
 
 
-def _finished(job_id: str, state: str, action: str) -> ApiError:
-    return ApiError(409, "job_finished", f"job {job_id} already finished ({state}); cannot {action} it",
+def _finished(job_id: str, state: str, action: str) -> Conflict:
+    return Conflict("job_finished", f"job {job_id} already finished ({state}); cannot {action} it",
                     "collect its results, or delete it with DELETE /v1/jobs/{id}")
 
 
 def _same_or_conflict(stored: str, request: JobRequest, key: str) -> None:
     if json.loads(stored) != json.loads(request.model_dump_json()):
-        raise ApiError(409, "idempotency_key_reused",
+        raise Conflict("idempotency_key_reused",
                        f"idempotency key {key!r} was used for a different job",
                        "use a new key for a new job, or resend exactly the same request")
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import JobInfo, JobRequest, Resources
-from agent.errors import ApiError, Error, Forbidden, Refusal
+from agent.errors import Conflict, Error, Forbidden, Refusal
 from agent.jobs.admission import Capacity, Gatekeeper, admissible, total
 from agent.jobs.credentials import SourceSecrets
 from agent.jobs.files import JobFiles
@@ -31,6 +30,7 @@ from agent.jobs.queue import JobQueue, new_id
 from agent.jobs.retention import sweep
 from agent.jobs.schedules import Schedules
 from agent.jobs.submitter import may_start
+from agent.wire import JobInfo, JobRequest, Resources
 
 log = logging.getLogger(__name__)
 # After a worker succeeds, a kind may act in the agent (quantize installs its model).
@@ -154,7 +154,7 @@ class JobRunner:
             proc = self.running.get(job_id)
             if proc is None:
                 if not self.queue.cancel_queued(job_id):  # running, but not here: recovery will end it
-                    raise ApiError(409, "job_not_cancellable", f"job {job_id} is being recovered",
+                    raise Conflict("job_not_cancellable", f"job {job_id} is being recovered",
                                    "try again in a few seconds")
                 return self.queue.get(job_id)
             proc.kill("cancel")
@@ -209,7 +209,7 @@ class JobRunner:
         if finisher is not None and job_id not in self._finished:  # once, even if recorded later
             try:
                 self._finished[job_id] = finisher(job_id, self.files.folder(job_id), result)
-            except (ApiError, OSError, ValueError) as exc:
+            except (Refusal, OSError, ValueError) as exc:
                 return self.leases.fail(job_id, f"{getattr(exc, 'message', exc)}", permanent=True)
         ending = self.leases.finish(job_id, self._finished.get(job_id, result))
         self._finished.pop(job_id, None)

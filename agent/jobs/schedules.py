@@ -15,10 +15,10 @@ import logging
 import sqlite3
 from typing import Any
 
-from agent.api.schemas import JobRequest, ScheduleInfo, ScheduleRequest, ScheduleUpdate
-from agent.errors import ApiError
+from agent.errors import Invalid, NotFound, Refusal
 from agent.jobs.queue import JobQueue, new_id
 from agent.jobs.submitter import UNKNOWN, Submitter
+from agent.wire import JobRequest, ScheduleInfo, ScheduleRequest, ScheduleUpdate
 
 log = logging.getLogger(__name__)
 MISFIRE_GRACE_S = 60.0
@@ -42,7 +42,7 @@ def check_cron(cron: str, now: float) -> float:
             raise ValueError(f"it has {fields} fields")
         return next_after(cron, now)
     except (CroniterError, ValueError, KeyError) as exc:
-        raise ApiError(422, "invalid_cron", f"{cron!r} is not a usable cron expression ({exc})",
+        raise Invalid("invalid_cron", f"{cron!r} is not a usable cron expression ({exc})",
                        "use 5 fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * *' "
                        "(a 6th field is seconds)") from None
 
@@ -56,7 +56,7 @@ class Schedules:
                schedule_id: str | None = None) -> ScheduleInfo:
         """A new schedule; its jobs carry `creator` as their submitter, held to the same rules."""
         if request.job.idempotency_key is not None:
-            raise ApiError(422, "idempotency_key_in_template", "a schedule's job cannot carry an "
+            raise Invalid("idempotency_key_in_template", "a schedule's job cannot carry an "
                            "idempotency key", "leave it out: each run gets its own key")
         now = self.queue.clock()
         next_run = check_cron(request.cron, now)
@@ -74,7 +74,7 @@ class Schedules:
     def get(self, schedule_id: str) -> ScheduleInfo:
         rows = self.db.query("SELECT * FROM schedules WHERE id = ?", (schedule_id,))
         if not rows:
-            raise ApiError(404, "schedule_not_found", f"no schedule with id {schedule_id!r}",
+            raise NotFound("schedule_not_found", f"no schedule with id {schedule_id!r}",
                            "list schedules with GET /v1/schedules")
         return _info(rows[0])
 
@@ -134,7 +134,7 @@ class Schedules:
         try:
             creator = Submitter(row["created_by"], row["creator_scope"])
             job_id, _ = self.queue.insert(conn, JobRequest.model_validate(template), row["id"], creator)
-        except ApiError as exc:  # e.g. the queue is full: this run is lost, say so
+        except Refusal as exc:  # e.g. the queue is full: this run is lost, say so
             log.warning("schedule %s could not queue its job: %s", row["name"], exc.message)
             return None
         return job_id

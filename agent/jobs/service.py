@@ -8,19 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import (
-    JobInfo,
-    JobLogs,
-    JobRequest,
-    JobResults,
-    ScheduleInfo,
-    ScheduleRequest,
-    ScheduleUpdate,
-)
 from agent.auth.tokens import Caller
 from agent.config import Settings
 from agent.db import Database
-from agent.errors import ApiError
+from agent.errors import Invalid
 from agent.jobs.admission import Capacity, waiting_reason
 from agent.jobs.credentials import SourceSecrets
 from agent.jobs.datasets import Datasets
@@ -34,6 +25,15 @@ from agent.jobs.schedules import Schedules
 from agent.jobs.submitter import Submitter, require_scope
 from agent.jobs.urls import mask, needs_secret
 from agent.models.store import ModelStore
+from agent.wire import (
+    JobInfo,
+    JobLogs,
+    JobRequest,
+    JobResults,
+    ScheduleInfo,
+    ScheduleRequest,
+    ScheduleUpdate,
+)
 
 JOBS_DIR = "jobs"
 MIB = 1 << 20
@@ -165,7 +165,7 @@ class Jobs:
         """Install the INT8 model as a new, inactive version, keeping the result file."""
         if not result.get("install"):
             return result
-        from agent.api.schemas import Manifest
+        from agent.wire import Manifest
 
         results = folder / RESULTS
         manifest = Manifest.model_validate_json((results / "manifest.json").read_text())
@@ -184,7 +184,7 @@ def _without_secret(request: JobRequest) -> tuple[JobRequest, str | None]:
     shown = mask(source)
     if shown == source:
         if needs_secret(source):
-            raise ApiError(422, "masked_password", f"{source} holds a masked password (***), not the "
+            raise Invalid("masked_password", f"{source} holds a masked password (***), not the "
                            "camera's own", "give the camera's real user and password in the URL")
         return request, None
     return request.model_copy(update={"params": {**request.params, "source": shown}}), source

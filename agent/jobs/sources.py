@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import Manifest
-from agent.errors import ApiError
+from agent.errors import Invalid
 from agent.jobs.paths import inside
 from agent.jobs.urls import check_url, mask
+from agent.wire import Manifest
 
 __all__ = ["DEVICE_PATTERN", "FILE_FORMATS", "URL_SCHEMES", "playlist_kind", "stream_source"]
 
@@ -42,18 +42,18 @@ def stream_source(source: str, roots: list[Path], manifest: Manifest, allowed_ho
     """{"kind": url|device|file|folder, "location": ..., ...} for the worker, or a 422.
     `resolve` False leaves a URL's name unresolved: the worker checks it when it connects."""
     if manifest.task == "raw":
-        raise ApiError(422, "model_not_visual", f"{manifest.name} is a raw model: a stream needs "
+        raise Invalid("model_not_visual", f"{manifest.name} is a raw model: a stream needs "
                        "a detection or classification model", "choose a detector, e.g. shapes-yolo")
     hint = _HINT.format(roots=", ".join(str(r) for r in roots))
     if any(ch.isspace() or ord(ch) < 32 for ch in source):
-        raise ApiError(422, "bad_source", f"{mask(source)!r} holds spaces or control characters", hint)
+        raise Invalid("bad_source", f"{mask(source)!r} holds spaces or control characters", hint)
     if source.lower().startswith(URL_SCHEMES):
         check_url(source, allowed_hosts, resolve)
         return {"kind": "url", "location": mask(source), "allowed_hosts": list(allowed_hosts)}
     if DEVICE_PATTERN.match(source):
         return {"kind": "device", "location": source}
     if "://" in source or source.startswith("/dev/"):
-        raise ApiError(422, "bad_source", f"{mask(source)!r} is not a source a stream job can read", hint)
+        raise Invalid("bad_source", f"{mask(source)!r} is not a source a stream job can read", hint)
     return _local(source, roots, hint)
 
 
@@ -62,18 +62,18 @@ def _local(source: str, roots: list[Path], hint: str) -> dict[str, Any]:
     real = candidate.resolve()
     root = next((r for r in roots if inside(real, r)), None)
     if root is None:
-        raise ApiError(422, "path_outside_data_roots",
+        raise Invalid("path_outside_data_roots",
                        f"{source!r} is outside the folders jobs may read on this kit", hint)
     if real.is_dir():
         return {"kind": "folder", "location": str(real), "root": str(root)}
     if real.is_file():
         playlist = playlist_kind(real)
         if playlist is not None:
-            raise ApiError(422, "playlist_source", f"{source!r} is {playlist}: stream jobs read one "
+            raise Invalid("playlist_source", f"{source!r} is {playlist}: stream jobs read one "
                            "video file, never a list that names other files",
                            "give the video file itself, under the kit's data roots")
         return {"kind": "file", "location": str(real), "root": str(root)}
-    raise ApiError(422, "source_not_found", f"{source!r} is neither a file nor a folder on this kit",
+    raise Invalid("source_not_found", f"{source!r} is neither a file nor a folder on this kit",
                    f"copy the video under {roots[0]} first")
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.api.schemas import Scope
 from agent.auth.tokens import Caller
 from agent.db import Database
-from agent.errors import ApiError
+from agent.errors import Forbidden
+from agent.wire import Scope
 
 __all__ = ["ADMIN_KINDS", "UNKNOWN", "Submitter", "may_start", "require_scope"]
 
@@ -39,7 +39,7 @@ UNKNOWN = Submitter(None, None)
 def require_scope(kind: str, submitter: Submitter) -> None:
     """403 unless `submitter` may queue a job of `kind`."""
     if kind in ADMIN_KINDS and submitter.scope != "admin":
-        raise ApiError(403, "insufficient_scope", f"{kind} jobs need the admin scope; your token "
+        raise Forbidden("insufficient_scope", f"{kind} jobs need the admin scope; your token "
                        f"has {submitter.scope or 'no recorded scope'}",
                        "ask an admin to submit it, or pair with an admin token")
 

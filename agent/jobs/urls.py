@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from agent.errors import ApiError
+from agent.errors import Invalid
 
 __all__ = ["MASK", "Target", "check_url", "ffmpeg_options", "mask", "needs_secret", "scrub"]
 
@@ -173,7 +173,7 @@ def _addresses(host: str, port: int) -> list[IPAddress]:
     worker.join(RESOLVE_TIMEOUT_S)
     addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found))
     if not addresses:
-        raise ApiError(422, "source_unresolved", f"{host} does not resolve to an address on this kit",
+        raise Invalid("source_unresolved", f"{host} does not resolve to an address on this kit",
                        "check the camera's name, or give its IP address")
     return addresses
 
@@ -227,13 +227,13 @@ def _pinned(parts: SplitResult, address: IPAddress) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}{host}{port}"))
 
 
-def _bad(shown: str, why: str) -> ApiError:
-    return ApiError(422, "bad_source", f"{shown} cannot be a stream source: {why}",
+def _bad(shown: str, why: str) -> Invalid:
+    return Invalid("bad_source", f"{shown} cannot be a stream source: {why}",
                     "give an rtsp:// or http(s):// URL of a camera, e.g. rtsp://192.168.1.20/stream1")
 
 
-def _not_allowed(host: str) -> ApiError:
-    return ApiError(422, "source_not_allowed",
+def _not_allowed(host: str) -> Invalid:
+    return Invalid("source_not_allowed",
                     f"stream sources may not point at this kit itself or at loopback, link-local, "
                     f"multicast or unspecified addresses, and {host} is (or resolves to) one",
                     "give the camera's address on the network; an admin can allow a host by "

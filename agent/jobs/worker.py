@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.jobs.errors import JobFailed, PermanentFailure
 from agent.jobs.layout import OUTCOME, PERMANENT_EXIT, RESULTS, SPEC
 from agent.jobs.report import Reporter
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     report = Reporter(sys.stdout, folder / RESULTS, spec["max_result_bytes"])
     try:
         summary = run(spec, report)
-    except (PermanentFailure, ApiError) as exc:
+    except (PermanentFailure, Refusal) as exc:
         report.error(getattr(exc, "message", str(exc)))
         return PERMANENT_EXIT
     except JobFailed as exc:

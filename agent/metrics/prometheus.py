@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.api.schemas import MetricSample
+from agent.wire import MetricSample
 
 _GAUGES = (
     ("kitfleet_cpu_percent", "cpu_percent", "CPU use of the kit, percent"),

@@ -11,9 +11,9 @@ import time
 
 import psutil
 
-from agent.api.schemas import MetricSample
 from agent.db import Database
 from agent.facts.thermal import max_temperature_c
+from agent.wire import MetricSample
 
 _COLUMNS = ("ts, cpu_percent, memory_percent, disk_percent, temperature_c, disk_free_bytes, "
             "battery_percent")

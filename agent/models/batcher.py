@@ -35,9 +35,9 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from agent.api.schemas import InferResult, Manifest
 from agent.models.infer import dynamic_batch, is_tensor, run_prepared
 from agent.toolkit.images import decode_image, from_pixels, to_pixels
+from agent.wire import InferResult, Manifest
 
 __all__ = ["Batcher", "ImageBatcher", "Ticket", "async_infer_image"]
 

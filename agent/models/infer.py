@@ -10,12 +10,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
-from agent.api.schemas import DetectionSpec, InferResult, Manifest
 from agent.errors import Invalid, Unsupported
 from agent.models.postprocess import decode_yolo_batch
 from agent.models.postprocess import top_k as best_classes
 from agent.models.preprocess import NPY_MAGIC, check_tensor, load_npy
 from agent.toolkit.images import decode_image, media_type, to_tensor
+from agent.wire import DetectionSpec, InferResult, Manifest
 
 __all__ = ["MAX_BATCH", "NPY_TYPES", "dynamic_batch", "is_tensor", "model_input", "run_batch",
            "run_inference", "run_prepared"]

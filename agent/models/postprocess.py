@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agent.api.schemas import Classification, Detection, DetectionSpec
+from agent.wire import Classification, Detection, DetectionSpec
 
 __all__ = ["decode_yolo", "decode_yolo_batch", "is_distribution", "nms", "softmax", "top_k"]
 

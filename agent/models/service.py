@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.api.schemas import InferResult, Manifest
 from agent.config import Settings
 from agent.models.store import ModelStore
+from agent.wire import InferResult, Manifest
 
 if TYPE_CHECKING:
     from agent.models.batcher import ImageBatcher, Ticket

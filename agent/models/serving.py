@@ -18,8 +18,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.api.schemas import Manifest
 from agent.models.store import MANIFEST_FILE, STATE_FILE, ModelStore, check_name
+from agent.wire import Manifest
 
 __all__ = ["ServingModels"]
 

@@ -18,9 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-from agent.api.schemas import NAME_PATTERN, VERSION_PATTERN, Manifest, ModelInfo, ModelVersion
-from agent.errors import ApiError
+from agent.errors import Conflict, Invalid, NotFound
 from agent.storage import fsync_dir, write_atomic
+from agent.wire import NAME_PATTERN, VERSION_PATTERN, Manifest, ModelInfo, ModelVersion
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -80,7 +80,7 @@ class ModelStore:
         try:
             return Manifest.model_validate_json(path.read_bytes())
         except FileNotFoundError:
-            raise ApiError(404, "version_not_found", f"model {name!r} has no version {version!r}",
+            raise NotFound("version_not_found", f"model {name!r} has no version {version!r}",
                            f"list versions with GET /v1/models/{name}") from None
 
     def active(self, name: str, version: str | None = None) -> tuple[Manifest, Path]:
@@ -89,7 +89,7 @@ class ModelStore:
         if chosen is None:
             if not self._versions(name):
                 raise _not_found(name)
-            raise ApiError(409, "no_active_version", f"model {name!r} has no active version",
+            raise Conflict("no_active_version", f"model {name!r} has no active version",
                            f"activate one with POST /v1/models/{name}/activate")
         return self.manifest(name, chosen), self._version_dir(name, chosen) / MODEL_FILE
 
@@ -102,11 +102,11 @@ class ModelStore:
         """Move a verified file into place as a new version (not yet active)."""
         with self._lock:
             if self.has(manifest.name, manifest.version):
-                raise ApiError(409, "version_exists",
+                raise Conflict("version_exists",
                                f"{manifest.name} {manifest.version} is already installed",
                                "give the new model another version")
             if (self.root / manifest.name).is_symlink():  # planted: it would install elsewhere
-                raise ApiError(409, "model_folder_is_a_link",
+                raise Conflict("model_folder_is_a_link",
                                f"{self.root / manifest.name} is a link, not a folder of the kit's "
                                "own; nothing was installed through it",
                                "remove the link on the kit, or give the model another name")
@@ -135,7 +135,7 @@ class ModelStore:
             state = self._state(name)
             previous = state["previous"]
             if previous is None or not self.has(name, previous):
-                raise ApiError(409, "nothing_to_roll_back",
+                raise Conflict("nothing_to_roll_back",
                                f"model {name!r} has no previous version to roll back to")
             self._write_state(name, active=previous, previous=state["active"])
             return self.info(name)
@@ -145,7 +145,7 @@ class ModelStore:
             self.manifest(name, version)
             state = self._state(name)
             if state["active"] == version and not force:
-                raise ApiError(409, "version_serving", f"{name} {version} is the serving version",
+                raise Conflict("version_serving", f"{name} {version} is the serving version",
                                "activate another version first, or pass force=true")
             active = None if state["active"] == version else state["active"]
             previous = None if state["previous"] == version else state["previous"]
@@ -162,7 +162,7 @@ class ModelStore:
     def _version_dir(self, name: str, version: str) -> Path:
         check_name(name)
         if not re.fullmatch(VERSION_PATTERN, version):
-            raise ApiError(422, "invalid_version", f"{version!r} is not a valid version",
+            raise Invalid("invalid_version", f"{version!r} is not a valid version",
                            "use letters, digits, '.', '_', '+' and '-', starting with a letter or digit")
         return self.root / name / "versions" / version
 
@@ -196,11 +196,11 @@ def _fsync_file(path: Path) -> None:
 def check_name(name: str) -> str:
     """Refuse names that could leave the models folder (`..`, `/`, NUL, …)."""
     if not re.fullmatch(NAME_PATTERN, name):
-        raise ApiError(422, "invalid_name", f"{name!r} is not a valid model name",
+        raise Invalid("invalid_name", f"{name!r} is not a valid model name",
                        "use lower-case letters, digits, '-' and '_', at most 64 characters")
     return name
 
 
-def _not_found(name: str) -> ApiError:
-    return ApiError(404, "model_not_found", f"no model called {name!r} on this kit",
+def _not_found(name: str) -> NotFound:
+    return NotFound("model_not_found", f"no model called {name!r} on this kit",
                     "list models with GET /v1/models")

@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from agent.api.schemas import Manifest, ModelInfo, UploadRequest, UploadStatus
 from agent.db import Database
-from agent.errors import ApiError
+from agent.errors import Conflict, Invalid, NoRoom, NotFound, TooLarge
 from agent.models.store import ModelStore
 from agent.models.verify import VerificationFailed, verify
 from agent.spool import async_spool
+from agent.wire import Manifest, ModelInfo, UploadRequest, UploadStatus
 
 STALE_AFTER_S = 7 * 86400  # a half-sent model is kept a week for the link to come back
 
@@ -68,7 +68,7 @@ class Uploads:
     def create(self, request: UploadRequest) -> UploadStatus:
         manifest = request.manifest
         if manifest.size_bytes > self._max_bytes:
-            raise ApiError(413, "model_too_large", f"the model has {manifest.size_bytes} bytes; this "
+            raise TooLarge("model_too_large", f"the model has {manifest.size_bytes} bytes; this "
                            f"kit accepts at most {self._max_bytes}", "raise max_model_bytes in agent.json")
         if self._store.has(manifest.name, manifest.version):
             return self._already_installed(manifest)
@@ -99,14 +99,14 @@ class Uploads:
         A chunk `declared` (Content-Length) past the model's size is refused before it is read."""
         row = self._row(upload_id)
         if row["state"] != "receiving":
-            raise ApiError(409, "upload_not_receiving", f"the upload is {row['state']}")
+            raise Conflict("upload_not_receiving", f"the upload is {row['state']}")
         with self._claim(upload_id):
             path = self._data(upload_id)
             current = path.stat().st_size
             if offset != current:
-                raise ApiError(409, "offset_mismatch", f"the upload is at byte {current}, not {offset}",
+                raise Conflict("offset_mismatch", f"the upload is at byte {current}, not {offset}",
                                f"resume with Upload-Offset: {current}",
-                               headers={"Upload-Offset": str(current)})
+                               resume_at=current)
             if declared is not None and current + declared > row["size"]:
                 raise _too_long(row["size"], current, declared)
             await self._write(path, current, row["size"], body)
@@ -122,7 +122,7 @@ class Uploads:
         with self._claim(upload_id):
             received = path.stat().st_size if path.exists() else 0
             if row["state"] != "receiving" or received != row["size"]:
-                raise ApiError(409, "upload_incomplete",
+                raise Conflict("upload_incomplete",
                                f"the upload has {received} of {row['size']} bytes ({row['state']})",
                                "send the remaining bytes with PATCH, then commit")
             self._set_state(upload_id, "verifying")
@@ -131,7 +131,7 @@ class Uploads:
                 await asyncio.to_thread(verify, path, manifest)
             except VerificationFailed as exc:
                 self._fail_now(upload_id, str(exc))
-                raise ApiError(422, "verification_failed", f"the model was refused: {exc}",
+                raise Invalid("verification_failed", f"the model was refused: {exc}",
                                "the serving version is unchanged; fix the model or manifest") from None
             await asyncio.to_thread(self._store.install, manifest, path)
             self._set_state(upload_id, "installed")
@@ -160,20 +160,20 @@ class Uploads:
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
-            raise ApiError(507, "disk_full", "the kit's disk is full",
+            raise NoRoom("disk_full", "the kit's disk is full",
                            "free space on the kit, then resume the upload") from None
 
     def _check_space(self, size: int) -> None:
         free = shutil.disk_usage(self.root).free
         if free - size < self._reserve:
-            raise ApiError(507, "insufficient_storage",
+            raise NoRoom("insufficient_storage",
                            f"the kit has {free >> 20} MiB free; this model needs {size >> 20} MiB "
                            f"plus {self._reserve >> 20} MiB in reserve", "delete old model versions")
 
     def _already_installed(self, manifest: Manifest) -> UploadStatus:
         installed = self._store.manifest(manifest.name, manifest.version)
         if installed.sha256 != manifest.sha256:
-            raise ApiError(409, "version_exists",
+            raise Conflict("version_exists",
                            f"{manifest.name} {manifest.version} is installed with other content",
                            "give the new model another version")
         return UploadStatus(upload_id="", name=manifest.name, version=manifest.version,
@@ -188,7 +188,7 @@ class Uploads:
     def _row(self, upload_id: str) -> sqlite3.Row:
         rows = self._db.query("SELECT * FROM uploads WHERE id = ?", (upload_id,))
         if not rows:
-            raise ApiError(404, "upload_not_found", f"no upload with id {upload_id!r}",
+            raise NotFound("upload_not_found", f"no upload with id {upload_id!r}",
                            "start a new upload with POST /v1/models/uploads")
         return rows[0]
 
@@ -217,8 +217,8 @@ class Uploads:
         self._data(upload_id).unlink(missing_ok=True)
 
 
-def _too_long(size: int, at: int, sent: int) -> ApiError:
-    return ApiError(413, "upload_too_long", f"{sent} bytes from byte {at} would pass the model's "
+def _too_long(size: int, at: int, sent: int) -> TooLarge:
+    return TooLarge("upload_too_long", f"{sent} bytes from byte {at} would pass the model's "
                     f"{size} bytes", f"send at most {size - at} bytes from byte {at}")
 
 
@@ -240,7 +240,7 @@ class _Claim:
     def __enter__(self) -> None:
         with self._uploads._busy_lock:
             if self._id in self._uploads._busy:
-                raise ApiError(409, "upload_busy", "another request is writing this upload",
+                raise Conflict("upload_busy", "another request is writing this upload",
                                "wait for it to finish, then ask for the offset")
             self._uploads._busy.add(self._id)
 

@@ -6,31 +6,23 @@ that crashes or hangs ONNX Runtime must not take the agent down with it.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import MAX_ONNX_BYTES, Manifest, external_data_of
+from agent.toolkit import onnxfile
+from agent.toolkit.errors import Refusal
+from agent.toolkit.hashing import sha256_file
+from agent.wire import Manifest
 
 _ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)",
               "uint8": "tensor(uint8)", "int8": "tensor(int8)"}
-_CHUNK = 1 << 20
 
 
 class VerificationFailed(Exception):
     """The model does not match its manifest; str() says how."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify(path: Path, manifest: Manifest, timeout: float = 300.0) -> None:
@@ -38,7 +30,7 @@ def verify(path: Path, manifest: Manifest, timeout: float = 300.0) -> None:
     size = path.stat().st_size
     if size != manifest.size_bytes:
         raise VerificationFailed(f"the file has {size} bytes, the manifest says {manifest.size_bytes}")
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     if digest != manifest.sha256:
         raise VerificationFailed(f"sha256 mismatch: the file is {digest}, the manifest says "
                                  f"{manifest.sha256}; the upload was damaged or the manifest is wrong")
@@ -83,45 +75,11 @@ def check_in_process(path: Path, manifest: Manifest) -> None:
 
 
 def check_self_contained(path: Path) -> None:
-    """Refuse a model whose tensors name another file (ONNX external data): ONNX Runtime would
-    read that file, the kit's TLS key or another upload, and a raw model would answer its bytes.
-    Parsed as onnx's ModelProto, nothing it names read."""
-    size = path.stat().st_size
-    if size > MAX_ONNX_BYTES:  # protobuf cannot hold it: such a model keeps its weights elsewhere
-        raise VerificationFailed(f"the file has {size} bytes; an ONNX file holds at most "
-                                 f"{MAX_ONNX_BYTES} and a kit takes the model as one file")
-    model = _model_proto()()
+    """The toolkit's check (`agent.toolkit.onnxfile`), as a VerificationFailed."""
     try:
-        model.ParseFromString(path.read_bytes())
-    except Exception as exc:  # protobuf raises several types on a file that is not ONNX
-        raise VerificationFailed(f"the file is not an ONNX model ({type(exc).__name__})") from None
-    found = external_data_of(model)
-    del model  # ONNX Runtime loads it next: do not hold two copies
-    if found:
-        name, location = found[0]
-        more = f" (and {len(found) - 1} more tensors)" if len(found) > 1 else ""
-        raise VerificationFailed(
-            f"the model keeps tensor {name!r}{more} in another file ({location!r}); a kit takes a "
-            "model as one file and reads nothing beside it: save it as one file with "
-            "onnx.save_model(model, path, save_as_external_data=False)")
-
-
-def _model_proto() -> Any:
-    """onnx's ModelProto class from its generated protobuf module alone: `import onnx` costs
-    seconds (its ml_dtypes) in every verification, and only this class is needed."""
-    if "onnx" in sys.modules:  # already paid for (a quantize job): the same class
-        return sys.modules["onnx"].ModelProto
-    package = importlib.util.find_spec("onnx")  # found, not imported
-    generated = Path(package.origin).with_name("onnx_ml_pb2.py") if package and package.origin else None
-    spec = (importlib.util.spec_from_file_location("_onnx_ml_pb2", generated)
-            if generated and generated.is_file() else None)
-    if spec is None or spec.loader is None:
-        import onnx  # a layout this does not know: the slow way
-
-        return onnx.ModelProto
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ModelProto
+        onnxfile.check_self_contained(path)
+    except Refusal as exc:
+        raise VerificationFailed(exc.message) from None
 
 
 def _check_signature(session: Any, manifest: Manifest) -> None:

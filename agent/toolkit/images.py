@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from agent.api.schemas import InputSpec, Normalisation
 from agent.toolkit.errors import BadInput, Invalid, Refusal, TooLarge, Unsupported
+from agent.wire import InputSpec, Normalisation
 
 __all__ = ["IMAGE_SUFFIXES", "IMAGE_TYPES", "MAX_PIXELS", "decode_image", "from_pixels", "media_type",
            "stack", "to_input", "to_pixels", "to_tensor"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agent.api.schemas import printable
+from agent.wire import printable
 
 __all__ = ["PrintableFormatter"]
 

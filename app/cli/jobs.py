@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from agent.api.schemas import JobInfo
+from agent.wire import JobInfo
 from app.cli.common import emit, open_fleet, say
 from app.cli.jobs_options import add_submit_options, spec_from
 from app.cli.jobs_view import (

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from agent.api.schemas import FINISHED_STATES, JobInfo, ScheduleInfo
+from agent.wire import FINISHED_STATES, JobInfo, ScheduleInfo
 from app.cli.common import age
 from app.fleet.text import printable
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from agent.api.schemas import SCOPES
+from agent.wire import SCOPES
 from app.cli.common import age, emit, open_fleet, say
 from app.cli.types import CommandFactory, Handler
 from app.fleet import summary

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import InferResult, ModelInfo
+from agent.wire import InferResult, ModelInfo
 from app.cli.common import age, emit, open_fleet, say
 from app.cli.types import CommandFactory, Handler
 from app.fleet.deploy import Progress, async_deploy

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.api.schemas import MetricSample
+from agent.wire import MetricSample
 from app.fleet.errors import Error
 from app.fleet.settings import SETTINGS_FILE
 

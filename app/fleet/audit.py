@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from agent.api.schemas import (
+from agent.wire import (
     AUDIT_GENESIS,
     AUDIT_SEGMENT,
     AuditEntry,

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from agent.api.schemas import (
+from agent.wire import (
     AuditEntry,
     DatasetInfo,
     Facts,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import Manifest, ModelInfo
+from agent.wire import Manifest, ModelInfo
 from app.fleet.client import KitClient
 from app.fleet.errors import Error, KitUnreachable
 from app.fleet.inventory import Kit

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from agent.api.schemas import SERVICE_TYPE, TxtRecord
+from agent.wire import SERVICE_TYPE, TxtRecord
 
 __all__ = ["Announcement", "Browser", "async_discover"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from agent.api.schemas import MetricSample
+from agent.wire import MetricSample
 from app.fleet.client import KitClient
 from app.fleet.inventory import Inventory
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL.Image import Image
 
-from agent.api.schemas import InputSpec, Normalisation
 from agent.toolkit.errors import Refusal
 from agent.toolkit.images import IMAGE_SUFFIXES, decode_image, to_input
+from agent.wire import InputSpec, Normalisation
 from app.fleet.onnxmodel import QuantizeError
 
 __all__ = ["IMAGE_SUFFIXES", "common_size", "folder_labels", "image_files", "listed_labels", "load_image",

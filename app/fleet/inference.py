@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.api.schemas import InferResult
+from agent.wire import InferResult
 from app.fleet.client import RawOutputs
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit

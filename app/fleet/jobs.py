@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from agent.api.schemas import (
+from agent.wire import (
     FINISHED_STATES,
     JOB_ID_PATTERN,
     DatasetInfo,

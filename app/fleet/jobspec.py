@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agent.api.schemas import (
+from agent.wire import (
     NAME_PATTERN,
     PARAMS_BY_KIND,
     VERSION_PATTERN,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from agent.api.schemas import ModelInfo
+from agent.wire import ModelInfo
 from app.fleet.snapshot import KitSnapshot, Snapshots
 
 __all__ = ["KnownModels"]

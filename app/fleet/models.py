@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from agent.api.schemas import Manifest
+from agent.toolkit.hashing import sha256_file
+from agent.wire import Manifest
 from app.fleet.errors import Error
 
 
@@ -18,14 +18,6 @@ class ModelPackageError(Error):
 def manifest_path(model: Path) -> Path:
     """`model.onnx` → `model.manifest.json` beside it."""
     return model.with_name(f"{model.stem}.manifest.json")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_package(model: Path) -> Manifest:

@@ -14,9 +14,12 @@ import onnx
 import onnxruntime as ort
 from pydantic import ValidationError
 
-from agent.api.schemas import MAX_ONNX_BYTES, InputSpec, Manifest, external_data_of
+from agent.toolkit import onnxfile
+from agent.toolkit.errors import Refusal
+from agent.toolkit.hashing import sha256_file
+from agent.wire import InputSpec, Manifest
 from app.fleet.errors import Error
-from app.fleet.models import ModelPackageError, load_package, manifest_path, sha256_file
+from app.fleet.models import ModelPackageError, load_package, manifest_path
 
 __all__ = ["ImageInput", "QuantizeError", "check_self_contained", "cpu_session", "image_input_of",
            "input_spec_of", "manifest_beside", "opset_of", "read_model", "seeded_input"]
@@ -60,27 +63,11 @@ def read_model(path: Path) -> onnx.ModelProto:
 
 
 def check_self_contained(path: Path) -> None:
-    """Refuse a model whose tensors name another file (ONNX external data) before it is sent:
-    kits take a model as one file, and one that reads files beside it is refused there too."""
-    size = path.stat().st_size
-    if size > MAX_ONNX_BYTES:
-        raise ModelPackageError(f"{path.name} has {size} bytes; an ONNX file holds at most "
-                                f"{MAX_ONNX_BYTES}, and kits take a model as one file: quantize "
-                                "it (`kitfleet quantize`) or export a smaller model")
-    try:  # the side files are not read: only the tensors that name them
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf and onnx raise many types on a file that is not ONNX
-        raise ModelPackageError(f"{path} is not an ONNX model ({type(exc).__name__}); "
-                                f"{_EXPORT_HINT}") from None
-    found = external_data_of(model)
-    if found:
-        name, location = found[0]
-        more = f" (and {len(found) - 1} more tensors)" if len(found) > 1 else ""
-        raise ModelPackageError(
-            f"{path.name} keeps tensor {name!r}{more} in another file ({location!r}); kits take a "
-            "model as one file and read nothing beside it: save it as one file with "
-            "onnx.save_model(onnx.load(path), path, save_as_external_data=False), re-create its "
-            "manifest, then deploy again")
+    """Refuse a model that is not one self-contained file before it is sent (the kit's own check)."""
+    try:
+        onnxfile.check_self_contained(path)
+    except Refusal as exc:
+        raise ModelPackageError(f"{exc.message}: {exc.hint}" if exc.hint else exc.message) from None
 
 
 def opset_of(model: onnx.ModelProto) -> int:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.api.schemas import AuditEntry, JobInfo, MetricSample, ModelInfo
+from agent.wire import AuditEntry, JobInfo, MetricSample, ModelInfo
 from app.fleet.alerts import Alert, KitFigures, Thresholds, evaluate
 from app.fleet.audit import ChainStatus
 from app.fleet.client import KitClient

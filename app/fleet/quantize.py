@@ -32,7 +32,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from agent.api.schemas import InputSpec, Manifest, Normalisation
+from agent.wire import InputSpec, Manifest, Normalisation
 from app.fleet.images import common_size, image_files, load_image, spread
 from app.fleet.models import manifest_path
 from app.fleet.onnxmodel import (

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.api.schemas import Golden, InputSpec, Manifest, Precision
-from app.fleet.models import sha256_file
+from agent.toolkit.hashing import sha256_file
+from agent.wire import Golden, InputSpec, Manifest, Precision
 from app.fleet.onnxmodel import cpu_session, seeded_input
 from app.fleet.quantreport import Report
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from agent.api.schemas import InputSpec, Manifest, Normalisation
+from agent.wire import InputSpec, Manifest, Normalisation
 from app.fleet.images import folder_labels, image_files, listed_labels, load_image
 from app.fleet.onnxmodel import (
     QuantizeError,

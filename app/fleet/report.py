@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import AuditEntry, MetricSample
+from agent.wire import AuditEntry, MetricSample
 from app.fleet.alerts import Alert, Thresholds
 from app.fleet.errors import Error
 from app.fleet.ops import FleetOps, KitView

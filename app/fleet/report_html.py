@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agent.api.schemas import AuditEntry, JobInfo, format_device_id
+from agent.wire import AuditEntry, JobInfo, format_device_id
 from app.fleet import summary
 from app.fleet.alerts import Alert
 from app.fleet.ops import KitView, model_rows

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.api.schemas import CONTROL_CHARACTERS, FINISHED_STATES, JobInfo, JobResults, ResultFile
+from agent.wire import CONTROL_CHARACTERS, FINISHED_STATES, JobInfo, JobResults, ResultFile
 from app.fleet.client import KitClient
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit

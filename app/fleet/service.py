@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
-from agent.api.schemas import (
+from agent.wire import (
     PairRequest,
     PairResponse,
     Scope,

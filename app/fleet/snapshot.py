@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 from pydantic import BaseModel, Field
 
-from agent.api.schemas import JobInfo, MetricSample, ModelInfo
+from agent.wire import JobInfo, MetricSample, ModelInfo
 from app.fleet.inventory import Inventory
 
 __all__ = ["JOBS_KEPT", "KitSnapshot", "Snapshots", "Tags", "parse_tags"]

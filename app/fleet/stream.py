@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent.api.schemas import STREAM_KEEP, JobInfo, JobRequest
+from agent.wire import STREAM_KEEP, JobInfo, JobRequest
 from app.fleet.client import KitClient
 from app.fleet.errors import AgentError, Error
 from app.fleet.inventory import Kit

@@ -8,7 +8,7 @@ definition is the wire contract's, so the agent's refusals and the app's escapes
 
 from __future__ import annotations
 
-from agent.api.schemas import CONTROL_CHARACTERS, printable
+from agent.wire import CONTROL_CHARACTERS, printable
 
 __all__ = ["CONTROL_CHARACTERS", "printable", "printable_lines"]
 

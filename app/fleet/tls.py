@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from agent.api.schemas import device_id_from_der
+from agent.wire import device_id_from_der
 
 
 def pinned_context(cert_pem: str) -> ssl.SSLContext:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import PAIR_CODE_LENGTH, Scope, format_device_id
+from agent.wire import PAIR_CODE_LENGTH, Scope, format_device_id
 from app.gui.kit_row import COLUMNS, KitRow, cell_text
 
 __all__ = ["AdoptAnswer", "AdoptDialog", "CodePrompt", "ask_pairing_code", "parse_pair_code"]

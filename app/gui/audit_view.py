@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import AuditEntry
+from agent.wire import AuditEntry
 from app.fleet.audit import ChainStatus
 from app.gui.kit_row import KitRow
 from app.gui.ops_bridge import OpsBridge

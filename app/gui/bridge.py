@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from agent.api.schemas import Scope
+from agent.wire import Scope
 from app.fleet.discovery import Announcement, Browser
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit

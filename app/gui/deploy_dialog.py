@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import Manifest
+from agent.wire import Manifest
 from app.fleet.deploy import DeployOutcome, Progress
 from app.gui.deploy_kits import DeployKitsTable
 from app.gui.kit_row import KitRow

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QTreeWidget, QVBoxLayout, QWidget
 
-from agent.api.schemas import format_device_id
+from agent.wire import format_device_id
 from app.gui._qt import timer
 from app.gui.facts_tree import family_items
 from app.gui.kit_row import COLUMNS, KitRow, age_text, cell_text

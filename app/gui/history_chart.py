@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QPolygonF
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from agent.api.schemas import MetricSample
+from agent.wire import MetricSample
 from app.fleet.svg_chart import downsample
 from app.gui.kit_row import KitRow, age_text
 

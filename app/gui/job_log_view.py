@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QFontDatabase, QShowEvent, QTextCursor
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
-from agent.api.schemas import JobLogs
+from agent.wire import JobLogs
 from app.gui._qt import timer
 from app.gui.jobs_bridge import JobsBridge
 

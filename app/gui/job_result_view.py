@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import JobInfo
+from agent.wire import JobInfo
 from app.gui.bench_chart import BenchChart, Metric
 
 __all__ = ["JobResultView", "result_text"]

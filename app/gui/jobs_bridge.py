@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
-from agent.api.schemas import (
+from agent.wire import (
     DatasetInfo,
     JobInfo,
     JobRequest,

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import FINISHED_STATES, JobInfo, ScheduleInfo
+from agent.wire import FINISHED_STATES, JobInfo, ScheduleInfo
 from app.fleet.results import Collected
 from app.fleet.text import printable
 from app.gui._qt import timer

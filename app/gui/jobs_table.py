@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QStyleOptionViewItem,
 )
 
-from agent.api.schemas import FINISHED_STATES, JobInfo
+from agent.wire import FINISHED_STATES, JobInfo
 from app.gui._qt import dot_icon
 
 __all__ = ["JOB_COLUMNS", "PROGRESS_COLUMN", "JobsTableModel", "ProgressDelegate", "describe",

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from agent.api.schemas import format_device_id
+from agent.wire import format_device_id
 from app.fleet.discovery import Announcement
 from app.fleet.inventory import Kit
 from app.fleet.ops import KitView

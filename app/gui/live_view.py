@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import JobInfo
+from agent.wire import JobInfo
 from app.fleet.stream import LiveEvent, StreamOptions
 from app.gui.counts_chart import CountsChart
 from app.gui.kit_row import KitRow

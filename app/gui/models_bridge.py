@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
-from agent.api.schemas import ModelInfo
+from agent.wire import ModelInfo
 from app.fleet.client import KitClient
 from app.fleet.deploy import async_deploy
 from app.fleet.errors import Error

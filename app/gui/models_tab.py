@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import ModelInfo
+from agent.wire import ModelInfo
 from app.fleet.deploy import DeployOutcome
 from app.gui.kit_row import KitRow
 from app.gui.models_bridge import ModelsBridge

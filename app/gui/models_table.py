@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot
 from PySide6.QtGui import QColor, QFont
 
-from agent.api.schemas import ModelInfo
+from agent.wire import ModelInfo
 from app.gui._qt import dot_icon
 
 __all__ = ["MODEL_COLUMNS", "ModelsTableModel", "VersionRow", "size_text", "version_rows"]

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import JobInfo, ScheduleInfo
+from agent.wire import JobInfo, ScheduleInfo
 from app.fleet.datasets import LocalDataset
 from app.fleet.jobs import SubmitProgress
 from app.fleet.jobspec import JobInputError, JobSpec, parse_numbers

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
-from agent.api.schemas import Detection
+from agent.wire import Detection
 
 __all__ = ["PALETTE", "PictureView", "annotate", "box_colour"]
 

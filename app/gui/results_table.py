@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QAbstractItemView, QProgressBar, QTableWidget, QTableWidgetItem
 
-from agent.api.schemas import InferResult
+from agent.wire import InferResult
 from app.fleet.inference import InferAnswer
 from app.gui.picture import box_colour
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import ScheduleInfo
+from agent.wire import ScheduleInfo
 
 __all__ = ["SCHEDULE_COLUMNS", "SchedulesPanel"]
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.api.schemas import ModelInfo
+from agent.wire import ModelInfo
 from app.fleet.inference import InferAnswer
 from app.gui.kit_row import KitRow
 from app.gui.models_bridge import ModelsBridge

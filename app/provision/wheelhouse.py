@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.fleet.models import sha256_file
+from agent.toolkit.hashing import sha256_file
 from app.provision.errors import Unsupported, WheelhouseError
 
 MANIFEST = "manifest.json"

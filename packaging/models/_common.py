@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from agent.api.schemas import Manifest
-from app.fleet.models import manifest_path, sha256_file
+from agent.toolkit.hashing import sha256_file
+from agent.wire import Manifest
+from app.fleet.models import manifest_path
 from app.fleet.quantmanifest import golden_for
 
 if TYPE_CHECKING:

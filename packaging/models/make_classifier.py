@@ -25,7 +25,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from agent.api.schemas import Manifest
+from agent.wire import Manifest
 from app.fleet.models import load_package
 from app.fleet.quantize import QuantizeResult, quantize_model
 from app.fleet.quantreport import Report

@@ -24,8 +24,8 @@ from shapes import CLASSES, SIZE, Shape, draw_scene, make_scene, moving_scenes, 
 from torch import nn
 from torch.nn import functional
 
-from agent.api.schemas import Detection, DetectionSpec
 from agent.models.postprocess import decode_yolo
+from agent.wire import Detection, DetectionSpec
 from app.fleet.quantreport import latency_ms
 from resources import images_dir, models_dir
 

@@ -9,7 +9,7 @@ without torch:
     from shapes import make_scene, moving_scenes
     image, shapes = make_scene(numpy.random.default_rng(1), size=96)
 
-Boxes are (x1, y1, x2, y2) in the image's pixels, the convention of `agent.api.schemas.Detection`.
+Boxes are (x1, y1, x2, y2) in the image's pixels, the convention of `agent.wire.Detection`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image, ImageDraw
 
-from agent.api.schemas import InputSpec, Manifest
+from agent.wire import InputSpec, Manifest
 
 LABELS = ["square", "circle", "triangle"]
 SIZE = 64  # the model's input: 64 × 64 RGB

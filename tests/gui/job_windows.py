@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from agent.api.schemas import JobInfo
+from agent.wire import JobInfo
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
 from app.gui.bridge import FleetBridge

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
 from pytestqt.qtbot import QtBot
 
-from agent.api.schemas import MetricSample
+from agent.wire import MetricSample
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
 from app.gui.bridge import FleetBridge
@@ -191,7 +191,7 @@ def test_the_history_chart_draws_each_series_and_says_when_there_is_none(qtbot: 
 
 
 def test_samples_a_kit_overwrote_before_collection_are_counted() -> None:
-    from agent.api.schemas import MetricSample
+    from agent.wire import MetricSample
     from app.gui.history_chart import missed_samples
 
     def at(seq: int | None) -> MetricSample:

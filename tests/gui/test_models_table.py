@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QModelIndex, Qt
 from pytestqt.qtbot import QtBot
 
-from agent.api.schemas import ModelInfo, ModelVersion
+from agent.wire import ModelInfo, ModelVersion
 from app.gui.models_table import MODEL_COLUMNS, ModelsTableModel, size_text
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from agent.api.schemas import ScheduleInfo
+from agent.wire import ScheduleInfo
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
 from app.gui.bridge import FleetBridge

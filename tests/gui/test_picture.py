@@ -10,7 +10,7 @@ from PySide6.QtCore import QSize
 from PySide6.QtGui import QColor, QImage
 from pytestqt.qtbot import QtBot
 
-from agent.api.schemas import Detection
+from agent.wire import Detection
 from app.fleet.inference import InferAnswer, npz_outputs
 from app.gui.picture import PictureView, annotate, box_colour
 from app.gui.results_table import ResultsTable, summary_text

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent.api.schemas import Scope
+from agent.wire import Scope
 from app.fleet.localagent import LocalAgent
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.api.schemas import device_id_from_der, pair_key, pair_proof
+from agent.wire import device_id_from_der, pair_key, pair_proof
 from app.fleet.localagent import LocalAgent
 
 

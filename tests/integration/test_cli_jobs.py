@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import Manifest
+from agent.wire import Manifest
 from app.fleet.deploy import async_deploy
 from app.fleet.inventory import Kit
 from app.fleet.localagent import LocalAgent

@@ -15,7 +15,8 @@ import pytest
 from onnx import TensorProto, helper
 from PIL import Image
 
-from app.fleet.models import load_package, manifest_path, sha256_file
+from agent.toolkit.hashing import sha256_file
+from app.fleet.models import load_package, manifest_path
 from resources import datasets_dir, images_dir, models_dir
 from tests.integration.conftest import AgentFactory
 from tests.integration.helpers import kitfleet

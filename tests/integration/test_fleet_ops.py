@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agent.api.schemas import JobRequest, ScheduleRequest
+from agent.wire import JobRequest, ScheduleRequest
 from app.fleet.alerts import Thresholds
 from app.fleet.deploy import async_deploy
 from app.fleet.errors import AgentError

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent.api.schemas import InferResult
+from agent.wire import InferResult
 from app.fleet.client import RawOutputs
 from app.fleet.deploy import async_deploy
 from app.fleet.errors import AgentError

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from agent.api.schemas import Manifest
+from agent.wire import Manifest
 from tests.integration.conftest import AgentFactory
 from tests.integration.helpers import pair, raw_client, tar_archive
 from tests.onnx_models import classifier

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.api.schemas import Manifest
+from agent.wire import Manifest
 from app.fleet.deploy import Progress, async_deploy
 from app.fleet.errors import AgentError
 from app.fleet.models import ModelPackageError, load_package

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.api.schemas import (
+from agent.identity import load_or_create
+from agent.wire import (
     API_VERSION,
     JobInfo,
     JobProgress,
     JobRequest,
     format_device_id,
 )
-from agent.identity import load_or_create
 from app.fleet.inventory import Inventory, Kit
 from app.fleet.localagent import LOOPBACK
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from agent.api.schemas import SERVICE_TYPE
+from agent.wire import SERVICE_TYPE
 from app.fleet.inventory import Kit
 from app.fleet.localagent import LOOPBACK, LocalAgent
 from app.fleet.service import Fleet

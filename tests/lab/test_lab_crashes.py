@@ -42,8 +42,8 @@ import numpy as np
 import psutil
 import pytest
 
-from agent.api.schemas import Manifest
 from agent.db import DB_FILE, Database
+from agent.wire import Manifest
 from app.fleet.errors import AgentError, Error
 from app.fleet.localagent import LocalAgent
 from app.fleet.service import Fleet

@@ -42,7 +42,7 @@ import requests
 from hypothesis import HealthCheck, Phase, settings
 from requests.adapters import HTTPAdapter
 
-from agent.api.schemas import device_id_from_der
+from agent.wire import device_id_from_der
 from app.fleet.localagent import LocalAgent
 from tests.integration.helpers import pair, tar_archive
 from tests.integration.test_jobs_api import images

@@ -396,7 +396,7 @@ def _mdns_flood(count: int) -> tuple[int, int, bool, int]:
     from zeroconf._protocol.outgoing import DNSOutgoing
     from zeroconf.asyncio import AsyncZeroconf
 
-    from agent.api.schemas import SERVICE_TYPE
+    from agent.wire import SERVICE_TYPE
     from app.fleet.discovery import Browser
 
     async def run() -> tuple[int, int, bool, int]:

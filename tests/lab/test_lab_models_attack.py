@@ -39,7 +39,7 @@ import psutil
 import pytest
 from onnx import TensorProto, helper
 
-from agent.api.schemas import InputSpec, Manifest
+from agent.wire import InputSpec, Manifest
 from app.fleet.localagent import LOOPBACK, LocalAgent
 from app.fleet.service import Fleet
 from tests.integration import conftest as integration

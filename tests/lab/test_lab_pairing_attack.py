@@ -32,9 +32,9 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from agent.api.schemas import PACKAGE_VERSION, TxtRecord
 from agent.identity import load_or_create
 from agent.mdns import Advertiser
+from agent.wire import PACKAGE_VERSION, TxtRecord
 from app.fleet.errors import AdoptionRefused
 from app.fleet.inventory import DB_FILE as INVENTORY_FILE
 from app.fleet.inventory import Inventory
@@ -186,7 +186,7 @@ def test_real_kit_proves_the_code_and_is_adopted(start_agent: AgentFactory, flee
 
 def test_kit_answers_with_a_confirmation_only_the_code_could_make(
         start_agent: AgentFactory) -> None:
-    from agent.api.schemas import pair_confirm, pair_key
+    from agent.wire import pair_confirm, pair_key
 
     agent = start_agent("confirms", mdns=False)
     code, device = agent.pair_code(), device_id(agent)

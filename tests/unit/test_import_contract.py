@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-WIRE_CONTRACT = "agent.api.schemas"
+WIRE_CONTRACT = "agent.wire"
 TOOLKIT = "agent.toolkit"
 SHARED = (WIRE_CONTRACT, TOOLKIT)  # what the app may import from the agent
 
@@ -79,7 +79,7 @@ def _is_banned(name: str, banned: str) -> bool:
 
 def test_the_checker_sees_absolute_and_relative_imports() -> None:
     service = set(name for _, name in imports(REPO / "app/fleet/service.py"))
-    assert "agent.api.schemas.PairRequest" in service
+    assert "agent.wire.PairRequest" in service
     assert "app.fleet.inventory.Inventory" in service
     thermal = set(name for _, name in imports(REPO / "agent/facts/thermal.py"))
     assert "agent.facts._common.Family" in thermal
@@ -88,8 +88,8 @@ def test_the_checker_sees_absolute_and_relative_imports() -> None:
 def test_the_checker_judges_names_as_the_rule_means() -> None:
     assert _is_banned("agent.server", "agent")
     assert _is_banned("agent.api.app", "agent")
-    assert _is_banned("agent.api.schemas_extra", "agent")
-    assert not _is_banned("agent.api.schemas.Manifest", "agent")
+    assert _is_banned("agent.wire_extra", "agent")
+    assert not _is_banned("agent.wire.Manifest", "agent")
     assert not _is_banned("agent.toolkit.images.decode_image", "agent")
     assert _is_banned("agent.toolkits", "agent")
     assert _is_banned("app", "app")

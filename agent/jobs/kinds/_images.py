@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.api.schemas import Manifest
 from agent.errors import Refusal
 from agent.toolkit.images import decode_image, to_input
+from agent.wire import Manifest
 
 
 @dataclass

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import Manifest
 from agent.jobs.errors import PermanentFailure
 from agent.jobs.report import Reporter
 from agent.models.infer import dynamic_batch, model_input
 from agent.models.sessions import open_session
+from agent.wire import Manifest
 
 
 def load(spec: dict[str, Any], report: Reporter, threads: int | None = None,

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from agent.api.schemas import InferResult, Manifest
 from agent.errors import Refusal
 from agent.jobs.kinds._images import Item, prepared
 from agent.jobs.kinds._model import fixed_batch, load
 from agent.jobs.report import Reporter
 from agent.models.infer import MAX_BATCH, run_prepared
 from agent.toolkit.images import stack
+from agent.wire import InferResult, Manifest
 
 BATCH_BYTES = 8 << 20  # model input per run: large inputs get smaller batches, so memory stays bounded
 

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import InferResult
 from agent.jobs.kinds._model import model_fields
 from agent.jobs.kinds._pipeline import Answer, Pipeline
 from agent.jobs.paths import images_under
 from agent.jobs.report import Reporter
+from agent.wire import InferResult
 
 CSV_COLUMNS = ["file", "model", "version", "sha256", "label", "score", "detections", "error"]
 

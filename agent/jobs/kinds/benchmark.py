@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import psutil
 
-from agent.api.schemas import Manifest
 from agent.jobs.kinds._model import fixed_batch, load, model_fields
 from agent.jobs.report import Reporter
+from agent.wire import Manifest
 
 MIB = 1 << 20
 

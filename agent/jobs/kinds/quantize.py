@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from agent.api.schemas import Manifest
 from agent.facts.cpu import int8_needs_reduced_range_here
 from agent.jobs.errors import PermanentFailure
 from agent.jobs.kinds._model import load
 from agent.jobs.report import Reporter
 from agent.models.sessions import open_session
+from agent.wire import Manifest
 
 MODEL, MANIFEST = "model.onnx", "manifest.json"
 COMPARE_RUNS = 20

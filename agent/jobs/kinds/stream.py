@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import InferResult, Manifest
 from agent.jobs.credentials import SourceSecrets
 from agent.jobs.errors import PermanentFailure
 from agent.jobs.kinds._frames import Frame, LatestSlot, Reader
@@ -24,6 +23,7 @@ from agent.jobs.live import SNAPSHOTS
 from agent.jobs.report import Reporter
 from agent.jobs.urls import mask
 from agent.models.infer import run_batch
+from agent.wire import InferResult, Manifest
 
 __all__ = ["mask", "run", "source_secret"]
 

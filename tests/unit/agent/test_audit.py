@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.api.schemas import AUDIT_GENESIS, AuditEntry, audit_subject, audited_call, verify_chain
 from agent.audit import Actor, AuditLog
 from agent.db import Database
+from agent.wire import AUDIT_GENESIS, AuditEntry, audit_subject, audited_call, verify_chain
 
 ACTOR = Actor("0123456789abcdef", "kitfleet (app-1234)")
 

@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 
 from agent.api.errors import status_of
-from agent.api.schemas import InferResult, Manifest
 from agent.errors import Refusal
 from agent.models.batcher import Batcher, ImageBatcher, async_infer_image
 from agent.models.infer import run_batch
 from agent.models.sessions import open_session
+from agent.wire import InferResult, Manifest
 from resources import images_dir, models_dir
 
 T = TypeVar("T")

@@ -16,9 +16,9 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from agent.api.errors import status_of
-from agent.api.schemas import DetectionSpec, InferResult, InputSpec, Manifest
 from agent.errors import Refusal
 from agent.models.infer import run_batch, run_inference
+from agent.wire import DetectionSpec, InferResult, InputSpec, Manifest
 from tests.onnx_models import classifier
 
 # one 40×20 input's YOLO rows: (cx, cy, w, h, objectness, person, car)

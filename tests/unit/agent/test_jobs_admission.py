@@ -6,12 +6,13 @@ import datetime as dt
 
 import pytest
 
-from agent.api.schemas import Gates, JobRequest, Resources
+from agent.api.errors import status_of
 from agent.db import Database
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.jobs.admission import Capacity, Gatekeeper, admissible, in_window, total
 from agent.jobs.queue import JobQueue
 from agent.jobs.submitter import Submitter
+from agent.wire import Gates, JobRequest, Resources
 
 KIT = Capacity(threads=4, memory_mb=1000, gpu=0)
 NOW = 2_000_000.0
@@ -45,9 +46,9 @@ def start(queue: JobQueue, held: Resources | None = None, slots: int = 100,
 
 def test_impossible_requests_are_refused_with_what_the_kit_has() -> None:
     for need in (Resources(threads=5), Resources(memory_mb=1001), Resources(gpu=1)):
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(Refusal) as refused:
             KIT.refuse_impossible(need)
-        assert (refused.value.status, refused.value.error) == (422, "impossible_resources")
+        assert (status_of(refused.value), refused.value.error) == (422, "impossible_resources")
     KIT.refuse_impossible(Resources(threads=4, memory_mb=1000))
 
 

@@ -20,8 +20,7 @@ import pytest
 from onnx import helper, numpy_helper
 from PIL import Image
 
-from agent.api.schemas import InferResult, Manifest, Resources
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.jobs.kinds import _images, _pipeline, batch_infer, evaluate
 from agent.jobs.kinds._pipeline import BATCH_BYTES, Pipeline, batch_size
 from agent.jobs.layout import RESULTS, SPEC
@@ -31,6 +30,7 @@ from agent.jobs.report import Reporter
 from agent.models.infer import MAX_BATCH, run_inference, run_prepared
 from agent.models.sessions import open_session
 from agent.toolkit.images import decode_image, stack, to_tensor
+from agent.wire import InferResult, Manifest, Resources
 from resources import datasets_dir, images_dir, models_dir
 from tests.onnx_models import classifier
 
@@ -103,7 +103,7 @@ def one_at_a_time(model: Path, manifest: Manifest, paths: list[Path], top_k: int
     for path in paths:
         try:
             result, _ = run_inference(session, manifest, path.read_bytes(), None, top_k)
-        except ApiError as exc:
+        except Refusal as exc:
             answers.append(exc.message)
             continue
         assert result is not None

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ApiError
+from agent.api.errors import status_of
+from agent.errors import Refusal
 from agent.jobs.datasets import Datasets
 from tests.integration.helpers import tar_archive
 
@@ -22,9 +23,9 @@ async def _body(data: bytes) -> AsyncIterator[bytes]:
 def test_an_upload_that_would_eat_the_disk_reserve_is_507_and_leaves_nothing(tmp_path: Path) -> None:
     free = shutil.disk_usage(tmp_path).free
     datasets = Datasets(tmp_path, max_bytes=1 << 30, reserve_bytes=free)  # no room at all
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Refusal) as refused:
         asyncio.run(datasets.upload("cams", _body(tar_archive({"a.png": b"x" * 10_000}))))
-    assert refused.value.status == 507
+    assert status_of(refused.value) == 507
     assert "reserve" in refused.value.message
     assert datasets.all() == []
     assert list(datasets.root.iterdir()) == []  # no archive or staging folder left behind
@@ -36,9 +37,9 @@ def test_a_racing_upload_of_the_same_name_is_409_and_the_first_copy_stays(tmp_pa
     asyncio.run(datasets.upload("cams", _body(first)))
     archive = tmp_path / "second.tar"
     archive.write_bytes(tar_archive({"two.png": b"second"}))
-    with pytest.raises(ApiError) as refused:  # as if its exists-check ran before the first finished
+    with pytest.raises(Refusal) as refused:  # as if its exists-check ran before the first finished
         datasets._unpack(archive, datasets.root / "cams")
-    assert refused.value.status == 409
+    assert status_of(refused.value) == 409
     assert (datasets.root / "cams" / "one.png").read_bytes() == b"first"
     assert not (datasets.root / "cams" / "two.png").exists()
     assert [p.name for p in datasets.root.iterdir()] == ["cams"]

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.api.schemas import JobRequest
+from agent.api.errors import status_of
 from agent.db import Database
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.jobs.files import JobFiles
 from agent.jobs.leases import Leases
 from agent.jobs.paths import data_roots, images_under, resolve_folder
 from agent.jobs.queue import JobQueue
 from agent.jobs.retention import DAY_S, sweep
 from agent.jobs.submitter import Submitter
+from agent.wire import JobRequest
 
 ADMIN = Submitter("admin-token", "admin")  # command jobs need one
 
@@ -29,14 +30,14 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("folder", ["../../secret", "/etc", "cats/../../../secret", "cats/\0"])
 def test_folders_outside_the_data_roots_are_refused(root: Path, folder: str) -> None:
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Refusal) as refused:
         resolve_folder(folder, [root])
-    assert (refused.value.status, refused.value.error) == (422, "path_outside_data_roots")
+    assert (status_of(refused.value), refused.value.error) == (422, "path_outside_data_roots")
 
 
 def test_a_symlink_out_of_the_root_is_refused(root: Path) -> None:
     os.symlink(root.parent.parent / "secret", root / "sneaky")
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Refusal) as refused:
         resolve_folder("sneaky", [root])
     assert refused.value.error == "path_outside_data_roots"
 
@@ -44,7 +45,7 @@ def test_a_symlink_out_of_the_root_is_refused(root: Path) -> None:
 def test_folders_inside_resolve_and_missing_ones_say_so(root: Path) -> None:
     assert resolve_folder("cats", [root]) == root / "cats"
     assert resolve_folder(str(root / "cats"), [root]) == root / "cats"
-    with pytest.raises(ApiError) as missing:
+    with pytest.raises(Refusal) as missing:
         resolve_folder("dogs", [root])
     assert missing.value.error == "folder_not_found"
 

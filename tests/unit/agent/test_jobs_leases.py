@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agent.api.schemas import JobRequest
 from agent.db import Database
 from agent.jobs.leases import Leases
 from agent.jobs.queue import JobQueue
 from agent.jobs.submitter import Submitter
+from agent.wire import JobRequest
 
 ADMIN = Submitter("admin-token", "admin")  # command jobs need one
 

@@ -6,12 +6,13 @@ import sqlite3
 
 import pytest
 
-from agent.api.schemas import JobRequest
+from agent.api.errors import status_of
 from agent.db import Database
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.jobs.leases import Leases
 from agent.jobs.queue import JobQueue
 from agent.jobs.submitter import Submitter
+from agent.wire import JobRequest
 
 ADMIN = Submitter("admin-token", "admin")  # command jobs need one
 
@@ -43,18 +44,18 @@ def test_the_same_idempotency_key_is_the_same_job(db: Database) -> None:
 def test_a_key_reused_for_another_job_is_refused(db: Database) -> None:
     queue = JobQueue(db)
     queue.submit(command("/bin/true", idempotency_key="k"), ADMIN)
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Refusal) as refused:
         queue.submit(command("/bin/false", idempotency_key="k"), ADMIN)
-    assert (refused.value.status, refused.value.error) == (409, "idempotency_key_reused")
+    assert (status_of(refused.value), refused.value.error) == (409, "idempotency_key_reused")
 
 
 def test_a_full_queue_refuses_with_429(db: Database) -> None:
     queue = JobQueue(db, max_queued=2)
     queue.submit(command(), ADMIN)
     queue.submit(command(), ADMIN)
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Refusal) as refused:
         queue.submit(command(), ADMIN)
-    assert refused.value.status == 429
+    assert status_of(refused.value) == 429
 
 
 def test_cancel_a_queued_job_then_a_finished_one(db: Database) -> None:
@@ -62,9 +63,9 @@ def test_cancel_a_queued_job_then_a_finished_one(db: Database) -> None:
     job, _ = queue.submit(command(), ADMIN)
     assert queue.cancel_queued(job.job_id)
     assert queue.get(job.job_id).state == "cancelled"
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Refusal) as refused:
         queue.cancel_queued(job.job_id)
-    assert (refused.value.status, refused.value.error) == (409, "job_finished")
+    assert (status_of(refused.value), refused.value.error) == (409, "job_finished")
 
 
 def test_cancel_of_a_running_job_is_left_to_the_runner(db: Database) -> None:
@@ -78,17 +79,17 @@ def test_cancel_of_a_running_job_is_left_to_the_runner(db: Database) -> None:
 def test_unknown_jobs_are_404(db: Database) -> None:
     queue = JobQueue(db)
     for call in (queue.get, queue.cancel_queued, queue.delete):
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(Refusal) as refused:
             call("0" * 24)
-        assert (refused.value.status, refused.value.error) == (404, "job_not_found")
+        assert (status_of(refused.value), refused.value.error) == (404, "job_not_found")
 
 
 def test_only_finished_jobs_are_collected(db: Database) -> None:
     queue = JobQueue(db)
     job, _ = queue.submit(command(), ADMIN)
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Refusal) as refused:
         queue.delete(job.job_id)
-    assert refused.value.status == 409
+    assert status_of(refused.value) == 409
     queue.cancel_queued(job.job_id)
     queue.delete(job.job_id)
     assert queue.find() == []

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from agent.api.schemas import JobRequest, ScheduleRequest, ScheduleUpdate
+from agent.api.errors import status_of
 from agent.db import Database
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.jobs.queue import JobQueue
 from agent.jobs.schedules import MISFIRE_GRACE_S, Schedules
+from agent.wire import JobRequest, ScheduleRequest, ScheduleUpdate
 
 START = 1_800_000_000.0  # a Unix time well inside 2027
 
@@ -39,10 +40,10 @@ def schedules(db: Database, clock: Clock) -> Schedules:
 
 @pytest.mark.parametrize("cron", ["bad", "61 * * * *", "* * * *", "0 0 * * * * 2030", "0 0 31 2 *", ""])
 def test_invalid_cron_is_refused(schedules: Schedules, cron: str) -> None:
-    with pytest.raises((ApiError, ValueError)) as refused:
+    with pytest.raises((Refusal, ValueError)) as refused:
         schedules.create(schedule(cron=cron or " "))
-    if isinstance(refused.value, ApiError):
-        assert (refused.value.status, refused.value.error) == (422, "invalid_cron")
+    if isinstance(refused.value, Refusal):
+        assert (status_of(refused.value), refused.value.error) == (422, "invalid_cron")
 
 
 def test_a_due_schedule_queues_one_job_and_moves_on(schedules: Schedules, clock: Clock) -> None:
@@ -97,9 +98,9 @@ def test_pause_resume_and_delete(schedules: Schedules, clock: Clock) -> None:
     assert not paused.enabled
     clock.now += 3600
     assert schedules.fire_due() == []
-    with pytest.raises(ApiError):
+    with pytest.raises(Refusal):
         schedules.update(made.schedule_id, ScheduleUpdate(cron="nope"))
     schedules.delete(made.schedule_id)
-    with pytest.raises(ApiError) as gone:
+    with pytest.raises(Refusal) as gone:
         schedules.get(made.schedule_id)
-    assert gone.value.status == 404
+    assert status_of(gone.value) == 404

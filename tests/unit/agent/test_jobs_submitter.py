@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.api.schemas import JobRequest, ScheduleRequest
+from agent.api.errors import status_of
 from agent.auth.tokens import TokenStore
 from agent.db import Database
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.jobs.credentials import SourceSecrets
 from agent.jobs.queue import JobQueue, KeyFreed
 from agent.jobs.schedules import Schedules
 from agent.jobs.submitter import UNKNOWN, Submitter, may_start
+from agent.wire import JobRequest, ScheduleRequest
 
 
 def command(**extra: object) -> JobRequest:
@@ -24,9 +25,9 @@ def command(**extra: object) -> JobRequest:
 def test_the_insert_itself_refuses_a_command_job_from_below_admin(db: Database) -> None:
     queue = JobQueue(db)
     for who in (Submitter("t1", "operator"), Submitter("t2", "viewer"), UNKNOWN):
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(Refusal) as refused:
             queue.submit(command(), who)
-        assert refused.value.status == 403
+        assert status_of(refused.value) == 403
     assert queue.find() == []
     job, created = queue.submit(command(), Submitter("t3", "admin"))
     row = queue.row(job.job_id)

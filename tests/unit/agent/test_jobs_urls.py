@@ -13,7 +13,7 @@ import av
 import psutil
 import pytest
 
-from agent.errors import ApiError
+from agent.errors import Refusal
 from agent.jobs.kinds._frames import _opening
 from agent.jobs.sources import playlist_kind
 from agent.jobs.urls import check_url, ffmpeg_options, mask, needs_secret, scrub
@@ -44,7 +44,7 @@ def test_passwords_are_masked_and_a_masked_url_is_known_as_such(url: str, shown:
     "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/",
 ])
 def test_the_kit_itself_and_special_ranges_are_refused(url: str) -> None:
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Refusal) as refused:
         check_url(url, [])
     assert refused.value.error == "source_not_allowed"
     assert refused.value.hint
@@ -56,7 +56,7 @@ def test_the_kits_own_interface_addresses_are_refused() -> None:
     assert own
     for address in own:
         host = f"[{address}]" if ":" in address else address
-        with pytest.raises(ApiError):
+        with pytest.raises(Refusal):
             check_url(f"rtsp://{host}/x", [])
 
 
@@ -83,7 +83,7 @@ def test_named_exceptions_and_pinning_keep_user_port_and_path() -> None:
 
 @pytest.mark.parametrize("url", ["rtsp:///x", "rtsp://cam:99999/x", "ftp://cam/x", "rtsp://cam:x/y"])
 def test_malformed_urls_are_refused_before_any_lookup(url: str) -> None:
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Refusal) as refused:
         check_url(url, [])
     assert refused.value.error == "bad_source"
 

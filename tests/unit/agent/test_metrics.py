@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.api.schemas import MetricSample
 from agent.db import Database
 from agent.metrics import prometheus
 from agent.metrics.ring import MetricRing, take_sample
+from agent.wire import MetricSample
 
 DEVICE_ID = "ab" * 32
 _SAMPLE_LINE = re.compile(

@@ -8,7 +8,11 @@ from collections.abc import Callable
 
 import pytest
 
-from agent.api.schemas import (
+from agent.api.errors import status_of
+from agent.auth import pairing
+from agent.db import Database
+from agent.errors import Refusal
+from agent.wire import (
     PAIR_CODE_ALPHABET,
     PAIR_CODE_LENGTH,
     PairRequest,
@@ -16,9 +20,6 @@ from agent.api.schemas import (
     pair_key,
     pair_proof,
 )
-from agent.auth import pairing
-from agent.db import Database
-from agent.errors import ApiError
 
 DEVICE_ID = hashlib.sha256(b"the kit's certificate").hexdigest()
 OTHER_DEVICE_ID = hashlib.sha256(b"an impostor's certificate").hexdigest()
@@ -55,8 +56,8 @@ def wrong_request() -> PairRequest:
     return PairRequest(app_id=APP_ID, nonce=NONCE, proof=WRONG_PROOF)
 
 
-def refusal(db: Database, request: PairRequest, client: str = CLIENT) -> ApiError:
-    with pytest.raises(ApiError) as caught:
+def refusal(db: Database, request: PairRequest, client: str = CLIENT) -> Refusal:
+    with pytest.raises(Refusal) as caught:
         pairing.verify(db, DEVICE_ID, request, client)
     return caught.value
 
@@ -93,7 +94,7 @@ def test_fresh_code_verifies_once_then_is_consumed(db: Database, clock: Clock) -
     code = pairing.new_code(db, DEVICE_ID)
     pairing.verify(db, DEVICE_ID, request_for(code.code), CLIENT)
     again = refusal(db, request_for(code.code))
-    assert (again.status, again.error) == (403, "no_pairing_code")
+    assert (status_of(again), again.error) == (403, "no_pairing_code")
 
 
 def test_code_typed_lower_case_with_a_dash_verifies(db: Database, clock: Clock) -> None:
@@ -111,7 +112,7 @@ def test_new_code_replaces_the_earlier_one(db: Database, clock: Clock) -> None:
 def test_wrong_proof_is_refused_and_counted(db: Database, clock: Clock) -> None:
     pairing.new_code(db, DEVICE_ID)
     error = refusal(db, wrong_request())
-    assert (error.status, error.error) == (403, "pairing_code_wrong")
+    assert (status_of(error), error.error) == (403, "pairing_code_wrong")
     assert error.hint
     assert lock_row(db)[:2] == (1, 0)
 
@@ -126,7 +127,7 @@ def test_proof_made_for_another_device_is_refused(db: Database, clock: Clock) ->
     """A man in the middle shows the app his own certificate; that proof fails on the kit."""
     code = pairing.new_code(db, DEVICE_ID)
     error = refusal(db, request_for(code.code, device_id=OTHER_DEVICE_ID))
-    assert (error.status, error.error) == (403, "pairing_code_wrong")
+    assert (status_of(error), error.error) == (403, "pairing_code_wrong")
     assert lock_row(db)[0] == 1
 
 
@@ -135,8 +136,8 @@ def test_five_failures_lock_that_address_even_for_the_right_code(db: Database, c
     backoff = lock_out(db, clock)
     assert backoff == pairing.BASE_LOCKOUT_S
     error = refusal(db, request_for(code.code))
-    assert (error.status, error.error) == (429, "pairing_locked")
-    retry_after = int(error.headers["Retry-After"])
+    assert (status_of(error), error.error) == (429, "pairing_locked")
+    retry_after = int(error.retry_after or 0)
     assert backoff <= retry_after <= backoff + 1
 
 
@@ -144,7 +145,7 @@ def test_retry_after_counts_down_while_locked(db: Database, clock: Clock) -> Non
     pairing.new_code(db, DEVICE_ID)
     lock_out(db, clock)
     clock.now += 20.0
-    retry_after = int(refusal(db, wrong_request()).headers["Retry-After"])
+    retry_after = int(refusal(db, wrong_request()).retry_after or 0)
     assert 0 < retry_after <= pairing.BASE_LOCKOUT_S - 20.0 + 1
 
 
@@ -153,7 +154,7 @@ def test_attempts_while_locked_do_not_extend_the_lock(db: Database, clock: Clock
     lock_out(db, clock)
     before = lock_row(db)
     for _ in range(pairing.MAX_FAILURES):
-        assert refusal(db, wrong_request()).status == 429
+        assert status_of(refusal(db, wrong_request())) == 429
     assert lock_row(db) == before
 
 
@@ -191,7 +192,7 @@ def test_expired_code_is_refused(db: Database, clock: Clock) -> None:
     code = pairing.new_code(db, DEVICE_ID, ttl_s=60.0)
     clock.now += 60.0
     error = refusal(db, request_for(code.code))
-    assert (error.status, error.error) == (403, "pairing_code_expired")
+    assert (status_of(error), error.error) == (403, "pairing_code_expired")
     assert lock_row(db)[0] == 0
 
 
@@ -210,7 +211,7 @@ def test_expired_code_is_discarded(db: Database, clock: Clock) -> None:
 
 def test_no_code_made_is_refused(db: Database, clock: Clock) -> None:
     error = refusal(db, wrong_request())
-    assert (error.status, error.error) == (403, "no_pairing_code")
+    assert (status_of(error), error.error) == (403, "no_pairing_code")
 
 
 def test_only_a_derived_key_is_stored(
@@ -229,7 +230,7 @@ def test_a_locked_address_does_not_lock_the_others(db: Database, clock: Clock) -
     code = pairing.new_code(db, DEVICE_ID)
     lock_out(db, clock, client="198.51.100.7")
     locked = refusal(db, request_for(code.code), client="198.51.100.7")
-    assert (locked.status, locked.error) == (429, "pairing_locked")
+    assert (status_of(locked), locked.error) == (429, "pairing_locked")
     assert "your address (198.51.100.7)" in locked.message
     pairing.verify(db, DEVICE_ID, request_for(code.code), CLIENT)
 
@@ -246,12 +247,12 @@ def test_a_crowd_of_addresses_locks_everyone(db: Database, clock: Clock) -> None
     crowd = [f"203.0.113.{n // (pairing.MAX_FAILURES - 1)}"  # each stays below its own limit
              for n in range(pairing.GLOBAL_MAX_FAILURES)]
     for address in crowd:
-        assert refusal(db, wrong_request(), address).status == 403
+        assert status_of(refusal(db, wrong_request(), address)) == 403
     assert all(lock_row(db, a)[2] == 0.0 for a in crowd)
     error = refusal(db, request_for(code.code))
-    assert (error.status, error.error) == (429, "pairing_locked")
+    assert (status_of(error), error.error) == (429, "pairing_locked")
     assert "several addresses" in error.message
-    assert 0 < int(error.headers["Retry-After"]) <= pairing.BASE_LOCKOUT_S + 1
+    assert 0 < int(error.retry_after or 0) <= pairing.BASE_LOCKOUT_S + 1
     clock.now += pairing.BASE_LOCKOUT_S + 0.001
     pairing.verify(db, DEVICE_ID, request_for(code.code), CLIENT)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.api.schemas import DetectionSpec
 from agent.models.postprocess import decode_yolo, decode_yolo_batch, is_distribution, nms, softmax, top_k
+from agent.wire import DetectionSpec
 
 
 def test_softmax_sums_to_one_and_keeps_order_even_for_huge_logits() -> None:

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from agent.api.errors import status_of
-from agent.api.schemas import InputSpec, Normalisation
 from agent.errors import Refusal
 from agent.models.preprocess import check_tensor, load_npy
 from agent.toolkit.images import decode_image, media_type, to_tensor
+from agent.wire import InputSpec, Normalisation
 
 IMAGENET = Normalisation(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from agent.api.schemas import (
+from agent.wire import (
     TxtRecord,
     device_id_from_der,
     format_device_id,

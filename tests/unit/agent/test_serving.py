@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.api.schemas import Manifest
-from agent.errors import ApiError
+from agent.api.errors import status_of
+from agent.errors import Refusal
 from agent.models.serving import ServingModels
 from agent.models.store import STATE_FILE, ModelStore
+from agent.wire import Manifest
 from tests.onnx_models import classifier
 
 
@@ -37,9 +38,9 @@ def test_activate_rollback_and_delete_are_seen_on_the_next_request(tmp_path: Pat
     assert serving.active("tiny")[0].version == "1"
     assert serving.active("tiny", "2")[0].version == "2"  # a named version, not the serving one
     store.delete("tiny", "2")
-    with pytest.raises(ApiError) as gone:
+    with pytest.raises(Refusal) as gone:
         serving.active("tiny", "2")
-    assert gone.value.status == 404
+    assert status_of(gone.value) == 404
 
 
 def test_a_state_file_replaced_behind_its_back_is_read_again(tmp_path: Path) -> None:
@@ -60,6 +61,6 @@ def test_a_state_file_replaced_behind_its_back_is_read_again(tmp_path: Path) -> 
 def test_bad_names_and_missing_models_are_the_stores_errors(tmp_path: Path) -> None:
     serving = ServingModels(ModelStore(tmp_path / "models"))
     for name, status in (("../etc", 422), ("absent", 404)):
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(Refusal) as refused:
             serving.active(name)
-        assert refused.value.status == status
+        assert status_of(refused.value) == status

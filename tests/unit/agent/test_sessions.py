@@ -12,9 +12,9 @@ from typing import Any
 import onnxruntime as ort
 import pytest
 
-from agent.api.schemas import Manifest
 from agent.models import sessions
 from agent.models.sessions import CPU, SessionCache, choose_providers, default_threads
+from agent.wire import Manifest
 from tests.onnx_models import classifier
 
 CUDA, TRT, OPENVINO = "CUDAExecutionProvider", "TensorrtExecutionProvider", "OpenVINOExecutionProvider"

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from agent.api.schemas import Scope
 from agent.auth.tokens import TOKEN_PREFIX, Caller, TokenStore
 from agent.db import Database
+from agent.wire import Scope
 
 
 @pytest.fixture

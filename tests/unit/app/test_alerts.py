@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.api.schemas import MetricSample
+from agent.wire import MetricSample
 from app.fleet.alerts import GIB, KitFigures, Thresholds, evaluate
 from app.fleet.errors import Error
 

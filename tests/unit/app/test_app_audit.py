@@ -7,7 +7,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from agent.api.schemas import AUDIT_GENESIS, AuditEntry, audit_hash
+from agent.wire import AUDIT_GENESIS, AuditEntry, audit_hash
 from app.fleet.audit import AppAudit
 from app.fleet.client import Call
 from app.fleet.inventory import Inventory

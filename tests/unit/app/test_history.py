@@ -6,7 +6,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from agent.api.schemas import MetricSample
+from agent.wire import MetricSample
 from app.fleet.history import MetricsHistory
 from app.fleet.inventory import Inventory
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.api.schemas import format_device_id
+from agent.wire import format_device_id
 from app.fleet.errors import KitNotFound
 from app.fleet.inventory import _MIGRATIONS, DB_FILE, Inventory
 from tests.unit.app.samples import make_kit

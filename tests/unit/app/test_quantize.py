@@ -14,7 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from agent.models.verify import check_in_process
-from app.fleet.models import load_package, manifest_path, sha256_file
+from agent.toolkit.hashing import sha256_file
+from app.fleet.models import load_package, manifest_path
 from app.fleet.onnxmodel import opset_of
 from app.fleet.quantize import Mode, QuantizeError, quantize_model
 from app.fleet.quantreport import compare

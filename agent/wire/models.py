@@ -1,0 +1,165 @@
+"""Model packages: the manifest, uploads, versions and infer answers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from agent.wire.common import MAX_INT64
+
+__all__ = [
+    "NAME_PATTERN",
+    "VERSION_PATTERN",
+    "Classification",
+    "Detection",
+    "DetectionSpec",
+    "Golden",
+    "InferResult",
+    "InputSpec",
+    "Manifest",
+    "ModelInfo",
+    "ModelVersion",
+    "Normalisation",
+    "Precision",
+    "Task",
+    "UploadRequest",
+    "UploadStatus",
+]
+
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,31}$"
+
+
+Task = Literal["classification", "detection", "raw"]
+
+
+Precision = Literal["fp32", "fp16", "int8"]
+
+
+class InputSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=128, description="the model's input tensor name")
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    height: int = Field(ge=1, le=8192)
+    width: int = Field(ge=1, le=8192)
+    channels: Literal[1, 3] = 3
+    dtype: Literal["float32", "float16", "uint8", "int8"] = "float32"
+
+
+class Normalisation(BaseModel):
+    """x' = (x * scale - mean) / std, per channel, on pixel values 0-255."""
+
+    scale: float = Field(default=1 / 255, gt=0)
+    mean: list[float] = Field(default_factory=lambda: [0.0], min_length=1, max_length=3)
+    std: list[float] = Field(default_factory=lambda: [1.0], min_length=1, max_length=3)
+
+
+class DetectionSpec(BaseModel):
+    """How to decode a YOLO-style output [N, boxes, 5 + classes] (cx, cy, w, h, objectness)."""
+
+    format: Literal["yolo"] = "yolo"
+    score_threshold: float = Field(default=0.25, ge=0, le=1)
+    iou_threshold: float = Field(default=0.45, ge=0, le=1)
+    max_detections: int = Field(default=100, ge=1, le=10000)
+
+
+class Golden(BaseModel):
+    """A self-check run before install: a seeded random input must give these outputs.
+
+    The input is `numpy.random.default_rng(seed).random(shape)` cast to the input
+    dtype; `outputs` holds the first values of each output, flattened.
+    """
+
+    seed: int = Field(ge=0, le=MAX_INT64)
+    outputs: dict[str, list[float]] = Field(min_length=1)
+    atol: float = Field(default=1e-3, gt=0)
+
+
+class Manifest(BaseModel):
+    """What a model is and how to feed it. Validated before anything is stored."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="lower-case letters, digits, - and _")
+    version: str = Field(pattern=VERSION_PATTERN)
+    task: Task
+    input: InputSpec
+    normalisation: Normalisation = Field(default_factory=Normalisation)
+    labels: list[str] = Field(default_factory=list, max_length=100000)
+    precision: Precision = "fp32"
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=1, le=MAX_INT64)
+    source_model: str | None = None
+    figures: dict[str, float] = Field(default_factory=dict, description="accuracy/latency figures when known")
+    detection: DetectionSpec | None = None
+    golden: Golden | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        channels = self.input.channels
+        for name, values in (("mean", self.normalisation.mean), ("std", self.normalisation.std)):
+            if len(values) not in (1, channels):
+                raise ValueError(f"normalisation.{name} needs 1 or {channels} values, not {len(values)}")
+        if any(v <= 0 for v in self.normalisation.std):
+            raise ValueError("normalisation.std values must be positive")
+        if self.task == "detection" and self.detection is None:
+            self.detection = DetectionSpec()
+        return self
+
+
+class UploadRequest(BaseModel):
+    manifest: Manifest
+    activate: bool = False
+
+
+class UploadStatus(BaseModel):
+    upload_id: str
+    name: str
+    version: str
+    offset: int
+    size: int
+    state: Literal["receiving", "verifying", "installed", "failed"]
+    error: str | None = None
+
+
+class ModelVersion(BaseModel):
+    version: str
+    precision: Precision
+    sha256: str
+    size_bytes: int
+    installed_at: float
+    active: bool
+
+
+class ModelInfo(BaseModel):
+    name: str
+    task: Task
+    active_version: str | None
+    previous_version: str | None
+    versions: list[ModelVersion]
+
+
+class Classification(BaseModel):
+    label: str
+    index: int
+    score: float
+
+
+class Detection(BaseModel):
+    label: str
+    index: int
+    score: float
+    box: tuple[float, float, float, float] = Field(
+        description="x1, y1, x2, y2 in the pixels of the image sent (not the model input)"
+    )
+
+
+class InferResult(BaseModel):
+    model: str
+    version: str
+    sha256: str
+    task: Task
+    latency_ms: float
+    classes: list[Classification] | None = None
+    detections: list[Detection] | None = None
