@@ -165,7 +165,7 @@ def _time_polls() -> None:
 def measure_window(home: Path, total: int, rounds: int) -> dict[str, Any]:
     _time_polls()
     from app.fleet.settings import AppSettings
-    from app.gui.bridge import FleetBridge
+    from app.gui.bridges.fleet_bridge import FleetBridge
     from app.gui.lag_probe import LagProbe, run_until
     from app.gui.main import application
     from app.gui.main_window import MainWindow

@@ -11,9 +11,9 @@ from PySide6.QtWidgets import QApplication
 from app.fleet.settings import AppSettings
 from app.gui import gc
 from app.gui._qt import timer
-from app.gui.bridge import FleetBridge
-from app.gui.fleet_model import FleetTableModel
+from app.gui.bridges.fleet_bridge import FleetBridge
 from app.gui.main_window import MainWindow
+from app.gui.tables.fleet_model import FleetTableModel
 
 __all__ = ["run_demo_window", "run_gui"]
 

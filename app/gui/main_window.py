@@ -17,15 +17,15 @@ from PySide6.QtWidgets import (
 
 from app.fleet.inventory import Kit
 from app.gui._qt import action, timer
-from app.gui.adopt_dialog import CodePrompt, ask_pairing_code
-from app.gui.bridge import FleetBridge
-from app.gui.fleet_model import FleetTableModel
-from app.gui.kit_row import KitRow
-from app.gui.kit_tabs import KitTabs
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.adopt_dialog import CodePrompt, ask_pairing_code
+from app.gui.dialogs.prompts import Prompts
+from app.gui.dialogs.provision_dialog import ProvisionDialog
 from app.gui.model_actions import ModelActions
 from app.gui.ops_window import install_fleet_ops
-from app.gui.prompts import Prompts
-from app.gui.provision_dialog import ProvisionDialog
+from app.gui.tables.fleet_model import FleetTableModel
+from app.gui.tables.kit_row import KitRow
+from app.gui.tabs.kit_tabs import KitTabs
 
 __all__ = ["MainWindow"]
 

@@ -10,11 +10,11 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QDialog, QWidget
 
 from app.gui._qt import action
-from app.gui.deploy_dialog import DeployDialog
-from app.gui.kit_row import KitRow
-from app.gui.models_bridge import ModelsBridge
-from app.gui.prompts import Prompts
-from app.gui.quantize_dialog import QuantizeDialog
+from app.gui.bridges.models_bridge import ModelsBridge
+from app.gui.dialogs.deploy_dialog import DeployDialog
+from app.gui.dialogs.prompts import Prompts
+from app.gui.dialogs.quantize_dialog import QuantizeDialog
+from app.gui.tables.kit_row import KitRow
 
 __all__ = ["ModelActions"]
 

@@ -29,9 +29,9 @@ from PySide6.QtWidgets import (
 
 from app.fleet.snapshot import parse_tags
 from app.gui._qt import action, timer
-from app.gui.alerts_panel import AlertsPanel
-from app.gui.audit_view import AuditView
-from app.gui.history_chart import HistoryPanel
+from app.gui.charts.history_chart import HistoryPanel
+from app.gui.docks.alerts_panel import AlertsPanel
+from app.gui.docks.audit_view import AuditView
 from app.gui.palette import apply_palette
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
 from app.gui import gc
-from app.gui.bridge import FleetBridge
+from app.gui.bridges.fleet_bridge import FleetBridge
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 # The offscreen platform says these about any QMainWindow or raised dialog; not our warnings.

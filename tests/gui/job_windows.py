@@ -10,11 +10,11 @@ from pytestqt.qtbot import QtBot
 from agent.wire import JobInfo
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
-from app.gui.bridge import FleetBridge
-from app.gui.jobs_tab import JobsTab
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.new_job_dialog import NewJobDialog
+from app.gui.dialogs.prompts import Prompts
 from app.gui.main_window import MainWindow
-from app.gui.new_job_dialog import NewJobDialog
-from app.gui.prompts import Prompts
+from app.gui.tabs.jobs_tab import JobsTab
 from resources import datasets_dir, models_dir
 from tests.gui.kits import adopt, deploy
 from tests.gui.windows import WAIT_MS, open_window, wait_status

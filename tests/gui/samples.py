@@ -8,7 +8,7 @@ from typing import Any
 from app.fleet.discovery import Announcement
 from app.fleet.inventory import Kit
 from app.fleet.service import FactsResult, KitStatus, Marking, Status
-from app.gui.kit_row import Sighting
+from app.gui.tables.kit_row import Sighting
 
 DEVICE_A = "ab12" * 16
 DEVICE_B = "cd34" * 16

@@ -12,9 +12,9 @@ from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from app.fleet.localagent import LocalAgent
-from app.gui.adopt_dialog import AdoptAnswer, AdoptDialog, parse_pair_code
-from app.gui.bridge import FleetBridge
-from app.gui.kit_row import KitRow
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.adopt_dialog import AdoptAnswer, AdoptDialog, parse_pair_code
+from app.gui.tables.kit_row import KitRow
 from tests.gui import samples
 
 

@@ -16,7 +16,7 @@ from pytestqt.qtbot import QtBot
 from agent.jobs.kinds import benchmark
 from agent.jobs.report import Reporter
 from agent.wire import InputSpec, Manifest
-from app.gui.bench_chart import BenchChart, chart_data, nice_ticks, render_chart
+from app.gui.charts.bench_chart import BenchChart, chart_data, nice_ticks, render_chart
 from resources import models_dir
 from tests.onnx_models import conv_classifier
 

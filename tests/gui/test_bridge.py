@@ -12,7 +12,7 @@ from pytestqt.qtbot import QtBot
 
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
-from app.gui.bridge import FleetBridge
+from app.gui.bridges.fleet_bridge import FleetBridge
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_a_bug_is_logged_with_its_traceback(qtbot: QtBot, bridge: FleetBridge,
         bridge.adopt("kit", "AAAA2222")
     assert failed.args[0] == "adopt"
     assert "internal error" in failed.args[1]
-    [record] = [r for r in caplog.records if r.name == "app.gui.bridge"]
+    [record] = [r for r in caplog.records if r.name == "app.gui.bridges.fleet_bridge"]
     assert record.exc_info is not None
     assert record.exc_info[0] is ZeroDivisionError
 

@@ -10,8 +10,8 @@ from pytestqt.qtbot import QtBot
 
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
-from app.gui.bridge import FleetBridge
-from app.gui.prompts import Prompts
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.prompts import Prompts
 from tests.gui.kits import adopt
 from tests.gui.onnx_files import classifier_versions
 from tests.gui.windows import WAIT_MS, choose_package, open_deploy, open_window, wait_status

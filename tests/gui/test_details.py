@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pytestqt.qtbot import QtBot
 
-from app.gui.details import DetailsPane
-from app.gui.kit_row import KitRow
+from app.gui.tables.kit_row import KitRow
+from app.gui.tabs.details import DetailsPane
 from tests.gui import samples
 from tests.gui.trees import child_values, top_items
 

@@ -7,8 +7,8 @@ import re
 from PySide6.QtCore import QModelIndex, Qt
 from pytestqt.qtbot import QtBot
 
-from app.gui.fleet_model import STATUS_COLOURS, FleetTableModel
-from app.gui.kit_row import COLUMNS
+from app.gui.tables.fleet_model import STATUS_COLOURS, FleetTableModel
+from app.gui.tables.kit_row import COLUMNS
 from tests.gui import samples
 from tests.gui.samples import DEVICE_A, DEVICE_B
 

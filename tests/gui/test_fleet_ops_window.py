@@ -14,13 +14,13 @@ from pytestqt.qtbot import QtBot
 from agent.wire import MetricSample
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
-from app.gui.bridge import FleetBridge
-from app.gui.fleet_model import FleetTableModel
-from app.gui.history_chart import LOAD_SERIES, HistoryChart
-from app.gui.kit_row import COLUMNS
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.charts.history_chart import LOAD_SERIES, HistoryChart
+from app.gui.dialogs.prompts import Prompts
 from app.gui.main_window import MainWindow
 from app.gui.ops_window import OpsPrompts
-from app.gui.prompts import Prompts
+from app.gui.tables.fleet_model import FleetTableModel
+from app.gui.tables.kit_row import COLUMNS
 from resources import models_dir
 from tests.gui.kits import adopt, deploy
 from tests.gui.windows import WAIT_MS, open_window
@@ -192,7 +192,7 @@ def test_the_history_chart_draws_each_series_and_says_when_there_is_none(qtbot: 
 
 def test_samples_a_kit_overwrote_before_collection_are_counted() -> None:
     from agent.wire import MetricSample
-    from app.gui.history_chart import missed_samples
+    from app.gui.charts.history_chart import missed_samples
 
     def at(seq: int | None) -> MetricSample:
         return MetricSample(ts=float(seq or 0), cpu_percent=1, memory_percent=1, disk_percent=1, seq=seq)

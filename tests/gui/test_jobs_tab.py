@@ -13,11 +13,11 @@ from pytestqt.qtbot import QtBot
 from app.fleet.jobs import SubmitProgress
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
-from app.gui.bridge import FleetBridge
-from app.gui.jobs_tab import JobsTab
-from app.gui.jobs_table import JOB_COLUMNS
-from app.gui.models_table import size_text
-from app.gui.prompts import Prompts
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.prompts import Prompts
+from app.gui.tables.jobs_table import JOB_COLUMNS
+from app.gui.tables.models_table import size_text
+from app.gui.tabs.jobs_tab import JobsTab
 from tests.gui.job_windows import (
     kit_with_digits,
     open_jobs_tab,

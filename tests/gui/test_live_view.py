@@ -10,9 +10,9 @@ from pytestqt.qtbot import QtBot
 
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
-from app.gui.bridge import FleetBridge
-from app.gui.counts_chart import CountsHistory
-from app.gui.live_view import LiveView
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.charts.counts_chart import CountsHistory
+from app.gui.tabs.live_view import LiveView
 from resources import models_dir
 from tests.gui.kits import adopt, deploy
 from tests.gui.windows import WAIT_MS

@@ -6,7 +6,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from pytestqt.qtbot import QtBot
 
 from agent.wire import ModelInfo, ModelVersion
-from app.gui.models_table import MODEL_COLUMNS, ModelsTableModel, size_text
+from app.gui.tables.models_table import MODEL_COLUMNS, ModelsTableModel, size_text
 
 
 def info(name: str, active: str | None, previous: str | None, *versions: str) -> ModelInfo:

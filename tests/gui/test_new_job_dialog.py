@@ -11,10 +11,10 @@ from pytestqt.qtbot import QtBot
 from agent.wire import ScheduleInfo
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
-from app.gui.bridge import FleetBridge
-from app.gui.new_job_dialog import NewJobDialog
-from app.gui.prompts import Prompts
-from app.gui.schedules_panel import SchedulesPanel
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.new_job_dialog import NewJobDialog
+from app.gui.dialogs.prompts import Prompts
+from app.gui.tabs.schedules_panel import SchedulesPanel
 from tests.gui.job_windows import kit_with_digits, open_jobs_tab, open_new_job
 from tests.gui.windows import WAIT_MS
 

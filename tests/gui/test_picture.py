@@ -12,8 +12,8 @@ from pytestqt.qtbot import QtBot
 
 from agent.wire import Detection
 from app.fleet.inference import InferAnswer, npz_outputs
-from app.gui.picture import PictureView, annotate, box_colour
-from app.gui.results_table import ResultsTable, summary_text
+from app.gui.charts.picture import PictureView, annotate, box_colour
+from app.gui.tables.results_table import ResultsTable, summary_text
 
 
 def grey(width: int, height: int) -> QImage:

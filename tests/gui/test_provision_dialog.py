@@ -19,7 +19,7 @@ from pytestqt.qtbot import QtBot
 
 from app.fleet.inventory import Inventory
 from app.fleet.settings import AppSettings
-from app.gui.provision_dialog import ProvisionDialog
+from app.gui.dialogs.provision_dialog import ProvisionDialog
 from app.provision import HostKeyCheck, KitOptions, KnownHosts, Login, SshTarget
 from app.provision.session import SshSession
 from tests.sshd import Sshd, free_port

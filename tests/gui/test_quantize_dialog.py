@@ -14,10 +14,10 @@ from pytestqt.qtbot import QtBot
 
 from app.fleet import quantize
 from app.fleet.models import load_package
-from app.gui import models_bridge
-from app.gui.bridge import FleetBridge
-from app.gui.prompts import Prompts
-from app.gui.quantize_dialog import QuantizeDialog
+from app.gui.bridges import models_bridge
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.prompts import Prompts
+from app.gui.dialogs.quantize_dialog import QuantizeDialog
 from tests.onnx_models import classifier
 
 

@@ -9,8 +9,8 @@ from pytestqt.qtbot import QtBot
 
 from app.fleet.settings import AppSettings
 from app.fleet.text import printable
-from app.gui.bridge import FleetBridge
-from app.gui.prompts import Prompts
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.prompts import Prompts
 from tests.gui.job_windows import open_jobs_tab
 from tests.gui.windows import WAIT_MS
 from tests.lab.rogue_kit import RogueKit, file_answer, finished_job, json_answer, polled_routes

@@ -13,10 +13,10 @@ from pytestqt.qtbot import QtBot
 
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
-from app.gui.bridge import FleetBridge
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.prompts import Prompts
 from app.gui.main_window import MainWindow
-from app.gui.prompts import Prompts
-from app.gui.try_it import TryItPanel
+from app.gui.tabs.try_it import TryItPanel
 from tests.gui import detector
 from tests.gui.kits import adopt, deploy
 from tests.gui.onnx_files import classifier_versions

@@ -10,11 +10,11 @@ from pytestqt.qtbot import QtBot
 
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
-from app.gui.adopt_dialog import AdoptAnswer
-from app.gui.bridge import FleetBridge
-from app.gui.kit_row import KitRow
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.adopt_dialog import AdoptAnswer
+from app.gui.dialogs.provision_dialog import ProvisionDialog
 from app.gui.main_window import MainWindow
-from app.gui.provision_dialog import ProvisionDialog
+from app.gui.tables.kit_row import KitRow
 from tests.gui.kits import adopt
 from tests.gui.trees import child_values, top_items
 

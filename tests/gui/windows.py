@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pytestqt.qtbot import QtBot
 
-from app.gui.bridge import FleetBridge
-from app.gui.deploy_dialog import DeployDialog
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.deploy_dialog import DeployDialog
+from app.gui.dialogs.prompts import Prompts
 from app.gui.main_window import MainWindow
-from app.gui.prompts import Prompts
 
 WAIT_MS = 20_000
 

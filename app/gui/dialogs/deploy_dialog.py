@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
 
 from agent.wire import Manifest
 from app.fleet.deploy import DeployOutcome, Progress
-from app.gui.deploy_kits import DeployKitsTable
-from app.gui.kit_row import KitRow
-from app.gui.models_bridge import ModelsBridge
-from app.gui.models_table import size_text
-from app.gui.prompts import Prompts
+from app.gui.bridges.models_bridge import ModelsBridge
+from app.gui.dialogs.prompts import Prompts
+from app.gui.tables.deploy_kits import DeployKitsTable
+from app.gui.tables.kit_row import KitRow
+from app.gui.tables.models_table import size_text
 
 __all__ = ["DeployDialog"]
 

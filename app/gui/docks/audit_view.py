@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
 
 from agent.wire import AuditEntry
 from app.fleet.audit import ChainStatus
-from app.gui.kit_row import KitRow
-from app.gui.ops_bridge import OpsBridge
+from app.gui.bridges.ops_bridge import OpsBridge
+from app.gui.tables.kit_row import KitRow
 
 __all__ = ["AuditView"]
 

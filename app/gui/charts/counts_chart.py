@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.gui.picture import PALETTE
+from app.gui.charts.picture import PALETTE
 
 __all__ = ["CountsChart", "CountsHistory"]
 

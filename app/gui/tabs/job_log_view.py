@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from agent.wire import JobLogs
 from app.gui._qt import timer
-from app.gui.jobs_bridge import JobsBridge
+from app.gui.bridges.jobs_bridge import JobsBridge
 
 __all__ = ["JobLogView"]
 

@@ -18,7 +18,7 @@ from app.fleet.ops import FleetOps
 from app.fleet.report import async_build_report, write_report
 
 if TYPE_CHECKING:
-    from app.gui.bridge import FleetBridge
+    from app.gui.bridges.fleet_bridge import FleetBridge
 
 __all__ = ["OpsBridge"]
 

@@ -20,7 +20,7 @@ from app.fleet.inventory import Kit
 from app.fleet.ops import KitView
 from app.fleet.service import FactsResult, KitStatus
 from app.gui._qt import dot_icon
-from app.gui.kit_row import COLUMNS, MEASURED, KitRow, Sighting, age_text, cell_sort, cell_text
+from app.gui.tables.kit_row import COLUMNS, MEASURED, KitRow, Sighting, age_text, cell_sort, cell_text
 
 __all__ = ["STATUS_COLOURS", "FleetTableModel"]
 

@@ -34,7 +34,7 @@ from app.fleet.jobs import SubmitProgress, async_submit
 from app.fleet.results import async_collect
 
 if TYPE_CHECKING:
-    from app.gui.bridge import FleetBridge
+    from app.gui.bridges.fleet_bridge import FleetBridge
 
 __all__ = ["JobChoices", "JobsBridge", "JobsSnapshot", "Submission"]
 

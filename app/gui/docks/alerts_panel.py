@@ -8,8 +8,8 @@ from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableWidget, QTableWid
 
 from app.fleet.alerts import Alert
 from app.gui._qt import dot_icon
-from app.gui.fleet_model import ALERT_COLOURS
-from app.gui.kit_row import KitRow
+from app.gui.tables.fleet_model import ALERT_COLOURS
+from app.gui.tables.kit_row import KitRow
 
 __all__ = ["AlertsPanel"]
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from agent.wire import PAIR_CODE_LENGTH, Scope, format_device_id
-from app.gui.kit_row import COLUMNS, KitRow, cell_text
+from app.gui.tables.kit_row import COLUMNS, KitRow, cell_text
 
 __all__ = ["AdoptAnswer", "AdoptDialog", "CodePrompt", "ask_pairing_code", "parse_pair_code"]
 

@@ -9,8 +9,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QProgressBar, QTableWidget, QTableWidgetItem
 
 from app.fleet.deploy import DeployOutcome, Progress
-from app.gui.fleet_model import STATUS_COLOURS
-from app.gui.kit_row import COLUMNS, KitRow, cell_text
+from app.gui.tables.fleet_model import STATUS_COLOURS
+from app.gui.tables.kit_row import COLUMNS, KitRow, cell_text
 
 __all__ = ["DeployKitsTable"]
 

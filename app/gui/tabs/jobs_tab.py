@@ -27,14 +27,14 @@ from agent.wire import FINISHED_STATES, JobInfo, ScheduleInfo
 from app.fleet.results import Collected
 from app.fleet.text import printable
 from app.gui._qt import timer
-from app.gui.job_log_view import JobLogView
-from app.gui.job_result_view import JobResultView
-from app.gui.jobs_bridge import JobsBridge, JobsSnapshot
-from app.gui.jobs_table import PROGRESS_COLUMN, JobsTableModel, ProgressDelegate, describe
-from app.gui.kit_row import KitRow
-from app.gui.new_job_dialog import NewJobDialog
-from app.gui.prompts import Prompts
-from app.gui.schedules_panel import SchedulesPanel
+from app.gui.bridges.jobs_bridge import JobsBridge, JobsSnapshot
+from app.gui.dialogs.new_job_dialog import NewJobDialog
+from app.gui.dialogs.prompts import Prompts
+from app.gui.tables.jobs_table import PROGRESS_COLUMN, JobsTableModel, ProgressDelegate, describe
+from app.gui.tables.kit_row import KitRow
+from app.gui.tabs.job_log_view import JobLogView
+from app.gui.tabs.job_result_view import JobResultView
+from app.gui.tabs.schedules_panel import SchedulesPanel
 
 __all__ = ["JobsTab"]
 

@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QAbstractItemView, QProgressBar, QTableWidget, QTa
 
 from agent.wire import InferResult
 from app.fleet.inference import InferAnswer
-from app.gui.picture import box_colour
+from app.gui.charts.picture import box_colour
 
 __all__ = ["ResultsTable", "summary_text"]
 

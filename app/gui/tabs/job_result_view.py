@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from agent.wire import JobInfo
-from app.gui.bench_chart import BenchChart, Metric
+from app.gui.charts.bench_chart import BenchChart, Metric
 
 __all__ = ["JobResultView", "result_text"]
 

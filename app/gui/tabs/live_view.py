@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
 
 from agent.wire import JobInfo
 from app.fleet.stream import LiveEvent, StreamOptions
-from app.gui.counts_chart import CountsChart
-from app.gui.kit_row import KitRow
-from app.gui.stream_bridge import StreamBridge
+from app.gui.bridges.stream_bridge import StreamBridge
+from app.gui.charts.counts_chart import CountsChart
+from app.gui.tables.kit_row import KitRow
 
 __all__ = ["FrameView", "LiveView"]
 

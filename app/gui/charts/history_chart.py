@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBox
 
 from agent.wire import MetricSample
 from app.fleet.svg_chart import downsample
-from app.gui.kit_row import KitRow, age_text
+from app.gui.tables.kit_row import KitRow, age_text
 
 __all__ = ["LOAD_SERIES", "RANGES", "HistoryChart", "HistoryPanel"]
 

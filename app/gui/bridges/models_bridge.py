@@ -25,7 +25,7 @@ from app.fleet.models import load_package
 from app.fleet.quantize import Mode, quantize_model
 
 if TYPE_CHECKING:
-    from app.gui.bridge import FleetBridge
+    from app.gui.bridges.fleet_bridge import FleetBridge
 
 __all__ = ["ModelsBridge", "QuantizeRequest"]
 

@@ -18,11 +18,11 @@ from PySide6.QtWidgets import (
 
 from agent.wire import ModelInfo
 from app.fleet.inference import InferAnswer
-from app.gui.kit_row import KitRow
-from app.gui.models_bridge import ModelsBridge
-from app.gui.picture import PictureView
-from app.gui.prompts import Prompts
-from app.gui.results_table import ResultsTable, summary_text
+from app.gui.bridges.models_bridge import ModelsBridge
+from app.gui.charts.picture import PictureView
+from app.gui.dialogs.prompts import Prompts
+from app.gui.tables.kit_row import KitRow
+from app.gui.tables.results_table import ResultsTable, summary_text
 
 __all__ = ["Choice", "TryItPanel", "model_choices"]
 

@@ -7,8 +7,8 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QTreeWidget, QVBoxLayout, QWi
 
 from agent.wire import format_device_id
 from app.gui._qt import timer
-from app.gui.facts_tree import family_items
-from app.gui.kit_row import COLUMNS, KitRow, age_text, cell_text
+from app.gui.tables.kit_row import COLUMNS, KitRow, age_text, cell_text
+from app.gui.tabs.facts_tree import family_items
 
 __all__ = ["DetailsPane"]
 

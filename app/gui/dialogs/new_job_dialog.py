@@ -32,11 +32,11 @@ from agent.wire import JobInfo, ScheduleInfo
 from app.fleet.datasets import LocalDataset
 from app.fleet.jobs import SubmitProgress
 from app.fleet.jobspec import JobInputError, JobSpec, parse_numbers
-from app.gui.cron_hint import cron_hint
-from app.gui.jobs_bridge import JobChoices, JobsBridge, Submission
-from app.gui.models_table import size_text
-from app.gui.prompts import Prompts
-from app.gui.try_it import model_choices
+from app.gui.bridges.jobs_bridge import JobChoices, JobsBridge, Submission
+from app.gui.dialogs.cron_hint import cron_hint
+from app.gui.dialogs.prompts import Prompts
+from app.gui.tables.models_table import size_text
+from app.gui.tabs.try_it import model_choices
 
 __all__ = ["NewJobDialog"]
 

@@ -15,10 +15,10 @@ from PySide6.QtWidgets import (
 
 from agent.wire import ModelInfo
 from app.fleet.deploy import DeployOutcome
-from app.gui.kit_row import KitRow
-from app.gui.models_bridge import ModelsBridge
-from app.gui.models_table import ModelsTableModel, VersionRow
-from app.gui.prompts import Prompts
+from app.gui.bridges.models_bridge import ModelsBridge
+from app.gui.dialogs.prompts import Prompts
+from app.gui.tables.kit_row import KitRow
+from app.gui.tables.models_table import ModelsTableModel, VersionRow
 
 __all__ = ["ModelsTab"]
 

@@ -23,11 +23,11 @@ from app.fleet.inventory import Kit
 from app.fleet.ops import FleetOps
 from app.fleet.service import FactsResult, Fleet, KitStatus
 from app.fleet.settings import AppSettings
-from app.gui.jobs_bridge import JobsBridge
-from app.gui.kit_row import Sighting
-from app.gui.models_bridge import ModelsBridge
-from app.gui.ops_bridge import OpsBridge
-from app.gui.stream_bridge import StreamBridge
+from app.gui.bridges.jobs_bridge import JobsBridge
+from app.gui.bridges.models_bridge import ModelsBridge
+from app.gui.bridges.ops_bridge import OpsBridge
+from app.gui.bridges.stream_bridge import StreamBridge
+from app.gui.tables.kit_row import Sighting
 
 __all__ = ["FleetBridge"]
 

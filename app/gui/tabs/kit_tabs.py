@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QTabWidget, QWidget
 
-from app.gui.details import DetailsPane
-from app.gui.jobs_bridge import JobsBridge
-from app.gui.jobs_tab import JobsTab
-from app.gui.kit_row import KitRow
-from app.gui.live_view import LiveView
-from app.gui.models_bridge import ModelsBridge
-from app.gui.models_tab import ModelsTab
-from app.gui.prompts import Prompts
-from app.gui.stream_bridge import StreamBridge
-from app.gui.try_it import TryItPanel
+from app.gui.bridges.jobs_bridge import JobsBridge
+from app.gui.bridges.models_bridge import ModelsBridge
+from app.gui.bridges.stream_bridge import StreamBridge
+from app.gui.dialogs.prompts import Prompts
+from app.gui.tables.kit_row import KitRow
+from app.gui.tabs.details import DetailsPane
+from app.gui.tabs.jobs_tab import JobsTab
+from app.gui.tabs.live_view import LiveView
+from app.gui.tabs.models_tab import ModelsTab
+from app.gui.tabs.try_it import TryItPanel
 
 __all__ = ["KitTabs"]
 

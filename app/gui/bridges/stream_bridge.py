@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal, SignalInstance
 from app.fleet.stream import LiveEvent, StreamOptions, async_follow, async_start, async_stop
 
 if TYPE_CHECKING:
-    from app.gui.bridge import FleetBridge
+    from app.gui.bridges.fleet_bridge import FleetBridge
 
 __all__ = ["StreamBridge"]
 

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.fleet.quantize import Mode, QuantizeResult
-from app.gui.models_bridge import ModelsBridge, QuantizeRequest
-from app.gui.prompts import Prompts
+from app.gui.bridges.models_bridge import ModelsBridge, QuantizeRequest
+from app.gui.dialogs.prompts import Prompts
 
 __all__ = ["QuantizeDialog"]
 

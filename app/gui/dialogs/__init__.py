@@ -1,0 +1,1 @@
+"""Dialogs and the questions the window asks, each replaceable in tests."""

@@ -1,0 +1,1 @@
+"""The main window's docks: alerts and the audit log."""

@@ -1,0 +1,1 @@
+"""The selected kit's tabs in the lower pane and what they show."""
