@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.storage import fsync_dir
+from agent.toolkit.durable import fsync_path
 
 DB_FILE = "agent.db"
 CORRUPT_INFIX = ".corrupt-"  # agent.db.corrupt-20261129T041500Z (+ -wal, -shm)
@@ -78,7 +78,7 @@ def quarantine(path: Path, now: float | None = None) -> Path:
         source = path.with_name(path.name + suffix)
         if source.exists():
             os.replace(source, target.with_name(target.name + suffix))
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
     return target
 
 

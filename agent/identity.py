@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.storage import write_atomic
+from agent.toolkit.durable import write_atomic
 from agent.wire import device_id_from_der, format_device_id
 
 CERT_FILE = "identity.crt"

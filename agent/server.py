@@ -18,7 +18,8 @@ from agent.config import Settings
 from agent.identity import Identity, load_or_create_lean
 from agent.mdns import Advertiser
 from agent.metrics.ring import take_sample
-from agent.storage import PRIVATE_UMASK, private_data_dir, write_atomic
+from agent.storage import PRIVATE_UMASK, private_data_dir
+from agent.toolkit.durable import write_atomic
 from agent.wire import TxtRecord
 
 if TYPE_CHECKING:

@@ -1,40 +1,15 @@
-"""Small durable-file helpers: nothing half-written is ever read back, nothing the agent keeps
-is readable by another local user (the database holds the pairing key and token hashes)."""
+"""The agent's data dir is its own user's only: nothing the agent keeps is readable by another
+local user (the database holds the pairing key and token hashes). Durable writes are the
+toolkit's (`agent.toolkit.durable`)."""
 
 from __future__ import annotations
 
 import logging
-import os
 import stat
-import tempfile
 from pathlib import Path
 
 PRIVATE_UMASK = 0o077  # what the agent makes is its own user's only
 log = logging.getLogger(__name__)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write to a temp file beside `path`, fsync, rename over it, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def private_data_dir(data_dir: Path) -> list[str]:

@@ -90,7 +90,8 @@ def verify(db: Database, device_id: str, request: PairRequest, client: str) -> b
         _refuse_if_locked(conn, who, now)
         row = conn.execute("SELECT key, expires_at FROM pairing_code WHERE id = 1").fetchone()
         if row is None:
-            raise Forbidden("no_pairing_code", "this kit has no active pairing code (it was used or never made)",
+            raise Forbidden("no_pairing_code",
+                            "this kit has no active pairing code (it was used or never made)",
                 "run `kitfleet-agent pair-code` on the kit for a new one",
             )
         expired = row["expires_at"] <= now

@@ -22,7 +22,7 @@ from agent.jobs import archives
 from agent.jobs.paths import DATASETS
 from agent.models.store import check_name
 from agent.spool import async_spool
-from agent.storage import fsync_dir
+from agent.toolkit.durable import fsync_path
 from agent.wire import DatasetInfo
 
 _STAGING = ".staging-"
@@ -97,14 +97,14 @@ class Datasets:
         staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self.root))
         try:
             archives.unpack(archive, staging, contents)
-            fsync_dir(staging)
+            fsync_path(staging)
             try:
                 os.replace(staging, target)
             except OSError as exc:  # another upload of the same name finished first
                 if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                     raise
                 raise _exists(target.name) from None
-            fsync_dir(self.root)
+            fsync_path(self.root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

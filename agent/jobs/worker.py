@@ -7,6 +7,7 @@ The job id on the command line lets a restarted agent recognise a leftover worke
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -20,6 +21,7 @@ from agent.errors import Refusal
 from agent.jobs.errors import JobFailed, PermanentFailure
 from agent.jobs.layout import OUTCOME, PERMANENT_EXIT, RESULTS, SPEC
 from agent.jobs.report import Reporter
+from agent.toolkit.durable import write_atomic
 
 FAILED_EXIT = 1
 
@@ -50,20 +52,8 @@ def main(argv: list[str]) -> int:
 def _keep_outcome(folder: Path, summary: dict[str, Any]) -> None:
     """The summary, durably, before the agent hears of it (see layout.OUTCOME). Without room
     on the disk it is skipped: the agent still hears the result over the pipe."""
-    temporary = folder / f".{OUTCOME}.tmp"
-    try:
-        with temporary.open("w") as handle:
-            json.dump(summary, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, folder / OUTCOME)
-        directory = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError:
-        temporary.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        write_atomic(folder / OUTCOME, json.dumps(summary).encode())
 
 
 def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:

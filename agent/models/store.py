@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from agent.errors import Conflict, Invalid, NotFound
-from agent.storage import fsync_dir, write_atomic
+from agent.toolkit.durable import fsync_path, write_atomic
 from agent.wire import NAME_PATTERN, VERSION_PATTERN, Manifest, ModelInfo, ModelVersion
 
 MODEL_FILE = "model.onnx"
@@ -117,10 +117,10 @@ class ModelStore:
             staging.mkdir()
             os.replace(verified_file, staging / MODEL_FILE)
             write_atomic(staging / MANIFEST_FILE, manifest.model_dump_json(indent=2).encode())
-            _fsync_file(staging / MODEL_FILE)
-            fsync_dir(staging)
+            fsync_path(staging / MODEL_FILE)
+            fsync_path(staging)
             os.replace(staging, versions / manifest.version)
-            fsync_dir(versions)
+            fsync_path(versions)
 
     def activate(self, name: str, version: str) -> ModelInfo:
         with self._lock:
@@ -154,7 +154,7 @@ class ModelStore:
             versions = self.root / name / "versions"
             trash = versions / f"{_TRASH_PREFIX}{version}-{time.monotonic_ns()}"
             os.replace(versions / version, trash)
-            fsync_dir(versions)
+            fsync_path(versions)
             shutil.rmtree(trash, ignore_errors=True)
 
     # internals ----------------------------------------------------------------
@@ -183,14 +183,6 @@ class ModelStore:
     def _write_state(self, name: str, active: str | None, previous: str | None) -> None:
         state = json.dumps({"active": active, "previous": previous, "changed_at": time.time()})
         write_atomic(self.root / name / STATE_FILE, state.encode())
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check_name(name: str) -> str:

@@ -6,11 +6,11 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["fsync_dir", "replace_durably", "write_atomic"]
+__all__ = ["fsync_path", "replace_durably", "write_atomic"]
 
 
-def fsync_dir(path: Path) -> None:
-    """Make the folder's entries (a rename, a new file) durable."""
+def fsync_path(path: Path) -> None:
+    """Make a file's data, or a folder's entries (a rename, a new file), durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -21,7 +21,7 @@ def fsync_dir(path: Path) -> None:
 def replace_durably(written: Path, target: Path) -> None:
     """Put the fully written (and fsynced) file `written` in place of `target`, durably."""
     os.replace(written, target)
-    fsync_dir(target.parent)
+    fsync_path(target.parent)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -37,4 +37,4 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    fsync_path(path.parent)

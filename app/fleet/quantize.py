@@ -32,6 +32,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from agent.toolkit.durable import fsync_path, replace_durably
 from agent.wire import InputSpec, Manifest, Normalisation
 from app.fleet.images import common_size, image_files, load_image, spread
 from app.fleet.models import manifest_path
@@ -296,11 +297,10 @@ def _staged(*targets: Path) -> Iterator[list[Path]]:
         yield staged
         for path in staged:
             if path.exists():
-                with path.open("rb+") as written:
-                    os.fsync(written.fileno())
+                fsync_path(path)
         for path, target in zip(staged, targets, strict=True):
             if path.exists():
-                os.replace(path, target)
+                replace_durably(path, target)
             else:
                 target.unlink(missing_ok=True)
     finally:

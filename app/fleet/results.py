@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.toolkit.durable import fsync_path
 from agent.wire import CONTROL_CHARACTERS, FINISHED_STATES, JobInfo, JobResults, ResultFile
 from app.fleet.client import KitClient
 from app.fleet.errors import Error
@@ -186,11 +187,7 @@ def _remove(path: Path) -> None:
 def _fsync_all(folder: Path) -> None:
     """Make the files durable before the rename that publishes them (folders too, where possible)."""
     for path in [*folder.iterdir(), *([folder] if os.name == "posix" else [])]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(path)
 
 
 def _safe(name: str) -> str:

@@ -6,10 +6,10 @@ A small JSON file beside the inventory: it holds no secret (no password, only a 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from agent.toolkit.durable import write_atomic
 from app.provision.errors import ProvisionError
 
 RECORDS_FILE = "provisioned.json"
@@ -42,9 +42,7 @@ class Records:
     def save(self, record: Record) -> None:
         data = self._all()
         data[record.device_id] = asdict(record)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode())
 
     def get(self, device_id: str) -> Record | None:
         entry = self._all().get(device_id)
