@@ -129,7 +129,7 @@ class DemoDriver(QObject):
 
     def _check_jobs(self) -> None:
         jobs = self._window.tabs.jobs
-        benchmarks = [j.job_id for j in jobs.model.jobs() if j.kind == "benchmark" and j.state == "done"]
+        benchmarks = [j.job_id for j in jobs.model.rows() if j.kind == "benchmark" and j.state == "done"]
         if not benchmarks:
             return
         self._poll.stop()

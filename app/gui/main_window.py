@@ -6,12 +6,10 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelection, QSortFilterProxyModel, Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
-    QTableView,
     QWidget,
 )
 
@@ -25,6 +23,7 @@ from app.gui.model_actions import ModelActions
 from app.gui.ops_window import install_fleet_ops
 from app.gui.tables.fleet_model import FleetTableModel
 from app.gui.tables.kit_row import KitRow
+from app.gui.tables.rows import row_view
 from app.gui.tabs.kit_tabs import KitTabs
 
 __all__ = ["MainWindow"]
@@ -52,7 +51,9 @@ class MainWindow(QMainWindow):
         self.model = FleetTableModel(self)
         self.proxy = QSortFilterProxyModel(self, sortRole=FleetTableModel.SortRole)
         self.proxy.setSourceModel(self.model)
-        self.table = self._make_table()
+        self.table = row_view(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.tabs = KitTabs(bridge.models, bridge.jobs, bridge.streams, self.prompts)
         self.details = self.tabs.details
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -67,19 +68,6 @@ class MainWindow(QMainWindow):
         self._connect()
         self._on_model_changed()
         self.fleet_ops = install_fleet_ops(self)  # filter, history, alerts, audit, report, state
-
-    def _make_table(self) -> QTableView:
-        table = QTableView()
-        table.setModel(self.proxy)
-        table.setSortingEnabled(True)
-        table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.setAlternatingRowColors(True)
-        table.setWordWrap(False)
-        table.verticalHeader().hide()
-        table.horizontalHeader().setStretchLastSection(True)
-        return table
 
     def _make_actions(self) -> None:
         self.adopt_action = action("&Adopt…", self, QKeySequence("Ctrl+D"), self.adopt_selected)

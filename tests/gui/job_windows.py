@@ -71,13 +71,13 @@ def submit(qtbot: QtBot, tab: JobsTab, dialog: NewJobDialog) -> JobInfo:
 
 def state_of(tab: JobsTab, job_id: str) -> str | None:
     position = tab.model.position(job_id)
-    return tab.model.job_at(position).state if position >= 0 else None
+    return tab.model.row_at(position).state if position >= 0 else None
 
 
 def wait_state(qtbot: QtBot, tab: JobsTab, job_id: str, *states: str) -> JobInfo:
     """Until the table (refreshed by the tab itself) shows the job in one of `states`."""
     qtbot.waitUntil(lambda: state_of(tab, job_id) in states, timeout=JOB_WAIT_MS)
-    return tab.model.job_at(tab.model.position(job_id))
+    return tab.model.row_at(tab.model.position(job_id))
 
 
 def small_digits(folder: Path, per_label: int = 2) -> list[Path]:

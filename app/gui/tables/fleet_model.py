@@ -5,15 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import partial
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QByteArray,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    Slot,
-)
+from PySide6.QtCore import QByteArray, QModelIndex, QObject, Qt, Slot
 from PySide6.QtGui import QColor, QFont
 
 from app.fleet.inventory import Kit
@@ -21,10 +13,10 @@ from app.fleet.ops import KitView
 from app.fleet.service import FactsResult, KitStatus
 from app.gui._qt import dot_icon
 from app.gui.tables.kit_row import COLUMNS, MEASURED, KitRow, Sighting, age_text, cell_sort, cell_text
+from app.gui.tables.rows import ALIGN_RIGHT, RowTableModel
 
 __all__ = ["STATUS_COLOURS", "FleetTableModel"]
 
-AnyIndex = QModelIndex | QPersistentModelIndex
 STATUS_COLOURS = {"online": "#1e7b34", "offline": "#6c757d", "checking": "#6c757d",
                   "unadopted": "#1f5fa8", "identity_changed": "#b3261e", "conflict": "#b3261e"}
 _STATUS = COLUMNS.index("Status")
@@ -36,34 +28,18 @@ ALERT_COLOURS = {"critical": "#b3261e", "warning": "#a15c00"}
 _STALE = QColor("#8a8f95")
 
 
-class FleetTableModel(QAbstractTableModel):
+class FleetTableModel(RowTableModel[KitRow]):
     DeviceIdRole = Qt.ItemDataRole.UserRole + 1
     StatusRole = Qt.ItemDataRole.UserRole + 2  # online | offline | unadopted | identity_changed…
     SortRole = Qt.ItemDataRole.UserRole + 3
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[KitRow] = []
+        super().__init__(COLUMNS, parent)
         self._positions: dict[str, int] = {}
 
     # reading ---------------------------------------------------------------------
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        row, column = self._rows[index.row()], index.column()
+    def cell(self, row: KitRow, column: int, role: int) -> object:
         if role == Qt.ItemDataRole.DisplayRole:
             return cell_text(row, column)
         if column == _STATUS and role == Qt.ItemDataRole.ForegroundRole:
@@ -84,7 +60,7 @@ class FleetTableModel(QAbstractTableModel):
                 font.setItalic(True)
                 return font
         if role == Qt.ItemDataRole.TextAlignmentRole and column in _NUMERIC:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return ALIGN_RIGHT
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(row, column)
         return {self.DeviceIdRole: row.device_id, self.StatusRole: row.row_status,
@@ -110,9 +86,6 @@ class FleetTableModel(QAbstractTableModel):
     def row(self, device_id: str) -> KitRow | None:
         position = self._positions.get(device_id)
         return None if position is None else self._rows[position]
-
-    def rows(self) -> list[KitRow]:
-        return list(self._rows)
 
     # updates from the bridge (always on the GUI thread: queued connections) ------------
 
@@ -142,16 +115,7 @@ class FleetTableModel(QAbstractTableModel):
     @Slot(object)
     def apply_views(self, views: Iterable[KitView]) -> None:
         """Figures, models, jobs, alerts and tags from a poll; rows that show no change stay put."""
-        changed = sorted(p for view in views if (p := self._change(view)) is not None)
-        # One dataChanged per run of adjacent rows: 200 kits polled is a few signals, not 200.
-        start = previous = None
-        for position in [*changed, None]:
-            if position is not None and previous is not None and position == previous + 1:
-                previous = position
-                continue
-            if start is not None and previous is not None:
-                self.dataChanged.emit(self.index(start, 0), self.index(previous, len(COLUMNS) - 1))
-            start = previous = position
+        self.rows_changed([p for view in views if (p := self._change(view)) is not None])
 
     def _change(self, view: KitView) -> int | None:
         """Apply a view to its row without signalling; the row's position if what it shows changed."""
@@ -177,8 +141,7 @@ class FleetTableModel(QAbstractTableModel):
         old = self._rows[position]
         self._rows[position] = new = change(old)
         if new.signature() != old.signature():
-            self.dataChanged.emit(self.index(position, 0),
-                                  self.index(position, len(COLUMNS) - 1))
+            self.rows_changed([position])
 
     def _insert(self, row: KitRow) -> None:
         position = len(self._rows)

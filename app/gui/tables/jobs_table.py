@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (
     QApplication,
@@ -17,11 +17,11 @@ from PySide6.QtWidgets import (
 
 from agent.wire import FINISHED_STATES, JobInfo
 from app.gui._qt import dot_icon
+from app.gui.tables.rows import ALIGN_RIGHT, AnyIndex, RowTableModel
 
 __all__ = ["JOB_COLUMNS", "PROGRESS_COLUMN", "JobsTableModel", "ProgressDelegate", "describe",
            "progress_text"]
 
-AnyIndex = QModelIndex | QPersistentModelIndex
 JOB_COLUMNS = ("Kind", "Job", "State", "Progress", "Priority", "Attempts", "Waiting / error",
                "Created", "Finished")
 PROGRESS_COLUMN = JOB_COLUMNS.index("Progress")
@@ -68,66 +68,34 @@ def _cells(job: JobInfo) -> tuple[str, ...]:
             str(job.attempts), note or "", _when(job.created_at), _when(job.finished_at))
 
 
-class JobsTableModel(QAbstractTableModel):
+class JobsTableModel(RowTableModel[JobInfo]):
     JobIdRole = Qt.ItemDataRole.UserRole + 1
     FractionRole = Qt.ItemDataRole.UserRole + 2  # 0..1 done, or None while unknown
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._jobs: list[JobInfo] = []
+        super().__init__(JOB_COLUMNS, parent)
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._jobs)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(JOB_COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return JOB_COLUMNS[section]
-        return None
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        job, column = self._jobs[index.row()], index.column()
+    def cell(self, job: JobInfo, column: int, role: int) -> object:
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return _cells(job)[column]
         if role == Qt.ItemDataRole.DecorationRole and JOB_COLUMNS[column] == "State":
             return dot_icon(_STATE_COLOURS[job.state])
         if role == Qt.ItemDataRole.TextAlignmentRole and column in _RIGHT:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return ALIGN_RIGHT
         if role == self.FractionRole:
             return _fraction(job)
         return job.job_id if role == self.JobIdRole else None
 
-    def job_at(self, position: int) -> JobInfo:
-        return self._jobs[position]
-
-    def jobs(self) -> list[JobInfo]:
-        return list(self._jobs)
-
     def position(self, job_id: str) -> int:
-        return next((i for i, job in enumerate(self._jobs) if job.job_id == job_id), -1)
+        return next((i for i, job in enumerate(self._rows) if job.job_id == job_id), -1)
 
     def unfinished(self) -> bool:
-        return any(job.state not in FINISHED_STATES for job in self._jobs)
+        return any(job.state not in FINISHED_STATES for job in self._rows)
 
     @Slot(object)
     def set_jobs(self, jobs: Iterable[JobInfo]) -> None:
         """Repaint only the rows that changed when the same jobs remain, else start over."""
-        fresh = list(jobs)
-        if [j.job_id for j in fresh] != [j.job_id for j in self._jobs]:
-            self.beginResetModel()
-            self._jobs = fresh
-            self.endResetModel()
-            return
-        old, self._jobs = self._jobs, fresh
-        for position, (before, after) in enumerate(zip(old, fresh, strict=True)):
-            if before != after:
-                self.dataChanged.emit(self.index(position, 0),
-                                      self.index(position, len(JOB_COLUMNS) - 1))
+        self.replace_rows(jobs, key=lambda job: job.job_id)
 
 
 def _fraction(job: JobInfo) -> float | None:

@@ -6,15 +6,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QColor, QFont
 
 from agent.wire import ModelInfo
 from app.gui._qt import dot_icon
+from app.gui.tables.rows import ALIGN_RIGHT, RowTableModel
 
 __all__ = ["MODEL_COLUMNS", "ModelsTableModel", "VersionRow", "size_text", "version_rows"]
 
-AnyIndex = QModelIndex | QPersistentModelIndex
 MODEL_COLUMNS = ("Model", "Version", "Task", "Precision", "Size", "SHA-256", "Installed", "State")
 _SERVING = "#1e7b34"
 _RIGHT = {MODEL_COLUMNS.index("Size")}
@@ -59,37 +59,21 @@ def size_text(size: int) -> str:
     return f"{size} B"
 
 
-class ModelsTableModel(QAbstractTableModel):
+class ModelsTableModel(RowTableModel[VersionRow]):
     NameRole = Qt.ItemDataRole.UserRole + 1
     VersionRole = Qt.ItemDataRole.UserRole + 2
     ActiveRole = Qt.ItemDataRole.UserRole + 3
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[VersionRow] = []
+        super().__init__(MODEL_COLUMNS, parent)
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(MODEL_COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return MODEL_COLUMNS[section]
-        return None
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        row, column = self._rows[index.row()], index.column()
+    def cell(self, row: VersionRow, column: int, role: int) -> object:
         if role == Qt.ItemDataRole.DisplayRole:
             return row.cells()[column]
         if role == Qt.ItemDataRole.ToolTipRole and MODEL_COLUMNS[column] == "SHA-256":
             return row.sha256
         if role == Qt.ItemDataRole.TextAlignmentRole and column in _RIGHT:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return ALIGN_RIGHT
         if row.active and (styled := self._serving(column, role)) is not None:
             return styled
         return {self.NameRole: row.name, self.VersionRole: row.version,
@@ -107,23 +91,7 @@ class ModelsTableModel(QAbstractTableModel):
             return QColor(_SERVING)
         return None
 
-    def row_at(self, position: int) -> VersionRow:
-        return self._rows[position]
-
-    def rows(self) -> list[VersionRow]:
-        return list(self._rows)
-
     @Slot(object)
     def set_models(self, infos: Iterable[ModelInfo]) -> None:
         """Repaint only the rows that changed when the same versions remain, else start over."""
-        rows = version_rows(infos)
-        if [r.key for r in rows] != [r.key for r in self._rows]:
-            self.beginResetModel()
-            self._rows = rows
-            self.endResetModel()
-            return
-        old, self._rows = self._rows, rows
-        for position, (before, after) in enumerate(zip(old, rows, strict=True)):
-            if before != after:
-                self.dataChanged.emit(self.index(position, 0),
-                                      self.index(position, len(MODEL_COLUMNS) - 1))
+        self.replace_rows(version_rows(infos), key=lambda row: row.key)

@@ -12,12 +12,10 @@ from pathlib import Path
 from PySide6.QtCore import QItemSelection, Qt, Signal, Slot
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -32,6 +30,7 @@ from app.gui.dialogs.new_job_dialog import NewJobDialog
 from app.gui.dialogs.prompts import Prompts
 from app.gui.tables.jobs_table import PROGRESS_COLUMN, JobsTableModel, ProgressDelegate, describe
 from app.gui.tables.kit_row import KitRow
+from app.gui.tables.rows import row_view
 from app.gui.tabs.job_log_view import JobLogView
 from app.gui.tabs.job_result_view import JobResultView
 from app.gui.tabs.schedules_panel import SchedulesPanel
@@ -58,7 +57,8 @@ class JobsTab(QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextFormat(Qt.TextFormat.PlainText)  # it shows what kits say: never HTML
-        self.table = self._make_table()
+        self.table = row_view(self.model)
+        self.table.setItemDelegateForColumn(PROGRESS_COLUMN, ProgressDelegate(self.table))
         self.new_button, self.cancel_button = QPushButton("&New job…"), QPushButton("&Cancel job")
         self.logs_button, self.save_button = QPushButton("&Logs"), QPushButton("&Save results…")
         self.delete_button, self.refresh_button = QPushButton("&Delete…"), QPushButton("Re&load")
@@ -70,18 +70,6 @@ class JobsTab(QWidget):
         self._lay_out()
         self._connect()
         self.show_row(None)
-
-    def _make_table(self) -> QTableView:
-        table = QTableView()
-        table.setModel(self.model)
-        table.setItemDelegateForColumn(PROGRESS_COLUMN, ProgressDelegate(table))
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.setAlternatingRowColors(True)
-        table.setWordWrap(False)
-        table.verticalHeader().hide()
-        table.horizontalHeader().setStretchLastSection(True)
-        return table
 
     def _lay_out(self) -> None:
         buttons = QHBoxLayout()
@@ -204,7 +192,7 @@ class JobsTab(QWidget):
 
     def selected(self) -> JobInfo | None:
         rows = self.table.selectionModel().selectedRows()
-        return self.model.job_at(rows[0].row()) if rows else None
+        return self.model.row_at(rows[0].row()) if rows else None
 
     def select_job(self, job_id: str) -> None:
         if (position := self.model.position(job_id)) >= 0:

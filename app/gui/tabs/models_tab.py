@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -19,6 +17,7 @@ from app.gui.bridges.models_bridge import ModelsBridge
 from app.gui.dialogs.prompts import Prompts
 from app.gui.tables.kit_row import KitRow
 from app.gui.tables.models_table import ModelsTableModel, VersionRow
+from app.gui.tables.rows import row_view
 
 __all__ = ["ModelsTab"]
 
@@ -37,7 +36,7 @@ class ModelsTab(QWidget):
         self.model = ModelsTableModel(self)
         self.message = QLabel()
         self.message.setWordWrap(True)
-        self.table = self._make_table()
+        self.table = row_view(self.model)
         self.activate_button = QPushButton("&Activate")
         self.rollback_button = QPushButton("&Roll back")
         self.delete_button = QPushButton("De&lete…")
@@ -45,17 +44,6 @@ class ModelsTab(QWidget):
         self._lay_out()
         self._connect()
         self.show_row(None)
-
-    def _make_table(self) -> QTableView:
-        table = QTableView()
-        table.setModel(self.model)
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.setAlternatingRowColors(True)
-        table.setWordWrap(False)
-        table.verticalHeader().hide()
-        table.horizontalHeader().setStretchLastSection(True)
-        return table
 
     def _lay_out(self) -> None:
         buttons = QHBoxLayout()
