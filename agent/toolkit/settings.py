@@ -48,7 +48,7 @@ def resolve(
         from_env = os.environ.get(env) if env else None
         if flags.get(f.name) is not None:
             values[f.name] = flags[f.name]
-        elif from_env:
+        elif from_env is not None:
             values[f.name] = _coerce(str(env), f, from_env)
         elif f.name in stored:
             values[f.name] = _coerce(f"{file}: {f.name}", f, stored[f.name])
