@@ -34,8 +34,8 @@ from agent.jobs.kinds import batch_infer
 from agent.jobs.paths import images_under
 from agent.jobs.report import Reporter
 from agent.models.infer import run_batch
-from agent.models.sessions import default_threads, open_session
 from agent.toolkit.images import decode_image
+from agent.toolkit.sessions import default_threads, open_session
 from agent.wire import JobRequest, Manifest, Resources
 from app.fleet.deploy import async_deploy
 from app.fleet.inventory import Kit

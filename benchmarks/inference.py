@@ -31,7 +31,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from agent.models.sessions import default_threads, open_session
+from agent.toolkit.sessions import default_threads, open_session
 from app.fleet.deploy import async_deploy
 from app.fleet.inventory import Kit
 from app.fleet.localagent import LocalAgent

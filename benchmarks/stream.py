@@ -23,7 +23,7 @@ import av
 import numpy as np
 
 from agent.models.infer import run_batch
-from agent.models.sessions import open_session
+from agent.toolkit.sessions import open_session
 from agent.wire import Manifest
 from app.fleet.localagent import LocalAgent
 from resources import models_dir

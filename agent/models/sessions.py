@@ -6,21 +6,16 @@ never runs a model never pays for it in memory.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
+from agent.toolkit.sessions import default_threads, open_session
 
-__all__ = ["CPU", "PREFERRED_PROVIDERS", "SessionCache", "choose_providers", "default_threads",
-           "open_session"]
+__all__ = ["SessionCache"]
 
-CPU = "CPUExecutionProvider"
-PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider")
 _Key = tuple[Path, str]
 
 
@@ -28,46 +23,6 @@ _Key = tuple[Path, str]
 class _Entry:
     session: Any
     fallback: str | None  # why the accelerator was given up, when it was
-
-
-def choose_providers(available: Sequence[str]) -> list[str]:
-    """The accelerators the kit has, best first, then the CPU, which is always there as a fallback."""
-    return [p for p in PREFERRED_PROVIDERS if p in available] + [CPU]
-
-
-def default_threads() -> int:
-    """One intra-op thread per physical core: hyper-threads only contend for the same units."""
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-
-
-def open_session(path: Path, threads: int, spinning: bool = True) -> tuple[Any, str | None]:
-    """A session on the best provider; if an accelerator fails, a CPU-only one and the reason.
-
-    `spinning=False` for work that shares the CPU with other threads (a batch job's
-    decoders): idle intra-op threads then sleep instead of busy-waiting for the next run.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    providers = choose_providers(ort.get_available_providers())
-    try:
-        session = ort.InferenceSession(str(path), options, providers=providers)
-    except Exception as exc:  # a missing CUDA/TensorRT library surfaces as any error type
-        if providers == [CPU]:
-            raise
-        reason = f"{providers[0]} failed: {_first_line(exc)}"
-        return ort.InferenceSession(str(path), options, providers=[CPU]), reason
-    dropped = providers[0] not in session.get_providers()  # ORT may fall back quietly too
-    return session, f"ONNX Runtime did not enable {providers[0]}" if dropped else None
-
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
 
 
 class SessionCache:

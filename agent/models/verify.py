@@ -15,6 +15,7 @@ from typing import Any
 from agent.toolkit import onnxfile
 from agent.toolkit.errors import Refusal
 from agent.toolkit.hashing import sha256_file
+from agent.toolkit.sessions import seeded_input
 from agent.wire import Manifest
 
 _ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)",
@@ -58,9 +59,7 @@ def check_in_process(path: Path, manifest: Manifest) -> None:
     _check_signature(session, manifest)
     if manifest.golden is not None:
         model_input = session.get_inputs()[0]
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in model_input.shape]
-        rng = np.random.default_rng(manifest.golden.seed)
-        data = rng.random(shape).astype(manifest.input.dtype)
+        data = seeded_input(model_input, manifest.input.dtype, manifest.golden.seed)
         outputs = session.run(None, {model_input.name: data})
         names = [o.name for o in session.get_outputs()]
         for name, expected in manifest.golden.outputs.items():

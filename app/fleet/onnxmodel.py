@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from agent.toolkit import onnxfile
 from agent.toolkit.errors import Refusal
 from agent.toolkit.hashing import sha256_file
+from agent.toolkit.sessions import open_session
+from agent.toolkit.sessions import seeded_input as toolkit_seeded_input
 from agent.wire import InputSpec, Manifest
 from app.fleet.errors import Error
 from app.fleet.models import ModelPackageError, load_package, manifest_path
@@ -133,12 +135,9 @@ def manifest_beside(model: Path) -> Manifest | None:
 
 
 def cpu_session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    """A CPU session; `threads` 0 leaves ONNX Runtime's default (one per physical core)."""
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # ORT's warnings about unused initializers are noise here
-    options.intra_op_num_threads = threads
+    """A quiet CPU session (the toolkit's); `threads` 0 leaves ONNX Runtime's default."""
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return open_session(path, threads, cpu_only=True, quiet=True)[0]
     except Exception as exc:  # ORT raises its own exception types, all meaning "cannot run this"
         last_line = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
         raise QuantizeError(f"ONNX Runtime cannot load {path.name}: {last_line}; this model is not "
@@ -147,14 +146,10 @@ def cpu_session(path: Path, threads: int = 0) -> ort.InferenceSession:
 
 def seeded_input(session: ort.InferenceSession, dtype: str, seed: int, *, spec: InputSpec | None = None,
                  batch: int = 1) -> np.ndarray:
-    """`default_rng(seed).random(shape)` for the first input.
-
-    Free dimensions become `batch` (the first) and the spec's height and width; without a spec they
-    become 1, which is what the agent feeds for a manifest's golden check.
-    """
+    """The toolkit's seeded input for the session's first input: free dimensions become `batch`
+    (the first) and the spec's height and width; without a spec they become 1, as a kit's
+    golden check feeds."""
     sizes = {}
     if spec is not None:
         sizes = {2: spec.height, 3: spec.width} if spec.layout == "NCHW" else {1: spec.height, 2: spec.width}
-    shape = [d if isinstance(d, int) and d > 0 else (batch if axis == 0 else sizes.get(axis, 1))
-             for axis, d in enumerate(session.get_inputs()[0].shape)]
-    return np.random.default_rng(seed).random(shape).astype(dtype)
+    return toolkit_seeded_input(session.get_inputs()[0], dtype, seed, sizes, batch)

@@ -8,7 +8,7 @@ from typing import Any
 from agent.jobs.errors import PermanentFailure
 from agent.jobs.report import Reporter
 from agent.models.infer import dynamic_batch, model_input
-from agent.models.sessions import open_session
+from agent.toolkit.sessions import open_session
 from agent.wire import Manifest
 
 

@@ -19,7 +19,7 @@ from agent.facts.cpu import int8_needs_reduced_range_here
 from agent.jobs.errors import PermanentFailure
 from agent.jobs.kinds._model import load
 from agent.jobs.report import Reporter
-from agent.models.sessions import open_session
+from agent.toolkit.sessions import open_session
 from agent.wire import Manifest
 
 MODEL, MANIFEST = "model.onnx", "manifest.json"

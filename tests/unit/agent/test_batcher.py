@@ -18,7 +18,7 @@ from agent.api.errors import status_of
 from agent.errors import Refusal
 from agent.models.batcher import Batcher, ImageBatcher, async_infer_image
 from agent.models.infer import run_batch
-from agent.models.sessions import open_session
+from agent.toolkit.sessions import open_session
 from agent.wire import InferResult, Manifest
 from resources import images_dir, models_dir
 

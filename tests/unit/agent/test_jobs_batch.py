@@ -28,8 +28,8 @@ from agent.jobs.paths import images_under
 from agent.jobs.process import WorkerProcess
 from agent.jobs.report import Reporter
 from agent.models.infer import MAX_BATCH, run_inference, run_prepared
-from agent.models.sessions import open_session
 from agent.toolkit.images import decode_image, stack, to_tensor
+from agent.toolkit.sessions import open_session
 from agent.wire import InferResult, Manifest, Resources
 from resources import datasets_dir, images_dir, models_dir
 from tests.onnx_models import classifier

@@ -13,7 +13,9 @@ import onnxruntime as ort
 import pytest
 
 from agent.models import sessions
-from agent.models.sessions import CPU, SessionCache, choose_providers, default_threads
+from agent.models.sessions import SessionCache
+from agent.toolkit import sessions as toolkit_sessions
+from agent.toolkit.sessions import CPU, choose_providers, default_threads
 from agent.wire import Manifest
 from tests.onnx_models import classifier
 
@@ -63,7 +65,7 @@ def test_evict_and_clear(models: list[tuple[Path, Manifest]]) -> None:
 def test_concurrent_requests_load_a_model_once(models: list[tuple[Path, Manifest]],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     loads: list[Path] = []
-    real_open = sessions.open_session
+    real_open = toolkit_sessions.open_session
 
     def slow_open(path: Path, threads: int, spinning: bool = True) -> tuple[Any, str | None]:
         loads.append(path)
