@@ -1,0 +1,40 @@
+"""Calls about the kit itself: health and identity, pairing, facts, metrics, its audit log, tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.wire import AuditEntry, Facts, Health, Metrics, PairRequest, PairResponse
+from app.fleet.client._transport import KitConnection
+from app.fleet.errors import IdentityChanged
+
+
+class KitCalls(KitConnection):
+    """What the fleet view and the audit need of a kit."""
+
+    async def health(self) -> Health:
+        health = await self._get(Health, "/v1/health")
+        if health.device_id != self.device_id:  # a pinned handshake makes this unreachable
+            raise IdentityChanged(self.name, self.device_id, health.device_id)
+        return health
+
+    async def pair(self, request: PairRequest) -> PairResponse:
+        return await self._call(PairResponse, "POST", "/v1/pair", json=request.model_dump())
+
+    async def facts(self) -> Facts:
+        return await self._get(Facts, "/v1/facts")
+
+    async def metrics(self, since: float = 0.0, since_seq: int | None = None,
+                      limit: int = 1000) -> Metrics:
+        params: dict[str, Any] = {"since": since, "limit": limit}
+        if since_seq is not None:
+            params["since_seq"] = since_seq
+        metrics = await self._get(Metrics, "/v1/metrics", params=params)
+        return metrics.model_copy(update={"samples": metrics.samples[:limit]})  # no more than asked
+
+    async def audit(self, since_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        entries = await self._list(AuditEntry, "/v1/audit", params={"since_seq": since_seq, "limit": limit})
+        return entries[:limit]  # a kit sending more than asked does not get it kept
+
+    async def revoke_token(self, token_id: str) -> None:
+        await self._request("DELETE", f"/v1/tokens/{token_id}")

@@ -1,0 +1,185 @@
+"""One kit's HTTPS connection: TLS pinned to its certificate, each answer read within bounds and
+checked against the wire contract, each failure sorted by cause, audited calls reported."""
+
+from __future__ import annotations
+
+import ssl
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from agent.wire import audited_call
+from app.fleet.client._answers import (
+    MAX_ANSWER,
+    agent_error,
+    bounded_body,
+    json_or_none,
+    list_adapter,
+)
+from app.fleet.errors import AgentError, BadAnswer, Error, IdentityChanged, KitUnreachable
+from app.fleet.tls import async_fetch_certificate, pinned_context
+
+LONG = 600.0  # seconds to wait for a large transfer's answer
+M = TypeVar("M", bound=BaseModel)
+C = TypeVar("C", bound="KitConnection")
+
+try:  # httpcore runs `import sniffio` on every request; when it is not installed, each attempt
+    import sniffio  # noqa: F401 - is a failed import scanning sys.path (~0.25 ms, a fifth of a
+except ImportError:  # fleet poll's CPU). Record the absence once, so the attempt fails at once.
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Call:
+    """An audited call (AUDITED_CALLS) as it ended, for the app's own audit log."""
+
+    kit: str
+    device_id: str
+    method: str
+    path: str
+    sent: Any  # the JSON body sent, if any
+    status: int | None  # None when no answer came
+    answer: Any  # the JSON answer, if any
+    error: str = ""
+
+
+CallHook = Callable[[Call], None]
+
+
+class KitConnection:
+    """The pinned connection the API calls go through. The bearer token is only ever sent on it."""
+
+    def __init__(
+        self, name: str, host: str, port: int, cert_pem: str, device_id: str,
+        token: str = "", timeout: float = 5.0, on_call: CallHook | None = None,
+    ) -> None:
+        self.name, self.host, self.port = name, host, port
+        self.device_id = device_id
+        self._on_call = on_call
+        self._timeout = timeout
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(
+            base_url=f"https://{_url_host(host)}:{port}",
+            verify=pinned_context(cert_pem),
+            headers=headers,
+            timeout=timeout,
+        )
+
+    async def __aenter__(self: C) -> C:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _long(self) -> httpx.Timeout:
+        """The timeout of a large transfer: connecting is as quick as ever, the answer may take long."""
+        return httpx.Timeout(self._timeout, read=LONG)
+
+    async def _get(self, model: type[M], path: str, **kwargs: Any) -> M:
+        return await self._call(model, "GET", path, **kwargs)
+
+    async def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        return self._parsed(model, await self._request(method, path, **kwargs))
+
+    async def _list(self, model: type[M], path: str, **kwargs: Any) -> list[M]:
+        response = await self._request("GET", path, **kwargs)
+        try:
+            return list_adapter(model).validate_json(response.content)
+        except ValidationError as exc:
+            raise self._broken(response, exc) from None
+
+    def _parsed(self, model: type[M], response: httpx.Response) -> M:
+        """The answer as the API promises it, or BadAnswer saying how it is not."""
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise self._broken(response, exc) from None
+
+    def _broken(self, response: httpx.Response, exc: ValidationError) -> BadAnswer:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the body"
+        return BadAnswer(f"{self.name}: the answer to {response.request.url.path} is not what the "
+                         f"API promises ({where}: {first['msg']}); is the agent up to date, and is "
+                         "this kit what it claims to be?")
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call; an audited one is also reported to `on_call`, however it ends."""
+        if self._on_call is None or audited_call(method, path) is None:
+            return await self._exchange(method, path, **kwargs)
+        sent = kwargs.get("json")
+        try:
+            response = await self._exchange(method, path, **kwargs)
+        except AgentError as exc:
+            self._on_call(Call(self.name, self.device_id, method, path, sent, exc.status,
+                               {"error": exc.error, "message": exc.message}, str(exc)))
+            raise
+        except Error as exc:
+            self._on_call(Call(self.name, self.device_id, method, path, sent, None, None, str(exc)))
+            raise
+        answer = json_or_none(response) if response.headers.get(
+            "content-type", "").startswith("application/json") else None
+        self._on_call(Call(self.name, self.device_id, method, path, sent, response.status_code, answer))
+        return response
+
+    async def _exchange(self, method: str, path: str, limit: int = MAX_ANSWER,
+                        **kwargs: Any) -> httpx.Response:
+        """One request and its answer, read whole but never past `limit` bytes."""
+        try:
+            request = self._http.build_request(method, path, **kwargs)
+            streamed = await self._http.send(request, stream=True)
+            try:
+                body = await bounded_body(streamed, limit, self.name)
+            finally:
+                await streamed.aclose()
+        except httpx.ConnectError as exc:
+            if is_verify_failure(exc):
+                await self._raise_identity_changed()
+            raise KitUnreachable(f"{self.name} at {self.host}:{self.port} is unreachable: "
+                                 f"{reason(exc)}") from exc
+        except httpx.TimeoutException as exc:
+            raise KitUnreachable(f"{self.name} at {self.host}:{self.port} did not answer "
+                                 f"within {self._timeout:g} s") from exc
+        except httpx.TransportError as exc:
+            raise KitUnreachable(f"{self.name} at {self.host}:{self.port}: {reason(exc)}") from exc
+        if streamed.status_code >= 400:
+            raise agent_error(streamed, body)
+        kept = [(k, v) for k, v in streamed.headers.multi_items()
+                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(streamed.status_code, headers=kept, content=body, request=request)
+
+    async def _raise_identity_changed(self) -> None:
+        try:
+            _, seen = await async_fetch_certificate(self.host, self.port, self._timeout)
+        except OSError as exc:
+            raise KitUnreachable(f"{self.name}: TLS failed and the certificate could not "
+                                 f"be read: {exc}") from exc
+        raise IdentityChanged(self.name, self.device_id, seen)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def is_verify_failure(exc: Exception) -> bool:
+    """Whether a failed connection failed the pinned-certificate check (not the network)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
