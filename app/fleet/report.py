@@ -1,7 +1,7 @@
 """The field report: everything a technician hands over at the end of a deployment day.
 
-Gathered here (poll, verify every kit's audit chain, read history), rendered by
-`report_html` as one self-contained HTML file; `app.gui.report_pdf` prints that to PDF.
+Gathered here (poll, verify every kit's audit chain, read history) into `report_data`, rendered
+by `report_html` as one self-contained HTML file; `app.gui.report_pdf` prints that to PDF.
 """
 
 from __future__ import annotations
@@ -10,44 +10,18 @@ import asyncio
 import contextlib
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.wire import AuditEntry, MetricSample
-from app.fleet.alerts import Alert, Thresholds
 from app.fleet.errors import Error
 from app.fleet.ops import FleetOps, KitView
+from app.fleet.report_data import FleetReport, KitReport
+from app.fleet.report_html import render
 from app.fleet.service import Fleet
 
 __all__ = ["FleetReport", "KitReport", "async_build_report", "write_report"]
 
 AUDIT_SHOWN = 200  # newest entries per log in the report
-
-
-@dataclass(frozen=True)
-class KitReport:
-    view: KitView
-    facts: dict[str, Any] | None
-    facts_at: float | None
-    history: list[MetricSample]
-    audit: list[AuditEntry]
-
-
-@dataclass(frozen=True)
-class FleetReport:
-    generated_at: float
-    app_id: str
-    app_label: str
-    hours: float
-    kits: list[KitReport]
-    app_audit: list[AuditEntry]
-    app_chain_problems: list[str]
-    thresholds: Thresholds
-
-    @property
-    def alerts(self) -> list[Alert]:
-        return sorted((a for k in self.kits for a in k.view.alerts), key=lambda a: (a.rank, a.kit))
 
 
 async def async_build_report(fleet: Fleet, hours: float = 24.0, poll: bool = True,
@@ -81,8 +55,6 @@ def _kit_report(ops: FleetOps, view: KitView, hours: float) -> KitReport:
 
 def write_report(report: FleetReport, out: Path) -> Path:
     """Render to `out` (written whole or not at all) and return it."""
-    from app.fleet.report_html import render
-
     partial = out.with_name(f".{out.name}.partial")
     try:
         partial.write_text(render(report), encoding="utf-8")

@@ -11,7 +11,7 @@ from agent.wire import AuditEntry, JobInfo, format_device_id
 from app.fleet import summary
 from app.fleet.alerts import Alert
 from app.fleet.ops import KitView, model_rows
-from app.fleet.report import FleetReport, KitReport
+from app.fleet.report_data import FleetReport, KitReport
 from app.fleet.svg_chart import Series, line_chart
 from app.fleet.text import printable
 

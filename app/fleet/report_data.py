@@ -1,0 +1,38 @@
+"""What a field report holds: gathered by `report`, drawn by `report_html`, which depend on it
+and not on each other's internals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agent.wire import AuditEntry, MetricSample
+from app.fleet.alerts import Alert, Thresholds
+from app.fleet.ops import KitView
+
+__all__ = ["FleetReport", "KitReport"]
+
+
+@dataclass(frozen=True)
+class KitReport:
+    view: KitView
+    facts: dict[str, Any] | None
+    facts_at: float | None
+    history: list[MetricSample]
+    audit: list[AuditEntry]
+
+
+@dataclass(frozen=True)
+class FleetReport:
+    generated_at: float
+    app_id: str
+    app_label: str
+    hours: float
+    kits: list[KitReport]
+    app_audit: list[AuditEntry]
+    app_chain_problems: list[str]
+    thresholds: Thresholds
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return sorted((a for k in self.kits for a in k.view.alerts), key=lambda a: (a.rank, a.kit))
