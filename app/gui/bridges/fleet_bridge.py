@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Coroutine
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -23,6 +21,7 @@ from app.fleet.inventory import Kit
 from app.fleet.ops import FleetOps
 from app.fleet.service import FactsResult, Fleet, KitStatus
 from app.fleet.settings import AppSettings
+from app.gui.bridges.base import Work
 from app.gui.bridges.jobs_bridge import JobsBridge
 from app.gui.bridges.models_bridge import ModelsBridge
 from app.gui.bridges.ops_bridge import OpsBridge
@@ -32,7 +31,6 @@ from app.gui.tables.kit_row import Sighting
 __all__ = ["FleetBridge"]
 
 log = logging.getLogger(__name__)
-Work = Coroutine[Any, Any, None]
 
 
 class FleetBridge(QObject):
@@ -62,10 +60,11 @@ class FleetBridge(QObject):
         self._instances: dict[str, str] = {}  # mDNS instance name -> device ID
         self._facts_live: dict[str, bool] = {}  # were the last facts sent for a kit live?
         self._tasks: set[asyncio.Task[None]] = set()
-        self.models = ModelsBridge(self)  # model work: same loop, same error reporting
-        self.jobs = JobsBridge(self)  # job work, likewise
-        self.fleet_ops = OpsBridge(self)  # history, tags, audit, report
-        self.streams = StreamBridge(self)  # stream jobs and their live view
+        # Each sees this bridge as a BridgeHost (bridges/base.py): same loop, same error sorting.
+        self.models = ModelsBridge(self, parent=self)  # list, activate, deploy, infer, quantize
+        self.jobs = JobsBridge(self, parent=self)  # queue, submit, logs, results, schedules
+        self.fleet_ops = OpsBridge(self, parent=self)  # history, tags, audit, report
+        self.streams = StreamBridge(self, parent=self)  # stream jobs and their live view
 
     # called on the GUI thread -----------------------------------------------------
 

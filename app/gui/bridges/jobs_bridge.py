@@ -13,9 +13,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
 
-from PySide6.QtCore import QObject, Signal, SignalInstance
+from PySide6.QtCore import Signal
 
 from agent.wire import (
     DatasetInfo,
@@ -29,16 +28,12 @@ from agent.wire import (
 from app.fleet.client import KitClient
 from app.fleet.datasets import DatasetError, LocalDataset, scan
 from app.fleet.errors import Error
-from app.fleet.inventory import Kit
 from app.fleet.jobs import SubmitProgress, async_submit
 from app.fleet.results import async_collect
-
-if TYPE_CHECKING:
-    from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.bridges.base import SubBridge
 
 __all__ = ["JobChoices", "JobsBridge", "JobsSnapshot", "Submission"]
 
-T = TypeVar("T")
 _JOBS_SHOWN = 200
 
 
@@ -65,7 +60,7 @@ class Submission:
     upload: LocalDataset | None = None  # a folder here, sent first unless the kit has it already
 
 
-class JobsBridge(QObject):
+class JobsBridge(SubBridge):
     jobs_loaded = Signal(str, object)  # (device ID, JobsSnapshot)
     jobs_unavailable = Signal(str, str)  # (device ID, why the queue could not be read)
     choices_loaded = Signal(str, object)  # (device ID, JobChoices)
@@ -76,28 +71,19 @@ class JobsBridge(QObject):
     results_saved = Signal(str, object)  # (device ID, app.fleet.results.Collected)
     changed = Signal(str, str)  # (device ID, what was done, for the status bar)
 
-    def __init__(self, host: FleetBridge) -> None:
-        super().__init__(host)
-        self._host = host
-
-    @property
-    def failed(self) -> SignalInstance:
-        """(operation, message): job work fails through the host bridge's signal."""
-        return self._host.failed
-
     # called on the GUI thread ---------------------------------------------------------
 
     def load_jobs(self, device_id: str) -> None:
-        self._host.submit("jobs", self._async_load(device_id))
+        self._submit("jobs", self._async_load(device_id))
 
     def load_choices(self, device_id: str) -> None:
-        self._host.submit("job choices", self._async_choices(device_id))
+        self._submit("job choices", self._async_choices(device_id))
 
     def read_folder(self, folder: Path) -> None:
-        self._host.submit("read folder", self._async_read_folder(folder))
+        self._submit("read folder", self._async_read_folder(folder))
 
     def submit(self, submission: Submission) -> None:
-        self._host.submit("submit job", self._async_submit(submission))
+        self._submit("submit job", self._async_submit(submission))
 
     def cancel(self, device_id: str, job_id: str) -> None:
         self._change("cancel job", device_id, lambda c: c.cancel_job(job_id), "job cancelled")
@@ -116,22 +102,16 @@ class JobsBridge(QObject):
                      "schedule deleted; the jobs it queued stay")
 
     def read_logs(self, device_id: str, job_id: str, offset: int) -> None:
-        self._host.submit("job logs", self._async_logs(device_id, job_id, offset))
+        self._submit("job logs", self._async_logs(device_id, job_id, offset))
 
     def save_results(self, device_id: str, job_id: str, folder: Path) -> None:
-        self._host.submit("save results", self._async_save(device_id, job_id, folder))
+        self._submit("save results", self._async_save(device_id, job_id, folder))
 
     def _change(self, operation: str, device_id: str, call: Callable[[KitClient], Awaitable[object]],
                 done: str) -> None:
-        self._host.submit(operation, self._async_change(device_id, call, done))
+        self._submit(operation, self._async_change(device_id, call, done))
 
     # on the loop thread -----------------------------------------------------------------
-
-    def _kit(self, device_id: str) -> Kit:
-        return self._host.fleet.inventory.get(device_id)
-
-    async def _on_kit(self, device_id: str, call: Callable[[KitClient], Awaitable[T]]) -> T:
-        return await self._host.fleet.async_call(self._kit(device_id), call)
 
     async def _async_load(self, device_id: str) -> None:
         async def read(client: KitClient) -> JobsSnapshot:

@@ -11,9 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
 
-from PySide6.QtCore import QObject, Signal, SignalInstance
+from PySide6.QtCore import Signal
 
 from agent.wire import ModelInfo
 from app.fleet.client import KitClient
@@ -23,13 +22,9 @@ from app.fleet.inference import async_infer, read_input
 from app.fleet.known_models import KnownModels
 from app.fleet.models import load_package
 from app.fleet.quantize import Mode, quantize_model
-
-if TYPE_CHECKING:
-    from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.bridges.base import SubBridge
 
 __all__ = ["ModelsBridge", "QuantizeRequest"]
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,7 +35,7 @@ class QuantizeRequest:
     calibration: Path | None
 
 
-class ModelsBridge(QObject):
+class ModelsBridge(SubBridge):
     models_loaded = Signal(str, object)  # (device ID, list[ModelInfo])
     models_unavailable = Signal(str, str)  # (device ID, why the list could not be read)
     changed = Signal(str, str)  # (device ID, what was done, for the status bar)
@@ -50,19 +45,10 @@ class ModelsBridge(QObject):
     inferred = Signal(str, object)  # (device ID, InferAnswer)
     quantized = Signal(object)  # QuantizeResult
 
-    def __init__(self, host: FleetBridge) -> None:
-        super().__init__(host)
-        self._host = host
-
-    @property
-    def failed(self) -> SignalInstance:
-        """(operation, message): model work fails through the host bridge's signal."""
-        return self._host.failed
-
     # called on the GUI thread ---------------------------------------------------------
 
     def load_models(self, device_id: str) -> None:
-        self._host.submit("models", self._async_load(device_id))
+        self._submit("models", self._async_load(device_id))
 
     # each change is written into the kit's last-known models as soon as the kit confirms it
     def activate(self, device_id: str, name: str, version: str) -> None:
@@ -85,20 +71,20 @@ class ModelsBridge(QObject):
         self._change("delete", device_id, delete, f"{name} {version} deleted")
 
     def check_package(self, model: Path) -> None:
-        self._host.submit("model check", self._async_check(model))
+        self._submit("model check", self._async_check(model))
 
     def deploy(self, model: Path, device_ids: list[str], activate: bool) -> None:
-        self._host.submit("deploy", self._async_deploy(model, device_ids, activate))
+        self._submit("deploy", self._async_deploy(model, device_ids, activate))
 
     def infer(self, device_id: str, name: str, version: str | None, source: Path) -> None:
-        self._host.submit("inference", self._async_infer(device_id, name, version, source))
+        self._submit("inference", self._async_infer(device_id, name, version, source))
 
     def quantize(self, request: QuantizeRequest) -> None:
-        self._host.submit("quantize", self._async_quantize(request))
+        self._submit("quantize", self._async_quantize(request))
 
     def _change(self, operation: str, device_id: str, call: Callable[[KitClient], Awaitable[object]],
                 done: str) -> None:
-        self._host.submit(operation, self._async_change(device_id, call, done))
+        self._submit(operation, self._async_change(device_id, call, done))
 
     # on the loop thread -----------------------------------------------------------------
 
@@ -106,10 +92,6 @@ class ModelsBridge(QObject):
     def _known(self) -> KnownModels:
         """The kits' last-known models, as the window's views read them (on the loop thread)."""
         return KnownModels(self._host.ops.snapshots)
-
-    async def _on_kit(self, device_id: str, call: Callable[[KitClient], Awaitable[T]]) -> T:
-        fleet = self._host.fleet
-        return await fleet.async_call(fleet.inventory.get(device_id), call)
 
     async def _async_load(self, device_id: str) -> None:
         try:
@@ -140,17 +122,15 @@ class ModelsBridge(QObject):
         self.package_checked.emit(model, manifest)
 
     async def _async_deploy(self, model: Path, device_ids: list[str], activate: bool) -> None:
-        fleet = self._host.fleet
-        kits = [fleet.inventory.get(device_id) for device_id in device_ids]
-        outcomes = await async_deploy(fleet, model, kits, activate, self.deploy_progress.emit,
+        kits = [self._kit(device_id) for device_id in device_ids]
+        outcomes = await async_deploy(self._host.fleet, model, kits, activate, self.deploy_progress.emit,
                                       self._known)
         self.deployed.emit(outcomes)
 
     async def _async_infer(self, device_id: str, name: str, version: str | None,
                            source: Path) -> None:
         given = await asyncio.to_thread(read_input, source)
-        fleet = self._host.fleet
-        answer = await async_infer(fleet, fleet.inventory.get(device_id), name, given, version)
+        answer = await async_infer(self._host.fleet, self._kit(device_id), name, given, version)
         self.inferred.emit(device_id, answer)
 
     async def _async_quantize(self, request: QuantizeRequest) -> None:

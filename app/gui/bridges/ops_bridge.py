@@ -9,30 +9,23 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import Signal
 
 from app.fleet.errors import Error
 from app.fleet.ops import FleetOps
 from app.fleet.report import async_build_report, write_report
-
-if TYPE_CHECKING:
-    from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.bridges.base import SubBridge
 
 __all__ = ["OpsBridge"]
 
 
-class OpsBridge(QObject):
+class OpsBridge(SubBridge):
     history_loaded = Signal(str, object)  # (device ID, list[MetricSample] in time order)
     tags_changed = Signal(str, object)  # (device ID, list[str])
     audit_loaded = Signal(str, object, object)  # (device ID or "" for the app, entries, ChainStatus|None)
     report_progress = Signal(str)  # what the report is doing now
     report_written = Signal(object)  # Path
-
-    def __init__(self, host: FleetBridge) -> None:
-        super().__init__(host)
-        self._host = host
 
     @property
     def ops(self) -> FleetOps:
@@ -41,17 +34,17 @@ class OpsBridge(QObject):
     # called on the GUI thread ---------------------------------------------------------
 
     def load_history(self, device_id: str, hours: float) -> None:
-        self._host.submit("history", self._async_history(device_id, hours))
+        self._submit("history", self._async_history(device_id, hours))
 
     def set_tags(self, device_id: str, tags: list[str]) -> None:
-        self._host.submit("tags", self._async_tags(device_id, tags))
+        self._submit("tags", self._async_tags(device_id, tags))
 
     def load_audit(self, device_id: str = "") -> None:
         """The app's log (no device ID), or a kit's log pulled again and verified whole."""
-        self._host.submit("audit", self._async_audit(device_id))
+        self._submit("audit", self._async_audit(device_id))
 
     def export_report(self, out: Path, hours: float = 24.0) -> None:
-        self._host.submit("report", self._async_report(out, hours))
+        self._submit("report", self._async_report(out, hours))
 
     # on the loop thread -----------------------------------------------------------------
 
@@ -70,7 +63,7 @@ class OpsBridge(QObject):
         if not device_id:
             self.audit_loaded.emit("", audit.entries(), None)
             return
-        kit = self._host.fleet.inventory.get(device_id)
+        kit = self._kit(device_id)
         chain = audit.chain_status(device_id)
         if kit.scope != "admin":
             chain = replace(chain, note=f"the app's token has the {kit.scope} scope; the log needs admin")

@@ -8,21 +8,18 @@ the loop thread and answers with signals carrying plain data. A watch is a long-
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal, SignalInstance
+from PySide6.QtCore import QObject, Signal
 
 from app.fleet.stream import LiveEvent, StreamOptions, async_follow, async_start, async_stop
-
-if TYPE_CHECKING:
-    from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.bridges.base import BridgeHost, SubBridge
 
 __all__ = ["StreamBridge"]
 
 _Key = tuple[str, str]  # (device ID, job ID)
 
 
-class StreamBridge(QObject):
+class StreamBridge(SubBridge):
     started = Signal(str, object)  # (device ID, JobInfo of the new stream job)
     stopped = Signal(str, object)  # (device ID, JobInfo)
     streams_loaded = Signal(str, object)  # (device ID, list[JobInfo]: its unfinished stream jobs)
@@ -30,47 +27,37 @@ class StreamBridge(QObject):
     frame = Signal(str, str, bytes)  # (device ID, job ID, the latest annotated frame as JPEG)
     watch_ended = Signal(str, str)  # (device ID, job ID): the live view closed, for any reason
 
-    def __init__(self, host: FleetBridge) -> None:
-        super().__init__(host)
-        self._host = host
+    def __init__(self, host: BridgeHost, parent: QObject | None = None) -> None:
+        super().__init__(host, parent)
         self._watches: dict[_Key, asyncio.Task[None]] = {}  # touched on the loop thread only
-
-    @property
-    def failed(self) -> SignalInstance:
-        """(operation, message): stream work fails through the host bridge's signal."""
-        return self._host.failed
 
     # called on the GUI thread ---------------------------------------------------------
 
     def start_stream(self, device_id: str, options: StreamOptions) -> None:
-        self._host.submit("start stream", self._async_start(device_id, options))
+        self._submit("start stream", self._async_start(device_id, options))
 
     def stop_stream(self, device_id: str, job_id: str) -> None:
-        self._host.submit("stop stream", self._async_stop(device_id, job_id))
+        self._submit("stop stream", self._async_stop(device_id, job_id))
 
     def load_streams(self, device_id: str) -> None:
-        self._host.submit("stream jobs", self._async_load(device_id))
+        self._submit("stream jobs", self._async_load(device_id))
 
     def watch(self, device_id: str, job_id: str) -> None:
-        self._host.submit("live view", self._async_watch(device_id, job_id))
+        self._submit("live view", self._async_watch(device_id, job_id))
 
     def unwatch(self, device_id: str, job_id: str) -> None:
-        self._host.submit("live view", self._async_unwatch((device_id, job_id)))
+        self._submit("live view", self._async_unwatch((device_id, job_id)))
 
     # on the loop thread -----------------------------------------------------------------
 
     async def _async_start(self, device_id: str, options: StreamOptions) -> None:
-        fleet = self._host.fleet
-        self.started.emit(device_id, await async_start(fleet, fleet.inventory.get(device_id), options))
+        self.started.emit(device_id, await async_start(self._host.fleet, self._kit(device_id), options))
 
     async def _async_stop(self, device_id: str, job_id: str) -> None:
-        fleet = self._host.fleet
-        self.stopped.emit(device_id, await async_stop(fleet, fleet.inventory.get(device_id), job_id))
+        self.stopped.emit(device_id, await async_stop(self._host.fleet, self._kit(device_id), job_id))
 
     async def _async_load(self, device_id: str) -> None:
-        fleet = self._host.fleet
-        jobs = await fleet.async_call(fleet.inventory.get(device_id),
-                                      lambda c: c.jobs(["queued", "running"]))
+        jobs = await self._on_kit(device_id, lambda c: c.jobs(["queued", "running"]))
         self.streams_loaded.emit(device_id, [job for job in jobs if job.kind == "stream"])
 
     async def _async_watch(self, device_id: str, job_id: str) -> None:
@@ -79,7 +66,6 @@ class StreamBridge(QObject):
         task = asyncio.current_task()
         assert task is not None
         self._watches[key] = task
-        fleet = self._host.fleet
 
         def on_event(event: LiveEvent) -> None:
             self.live.emit(device_id, job_id, event)
@@ -88,7 +74,7 @@ class StreamBridge(QObject):
             self.frame.emit(device_id, job_id, jpeg)
 
         try:
-            await async_follow(fleet, fleet.inventory.get(device_id), job_id, on_event, on_frame)
+            await async_follow(self._host.fleet, self._kit(device_id), job_id, on_event, on_frame)
         finally:
             if self._watches.get(key) is task:
                 del self._watches[key]
