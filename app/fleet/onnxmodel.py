@@ -24,7 +24,7 @@ from app.fleet.errors import Error
 from app.fleet.models import ModelPackageError, load_package, manifest_path
 
 __all__ = ["ImageInput", "QuantizeError", "check_self_contained", "cpu_session", "image_input_of",
-           "input_spec_of", "manifest_beside", "opset_of", "read_model", "seeded_input"]
+           "input_spec_of", "manifest_beside", "read_model", "seeded_input"]
 
 _DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16",
            onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.INT8: "int8"}
@@ -70,11 +70,6 @@ def check_self_contained(path: Path) -> None:
         onnxfile.check_self_contained(path)
     except Refusal as exc:
         raise ModelPackageError(f"{exc.message}: {exc.hint}" if exc.hint else exc.message) from None
-
-
-def opset_of(model: onnx.ModelProto) -> int:
-    """The model's default-domain (ai.onnx) opset."""
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def image_input_of(model: onnx.ModelProto) -> ImageInput | None:

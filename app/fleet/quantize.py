@@ -17,22 +17,15 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
-from onnx import version_converter
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_dynamic,
-    quantize_static,
-)
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from agent.toolkit.durable import fsync_path, replace_durably
+from agent.toolkit.errors import Refusal
+from agent.toolkit.quantize import METHODS, MIN_OPSET, Method, opset_of, prepare
+from agent.toolkit.quantize import quantize as toolkit_quantize
 from agent.wire import InputSpec, Manifest, Normalisation
 from app.fleet.images import common_size, image_files, load_image, spread
 from app.fleet.models import manifest_path
@@ -42,7 +35,6 @@ from app.fleet.onnxmodel import (
     image_input_of,
     input_spec_of,
     manifest_beside,
-    opset_of,
     read_model,
 )
 from app.fleet.quantmanifest import derived_manifest
@@ -50,12 +42,8 @@ from app.fleet.quantreport import Report, compare
 
 __all__ = ["METHODS", "MIN_OPSET", "Method", "Mode", "QuantizeError", "QuantizeResult", "quantize_model"]
 
+
 Mode = Literal["static", "dynamic"]
-Method = Literal["minmax", "entropy", "percentile"]
-METHODS: dict[str, CalibrationMethod] = {"minmax": CalibrationMethod.MinMax,
-                                         "entropy": CalibrationMethod.Entropy,
-                                         "percentile": CalibrationMethod.Percentile}
-MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear need opset 13
 
 
 @dataclass(frozen=True)
@@ -102,8 +90,8 @@ def quantize_model(src: Path, dst: Path, mode: Mode, calibration: Path | None = 
         image_files(evaluation, "evaluation folder")  # fail before minutes of work, not after
     with tempfile.TemporaryDirectory(prefix="kitfleet-quantize-") as scratch, \
             _staged(dst, manifest_path(dst)) as (staged, staged_manifest):
-        _quantize(_prepare(model, Path(scratch), notes), staged, spec, tensors, per_channel=per_channel,
-                  reduce_range=reduce_range, method=method)
+        _quantized(model, Path(scratch), staged, spec, tensors, notes, per_channel=per_channel,
+                   reduce_range=reduce_range, method=method)
         report = compare(src, staged, evaluation, runs=runs, input_spec=spec)
         report = dataclasses.replace(report, int8=dataclasses.replace(report.int8, path=dst))
         manifest = derived_manifest(src, staged, source, spec, f"{mode} INT8 by kitfleet, "
@@ -116,6 +104,16 @@ def quantize_model(src: Path, dst: Path, mode: Mode, calibration: Path | None = 
                           manifest=manifest, mode=mode, source_opset=opset_of(model),
                           opset=opset_of(read_model(dst)), calibration_images=len(tensors), report=report,
                           notes=tuple(notes), reduce_range=reduce_range)
+
+
+def _quantized(model: onnx.ModelProto, scratch: Path, staged: Path, spec: InputSpec | None,
+               tensors: Sequence[np.ndarray], notes: list[str], **options: Any) -> None:
+    """The toolkit's pipeline (the one a kit's quantize job runs too), its refusals as QuantizeError."""
+    try:
+        toolkit_quantize(prepare(model, scratch, notes), staged, spec.name if spec else None, tensors,
+                         **options)
+    except Refusal as exc:
+        raise QuantizeError(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
 
 
 def _weight_bits(reduce_range: bool) -> int:
@@ -191,96 +189,6 @@ def _calibration_tensors(files: Sequence[Path], spec: InputSpec | None,
         raise QuantizeError("static quantization needs an image input ([N, 1|3, H, W] or [N, H, W, 1|3]) "
                             "or a manifest beside the model that describes it; use dynamic mode otherwise")
     return [load_image(path, spec, norm) for path in files]
-
-
-class _Tensors(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ships no type hints
-    def __init__(self, name: str, tensors: Sequence[np.ndarray]) -> None:
-        self._name = name
-        self._items: Iterator[np.ndarray] = iter(tensors)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        tensor = next(self._items, None)
-        return None if tensor is None else {self._name: tensor}
-
-
-def _quantize(prepared: Path, staged: Path, spec: InputSpec | None, tensors: Sequence[np.ndarray], *,
-              per_channel: bool, reduce_range: bool, method: Method) -> None:
-    """Static (QDQ, uint8 activations, int8 weights) when there are calibration tensors, else dynamic."""
-    try:
-        if tensors:
-            assert spec is not None  # calibration tensors exist only for an image input
-            quantize_static(str(prepared), str(staged), _Tensors(spec.name, tensors),
-                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=METHODS[method],
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-        else:
-            quantize_dynamic(str(prepared), str(staged), per_channel=per_channel,
-                             reduce_range=reduce_range, weight_type=QuantType.QInt8)
-    except Exception as exc:  # the quantizer fails on graphs it does not support with many types
-        detail = (str(exc).strip().splitlines() or [""])[-1][:300]
-        raise QuantizeError(f"ONNX Runtime could not quantize the model ({type(exc).__name__}: {detail}); "
-                            "try the other mode, or an export with a newer opset") from exc
-    _drop_unused_opsets(staged)
-
-
-def _prepare(model: onnx.ModelProto, scratch: Path, notes: list[str]) -> Path:
-    """Upgrade old opsets, then infer shapes and fold constants as ONNX Runtime recommends."""
-    upgraded = scratch / "upgraded.onnx"
-    onnx.save(_upgraded(model, notes), str(upgraded))
-    prepared = scratch / "prepared.onnx"
-    try:
-        _pre_process(upgraded, prepared)
-    except Exception as exc:  # symbolic shape inference gives up on some graphs; quantize as it is
-        notes.append(f"shape inference and pre-optimisation skipped ({type(exc).__name__})")
-        return upgraded
-    return prepared
-
-
-def _pre_process(source: Path, target: Path) -> None:
-    """ONNX Runtime's pre-processing; without sympy, with ONNX's shape inference instead of its own.
-
-    For the bundled digits CNN both give the same nodes and weights, so a laptop without sympy
-    quantizes it as one with sympy does.
-    """
-    try:
-        quant_pre_process(str(source), str(target))
-    except ImportError:  # ONNX Runtime's symbolic shape inference needs sympy, which is optional
-        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
-
-
-def _upgraded(model: onnx.ModelProto, notes: list[str]) -> onnx.ModelProto:
-    opset = opset_of(model)
-    if opset >= MIN_OPSET:
-        return model
-    try:
-        upgraded = version_converter.convert_version(model, MIN_OPSET)
-    except Exception as exc:  # the converter raises plain RuntimeErrors naming the op it cannot move
-        detail = (str(exc).strip().splitlines() or [""])[-1][:300]
-        raise QuantizeError(f"cannot upgrade the model from opset {opset} to {MIN_OPSET} ({detail}); "
-                            f"re-export it with opset_version={MIN_OPSET} or later") from None
-    notes.append(f"upgraded from opset {opset} to {MIN_OPSET}")
-    return upgraded
-
-
-def _drop_unused_opsets(path: Path) -> None:
-    """Pre-processing declares every domain ONNX Runtime knows; older runtimes refuse unknown versions."""
-    model = onnx.load(str(path))
-    used = {node.domain for node in _all_nodes(model.graph)} | {"", "ai.onnx"}
-    kept = [o for o in model.opset_import if o.domain in used]
-    if len(kept) < len(model.opset_import):
-        del model.opset_import[:]
-        model.opset_import.extend(kept)
-        onnx.save(model, str(path))
-
-
-def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            subgraphs = [*attribute.graphs, *([attribute.g] if attribute.HasField("g") else [])]
-            for subgraph in subgraphs:
-                yield from _all_nodes(subgraph)
 
 
 @contextlib.contextmanager

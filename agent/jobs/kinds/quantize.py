@@ -1,24 +1,27 @@
 """`quantize`: FP32 → INT8 (dynamic, weights per tensor or per channel) on the kit itself,
 then a side-by-side report (size, latency, top-1 agreement on seeded random inputs).
 
-Uses ONNX Runtime's quantizer directly: the agent never imports the app's pipeline. Unlike the
-laptop, the kit knows which CPU runs the result, so its own CPU facts choose the weight range.
+The same pipeline as `kitfleet quantize` on the laptop (`agent.toolkit.quantize`: opset upgrade,
+ONNX Runtime's pre-processing, then the quantizer). Unlike the laptop, the kit knows which CPU
+runs the result, so its own CPU facts choose the weight range.
 The agent installs the result as a new, inactive version (`agent/jobs/service.py`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agent.errors import Refusal
 from agent.facts.cpu import int8_needs_reduced_range_here
 from agent.jobs.errors import PermanentFailure
 from agent.jobs.kinds._model import load
 from agent.jobs.report import Reporter
+from agent.toolkit.hashing import sha256_file
 from agent.toolkit.sessions import open_session
 from agent.wire import Manifest
 
@@ -38,7 +41,7 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     int8 = open_session(out, spec["threads"])[0]
     quantized = manifest.model_copy(update={
         "version": params.get("output_version") or f"{manifest.version}-int8", "precision": "int8",
-        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "size_bytes": out.stat().st_size,
+        "sha256": sha256_file(out), "size_bytes": out.stat().st_size,
         "source_model": f"{manifest.name} {manifest.version} ({manifest.sha256[:12]}), dynamic INT8, "
                         f"{bits}-bit weights",
         "golden": None, "figures": {}})
@@ -66,11 +69,19 @@ def _verify(path: Path, manifest: Manifest) -> None:
 
 def _quantize(source: Path, target: Path, per_channel: bool, reduce_range: bool) -> None:
     try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        import onnx
+
+        from agent.toolkit.quantize import prepare, quantize
     except ImportError as exc:  # onnxruntime's quantizer needs the `onnx` package
         raise PermanentFailure(f"this kit cannot quantize: {exc}; install the onnx package") from None
-    quantize_dynamic(source, target, per_channel=per_channel, reduce_range=reduce_range,
-                     weight_type=QuantType.QInt8)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="quantize-", dir=target.parent) as scratch:
+        try:
+            prepared = prepare(onnx.load(str(source)), Path(scratch), notes)
+            quantize(prepared, target, None, [], per_channel=per_channel, reduce_range=reduce_range,
+                     method="minmax")
+        except Refusal as exc:
+            raise PermanentFailure(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
 
 
 def _compare(fp32: Any, int8: Any, manifest: Manifest) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from PIL import Image
 
 from agent.models.verify import check_in_process
 from agent.toolkit.hashing import sha256_file
+from agent.toolkit.quantize import opset_of
 from app.fleet.models import load_package, manifest_path
-from app.fleet.onnxmodel import opset_of
 from app.fleet.quantize import Mode, QuantizeError, quantize_model
 from app.fleet.quantreport import compare
 from resources import datasets_dir, models_dir
