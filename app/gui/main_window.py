@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._connect()
         self._on_model_changed()
-        self.fleet_ops = install_fleet_ops(self)  # filter, history, alerts, audit, report, state
+        self.fleet_ops = install_fleet_ops(self, self)  # filter, history, alerts, audit, report, state
 
     def _make_actions(self) -> None:
         self.adopt_action = action("&Adopt…", self, QKeySequence("Ctrl+D"), self.adopt_selected)

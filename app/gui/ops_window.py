@@ -2,7 +2,9 @@
 Export Report, View menu, light/dark palette and window state remembered between runs.
 
 Installed by one call from `MainWindow`, so the window's own module stays about the fleet
-table and the kit tabs.
+table and the kit tabs. It sees the window twice: as Qt's main window (docks, menus, status bar,
+saved state) and as a `FleetWindow` (the bridge, the fleet table, the selection), so this
+module never imports the window's.
 """
 
 from __future__ import annotations
@@ -11,33 +13,36 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, Slot
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import QByteArray, QObject, QSettings, QSortFilterProxyModel, Qt, SignalInstance, Slot
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
     QInputDialog,
     QLineEdit,
+    QMainWindow,
     QMenu,
     QProgressBar,
+    QTableView,
+    QTabWidget,
     QToolBar,
     QWidget,
 )
 
 from app.fleet.snapshot import parse_tags
 from app.gui._qt import action, timer
+from app.gui.bridges.fleet_bridge import FleetBridge
 from app.gui.charts.history_chart import HistoryPanel
 from app.gui.docks.alerts_panel import AlertsPanel
 from app.gui.docks.audit_view import AuditView
 from app.gui.palette import apply_palette
+from app.gui.tables.fleet_model import FleetTableModel
+from app.gui.tables.kit_row import KitRow
 
-if TYPE_CHECKING:
-    from app.gui.main_window import MainWindow
-
-__all__ = ["FleetOpsUi", "OpsPrompts", "install_fleet_ops"]
+__all__ = ["FleetOpsUi", "FleetWindow", "OpsPrompts", "install_fleet_ops"]
 
 QUEUED = Qt.ConnectionType.QueuedConnection
 STATE_FILE = "window.ini"
@@ -64,30 +69,60 @@ class OpsPrompts:
     edit_tags: Callable[[QWidget | None, str, list[str]], list[str] | None] = edit_tags
 
 
+class FleetWindow(Protocol):
+    """What fleet operations use of the main window beyond Qt's `QMainWindow`."""
+
+    @property
+    def bridge(self) -> FleetBridge: ...
+
+    @property
+    def model(self) -> FleetTableModel: ...
+
+    @property
+    def proxy(self) -> QSortFilterProxyModel: ...
+
+    @property
+    def table(self) -> QTableView: ...
+
+    @property
+    def tabs(self) -> QTabWidget: ...
+
+    @property
+    def quit_action(self) -> QAction: ...
+
+    @property
+    def closed(self) -> SignalInstance:  # the window closed: save its state
+        ...
+
+    def selected_row(self) -> KitRow | None: ...
+
+    def select_device(self, device_id: str) -> None: ...
+
+
 class FleetOpsUi(QObject):
-    def __init__(self, window: MainWindow, prompts: OpsPrompts) -> None:
+    def __init__(self, window: QMainWindow, fleet: FleetWindow, prompts: OpsPrompts) -> None:
         super().__init__(window)
-        self.window, self.prompts = window, prompts
-        self.ops = window.bridge.fleet_ops
-        self.settings = QSettings(str(window.bridge.settings.home / STATE_FILE), QSettings.Format.IniFormat)
+        self.window, self.fleet, self.prompts = window, fleet, prompts
+        self.ops = fleet.bridge.fleet_ops
+        self.settings = QSettings(str(fleet.bridge.settings.home / STATE_FILE), QSettings.Format.IniFormat)
         self._make_widgets()
         self._make_actions()
         self._connect()
         self._restore()
 
     def _make_widgets(self) -> None:
-        w = self.window
+        w, f = self.window, self.fleet
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter kits: name, tag, status, model, alert…")
         self.filter.setClearButtonEnabled(True)
         self.filter.setMaximumWidth(360)
-        w.proxy.setFilterKeyColumn(-1)  # any column
+        f.proxy.setFilterKeyColumn(-1)  # any column
         # Fitting columns to every row's contents took a second of the GUI thread per poll with
         # 200 kits (and, through the GIL, of the polling loop); the first rows tell widths well.
-        w.table.horizontalHeader().setResizeContentsPrecision(FIT_ROWS)
-        w.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        f.table.horizontalHeader().setResizeContentsPrecision(FIT_ROWS)
+        f.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.history = HistoryPanel(self.ops.load_history)
-        w.tabs.addTab(self.history, "History")
+        f.tabs.addTab(self.history, "History")
         self.alerts = AlertsPanel()
         self.audit = AuditView(self.ops)
         self.alerts_dock = self._dock("Alerts", "alerts-dock", self.alerts)
@@ -118,8 +153,8 @@ class FleetOpsUi(QObject):
         self.dark_action.setCheckable(True)
         fleet = next(m for a in w.menuBar().actions() if isinstance(m := a.menu(), QMenu)
                      and a.text() == "&Fleet")
-        fleet.insertActions(w.quit_action, [self.tags_action, self.export_action])
-        fleet.insertSeparator(w.quit_action)
+        fleet.insertActions(self.fleet.quit_action, [self.tags_action, self.export_action])
+        fleet.insertSeparator(self.fleet.quit_action)
         view = w.menuBar().addMenu("&View")
         view.addActions([self.find_action, self.alerts_dock.toggleViewAction(),
                          self.audit_dock.toggleViewAction(), self.audit_action])
@@ -131,7 +166,7 @@ class FleetOpsUi(QObject):
             toolbar.addWidget(self.filter)
 
     def _connect(self) -> None:
-        w = self.window
+        w = self.fleet
         w.bridge.views.connect(w.model.apply_views, QUEUED)
         self.ops.history_loaded.connect(self.history.apply_history, QUEUED)
         self.ops.report_progress.connect(self._report_progress, QUEUED)
@@ -196,7 +231,7 @@ class FleetOpsUi(QObject):
 
     @Slot()
     def edit_tags(self) -> None:
-        row = self.window.selected_row()
+        row = self.fleet.selected_row()
         if row is None or row.kit is None:
             self.window.statusBar().showMessage("Select an adopted kit to tag it", 5000)
             return
@@ -208,7 +243,7 @@ class FleetOpsUi(QObject):
     def show_audit(self) -> None:
         self.audit_dock.show()
         self.audit_dock.raise_()
-        row = self.window.selected_row()
+        row = self.fleet.selected_row()
         self.audit.choose(row.device_id if row is not None and row.kit is not None else "")
 
     @Slot(str)
@@ -237,16 +272,18 @@ class FleetOpsUi(QObject):
 
     @Slot()
     def _on_rows_changed(self) -> None:
-        rows = self.window.model.rows()
+        rows = self.fleet.model.rows()
         self.alerts.show_rows(rows)
         self.audit.set_kits(rows)
-        self.history.show_row(self.window.selected_row())
+        self.history.show_row(self.fleet.selected_row())
         self._update_tags_action()
 
     def _update_tags_action(self) -> None:
-        selected = self.window.selected_row()
+        selected = self.fleet.selected_row()
         self.tags_action.setEnabled(selected is not None and selected.kit is not None)
 
 
-def install_fleet_ops(window: MainWindow, prompts: OpsPrompts | None = None) -> FleetOpsUi:
-    return FleetOpsUi(window, prompts or OpsPrompts())
+def install_fleet_ops(window: QMainWindow, fleet: FleetWindow,
+                      prompts: OpsPrompts | None = None) -> FleetOpsUi:
+    """Fleet operations in `window`; `fleet` is what it shows (in the app, the same window)."""
+    return FleetOpsUi(window, fleet, prompts or OpsPrompts())
