@@ -141,7 +141,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def provision(self) -> None:
         """The Provision dialog (non-modal): a kit it installs and adopts joins the table at once."""
-        dialog = ProvisionDialog(self.bridge.settings, parent=self)
+        dialog = ProvisionDialog(self.bridge.provisioning, parent=self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.provisioned.connect(self._on_adopted)
         dialog.provisioned.connect(lambda kit: self.bridge.poll_kits([kit.device_id]))

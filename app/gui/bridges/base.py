@@ -19,10 +19,11 @@ from app.fleet.ops import FleetOps
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
 
-__all__ = ["BridgeHost", "SubBridge", "Work"]
+__all__ = ["BridgeHost", "Failed", "SubBridge", "Work"]
 
 T = TypeVar("T")
 Work = Coroutine[Any, Any, None]
+Failed = Callable[[str, str], None]  # (operation, message for the technician)
 
 
 class BridgeHost(Protocol):
@@ -47,7 +48,7 @@ class BridgeHost(Protocol):
     def ops(self) -> FleetOps:  # on the loop thread only
         ...
 
-    def submit(self, operation: str, work: Work) -> None: ...
+    def submit(self, operation: str, work: Work, failed: Failed | None = None) -> None: ...
 
 
 class SubBridge(QObject):

@@ -21,10 +21,11 @@ from app.fleet.inventory import Kit
 from app.fleet.ops import FleetOps
 from app.fleet.service import FactsResult, Fleet, KitStatus
 from app.fleet.settings import AppSettings
-from app.gui.bridges.base import Work
+from app.gui.bridges.base import Failed, Work
 from app.gui.bridges.jobs_bridge import JobsBridge
 from app.gui.bridges.models_bridge import ModelsBridge
 from app.gui.bridges.ops_bridge import OpsBridge
+from app.gui.bridges.provision_bridge import ProvisionBridge
 from app.gui.bridges.stream_bridge import StreamBridge
 from app.gui.tables.kit_row import Sighting
 
@@ -65,6 +66,7 @@ class FleetBridge(QObject):
         self.jobs = JobsBridge(self, parent=self)  # queue, submit, logs, results, schedules
         self.fleet_ops = OpsBridge(self, parent=self)  # history, tags, audit, report
         self.streams = StreamBridge(self, parent=self)  # stream jobs and their live view
+        self.provisioning = ProvisionBridge(self, parent=self)  # install and adopt over SSH
 
     # called on the GUI thread -----------------------------------------------------
 
@@ -108,12 +110,16 @@ class FleetBridge(QObject):
         loop.close()
         self._loop = self._thread = None
 
-    def submit(self, operation: str, work: Work) -> None:
-        """Run `work` on the loop thread; an `Error` it raises comes back as `failed`."""
+    def submit(self, operation: str, work: Work, failed: Failed | None = None) -> None:
+        """Run `work` on the loop thread; an `Error` it raises comes back as `failed`.
+
+        `failed`: where this work's failure goes instead of the `failed` signal (a dialog that
+        follows its own run); it is called on the loop thread, so it should emit a signal.
+        """
         if self._loop is None or self._closing:
             work.close()  # never started, so never awaited: say so quietly
             return
-        asyncio.run_coroutine_threadsafe(self._run(operation, work), self._loop)
+        asyncio.run_coroutine_threadsafe(self._run(operation, work, failed), self._loop)
 
     # on the loop thread ----------------------------------------------------------
 
@@ -138,25 +144,26 @@ class FleetBridge(QObject):
         # Hold a reference from the start (the loop keeps only weak ones); _run drops it.
         self._tasks.add(asyncio.ensure_future(self._run(operation, work)))
 
-    async def _run(self, operation: str, work: Work) -> None:
+    async def _run(self, operation: str, work: Work, failed: Failed | None = None) -> None:
         """Run top-level work, tracked so shutdown can cancel it."""
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
-            await self._guarded(operation, work)
+            await self._guarded(operation, work, failed)
         finally:
             self._tasks.discard(task)
 
-    async def _guarded(self, operation: str, work: Work) -> None:
+    async def _guarded(self, operation: str, work: Work, failed: Failed | None = None) -> None:
         """Known problems become messages; anything else is our bug and gets a traceback."""
+        report = failed or self.failed.emit
         try:
             await work
         except Error as exc:
-            self.failed.emit(operation, str(exc))
+            report(operation, str(exc))
         except Exception as exc:
             log.exception("bug while running %s", operation)
-            self.failed.emit(operation, f"internal error ({exc!r}); details are in the log")
+            report(operation, f"internal error ({exc!r}); details are in the log")
 
     async def _async_start(self) -> None:
         self._fleet = Fleet(self._settings)  # first, before any await: other work needs it

@@ -1,7 +1,7 @@
 """Provision a kit over SSH from the window: address, login, host-key confirmation, live steps.
 
-The SSH work runs on a plain Python thread with its own `Fleet` (sqlite stays on the thread that
-opened it); it reports only through queued signals, so no widget is touched off the GUI thread.
+The work goes through the bridge like every other operation (`ProvisionBridge`, on its loop,
+into the window's inventory); its answers come back as queued signals for this dialog's run.
 The host key is looked at first (key exchange only, nothing sent); an unknown key is shown to the
 technician with its fingerprint, and only exactly that key is then trusted. A changed key is
 refused without asking.
@@ -9,13 +9,11 @@ refused without asking.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -33,27 +31,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.fleet.errors import Error
-from app.fleet.service import Fleet
-from app.fleet.settings import AppSettings
+from app.gui.bridges.provision_bridge import ProvisionBridge
 from app.provision import (
     STEPS,
     HostKeyCheck,
     KitOptions,
-    KnownHosts,
     Login,
     ProvisionRequest,
     ProvisionResult,
     SshTarget,
     Step,
-    async_provision,
-    probe_host_key,
 )
 
 __all__ = ["ConfirmHostKey", "ProvisionDialog", "confirm_host_key"]
 
 # (parent, what the kit presented) -> trust this key?
 ConfirmHostKey = Callable[[QWidget | None, HostKeyCheck], bool]
+QUEUED = Qt.ConnectionType.QueuedConnection
 _MARKS = {"pending": "○", "running": "…", "done": "✓", "failed": "✗"}
 
 
@@ -71,33 +65,24 @@ def confirm_host_key(parent: QWidget | None, check: HostKeyCheck) -> bool:
     return box.clickedButton() is trust
 
 
-class _Reporter(QObject):
-    """Carries results from the worker thread to the GUI thread (queued connections)."""
-
-    probed = Signal(object)  # HostKeyCheck
-    step = Signal(object)  # Step
-    done = Signal(object)  # ProvisionResult
-    failed = Signal(str)
-
-
 class ProvisionDialog(QDialog):
     """Non-modal; emits `provisioned(Kit)` when a kit was installed and adopted."""
 
     provisioned = Signal(object)  # app.fleet.inventory.Kit
 
-    def __init__(self, settings: AppSettings, parent: QWidget | None = None,
+    def __init__(self, bridge: ProvisionBridge, parent: QWidget | None = None,
                  confirm: ConfirmHostKey = confirm_host_key,
                  options: KitOptions | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Provision a kit over SSH")
-        self._settings, self._confirm = settings, confirm
+        self._bridge, self._confirm = bridge, confirm
+        self._settings = bridge.settings
         self._options = options or KitOptions()
-        self._thread: threading.Thread | None = None
-        self._reporter = _Reporter(self)
-        self._reporter.probed.connect(self._on_probed)
-        self._reporter.step.connect(self._on_step)
-        self._reporter.done.connect(self._on_done)
-        self._reporter.failed.connect(self._on_failed)
+        self._run: int | None = None  # the bridge's number for the run under way
+        bridge.probed.connect(self._on_probed, QUEUED)
+        bridge.step.connect(self._on_step, QUEUED)
+        bridge.provisioned.connect(self._on_done, QUEUED)
+        bridge.run_failed.connect(self._on_run_failed, QUEUED)
         self._build()
         self._validate()
 
@@ -171,7 +156,7 @@ class ProvisionDialog(QDialog):
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._run is not None
 
     def _validate(self) -> None:
         ready = all(e.text().strip() for e in (self.host_edit, self.user_edit, self.wheelhouse_edit))
@@ -188,18 +173,6 @@ class ProvisionDialog(QDialog):
         return SshTarget(self.user_edit.text().strip(), self.host_edit.text().strip().strip("[]"),
                          self.port_spin.value())
 
-    def _run(self, name: str, work: Callable[[], None]) -> None:
-        def guarded() -> None:
-            try:
-                work()
-            except Error as exc:
-                self._reporter.failed.emit(str(exc))
-            except Exception as exc:  # a bug: still tell the technician, never hang the dialog
-                self._reporter.failed.emit(f"unexpected error: {type(exc).__name__}: {exc}")
-
-        self._thread = threading.Thread(target=guarded, name=name)
-        self._thread.start()
-
     # flow -------------------------------------------------------------------------------
 
     @Slot()
@@ -211,29 +184,29 @@ class ProvisionDialog(QDialog):
         self._reset_steps()
         self._mark("connect", "running")
         self.status.setText(f"Checking the SSH host key of {self.target()}…")
-        target, store = self.target(), KnownHosts(self._settings.home)
-        self._run("provision-probe", lambda: self._reporter.probed.emit(probe_host_key(target, store)))
+        self._run = self._bridge.probe(self.target())
 
-    @Slot(object)
-    def _on_probed(self, check: HostKeyCheck) -> None:
-        self._join()
+    @Slot(int, object)
+    def _on_probed(self, run: int, check: HostKeyCheck) -> None:
+        if run != self._run:
+            return  # another dialog's run
         if check.trust == "changed":
-            self._on_failed(
+            self._failed(
                 f"{check.host} presents SSH host key {check.fingerprint} but "
                 f"{check.known_fingerprint} was trusted before; refusing to connect (it may be "
                 f"an impostor). If the kit was reinstalled on purpose, remove its line from "
-                f"{KnownHosts(self._settings.home).path} and try again.")
+                f"{self._bridge.known_hosts.path} and try again.")
             return
         confirmed = None
         if check.trust == "unknown":
             if not self._confirm(self, check):
-                self._on_failed(f"The host key {check.fingerprint} was not trusted; nothing was "
-                                "sent to the kit.")
+                self._failed(f"The host key {check.fingerprint} was not trusted; nothing was "
+                             "sent to the kit.")
                 return
             confirmed = check.fingerprint
-        self._provision(confirmed)
+        self._provision(run, confirmed)
 
-    def _provision(self, confirmed: str | None) -> None:
+    def _provision(self, run: int, confirmed: str | None) -> None:
         key = self.key_edit.text().strip()
         login = Login(key_file=Path(key).expanduser() if key else None,
                       password=self.password_edit.text() or None,
@@ -244,22 +217,12 @@ class ProvisionDialog(QDialog):
         request = ProvisionRequest(self.target(), login,
                                    Path(self.wheelhouse_edit.text().strip()).expanduser(), options)
         self.status.setText(f"Provisioning {request.target}…")
-        settings, reporter = self._settings, self._reporter
+        self._bridge.provision(run, request)
 
-        def work() -> None:
-            async def provision() -> ProvisionResult:
-                fleet = Fleet(settings)
-                try:
-                    return await async_provision(fleet, request, reporter.step.emit)
-                finally:
-                    fleet.close()
-
-            reporter.done.emit(asyncio.run(provision()))
-
-        self._run("provision", work)
-
-    @Slot(object)
-    def _on_step(self, step: Step) -> None:
+    @Slot(int, object)
+    def _on_step(self, run: int, step: Step) -> None:
+        if run != self._run:
+            return
         for row in range(self.steps.count()):
             name = self.steps.item(row).data(Qt.ItemDataRole.UserRole)
             if row < step.index - 1:
@@ -267,9 +230,11 @@ class ProvisionDialog(QDialog):
         self._mark(step.name, "running")
         self.detail.setText(step.detail)
 
-    @Slot(object)
-    def _on_done(self, result: ProvisionResult) -> None:
-        self._join()
+    @Slot(int, object)
+    def _on_done(self, run: int, result: ProvisionResult) -> None:
+        if run != self._run:
+            return
+        self._run = None
         for name in STEPS:
             self._mark(name, "done")
         kit = result.kit
@@ -281,9 +246,13 @@ class ProvisionDialog(QDialog):
         self._inputs(True)
         self.provisioned.emit(kit)
 
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
-        self._join()
+    @Slot(int, str)
+    def _on_run_failed(self, run: int, message: str) -> None:
+        if run == self._run:
+            self._failed(message)
+
+    def _failed(self, message: str) -> None:
+        self._run = None
         for row in range(self.steps.count()):
             if self.steps.item(row).text().startswith(_MARKS["running"]):
                 self._mark(self.steps.item(row).data(Qt.ItemDataRole.UserRole), "failed")
@@ -303,16 +272,7 @@ class ProvisionDialog(QDialog):
         item = self.steps.item(row)
         item.setText(f"{_MARKS[state]}  {row + 1}. {STEPS[name]}")
 
-    def _join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
     def reject(self) -> None:
         if self.busy:
             return  # half a provisioning is worse than waiting for it; Close is disabled anyway
         super().reject()
-
-    def done(self, code: int) -> None:
-        self._join()
-        super().done(code)
