@@ -54,7 +54,7 @@ def open_new_job(qtbot: QtBot, tab: JobsTab) -> NewJobDialog:
     dialog = tab.new_job_dialog
     assert dialog is not None
     assert dialog.isVisible()
-    qtbot.waitUntil(lambda: dialog.model_combo.count() > 0, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: dialog.form.model_combo.count() > 0, timeout=WAIT_MS)
     return dialog
 
 

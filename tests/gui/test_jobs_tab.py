@@ -57,17 +57,17 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
 
     # batch inference over a folder of this laptop, uploaded as a dataset first
     dialog = open_new_job(qtbot, tab)
-    assert dialog.model_combo.currentText() == "digits-cnn 1.0 (serving)"
-    dialog.set_choice(dialog.kind_combo, "batch-infer")
-    dialog.set_choice(dialog.source_combo, "upload")
-    dialog.local_button.click()
+    assert dialog.form.model_combo.currentText() == "digits-cnn 1.0 (serving)"
+    dialog.form.set_choice(dialog.form.kind_combo, "batch-infer")
+    dialog.form.set_choice(dialog.form.source_combo, "upload")
+    dialog.form.local_button.click()
     qtbot.waitUntil(lambda: dialog.upload is not None, timeout=WAIT_MS)
     upload = dialog.upload
     assert upload is not None
     assert upload.name.startswith("few-digits-")
-    assert dialog.upload_note.text().startswith(
+    assert dialog.form.upload_note.text().startswith(
         f"20 images, {size_text(upload.size)}, as dataset {upload.name}")
-    dialog.label_edit.setText("twenty digits")
+    dialog.form.label_edit.setText("twenty digits")
     batch = submit(qtbot, tab, dialog)
     assert batch.request.params["dataset"] == upload.name
     sent = [p for p in progress if p.stage == "uploading"]
@@ -103,10 +103,11 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
 
     # the same folder again: the kit has it, so only the job is sent
     dialog = open_new_job(qtbot, tab)
-    assert [dialog.dataset_combo.itemData(i) for i in range(dialog.dataset_combo.count())] == [upload.name]
-    dialog.set_choice(dialog.kind_combo, "batch-infer")
-    dialog.set_choice(dialog.source_combo, "upload")
-    dialog.local_button.click()
+    offered = dialog.form.dataset_combo
+    assert [offered.itemData(i) for i in range(offered.count())] == [upload.name]
+    dialog.form.set_choice(dialog.form.kind_combo, "batch-infer")
+    dialog.form.set_choice(dialog.form.source_combo, "upload")
+    dialog.form.local_button.click()
     qtbot.waitUntil(lambda: dialog.upload is not None, timeout=WAIT_MS)
     assert dialog.upload == upload
     progress.clear()
@@ -120,11 +121,11 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
 
     # a benchmark with two batch sizes and two thread counts, drawn as a chart
     dialog = open_new_job(qtbot, tab)
-    dialog.set_choice(dialog.kind_combo, "benchmark")
-    dialog.batch_sizes_edit.setText("1, 4")
-    dialog.bench_threads_edit.setText("1 2")
-    dialog.runs_spin.setValue(20)
-    dialog.threads_spin.setValue(2)
+    dialog.form.set_choice(dialog.form.kind_combo, "benchmark")
+    dialog.form.batch_sizes_edit.setText("1, 4")
+    dialog.form.bench_threads_edit.setText("1 2")
+    dialog.form.runs_spin.setValue(20)
+    dialog.form.threads_spin.setValue(2)
     bench = submit(qtbot, tab, dialog)
     finished = wait_state(qtbot, tab, bench.job_id, "done", "failed")
     assert finished.state == "done", finished.error
@@ -160,9 +161,9 @@ def test_a_job_waiting_for_its_start_time_is_cancelled(
     tab = window.tabs.jobs
 
     dialog = open_new_job(qtbot, tab)
-    dialog.set_choice(dialog.kind_combo, "benchmark")
-    dialog.set_choice(dialog.when_combo, "at")  # an hour from now by default
-    dialog.priority_spin.setValue(5)
+    dialog.form.set_choice(dialog.form.kind_combo, "benchmark")
+    dialog.form.set_choice(dialog.form.when_combo, "at")  # an hour from now by default
+    dialog.form.priority_spin.setValue(5)
     job = submit(qtbot, tab, dialog)
     assert job.state == "queued"
     qtbot.waitUntil(lambda: cell(tab, job.job_id, "Waiting / error").startswith("not before "),

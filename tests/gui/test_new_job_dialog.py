@@ -40,40 +40,40 @@ def test_mistakes_are_explained_in_the_dialog_and_nothing_is_queued(
     tab = window.tabs.jobs
     dialog = open_new_job(qtbot, tab)
 
-    dialog.set_choice(dialog.kind_combo, "benchmark")
-    dialog.batch_sizes_edit.setText("1, x")
+    dialog.form.set_choice(dialog.form.kind_combo, "benchmark")
+    dialog.form.batch_sizes_edit.setText("1, x")
     refused(dialog, "Batch sizes '1, x': give whole numbers separated by commas")
-    dialog.batch_sizes_edit.setText("0")
+    dialog.form.batch_sizes_edit.setText("0")
     refused(dialog, "batch_sizes must be between 1 and 256")  # the wire contract's own check
-    dialog.batch_sizes_edit.setText(" ")
+    dialog.form.batch_sizes_edit.setText(" ")
     refused(dialog, "batch_sizes needs at least 1 value")
-    dialog.batch_sizes_edit.setText("1")
+    dialog.form.batch_sizes_edit.setText("1")
 
-    dialog.set_choice(dialog.when_combo, "cron")
-    assert dialog.cron_hint.text().startswith("Next runs: ")  # the default, 0 2 * * *
-    dialog.cron_edit.setText("61 * * * *")
-    assert dialog.cron_hint.text().startswith("Not a usable cron expression")
-    assert "0 2 * * *" in dialog.cron_hint.text()  # how to write one
+    dialog.form.set_choice(dialog.form.when_combo, "cron")
+    assert dialog.form.cron_hint.text().startswith("Next runs: ")  # the default, 0 2 * * *
+    dialog.form.cron_edit.setText("61 * * * *")
+    assert dialog.form.cron_hint.text().startswith("Not a usable cron expression")
+    assert "0 2 * * *" in dialog.form.cron_hint.text()  # how to write one
     refused(dialog, "Cron: the expression is not usable")
-    dialog.cron_edit.setText("@daily")
-    assert "it has 1 field;" in dialog.cron_hint.text()
+    dialog.form.cron_edit.setText("@daily")
+    assert "it has 1 field;" in dialog.form.cron_hint.text()
     refused(dialog, "Cron: the expression is not usable")
 
-    dialog.set_choice(dialog.when_combo, "now")
-    dialog.set_choice(dialog.kind_combo, "batch-infer")
-    dialog.set_choice(dialog.source_combo, "kit-folder")
+    dialog.form.set_choice(dialog.form.when_combo, "now")
+    dialog.form.set_choice(dialog.form.kind_combo, "batch-infer")
+    dialog.form.set_choice(dialog.form.source_combo, "kit-folder")
     refused(dialog, "Images: enter a folder on the kit")
-    dialog.set_choice(dialog.source_combo, "dataset")
+    dialog.form.set_choice(dialog.form.source_combo, "dataset")
     refused(dialog, "no dataset on this kit yet")
-    dialog.set_choice(dialog.source_combo, "upload")
+    dialog.form.set_choice(dialog.form.source_combo, "upload")
     refused(dialog, "Images: choose a folder on this laptop")
 
-    dialog.local_button.click()  # a folder without images: the upload is refused on the laptop
-    qtbot.waitUntil(lambda: "no images" in dialog.upload_note.text(), timeout=WAIT_MS)
+    dialog.form.local_button.click()  # a folder without images: the upload is refused on the laptop
+    qtbot.waitUntil(lambda: "no images" in dialog.form.upload_note.text(), timeout=WAIT_MS)
     refused(dialog, f"Images: no images (.bmp, .jpeg, .jpg, .png, .webp) under {empty}")
 
-    dialog.set_choice(dialog.source_combo, "kit-folder")
-    dialog.folder_edit.setText("nowhere")  # the kit is the judge of its own folders
+    dialog.form.set_choice(dialog.form.source_combo, "kit-folder")
+    dialog.form.folder_edit.setText("nowhere")  # the kit is the judge of its own folders
     dialog.submit_button.click()
     qtbot.waitUntil(lambda: "'nowhere' is not a folder on this kit" in dialog.error.text(),
                     timeout=WAIT_MS)
@@ -97,12 +97,12 @@ def test_a_cron_schedule_is_created_paused_and_deleted(
     window = open_jobs_tab(qtbot, bridge, prompts, device, failures)  # held: qtbot keeps no reference
     tab = window.tabs.jobs
     dialog = open_new_job(qtbot, tab)
-    dialog.set_choice(dialog.kind_combo, "benchmark")
-    dialog.label_edit.setText("nightly latency")
-    dialog.set_choice(dialog.when_combo, "cron")
-    dialog.cron_edit.setText("30 3 * * 1-5")
-    assert dialog.cron_hint.text().startswith("Next runs: ")
-    assert dialog.cron_hint.text().count("03:30") == 3
+    dialog.form.set_choice(dialog.form.kind_combo, "benchmark")
+    dialog.form.label_edit.setText("nightly latency")
+    dialog.form.set_choice(dialog.form.when_combo, "cron")
+    dialog.form.cron_edit.setText("30 3 * * 1-5")
+    assert dialog.form.cron_hint.text().startswith("Next runs: ")
+    assert dialog.form.cron_hint.text().count("03:30") == 3
     dialog.submit_button.click()
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=WAIT_MS)
     made = dialog.submitted_info
