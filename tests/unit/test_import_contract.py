@@ -27,6 +27,12 @@ def sources(package: str) -> list[Path]:
     return sorted((REPO / package).rglob("*.py"))
 
 
+def module_name(path: Path) -> str:
+    """`app/fleet/client/_jobs.py` → `app.fleet.client._jobs`; a package is its folder's name."""
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _package_of(path: Path) -> list[str]:
     """The dotted package a relative import in `path` starts from."""
     return list(path.relative_to(REPO).parent.parts)
@@ -154,7 +160,7 @@ def test_agent_server_stays_lean_at_import() -> None:
 
 
 def test_app_core_loads_no_qt() -> None:
-    fleet = [f"app.fleet.{p.stem}" for p in sources("app/fleet") if p.stem != "__init__"]
+    fleet = [module_name(p) for p in sources("app/fleet")]
     loaded = loaded_modules(*fleet, "app.cli")
     assert set(fleet) <= loaded
     assert roots(loaded, "PySide6", "shiboken6") == []

@@ -20,7 +20,7 @@ __all__ = ["Counts", "Rotating", "Snapshots", "annotate"]
 
 COUNTS_HEADER = "start,end,frames,label,detections,max_per_frame\n"
 MIN_SIDE = 320  # small frames are enlarged before drawing, so labels stay readable
-# the desktop window's palette (app/gui/picture.py), so a label has one colour everywhere
+# the desktop window's palette (app/gui/charts/picture.py), so a label has one colour everywhere
 COLOURS = ((214, 39, 40), (31, 119, 180), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75))
 
 
