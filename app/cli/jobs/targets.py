@@ -1,0 +1,48 @@
+"""The kits a `kitfleet jobs` action is aimed at, and one call asked of each of them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from app.cli.common import emit, open_fleet
+from app.fleet.client import KitClient
+from app.fleet.inventory import Kit
+from app.fleet.jobs import async_each
+from app.fleet.service import Fleet
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def resolve(fleet: Fleet, refs: list[str]) -> list[Kit]:
+    """The kits named, each once however often it was named."""
+    kits: dict[str, Kit] = {}
+    for ref in refs:
+        kit = fleet.inventory.resolve(ref)
+        kits.setdefault(kit.device_id, kit)
+    return list(kits.values())
+
+
+async def each_kit(args: argparse.Namespace, call: Callable[[KitClient], Awaitable[list[M]]],
+                   line: Callable[[str, M], str], nothing: str) -> int:
+    """What `call` lists on each named kit (all adopted kits when none is named), kit by kit."""
+    fleet = open_fleet(args)
+    try:
+        kits = resolve(fleet, args.kits) or fleet.inventory.kits()
+        answers = await async_each(fleet, kits, call)
+    finally:
+        fleet.close()
+    rows: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for answer in answers:
+        if answer.value is None:
+            rows.append({"kit": answer.kit.name, "error": answer.error})
+            lines.append(f"not listed: {answer.error}")
+            continue
+        rows += [{"kit": answer.kit.name, **item.model_dump(mode="json")} for item in answer.value]
+        lines += [line(answer.kit.name, item) for item in answer.value]
+    emit(args, rows, lines or [nothing])
+    return 0 if all(a.value is not None for a in answers) else 1
