@@ -55,8 +55,12 @@ _DEFAULT: dict[str, Any] = {f.name: f.default for f in fields(Settings)}  # for 
 
 
 class AuditLog:
-    def __init__(self, db: Database, segment_entries: int = _DEFAULT["audit_segment_entries"],
-                 segments_kept: int = _DEFAULT["audit_segments_kept"]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        segment_entries: int = _DEFAULT["audit_segment_entries"],
+        segments_kept: int = _DEFAULT["audit_segments_kept"],
+    ) -> None:
         self._db = db
         self.segment_entries = max(segment_entries, 2)
         self.segments_kept = max(segments_kept, 1)
@@ -66,8 +70,15 @@ class AuditLog:
         """The kit's log, bounded as its settings say."""
         return cls(db, settings.audit_segment_entries, settings.audit_segments_kept)
 
-    def append(self, actor: Actor, action: str, target: str, outcome: str,
-               detail: dict[str, Any] | None = None, ts: float | None = None) -> AuditEntry:
+    def append(
+        self,
+        actor: Actor,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> AuditEntry:
         """Write one entry. BEGIN IMMEDIATE makes this the only writer, across processes too
         (`kitfleet-agent enroll` writes here while the daemon runs), so links never race."""
         fields = _fields(actor, action, target, outcome, detail, ts)
@@ -95,10 +106,15 @@ class AuditLog:
         conn.execute("DELETE FROM audit WHERE seq < ?", (kept_from,))  # the trigger allows only these
         conn.execute("INSERT INTO audit_segments (start_seq) VALUES (?)", (seq,))
         dropped_hash = conn.execute("SELECT prev_hash FROM audit WHERE seq = ?", (kept_from,)).fetchone()
-        detail = {"kept_from": kept_from, "dropped_hash": dropped_hash[0] if dropped_hash else prev_hash,
-                  "segment_entries": self.segment_entries, "segments_kept": self.segments_kept}
-        marker = _insert(conn, seq, prev_hash, _fields(_KIT, AUDIT_SEGMENT, f"entries from {seq}",
-                                                       "ok", detail, None))
+        detail = {
+            "kept_from": kept_from,
+            "dropped_hash": dropped_hash[0] if dropped_hash else prev_hash,
+            "segment_entries": self.segment_entries,
+            "segments_kept": self.segments_kept,
+        }
+        marker = _insert(
+            conn, seq, prev_hash, _fields(_KIT, AUDIT_SEGMENT, f"entries from {seq}", "ok", detail, None)
+        )
         return seq + 1, marker.hash
 
     def since(self, seq: int, limit: int) -> list[AuditEntry]:
@@ -132,21 +148,38 @@ class AuditLog:
         return KeptChain(count, check.kept_from or 1, check.last, problems, check.describe())
 
 
-def _fields(actor: Actor, action: str, target: str, outcome: str, detail: dict[str, Any] | None,
-            ts: float | None) -> dict[str, Any]:
-    return {"ts": time.time() if ts is None else ts, "actor_id": _clip(actor.token_id),
-            "actor_label": _clip(actor.label), "action": action, "target": _clip(target),
-            "outcome": _clip(outcome), "detail": _clipped(detail or {})}
+def _fields(
+    actor: Actor, action: str, target: str, outcome: str, detail: dict[str, Any] | None, ts: float | None
+) -> dict[str, Any]:
+    return {
+        "ts": time.time() if ts is None else ts,
+        "actor_id": _clip(actor.token_id),
+        "actor_label": _clip(actor.label),
+        "action": action,
+        "target": _clip(target),
+        "outcome": _clip(outcome),
+        "detail": _clipped(detail or {}),
+    }
 
 
 def _insert(conn: sqlite3.Connection, seq: int, prev_hash: str, fields: dict[str, Any]) -> AuditEntry:
-    entry = AuditEntry(seq=seq, prev_hash=prev_hash, hash=audit_hash(prev_hash, seq, **fields),
-                       **fields)
+    entry = AuditEntry(seq=seq, prev_hash=prev_hash, hash=audit_hash(prev_hash, seq, **fields), **fields)
     conn.execute(
         "INSERT INTO audit (seq, ts, actor_id, actor_label, action, target, outcome, detail, "
         "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (seq, entry.ts, entry.actor_id, entry.actor_label, entry.action, entry.target,
-         entry.outcome, json.dumps(entry.detail, sort_keys=True), prev_hash, entry.hash))
+        (
+            seq,
+            entry.ts,
+            entry.actor_id,
+            entry.actor_label,
+            entry.action,
+            entry.target,
+            entry.outcome,
+            json.dumps(entry.detail, sort_keys=True),
+            prev_hash,
+            entry.hash,
+        ),
+    )
     return entry
 
 

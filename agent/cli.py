@@ -25,8 +25,12 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        cmd.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                         help=f"the agent's data dir (default {DEFAULT_DATA_DIR})")
+        cmd.add_argument(
+            "--data-dir",
+            type=Path,
+            default=DEFAULT_DATA_DIR,
+            help=f"the agent's data dir (default {DEFAULT_DATA_DIR})",
+        )
         return cmd
 
     run = command("run", "serve the API and announce the kit until stopped")
@@ -34,26 +38,43 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="TCP port; 0 picks a free one (default 8443)")
     run.add_argument("--name", help="display name (default: the host name)")
     run.add_argument("--kit-model", help="kit model shown to technicians (default: from DMI)")
-    run.add_argument("--mdns-interface", dest="mdns_interfaces", action="append", metavar="IP",
-                     help="announce only on this address (repeatable); default: every interface")
-    run.add_argument("--no-mdns", dest="mdns", action="store_const", const=False,
-                     help="do not announce over mDNS")
+    run.add_argument(
+        "--mdns-interface",
+        dest="mdns_interfaces",
+        action="append",
+        metavar="IP",
+        help="announce only on this address (repeatable); default: every interface",
+    )
+    run.add_argument(
+        "--no-mdns", dest="mdns", action="store_const", const=False, help="do not announce over mDNS"
+    )
 
     code = command("pair-code", "show a one-time pairing code for adopting this kit")
     code.add_argument("--ttl", type=float, default=600.0, help="seconds the code stays valid")
     code.add_argument("--json", action="store_true", help="print JSON")
 
     ident = command("identity", "print the kit's device ID")
-    ident.add_argument("--regenerate", action="store_true",
-                       help="make a new key and certificate: every app must adopt the kit again")
+    ident.add_argument(
+        "--regenerate",
+        action="store_true",
+        help="make a new key and certificate: every app must adopt the kit again",
+    )
     ident.add_argument("--json", action="store_true", help="print JSON")
 
-    enroll = command("enroll", "issue a token for an app that reached this kit over SSH; prints "
-                     "JSON with the device ID, token and certificate")
-    enroll.add_argument("--scope", choices=("viewer", "operator", "admin"), default="admin",
-                        help="what the token may do (default admin)")
-    enroll.add_argument("--app-id", default="ssh",
-                        help="the app's ID: its earlier SSH-enrolled token is revoked")
+    enroll = command(
+        "enroll",
+        "issue a token for an app that reached this kit over SSH; prints "
+        "JSON with the device ID, token and certificate",
+    )
+    enroll.add_argument(
+        "--scope",
+        choices=("viewer", "operator", "admin"),
+        default="admin",
+        help="what the token may do (default admin)",
+    )
+    enroll.add_argument(
+        "--app-id", default="ssh", help="the app's ID: its earlier SSH-enrolled token is revoked"
+    )
 
     facts = command("facts", "print the hardware facts the agent reports")
     facts.add_argument("--json", action="store_true", help="print JSON")
@@ -64,8 +85,9 @@ def _setup_logging(data_dir: Path) -> None:
     from agent.toolkit.logs import PrintableFormatter
 
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    handlers.append(logging.handlers.RotatingFileHandler(
-        data_dir / "agent.log", maxBytes=1 << 20, backupCount=3))
+    handlers.append(
+        logging.handlers.RotatingFileHandler(data_dir / "agent.log", maxBytes=1 << 20, backupCount=3)
+    )
     for handler in handlers:
         handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=handlers)
@@ -75,8 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     from agent.config import Settings
     from agent.server import run
 
-    flags = {k: getattr(args, k) for k in
-             ("host", "port", "name", "kit_model", "mdns_interfaces", "mdns")}
+    flags = {k: getattr(args, k) for k in ("host", "port", "name", "kit_model", "mdns_interfaces", "mdns")}
     settings = Settings.resolve(args.data_dir, flags)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # modes repaired in run()
     _setup_logging(settings.data_dir)
@@ -97,8 +118,9 @@ def _pair_code(args: argparse.Namespace) -> int:
     finally:
         db.close()
     if args.json:
-        print(json.dumps({"code": code.display, "expires_at": code.expires_at,
-                          "device_id": identity.device_id}))
+        print(
+            json.dumps({"code": code.display, "expires_at": code.expires_at, "device_id": identity.device_id})
+        )
     else:
         minutes = max(1, round((code.expires_at - time.time()) / 60))
         print(f"Pairing code: {code.display}")
@@ -113,8 +135,15 @@ def _identity(args: argparse.Namespace) -> int:
     private_data_dir(args.data_dir)
     identity = regenerate(args.data_dir) if args.regenerate else load_or_create(args.data_dir)
     if args.json:
-        print(json.dumps({"device_id": identity.device_id, "display": identity.display_id,
-                          "certificate": str(identity.cert_path)}))
+        print(
+            json.dumps(
+                {
+                    "device_id": identity.device_id,
+                    "display": identity.display_id,
+                    "certificate": str(identity.cert_path),
+                }
+            )
+        )
     else:
         print(identity.device_id)
     return 0
@@ -142,15 +171,26 @@ def _enroll(args: argparse.Namespace) -> int:
         token_id, token = tokens.issue(label, args.scope)
         from agent.audit import Actor, AuditLog  # adoption over SSH is audited like pairing
 
-        AuditLog(db).append(Actor(token_id, label), "kit.adopt", token_id, "ok",
-                            {"via": "ssh", "scope": args.scope})
+        AuditLog(db).append(
+            Actor(token_id, label), "kit.adopt", token_id, "ok", {"via": "ssh", "scope": args.scope}
+        )
     finally:
         db.close()
     port_file = args.data_dir / PORT_FILE
     port = int(port_file.read_text()) if port_file.exists() else settings.port
-    print(json.dumps({"device_id": identity.device_id, "token": token, "token_id": token_id,
-                      "scope": args.scope, "name": settings.name, "port": port,
-                      "cert_pem": identity.cert_path.read_text()}))
+    print(
+        json.dumps(
+            {
+                "device_id": identity.device_id,
+                "token": token,
+                "token_id": token_id,
+                "scope": args.scope,
+                "name": settings.name,
+                "port": port,
+                "cert_pem": identity.cert_path.read_text(),
+            }
+        )
+    )
     return 0
 
 
@@ -168,8 +208,7 @@ def _facts(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "pair-code": _pair_code, "identity": _identity, "enroll": _enroll,
-             "facts": _facts}
+_COMMANDS = {"run": _run, "pair-code": _pair_code, "identity": _identity, "enroll": _enroll, "facts": _facts}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,17 +219,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except PermissionError as exc:
-        print(f"kitfleet-agent: {exc.filename}: permission denied; "
-              "run as the agent's user or pass --data-dir", file=sys.stderr)
+        print(
+            f"kitfleet-agent: {exc.filename}: permission denied; run as the agent's user or pass --data-dir",
+            file=sys.stderr,
+        )
         return 1
     except sqlite3.DatabaseError as exc:
         from agent.db import is_corruption
 
         if not is_corruption(exc):
             raise
-        print(f"kitfleet-agent: the agent database is damaged ({exc}); start the agent "
-              "(kitfleet-agent run): it keeps the damaged file aside and begins a fresh one",
-              file=sys.stderr)
+        print(
+            f"kitfleet-agent: the agent database is damaged ({exc}); start the agent "
+            "(kitfleet-agent run): it keeps the damaged file aside and begins a fresh one",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

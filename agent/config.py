@@ -37,8 +37,12 @@ class Settings:
     disk_reserve_bytes: int = field(default=64 << 20, metadata=setting("space uploads never use"))
     session_cache: int = field(default=4, metadata=setting("ONNX Runtime sessions kept loaded"))
     infer_batch_window_ms: float = field(
-        default=2.0, metadata=setting("concurrent infer requests on one model wait this long at most "
-                                    "to run as one batch; 0 turns batching off"))
+        default=2.0,
+        metadata=setting(
+            "concurrent infer requests on one model wait this long at most "
+            "to run as one batch; 0 turns batching off"
+        ),
+    )
     jobs_data_roots: list[str] = field(
         default_factory=list,
         metadata=setting("folders jobs may read; empty means <data_dir>/datasets"),
@@ -49,9 +53,11 @@ class Settings:
     )
     allowed_stream_hosts: list[str] = field(
         default_factory=list,
-        metadata=setting("stream source hosts (names, addresses or networks like 10.9.0.0/16) allowed "
-                       "even where they are loopback, link-local or the kit's own; LAN cameras "
-                       "need no entry"),
+        metadata=setting(
+            "stream source hosts (names, addresses or networks like 10.9.0.0/16) allowed "
+            "even where they are loopback, link-local or the kit's own; LAN cameras "
+            "need no entry"
+        ),
     )
     jobs_threads: int = field(default=0, metadata=setting("threads jobs may hold; 0 = logical CPUs"))
     jobs_memory_mb: int = field(default=0, metadata=setting("memory jobs may hold, MiB; 0 = all RAM"))
@@ -59,39 +65,60 @@ class Settings:
     jobs_max_running: int = field(default=4, metadata=setting("jobs running at the same time, at most"))
     jobs_max_queued: int = field(default=10000, metadata=setting("unfinished jobs accepted, at most"))
     jobs_aging_s: float = field(
-        default=600.0, metadata=setting("a queued job gains one priority level per this many seconds"))
+        default=600.0, metadata=setting("a queued job gains one priority level per this many seconds")
+    )
     jobs_lease_s: float = field(default=30.0, metadata=setting("lease of a running job, renewed while alive"))
     jobs_retention_days: float = field(
-        default=7.0, metadata=setting("finished jobs, logs and results are deleted after this"))
+        default=7.0, metadata=setting("finished jobs, logs and results are deleted after this")
+    )
     jobs_max_log_bytes: int = field(default=1 << 20, metadata=setting("log kept per job; the rest dropped"))
     jobs_max_result_bytes: int = field(default=256 << 20, metadata=setting("result files per job, at most"))
     jobs_max_total_mb: int = field(
-        default=2048, metadata=setting("all jobs' files; the oldest finished jobs go first beyond it"))
+        default=2048, metadata=setting("all jobs' files; the oldest finished jobs go first beyond it")
+    )
     max_dataset_bytes: int = field(
-        default=1 << 30, metadata=setting("largest dataset accepted, as sent and as unpacked"))
+        default=1 << 30, metadata=setting("largest dataset accepted, as sent and as unpacked")
+    )
     max_dataset_files: int = field(
-        default=100_000, metadata=setting("most files and folders a dataset archive may unpack to"))
+        default=100_000, metadata=setting("most files and folders a dataset archive may unpack to")
+    )
     http_max_connections: int = field(
-        default=512, metadata=setting("connections and requests served at once; more get 503"))
+        default=512, metadata=setting("connections and requests served at once; more get 503")
+    )
     http_header_timeout_s: float = field(
-        default=10.0, metadata=setting("seconds a client may take to send a request's headers; "
-                                     "slower connections are closed (slowloris)"))
+        default=10.0,
+        metadata=setting(
+            "seconds a client may take to send a request's headers; slower connections are closed (slowloris)"
+        ),
+    )
     http_max_header_bytes: int = field(
-        default=64 << 10, metadata=setting("largest request headers accepted; larger get 431"))
+        default=64 << 10, metadata=setting("largest request headers accepted; larger get 431")
+    )
     audit_segment_entries: int = field(
-        default=5000, metadata=setting("audit log entries per segment; the log rotates by segments"))
+        default=5000, metadata=setting("audit log entries per segment; the log rotates by segments")
+    )
     audit_segments_kept: int = field(
-        default=10, metadata=setting("audit log segments kept; older ones are dropped, the rest "
-                                   "still verify"))
+        default=10, metadata=setting("audit log segments kept; older ones are dropped, the rest still verify")
+    )
     audit_refusal_window_s: float = field(
-        default=60.0, metadata=setting("repeated refusals from one client within this many seconds "
-                                     "are counted in one audit entry, not written one by one"))
+        default=60.0,
+        metadata=setting(
+            "repeated refusals from one client within this many seconds "
+            "are counted in one audit entry, not written one by one"
+        ),
+    )
 
     @classmethod
     def resolve(cls, data_dir: Path, flags: dict[str, Any]) -> Settings:
         """Merge flag > environment > data-dir file > default, checking types."""
-        return resolve(cls, flags, data_dir / CONFIG_FILE, lambda f: ENV_PREFIX + f.name.upper(),
-                       fixed={"data_dir": data_dir}, sections=("data_dir",))  # it names itself: ignored
+        return resolve(
+            cls,
+            flags,
+            data_dir / CONFIG_FILE,
+            lambda f: ENV_PREFIX + f.name.upper(),
+            fixed={"data_dir": data_dir},
+            sections=("data_dir",),
+        )  # it names itself: ignored
 
     def describe(self) -> dict[str, dict[str, Any]]:
         return describe(self)

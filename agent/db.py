@@ -28,8 +28,15 @@ from agent.toolkit.durable import fsync_path
 DB_FILE = "agent.db"
 CORRUPT_INFIX = ".corrupt-"  # agent.db.corrupt-20261129T041500Z (+ -wal, -shm)
 # What a fresh database no longer has: the app's copy of the kit's state is untouched.
-LOST = ("tokens (every app must adopt the kit again)", "pairing codes", "unfinished uploads",
-        "the job queue and job history", "schedules", "the audit log", "the metrics ring")
+LOST = (
+    "tokens (every app must adopt the kit again)",
+    "pairing codes",
+    "unfinished uploads",
+    "the job queue and job history",
+    "schedules",
+    "the audit log",
+    "the metrics ring",
+)
 # Result codes that mean the file itself is damaged (primary codes; extended ones share the low byte).
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 _SIDECARS = ("", "-wal", "-shm", "-journal")
@@ -52,8 +59,10 @@ class Recovery:
 
     @property
     def message(self) -> str:
-        return (f"the agent database was damaged ({self.reason}); it was kept as {self.quarantined} "
-                f"and a fresh one started; lost: {', '.join(self.lost)}")
+        return (
+            f"the agent database was damaged ({self.reason}); it was kept as {self.quarantined} "
+            f"and a fresh one started; lost: {', '.join(self.lost)}"
+        )
 
 
 def is_corruption(exc: BaseException) -> bool:
@@ -61,8 +70,11 @@ def is_corruption(exc: BaseException) -> bool:
     if isinstance(exc, DatabaseCorrupt):
         return True
     code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.DatabaseError) and isinstance(code, int) and (
-        code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB))
+    return (
+        isinstance(exc, sqlite3.DatabaseError)
+        and isinstance(code, int)
+        and (code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB))
+    )
 
 
 def quarantine(path: Path, now: float | None = None) -> Path:
@@ -260,9 +272,7 @@ class Database:
     def __init__(self, path: Path, check: bool = True, timeout: float = 10.0) -> None:
         self.path = path
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
+        self._conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         try:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")

@@ -18,8 +18,21 @@ from agent.toolkit.errors import (
     Unsupported,
 )
 
-__all__ = ["ApiError", "BadInput", "Busy", "Conflict", "Error", "Forbidden", "Invalid", "NoRoom",
-           "NotFound", "Refusal", "TooLarge", "Unavailable", "Unsupported"]
+__all__ = [
+    "ApiError",
+    "BadInput",
+    "Busy",
+    "Conflict",
+    "Error",
+    "Forbidden",
+    "Invalid",
+    "NoRoom",
+    "NotFound",
+    "Refusal",
+    "TooLarge",
+    "Unavailable",
+    "Unsupported",
+]
 
 
 class Error(Exception):
@@ -31,7 +44,11 @@ class ApiError(Refusal):
     the domain raises a cause from `agent.toolkit.errors` instead."""
 
     def __init__(
-        self, status: int, error: str, message: str, hint: str | None = None,
+        self,
+        status: int,
+        error: str,
+        message: str,
+        hint: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(error, message, hint)

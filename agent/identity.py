@@ -48,8 +48,9 @@ def load_or_create_lean(data_dir: Path) -> Identity:
     """
     if not ((data_dir / CERT_FILE).exists() and (data_dir / KEY_FILE).exists()):
         program = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "agent"]
-        subprocess.run([*program, "identity", "--data-dir", str(data_dir)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*program, "identity", "--data-dir", str(data_dir)], check=True, stdout=subprocess.DEVNULL
+        )
     return load_or_create(data_dir)
 
 
@@ -71,10 +72,12 @@ def _generate(cert_path: Path, key_path: Path) -> None:
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, f"kitfleet-agent {socket.gethostname()}"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kitfleet"),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, f"kitfleet-agent {socket.gethostname()}"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kitfleet"),
+        ]
+    )
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
         x509.CertificateBuilder()

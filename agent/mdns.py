@@ -39,8 +39,10 @@ def ip_version(addresses: list[str]) -> IPVersion:
 
 def _field_addresses() -> list[bytes]:
     return [
-        socket.inet_aton(a.address) for addrs in psutil.net_if_addrs().values()
-        for a in addrs if a.family == socket.AF_INET and not a.address.startswith("127.")
+        socket.inet_aton(a.address)
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family == socket.AF_INET and not a.address.startswith("127.")
     ]
 
 
@@ -63,8 +65,7 @@ class Advertiser:
     def start(self) -> None:
         """Begin probing and announcing; returns at once."""
         if self._interfaces:
-            self._zc = Zeroconf(interfaces=list(self._interfaces),
-                                ip_version=ip_version(self._interfaces))
+            self._zc = Zeroconf(interfaces=list(self._interfaces), ip_version=ip_version(self._interfaces))
         else:  # field use: every interface
             self._zc = Zeroconf()
             self._info.addresses = _field_addresses()

@@ -44,8 +44,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}; "
-                         "choose another --port (0 picks a free one)") from exc
+        raise SystemExit(
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port (0 picks a free one)"
+        ) from exc
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -83,8 +84,9 @@ def _lifespan(state: AgentState) -> Lifespan:
 def _advertise(settings: Settings, device_id: str, port: int) -> Advertiser | None:
     if not settings.mdns:
         return None
-    txt = TxtRecord(device_id=device_id, name=settings.name, kit_model=settings.kit_model,
-                    agent_version=__version__)
+    txt = TxtRecord(
+        device_id=device_id, name=settings.name, kit_model=settings.kit_model, agent_version=__version__
+    )
     advertiser = Advertiser(txt, port, settings.mdns_interfaces)
     advertiser.start()
     return advertiser
@@ -95,14 +97,18 @@ def run(settings: Settings) -> None:
     os.umask(PRIVATE_UMASK)  # as the CLI does; also for a caller that did not come through it
     tightened = private_data_dir(settings.data_dir)
     if tightened:  # e.g. made by an older agent or by hand: a local user could read the keys
-        log.warning("made %s readable by the agent's user only: %s", settings.data_dir,
-                    ", ".join(tightened))
+        log.warning("made %s readable by the agent's user only: %s", settings.data_dir, ", ".join(tightened))
     identity = load_or_create_lean(settings.data_dir)
     sock = bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     write_atomic(settings.data_dir / PORT_FILE, f"{port}\n".encode())
-    log.info("kitfleet-agent %s, device %s, listening on https://%s:%d",
-             __version__, identity.display_id, settings.host, port)
+    log.info(
+        "kitfleet-agent %s, device %s, listening on https://%s:%d",
+        __version__,
+        identity.display_id,
+        settings.host,
+        port,
+    )
     advertiser = _advertise(settings, identity.device_id, port)  # probes while we import
     try:
         _serve(settings, identity, sock)
@@ -125,7 +131,8 @@ def _serve(settings: Settings, identity: Identity, sock: socket.socket) -> None:
         raise SystemExit(
             f"cannot open the agent database {settings.data_dir / 'agent.db'}: {exc}; it was left "
             "as it is: check that the disk is writable and not full and that no other program "
-            "holds the file locked, then start the agent again") from exc
+            "holds the file locked, then start the agent again"
+        ) from exc
     if state.db.recovery is not None:
         _record_recovery(state)
     config = uvicorn.Config(
@@ -158,11 +165,18 @@ def _record_recovery(state: AgentState) -> None:
 
     recovery = state.db.recovery
     assert recovery is not None
-    log.error("started with a fresh database; every app must adopt this kit again "
-              "(device %s is unchanged)", state.identity.display_id)
+    log.error(
+        "started with a fresh database; every app must adopt this kit again (device %s is unchanged)",
+        state.identity.display_id,
+    )
     AuditLog.of(state.db, state.settings).append(
-        Actor("", "kitfleet-agent"), "agent.db_recovered", recovery.quarantined, "ok",
-        {"reason": recovery.reason[:200], "lost": ", ".join(recovery.lost)}, ts=recovery.at)
+        Actor("", "kitfleet-agent"),
+        "agent.db_recovered",
+        recovery.quarantined,
+        "ok",
+        {"reason": recovery.reason[:200], "lost": ", ".join(recovery.lost)},
+        ts=recovery.at,
+    )
 
 
 def _guarded_http(settings: Settings) -> type[asyncio.Protocol]:

@@ -15,8 +15,9 @@ __all__ = ["BATCH_BYTES", "async_spool"]
 BATCH_BYTES = 1 << 20  # gathered before one write: a thread hop per chunk would cost more than it saves
 
 
-async def async_spool(body: AsyncIterator[bytes], write: Callable[[bytes], object],
-                      admit: Callable[[int], None]) -> int:
+async def async_spool(
+    body: AsyncIterator[bytes], write: Callable[[bytes], object], admit: Callable[[int], None]
+) -> int:
     """Write `body` through `write` in a worker thread; returns the bytes written.
 
     `admit(total)` is called with the running total before each chunk is taken and raises to

@@ -31,7 +31,11 @@ def _owner_only(path: Path) -> bool:
     try:
         path.chmod(mode & 0o700)
     except PermissionError:  # another user's file (made by hand as root, say): say so, go on
-        log.warning("%s is readable by other users (mode %o) and not the agent's to change: "
-                    "chown it to the agent's user or chmod go-rwx it", path, mode)
+        log.warning(
+            "%s is readable by other users (mode %o) and not the agent's to change: "
+            "chown it to the agent's user or chmod go-rwx it",
+            path,
+            mode,
+        )
         return False
     return True

@@ -58,8 +58,7 @@ async def _discover_and_adopt(fleet: Fleet, agents: list[LocalAgent]) -> None:
     seen = {a.name: a.device_id for a in found if a.name in names}
     if set(seen) != names:
         raise SystemExit(f"[demo] mDNS found only {sorted(seen)}; expected {sorted(names)}")
-    _say(f"discovered {len(seen)} kits over mDNS on {LOOPBACK} "
-         f"in {time.monotonic() - started:.2f} s")
+    _say(f"discovered {len(seen)} kits over mDNS on {LOOPBACK} in {time.monotonic() - started:.2f} s")
     for agent in agents:
         code = agent.pair_code()  # what the technician reads off the kit's console or label
         kit = await fleet.async_adopt(seen[agent.name], code)
@@ -68,9 +67,11 @@ async def _discover_and_adopt(fleet: Fleet, agents: list[LocalAgent]) -> None:
         result = await fleet.async_facts(kit)
         cpu, mem = result.families["cpu"], result.families["memory"]
         int8 = cpu.get("int8", {})
-        _say(f"{kit.name:<16} {cpu.get('arch')} {cpu.get('model')}, "
-             f"{cpu.get('logical_cores')} cores, {mem.get('total_bytes', 0) / 2**30:.1f} GiB, "
-             f"INT8 {'recommended' if int8.get('recommended') else 'not recommended'}")
+        _say(
+            f"{kit.name:<16} {cpu.get('arch')} {cpu.get('model')}, "
+            f"{cpu.get('logical_cores')} cores, {mem.get('total_bytes', 0) / 2**30:.1f} GiB, "
+            f"INT8 {'recommended' if int8.get('recommended') else 'not recommended'}"
+        )
 
 
 async def _deploy_and_infer(fleet: Fleet) -> None:
@@ -90,14 +91,22 @@ async def _deploy_and_infer(fleet: Fleet) -> None:
         result = await fleet.async_call(kit, lambda c: c.infer("digits-cnn", digit.read_bytes(), "image/png"))
         assert isinstance(result, InferResult)
         best = (result.classes or [])[0]
-        _say(f"{kit.name:<16} {digit.name} -> {best.label!r} ({best.score:.3f}) by digits-cnn "
-             f"{result.version} {result.sha256[:12]} in {result.latency_ms:.2f} ms")
+        _say(
+            f"{kit.name:<16} {digit.name} -> {best.label!r} ({best.score:.3f}) by digits-cnn "
+            f"{result.version} {result.sha256[:12]} in {result.latency_ms:.2f} ms"
+        )
     shapes = images_dir() / "shapes-3.png"
-    found = await fleet.async_call(detector_kit, lambda c: c.infer("shapes-yolo", shapes.read_bytes(),
-                                                                    "image/png"))
+    found = await fleet.async_call(
+        detector_kit, lambda c: c.infer("shapes-yolo", shapes.read_bytes(), "image/png")
+    )
     assert isinstance(found, InferResult)
-    boxes = ", ".join(f"{d.label} {d.score:.2f} at [{', '.join(f'{v:.0f}' for v in d.box)}]"
-                      for d in found.detections or []) or "nothing"
+    boxes = (
+        ", ".join(
+            f"{d.label} {d.score:.2f} at [{', '.join(f'{v:.0f}' for v in d.box)}]"
+            for d in found.detections or []
+        )
+        or "nothing"
+    )
     _say(f"{detector_kit.name:<16} {shapes.name} -> {boxes} by shapes-yolo {found.version}")
 
 
@@ -105,12 +114,22 @@ async def _run_jobs(fleet: Fleet) -> None:
     """Each kit labels the bundled evaluation images on its own and benchmarks its model."""
     kits = fleet.inventory.kits()
     images = await asyncio.to_thread(scan, datasets_dir() / "digits-eval")
-    labelling = JobRequest(kind="batch-infer", label="label the eval digits",
-                           params={"model": "digits-cnn", "dataset": images.name, "top_k": 1})
-    timing = JobRequest(kind="benchmark", label="digits-cnn latency", priority=-1,
-                        params={"model": "digits-cnn", "batch_sizes": [1, 8], "runs": 40})
-    scoring = JobRequest(kind="evaluate", label="top-1 on the eval digits",
-                         params={"model": "digits-cnn", "dataset": images.name})
+    labelling = JobRequest(
+        kind="batch-infer",
+        label="label the eval digits",
+        params={"model": "digits-cnn", "dataset": images.name, "top_k": 1},
+    )
+    timing = JobRequest(
+        kind="benchmark",
+        label="digits-cnn latency",
+        priority=-1,
+        params={"model": "digits-cnn", "batch_sizes": [1, 8], "runs": 40},
+    )
+    scoring = JobRequest(
+        kind="evaluate",
+        label="top-1 on the eval digits",
+        params={"model": "digits-cnn", "dataset": images.name},
+    )
     outcomes = await async_submit(fleet, kits, labelling, upload=images)
     outcomes += await async_submit(fleet, kits[:1], scoring)
     outcomes += await async_submit(fleet, kits, timing)
@@ -119,16 +138,17 @@ async def _run_jobs(fleet: Fleet) -> None:
         if not outcome.ok or outcome.job is None:
             raise Error(f"{outcome.kit.name}: {outcome.message}")
         queued.setdefault(outcome.kit.device_id, []).append(outcome.job.job_id)
-        _say(f"{outcome.kit.name:<16} queued {outcome.job.kind} job {outcome.job.job_id[:8]}… "
-             f"({outcome.job.label})")
+        _say(
+            f"{outcome.kit.name:<16} queued {outcome.job.kind} job {outcome.job.job_id[:8]}… "
+            f"({outcome.job.label})"
+        )
     _say(f"uploaded {images.files} images as dataset {images.name} to each kit; waiting for the jobs")
 
     def moved(kit: Kit, job: JobInfo) -> None:
         if job.state not in ("queued", "running"):
             _say(f"{kit.name:<16} {job.kind} job {job.job_id[:8]}… {job.state}: {_outcome(job)}")
 
-    finished = await asyncio.gather(*(async_watch(fleet, kit, queued[kit.device_id], moved)
-                                      for kit in kits))
+    finished = await asyncio.gather(*(async_watch(fleet, kit, queued[kit.device_id], moved) for kit in kits))
     failed = [job for jobs in finished for job in jobs if job.state != "done"]
     if failed:
         raise Error(f"{len(failed)} demo job(s) did not finish: {failed[0].error or failed[0].state}")
@@ -143,8 +163,9 @@ async def _stream(fleet: Fleet, agents: list[LocalAgent]) -> bytes:
     target = agent.data_dir / "datasets" / VIDEO
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(videos_dir() / VIDEO, target)
-    job = await async_start(fleet, kit, StreamOptions(model="shapes-yolo", source=VIDEO,
-                                                      label="detector on the bundled video"))
+    job = await async_start(
+        fleet, kit, StreamOptions(model="shapes-yolo", source=VIDEO, label="detector on the bundled video")
+    )
     _say(f"{kit.name:<16} started stream job {job.job_id[:8]}… on {VIDEO} with shapes-yolo")
     frames: list[bytes] = []  # the annotated frames the live view fetched, newest last
     stats: list[str] = []  # the live figures, as `stream watch` prints them
@@ -159,9 +180,11 @@ async def _stream(fleet: Fleet, agents: list[LocalAgent]) -> bytes:
     result = end.data.get("result") or {}
     latency = result.get("latency_ms") or {}
     totals = ", ".join(f"{label} {n}" for label, n in sorted((result.get("totals") or {}).items()))
-    _say(f"{kit.name:<16} stream done: {result.get('processed')} of {result.get('frames_in')} frames "
-         f"at {result.get('processed_fps')} fps, {result.get('dropped')} dropped, latency p50 "
-         f"{latency.get('p50')} ms p99 {latency.get('p99')} ms; detections: {totals or 'none'}")
+    _say(
+        f"{kit.name:<16} stream done: {result.get('processed')} of {result.get('frames_in')} frames "
+        f"at {result.get('processed_fps')} fps, {result.get('dropped')} dropped, latency p50 "
+        f"{latency.get('p50')} ms p99 {latency.get('p99')} ms; detections: {totals or 'none'}"
+    )
     if stats:
         _say(f"{kit.name:<16} seen live while it ran: {stats[len(stats) // 2]}")
     return frames[-1] if frames else b""
@@ -170,12 +193,18 @@ async def _stream(fleet: Fleet, agents: list[LocalAgent]) -> bytes:
 def _outcome(job: JobInfo) -> str:
     result = job.result or {}
     if job.kind == "batch-infer":
-        return (f"{result.get('images')} images at {result.get('images_per_s')} images/s, "
-                f"{result.get('failed')} failed, by {result.get('version')} {str(result.get('sha256'))[:12]}")
+        return (
+            f"{result.get('images')} images at {result.get('images_per_s')} images/s, "
+            f"{result.get('failed')} failed, by {result.get('version')} {str(result.get('sha256'))[:12]}"
+        )
     if job.kind == "benchmark":
         rows = [r for r in result.get("rows", []) if "p50_ms" in r]
-        return "; ".join(f"batch {r['batch']}: p50 {r['p50_ms']:.2f} ms, {r['throughput_per_s']:.0f}/s"
-                         for r in rows) or "no measurements"
+        return (
+            "; ".join(
+                f"batch {r['batch']}: p50 {r['p50_ms']:.2f} ms, {r['throughput_per_s']:.0f}/s" for r in rows
+            )
+            or "no measurements"
+        )
     if job.kind == "evaluate":
         return f"top-1 {100 * float(result.get('top1_accuracy') or 0):.2f} % on {result.get('images')} images"
     return job.error or ""
@@ -216,16 +245,14 @@ def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
         _say("stopped the demo agents")
 
 
-def _show_window(settings: AppSettings, kits: int, screenshot: Path | None,
-                 offscreen: bool) -> int:
+def _show_window(settings: AppSettings, kits: int, screenshot: Path | None, offscreen: bool) -> int:
     try:
         from app.gui.main import run_demo_window
     except ImportError as exc:
         print(f"[demo] the desktop window cannot start: {exc}", file=sys.stderr)
         return 1
     _say("opening the window" + (" offscreen" if offscreen else ""))
-    code = run_demo_window(settings, adopted=kits, screenshot=screenshot, offscreen=offscreen,
-                           show_jobs=True)
+    code = run_demo_window(settings, adopted=kits, screenshot=screenshot, offscreen=offscreen, show_jobs=True)
     if screenshot is not None and code == 0:
         jobs = screenshot.with_name(f"{screenshot.stem}-jobs{screenshot.suffix}")
         _say(f"saved screenshots of the window to {screenshot} and {jobs} (Jobs tab)")

@@ -59,8 +59,9 @@ def make_images(folder: Path, jpegs: int) -> int:
         digit = Image.open(pngs[n % len(pngs)]).convert("L").resize(CAMERA, Image.Resampling.BICUBIC)
         tint = rng.uniform(0.7, 1.0, 3)
         frame = np.asarray(digit, dtype=np.float32)[..., None] * tint + rng.normal(0, 6, (*CAMERA[::-1], 3))
-        Image.fromarray(frame.clip(0, 255).astype(np.uint8)).save(folder / "camera" / f"{n:05d}.jpg",
-                                                                  quality=90)
+        Image.fromarray(frame.clip(0, 255).astype(np.uint8)).save(
+            folder / "camera" / f"{n:05d}.jpg", quality=90
+        )
     for path in pngs:
         target = folder / "png" / path.parent.name / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -85,9 +86,14 @@ def pipeline(model: Path, manifest: Manifest, folder: Path, threads: int, result
     """Seconds for the batch-infer kind run in this process (model load included, as in a job)."""
     results.mkdir(parents=True, exist_ok=True)
     spec: dict[str, Any] = {
-        "kind": "batch-infer", "params": {"top_k": TOP_K}, "threads": threads, "max_result_bytes": 1 << 40,
-        "input": str(folder), "root": str(folder),
-        "model": {"manifest": manifest.model_dump(mode="json"), "path": str(model)}}
+        "kind": "batch-infer",
+        "params": {"top_k": TOP_K},
+        "threads": threads,
+        "max_result_bytes": 1 << 40,
+        "input": str(folder),
+        "root": str(folder),
+        "model": {"manifest": manifest.model_dump(mode="json"), "path": str(model)},
+    }
     with open(results / "events.jsonl", "w") as events:
         started = time.perf_counter()
         summary = batch_infer.run(spec, Reporter(events, results, spec["max_result_bytes"]))
@@ -103,8 +109,11 @@ async def agent_job(fleet: Fleet, kit: Kit, name: str, dataset: str, threads: in
     The agent stamps `finished_at` with this machine's clock when it has ended the job, so
     the figure needs no tight polling (which would take CPU from the job it measures).
     """
-    request = JobRequest(kind="batch-infer", params={"model": name, "folder": dataset, "top_k": TOP_K},
-                         resources=Resources(threads=threads))
+    request = JobRequest(
+        kind="batch-infer",
+        params={"model": name, "folder": dataset, "top_k": TOP_K},
+        resources=Resources(threads=threads),
+    )
     async with fleet.client(kit) as client:
         started = time.time()
         job, _ = await client.submit_job(request)
@@ -135,9 +144,11 @@ def main() -> None:
             folder = (Path(tmp) if args.no_agent else agent.data_dir) / "datasets" / "bench"
             count = make_images(folder, args.jpegs)
             paths = images_under(folder, folder)
-            print(f"batch-infer throughput, {count} images ({args.jpegs} JPEG {CAMERA[0]}x{CAMERA[1]}"
-                  f" + {count - args.jpegs} PNG 32x32), best of {args.runs}; {os.cpu_count()} CPUs, "
-                  f"load average {os.getloadavg()[0]:.1f} (other work slows every figure)")
+            print(
+                f"batch-infer throughput, {count} images ({args.jpegs} JPEG {CAMERA[0]}x{CAMERA[1]}"
+                f" + {count - args.jpegs} PNG 32x32), best of {args.runs}; {os.cpu_count()} CPUs, "
+                f"load average {os.getloadavg()[0]:.1f} (other work slows every figure)"
+            )
             for name in names:
                 for threads in args.threads:
                     figures = _measure(name, threads, paths, folder, Path(tmp), kit, fleet, args.runs)
@@ -157,8 +168,16 @@ def _agent(agent: LocalAgent, fleet: Fleet, names: list[str]) -> Kit:
     return kit
 
 
-def _measure(name: str, threads: int, paths: list[Path], folder: Path, tmp: Path, kit: Kit | None,
-             fleet: Fleet, runs: int) -> dict[str, float]:
+def _measure(
+    name: str,
+    threads: int,
+    paths: list[Path],
+    folder: Path,
+    tmp: Path,
+    kit: Kit | None,
+    fleet: Fleet,
+    runs: int,
+) -> dict[str, float]:
     """Seconds per figure, the fastest of `runs` rounds (other work on a shared machine only ever
     slows a run down); the rounds interleave the figures so drift in that work hits all alike."""
     model = models_dir() / f"{name}.onnx"
@@ -167,7 +186,8 @@ def _measure(name: str, threads: int, paths: list[Path], folder: Path, tmp: Path
     measures: list[Callable[[], dict[str, float]]] = [
         lambda: {"naive loop, agent's session": naive(model, manifest, paths, threads, True)},
         lambda: {"naive loop, no spinning": naive(model, manifest, paths, threads, False)},
-        lambda: {"pipeline": pipeline(model, manifest, folder, threads, tmp / f"results-{name}-{threads}")}]
+        lambda: {"pipeline": pipeline(model, manifest, folder, threads, tmp / f"results-{name}-{threads}")},
+    ]
     if kit is not None:
         measures.append(lambda: asyncio.run(agent_job(fleet, kit, manifest.name, "bench", threads)))
     figures: dict[str, float] = {}
@@ -184,8 +204,11 @@ def _print(name: str, threads: int, count: int, figures: dict[str, float]) -> No
     for label, seconds in figures.items():
         rate = count / seconds
         met = "met" if rate / base >= GOAL else "NOT met"
-        verdict = "" if label.startswith("naive") else \
-            f"   {rate / base:5.2f}x the faster naive loop (goal >={GOAL:.1f}x: {met})"
+        verdict = (
+            ""
+            if label.startswith("naive")
+            else f"   {rate / base:5.2f}x the faster naive loop (goal >={GOAL:.1f}x: {met})"
+        )
         print(f"  {label:<28} {rate:7.1f} img/s {seconds:6.2f} s{verdict}")
     if "agent job" in figures:
         overhead = figures["agent job"] - figures["  of which the worker's run"]

@@ -54,20 +54,28 @@ async def _call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, requ
     head = await reader.readuntil(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 200"):
         raise RuntimeError(f"the agent answered {head[:40]!r}")
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
     await reader.readexactly(length)
 
 
-async def _block(side: Side, context: ssl.SSLContext, payload: bytes, concurrency: int,
-                 requests: int) -> tuple[float, list[float]]:
+async def _block(
+    side: Side, context: ssl.SSLContext, payload: bytes, concurrency: int, requests: int
+) -> tuple[float, list[float]]:
     """(requests per second, latencies in ms) for one block from `concurrency` connections."""
     kit = side.kit
-    request = (f"POST /v1/models/{side.model}/infer HTTP/1.1\r\nHost: {kit.host}\r\n"
-               f"Authorization: Bearer {kit.token}\r\nContent-Type: image/png\r\n"
-               f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
-    connections = [await asyncio.open_connection(kit.host, kit.port, ssl=context, server_hostname=kit.host)
-                   for _ in range(concurrency)]
+    request = (
+        f"POST /v1/models/{side.model}/infer HTTP/1.1\r\nHost: {kit.host}\r\n"
+        f"Authorization: Bearer {kit.token}\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+    connections = [
+        await asyncio.open_connection(kit.host, kit.port, ssl=context, server_hostname=kit.host)
+        for _ in range(concurrency)
+    ]
     for reader, writer in connections:
         await _call(reader, writer, request)  # connected and answered once before the clock starts
     latencies: list[float] = []
@@ -107,8 +115,9 @@ def _measure(sides: list[Side], payload: bytes, requests: int, rounds: int) -> N
             asyncio.run(_block(side, context, payload, level, 100))  # warm: sessions loaded, threads up
         for round_ in range(rounds):
             for side in sides if round_ % 2 == 0 else sides[::-1]:  # neither side always goes first
-                rps, latencies = asyncio.run(_block(side, pinned_context(side.kit.cert_pem), payload, level,
-                                                    requests))
+                rps, latencies = asyncio.run(
+                    _block(side, pinned_context(side.kit.cert_pem), payload, level, requests)
+                )
                 side.rps.setdefault(level, []).append(rps)
                 side.latencies.setdefault(level, []).extend(latencies)
 
@@ -138,21 +147,35 @@ def main() -> None:
             for agent in agents:
                 agent.stop()
     off, on = sides
-    print(f"infer {args.model}, {args.rounds} alternating blocks of {args.requests} requests per side "
-          f"and level, batching window {args.window_ms:g} ms vs off; req/s is the median block")
-    print(f"{'concurrency':>11}{'off req/s':>11}{'on req/s':>10}{'ratio':>7}{'off p99 ms':>12}"
-          f"{'on p99 ms':>11}{'p99 ratio':>10}{'off p50':>9}{'on p50':>8}")
+    print(
+        f"infer {args.model}, {args.rounds} alternating blocks of {args.requests} requests per side "
+        f"and level, batching window {args.window_ms:g} ms vs off; req/s is the median block"
+    )
+    print(
+        f"{'concurrency':>11}{'off req/s':>11}{'on req/s':>10}{'ratio':>7}{'off p99 ms':>12}"
+        f"{'on p99 ms':>11}{'p99 ratio':>10}{'off p50':>9}{'on p50':>8}"
+    )
     summary: dict[int, tuple[float, float]] = {}
     for level in LEVELS:
         a_rps, b_rps = float(np.median(off.rps[level])), float(np.median(on.rps[level]))
         a50, a99 = np.percentile(off.latencies[level], [50, 99])
         b50, b99 = np.percentile(on.latencies[level], [50, 99])
         summary[level] = (b_rps / a_rps, float(b99 / a99))
-        print(f"{level:>11}{a_rps:>11.0f}{b_rps:>10.0f}{b_rps / a_rps:>6.2f}x{a99:>12.2f}"
-              f"{b99:>11.2f}{b99 / a99:>9.2f}x{a50:>9.2f}{b50:>8.2f}")
+        print(
+            f"{level:>11}{a_rps:>11.0f}{b_rps:>10.0f}{b_rps / a_rps:>6.2f}x{a99:>12.2f}"
+            f"{b99:>11.2f}{b99 / a99:>9.2f}x{a50:>9.2f}{b50:>8.2f}"
+        )
     top = LEVELS[-1]
-    print(json.dumps({"throughput_ratio_at_32": round(summary[top][0], 3), "goal": ">= 1.5",
-                      "p99_ratio_at_32": round(summary[top][1], 3), "p99_goal": "<= 1.0"}))
+    print(
+        json.dumps(
+            {
+                "throughput_ratio_at_32": round(summary[top][0], 3),
+                "goal": ">= 1.5",
+                "p99_ratio_at_32": round(summary[top][1], 3),
+                "p99_goal": "<= 1.0",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,10 @@ _last_version = "1"  # the manifest's version, bumped so each run is a new insta
 
 def _scp(sshd: Sshd, src: Path, dst: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(["scp", "-q", "-P", str(sshd.port), *sshd.ssh_options(), str(src),
-                    f"{sshd.user}@127.0.0.1:{dst}"], check=True)
+    subprocess.run(
+        ["scp", "-q", "-P", str(sshd.port), *sshd.ssh_options(), str(src), f"{sshd.user}@127.0.0.1:{dst}"],
+        check=True,
+    )
     return time.perf_counter() - started
 
 
@@ -72,14 +74,21 @@ def _resume(fleet: Fleet, agent: LocalAgent, model: Path) -> tuple[int, int]:
     manifest = load_package(model)
     kit = fleet.inventory.resolve(agent.name)
     half = manifest.size_bytes // 2
-    with httpx.Client(base_url=f"https://{agent.address}", verify=False,
-                      headers={"Authorization": f"Bearer {kit.token}"}) as client:
+    with httpx.Client(
+        base_url=f"https://{agent.address}", verify=False, headers={"Authorization": f"Bearer {kit.token}"}
+    ) as client:
         upload = client.post("/v1/uploads", json={"manifest": manifest.model_dump(mode="json")}).json()
-        client.patch(f"/v1/uploads/{upload['upload_id']}", content=model.read_bytes()[:half],
-                     headers={"Upload-Offset": "0"})
+        client.patch(
+            f"/v1/uploads/{upload['upload_id']}",
+            content=model.read_bytes()[:half],
+            headers={"Upload-Offset": "0"},
+        )
     offsets: list[int] = []
-    asyncio.run(async_deploy(fleet, model, [kit], False,
-                             lambda p: offsets.append(p.sent) if p.stage == "uploading" else None))
+    asyncio.run(
+        async_deploy(
+            fleet, model, [kit], False, lambda p: offsets.append(p.sent) if p.stage == "uploading" else None
+        )
+    )
     return manifest.size_bytes - offsets[0], manifest.size_bytes
 
 
@@ -110,11 +119,15 @@ def main() -> None:
     whole_rate = mb / statistics.median(d[1] for d in deploys)
     print(f"deploy of a {mb:.0f} MiB model over loopback, median of {args.runs}")
     print(f"  scp (OpenSSH)              {scp_rate:7.1f} MiB/s")
-    print(f"  kitfleet upload (transfer) {transfer_rate:7.1f} MiB/s  ratio {transfer_rate / scp_rate:.2f}x "
-          "of scp (goal >= 0.8x)")
+    print(
+        f"  kitfleet upload (transfer) {transfer_rate:7.1f} MiB/s  ratio {transfer_rate / scp_rate:.2f}x "
+        "of scp (goal >= 0.8x)"
+    )
     print(f"  kitfleet deploy (+verify)  {whole_rate:7.1f} MiB/s  ratio {whole_rate / scp_rate:.2f}x of scp")
-    print(f"  resume after 50 %: sent {resent} of {total} bytes "
-          f"(ratio {resent / (total - total // 2):.2f}x of the missing bytes)")
+    print(
+        f"  resume after 50 %: sent {resent} of {total} bytes "
+        f"(ratio {resent / (total - total // 2):.2f}x of the missing bytes)"
+    )
 
 
 if __name__ == "__main__":

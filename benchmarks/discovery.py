@@ -63,8 +63,9 @@ def cold(runs: int, tmp: Path) -> list[float]:
 def _report(label: str, times: list[float], goal: float) -> None:
     p50 = statistics.median(times)
     p90 = sorted(times)[max(0, int(len(times) * 0.9) - 1)]
-    print(f"  {label:<34} p50 {p50:6.3f} s  p90 {p90:6.3f} s  goal {goal:g} s  "
-          f"ratio p50/goal {p50 / goal:.2f}x")
+    print(
+        f"  {label:<34} p50 {p50:6.3f} s  p90 {p90:6.3f} s  goal {goal:g} s  ratio p50/goal {p50 / goal:.2f}x"
+    )
 
 
 def main() -> None:
@@ -74,8 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         warm_times = warm(args.runs, Path(tmp))
         cold_times = cold(max(3, args.runs // 2), Path(tmp))
-    print(f"discovery over mDNS on {LOOPBACK} ({args.runs} warm runs, "
-          f"{len(cold_times)} cold runs)")
+    print(f"discovery over mDNS on {LOOPBACK} ({args.runs} warm runs, {len(cold_times)} cold runs)")
     _report("running agent -> listed", warm_times, WARM_GOAL_S)
     _report("agent spawn -> listed", cold_times, COLD_GOAL_S)
 

@@ -61,14 +61,27 @@ def serve(first: int, count: int, root: Path, ready: Path) -> None:
                 state.metrics.append(take_sample(str(data)).model_copy(update={"ts": past}))
             token_id, token = state.tokens.issue("kitfleet (bench)", "admin")
             sock = bind("127.0.0.1", 0)
-            config = uvicorn.Config(create_app(state), ssl_certfile=str(identity.cert_path),
-                                    ssl_keyfile=str(identity.key_path), log_level="error",
-                                    access_log=False, lifespan="off", timeout_keep_alive=15)
+            config = uvicorn.Config(
+                create_app(state),
+                ssl_certfile=str(identity.cert_path),
+                ssl_keyfile=str(identity.key_path),
+                log_level="error",
+                access_log=False,
+                lifespan="off",
+                timeout_keep_alive=15,
+            )
             server = uvicorn.Server(config)
             servers.append(asyncio.create_task(server.serve(sockets=[sock])))
-            kits.append({"name": settings.name, "port": sock.getsockname()[1],
-                         "device_id": identity.device_id, "cert_pem": identity.cert_path.read_text(),
-                         "token": token, "token_id": token_id})
+            kits.append(
+                {
+                    "name": settings.name,
+                    "port": sock.getsockname()[1],
+                    "device_id": identity.device_id,
+                    "cert_pem": identity.cert_path.read_text(),
+                    "token": token,
+                    "token_id": token_id,
+                }
+            )
         ready.write_text(json.dumps(kits))
         while True:  # the sampler each agent runs
             await asyncio.sleep(SAMPLE_INTERVAL_S)
@@ -88,9 +101,22 @@ def start_kits(total: int, processes: int, root: Path) -> tuple[Children, list[d
         first, count = p * per, min(per, total - p * per)
         ready = root / f"ready-{p}.json"
         readies.append(ready)
-        children.append(subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.fleet_scale", "--serve", str(first), str(count), str(root),
-             str(ready)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.fleet_scale",
+                    "--serve",
+                    str(first),
+                    str(count),
+                    str(root),
+                    str(ready),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     deadline = time.monotonic() + 600
     while not all(r.exists() for r in readies):
         if time.monotonic() > deadline or any(c.poll() is not None for c in children):
@@ -119,9 +145,18 @@ def adopt_all(home: Path, kits: list[dict[str, Any]]) -> None:
     home.mkdir(parents=True, exist_ok=True)
     inventory = Inventory(home)
     for k in kits:
-        inventory.save(Kit(device_id=k["device_id"], name=k["name"], host="127.0.0.1", port=k["port"],
-                           cert_pem=k["cert_pem"], token=k["token"], token_id=k["token_id"],
-                           adopted_at=time.time()))
+        inventory.save(
+            Kit(
+                device_id=k["device_id"],
+                name=k["name"],
+                host="127.0.0.1",
+                port=k["port"],
+                cert_pem=k["cert_pem"],
+                token=k["token"],
+                token_id=k["token_id"],
+                adopted_at=time.time(),
+            )
+        )
     inventory.close()
 
 
@@ -214,9 +249,15 @@ def measure_window(home: Path, total: int, rounds: int) -> dict[str, Any]:
     online = sum(r.row_status == "online" for r in window.model.rows())
     window.close()
     bridge.close()
-    return {"gui_lags": probe.lags_ms, "loop_lags": lag.lags, "refresh_ms": refresh_ms[1:],
-            "updated_rows": updated_rows[1:], "round_ms": round_ms, "online": online,
-            "poll_ms": POLL_MS}
+    return {
+        "gui_lags": probe.lags_ms,
+        "loop_lags": lag.lags,
+        "refresh_ms": refresh_ms[1:],
+        "updated_rows": updated_rows[1:],
+        "round_ms": round_ms,
+        "online": online,
+        "poll_ms": POLL_MS,
+    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -254,17 +295,23 @@ def report(r: dict[str, Any], kits: int) -> None:
     for name, lags in (("GUI thread", r["gui_lags"]), ("poll loop", r["loop_lags"])):
         p99 = pct(lags, 0.99)
         verdict = "met" if p99 < GOAL_LAG_MS else "MISSED"
-        print(f"{name:<11} lag p50 {pct(lags, 0.5):6.1f} ms  p99 {p99:6.1f} ms  "
-              f"max {max(lags, default=0):6.1f} ms   p99/goal {p99 / GOAL_LAG_MS:4.2f} "
-              f"({verdict}, goal < {GOAL_LAG_MS:g} ms)")
+        print(
+            f"{name:<11} lag p50 {pct(lags, 0.5):6.1f} ms  p99 {p99:6.1f} ms  "
+            f"max {max(lags, default=0):6.1f} ms   p99/goal {p99 / GOAL_LAG_MS:4.2f} "
+            f"({verdict}, goal < {GOAL_LAG_MS:g} ms)"
+        )
     if r["poll_ms"]:
         first, rest = r["poll_ms"][0], r["poll_ms"][1:] or r["poll_ms"]
-        print(f"poll of every kit: first (pulls all history, reads facts) {first:7.0f} ms; "
-              f"then mean {statistics.mean(rest):6.0f} ms (every 5 s)")
+        print(
+            f"poll of every kit: first (pulls all history, reads facts) {first:7.0f} ms; "
+            f"then mean {statistics.mean(rest):6.0f} ms (every 5 s)"
+        )
     if r["refresh_ms"]:
-        print(f"table refresh per round  mean {statistics.mean(r['refresh_ms']):6.1f} ms  "
-              f"max {max(r['refresh_ms']):6.1f} ms; rows updated per round "
-              f"{statistics.mean(r['updated_rows']):.0f} of {kits}")
+        print(
+            f"table refresh per round  mean {statistics.mean(r['refresh_ms']):6.1f} ms  "
+            f"max {max(r['refresh_ms']):6.1f} ms; rows updated per round "
+            f"{statistics.mean(r['updated_rows']):.0f} of {kits}"
+        )
 
 
 if __name__ == "__main__":

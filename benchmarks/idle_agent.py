@@ -47,10 +47,14 @@ def main() -> None:
     args = parser.parse_args()
     rss, peak, cpu = measure(args.seconds)
     print(f"agent idle over {args.seconds:g} s (mDNS on 127.0.0.1, metrics every 10 s)")
-    print(f"  RSS      {rss:6.1f} MB (peak {peak:.1f})  goal {RSS_GOAL_MB:g} MB   "
-          f"ratio {rss / RSS_GOAL_MB:.2f}x of goal")
-    print(f"  CPU      {cpu:6.3f} % of a core        goal {CPU_GOAL_PERCENT:g} %   "
-          f"ratio {cpu / CPU_GOAL_PERCENT:.2f}x of goal")
+    print(
+        f"  RSS      {rss:6.1f} MB (peak {peak:.1f})  goal {RSS_GOAL_MB:g} MB   "
+        f"ratio {rss / RSS_GOAL_MB:.2f}x of goal"
+    )
+    print(
+        f"  CPU      {cpu:6.3f} % of a core        goal {CPU_GOAL_PERCENT:g} %   "
+        f"ratio {cpu / CPU_GOAL_PERCENT:.2f}x of goal"
+    )
     for name, mb in ANCHORS_MB.items():
         print(f"  vs {name:<24} {mb:5.0f} MB  ratio {rss / mb:.2f}x")
 

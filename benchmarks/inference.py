@@ -63,8 +63,10 @@ def _raw_call(kit: Kit, path: str, body: bytes, content_type: str) -> tuple[Call
     plain = socket.create_connection((kit.host, kit.port))
     plain.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     tls = pinned_context(kit.cert_pem).wrap_socket(plain, server_hostname=kit.host)
-    request = (f"POST {path} HTTP/1.1\r\nHost: {kit.host}\r\nAuthorization: Bearer {kit.token}\r\n"
-               f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {kit.host}\r\nAuthorization: Bearer {kit.token}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
     def call() -> None:
         tls.sendall(request)
@@ -73,8 +75,11 @@ def _raw_call(kit: Kit, path: str, body: bytes, content_type: str) -> tuple[Call
             data += tls.recv(65536)
         head, _, rest = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
-        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
         while len(rest) < length:
             rest += tls.recv(65536)
 
@@ -109,8 +114,9 @@ def _interleaved(calls: dict[str, Call], runs: int) -> dict[str, list[float]]:
     return times
 
 
-async def _over_http(fleet: Fleet, kit: Kit, model: str, body: bytes, content_type: str,
-                     runs: int) -> list[float]:
+async def _over_http(
+    fleet: Fleet, kit: Kit, model: str, body: bytes, content_type: str, runs: int
+) -> list[float]:
     """The app's own client (KitClient), one kept-alive pinned connection, as `kitfleet infer` uses."""
     async with fleet.client(kit) as client:
         for _ in range(50):
@@ -134,14 +140,18 @@ def main() -> None:
 
     manifest = Manifest.model_validate_json(manifest_name.read_bytes())
     spec = manifest.input
-    shape = [1, spec.channels, spec.height, spec.width] if spec.layout == "NCHW" else \
-        [1, spec.height, spec.width, spec.channels]
+    shape = (
+        [1, spec.channels, spec.height, spec.width]
+        if spec.layout == "NCHW"
+        else [1, spec.height, spec.width, spec.channels]
+    )
     tensor = np.random.default_rng(0).random(shape).astype(spec.dtype)
     npy = io.BytesIO()
     np.save(npy, tensor)
     png = io.BytesIO()
-    Image.fromarray((np.random.default_rng(1).random((spec.height, spec.width, 3)) * 255)
-                    .astype("uint8")).save(png, "PNG")
+    Image.fromarray(
+        (np.random.default_rng(1).random((spec.height, spec.width, 3)) * 255).astype("uint8")
+    ).save(png, "PNG")
     threads = default_threads()
     agent_like, _ = open_session(model, threads, spinning=False)  # as the agent's SessionCache
     options = ort.SessionOptions()
@@ -158,36 +168,52 @@ def main() -> None:
             raw, close_raw = _raw_call(kit, path, npy.getvalue(), "application/x-npy")
             stdlib, close_stdlib = _stdlib_call(kit, path, npy.getvalue(), "application/x-npy")
             try:
-                times = _interleaved({"local": _session_call(agent_like, tensor),
-                                      "defaults": _session_call(defaults, tensor),
-                                      "raw": raw, "stdlib": stdlib}, args.runs)
+                times = _interleaved(
+                    {
+                        "local": _session_call(agent_like, tensor),
+                        "defaults": _session_call(defaults, tensor),
+                        "raw": raw,
+                        "stdlib": stdlib,
+                    },
+                    args.runs,
+                )
             finally:
                 close_raw()
                 close_stdlib()
-            remote = asyncio.run(_over_http(fleet, kit, manifest.name, npy.getvalue(),
-                                            "application/x-npy", args.runs // 2))
-            image = asyncio.run(_over_http(fleet, kit, manifest.name, png.getvalue(), "image/png",
-                                           args.runs // 2))
+            remote = asyncio.run(
+                _over_http(fleet, kit, manifest.name, npy.getvalue(), "application/x-npy", args.runs // 2)
+            )
+            image = asyncio.run(
+                _over_http(fleet, kit, manifest.name, png.getvalue(), "image/png", args.runs // 2)
+            )
         finally:
             fleet.close()
             agent.stop()
     lp50, lp95 = _percentiles(times["local"])
     dp50, dp95 = _percentiles(times["defaults"])
-    print(f"inference on {args.model} ({args.runs} runs each, interleaved in blocks of {BLOCK}; "
-          f"{threads} threads), milliseconds")
+    print(
+        f"inference on {args.model} ({args.runs} runs each, interleaved in blocks of {BLOCK}; "
+        f"{threads} threads), milliseconds"
+    )
     print(f"  in-process session.run, agent's settings   p50 {lp50:7.3f}  p95 {lp95:7.3f}")
     print(f"  in-process session.run, ORT defaults       p50 {dp50:7.3f}  p95 {dp95:7.3f}")
-    rows = [("agent, .npy, raw keep-alive client", times["raw"]),
-            ("agent, .npy, http.client", times["stdlib"]),
-            ("agent, .npy, KitClient (httpx)", remote),
-            ("agent, PNG + top-k, KitClient", image)]
+    rows = [
+        ("agent, .npy, raw keep-alive client", times["raw"]),
+        ("agent, .npy, http.client", times["stdlib"]),
+        ("agent, .npy, KitClient (httpx)", remote),
+        ("agent, PNG + top-k, KitClient", image),
+    ]
     for label, samples in rows:
         p50, p95 = _percentiles(samples)
-        print(f"  {label:<42} p50 {p50:7.3f}  p95 {p95:7.3f}   added p50 {p50 - lp50:6.3f} "
-              f"(vs ORT defaults {p50 - dp50:6.3f})  p95 {p95 - lp95:6.3f}")
+        print(
+            f"  {label:<42} p50 {p50:7.3f}  p95 {p95:7.3f}   added p50 {p50 - lp50:6.3f} "
+            f"(vs ORT defaults {p50 - dp50:6.3f})  p95 {p95 - lp95:6.3f}"
+        )
     added = _percentiles(times["raw"])[0] - lp50
-    print(f"  goal <= 1 ms added at p50 (raw client): {added:.3f} ms = {added / 1.0:.2f}x of the goal; "
-          f"vs ORT defaults {_percentiles(times['raw'])[0] - dp50:.3f} ms")
+    print(
+        f"  goal <= 1 ms added at p50 (raw client): {added:.3f} ms = {added / 1.0:.2f}x of the goal; "
+        f"vs ORT defaults {_percentiles(times['raw'])[0] - dp50:.3f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -47,15 +47,27 @@ class Timing:
 
     def rows(self) -> list[tuple[str, ...]]:
         (a50, a95), (b50, b95) = self.fp32, self.int8
-        return [(f"{self.where}: p50", f"{a50:.3f} ms", f"{b50:.3f} ms", times_faster(a50 / b50)),
-                (f"{self.where}: p95", f"{a95:.3f} ms", f"{b95:.3f} ms", times_faster(a95 / b95)),
-                (f"{self.where}: images/s", f"{1000 * self.batch / a50:,.0f}",
-                 f"{1000 * self.batch / b50:,.0f}", "")]
+        return [
+            (f"{self.where}: p50", f"{a50:.3f} ms", f"{b50:.3f} ms", times_faster(a50 / b50)),
+            (f"{self.where}: p95", f"{a95:.3f} ms", f"{b95:.3f} ms", times_faster(a95 / b95)),
+            (
+                f"{self.where}: images/s",
+                f"{1000 * self.batch / a50:,.0f}",
+                f"{1000 * self.batch / b50:,.0f}",
+                "",
+            ),
+        ]
 
 
 def _timing(fp32: Path, int8: Path, batch: int, threads: int, runs: int) -> Timing:
-    times = time_models([fp32, int8], batch=batch, threads=threads, runs=runs, warmup=max(5, runs // 10),
-                        spec=load_package(fp32).input)
+    times = time_models(
+        [fp32, int8],
+        batch=batch,
+        threads=threads,
+        runs=runs,
+        warmup=max(5, runs // 10),
+        spec=load_package(fp32).input,
+    )
     return Timing(batch, threads, percentiles(times[0]), percentiles(times[1]))
 
 
@@ -63,12 +75,19 @@ def _verdicts(timings: list[Timing], points: float) -> list[str]:
     """One line per goal: the batch-1 ratios, the best ratio seen, the accuracy lost."""
     batch1 = [t.ratio for t in timings if t.batch == 1]
     best = max(timings, key=lambda t: t.ratio)
-    speed = ("met" if min(batch1) >= SPEED_GOAL
-             else f"met only at {best.where}" if best.ratio >= SPEED_GOAL else "missed")
+    speed = (
+        "met"
+        if min(batch1) >= SPEED_GOAL
+        else f"met only at {best.where}"
+        if best.ratio >= SPEED_GOAL
+        else "missed"
+    )
     accuracy = "met" if -points <= POINTS_GOAL else "missed"
-    return [f"speed goal >= {SPEED_GOAL:.1f}x (p50): batch 1 {min(batch1):.2f}x-{max(batch1):.2f}x, "
-            f"best {best.ratio:.2f}x ({best.where}) -> {speed}",
-            f"accuracy goal <= {POINTS_GOAL:.0f} point lost: {points:+.2f} points -> {accuracy}"]
+    return [
+        f"speed goal >= {SPEED_GOAL:.1f}x (p50): batch 1 {min(batch1):.2f}x-{max(batch1):.2f}x, "
+        f"best {best.ratio:.2f}x ({best.where}) -> {speed}",
+        f"accuracy goal <= {POINTS_GOAL:.0f} point lost: {points:+.2f} points -> {accuracy}",
+    ]
 
 
 def main() -> None:
@@ -80,8 +99,9 @@ def main() -> None:
     fp32, int8 = models_dir() / "digits-cnn-fp32.onnx", models_dir() / "digits-cnn-int8.onnx"
     with tempfile.TemporaryDirectory() as scratch:
         if args.calibration is not None:
-            int8 = quantize_model(fp32, Path(scratch) / "digits-int8.onnx", "static", args.calibration,
-                                  runs=5).model
+            int8 = quantize_model(
+                fp32, Path(scratch) / "digits-int8.onnx", "static", args.calibration, runs=5
+            ).model
         _run(fp32, int8, args.runs, args.batch)
 
 
@@ -94,13 +114,18 @@ def _run(fp32: Path, int8: Path, runs: int, batch: int) -> None:
     if points is None:
         raise SystemExit("digits-eval has no labels; re-make it with packaging/models/make_classifier.py")
     rows = report.rows()[:2]  # the header naming both files, and their sizes
-    timings = [_timing(fp32, int8, size, threads, count)
-               for size, count in ((1, runs), (batch, max(20, runs // 4))) for threads in (0, 1)]
+    timings = [
+        _timing(fp32, int8, size, threads, count)
+        for size, count in ((1, runs), (batch, max(20, runs // 4)))
+        for threads in (0, 1)
+    ]
     rows += [row for timing in timings for row in timing.rows()]
     rows += [row for row in report.rows() if row[0].startswith("top-1")]
     print("\n".join(table(rows)))
-    print(f"\n{report.images} labelled images; latency over {runs} runs at batch 1, "
-          f"{max(20, runs // 4)} at batch {batch}, interleaved in blocks\n")
+    print(
+        f"\n{report.images} labelled images; latency over {runs} runs at batch 1, "
+        f"{max(20, runs // 4)} at batch {batch}, interleaved in blocks\n"
+    )
     print("\n".join(_verdicts(timings, points)))
 
 

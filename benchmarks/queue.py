@@ -22,10 +22,14 @@ from agent.jobs.queue import JobQueue
 from agent.wire import JobRequest
 
 GOAL_MS = 1.0
-ANCHORS_MS = {"persist-queue (~550 writes/s)": 1000 / 550, "litequeue put (161 µs)": 0.161,
-              "SQLite WAL full sync (~4.9k commits/s)": 1000 / 4900}
-REQUEST = JobRequest.model_validate({"kind": "command", "params": {"argv": ["/bin/true"]},
-                                     "resources": {"threads": 1}})
+ANCHORS_MS = {
+    "persist-queue (~550 writes/s)": 1000 / 550,
+    "litequeue put (161 µs)": 0.161,
+    "SQLite WAL full sync (~4.9k commits/s)": 1000 / 4900,
+}
+REQUEST = JobRequest.model_validate(
+    {"kind": "command", "params": {"argv": ["/bin/true"]}, "resources": {"threads": 1}}
+)
 
 
 def bare_commits(db: Database, count: int) -> float:
@@ -61,14 +65,20 @@ def job_cycle(queue: JobQueue, leases: Leases, count: int) -> dict[str, list[flo
 def report(steps: dict[str, list[float]], commit_ms: float) -> None:
     for name, times in steps.items():
         ordered = sorted(times)
-        print(f"  {name:<6} mean {statistics.fmean(times):7.3f} ms   p50 {ordered[len(ordered) // 2]:7.3f} ms"
-              f"   p95 {ordered[int(len(ordered) * 0.95) - 1]:7.3f} ms")
+        print(
+            f"  {name:<6} mean {statistics.fmean(times):7.3f} ms   p50 {ordered[len(ordered) // 2]:7.3f} ms"
+            f"   p95 {ordered[int(len(ordered) * 0.95) - 1]:7.3f} ms"
+        )
     per_job = statistics.fmean(steps["total"])
     print(f"\nper job: {per_job:.3f} ms  ({1000 / per_job:.0f} jobs/s through all three steps)")
-    print(f"  vs goal {GOAL_MS} ms: {per_job / GOAL_MS:.2f}x of the budget "
-          f"({'met' if per_job < GOAL_MS else 'NOT met'})")
-    print(f"  vs this machine's bare durable commit ({commit_ms:.3f} ms): {per_job / commit_ms:.2f}x "
-          "(three commits per job)")
+    print(
+        f"  vs goal {GOAL_MS} ms: {per_job / GOAL_MS:.2f}x of the budget "
+        f"({'met' if per_job < GOAL_MS else 'NOT met'})"
+    )
+    print(
+        f"  vs this machine's bare durable commit ({commit_ms:.3f} ms): {per_job / commit_ms:.2f}x "
+        "(three commits per job)"
+    )
     for name, anchor in ANCHORS_MS.items():
         print(f"  vs {name}: {per_job / anchor:.2f}x ({anchor:.3f} ms)")
 

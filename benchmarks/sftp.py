@@ -31,8 +31,15 @@ def make_wheelhouse(folder: Path, mb: int, seed: int = 5) -> list[Path]:
     rng = random.Random(seed)
     sizes = [28 << 20, 17 << 20, 12 << 20, 9 << 20, 6 << 20]
     while sum(sizes) < mb << 20:
-        sizes.append(rng.choice([rng.randint(1 << 20, 4 << 20), rng.randint(20 << 10, 600 << 10),
-                                 rng.randint(20 << 10, 600 << 10)]))
+        sizes.append(
+            rng.choice(
+                [
+                    rng.randint(1 << 20, 4 << 20),
+                    rng.randint(20 << 10, 600 << 10),
+                    rng.randint(20 << 10, 600 << 10),
+                ]
+            )
+        )
     folder.mkdir(parents=True)
     files = []
     for index, size in enumerate(sizes):
@@ -45,8 +52,18 @@ def make_wheelhouse(folder: Path, mb: int, seed: int = 5) -> list[Path]:
 def scp(sshd: Sshd, files: list[Path], dest: Path) -> float:
     dest.mkdir()
     started = time.perf_counter()
-    subprocess.run(["scp", "-q", "-P", str(sshd.port), *sshd.ssh_options(), *map(str, files),
-                    f"{sshd.user}@127.0.0.1:{dest}/"], check=True)
+    subprocess.run(
+        [
+            "scp",
+            "-q",
+            "-P",
+            str(sshd.port),
+            *sshd.ssh_options(),
+            *map(str, files),
+            f"{sshd.user}@127.0.0.1:{dest}/",
+        ],
+        check=True,
+    )
     return time.perf_counter() - started
 
 
@@ -61,8 +78,14 @@ def defaults(sshd: Sshd, files: list[Path], dest: Path) -> float:
     dest.mkdir()
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a throwaway loopback sshd
-    client.connect("127.0.0.1", sshd.port, sshd.user, key_filename=str(sshd.client_key),
-                   allow_agent=False, look_for_keys=False)
+    client.connect(
+        "127.0.0.1",
+        sshd.port,
+        sshd.user,
+        key_filename=str(sshd.client_key),
+        allow_agent=False,
+        look_for_keys=False,
+    )
     try:
         sftp = client.open_sftp()
         started = time.perf_counter()
@@ -86,7 +109,9 @@ def main() -> None:
         sshd = Sshd(root / "sshd").start()
         session = SshSession.connect(
             SshTarget(sshd.user, "127.0.0.1", sshd.port),
-            Login(key_file=sshd.client_key, accept_new_host_key=True), KnownHosts(root))
+            Login(key_file=sshd.client_key, accept_new_host_key=True),
+            KnownHosts(root),
+        )
         try:
             cipher = getattr(session.transport, "remote_cipher", "?")
             print(f"{len(files)} files, {total / 1e6:.0f} MB, cipher {cipher}, 3 SFTP channels")

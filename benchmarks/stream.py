@@ -53,16 +53,25 @@ def plain_loop(video: Path, paced: bool) -> dict[str, float]:
 
 
 def stream_job(client: Any, source: str, realtime: bool) -> dict[str, float]:
-    response = client.post("/v1/jobs", json={"kind": "stream", "params": {
-        "model": "shapes-yolo", "source": source, "realtime": realtime, "keep": ["counts"]}})
+    response = client.post(
+        "/v1/jobs",
+        json={
+            "kind": "stream",
+            "params": {"model": "shapes-yolo", "source": source, "realtime": realtime, "keep": ["counts"]},
+        },
+    )
     response.raise_for_status()
     job_id = response.json()["job_id"]
     while (job := client.get(f"/v1/jobs/{job_id}").json())["state"] not in ("done", "failed"):
         time.sleep(0.1)
     assert job["state"] == "done", job["error"]
     result = job["result"]
-    return {"fps": result["processed_fps"], "p50": result["latency_ms"]["p50"],
-            "p99": result["latency_ms"]["p99"], "dropped": result["dropped"]}
+    return {
+        "fps": result["processed_fps"],
+        "p50": result["latency_ms"]["p50"],
+        "p99": result["latency_ms"]["p99"],
+        "dropped": result["dropped"],
+    }
 
 
 def _figures(fps: float, latencies: list[float]) -> dict[str, float]:
@@ -92,24 +101,39 @@ def main() -> None:
                 stream_job(client, "bench.mp4", realtime=False)  # warm the page cache and the imports
                 rows: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
                 for name, realtime in (("every frame", False), ("camera pace", True)):
-                    rounds = [(plain_loop(video, realtime), stream_job(client, "bench.mp4", realtime))
-                              for _ in range(args.rounds)]
+                    rounds = [
+                        (plain_loop(video, realtime), stream_job(client, "bench.mp4", realtime))
+                        for _ in range(args.rounds)
+                    ]
                     rows[name] = (_median([loop for loop, _ in rounds]), _median([job for _, job in rounds]))
         finally:
             agent.stop()
-    print(f"stream of {args.seconds:g} s at {args.fps} fps, {args.size}x{args.size}, {MODEL}, "
-          f"1 model thread; medians of {args.rounds} alternating passes")
-    print(f"{'':14}{'loop fps':>10}{'job fps':>9}{'ratio':>7}   {'loop p50/p99 ms':>16}"
-          f"{'job p50/p99 ms':>16}{'p99 ratio':>10}{'dropped':>8}")
+    print(
+        f"stream of {args.seconds:g} s at {args.fps} fps, {args.size}x{args.size}, {MODEL}, "
+        f"1 model thread; medians of {args.rounds} alternating passes"
+    )
+    print(
+        f"{'':14}{'loop fps':>10}{'job fps':>9}{'ratio':>7}   {'loop p50/p99 ms':>16}"
+        f"{'job p50/p99 ms':>16}{'p99 ratio':>10}{'dropped':>8}"
+    )
     for name, (loop, job) in rows.items():
-        print(f"{name:14}{loop['fps']:>10.1f}{job['fps']:>9.1f}{job['fps'] / loop['fps']:>6.2f}x   "
-              f"{loop['p50']:>7.2f}/{loop['p99']:<8.2f}{job['p50']:>7.2f}/{job['p99']:<8.2f}"
-              f"{job['p99'] / loop['p99']:>9.2f}x{job['dropped']:>8.0f}")
+        print(
+            f"{name:14}{loop['fps']:>10.1f}{job['fps']:>9.1f}{job['fps'] / loop['fps']:>6.2f}x   "
+            f"{loop['p50']:>7.2f}/{loop['p99']:<8.2f}{job['p50']:>7.2f}/{job['p99']:<8.2f}"
+            f"{job['p99'] / loop['p99']:>9.2f}x{job['dropped']:>8.0f}"
+        )
     every, camera = rows["every frame"], rows["camera pace"]
-    print(json.dumps({"fps_ratio": round(every[1]["fps"] / every[0]["fps"], 3), "fps_goal": ">= 0.95",
-                      "p99_ratio_camera_pace": round(camera[1]["p99"] / camera[0]["p99"], 3),
-                      "p99_ratio_every_frame": round(every[1]["p99"] / every[0]["p99"], 3),
-                      "p99_goal": "<= 1.2"}))
+    print(
+        json.dumps(
+            {
+                "fps_ratio": round(every[1]["fps"] / every[0]["fps"], 3),
+                "fps_goal": ">= 0.95",
+                "p99_ratio_camera_pace": round(camera[1]["p99"] / camera[0]["p99"], 3),
+                "p99_ratio_every_frame": round(every[1]["p99"] / every[0]["p99"], 3),
+                "p99_goal": "<= 1.2",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

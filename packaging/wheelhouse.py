@@ -44,8 +44,7 @@ def build_project_wheel(dest: Path) -> Path:
         for name in _SOURCES:
             path = REPO / name
             if path.is_dir():
-                shutil.copytree(path, source / name,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
                 shutil.copy2(path, source / name)
         # Build with this environment's setuptools when it has one: no index needed for the build.
@@ -59,20 +58,37 @@ def build_project_wheel(dest: Path) -> Path:
 
 
 def _pip(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"pip {args[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
 
 
-def download_target(arch: str, python: str, glibc: str, project: Path, requirement: str,
-                    dest: Path) -> list[str]:
+def download_target(
+    arch: str, python: str, glibc: str, project: Path, requirement: str, dest: Path
+) -> list[str]:
     """The wheels one target needs (pip's own resolution), into dest; returns their names."""
     with tempfile.TemporaryDirectory() as tmp:
         platforms = [arg for tag in platform_tags(arch, glibc) for arg in ("--platform", tag)]
-        _pip("download", "--dest", tmp, "--only-binary=:all:", "--implementation", "cp",
-             "--python-version", python, *platforms, "--find-links", str(project.parent),
-             requirement, "pip")
+        _pip(
+            "download",
+            "--dest",
+            tmp,
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            python,
+            *platforms,
+            "--find-links",
+            str(project.parent),
+            requirement,
+            "pip",
+        )
         names = sorted(p.name for p in Path(tmp).glob("*.whl"))
         for name in names:
             if not (dest / name).exists():
@@ -80,14 +96,14 @@ def download_target(arch: str, python: str, glibc: str, project: Path, requireme
     return names
 
 
-def build(out: Path, arches: list[str], pythons: list[str], glibc: str,
-          project_wheel: Path | None) -> dict[str, object]:
+def build(
+    out: Path, arches: list[str], pythons: list[str], glibc: str, project_wheel: Path | None
+) -> dict[str, object]:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "project"
         staged.mkdir()
-        project = (Path(shutil.copy2(project_wheel, staged)) if project_wheel
-                   else build_project_wheel(staged))
+        project = Path(shutil.copy2(project_wheel, staged)) if project_wheel else build_project_wheel(staged)
         version = project.name.split("-")[1]
         requirement = f"kitfleet[agent]=={version}"
         targets: dict[str, list[str]] = {}
@@ -109,17 +125,28 @@ def build(out: Path, arches: list[str], pythons: list[str], glibc: str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="the wheelhouse folder")
-    parser.add_argument("--arch", action="append", choices=ARCHES,
-                        help="kit architecture (repeatable; default both)")
-    parser.add_argument("--python", action="append",
-                        help=f"kit CPython X.Y (repeatable; default {', '.join(DEFAULT_PYTHONS)})")
-    parser.add_argument("--glibc", default=DEFAULT_GLIBC,
-                        help=f"oldest kit glibc to support (default {DEFAULT_GLIBC})")
-    parser.add_argument("--project-wheel", type=Path,
-                        help="a kitfleet wheel to ship instead of building this checkout")
+    parser.add_argument(
+        "--arch", action="append", choices=ARCHES, help="kit architecture (repeatable; default both)"
+    )
+    parser.add_argument(
+        "--python",
+        action="append",
+        help=f"kit CPython X.Y (repeatable; default {', '.join(DEFAULT_PYTHONS)})",
+    )
+    parser.add_argument(
+        "--glibc", default=DEFAULT_GLIBC, help=f"oldest kit glibc to support (default {DEFAULT_GLIBC})"
+    )
+    parser.add_argument(
+        "--project-wheel", type=Path, help="a kitfleet wheel to ship instead of building this checkout"
+    )
     args = parser.parse_args(argv)
-    build(args.out, args.arch or list(ARCHES), args.python or list(DEFAULT_PYTHONS), args.glibc,
-          args.project_wheel)
+    build(
+        args.out,
+        args.arch or list(ARCHES),
+        args.python or list(DEFAULT_PYTHONS),
+        args.glibc,
+        args.project_wheel,
+    )
     return 0
 
 

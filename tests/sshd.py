@@ -44,8 +44,7 @@ class Sshd:
         self.root.mkdir(parents=True, exist_ok=True)
         for key in (self.host_key, self.client_key):
             if not key.exists():
-                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                               check=True)
+                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         authorized = self.root / "authorized_keys"
         authorized.write_text(self.client_key.with_suffix(".pub").read_text())
         authorized.chmod(0o600)
@@ -56,10 +55,13 @@ class Sshd:
             f"PasswordAuthentication {'yes' if self.passwords else 'no'}\n"
             "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n"
             f"PidFile {self.root / 'sshd.pid'}\nSubsystem sftp internal-sftp\n"
-            f"LogLevel {self.log_level}\n")
+            f"LogLevel {self.log_level}\n"
+        )
         Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation dir sshd insists on
-        self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
-                                        stderr=open(self.log_path, "ab"))  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(config)],
+            stderr=open(self.log_path, "ab"),  # noqa: SIM115
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -79,8 +81,12 @@ class Sshd:
 
     def host_key_fingerprint(self) -> str:
         """As `ssh-keygen -lf` prints it: `SHA256:...`."""
-        out = subprocess.run(["ssh-keygen", "-lf", str(self.host_key.with_suffix(".pub"))],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["ssh-keygen", "-lf", str(self.host_key.with_suffix(".pub"))],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return out.split()[1]
 
     def change_host_key(self) -> Sshd:
@@ -91,8 +97,18 @@ class Sshd:
         return self.start()
 
     def ssh_options(self) -> list[str]:
-        return ["-i", str(self.client_key), "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]
+        return [
+            "-i",
+            str(self.client_key),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+        ]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

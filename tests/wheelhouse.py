@@ -28,8 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def builder() -> ModuleType:
     """packaging/wheelhouse.py (a script, not a package), loaded under its own name."""
-    spec = importlib.util.spec_from_file_location("kitfleet_wheelhouse_builder",
-                                                  REPO / "packaging" / "wheelhouse.py")
+    spec = importlib.util.spec_from_file_location(
+        "kitfleet_wheelhouse_builder", REPO / "packaging" / "wheelhouse.py"
+    )
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -68,19 +69,22 @@ def broken_copy(source: Path, dest: Path, member: str, appended: str) -> Path:
         os.link(source / name, dest / name)
     project = next(n for n in house.files if n.startswith("kitfleet-"))
     (dest / project).unlink()
-    with zipfile.ZipFile(source / project) as src, zipfile.ZipFile(dest / project, "w",
-                                                                   zipfile.ZIP_DEFLATED) as out:
+    with (
+        zipfile.ZipFile(source / project) as src,
+        zipfile.ZipFile(dest / project, "w", zipfile.ZIP_DEFLATED) as out,
+    ):
         record_name = next(n for n in src.namelist() if n.endswith(".dist-info/RECORD"))
         changed = src.read(member) + f"\n{appended}\n".encode()
         for info in src.infolist():
             if info.filename == record_name:
                 continue
             out.writestr(info, changed if info.filename == member else src.read(info))
-        record = [(_record_line(member, changed) if line.startswith(member + ",") else line)
-                  for line in src.read(record_name).decode().splitlines()]
+        record = [
+            (_record_line(member, changed) if line.startswith(member + ",") else line)
+            for line in src.read(record_name).decode().splitlines()
+        ]
         out.writestr(record_name, "\n".join(record) + "\n")
-    write_manifest(dest, house.project, house.version, house.requirement, house.glibc,
-                   house.targets)
+    write_manifest(dest, house.project, house.version, house.requirement, house.glibc, house.targets)
     return dest
 
 

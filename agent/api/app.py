@@ -35,7 +35,9 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastInfer
         version=__version__,
         description="The API of a kitfleet kit. Every route but /v1/health and /v1/pair "
         "needs `Authorization: Bearer <token>`.",
-        openapi_url=None, docs_url=None, redoc_url=None,  # served behind auth instead
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,  # served behind auth instead
         lifespan=_writing_counts_at_stop(lifespan, tally, state),
     )
     app.state.agent = state
@@ -53,15 +55,14 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastInfer
     return FastInfer(app, state)
 
 
-
 def _streams(path: str) -> bool:
     """Routes that read their own (large) bodies with their own bound."""
-    return path.startswith(("/v1/uploads/", "/v1/datasets/")) or (path.startswith("/v1/models/")
-                                                                   and path.endswith("/infer"))
+    return path.startswith(("/v1/uploads/", "/v1/datasets/")) or (
+        path.startswith("/v1/models/") and path.endswith("/infer")
+    )
 
 
-def _writing_counts_at_stop(lifespan: Lifespan | None, tally: RefusalTally,
-                            state: AgentState) -> Lifespan:
+def _writing_counts_at_stop(lifespan: Lifespan | None, tally: RefusalTally, state: AgentState) -> Lifespan:
     """`lifespan`, then the refusals counted in windows still open are written down."""
 
     @contextlib.asynccontextmanager

@@ -69,13 +69,22 @@ class AuditTrail:
             raise
         start = next((m for m in held if m["type"] == "http.response.start"), None)
         answer = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
-        await self._record(scope, action, params, request_state, bytes(body),
-                           start["status"] if start else 500, answer)
+        await self._record(
+            scope, action, params, request_state, bytes(body), start["status"] if start else 500, answer
+        )
         for message in held:
             await send(message)
 
-    async def _record(self, scope: Scope, action: str, params: dict[str, str],
-                      request_state: dict[str, Any], body: bytes, status: int, answer: bytes) -> None:
+    async def _record(
+        self,
+        scope: Scope,
+        action: str,
+        params: dict[str, str],
+        request_state: dict[str, Any],
+        body: bytes,
+        status: int,
+        answer: bytes,
+    ) -> None:
         if status == 401 or (action == "kit.adopt" and status == 429):
             return
         state = scope["app"].state.agent
@@ -135,16 +144,34 @@ def write_counts(state: AgentState, windows: list[Window]) -> None:
     audit = AuditLog.of(state.db, state.settings)
     for window in windows:
         count = sum(window.counted.values())
-        audit.append(Actor("", "kitfleet-agent"), AUDIT_REFUSALS, window.client, f"{count} refused",
-                    {"from": window.client, "count": count, "since": window.opened,
-                     "until": window.last, "calls": window.summary()})
+        audit.append(
+            Actor("", "kitfleet-agent"),
+            AUDIT_REFUSALS,
+            window.client,
+            f"{count} refused",
+            {
+                "from": window.client,
+                "count": count,
+                "since": window.opened,
+                "until": window.last,
+                "calls": window.summary(),
+            },
+        )
 
 
-def _write(state: AgentState, actor: Actor, action: str, params: dict[str, str], target: str,
-           outcome: str, detail: dict[str, Any]) -> None:
+def _write(
+    state: AgentState,
+    actor: Actor,
+    action: str,
+    params: dict[str, str],
+    target: str,
+    outcome: str,
+    detail: dict[str, Any],
+) -> None:
     if action in ("model.deploy", "model.upload_abort"):  # name the model, not the upload id
-        rows = state.db.query("SELECT name, version, sha256 FROM uploads WHERE id = ?",
-                              (params["upload_id"],))
+        rows = state.db.query(
+            "SELECT name, version, sha256 FROM uploads WHERE id = ?", (params["upload_id"],)
+        )
         if rows:
             target = f"{rows[0]['name']} {rows[0]['version']}"
             detail = {**detail, "sha256": rows[0]["sha256"], "upload_id": params["upload_id"]}

@@ -32,8 +32,13 @@ async def authenticate(state: Any, header: str) -> Caller:
     """
     kind, _, secret = header.partition(" ")
     if kind.lower() != "bearer" or not secret.strip():
-        raise ApiError(401, "unauthenticated", "this call needs a bearer token",
-                       "adopt the kit with `kitfleet adopt` first", headers=_CHALLENGE)
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "this call needs a bearer token",
+            "adopt the kit with `kitfleet adopt` first",
+            headers=_CHALLENGE,
+        )
     tokens = state.tokens
     caller = tokens.recently_verified(secret.strip())
     if caller is None:
@@ -41,20 +46,30 @@ async def authenticate(state: Any, header: str) -> Caller:
     if caller is None:
         recovery = state.db.recovery
         if recovery is not None:  # agent/db.py quarantined a damaged database at start-up
-            raise ApiError(401, "invalid_token",
-                           "the kit lost its tokens: its database was damaged and replaced "
-                           f"(kept as {recovery.quarantined})",
-                           "adopt the kit again to get a new token", headers=_CHALLENGE)
-        raise ApiError(401, "invalid_token", "the token is unknown or was revoked",
-                       "adopt the kit again to get a new token", headers=_CHALLENGE)
+            raise ApiError(
+                401,
+                "invalid_token",
+                "the kit lost its tokens: its database was damaged and replaced "
+                f"(kept as {recovery.quarantined})",
+                "adopt the kit again to get a new token",
+                headers=_CHALLENGE,
+            )
+        raise ApiError(
+            401,
+            "invalid_token",
+            "the token is unknown or was revoked",
+            "adopt the kit again to get a new token",
+            headers=_CHALLENGE,
+        )
     assert isinstance(caller, Caller)
     return caller
 
 
 def _allow(caller: Caller, scope: Scope) -> None:
     if not caller.allows(scope):
-        raise ApiError(403, "insufficient_scope",
-                       f"this call needs the {scope} scope; your token has {caller.scope}")
+        raise ApiError(
+            403, "insufficient_scope", f"this call needs the {scope} scope; your token has {caller.scope}"
+        )
 
 
 def require(scope: Scope) -> Callable[[Request], Awaitable[Caller]]:
@@ -68,8 +83,7 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[Caller]]:
         state = request.scope.setdefault("state", {})
         caller = state.get(CALLER_KEY)
         if not isinstance(caller, Caller):
-            caller = await authenticate(request.app.state.agent,
-                                        request.headers.get("authorization", ""))
+            caller = await authenticate(request.app.state.agent, request.headers.get("authorization", ""))
             state[CALLER_KEY] = caller  # for the audit trail
         _allow(caller, scope)
         return caller
@@ -95,8 +109,9 @@ class Authenticate:
             return
         headers = dict(scope["headers"])
         try:
-            caller = await authenticate(scope["app"].state.agent,
-                                        headers.get(b"authorization", b"").decode("latin-1"))
+            caller = await authenticate(
+                scope["app"].state.agent, headers.get(b"authorization", b"").decode("latin-1")
+            )
             scope.setdefault("state", {})[CALLER_KEY] = caller  # the audit trail names it
             _allow(caller, needed)
         except Refusal as exc:

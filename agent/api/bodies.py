@@ -38,5 +38,6 @@ async def body_of(request: Request, what: str, kept: str) -> AsyncIterator[bytes
     except ClientDisconnect:
         client = request.client.host if request.client else "unknown"
         log.warning("%s from %s dropped after %d bytes; %s", what, client, received, kept)
-        raise ApiError(CLIENT_GONE, "upload_dropped",
-                       f"the link dropped after {received} bytes of the {what}", kept) from None
+        raise ApiError(
+            CLIENT_GONE, "upload_dropped", f"the link dropped after {received} bytes of the {what}", kept
+        ) from None

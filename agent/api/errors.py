@@ -38,7 +38,10 @@ _CLOSES = frozenset({413, 507})
 
 
 def error_response(
-    status: int, error: str, message: str, hint: str | None = None,
+    status: int,
+    error: str,
+    message: str,
+    hint: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorBody(error=error, message=message, hint=hint)
@@ -57,8 +60,16 @@ def _describe(errors: list[dict[str, Any]]) -> str:
 
 # The one place a refusal's cause becomes an HTTP status.
 _STATUS: dict[type[Refusal], int] = {
-    BadInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409, TooLarge: 413, Unsupported: 415,
-    Invalid: 422, Busy: 429, Unavailable: 503, NoRoom: 507,
+    BadInput: 400,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    Unsupported: 415,
+    Invalid: 422,
+    Busy: 429,
+    Unavailable: 503,
+    NoRoom: 507,
 }
 
 
@@ -88,17 +99,26 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(err.get("type") == "json_invalid" for err in errors):
-        return error_response(400, "malformed_json", "the request body is not valid JSON",
-                              "send a JSON object with Content-Type: application/json")
-    return error_response(422, "invalid_request", _describe(errors),
-                          "see /v1/openapi.json for the expected fields")
+        return error_response(
+            400,
+            "malformed_json",
+            "the request body is not valid JSON",
+            "send a JSON object with Content-Type: application/json",
+        )
+    return error_response(
+        422, "invalid_request", _describe(errors), "see /v1/openapi.json for the expected fields"
+    )
 
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     names = {404: "not_found", 405: "method_not_allowed"}
-    return error_response(exc.status_code, names.get(exc.status_code, "http_error"),
-                          str(exc.detail), headers=dict(exc.headers or {}))
+    return error_response(
+        exc.status_code,
+        names.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        headers=dict(exc.headers or {}),
+    )
 
 
 async def _on_database_error(_: Request, exc: Exception) -> JSONResponse:
@@ -107,9 +127,13 @@ async def _on_database_error(_: Request, exc: Exception) -> JSONResponse:
     if "disk is full" not in str(exc) and "disk I/O error" not in str(exc):
         raise exc
     log.error("database write refused: %s", exc)
-    return error_response(507, "disk_full", "the kit's disk is full; nothing was changed",
-                          "free space on the kit (collect finished jobs, delete old datasets or "
-                          "model versions), then try again")
+    return error_response(
+        507,
+        "disk_full",
+        "the kit's disk is full; nothing was changed",
+        "free space on the kit (collect finished jobs, delete old datasets or "
+        "model versions), then try again",
+    )
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -134,8 +158,7 @@ def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     import numpy as np  # the agent has it (inference); only a bracket-heavy body gets here
 
     # escapes only occur inside strings: drop them so every quote left opens or closes one
-    marks = np.frombuffer(body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_BRACKETS),
-                          np.int8)
+    marks = np.frombuffer(body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_BRACKETS), np.int8)
     quote = marks == 2
     outside = (np.cumsum(quote, dtype=np.int32) & 1) == 0
     depth = np.cumsum(marks * (outside & ~quote), dtype=np.int32)
@@ -184,8 +207,11 @@ class BodyLimit:
                 break
         if _is_json(headers) and json_too_deep(b"".join(m.get("body", b"") for m in messages)):
             await error_response(
-                400, "json_too_deep", f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels",
-                "send a flatter document: no field of this API nests that deep")(scope, receive, send)
+                400,
+                "json_too_deep",
+                f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels",
+                "send a flatter document: no field of this API nests that deep",
+            )(scope, receive, send)
             return
 
         async def replay() -> Message:
@@ -195,7 +221,9 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
-            413, "body_too_large", f"the request body is larger than {self.max_bytes} bytes",
+            413,
+            "body_too_large",
+            f"the request body is larger than {self.max_bytes} bytes",
             "send a smaller body",
         )
         await response(scope, receive, send)

@@ -67,8 +67,9 @@ class FastInfer:
                 return
         await self.app(scope, _replay(messages, receive), send)  # let the full path say what is wrong
 
-    async def _respond(self, scope: Scope, receive: Receive, send: Send, call: InferCall,
-                       ticket: Ticket | None) -> None:
+    async def _respond(
+        self, scope: Scope, receive: Receive, send: Send, call: InferCall, ticket: Ticket | None
+    ) -> None:
         try:
             manifest, result, tensors = await self.state.infer.answer(call, scope.get("client"), ticket)
         except Refusal as exc:
@@ -79,8 +80,13 @@ class FastInfer:
             return
         assert result is not None
         content = result.model_dump_json().encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*_JSON, (b"content-length", b"%d" % len(content))]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*_JSON, (b"content-length", b"%d" % len(content))],
+            }
+        )
         await send({"type": "http.response.body", "body": content})
 
     def _eligible(self, scope: Scope) -> _Request | None:

@@ -23,10 +23,14 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-             b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
-_TOO_LARGE_BODY = (b'{"error":"headers_too_large","message":"the request headers are too large",'
-                   b'"hint":"send fewer or shorter headers"}')
+TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
+_TOO_LARGE_BODY = (
+    b'{"error":"headers_too_large","message":"the request headers are too large",'
+    b'"hint":"send fewer or shorter headers"}'
+)
 
 
 class _HeadersTooLarge(Exception):

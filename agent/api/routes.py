@@ -46,14 +46,26 @@ async def health(request: Request) -> Health:
     thread-pool hop; fleet polling calls it often.)"""
     state = _state(request)
     lost = state.db.recovery
-    recovered = None if lost is None else DbRecovered(
-        quarantined=lost.quarantined, reason=lost.reason, at=lost.at, lost=list(lost.lost))
-    return Health(status="ok", version=__version__, api_version=API_VERSION,
-                  device_id=state.identity.device_id, recovered=recovered)
+    recovered = (
+        None
+        if lost is None
+        else DbRecovered(quarantined=lost.quarantined, reason=lost.reason, at=lost.at, lost=list(lost.lost))
+    )
+    return Health(
+        status="ok",
+        version=__version__,
+        api_version=API_VERSION,
+        device_id=state.identity.device_id,
+        recovered=recovered,
+    )
 
 
-@router.post("/v1/pair", response_model=PairResponse, tags=["public"],
-             responses=error_responses(400, 403, 413, 422, 429))
+@router.post(
+    "/v1/pair",
+    response_model=PairResponse,
+    tags=["public"],
+    responses=error_responses(400, 403, 413, 422, 429),
+)
 def pair(request: Request, body: PairRequest) -> PairResponse:
     """Trade proof of the pairing code for a token, and prove the code back (`confirm`). 200;
     403 wrong/used/expired; 429 locked, for the caller's address or for everyone."""
@@ -65,65 +77,82 @@ def pair(request: Request, body: PairRequest) -> PairResponse:
     key = pairing.verify(state.db, device_id, body, client)
     token_id, secret = state.tokens.issue(f"{body.app_name} ({body.app_id})", body.scope)
     kit_nonce, confirm = pairing.confirmation(key, device_id, body, token_id, body.scope, secret)
-    return PairResponse(device_id=device_id, name=state.settings.name, token=secret,
-                        token_id=token_id, scope=body.scope, kit_nonce=kit_nonce, confirm=confirm)
+    return PairResponse(
+        device_id=device_id,
+        name=state.settings.name,
+        token=secret,
+        token_id=token_id,
+        scope=body.scope,
+        kit_nonce=kit_nonce,
+        confirm=confirm,
+    )
 
 
 @router.get("/v1/facts", response_model=Facts, responses=error_responses(401))
 def facts(request: Request, _: Viewer) -> Facts:
     """Hardware and software facts, one entry per family. 200; 401."""
     state = _state(request)
-    return Facts(device_id=state.identity.device_id, name=state.settings.name,
-                 collected_at=time.time(), families=_facts_with_kit(state))
+    return Facts(
+        device_id=state.identity.device_id,
+        name=state.settings.name,
+        collected_at=time.time(),
+        families=_facts_with_kit(state),
+    )
 
 
 def _facts_with_kit(state: AgentState) -> dict[str, dict[str, Any]]:
     families = collect_all(state.settings.data_dir)
-    families["kit"] = {"available": True, "name": state.settings.name,
-                       "kit_model": state.settings.kit_model or
-                       families.get("system", {}).get("product_name") or ""}
+    families["kit"] = {
+        "available": True,
+        "name": state.settings.name,
+        "kit_model": state.settings.kit_model or families.get("system", {}).get("product_name") or "",
+    }
     return families
 
 
 @router.get("/v1/metrics", response_model=Metrics, responses=error_responses(401, 422))
 def metrics(
-    request: Request, _: Viewer,
+    request: Request,
+    _: Viewer,
     since: Annotated[float, Query(ge=0, description="Unix time; samples after it")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-    since_seq: Annotated[int | None, Query(ge=-1, le=MAX_INT64, description="samples after this seq; "
-                                           "overrides since")] = None,
+    since_seq: Annotated[
+        int | None, Query(ge=-1, le=MAX_INT64, description="samples after this seq; overrides since")
+    ] = None,
 ) -> Metrics:
     """Samples from the on-disk ring newer than `since` (or after `since_seq`), oldest first.
     200; 401; 422."""
     state = _state(request)
-    return Metrics(device_id=state.identity.device_id,
-                   interval_s=state.settings.metrics_interval_s,
-                   samples=state.metrics.since(since, limit, since_seq),
-                   overwritten=state.metrics.overwritten())
+    return Metrics(
+        device_id=state.identity.device_id,
+        interval_s=state.settings.metrics_interval_s,
+        samples=state.metrics.since(since, limit, since_seq),
+        overwritten=state.metrics.overwritten(),
+    )
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=error_responses(401))
 def prometheus_metrics(request: Request, _: Viewer) -> str:
     """The latest sample in Prometheus text format, and the infer batcher's counts. 200; 401."""
     state = _state(request)
-    return prometheus.render(state.metrics.latest(), state.identity.device_id, __version__,
-                             state.infer.batch_counts())
+    return prometheus.render(
+        state.metrics.latest(), state.identity.device_id, __version__, state.infer.batch_counts()
+    )
 
 
-@router.get("/v1/tokens", response_model=list[TokenInfo],
-            responses=error_responses(401, 403))
+@router.get("/v1/tokens", response_model=list[TokenInfo], responses=error_responses(401, 403))
 def list_tokens(request: Request, _: Admin) -> list[TokenInfo]:
     """Every token issued by this kit (secrets are never shown). 200; 401; 403."""
     return _state(request).tokens.list()
 
 
-@router.delete("/v1/tokens/{token_id}", status_code=204,
-               responses=error_responses(401, 403, 404))
+@router.delete("/v1/tokens/{token_id}", status_code=204, responses=error_responses(401, 403, 404))
 def revoke_token(request: Request, token_id: str, _: Admin) -> None:
     """Revoke a token; calls with it fail from now on. 204; 401; 403; 404."""
     if not _state(request).tokens.revoke(token_id):
-        raise ApiError(404, "token_not_found", f"no active token with id {token_id!r}",
-                       "list tokens with GET /v1/tokens")
+        raise ApiError(
+            404, "token_not_found", f"no active token with id {token_id!r}", "list tokens with GET /v1/tokens"
+        )
 
 
 @router.get("/v1/openapi.json", include_in_schema=False)

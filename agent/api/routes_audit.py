@@ -26,8 +26,9 @@ class AuditCheck(BaseModel):
     entries: int = Field(description="the seq of the newest entry")
     head_hash: str | None
     problems: list[str]
-    kept_from: int = Field(1, description="the first entry kept; older segments were dropped "
-                                          "to bound the log's size")
+    kept_from: int = Field(
+        1, description="the first entry kept; older segments were dropped to bound the log's size"
+    )
     note: str = Field("", description="where the kept chain starts, in words")
 
 
@@ -37,12 +38,15 @@ def _log(request: Request) -> AuditLog:
     return AuditLog.of(state.db, state.settings)
 
 
-@audit_router.get("/v1/audit", response_model=list[AuditEntry],
-                  responses=error_responses(401, 403, 422))
-def audit(request: Request, _: Admin,
-          since_seq: Annotated[int, Query(ge=0, le=MAX_INT64,
-                                           description="entries after this sequence number")] = 0,
-          limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> list[AuditEntry]:
+@audit_router.get("/v1/audit", response_model=list[AuditEntry], responses=error_responses(401, 403, 422))
+def audit(
+    request: Request,
+    _: Admin,
+    since_seq: Annotated[
+        int, Query(ge=0, le=MAX_INT64, description="entries after this sequence number")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> list[AuditEntry]:
     """Audit entries after `since_seq`, oldest first; ask again from the last seq. The first
     may come after `since_seq + 1` when older segments were rotated out. 200; 401; 403; 422."""
     return _log(request).since(since_seq, limit)
@@ -54,5 +58,10 @@ def verify(request: Request, _: Admin) -> AuditCheck:
     entry it is kept. 200; 401; 403."""
     kept = _log(request).check()
     head = kept.head
-    return AuditCheck(entries=head.seq if head else 0, head_hash=head.hash if head else None,
-                      problems=kept.problems, kept_from=kept.kept_from, note=kept.note)
+    return AuditCheck(
+        entries=head.seq if head else 0,
+        head_hash=head.hash if head else None,
+        problems=kept.problems,
+        kept_from=kept.kept_from,
+        note=kept.note,
+    )

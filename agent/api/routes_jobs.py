@@ -40,10 +40,15 @@ Operator = Annotated[Caller, Depends(require("operator"))]
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="job id")]
 ScheduleId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="schedule id")]
 DatasetName = Annotated[str, Path(pattern=NAME_PATTERN, description="dataset name")]
-_MEDIA = {"results.jsonl": "application/x-ndjson", "results.csv": "text/csv",
-          "result.json": "application/json", "manifest.json": "application/json",
-          "model.onnx": "application/octet-stream", "results.1.jsonl": "application/x-ndjson",
-          "results.1.csv": "text/csv"}
+_MEDIA = {
+    "results.jsonl": "application/x-ndjson",
+    "results.csv": "text/csv",
+    "result.json": "application/json",
+    "manifest.json": "application/json",
+    "model.onnx": "application/octet-stream",
+    "results.1.jsonl": "application/x-ndjson",
+    "results.1.csv": "text/csv",
+}
 
 
 def _jobs(request: Request) -> Jobs:
@@ -52,9 +57,15 @@ def _jobs(request: Request) -> Jobs:
     return state.jobs
 
 
-@jobs_router.post("/v1/jobs", response_model=JobInfo, status_code=201,
-                  responses={200: {"model": JobInfo, "description": "the job this idempotency key made"},
-                             **error_responses(400, 401, 403, 409, 413, 422, 429)})
+@jobs_router.post(
+    "/v1/jobs",
+    response_model=JobInfo,
+    status_code=201,
+    responses={
+        200: {"model": JobInfo, "description": "the job this idempotency key made"},
+        **error_responses(400, 401, 403, 409, 413, 422, 429),
+    },
+)
 def submit_job(request: Request, response: Response, body: JobSubmission, caller: Operator) -> JobInfo:
     """Queue a job; `command` jobs need the admin scope. 201 queued; 200 same key again; 401; 403;
     409 key reused for another job; 422 bad kind, params, model, folder, resources; 429 queue full."""
@@ -65,7 +76,8 @@ def submit_job(request: Request, response: Response, body: JobSubmission, caller
 
 @jobs_router.get("/v1/jobs", response_model=list[JobInfo], responses=error_responses(401, 422))
 def list_jobs(
-    request: Request, _: Viewer,
+    request: Request,
+    _: Viewer,
     state: Annotated[list[JobState] | None, Query(description="repeat to match several")] = None,
     kind: JobKind | None = None,
     schedule_id: Annotated[str | None, Query(pattern=JOB_ID_PATTERN)] = None,
@@ -82,43 +94,54 @@ def get_job(request: Request, job_id: JobId, _: Viewer) -> JobInfo:
     return _jobs(request).get(job_id)
 
 
-@jobs_router.get("/v1/jobs/{job_id}/logs", response_model=JobLogs,
-                 responses=error_responses(401, 404, 422))
-def job_logs(request: Request, job_id: JobId, _: Viewer,
-             offset: Annotated[int, Query(ge=0, le=MAX_INT64,
-                                         description="byte offset; pass next_offset back")] = 0,
-             limit: Annotated[int, Query(ge=1, le=1 << 20)] = 64 * 1024) -> JobLogs:
+@jobs_router.get("/v1/jobs/{job_id}/logs", response_model=JobLogs, responses=error_responses(401, 404, 422))
+def job_logs(
+    request: Request,
+    job_id: JobId,
+    _: Viewer,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT64, description="byte offset; pass next_offset back")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1 << 20)] = 64 * 1024,
+) -> JobLogs:
     """The job's log from `offset`; poll with `next_offset` until `finished`. 200; 401; 404; 422."""
     return _jobs(request).logs(job_id, offset, limit)
 
 
-@jobs_router.get("/v1/jobs/{job_id}/results", response_model=JobResults,
-                 responses=error_responses(401, 404, 422))
+@jobs_router.get(
+    "/v1/jobs/{job_id}/results", response_model=JobResults, responses=error_responses(401, 404, 422)
+)
 def job_results(request: Request, job_id: JobId, _: Viewer) -> JobResults:
     """Result summary, the files to download, and when they expire. 200; 401; 404."""
     return _jobs(request).results(job_id)
 
 
-@jobs_router.get("/v1/jobs/{job_id}/results/{name}", response_class=FileResponse,
-                 responses={200: {"content": {t: {} for t in sorted(set(_MEDIA.values()))}},
-                            **error_responses(401, 404, 422)})
-def job_result_file(request: Request, job_id: JobId, _: Viewer,
-                    name: Annotated[str, Path(pattern="^(" + "|".join(RESULT_FILES).replace(".", r"\.")
-                                              + ")$")]) -> FileResponse:
+@jobs_router.get(
+    "/v1/jobs/{job_id}/results/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {t: {} for t in sorted(set(_MEDIA.values()))}},
+        **error_responses(401, 404, 422),
+    },
+)
+def job_result_file(
+    request: Request,
+    job_id: JobId,
+    _: Viewer,
+    name: Annotated[str, Path(pattern="^(" + "|".join(RESULT_FILES).replace(".", r"\.") + ")$")],
+) -> FileResponse:
     """Download one result file (JSONL, CSV, JSON, or a quantized model). 200; 401; 404; 422."""
     path = _jobs(request).result_file(job_id, name)
     return FileResponse(path, media_type=_MEDIA[name], filename=f"{job_id}-{name}")
 
 
-@jobs_router.post("/v1/jobs/{job_id}/cancel", response_model=JobInfo,
-                  responses=error_responses(401, 403, 404, 409, 422))
+@jobs_router.post(
+    "/v1/jobs/{job_id}/cancel", response_model=JobInfo, responses=error_responses(401, 403, 404, 409, 422)
+)
 def cancel_job(request: Request, job_id: JobId, _: Operator) -> JobInfo:
     """Cancel a queued job, or kill a running one. 200; 401; 403; 404; 409 already finished."""
     return _jobs(request).cancel(job_id)
 
 
-@jobs_router.delete("/v1/jobs/{job_id}", status_code=204,
-                    responses=error_responses(401, 403, 404, 409, 422))
+@jobs_router.delete("/v1/jobs/{job_id}", status_code=204, responses=error_responses(401, 403, 404, 409, 422))
 def delete_job(request: Request, job_id: JobId, _: Operator) -> None:
     """Collect: forget a finished job and delete its log and results. 204; 401; 403; 404; 409 unfinished."""
     _jobs(request).delete(job_id)
@@ -126,13 +149,19 @@ def delete_job(request: Request, job_id: JobId, _: Operator) -> None:
 
 # --- datasets -----------------------------------------------------------------------
 
-_TAR = {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
-        "required": True}
+_TAR = {
+    "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+    "required": True,
+}
 
 
-@jobs_router.put("/v1/datasets/{name}", response_model=DatasetInfo, status_code=201,
-                 openapi_extra={"requestBody": _TAR},
-                 responses=error_responses(401, 403, 409, 413, 422, 507))
+@jobs_router.put(
+    "/v1/datasets/{name}",
+    response_model=DatasetInfo,
+    status_code=201,
+    openapi_extra={"requestBody": _TAR},
+    responses=error_responses(401, 403, 409, 413, 422, 507),
+)
 async def upload_dataset(request: Request, name: DatasetName, _: Operator) -> DatasetInfo:
     """Upload a tar (optionally gzip, bzip2 or xz) of images for jobs to use as `dataset`. 201; 401;
     403; 409; 413 too large as sent (from Content-Length alone) or unpacked, or too many files;
@@ -147,8 +176,7 @@ def list_datasets(request: Request, _: Viewer) -> list[DatasetInfo]:
     return _jobs(request).datasets.all()
 
 
-@jobs_router.delete("/v1/datasets/{name}", status_code=204,
-                    responses=error_responses(401, 403, 404, 422))
+@jobs_router.delete("/v1/datasets/{name}", status_code=204, responses=error_responses(401, 403, 404, 422))
 def delete_dataset(request: Request, name: DatasetName, _: Operator) -> None:
     """Delete an uploaded dataset. 204; 401; 403; 404."""
     _jobs(request).datasets.delete(name)
@@ -157,8 +185,12 @@ def delete_dataset(request: Request, name: DatasetName, _: Operator) -> None:
 # --- schedules ----------------------------------------------------------------------
 
 
-@jobs_router.post("/v1/schedules", response_model=ScheduleInfo, status_code=201,
-                  responses=error_responses(400, 401, 403, 413, 422))
+@jobs_router.post(
+    "/v1/schedules",
+    response_model=ScheduleInfo,
+    status_code=201,
+    responses=error_responses(400, 401, 403, 413, 422),
+)
 def create_schedule(request: Request, body: ScheduleRequest, caller: Operator) -> ScheduleInfo:
     """Queue `job` at each time `cron` names, on the kit's clock. 201; 401; 403; 422 bad cron or job."""
     return _jobs(request).create_schedule(body, caller)
@@ -170,23 +202,29 @@ def list_schedules(request: Request, _: Viewer) -> list[ScheduleInfo]:
     return _jobs(request).schedules.all()
 
 
-@jobs_router.get("/v1/schedules/{schedule_id}", response_model=ScheduleInfo,
-                 responses=error_responses(401, 404, 422))
+@jobs_router.get(
+    "/v1/schedules/{schedule_id}", response_model=ScheduleInfo, responses=error_responses(401, 404, 422)
+)
 def get_schedule(request: Request, schedule_id: ScheduleId, _: Viewer) -> ScheduleInfo:
     """One schedule. 200; 401; 404."""
     return _jobs(request).schedules.get(schedule_id)
 
 
-@jobs_router.patch("/v1/schedules/{schedule_id}", response_model=ScheduleInfo,
-                   responses=error_responses(400, 401, 403, 404, 413, 422))
-def update_schedule(request: Request, schedule_id: ScheduleId, body: ScheduleUpdate,
-                    _: Operator) -> ScheduleInfo:
+@jobs_router.patch(
+    "/v1/schedules/{schedule_id}",
+    response_model=ScheduleInfo,
+    responses=error_responses(400, 401, 403, 404, 413, 422),
+)
+def update_schedule(
+    request: Request, schedule_id: ScheduleId, body: ScheduleUpdate, _: Operator
+) -> ScheduleInfo:
     """Change the cron, the missed-run policy, or pause/resume. 200; 401; 403; 404; 422."""
     return _jobs(request).update_schedule(schedule_id, body)
 
 
-@jobs_router.delete("/v1/schedules/{schedule_id}", status_code=204,
-                    responses=error_responses(401, 403, 404, 422))
+@jobs_router.delete(
+    "/v1/schedules/{schedule_id}", status_code=204, responses=error_responses(401, 403, 404, 422)
+)
 def delete_schedule(request: Request, schedule_id: ScheduleId, _: Operator) -> None:
     """Delete a schedule; jobs it already queued stay. 204; 401; 403; 404."""
     _jobs(request).schedules.delete(schedule_id)

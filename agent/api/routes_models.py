@@ -33,8 +33,10 @@ Viewer = Annotated[Caller, Depends(require("viewer"))]
 Operator = Annotated[Caller, Depends(require("operator"))]
 ModelName = Annotated[str, Path(pattern=NAME_PATTERN, description="model name")]
 UploadId = Annotated[str, Path(pattern="^[0-9a-f]{24}$")]
-_BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-           "required": True}
+_BINARY = {
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    "required": True,
+}
 
 
 class ActivateRequest(BaseModel):
@@ -62,73 +64,102 @@ def list_models(request: Request, _: Viewer) -> list[ModelInfo]:
     return infos
 
 
-@models_router.get("/v1/models/{name}", response_model=ModelInfo,
-                   responses=error_responses(401, 404, 422))
+@models_router.get("/v1/models/{name}", response_model=ModelInfo, responses=error_responses(401, 404, 422))
 def get_model(request: Request, name: ModelName, _: Viewer) -> ModelInfo:
     """One model's versions. 200; 401; 404."""
     return _state(request).models.info(name)
 
 
-@models_router.post("/v1/uploads", response_model=UploadStatus, status_code=201,
-                    responses=error_responses(400, 401, 403, 409, 413, 422, 507))
+@models_router.post(
+    "/v1/uploads",
+    response_model=UploadStatus,
+    status_code=201,
+    responses=error_responses(400, 401, 403, 409, 413, 422, 507),
+)
 def create_upload(request: Request, body: UploadRequest, _: Operator) -> UploadStatus:
     """Start (or resume) an upload of the model the manifest describes. 201; 401; 403; 409; 413; 507."""
     return _state(request).uploads.create(body)
 
 
-@models_router.get("/v1/uploads/{upload_id}", response_model=UploadStatus,
-                   responses=error_responses(401, 403, 404, 422))
+@models_router.get(
+    "/v1/uploads/{upload_id}", response_model=UploadStatus, responses=error_responses(401, 403, 404, 422)
+)
 def get_upload(request: Request, upload_id: UploadId, _: Operator) -> UploadStatus:
     """Where an upload stands: resume from `offset`. 200; 401; 403; 404."""
     return _state(request).uploads.status(upload_id)
 
 
-@models_router.patch("/v1/uploads/{upload_id}", response_model=UploadStatus,
-                     openapi_extra={"requestBody": _BINARY},
-                     responses=error_responses(401, 403, 404, 409, 413, 422, 507))
-async def append_upload(request: Request, upload_id: UploadId, _: Operator,
-                        upload_offset: Annotated[int, Header(ge=0, le=MAX_INT64)]) -> UploadStatus:
+@models_router.patch(
+    "/v1/uploads/{upload_id}",
+    response_model=UploadStatus,
+    openapi_extra={"requestBody": _BINARY},
+    responses=error_responses(401, 403, 404, 409, 413, 422, 507),
+)
+async def append_upload(
+    request: Request,
+    upload_id: UploadId,
+    _: Operator,
+    upload_offset: Annotated[int, Header(ge=0, le=MAX_INT64)],
+) -> UploadStatus:
     """Append bytes at `Upload-Offset`, which must be the current end. 200; 401; 403; 404; 409; 413
     (also from Content-Length alone, before any byte is read); 507; 499 in the log when the link drops."""
-    body = body_of(request, f"model upload {upload_id}", "the bytes that arrived are kept: resume "
-                   f"from the offset GET /v1/uploads/{upload_id} answers")
+    body = body_of(
+        request,
+        f"model upload {upload_id}",
+        f"the bytes that arrived are kept: resume from the offset GET /v1/uploads/{upload_id} answers",
+    )
     return await _state(request).uploads.append(upload_id, upload_offset, body, declared_length(request))
 
 
-@models_router.post("/v1/uploads/{upload_id}/commit", response_model=ModelInfo,
-                    responses=error_responses(401, 403, 404, 409, 422))
+@models_router.post(
+    "/v1/uploads/{upload_id}/commit",
+    response_model=ModelInfo,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 async def commit_upload(request: Request, upload_id: UploadId, _: Operator) -> ModelInfo:
     """Verify and install the complete upload (and activate it if asked). 200; 401; 403; 404; 409; 422."""
     return await _state(request).uploads.commit(upload_id)
 
 
-@models_router.delete("/v1/uploads/{upload_id}", status_code=204,
-                      responses=error_responses(401, 403, 404, 422))
+@models_router.delete(
+    "/v1/uploads/{upload_id}", status_code=204, responses=error_responses(401, 403, 404, 422)
+)
 def abort_upload(request: Request, upload_id: UploadId, _: Operator) -> None:
     """Abandon an upload and free its space. 204; 401; 403; 404."""
     _state(request).uploads.abort(upload_id)
 
 
-@models_router.post("/v1/models/{name}/activate", response_model=ModelInfo,
-                    responses=error_responses(400, 401, 403, 404, 413, 422))
+@models_router.post(
+    "/v1/models/{name}/activate",
+    response_model=ModelInfo,
+    responses=error_responses(400, 401, 403, 404, 413, 422),
+)
 def activate(request: Request, name: ModelName, body: ActivateRequest, _: Operator) -> ModelInfo:
     """Serve `version` from now on; the one it replaces stays for rollback. 200; 401; 403; 404; 422."""
     state = _state(request)
     return state.models.activate(name, body.version)
 
 
-@models_router.post("/v1/models/{name}/rollback", response_model=ModelInfo,
-                    responses=error_responses(401, 403, 404, 409, 422))
+@models_router.post(
+    "/v1/models/{name}/rollback", response_model=ModelInfo, responses=error_responses(401, 403, 404, 409, 422)
+)
 def rollback(request: Request, name: ModelName, _: Operator) -> ModelInfo:
     """Serve the previous version again. 200; 401; 403; 404; 409."""
     return _state(request).models.rollback(name)
 
 
-@models_router.delete("/v1/models/{name}/versions/{version}", status_code=204,
-                      responses=error_responses(401, 403, 404, 409, 422))
-def delete_version(request: Request, name: ModelName,
-                   version: Annotated[str, Path(pattern=VERSION_PATTERN)], _: Operator,
-                   force: bool = False) -> None:
+@models_router.delete(
+    "/v1/models/{name}/versions/{version}",
+    status_code=204,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def delete_version(
+    request: Request,
+    name: ModelName,
+    version: Annotated[str, Path(pattern=VERSION_PATTERN)],
+    _: Operator,
+    force: bool = False,
+) -> None:
     """Delete a version; the serving one only with force=true. 204; 401; 403; 404; 409; 422."""
     state = _state(request)
     path = state.models.active(name, version)[1]
@@ -136,11 +167,16 @@ def delete_version(request: Request, name: ModelName,
     state.infer.forget(path)
 
 
-@models_router.post("/v1/models/{name}/infer", response_model=InferResult,
-                    openapi_extra={"requestBody": _BINARY},
-                    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
+@models_router.post(
+    "/v1/models/{name}/infer",
+    response_model=InferResult,
+    openapi_extra={"requestBody": _BINARY},
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422),
+)
 async def infer(
-    request: Request, name: ModelName, _: Operator,
+    request: Request,
+    name: ModelName,
+    _: Operator,
     version: Annotated[str | None, Query(pattern=VERSION_PATTERN)] = None,
     top_k: Annotated[int, Query(ge=1, le=100)] = 5,
 ) -> Any:
@@ -169,11 +205,19 @@ async def _read_bounded(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise _too_large(limit)
     if not body:
-        raise ApiError(400, "empty_body", "send the image or tensor as the request body",
-                       "e.g. Content-Type: image/jpeg, or application/x-npy for a tensor")
+        raise ApiError(
+            400,
+            "empty_body",
+            "send the image or tensor as the request body",
+            "e.g. Content-Type: image/jpeg, or application/x-npy for a tensor",
+        )
     return bytes(body)
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "body_too_large", f"the input is larger than {limit} bytes",
-                    "resize the image, or raise max_infer_bytes in agent.json")
+    return ApiError(
+        413,
+        "body_too_large",
+        f"the input is larger than {limit} bytes",
+        "resize the image, or raise max_infer_bytes in agent.json",
+    )

@@ -48,14 +48,20 @@ async def _stream_job(request: Request, job_id: str) -> tuple[Jobs, JobInfo, Fil
     jobs = _jobs(request)
     job = await asyncio.to_thread(jobs.get, job_id)
     if job.kind != "stream":
-        raise ApiError(409, "not_a_stream", f"job {job_id} is a {job.kind} job, not a stream",
-                       "live results come from stream jobs only")
+        raise ApiError(
+            409,
+            "not_a_stream",
+            f"job {job_id} is a {job.kind} job, not a stream",
+            "live results come from stream jobs only",
+        )
     return jobs, job, jobs.files.folder(job_id)
 
 
-@stream_router.get("/v1/jobs/{job_id}/live", response_class=StreamingResponse,
-                   responses={200: {"content": {"text/event-stream": {}}},
-                              **error_responses(401, 404, 409, 422, 429)})
+@stream_router.get(
+    "/v1/jobs/{job_id}/live",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(401, 404, 409, 422, 429)},
+)
 async def live(request: Request, job_id: JobId, _: Viewer) -> StreamingResponse:
     """Server-Sent Events of a stream job: `frame` (one frame's results: seq, frame, t, latency_ms,
     detections or classes), `stats` each second (frames_in, processed, dropped, input_fps,
@@ -65,11 +71,18 @@ async def live(request: Request, job_id: JobId, _: Viewer) -> StreamingResponse:
     jobs, _job, folder = await _stream_job(request, job_id)
     viewers = _viewers(request)
     if viewers[0] >= MAX_VIEWERS:
-        raise ApiError(429, "too_many_viewers", f"{MAX_VIEWERS} live views are open on this kit",
-                       "close another live view and try again")
+        raise ApiError(
+            429,
+            "too_many_viewers",
+            f"{MAX_VIEWERS} live views are open on this kit",
+            "close another live view and try again",
+        )
     viewers[0] += 1
-    return StreamingResponse(_events(jobs, job_id, folder, viewers), media_type="text/event-stream",
-                             headers={**_NO_CACHE, "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        _events(jobs, job_id, folder, viewers),
+        media_type="text/event-stream",
+        headers={**_NO_CACHE, "X-Accel-Buffering": "no"},
+    )
 
 
 def _viewers(request: Request) -> list[int]:
@@ -133,31 +146,44 @@ class _Feed:
 
     def stats(self, job: JobInfo) -> dict[str, Any]:
         stats = dict(self.document.get("stats", {}))
-        return {**stats, "state": job.state, "attempt": job.attempts, "skipped": self.skipped,
-                "worker": self.document.get("state"), "source": self.document.get("source"),
-                "interval_s": self.document.get("interval_s")}
+        return {
+            **stats,
+            "state": job.state,
+            "attempt": job.attempts,
+            "skipped": self.skipped,
+            "worker": self.document.get("state"),
+            "source": self.document.get("source"),
+            "interval_s": self.document.get("interval_s"),
+        }
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-@stream_router.get("/v1/jobs/{job_id}/snapshot", response_class=Response,
-                   responses={200: {"content": {"image/jpeg": {}}},
-                              **error_responses(401, 404, 409, 422)})
+@stream_router.get(
+    "/v1/jobs/{job_id}/snapshot",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(401, 404, 409, 422)},
+)
 async def snapshot(request: Request, job_id: JobId, _: Viewer) -> Response:
     """The latest annotated frame of a stream job, as JPEG. 200; 401; 404 unknown job or no frame
     yet; 409 not a stream job."""
     folder = (await _stream_job(request, job_id))[2]
     jpeg = await asyncio.to_thread(read_jpeg, folder)
     if jpeg is None:
-        raise ApiError(404, "no_frame_yet", f"stream job {job_id} has not processed a frame yet",
-                       "wait until it runs, or check its log for why it cannot read its source")
+        raise ApiError(
+            404,
+            "no_frame_yet",
+            f"stream job {job_id} has not processed a frame yet",
+            "wait until it runs, or check its log for why it cannot read its source",
+        )
     return Response(jpeg, media_type="image/jpeg", headers=_NO_CACHE)
 
 
-@stream_router.get("/v1/jobs/{job_id}/snapshots", response_model=list[str],
-                   responses=error_responses(401, 404, 409, 422))
+@stream_router.get(
+    "/v1/jobs/{job_id}/snapshots", response_model=list[str], responses=error_responses(401, 404, 409, 422)
+)
 async def kept_snapshots(request: Request, job_id: JobId, _: Viewer) -> list[str]:
     """Names of the annotated frames with detections the job kept, oldest first. 200; 401; 404; 409."""
     folder = (await _stream_job(request, job_id))[2]
@@ -168,15 +194,21 @@ def _snapshot_names(folder: FilePath) -> list[str]:
     return sorted(p.name for p in folder.glob("*.jpg")) if folder.is_dir() else []
 
 
-@stream_router.get("/v1/jobs/{job_id}/snapshots/{name}", response_class=Response,
-                   responses={200: {"content": {"image/jpeg": {}}},
-                              **error_responses(401, 404, 409, 422)})
+@stream_router.get(
+    "/v1/jobs/{job_id}/snapshots/{name}",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(401, 404, 409, 422)},
+)
 async def kept_snapshot(request: Request, job_id: JobId, name: SnapshotName, _: Viewer) -> Response:
     """One kept snapshot. 200; 401; 404 unknown job or snapshot (the oldest are deleted); 409."""
     folder = (await _stream_job(request, job_id))[2]
     try:
         data = await asyncio.to_thread((folder / RESULTS / SNAPSHOTS / name).read_bytes)
     except OSError:
-        raise ApiError(404, "snapshot_not_found", f"job {job_id} has no snapshot {name}",
-                       f"list them with GET /v1/jobs/{job_id}/snapshots") from None
+        raise ApiError(
+            404,
+            "snapshot_not_found",
+            f"job {job_id} has no snapshot {name}",
+            f"list them with GET /v1/jobs/{job_id}/snapshots",
+        ) from None
     return Response(data, media_type="image/jpeg")

@@ -62,8 +62,7 @@ def new_code(db: Database, device_id: str, ttl_s: float = DEFAULT_TTL_S) -> Pair
     now = time.time()
     with db.transaction() as conn:
         conn.execute(
-            "INSERT OR REPLACE INTO pairing_code (id, key, created_at, expires_at) "
-            "VALUES (1, ?, ?, ?)",
+            "INSERT OR REPLACE INTO pairing_code (id, key, created_at, expires_at) VALUES (1, ?, ?, ?)",
             (pair_key(code, device_id), now, now + ttl_s),
         )
     return PairCode(code, now + ttl_s)
@@ -90,8 +89,9 @@ def verify(db: Database, device_id: str, request: PairRequest, client: str) -> b
         _refuse_if_locked(conn, who, now)
         row = conn.execute("SELECT key, expires_at FROM pairing_code WHERE id = 1").fetchone()
         if row is None:
-            raise Forbidden("no_pairing_code",
-                            "this kit has no active pairing code (it was used or never made)",
+            raise Forbidden(
+                "no_pairing_code",
+                "this kit has no active pairing code (it was used or never made)",
                 "run `kitfleet-agent pair-code` on the kit for a new one",
             )
         expired = row["expires_at"] <= now
@@ -108,41 +108,48 @@ def verify(db: Database, device_id: str, request: PairRequest, client: str) -> b
             _count_failure(conn, who, now)
     # Raised after the transaction committed, so the deletion and the count stick.
     if expired:
-        raise Forbidden("pairing_code_expired", "the pairing code has expired",
-                       "run `kitfleet-agent pair-code` on the kit for a new one")
-    raise Forbidden("pairing_code_wrong",
+        raise Forbidden(
+            "pairing_code_expired",
+            "the pairing code has expired",
+            "run `kitfleet-agent pair-code` on the kit for a new one",
+        )
+    raise Forbidden(
+        "pairing_code_wrong",
         "the pairing code is wrong, or the certificate you see is not this kit's",
         "type the code again; if it is right, someone may be intercepting the connection",
     )
 
 
-def confirmation(key: bytes, device_id: str, request: PairRequest, token_id: str, scope: str,
-                 token: str) -> tuple[str, str]:
+def confirmation(
+    key: bytes, device_id: str, request: PairRequest, token_id: str, scope: str, token: str
+) -> tuple[str, str]:
     """The kit's nonce and its proof that it knows the code too (`pair_confirm`)."""
     kit_nonce = secrets.token_hex(16)
-    return kit_nonce, pair_confirm(key, device_id, request.app_id, request.nonce, kit_nonce,
-                                   token_id, scope, token)
+    return kit_nonce, pair_confirm(
+        key, device_id, request.app_id, request.nonce, kit_nonce, token_id, scope, token
+    )
 
 
 def _refuse_if_locked(conn: sqlite3.Connection, who: str, now: float) -> None:
     everyone = conn.execute("SELECT locked_until FROM pairing_lock WHERE id = 1").fetchone()
     if everyone["locked_until"] > now:
-        raise _locked(everyone["locked_until"] - now,
-                      f"pairing is locked after {GLOBAL_MAX_FAILURES} wrong codes from several "
-                      "addresses",
-                      f"{_CHECK_CODE}; someone on this network may be guessing codes")
-    mine = conn.execute("SELECT locked_until FROM pairing_clients WHERE client = ?",
-                        (who,)).fetchone()
+        raise _locked(
+            everyone["locked_until"] - now,
+            f"pairing is locked after {GLOBAL_MAX_FAILURES} wrong codes from several addresses",
+            f"{_CHECK_CODE}; someone on this network may be guessing codes",
+        )
+    mine = conn.execute("SELECT locked_until FROM pairing_clients WHERE client = ?", (who,)).fetchone()
     if mine is not None and mine["locked_until"] > now:
-        raise _locked(mine["locked_until"] - now,
-                      f"pairing is locked for your address ({who}) after {MAX_FAILURES} wrong codes",
-                      _CHECK_CODE)
+        raise _locked(
+            mine["locked_until"] - now,
+            f"pairing is locked for your address ({who}) after {MAX_FAILURES} wrong codes",
+            _CHECK_CODE,
+        )
 
 
 def _locked(remaining_s: float, why: str, hint: str) -> Busy:
     wait = int(remaining_s) + 1
-    return Busy("pairing_locked", f"{why}; try again in {wait} s", hint,
-                    retry_after=wait)
+    return Busy("pairing_locked", f"{why}; try again in {wait} s", hint, retry_after=wait)
 
 
 @dataclass(frozen=True)
@@ -160,27 +167,40 @@ class _Count:
 
 
 def _count_failure(conn: sqlite3.Connection, who: str, now: float) -> None:
-    row = conn.execute("SELECT failures, lockouts, locked_until FROM pairing_clients "
-                       "WHERE client = ?", (who,)).fetchone()
+    row = conn.execute(
+        "SELECT failures, lockouts, locked_until FROM pairing_clients WHERE client = ?", (who,)
+    ).fetchone()
     mine = (_Count(0, 0, 0.0) if row is None else _Count(*row)).after_failure(MAX_FAILURES, now)
-    conn.execute("INSERT OR REPLACE INTO pairing_clients "
-                 "(client, failures, lockouts, locked_until, updated_at) VALUES (?, ?, ?, ?, ?)",
-                 (who, mine.failures, mine.lockouts, mine.locked_until, now))
+    conn.execute(
+        "INSERT OR REPLACE INTO pairing_clients "
+        "(client, failures, lockouts, locked_until, updated_at) VALUES (?, ?, ?, ?, ?)",
+        (who, mine.failures, mine.lockouts, mine.locked_until, now),
+    )
     _forget_quiet_clients(conn, now)
-    row = conn.execute("SELECT failures, lockouts, locked_until, window_start FROM pairing_lock "
-                       "WHERE id = 1").fetchone()
+    row = conn.execute(
+        "SELECT failures, lockouts, locked_until, window_start FROM pairing_lock WHERE id = 1"
+    ).fetchone()
     in_window = now - row["window_start"] < GLOBAL_WINDOW_S
     everyone = _Count(row["failures"] if in_window else 0, row["lockouts"], row["locked_until"])
     everyone = everyone.after_failure(GLOBAL_MAX_FAILURES, now)
-    conn.execute("UPDATE pairing_lock SET failures = ?, lockouts = ?, locked_until = ?, "
-                 "window_start = ? WHERE id = 1",
-                 (everyone.failures, everyone.lockouts, everyone.locked_until,
-                  row["window_start"] if in_window else now))
+    conn.execute(
+        "UPDATE pairing_lock SET failures = ?, lockouts = ?, locked_until = ?, window_start = ? WHERE id = 1",
+        (
+            everyone.failures,
+            everyone.lockouts,
+            everyone.locked_until,
+            row["window_start"] if in_window else now,
+        ),
+    )
 
 
 def _forget_quiet_clients(conn: sqlite3.Connection, now: float) -> None:
     """Bounded: addresses quiet for a day, and beyond MAX_CLIENTS the longest quiet, go."""
-    conn.execute("DELETE FROM pairing_clients WHERE updated_at < ? AND locked_until < ?",
-                 (now - FORGET_CLIENT_S, now))
-    conn.execute("DELETE FROM pairing_clients WHERE client NOT IN (SELECT client FROM "
-                 "pairing_clients ORDER BY updated_at DESC LIMIT ?)", (MAX_CLIENTS,))
+    conn.execute(
+        "DELETE FROM pairing_clients WHERE updated_at < ? AND locked_until < ?", (now - FORGET_CLIENT_S, now)
+    )
+    conn.execute(
+        "DELETE FROM pairing_clients WHERE client NOT IN (SELECT client FROM "
+        "pairing_clients ORDER BY updated_at DESC LIMIT ?)",
+        (MAX_CLIENTS,),
+    )

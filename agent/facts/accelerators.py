@@ -14,12 +14,17 @@ NVIDIA_SMI_TIMEOUT_S = 5.0
 PCI_DEVICES = Path("/sys/bus/pci/devices")
 USB_DEVICES = Path("/sys/bus/usb/devices")
 _NVIDIA_SMI_QUERY = [
-    "--query-gpu=name,memory.total,driver_version,uuid", "--format=csv,noheader,nounits",
+    "--query-gpu=name,memory.total,driver_version,uuid",
+    "--format=csv,noheader,nounits",
 ]
 
 PCI_VENDORS = {
-    "0x10de": "NVIDIA", "0x1002": "AMD", "0x8086": "Intel", "0x1e60": "Hailo",
-    "0x1ac1": "Google Coral", "0x17cb": "Qualcomm",
+    "0x10de": "NVIDIA",
+    "0x1002": "AMD",
+    "0x8086": "Intel",
+    "0x1e60": "Hailo",
+    "0x1ac1": "Google Coral",
+    "0x17cb": "Qualcomm",
 }
 # Display controllers (VGA, 3D, other) and processing accelerators, by PCI class prefix.
 _PCI_CLASSES = {"0x0300": "gpu", "0x0302": "gpu", "0x0380": "gpu", "0x1200": "accelerator"}
@@ -52,7 +57,10 @@ def _nvidia_smi() -> tuple[list[dict[str, Any]], list[str]]:
     try:
         done = subprocess.run(
             [binary, *_NVIDIA_SMI_QUERY],
-            capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=False,
+            capture_output=True,
+            text=True,
+            timeout=NVIDIA_SMI_TIMEOUT_S,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return [], [f"nvidia-smi did not answer: {exc}"]
@@ -67,9 +75,13 @@ def _nvidia_gpu(line: str) -> dict[str, Any]:
     cells = [cell.strip() for cell in line.split(",")]
     name, memory, driver, uuid = (cells + [""] * 4)[:4]
     return {
-        "vendor": "NVIDIA", "name": name, "kind": "gpu",
+        "vendor": "NVIDIA",
+        "name": name,
+        "kind": "gpu",
         "memory_bytes": int(memory) * 1024 * 1024 if memory.isdigit() else None,
-        "driver": driver or None, "uuid": uuid or None, "source": "nvidia-smi",
+        "driver": driver or None,
+        "uuid": uuid or None,
+        "source": "nvidia-smi",
     }
 
 
@@ -90,9 +102,14 @@ def _pci_device(path: Path) -> dict[str, Any] | None:
     vendor_name = PCI_VENDORS.get(vendor, f"vendor {vendor}")
     device = read_text(path / "device")
     return {
-        "vendor": vendor_name, "name": f"{vendor_name} {kind} {device}", "kind": kind,
-        "vendor_id": vendor, "device_id": device, "pci_address": path.name,
-        "driver": driver.resolve().name if driver.exists() else None, "source": "pci",
+        "vendor": vendor_name,
+        "name": f"{vendor_name} {kind} {device}",
+        "kind": kind,
+        "vendor_id": vendor,
+        "device_id": device,
+        "pci_address": path.name,
+        "driver": driver.resolve().name if driver.exists() else None,
+        "source": "pci",
     }
 
 
@@ -102,8 +119,13 @@ def _usb_devices() -> list[dict[str, Any]]:
         ids = (read_text(path / "idVendor") or "", read_text(path / "idProduct") or "")
         if ids in USB_ACCELERATORS:
             vendor, name = USB_ACCELERATORS[ids]
-            found.append({
-                "vendor": vendor, "name": name, "kind": "accelerator",
-                "usb_id": ":".join(ids), "source": "usb",
-            })
+            found.append(
+                {
+                    "vendor": vendor,
+                    "name": name,
+                    "kind": "accelerator",
+                    "usb_id": ":".join(ids),
+                    "source": "usb",
+                }
+            )
     return found

@@ -25,22 +25,29 @@ INFERENCE_FLAGS: dict[str, frozenset[str]] = {
 
 _ARM_IMPLEMENTERS = {"0x41": "ARM", "0x4e": "NVIDIA", "0xc0": "Ampere", "0x51": "Qualcomm"}
 _ARM_PARTS = {
-    ("0x41", "0xd03"): "Cortex-A53", ("0x41", "0xd04"): "Cortex-A35",
-    ("0x41", "0xd05"): "Cortex-A55", ("0x41", "0xd07"): "Cortex-A57",
-    ("0x41", "0xd08"): "Cortex-A72", ("0x41", "0xd09"): "Cortex-A73",
-    ("0x41", "0xd0a"): "Cortex-A75", ("0x41", "0xd0b"): "Cortex-A76",
-    ("0x41", "0xd0c"): "Neoverse-N1", ("0x41", "0xd0d"): "Cortex-A77",
-    ("0x41", "0xd40"): "Neoverse-V1", ("0x41", "0xd41"): "Cortex-A78",
-    ("0x41", "0xd42"): "Cortex-A78AE", ("0x41", "0xd49"): "Neoverse-N2",
-    ("0x41", "0xd4f"): "Neoverse-V2", ("0x4e", "0x004"): "Carmel",
-    ("0xc0", "0xac3"): "AmpereOne", ("0xc0", "0xac4"): "AmpereOne A",
+    ("0x41", "0xd03"): "Cortex-A53",
+    ("0x41", "0xd04"): "Cortex-A35",
+    ("0x41", "0xd05"): "Cortex-A55",
+    ("0x41", "0xd07"): "Cortex-A57",
+    ("0x41", "0xd08"): "Cortex-A72",
+    ("0x41", "0xd09"): "Cortex-A73",
+    ("0x41", "0xd0a"): "Cortex-A75",
+    ("0x41", "0xd0b"): "Cortex-A76",
+    ("0x41", "0xd0c"): "Neoverse-N1",
+    ("0x41", "0xd0d"): "Cortex-A77",
+    ("0x41", "0xd40"): "Neoverse-V1",
+    ("0x41", "0xd41"): "Cortex-A78",
+    ("0x41", "0xd42"): "Cortex-A78AE",
+    ("0x41", "0xd49"): "Neoverse-N2",
+    ("0x41", "0xd4f"): "Neoverse-V2",
+    ("0x4e", "0x004"): "Carmel",
+    ("0xc0", "0xac3"): "AmpereOne",
+    ("0xc0", "0xac4"): "AmpereOne A",
 }
 
 _X86 = frozenset({"x86_64", "amd64", "i386", "i686"})
 _INT8_FAST = "INT8-quantised models run markedly faster than FP32 here."
-_INT8_SLOW = (
-    "INT8 models save memory but may run no faster than FP32; prefer FP32 unless memory is tight."
-)
+_INT8_SLOW = "INT8 models save memory but may run no faster than FP32; prefer FP32 unless memory is tight."
 
 
 @dataclass(frozen=True)

@@ -46,12 +46,14 @@ def _supplies() -> list[dict[str, Any]]:
     supplies: list[dict[str, Any]] = []
     for path in sorted(POWER_SUPPLY.glob("*")):
         online = read_text(path / "online")
-        supplies.append({
-            "name": path.name,
-            "type": read_text(path / "type"),
-            "online": online == "1" if online is not None else None,
-            "status": read_text(path / "status"),
-        })
+        supplies.append(
+            {
+                "name": path.name,
+                "type": read_text(path / "type"),
+                "online": online == "1" if online is not None else None,
+                "status": read_text(path / "status"),
+            }
+        )
     return supplies
 
 

@@ -19,8 +19,12 @@ from ._common import Family, unavailable
 PROBE_TIMEOUT_S = 20.0
 # ONNX Runtime ships under several distribution names, one per hardware build.
 _DISTRIBUTIONS = (
-    "onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-qnn",
-    "onnxruntime-directml", "onnxruntime-rocm",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-openvino",
+    "onnxruntime-qnn",
+    "onnxruntime-directml",
+    "onnxruntime-rocm",
 )
 _PROBE = (
     "import json, onnxruntime as ort; "
@@ -54,7 +58,10 @@ def _probe() -> tuple[Family, bool]:
     try:
         done = subprocess.run(
             [sys.executable, "-c", _PROBE],
-            capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False,
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         return unavailable(f"importing {label} took longer than {PROBE_TIMEOUT_S:.0f} s"), False

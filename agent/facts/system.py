@@ -13,10 +13,17 @@ from ._common import Family, read_text
 _DMI = Path("/sys/class/dmi/id")
 _DEVICE_TREE = Path("/proc/device-tree")
 # Firmware fills unset DMI fields with these; they name nothing.
-_DMI_PLACEHOLDERS = frozenset({
-    "to be filled by o.e.m.", "default string", "system product name", "system manufacturer",
-    "not specified", "none", "0123456789",
-})
+_DMI_PLACEHOLDERS = frozenset(
+    {
+        "to be filled by o.e.m.",
+        "default string",
+        "system product name",
+        "system manufacturer",
+        "not specified",
+        "none",
+        "0123456789",
+    }
+)
 
 
 def collect() -> Family:
@@ -37,10 +44,15 @@ def kit_identity() -> dict[str, str | None]:
 
     The DMI serial is readable by root only; it is None when the agent runs unprivileged.
     """
-    dmi = {key: _dmi(name) for key, name in (
-        ("vendor", "sys_vendor"), ("model", "product_name"),
-        ("serial", "product_serial"), ("board", "board_name"),
-    )}
+    dmi = {
+        key: _dmi(name)
+        for key, name in (
+            ("vendor", "sys_vendor"),
+            ("model", "product_name"),
+            ("serial", "product_serial"),
+            ("board", "board_name"),
+        )
+    }
     if dmi["model"] is None:
         dmi["model"] = read_text(_DEVICE_TREE / "model")
         dmi["serial"] = dmi["serial"] or read_text(_DEVICE_TREE / "serial-number")

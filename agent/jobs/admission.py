@@ -30,24 +30,32 @@ class Capacity:
     @classmethod
     def of_kit(cls, threads: int, memory_mb: int, gpus: int) -> Capacity:
         """The kit's totals, unless settings give smaller (or test) figures."""
-        return cls(threads=threads or psutil.cpu_count() or 1,
-                   memory_mb=memory_mb or psutil.virtual_memory().total // MIB,
-                   gpu=gpus if gpus >= 0 else _nvidia_gpus())
+        return cls(
+            threads=threads or psutil.cpu_count() or 1,
+            memory_mb=memory_mb or psutil.virtual_memory().total // MIB,
+            gpu=gpus if gpus >= 0 else _nvidia_gpus(),
+        )
 
     def refuse_impossible(self, need: Resources) -> None:
         """422 for a request no amount of waiting could satisfy on this kit."""
-        for what, wanted, has in (("threads", need.threads, self.threads),
-                                  ("memory_mb", need.memory_mb, self.memory_mb),
-                                  ("gpu", need.gpu, self.gpu)):
+        for what, wanted, has in (
+            ("threads", need.threads, self.threads),
+            ("memory_mb", need.memory_mb, self.memory_mb),
+            ("gpu", need.gpu, self.gpu),
+        ):
             if wanted > has:
-                raise Invalid("impossible_resources",
-                               f"the job asks for {what}={wanted}; this kit has {has} for jobs",
-                               f"ask for at most {what}={has}")
+                raise Invalid(
+                    "impossible_resources",
+                    f"the job asks for {what}={wanted}; this kit has {has} for jobs",
+                    f"ask for at most {what}={has}",
+                )
 
     def fits(self, need: Resources, held: Resources) -> bool:
-        return (held.threads + need.threads <= self.threads
-                and held.memory_mb + need.memory_mb <= self.memory_mb
-                and held.gpu + need.gpu <= self.gpu)
+        return (
+            held.threads + need.threads <= self.threads
+            and held.memory_mb + need.memory_mb <= self.memory_mb
+            and held.gpu + need.gpu <= self.gpu
+        )
 
 
 def _nvidia_gpus() -> int:
@@ -55,16 +63,19 @@ def _nvidia_gpus() -> int:
     from agent.facts import accelerators
 
     devices = accelerators.collect().get("devices", [])
-    return sum(1 for d in devices
-               if isinstance(d, dict) and d.get("vendor") == "NVIDIA" and d.get("kind") == "gpu")
+    return sum(
+        1 for d in devices if isinstance(d, dict) and d.get("vendor") == "NVIDIA" and d.get("kind") == "gpu"
+    )
 
 
 def total(resources: Iterable[Resources]) -> Resources:
     """What running jobs hold together (zero is valid here, unlike in a request)."""
     items = list(resources)
-    return Resources.model_construct(threads=sum(r.threads for r in items),
-                                     memory_mb=sum(r.memory_mb for r in items),
-                                     gpu=sum(r.gpu for r in items))
+    return Resources.model_construct(
+        threads=sum(r.threads for r in items),
+        memory_mb=sum(r.memory_mb for r in items),
+        gpu=sum(r.gpu for r in items),
+    )
 
 
 # (battery percent, on mains power) or None without a battery; hottest sensor °C or None
@@ -79,8 +90,12 @@ def kit_battery() -> tuple[float, bool] | None:
 
 def kit_temperature() -> float | None:
     read = getattr(psutil, "sensors_temperatures", None)
-    readings = [t.current for sensors in (read() if read else {}).values() for t in sensors
-                if t.current is not None and t.current > -50]
+    readings = [
+        t.current
+        for sensors in (read() if read else {}).values()
+        for t in sensors
+        if t.current is not None and t.current > -50
+    ]
     return max(readings) if readings else None
 
 
@@ -119,8 +134,14 @@ def _minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-def admissible(rows: Iterable[sqlite3.Row], capacity: Capacity, held: Resources, slots: int,
-               now: float, gatekeeper: Gatekeeper) -> list[tuple[str, JobRequest]]:
+def admissible(
+    rows: Iterable[sqlite3.Row],
+    capacity: Capacity,
+    held: Resources,
+    slots: int,
+    now: float,
+    gatekeeper: Gatekeeper,
+) -> list[tuple[str, JobRequest]]:
     """The jobs to start now, in order, from queued rows sorted by effective priority."""
     chosen: list[tuple[str, JobRequest]] = []
     for row in rows:

@@ -64,12 +64,17 @@ def survey(archive: Path, max_bytes: int, max_entries: int) -> Contents:
             size += member.size if member.isfile() else 0
             entries += 1
             if size > max_bytes:
-                raise TooLarge("dataset_too_large", f"the archive unpacks to more than {max_bytes} "
-                               "bytes", "split it, or raise max_dataset_bytes in agent.json")
+                raise TooLarge(
+                    "dataset_too_large",
+                    f"the archive unpacks to more than {max_bytes} bytes",
+                    "split it, or raise max_dataset_bytes in agent.json",
+                )
             if entries > max_entries:
-                raise TooLarge("dataset_too_many_files", f"the archive holds more than "
-                               f"{max_entries} files and folders",
-                               "split it, or raise max_dataset_files in agent.json")
+                raise TooLarge(
+                    "dataset_too_many_files",
+                    f"the archive holds more than {max_entries} files and folders",
+                    "split it, or raise max_dataset_files in agent.json",
+                )
         return Contents(entries, size, members.consumed)
 
 
@@ -154,8 +159,9 @@ class _Bounded(io.RawIOBase):
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         if self._left <= 0 or self._total <= 0:
-            raise tarfile.ReadError(f"a header in it takes more than {HEADER_ROOM} bytes, or its "
-                                    "headers more than its files")
+            raise tarfile.ReadError(
+                f"a header in it takes more than {HEADER_ROOM} bytes, or its headers more than its files"
+            )
         view = memoryview(buffer).cast("B")
         try:
             data = self._stream.read(min(len(view), self._left, self._total))
@@ -190,8 +196,10 @@ def _check_member(member: tarfile.TarInfo) -> None:
     path = PurePosixPath(member.name)
     plain = member.isdir() or (member.isfile() and bool(path.parts))
     if not plain or path.is_absolute() or ".." in path.parts:
-        raise _bad(f"it holds {member.name!r}, which is not a plain file or folder inside the dataset",
-                   "pack only image files and folders")
+        raise _bad(
+            f"it holds {member.name!r}, which is not a plain file or folder inside the dataset",
+            "pack only image files and folders",
+        )
 
 
 def _bad(what: str, hint: str = "send a .tar (optionally gzip-compressed) of image files") -> Invalid:

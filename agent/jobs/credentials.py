@@ -18,8 +18,9 @@ from pathlib import Path
 __all__ = ["SECRETS_FILE", "SourceSecrets"]
 
 SECRETS_FILE = "source-secrets.db"
-_SCHEMA = ("CREATE TABLE IF NOT EXISTS sources (owner TEXT PRIMARY KEY, url TEXT NOT NULL,"
-           " stored_at REAL NOT NULL)")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS sources (owner TEXT PRIMARY KEY, url TEXT NOT NULL, stored_at REAL NOT NULL)"
+)
 # A secret is stored just before the row that needs it is committed: a prune in between must
 # not take it, so only secrets older than this are pruned.
 PRUNE_AFTER_S = 300.0
@@ -50,8 +51,10 @@ class SourceSecrets:
 
     def put(self, owner: str, url: str) -> None:
         with self._connect(write=True) as conn:
-            conn.execute("INSERT OR REPLACE INTO sources (owner, url, stored_at) VALUES (?, ?, ?)",
-                         (owner, url, time.time()))
+            conn.execute(
+                "INSERT OR REPLACE INTO sources (owner, url, stored_at) VALUES (?, ?, ?)",
+                (owner, url, time.time()),
+            )
 
     def get(self, owners: Iterable[str]) -> str | None:
         """The URL stored for the first of `owners` that has one."""
@@ -78,7 +81,8 @@ class SourceSecrets:
         if not self.path.exists():
             return
         with self._connect(write=True) as conn:
-            rows = conn.execute("SELECT owner FROM sources WHERE stored_at < ?",
-                                (time.time() - PRUNE_AFTER_S,))
+            rows = conn.execute(
+                "SELECT owner FROM sources WHERE stored_at < ?", (time.time() - PRUNE_AFTER_S,)
+            )
             stale = [str(r[0]) for r in rows if r[0] not in live]
             conn.executemany("DELETE FROM sources WHERE owner = ?", [(o,) for o in stale])

@@ -30,8 +30,9 @@ _SPACE_CHECK = 8 << 20  # bytes between free-space checks while an archive arriv
 
 
 class Datasets:
-    def __init__(self, data_dir: Path, max_bytes: int, reserve_bytes: int = 0,
-                 max_files: int = 100_000) -> None:
+    def __init__(
+        self, data_dir: Path, max_bytes: int, reserve_bytes: int = 0, max_files: int = 100_000
+    ) -> None:
         self.root = data_dir / DATASETS
         self.max_bytes = max_bytes  # as sent, and as unpacked
         self.max_files = max_files  # files and folders, as unpacked
@@ -80,16 +81,21 @@ class Datasets:
 
     def _admit(self, size: int) -> None:
         if size > self.max_bytes:
-            raise TooLarge("dataset_too_large", f"the archive is larger than {self.max_bytes} bytes",
-                           "split it, or raise max_dataset_bytes in agent.json")
+            raise TooLarge(
+                "dataset_too_large",
+                f"the archive is larger than {self.max_bytes} bytes",
+                "split it, or raise max_dataset_bytes in agent.json",
+            )
 
     def _check_space(self, needed: int) -> None:
         free = shutil.disk_usage(self.root).free
         if free - needed < self.reserve_bytes:
-            raise NoRoom("insufficient_storage",
-                           f"the kit has {free >> 20} MiB free; this dataset needs about {needed >> 20} MiB "
-                           f"more plus {self.reserve_bytes >> 20} MiB in reserve",
-                           "delete old datasets or model versions, or send fewer images")
+            raise NoRoom(
+                "insufficient_storage",
+                f"the kit has {free >> 20} MiB free; this dataset needs about {needed >> 20} MiB "
+                f"more plus {self.reserve_bytes >> 20} MiB in reserve",
+                "delete old datasets or model versions, or send fewer images",
+            )
 
     def _unpack(self, archive: Path, target: Path) -> None:
         contents = archives.survey(archive, self.max_bytes, self.max_files)
@@ -111,14 +117,20 @@ class Datasets:
     def info(self, name: str) -> DatasetInfo:
         folder = self.root / check_name(name)
         if not folder.is_dir() or folder.is_symlink():  # an uploaded dataset is never a link
-            raise NotFound("dataset_not_found", f"no dataset called {name!r} on this kit",
-                           "list datasets with GET /v1/datasets")
+            raise NotFound(
+                "dataset_not_found",
+                f"no dataset called {name!r} on this kit",
+                "list datasets with GET /v1/datasets",
+            )
         files = [p for p in folder.rglob("*") if p.is_file()]
         return DatasetInfo(name=name, files=len(files), size=sum(p.stat().st_size for p in files))
 
     def all(self) -> list[DatasetInfo]:
-        return [self.info(p.name) for p in sorted(self.root.iterdir())
-                if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+        return [
+            self.info(p.name)
+            for p in sorted(self.root.iterdir())
+            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+        ]
 
     def delete(self, name: str) -> None:
         self.info(name)
@@ -126,11 +138,16 @@ class Datasets:
 
 
 def _exists(name: str) -> Conflict:
-    return Conflict("dataset_exists", f"dataset {name!r} is already on the kit",
-                    f"delete it first with DELETE /v1/datasets/{name}, or use another name")
+    return Conflict(
+        "dataset_exists",
+        f"dataset {name!r} is already on the kit",
+        f"delete it first with DELETE /v1/datasets/{name}, or use another name",
+    )
 
 
 def _disk_full() -> NoRoom:
-    return NoRoom("disk_full", "the kit's disk filled up while the dataset arrived",
-                    "free space on the kit, then send the dataset again")
-
+    return NoRoom(
+        "disk_full",
+        "the kit's disk filled up while the dataset arrived",
+        "free space on the kit, then send the dataset again",
+    )

@@ -92,14 +92,20 @@ class JobFiles:
 
     def results(self, job_id: str) -> list[ResultFile]:
         folder = self.folder(job_id) / RESULTS
-        return [ResultFile(name=name, size=(folder / name).stat().st_size)
-                for name in RESULT_FILES if (folder / name).is_file()]
+        return [
+            ResultFile(name=name, size=(folder / name).stat().st_size)
+            for name in RESULT_FILES
+            if (folder / name).is_file()
+        ]
 
     def result_path(self, job_id: str, name: str) -> Path:
         path = self.folder(job_id) / RESULTS / name
         if name not in RESULT_FILES or not path.is_file():
-            raise NotFound("result_not_found", f"job {job_id} has no result file {name!r}",
-                           f"list its files with GET /v1/jobs/{job_id}/results")
+            raise NotFound(
+                "result_not_found",
+                f"job {job_id} has no result file {name!r}",
+                f"list its files with GET /v1/jobs/{job_id}/results",
+            )
         return path
 
     def remove(self, job_id: str) -> None:

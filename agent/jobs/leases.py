@@ -45,24 +45,29 @@ class Leases:
                 " finished_at = NULL, updated_at = ?, lease_owner = ?, lease_expires_at = ?,"
                 " worker_pid = NULL, progress_done = 0, progress_total = NULL"
                 " WHERE id = ? AND state = 'queued'",
-                (now, now, self.owner, now + self.lease_s, job_id))
+                (now, now, self.owner, now + self.lease_s, job_id),
+            )
             return cur.rowcount == 1
 
     def set_pid(self, job_id: str, pid: int) -> None:
         with self.queue.db.transaction() as conn:
-            conn.execute("UPDATE jobs SET worker_pid = ? WHERE id = ? AND lease_owner = ?",
-                         (pid, job_id, self.owner))
+            conn.execute(
+                "UPDATE jobs SET worker_pid = ? WHERE id = ? AND lease_owner = ?", (pid, job_id, self.owner)
+            )
 
     def renew(self, progress: dict[str, tuple[int, int | None]]) -> None:
         """Extend every lease this runner holds and store progress, in one commit."""
         now = self.queue.clock()
         with self.queue.db.transaction() as conn:
-            conn.execute("UPDATE jobs SET lease_expires_at = ? WHERE state = 'running' AND lease_owner = ?",
-                         (now + self.lease_s, self.owner))
+            conn.execute(
+                "UPDATE jobs SET lease_expires_at = ? WHERE state = 'running' AND lease_owner = ?",
+                (now + self.lease_s, self.owner),
+            )
             conn.executemany(
                 "UPDATE jobs SET progress_done = ?, progress_total = ?, updated_at = ?"
                 " WHERE id = ? AND lease_owner = ?",
-                [(done, total, now, job_id, self.owner) for job_id, (done, total) in progress.items()])
+                [(done, total, now, job_id, self.owner) for job_id, (done, total) in progress.items()],
+            )
 
     def finish(self, job_id: str, result: dict[str, Any] | None) -> Ending:
         self._end(job_id, "done", json.dumps(result) if result is not None else None, None)
@@ -90,19 +95,28 @@ class Leases:
                 "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL,"
                 " lease_expires_at = NULL, worker_pid = NULL, updated_at = ?,"
                 " error = 'stopped with the agent; will run again' WHERE id = ? AND lease_owner = ?"
-                " AND state = 'running'", (self.queue.clock(), job_id, self.owner))
+                " AND state = 'running'",
+                (self.queue.clock(), job_id, self.owner),
+            )
 
-    def recover(self, running_here: set[str],
-                finished: Callable[[str], dict[str, Any] | None] = lambda job_id: None,
-                ) -> list[tuple[str, Ending]]:
+    def recover(
+        self,
+        running_here: set[str],
+        finished: Callable[[str], dict[str, Any] | None] = lambda job_id: None,
+    ) -> list[tuple[str, Ending]]:
         """Jobs left running by an agent that died (or whose lease ran out): done when `finished`
         gives the summary the attempt kept before the agent heard of it, else re-queue or interrupt."""
         now = self.queue.clock()
         rows = self.queue.db.query(
             "SELECT id, attempts, max_retries, worker_pid, lease_owner, lease_expires_at FROM jobs"
-            " WHERE state = 'running'")
-        orphans = [r for r in rows if r["id"] not in running_here
-                   and (r["lease_owner"] != self.owner or (r["lease_expires_at"] or 0) < now)]
+            " WHERE state = 'running'"
+        )
+        orphans = [
+            r
+            for r in rows
+            if r["id"] not in running_here
+            and (r["lease_owner"] != self.owner or (r["lease_expires_at"] or 0) < now)
+        ]
         return [(str(r["id"]), self._recover_one(r, finished)) for r in orphans]
 
     def _recover_one(self, row: sqlite3.Row, finished: Callable[[str], dict[str, Any] | None]) -> Ending:
@@ -111,8 +125,10 @@ class Leases:
         if summary is not None:  # it had finished: running it again would do its work twice
             self._end(str(row["id"]), "done", json.dumps(summary), None, owner=row["lease_owner"])
             return Ending("done")
-        reason = (f"attempt {row['attempts']} was cut short: the agent stopped unexpectedly "
-                  "(crash, kill or power loss) while it ran")
+        reason = (
+            f"attempt {row['attempts']} was cut short: the agent stopped unexpectedly "
+            "(crash, kill or power loss) while it ran"
+        )
         if row["attempts"] <= row["max_retries"]:
             self._requeue(str(row["id"]), self.queue.clock(), reason, owner=row["lease_owner"])
             return Ending("queued", reason)
@@ -126,17 +142,20 @@ class Leases:
                 "UPDATE jobs SET state = 'queued', not_before = ?, error = ?, lease_owner = NULL,"
                 " lease_expires_at = NULL, worker_pid = NULL, updated_at = ?"
                 " WHERE id = ? AND state = 'running' AND lease_owner IS ?",
-                (not_before, error, self.queue.clock(), job_id, owner or self.owner))
+                (not_before, error, self.queue.clock(), job_id, owner or self.owner),
+            )
 
-    def _end(self, job_id: str, state: str, result: str | None, error: str | None,
-             owner: str | None = None) -> None:
+    def _end(
+        self, job_id: str, state: str, result: str | None, error: str | None, owner: str | None = None
+    ) -> None:
         now = self.queue.clock()
         with self.queue.db.transaction() as conn:
             conn.execute(
                 "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?, updated_at = ?,"
                 " lease_owner = NULL, lease_expires_at = NULL, worker_pid = NULL"
                 " WHERE id = ? AND state = 'running' AND lease_owner IS ?",
-                (state, result, error, now, now, job_id, owner or self.owner))
+                (state, result, error, now, now, job_id, owner or self.owner),
+            )
 
 
 def _kill_orphan(pid: int | None, job_id: str) -> None:

@@ -32,8 +32,11 @@ def resolve_folder(folder: str, roots: list[Path]) -> Path:
     if not any(inside(real, root) for root in roots):
         raise _outside(folder, roots)
     if not real.is_dir():
-        raise Invalid("folder_not_found", f"{folder!r} is not a folder on this kit",
-                       f"put the images under {roots[0]} (or upload them as a dataset)")
+        raise Invalid(
+            "folder_not_found",
+            f"{folder!r} is not a folder on this kit",
+            f"put the images under {roots[0]} (or upload them as a dataset)",
+        )
     return real
 
 
@@ -41,8 +44,11 @@ def dataset_folder(name: str, data_dir: Path) -> Path:
     path = data_dir / DATASETS / name
     # a link planted under datasets/ is not a dataset: jobs read only what was uploaded there
     if not path.is_dir() or not inside(path.resolve(), (data_dir / DATASETS).resolve()):
-        raise Invalid("dataset_not_found", f"no dataset called {name!r} on this kit",
-                       "upload it with PUT /v1/datasets/{name}, or list them with GET /v1/datasets")
+        raise Invalid(
+            "dataset_not_found",
+            f"no dataset called {name!r} on this kit",
+            "upload it with PUT /v1/datasets/{name}, or list them with GET /v1/datasets",
+        )
     return path.resolve()
 
 
@@ -51,10 +57,11 @@ def inside(path: Path, root: Path) -> bool:
 
 
 def _outside(folder: str, roots: list[Path]) -> Invalid:
-    return Invalid("path_outside_data_roots",
-                    f"{folder!r} is outside the folders jobs may read on this kit",
-                    f"use a folder under {', '.join(str(r) for r in roots)} "
-                    "(jobs_data_roots in agent.json)")
+    return Invalid(
+        "path_outside_data_roots",
+        f"{folder!r} is outside the folders jobs may read on this kit",
+        f"use a folder under {', '.join(str(r) for r in roots)} (jobs_data_roots in agent.json)",
+    )
 
 
 def images_under(folder: Path, root: Path) -> list[Path]:

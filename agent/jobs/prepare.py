@@ -45,9 +45,12 @@ class Preparer:
         """Everything the worker needs, resolved now (a stream URL's host name only with
         `resolve`: at start the worker resolves and checks it just before it connects)."""
         params = request.params
-        spec: dict[str, Any] = {"kind": request.kind, "params": params,
-                                "threads": request.resources.threads,
-                                "max_result_bytes": self.max_result_bytes}
+        spec: dict[str, Any] = {
+            "kind": request.kind,
+            "params": params,
+            "threads": request.resources.threads,
+            "max_result_bytes": self.max_result_bytes,
+        }
         if "model" in params:
             manifest, path = self._model(params["model"], params.get("version"))
             spec["model"] = {"manifest": manifest.model_dump(mode="json"), "path": str(path)}
@@ -56,8 +59,13 @@ class Preparer:
         if "folder" in params or "dataset" in params:
             spec["input"], spec["root"] = (str(p) for p in self._input(params))
         if isinstance(request.typed_params(), StreamParams):
-            spec["source"] = stream_source(params["source"], data_roots(self.roots_setting, self.data_dir),
-                                           manifest, self.allowed_stream_hosts, resolve)
+            spec["source"] = stream_source(
+                params["source"],
+                data_roots(self.roots_setting, self.data_dir),
+                manifest,
+                self.allowed_stream_hosts,
+                resolve,
+            )
             if needs_secret(spec["source"]["location"]):
                 spec["secrets"] = str(SourceSecrets.in_data_dir(self.data_dir).path)
         if isinstance(request.typed_params(), CommandParams):
@@ -68,17 +76,26 @@ class Preparer:
         try:
             return self.models.active(name, version)
         except Refusal as exc:
-            raise Invalid("model_not_deployed", exc.message,
-                           "deploy it first (kitfleet deploy), or list models with GET /v1/models") from None
+            raise Invalid(
+                "model_not_deployed",
+                exc.message,
+                "deploy it first (kitfleet deploy), or list models with GET /v1/models",
+            ) from None
 
     def _quantizable(self, manifest: Manifest, output_version: str | None) -> None:
         if manifest.precision != "fp32":
-            raise Invalid("not_fp32", f"{manifest.name} {manifest.version} is already "
-                           f"{manifest.precision}", "quantize an fp32 version")
+            raise Invalid(
+                "not_fp32",
+                f"{manifest.name} {manifest.version} is already {manifest.precision}",
+                "quantize an fp32 version",
+            )
         target = output_version or f"{manifest.version}-int8"
         if self.models.has(manifest.name, target):
-            raise Conflict("version_exists", f"{manifest.name} {target} is already installed",
-                           "choose another output_version")
+            raise Conflict(
+                "version_exists",
+                f"{manifest.name} {target} is already installed",
+                "choose another output_version",
+            )
 
     def _input(self, params: dict[str, Any]) -> tuple[Path, Path]:
         """(folder, the root it lies in) for a folder or an uploaded dataset."""
@@ -92,8 +109,14 @@ class Preparer:
     def _allowed(self, program: str) -> None:
         allowed = {os.path.normpath(p) for p in self.allowed_commands}
         if not allowed:
-            raise Forbidden("commands_disabled", "this kit does not run command jobs",
-                           "list allowed programs in jobs_allowed_commands in the kit's agent.json")
+            raise Forbidden(
+                "commands_disabled",
+                "this kit does not run command jobs",
+                "list allowed programs in jobs_allowed_commands in the kit's agent.json",
+            )
         if not os.path.isabs(program) or os.path.normpath(program) not in allowed:
-            raise Invalid("program_not_allowed", f"{program!r} is not an allowed program here",
-                           f"allowed: {', '.join(sorted(allowed))} (absolute paths)")
+            raise Invalid(
+                "program_not_allowed",
+                f"{program!r} is not an allowed program here",
+                f"allowed: {', '.join(sorted(allowed))} (absolute paths)",
+            )

@@ -26,8 +26,15 @@ Log = Callable[[str], None]
 
 
 class WorkerProcess:
-    def __init__(self, job_id: str, folder: Path, resources: Resources, timeout_s: float,
-                 log: Log, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        folder: Path,
+        resources: Resources,
+        timeout_s: float,
+        log: Log,
+        wake: Callable[[], None],
+    ) -> None:
         self.job_id = job_id
         self.folder = folder
         self.resources = resources
@@ -46,8 +53,13 @@ class WorkerProcess:
         with (self.folder / WORKER_ERR).open("ab") as err:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", WORKER_MODULE, str(self.folder), self.job_id],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                start_new_session=True, env=self._env(), cwd=self.folder)
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,
+                env=self._env(),
+                cwd=self.folder,
+            )
         self._reader = threading.Thread(target=self._read, name=f"job-{self.job_id}", daemon=True)
         self._reader.start()
         return self._proc.pid
@@ -56,9 +68,14 @@ class WorkerProcess:
         # numeric libraries size their thread pools from these: hold them to what was admitted
         threads = str(self.resources.threads)
         keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")}
-        return {**keep, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": threads,
-                "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-                "KITFLEET_JOB_ID": self.job_id}
+        return {
+            **keep,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            "KITFLEET_JOB_ID": self.job_id,
+        }
 
     def _read(self) -> None:
         assert self._proc is not None

@@ -36,8 +36,13 @@ class JobQueue:
         self.max_queued = max_queued
         self.clock = clock
 
-    def submit(self, request: JobRequest, submitter: Submitter = UNKNOWN, checked: bool = True,
-               job_id: str | None = None) -> tuple[JobInfo, bool]:
+    def submit(
+        self,
+        request: JobRequest,
+        submitter: Submitter = UNKNOWN,
+        checked: bool = True,
+        job_id: str | None = None,
+    ) -> tuple[JobInfo, bool]:
         """(job, created): the same idempotency key again answers the job it made first.
         `checked` False: the caller skipped its checks because the key was taken; should the key
         have been freed since, KeyFreed is raised rather than a job made unchecked."""
@@ -45,9 +50,15 @@ class JobQueue:
             job_id, created = self.insert(conn, request, None, submitter, checked, job_id)
         return self.get(job_id), created
 
-    def insert(self, conn: sqlite3.Connection, request: JobRequest, schedule_id: str | None = None,
-               submitter: Submitter = UNKNOWN, checked: bool = True,
-               job_id: str | None = None) -> tuple[str, bool]:
+    def insert(
+        self,
+        conn: sqlite3.Connection,
+        request: JobRequest,
+        schedule_id: str | None = None,
+        submitter: Submitter = UNKNOWN,
+        checked: bool = True,
+        job_id: str | None = None,
+    ) -> tuple[str, bool]:
         """Add a job inside the caller's transaction (schedules fire in theirs)."""
         key = request.idempotency_key
         if key is not None:
@@ -61,8 +72,11 @@ class JobQueue:
             require_scope(request.kind, submitter)
         unfinished = conn.execute("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
         if unfinished.fetchone()[0] >= self.max_queued:
-            raise Busy("queue_full", f"the kit already holds {self.max_queued} unfinished jobs",
-                           "wait for some to finish, or cancel queued ones")
+            raise Busy(
+                "queue_full",
+                f"the kit already holds {self.max_queued} unfinished jobs",
+                "wait for some to finish, or cancel queued ones",
+            )
         job_id, now = job_id or new_id(), self.clock()
         res = request.resources
         conn.execute(
@@ -70,15 +84,30 @@ class JobQueue:
             " state, max_retries, not_before, queued_at, schedule_id, created_at, updated_at,"
             " submitted_by, submitter_scope)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-            (job_id, request.kind, request.model_dump_json(), request.priority, res.threads,
-             res.memory_mb, res.gpu, key, request.max_retries, request.not_before or 0.0, now,
-             schedule_id, now, now, submitter.token_id, submitter.scope))
+            (
+                job_id,
+                request.kind,
+                request.model_dump_json(),
+                request.priority,
+                res.threads,
+                res.memory_mb,
+                res.gpu,
+                key,
+                request.max_retries,
+                request.not_before or 0.0,
+                now,
+                schedule_id,
+                now,
+                now,
+                submitter.token_id,
+                submitter.scope,
+            ),
+        )
         return job_id, True
 
     def taken(self, key: str | None) -> bool:
         """True when a job already holds this idempotency key."""
-        return key is not None and bool(
-            self.db.query("SELECT 1 FROM jobs WHERE idempotency_key = ?", (key,)))
+        return key is not None and bool(self.db.query("SELECT 1 FROM jobs WHERE idempotency_key = ?", (key,)))
 
     def submitter(self, row: sqlite3.Row) -> Submitter:
         return Submitter(row["submitted_by"], row["submitter_scope"])
@@ -89,12 +118,21 @@ class JobQueue:
     def row(self, job_id: str) -> sqlite3.Row:
         rows = self.db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if not rows:
-            raise NotFound("job_not_found", f"no job with id {job_id!r} on this kit",
-                           "list jobs with GET /v1/jobs; collected and expired jobs are gone")
+            raise NotFound(
+                "job_not_found",
+                f"no job with id {job_id!r} on this kit",
+                "list jobs with GET /v1/jobs; collected and expired jobs are gone",
+            )
         return rows[0]
 
-    def find(self, states: Sequence[str] = (), kind: str | None = None,
-             schedule_id: str | None = None, limit: int = 100, offset: int = 0) -> list[JobInfo]:
+    def find(
+        self,
+        states: Sequence[str] = (),
+        kind: str | None = None,
+        schedule_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobInfo]:
         where, args = ["1 = 1"], []
         if states:
             where.append(f"state IN ({', '.join('?' * len(states))})")
@@ -111,7 +149,8 @@ class JobQueue:
         return self.db.query(
             "SELECT * FROM jobs WHERE state = 'queued' AND not_before <= ?"
             " ORDER BY priority + (? - queued_at) / ? DESC, queued_at, rowid LIMIT ?",
-            (now, now, aging_s, limit))
+            (now, now, aging_s, limit),
+        )
 
     def cancel_queued(self, job_id: str) -> bool:
         """Cancel a job that has not started; False when it is running (the runner stops it)."""
@@ -122,8 +161,11 @@ class JobQueue:
             if state == "running":
                 return False
             now = self.clock()
-            conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ?,"
-                         " error = 'cancelled before it started' WHERE id = ?", (now, now, job_id))
+            conn.execute(
+                "UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ?,"
+                " error = 'cancelled before it started' WHERE id = ?",
+                (now, now, job_id),
+            )
             return True
 
     def delete(self, job_id: str) -> None:
@@ -131,48 +173,70 @@ class JobQueue:
         with self.db.transaction() as conn:
             state = _state(conn, job_id)
             if state not in FINISHED_STATES:
-                raise Conflict("job_not_finished", f"job {job_id} is {state}",
-                               f"cancel it first with POST /v1/jobs/{job_id}/cancel")
+                raise Conflict(
+                    "job_not_finished",
+                    f"job {job_id} is {state}",
+                    f"cancel it first with POST /v1/jobs/{job_id}/cancel",
+                )
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def finished_before(self, when: float) -> list[str]:
-        rows = self.db.query("SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled',"
-                             " 'interrupted') AND finished_at < ?", (when,))
+        rows = self.db.query(
+            "SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled',"
+            " 'interrupted') AND finished_at < ?",
+            (when,),
+        )
         return [str(row["id"]) for row in rows]
 
     def finished_oldest_first(self) -> list[str]:
-        rows = self.db.query("SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled',"
-                             " 'interrupted') ORDER BY finished_at")
+        rows = self.db.query(
+            "SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled',"
+            " 'interrupted') ORDER BY finished_at"
+        )
         return [str(row["id"]) for row in rows]
 
 
 def _state(conn: sqlite3.Connection, job_id: str) -> str:
     row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
-        raise NotFound("job_not_found", f"no job with id {job_id!r} on this kit",
-                       "list jobs with GET /v1/jobs")
+        raise NotFound(
+            "job_not_found", f"no job with id {job_id!r} on this kit", "list jobs with GET /v1/jobs"
+        )
     return str(row["state"])
 
 
 def _finished(job_id: str, state: str, action: str) -> Conflict:
-    return Conflict("job_finished", f"job {job_id} already finished ({state}); cannot {action} it",
-                    "collect its results, or delete it with DELETE /v1/jobs/{id}")
+    return Conflict(
+        "job_finished",
+        f"job {job_id} already finished ({state}); cannot {action} it",
+        "collect its results, or delete it with DELETE /v1/jobs/{id}",
+    )
 
 
 def _same_or_conflict(stored: str, request: JobRequest, key: str) -> None:
     if json.loads(stored) != json.loads(request.model_dump_json()):
-        raise Conflict("idempotency_key_reused",
-                       f"idempotency key {key!r} was used for a different job",
-                       "use a new key for a new job, or resend exactly the same request")
+        raise Conflict(
+            "idempotency_key_reused",
+            f"idempotency key {key!r} was used for a different job",
+            "use a new key for a new job, or resend exactly the same request",
+        )
 
 
 def to_info(row: sqlite3.Row, waiting: str | None = None) -> JobInfo:
     return JobInfo(
-        job_id=row["id"], kind=row["kind"], state=row["state"],
+        job_id=row["id"],
+        kind=row["kind"],
+        state=row["state"],
         request=JobRequest.model_validate_json(row["request"]),
-        label=json.loads(row["request"]).get("label", ""), attempts=row["attempts"],
+        label=json.loads(row["request"]).get("label", ""),
+        attempts=row["attempts"],
         progress=JobProgress(done=row["progress_done"], total=row["progress_total"]),
-        waiting=waiting, created_at=row["created_at"], started_at=row["started_at"],
-        finished_at=row["finished_at"], updated_at=row["updated_at"],
-        result=json.loads(row["result"]) if row["result"] else None, error=row["error"],
-        schedule_id=row["schedule_id"])
+        waiting=waiting,
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        updated_at=row["updated_at"],
+        result=json.loads(row["result"]) if row["result"] else None,
+        error=row["error"],
+        schedule_id=row["schedule_id"],
+    )

@@ -49,8 +49,10 @@ class Reporter:
     def spend(self, size: int) -> None:
         self.budget -= size
         if self.budget < 0:
-            raise PermanentFailure("the results outgrew this kit's limit per job "
-                                   "(jobs_max_result_bytes); split the input into smaller jobs")
+            raise PermanentFailure(
+                "the results outgrew this kit's limit per job "
+                "(jobs_max_result_bytes); split the input into smaller jobs"
+            )
 
 
 class BoundedFile:

@@ -52,10 +52,18 @@ class RunnerConfig:
 
 
 class JobRunner:
-    def __init__(self, queue: JobQueue, files: JobFiles, preparer: Preparer, schedules: Schedules,
-                 capacity: Capacity, config: RunnerConfig, gatekeeper: Gatekeeper | None = None,
-                 finishers: dict[str, Finisher] | None = None,
-                 secrets: SourceSecrets | None = None) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        files: JobFiles,
+        preparer: Preparer,
+        schedules: Schedules,
+        capacity: Capacity,
+        config: RunnerConfig,
+        gatekeeper: Gatekeeper | None = None,
+        finishers: dict[str, Finisher] | None = None,
+        secrets: SourceSecrets | None = None,
+    ) -> None:
         self.queue, self.files, self.preparer, self.schedules = queue, files, preparer, schedules
         self.capacity, self.config = capacity, config
         self.gatekeeper = gatekeeper or Gatekeeper()
@@ -98,8 +106,12 @@ class JobRunner:
         with self._lock:
             for job_id, ending in self.leases.recover(set(self.running), self._kept_outcome):
                 log.warning("job %s left running by a previous agent: now %s", job_id, ending.state)
-                self.files.log(job_id, f"{ending.error}; {_ending_words(ending)}" if ending.error else
-                               "the attempt had finished when the agent stopped; recorded as done")
+                self.files.log(
+                    job_id,
+                    f"{ending.error}; {_ending_words(ending)}"
+                    if ending.error
+                    else "the attempt had finished when the agent stopped; recorded as done",
+                )
 
     def _kept_outcome(self, job_id: str) -> dict[str, Any] | None:
         """What a finished attempt kept, for recovery; None for kinds whose result the agent
@@ -154,8 +166,11 @@ class JobRunner:
             proc = self.running.get(job_id)
             if proc is None:
                 if not self.queue.cancel_queued(job_id):  # running, but not here: recovery will end it
-                    raise Conflict("job_not_cancellable", f"job {job_id} is being recovered",
-                                   "try again in a few seconds")
+                    raise Conflict(
+                        "job_not_cancellable",
+                        f"job {job_id} is being recovered",
+                        "try again in a few seconds",
+                    )
                 return self.queue.get(job_id)
             proc.kill("cancel")
             proc.join(10)
@@ -233,8 +248,9 @@ class JobRunner:
             return
         now = self.queue.clock()
         queued = self.queue.candidates(now, self.config.aging_s)
-        for job_id, request in admissible(queued, self.capacity, self.held(), free_slots, now,
-                                          self.gatekeeper):
+        for job_id, request in admissible(
+            queued, self.capacity, self.held(), free_slots, now, self.gatekeeper
+        ):
             self._start(job_id, request)
 
     def held(self) -> Resources:
@@ -255,14 +271,21 @@ class JobRunner:
             return
         attempt = row["attempts"]
         try:
-            folder = self.files.prepare(job_id, {**spec, "job_id": job_id, "attempt": attempt,
-                                                 "schedule_id": row["schedule_id"]})
+            folder = self.files.prepare(
+                job_id, {**spec, "job_id": job_id, "attempt": attempt, "schedule_id": row["schedule_id"]}
+            )
         except OSError:  # e.g. a full disk: back to the queue, the attempt not spent
             self.leases.release(job_id)
             raise
         self.files.log(job_id, f"attempt {attempt} started ({request.resources.threads} thread(s))")
-        proc = WorkerProcess(job_id, folder, request.resources, request.timeout_s,
-                             lambda line: self._log(job_id, line), self.wake)
+        proc = WorkerProcess(
+            job_id,
+            folder,
+            request.resources,
+            request.timeout_s,
+            lambda line: self._log(job_id, line),
+            self.wake,
+        )
         try:
             self.leases.set_pid(job_id, proc.start())
         except OSError as exc:
@@ -276,7 +299,12 @@ def _said_disk_full(line: str) -> bool:
 
 
 def _ending_words(ending: Ending) -> str:
-    words = {"queued": "queued again", "done": "done", "failed": "failed", "cancelled": "cancelled",
-             "interrupted": "interrupted"}
+    words = {
+        "queued": "queued again",
+        "done": "done",
+        "failed": "failed",
+        "cancelled": "cancelled",
+        "interrupted": "interrupted",
+    }
     suffix = f" ({ending.error})" if ending.error and ending.state in ("failed", "queued") else ""
     return words.get(ending.state, ending.state) + suffix

@@ -42,9 +42,12 @@ def check_cron(cron: str, now: float) -> float:
             raise ValueError(f"it has {fields} fields")
         return next_after(cron, now)
     except (CroniterError, ValueError, KeyError) as exc:
-        raise Invalid("invalid_cron", f"{cron!r} is not a usable cron expression ({exc})",
-                       "use 5 fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * *' "
-                       "(a 6th field is seconds)") from None
+        raise Invalid(
+            "invalid_cron",
+            f"{cron!r} is not a usable cron expression ({exc})",
+            "use 5 fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * *' "
+            "(a 6th field is seconds)",
+        ) from None
 
 
 class Schedules:
@@ -52,12 +55,16 @@ class Schedules:
         self.queue = queue
         self.db = queue.db
 
-    def create(self, request: ScheduleRequest, creator: Submitter = UNKNOWN,
-               schedule_id: str | None = None) -> ScheduleInfo:
+    def create(
+        self, request: ScheduleRequest, creator: Submitter = UNKNOWN, schedule_id: str | None = None
+    ) -> ScheduleInfo:
         """A new schedule; its jobs carry `creator` as their submitter, held to the same rules."""
         if request.job.idempotency_key is not None:
-            raise Invalid("idempotency_key_in_template", "a schedule's job cannot carry an "
-                           "idempotency key", "leave it out: each run gets its own key")
+            raise Invalid(
+                "idempotency_key_in_template",
+                "a schedule's job cannot carry an idempotency key",
+                "leave it out: each run gets its own key",
+            )
         now = self.queue.clock()
         next_run = check_cron(request.cron, now)
         schedule_id = schedule_id or new_id()
@@ -66,16 +73,30 @@ class Schedules:
                 "INSERT INTO schedules (id, name, cron, template, missed, enabled, next_run_at,"
                 " created_at, updated_at, created_by, creator_scope)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (schedule_id, request.name, request.cron, request.job.model_dump_json(),
-                 request.missed, int(request.enabled), next_run, now, now, creator.token_id,
-                 creator.scope))
+                (
+                    schedule_id,
+                    request.name,
+                    request.cron,
+                    request.job.model_dump_json(),
+                    request.missed,
+                    int(request.enabled),
+                    next_run,
+                    now,
+                    now,
+                    creator.token_id,
+                    creator.scope,
+                ),
+            )
         return self.get(schedule_id)
 
     def get(self, schedule_id: str) -> ScheduleInfo:
         rows = self.db.query("SELECT * FROM schedules WHERE id = ?", (schedule_id,))
         if not rows:
-            raise NotFound("schedule_not_found", f"no schedule with id {schedule_id!r}",
-                           "list schedules with GET /v1/schedules")
+            raise NotFound(
+                "schedule_not_found",
+                f"no schedule with id {schedule_id!r}",
+                "list schedules with GET /v1/schedules",
+            )
         return _info(rows[0])
 
     def all(self) -> list[ScheduleInfo]:
@@ -87,10 +108,18 @@ class Schedules:
         next_run = check_cron(cron, self.queue.clock())
         enabled = current.enabled if change.enabled is None else change.enabled
         with self.db.transaction() as conn:
-            conn.execute("UPDATE schedules SET cron = ?, missed = ?, enabled = ?, next_run_at = ?,"
-                         " updated_at = ? WHERE id = ?",
-                         (cron, change.missed or current.missed, int(enabled), next_run,
-                          self.queue.clock(), schedule_id))
+            conn.execute(
+                "UPDATE schedules SET cron = ?, missed = ?, enabled = ?, next_run_at = ?,"
+                " updated_at = ? WHERE id = ?",
+                (
+                    cron,
+                    change.missed or current.missed,
+                    int(enabled),
+                    next_run,
+                    self.queue.clock(),
+                    schedule_id,
+                ),
+            )
         return self.get(schedule_id)
 
     def delete(self, schedule_id: str) -> None:
@@ -111,8 +140,9 @@ class Schedules:
         return fired
 
     def _fire(self, conn: sqlite3.Connection, schedule_id: str, now: float) -> str | None:
-        row = conn.execute("SELECT * FROM schedules WHERE id = ? AND enabled = 1 AND next_run_at <= ?",
-                           (schedule_id, now)).fetchone()
+        row = conn.execute(
+            "SELECT * FROM schedules WHERE id = ? AND enabled = 1 AND next_run_at <= ?", (schedule_id, now)
+        ).fetchone()
         if row is None:  # changed since we looked
             return None
         late = now - row["next_run_at"]
@@ -121,10 +151,17 @@ class Schedules:
             job_id = self._queue_run(conn, row)
         else:
             log.info("schedule %s (%s) skipped a run missed by %.0f s", row["name"], schedule_id, late)
-        conn.execute("UPDATE schedules SET next_run_at = ?, last_run_at = ?, last_job_id = ?,"
-                     " updated_at = ? WHERE id = ?",
-                     (next_after(row["cron"], now), row["next_run_at"] if job_id else row["last_run_at"],
-                      job_id or row["last_job_id"], now, schedule_id))
+        conn.execute(
+            "UPDATE schedules SET next_run_at = ?, last_run_at = ?, last_job_id = ?,"
+            " updated_at = ? WHERE id = ?",
+            (
+                next_after(row["cron"], now),
+                row["next_run_at"] if job_id else row["last_run_at"],
+                job_id or row["last_job_id"],
+                now,
+                schedule_id,
+            ),
+        )
         return job_id
 
     def _queue_run(self, conn: sqlite3.Connection, row: sqlite3.Row) -> str | None:
@@ -142,8 +179,15 @@ class Schedules:
 
 def _info(row: sqlite3.Row) -> ScheduleInfo:
     template: dict[str, Any] = json.loads(row["template"])
-    return ScheduleInfo(schedule_id=row["id"], name=row["name"], cron=row["cron"],
-                        job=JobRequest.model_validate(template), missed=row["missed"],
-                        enabled=bool(row["enabled"]), next_run_at=row["next_run_at"],
-                        last_run_at=row["last_run_at"], last_job_id=row["last_job_id"],
-                        created_at=row["created_at"])
+    return ScheduleInfo(
+        schedule_id=row["id"],
+        name=row["name"],
+        cron=row["cron"],
+        job=JobRequest.model_validate(template),
+        missed=row["missed"],
+        enabled=bool(row["enabled"]),
+        next_run_at=row["next_run_at"],
+        last_run_at=row["last_run_at"],
+        last_job_id=row["last_job_id"],
+        created_at=row["created_at"],
+    )

@@ -45,19 +45,40 @@ class Jobs:
         self.capacity = Capacity.of_kit(settings.jobs_threads, settings.jobs_memory_mb, settings.jobs_gpus)
         self.queue = JobQueue(db, settings.jobs_max_queued)
         self.files = JobFiles(settings.data_dir / JOBS_DIR, settings.jobs_max_log_bytes)
-        self.preparer = Preparer(settings.data_dir, models, self.capacity, settings.jobs_data_roots,
-                                 settings.jobs_allowed_commands, settings.jobs_max_result_bytes,
-                                 settings.allowed_stream_hosts)
+        self.preparer = Preparer(
+            settings.data_dir,
+            models,
+            self.capacity,
+            settings.jobs_data_roots,
+            settings.jobs_allowed_commands,
+            settings.jobs_max_result_bytes,
+            settings.allowed_stream_hosts,
+        )
         self.secrets = SourceSecrets.in_data_dir(settings.data_dir)
         self.schedules = Schedules(self.queue)
-        self.datasets = Datasets(settings.data_dir, settings.max_dataset_bytes, settings.disk_reserve_bytes,
-                                 settings.max_dataset_files)
-        config = RunnerConfig(max_running=settings.jobs_max_running, aging_s=settings.jobs_aging_s,
-                              lease_s=settings.jobs_lease_s, retention_days=settings.jobs_retention_days,
-                              max_total_bytes=settings.jobs_max_total_mb * MIB)
-        self.runner = JobRunner(self.queue, self.files, self.preparer, self.schedules, self.capacity,
-                                config, finishers={"quantize": self._install_quantized},
-                                secrets=self.secrets)
+        self.datasets = Datasets(
+            settings.data_dir,
+            settings.max_dataset_bytes,
+            settings.disk_reserve_bytes,
+            settings.max_dataset_files,
+        )
+        config = RunnerConfig(
+            max_running=settings.jobs_max_running,
+            aging_s=settings.jobs_aging_s,
+            lease_s=settings.jobs_lease_s,
+            retention_days=settings.jobs_retention_days,
+            max_total_bytes=settings.jobs_max_total_mb * MIB,
+        )
+        self.runner = JobRunner(
+            self.queue,
+            self.files,
+            self.preparer,
+            self.schedules,
+            self.capacity,
+            config,
+            finishers={"quantize": self._install_quantized},
+            secrets=self.secrets,
+        )
 
     def start(self) -> None:
         self.runner.start()
@@ -104,8 +125,9 @@ class Jobs:
     def get(self, job_id: str) -> JobInfo:
         return self._with_waiting(self.queue.get(job_id))
 
-    def list(self, states: list[str], kind: str | None, schedule_id: str | None,
-             limit: int, offset: int) -> list[JobInfo]:
+    def list(
+        self, states: list[str], kind: str | None, schedule_id: str | None, limit: int, offset: int
+    ) -> list[JobInfo]:
         return [self._with_waiting(job) for job in self.queue.find(states, kind, schedule_id, limit, offset)]
 
     def cancel(self, job_id: str) -> JobInfo:
@@ -119,14 +141,23 @@ class Jobs:
     def logs(self, job_id: str, offset: int, limit: int) -> JobLogs:
         job = self.queue.get(job_id)
         text, next_offset = self.files.read_log(job_id, offset, limit)
-        return JobLogs(job_id=job_id, offset=offset, next_offset=next_offset, text=text,
-                       finished=job.state not in ("queued", "running"))
+        return JobLogs(
+            job_id=job_id,
+            offset=offset,
+            next_offset=next_offset,
+            text=text,
+            finished=job.state not in ("queued", "running"),
+        )
 
     def results(self, job_id: str) -> JobResults:
         job = self.queue.get(job_id)
-        return JobResults(job_id=job_id, state=job.state, result=job.result,
-                          files=self.files.results(job_id),
-                          expires_at=expires_at(job.finished_at, self.settings.jobs_retention_days))
+        return JobResults(
+            job_id=job_id,
+            state=job.state,
+            result=job.result,
+            files=self.files.results(job_id),
+            expires_at=expires_at(job.finished_at, self.settings.jobs_retention_days),
+        )
 
     def result_file(self, job_id: str, name: str) -> Path:
         self.queue.get(job_id)
@@ -184,7 +215,10 @@ def _without_secret(request: JobRequest) -> tuple[JobRequest, str | None]:
     shown = mask(source)
     if shown == source:
         if needs_secret(source):
-            raise Invalid("masked_password", f"{source} holds a masked password (***), not the "
-                           "camera's own", "give the camera's real user and password in the URL")
+            raise Invalid(
+                "masked_password",
+                f"{source} holds a masked password (***), not the camera's own",
+                "give the camera's real user and password in the URL",
+            )
         return request, None
     return request.model_copy(update={"params": {**request.params, "source": shown}}), source

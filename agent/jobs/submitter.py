@@ -39,9 +39,11 @@ UNKNOWN = Submitter(None, None)
 def require_scope(kind: str, submitter: Submitter) -> None:
     """403 unless `submitter` may queue a job of `kind`."""
     if kind in ADMIN_KINDS and submitter.scope != "admin":
-        raise Forbidden("insufficient_scope", f"{kind} jobs need the admin scope; your token "
-                       f"has {submitter.scope or 'no recorded scope'}",
-                       "ask an admin to submit it, or pair with an admin token")
+        raise Forbidden(
+            "insufficient_scope",
+            f"{kind} jobs need the admin scope; your token has {submitter.scope or 'no recorded scope'}",
+            "ask an admin to submit it, or pair with an admin token",
+        )
 
 
 def may_start(db: Database, kind: str, submitter: Submitter) -> str | None:
@@ -50,17 +52,25 @@ def may_start(db: Database, kind: str, submitter: Submitter) -> str | None:
     if kind not in ADMIN_KINDS:
         return None
     if submitter.scope is None or submitter.token_id is None:
-        return (f"{kind} jobs need an admin, and this one has no recorded submitter (it was queued "
-                "by an older agent or written by hand); an admin must submit it again")
+        return (
+            f"{kind} jobs need an admin, and this one has no recorded submitter (it was queued "
+            "by an older agent or written by hand); an admin must submit it again"
+        )
     if submitter.scope != "admin":
-        return (f"{kind} jobs need an admin, and this one was queued with {submitter.scope} scope; "
-                "an admin must submit it again")
+        return (
+            f"{kind} jobs need an admin, and this one was queued with {submitter.scope} scope; "
+            "an admin must submit it again"
+        )
     rows = db.query("SELECT scope, revoked_at FROM tokens WHERE id = ?", (submitter.token_id,))
     row = rows[0] if rows else None
     if row is None or row["revoked_at"] is not None:
-        return (f"{kind} jobs need an admin, and the admin token that queued this one has been "
-                "revoked; an admin must submit it again")
+        return (
+            f"{kind} jobs need an admin, and the admin token that queued this one has been "
+            "revoked; an admin must submit it again"
+        )
     if row["scope"] != "admin":
-        return (f"{kind} jobs need an admin, and the token that queued this one is now "
-                f"{row['scope']}; an admin must submit it again")
+        return (
+            f"{kind} jobs need an admin, and the token that queued this one is now "
+            f"{row['scope']}; an admin must submit it again"
+        )
     return None

@@ -36,8 +36,25 @@ _METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.10
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 # Containers FFmpeg may read from an HTTP source: not HLS or DASH, whose playlists name
 # further URLs on any host (the checks here would cover only the first).
-NETWORK_FORMATS = ("mpjpeg", "mjpeg", "mpegts", "flv", "live_flv", "mov", "matroska", "avi", "asf",
-                   "ogg", "h264", "hevc", "ivf", "obu", "nut", "m4v", "mpeg")
+NETWORK_FORMATS = (
+    "mpjpeg",
+    "mjpeg",
+    "mpegts",
+    "flv",
+    "live_flv",
+    "mov",
+    "matroska",
+    "avi",
+    "asf",
+    "ogg",
+    "h264",
+    "hevc",
+    "ivf",
+    "obu",
+    "nut",
+    "m4v",
+    "mpeg",
+)
 
 
 @dataclass(frozen=True)
@@ -114,9 +131,12 @@ def ffmpeg_options(target: Target) -> dict[str, str]:
         return {"rtsp_transport": "tcp", "protocol_whitelist": protocols}
     host = f"[{target.host}]" if ":" in target.host else target.host
     default = SCHEMES[scheme]
-    return {"protocol_whitelist": "http,https,tcp,tls", "max_redirects": "0",
-            "format_whitelist": ",".join(NETWORK_FORMATS),
-            "headers": f"Host: {host}{'' if target.port == default else f':{target.port}'}\r\n"}
+    return {
+        "protocol_whitelist": "http,https,tcp,tls",
+        "max_redirects": "0",
+        "format_whitelist": ",".join(NETWORK_FORMATS),
+        "headers": f"Host: {host}{'' if target.port == default else f':{target.port}'}\r\n",
+    }
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -173,8 +193,11 @@ def _addresses(host: str, port: int) -> list[IPAddress]:
     worker.join(RESOLVE_TIMEOUT_S)
     addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found))
     if not addresses:
-        raise Invalid("source_unresolved", f"{host} does not resolve to an address on this kit",
-                       "check the camera's name, or give its IP address")
+        raise Invalid(
+            "source_unresolved",
+            f"{host} does not resolve to an address on this kit",
+            "check the camera's name, or give its IP address",
+        )
     return addresses
 
 
@@ -185,8 +208,13 @@ def _forbidden(address: IPAddress) -> bool:
         return True
     if isinstance(address, ipaddress.IPv4Address) and address in _THIS_NETWORK:
         return True
-    if embedded is None and (address.is_loopback or address.is_link_local or address.is_unspecified
-                             or address.is_multicast or address.is_reserved):
+    if embedded is None and (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_multicast
+        or address.is_reserved
+    ):
         return True
     return address in _METADATA or address in _own_addresses()
 
@@ -228,13 +256,18 @@ def _pinned(parts: SplitResult, address: IPAddress) -> str:
 
 
 def _bad(shown: str, why: str) -> Invalid:
-    return Invalid("bad_source", f"{shown} cannot be a stream source: {why}",
-                    "give an rtsp:// or http(s):// URL of a camera, e.g. rtsp://192.168.1.20/stream1")
+    return Invalid(
+        "bad_source",
+        f"{shown} cannot be a stream source: {why}",
+        "give an rtsp:// or http(s):// URL of a camera, e.g. rtsp://192.168.1.20/stream1",
+    )
 
 
 def _not_allowed(host: str) -> Invalid:
-    return Invalid("source_not_allowed",
-                    f"stream sources may not point at this kit itself or at loopback, link-local, "
-                    f"multicast or unspecified addresses, and {host} is (or resolves to) one",
-                    "give the camera's address on the network; an admin can allow a host by "
-                    "listing it in allowed_stream_hosts in the kit's agent.json")
+    return Invalid(
+        "source_not_allowed",
+        f"stream sources may not point at this kit itself or at loopback, link-local, "
+        f"multicast or unspecified addresses, and {host} is (or resolves to) one",
+        "give the camera's address on the network; an admin can allow a host by "
+        "listing it in allowed_stream_hosts in the kit's agent.json",
+    )

@@ -18,8 +18,9 @@ _BATCHING = (
 )
 
 
-def render(sample: MetricSample | None, device_id: str, version: str,
-           batching: tuple[int, int] | None = None) -> str:
+def render(
+    sample: MetricSample | None, device_id: str, version: str, batching: tuple[int, int] | None = None
+) -> str:
     """`batching` is (batches, requests in them) while batching is on: their ratio is the mean
     batch size, which tells whether `infer_batch_window_ms` pays on this kit."""
     labels = f'device_id="{device_id}"'
@@ -34,6 +35,9 @@ def render(sample: MetricSample | None, device_id: str, version: str,
             continue
         lines += [f"# HELP {metric} {help_text}.", f"# TYPE {metric} gauge", f"{metric}{{{labels}}} {value}"]
     for (metric, help_text), count in zip(_BATCHING, batching or (), strict=False):
-        lines += [f"# HELP {metric} {help_text}.", f"# TYPE {metric} counter",
-                  f"{metric}{{{labels}}} {count}"]
+        lines += [
+            f"# HELP {metric} {help_text}.",
+            f"# TYPE {metric} counter",
+            f"{metric}{{{labels}}} {count}",
+        ]
     return "\n".join(lines) + "\n"

@@ -15,8 +15,7 @@ from agent.db import Database
 from agent.facts.thermal import max_temperature_c
 from agent.wire import MetricSample
 
-_COLUMNS = ("ts, cpu_percent, memory_percent, disk_percent, temperature_c, disk_free_bytes, "
-            "battery_percent")
+_COLUMNS = "ts, cpu_percent, memory_percent, disk_percent, temperature_c, disk_free_bytes, battery_percent"
 
 
 class MetricRing:
@@ -33,9 +32,15 @@ class MetricRing:
             conn.execute(
                 f"INSERT INTO metrics (slot, seq, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant column names
                 (
-                    self._next_seq, self._next_seq, sample.ts, sample.cpu_percent,
-                    sample.memory_percent, sample.disk_percent, sample.temperature_c,
-                    sample.disk_free_bytes, sample.battery_percent,
+                    self._next_seq,
+                    self._next_seq,
+                    sample.ts,
+                    sample.cpu_percent,
+                    sample.memory_percent,
+                    sample.disk_percent,
+                    sample.temperature_c,
+                    sample.disk_free_bytes,
+                    sample.battery_percent,
                 ),
             )
             conn.execute("DELETE FROM metrics WHERE seq <= ?", (self._next_seq - self.capacity,))

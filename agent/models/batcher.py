@@ -81,8 +81,9 @@ class Ticket:
     def __enter__(self) -> Ticket:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -95,8 +96,9 @@ class Ticket:
 class Batcher(Generic[Raw, In, Out]):
     """Batches of the requests queued under one key (the same model, version and file)."""
 
-    def __init__(self, window_s: float, max_batch: int = 32, linger_s: float = LINGER_S,
-                 workers: int = WORKERS) -> None:
+    def __init__(
+        self, window_s: float, max_batch: int = 32, linger_s: float = LINGER_S, workers: int = WORKERS
+    ) -> None:
         self.window_s, self.max_batch, self.linger_s, self.workers = window_s, max_batch, linger_s, workers
         self._cond = threading.Condition()
         self._queues: dict[Key, _Queue[Raw, In, Out]] = {}
@@ -116,8 +118,14 @@ class Batcher(Generic[Raw, In, Out]):
                 del self._coming[name]
             self._cond.notify_all()
 
-    async def submit(self, key: Key, item: Raw, prepare: Callable[[Raw], In],
-                     run: Run[In, Out], ticket: Ticket | None = None) -> Out:
+    async def submit(
+        self,
+        key: Key,
+        item: Raw,
+        prepare: Callable[[Raw], In],
+        run: Run[In, Out],
+        ticket: Ticket | None = None,
+    ) -> Out:
         """The answer for `item`: `prepare(item)`, then `run(prepared items)` with whatever else
         was queued for the same key. Every request of a key must pass the same (equivalent)
         `prepare` and `run`: the key's workers use the first one's."""
@@ -128,8 +136,9 @@ class Batcher(Generic[Raw, In, Out]):
             if queue is None:
                 queue = self._queues[key] = _Queue(prepare, run)
                 for _ in range(self.workers):
-                    threading.Thread(target=self._guarded, args=(key, queue), name=f"batch-{key[0]}",
-                                     daemon=True).start()
+                    threading.Thread(
+                        target=self._guarded, args=(key, queue), name=f"batch-{key[0]}", daemon=True
+                    ).start()
             queue.arrived.append(_Waiting(item, future, loop, time.monotonic()))
             if ticket is not None:
                 ticket.close()  # the lock is re-entrant: it counts as arrived with the queueing
@@ -164,11 +173,14 @@ class Batcher(Generic[Raw, In, Out]):
             except BaseException as exc:
                 self._done(queue, [(waiting, exc) for waiting in taken])
                 raise
-            self._done(queue, failed + [(waiting, result)
-                                        for (waiting, _), result in zip(ready, results, strict=True)])
+            self._done(
+                queue,
+                failed + [(waiting, result) for (waiting, _), result in zip(ready, results, strict=True)],
+            )
 
-    def _done(self, queue: _Queue[Raw, In, Out],
-              answers: Sequence[tuple[_Waiting[Raw, Out], Out | BaseException]]) -> None:
+    def _done(
+        self, queue: _Queue[Raw, In, Out], answers: Sequence[tuple[_Waiting[Raw, Out], Out | BaseException]]
+    ) -> None:
         with self._cond:  # counted before answering: a caller that got its answer sees it counted
             queue.working -= len(answers)
             self.batches, self.items = self.batches + 1, self.items + len(answers)
@@ -180,11 +192,14 @@ class Batcher(Generic[Raw, In, Out]):
             if not self._wait(key, queue):
                 return []
             deadline = queue.arrived[0].since + self.window_s
-            while (len(queue.arrived) < self.max_batch and self._coming[key[0]]
-                   and (left := deadline - time.monotonic()) > 0):
+            while (
+                len(queue.arrived) < self.max_batch
+                and self._coming[key[0]]
+                and (left := deadline - time.monotonic()) > 0
+            ):
                 self._cond.wait(left)
-            taken = queue.arrived[:self.max_batch]
-            del queue.arrived[:self.max_batch]
+            taken = queue.arrived[: self.max_batch]
+            del queue.arrived[: self.max_batch]
             queue.working += len(taken)
             return taken
 
@@ -204,8 +219,9 @@ class Batcher(Generic[Raw, In, Out]):
         self._cond.notify_all()
 
 
-def _prepared(queue: _Queue[Raw, In, Out], taken: Sequence[_Waiting[Raw, Out]]) -> tuple[
-        list[tuple[_Waiting[Raw, Out], In]], list[tuple[_Waiting[Raw, Out], Out | BaseException]]]:
+def _prepared(
+    queue: _Queue[Raw, In, Out], taken: Sequence[_Waiting[Raw, Out]]
+) -> tuple[list[tuple[_Waiting[Raw, Out], In]], list[tuple[_Waiting[Raw, Out], Out | BaseException]]]:
     """(each request with its prepared item, each request that failed with its error)."""
     ready: list[tuple[_Waiting[Raw, Out], In]] = []
     failed: list[tuple[_Waiting[Raw, Out], Out | BaseException]] = []
@@ -261,9 +277,15 @@ _Prepared = tuple[np.ndarray, tuple[float, float], int]  # resized pixels, scale
 ImageBatcher = Batcher[_Image, _Prepared, InferResult]
 
 
-async def async_infer_image(batcher: ImageBatcher, session: Any, manifest: Manifest, payload: bytes,
-                            content_type: str | None, top_k: int,
-                            ticket: Ticket | None = None) -> InferResult | None:
+async def async_infer_image(
+    batcher: ImageBatcher,
+    session: Any,
+    manifest: Manifest,
+    payload: bytes,
+    content_type: str | None,
+    top_k: int,
+    ticket: Ticket | None = None,
+) -> InferResult | None:
     """An image request's answer through the batcher; None when it cannot be batched (a tensor,
     a raw model, or a model whose batch dimension is fixed) and must run alone."""
     if is_tensor(payload, content_type) or manifest.task == "raw" or not dynamic_batch(session, manifest):
@@ -277,8 +299,9 @@ async def async_infer_image(batcher: ImageBatcher, session: Any, manifest: Manif
     def run(items: Sequence[_Prepared]) -> list[InferResult]:
         pixels = np.stack([pixels for pixels, _, _ in items])
         batch = from_pixels(pixels, manifest.input, manifest.normalisation)
-        results = run_prepared(session, manifest, batch, [scale for _, scale, _ in items],
-                               max(k for _, _, k in items))
+        results = run_prepared(
+            session, manifest, batch, [scale for _, scale, _ in items], max(k for _, _, k in items)
+        )
         for result, (_, _, k) in zip(results, items, strict=True):
             if result.classes is not None:
                 result.classes = result.classes[:k]

@@ -17,16 +17,25 @@ from agent.models.preprocess import NPY_MAGIC, check_tensor, load_npy
 from agent.toolkit.images import decode_image, media_type, to_tensor
 from agent.wire import DetectionSpec, InferResult, Manifest
 
-__all__ = ["MAX_BATCH", "NPY_TYPES", "dynamic_batch", "is_tensor", "model_input", "run_batch",
-           "run_inference", "run_prepared"]
+__all__ = [
+    "MAX_BATCH",
+    "NPY_TYPES",
+    "dynamic_batch",
+    "is_tensor",
+    "model_input",
+    "run_batch",
+    "run_inference",
+    "run_prepared",
+]
 
 NPY_TYPES = {"application/x-npy", "application/npy"}
 MAX_BATCH = 32  # images per session.run in a batch job: bounds the kit's peak memory
 Tensors = dict[str, np.ndarray]
 
 
-def run_inference(session: Any, manifest: Manifest, payload: bytes, content_type: str | None,
-                  top_k: int = 5) -> tuple[InferResult | None, Tensors | None]:
+def run_inference(
+    session: Any, manifest: Manifest, payload: bytes, content_type: str | None, top_k: int = 5
+) -> tuple[InferResult | None, Tensors | None]:
     """One request: (answer, None) for classification/detection, (None, outputs) for a raw model.
 
     An image (JPEG/PNG/BMP/WebP) is decoded, resized and normalised as the manifest says; a
@@ -40,8 +49,9 @@ def run_inference(session: Any, manifest: Manifest, payload: bytes, content_type
     return _infer_images(session, manifest, [image], top_k)[0], None
 
 
-def run_batch(session: Any, manifest: Manifest, images: Sequence[Image.Image],
-              top_k: int = 5) -> list[InferResult]:
+def run_batch(
+    session: Any, manifest: Manifest, images: Sequence[Image.Image], top_k: int = 5
+) -> list[InferResult]:
     """Results for many images; batched runs when the model's batch dimension is dynamic.
 
     In a batched run each result's latency is its share of the run's time.
@@ -49,8 +59,11 @@ def run_batch(session: Any, manifest: Manifest, images: Sequence[Image.Image],
     if manifest.task == "raw":
         raise _image_for_raw(manifest)
     step = MAX_BATCH if dynamic_batch(session, manifest) else 1
-    return [result for start in range(0, len(images), step)
-            for result in _infer_images(session, manifest, images[start:start + step], top_k)]
+    return [
+        result
+        for start in range(0, len(images), step)
+        for result in _infer_images(session, manifest, images[start : start + step], top_k)
+    ]
 
 
 def is_tensor(payload: bytes, content_type: str | None) -> bool:
@@ -61,9 +74,11 @@ def is_tensor(payload: bytes, content_type: str | None) -> bool:
 
 
 def _image_for_raw(manifest: Manifest) -> Unsupported:
-    return Unsupported("unsupported_media_type",
-                    f"{manifest.name} is a raw model: it takes tensors, not images",
-                    "send a .npy tensor (numpy.save()) with Content-Type application/x-npy")
+    return Unsupported(
+        "unsupported_media_type",
+        f"{manifest.name} is a raw model: it takes tensors, not images",
+        "send a .npy tensor (numpy.save()) with Content-Type application/x-npy",
+    )
 
 
 class _Signature(NamedTuple):
@@ -79,8 +94,9 @@ _signatures: weakref.WeakKeyDictionary[Any, _Signature] = weakref.WeakKeyDiction
 def _signature(session: Any) -> _Signature:
     found = _signatures.get(session)
     if found is None:
-        found = _signatures[session] = _Signature({i.name: i for i in session.get_inputs()},
-                                                  [o.name for o in session.get_outputs()])
+        found = _signatures[session] = _Signature(
+            {i.name: i for i in session.get_inputs()}, [o.name for o in session.get_outputs()]
+        )
     return found
 
 
@@ -96,14 +112,16 @@ def dynamic_batch(session: Any, manifest: Manifest) -> bool:
     return not (isinstance(first, int) and first > 0)
 
 
-def _infer_images(session: Any, manifest: Manifest, images: Sequence[Image.Image],
-                  top_k: int) -> list[InferResult]:
+def _infer_images(
+    session: Any, manifest: Manifest, images: Sequence[Image.Image], top_k: int
+) -> list[InferResult]:
     batch, scales = to_tensor(images, manifest.input, manifest.normalisation)
     return run_prepared(session, manifest, batch, scales, top_k)
 
 
-def run_prepared(session: Any, manifest: Manifest, batch: np.ndarray, scales: Sequence[tuple[float, float]],
-                 top_k: int = 5) -> list[InferResult]:
+def run_prepared(
+    session: Any, manifest: Manifest, batch: np.ndarray, scales: Sequence[tuple[float, float]], top_k: int = 5
+) -> list[InferResult]:
     """Results for a batch already made by `preprocess.to_tensor` (or `to_input` + `stack`),
     in one session.run; batch jobs prepare images on their own threads and come in here."""
     check_tensor(batch, model_input(session, manifest))
@@ -111,12 +129,16 @@ def run_prepared(session: Any, manifest: Manifest, batch: np.ndarray, scales: Se
     return _results(manifest, outputs, scales, latency_ms / len(scales), top_k)
 
 
-def _infer_tensor(session: Any, manifest: Manifest, tensor: np.ndarray,
-                  top_k: int) -> tuple[InferResult | None, Tensors | None]:
+def _infer_tensor(
+    session: Any, manifest: Manifest, tensor: np.ndarray, top_k: int
+) -> tuple[InferResult | None, Tensors | None]:
     check_tensor(tensor, model_input(session, manifest))
     if manifest.task != "raw" and tensor.shape[0] != 1:
-        raise Invalid("wrong_shape", f"the tensor holds a batch of {tensor.shape[0]}; one answer "
-                       "needs one input", "send one input per request (batch dimension 1)")
+        raise Invalid(
+            "wrong_shape",
+            f"the tensor holds a batch of {tensor.shape[0]}; one answer needs one input",
+            "send one input per request (batch dimension 1)",
+        )
     outputs, latency_ms = _run(session, manifest.input.name, tensor)
     if manifest.task == "raw":
         return None, outputs
@@ -132,19 +154,29 @@ def _run(session: Any, input_name: str, tensor: np.ndarray) -> tuple[Tensors, fl
     return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}, latency_ms
 
 
-def _results(manifest: Manifest, outputs: Tensors, scales: Sequence[tuple[float, float]],
-             latency_ms: float, top_k: int) -> list[InferResult]:
+def _results(
+    manifest: Manifest, outputs: Tensors, scales: Sequence[tuple[float, float]], latency_ms: float, top_k: int
+) -> list[InferResult]:
     """The answer for each item of the batch, from the model's first output."""
     first = next(iter(outputs.values()))
-    results = [InferResult(model=manifest.name, version=manifest.version, sha256=manifest.sha256,
-                           task=manifest.task, latency_ms=latency_ms) for _ in scales]
+    results = [
+        InferResult(
+            model=manifest.name,
+            version=manifest.version,
+            sha256=manifest.sha256,
+            task=manifest.task,
+            latency_ms=latency_ms,
+        )
+        for _ in scales
+    ]
     if manifest.task == "classification":
-        for result, row in zip(results, first[:len(scales)], strict=True):
+        for result, row in zip(results, first[: len(scales)], strict=True):
             result.classes = best_classes(row, manifest.labels, top_k)
     else:
         size = (manifest.input.width, manifest.input.height)
-        found = decode_yolo_batch(first[:len(scales)], manifest.detection or DetectionSpec(), manifest.labels,
-                                  scales, size)
+        found = decode_yolo_batch(
+            first[: len(scales)], manifest.detection or DetectionSpec(), manifest.labels, scales, size
+        )
         for result, detections in zip(results, found, strict=True):
             result.detections = detections
     return results

@@ -23,8 +23,7 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def is_distribution(row: np.ndarray, tolerance: float = 1e-3) -> bool:
     """True if every value is in [0, 1] and they sum to 1 (a softmax already ran)."""
-    return bool(row.size and row.min() >= 0 and row.max() <= 1
-                and abs(float(row.sum()) - 1) <= tolerance)
+    return bool(row.size and row.min() >= 0 and row.max() <= 1 and abs(float(row.sum()) - 1) <= tolerance)
 
 
 def top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[Classification]:
@@ -34,8 +33,10 @@ def top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[Classificat
         return _top_k_small(row.tolist(), labels, k)
     probabilities = row if is_distribution(row) else softmax(row)
     best = np.argsort(-probabilities, kind="stable")[: max(k, 0)]
-    return [Classification(label=_label(labels, int(i)), index=int(i), score=float(probabilities[i]))
-            for i in best]
+    return [
+        Classification(label=_label(labels, int(i)), index=int(i), score=float(probabilities[i]))
+        for i in best
+    ]
 
 
 _SMALL = 64  # up to this many classes, plain Python is ~10x quicker than numpy's calls
@@ -53,8 +54,7 @@ def _top_k_small(row: list[float], labels: Sequence[str], k: int) -> list[Classi
         total = math.fsum(exps)
         probabilities = [value / total for value in exps]
     best = sorted(range(len(row)), key=lambda i: -probabilities[i])[: max(k, 0)]  # stable, as argsort
-    return [Classification(label=_label(labels, i), index=i, score=probabilities[i])
-            for i in best]
+    return [Classification(label=_label(labels, i), index=i, score=probabilities[i]) for i in best]
 
 
 def _label(labels: Sequence[str], index: int) -> str:
@@ -83,8 +83,13 @@ def _iou(box: np.ndarray, area: float, others: np.ndarray, other_areas: np.ndarr
     return result
 
 
-def decode_yolo(output: np.ndarray, spec: DetectionSpec, labels: Sequence[str],
-                scale: tuple[float, float], input_size: tuple[int, int]) -> list[Detection]:
+def decode_yolo(
+    output: np.ndarray,
+    spec: DetectionSpec,
+    labels: Sequence[str],
+    scale: tuple[float, float],
+    input_size: tuple[int, int],
+) -> list[Detection]:
     """Detections in one image's YOLO output [boxes, 5 + classes] (a leading batch of 1 is dropped).
 
     Rows are (cx, cy, w, h) in input pixels, objectness, class scores (sigmoid already applied).
@@ -97,14 +102,24 @@ def decode_yolo(output: np.ndarray, spec: DetectionSpec, labels: Sequence[str],
     keep = _per_class_nms(boxes, scores, classes, spec.iou_threshold)[: spec.max_detections]
     width, height = input_size
     boxes = np.clip(boxes[keep], 0, [width, height, width, height]) * np.tile(scale, 2)
-    return [Detection(label=_label(labels, int(c)), index=int(c), score=float(s),
-                      box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])))
-            for b, s, c in zip(boxes, scores[keep], classes[keep], strict=True)]
+    return [
+        Detection(
+            label=_label(labels, int(c)),
+            index=int(c),
+            score=float(s),
+            box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+        )
+        for b, s, c in zip(boxes, scores[keep], classes[keep], strict=True)
+    ]
 
 
-def decode_yolo_batch(outputs: np.ndarray, spec: DetectionSpec, labels: Sequence[str],
-                      scales: Sequence[tuple[float, float]],
-                      input_size: tuple[int, int]) -> list[list[Detection]]:
+def decode_yolo_batch(
+    outputs: np.ndarray,
+    spec: DetectionSpec,
+    labels: Sequence[str],
+    scales: Sequence[tuple[float, float]],
+    input_size: tuple[int, int],
+) -> list[list[Detection]]:
     """`decode_yolo` for each image of a batch's output [images, boxes, 5 + classes].
 
     The same detections; the scoring runs once for the whole batch, and an image with few
@@ -123,14 +138,29 @@ def decode_yolo_batch(outputs: np.ndarray, spec: DetectionSpec, labels: Sequence
         if len(picked) > _SMALL or not np.isfinite(boxes).all():
             detections.append(decode_yolo(rows[index], spec, labels, scale, input_size))
             continue
-        detections.append(_decode_small(boxes.tolist(), scores[index, picked].tolist(),
-                                         classes[index, picked].tolist(), spec, labels, scale, input_size))
+        detections.append(
+            _decode_small(
+                boxes.tolist(),
+                scores[index, picked].tolist(),
+                classes[index, picked].tolist(),
+                spec,
+                labels,
+                scale,
+                input_size,
+            )
+        )
     return detections
 
 
-def _decode_small(rows: list[list[float]], scores: list[float], classes: list[int], spec: DetectionSpec,
-                  labels: Sequence[str], scale: tuple[float, float],
-                  input_size: tuple[int, int]) -> list[Detection]:
+def _decode_small(
+    rows: list[list[float]],
+    scores: list[float],
+    classes: list[int],
+    spec: DetectionSpec,
+    labels: Sequence[str],
+    scale: tuple[float, float],
+    input_size: tuple[int, int],
+) -> list[Detection]:
     """`decode_yolo`'s steps after scoring, in plain Python, for a few finite candidates:
     the same arithmetic in the same order, so the same answers."""
     boxes = [(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2) for cx, cy, w, h in rows]
@@ -141,14 +171,26 @@ def _decode_small(rows: list[list[float]], scores: list[float], classes: list[in
     kept.sort(key=lambda i: -scores[i])
     width, height = float(input_size[0]), float(input_size[1])
     sx, sy = scale
-    return [Detection(label=_label(labels, classes[i]), index=classes[i], score=scores[i],
-                      box=(min(max(x1, 0.0), width) * sx, min(max(y1, 0.0), height) * sy,
-                           min(max(x2, 0.0), width) * sx, min(max(y2, 0.0), height) * sy))
-            for i in kept[: spec.max_detections] for x1, y1, x2, y2 in [boxes[i]]]
+    return [
+        Detection(
+            label=_label(labels, classes[i]),
+            index=classes[i],
+            score=scores[i],
+            box=(
+                min(max(x1, 0.0), width) * sx,
+                min(max(y1, 0.0), height) * sy,
+                min(max(x2, 0.0), width) * sx,
+                min(max(y2, 0.0), height) * sy,
+            ),
+        )
+        for i in kept[: spec.max_detections]
+        for x1, y1, x2, y2 in [boxes[i]]
+    ]
 
 
-def _nms_small(boxes: list[tuple[float, float, float, float]], order: list[int],
-               iou_threshold: float) -> list[int]:
+def _nms_small(
+    boxes: list[tuple[float, float, float, float]], order: list[int], iou_threshold: float
+) -> list[int]:
     """`nms` over `order` (best first) in plain Python."""
     keep: list[int] = []
     while order:
@@ -188,10 +230,13 @@ def _candidates(rows: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndar
     return boxes, scores[wanted], classes[wanted]
 
 
-def _per_class_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
-                   iou_threshold: float) -> np.ndarray:
+def _per_class_nms(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float
+) -> np.ndarray:
     """NMS within each class (a person may stand in front of a car), merged best first."""
-    kept = [np.flatnonzero(classes == c)[nms(boxes[classes == c], scores[classes == c], iou_threshold)]
-            for c in np.unique(classes)]
+    kept = [
+        np.flatnonzero(classes == c)[nms(boxes[classes == c], scores[classes == c], iou_threshold)]
+        for c in np.unique(classes)
+    ]
     merged = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     return merged[np.argsort(-scores[merged], kind="stable")]

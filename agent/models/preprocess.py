@@ -14,16 +14,26 @@ from agent.errors import BadInput, Invalid
 __all__ = ["NPY_MAGIC", "check_tensor", "load_npy"]
 
 NPY_MAGIC = b"\x93NUMPY"
-_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-               "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int16)": "int16",
-               "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
+_ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
 _NP_DTYPES = {name: np.dtype(name) for name in _ORT_DTYPES.values()}
 
 # The header numpy.save writes for a plain C-order numeric array. Parsed by this pattern, a
 # request's tensor costs a few microseconds instead of np.load's ~40 (it runs the header
 # through ast.literal_eval); anything else (Fortran order, structured dtypes) takes np.load.
-_NPY_HEADER = re.compile(rb"\{'descr': '([<>|=]?[biuf][1248])', 'fortran_order': False, "
-                         rb"'shape': \(([\d, ]*)\), \} *\n")
+_NPY_HEADER = re.compile(
+    rb"\{'descr': '([<>|=]?[biuf][1248])', 'fortran_order': False, "
+    rb"'shape': \(([\d, ]*)\), \} *\n"
+)
 
 
 def load_npy(data: bytes) -> np.ndarray:
@@ -34,12 +44,18 @@ def load_npy(data: bytes) -> np.ndarray:
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise BadInput("bad_tensor", f"the body is not a readable .npy array: {exc}",
-                       "write it with numpy.save(); object arrays are not accepted") from None
+        raise BadInput(
+            "bad_tensor",
+            f"the body is not a readable .npy array: {exc}",
+            "write it with numpy.save(); object arrays are not accepted",
+        ) from None
     if not isinstance(array, np.ndarray):
         array.close()
-        raise BadInput("bad_tensor", "the body is an .npz archive, not one .npy array",
-                       "send a single array written with numpy.save()")
+        raise BadInput(
+            "bad_tensor",
+            "the body is an .npz archive, not one .npy array",
+            "send a single array written with numpy.save()",
+        )
     return array
 
 
@@ -63,16 +79,21 @@ def check_tensor(tensor: np.ndarray, model_input: Any) -> None:
     """Refuse a tensor whose dtype or shape the model input cannot take (Invalid)."""
     expected = _ORT_DTYPES.get(model_input.type, model_input.type)
     if tensor.dtype != _NP_DTYPES.get(expected):  # a dtype compared, not named: µs per request
-        raise Invalid("wrong_dtype",
-                       f"input {model_input.name!r} takes {expected}, the tensor is {tensor.dtype}",
-                       f"cast it first, e.g. array.astype('{expected}')")
+        raise Invalid(
+            "wrong_dtype",
+            f"input {model_input.name!r} takes {expected}, the tensor is {tensor.dtype}",
+            f"cast it first, e.g. array.astype('{expected}')",
+        )
     shape = list(model_input.shape)
-    if len(shape) != tensor.ndim or not all(_dim_fits(want, got) for want, got in
-                                            zip(shape, tensor.shape, strict=True)):
+    if len(shape) != tensor.ndim or not all(
+        _dim_fits(want, got) for want, got in zip(shape, tensor.shape, strict=True)
+    ):
         wanted = ", ".join(str(d) if isinstance(d, int) and d > 0 else str(d or "?") for d in shape)
-        raise Invalid("wrong_shape",
-                       f"input {model_input.name!r} takes shape [{wanted}], the tensor is "
-                       f"{list(tensor.shape)}", "named or ? dimensions take any size")
+        raise Invalid(
+            "wrong_shape",
+            f"input {model_input.name!r} takes shape [{wanted}], the tensor is {list(tensor.shape)}",
+            "named or ? dimensions take any size",
+        )
 
 
 def _dim_fits(want: object, got: int) -> bool:

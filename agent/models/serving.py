@@ -36,8 +36,9 @@ class _Known:
     model: Path
 
     def current(self) -> bool:
-        return ((self.state_file is None or _stamp(self.state_file) == self.state)
-                and _stamp(self.manifest_file) == self.manifest_stamp)
+        return (self.state_file is None or _stamp(self.state_file) == self.state) and _stamp(
+            self.manifest_file
+        ) == self.manifest_stamp
 
 
 class ServingModels:
@@ -57,8 +58,7 @@ class ServingModels:
         manifest, path = self.store.active(name, version)  # raises the store's 404/409/422
         manifest_file = str(path.parent / MANIFEST_FILE)
         with self._lock:
-            self._known[key] = _Known(state_file, state, manifest_file, _stamp(manifest_file),
-                                      manifest, path)
+            self._known[key] = _Known(state_file, state, manifest_file, _stamp(manifest_file), manifest, path)
         return manifest, path
 
 

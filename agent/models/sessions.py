@@ -93,6 +93,16 @@ class SessionCache:
         """What is loaded, on which providers, and why an accelerator was dropped if it was."""
         with self._lock:
             entries = list(self._entries.items())
-        return {"capacity": self.capacity, "threads": self.threads, "sessions": [
-            {"path": str(path), "sha256": sha256, "providers": list(entry.session.get_providers()),
-             "fallback": entry.fallback} for (path, sha256), entry in entries]}
+        return {
+            "capacity": self.capacity,
+            "threads": self.threads,
+            "sessions": [
+                {
+                    "path": str(path),
+                    "sha256": sha256,
+                    "providers": list(entry.session.get_providers()),
+                    "fallback": entry.fallback,
+                }
+                for (path, sha256), entry in entries
+            ],
+        }

@@ -54,8 +54,11 @@ class ModelStore:
     # reading ------------------------------------------------------------------
 
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and (p / "versions").is_dir())
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "versions").is_dir()
+        )
 
     def info(self, name: str) -> ModelInfo:
         check_name(name)
@@ -64,24 +67,37 @@ class ModelStore:
         for version in self._versions(name):
             manifest = self.manifest(name, version)
             installed = (self._version_dir(name, version) / MODEL_FILE).stat().st_mtime
-            versions.append(ModelVersion(
-                version=version, precision=manifest.precision, sha256=manifest.sha256,
-                size_bytes=manifest.size_bytes, installed_at=installed,
-                active=version == state["active"]))
+            versions.append(
+                ModelVersion(
+                    version=version,
+                    precision=manifest.precision,
+                    sha256=manifest.sha256,
+                    size_bytes=manifest.size_bytes,
+                    installed_at=installed,
+                    active=version == state["active"],
+                )
+            )
         if not versions:
             raise _not_found(name)
         task = self.manifest(name, versions[-1].version).task
-        return ModelInfo(name=name, task=task, active_version=state["active"],
-                         previous_version=state["previous"],
-                         versions=sorted(versions, key=lambda v: v.installed_at))
+        return ModelInfo(
+            name=name,
+            task=task,
+            active_version=state["active"],
+            previous_version=state["previous"],
+            versions=sorted(versions, key=lambda v: v.installed_at),
+        )
 
     def manifest(self, name: str, version: str) -> Manifest:
         path = self._version_dir(name, version) / MANIFEST_FILE
         try:
             return Manifest.model_validate_json(path.read_bytes())
         except FileNotFoundError:
-            raise NotFound("version_not_found", f"model {name!r} has no version {version!r}",
-                           f"list versions with GET /v1/models/{name}") from None
+            raise NotFound(
+                "version_not_found",
+                f"model {name!r} has no version {version!r}",
+                f"list versions with GET /v1/models/{name}",
+            ) from None
 
     def active(self, name: str, version: str | None = None) -> tuple[Manifest, Path]:
         """The manifest and file of the serving version (or of `version` when given)."""
@@ -89,8 +105,11 @@ class ModelStore:
         if chosen is None:
             if not self._versions(name):
                 raise _not_found(name)
-            raise Conflict("no_active_version", f"model {name!r} has no active version",
-                           f"activate one with POST /v1/models/{name}/activate")
+            raise Conflict(
+                "no_active_version",
+                f"model {name!r} has no active version",
+                f"activate one with POST /v1/models/{name}/activate",
+            )
         return self.manifest(name, chosen), self._version_dir(name, chosen) / MODEL_FILE
 
     def has(self, name: str, version: str) -> bool:
@@ -102,14 +121,18 @@ class ModelStore:
         """Move a verified file into place as a new version (not yet active)."""
         with self._lock:
             if self.has(manifest.name, manifest.version):
-                raise Conflict("version_exists",
-                               f"{manifest.name} {manifest.version} is already installed",
-                               "give the new model another version")
+                raise Conflict(
+                    "version_exists",
+                    f"{manifest.name} {manifest.version} is already installed",
+                    "give the new model another version",
+                )
             if (self.root / manifest.name).is_symlink():  # planted: it would install elsewhere
-                raise Conflict("model_folder_is_a_link",
-                               f"{self.root / manifest.name} is a link, not a folder of the kit's "
-                               "own; nothing was installed through it",
-                               "remove the link on the kit, or give the model another name")
+                raise Conflict(
+                    "model_folder_is_a_link",
+                    f"{self.root / manifest.name} is a link, not a folder of the kit's "
+                    "own; nothing was installed through it",
+                    "remove the link on the kit, or give the model another name",
+                )
             versions = self.root / manifest.name / "versions"
             versions.mkdir(parents=True, exist_ok=True)
             staging = versions / f"{_STAGING_PREFIX}{manifest.version}"
@@ -135,8 +158,9 @@ class ModelStore:
             state = self._state(name)
             previous = state["previous"]
             if previous is None or not self.has(name, previous):
-                raise Conflict("nothing_to_roll_back",
-                               f"model {name!r} has no previous version to roll back to")
+                raise Conflict(
+                    "nothing_to_roll_back", f"model {name!r} has no previous version to roll back to"
+                )
             self._write_state(name, active=previous, previous=state["active"])
             return self.info(name)
 
@@ -145,8 +169,11 @@ class ModelStore:
             self.manifest(name, version)
             state = self._state(name)
             if state["active"] == version and not force:
-                raise Conflict("version_serving", f"{name} {version} is the serving version",
-                               "activate another version first, or pass force=true")
+                raise Conflict(
+                    "version_serving",
+                    f"{name} {version} is the serving version",
+                    "activate another version first, or pass force=true",
+                )
             active = None if state["active"] == version else state["active"]
             previous = None if state["previous"] == version else state["previous"]
             if (active, previous) != (state["active"], state["previous"]):
@@ -162,16 +189,20 @@ class ModelStore:
     def _version_dir(self, name: str, version: str) -> Path:
         check_name(name)
         if not re.fullmatch(VERSION_PATTERN, version):
-            raise Invalid("invalid_version", f"{version!r} is not a valid version",
-                           "use letters, digits, '.', '_', '+' and '-', starting with a letter or digit")
+            raise Invalid(
+                "invalid_version",
+                f"{version!r} is not a valid version",
+                "use letters, digits, '.', '_', '+' and '-', starting with a letter or digit",
+            )
         return self.root / name / "versions" / version
 
     def _versions(self, name: str) -> list[str]:
         versions = self.root / name / "versions"
         if not versions.is_dir():
             return []
-        return [p.name for p in versions.iterdir()
-                if not p.name.startswith(".") and (p / MANIFEST_FILE).exists()]
+        return [
+            p.name for p in versions.iterdir() if not p.name.startswith(".") and (p / MANIFEST_FILE).exists()
+        ]
 
     def _state(self, name: str) -> dict[str, str | None]:
         try:
@@ -188,11 +219,15 @@ class ModelStore:
 def check_name(name: str) -> str:
     """Refuse names that could leave the models folder (`..`, `/`, NUL, …)."""
     if not re.fullmatch(NAME_PATTERN, name):
-        raise Invalid("invalid_name", f"{name!r} is not a valid model name",
-                       "use lower-case letters, digits, '-' and '_', at most 64 characters")
+        raise Invalid(
+            "invalid_name",
+            f"{name!r} is not a valid model name",
+            "use lower-case letters, digits, '-' and '_', at most 64 characters",
+        )
     return name
 
 
 def _not_found(name: str) -> NotFound:
-    return NotFound("model_not_found", f"no model called {name!r} on this kit",
-                    "list models with GET /v1/models")
+    return NotFound(
+        "model_not_found", f"no model called {name!r} on this kit", "list models with GET /v1/models"
+    )

@@ -46,16 +46,22 @@ class Uploads:
         """After a restart: re-open interrupted verifications, expire stale uploads, drop orphans."""
         now = time.time()
         with self._db.transaction() as conn:
-            conn.execute("UPDATE uploads SET state = 'receiving', updated_at = ? "
-                         "WHERE state = 'verifying'", (now,))
-            conn.execute("UPDATE uploads SET state = 'failed', error = 'expired' "
-                         "WHERE state = 'receiving' AND updated_at < ?", (now - STALE_AFTER_S,))
+            conn.execute(
+                "UPDATE uploads SET state = 'receiving', updated_at = ? WHERE state = 'verifying'", (now,)
+            )
+            conn.execute(
+                "UPDATE uploads SET state = 'failed', error = 'expired' "
+                "WHERE state = 'receiving' AND updated_at < ?",
+                (now - STALE_AFTER_S,),
+            )
             live = set()
             for row in conn.execute("SELECT * FROM uploads WHERE state = 'receiving'").fetchall():
                 if self._store.has(row["name"], row["version"]):
                     # killed between the install's rename and marking the upload installed
-                    conn.execute("UPDATE uploads SET state = 'installed', updated_at = ? WHERE id = ?",
-                                 (now, row["id"]))
+                    conn.execute(
+                        "UPDATE uploads SET state = 'installed', updated_at = ? WHERE id = ?",
+                        (now, row["id"]),
+                    )
                     continue
                 live.add(row["id"])
                 # killed mid-install: the verified file was moved into a staging folder the
@@ -68,13 +74,18 @@ class Uploads:
     def create(self, request: UploadRequest) -> UploadStatus:
         manifest = request.manifest
         if manifest.size_bytes > self._max_bytes:
-            raise TooLarge("model_too_large", f"the model has {manifest.size_bytes} bytes; this "
-                           f"kit accepts at most {self._max_bytes}", "raise max_model_bytes in agent.json")
+            raise TooLarge(
+                "model_too_large",
+                f"the model has {manifest.size_bytes} bytes; this kit accepts at most {self._max_bytes}",
+                "raise max_model_bytes in agent.json",
+            )
         if self._store.has(manifest.name, manifest.version):
             return self._already_installed(manifest)
         with self._db.transaction() as conn:
-            for row in conn.execute("SELECT * FROM uploads WHERE name = ? AND version = ? "
-                                    "AND state = 'receiving'", (manifest.name, manifest.version)):
+            for row in conn.execute(
+                "SELECT * FROM uploads WHERE name = ? AND version = ? AND state = 'receiving'",
+                (manifest.name, manifest.version),
+            ):
                 if row["sha256"] == manifest.sha256:
                     return self._status(row)  # the same upload again: resume it
                 self._fail(conn, row["id"], "replaced by a newer upload of the same version")
@@ -84,17 +95,27 @@ class Uploads:
             conn.execute(
                 "INSERT INTO uploads (id, name, version, sha256, manifest, activate, size, state, "
                 "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'receiving', ?, ?)",
-                (upload_id, manifest.name, manifest.version, manifest.sha256,
-                 manifest.model_dump_json(), int(request.activate), manifest.size_bytes, now, now))
+                (
+                    upload_id,
+                    manifest.name,
+                    manifest.version,
+                    manifest.sha256,
+                    manifest.model_dump_json(),
+                    int(request.activate),
+                    manifest.size_bytes,
+                    now,
+                    now,
+                ),
+            )
             self._data(upload_id).touch()
-            return self._status(conn.execute("SELECT * FROM uploads WHERE id = ?",
-                                              (upload_id,)).fetchone())
+            return self._status(conn.execute("SELECT * FROM uploads WHERE id = ?", (upload_id,)).fetchone())
 
     def status(self, upload_id: str) -> UploadStatus:
         return self._status(self._row(upload_id))
 
-    async def append(self, upload_id: str, offset: int, body: AsyncIterator[bytes],
-                     declared: int | None = None) -> UploadStatus:
+    async def append(
+        self, upload_id: str, offset: int, body: AsyncIterator[bytes], declared: int | None = None
+    ) -> UploadStatus:
         """Write the bytes that start at `offset`; the offset must be where the file ends.
         A chunk `declared` (Content-Length) past the model's size is refused before it is read."""
         row = self._row(upload_id)
@@ -104,9 +125,12 @@ class Uploads:
             path = self._data(upload_id)
             current = path.stat().st_size
             if offset != current:
-                raise Conflict("offset_mismatch", f"the upload is at byte {current}, not {offset}",
-                               f"resume with Upload-Offset: {current}",
-                               resume_at=current)
+                raise Conflict(
+                    "offset_mismatch",
+                    f"the upload is at byte {current}, not {offset}",
+                    f"resume with Upload-Offset: {current}",
+                    resume_at=current,
+                )
             if declared is not None and current + declared > row["size"]:
                 raise _too_long(row["size"], current, declared)
             await self._write(path, current, row["size"], body)
@@ -122,17 +146,22 @@ class Uploads:
         with self._claim(upload_id):
             received = path.stat().st_size if path.exists() else 0
             if row["state"] != "receiving" or received != row["size"]:
-                raise Conflict("upload_incomplete",
-                               f"the upload has {received} of {row['size']} bytes ({row['state']})",
-                               "send the remaining bytes with PATCH, then commit")
+                raise Conflict(
+                    "upload_incomplete",
+                    f"the upload has {received} of {row['size']} bytes ({row['state']})",
+                    "send the remaining bytes with PATCH, then commit",
+                )
             self._set_state(upload_id, "verifying")
             manifest = Manifest.model_validate_json(row["manifest"])
             try:
                 await asyncio.to_thread(verify, path, manifest)
             except VerificationFailed as exc:
                 self._fail_now(upload_id, str(exc))
-                raise Invalid("verification_failed", f"the model was refused: {exc}",
-                               "the serving version is unchanged; fix the model or manifest") from None
+                raise Invalid(
+                    "verification_failed",
+                    f"the model was refused: {exc}",
+                    "the serving version is unchanged; fix the model or manifest",
+                ) from None
             await asyncio.to_thread(self._store.install, manifest, path)
             self._set_state(upload_id, "installed")
         if row["activate"]:
@@ -160,24 +189,36 @@ class Uploads:
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
-            raise NoRoom("disk_full", "the kit's disk is full",
-                           "free space on the kit, then resume the upload") from None
+            raise NoRoom(
+                "disk_full", "the kit's disk is full", "free space on the kit, then resume the upload"
+            ) from None
 
     def _check_space(self, size: int) -> None:
         free = shutil.disk_usage(self.root).free
         if free - size < self._reserve:
-            raise NoRoom("insufficient_storage",
-                           f"the kit has {free >> 20} MiB free; this model needs {size >> 20} MiB "
-                           f"plus {self._reserve >> 20} MiB in reserve", "delete old model versions")
+            raise NoRoom(
+                "insufficient_storage",
+                f"the kit has {free >> 20} MiB free; this model needs {size >> 20} MiB "
+                f"plus {self._reserve >> 20} MiB in reserve",
+                "delete old model versions",
+            )
 
     def _already_installed(self, manifest: Manifest) -> UploadStatus:
         installed = self._store.manifest(manifest.name, manifest.version)
         if installed.sha256 != manifest.sha256:
-            raise Conflict("version_exists",
-                           f"{manifest.name} {manifest.version} is installed with other content",
-                           "give the new model another version")
-        return UploadStatus(upload_id="", name=manifest.name, version=manifest.version,
-                            offset=manifest.size_bytes, size=manifest.size_bytes, state="installed")
+            raise Conflict(
+                "version_exists",
+                f"{manifest.name} {manifest.version} is installed with other content",
+                "give the new model another version",
+            )
+        return UploadStatus(
+            upload_id="",
+            name=manifest.name,
+            version=manifest.version,
+            offset=manifest.size_bytes,
+            size=manifest.size_bytes,
+            state="installed",
+        )
 
     def _claim(self, upload_id: str) -> _Claim:
         return _Claim(self, upload_id)
@@ -188,15 +229,25 @@ class Uploads:
     def _row(self, upload_id: str) -> sqlite3.Row:
         rows = self._db.query("SELECT * FROM uploads WHERE id = ?", (upload_id,))
         if not rows:
-            raise NotFound("upload_not_found", f"no upload with id {upload_id!r}",
-                           "start a new upload with POST /v1/models/uploads")
+            raise NotFound(
+                "upload_not_found",
+                f"no upload with id {upload_id!r}",
+                "start a new upload with POST /v1/models/uploads",
+            )
         return rows[0]
 
     def _status(self, row: sqlite3.Row) -> UploadStatus:
         path = self._data(row["id"])
         offset = path.stat().st_size if path.exists() else 0
-        return UploadStatus(upload_id=row["id"], name=row["name"], version=row["version"],
-                            offset=offset, size=row["size"], state=row["state"], error=row["error"])
+        return UploadStatus(
+            upload_id=row["id"],
+            name=row["name"],
+            version=row["version"],
+            offset=offset,
+            size=row["size"],
+            state=row["state"],
+            error=row["error"],
+        )
 
     def _touch(self, upload_id: str) -> None:
         with self._db.transaction() as conn:
@@ -204,22 +255,28 @@ class Uploads:
 
     def _set_state(self, upload_id: str, state: str) -> None:
         with self._db.transaction() as conn:
-            conn.execute("UPDATE uploads SET state = ?, updated_at = ? WHERE id = ?",
-                         (state, time.time(), upload_id))
+            conn.execute(
+                "UPDATE uploads SET state = ?, updated_at = ? WHERE id = ?", (state, time.time(), upload_id)
+            )
 
     def _fail_now(self, upload_id: str, error: str) -> None:
         with self._db.transaction() as conn:
             self._fail(conn, upload_id, error)
 
     def _fail(self, conn: sqlite3.Connection, upload_id: str, error: str) -> None:
-        conn.execute("UPDATE uploads SET state = 'failed', error = ?, updated_at = ? WHERE id = ?",
-                     (error, time.time(), upload_id))
+        conn.execute(
+            "UPDATE uploads SET state = 'failed', error = ?, updated_at = ? WHERE id = ?",
+            (error, time.time(), upload_id),
+        )
         self._data(upload_id).unlink(missing_ok=True)
 
 
 def _too_long(size: int, at: int, sent: int) -> TooLarge:
-    return TooLarge("upload_too_long", f"{sent} bytes from byte {at} would pass the model's "
-                    f"{size} bytes", f"send at most {size - at} bytes from byte {at}")
+    return TooLarge(
+        "upload_too_long",
+        f"{sent} bytes from byte {at} would pass the model's {size} bytes",
+        f"send at most {size - at} bytes from byte {at}",
+    )
 
 
 def _sync_and_close(handle: BinaryIO) -> None:
@@ -240,8 +297,11 @@ class _Claim:
     def __enter__(self) -> None:
         with self._uploads._busy_lock:
             if self._id in self._uploads._busy:
-                raise Conflict("upload_busy", "another request is writing this upload",
-                               "wait for it to finish, then ask for the offset")
+                raise Conflict(
+                    "upload_busy",
+                    "another request is writing this upload",
+                    "wait for it to finish, then ask for the offset",
+                )
             self._uploads._busy.add(self._id)
 
     def __exit__(self, *_: object) -> None:

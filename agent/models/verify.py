@@ -18,8 +18,12 @@ from agent.toolkit.hashing import sha256_file
 from agent.toolkit.sessions import seeded_input
 from agent.wire import Manifest
 
-_ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)",
-              "uint8": "tensor(uint8)", "int8": "tensor(int8)"}
+_ORT_TYPES = {
+    "float32": "tensor(float)",
+    "float16": "tensor(float16)",
+    "uint8": "tensor(uint8)",
+    "int8": "tensor(int8)",
+}
 
 
 class VerificationFailed(Exception):
@@ -33,12 +37,20 @@ def verify(path: Path, manifest: Manifest, timeout: float = 300.0) -> None:
         raise VerificationFailed(f"the file has {size} bytes, the manifest says {manifest.size_bytes}")
     digest = sha256_file(path)
     if digest != manifest.sha256:
-        raise VerificationFailed(f"sha256 mismatch: the file is {digest}, the manifest says "
-                                 f"{manifest.sha256}; the upload was damaged or the manifest is wrong")
+        raise VerificationFailed(
+            f"sha256 mismatch: the file is {digest}, the manifest says "
+            f"{manifest.sha256}; the upload was damaged or the manifest is wrong"
+        )
     program = [sys.executable, "-m", "agent.models.verify", str(path), "-"]
     try:
-        done = subprocess.run(program, input=manifest.model_dump_json(), capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            program,
+            input=manifest.model_dump_json(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise VerificationFailed(f"ONNX Runtime did not load the model within {timeout:g} s") from None
     if done.returncode != 0:
@@ -66,11 +78,11 @@ def check_in_process(path: Path, manifest: Manifest) -> None:
             if name not in names:
                 raise VerificationFailed(f"golden output {name!r} is not an output of the model")
             got = np.asarray(outputs[names.index(name)]).ravel()[: len(expected)].astype(float)
-            if got.shape[0] != len(expected) or not np.allclose(got, expected,
-                                                                 atol=manifest.golden.atol):
+            if got.shape[0] != len(expected) or not np.allclose(got, expected, atol=manifest.golden.atol):
                 raise VerificationFailed(
                     f"golden check failed on {name!r}: expected {expected[:4]}…, got "
-                    f"{got[:4].tolist()}… (atol {manifest.golden.atol})")
+                    f"{got[:4].tolist()}… (atol {manifest.golden.atol})"
+                )
 
 
 def check_self_contained(path: Path) -> None:
@@ -85,23 +97,29 @@ def _check_signature(session: Any, manifest: Manifest) -> None:
     spec = manifest.input
     inputs = {i.name: i for i in session.get_inputs()}
     if len(inputs) != 1:
-        raise VerificationFailed(f"the model has {len(inputs)} inputs ({sorted(inputs)}); kitfleet "
-                                 "serves models with exactly one input")
+        raise VerificationFailed(
+            f"the model has {len(inputs)} inputs ({sorted(inputs)}); kitfleet "
+            "serves models with exactly one input"
+        )
     if spec.name not in inputs:
-        raise VerificationFailed(f"the manifest names input {spec.name!r}; the model has "
-                                 f"{sorted(inputs)}")
+        raise VerificationFailed(f"the manifest names input {spec.name!r}; the model has {sorted(inputs)}")
     model_input = inputs[spec.name]
     if model_input.type != _ORT_TYPES[spec.dtype]:
-        raise VerificationFailed(f"input {spec.name!r} is {model_input.type}, the manifest says "
-                                 f"{spec.dtype}")
+        raise VerificationFailed(f"input {spec.name!r} is {model_input.type}, the manifest says {spec.dtype}")
     shape = list(model_input.shape)
-    expected = ([spec.channels, spec.height, spec.width] if spec.layout == "NCHW"
-                else [spec.height, spec.width, spec.channels])
+    expected = (
+        [spec.channels, spec.height, spec.width]
+        if spec.layout == "NCHW"
+        else [spec.height, spec.width, spec.channels]
+    )
     mismatched = len(shape) != 4 or any(
-        isinstance(got, int) and got != want for got, want in zip(shape[1:], expected, strict=True))
+        isinstance(got, int) and got != want for got, want in zip(shape[1:], expected, strict=True)
+    )
     if mismatched:
-        raise VerificationFailed(f"input {spec.name!r} has shape {shape}, the manifest says "
-                                 f"[N, {', '.join(map(str, expected))}] ({spec.layout})")
+        raise VerificationFailed(
+            f"input {spec.name!r} has shape {shape}, the manifest says "
+            f"[N, {', '.join(map(str, expected))}] ({spec.layout})"
+        )
     _check_outputs(session, manifest)
 
 
@@ -113,11 +131,13 @@ def _check_outputs(session: Any, manifest: Manifest) -> None:
         raise VerificationFailed(f"the model scores {last} classes, the manifest lists {classes} labels")
     if manifest.task == "detection":
         if len(first) != 3:
-            raise VerificationFailed(f"a YOLO-style detector outputs [N, boxes, 5 + classes]; this "
-                                     f"model outputs shape {first}")
+            raise VerificationFailed(
+                f"a YOLO-style detector outputs [N, boxes, 5 + classes]; this model outputs shape {first}"
+            )
         if classes and isinstance(last, int) and last != 5 + classes:
-            raise VerificationFailed(f"the detector outputs {last} values per box, expected "
-                                     f"5 + {classes} labels")
+            raise VerificationFailed(
+                f"the detector outputs {last} values per box, expected 5 + {classes} labels"
+            )
 
 
 def _first_line(exc: Exception) -> str:

@@ -14,13 +14,29 @@ from PIL import Image, ImageOps
 from agent.toolkit.errors import BadInput, Invalid, Refusal, TooLarge, Unsupported
 from agent.wire import InputSpec, Normalisation
 
-__all__ = ["IMAGE_SUFFIXES", "IMAGE_TYPES", "MAX_PIXELS", "decode_image", "from_pixels", "media_type",
-           "stack", "to_input", "to_pixels", "to_tensor"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "IMAGE_TYPES",
+    "MAX_PIXELS",
+    "decode_image",
+    "from_pixels",
+    "media_type",
+    "stack",
+    "to_input",
+    "to_pixels",
+    "to_tensor",
+]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
 _UNDECLARED = {None, "application/octet-stream"}
-IMAGE_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/png": "PNG", "image/bmp": "BMP",
-               "image/x-ms-bmp": "BMP", "image/webp": "WEBP"}
+IMAGE_TYPES = {
+    "image/jpeg": "JPEG",
+    "image/jpg": "JPEG",
+    "image/png": "PNG",
+    "image/bmp": "BMP",
+    "image/x-ms-bmp": "BMP",
+    "image/webp": "WEBP",
+}
 MAX_PIXELS = 50_000_000  # a few KB of PNG can declare gigapixels: refuse before decoding
 _Scale = tuple[float, float]
 
@@ -37,9 +53,11 @@ def decode_image(data: bytes, content_type: str | None, max_pixels: int = MAX_PI
     TooLarge if it has more than `max_pixels`. EXIF rotation is applied."""
     declared = media_type(content_type)
     if declared not in _UNDECLARED and declared not in IMAGE_TYPES:
-        raise Unsupported("unsupported_media_type", f"cannot read {declared} as an image",
-                       "send JPEG, PNG, BMP or WebP (image/jpeg, image/png, …), or a tensor as "
-                       "application/x-npy")
+        raise Unsupported(
+            "unsupported_media_type",
+            f"cannot read {declared} as an image",
+            "send JPEG, PNG, BMP or WebP (image/jpeg, image/png, …), or a tensor as application/x-npy",
+        )
     try:
         image = Image.open(io.BytesIO(data), formats=sorted(set(IMAGE_TYPES.values())))
         _check_pixels(image.size, max_pixels)
@@ -53,8 +71,11 @@ def decode_image(data: bytes, content_type: str | None, max_pixels: int = MAX_PI
     except Image.DecompressionBombError:
         raise _too_many_pixels(max_pixels) from None
     except Exception as exc:  # Pillow's decoders raise many types on corrupt data; none is our bug
-        raise BadInput("bad_image", f"the body is not a readable image ({type(exc).__name__})",
-                       "check the file opens in an image viewer and the Content-Type matches") from None
+        raise BadInput(
+            "bad_image",
+            f"the body is not a readable image ({type(exc).__name__})",
+            "check the file opens in an image viewer and the Content-Type matches",
+        ) from None
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
@@ -63,12 +84,16 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
 
 
 def _too_many_pixels(max_pixels: int) -> TooLarge:
-    return TooLarge("image_too_large", f"the image has more than {max_pixels} pixels",
-                    "resize it before sending; the model sees a small input anyway")
+    return TooLarge(
+        "image_too_large",
+        f"the image has more than {max_pixels} pixels",
+        "resize it before sending; the model sees a small input anyway",
+    )
 
 
-def to_tensor(images: Sequence[Image.Image], spec: InputSpec,
-              norm: Normalisation) -> tuple[np.ndarray, list[_Scale]]:
+def to_tensor(
+    images: Sequence[Image.Image], spec: InputSpec, norm: Normalisation
+) -> tuple[np.ndarray, list[_Scale]]:
     """Resize, normalise and stack images into the model's input; scales map boxes back.
 
     Each scale is (original width / input width, original height / input height).
@@ -127,7 +152,9 @@ def _normalise(pixels: np.ndarray, spec: InputSpec, norm: Normalisation) -> np.n
 
 def _per_channel(values: list[float], channels: int, what: str) -> np.ndarray:
     if len(values) not in (1, channels):
-        raise Invalid("bad_normalisation",
-                       f"the manifest's normalisation {what} has {len(values)} values for a "
-                       f"{channels}-channel input", "give one value, or one per channel")
+        raise Invalid(
+            "bad_normalisation",
+            f"the manifest's normalisation {what} has {len(values)} values for a {channels}-channel input",
+            "give one value, or one per channel",
+        )
     return np.asarray(values, dtype=np.float32)

@@ -31,9 +31,11 @@ from agent.toolkit.errors import Unsupported
 __all__ = ["METHODS", "MIN_OPSET", "Method", "opset_of", "prepare", "quantize"]
 
 Method = Literal["minmax", "entropy", "percentile"]
-METHODS: dict[str, CalibrationMethod] = {"minmax": CalibrationMethod.MinMax,
-                                         "entropy": CalibrationMethod.Entropy,
-                                         "percentile": CalibrationMethod.Percentile}
+METHODS: dict[str, CalibrationMethod] = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
 MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear need opset 13
 
 
@@ -52,25 +54,47 @@ class _Tensors(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ship
         return None if tensor is None else {self._name: tensor}
 
 
-def quantize(prepared: Path, staged: Path, input_name: str | None, tensors: Sequence[np.ndarray], *,
-              per_channel: bool, reduce_range: bool, method: Method) -> None:
+def quantize(
+    prepared: Path,
+    staged: Path,
+    input_name: str | None,
+    tensors: Sequence[np.ndarray],
+    *,
+    per_channel: bool,
+    reduce_range: bool,
+    method: Method,
+) -> None:
     """Static (QDQ, uint8 activations, int8 weights) when there are calibration tensors, else dynamic."""
     try:
         if tensors:
             assert input_name is not None  # calibration tensors exist only for an image input
-            quantize_static(str(prepared), str(staged), _Tensors(input_name, tensors),
-                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=METHODS[method],
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+            quantize_static(
+                str(prepared),
+                str(staged),
+                _Tensors(input_name, tensors),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=METHODS[method],
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
         else:
-            quantize_dynamic(str(prepared), str(staged), per_channel=per_channel,
-                             reduce_range=reduce_range, weight_type=QuantType.QInt8)
+            quantize_dynamic(
+                str(prepared),
+                str(staged),
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                weight_type=QuantType.QInt8,
+            )
     except Exception as exc:  # the quantizer fails on graphs it does not support with many types
         detail = (str(exc).strip().splitlines() or [""])[-1][:300]
-        raise Unsupported("cannot_quantize",
-                          f"ONNX Runtime could not quantize the model ({type(exc).__name__}: {detail})",
-                          "try the other mode, or an export with a newer opset") from exc
+        raise Unsupported(
+            "cannot_quantize",
+            f"ONNX Runtime could not quantize the model ({type(exc).__name__}: {detail})",
+            "try the other mode, or an export with a newer opset",
+        ) from exc
     _drop_unused_opsets(staged)
 
 
@@ -107,9 +131,11 @@ def _upgraded(model: onnx.ModelProto, notes: list[str]) -> onnx.ModelProto:
         upgraded = version_converter.convert_version(model, MIN_OPSET)
     except Exception as exc:  # the converter raises plain RuntimeErrors naming the op it cannot move
         detail = (str(exc).strip().splitlines() or [""])[-1][:300]
-        raise Unsupported("cannot_upgrade_opset",
-                          f"cannot upgrade the model from opset {opset} to {MIN_OPSET} ({detail})",
-                          f"re-export it with opset_version={MIN_OPSET} or later") from None
+        raise Unsupported(
+            "cannot_upgrade_opset",
+            f"cannot upgrade the model from opset {opset} to {MIN_OPSET} ({detail})",
+            f"re-export it with opset_version={MIN_OPSET} or later",
+        ) from None
     notes.append(f"upgraded from opset {opset} to {MIN_OPSET}")
     return upgraded
 

@@ -16,8 +16,14 @@ from typing import Any
 import numpy as np
 import psutil
 
-__all__ = ["CPU", "PREFERRED_PROVIDERS", "choose_providers", "default_threads", "open_session",
-           "seeded_input"]
+__all__ = [
+    "CPU",
+    "PREFERRED_PROVIDERS",
+    "choose_providers",
+    "default_threads",
+    "open_session",
+    "seeded_input",
+]
 
 CPU = "CPUExecutionProvider"
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider")
@@ -33,8 +39,9 @@ def default_threads() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
-def open_session(path: Path, threads: int, spinning: bool = True, *, cpu_only: bool = False,
-                 quiet: bool = False) -> tuple[Any, str | None]:
+def open_session(
+    path: Path, threads: int, spinning: bool = True, *, cpu_only: bool = False, quiet: bool = False
+) -> tuple[Any, str | None]:
     """A session on the best provider; if an accelerator fails, a CPU-only one and the reason.
 
     `threads` 0 leaves ONNX Runtime's default. `spinning=False` for work that shares the CPU
@@ -68,14 +75,17 @@ def _first_line(exc: Exception) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
-def seeded_input(model_input: Any, dtype: str, seed: int, sizes: Mapping[int, int] | None = None,
-                 batch: int = 1) -> np.ndarray:
+def seeded_input(
+    model_input: Any, dtype: str, seed: int, sizes: Mapping[int, int] | None = None, batch: int = 1
+) -> np.ndarray:
     """`default_rng(seed).random(shape)` for an ONNX Runtime input (its `.shape`), cast to `dtype`.
 
     Free dimensions become `batch` (the first) and `sizes[axis]` (height and width, say); any
     other free dimension is 1, which is what a kit feeds for a manifest's golden check.
     """
     known = sizes or {}
-    shape = [d if isinstance(d, int) and d > 0 else (batch if axis == 0 else known.get(axis, 1))
-             for axis, d in enumerate(model_input.shape)]
+    shape = [
+        d if isinstance(d, int) and d > 0 else (batch if axis == 0 else known.get(axis, 1))
+        for axis, d in enumerate(model_input.shape)
+    ]
     return np.random.default_rng(seed).random(shape).astype(dtype)

@@ -15,17 +15,30 @@ from app.cli.common import settings
 from app.fleet.errors import Error
 from app.fleet.text import printable_lines
 
-HANDLERS = {**kits.HANDLERS, **models.HANDLERS, **quantize.HANDLERS, **jobs.HANDLERS,
-            **provision.HANDLERS, **stream.HANDLERS, **report.HANDLERS}
+HANDLERS = {
+    **kits.HANDLERS,
+    **models.HANDLERS,
+    **quantize.HANDLERS,
+    **jobs.HANDLERS,
+    **provision.HANDLERS,
+    **stream.HANDLERS,
+    **report.HANDLERS,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kitfleet", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kitfleet {__version__}")
-    parser.add_argument("--home", type=Path,
-                        help="the app's data dir (default $KITFLEET_HOME or the user data dir)")
-    parser.add_argument("--interface", dest="interfaces", action="append", metavar="IP",
-                        help="browse mDNS only on this address (repeatable; default: all)")
+    parser.add_argument(
+        "--home", type=Path, help="the app's data dir (default $KITFLEET_HOME or the user data dir)"
+    )
+    parser.add_argument(
+        "--interface",
+        dest="interfaces",
+        action="append",
+        metavar="IP",
+        help="browse mDNS only on this address (repeatable; default: all)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:
@@ -43,8 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_commands(command)
     demo = command("demo", "start demo agents on loopback and use them end to end", False)
     demo.add_argument("--screenshot", type=Path, help="where to save the window screenshot")
-    demo.add_argument("--offscreen", action="store_true",
-                      help="never show a window (default when there is no display)")
+    demo.add_argument(
+        "--offscreen", action="store_true", help="never show a window (default when there is no display)"
+    )
     return parser
 
 

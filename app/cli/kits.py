@@ -16,19 +16,31 @@ from app.fleet.snapshot import Tags
 
 def add_commands(command: CommandFactory) -> None:
     discover = command("discover", "list kits announcing on the network now")
-    discover.add_argument("--interface", dest="sub_interfaces", action="append", metavar="IP",
-                          help="browse only on this address (repeatable)")
+    discover.add_argument(
+        "--interface",
+        dest="sub_interfaces",
+        action="append",
+        metavar="IP",
+        help="browse only on this address (repeatable)",
+    )
     discover.add_argument("--timeout", type=float, default=3.0, help="seconds to listen")
 
     adopt = command("adopt", "adopt a kit with the pairing code it shows")
     adopt.add_argument("kit", help="device ID, name as announced, or HOST:PORT")
     adopt.add_argument("--code", required=True, help="from `kitfleet-agent pair-code` on the kit")
-    adopt.add_argument("--scope", choices=SCOPES, default="operator",
-                       help="what this laptop may do on the kit (default operator: models, jobs, "
-                            "inference); admin adds command jobs, tokens and the audit log")
+    adopt.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default="operator",
+        help="what this laptop may do on the kit (default operator: models, jobs, "
+        "inference); admin adds command jobs, tokens and the audit log",
+    )
 
-    command("kits", "the inventory, with each kit's status, load, models, jobs and alerts now "
-            "(last-known, marked, for kits that are away)")
+    command(
+        "kits",
+        "the inventory, with each kit's status, load, models, jobs and alerts now "
+        "(last-known, marked, for kits that are away)",
+    )
     tag = command("tag", "set a kit's tags (groups), e.g. a site or the boxes of one kit", False)
     tag.add_argument("kit", help="name or device ID")
     tag.add_argument("tags", nargs="*", help="the tags; none clears them")
@@ -43,14 +55,27 @@ async def _discover(args: argparse.Namespace) -> int:
         rows = []
         for a in found:
             verdict = await fleet.async_check_announcement(a)  # follows moved kits, flags impostors
-            rows.append({"name": a.name, "device_id": a.device_id, "kit_model": a.kit_model,
-                         "address": f"{a.host}:{a.port}", "agent_version": a.agent_version,
-                         "status": verdict.marking, "detail": verdict.detail})
+            rows.append(
+                {
+                    "name": a.name,
+                    "device_id": a.device_id,
+                    "kit_model": a.kit_model,
+                    "address": f"{a.host}:{a.port}",
+                    "agent_version": a.agent_version,
+                    "status": verdict.marking,
+                    "detail": verdict.detail,
+                }
+            )
     finally:
         fleet.close()
-    lines = [line for r in rows for line in (
-        f"{r['name']:<24} {r['device_id'][:16]:<17} {r['address']:<22} {r['status']:<17} "
-        f"{r['kit_model']}", *([f"    {r['detail']}"] if r["detail"] else []))
+    lines = [
+        line
+        for r in rows
+        for line in (
+            f"{r['name']:<24} {r['device_id'][:16]:<17} {r['address']:<22} {r['status']:<17} "
+            f"{r['kit_model']}",
+            *([f"    {r['detail']}"] if r["detail"] else []),
+        )
     ] or [f"no kits announcing (listened {args.timeout:g} s)"]
     emit(args, rows, lines)
     return 0
@@ -62,9 +87,11 @@ async def _adopt(args: argparse.Namespace) -> int:
         kit = await fleet.async_adopt(args.kit, args.code, args.scope)
     finally:
         fleet.close()
-    emit(args, {"device_id": kit.device_id, "name": kit.name, "address": kit.address,
-                 "scope": kit.scope},
-          [f"adopted {kit.name} ({kit.device_id[:16]}…) at {kit.address}, scope {kit.scope}"])
+    emit(
+        args,
+        {"device_id": kit.device_id, "name": kit.name, "address": kit.address, "scope": kit.scope},
+        [f"adopted {kit.name} ({kit.device_id[:16]}…) at {kit.address}, scope {kit.scope}"],
+    )
     return 0
 
 
@@ -76,23 +103,34 @@ async def _kits(args: argparse.Namespace) -> int:
         rows = [_kit_row(view, fleet.inventory.last_facts(view.kit.device_id)) for view in ops.views()]
     finally:
         fleet.close()
-    lines = [_KITS_HEADER] + [_kit_line(r) for r in rows] if rows else [
-        "no kits adopted yet; find them with `kitfleet discover`"]
+    lines = (
+        [_KITS_HEADER] + [_kit_line(r) for r in rows]
+        if rows
+        else ["no kits adopted yet; find them with `kitfleet discover`"]
+    )
     emit(args, rows, lines)
     return 0
 
 
-_KITS_HEADER = (f"{'NAME':<18} {'STATUS':<22} {'CPU':>4} {'MEM':>4} {'DISK FREE':>9} {'TEMP':>5} "
-                f"{'BATT':>4} {'RUN/Q':>5}  {'SERVING':<24} {'ACCELERATORS':<20} ALERTS")
+_KITS_HEADER = (
+    f"{'NAME':<18} {'STATUS':<22} {'CPU':>4} {'MEM':>4} {'DISK FREE':>9} {'TEMP':>5} "
+    f"{'BATT':>4} {'RUN/Q':>5}  {'SERVING':<24} {'ACCELERATORS':<20} ALERTS"
+)
 
 
 def _kit_row(view: KitView, facts: tuple[dict[str, Any], float] | None) -> dict[str, Any]:
     sample, snap = view.sample, view.snapshot
     return {
-        "name": view.kit.name, "device_id": view.kit.device_id, "address": view.kit.address,
-        "status": view.status, "last_seen_at": view.kit.last_seen_at, "detail": view.detail,
-        "agent_version": view.kit.agent_version, "tags": view.tags,
-        "data_age_s": view.age(), "cpu_percent": sample.cpu_percent if sample else None,
+        "name": view.kit.name,
+        "device_id": view.kit.device_id,
+        "address": view.kit.address,
+        "status": view.status,
+        "last_seen_at": view.kit.last_seen_at,
+        "detail": view.detail,
+        "agent_version": view.kit.agent_version,
+        "tags": view.tags,
+        "data_age_s": view.age(),
+        "cpu_percent": sample.cpu_percent if sample else None,
         "memory_percent": sample.memory_percent if sample else None,
         "disk_free_bytes": sample.disk_free_bytes if sample else None,
         "temperature_c": sample.temperature_c if sample else None,
@@ -114,10 +152,12 @@ def _kit_line(r: dict[str, Any]) -> str:
     jobs = "-" if r["jobs_running"] is None else f"{r['jobs_running']}/{r['jobs_queued']}"
     free = "-" if r["disk_free_bytes"] is None else summary.gib(r["disk_free_bytes"])
     alerts = "; ".join(f"{a['severity']}: {a['message']}" for a in r["alerts"]) or "-"
-    return (f"{r['name'][:18]:<18} {status[:22]:<22} {num('cpu_percent', '{:.0f}%'):>4} "
-            f"{num('memory_percent', '{:.0f}%'):>4} {free:>9} {num('temperature_c', '{:.0f}C'):>5} "
-            f"{num('battery_percent', '{:.0f}%'):>4} {jobs:>5}  {', '.join(r['active_models'])[:24]:<24} "
-            f"{r['accelerators'][:20]:<20} {alerts}")
+    return (
+        f"{r['name'][:18]:<18} {status[:22]:<22} {num('cpu_percent', '{:.0f}%'):>4} "
+        f"{num('memory_percent', '{:.0f}%'):>4} {free:>9} {num('temperature_c', '{:.0f}C'):>5} "
+        f"{num('battery_percent', '{:.0f}%'):>4} {jobs:>5}  {', '.join(r['active_models'])[:24]:<24} "
+        f"{r['accelerators'][:20]:<20} {alerts}"
+    )
 
 
 async def _facts(args: argparse.Namespace) -> int:
@@ -126,11 +166,21 @@ async def _facts(args: argparse.Namespace) -> int:
         result = await fleet.async_facts(fleet.inventory.resolve(args.kit))
     finally:
         fleet.close()
-    data = {"name": result.kit.name, "device_id": result.kit.device_id, "live": result.live,
-            "collected_at": result.collected_at, "families": result.families}
-    header = [] if result.live else [
-        f"{result.kit.name} is offline; last-known facts from {age(result.collected_at)}",
-        f"({result.detail})"]
+    data = {
+        "name": result.kit.name,
+        "device_id": result.kit.device_id,
+        "live": result.live,
+        "collected_at": result.collected_at,
+        "families": result.families,
+    }
+    header = (
+        []
+        if result.live
+        else [
+            f"{result.kit.name} is offline; last-known facts from {age(result.collected_at)}",
+            f"({result.detail})",
+        ]
+    )
     lines = header + _int8_line(result.families) + _facts_lines(result.families)
     emit(args, data, lines)
     return 0
@@ -167,5 +217,9 @@ def _facts_lines(families: dict[str, Any]) -> list[str]:
 
 
 HANDLERS: dict[str, Handler] = {
-    "discover": _discover, "adopt": _adopt, "kits": _kits, "facts": _facts, "tag": _tag,
+    "discover": _discover,
+    "adopt": _adopt,
+    "kits": _kits,
+    "facts": _facts,
+    "tag": _tag,
 }

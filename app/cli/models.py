@@ -22,8 +22,9 @@ from app.fleet.snapshot import Snapshots
 def add_commands(command: CommandFactory) -> None:
     deploy = command("deploy", "send a model package to one or more kits")
     deploy.add_argument("model", type=Path, help="MODEL.onnx with MODEL.manifest.json beside it")
-    deploy.add_argument("--kit", dest="kits", action="append", required=True,
-                        help="kit name or device ID (repeatable)")
+    deploy.add_argument(
+        "--kit", dest="kits", action="append", required=True, help="kit name or device ID (repeatable)"
+    )
     deploy.add_argument("--activate", action="store_true", help="serve it once installed")
 
     models = command("models", "models on a kit: list, activate, rollback, delete")
@@ -61,12 +62,21 @@ async def _deploy(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
         kits = [fleet.inventory.resolve(ref) for ref in args.kits]
-        outcomes = await async_deploy(fleet, args.model, kits, args.activate,
-                                      None if args.json else _ProgressLine())
+        outcomes = await async_deploy(
+            fleet, args.model, kits, args.activate, None if args.json else _ProgressLine()
+        )
     finally:
         fleet.close()
-    rows = [{"kit": o.kit.name, "ok": o.ok, "message": o.message, "int8_advice": o.advice,
-             "active_version": o.info.active_version if o.info else None} for o in outcomes]
+    rows = [
+        {
+            "kit": o.kit.name,
+            "ok": o.ok,
+            "message": o.message,
+            "int8_advice": o.advice,
+            "active_version": o.info.active_version if o.info else None,
+        }
+        for o in outcomes
+    ]
     lines = [f"{'ok    ' if o.ok else 'FAILED'} {o.kit.name}: {o.message}" for o in outcomes]
     lines += [o.advice for o in outcomes if o.advice]
     emit(args, rows, lines)
@@ -91,8 +101,14 @@ async def _models(args: argparse.Namespace) -> int:
             last = known.of(kit.device_id) if args.action == "list" else None
             if last is None:
                 raise
-            infos, note = last[0], [f"{kit.name} is away: {exc}", f"its last known models (as read "
-                                    f"{age(last[1])}, with the changes made from this laptop since):"]
+            infos, note = (
+                last[0],
+                [
+                    f"{kit.name} is away: {exc}",
+                    f"its last known models (as read "
+                    f"{age(last[1])}, with the changes made from this laptop since):",
+                ],
+            )
     finally:
         fleet.close()
     if note and args.json:
@@ -104,8 +120,9 @@ async def _models(args: argparse.Namespace) -> int:
 async def _change_models(args: argparse.Namespace, fleet: Fleet, kit: Kit, known: KnownModels) -> None:
     """Activate, roll back or delete as asked, and record what the kit confirmed at once."""
     if args.action == "activate":
-        known.confirmed(kit.device_id, await fleet.async_call(
-            kit, lambda c: c.activate(args.name, args.version)))
+        known.confirmed(
+            kit.device_id, await fleet.async_call(kit, lambda c: c.activate(args.name, args.version))
+        )
     elif args.action == "rollback":
         known.confirmed(kit.device_id, await fleet.async_call(kit, lambda c: c.rollback(args.name)))
     elif args.action == "delete":
@@ -118,8 +135,9 @@ def _model_lines(kit: str, infos: list[ModelInfo]) -> list[str]:
     for info in infos:
         for v in info.versions:
             mark = "*" if v.active else ("<" if v.version == info.previous_version else " ")
-            lines.append(f"{mark} {info.name:<20} {v.version:<16} {v.precision:<5} {v.size_bytes:>10} "
-                         f"{v.sha256[:12]}")
+            lines.append(
+                f"{mark} {info.name:<20} {v.version:<16} {v.precision:<5} {v.size_bytes:>10} {v.sha256[:12]}"
+            )
     return [*lines, "(* serving, < previous)"] if lines else [f"no models on {kit}"]
 
 
@@ -134,9 +152,16 @@ async def _infer(args: argparse.Namespace) -> int:
     if answer.raw is not None:
         out = args.out or args.input.with_suffix(".out.npz")
         out.write_bytes(answer.raw.npz)
-        emit(args, {"outputs": str(out), "model": args.model, "version": answer.raw.version,
-                    "sha256": answer.raw.sha256},
-             [f"{args.model} {answer.raw.version} ({answer.raw.sha256[:12]}): raw outputs written to {out}"])
+        emit(
+            args,
+            {
+                "outputs": str(out),
+                "model": args.model,
+                "version": answer.raw.version,
+                "sha256": answer.raw.sha256,
+            },
+            [f"{args.model} {answer.raw.version} ({answer.raw.sha256[:12]}): raw outputs written to {out}"],
+        )
         return 0
     assert answer.result is not None
     emit(args, answer.result.model_dump(), _result_lines(answer.result))

@@ -29,40 +29,84 @@ _SIZE = re.compile(r"(\d+)(?:[x×](\d+))?")
 def add_commands(command: CommandFactory) -> None:
     quantize = command("quantize", "make an INT8 copy of an FP32 ONNX model and compare the two")
     quantize.add_argument("source", type=Path, metavar="IN.onnx", help="the FP32 model")
-    quantize.add_argument("output", type=Path, metavar="OUT.onnx",
-                          help="where the INT8 model goes (its manifest is written beside it)")
-    quantize.add_argument("--calibration", type=Path, metavar="DIR",
-                          help="typical input images (a few hundred) for static mode")
-    quantize.add_argument("--mode", choices=["static", "dynamic"],
-                          help="static: QDQ per-channel, calibrated; dynamic: weights only "
-                               "(default: static with --calibration, else dynamic)")
-    quantize.add_argument("--method", choices=list(METHODS), default="minmax",
-                          help="how static mode picks activation ranges (default minmax)")
-    quantize.add_argument("--eval", dest="evaluation", type=Path, metavar="DIR",
-                          help="images to compare FP32 and INT8 on; one sub-folder per label "
-                               "(named as the model's labels, listed in labels.txt, or numbered) "
-                               "adds top-1 accuracy")
-    quantize.add_argument("--input-size", metavar="HxW",
-                          help="picture size the kit feeds, for a model whose input size is free")
-    quantize.add_argument("--max-images", type=int, default=300, metavar="N",
-                          help="calibration images used at most, spread over the folder (default 300)")
-    quantize.add_argument("--runs", type=int, default=100, metavar="N",
-                          help="timed runs of each model for the latency figures (default 100)")
-    quantize.add_argument("--full-range-weights", action="store_true",
-                          help="full 8-bit weights, only for kits with VNNI/AMX or ARM dot-product; "
-                               "x86 CPUs without VNNI lose accuracy on them (default: 7-bit weights, "
-                               "accurate on every CPU)")
-    quantize.add_argument("--report", type=Path, metavar="FILE",
-                          help="also write the report: JSON for .json, Markdown for .md, else text")
+    quantize.add_argument(
+        "output",
+        type=Path,
+        metavar="OUT.onnx",
+        help="where the INT8 model goes (its manifest is written beside it)",
+    )
+    quantize.add_argument(
+        "--calibration", type=Path, metavar="DIR", help="typical input images (a few hundred) for static mode"
+    )
+    quantize.add_argument(
+        "--mode",
+        choices=["static", "dynamic"],
+        help="static: QDQ per-channel, calibrated; dynamic: weights only "
+        "(default: static with --calibration, else dynamic)",
+    )
+    quantize.add_argument(
+        "--method",
+        choices=list(METHODS),
+        default="minmax",
+        help="how static mode picks activation ranges (default minmax)",
+    )
+    quantize.add_argument(
+        "--eval",
+        dest="evaluation",
+        type=Path,
+        metavar="DIR",
+        help="images to compare FP32 and INT8 on; one sub-folder per label "
+        "(named as the model's labels, listed in labels.txt, or numbered) "
+        "adds top-1 accuracy",
+    )
+    quantize.add_argument(
+        "--input-size", metavar="HxW", help="picture size the kit feeds, for a model whose input size is free"
+    )
+    quantize.add_argument(
+        "--max-images",
+        type=int,
+        default=300,
+        metavar="N",
+        help="calibration images used at most, spread over the folder (default 300)",
+    )
+    quantize.add_argument(
+        "--runs",
+        type=int,
+        default=100,
+        metavar="N",
+        help="timed runs of each model for the latency figures (default 100)",
+    )
+    quantize.add_argument(
+        "--full-range-weights",
+        action="store_true",
+        help="full 8-bit weights, only for kits with VNNI/AMX or ARM dot-product; "
+        "x86 CPUs without VNNI lose accuracy on them (default: 7-bit weights, "
+        "accurate on every CPU)",
+    )
+    quantize.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="also write the report: JSON for .json, Markdown for .md, else text",
+    )
 
 
 async def _quantize(args: argparse.Namespace) -> int:
     mode: Mode = args.mode or ("static" if args.calibration else "dynamic")
     _check(args, mode)
     result = await asyncio.to_thread(
-        quantize_model, args.source, args.output, mode, args.calibration, method=args.method,
-        max_images=args.max_images, evaluation=args.evaluation, runs=args.runs,
-        input_size=_input_size(args.input_size), reduce_range=not args.full_range_weights)
+        quantize_model,
+        args.source,
+        args.output,
+        mode,
+        args.calibration,
+        method=args.method,
+        max_images=args.max_images,
+        evaluation=args.evaluation,
+        runs=args.runs,
+        input_size=_input_size(args.input_size),
+        reduce_range=not args.full_range_weights,
+    )
     notes = [*_chosen_mode(args), *result.notes, *_unlabelled(args.evaluation, result)]
     data = _data(result, args.method, notes)
     if args.report is not None:
@@ -74,8 +118,10 @@ async def _quantize(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace, mode: str) -> None:
     """Refuse what the library would accept, or would only find wrong after minutes of work."""
     if mode == "static" and args.calibration is None:
-        raise Error("--mode static needs --calibration DIR (a few hundred typical input images); or use "
-                    "--mode dynamic, which needs none")
+        raise Error(
+            "--mode static needs --calibration DIR (a few hundred typical input images); or use "
+            "--mode dynamic, which needs none"
+        )
     if args.max_images < 1 or args.runs < 1:
         raise Error("--max-images and --runs must be at least 1")
     if args.evaluation is not None:
@@ -97,8 +143,10 @@ def _input_size(text: str | None) -> tuple[int, int] | None:
 
 def _chosen_mode(args: argparse.Namespace) -> list[str]:
     if args.mode is None and args.calibration is None:
-        return ["dynamic mode (weights only): no --calibration given; static mode with calibration "
-                "images is usually faster on CPUs with INT8 dot-product instructions"]
+        return [
+            "dynamic mode (weights only): no --calibration given; static mode with calibration "
+            "images is usually faster on CPUs with INT8 dot-product instructions"
+        ]
     return []
 
 
@@ -106,40 +154,58 @@ def _unlabelled(folder: Path | None, result: QuantizeResult) -> list[str]:
     if folder is None or result.report.labelled:
         return []
     listed = " (labels.txt was found but its names match no sub-folder)" if listed_labels(folder) else ""
-    return [f"no accuracy: {folder} has no labels{listed}; put each image in a sub-folder named after "
-            "its label for a top-1 accuracy row"]
+    return [
+        f"no accuracy: {folder} has no labels{listed}; put each image in a sub-folder named after "
+        "its label for a top-1 accuracy row"
+    ]
 
 
 def _data(result: QuantizeResult, method: str, notes: list[str]) -> dict[str, Any]:
     manifest = result.manifest
-    return {"model": str(result.model), "mode": result.mode,
-            "method": method if result.mode == "static" else None,
-            "source_opset": result.source_opset, "opset": result.opset,
-            "calibration_images": result.calibration_images,
-            "weight_bits": result.weight_bits,
-            "manifest": str(result.manifest_path) if result.manifest_path else None,
-            "sha256": manifest.sha256 if manifest else None, "notes": notes,
-            "report": result.report.to_dict()}
+    return {
+        "model": str(result.model),
+        "mode": result.mode,
+        "method": method if result.mode == "static" else None,
+        "source_opset": result.source_opset,
+        "opset": result.opset,
+        "calibration_images": result.calibration_images,
+        "weight_bits": result.weight_bits,
+        "manifest": str(result.manifest_path) if result.manifest_path else None,
+        "sha256": manifest.sha256 if manifest else None,
+        "notes": notes,
+        "report": result.report.to_dict(),
+    }
 
 
 def _summary(result: QuantizeResult, method: str) -> list[str]:
-    how = (f"static INT8, QDQ per-channel, {method} on {result.calibration_images} calibration images"
-           if result.mode == "static" else "dynamic INT8, weights only")
+    how = (
+        f"static INT8, QDQ per-channel, {method} on {result.calibration_images} calibration images"
+        if result.mode == "static"
+        else "dynamic INT8, weights only"
+    )
     lines = [f"wrote {result.model} ({how}; opset {result.source_opset} → {result.opset})"]
     if result.manifest is not None:
-        lines.append(f"manifest {result.manifest_path}: {result.manifest.name} {result.manifest.version}, "
-                     f"sha256 {result.manifest.sha256[:16]}…, ready for `kitfleet deploy`")
+        lines.append(
+            f"manifest {result.manifest_path}: {result.manifest.name} {result.manifest.version}, "
+            f"sha256 {result.manifest.sha256[:16]}…, ready for `kitfleet deploy`"
+        )
     return lines
 
 
 def _lines(result: QuantizeResult, method: str, notes: list[str]) -> list[str]:
     report = result.report
-    return [*_summary(result, method), *(f"note: {note}" for note in notes), "",
-            *table(report.rows()), report.footnote()]
+    return [
+        *_summary(result, method),
+        *(f"note: {note}" for note in notes),
+        "",
+        *table(report.rows()),
+        report.footnote(),
+    ]
 
 
-def _write_report(path: Path, data: dict[str, Any], result: QuantizeResult, method: str,
-                  notes: list[str]) -> None:
+def _write_report(
+    path: Path, data: dict[str, Any], result: QuantizeResult, method: str, notes: list[str]
+) -> None:
     suffix = path.suffix.lower()
     if suffix == ".json":
         text = json.dumps(data, indent=2) + "\n"

@@ -14,13 +14,18 @@ from app.fleet.report import async_build_report, write_report
 
 
 def add_commands(command: CommandFactory) -> None:
-    report = command("report", "write the field report: inventory, hardware, models, jobs, "
-                     "metrics, alerts and the audit trail, as one HTML file", False)
+    report = command(
+        "report",
+        "write the field report: inventory, hardware, models, jobs, "
+        "metrics, alerts and the audit trail, as one HTML file",
+        False,
+    )
     report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     report.add_argument("--pdf", action="store_true", help="also print it to FILE.pdf (needs Qt)")
     report.add_argument("--hours", type=float, default=24.0, help="hours of metrics to chart")
-    report.add_argument("--offline", action="store_true",
-                        help="do not poll the kits: report what the inventory holds")
+    report.add_argument(
+        "--offline", action="store_true", help="do not poll the kits: report what the inventory holds"
+    )
 
     audit = command("audit", "the app's audit log, or a kit's log pulled and verified")
     audit.add_argument("kit", nargs="?", help="a kit's name or device ID; none: this app's log")
@@ -42,8 +47,10 @@ async def _report(args: argparse.Namespace) -> int:
         try:
             from app.gui.report_pdf import print_pdf
         except ImportError as exc:
-            raise Error(f"no PDF renderer here ({exc.name} is missing): install the [app] extra, "
-                        f"or open {out} in a browser and print it") from exc
+            raise Error(
+                f"no PDF renderer here ({exc.name} is missing): install the [app] extra, "
+                f"or open {out} in a browser and print it"
+            ) from exc
         say(f"wrote {print_pdf(out, pdf)}")
     return 0
 
@@ -68,11 +75,12 @@ async def _audit(args: argparse.Namespace) -> int:
             title = kit.name
     finally:
         fleet.close()
-    data = {"log": title, "chain": state, "problems": problems,
-            "entries": [e.model_dump() for e in entries]}
+    data = {"log": title, "chain": state, "problems": problems, "entries": [e.model_dump() for e in entries]}
     lines = [f"audit log of {title}: {state}"] + [
         f"{e.seq:>5} {_clock(e.ts)}  {e.action:<17} {e.target[:32]:<32} {e.outcome:<24} "
-        f"{e.detail.get('kit', '') or e.actor_label}" for e in entries]
+        f"{e.detail.get('kit', '') or e.actor_label}"
+        for e in entries
+    ]
     emit(args, data, lines)
     return 1 if problems else 0
 

@@ -33,31 +33,47 @@ def add_commands(command: CommandFactory) -> None:
     actions = stream.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        parser = actions.add_parser(name, help=help_text, description=help_text, epilog=_EXAMPLES,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser = actions.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         parser.add_argument("--json", action="store_true", help="print JSON")
         parser.add_argument("kit", help="kit name or device ID")
         return parser
 
     start = action("start", "start a stream job; it runs on the kit until stopped or the source ends")
     start.add_argument("--model", required=True, help="a deployed detection or classification model")
-    start.add_argument("--source", required=True,
-                       help="/dev/videoN, rtsp:// or http(s):// URL, or a video file or image folder "
-                            "under the kit's data roots")
+    start.add_argument(
+        "--source",
+        required=True,
+        help="/dev/videoN, rtsp:// or http(s):// URL, or a video file or image folder "
+        "under the kit's data roots",
+    )
     start.add_argument("--version", help="a model version (default: the serving one)")
     start.add_argument("--fps", type=float, help="frames processed per second at most")
-    start.add_argument("--keep", type=_keep, default=None,
-                       help="what the kit stores: detections,counts,snapshots (default: all)")
+    start.add_argument(
+        "--keep",
+        type=_keep,
+        default=None,
+        help="what the kit stores: detections,counts,snapshots (default: all)",
+    )
     start.add_argument("--interval", type=float, dest="interval_s", help="seconds per counts row")
     start.add_argument("--snapshots", type=int, dest="max_snapshots", help="annotated frames kept")
-    start.add_argument("--every-frame", action="store_true",
-                       help="read a file or folder as fast as the model goes, dropping nothing")
+    start.add_argument(
+        "--every-frame",
+        action="store_true",
+        help="read a file or folder as fast as the model goes, dropping nothing",
+    )
     start.add_argument("--loop", action="store_true", help="play a video file again when it ends")
     start.add_argument("--threads", type=int, help="CPU threads for the model (default 1)")
     start.add_argument("--label", default="", help="a name for the job")
 
-    watch = action("watch", "live counts, fps, drops and latency until the job ends "
-                            "(Ctrl-C leaves it running)")
+    watch = action(
+        "watch", "live counts, fps, drops and latency until the job ends (Ctrl-C leaves it running)"
+    )
     watch.add_argument("job_id", metavar="JOB")
     watch.add_argument("--frames", action="store_true", help="with --json, every frame's results too")
 
@@ -78,21 +94,34 @@ async def _stream(args: argparse.Namespace) -> int:
 
 
 async def _start(args: argparse.Namespace) -> int:
-    options = StreamOptions(model=args.model, source=args.source, version=args.version, fps=args.fps,
-                            **({"keep": args.keep} if args.keep is not None else {}),
-                            interval_s=args.interval_s, max_snapshots=args.max_snapshots,
-                            realtime=not args.every_frame, loop=args.loop, threads=args.threads,
-                            label=args.label)
+    options = StreamOptions(
+        model=args.model,
+        source=args.source,
+        version=args.version,
+        fps=args.fps,
+        **({"keep": args.keep} if args.keep is not None else {}),
+        interval_s=args.interval_s,
+        max_snapshots=args.max_snapshots,
+        realtime=not args.every_frame,
+        loop=args.loop,
+        threads=args.threads,
+        label=args.label,
+    )
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
         job = await async_start(fleet, kit, options)
     finally:
         fleet.close()
-    emit(args, job.model_dump(mode="json"),
-         [f"stream job {job.job_id} {job.state} on {kit.name}",
-          f"watch it: kitfleet stream watch {kit.name} {job.job_id}",
-          f"stop it:  kitfleet stream stop {kit.name} {job.job_id}"])
+    emit(
+        args,
+        job.model_dump(mode="json"),
+        [
+            f"stream job {job.job_id} {job.state} on {kit.name}",
+            f"watch it: kitfleet stream watch {kit.name} {job.job_id}",
+            f"stop it:  kitfleet stream stop {kit.name} {job.job_id}",
+        ],
+    )
     return 0
 
 
@@ -124,8 +153,10 @@ def _ending_line(job_id: str, ending: dict[str, Any]) -> str:
     if ending.get("error"):
         line += f": {ending['error']}"
     if result:
-        line += (f"; {result.get('processed')} of {result.get('frames_in')} frames processed, "
-                 f"{result.get('dropped')} dropped" + (f"; seen: {totals}" if totals else ""))
+        line += (
+            f"; {result.get('processed')} of {result.get('frames_in')} frames processed, "
+            f"{result.get('dropped')} dropped" + (f"; seen: {totals}" if totals else "")
+        )
     return line
 
 

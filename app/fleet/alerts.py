@@ -101,14 +101,27 @@ def evaluate(figures: KitFigures, limits: Thresholds, now: float | None = None) 
         found += _temperature(figures, limits) + _disk(figures, limits) + _battery(figures, limits)
     if len(figures.failed_jobs) >= max(1, limits.job_failures_warn):
         names = ", ".join(figures.failed_jobs[:3]) + ("…" if len(figures.failed_jobs) > 3 else "")
-        found.append(("warning", "jobs", f"{len(figures.failed_jobs)} job(s) failed in the last "
-                      f"{limits.job_failures_window_h:g} h: {names}"))
+        found.append(
+            (
+                "warning",
+                "jobs",
+                f"{len(figures.failed_jobs)} job(s) failed in the last "
+                f"{limits.job_failures_window_h:g} h: {names}",
+            )
+        )
     if figures.audit_problems:
         found.append(("critical", "audit", f"audit log chain broken: {figures.audit_problems[0]}"))
     stale = figures.status != "online" and figures.latest is not None
-    alerts = [Alert(figures.device_id, figures.kit, sev, kind,
-                    f"{text} (last known)" if stale and kind in _MEASURED else text)
-              for sev, kind, text in found]
+    alerts = [
+        Alert(
+            figures.device_id,
+            figures.kit,
+            sev,
+            kind,
+            f"{text} (last known)" if stale and kind in _MEASURED else text,
+        )
+        for sev, kind, text in found
+    ]
     return sorted(alerts, key=lambda a: a.rank)
 
 
@@ -136,12 +149,19 @@ def _temperature(f: KitFigures, limits: Thresholds) -> list[tuple[Severity, str,
     if now_c is None:
         return []
     if now_c >= limits.temperature_critical_c:
-        return [("critical", "temperature",
-                 f"{now_c:.0f} °C (critical at {limits.temperature_critical_c:g})")]
+        return [
+            ("critical", "temperature", f"{now_c:.0f} °C (critical at {limits.temperature_critical_c:g})")
+        ]
     coolest = now_c if f.coolest_c is None else min(f.coolest_c, now_c)
     if coolest >= limits.temperature_warn_c:  # hot for the whole window, not one spike
-        return [("warning", "temperature", f"{now_c:.0f} °C for {_duration(limits.sustained_s)} "
-                 f"(warning at {limits.temperature_warn_c:g})")]
+        return [
+            (
+                "warning",
+                "temperature",
+                f"{now_c:.0f} °C for {_duration(limits.sustained_s)} "
+                f"(warning at {limits.temperature_warn_c:g})",
+            )
+        ]
     return []
 
 
@@ -156,8 +176,13 @@ def _disk(f: KitFigures, limits: Thresholds) -> list[tuple[Severity, str, str]]:
         return [("warning", "disk", f"{free / GIB:.1f} GiB free")]
     eta = _time_to_full(f.disk_earlier, f.latest)
     if eta is not None and eta < limits.disk_full_within_h * 3600:
-        return [("warning", "disk", f"{free / GIB:.1f} GiB free, full in about {_duration(eta)} "
-                 "at the last hour's rate")]
+        return [
+            (
+                "warning",
+                "disk",
+                f"{free / GIB:.1f} GiB free, full in about {_duration(eta)} at the last hour's rate",
+            )
+        ]
     return []
 
 

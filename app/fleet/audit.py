@@ -37,8 +37,18 @@ from app.fleet.inventory import Inventory
 
 __all__ = ["AppAudit", "ChainStatus"]
 
-_COLUMNS = ("seq", "ts", "actor_id", "actor_label", "action", "target", "outcome", "detail",
-            "prev_hash", "hash")
+_COLUMNS = (
+    "seq",
+    "ts",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target",
+    "outcome",
+    "detail",
+    "prev_hash",
+    "hash",
+)
 _MAX_PROBLEMS = 50
 
 
@@ -59,7 +69,8 @@ class ChainStatus:
     def summary(self) -> str:
         if self.problems:
             return f"BROKEN: {self.problems[0]}" + (
-                f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else "")
+                f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+            )
         if self.checked_at is None:
             return self.note or "not pulled yet"
         return f"verified, {self.entries} entries" + (f"; {self.note}" if self.note else "")
@@ -74,23 +85,38 @@ class AppAudit:
 
     # the app's own log -----------------------------------------------------------------
 
-    def record(self, action: str, target: str, outcome: str, device_id: str = "",
-               kit_name: str = "", detail: dict[str, Any] | None = None) -> AuditEntry:
+    def record(
+        self,
+        action: str,
+        target: str,
+        outcome: str,
+        device_id: str = "",
+        kit_name: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEntry:
         """Append one entry for something the technician did (to a kit, when named)."""
         detail = {**(detail or {}), **({"kit": kit_name, "device_id": device_id} if device_id else {})}
-        fields: dict[str, Any] = {"ts": time.time(), "actor_id": self.actor_id,
-                                  "actor_label": self.actor_label, "action": action,
-                                  "target": target, "outcome": outcome, "detail": detail}
+        fields: dict[str, Any] = {
+            "ts": time.time(),
+            "actor_id": self.actor_id,
+            "actor_label": self.actor_label,
+            "action": action,
+            "target": target,
+            "outcome": outcome,
+            "detail": detail,
+        }
         with self._db.conn:
             if not self._db.conn.in_transaction:  # another kitfleet process may append at once
                 self._db.conn.execute("BEGIN IMMEDIATE")
             row = self._db.execute("SELECT seq, hash FROM app_audit ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev_hash = (row[0] + 1, row[1]) if row else (1, AUDIT_GENESIS)
-            entry = AuditEntry(seq=seq, prev_hash=prev_hash, hash=audit_hash(prev_hash, seq, **fields),
-                               **fields)
+            entry = AuditEntry(
+                seq=seq, prev_hash=prev_hash, hash=audit_hash(prev_hash, seq, **fields), **fields
+            )
             self._db.execute(
                 f"INSERT INTO app_audit ({', '.join(_COLUMNS)}, device_id) VALUES ({_marks(11)})",  # noqa: S608 - constant column names
-                (*_row(entry), device_id))
+                (*_row(entry), device_id),
+            )
         return entry
 
     def record_call(self, call: Call) -> None:
@@ -117,7 +143,8 @@ class AppAudit:
         where, params = ("WHERE device_id = ?", (device_id,)) if device_id else ("", ())
         rows = self._db.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM app_audit {where} ORDER BY seq DESC LIMIT ?",  # noqa: S608
-            (*params, limit)).fetchall()
+            (*params, limit),
+        ).fetchall()
         return [_entry(row) for row in reversed(rows)]
 
     def verify(self) -> list[str]:
@@ -127,16 +154,18 @@ class AppAudit:
     # the kits' logs --------------------------------------------------------------------
 
     def chain_status(self, device_id: str) -> ChainStatus:
-        row = self._db.execute("SELECT last_seq, problems, checked_at FROM kit_audit_state "
-                               "WHERE device_id = ?", (device_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT last_seq, problems, checked_at FROM kit_audit_state WHERE device_id = ?", (device_id,)
+        ).fetchone()
         if row is None:
             return ChainStatus(device_id, 0)
         return ChainStatus(device_id, row[0], json.loads(row[1]), row[2])
 
     def anchor(self, device_id: str) -> tuple[int, str]:
         """The last entry held: where the next pull continues the chain from."""
-        row = self._db.execute("SELECT last_seq, last_hash FROM kit_audit_state WHERE device_id = ?",
-                               (device_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT last_seq, last_hash FROM kit_audit_state WHERE device_id = ?", (device_id,)
+        ).fetchone()
         return (row[0], row[1]) if row else (0, AUDIT_GENESIS)
 
     def merge_pulled(self, device_id: str, entries: list[AuditEntry]) -> ChainStatus:
@@ -149,8 +178,9 @@ class AppAudit:
                 problems.append(f"entry {held_seq} on the kit differs from the copy pulled before")
             entries = entries[1:]
         elif held_seq > 0 and not entries:
-            problems.append(f"the kit's log no longer holds entry {held_seq}, pulled before: "
-                            "it was cut short or replaced")
+            problems.append(
+                f"the kit's log no longer holds entry {held_seq}, pulled before: it was cut short or replaced"
+            )
         start = (held_hash if held_seq else AUDIT_GENESIS, held_seq)
         if entries and entries[0].seq > held_seq + 1 and entries[0].action == AUDIT_SEGMENT:
             # the kit rotated out entries this app never pulled: its kept chain starts here
@@ -169,41 +199,55 @@ class AppAudit:
         check.add(entries)
         problems = check.finish()
         kept_from = check.kept_from or 1
-        problems += [f"entry {e.seq} on the kit differs from the copy pulled before"
-                     for e in entries if held.get(e.seq, e.hash) != e.hash]
+        problems += [
+            f"entry {e.seq} on the kit differs from the copy pulled before"
+            for e in entries
+            if held.get(e.seq, e.hash) != e.hash
+        ]
         if entries and held.get(kept_from - 1, entries[0].prev_hash) != entries[0].prev_hash:
-            problems.append(f"entry {kept_from} on the kit does not link to entry "
-                            f"{kept_from - 1} pulled before")
+            problems.append(
+                f"entry {kept_from} on the kit does not link to entry {kept_from - 1} pulled before"
+            )
         seen = {e.seq for e in entries}
         gone = sorted(seq for seq in set(held) - seen if seq >= kept_from or not entries)
         if gone:
-            problems.append(f"{len(gone)} entries pulled before are gone from the kit "
-                            f"(from {gone[0]})")
+            problems.append(f"{len(gone)} entries pulled before are gone from the kit (from {gone[0]})")
         old = self.chain_status(device_id)
         new = [e for e in entries if e.seq not in held]
         last = max(entries, key=lambda e: e.seq) if entries else None
-        status = self._keep(device_id, new, last.seq if last else 0,
-                            last.hash if last else AUDIT_GENESIS, old.problems + problems)
+        status = self._keep(
+            device_id,
+            new,
+            last.seq if last else 0,
+            last.hash if last else AUDIT_GENESIS,
+            old.problems + problems,
+        )
         return replace(status, note=_rotated_note(check, held))
 
-    def _keep(self, device_id: str, entries: list[AuditEntry], last_seq: int, last_hash: str,
-              problems: list[str]) -> ChainStatus:
+    def _keep(
+        self, device_id: str, entries: list[AuditEntry], last_seq: int, last_hash: str, problems: list[str]
+    ) -> ChainStatus:
         """Store pulled entries and where the chain now ends, in one transaction."""
         with self._db.conn:
             self._db.conn.executemany(
                 f"INSERT OR IGNORE INTO kit_audit (device_id, {', '.join(_COLUMNS)}) "  # noqa: S608
-                f"VALUES ({_marks(11)})", [(device_id, *_row(e)) for e in entries])
+                f"VALUES ({_marks(11)})",
+                [(device_id, *_row(e)) for e in entries],
+            )
             self._db.execute(
                 "INSERT OR REPLACE INTO kit_audit_state (device_id, last_seq, last_hash, problems, "
                 "checked_at) VALUES (?, ?, ?, ?, ?)",
-                (device_id, last_seq, last_hash, json.dumps(_dedup(problems)), time.time()))
+                (device_id, last_seq, last_hash, json.dumps(_dedup(problems)), time.time()),
+            )
         return self.chain_status(device_id)
 
     def kit_entries(self, device_id: str, limit: int = 1000) -> list[AuditEntry]:
         """The newest entries pulled from one kit, oldest first."""
         rows = self._db.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM kit_audit WHERE device_id = ? "  # noqa: S608
-            "ORDER BY seq DESC LIMIT ?", (device_id, limit)).fetchall()
+            "ORDER BY seq DESC LIMIT ?",
+            (device_id, limit),
+        ).fetchall()
         return [_entry(row) for row in reversed(rows)]
 
 
@@ -227,8 +271,18 @@ def _marks(n: int) -> str:
 
 
 def _row(entry: AuditEntry) -> tuple[Any, ...]:
-    return (entry.seq, entry.ts, entry.actor_id, entry.actor_label, entry.action, entry.target,
-            entry.outcome, json.dumps(entry.detail, sort_keys=True), entry.prev_hash, entry.hash)
+    return (
+        entry.seq,
+        entry.ts,
+        entry.actor_id,
+        entry.actor_label,
+        entry.action,
+        entry.target,
+        entry.outcome,
+        json.dumps(entry.detail, sort_keys=True),
+        entry.prev_hash,
+        entry.hash,
+    )
 
 
 def _entry(row: Any) -> AuditEntry:

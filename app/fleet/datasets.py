@@ -76,8 +76,11 @@ def _entries(folder: Path) -> tuple[list[_Entry], str]:
     entries, fingerprint = [], hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if (path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file()
-                or any(part.startswith(".") for part in relative.parts)):
+        if (
+            path.suffix.lower() not in IMAGE_SUFFIXES
+            or not path.is_file()
+            or any(part.startswith(".") for part in relative.parts)
+        ):
             continue
         stat = path.stat()
         info = tarfile.TarInfo(relative.as_posix())
@@ -87,8 +90,9 @@ def _entries(folder: Path) -> tuple[list[_Entry], str]:
     return entries, fingerprint.hexdigest()
 
 
-async def async_tar_chunks(dataset: LocalDataset,
-                           sent: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
+async def async_tar_chunks(
+    dataset: LocalDataset, sent: Callable[[int], None] | None = None
+) -> AsyncIterator[bytes]:
     """The archive as a stream of chunks; `sent` hears the bytes produced so far."""
     produced = 0
     for entry in dataset.entries:
@@ -108,8 +112,7 @@ async def _member(entry: _Entry) -> AsyncIterator[bytes]:
     try:
         handle = entry.path.open("rb")
     except OSError as exc:
-        raise DatasetError(f"cannot read {entry.path}: {exc.strerror or exc}; send the folder "
-                           "again") from exc
+        raise DatasetError(f"cannot read {entry.path}: {exc.strerror or exc}; send the folder again") from exc
     with handle:
         while remaining:
             chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))

@@ -42,9 +42,14 @@ class DeployOutcome:
 ProgressCallback = Callable[[Progress], None]
 
 
-async def async_deploy(fleet: Fleet, model: Path, kits: list[Kit], activate: bool,
-                       progress: ProgressCallback | None = None,
-                       known: KnownModels | None = None) -> list[DeployOutcome]:
+async def async_deploy(
+    fleet: Fleet,
+    model: Path,
+    kits: list[Kit],
+    activate: bool,
+    progress: ProgressCallback | None = None,
+    known: KnownModels | None = None,
+) -> list[DeployOutcome]:
     """Send `model` to every kit concurrently; a failure on one kit never stops the others.
 
     What each kit confirms is written into its last-known models at once (`known`: the window
@@ -52,8 +57,11 @@ async def async_deploy(fleet: Fleet, model: Path, kits: list[Kit], activate: boo
     known = known or KnownModels(Snapshots(fleet.inventory))
     manifest = await asyncio.to_thread(checked_package, model)  # hashes the file: keep the loop free
     report = progress or (lambda _: None)
-    return list(await asyncio.gather(
-        *(_deploy_one(fleet, model, manifest, kit, activate, report, known) for kit in kits)))
+    return list(
+        await asyncio.gather(
+            *(_deploy_one(fleet, model, manifest, kit, activate, report, known) for kit in kits)
+        )
+    )
 
 
 def checked_package(model: Path) -> Manifest:
@@ -65,13 +73,21 @@ def checked_package(model: Path) -> Manifest:
     return manifest
 
 
-async def _deploy_one(fleet: Fleet, model: Path, manifest: Manifest, kit: Kit, activate: bool,
-                      report: ProgressCallback, known: KnownModels) -> DeployOutcome:
+async def _deploy_one(
+    fleet: Fleet,
+    model: Path,
+    manifest: Manifest,
+    kit: Kit,
+    activate: bool,
+    report: ProgressCallback,
+    known: KnownModels,
+) -> DeployOutcome:
     advice = int8_advice(fleet, kit, manifest)
     for attempt in range(1, RETRIES + 1):
         try:
             info = await fleet.async_call(
-                kit, lambda client: _upload(client, model, manifest, activate, report))
+                kit, lambda client: _upload(client, model, manifest, activate, report)
+            )
         except KitUnreachable as exc:
             if attempt == RETRIES:
                 report(Progress(kit.name, "failed", 0, manifest.size_bytes, str(exc)))
@@ -89,8 +105,9 @@ async def _deploy_one(fleet: Fleet, model: Path, manifest: Manifest, kit: Kit, a
     raise AssertionError("unreachable")
 
 
-async def _upload(client: KitClient, model: Path, manifest: Manifest, activate: bool,
-                  report: ProgressCallback) -> ModelInfo:
+async def _upload(
+    client: KitClient, model: Path, manifest: Manifest, activate: bool, report: ProgressCallback
+) -> ModelInfo:
     status = await client.start_upload(manifest, activate)
     if status.state == "installed":  # already there with the same sha256
         if activate:
@@ -104,8 +121,7 @@ async def _upload(client: KitClient, model: Path, manifest: Manifest, activate: 
 
         sent(status.offset)  # where this attempt starts: 0, or where a dropped link stopped
 
-        await client.send_upload(status.upload_id, status.offset,
-                                 _chunks(model, status.offset, sent))
+        await client.send_upload(status.upload_id, status.offset, _chunks(model, status.offset, sent))
     report(Progress(client.name, "verifying", status.size, status.size))
     return await client.commit_upload(status.upload_id)
 

@@ -63,15 +63,16 @@ class Browser:
 
     async def async_start(self) -> None:
         if self._interfaces:
-            self._zc = AsyncZeroconf(interfaces=list(self._interfaces),
-                                     ip_version=_ip_version(self._interfaces))
+            self._zc = AsyncZeroconf(
+                interfaces=list(self._interfaces), ip_version=_ip_version(self._interfaces)
+            )
         else:  # field use only
             self._zc = AsyncZeroconf()
-        self._browser = AsyncServiceBrowser(self._zc.zeroconf, SERVICE_TYPE,
-                                            handlers=[self._on_change])
+        self._browser = AsyncServiceBrowser(self._zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change])
 
-    def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str,
-                   state_change: ServiceStateChange) -> None:
+    def _on_change(
+        self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
         if state_change is ServiceStateChange.Removed:
             self.kits.pop(name, None)
             self._listener(name, None)
@@ -79,8 +80,11 @@ class Browser:
         if name not in self.kits and len(self.kits) + len(self._tasks) >= MAX_KITS:
             self.ignored += 1
             if self.ignored == 1:
-                log.warning("more than %d kits announce at once: new announcements are ignored "
-                            "(an mDNS flood?); the count is in Browser.ignored", MAX_KITS)
+                log.warning(
+                    "more than %d kits announce at once: new announcements are ignored "
+                    "(an mDNS flood?); the count is in Browser.ignored",
+                    MAX_KITS,
+                )
             return
         task = asyncio.ensure_future(self._resolve(zeroconf, service_type, name))
         self._tasks.add(task)
@@ -107,7 +111,9 @@ class Browser:
 
 
 async def async_discover(
-    interfaces: list[str], timeout: float, stop_when: Callable[[Announcement], bool] | None = None,
+    interfaces: list[str],
+    timeout: float,
+    stop_when: Callable[[Announcement], bool] | None = None,
 ) -> list[Announcement]:
     """Browse for `timeout` seconds (or until `stop_when` matches) and return what was seen."""
     found = asyncio.Event()
@@ -136,12 +142,17 @@ def _announcement(instance: str, info: AsyncServiceInfo) -> Announcement | None:
     txt = TxtRecord.from_properties(info.properties)
     device_id = txt.device_id if re.fullmatch(r"[0-9a-f]{64}", txt.device_id) else ""
     return Announcement(
-        instance=instance[:MAX_TEXT], device_id=device_id, name=txt.name[:MAX_TEXT],
-        kit_model=txt.kit_model[:MAX_TEXT], api_version=txt.api_version[:MAX_TEXT],
-        agent_version=txt.agent_version[:MAX_TEXT], addresses=addresses, port=info.port)
+        instance=instance[:MAX_TEXT],
+        device_id=device_id,
+        name=txt.name[:MAX_TEXT],
+        kit_model=txt.kit_model[:MAX_TEXT],
+        api_version=txt.api_version[:MAX_TEXT],
+        agent_version=txt.agent_version[:MAX_TEXT],
+        addresses=addresses,
+        port=info.port,
+    )
 
 
 def _ip_version(addresses: list[str]) -> IPVersion:
     versions = {ipaddress.ip_address(a).version for a in addresses}
-    return IPVersion.V4Only if versions == {4} else (
-        IPVersion.V6Only if versions == {6} else IPVersion.All)
+    return IPVersion.V4Only if versions == {4} else (IPVersion.V6Only if versions == {6} else IPVersion.All)

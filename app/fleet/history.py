@@ -23,20 +23,29 @@ RETENTION_S = 7 * 86400.0
 MAX_SAMPLES = 60_480  # a week at the agent's default 10 s interval
 PAGE = 2000
 MAX_PAGES = 10  # per poll: a kit back after a long absence catches up over a few polls
-_FIELDS = ("ts", "cpu_percent", "memory_percent", "disk_percent", "temperature_c",
-           "disk_free_bytes", "battery_percent")
+_FIELDS = (
+    "ts",
+    "cpu_percent",
+    "memory_percent",
+    "disk_percent",
+    "temperature_c",
+    "disk_free_bytes",
+    "battery_percent",
+)
 
 
 class MetricsHistory:
-    def __init__(self, inventory: Inventory, retention_s: float = RETENTION_S,
-                 max_samples: int = MAX_SAMPLES) -> None:
+    def __init__(
+        self, inventory: Inventory, retention_s: float = RETENTION_S, max_samples: int = MAX_SAMPLES
+    ) -> None:
         self._db: sqlite_utils.Database = inventory.db
         self.retention_s, self.max_samples = retention_s, max_samples
 
     def cursor(self, device_id: str) -> int | None:
         """The newest sequence number held for a kit: pull after it."""
-        row = self._db.execute("SELECT MAX(seq) FROM metrics WHERE device_id = ? AND seq >= 0",
-                               (device_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT MAX(seq) FROM metrics WHERE device_id = ? AND seq >= 0", (device_id,)
+        ).fetchone()
         return None if row[0] is None else int(row[0])
 
     def merge(self, device_id: str, samples: list[MetricSample]) -> int:
@@ -53,48 +62,60 @@ class MetricsHistory:
                 start = self._db.conn.total_changes
                 self._db.conn.executemany(
                     f"INSERT OR IGNORE INTO metrics (device_id, seq, {', '.join(_FIELDS)}) "  # noqa: S608
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
                 new += self._db.conn.total_changes - start
                 self._prune(device_id, max(r[2] for r in rows))
         return new
 
     def _prune(self, device_id: str, newest_ts: float) -> None:
-        self._db.execute("DELETE FROM metrics WHERE device_id = ? AND ts < ?",
-                         (device_id, newest_ts - self.retention_s))
+        self._db.execute(
+            "DELETE FROM metrics WHERE device_id = ? AND ts < ?", (device_id, newest_ts - self.retention_s)
+        )
         self._db.execute(
             "DELETE FROM metrics WHERE device_id = ? AND seq IN (SELECT seq FROM metrics "
             "WHERE device_id = ? ORDER BY ts DESC, seq DESC LIMIT -1 OFFSET ?)",
-            (device_id, device_id, self.max_samples))
+            (device_id, device_id, self.max_samples),
+        )
 
     def series(self, device_id: str, since: float = 0.0) -> list[MetricSample]:
         """A kit's samples at or after `since` (kit time), in time order."""
         rows = self._db.execute(
             f"SELECT seq, {', '.join(_FIELDS)} FROM metrics WHERE device_id = ? AND ts >= ? "  # noqa: S608
-            "ORDER BY ts, seq", (device_id, since)).fetchall()
+            "ORDER BY ts, seq",
+            (device_id, since),
+        ).fetchall()
         return [_sample(row) for row in rows]
 
     def latest(self, device_id: str) -> MetricSample | None:
         row = self._db.execute(
             f"SELECT seq, {', '.join(_FIELDS)} FROM metrics WHERE device_id = ? "  # noqa: S608
-            "ORDER BY ts DESC, seq DESC LIMIT 1", (device_id,)).fetchone()
+            "ORDER BY ts DESC, seq DESC LIMIT 1",
+            (device_id,),
+        ).fetchone()
         return None if row is None else _sample(row)
 
-    def window(self, device_id: str, latest_ts: float, seconds: float) -> tuple[
-            float | None, tuple[float, int] | None]:
+    def window(
+        self, device_id: str, latest_ts: float, seconds: float
+    ) -> tuple[float | None, tuple[float, int] | None]:
         """For alerts, cheaply: the lowest temperature over the last `seconds`, and the first
         (ts, free bytes) of the last hour."""
         coolest = self._db.execute(
             "SELECT MIN(temperature_c) FROM metrics WHERE device_id = ? AND ts >= ?",
-            (device_id, latest_ts - seconds)).fetchone()[0]
+            (device_id, latest_ts - seconds),
+        ).fetchone()[0]
         earlier = self._db.execute(
             "SELECT ts, disk_free_bytes FROM metrics WHERE device_id = ? AND ts >= ? "
             "AND disk_free_bytes IS NOT NULL ORDER BY ts LIMIT 1",
-            (device_id, latest_ts - 3600)).fetchone()
+            (device_id, latest_ts - 3600),
+        ).fetchone()
         return coolest, (float(earlier[0]), int(earlier[1])) if earlier else None
 
     def count(self, device_id: str) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM metrics WHERE device_id = ?",
-                                    (device_id,)).fetchone()[0])
+        return int(
+            self._db.execute("SELECT COUNT(*) FROM metrics WHERE device_id = ?", (device_id,)).fetchone()[0]
+        )
 
 
 async def async_pull_samples(client: KitClient, cursor: int | None) -> list[MetricSample]:

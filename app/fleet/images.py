@@ -17,8 +17,16 @@ from agent.toolkit.images import IMAGE_SUFFIXES, decode_image, to_input
 from agent.wire import InputSpec, Normalisation
 from app.fleet.onnxmodel import QuantizeError
 
-__all__ = ["IMAGE_SUFFIXES", "common_size", "folder_labels", "image_files", "listed_labels", "load_image",
-           "spread"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "common_size",
+    "folder_labels",
+    "image_files",
+    "listed_labels",
+    "load_image",
+    "spread",
+]
+
 
 def image_files(folder: Path, what: str = "image folder") -> list[Path]:
     """Every image under `folder`, recursively, in a stable order; `what` names the folder's role."""
@@ -26,8 +34,10 @@ def image_files(folder: Path, what: str = "image folder") -> list[Path]:
         raise QuantizeError(f"{what} {folder} does not exist or is not a folder")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise QuantizeError(f"{what} {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); put "
-                            "typical input pictures there (a few hundred)")
+        raise QuantizeError(
+            f"{what} {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); put "
+            "typical input pictures there (a few hundred)"
+        )
     return files
 
 

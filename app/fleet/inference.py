@@ -21,8 +21,15 @@ from app.fleet.errors import Error
 from app.fleet.inventory import Kit
 from app.fleet.service import Fleet
 
-__all__ = ["MAX_INPUT_BYTES", "InferAnswer", "InputError", "OutputShape", "async_infer", "npz_outputs",
-           "read_input"]
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "InferAnswer",
+    "InputError",
+    "OutputShape",
+    "async_infer",
+    "npz_outputs",
+    "read_input",
+]
 
 MAX_INPUT_BYTES = 32 << 20  # a kit's default max_infer_bytes: larger is refused there anyway
 
@@ -61,8 +68,10 @@ def read_input(path: Path) -> tuple[bytes, str]:
     try:
         size = path.stat().st_size
         if size > MAX_INPUT_BYTES:
-            raise InputError(f"{path.name} has {size} bytes; a kit takes at most {MAX_INPUT_BYTES} "
-                             "(resize the picture first)")
+            raise InputError(
+                f"{path.name} has {size} bytes; a kit takes at most {MAX_INPUT_BYTES} "
+                "(resize the picture first)"
+            )
         return path.read_bytes(), content_type
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -72,14 +81,17 @@ def npz_outputs(data: bytes) -> tuple[OutputShape, ...]:
     """Name, shape and dtype of each array in a raw model's .npz answer."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            return tuple(OutputShape(name, tuple(int(d) for d in arrays[name].shape), str(arrays[name].dtype))
-                         for name in arrays.files)
+            return tuple(
+                OutputShape(name, tuple(int(d) for d in arrays[name].shape), str(arrays[name].dtype))
+                for name in arrays.files
+            )
     except (ValueError, OSError, EOFError) as exc:
         raise Error(f"the kit's answer is not a readable .npz ({exc})") from None
 
 
-async def async_infer(fleet: Fleet, kit: Kit, model: str, given: tuple[bytes, str],
-                      version: str | None = None, top_k: int = 5) -> InferAnswer:
+async def async_infer(
+    fleet: Fleet, kit: Kit, model: str, given: tuple[bytes, str], version: str | None = None, top_k: int = 5
+) -> InferAnswer:
     """An input (as `read_input` gives it) run through `model` on `kit` (its serving version,
     or `version`)."""
     payload, content_type = given

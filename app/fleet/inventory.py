@@ -51,12 +51,17 @@ class Kit:
 def _v1(db: sqlite_utils.Database) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key")
     db.table("kits").create(
-        {f.name: (float if f.name in ("adopted_at", "last_seen_at") else
-                  int if f.name == "port" else str) for f in fields(Kit)},
+        {
+            f.name: (float if f.name in ("adopted_at", "last_seen_at") else int if f.name == "port" else str)
+            for f in fields(Kit)
+        },
         pk="device_id",
     )
-    db.table("facts").create({"device_id": str, "collected_at": float, "data": str}, pk="device_id",
-                       foreign_keys=[("device_id", "kits", "device_id")])
+    db.table("facts").create(
+        {"device_id": str, "collected_at": float, "data": str},
+        pk="device_id",
+        foreign_keys=[("device_id", "kits", "device_id")],
+    )
 
 
 _MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, v2_fleet_operations)
@@ -95,8 +100,12 @@ def _owner_only(path: Path) -> None:
     try:
         path.chmod(mode & 0o700)
     except PermissionError:  # not ours to change: say so, the inventory still works
-        log.warning("%s is readable by other users and not ours to change (mode %o); it holds "
-                    "kit tokens: ask its owner to run chmod go-rwx on it", path, mode)
+        log.warning(
+            "%s is readable by other users and not ours to change (mode %o); it holds "
+            "kit tokens: ask its owner to run chmod go-rwx on it",
+            path,
+            mode,
+        )
 
 
 class Inventory:
@@ -184,4 +193,3 @@ class Inventory:
 
     def close(self) -> None:
         self.db.close()
-

@@ -32,9 +32,22 @@ from app.fleet.inventory import Kit
 from app.fleet.service import Fleet
 
 __all__ = [
-    "PerKit", "SubmitOutcome", "SubmitProgress", "async_cancel", "async_each", "async_explained",
-    "async_follow_logs", "async_job", "async_results", "async_submit", "async_unschedule",
-    "async_watch", "check_job_id", "explain", "named", "new_key",
+    "PerKit",
+    "SubmitOutcome",
+    "SubmitProgress",
+    "async_cancel",
+    "async_each",
+    "async_explained",
+    "async_follow_logs",
+    "async_job",
+    "async_results",
+    "async_submit",
+    "async_unschedule",
+    "async_watch",
+    "check_job_id",
+    "explain",
+    "named",
+    "new_key",
 ]
 
 RETRIES = 3
@@ -82,13 +95,15 @@ def new_key() -> str:
 
 def check_job_id(job_id: str) -> str:
     if not re.fullmatch(JOB_ID_PATTERN, job_id):
-        raise Error(f"{job_id!r} is not a job ID: job IDs are 24 hex digits, as `kitfleet jobs list` "
-                    "shows them")
+        raise Error(
+            f"{job_id!r} is not a job ID: job IDs are 24 hex digits, as `kitfleet jobs list` shows them"
+        )
     return job_id
 
 
-async def async_each(fleet: Fleet, kits: list[Kit],
-                     call: Callable[[KitClient], Awaitable[T]]) -> list[PerKit[T]]:
+async def async_each(
+    fleet: Fleet, kits: list[Kit], call: Callable[[KitClient], Awaitable[T]]
+) -> list[PerKit[T]]:
     """The same call on every kit at once; a kit that is away or refuses gets its reason."""
 
     async def one(kit: Kit) -> PerKit[T]:
@@ -103,9 +118,13 @@ async def async_each(fleet: Fleet, kits: list[Kit],
 # --- submit ------------------------------------------------------------------------------
 
 
-async def async_submit(fleet: Fleet, kits: list[Kit], job: JobRequest | ScheduleRequest,
-                       upload: LocalDataset | None = None,
-                       progress: SubmitCallback | None = None) -> list[SubmitOutcome]:
+async def async_submit(
+    fleet: Fleet,
+    kits: list[Kit],
+    job: JobRequest | ScheduleRequest,
+    upload: LocalDataset | None = None,
+    progress: SubmitCallback | None = None,
+) -> list[SubmitOutcome]:
     """Queue the job (or create the schedule) on every kit concurrently, uploading `upload` first.
 
     A job without an idempotency key gets one, the same for every kit and every retry.
@@ -117,8 +136,13 @@ async def async_submit(fleet: Fleet, kits: list[Kit], job: JobRequest | Schedule
     return list(await asyncio.gather(*(_submit_one(fleet, kit, job, upload, report) for kit in kits)))
 
 
-async def _submit_one(fleet: Fleet, kit: Kit, job: JobRequest | ScheduleRequest,
-                      upload: LocalDataset | None, report: SubmitCallback) -> SubmitOutcome:
+async def _submit_one(
+    fleet: Fleet,
+    kit: Kit,
+    job: JobRequest | ScheduleRequest,
+    upload: LocalDataset | None,
+    report: SubmitCallback,
+) -> SubmitOutcome:
     key = job.idempotency_key if isinstance(job, JobRequest) else None
     attempts = RETRIES if key else 1
     for attempt in range(1, attempts + 1):
@@ -140,28 +164,41 @@ async def _submit_one(fleet: Fleet, kit: Kit, job: JobRequest | ScheduleRequest,
     raise AssertionError("unreachable")
 
 
-def _failed(kit: Kit, message: str, key: str | None, report: SubmitCallback,
-            retryable: bool = False) -> SubmitOutcome:
+def _failed(
+    kit: Kit, message: str, key: str | None, report: SubmitCallback, retryable: bool = False
+) -> SubmitOutcome:
     report(SubmitProgress(kit.name, "failed", message=message))
     return SubmitOutcome(kit, False, message, key, retryable)
 
 
-async def _send(client: KitClient, kit: Kit, job: JobRequest | ScheduleRequest,
-                upload: LocalDataset | None, report: SubmitCallback) -> SubmitOutcome:
+async def _send(
+    client: KitClient,
+    kit: Kit,
+    job: JobRequest | ScheduleRequest,
+    upload: LocalDataset | None,
+    report: SubmitCallback,
+) -> SubmitOutcome:
     dataset = await _ensure_dataset(client, upload, report) if upload else None
     report(SubmitProgress(kit.name, "submitting"))
     if isinstance(job, ScheduleRequest):
         schedule = await client.create_schedule(job)
-        return SubmitOutcome(kit, True, f"schedule {schedule.schedule_id} created", None,
-                             schedule=schedule, dataset=dataset)
+        return SubmitOutcome(
+            kit, True, f"schedule {schedule.schedule_id} created", None, schedule=schedule, dataset=dataset
+        )
     info, created = await client.submit_job(job)
     said = "queued" if created else "already queued by an earlier attempt"
-    return SubmitOutcome(kit, True, f"job {info.job_id} {said}", job.idempotency_key, job=info,
-                         created=created, dataset=dataset)
+    return SubmitOutcome(
+        kit,
+        True,
+        f"job {info.job_id} {said}",
+        job.idempotency_key,
+        job=info,
+        created=created,
+        dataset=dataset,
+    )
 
 
-async def _ensure_dataset(client: KitClient, upload: LocalDataset,
-                          report: SubmitCallback) -> DatasetInfo:
+async def _ensure_dataset(client: KitClient, upload: LocalDataset, report: SubmitCallback) -> DatasetInfo:
     """The dataset on the kit, uploaded unless an earlier send already put it there."""
     known = {d.name: d for d in await client.datasets()}
     if upload.name in known:
@@ -183,8 +220,14 @@ async def _ensure_dataset(client: KitClient, upload: LocalDataset,
 JobCallback = Callable[[Kit, JobInfo], None]
 
 
-async def async_watch(fleet: Fleet, kit: Kit, job_ids: list[str] | None, on_update: JobCallback,
-                      interval: float = 0.5, patience: int = 10) -> list[JobInfo]:
+async def async_watch(
+    fleet: Fleet,
+    kit: Kit,
+    job_ids: list[str] | None,
+    on_update: JobCallback,
+    interval: float = 0.5,
+    patience: int = 10,
+) -> list[JobInfo]:
     """Poll until every job has finished, calling `on_update` when a job's state or progress moves.
 
     `job_ids` None watches the jobs unfinished on the kit now. A kit that stops answering
@@ -192,8 +235,9 @@ async def async_watch(fleet: Fleet, kit: Kit, job_ids: list[str] | None, on_upda
     """
 
     async def watch(client: KitClient) -> list[JobInfo]:
-        ids = job_ids if job_ids is not None else [
-            j.job_id for j in await client.jobs(UNFINISHED, limit=1000)]
+        ids = (
+            job_ids if job_ids is not None else [j.job_id for j in await client.jobs(UNFINISHED, limit=1000)]
+        )
         latest: dict[str, JobInfo] = {}
         misses = 0
         while _pending(ids, latest):
@@ -215,8 +259,9 @@ def _pending(ids: list[str], latest: dict[str, JobInfo]) -> list[str]:
     return [i for i in ids if i not in latest or latest[i].state not in FINISHED_STATES]
 
 
-async def _poll(client: KitClient, kit: Kit, pending: list[str], latest: dict[str, JobInfo],
-                on_update: JobCallback) -> None:
+async def _poll(
+    client: KitClient, kit: Kit, pending: list[str], latest: dict[str, JobInfo], on_update: JobCallback
+) -> None:
     """One request for every unfinished job; one more for each that has just finished."""
     unfinished = {j.job_id: j for j in await client.jobs(UNFINISHED, limit=1000)}
     for job_id in pending:
@@ -224,12 +269,21 @@ async def _poll(client: KitClient, kit: Kit, pending: list[str], latest: dict[st
         before = latest.get(job_id)
         latest[job_id] = info
         if before is None or (before.state, before.progress, before.waiting) != (
-                info.state, info.progress, info.waiting):
+            info.state,
+            info.progress,
+            info.waiting,
+        ):
             on_update(kit, info)
 
 
-async def async_follow_logs(fleet: Fleet, kit: Kit, job_id: str, on_text: Callable[[str], None],
-                            follow: bool = False, interval: float = 0.5) -> bool:
+async def async_follow_logs(
+    fleet: Fleet,
+    kit: Kit,
+    job_id: str,
+    on_text: Callable[[str], None],
+    follow: bool = False,
+    interval: float = 0.5,
+) -> bool:
     """Send the job's log to `on_text`; with `follow`, until the job finishes. True when it has."""
 
     async def read(client: KitClient) -> bool:
@@ -262,8 +316,10 @@ async def async_results(fleet: Fleet, kit: Kit, job_id: str) -> JobResults:
 
 async def async_unschedule(fleet: Fleet, kit: Kit, schedule_id: str) -> None:
     if not re.fullmatch(JOB_ID_PATTERN, schedule_id):
-        raise Error(f"{schedule_id!r} is not a schedule ID: they are 24 hex digits, as "
-                    "`kitfleet jobs schedules` shows them")
+        raise Error(
+            f"{schedule_id!r} is not a schedule ID: they are 24 hex digits, as "
+            "`kitfleet jobs schedules` shows them"
+        )
     await async_explained(fleet, kit, lambda c: c.delete_schedule(schedule_id))
 
 
@@ -271,10 +327,10 @@ async def async_unschedule(fleet: Fleet, kit: Kit, schedule_id: str) -> None:
 
 _HINTS = {
     "model_not_deployed": "deploy it with `kitfleet deploy MODEL.onnx --kit {kit} --activate`; "
-                          "`kitfleet models list {kit}` shows what is there",
+    "`kitfleet models list {kit}` shows what is there",
     "job_not_found": "it may have been collected or expired; `kitfleet jobs list {kit}` shows its jobs",
     "job_finished": "there is nothing to stop; `kitfleet jobs results {kit} JOB --out DIR` collects "
-                    "its results",
+    "its results",
     "dataset_not_found": "send a local folder with --upload DIR instead",
     "schedule_not_found": "`kitfleet jobs schedules {kit}` lists them",
 }
@@ -283,8 +339,9 @@ _HINTS = {
 def explain(kit: Kit, exc: AgentError) -> AgentError:
     """The kit's refusal under its name, with a hint in app terms where the kit's speaks API."""
     hint = _HINTS.get(exc.error)
-    return AgentError(exc.status, exc.error, f"{kit.name}: {exc.message}",
-                      hint.format(kit=kit.name) if hint else exc.hint)
+    return AgentError(
+        exc.status, exc.error, f"{kit.name}: {exc.message}", hint.format(kit=kit.name) if hint else exc.hint
+    )
 
 
 def named(kit: Kit, text: object) -> str:

@@ -97,13 +97,20 @@ class JobSpec:
 
     def _body(self, idempotency_key: str | None) -> dict[str, Any]:
         resources = {"threads": self.threads, "memory_mb": self.memory_mb, "gpu": self.gpu}
-        gates = {"min_battery_percent": self.min_battery_percent,
-                 "max_temperature_c": self.max_temperature_c}
-        body = {"kind": self.kind, "params": self.params, "priority": self.priority,
-                "timeout_s": self.timeout_s, "max_retries": self.max_retries,
-                "not_before": self.not_before, "window": self.window, "label": self.label,
-                "idempotency_key": idempotency_key,
-                "resources": _given(resources), "gates": _given(gates)}
+        gates = {"min_battery_percent": self.min_battery_percent, "max_temperature_c": self.max_temperature_c}
+        body = {
+            "kind": self.kind,
+            "params": self.params,
+            "priority": self.priority,
+            "timeout_s": self.timeout_s,
+            "max_retries": self.max_retries,
+            "not_before": self.not_before,
+            "window": self.window,
+            "label": self.label,
+            "idempotency_key": idempotency_key,
+            "resources": _given(resources),
+            "gates": _given(gates),
+        }
         return _given(body)
 
 
@@ -112,8 +119,7 @@ def parse_numbers(text: str, what: str) -> list[int]:
     try:
         return [int(part) for part in _SEPARATORS.split(text.strip()) if part]
     except ValueError:
-        raise JobInputError([f"{what} {text!r}: give whole numbers separated by commas, "
-                             "e.g. 1, 8"]) from None
+        raise JobInputError([f"{what} {text!r}: give whole numbers separated by commas, e.g. 1, 8"]) from None
 
 
 def takes_images(kind: str) -> bool:

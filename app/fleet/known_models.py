@@ -30,6 +30,7 @@ class KnownModels:
 
     def deleted(self, device_id: str, name: str, version: str) -> None:
         """A version the kit confirmed deleting (the serving one too, when forced)."""
+
         def without(models: list[ModelInfo]) -> list[ModelInfo]:
             return [kept for m in models if (kept := _without(m, name, version)) is not None]
 
@@ -47,8 +48,11 @@ class KnownModels:
     def _change(self, device_id: str, change: Change) -> None:
         old = self._snapshots.get(device_id)
         # The rest of an old snapshot keeps its time: only the models are newer than it says.
-        snapshot = (old.model_copy(update={"models": _sorted(change(old.models))}) if old else
-                    KitSnapshot(device_id=device_id, taken_at=time.time(), models=_sorted(change([]))))
+        snapshot = (
+            old.model_copy(update={"models": _sorted(change(old.models))})
+            if old
+            else KitSnapshot(device_id=device_id, taken_at=time.time(), models=_sorted(change([])))
+        )
         self._snapshots.save_many([snapshot])
 
 
@@ -58,10 +62,13 @@ def _without(model: ModelInfo, name: str, version: str) -> ModelInfo | None:
     versions = [v for v in model.versions if v.version != version]
     if not versions:
         return None
-    return model.model_copy(update={
-        "versions": versions,
-        "active_version": None if model.active_version == version else model.active_version,
-        "previous_version": None if model.previous_version == version else model.previous_version})
+    return model.model_copy(
+        update={
+            "versions": versions,
+            "active_version": None if model.active_version == version else model.active_version,
+            "previous_version": None if model.previous_version == version else model.previous_version,
+        }
+    )
 
 
 def _sorted(models: list[ModelInfo]) -> list[ModelInfo]:

@@ -34,8 +34,20 @@ class LocalAgent:
     process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "agent", "run", "--data-dir", str(self.data_dir),
-               "--host", self.host, "--port", str(self.port), "--name", self.name]
+        cmd = [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--name",
+            self.name,
+        ]
         if self.kit_model:
             cmd += ["--kit-model", self.kit_model]
         cmd += ["--mdns-interface", LOOPBACK] if self.mdns else ["--no-mdns"]
@@ -47,14 +59,12 @@ class LocalAgent:
         port_file = self.data_dir / "agent.port"
         port_file.unlink(missing_ok=True)
         log = open(self.data_dir / "stderr.log", "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=log,
-                                        stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise Error(f"agent {self.name} exited with {self.process.returncode}: "
-                            f"{self.log_tail()}")
+                raise Error(f"agent {self.name} exited with {self.process.returncode}: {self.log_tail()}")
             if port_file.exists() and self._healthy(port_file):
                 return self
             time.sleep(0.05)
@@ -73,8 +83,9 @@ class LocalAgent:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # readiness only: no token or data is sent
-        with urllib.request.urlopen(f"https://{self.host}:{self.port}/v1/health",
-                                    context=ctx, timeout=2) as response:
+        with urllib.request.urlopen(
+            f"https://{self.host}:{self.port}/v1/health", context=ctx, timeout=2
+        ) as response:
             data = json.load(response)
         assert isinstance(data, dict)
         return data
@@ -87,7 +98,11 @@ class LocalAgent:
         """Run a `kitfleet-agent` command against this agent's data dir; return stdout."""
         done = subprocess.run(
             [sys.executable, "-m", "agent", *args, "--data-dir", str(self.data_dir)],
-            capture_output=True, text=True, timeout=60, check=False)
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if done.returncode != 0:
             raise Error(f"kitfleet-agent {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout

@@ -28,7 +28,8 @@ def load_package(model: Path) -> Manifest:
     if not path.exists():
         raise ModelPackageError(
             f"{model} has no manifest ({path.name} beside it); `kitfleet quantize` writes one, "
-            "or write it by hand (see agent/api/schemas.py Manifest)")
+            "or write it by hand (see agent/api/schemas.py Manifest)"
+        )
     try:
         manifest = Manifest.model_validate_json(path.read_bytes())
     except ValidationError as exc:
@@ -38,5 +39,6 @@ def load_package(model: Path) -> Manifest:
     if size != manifest.size_bytes or sha256_file(model) != manifest.sha256:
         raise ModelPackageError(
             f"{path.name} does not describe {model.name} (size or sha256 differ); the model was "
-            "changed after the manifest was written: re-create the manifest")
+            "changed after the manifest was written: re-create the manifest"
+        )
     return manifest

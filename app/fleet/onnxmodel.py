@@ -23,11 +23,24 @@ from agent.wire import InputSpec, Manifest
 from app.fleet.errors import Error
 from app.fleet.models import ModelPackageError, load_package, manifest_path
 
-__all__ = ["ImageInput", "QuantizeError", "check_self_contained", "cpu_session", "image_input_of",
-           "input_spec_of", "manifest_beside", "read_model", "seeded_input"]
+__all__ = [
+    "ImageInput",
+    "QuantizeError",
+    "check_self_contained",
+    "cpu_session",
+    "image_input_of",
+    "input_spec_of",
+    "manifest_beside",
+    "read_model",
+    "seeded_input",
+]
 
-_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16",
-           onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.INT8: "int8"}
+_DTYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.INT8: "int8",
+}
 _EXPORT_HINT = "export the model to ONNX first (e.g. torch.onnx.export)"
 
 
@@ -78,8 +91,10 @@ def image_input_of(model: onnx.ModelProto) -> ImageInput | None:
     first = next((i for i in model.graph.input if i.name not in initializers), None)
     if first is None or first.type.tensor_type.elem_type not in _DTYPES:
         return None
-    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-            for d in first.type.tensor_type.shape.dim]
+    dims = [
+        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+        for d in first.type.tensor_type.shape.dim
+    ]
     if len(dims) != 4:
         return None
     if dims[1] in (1, 3):
@@ -88,8 +103,7 @@ def image_input_of(model: onnx.ModelProto) -> ImageInput | None:
         layout, channels, height, width = "NHWC", dims[3], dims[1], dims[2]
     else:
         return None
-    return ImageInput(first.name, layout, channels, height, width,
-                      _DTYPES[first.type.tensor_type.elem_type])
+    return ImageInput(first.name, layout, channels, height, width, _DTYPES[first.type.tensor_type.elem_type])
 
 
 def input_spec_of(model: onnx.ModelProto, size: tuple[int, int] | None = None) -> InputSpec | None:
@@ -101,14 +115,24 @@ def input_spec_of(model: onnx.ModelProto, size: tuple[int, int] | None = None) -
     if image is None:
         return None
     if size is not None and not image.free_size and size != (image.height, image.width):
-        raise QuantizeError(f"the model's input is fixed at {image.height}x{image.width}, not "
-                            f"{size[0]}x{size[1]}; leave the input size out or give "
-                            f"{image.height}x{image.width}")
+        raise QuantizeError(
+            f"the model's input is fixed at {image.height}x{image.width}, not "
+            f"{size[0]}x{size[1]}; leave the input size out or give "
+            f"{image.height}x{image.width}"
+        )
     height, width = (image.height, image.width) if size is None else size
     if height is None or width is None:
         return None
-    return InputSpec.model_validate({"name": image.name, "layout": image.layout, "height": height,
-                                     "width": width, "channels": image.channels, "dtype": image.dtype})
+    return InputSpec.model_validate(
+        {
+            "name": image.name,
+            "layout": image.layout,
+            "height": height,
+            "width": width,
+            "channels": image.channels,
+            "dtype": image.dtype,
+        }
+    )
 
 
 def manifest_beside(model: Path) -> Manifest | None:
@@ -124,8 +148,10 @@ def manifest_beside(model: Path) -> Manifest | None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
         raise QuantizeError(f"{other} is not a valid manifest: {problems}") from None
     if manifest.size_bytes != model.stat().st_size or manifest.sha256 != sha256_file(model):
-        raise QuantizeError(f"{other.name} does not describe {model.name} (size or sha256 differ); "
-                            "re-create the manifest for this file")
+        raise QuantizeError(
+            f"{other.name} does not describe {model.name} (size or sha256 differ); "
+            "re-create the manifest for this file"
+        )
     return manifest
 
 
@@ -135,12 +161,15 @@ def cpu_session(path: Path, threads: int = 0) -> ort.InferenceSession:
         return open_session(path, threads, cpu_only=True, quiet=True)[0]
     except Exception as exc:  # ORT raises its own exception types, all meaning "cannot run this"
         last_line = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
-        raise QuantizeError(f"ONNX Runtime cannot load {path.name}: {last_line}; this model is not "
-                            "supported here (re-export it with standard ONNX operators)") from None
+        raise QuantizeError(
+            f"ONNX Runtime cannot load {path.name}: {last_line}; this model is not "
+            "supported here (re-export it with standard ONNX operators)"
+        ) from None
 
 
-def seeded_input(session: ort.InferenceSession, dtype: str, seed: int, *, spec: InputSpec | None = None,
-                 batch: int = 1) -> np.ndarray:
+def seeded_input(
+    session: ort.InferenceSession, dtype: str, seed: int, *, spec: InputSpec | None = None, batch: int = 1
+) -> np.ndarray:
     """The toolkit's seeded input for the session's first input: free dimensions become `batch`
     (the first) and the spec's height and width; without a spec they become 1, as a kit's
     golden check feeds."""

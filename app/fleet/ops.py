@@ -70,8 +70,13 @@ class KitView:
 
 
 class FleetOps:
-    def __init__(self, fleet: Fleet, thresholds: Thresholds | None = None,
-                 keep_connections: bool = False, detail_every: int = 1) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        thresholds: Thresholds | None = None,
+        keep_connections: bool = False,
+        detail_every: int = 1,
+    ) -> None:
         """`keep_connections`: reuse each kit's TLS connection from poll to poll (the window
         polls every few seconds; a handshake per kit per poll was most of a round's CPU).
         Whoever keeps them closes them with `aclose`. `detail_every`: read models, jobs and
@@ -116,8 +121,12 @@ class FleetOps:
         cursor = self.history.cursor(kit.device_id)
         audit = audit and known is None
         anchor = self.audit.anchor(kit.device_id)[0] if audit and kit.scope == "admin" else None
-        need_facts = kit.device_id not in self._have_facts and not self.fleet.inventory.db.execute(
-            "SELECT 1 FROM facts WHERE device_id = ?", (kit.device_id,)).fetchone()
+        need_facts = (
+            kit.device_id not in self._have_facts
+            and not self.fleet.inventory.db.execute(
+                "SELECT 1 FROM facts WHERE device_id = ?", (kit.device_id,)
+            ).fetchone()
+        )
 
         async def fetch(client: KitClient) -> Poll:
             health = await client.health()
@@ -126,9 +135,13 @@ class FleetOps:
             jobs = known.jobs if known else await client.jobs(limit=JOBS_KEPT)
             entries, note = await _async_pull_audit(client, anchor)
             facts = (await client.facts()).families if need_facts else None
-            snapshot = KitSnapshot(device_id=kit.device_id, taken_at=time.time(),
-                                   sample=samples[-1] if samples else self.history.latest(kit.device_id),
-                                   models=models, jobs=jobs)
+            snapshot = KitSnapshot(
+                device_id=kit.device_id,
+                taken_at=time.time(),
+                sample=samples[-1] if samples else self.history.latest(kit.device_id),
+                models=models,
+                jobs=jobs,
+            )
             if health.version != kit.agent_version:
                 self.fleet.inventory.update(kit.device_id, agent_version=health.version)
             return Poll(kit, "online", "", snapshot, samples, entries, note, facts)
@@ -184,10 +197,10 @@ class FleetOps:
 
     async def async_verify_audit(self, kit: Kit) -> ChainStatus:
         """Read the kit's whole log and check it, and against every entry pulled before."""
+
         async def pull_all(client: KitClient) -> list[AuditEntry]:
             entries: list[AuditEntry] = []
-            while page := await client.audit(since_seq=entries[-1].seq if entries else 0,
-                                             limit=AUDIT_PAGE):
+            while page := await client.audit(since_seq=entries[-1].seq if entries else 0, limit=AUDIT_PAGE):
                 entries += page
                 if len(page) < AUDIT_PAGE:
                     break
@@ -200,8 +213,10 @@ class FleetOps:
     def views(self, now: float | None = None) -> list[KitView]:
         """Every adopted kit as last polled (or last known, before any poll this session)."""
         snapshots, tags = self.snapshots.all(), self.tags.all()
-        return [self._view(kit, snapshots.get(kit.device_id), tags.get(kit.device_id, []), now)
-                for kit in self.fleet.inventory.kits()]
+        return [
+            self._view(kit, snapshots.get(kit.device_id), tags.get(kit.device_id, []), now)
+            for kit in self.fleet.inventory.kits()
+        ]
 
     def view(self, device_id: str, now: float | None = None) -> KitView:
         kit = self.fleet.inventory.get(device_id)
@@ -210,38 +225,59 @@ class FleetOps:
     def views_of(self, polls: list[Poll], now: float | None = None) -> list[KitView]:
         """The views of the kits just polled, from what is in memory (no re-reading)."""
         snapshots, tags = self.snapshots.all(), self.tags.all()
-        return [self._view(p.kit, p.snapshot or snapshots.get(p.kit.device_id),
-                           tags.get(p.kit.device_id, []), now) for p in polls]
+        return [
+            self._view(
+                p.kit, p.snapshot or snapshots.get(p.kit.device_id), tags.get(p.kit.device_id, []), now
+            )
+            for p in polls
+        ]
 
-    def _view(self, kit: Kit, snapshot: KitSnapshot | None, tags: list[str],
-              now: float | None) -> KitView:
+    def _view(self, kit: Kit, snapshot: KitSnapshot | None, tags: list[str], now: float | None) -> KitView:
         status, detail = self._status.get(kit.device_id, ("checking", ""))
         if kit.state == "identity_changed":
             status = "identity_changed"
         chain = self.audit.chain_status(kit.device_id)
         note = self._audit_notes.get(kit.device_id) or (
-            "" if kit.scope == "admin" else f"not readable: the app's token has the {kit.scope} "
-            "scope, the audit log needs admin")
+            ""
+            if kit.scope == "admin"
+            else f"not readable: the app's token has the {kit.scope} scope, the audit log needs admin"
+        )
         if note:
             chain = replace(chain, note=note)
         figures = self.figures(kit, status, snapshot, chain, now)
-        return KitView(kit, status, detail, snapshot, chain, tags,
-                       evaluate(figures, self.thresholds, now))
+        return KitView(kit, status, detail, snapshot, chain, tags, evaluate(figures, self.thresholds, now))
 
-    def figures(self, kit: Kit, status: str, snapshot: KitSnapshot | None, chain: ChainStatus,
-                now: float | None = None) -> KitFigures:
+    def figures(
+        self,
+        kit: Kit,
+        status: str,
+        snapshot: KitSnapshot | None,
+        chain: ChainStatus,
+        now: float | None = None,
+    ) -> KitFigures:
         now = time.time() if now is None else now
         latest = snapshot.sample if snapshot else None
-        coolest, earlier = (self.history.window(kit.device_id, latest.ts, self.thresholds.sustained_s)
-                            if latest else (None, None))
+        coolest, earlier = (
+            self.history.window(kit.device_id, latest.ts, self.thresholds.sustained_s)
+            if latest
+            else (None, None)
+        )
         window = now - self.thresholds.job_failures_window_h * 3600
         failed = [_job_name(j) for j in snapshot.failures_since(window)] if snapshot else []
-        return KitFigures(kit.device_id, kit.name, status, kit.last_seen_at, latest, coolest, earlier,
-                          failed, chain.problems)
+        return KitFigures(
+            kit.device_id,
+            kit.name,
+            status,
+            kit.last_seen_at,
+            latest,
+            coolest,
+            earlier,
+            failed,
+            chain.problems,
+        )
 
 
-async def _async_pull_audit(client: KitClient, anchor: int | None
-                            ) -> tuple[list[AuditEntry] | None, str]:
+async def _async_pull_audit(client: KitClient, anchor: int | None) -> tuple[list[AuditEntry] | None, str]:
     """New entries after `anchor`, starting with the anchor itself so its hash is re-checked."""
     if anchor is None:
         return None, ""
@@ -265,8 +301,19 @@ def _job_name(job: JobInfo) -> str:
 
 def model_rows(models: list[ModelInfo]) -> list[dict[str, Any]]:
     """Every installed version as a flat row, the serving ones first."""
-    rows = [{"model": m.name, "task": m.task, "version": v.version, "active": v.active,
-             "previous": m.previous_version == v.version, "precision": v.precision,
-             "sha256": v.sha256, "size_bytes": v.size_bytes, "installed_at": v.installed_at}
-            for m in models for v in m.versions]
+    rows = [
+        {
+            "model": m.name,
+            "task": m.task,
+            "version": v.version,
+            "active": v.active,
+            "previous": m.previous_version == v.version,
+            "precision": v.precision,
+            "sha256": v.sha256,
+            "size_bytes": v.size_bytes,
+            "installed_at": v.installed_at,
+        }
+        for m in models
+        for v in m.versions
+    ]
     return sorted(rows, key=lambda r: (r["model"], not r["active"], r["version"]))

@@ -66,10 +66,21 @@ class QuantizeResult:
         return _weight_bits(self.reduce_range)
 
 
-def quantize_model(src: Path, dst: Path, mode: Mode, calibration: Path | None = None, *,
-                   per_channel: bool = True, reduce_range: bool = True, method: Method = "minmax",
-                   max_images: int = 300, evaluation: Path | None = None, seed: int = 0,
-                   runs: int = 100, input_size: tuple[int, int] | None = None) -> QuantizeResult:
+def quantize_model(
+    src: Path,
+    dst: Path,
+    mode: Mode,
+    calibration: Path | None = None,
+    *,
+    per_channel: bool = True,
+    reduce_range: bool = True,
+    method: Method = "minmax",
+    max_images: int = 300,
+    evaluation: Path | None = None,
+    seed: int = 0,
+    runs: int = 100,
+    input_size: tuple[int, int] | None = None,
+) -> QuantizeResult:
     """Quantize `src` to `dst` and write its manifest beside it; both are replaced only on success.
 
     `calibration`: a folder of images (static mode only). `evaluation`: an optional image folder
@@ -88,30 +99,65 @@ def quantize_model(src: Path, dst: Path, mode: Mode, calibration: Path | None = 
     tensors = _calibration_tensors(files, spec, source.normalisation if source else Normalisation())
     if evaluation is not None:
         image_files(evaluation, "evaluation folder")  # fail before minutes of work, not after
-    with tempfile.TemporaryDirectory(prefix="kitfleet-quantize-") as scratch, \
-            _staged(dst, manifest_path(dst)) as (staged, staged_manifest):
-        _quantized(model, Path(scratch), staged, spec, tensors, notes, per_channel=per_channel,
-                   reduce_range=reduce_range, method=method)
+    with (
+        tempfile.TemporaryDirectory(prefix="kitfleet-quantize-") as scratch,
+        _staged(dst, manifest_path(dst)) as (staged, staged_manifest),
+    ):
+        _quantized(
+            model,
+            Path(scratch),
+            staged,
+            spec,
+            tensors,
+            notes,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            method=method,
+        )
         report = compare(src, staged, evaluation, runs=runs, input_spec=spec)
         report = dataclasses.replace(report, int8=dataclasses.replace(report.int8, path=dst))
-        manifest = derived_manifest(src, staged, source, spec, f"{mode} INT8 by kitfleet, "
-                                    f"{_weight_bits(reduce_range)}-bit weights", report, seed, notes)
+        manifest = derived_manifest(
+            src,
+            staged,
+            source,
+            spec,
+            f"{mode} INT8 by kitfleet, {_weight_bits(reduce_range)}-bit weights",
+            report,
+            seed,
+            notes,
+        )
         if manifest is None:
             staged_manifest.unlink()  # and so the manifest of an earlier output goes too
         else:
             staged_manifest.write_text(manifest.model_dump_json(indent=2) + "\n")
-    return QuantizeResult(model=dst, manifest_path=manifest_path(dst) if manifest else None,
-                          manifest=manifest, mode=mode, source_opset=opset_of(model),
-                          opset=opset_of(read_model(dst)), calibration_images=len(tensors), report=report,
-                          notes=tuple(notes), reduce_range=reduce_range)
+    return QuantizeResult(
+        model=dst,
+        manifest_path=manifest_path(dst) if manifest else None,
+        manifest=manifest,
+        mode=mode,
+        source_opset=opset_of(model),
+        opset=opset_of(read_model(dst)),
+        calibration_images=len(tensors),
+        report=report,
+        notes=tuple(notes),
+        reduce_range=reduce_range,
+    )
 
 
-def _quantized(model: onnx.ModelProto, scratch: Path, staged: Path, spec: InputSpec | None,
-               tensors: Sequence[np.ndarray], notes: list[str], **options: Any) -> None:
+def _quantized(
+    model: onnx.ModelProto,
+    scratch: Path,
+    staged: Path,
+    spec: InputSpec | None,
+    tensors: Sequence[np.ndarray],
+    notes: list[str],
+    **options: Any,
+) -> None:
     """The toolkit's pipeline (the one a kit's quantize job runs too), its refusals as QuantizeError."""
     try:
-        toolkit_quantize(prepare(model, scratch, notes), staged, spec.name if spec else None, tensors,
-                         **options)
+        toolkit_quantize(
+            prepare(model, scratch, notes), staged, spec.name if spec else None, tensors, **options
+        )
     except Refusal as exc:
         raise QuantizeError(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
 
@@ -122,10 +168,14 @@ def _weight_bits(reduce_range: bool) -> int:
 
 def _weights_note(reduce_range: bool) -> str:
     if reduce_range:
-        return ("7-bit weights (reduce_range): accurate on every CPU; full 8-bit weights are only for kits "
-                "with VNNI/AMX or ARM dot-product")
-    return ("full 8-bit weights: deploy only to kits with VNNI/AMX or ARM dot-product; x86 CPUs without "
-            "VNNI saturate on them and lose accuracy")
+        return (
+            "7-bit weights (reduce_range): accurate on every CPU; full 8-bit weights are only for kits "
+            "with VNNI/AMX or ARM dot-product"
+        )
+    return (
+        "full 8-bit weights: deploy only to kits with VNNI/AMX or ARM dot-product; x86 CPUs without "
+        "VNNI saturate on them and lose accuracy"
+    )
 
 
 def _check_options(src: Path, dst: Path, mode: str, method: str) -> None:
@@ -134,39 +184,54 @@ def _check_options(src: Path, dst: Path, mode: str, method: str) -> None:
     if method not in METHODS:
         raise QuantizeError(f"calibration method must be one of {', '.join(METHODS)}, not {method!r}")
     if dst.suffix.lower() != ".onnx" or dst.is_dir():
-        raise QuantizeError(f"the output {dst} must be a file name ending in .onnx (its manifest goes "
-                            "beside it as <name>.manifest.json)")
+        raise QuantizeError(
+            f"the output {dst} must be a file name ending in .onnx (its manifest goes "
+            "beside it as <name>.manifest.json)"
+        )
     if dst.resolve() == src.resolve():
         raise QuantizeError(f"the output {dst} would overwrite the input; choose another name")
 
 
 def _calibration_files(folder: Path | None, limit: int) -> list[Path]:
     if folder is None:
-        raise QuantizeError("static quantization needs calibration images: give a folder of a few "
-                            "hundred typical inputs, or use dynamic mode")
+        raise QuantizeError(
+            "static quantization needs calibration images: give a folder of a few "
+            "hundred typical inputs, or use dynamic mode"
+        )
     return spread(image_files(folder, "calibration folder"), limit)
 
 
-def _input_spec(model: onnx.ModelProto, source: Manifest | None, size: tuple[int, int] | None,
-                calibration: Sequence[Path], notes: list[str]) -> InputSpec | None:
+def _input_spec(
+    model: onnx.ModelProto,
+    source: Manifest | None,
+    size: tuple[int, int] | None,
+    calibration: Sequence[Path],
+    notes: list[str],
+) -> InputSpec | None:
     """The input as the kit will feed it: the manifest's, else the model's, its free size filled in."""
     if source is not None:
         if size is not None and size != (source.input.height, source.input.width):
-            raise QuantizeError(f"the manifest beside the model says its input is {source.input.height}x"
-                                f"{source.input.width}; leave the input size out or correct the manifest")
+            raise QuantizeError(
+                f"the manifest beside the model says its input is {source.input.height}x"
+                f"{source.input.width}; leave the input size out or correct the manifest"
+            )
         spec: InputSpec | None = source.input
     else:
         image = image_input_of(model)
         if image is None and size is not None:
-            raise QuantizeError("an input size was given but the model's first input is not an image "
-                                "([N, 1|3, H, W] or [N, H, W, 1|3]); leave the input size out")
+            raise QuantizeError(
+                "an input size was given but the model's first input is not an image "
+                "([N, 1|3, H, W] or [N, H, W, 1|3]); leave the input size out"
+            )
         if image is not None and image.free_size and size is None and calibration:
             size = _calibration_size(calibration, notes)
         spec = input_spec_of(model, size)
     names = [i.name for i in model.graph.input]
     if spec is not None and spec.name not in names:
-        raise QuantizeError(f"the manifest names input {spec.name!r}, the model's inputs are {names}; "
-                            "correct input.name in the manifest")
+        raise QuantizeError(
+            f"the manifest names input {spec.name!r}, the model's inputs are {names}; "
+            "correct input.name in the manifest"
+        )
     return spec
 
 
@@ -174,20 +239,27 @@ def _calibration_size(files: Sequence[Path], notes: list[str]) -> tuple[int, int
     """A free picture size taken from calibration images that all share one."""
     size = common_size(files)
     if size is None:
-        raise QuantizeError("the model leaves its input's height and width free and the calibration "
-                            "images differ in size; give the size the kit will feed (--input-size HxW)")
-    notes.append(f"the model leaves its picture size free: used {size[0]}x{size[1]}, the calibration "
-                 "images' size (give the input size to choose another)")
+        raise QuantizeError(
+            "the model leaves its input's height and width free and the calibration "
+            "images differ in size; give the size the kit will feed (--input-size HxW)"
+        )
+    notes.append(
+        f"the model leaves its picture size free: used {size[0]}x{size[1]}, the calibration "
+        "images' size (give the input size to choose another)"
+    )
     return size
 
 
-def _calibration_tensors(files: Sequence[Path], spec: InputSpec | None,
-                         norm: Normalisation) -> list[np.ndarray]:
+def _calibration_tensors(
+    files: Sequence[Path], spec: InputSpec | None, norm: Normalisation
+) -> list[np.ndarray]:
     if not files:
         return []
     if spec is None:
-        raise QuantizeError("static quantization needs an image input ([N, 1|3, H, W] or [N, H, W, 1|3]) "
-                            "or a manifest beside the model that describes it; use dynamic mode otherwise")
+        raise QuantizeError(
+            "static quantization needs an image input ([N, 1|3, H, W] or [N, H, W, 1|3]) "
+            "or a manifest beside the model that describes it; use dynamic mode otherwise"
+        )
     return [load_image(path, spec, norm) for path in files]
 
 
@@ -221,8 +293,9 @@ def _temporary_beside(target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
-        raise QuantizeError(f"cannot write beside {target}: {exc.strerror}; choose a folder you can "
-                            "write to") from None
+        raise QuantizeError(
+            f"cannot write beside {target}: {exc.strerror}; choose a folder you can write to"
+        ) from None
     os.close(handle)
     path = Path(name)
     path.chmod(target.stat().st_mode & 0o777 if target.exists() else 0o644)  # mkstemp makes it 0600

@@ -24,33 +24,55 @@ def golden_for(model: Path, dtype: str, precision: Precision, seed: int = 0, cou
     """The self-check the agent runs before install, computed here with ONNX Runtime."""
     session = cpu_session(model)
     outputs = session.run(None, {session.get_inputs()[0].name: seeded_input(session, dtype, seed)})
-    values = {o.name: np.asarray(v).ravel()[:count].astype(float).tolist()
-              for o, v in zip(session.get_outputs(), outputs, strict=True)}
+    values = {
+        o.name: np.asarray(v).ravel()[:count].astype(float).tolist()
+        for o, v in zip(session.get_outputs(), outputs, strict=True)
+    }
     peak = max((abs(x) for row in values.values() for x in row), default=1.0)
     # INT8 kernels differ between CPUs (VNNI, AVX2, ARM dot-product) by a few quantization steps
     atol = (0.1 if precision == "int8" else 1e-3) * max(1.0, peak)
     return Golden(seed=seed, outputs=values, atol=atol)
 
 
-def derived_manifest(src: Path, model: Path, source: Manifest | None, spec: InputSpec | None,
-                     how: str, report: Report, seed: int, notes: list[str]) -> Manifest | None:
+def derived_manifest(
+    src: Path,
+    model: Path,
+    source: Manifest | None,
+    spec: InputSpec | None,
+    how: str,
+    report: Report,
+    seed: int,
+    notes: list[str],
+) -> Manifest | None:
     """The quantized `model`'s manifest: the source's (or a minimal one), as INT8, with new figures.
 
     `how` ends its `source_model`, e.g. "static INT8 by kitfleet, 7-bit weights".
     """
     if spec is None:
-        notes.append("no manifest written: the input is not an image of known height and width, which "
-                     "a manifest needs (give the input size if the model leaves it free)")
+        notes.append(
+            "no manifest written: the input is not an image of known height and width, which "
+            "a manifest needs (give the input size if the model leaves it free)"
+        )
         return None
     if source is None:
-        notes.append(f"{src.name} has no manifest: wrote a minimal one (task raw); edit its name, task, "
-                     "labels and normalisation before deploying")
-    base: dict[str, Any] = source.model_dump() if source else {
-        "name": _safe_name(src.stem), "version": "1", "task": "raw", "input": spec.model_dump()}
+        notes.append(
+            f"{src.name} has no manifest: wrote a minimal one (task raw); edit its name, task, "
+            "labels and normalisation before deploying"
+        )
+    base: dict[str, Any] = (
+        source.model_dump()
+        if source
+        else {"name": _safe_name(src.stem), "version": "1", "task": "raw", "input": spec.model_dump()}
+    )
     base.update(
-        version=f"{base['version'][:27]}-int8", precision="int8", sha256=sha256_file(model),
-        size_bytes=model.stat().st_size, figures=_figures(report), golden=_golden(model, spec, seed, notes),
-        source_model=f"{src.name} (sha256 {sha256_file(src)[:16]}), {how}")
+        version=f"{base['version'][:27]}-int8",
+        precision="int8",
+        sha256=sha256_file(model),
+        size_bytes=model.stat().st_size,
+        figures=_figures(report),
+        golden=_golden(model, spec, seed, notes),
+        source_model=f"{src.name} (sha256 {sha256_file(src)[:16]}), {how}",
+    )
     return Manifest.model_validate(base)
 
 
@@ -63,8 +85,10 @@ def _golden(model: Path, spec: InputSpec, seed: int, notes: list[str]) -> dict[s
     try:
         return golden_for(model, spec.dtype, "int8", seed).model_dump()
     except Exception as exc:  # ORT fails on the probe with its own types; the manifest stays useful
-        notes.append(f"no golden check in the manifest: the model does not run on the agent's probe "
-                     f"input ({type(exc).__name__})")
+        notes.append(
+            f"no golden check in the manifest: the model does not run on the agent's probe "
+            f"input ({type(exc).__name__})"
+        )
         return None
 
 
@@ -75,10 +99,15 @@ def _safe_name(stem: str) -> str:
 
 def _figures(report: Report) -> dict[str, float]:
     int8, fp32 = report.int8, report.fp32
-    figures = {"latency_ms_p50": int8.latency_ms_p50, "latency_ms_p95": int8.latency_ms_p95,
-               "latency_1t_ms_p50": int8.latency_1t_ms_p50, "fp32_latency_ms_p50": fp32.latency_ms_p50,
-               "fp32_latency_1t_ms_p50": fp32.latency_1t_ms_p50, "speed_ratio_vs_fp32": report.speed_ratio,
-               "speed_ratio_1t_vs_fp32": report.speed_ratio_1t}
+    figures = {
+        "latency_ms_p50": int8.latency_ms_p50,
+        "latency_ms_p95": int8.latency_ms_p95,
+        "latency_1t_ms_p50": int8.latency_1t_ms_p50,
+        "fp32_latency_ms_p50": fp32.latency_ms_p50,
+        "fp32_latency_1t_ms_p50": fp32.latency_1t_ms_p50,
+        "speed_ratio_vs_fp32": report.speed_ratio,
+        "speed_ratio_1t_vs_fp32": report.speed_ratio_1t,
+    }
     if report.int8.accuracy_top1 is not None and report.fp32.accuracy_top1 is not None:
         figures.update(accuracy_top1=report.int8.accuracy_top1, fp32_accuracy_top1=report.fp32.accuracy_top1)
     if report.agreement_top1 is not None:

@@ -27,8 +27,16 @@ from app.fleet.onnxmodel import (
     seeded_input,
 )
 
-__all__ = ["ModelFigures", "Report", "compare", "latency_ms", "percentiles", "table", "time_models",
-           "times_faster"]
+__all__ = [
+    "ModelFigures",
+    "Report",
+    "compare",
+    "latency_ms",
+    "percentiles",
+    "table",
+    "time_models",
+    "times_faster",
+]
 
 _BLOCK = 25  # timed runs of one model before switching to the other
 
@@ -86,23 +94,42 @@ class Report:
         return 100 * (self.int8.accuracy_top1 - self.fp32.accuracy_top1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fp32": self.fp32.to_dict(), "int8": self.int8.to_dict(), "images": self.images,
-                "labelled": self.labelled, "agreement_top1": self.agreement_top1,
-                "mean_abs_error": self.mean_abs_error, "runs": self.runs,
-                "speed_ratio": self.speed_ratio, "speed_ratio_1t": self.speed_ratio_1t,
-                "size_ratio": self.size_ratio,
-                "accuracy_delta_points": self.accuracy_delta_points}
+        return {
+            "fp32": self.fp32.to_dict(),
+            "int8": self.int8.to_dict(),
+            "images": self.images,
+            "labelled": self.labelled,
+            "agreement_top1": self.agreement_top1,
+            "mean_abs_error": self.mean_abs_error,
+            "runs": self.runs,
+            "speed_ratio": self.speed_ratio,
+            "speed_ratio_1t": self.speed_ratio_1t,
+            "size_ratio": self.size_ratio,
+            "accuracy_delta_points": self.accuracy_delta_points,
+        }
 
     def rows(self) -> list[tuple[str, ...]]:
         """The side-by-side table: a header, then (what, FP32, INT8, INT8 vs FP32) per figure."""
-        rows = [("", f"FP32 {self.fp32.path.name}", f"INT8 {self.int8.path.name}", "INT8 vs FP32"),
-                ("size", _megabytes(self.fp32.size_bytes), _megabytes(self.int8.size_bytes),
-                 _times(self.size_ratio, "smaller", "larger")),
-                *self._latency_rows()]
+        rows = [
+            ("", f"FP32 {self.fp32.path.name}", f"INT8 {self.int8.path.name}", "INT8 vs FP32"),
+            (
+                "size",
+                _megabytes(self.fp32.size_bytes),
+                _megabytes(self.int8.size_bytes),
+                _times(self.size_ratio, "smaller", "larger"),
+            ),
+            *self._latency_rows(),
+        ]
         delta = self.accuracy_delta_points
         if delta is not None:
-            rows.append(("top-1 accuracy", _percent(self.fp32.accuracy_top1),
-                         _percent(self.int8.accuracy_top1), f"{delta:+.2f} points"))
+            rows.append(
+                (
+                    "top-1 accuracy",
+                    _percent(self.fp32.accuracy_top1),
+                    _percent(self.int8.accuracy_top1),
+                    f"{delta:+.2f} points",
+                )
+            )
         if self.agreement_top1 is not None:
             rows.append(("top-1 agreement", "", "", _percent(self.agreement_top1)))
         rows.append(("mean |INT8 − FP32|", "", "", f"{self.mean_abs_error:.4g}"))
@@ -118,25 +145,32 @@ class Report:
 
     def to_markdown(self) -> str:
         header, *body = self.rows()
-        lines = [_markdown_row(header), _markdown_row(("---",) * len(header)),
-                 *(_markdown_row(row) for row in body)]
+        lines = [
+            _markdown_row(header),
+            _markdown_row(("---",) * len(header)),
+            *(_markdown_row(row) for row in body),
+        ]
         return "\n".join([*lines, "", self.footnote()])
 
     def _latency_rows(self) -> list[tuple[str, ...]]:
         a, b = self.fp32, self.int8
-        timed = [("p50 (default threads)", a.latency_ms_p50, b.latency_ms_p50),
-                 ("p95 (default threads)", a.latency_ms_p95, b.latency_ms_p95),
-                 ("p50 (1 thread)", a.latency_1t_ms_p50, b.latency_1t_ms_p50),
-                 ("p95 (1 thread)", a.latency_1t_ms_p95, b.latency_1t_ms_p95)]
-        return [(f"latency {what}", f"{x:.3f} ms", f"{y:.3f} ms", times_faster(x / y))
-                for what, x, y in timed]
+        timed = [
+            ("p50 (default threads)", a.latency_ms_p50, b.latency_ms_p50),
+            ("p95 (default threads)", a.latency_ms_p95, b.latency_ms_p95),
+            ("p50 (1 thread)", a.latency_1t_ms_p50, b.latency_1t_ms_p50),
+            ("p95 (1 thread)", a.latency_1t_ms_p95, b.latency_1t_ms_p95),
+        ]
+        return [
+            (f"latency {what}", f"{x:.3f} ms", f"{y:.3f} ms", times_faster(x / y)) for what, x, y in timed
+        ]
 
 
 def table(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows as left-aligned columns two spaces apart."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
 
 
 def _markdown_row(cells: Sequence[str]) -> str:
@@ -160,8 +194,16 @@ def _percent(fraction: float | None) -> str:
     return "" if fraction is None else f"{100 * fraction:.2f} %"
 
 
-def compare(fp32: Path, int8: Path, images: Path | None = None, labels: Sequence[str] | None = None, *,
-            runs: int = 200, warmup: int = 20, input_spec: InputSpec | None = None) -> Report:
+def compare(
+    fp32: Path,
+    int8: Path,
+    images: Path | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    runs: int = 200,
+    warmup: int = 20,
+    input_spec: InputSpec | None = None,
+) -> Report:
     """Time both models on this machine (default threads and one thread) and compare their outputs.
 
     Outputs are compared on `images` (a seeded random input without). Accuracy needs a
@@ -179,13 +221,25 @@ def compare(fp32: Path, int8: Path, images: Path | None = None, labels: Sequence
     else:
         outputs, truth = _outputs_on(images, sessions, spec, manifest, labels)
     single = (cpu_session(fp32, threads=1), cpu_session(int8, threads=1))
-    timings = list(zip(_latencies(sessions, name, probe, runs, warmup),
-                       _latencies(single, name, probe, runs, warmup), strict=True))
+    timings = list(
+        zip(
+            _latencies(sessions, name, probe, runs, warmup),
+            _latencies(single, name, probe, runs, warmup),
+            strict=True,
+        )
+    )
     return _report((fp32, int8), timings, outputs, truth, runs, images=0 if images is None else len(outputs))
 
 
-def time_models(models: Sequence[Path], *, batch: int = 1, threads: int = 0, runs: int = 200,
-                warmup: int = 20, spec: InputSpec | None = None) -> list[np.ndarray]:
+def time_models(
+    models: Sequence[Path],
+    *,
+    batch: int = 1,
+    threads: int = 0,
+    runs: int = 200,
+    warmup: int = 20,
+    spec: InputSpec | None = None,
+) -> list[np.ndarray]:
     """Milliseconds per run of each model on the same seeded input of `batch` images, interleaved."""
     sessions = [cpu_session(path, threads) for path in models]
     probe = seeded_input(sessions[0], spec.dtype if spec else "float32", 0, spec=spec, batch=batch)
@@ -200,13 +254,19 @@ def latency_ms(model: Path, dtype: str = "float32", runs: int = 200, warmup: int
     return percentiles(times)
 
 
-def _outputs_on(folder: Path, sessions: Sequence[ort.InferenceSession], spec: InputSpec | None,
-                manifest: Manifest | None, labels: Sequence[str] | None,
-                ) -> tuple[list[list[np.ndarray]], list[int] | None]:
+def _outputs_on(
+    folder: Path,
+    sessions: Sequence[ort.InferenceSession],
+    spec: InputSpec | None,
+    manifest: Manifest | None,
+    labels: Sequence[str] | None,
+) -> tuple[list[list[np.ndarray]], list[int] | None]:
     """First outputs of each session per image in `folder`, and the images' class indices if known."""
     if spec is None:
-        raise QuantizeError("cannot feed images to this model: its input is not an image with fixed "
-                            "height and width, and no manifest beside it or input size describes one")
+        raise QuantizeError(
+            "cannot feed images to this model: its input is not an image with fixed "
+            "height and width, and no manifest beside it or input size describes one"
+        )
     files = image_files(folder)
     names = list(labels or (manifest.labels if manifest else []) or listed_labels(folder))
     norm = manifest.normalisation if manifest else Normalisation()
@@ -216,8 +276,9 @@ def _outputs_on(folder: Path, sessions: Sequence[ort.InferenceSession], spec: In
     return outputs, folder_labels(folder, files, names)
 
 
-def _latencies(sessions: Sequence[ort.InferenceSession], name: str, tensor: np.ndarray, runs: int,
-               warmup: int) -> list[np.ndarray]:
+def _latencies(
+    sessions: Sequence[ort.InferenceSession], name: str, tensor: np.ndarray, runs: int, warmup: int
+) -> list[np.ndarray]:
     """Milliseconds per run of each session, in alternating blocks so both see the same machine load."""
     feed = {name: tensor}
     for session in sessions:
@@ -235,21 +296,43 @@ def _latencies(sessions: Sequence[ort.InferenceSession], name: str, tensor: np.n
     return [np.asarray(row) for row in times]
 
 
-def _report(paths: tuple[Path, Path], timings: Sequence[tuple[np.ndarray, np.ndarray]],
-            outputs: list[list[np.ndarray]], truth: list[int] | None, runs: int, *, images: int) -> Report:
+def _report(
+    paths: tuple[Path, Path],
+    timings: Sequence[tuple[np.ndarray, np.ndarray]],
+    outputs: list[list[np.ndarray]],
+    truth: list[int] | None,
+    runs: int,
+    *,
+    images: int,
+) -> Report:
     """`timings`: per model, milliseconds with default threads and with one thread."""
     reference, quantized = (np.stack([pair[i] for pair in outputs]).astype(np.float64) for i in (0, 1))
     top = (_top1(reference), _top1(quantized))
-    sides = [ModelFigures(path=path, precision=precision, size_bytes=path.stat().st_size,
-                          latency_ms_p50=_ms(default, 50), latency_ms_p95=_ms(default, 95),
-                          latency_1t_ms_p50=_ms(single, 50), latency_1t_ms_p95=_ms(single, 95),
-                          accuracy_top1=_matching(best, truth) if images else None)
-             for path, precision, (default, single), best
-             in zip(paths, ("fp32", "int8"), timings, top, strict=True)]
+    sides = [
+        ModelFigures(
+            path=path,
+            precision=precision,
+            size_bytes=path.stat().st_size,
+            latency_ms_p50=_ms(default, 50),
+            latency_ms_p95=_ms(default, 95),
+            latency_1t_ms_p50=_ms(single, 50),
+            latency_1t_ms_p95=_ms(single, 95),
+            accuracy_top1=_matching(best, truth) if images else None,
+        )
+        for path, precision, (default, single), best in zip(
+            paths, ("fp32", "int8"), timings, top, strict=True
+        )
+    ]
     agreement = _matching(top[0], None if top[1] is None else top[1].tolist()) if images else None
-    return Report(fp32=sides[0], int8=sides[1], images=images,
-                  labelled=sides[0].accuracy_top1 is not None, agreement_top1=agreement,
-                  mean_abs_error=float(np.mean(np.abs(reference - quantized))), runs=runs)
+    return Report(
+        fp32=sides[0],
+        int8=sides[1],
+        images=images,
+        labelled=sides[0].accuracy_top1 is not None,
+        agreement_top1=agreement,
+        mean_abs_error=float(np.mean(np.abs(reference - quantized))),
+        runs=runs,
+    )
 
 
 def _ms(times: np.ndarray, quantile: int) -> float:

@@ -24,8 +24,9 @@ __all__ = ["FleetReport", "KitReport", "async_build_report", "write_report"]
 AUDIT_SHOWN = 200  # newest entries per log in the report
 
 
-async def async_build_report(fleet: Fleet, hours: float = 24.0, poll: bool = True,
-                             verify: bool = True) -> FleetReport:
+async def async_build_report(
+    fleet: Fleet, hours: float = 24.0, poll: bool = True, verify: bool = True
+) -> FleetReport:
     """Poll every kit (unless told not to), verify their audit logs whole, and gather it all."""
     ops = FleetOps(fleet)
     if poll:
@@ -34,9 +35,16 @@ async def async_build_report(fleet: Fleet, hours: float = 24.0, poll: bool = Tru
             online = [p.kit for p in polls if p.status == "online" and p.kit.scope == "admin"]
             await asyncio.gather(*(_verify(ops, kit) for kit in online))
     kits = [_kit_report(ops, view, hours) for view in ops.views()]
-    return FleetReport(time.time(), fleet.inventory.app_id, fleet.audit.actor_label, hours,
-                       sorted(kits, key=lambda k: k.view.kit.name.lower()),
-                       fleet.audit.entries(limit=AUDIT_SHOWN), fleet.audit.verify(), ops.thresholds)
+    return FleetReport(
+        time.time(),
+        fleet.inventory.app_id,
+        fleet.audit.actor_label,
+        hours,
+        sorted(kits, key=lambda k: k.view.kit.name.lower()),
+        fleet.audit.entries(limit=AUDIT_SHOWN),
+        fleet.audit.verify(),
+        ops.thresholds,
+    )
 
 
 async def _verify(ops: FleetOps, kit: Any) -> None:
@@ -49,8 +57,13 @@ def _kit_report(ops: FleetOps, view: KitView, hours: float) -> KitReport:
     latest = ops.history.latest(device_id)
     history = ops.history.series(device_id, latest.ts - hours * 3600) if latest else []
     known = ops.fleet.inventory.last_facts(device_id)
-    return KitReport(view, known[0] if known else None, known[1] if known else None, history,
-                     ops.audit.kit_entries(device_id, AUDIT_SHOWN))
+    return KitReport(
+        view,
+        known[0] if known else None,
+        known[1] if known else None,
+        history,
+        ops.audit.kit_entries(device_id, AUDIT_SHOWN),
+    )
 
 
 def write_report(report: FleetReport, out: Path) -> Path:

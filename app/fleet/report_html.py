@@ -38,11 +38,21 @@ _STATUS_CLASS = {"online": "ok", "offline": "warn", "identity_changed": "bad"}
 
 
 def render(report: FleetReport) -> str:
-    body = [_header(report), _inventory(report.kits), _hardware(report.kits), _models(report.kits),
-            _jobs(report.kits), _charts(report.kits), _alerts(report.alerts), _audit(report)]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>kitfleet field report {_when(report.generated_at)}</title>"
-            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    body = [
+        _header(report),
+        _inventory(report.kits),
+        _hardware(report.kits),
+        _models(report.kits),
+        _jobs(report.kits),
+        _charts(report.kits),
+        _alerts(report.alerts),
+        _audit(report),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>kitfleet field report {_when(report.generated_at)}</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n"
+    )
 
 
 def _e(value: object) -> str:
@@ -58,8 +68,12 @@ def _when(ts: float | None) -> str:
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], empty: str = "none") -> str:
     """Cells are HTML already (escaped by the caller); numbers are marked with a leading \\x00."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    lines = ["<tr>" + "".join(f'<td class="num">{c[1:]}</td>' if c.startswith("\0") else f"<td>{c}</td>"
-                              for c in row) + "</tr>" for row in rows]
+    lines = [
+        "<tr>"
+        + "".join(f'<td class="num">{c[1:]}</td>' if c.startswith("\0") else f"<td>{c}</td>" for c in row)
+        + "</tr>"
+        for row in rows
+    ]
     if not lines:
         return f'<p class="muted">{_e(empty)}</p>'
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
@@ -81,13 +95,20 @@ def _header(report: FleetReport) -> str:
     views = [k.view for k in report.kits]
     critical = sum(a.severity == "critical" for a in report.alerts)
     deployed = sum(len(v.snapshot.active_models()) for v in views if v.snapshot)
-    cards = [("kits", len(views)), ("online", sum(v.live for v in views)),
-             ("critical alerts", critical), ("warnings", len(report.alerts) - critical),
-             ("models serving", deployed)]
-    return (f"<h1>kitfleet field report</h1><p class=\"muted\">Generated {_when(report.generated_at)} "
-            f"by {_e(report.app_label)}, app {_e(report.app_id)}. Metrics cover the last "
-            f"{report.hours:g} h of each kit's own clock.</p><div class=\"cards\">"
-            + "".join(f'<div class="card"><b>{n}</b>{_e(label)}</div>' for label, n in cards) + "</div>")
+    cards = [
+        ("kits", len(views)),
+        ("online", sum(v.live for v in views)),
+        ("critical alerts", critical),
+        ("warnings", len(report.alerts) - critical),
+        ("models serving", deployed),
+    ]
+    return (
+        f'<h1>kitfleet field report</h1><p class="muted">Generated {_when(report.generated_at)} '
+        f"by {_e(report.app_label)}, app {_e(report.app_id)}. Metrics cover the last "
+        f'{report.hours:g} h of each kit\'s own clock.</p><div class="cards">'
+        + "".join(f'<div class="card"><b>{n}</b>{_e(label)}</div>' for label, n in cards)
+        + "</div>"
+    )
 
 
 def _inventory(kits: list[KitReport]) -> str:
@@ -95,29 +116,64 @@ def _inventory(kits: list[KitReport]) -> str:
     for k in kits:
         v, s = k.view, k.view.sample
         snap = v.snapshot
-        rows.append([
-            f"<b>{_e(v.kit.name)}</b>", f"<code>{_e(format_device_id(v.kit.device_id))}</code>",
-            _e(v.kit.address), _status(v), _e(_when(v.kit.last_seen_at)), _e(", ".join(v.tags)),
-            _num(s.cpu_percent if s else None, suffix=" %"),
-            _num(s.memory_percent if s else None, suffix=" %"),
-            _num(s.disk_free_bytes / summary.GIB if s and s.disk_free_bytes else None, "{:.1f}", " GiB"),
-            _num(s.temperature_c if s else None, suffix=" °C"),
-            _num(s.battery_percent if s else None, suffix=" %"),
-            _e(", ".join(snap.active_models()) if snap else ""),
-            _num(snap.count_jobs("running") if snap else None),
-            _num(snap.count_jobs("queued") if snap else None)])
+        rows.append(
+            [
+                f"<b>{_e(v.kit.name)}</b>",
+                f"<code>{_e(format_device_id(v.kit.device_id))}</code>",
+                _e(v.kit.address),
+                _status(v),
+                _e(_when(v.kit.last_seen_at)),
+                _e(", ".join(v.tags)),
+                _num(s.cpu_percent if s else None, suffix=" %"),
+                _num(s.memory_percent if s else None, suffix=" %"),
+                _num(s.disk_free_bytes / summary.GIB if s and s.disk_free_bytes else None, "{:.1f}", " GiB"),
+                _num(s.temperature_c if s else None, suffix=" °C"),
+                _num(s.battery_percent if s else None, suffix=" %"),
+                _e(", ".join(snap.active_models()) if snap else ""),
+                _num(snap.count_jobs("running") if snap else None),
+                _num(snap.count_jobs("queued") if snap else None),
+            ]
+        )
     return "<h2>Fleet inventory</h2>" + _table(
-        ["Kit", "Device ID", "Address", "Status", "Last seen", "Tags", "CPU", "Memory", "Disk free",
-         "Temp", "Battery", "Serving", "Running", "Queued"], rows, "no kits adopted")
+        [
+            "Kit",
+            "Device ID",
+            "Address",
+            "Status",
+            "Last seen",
+            "Tags",
+            "CPU",
+            "Memory",
+            "Disk free",
+            "Temp",
+            "Battery",
+            "Serving",
+            "Running",
+            "Queued",
+        ],
+        rows,
+        "no kits adopted",
+    )
 
 
 def _hardware(kits: list[KitReport]) -> str:
-    rows = [[f"<b>{_e(k.view.kit.name)}</b>", _e(k.view.kit.kit_model), _e(summary.cpu_model(k.facts)),
-             _num(summary.memory_gib(k.facts), "{:.1f}", " GiB"), _e(summary.accelerators(k.facts)),
-             _e(summary.int8_advice(k.facts)), _e(summary.os_name(k.facts)), _e(k.view.kit.agent_version),
-             _e(_when(k.facts_at))] for k in kits]
+    rows = [
+        [
+            f"<b>{_e(k.view.kit.name)}</b>",
+            _e(k.view.kit.kit_model),
+            _e(summary.cpu_model(k.facts)),
+            _num(summary.memory_gib(k.facts), "{:.1f}", " GiB"),
+            _e(summary.accelerators(k.facts)),
+            _e(summary.int8_advice(k.facts)),
+            _e(summary.os_name(k.facts)),
+            _e(k.view.kit.agent_version),
+            _e(_when(k.facts_at)),
+        ]
+        for k in kits
+    ]
     return "<h2>Hardware and accelerators</h2>" + _table(
-        ["Kit", "Model", "CPU", "Memory", "Accelerators", "INT8", "OS", "Agent", "Facts from"], rows)
+        ["Kit", "Model", "CPU", "Memory", "Accelerators", "INT8", "OS", "Agent", "Facts from"], rows
+    )
 
 
 def _models(kits: list[KitReport]) -> str:
@@ -125,22 +181,44 @@ def _models(kits: list[KitReport]) -> str:
     for k in kits:
         for r in model_rows(k.view.snapshot.models if k.view.snapshot else []):
             role = "serving" if r["active"] else ("previous (rollback)" if r["previous"] else "installed")
-            rows.append([_e(k.view.kit.name), f"<b>{_e(r['model'])}</b>", _e(r["version"]), _e(role),
-                         _e(r["precision"]), _num(r["size_bytes"] / 1024, "{:.0f}", " KiB"),
-                         f"<code>{_e(r['sha256'])}</code>", _e(_when(r["installed_at"]))])
+            rows.append(
+                [
+                    _e(k.view.kit.name),
+                    f"<b>{_e(r['model'])}</b>",
+                    _e(r["version"]),
+                    _e(role),
+                    _e(r["precision"]),
+                    _num(r["size_bytes"] / 1024, "{:.0f}", " KiB"),
+                    f"<code>{_e(r['sha256'])}</code>",
+                    _e(_when(r["installed_at"])),
+                ]
+            )
     return "<h2>Deployed models</h2>" + _table(
-        ["Kit", "Model", "Version", "Role", "Precision", "Size", "sha256", "Installed"], rows,
-        "no models on any kit")
+        ["Kit", "Model", "Version", "Role", "Precision", "Size", "sha256", "Installed"],
+        rows,
+        "no models on any kit",
+    )
 
 
 def _jobs(kits: list[KitReport]) -> str:
-    rows = [[_e(k.view.kit.name), _e(j.kind), _e(j.label or j.job_id[:12]),
-             f'<span class="{"ok" if j.state == "done" else "bad" if j.state == "failed" else "muted"}">'
-             f"{_e(j.state)}</span>", _e(j.request.params.get("model", "")), _e(_when(j.finished_at)),
-             _figures(j)]
-            for k in kits if k.view.snapshot for j in k.view.snapshot.jobs]
-    return "<h2>Jobs</h2>" + _table(["Kit", "Kind", "Job", "State", "Model", "Finished", "Figures"],
-                                    rows, "no jobs on any kit")
+    rows = [
+        [
+            _e(k.view.kit.name),
+            _e(j.kind),
+            _e(j.label or j.job_id[:12]),
+            f'<span class="{"ok" if j.state == "done" else "bad" if j.state == "failed" else "muted"}">'
+            f"{_e(j.state)}</span>",
+            _e(j.request.params.get("model", "")),
+            _e(_when(j.finished_at)),
+            _figures(j),
+        ]
+        for k in kits
+        if k.view.snapshot
+        for j in k.view.snapshot.jobs
+    ]
+    return "<h2>Jobs</h2>" + _table(
+        ["Kit", "Kind", "Job", "State", "Model", "Finished", "Figures"], rows, "no jobs on any kit"
+    )
 
 
 def _figures(job: JobInfo) -> str:
@@ -150,13 +228,19 @@ def _figures(job: JobInfo) -> str:
     result: dict[str, Any] = job.result or {}
     if job.kind == "benchmark":
         return "<br>".join(
-            _e(f"batch {r.get('batch')} × {r.get('threads')} thr: p50 {r.get('p50_ms')} ms, "
-               f"p95 {r.get('p95_ms')} ms, {r.get('throughput_per_s')}/s, {r.get('peak_rss_mb')} MB")
-            if "p50_ms" in r else _e(f"batch {r.get('batch')}: {r.get('skipped', '')}")
-            for r in result.get("rows", []))
+            _e(
+                f"batch {r.get('batch')} × {r.get('threads')} thr: p50 {r.get('p50_ms')} ms, "
+                f"p95 {r.get('p95_ms')} ms, {r.get('throughput_per_s')}/s, {r.get('peak_rss_mb')} MB"
+            )
+            if "p50_ms" in r
+            else _e(f"batch {r.get('batch')}: {r.get('skipped', '')}")
+            for r in result.get("rows", [])
+        )
     if job.kind == "evaluate" and result.get("top1_accuracy") is not None:
-        return _e(f"top-1 {result['top1_accuracy']:.1%}, top-5 {result.get('top5_accuracy') or 0:.1%} "
-                  f"on {result.get('images')} images")
+        return _e(
+            f"top-1 {result['top1_accuracy']:.1%}, top-5 {result.get('top5_accuracy') or 0:.1%} "
+            f"on {result.get('images')} images"
+        )
     shown = {k: v for k, v in result.items() if isinstance(v, (int, float, str)) and len(str(v)) < 80}
     return _e(", ".join(f"{k} {v}" for k, v in list(shown.items())[:6]))
 
@@ -166,37 +250,68 @@ def _charts(kits: list[KitReport]) -> str:
     for k in kits:
         h = k.history
         if not h:
-            parts.append(f"<h3>{_e(k.view.kit.name)}</h3><p class=\"muted\">no samples yet</p>")
+            parts.append(f'<h3>{_e(k.view.kit.name)}</h3><p class="muted">no samples yet</p>')
             continue
-        load = [Series("CPU %", "#1f5fa8", [(s.ts, s.cpu_percent) for s in h]),
-                Series("memory %", "#8e44ad", [(s.ts, s.memory_percent) for s in h]),
-                Series("disk used %", "#b36b00", [(s.ts, s.disk_percent) for s in h])]
-        heat = [Series("hottest sensor °C", "#b3261e",
-                       [(s.ts, s.temperature_c) for s in h if s.temperature_c is not None]),
-                Series("battery %", "#1e7b34",
-                       [(s.ts, s.battery_percent) for s in h if s.battery_percent is not None])]
-        heat_chart = (line_chart("Temperature and battery", heat) if any(s.points for s in heat)
-                      else '<p class="muted">no temperature sensor or battery reported</p>')
-        parts.append(f"<h3>{_e(k.view.kit.name)}</h3><div class=\"charts\">"
-                     + line_chart("Load", load, 100, "%") + heat_chart + "</div>")
+        load = [
+            Series("CPU %", "#1f5fa8", [(s.ts, s.cpu_percent) for s in h]),
+            Series("memory %", "#8e44ad", [(s.ts, s.memory_percent) for s in h]),
+            Series("disk used %", "#b36b00", [(s.ts, s.disk_percent) for s in h]),
+        ]
+        heat = [
+            Series(
+                "hottest sensor °C",
+                "#b3261e",
+                [(s.ts, s.temperature_c) for s in h if s.temperature_c is not None],
+            ),
+            Series(
+                "battery %",
+                "#1e7b34",
+                [(s.ts, s.battery_percent) for s in h if s.battery_percent is not None],
+            ),
+        ]
+        heat_chart = (
+            line_chart("Temperature and battery", heat)
+            if any(s.points for s in heat)
+            else '<p class="muted">no temperature sensor or battery reported</p>'
+        )
+        parts.append(
+            f'<h3>{_e(k.view.kit.name)}</h3><div class="charts">'
+            + line_chart("Load", load, 100, "%")
+            + heat_chart
+            + "</div>"
+        )
     return "".join(parts)
 
 
 def _alerts(alerts: list[Alert]) -> str:
-    rows = [[f'<span class="{"bad" if a.severity == "critical" else "warn"}">{_e(a.severity)}</span>',
-             _e(a.kit), _e(a.kind), _e(a.message)] for a in alerts]
+    rows = [
+        [
+            f'<span class="{"bad" if a.severity == "critical" else "warn"}">{_e(a.severity)}</span>',
+            _e(a.kit),
+            _e(a.kind),
+            _e(a.message),
+        ]
+        for a in alerts
+    ]
     return "<h2>Alerts</h2>" + _table(["Severity", "Kit", "Kind", "What"], rows, "no alerts")
 
 
 def _audit(report: FleetReport) -> str:
     app_state = _chain_text(report.app_chain_problems, len(report.app_audit))
-    parts = ["<h2>Audit trail</h2>", f"<h3>This app ({_e(report.app_label)})</h3><p>{app_state}</p>",
-             _audit_table(report.app_audit, with_kit=True)]
+    parts = [
+        "<h2>Audit trail</h2>",
+        f"<h3>This app ({_e(report.app_label)})</h3><p>{app_state}</p>",
+        _audit_table(report.app_audit, with_kit=True),
+    ]
     for k in report.kits:
         chain = k.view.chain
-        state = (f'<span class="bad">{_e(chain.summary())}</span>' if chain.problems
-                 else f'<span class="ok">{_e(chain.summary())}</span>' if chain.checked_at
-                 else f'<span class="muted">{_e(chain.summary())}</span>')
+        state = (
+            f'<span class="bad">{_e(chain.summary())}</span>'
+            if chain.problems
+            else f'<span class="ok">{_e(chain.summary())}</span>'
+            if chain.checked_at
+            else f'<span class="muted">{_e(chain.summary())}</span>'
+        )
         parts += [f"<h3>{_e(k.view.kit.name)}</h3><p>Chain: {state}</p>", _audit_table(k.audit)]
     return "".join(parts)
 
@@ -208,10 +323,19 @@ def _chain_text(problems: list[str], shown: int) -> str:
 
 
 def _audit_table(entries: list[AuditEntry], with_kit: bool = False) -> str:
-    rows = [[_num(e.seq), _e(_when(e.ts)), _e(e.detail.get("kit", "")) if with_kit else
-             _e(f"{e.actor_label} [{e.actor_id[:8]}]" if e.actor_id else e.actor_label),
-             _e(e.action), _e(e.target),
-             f'<span class="{"ok" if e.outcome == "ok" else "bad"}">{_e(e.outcome)}</span>']
-            for e in reversed(entries)]
-    return _table(["#", "When", "Kit" if with_kit else "Actor", "Action", "Target", "Outcome"], rows,
-                  "no entries")
+    rows = [
+        [
+            _num(e.seq),
+            _e(_when(e.ts)),
+            _e(e.detail.get("kit", ""))
+            if with_kit
+            else _e(f"{e.actor_label} [{e.actor_id[:8]}]" if e.actor_id else e.actor_label),
+            _e(e.action),
+            _e(e.target),
+            f'<span class="{"ok" if e.outcome == "ok" else "bad"}">{_e(e.outcome)}</span>',
+        ]
+        for e in reversed(entries)
+    ]
+    return _table(
+        ["#", "When", "Kit" if with_kit else "Actor", "Action", "Target", "Outcome"], rows, "no entries"
+    )

@@ -31,8 +31,14 @@ MAX_NAME = 100
 JOB_RECORD = "job.json"  # written by the app beside the files: no kit may list it
 DISK_SPARE = 256 << 20  # left free on the laptop's disk after a download
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(10)),
-                    *(f"LPT{n}" for n in range(10))}
+_WINDOWS_DEVICES = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{n}" for n in range(10)),
+    *(f"LPT{n}" for n in range(10)),
+}
 
 
 @dataclass(frozen=True)
@@ -77,15 +83,21 @@ def name_problem(name: str) -> str | None:
 def sort_listing(results: JobResults) -> tuple[list[ResultFile], list[Refused]]:
     """The files the app will save, and those it refuses with the reason."""
     if len(results.files) > MAX_FILES:
-        raise Error(f"the kit lists {len(results.files)} result files for job {results.job_id}; a job "
-                    f"has at most {MAX_FILES}: nothing was saved (is this kit what it claims to be?)")
+        raise Error(
+            f"the kit lists {len(results.files)} result files for job {results.job_id}; a job "
+            f"has at most {MAX_FILES}: nothing was saved (is this kit what it claims to be?)"
+        )
     accepted: list[ResultFile] = []
     refused: list[Refused] = []
     seen: set[str] = set()
     for item in results.files:
         problem = name_problem(item.name) or (
-            "has a negative size" if item.size < 0 else
-            "is listed twice" if item.name.lower() in seen else None)
+            "has a negative size"
+            if item.size < 0
+            else "is listed twice"
+            if item.name.lower() in seen
+            else None
+        )
         if problem:
             refused.append(Refused(item.name, problem))
         else:
@@ -94,8 +106,7 @@ def sort_listing(results: JobResults) -> tuple[list[ResultFile], list[Refused]]:
     return accepted, refused
 
 
-async def async_collect(fleet: Fleet, kit: Kit, job_id: str, out: Path,
-                        forget: bool = False) -> Collected:
+async def async_collect(fleet: Fleet, kit: Kit, job_id: str, out: Path, forget: bool = False) -> Collected:
     """Download the job's acceptable result files to `out/<kit>/<job_id>/`, all or nothing.
 
     Files land in a hidden folder beside the target, which is renamed into place only
@@ -107,8 +118,10 @@ async def async_collect(fleet: Fleet, kit: Kit, job_id: str, out: Path,
     async def fetch(client: KitClient) -> Collected:
         job = await client.job(job_id)
         if job.state not in FINISHED_STATES:
-            raise Error(f"job {job_id} on {kit.name} is still {job.state}; its results come when it "
-                        f"finishes (`kitfleet jobs watch {kit.name} {job_id}`)")
+            raise Error(
+                f"job {job_id} on {kit.name} is still {job.state}; its results come when it "
+                f"finishes (`kitfleet jobs watch {kit.name} {job_id}`)"
+            )
         results = await client.job_results(job_id)
         accepted, refused = sort_listing(results)
         try:
@@ -129,8 +142,10 @@ def _job_folder(out: Path, kit: Kit, job_id: str) -> Path:
     kit_folder = out / _safe(kit.name)
     kit_folder.mkdir(parents=True, exist_ok=True)
     if kit_folder.is_symlink() or not kit_folder.resolve().is_relative_to(out.resolve()):
-        raise Error(f"{kit_folder} is a symbolic link or leads outside {out}; results are saved "
-                    "only into real folders under the one chosen: remove it, or choose another")
+        raise Error(
+            f"{kit_folder} is a symbolic link or leads outside {out}; results are saved "
+            "only into real folders under the one chosen: remove it, or choose another"
+        )
     return kit_folder / job_id
 
 
@@ -140,14 +155,17 @@ def _check_room(where: Path, files: list[ResultFile], job_id: str) -> None:
     free = shutil.disk_usage(where).free
     if files and total > free - DISK_SPARE:
         biggest = max(files, key=lambda item: item.size)
-        raise Error(f"the results of job {job_id} are listed as {_size(total)} ({biggest.name} alone "
-                    f"{_size(biggest.size)}), more than the {_size(max(free - DISK_SPARE, 0))} free "
-                    f"in {where} beside {_size(DISK_SPARE)} kept spare: nothing was saved; free some "
-                    "space or choose another folder")
+        raise Error(
+            f"the results of job {job_id} are listed as {_size(total)} ({biggest.name} alone "
+            f"{_size(biggest.size)}), more than the {_size(max(free - DISK_SPARE, 0))} free "
+            f"in {where} beside {_size(DISK_SPARE)} kept spare: nothing was saved; free some "
+            "space or choose another folder"
+        )
 
 
-async def _download_all(client: KitClient, kit: Kit, job: JobInfo, files: list[ResultFile],
-                        folder: Path) -> None:
+async def _download_all(
+    client: KitClient, kit: Kit, job: JobInfo, files: list[ResultFile], folder: Path
+) -> None:
     """Every accepted file and job.json into a fresh hidden folder, then renamed to `folder`."""
     staging = folder.with_name(f".{job.job_id}.partial")
     _remove(staging)
@@ -159,8 +177,9 @@ async def _download_all(client: KitClient, kit: Kit, job: JobInfo, files: list[R
             if dest.resolve().parent != inside:  # the names are plain: this is proof, not hope
                 raise Error(f"{item.name!r} would be saved outside {folder}")
             await client.download_result(job.job_id, item.name, dest, item.size)
-        (staging / JOB_RECORD).write_text(json.dumps(
-            {"kit": kit.name, "device_id": kit.device_id, **job.model_dump(mode="json")}, indent=2))
+        (staging / JOB_RECORD).write_text(
+            json.dumps({"kit": kit.name, "device_id": kit.device_id, **job.model_dump(mode="json")}, indent=2)
+        )
         _replace_folder(staging, folder)
     finally:
         _remove(staging)

@@ -76,8 +76,14 @@ class Fleet(Adoption):
         return "conflict" if self._named(announcement) is not None else "unadopted"
 
     def _named(self, announcement: Announcement) -> Kit | None:
-        return next((k for k in self.inventory.kits() if k.state == "adopted"
-                     and k.name.lower() == announcement.name.lower()), None)
+        return next(
+            (
+                k
+                for k in self.inventory.kits()
+                if k.state == "adopted" and k.name.lower() == announcement.name.lower()
+            ),
+            None,
+        )
 
     async def async_check_announcement(self, announcement: Announcement) -> Verdict:
         """Check an announcement that claims an adopted kit's ID or name from another address.
@@ -96,27 +102,46 @@ class Fleet(Adoption):
         try:
             _, served = await async_fetch_certificate(a.host, a.port, self.settings.request_timeout_s)
         except OSError as exc:
-            return Verdict(self.marking(a), f"could not check the certificate at {a.host}:{a.port}: "
-                                            f"{exc}; {kit.name} stays at {kit.address}")
+            return Verdict(
+                self.marking(a),
+                f"could not check the certificate at {a.host}:{a.port}: "
+                f"{exc}; {kit.name} stays at {kit.address}",
+            )
         if served == kit.device_id:
             self.inventory.update(kit.device_id, host=a.host, port=a.port)
             return Verdict("adopted", f"{kit.name} moved to {a.host}:{a.port} (pinned key checked)")
-        return Verdict("conflict", (
-            f"conflict: another device ({served[:16]}…) announces as {a.name} at {a.host}:{a.port}; "
-            f"{kit.name} is pinned to {kit.device_id[:16]}… at {kit.address}. Nothing is sent "
-            "to the other device; if the kit was reinstalled, adopt it again"))
+        return Verdict(
+            "conflict",
+            (
+                f"conflict: another device ({served[:16]}…) announces as {a.name} at {a.host}:{a.port}; "
+                f"{kit.name} is pinned to {kit.device_id[:16]}… at {kit.address}. Nothing is sent "
+                "to the other device; if the kit was reinstalled, adopt it again"
+            ),
+        )
 
     # talking to adopted kits --------------------------------------------------
 
     def client(self, kit: Kit) -> KitClient:
         if kit.state == "identity_changed":
             raise IdentityChanged(kit.name, kit.device_id, "(see kits)")
-        return KitClient(kit.name, kit.host, kit.port, kit.cert_pem, kit.device_id,
-                         token=kit.token, timeout=self.settings.request_timeout_s,
-                         on_call=self.audit.record_call)
+        return KitClient(
+            kit.name,
+            kit.host,
+            kit.port,
+            kit.cert_pem,
+            kit.device_id,
+            token=kit.token,
+            timeout=self.settings.request_timeout_s,
+            on_call=self.audit.record_call,
+        )
 
-    async def async_call(self, kit: Kit, call: Callable[[KitClient], Awaitable[T]],
-                         client: KitClient | None = None, relocate: bool = True) -> T:
+    async def async_call(
+        self,
+        kit: Kit,
+        call: Callable[[KitClient], Awaitable[T]],
+        client: KitClient | None = None,
+        relocate: bool = True,
+    ) -> T:
         """Run one API call, keeping the inventory's view of the kit up to date.
 
         `client`: one the caller keeps open across calls (fleet polling reuses connections);
@@ -192,4 +217,3 @@ class Fleet(Adoption):
                 return await call()
 
         return list(await asyncio.gather(*(run(c) for c in calls)))
-

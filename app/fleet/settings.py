@@ -19,23 +19,33 @@ class AppSettings:
     home: Path = field(metadata=setting("data dir: inventory, known hosts, settings", env="KITFLEET_HOME"))
     mdns_interfaces: list[str] = field(
         default_factory=list,
-        metadata=setting("comma-separated addresses to browse on; empty means every interface",
-                         env="KITFLEET_MDNS_INTERFACES"),
+        metadata=setting(
+            "comma-separated addresses to browse on; empty means every interface",
+            env="KITFLEET_MDNS_INTERFACES",
+        ),
     )
     request_timeout_s: float = field(
-        default=5.0, metadata=setting("seconds before a kit counts as unreachable", env="KITFLEET_TIMEOUT",
-                                      positive=True))
+        default=5.0,
+        metadata=setting("seconds before a kit counts as unreachable", env="KITFLEET_TIMEOUT", positive=True),
+    )
     # 8, not more: with 200 kits, 32 at once made the window's polling loop lag twice the 50 ms
     # goal, and rounds got no faster (benchmarks/fleet_scale.py).
     poll_concurrency: int = field(
-        default=8, metadata=setting("kits polled at once", env="KITFLEET_POLL_CONCURRENCY", positive=True))
+        default=8, metadata=setting("kits polled at once", env="KITFLEET_POLL_CONCURRENCY", positive=True)
+    )
 
     @classmethod
     def resolve(cls, home: Path | None = None, mdns_interfaces: list[str] | None = None) -> AppSettings:
         home = home or _env_path("KITFLEET_HOME") or Path(platformdirs.user_data_dir("kitfleet"))
         home.mkdir(parents=True, exist_ok=True)
-        return resolve(cls, {"mdns_interfaces": mdns_interfaces or None}, home / SETTINGS_FILE,
-                       lambda f: f.metadata["env"], fixed={"home": home}, sections=SECTIONS)
+        return resolve(
+            cls,
+            {"mdns_interfaces": mdns_interfaces or None},
+            home / SETTINGS_FILE,
+            lambda f: f.metadata["env"],
+            fixed={"home": home},
+            sections=SECTIONS,
+        )
 
 
 def _env_path(name: str) -> Path | None:

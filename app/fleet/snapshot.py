@@ -33,8 +33,11 @@ class KitSnapshot(BaseModel):
         return sum(job.state == state for job in self.jobs)
 
     def failures_since(self, ts: float) -> list[JobInfo]:
-        return [j for j in self.jobs if j.state in ("failed", "interrupted")
-                and (j.finished_at or j.updated_at) >= ts]
+        return [
+            j
+            for j in self.jobs
+            if j.state in ("failed", "interrupted") and (j.finished_at or j.updated_at) >= ts
+        ]
 
     def active_models(self) -> list[str]:
         return [f"{m.name} {m.active_version}" for m in self.models if m.active_version]
@@ -56,13 +59,18 @@ class Snapshots:
         every WRITE_EVERY_S (so a restart knows each kit within that): serialising 200 kits'
         jobs every poll would cost the polling loop more than the rest of the round."""
         saved, cached = list(snapshots), self.all()
-        due = [s for s in saved if (old := cached.get(s.device_id)) is None
-               or s.taken_at - self._written.get(s.device_id, 0.0) >= WRITE_EVERY_S
-               or (old.models, old.jobs) != (s.models, s.jobs)]
+        due = [
+            s
+            for s in saved
+            if (old := cached.get(s.device_id)) is None
+            or s.taken_at - self._written.get(s.device_id, 0.0) >= WRITE_EVERY_S
+            or (old.models, old.jobs) != (s.models, s.jobs)
+        ]
         with self._db.conn:
             self._db.conn.executemany(
                 "INSERT OR REPLACE INTO snapshots (device_id, taken_at, data) VALUES (?, ?, ?)",
-                [(s.device_id, s.taken_at, s.model_dump_json()) for s in due])
+                [(s.device_id, s.taken_at, s.model_dump_json()) for s in due],
+            )
         self._written.update((s.device_id, s.taken_at) for s in due)
         assert self._cache is not None
         self._cache.update((s.device_id, s) for s in saved)
@@ -89,8 +97,9 @@ class Tags:
         db = self.inventory.db
         with db.conn:
             db.execute("DELETE FROM tags WHERE device_id = ?", (device_id,))
-            db.conn.executemany("INSERT INTO tags (device_id, tag) VALUES (?, ?)",
-                                [(device_id, t) for t in clean])
+            db.conn.executemany(
+                "INSERT INTO tags (device_id, tag) VALUES (?, ?)", [(device_id, t) for t in clean]
+            )
         self._cache = None
         return clean
 
@@ -101,7 +110,8 @@ class Tags:
         if self._cache is None:
             found: dict[str, list[str]] = {}
             for device_id, tag in self.inventory.db.execute(
-                    "SELECT device_id, tag FROM tags ORDER BY tag").fetchall():
+                "SELECT device_id, tag FROM tags ORDER BY tag"
+            ).fetchall():
                 found.setdefault(device_id, []).append(tag)
             self._cache = found
         return dict(self._cache)

@@ -22,8 +22,18 @@ from app.fleet.inventory import Kit
 from app.fleet.jobspec import JobSpec
 from app.fleet.service import Fleet
 
-__all__ = ["LiveEvent", "StreamOptions", "async_follow", "async_snapshot", "async_start", "async_stop",
-           "async_watch", "parse_events", "parse_keep", "stats_line"]
+__all__ = [
+    "LiveEvent",
+    "StreamOptions",
+    "async_follow",
+    "async_snapshot",
+    "async_start",
+    "async_stop",
+    "async_watch",
+    "parse_events",
+    "parse_keep",
+    "stats_line",
+]
 
 EventKind = Literal["frame", "stats", "end"]
 MAX_ATTEMPT_S = 7 * 86400.0  # the longest attempt a kit accepts; a crash or timeout re-queues it
@@ -54,12 +64,25 @@ class StreamOptions:
 
     def request(self) -> JobRequest:
         """The checked job request (JobInputError lists every problem)."""
-        params = {"model": self.model, "source": self.source, "version": self.version, "fps": self.fps,
-                  "keep": list(self.keep), "interval_s": self.interval_s,
-                  "max_snapshots": self.max_snapshots, "realtime": self.realtime, "loop": self.loop}
-        spec = JobSpec(kind="stream", params={k: v for k, v in params.items() if v is not None},
-                       threads=self.threads, timeout_s=MAX_ATTEMPT_S, max_retries=RESTARTS,
-                       label=self.label or f"stream {self.source}")
+        params = {
+            "model": self.model,
+            "source": self.source,
+            "version": self.version,
+            "fps": self.fps,
+            "keep": list(self.keep),
+            "interval_s": self.interval_s,
+            "max_snapshots": self.max_snapshots,
+            "realtime": self.realtime,
+            "loop": self.loop,
+        }
+        spec = JobSpec(
+            kind="stream",
+            params={k: v for k, v in params.items() if v is not None},
+            threads=self.threads,
+            timeout_s=MAX_ATTEMPT_S,
+            max_retries=RESTARTS,
+            label=self.label or f"stream {self.source}",
+        )
         # a camera that dropped out is tried again soon, not after the default half minute
         return spec.request().model_copy(update={"retry_backoff_s": 5.0})
 
@@ -94,8 +117,14 @@ async def async_watch(fleet: Fleet, kit: Kit, job_id: str) -> AsyncIterator[Live
             yield event
 
 
-async def async_follow(fleet: Fleet, kit: Kit, job_id: str, on_event: Callable[[LiveEvent], None],
-                       on_frame: Callable[[bytes], None], frame_every_s: float = 0.25) -> LiveEvent | None:
+async def async_follow(
+    fleet: Fleet,
+    kit: Kit,
+    job_id: str,
+    on_event: Callable[[LiveEvent], None],
+    on_frame: Callable[[bytes], None],
+    frame_every_s: float = 0.25,
+) -> LiveEvent | None:
     """Live events to `on_event`, and the latest annotated frame to `on_frame` when it changes
     (fetched one at a time, so a slow link shows fewer frames instead of queueing them), until
     the job ends. Returns the `end` event, or None if the kit closed the view first."""
@@ -115,16 +144,18 @@ async def async_follow(fleet: Fleet, kit: Kit, job_id: str, on_event: Callable[[
     return None
 
 
-async def _pull_frames(client: KitClient, job_id: str, on_frame: Callable[[bytes], None],
-                       every_s: float) -> None:
+async def _pull_frames(
+    client: KitClient, job_id: str, on_frame: Callable[[bytes], None], every_s: float
+) -> None:
     last = b""
     while True:
         last = await _frame_once(client, job_id, on_frame, last)
         await asyncio.sleep(every_s)
 
 
-async def _frame_once(client: KitClient, job_id: str, on_frame: Callable[[bytes], None],
-                      last: bytes) -> bytes:
+async def _frame_once(
+    client: KitClient, job_id: str, on_frame: Callable[[bytes], None], last: bytes
+) -> bytes:
     try:
         jpeg = await client.snapshot(job_id)
     except AgentError as exc:
@@ -161,9 +192,11 @@ def stats_line(stats: dict[str, Any], now: float | None = None) -> str:
     counts = stats.get("counts") or {}
     stamp = time.strftime("%H:%M:%S", time.localtime(now or time.time()))
     tally = "  ".join(f"{label} {count}" for label, count in sorted(counts.items())) or "nothing seen"
-    return (f"{stamp} {stats.get('state', '?'):<9} {_num(stats.get('processed_fps'))} fps "
-            f"(source {_num(stats.get('input_fps'))})  dropped {stats.get('dropped', 0)}  "
-            f"latency p50 {_num(latency.get('p50'))} ms p99 {_num(latency.get('p99'))} ms  | {tally}")
+    return (
+        f"{stamp} {stats.get('state', '?'):<9} {_num(stats.get('processed_fps'))} fps "
+        f"(source {_num(stats.get('input_fps'))})  dropped {stats.get('dropped', 0)}  "
+        f"latency p50 {_num(latency.get('p50'))} ms p99 {_num(latency.get('p99'))} ms  | {tally}"
+    )
 
 
 def _num(value: Any) -> str:

@@ -32,8 +32,14 @@ def downsample(points: Sequence[Point], buckets: int = MAX_POINTS) -> list[Point
     return [(s[0] / s[2], s[1] / s[2]) for _, s in sorted(sums.items())]
 
 
-def line_chart(title: str, series: Sequence[Series], y_max: float | None = None, unit: str = "",
-               width: int = 640, height: int = 180) -> str:
+def line_chart(
+    title: str,
+    series: Sequence[Series],
+    y_max: float | None = None,
+    unit: str = "",
+    width: int = 640,
+    height: int = 180,
+) -> str:
     """An SVG chart of time series (x = Unix time); empty series are listed as 'no data'."""
     left, right, top, bottom = 44, 12, 24, 26
     drawn = [Series(s.name, s.colour, downsample(s.points)) for s in series if s.points]
@@ -50,21 +56,28 @@ def line_chart(title: str, series: Sequence[Series], y_max: float | None = None,
     def py(y: float) -> float:
         return top + plot_h - max(0.0, min(y, top_y)) / top_y * plot_h
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">',
-             f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-             f'<text x="{left}" y="15" font-size="12" font-weight="bold" fill="#222">'
-             f'{html.escape(title)}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">',
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="{left}" y="15" font-size="12" font-weight="bold" fill="#222">{html.escape(title)}</text>',
+    ]
     for fraction in (0.0, 0.5, 1.0):
         y = top + plot_h * (1 - fraction)
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
-                     'stroke="#ddd" stroke-width="1"/>')
-        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end" '
-                     f'fill="#555">{top_y * fraction:.0f}{html.escape(unit)}</text>')
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
+            'stroke="#ddd" stroke-width="1"/>'
+        )
+        parts.append(
+            f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end" '
+            f'fill="#555">{top_y * fraction:.0f}{html.escape(unit)}</text>'
+        )
     if xs:
         for x, anchor in ((x0, "start"), (x1, "end")):
-            parts.append(f'<text x="{px(x):.1f}" y="{height - 8}" font-size="10" '
-                         f'text-anchor="{anchor}" fill="#555">{_clock(x)}</text>')
+            parts.append(
+                f'<text x="{px(x):.1f}" y="{height - 8}" font-size="10" '
+                f'text-anchor="{anchor}" fill="#555">{_clock(x)}</text>'
+            )
     for s in drawn:
         path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in s.points)
         parts.append(f'<polyline fill="none" stroke="{s.colour}" stroke-width="1.5" points="{path}"/>')
@@ -72,8 +85,9 @@ def line_chart(title: str, series: Sequence[Series], y_max: float | None = None,
     for s in series:
         label = s.name if s.points else f"{s.name} (no data)"
         parts.append(f'<rect x="{legend_x}" y="7" width="10" height="10" fill="{s.colour}"/>')
-        parts.append(f'<text x="{legend_x + 14}" y="16" font-size="11" fill="#333">'
-                     f'{html.escape(label)}</text>')
+        parts.append(
+            f'<text x="{legend_x + 14}" y="16" font-size="11" fill="#333">{html.escape(label)}</text>'
+        )
         legend_x += 24 + 7 * len(label)
     parts.append("</svg>")
     return "".join(parts)

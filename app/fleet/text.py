@@ -15,5 +15,4 @@ __all__ = ["CONTROL_CHARACTERS", "printable", "printable_lines"]
 
 def printable_lines(text: str) -> str:
     """Multi-line text (a job's log, an error): escaped but for its line breaks and tabs."""
-    return "\n".join("\t".join(printable(part) for part in line.split("\t"))
-                     for line in text.split("\n"))
+    return "\n".join("\t".join(printable(part) for part in line.split("\t")) for line in text.split("\n"))

@@ -9,8 +9,7 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap
 
 
-def timer(parent: QObject, interval_ms: int, slot: Callable[[], object],
-          single_shot: bool = False) -> QTimer:
+def timer(parent: QObject, interval_ms: int, slot: Callable[[], object], single_shot: bool = False) -> QTimer:
     made = QTimer(parent)
     made.setInterval(interval_ms)
     made.setSingleShot(single_shot)
@@ -18,8 +17,9 @@ def timer(parent: QObject, interval_ms: int, slot: Callable[[], object],
     return made
 
 
-def action(text: str, parent: QObject, shortcut: QKeySequence | QKeySequence.StandardKey,
-           slot: Callable[[], object]) -> QAction:
+def action(
+    text: str, parent: QObject, shortcut: QKeySequence | QKeySequence.StandardKey, slot: Callable[[], object]
+) -> QAction:
     made = QAction(text, parent)
     made.setShortcut(shortcut)
     made.triggered.connect(slot)

@@ -52,8 +52,14 @@ def run_gui(settings: AppSettings) -> int:
         bridge.close()
 
 
-def run_demo_window(settings: AppSettings, adopted: int, screenshot: Path | None,
-                    offscreen: bool, timeout: float = 30.0, show_jobs: bool = False) -> int:
+def run_demo_window(
+    settings: AppSettings,
+    adopted: int,
+    screenshot: Path | None,
+    offscreen: bool,
+    timeout: float = 30.0,
+    show_jobs: bool = False,
+) -> int:
     """Show the window until `adopted` kits are online and the first one's facts show.
 
     Saves a screenshot then if asked; with `show_jobs`, a second one (`<name>-jobs.png`) of
@@ -81,8 +87,15 @@ def run_demo_window(settings: AppSettings, adopted: int, screenshot: Path | None
 class DemoDriver(QObject):
     """Watches the window, without blocking its event loop, until the demo state shows."""
 
-    def __init__(self, window: MainWindow, adopted: int, screenshot: Path | None,
-                 offscreen: bool, timeout: float, show_jobs: bool = False) -> None:
+    def __init__(
+        self,
+        window: MainWindow,
+        adopted: int,
+        screenshot: Path | None,
+        offscreen: bool,
+        timeout: float,
+        show_jobs: bool = False,
+    ) -> None:
         super().__init__(window)
         self._show_jobs = show_jobs
         self.result = 1
@@ -109,8 +122,7 @@ class DemoDriver(QObject):
 
     def _online_in_view_order(self) -> list[str]:
         proxy = self._window.proxy
-        ids = [str(proxy.index(i, 0).data(FleetTableModel.DeviceIdRole))
-               for i in range(proxy.rowCount())]
+        ids = [str(proxy.index(i, 0).data(FleetTableModel.DeviceIdRole)) for i in range(proxy.rowCount())]
         return [i for i in ids if (row := self._window.model.row(i)) and row.row_status == "online"]
 
     def _finish(self) -> None:
@@ -157,6 +169,8 @@ class DemoDriver(QObject):
     def _time_out(self) -> None:
         self._poll.stop()
         self.result = 1
-        print(f"kitfleet: the window did not show {self._waiting_for} within {self._timeout:g} s",
-              file=sys.stderr)
+        print(
+            f"kitfleet: the window did not show {self._waiting_for} within {self._timeout:g} s",
+            file=sys.stderr,
+        )
         self._close()

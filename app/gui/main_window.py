@@ -33,16 +33,20 @@ QUEUED = Qt.ConnectionType.QueuedConnection  # bridge signals come from its loop
 # kit that keeps failing does not keep raising a window.
 _BACKGROUND = {"status", "discovery", "facts update"}
 # Work whose dialog or tab shows its own failure where the technician is looking.
-_SHOWN_IN_PLACE = {"model check", "deploy", "inference", "quantize", "submit job", "job choices",
-                   "job logs"}
+_SHOWN_IN_PLACE = {"model check", "deploy", "inference", "quantize", "submit job", "job choices", "job logs"}
 _MAX_COLUMN_WIDTH = 320
 
 
 class MainWindow(QMainWindow):
     closed = Signal()
 
-    def __init__(self, bridge: FleetBridge, prompt_code: CodePrompt = ask_pairing_code,
-                 prompts: Prompts | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        bridge: FleetBridge,
+        prompt_code: CodePrompt = ask_pairing_code,
+        prompts: Prompts | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("kitfleet")
         self.resize(1440, 860)
@@ -71,17 +75,16 @@ class MainWindow(QMainWindow):
 
     def _make_actions(self) -> None:
         self.adopt_action = action("&Adopt…", self, QKeySequence("Ctrl+D"), self.adopt_selected)
-        self.refresh_action = action("&Refresh", self, QKeySequence.StandardKey.Refresh,
-                                     self.refresh)
-        self.provision_action = action("&Provision a Kit over SSH…", self, QKeySequence("Ctrl+Shift+P"),
-                                       self.provision)
+        self.refresh_action = action("&Refresh", self, QKeySequence.StandardKey.Refresh, self.refresh)
+        self.provision_action = action(
+            "&Provision a Kit over SSH…", self, QKeySequence("Ctrl+Shift+P"), self.provision
+        )
         self.quit_action = action("&Quit", self, QKeySequence("Ctrl+Q"), self.close)
         menu = self.menuBar().addMenu("&Fleet")
         menu.addActions([self.adopt_action, self.provision_action, self.refresh_action])
         menu.addSeparator()
         menu.addAction(self.quit_action)
-        self.model_actions = models = ModelActions(self, self.bridge.models, self.prompts,
-                                                   self.model.rows)
+        self.model_actions = models = ModelActions(self, self.bridge.models, self.prompts, self.model.rows)
         self.deploy_action = models.deploy_action
         self.menuBar().addMenu("&Models").addActions([models.deploy_action, models.quantize_action])
         toolbar = self.addToolBar("Fleet")

@@ -24,8 +24,9 @@ D = TypeVar("D", DeployDialog, QuantizeDialog)
 class ModelActions(QObject):
     status = Signal(str)  # what the dialogs report, for the window's status bar
 
-    def __init__(self, window: QWidget, bridge: ModelsBridge, prompts: Prompts,
-                 rows: Callable[[], list[KitRow]]) -> None:
+    def __init__(
+        self, window: QWidget, bridge: ModelsBridge, prompts: Prompts, rows: Callable[[], list[KitRow]]
+    ) -> None:
         super().__init__(window)
         self._window, self._bridge, self._prompts, self._rows = window, bridge, prompts, rows
         self.deploy_dialog: DeployDialog | None = None
@@ -39,15 +40,17 @@ class ModelActions(QObject):
     def open_deploy(self) -> None:
         # A fresh dialog each time one is not open: the kits and their states change.
         if self.deploy_dialog is None or not self.deploy_dialog.isVisible():
-            self.deploy_dialog = self._replace(self.deploy_dialog, DeployDialog(
-                self._rows(), self._bridge, self._prompts, self._window))
+            self.deploy_dialog = self._replace(
+                self.deploy_dialog, DeployDialog(self._rows(), self._bridge, self._prompts, self._window)
+            )
         _bring_up(self.deploy_dialog)
 
     @Slot()
     def open_quantize(self) -> None:
         if self.quantize_dialog is None:  # kept: it remembers the files chosen last time
-            self.quantize_dialog = self._replace(None, QuantizeDialog(
-                self._bridge, self._prompts, self._window))
+            self.quantize_dialog = self._replace(
+                None, QuantizeDialog(self._bridge, self._prompts, self._window)
+            )
         _bring_up(self.quantize_dialog)
 
     def close_dialogs(self) -> None:

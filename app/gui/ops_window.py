@@ -50,14 +50,19 @@ FIT_ROWS = 25
 
 
 def choose_report(parent: QWidget | None, suggested: Path) -> Path | None:
-    name = QFileDialog.getSaveFileName(parent, "Export the field report", str(suggested),
-                                       "HTML report (*.html)")[0]
+    name = QFileDialog.getSaveFileName(
+        parent, "Export the field report", str(suggested), "HTML report (*.html)"
+    )[0]
     return Path(name) if name else None
 
 
 def edit_tags(parent: QWidget | None, kit: str, current: list[str]) -> list[str] | None:
-    text, ok = QInputDialog.getText(parent, "Tags", f"Tags of {kit}, separated by commas "
-                                    "(e.g. a site, or the boxes of one kit):", text=", ".join(current))
+    text, ok = QInputDialog.getText(
+        parent,
+        "Tags",
+        f"Tags of {kit}, separated by commas (e.g. a site, or the boxes of one kit):",
+        text=", ".join(current),
+    )
     return parse_tags(text) if ok else None
 
 
@@ -151,13 +156,20 @@ class FleetOpsUi(QObject):
         self.find_action = action("&Filter Kits", w, QKeySequence.StandardKey.Find, self.filter.setFocus)
         self.dark_action = action("&Dark Palette", w, QKeySequence("Ctrl+Shift+D"), self.toggle_dark)
         self.dark_action.setCheckable(True)
-        fleet = next(m for a in w.menuBar().actions() if isinstance(m := a.menu(), QMenu)
-                     and a.text() == "&Fleet")
+        fleet = next(
+            m for a in w.menuBar().actions() if isinstance(m := a.menu(), QMenu) and a.text() == "&Fleet"
+        )
         fleet.insertActions(self.fleet.quit_action, [self.tags_action, self.export_action])
         fleet.insertSeparator(self.fleet.quit_action)
         view = w.menuBar().addMenu("&View")
-        view.addActions([self.find_action, self.alerts_dock.toggleViewAction(),
-                         self.audit_dock.toggleViewAction(), self.audit_action])
+        view.addActions(
+            [
+                self.find_action,
+                self.alerts_dock.toggleViewAction(),
+                self.audit_dock.toggleViewAction(),
+                self.audit_action,
+            ]
+        )
         view.addSeparator()
         view.addAction(self.dark_action)
         toolbar = w.findChild(QToolBar, "fleet-toolbar")
@@ -185,7 +197,8 @@ class FleetOpsUi(QObject):
         w.bridge.models.changed.connect(lambda device_id, _: w.bridge.poll_kits([device_id]), QUEUED)
         w.bridge.jobs.changed.connect(lambda device_id, _: w.bridge.poll_kits([device_id]), QUEUED)
         w.bridge.models.deployed.connect(
-            lambda outcomes: w.bridge.poll_kits([o.kit.device_id for o in outcomes]), QUEUED)
+            lambda outcomes: w.bridge.poll_kits([o.kit.device_id for o in outcomes]), QUEUED
+        )
 
     # state ------------------------------------------------------------------------------
 
@@ -283,7 +296,8 @@ class FleetOpsUi(QObject):
         self.tags_action.setEnabled(selected is not None and selected.kit is not None)
 
 
-def install_fleet_ops(window: QMainWindow, fleet: FleetWindow,
-                      prompts: OpsPrompts | None = None) -> FleetOpsUi:
+def install_fleet_ops(
+    window: QMainWindow, fleet: FleetWindow, prompts: OpsPrompts | None = None
+) -> FleetOpsUi:
     """Fleet operations in `window`; `fleet` is what it shows (in the app, the same window)."""
     return FleetOpsUi(window, fleet, prompts or OpsPrompts())

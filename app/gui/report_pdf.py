@@ -41,8 +41,14 @@ def print_pdf(html_file: Path, pdf_file: Path) -> Path:
     text = _SVG.sub(lambda m: _chart_image(document, m.group(0)), html_file.read_text(encoding="utf-8"))
     document.setHtml(text)
     writer = QPdfWriter(str(pdf_file))
-    writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Landscape,
-                                     QMarginsF(12, 12, 12, 12), QPageLayout.Unit.Millimeter))
+    writer.setPageLayout(
+        QPageLayout(
+            QPageSize(QPageSize.PageSizeId.A4),
+            QPageLayout.Orientation.Landscape,
+            QMarginsF(12, 12, 12, 12),
+            QPageLayout.Unit.Millimeter,
+        )
+    )
     writer.setTitle(html_file.stem)
     document.print_(writer)  # paginates
     if not pdf_file.exists() or pdf_file.stat().st_size == 0:

@@ -21,7 +21,8 @@ class HostKeyUnknown(ProvisionError):
             f"{host} is not a known SSH host; its {key_type} key is {fingerprint}. Nothing was "
             "sent to it. Check the fingerprint on the kit's console "
             "(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then run again with "
-            "--accept-new-host-key")
+            "--accept-new-host-key"
+        )
         self.host = host
         self.key_type = key_type
         self.fingerprint = fingerprint
@@ -34,7 +35,8 @@ class HostKeyChanged(ProvisionError):
         super().__init__(
             f"{host} presents SSH host key {fingerprint} but {known} was trusted before; "
             "refusing to connect (it may be an impostor). If the kit was reinstalled on purpose, "
-            f"remove its line from {store} and provision again")
+            f"remove its line from {store} and provision again"
+        )
         self.host = host
         self.fingerprint = fingerprint
 

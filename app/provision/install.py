@@ -53,8 +53,10 @@ class Installer:
             device_id = self._self_check(venv, house.version)
         except ProvisionError as exc:
             self.session.run(_q("rm", "-rf", venv))
-            raise InstallFailed(f"installing kitfleet-agent {house.version} failed; the running "
-                                f"agent (if any) was left as it was. {exc}") from exc
+            raise InstallFailed(
+                f"installing kitfleet-agent {house.version} failed; the running "
+                f"agent (if any) was left as it was. {exc}"
+            ) from exc
         return Installed(venv, house.version, device_id)
 
     def _fill(self, venv: str, house: Wheelhouse, wheels: Sequence[WheelFile]) -> None:
@@ -63,27 +65,43 @@ class Installer:
         # pip runs from its wheel: the kit needs neither pip nor the ensurepip module.
         make = _q(self.python, "-m", "venv", *(["--without-pip"] if pip_wheel else []), venv)
         self.session.check(f"mkdir -p {shlex.quote(lay.venvs)} && {make}", "creating the venv")
-        pip = ([posixpath.join(venv, "bin", "python"),
-                posixpath.join(lay.wheelhouse, pip_wheel.name, "pip")] if pip_wheel
-               else [posixpath.join(venv, "bin", "pip")])
+        pip = (
+            [posixpath.join(venv, "bin", "python"), posixpath.join(lay.wheelhouse, pip_wheel.name, "pip")]
+            if pip_wheel
+            else [posixpath.join(venv, "bin", "pip")]
+        )
         self.session.check(
-            _q(*pip, "install", "--no-index", "--find-links", lay.wheelhouse, "--no-cache-dir",
-               "--disable-pip-version-check", "--no-input", "--no-warn-script-location",
-               house.requirement),
-            f"pip install {house.requirement} (offline, from the copied wheelhouse)", timeout=1800)
+            _q(
+                *pip,
+                "install",
+                "--no-index",
+                "--find-links",
+                lay.wheelhouse,
+                "--no-cache-dir",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-warn-script-location",
+                house.requirement,
+            ),
+            f"pip install {house.requirement} (offline, from the copied wheelhouse)",
+            timeout=1800,
+        )
 
     def _self_check(self, venv: str, version: str) -> str:
         lay = self.layout
         python = posixpath.join(venv, "bin", "python")
         self.session.check(_q(python, "-c", _SELF_CHECK), "the new agent's import check")
-        said = self.session.check(_q(posixpath.join(venv, "bin", "kitfleet-agent"), "--version"),
-                                  "the new agent's version check").strip()
+        said = self.session.check(
+            _q(posixpath.join(venv, "bin", "kitfleet-agent"), "--version"), "the new agent's version check"
+        ).strip()
         if not said.endswith(version):
             raise ProvisionError(f"the new venv says {said!r}, expected {version}")
         agent = posixpath.join(venv, "bin", "kitfleet-agent")
         self.session.check(_mkdir_data(lay), "making the data dir")
-        out = self.session.check(agent_command(lay, agent, "identity", "--json", "--data-dir",
-                                               lay.data_dir), "reading the kit's identity")
+        out = self.session.check(
+            agent_command(lay, agent, "identity", "--json", "--data-dir", lay.data_dir),
+            "reading the kit's identity",
+        )
         return str(json.loads(out)["device_id"])
 
     def switch(self, venv: str) -> None:
@@ -91,8 +109,10 @@ class Installer:
         lay = self.layout
         relative = posixpath.relpath(venv, lay.root)
         temporary = lay.current + ".new"
-        self.session.check(f"ln -sfn {_q(relative, temporary)} && mv -Tf {_q(temporary, lay.current)}",
-                           "switching to the new venv")
+        self.session.check(
+            f"ln -sfn {_q(relative, temporary)} && mv -Tf {_q(temporary, lay.current)}",
+            "switching to the new venv",
+        )
 
     def prune(self, keep: Sequence[str]) -> None:
         """Remove venvs beyond the newest KEEP_VENVS, never one in `keep`."""
@@ -127,15 +147,16 @@ class Installer:
         except FileNotFoundError:
             current = {}
         except ValueError as exc:
-            raise ProvisionError(f"{path} on the kit is not valid JSON ({exc}); fix or remove "
-                                 "it") from exc
+            raise ProvisionError(f"{path} on the kit is not valid JSON ({exc}); fix or remove it") from exc
         merged = {**current, **settings}
         with sftp.open(path + ".tmp", "w") as handle:
             handle.write((json.dumps(merged, indent=2) + "\n").encode())
         sftp.posix_rename(path + ".tmp", path)
         if self.layout.run_as:
-            self.session.check(_q("chown", f"{self.layout.run_as}:{self.layout.run_as}", path),
-                               "handing agent.json to the service user")
+            self.session.check(
+                _q("chown", f"{self.layout.run_as}:{self.layout.run_as}", path),
+                "handing agent.json to the service user",
+            )
 
 
 def _mkdir_data(layout: Layout) -> str:

@@ -65,8 +65,7 @@ class KnownHosts:
             raise HostKeyChanged(shown, fingerprint(key), fingerprint(trusted), str(self.path))
         seen = fingerprint(key)
         confirmed = login.confirmed_fingerprint
-        if (confirmed is not None and confirmed == seen) or (confirmed is None
-                                                              and login.accept_new_host_key):
+        if (confirmed is not None and confirmed == seen) or (confirmed is None and login.accept_new_host_key):
             self.add(host, port, key)
             return
         raise HostKeyUnknown(shown, key.get_name(), seen)

@@ -59,8 +59,7 @@ def choose_layout(info: KitInfo, options: KitOptions) -> Layout:
     systemd_ok = info.systemd and info.uid == 0
     if wants == "systemd" and not systemd_ok:
         why = "systemd is not running there" if not info.systemd else "the SSH user is not root"
-        raise ProvisionError(f"cannot install a systemd unit: {why}; log in as root or use "
-                             "--service user")
+        raise ProvisionError(f"cannot install a systemd unit: {why}; log in as root or use --service user")
     use_systemd = wants == "systemd" or (wants == "auto" and systemd_ok)
     if options.kit_root:
         root = options.kit_root.rstrip("/") or "/"
@@ -72,5 +71,4 @@ def choose_layout(info: KitInfo, options: KitOptions) -> Layout:
         data = posixpath.join(root, "data")
     if not posixpath.isabs(root):
         raise ProvisionError(f"--kit-root {root!r} must be an absolute path on the kit")
-    return Layout(root, data, "systemd" if use_systemd else "user",
-                  SERVICE_USER if use_systemd else None)
+    return Layout(root, data, "systemd" if use_systemd else "user", SERVICE_USER if use_systemd else None)

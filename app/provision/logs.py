@@ -20,9 +20,12 @@ def fetch_logs(home: Path, record: Record, login: Login, lines: int = 200) -> st
     if login.accept_new_host_key:
         raise ProvisionError("ssh-logs only talks to kits whose host key is already trusted")
     target = SshTarget.parse(record.target)
-    layout = Layout(record.root, record.data_dir,
-                    cast(Literal["systemd", "user"], record.service),
-                    "kitfleet-agent" if record.service == "systemd" else None)
+    layout = Layout(
+        record.root,
+        record.data_dir,
+        cast(Literal["systemd", "user"], record.service),
+        "kitfleet-agent" if record.service == "systemd" else None,
+    )
     with SshSession.connect(target, login, KnownHosts(home)) as session:
         service = Service(session, layout, record.python).log_tail(lines)
         agent_log = session.run(f"tail -n {lines} {shlex.quote(record.data_dir + '/agent.log')}")

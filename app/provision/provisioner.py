@@ -63,8 +63,7 @@ class Step:
         return STEPS[self.name]
 
     def line(self) -> str:
-        return f"[{self.index}/{self.total}] {self.title}" + (f": {self.detail}" if self.detail
-                                                             else "")
+        return f"[{self.index}/{self.total}] {self.title}" + (f": {self.detail}" if self.detail else "")
 
 
 Progress = Callable[[Step], None]
@@ -176,8 +175,14 @@ class _Job:
         installer.prune(keep=[new.venv] + ([previous] if previous else []))
         installer.prune_wheels([w.name for w in self.wheels])
 
-    def _roll_back(self, installer: Installer, service: Service, new: Installed,
-                   previous: str | None, exc: ProvisionError) -> None:
+    def _roll_back(
+        self,
+        installer: Installer,
+        service: Service,
+        new: Installed,
+        previous: str | None,
+        exc: ProvisionError,
+    ) -> None:
         """The new venv never answered: put the previous one back (or nothing, on a fresh kit)."""
         log = service.log_tail()
         service.stop()
@@ -193,13 +198,15 @@ class _Job:
             raise UpgradeFailed(
                 f"kitfleet-agent {new.version} did not come up ({exc}), and neither did the "
                 f"previous agent ({_version_of(previous)}) put back: {again}. See "
-                f"`kitfleet ssh-logs`. The new one's log:\n{log}") from exc
-        raise UpgradeFailed(f"kitfleet-agent {new.version} did not come up ({exc}); the "
-                            f"previous agent ({_version_of(previous)}) is running again. "
-                            f"The new one's log:\n{log}") from exc
+                f"`kitfleet ssh-logs`. The new one's log:\n{log}"
+            ) from exc
+        raise UpgradeFailed(
+            f"kitfleet-agent {new.version} did not come up ({exc}); the "
+            f"previous agent ({_version_of(previous)}) is running again. "
+            f"The new one's log:\n{log}"
+        ) from exc
 
-    def _wait_health(self, device_id: str, version: str | None, service: Service,
-                     timeout: float) -> None:
+    def _wait_health(self, device_id: str, version: str | None, service: Service, timeout: float) -> None:
         host, port = self.request.target.host, self.request.options.agent_port
         deadline = time.monotonic() + timeout
         last = "no answer yet"
@@ -224,17 +231,28 @@ class _Job:
 
     def enroll(self, app_id: str) -> dict[str, Any]:
         self.step("enroll", "the SSH login vouches for this app: no pairing code")
-        out = self.ssh.check(agent_command(self.lay, self.lay.agent, "enroll", "--data-dir",
-                                           self.lay.data_dir, "--app-id", app_id),
-                             "enrolling this app on the kit")
+        out = self.ssh.check(
+            agent_command(
+                self.lay, self.lay.agent, "enroll", "--data-dir", self.lay.data_dir, "--app-id", app_id
+            ),
+            "enrolling this app on the kit",
+        )
         data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
         return data
 
     def record(self, device_id: str) -> None:
         req = self.request
-        Records(self.home).save(Record(
-            device_id, str(req.target), str(req.login.key_file) if req.login.key_file else None,
-            self.lay.root, self.lay.data_dir, self.lay.service, self._python))
+        Records(self.home).save(
+            Record(
+                device_id,
+                str(req.target),
+                str(req.login.key_file) if req.login.key_file else None,
+                self.lay.root,
+                self.lay.data_dir,
+                self.lay.service,
+                self._python,
+            )
+        )
 
     def close(self) -> None:
         if self.session is not None:
@@ -258,8 +276,7 @@ def _health(host: str, port: int) -> dict[str, Any]:
     return data
 
 
-async def async_provision(fleet: Fleet, request: ProvisionRequest,
-                          progress: Progress) -> ProvisionResult:
+async def async_provision(fleet: Fleet, request: ProvisionRequest, progress: Progress) -> ProvisionResult:
     """Install or upgrade the agent on one kit and adopt it; raises ProvisionError saying why not."""
     job = _Job(fleet.settings.home, request, progress)
     app_id = fleet.inventory.app_id
@@ -272,21 +289,33 @@ async def async_provision(fleet: Fleet, request: ProvisionRequest,
         enrolled = await asyncio.to_thread(job.enroll, app_id)
         job.step("adopt", f"device {enrolled['device_id'][:16]}…")
         kit = await fleet.async_adopt_enrolled(
-            request.target.host, request.options.agent_port, device_id=enrolled["device_id"],
-            cert_pem=enrolled["cert_pem"], token=enrolled["token"],
-            token_id=enrolled["token_id"], scope=enrolled["scope"], name=enrolled["name"])
+            request.target.host,
+            request.options.agent_port,
+            device_id=enrolled["device_id"],
+            cert_pem=enrolled["cert_pem"],
+            token=enrolled["token"],
+            token_id=enrolled["token_id"],
+            scope=enrolled["scope"],
+            name=enrolled["name"],
+        )
         if kit.device_id != new.device_id:
             raise ProvisionError("the enrolled device ID differs from the installed identity")
         await asyncio.to_thread(job.record, kit.device_id)
     except Exception as exc:  # audited however it ends (app/fleet/audit.py), then as before
-        fleet.audit.record("provision", request.target.host, f"failed: {type(exc).__name__}",
-                           detail={"message": str(exc)[:256]})
+        fleet.audit.record(
+            "provision",
+            request.target.host,
+            f"failed: {type(exc).__name__}",
+            detail={"message": str(exc)[:256]},
+        )
         raise
     finally:
         await asyncio.to_thread(job.close)
-    fleet.audit.record("provision", request.target.host, "ok", kit.device_id, kit.name,
-                       {"agent_version": new.version})
+    fleet.audit.record(
+        "provision", request.target.host, "ok", kit.device_id, kit.name, {"agent_version": new.version}
+    )
     assert job.info is not None
     assert job.layout is not None
-    return ProvisionResult(kit, job.info, job.layout, copied, new.version,
-                           _version_of(previous) if previous else None)
+    return ProvisionResult(
+        kit, job.info, job.layout, copied, new.version, _version_of(previous) if previous else None
+    )

@@ -80,13 +80,17 @@ class Service:
             self.session.check(
                 f"id -u {SERVICE_USER} >/dev/null 2>&1 || useradd --system --home-dir "
                 f"{shlex.quote(lay.data_dir)} --shell /usr/sbin/nologin {SERVICE_USER}",
-                "creating the service user")
+                "creating the service user",
+            )
             data = shlex.quote(lay.data_dir)
-            self.session.check(f"mkdir -p {data} && chmod 0700 {data} && chown -R "
-                               f"{SERVICE_USER}:{SERVICE_USER} {data}", "preparing the data dir")
+            self.session.check(
+                f"mkdir -p {data} && chmod 0700 {data} && chown -R {SERVICE_USER}:{SERVICE_USER} {data}",
+                "preparing the data dir",
+            )
             self._put(UNIT_PATH, systemd_unit(lay.agent, lay.data_dir))
-            self.session.check(f"systemctl daemon-reload && systemctl enable {UNIT_NAME}",
-                               "enabling the systemd unit")
+            self.session.check(
+                f"systemctl daemon-reload && systemctl enable {UNIT_NAME}", "enabling the systemd unit"
+            )
         else:
             self._put(lay.supervisor, SUPERVISOR_SOURCE.read_text())
 
@@ -98,18 +102,31 @@ class Service:
 
     def _supervisor(self, action: str, *extra: str) -> str:
         lay = self.layout
-        return " ".join(shlex.quote(a) for a in (
-            self.python, lay.supervisor, action, "--pid-file", lay.pid_file, "--log",
-            lay.service_log, *extra))
+        return " ".join(
+            shlex.quote(a)
+            for a in (
+                self.python,
+                lay.supervisor,
+                action,
+                "--pid-file",
+                lay.pid_file,
+                "--log",
+                lay.service_log,
+                *extra,
+            )
+        )
 
     def start(self) -> None:
         if self.layout.service == "systemd":
-            self.session.check(f"systemctl reset-failed {UNIT_NAME} 2>/dev/null; "
-                               f"systemctl restart {UNIT_NAME}", "starting the agent's service")
+            self.session.check(
+                f"systemctl reset-failed {UNIT_NAME} 2>/dev/null; systemctl restart {UNIT_NAME}",
+                "starting the agent's service",
+            )
         else:
-            self.session.check(self._supervisor("start", "--", self.layout.agent, "run",
-                                                 "--data-dir", self.layout.data_dir),
-                               "starting the agent's supervisor")
+            self.session.check(
+                self._supervisor("start", "--", self.layout.agent, "run", "--data-dir", self.layout.data_dir),
+                "starting the agent's supervisor",
+            )
 
     def stop(self) -> None:
         if self.layout.service == "systemd":

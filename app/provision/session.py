@@ -20,15 +20,21 @@ _FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 WINDOW = 64 << 20  # bytes in flight the kit may send us before we acknowledge
 
 
-def _transport(sock: Any, /, *, gss_kex: bool = False, gss_deleg_creds: bool = False,
-               disabled_algorithms: Mapping[str, Iterable[str]] | None = None) -> paramiko.Transport:
+def _transport(
+    sock: Any,
+    /,
+    *,
+    gss_kex: bool = False,
+    gss_deleg_creds: bool = False,
+    disabled_algorithms: Mapping[str, Iterable[str]] | None = None,
+) -> paramiko.Transport:
     del gss_kex, gss_deleg_creds  # GSS-API is not offered (and paramiko 4+ dropped it)
-    transport = paramiko.Transport(sock, default_window_size=WINDOW,
-                                   disabled_algorithms=disabled_algorithms)
+    transport = paramiko.Transport(sock, default_window_size=WINDOW, disabled_algorithms=disabled_algorithms)
     options = transport.get_security_options()
     available = tuple(options.ciphers)
     options.ciphers = tuple(c for c in _FAST_CIPHERS if c in available) + tuple(
-        c for c in available if c not in _FAST_CIPHERS)
+        c for c in available if c not in _FAST_CIPHERS
+    )
     return transport
 
 
@@ -39,33 +45,42 @@ class Result:
     stderr: str
 
     def tail(self, lines: int = 15) -> str:
-        text = (self.stderr.strip() or self.stdout.strip())
+        text = self.stderr.strip() or self.stdout.strip()
         return "\n".join(text.splitlines()[-lines:])
 
 
 class SshSession:
     """Open with `SshSession.connect`; close it (or use `with`)."""
 
-    def __init__(self, target: SshTarget, client: paramiko.SSHClient,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, target: SshTarget, client: paramiko.SSHClient, env: Mapping[str, str] | None = None
+    ) -> None:
         self.target = target
         self.client = client
         self.env = dict(env or {})
         self._sftp: paramiko.SFTPClient | None = None
 
     @classmethod
-    def connect(cls, target: SshTarget, login: Login, known_hosts: KnownHosts,
-                env: Mapping[str, str] | None = None) -> SshSession:
+    def connect(
+        cls, target: SshTarget, login: Login, known_hosts: KnownHosts, env: Mapping[str, str] | None = None
+    ) -> SshSession:
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(StorePolicy(known_hosts, target.host, target.port, login))
         explicit = login.key_file is not None or login.password is not None
         try:
             client.connect(
-                target.host, target.port, target.user, password=login.password,
+                target.host,
+                target.port,
+                target.user,
+                password=login.password,
                 key_filename=str(login.key_file) if login.key_file else None,
-                allow_agent=not explicit, look_for_keys=not explicit, timeout=login.timeout_s,
-                banner_timeout=login.timeout_s, auth_timeout=login.timeout_s,
-                transport_factory=_transport)
+                allow_agent=not explicit,
+                look_for_keys=not explicit,
+                timeout=login.timeout_s,
+                banner_timeout=login.timeout_s,
+                auth_timeout=login.timeout_s,
+                transport_factory=_transport,
+            )
         except ProvisionError:
             client.close()
             raise
@@ -76,8 +91,10 @@ class SshSession:
             client.close()
             if isinstance(exc, FileNotFoundError | PermissionError) and login.key_file:
                 raise AuthFailed(f"cannot read the key {login.key_file}: {exc.strerror}") from exc
-            raise SshUnreachable(f"cannot reach {target} over SSH: {exc or type(exc).__name__}; "
-                                 "check the address, the port and that sshd runs on the kit") from exc
+            raise SshUnreachable(
+                f"cannot reach {target} over SSH: {exc or type(exc).__name__}; "
+                "check the address, the port and that sshd runs on the kit"
+            ) from exc
         return cls(target, client, env)
 
     @property
@@ -115,19 +132,18 @@ class SshSession:
                 err += chunk
             status = channel.recv_exit_status()
         except TimeoutError as exc:
-            raise ProvisionError(f"{self.target}: `{command[:80]}` took longer than {timeout:g} s")\
-                from exc
+            raise ProvisionError(f"{self.target}: `{command[:80]}` took longer than {timeout:g} s") from exc
         finally:
             channel.close()
         return Result(status, out.decode(errors="replace"), err.decode(errors="replace"))
 
-    def check(self, command: str, what: str, stdin: bytes | None = None,
-              timeout: float = 600.0) -> str:
+    def check(self, command: str, what: str, stdin: bytes | None = None, timeout: float = 600.0) -> str:
         """Run and return stdout; a non-zero status raises with the command's own words."""
         result = self.run(command, stdin, timeout)
         if result.status != 0:
-            raise ProvisionError(f"{what} failed on {self.target.host} (exit {result.status}): "
-                                 f"{result.tail()}")
+            raise ProvisionError(
+                f"{what} failed on {self.target.host} (exit {result.status}): {result.tail()}"
+            )
         return result.stdout
 
     def sftp(self) -> paramiko.SFTPClient:
@@ -161,8 +177,10 @@ def _auth_message(target: SshTarget, login: Login, exc: Exception) -> str:
         fix = "type it again, or use --key with a key in the user's authorized_keys"
     elif login.key_file is not None:
         how = f"the key {Path(login.key_file).name} was refused"
-        fix = (f"add {login.key_file}.pub to ~{target.user}/.ssh/authorized_keys on the kit, "
-               "or use --password-prompt")
+        fix = (
+            f"add {login.key_file}.pub to ~{target.user}/.ssh/authorized_keys on the kit, "
+            "or use --password-prompt"
+        )
     else:
         how = "no key from the SSH agent or ~/.ssh was accepted"
         fix = "give the right key with --key, or use --password-prompt"

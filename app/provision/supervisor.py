@@ -99,15 +99,23 @@ class Supervisor:
             now = time.monotonic()
             self.starts = [t for t in self.starts if now - t < self.args.interval] + [now]
             if len(self.starts) > self.args.max_starts:
-                _log(self.args.log, f"start limit hit: {self.args.max_starts} starts within "
-                     f"{self.args.interval:g} s; giving up until started again")
+                _log(
+                    self.args.log,
+                    f"start limit hit: {self.args.max_starts} starts within "
+                    f"{self.args.interval:g} s; giving up until started again",
+                )
                 self._state(running=False, gave_up=True)
                 return 1
             _rotate(self.args.log)
             _log(self.args.log, "starting " + " ".join(self.args.command))
             with open(self.args.log, "ab") as log:
-                self.child = subprocess.Popen(self.args.command, stdin=subprocess.DEVNULL,
-                                              stdout=log, stderr=log, preexec_fn=_die_with_parent)
+                self.child = subprocess.Popen(
+                    self.args.command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    preexec_fn=_die_with_parent,
+                )
             self._state(running=True, child_pid=self.child.pid, starts=len(self.starts))
             code = self.child.wait()
             if self.asked_to_stop():
@@ -205,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
-    args.command = argv[split + 1:]
+    args.command = argv[split + 1 :]
     if args.action == "start" and not args.command:
         parser.error("start needs the command to supervise after --")
     return {"start": start, "stop": stop, "status": status}[args.action](args)

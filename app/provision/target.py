@@ -24,8 +24,9 @@ class SshTarget:
         """`USER@HOST[:PORT]`; an IPv6 host goes in brackets (`root@[fe80::1]:2222`)."""
         match = _TARGET.match(text.strip())
         if match is None:
-            raise ProvisionError(f"{text!r} is not USER@HOST[:PORT] (e.g. root@10.0.0.7 or "
-                                 "kit@kit-01.local:2222)")
+            raise ProvisionError(
+                f"{text!r} is not USER@HOST[:PORT] (e.g. root@10.0.0.7 or kit@kit-01.local:2222)"
+            )
         port = int(match["port"] or 22)
         if not 0 < port < 65536:
             raise ProvisionError(f"{text!r}: port {port} is out of range")

@@ -57,8 +57,7 @@ class CopyReport:
     bytes_sent: int
 
 
-def remote_hashes(session: SshSession, python: str, directory: str,
-                  names: Sequence[str]) -> dict[str, str]:
+def remote_hashes(session: SshSession, python: str, directory: str, names: Sequence[str]) -> dict[str, str]:
     """sha256 of the named files that exist in a directory on the kit."""
     command = f"{shlex.quote(python)} -c {shlex.quote(_HASHER)} {shlex.quote(directory)}"
     out = session.check(command, "hashing the kit's wheels", stdin=json.dumps(list(names)).encode())
@@ -79,8 +78,12 @@ def put_file(sftp: paramiko.SFTPClient, local: Path, remote: str) -> int:
     return size
 
 
-def push(session: SshSession, files: Sequence[tuple[Path, str]],
-         progress: Progress | None = None, streams: int = STREAMS) -> int:
+def push(
+    session: SshSession,
+    files: Sequence[tuple[Path, str]],
+    progress: Progress | None = None,
+    streams: int = STREAMS,
+) -> int:
     """Copy (local, remote path) pairs over parallel SFTP channels, largest files first.
 
     Each file lands under a temporary name and is renamed once complete, so an interrupted copy
@@ -111,8 +114,10 @@ def push(session: SshSession, files: Sequence[tuple[Path, str]],
         finally:
             sftp.close()
 
-    threads = [threading.Thread(target=worker, name=f"sftp-push-{n}")
-               for n in range(max(1, min(streams, len(files))))]
+    threads = [
+        threading.Thread(target=worker, name=f"sftp-push-{n}")
+        for n in range(max(1, min(streams, len(files))))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -122,8 +127,13 @@ def push(session: SshSession, files: Sequence[tuple[Path, str]],
     return sent[0]
 
 
-def sync_wheels(session: SshSession, python: str, directory: str, wheels: Sequence[WheelFile],
-                progress: Progress | None = None) -> CopyReport:
+def sync_wheels(
+    session: SshSession,
+    python: str,
+    directory: str,
+    wheels: Sequence[WheelFile],
+    progress: Progress | None = None,
+) -> CopyReport:
     """Send only the wheels the kit lacks or holds damaged, then check every sent one on the kit."""
     session.check(f"mkdir -p {shlex.quote(directory)}", "making the kit's wheelhouse dir")
     have = remote_hashes(session, python, directory, [w.name for w in wheels])
@@ -133,7 +143,8 @@ def sync_wheels(session: SshSession, python: str, directory: str, wheels: Sequen
     damaged = [w.name for w in missing if arrived.get(w.name) != w.sha256]
     if damaged:
         session.run("rm -f " + " ".join(shlex.quote(posixpath.join(directory, n)) for n in damaged))
-        raise ProvisionError(f"{len(damaged)} wheel(s) arrived damaged on the kit "
-                             f"({', '.join(damaged[:3])}); run provisioning again")
-    return CopyReport([w.name for w in missing],
-                      [w.name for w in wheels if w not in missing], sent)
+        raise ProvisionError(
+            f"{len(damaged)} wheel(s) arrived damaged on the kit "
+            f"({', '.join(damaged[:3])}); run provisioning again"
+        )
+    return CopyReport([w.name for w in missing], [w.name for w in wheels if w not in missing], sent)

@@ -61,13 +61,21 @@ class Wheelhouse:
         except FileNotFoundError:
             raise WheelhouseError(
                 f"no wheelhouse at {root} ({MANIFEST} missing); build one on a machine with "
-                f"internet: python packaging/wheelhouse.py --out {root}") from None
+                f"internet: python packaging/wheelhouse.py --out {root}"
+            ) from None
         except (OSError, json.JSONDecodeError) as exc:
             raise WheelhouseError(f"cannot read {path}: {exc}; rebuild the wheelhouse") from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise WheelhouseError(f"{path} is not a kitfleet wheelhouse manifest (format {FORMAT})")
-        return cls(root, data["project"], data["version"], data["requirement"], data["glibc"],
-                   data["targets"], data["files"])
+        return cls(
+            root,
+            data["project"],
+            data["version"],
+            data["requirement"],
+            data["glibc"],
+            data["targets"],
+            data["files"],
+        )
 
     def select(self, arch: str, python: tuple[int, int]) -> list[WheelFile]:
         """The files one kit needs, or Unsupported naming what the wheelhouse has."""
@@ -77,9 +85,12 @@ class Wheelhouse:
             raise Unsupported(
                 f"the wheelhouse {self.root} has no wheels for {describe_target(key)} (it has: "
                 f"{have}); build one with: python packaging/wheelhouse.py --arch "
-                f"{normalise_arch(arch)} --python {python[0]}.{python[1]} --out DIR")
-        return [WheelFile(n, self.files[n]["sha256"], int(self.files[n]["size"]), self.root / n)
-                for n in self.targets[key]]
+                f"{normalise_arch(arch)} --python {python[0]}.{python[1]} --out DIR"
+            )
+        return [
+            WheelFile(n, self.files[n]["sha256"], int(self.files[n]["size"]), self.root / n)
+            for n in self.targets[key]
+        ]
 
     def pip_wheel(self, files: list[WheelFile]) -> WheelFile | None:
         """pip itself, run from its wheel, so the kit needs neither pip nor ensurepip."""
@@ -89,21 +100,31 @@ class Wheelhouse:
         """Every file present with the manifest's size and sha256, before anything is copied."""
         for wheel in files:
             if not wheel.path.exists():
-                raise WheelhouseError(f"{wheel.path} is listed in the manifest but missing; "
-                                      "rebuild or re-copy the wheelhouse")
+                raise WheelhouseError(
+                    f"{wheel.path} is listed in the manifest but missing; rebuild or re-copy the wheelhouse"
+                )
             if wheel.path.stat().st_size != wheel.size or sha256_file(wheel.path) != wheel.sha256:
-                raise WheelhouseError(f"{wheel.path} does not match its sha256 in {MANIFEST} "
-                                      "(damaged copy?); rebuild or re-copy the wheelhouse")
+                raise WheelhouseError(
+                    f"{wheel.path} does not match its sha256 in {MANIFEST} "
+                    "(damaged copy?); rebuild or re-copy the wheelhouse"
+                )
 
 
-def write_manifest(root: Path, project: str, version: str, requirement: str, glibc: str,
-                   targets: dict[str, list[str]]) -> dict[str, Any]:
+def write_manifest(
+    root: Path, project: str, version: str, requirement: str, glibc: str, targets: dict[str, list[str]]
+) -> dict[str, Any]:
     """Hash every listed file and write manifest.json plus `sha256sum -c`-able SHA256SUMS."""
     names = sorted({name for files in targets.values() for name in files})
     files = {n: {"sha256": sha256_file(root / n), "size": (root / n).stat().st_size} for n in names}
-    manifest = {"format": FORMAT, "project": project, "version": version,
-                "requirement": requirement, "glibc": glibc,
-                "targets": {k: sorted(v) for k, v in sorted(targets.items())}, "files": files}
+    manifest = {
+        "format": FORMAT,
+        "project": project,
+        "version": version,
+        "requirement": requirement,
+        "glibc": glibc,
+        "targets": {k: sorted(v) for k, v in sorted(targets.items())},
+        "files": files,
+    }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     (root / SUMS).write_text("".join(f"{f['sha256']}  {n}\n" for n, f in files.items()))
     return manifest

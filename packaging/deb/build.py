@@ -83,28 +83,52 @@ def stage(root: Path, house: Wheelhouse, arch: str, python: str) -> None:
     venv = root / PREFIX.lstrip("/")
     site = venv / "lib" / f"python{python}" / "site-packages"
     subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", "install", "--quiet",
-         "--no-index", "--find-links", str(house.root), "--target", str(site), "--no-compile",
-         "--only-binary=:all:", "--implementation", "cp", "--python-version", python,
-         *_platform_args(arch, house.glibc), house.requirement],
-        check=True, env={"PIP_CONFIG_FILE": "/dev/null", "PATH": "/usr/bin:/bin"})
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            str(house.root),
+            "--target",
+            str(site),
+            "--no-compile",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            python,
+            *_platform_args(arch, house.glibc),
+            house.requirement,
+        ],
+        check=True,
+        env={"PIP_CONFIG_FILE": "/dev/null", "PATH": "/usr/bin:/bin"},
+    )
     shutil.rmtree(site / "bin", ignore_errors=True)  # pip's scripts name the build machine's python
-    _write(venv / "pyvenv.cfg", f"home = /usr/bin\ninclude-system-site-packages = false\n"
-                                f"version = {python}\n")
+    _write(
+        venv / "pyvenv.cfg", f"home = /usr/bin\ninclude-system-site-packages = false\nversion = {python}\n"
+    )
     (venv / "bin").mkdir(exist_ok=True)
     (venv / "bin" / "python").symlink_to(f"/usr/bin/python{python}")
     (venv / "bin" / "python3").symlink_to("python")
     _write(venv / "bin" / "kitfleet-agent", LAUNCHER, 0o755)
     (root / "usr" / "bin").mkdir(parents=True)
     (root / "usr" / "bin" / "kitfleet-agent").symlink_to(f"{PREFIX}/bin/kitfleet-agent")
-    _write(root / "lib" / "systemd" / "system" / UNIT_NAME,
-           systemd_unit(f"{PREFIX}/bin/kitfleet-agent", SYSTEM_DATA))
+    _write(
+        root / "lib" / "systemd" / "system" / UNIT_NAME,
+        systemd_unit(f"{PREFIX}/bin/kitfleet-agent", SYSTEM_DATA),
+    )
 
 
 def control(root: Path, house: Wheelhouse, arch: str, python: str) -> None:
     size_kb = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
     debian = root / "DEBIAN"
-    _write(debian / "control", f"""\
+    _write(
+        debian / "control",
+        f"""\
 Package: kitfleet-agent
 Version: {house.version}
 Architecture: {DEB_ARCH[arch]}
@@ -118,7 +142,8 @@ Description: kitfleet agent for edge AI kits
  Serves the kit's HTTPS API (hardware facts, ONNX models, inference) and runs its durable
  job queue, started by systemd as the unprivileged user {SERVICE_USER}. Adopt the kit from
  the kitfleet app with `kitfleet-agent pair-code` or over SSH.
-""")
+""",
+    )
     for name, text in (("postinst", POSTINST), ("prerm", PRERM), ("postrm", POSTRM)):
         _write(debian / name, text, 0o755)
 
@@ -141,9 +166,11 @@ def build(wheelhouse: Path, arch: str, python: str, out: Path, compression: str 
         root = Path(tmp) / "root"
         stage(root, house, arch, python)
         control(root, house, arch, python)
-        subprocess.run([_dpkg_deb(), "--root-owner-group", f"-Z{compression}", "--build",
-                        str(root), str(deb)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [_dpkg_deb(), "--root-owner-group", f"-Z{compression}", "--build", str(root), str(deb)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return deb
 
 
@@ -151,8 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheelhouse", type=Path, required=True)
     parser.add_argument("--arch", default="x86_64", choices=sorted(DEB_ARCH))
-    parser.add_argument("--python", default="3.11", help="the target distribution's python3 X.Y "
-                                                         "(Debian 12: 3.11, Ubuntu 22.04: 3.10)")
+    parser.add_argument(
+        "--python",
+        default="3.11",
+        help="the target distribution's python3 X.Y (Debian 12: 3.11, Ubuntu 22.04: 3.10)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "dist")
     parser.add_argument("--compression", default="xz", choices=("xz", "gzip", "zstd", "none"))
     args = parser.parse_args(argv)

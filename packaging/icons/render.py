@@ -1,6 +1,6 @@
 """Render icons/kitfleet.svg to the PNG sizes desktops and PyInstaller want (run after editing it).
 
-    QT_QPA_PLATFORM=offscreen python packaging/icons/render.py
+QT_QPA_PLATFORM=offscreen python packaging/icons/render.py
 """
 
 from __future__ import annotations

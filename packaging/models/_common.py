@@ -56,9 +56,16 @@ def export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str
 
     path.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.onnx.export(module.eval(), (example,), input_names=[input_name],
-                                output_names=[output_name], opset_version=OPSET, dynamo=True,
-                                dynamic_shapes=({0: batch},), external_data=False)
+    program = torch.onnx.export(
+        module.eval(),
+        (example,),
+        input_names=[input_name],
+        output_names=[output_name],
+        opset_version=OPSET,
+        dynamo=True,
+        dynamic_shapes=({0: batch},),
+        external_data=False,
+    )
     assert program is not None
     program.save(str(path), external_data=False)
     model = onnx.load(str(path))
@@ -70,9 +77,15 @@ def export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str
 
 def write_fp32_manifest(model: Path, fields: dict[str, Any]) -> Manifest:
     """Validate and write `<stem>.manifest.json` beside `model`, adding sha256, size and golden."""
-    manifest = Manifest.model_validate({
-        **fields, "precision": "fp32", "sha256": sha256_file(model), "size_bytes": model.stat().st_size,
-        "golden": golden_for(model, fields["input"]["dtype"], "fp32", GOLDEN_SEED).model_dump()})
+    manifest = Manifest.model_validate(
+        {
+            **fields,
+            "precision": "fp32",
+            "sha256": sha256_file(model),
+            "size_bytes": model.stat().st_size,
+            "golden": golden_for(model, fields["input"]["dtype"], "fp32", GOLDEN_SEED).model_dump(),
+        }
+    )
     manifest_path(model).write_text(manifest.model_dump_json(indent=2) + "\n")
     return manifest
 

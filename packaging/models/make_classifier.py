@@ -49,8 +49,9 @@ def digit_pixels() -> tuple[np.ndarray, np.ndarray]:
     """All digits as uint8 [N, 32, 32] pictures (0-16 ink → 0-255, bilinear upscale) and labels."""
     digits = load_digits()
     small = np.rint(digits.images * (255 / 16)).astype(np.uint8)
-    big = [np.asarray(Image.fromarray(image).resize((SIZE, SIZE), Image.Resampling.BILINEAR))
-           for image in small]
+    big = [
+        np.asarray(Image.fromarray(image).resize((SIZE, SIZE), Image.Resampling.BILINEAR)) for image in small
+    ]
     return np.stack(big), np.asarray(digits.target, dtype=np.int64)
 
 
@@ -61,8 +62,11 @@ def network() -> nn.Sequential:
     layers: list[nn.Module] = []
     previous = 1
     for i, channels in enumerate(CHANNELS):
-        layers += [nn.Conv2d(previous, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
-                   nn.ReLU()]
+        layers += [
+            nn.Conv2d(previous, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+        ]
         if i:
             layers.append(nn.MaxPool2d(2))
         previous = channels
@@ -84,7 +88,7 @@ def shifted(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
     padded = functional.pad(batch, (3, 3, 3, 3), value=-MEAN / STD)
     dx, dy = torch.randint(0, 7, (2,), generator=generator).tolist()
-    return padded[:, :, dy:dy + SIZE, dx:dx + SIZE]
+    return padded[:, :, dy : dy + SIZE, dx : dx + SIZE]
 
 
 def train(pixels: np.ndarray, labels: np.ndarray) -> nn.Sequential:
@@ -102,7 +106,7 @@ def train(pixels: np.ndarray, labels: np.ndarray) -> nn.Sequential:
         order = torch.randperm(len(inputs), generator=generator)
         total = 0.0
         for start in range(0, len(inputs), 64):
-            chosen = order[start:start + 64]
+            chosen = order[start : start + 64]
             loss = functional.cross_entropy(model(shifted(inputs[chosen], generator)), targets[chosen])
             optimiser.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
@@ -145,27 +149,41 @@ def write_samples(pixels: np.ndarray, labels: np.ndarray, folder: Path) -> None:
 
 
 def manifest_fields() -> dict[str, object]:
-    return {"name": NAME, "version": "1.0", "task": "classification",
-            "input": {"name": "input", "layout": "NCHW", "height": SIZE, "width": SIZE, "channels": 1,
-                      "dtype": "float32"},
-            "normalisation": {"scale": 1 / 255, "mean": [MEAN], "std": [STD]},
-            "labels": [str(d) for d in range(10)],
-            "source_model": f"packaging/models/make_classifier.py: CNN {'-'.join(map(str, CHANNELS))} "
-                            f"trained on scikit-learn digits upscaled to {SIZE}x{SIZE} (seed {SEED})"}
+    return {
+        "name": NAME,
+        "version": "1.0",
+        "task": "classification",
+        "input": {
+            "name": "input",
+            "layout": "NCHW",
+            "height": SIZE,
+            "width": SIZE,
+            "channels": 1,
+            "dtype": "float32",
+        },
+        "normalisation": {"scale": 1 / 255, "mean": [MEAN], "std": [STD]},
+        "labels": [str(d) for d in range(10)],
+        "source_model": f"packaging/models/make_classifier.py: CNN {'-'.join(map(str, CHANNELS))} "
+        f"trained on scikit-learn digits upscaled to {SIZE}x{SIZE} (seed {SEED})",
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--out", type=Path, default=None, help="write models here instead of resources/")
-    parser.add_argument("--requantize", action="store_true",
-                        help="re-make only the INT8 model from the FP32 model and evaluation images "
-                             "already there (no training, no torch)")
+    parser.add_argument(
+        "--requantize",
+        action="store_true",
+        help="re-make only the INT8 model from the FP32 model and evaluation images "
+        "already there (no training, no torch)",
+    )
     args = parser.parse_args()
     models = args.out or models_dir()
     eval_folder = (args.out / "digits-eval") if args.out else datasets_dir() / "digits-eval"
     pixels, labels = digit_pixels()
-    train_x, test_x, train_y, test_y = train_test_split(pixels, labels, test_size=EVAL_IMAGES,
-                                                        stratify=labels, random_state=SEED)
+    train_x, test_x, train_y, test_y = train_test_split(
+        pixels, labels, test_size=EVAL_IMAGES, stratify=labels, random_state=SEED
+    )
     fp32, int8 = models / f"{NAME}-fp32.onnx", models / f"{NAME}-int8.onnx"
     if args.requantize:
         manifest = load_package(fp32)  # refuses a missing model or one its manifest does not describe
@@ -181,8 +199,9 @@ def main() -> None:
         print(f"note: {note}")
 
 
-def train_and_export(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                     fp32: Path) -> Manifest:
+def train_and_export(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, fp32: Path
+) -> Manifest:
     """Train, fold BN, export `fp32` and write its manifest (figures come later)."""
     seed_everything(SEED)
     model = fuse_batchnorm(train(train_x, train_y))
@@ -191,22 +210,34 @@ def train_and_export(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
     return write_fp32_manifest(fp32, manifest_fields())
 
 
-def quantize(fp32: Path, int8: Path, train_x: np.ndarray, train_y: np.ndarray,
-             eval_folder: Path) -> QuantizeResult:
+def quantize(
+    fp32: Path, int8: Path, train_x: np.ndarray, train_y: np.ndarray, eval_folder: Path
+) -> QuantizeResult:
     """Static INT8 calibrated on the same seeded 256 training images, with 7-bit weights: full 8-bit
     ones saturate ONNX Runtime's INT8 kernels on x86 CPUs without VNNI (see README.md)."""
     with tempfile.TemporaryDirectory() as scratch:
         calibration = Path(scratch)
         chosen = np.random.default_rng(SEED).choice(len(train_x), CALIBRATION_IMAGES, replace=False)
         write_pngs(train_x[chosen], train_y[chosen], calibration)
-        return quantize_model(fp32, int8, "static", calibration, evaluation=eval_folder, seed=GOLDEN_SEED,
-                              runs=1000, reduce_range=True)
+        return quantize_model(
+            fp32,
+            int8,
+            "static",
+            calibration,
+            evaluation=eval_folder,
+            seed=GOLDEN_SEED,
+            runs=1000,
+            reduce_range=True,
+        )
 
 
 def _fp32_figures(report: Report) -> dict[str, float]:
     fp32 = report.fp32
-    figures = {"latency_ms_p50": fp32.latency_ms_p50, "latency_ms_p95": fp32.latency_ms_p95,
-               "latency_1t_ms_p50": fp32.latency_1t_ms_p50}
+    figures = {
+        "latency_ms_p50": fp32.latency_ms_p50,
+        "latency_ms_p95": fp32.latency_ms_p95,
+        "latency_1t_ms_p50": fp32.latency_1t_ms_p50,
+    }
     if fp32.accuracy_top1 is not None:
         figures["accuracy_top1"] = fp32.accuracy_top1
     return figures

@@ -54,8 +54,15 @@ class Yolo(nn.Module):
     def __init__(self, layers: nn.Sequential | None = None) -> None:
         super().__init__()
         self.layers = layers or nn.Sequential(
-            *_block(3, 16, 2), *_block(16, 32, 2), *_block(32, 32), *_block(32, 64, 2),
-            *_block(64, 64), *_block(64, 64), *_block(64, 64), nn.Conv2d(64, OUTPUTS, 1))
+            *_block(3, 16, 2),
+            *_block(16, 32, 2),
+            *_block(32, 32),
+            *_block(32, 64, 2),
+            *_block(64, 64),
+            *_block(64, 64),
+            *_block(64, 64),
+            nn.Conv2d(64, OUTPUTS, 1),
+        )
         ys, xs = torch.meshgrid(torch.arange(GRID), torch.arange(GRID), indexing="ij")
         self.grid: torch.Tensor
         self.register_buffer("grid", torch.stack([xs, ys], -1).reshape(1, GRID * GRID, 2).float())
@@ -99,8 +106,11 @@ def targets(truth: list[list[Shape]]) -> tuple[torch.Tensor, torch.Tensor, torch
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
             gx, gy = cx / STRIDE, cy / STRIDE
             col, row = int(gx), int(gy)
-            neighbours = [(col, row), (col - 1 if gx % 1 < 0.5 else col + 1, row),
-                          (col, row - 1 if gy % 1 < 0.5 else row + 1)]
+            neighbours = [
+                (col, row),
+                (col - 1 if gx % 1 < 0.5 else col + 1, row),
+                (col, row - 1 if gy % 1 < 0.5 else row + 1),
+            ]
             for c, r in neighbours:
                 if 0 <= c < GRID and 0 <= r < GRID:
                     images.append(index)
@@ -132,9 +142,11 @@ def loss(model: Yolo, images: torch.Tensor, truth: list[list[Shape]]) -> torch.T
     # objectness learns the IoU it achieved, so scores rank well-placed boxes first
     objectness[image, cell] = overlap.detach().clamp(min=0)
     classes = functional.one_hot(row[:, 4].long(), len(CLASSES)).float()
-    return ((1 - overlap).mean()
-            + 4 * functional.binary_cross_entropy_with_logits(raw[..., 4], objectness)
-            + functional.binary_cross_entropy_with_logits(raw[image, cell, 5:], classes))
+    return (
+        (1 - overlap).mean()
+        + 4 * functional.binary_cross_entropy_with_logits(raw[..., 4], objectness)
+        + functional.binary_cross_entropy_with_logits(raw[image, cell, 5:], classes)
+    )
 
 
 def train(seed: int, epochs: int = EPOCHS) -> Yolo:
@@ -142,8 +154,9 @@ def train(seed: int, epochs: int = EPOCHS) -> Yolo:
     rng = np.random.default_rng(seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=5e-4)
     steps_per_epoch = TRAIN_SCENES // BATCH
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3,
-                                                   total_steps=epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=3e-3, total_steps=epochs * steps_per_epoch
+    )
     for epoch in range(epochs):
         model.train()
         total = 0.0
@@ -164,15 +177,23 @@ def evaluate(model: Path, seed: int, count: int = EVAL_SCENES) -> dict[str, floa
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     images, truth = scenes(np.random.default_rng(seed), count)
     low = SPEC.model_copy(update={"score_threshold": 0.001})
-    found = [decode_yolo(session.run(None, {"input": image[None].numpy()})[0], low, CLASSES, (1.0, 1.0),
-                         (SIZE, SIZE)) for image in images]
+    found = [
+        decode_yolo(
+            session.run(None, {"input": image[None].numpy()})[0], low, CLASSES, (1.0, 1.0), (SIZE, SIZE)
+        )
+        for image in images
+    ]
     per_class = [_average_precision(found, truth, c) for c in range(len(CLASSES))]
     kept = [[d for d in ds if d.score >= SPEC.score_threshold] for ds in found]
     hits = sum(int(_matches(ds, shapes).sum()) for ds, shapes in zip(kept, truth, strict=True))
     predicted, actual = sum(map(len, kept)), sum(map(len, truth))
-    return {"map50": float(np.mean(per_class)), "precision": hits / max(predicted, 1),
-            "recall": hits / max(actual, 1), "eval_images": float(count),
-            **{f"ap50_{name}": ap for name, ap in zip(CLASSES, per_class, strict=True)}}
+    return {
+        "map50": float(np.mean(per_class)),
+        "precision": hits / max(predicted, 1),
+        "recall": hits / max(actual, 1),
+        "eval_images": float(count),
+        **{f"ap50_{name}": ap for name, ap in zip(CLASSES, per_class, strict=True)},
+    }
 
 
 def _iou(box: tuple[float, float, float, float], other: tuple[float, float, float, float]) -> float:
@@ -226,13 +247,25 @@ def write_samples(folder: Path, seed: int) -> None:
 
 
 def manifest_fields(figures: dict[str, float]) -> dict[str, object]:
-    return {"name": NAME, "version": "1.0", "task": "detection",
-            "input": {"name": "input", "layout": "NCHW", "height": SIZE, "width": SIZE, "channels": 3,
-                      "dtype": "float32"},
-            "normalisation": {"scale": 1 / 255, "mean": [0.0], "std": [1.0]},
-            "labels": list(CLASSES), "detection": SPEC.model_dump(), "figures": figures,
-            "source_model": f"packaging/models/make_detector.py: YOLO-style grid {GRID}x{GRID}, stride "
-                            f"{STRIDE}, trained on drawn scenes (seed {SEED})"}
+    return {
+        "name": NAME,
+        "version": "1.0",
+        "task": "detection",
+        "input": {
+            "name": "input",
+            "layout": "NCHW",
+            "height": SIZE,
+            "width": SIZE,
+            "channels": 3,
+            "dtype": "float32",
+        },
+        "normalisation": {"scale": 1 / 255, "mean": [0.0], "std": [1.0]},
+        "labels": list(CLASSES),
+        "detection": SPEC.model_dump(),
+        "figures": figures,
+        "source_model": f"packaging/models/make_detector.py: YOLO-style grid {GRID}x{GRID}, stride "
+        f"{STRIDE}, trained on drawn scenes (seed {SEED})",
+    }
 
 
 def main() -> None:

@@ -21,8 +21,9 @@ __all__ = ["write_video"]
 OUT = Path(__file__).resolve().parents[2] / "resources" / "videos" / "shapes.mp4"
 
 
-def write_video(path: Path, seconds: float = 6.0, fps: int = 15, size: int = 192, seed: int = 4,
-                codec: str = "libx264") -> Path:
+def write_video(
+    path: Path, seconds: float = 6.0, fps: int = 15, size: int = 192, seed: int = 4, codec: str = "libx264"
+) -> Path:
     """`seconds` of moving shapes at `fps`, `size`×`size` pixels, as an MP4 (H.264) or any codec."""
     import av
 

@@ -21,8 +21,17 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["CLASSES", "DISTRACTORS", "SIZE", "Shape", "draw_scene", "make_scene", "moving_scenes",
-           "random_shapes", "to_json"]
+__all__ = [
+    "CLASSES",
+    "DISTRACTORS",
+    "SIZE",
+    "Shape",
+    "draw_scene",
+    "make_scene",
+    "moving_scenes",
+    "random_shapes",
+    "to_json",
+]
 
 CLASSES = ("circle", "square", "triangle")
 DISTRACTORS = ("ring", "cross", "bar", "star")  # drawn, never to be detected
@@ -53,8 +62,12 @@ class Shape:
     def box(self) -> Box:
         """The tight bounding box of what is drawn."""
         points = np.asarray(self.outline())
-        return (float(points[:, 0].min()), float(points[:, 1].min()),
-                float(points[:, 0].max()), float(points[:, 1].max()))
+        return (
+            float(points[:, 0].min()),
+            float(points[:, 1].min()),
+            float(points[:, 0].max()),
+            float(points[:, 1].max()),
+        )
 
     def outline(self) -> list[tuple[float, float]]:
         """Polygon vertices; for round and line-drawn kinds the corners of their box."""
@@ -63,13 +76,20 @@ class Shape:
             corners = _CORNERS[self.kind]
             turn = self.angle + (math.pi / 4 if self.kind == "square" else 0.0)
             radii = [radius * (0.45 if self.kind == "star" and k % 2 else 1) for k in range(corners)]
-            return [(self.cx + r * math.sin(turn + k * 2 * math.pi / corners),
-                     self.cy - r * math.cos(turn + k * 2 * math.pi / corners)) for k, r in enumerate(radii)]
+            return [
+                (
+                    self.cx + r * math.sin(turn + k * 2 * math.pi / corners),
+                    self.cy - r * math.cos(turn + k * 2 * math.pi / corners),
+                )
+                for k, r in enumerate(radii)
+            ]
         if self.kind == "bar":  # three times as long as wide, along the angle
             along = (radius * math.cos(self.angle), radius * math.sin(self.angle))
             across = (-along[1] / 3, along[0] / 3)
-            return [(self.cx + a * along[0] + b * across[0], self.cy + a * along[1] + b * across[1])
-                    for a, b in ((1, 1), (1, -1), (-1, -1), (-1, 1))]
+            return [
+                (self.cx + a * along[0] + b * across[0], self.cy + a * along[1] + b * across[1])
+                for a, b in ((1, 1), (1, -1), (-1, -1), (-1, 1))
+            ]
         return [(self.cx - radius, self.cy - radius), (self.cx + radius, self.cy + radius)]
 
     def moved(self, dx: float, dy: float) -> Shape:
@@ -98,12 +118,22 @@ def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
 
 
 def _overlaps(box: Box, others: Sequence[Box], margin: float) -> bool:
-    return any(box[0] < o[2] + margin and o[0] < box[2] + margin and box[1] < o[3] + margin
-               and o[1] < box[3] + margin for o in others)
+    return any(
+        box[0] < o[2] + margin
+        and o[0] < box[2] + margin
+        and box[1] < o[3] + margin
+        and o[1] < box[3] + margin
+        for o in others
+    )
 
 
-def random_shapes(rng: np.random.Generator, size: int = SIZE, count: int | None = None,
-                  kinds: Sequence[str] = CLASSES, avoid: Sequence[Box] = ()) -> list[Shape]:
+def random_shapes(
+    rng: np.random.Generator,
+    size: int = SIZE,
+    count: int | None = None,
+    kinds: Sequence[str] = CLASSES,
+    avoid: Sequence[Box] = (),
+) -> list[Shape]:
     """0-3 shapes (or `count`) of `kinds` wholly in the image, touching neither each other nor `avoid`."""
     wanted = int(rng.integers(0, MAX_SHAPES + 1)) if count is None else count
     shapes: list[Shape] = []
@@ -112,8 +142,14 @@ def random_shapes(rng: np.random.Generator, size: int = SIZE, count: int | None 
             break
         diameter = rng.uniform(*_EXTENT) * size
         centre = rng.uniform(diameter / 2 + 1, size - diameter / 2 - 1, 2)
-        shape = Shape(kinds[int(rng.integers(len(kinds)))], float(centre[0]), float(centre[1]), diameter,
-                      _colour(rng), float(rng.uniform(0, 2 * math.pi)))
+        shape = Shape(
+            kinds[int(rng.integers(len(kinds)))],
+            float(centre[0]),
+            float(centre[1]),
+            diameter,
+            _colour(rng),
+            float(rng.uniform(0, 2 * math.pi)),
+        )
         if not _overlaps(shape.box, [*avoid, *(s.box for s in shapes)], margin=2):
             shapes.append(shape)
     return shapes
@@ -137,8 +173,13 @@ def _background(rng: np.random.Generator, size: int, avoid: Sequence[Box] = ()) 
     return np.asarray(canvas, dtype=np.float32)
 
 
-def draw_scene(shapes: Sequence[Shape], rng: np.random.Generator, size: int = SIZE,
-               noise: float | None = None, background: np.ndarray | None = None) -> Image.Image:
+def draw_scene(
+    shapes: Sequence[Shape],
+    rng: np.random.Generator,
+    size: int = SIZE,
+    noise: float | None = None,
+    background: np.ndarray | None = None,
+) -> Image.Image:
     """Draw `shapes` on `background` (a fresh one from `rng` if None) plus noise (σ 4-20 if None)."""
     base = _background(rng, size, [s.box for s in shapes]) if background is None else background
     canvas = Image.fromarray(base.astype(np.uint8))
@@ -156,8 +197,9 @@ def make_scene(rng: np.random.Generator, size: int = SIZE) -> tuple[Image.Image,
     return draw_scene(shapes, rng, size), shapes
 
 
-def moving_scenes(seed: int, frames: int, size: int = SIZE, count: int = 3,
-                  speed: float = 2.0) -> Iterator[tuple[Image.Image, list[Shape]]]:
+def moving_scenes(
+    seed: int, frames: int, size: int = SIZE, count: int = 3, speed: float = 2.0
+) -> Iterator[tuple[Image.Image, list[Shape]]]:
     """Frames of `count` shapes gliding and bouncing off the edges, for video benchmarks.
 
     A still camera: the same background every frame, fresh sensor noise each time.

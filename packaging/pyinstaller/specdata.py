@@ -25,9 +25,11 @@ def datas() -> list[tuple[str, str]]:
     import resources
 
     root = Path(resources.__file__).resolve().parent
-    pairs = [(str(path), str(path.parent.relative_to(root.parent)))
-             for path in sorted(root.rglob("*"))
-             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".py"]
+    pairs = [
+        (str(path), str(path.parent.relative_to(root.parent)))
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".py"
+    ]
     # Copied to kits as a file (app/provision/service.py reads its source), so it must ship as data.
     supervisor = REPO / "app" / "provision" / "supervisor.py"
     pairs.append((str(supervisor), "app/provision"))

@@ -22,8 +22,7 @@ from app.gui.bridges.fleet_bridge import FleetBridge
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 # The offscreen platform says these about any QMainWindow or raised dialog; not our warnings.
-OFFSCREEN_NOISE = ("This plugin does not support propagateSizeHints",
-                   "This plugin does not support raise")
+OFFSCREEN_NOISE = ("This plugin does not support propagateSizeHints", "This plugin does not support raise")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -31,8 +31,9 @@ def kit_with_digits(settings: AppSettings, agent: LocalAgent) -> str:
     return device
 
 
-def open_jobs_tab(qtbot: QtBot, bridge: FleetBridge, prompts: Prompts, device: str,
-                  failures: list[tuple[str, str]]) -> MainWindow:
+def open_jobs_tab(
+    qtbot: QtBot, bridge: FleetBridge, prompts: Prompts, device: str, failures: list[tuple[str, str]]
+) -> MainWindow:
     """The window with the kit selected and its Jobs tab in front; failures are recorded."""
     window = open_window(qtbot, bridge, prompts)
 
@@ -64,8 +65,10 @@ def submit(qtbot: QtBot, tab: JobsTab, dialog: NewJobDialog) -> JobInfo:
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=JOB_WAIT_MS)
     info = dialog.submitted_info
     assert isinstance(info, JobInfo)
-    qtbot.waitUntil(lambda: (tab.selected() or info).job_id == info.job_id
-                    and tab.model.position(info.job_id) >= 0, timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (tab.selected() or info).job_id == info.job_id and tab.model.position(info.job_id) >= 0,
+        timeout=WAIT_MS,
+    )
     return info
 
 

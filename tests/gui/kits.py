@@ -17,16 +17,17 @@ T = TypeVar("T")
 
 def adopt(settings: AppSettings, *agents: LocalAgent) -> list[str]:
     """Adopt each agent by its pairing code; their device IDs, in order."""
+
     async def adopt_all(fleet: Fleet) -> list[str]:
         # admin: the windows under test show the kits' audit logs, which need it
-        return [(await fleet.async_adopt(a.address, a.pair_code(), "admin")).device_id
-                for a in agents]
+        return [(await fleet.async_adopt(a.address, a.pair_code(), "admin")).device_id for a in agents]
 
     return _with_fleet(settings, adopt_all)
 
 
 def deploy(settings: AppSettings, model: Path, activate: bool = True) -> list[DeployOutcome]:
     """Send `model` to every adopted kit (the CLI's `kitfleet deploy`, without the window)."""
+
     async def send(fleet: Fleet) -> list[DeployOutcome]:
         outcomes = await async_deploy(fleet, model, fleet.inventory.kits(), activate)
         assert all(o.ok for o in outcomes), [o.message for o in outcomes]

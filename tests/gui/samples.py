@@ -16,19 +16,30 @@ LAST_SEEN = time.time() - 600  # one fixed moment, so equal samples compare equa
 
 
 def announcement(device_id: str = DEVICE_A, name: str = "kit-a", port: int = 8443) -> Announcement:
-    return Announcement(instance=f"{name}._kitfleet._tcp.local.", device_id=device_id, name=name,
-                        kit_model="Fly-away kit", api_version="1", agent_version="0.1.0",
-                        addresses=("127.0.0.1",), port=port)
+    return Announcement(
+        instance=f"{name}._kitfleet._tcp.local.",
+        device_id=device_id,
+        name=name,
+        kit_model="Fly-away kit",
+        api_version="1",
+        agent_version="0.1.0",
+        addresses=("127.0.0.1",),
+        port=port,
+    )
 
 
-def sighting(device_id: str = DEVICE_A, name: str = "kit-a",
-             marking: Marking = "unadopted") -> Sighting:
+def sighting(device_id: str = DEVICE_A, name: str = "kit-a", marking: Marking = "unadopted") -> Sighting:
     return Sighting(announcement(device_id, name), marking)
 
 
 def kit(device_id: str = DEVICE_A, name: str = "kit-a", **changes: Any) -> Kit:
-    values: dict[str, Any] = {"host": "127.0.0.1", "port": 8443, "cert_pem": "PEM",
-                              "agent_version": "0.1.0", "last_seen_at": LAST_SEEN}
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 8443,
+        "cert_pem": "PEM",
+        "agent_version": "0.1.0",
+        "last_seen_at": LAST_SEEN,
+    }
     return Kit(device_id=device_id, name=name, **(values | changes))
 
 
@@ -38,8 +49,13 @@ def status(state: Status, device_id: str = DEVICE_A, **changes: Any) -> KitStatu
 
 def families() -> dict[str, Any]:
     return {
-        "cpu": {"available": True, "model": "Ampere Altra", "arch": "aarch64",
-                "logical_cores": 80, "int8": {"recommended": True, "via": "dotprod"}},
+        "cpu": {
+            "available": True,
+            "model": "Ampere Altra",
+            "arch": "aarch64",
+            "logical_cores": 80,
+            "int8": {"recommended": True, "via": "dotprod"},
+        },
         "memory": {"available": True, "total_bytes": 64 * 2**30},
         "accelerators": {"available": True, "devices": [{"name": "NVIDIA A2", "kind": "gpu"}]},
         "power": {"available": False, "reason": "no battery reported"},

@@ -18,10 +18,18 @@ from app.gui.tables.kit_row import KitRow
 from tests.gui import samples
 
 
-@pytest.mark.parametrize(("typed", "code"), [
-    ("STKM-PVNE", "STKMPVNE"), ("stkm pvne", "STKMPVNE"), (" AB12CD34 ", "AB12CD34"),
-    ("STKM-PVN", None), ("STKM-PVNE9", None), ("STKM_PVNE", None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("STKM-PVNE", "STKMPVNE"),
+        ("stkm pvne", "STKMPVNE"),
+        (" AB12CD34 ", "AB12CD34"),
+        ("STKM-PVN", None),
+        ("STKM-PVNE9", None),
+        ("STKM_PVNE", None),
+        ("", None),
+    ],
+)
 def test_parse_pair_code(typed: str, code: str | None) -> None:
     assert parse_pair_code(typed) == code
 
@@ -52,11 +60,15 @@ def test_admin_box_is_off_by_default_and_asks_for_admin_when_ticked(qtbot: QtBot
     assert dialog.answer() == AdoptAnswer("STKMPVNE", "admin")
 
 
-@pytest.mark.parametrize(("tick", "scope", "tokens_status"), [
-    (False, "operator", 403), (True, "admin", 200)])
+@pytest.mark.parametrize(("tick", "scope", "tokens_status"), [(False, "operator", 403), (True, "admin", 200)])
 def test_the_window_adopts_with_the_scope_the_dialog_asked_for(
-        qtbot: QtBot, bridge: FleetBridge, start_agent: Callable[[str], LocalAgent],
-        tick: bool, scope: str, tokens_status: int) -> None:
+    qtbot: QtBot,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
+    tick: bool,
+    scope: str,
+    tokens_status: int,
+) -> None:
     """A real agent, adopted through the bridge with the dialog's answer: its token has exactly
     the scope asked for (the kit's token list is admin only)."""
     agent = start_agent(f"dialog-{scope}")
@@ -75,6 +87,10 @@ def test_the_window_adopts_with_the_scope_the_dialog_asked_for(
     assert failures == []
     kit = adopted.args[0]
     assert kit.scope == scope
-    with httpx.Client(base_url=f"https://{agent.address}", verify=False, timeout=10,
-                      headers={"Authorization": f"Bearer {kit.token}"}) as client:
+    with httpx.Client(
+        base_url=f"https://{agent.address}",
+        verify=False,
+        timeout=10,
+        headers={"Authorization": f"Bearer {kit.token}"},
+    ) as client:
         assert client.get("/v1/tokens").status_code == tokens_status

@@ -25,35 +25,43 @@ WIDTH, HEIGHT = 800, 360
 
 def measure(model: Path, manifest: dict[str, Any], tmp_path: Path, **params: Any) -> dict[str, Any]:
     """What a benchmark job on a kit reports, measured here with the job's own code."""
-    spec = {"params": {"threads": [], "runs": 10, "warmup": 1, **params}, "threads": 1,
-            "model": {"manifest": manifest, "path": str(model)}}
+    spec = {
+        "params": {"threads": [], "runs": 10, "warmup": 1, **params},
+        "threads": 1,
+        "model": {"manifest": manifest, "path": str(model)},
+    }
     return benchmark.run(spec, Reporter(io.StringIO(), tmp_path, 1 << 20))
 
 
 def pixels(image: QImage, colour: str, top: int = 0) -> int:
     """How many pixels below `top` are exactly `colour` (bar interiors are not antialiased)."""
     wanted = QColor(colour).rgb()
-    return sum(image.pixel(x, y) == wanted for y in range(top, image.height())
-               for x in range(0, image.width(), 2))
+    return sum(
+        image.pixel(x, y) == wanted for y in range(top, image.height()) for x in range(0, image.width(), 2)
+    )
 
 
 def drawn_rows(image: QImage, left: int, right: int) -> int:
     """Rows with anything but white between `left` and `right`: text and bars leave ink."""
     white = QColor("white").rgb()
-    return sum(any(image.pixel(x, y) != white for x in range(left, right))
-               for y in range(image.height()))
+    return sum(any(image.pixel(x, y) != white for x in range(left, right)) for y in range(image.height()))
 
 
 def test_latency_bars_per_batch_and_thread_count_with_axes_and_labels(tmp_path: Path) -> None:
     manifest = json.loads((models_dir() / "digits-cnn-fp32.manifest.json").read_text())
-    result = measure(models_dir() / "digits-cnn-fp32.onnx", manifest, tmp_path,
-                     batch_sizes=[1, 8], threads=[1, 2])
+    result = measure(
+        models_dir() / "digits-cnn-fp32.onnx", manifest, tmp_path, batch_sizes=[1, 8], threads=[1, 2]
+    )
     data = chart_data(result)
     assert data.title == "digits-cnn 1.0 · latency per call (ms)"
     assert data.axis_title == "ms per call"
     assert data.series == ("p50", "p95", "p99")
-    assert data.groups == ("batch 1 · 1 thread", "batch 8 · 1 thread", "batch 1 · 2 threads",
-                           "batch 8 · 2 threads")
+    assert data.groups == (
+        "batch 1 · 1 thread",
+        "batch 8 · 1 thread",
+        "batch 1 · 2 threads",
+        "batch 8 · 2 threads",
+    )
     highest = max(row["p99_ms"] for row in result["rows"])
     assert data.ticks[0] == 0
     assert data.ticks[-2] < highest <= data.top
@@ -63,8 +71,10 @@ def test_latency_bars_per_batch_and_thread_count_with_axes_and_labels(tmp_path: 
 
     image = render_chart(data, WIDTH, HEIGHT)
     legend_bottom = 60  # the legend's swatches share the bars' colours; count below them
-    counts = {name: pixels(image, colour, legend_bottom) for name, colour in zip(data.series, data.colours,
-                                                                                  strict=True)}
+    counts = {
+        name: pixels(image, colour, legend_bottom)
+        for name, colour in zip(data.series, data.colours, strict=True)
+    }
     assert all(count > 30 for count in counts.values()), counts
     assert counts["p99"] >= counts["p50"], "p99 bars are never shorter than p50 bars"
     assert drawn_rows(image, 0, 40) > 40, "the tick labels and the axis title are drawn"
@@ -73,10 +83,15 @@ def test_latency_bars_per_batch_and_thread_count_with_axes_and_labels(tmp_path: 
 
 def test_throughput_view_leaves_a_skipped_batch_size_empty(tmp_path: Path) -> None:
     model = conv_classifier(tmp_path / "fixed.onnx", dims=(1, 3, 16, 16))  # takes batches of 1 only
-    manifest = Manifest(name="fixed", version="2", task="classification",
-                        input=InputSpec(name="image", height=16, width=16), labels=list("abcd"),
-                        sha256=hashlib.sha256(model.read_bytes()).hexdigest(),
-                        size_bytes=model.stat().st_size)
+    manifest = Manifest(
+        name="fixed",
+        version="2",
+        task="classification",
+        input=InputSpec(name="image", height=16, width=16),
+        labels=list("abcd"),
+        sha256=hashlib.sha256(model.read_bytes()).hexdigest(),
+        size_bytes=model.stat().st_size,
+    )
     result = measure(model, manifest.model_dump(), tmp_path, batch_sizes=[1, 4])
     assert result["rows"][1]["skipped"] == "the model takes batches of 1 only"
 

@@ -33,9 +33,9 @@ def test_known_error_becomes_a_failed_signal(qtbot: QtBot, bridge: FleetBridge) 
     assert message.startswith("cannot reach 127.0.0.1:1 to adopt it")
 
 
-def test_a_bug_is_logged_with_its_traceback(qtbot: QtBot, bridge: FleetBridge,
-                                            monkeypatch: pytest.MonkeyPatch,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_a_bug_is_logged_with_its_traceback(
+    qtbot: QtBot, bridge: FleetBridge, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     async def broken(self: Fleet, ref: str, code: str, scope: str) -> None:
         raise ZeroDivisionError("a bug")
 
@@ -62,8 +62,9 @@ def test_close_ends_the_loop_thread(qtbot: QtBot, settings: AppSettings) -> None
         pass
 
 
-def test_model_work_reports_through_the_same_bridge(qtbot: QtBot, bridge: FleetBridge,
-                                                    tmp_path: Path) -> None:
+def test_model_work_reports_through_the_same_bridge(
+    qtbot: QtBot, bridge: FleetBridge, tmp_path: Path
+) -> None:
     unknown = "ef56" * 16
     with qtbot.waitSignal(bridge.models.models_unavailable, timeout=10_000) as unavailable:
         bridge.models.load_models(unknown)

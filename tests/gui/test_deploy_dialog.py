@@ -18,8 +18,12 @@ from tests.gui.windows import WAIT_MS, choose_package, open_deploy, open_window,
 
 
 def test_one_kit_succeeds_while_the_stopped_one_fails(
-    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge,
-    start_agent: Callable[[str], LocalAgent], tmp_path: Path, screenshots: Path,
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
+    tmp_path: Path,
+    screenshots: Path,
 ) -> None:
     running, stopped = start_agent("kit-north"), start_agent("kit-south")
     good, gone = adopt(settings, running, stopped)
@@ -57,7 +61,9 @@ def test_one_kit_succeeds_while_the_stopped_one_fails(
 
 
 def test_a_model_without_its_manifest_is_refused_before_sending(
-    qtbot: QtBot, bridge: FleetBridge, tmp_path: Path,
+    qtbot: QtBot,
+    bridge: FleetBridge,
+    tmp_path: Path,
 ) -> None:
     [model] = classifier_versions(tmp_path, "1")
     model.with_name("tiny.manifest.json").unlink()

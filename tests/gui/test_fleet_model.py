@@ -52,8 +52,9 @@ def test_data_changed_only_for_rows_that_changed(qtbot: QtBot) -> None:
     assert changed == [0, 1]
     changed.clear()
     # A poll that only moves an online kit's last_seen_at changes nothing a view shows.
-    model.apply_statuses([samples.status("online", DEVICE_A, last_seen_at=1e10),
-                          samples.status("offline", DEVICE_B)])
+    model.apply_statuses(
+        [samples.status("online", DEVICE_A, last_seen_at=1e10), samples.status("offline", DEVICE_B)]
+    )
     assert changed == []
     model.apply_facts(samples.facts(DEVICE_B))
     assert changed == [1]

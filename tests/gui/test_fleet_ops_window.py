@@ -48,15 +48,23 @@ def coloured_pixels(image: QImage, colour: QColor, tolerance: int = 40) -> int:
     for y in range(0, image.height(), 2):
         for x in range(0, image.width(), 2):
             pixel = image.pixelColor(x, y)
-            if (abs(pixel.red() - colour.red()) + abs(pixel.green() - colour.green())
-                    + abs(pixel.blue() - colour.blue())) < tolerance:
+            if (
+                abs(pixel.red() - colour.red())
+                + abs(pixel.green() - colour.green())
+                + abs(pixel.blue() - colour.blue())
+            ) < tolerance:
                 found += 1
     return found
 
 
 def test_columns_fill_from_real_agents_and_history_is_charted(
-        qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, tmp_path: Path,
-        start_agent: Callable[[str], LocalAgent], screenshots: Path) -> None:
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    tmp_path: Path,
+    start_agent: Callable[[str], LocalAgent],
+    screenshots: Path,
+) -> None:
     agents = [quick(start_agent, tmp_path, n) for n in ("field-1", "field-2")]
     ids = adopt(settings, *agents)
     deploy(settings, INT8)
@@ -81,8 +89,13 @@ def test_columns_fill_from_real_agents_and_history_is_charted(
 
 
 def test_a_stopped_agent_turns_offline_with_last_known_figures_and_an_alert(
-        qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, tmp_path: Path,
-        start_agent: Callable[[str], LocalAgent], screenshots: Path) -> None:
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    tmp_path: Path,
+    start_agent: Callable[[str], LocalAgent],
+    screenshots: Path,
+) -> None:
     (settings.home / "settings.json").write_text(json.dumps({"alerts": {"offline_warn_min": 0}}))
     staying, leaving = (quick(start_agent, tmp_path, n) for n in ("stays", "leaves"))
     ids = adopt(settings, staying, leaving)
@@ -108,8 +121,9 @@ def test_a_stopped_agent_turns_offline_with_last_known_figures_and_an_alert(
     cpu = window.model.index(position, COLUMNS.index("CPU %"))
     assert "last known" in str(cpu.data(Qt.ItemDataRole.ToolTipRole))
     panel = window.fleet_ops.alerts
-    qtbot.waitUntil(lambda: any(a.kind == "offline" and a.device_id == ids[1] for a in panel.alerts()),
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: any(a.kind == "offline" and a.device_id == ids[1] for a in panel.alerts()), timeout=WAIT_MS
+    )
     assert cell(window, ids[0], "Status") == "online"
     window.select_device(ids[1])
     window.tabs.setCurrentWidget(window.fleet_ops.history)
@@ -119,14 +133,20 @@ def test_a_stopped_agent_turns_offline_with_last_known_figures_and_an_alert(
 
 
 def test_tags_filter_audit_and_report_export(
-        qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, tmp_path: Path,
-        start_agent: Callable[[str], LocalAgent], screenshots: Path) -> None:
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    tmp_path: Path,
+    start_agent: Callable[[str], LocalAgent],
+    screenshots: Path,
+) -> None:
     ids = adopt(settings, *(quick(start_agent, tmp_path, n) for n in ("north-a", "south-b")))
     deploy(settings, INT8)
     window = open_window(qtbot, bridge, Prompts())
     out = tmp_path / "day.html"
-    window.fleet_ops.prompts = OpsPrompts(choose_report=lambda parent, suggested: out,
-                                          edit_tags=lambda parent, kit, current: ["north", "box 1"])
+    window.fleet_ops.prompts = OpsPrompts(
+        choose_report=lambda parent, suggested: out, edit_tags=lambda parent, kit, current: ["north", "box 1"]
+    )
     qtbot.waitUntil(lambda: cell(window, ids[0], "Serving") != "", timeout=WAIT_MS)
     window.select_device(ids[0])
     window.fleet_ops.tags_action.trigger()
@@ -181,9 +201,19 @@ def test_the_history_chart_draws_each_series_and_says_when_there_is_none(qtbot: 
     chart.resize(600, 300)
     empty = chart.grab().toImage()
     assert coloured_pixels(empty, CPU_BLUE) == 0
-    chart.set_samples([MetricSample(seq=i, ts=1000.0 + 10 * i, cpu_percent=20 + (i % 5) * 15,
-                                    memory_percent=40.0, disk_percent=60.0, temperature_c=55.0 + i)
-                       for i in range(60)])
+    chart.set_samples(
+        [
+            MetricSample(
+                seq=i,
+                ts=1000.0 + 10 * i,
+                cpu_percent=20 + (i % 5) * 15,
+                memory_percent=40.0,
+                disk_percent=60.0,
+                temperature_c=55.0 + i,
+            )
+            for i in range(60)
+        ]
+    )
     drawn = chart.grab().toImage()
     for _, colour, _ in LOAD_SERIES:
         assert coloured_pixels(drawn, QColor(colour)) > 10

@@ -35,8 +35,12 @@ def cell(tab: JobsTab, job_id: str, column: str) -> str:
 
 
 def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
-    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, start_agent: Callable[[str], LocalAgent],
-    tmp_path: Path, screenshots: Path,
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
+    tmp_path: Path,
+    screenshots: Path,
 ) -> None:
     device = kit_with_digits(settings, start_agent("jobs-kit"))
     images = small_digits(tmp_path / "Few Digits")
@@ -46,8 +50,11 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
         asked.append(question)
         return True
 
-    prompts = Prompts(choose_images_folder=lambda parent, start: tmp_path / "Few Digits",
-                      choose_results_folder=lambda parent, start: saved, confirm_removal=confirm)
+    prompts = Prompts(
+        choose_images_folder=lambda parent, start: tmp_path / "Few Digits",
+        choose_results_folder=lambda parent, start: saved,
+        confirm_removal=confirm,
+    )
     failures: list[tuple[str, str]] = []
     window = open_jobs_tab(qtbot, bridge, prompts, device, failures)
     tab = window.tabs.jobs
@@ -66,7 +73,8 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
     assert upload is not None
     assert upload.name.startswith("few-digits-")
     assert dialog.form.upload_note.text().startswith(
-        f"20 images, {size_text(upload.size)}, as dataset {upload.name}")
+        f"20 images, {size_text(upload.size)}, as dataset {upload.name}"
+    )
     dialog.form.label_edit.setText("twenty digits")
     batch = submit(qtbot, tab, dialog)
     assert batch.request.params["dataset"] == upload.name
@@ -94,8 +102,9 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
     qtbot.waitUntil(lambda: f"Results saved to {folder}" in tab.message.text(), timeout=WAIT_MS)
     assert json.loads((folder / "job.json").read_text())["state"] == "done"
     rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
-    assert sorted(r["file"] for r in rows) == sorted(str(p.relative_to(tmp_path / "Few Digits"))
-                                                     for p in images)
+    assert sorted(r["file"] for r in rows) == sorted(
+        str(p.relative_to(tmp_path / "Few Digits")) for p in images
+    )
     right = sum(r["classes"][0]["label"] == r["file"].split("/")[0] for r in rows)
     assert right >= 16, f"the digits model named {right} of 20 bundled digits correctly"
     with (folder / "results.csv").open() as table:
@@ -133,8 +142,12 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
     assert tab.details.currentWidget() is tab.result
     chart = tab.result.chart.data
     assert chart is not None
-    assert chart.groups == ("batch 1 · 1 thread", "batch 4 · 1 thread", "batch 1 · 2 threads",
-                            "batch 4 · 2 threads")
+    assert chart.groups == (
+        "batch 1 · 1 thread",
+        "batch 4 · 1 thread",
+        "batch 1 · 2 threads",
+        "batch 4 · 2 threads",
+    )
     assert chart.title == "digits-cnn 1.0 · latency per call (ms)"
     window.resize(1440, 1000)
     splitter = window.centralWidget()
@@ -153,7 +166,10 @@ def test_batch_infer_and_benchmark_run_with_logs_saved_results_and_a_chart(
 
 
 def test_a_job_waiting_for_its_start_time_is_cancelled(
-    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, start_agent: Callable[[str], LocalAgent],
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
 ) -> None:
     device = kit_with_digits(settings, start_agent("waiting-kit"))
     failures: list[tuple[str, str]] = []
@@ -166,16 +182,18 @@ def test_a_job_waiting_for_its_start_time_is_cancelled(
     dialog.form.priority_spin.setValue(5)
     job = submit(qtbot, tab, dialog)
     assert job.state == "queued"
-    qtbot.waitUntil(lambda: cell(tab, job.job_id, "Waiting / error").startswith("not before "),
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: cell(tab, job.job_id, "Waiting / error").startswith("not before "), timeout=WAIT_MS
+    )
     assert cell(tab, job.job_id, "Priority") == "5"
     assert tab.cancel_button.isEnabled()
     assert not tab.save_button.isEnabled()
 
     tab.cancel_button.click()
     wait_state(qtbot, tab, job.job_id, "cancelled")
-    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "waiting-kit: job cancelled",
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: window.statusBar().currentMessage() == "waiting-kit: job cancelled", timeout=WAIT_MS
+    )
     assert not tab.cancel_button.isEnabled()
     assert tab.delete_button.isEnabled()
     assert tab.message.text() == "waiting-kit: 0 running, 0 queued, 1 finished"

@@ -28,15 +28,20 @@ def test_counts_history_turns_totals_into_rates_per_label() -> None:
     assert not history.add({"updated_at": 12.0, "totals": {"square": 10, "circle": 2}})  # the same again
     assert not history.add({"updated_at": 13.0, "totals": {"square": 1}})  # a new attempt starts at 0
     assert history.add({"updated_at": 14.0, "totals": {"square": 3, "circle": 1}})
-    assert list(history.points) == [(2.0, {"square": 3.0, "circle": 1.0}),
-                                    (4.0, {"square": 2.0, "circle": 1.0})]
+    assert list(history.points) == [
+        (2.0, {"square": 3.0, "circle": 1.0}),
+        (4.0, {"square": 2.0, "circle": 1.0}),
+    ]
     assert history.labels == ["square", "circle"]
     assert history.peak() == 3.0
 
 
 def test_the_live_view_shows_frames_counts_and_figures_of_a_real_stream(
-    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge,
-    start_agent: Callable[[str], LocalAgent], screenshots: Path,
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
+    screenshots: Path,
 ) -> None:
     agent = start_agent("live-kit")
     [device] = adopt(settings, agent)
@@ -55,8 +60,9 @@ def test_the_live_view_shows_frames_counts_and_figures_of_a_real_stream(
     view.source_edit.setText("clip.mp4")
     with qtbot.waitSignal(streams.started, timeout=WAIT_MS):
         _button(view, "Start stream").click()
-    qtbot.waitUntil(lambda: not view.frame_view.frame.isNull() and len(view.chart.history.points) >= 2,
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: not view.frame_view.frame.isNull() and len(view.chart.history.points) >= 2, timeout=WAIT_MS
+    )
     view.grab().save(str(screenshots / "live-view.png"))
     assert view.frame_view.frame.width() >= 192  # the kit's annotated frame, not a placeholder
     assert view.figures["processed_fps"].text().endswith("frames)")

@@ -18,8 +18,10 @@ from tests.gui.windows import WAIT_MS, choose_package, open_deploy, open_window,
 
 def shown(window: MainWindow) -> list[tuple[str, str]]:
     """(version, state) of each row of the Models tab."""
-    return [(r.version, "serving" if r.active else "previous" if r.previous else "")
-            for r in window.tabs.models.model.rows()]
+    return [
+        (r.version, "serving" if r.active else "previous" if r.previous else "")
+        for r in window.tabs.models.model.rows()
+    ]
 
 
 def wait_shown(qtbot: QtBot, window: MainWindow, expected: list[tuple[str, str]]) -> None:
@@ -27,7 +29,11 @@ def wait_shown(qtbot: QtBot, window: MainWindow, expected: list[tuple[str, str]]
 
 
 def test_deploy_two_versions_then_activate_roll_back_and_delete(
-    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, agent: LocalAgent, tmp_path: Path,
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    agent: LocalAgent,
+    tmp_path: Path,
     screenshots: Path,
 ) -> None:
     [device] = adopt(settings, agent)
@@ -38,8 +44,9 @@ def test_deploy_two_versions_then_activate_roll_back_and_delete(
         asked.append((name, version, serving))
         return "force" if answers[-1] == "force" else "delete"
 
-    window = open_window(qtbot, bridge, Prompts(choose_model=lambda parent, start: chosen[0],
-                                                confirm_delete=confirm))
+    window = open_window(
+        qtbot, bridge, Prompts(choose_model=lambda parent, start: chosen[0], confirm_delete=confirm)
+    )
     failures: list[tuple[str, str]] = []
 
     def record(operation: str, message: str) -> None:

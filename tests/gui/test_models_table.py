@@ -10,12 +10,23 @@ from app.gui.tables.models_table import MODEL_COLUMNS, ModelsTableModel, size_te
 
 
 def info(name: str, active: str | None, previous: str | None, *versions: str) -> ModelInfo:
-    return ModelInfo(name=name, task="classification", active_version=active,
-                     previous_version=previous,
-                     versions=[ModelVersion(version=v, precision="int8" if "int8" in v else "fp32",
-                                            sha256=f"{i:x}" * 64, size_bytes=1_500_000,
-                                            installed_at=1_700_000_000 + i, active=v == active)
-                               for i, v in enumerate(versions)])
+    return ModelInfo(
+        name=name,
+        task="classification",
+        active_version=active,
+        previous_version=previous,
+        versions=[
+            ModelVersion(
+                version=v,
+                precision="int8" if "int8" in v else "fp32",
+                sha256=f"{i:x}" * 64,
+                size_bytes=1_500_000,
+                installed_at=1_700_000_000 + i,
+                active=v == active,
+            )
+            for i, v in enumerate(versions)
+        ],
+    )
 
 
 def cells(model: ModelsTableModel, column: str) -> list[str]:
@@ -59,4 +70,8 @@ def test_activation_repaints_only_the_rows_that_changed(qtbot: QtBot) -> None:
 
 def test_sizes_read_in_the_nearest_unit() -> None:
     assert [size_text(n) for n in (812, 12_500, 982_882, 25_000_000)] == [
-        "812 B", "12.5 kB", "982.9 kB", "25.0 MB"]
+        "812 B",
+        "12.5 kB",
+        "982.9 kB",
+        "25.0 MB",
+    ]

@@ -28,15 +28,20 @@ def refused(dialog: NewJobDialog, expected: str) -> None:
 
 
 def test_mistakes_are_explained_in_the_dialog_and_nothing_is_queued(
-    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, start_agent: Callable[[str], LocalAgent],
-    tmp_path: Path, screenshots: Path,
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
+    tmp_path: Path,
+    screenshots: Path,
 ) -> None:
     device = kit_with_digits(settings, start_agent("form-kit"))
     empty = tmp_path / "no-images"
     empty.mkdir()
     failures: list[tuple[str, str]] = []
-    window = open_jobs_tab(qtbot, bridge, Prompts(choose_images_folder=lambda parent, start: empty),
-                           device, failures)
+    window = open_jobs_tab(
+        qtbot, bridge, Prompts(choose_images_folder=lambda parent, start: empty), device, failures
+    )
     tab = window.tabs.jobs
     dialog = open_new_job(qtbot, tab)
 
@@ -75,8 +80,7 @@ def test_mistakes_are_explained_in_the_dialog_and_nothing_is_queued(
     dialog.form.set_choice(dialog.form.source_combo, "kit-folder")
     dialog.form.folder_edit.setText("nowhere")  # the kit is the judge of its own folders
     dialog.submit_button.click()
-    qtbot.waitUntil(lambda: "'nowhere' is not a folder on this kit" in dialog.error.text(),
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "'nowhere' is not a folder on this kit" in dialog.error.text(), timeout=WAIT_MS)
     assert dialog.error.text().startswith("form-kit did not take the job:")
     assert dialog.isVisible()
     assert dialog.submit_button.isEnabled()  # fix it and try again
@@ -89,7 +93,10 @@ def test_mistakes_are_explained_in_the_dialog_and_nothing_is_queued(
 
 
 def test_a_cron_schedule_is_created_paused_and_deleted(
-    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, start_agent: Callable[[str], LocalAgent],
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
 ) -> None:
     device = kit_with_digits(settings, start_agent("cron-kit"))
     failures: list[tuple[str, str]] = []
@@ -113,8 +120,13 @@ def test_a_cron_schedule_is_created_paused_and_deleted(
     assert tab.details.currentWidget() is panel
     assert tab.details.tabText(2) == "Schedules (1)"
     name, cron, job, next_run, last_run, state = texts(panel)
-    assert (name, cron, job, last_run, state) == ("nightly latency", "30 3 * * 1-5", "benchmark digits-cnn",
-                                                  "", "active")
+    assert (name, cron, job, last_run, state) == (
+        "nightly latency",
+        "30 3 * * 1-5",
+        "benchmark digits-cnn",
+        "",
+        "active",
+    )
     assert next_run.endswith("03:30")
 
     panel.select(made.schedule_id)

@@ -45,15 +45,24 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
 
 def kit_options(tmp_path: Path) -> KitOptions:
     (tmp_path / "kit-home").mkdir(exist_ok=True)
-    return KitOptions(kit_root=str(tmp_path / "kit"), service="user", agent_port=free_port(),
-                      agent_settings={"host": "127.0.0.1", "mdns": False},
-                      remote_env={"HOME": str(tmp_path / "kit-home"),
-                                  "PIP_INDEX_URL": "http://127.0.0.1:9/"})
+    return KitOptions(
+        kit_root=str(tmp_path / "kit"),
+        service="user",
+        agent_port=free_port(),
+        agent_settings={"host": "127.0.0.1", "mdns": False},
+        remote_env={"HOME": str(tmp_path / "kit-home"), "PIP_INDEX_URL": "http://127.0.0.1:9/"},
+    )
 
 
-def open_dialog(qtbot: QtBot, bridge: FleetBridge, sshd: Sshd, tmp_path: Path,
-                answers: list[bool], asked: list[HostKeyCheck], house: Path | None = None
-                ) -> ProvisionDialog:
+def open_dialog(
+    qtbot: QtBot,
+    bridge: FleetBridge,
+    sshd: Sshd,
+    tmp_path: Path,
+    answers: list[bool],
+    asked: list[HostKeyCheck],
+    house: Path | None = None,
+) -> ProvisionDialog:
     def confirm(parent: QWidget | None, check: HostKeyCheck) -> bool:
         asked.append(check)
         return answers.pop(0)
@@ -72,12 +81,10 @@ def open_dialog(qtbot: QtBot, bridge: FleetBridge, sshd: Sshd, tmp_path: Path,
 
 
 def wait_idle(qtbot: QtBot, dialog: ProvisionDialog, timeout: int) -> None:
-    qtbot.waitUntil(lambda: dialog.provision_button.isEnabled() and not dialog.busy,
-                    timeout=timeout)
+    qtbot.waitUntil(lambda: dialog.provision_button.isEnabled() and not dialog.busy, timeout=timeout)
 
 
-def test_provision_is_enabled_only_with_host_user_and_wheelhouse(
-        qtbot: QtBot, bridge: FleetBridge) -> None:
+def test_provision_is_enabled_only_with_host_user_and_wheelhouse(qtbot: QtBot, bridge: FleetBridge) -> None:
     dialog = ProvisionDialog(bridge.provisioning)
     qtbot.addWidget(dialog)
     assert not dialog.provision_button.isEnabled()
@@ -113,7 +120,8 @@ def test_a_failed_run_is_told_in_its_own_dialog_only(qtbot: QtBot, bridge: Fleet
 
 
 def test_declining_an_unknown_host_key_sends_nothing(
-        qtbot: QtBot, bridge: FleetBridge, settings: AppSettings, sshd: Sshd, tmp_path: Path) -> None:
+    qtbot: QtBot, bridge: FleetBridge, settings: AppSettings, sshd: Sshd, tmp_path: Path
+) -> None:
     asked: list[HostKeyCheck] = []
     dialog = open_dialog(qtbot, bridge, sshd, tmp_path, [False], asked)
     dialog.provision_button.click()
@@ -126,10 +134,13 @@ def test_declining_an_unknown_host_key_sends_nothing(
 
 
 def test_changed_host_key_is_refused_without_asking(
-        qtbot: QtBot, bridge: FleetBridge, settings: AppSettings, sshd: Sshd, tmp_path: Path) -> None:
-    SshSession.connect(SshTarget(sshd.user, "127.0.0.1", sshd.port),
-                       Login(key_file=sshd.client_key, accept_new_host_key=True),
-                       KnownHosts(settings.home)).close()
+    qtbot: QtBot, bridge: FleetBridge, settings: AppSettings, sshd: Sshd, tmp_path: Path
+) -> None:
+    SshSession.connect(
+        SshTarget(sshd.user, "127.0.0.1", sshd.port),
+        Login(key_file=sshd.client_key, accept_new_host_key=True),
+        KnownHosts(settings.home),
+    ).close()
     sshd.change_host_key()
     asked: list[HostKeyCheck] = []
     dialog = open_dialog(qtbot, bridge, sshd, tmp_path, [True], asked)
@@ -141,9 +152,15 @@ def test_changed_host_key_is_refused_without_asking(
     assert dialog.steps.item(0).text().startswith("✗")
 
 
-def test_provision_through_the_dialog(qtbot: QtBot, bridge: FleetBridge, settings: AppSettings,
-                                      sshd: Sshd, tmp_path: Path, wheelhouse: Path,
-                                      screenshots: Path) -> None:
+def test_provision_through_the_dialog(
+    qtbot: QtBot,
+    bridge: FleetBridge,
+    settings: AppSettings,
+    sshd: Sshd,
+    tmp_path: Path,
+    wheelhouse: Path,
+    screenshots: Path,
+) -> None:
     asked: list[HostKeyCheck] = []
     failures: list[tuple[str, str]] = []
     bridge.failed.connect(lambda operation, message: failures.append((operation, message)))
@@ -167,7 +184,16 @@ def test_provision_through_the_dialog(qtbot: QtBot, bridge: FleetBridge, setting
             inventory.close()
     finally:
         if (kit_root / "supervise.py").exists():
-            subprocess.run([sys.executable, str(kit_root / "supervise.py"), "stop", "--pid-file",
-                            str(kit_root / "run" / "supervisor.pid")], check=False, timeout=60)
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(kit_root / "supervise.py"),
+                    "stop",
+                    "--pid-file",
+                    str(kit_root / "run" / "supervisor.pid"),
+                ],
+                check=False,
+                timeout=60,
+            )
     state = json.loads((kit_root / "run" / "supervisor.pid.state").read_text())
     assert state["stopped"] is True

@@ -31,7 +31,10 @@ def calibration_images(folder: Path, count: int = 8) -> Path:
 
 
 def test_static_quantization_writes_the_model_and_shows_the_report(
-    qtbot: QtBot, bridge: FleetBridge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    qtbot: QtBot,
+    bridge: FleetBridge,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     screenshots: Path,
 ) -> None:
     source = tmp_path / "tiny.onnx"
@@ -45,8 +48,10 @@ def test_static_quantization_writes_the_model_and_shows_the_report(
 
     monkeypatch.setattr(models_bridge, "quantize_model", quantize_model)
     bridge.start()
-    dialog = QuantizeDialog(bridge.models, Prompts(choose_model=lambda parent, start: source,
-                                                   choose_folder=lambda parent, start: images))
+    dialog = QuantizeDialog(
+        bridge.models,
+        Prompts(choose_model=lambda parent, start: source, choose_folder=lambda parent, start: images),
+    )
     qtbot.addWidget(dialog)
     dialog.show()
     dialog.source_button.click()
@@ -75,7 +80,9 @@ def test_static_quantization_writes_the_model_and_shows_the_report(
 
 
 def test_a_refused_input_is_explained_in_the_dialog(
-    qtbot: QtBot, bridge: FleetBridge, tmp_path: Path,
+    qtbot: QtBot,
+    bridge: FleetBridge,
+    tmp_path: Path,
 ) -> None:
     source = tmp_path / "not-a-model.onnx"
     source.write_text("hello")

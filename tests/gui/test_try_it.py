@@ -29,11 +29,18 @@ SHAPES = RESOURCES / "models" / "shapes-yolo-fp32.onnx"
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("agent.models.infer", "agent.models.sessions")),
     reason="agent-side inference (agent/models/infer.py, sessions.py) is not there yet: "
-           "POST /v1/models/{name}/infer answers 500 without it")
+    "POST /v1/models/{name}/infer answers 500 without it",
+)
 
 
-def try_window(qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, agent: LocalAgent,
-               models: list[Path], inputs: list[Path]) -> MainWindow:
+def try_window(
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    agent: LocalAgent,
+    models: list[Path],
+    inputs: list[Path],
+) -> MainWindow:
     """Kit adopted, `models` deployed, the window on its Try-it tab; inputs chosen in turn."""
     [device] = adopt(settings, agent)
     for model in models:
@@ -59,14 +66,19 @@ def run(qtbot: QtBot, panel: TryItPanel, model: str) -> None:
 
 
 def test_a_classifier_shows_ranked_labels_and_the_version_that_answered(
-    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, agent: LocalAgent, tmp_path: Path,
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    agent: LocalAgent,
+    tmp_path: Path,
 ) -> None:
     [tiny] = classifier_versions(tmp_path, "3")
     picture = tmp_path / "red.png"
     Image.new("RGB", (40, 30), (200, 30, 30)).save(picture)
     digits = [DIGITS] if DIGITS.exists() else []
-    window = try_window(qtbot, settings, bridge, agent, [tiny, *digits],
-                        [picture, RESOURCES / "images" / "digit-7.png"])
+    window = try_window(
+        qtbot, settings, bridge, agent, [tiny, *digits], [picture, RESOURCES / "images" / "digit-7.png"]
+    )
     panel = window.tabs.try_it
 
     run(qtbot, panel, "tiny")
@@ -85,13 +97,18 @@ def test_a_classifier_shows_ranked_labels_and_the_version_that_answered(
 
 
 def test_a_detector_shows_its_boxes_on_the_picture(
-    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, agent: LocalAgent, tmp_path: Path,
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    agent: LocalAgent,
+    tmp_path: Path,
     screenshots: Path,
 ) -> None:
     fixed = tmp_path / "shapes" / "shapes-fixed.onnx"
     detector.detector(fixed)
-    window = try_window(qtbot, settings, bridge, agent, [fixed],
-                        [detector.shapes_picture(tmp_path / "shapes.png")])
+    window = try_window(
+        qtbot, settings, bridge, agent, [fixed], [detector.shapes_picture(tmp_path / "shapes.png")]
+    )
     panel = window.tabs.try_it
 
     run(qtbot, panel, "shapes-fixed")
@@ -108,7 +125,11 @@ def test_a_detector_shows_its_boxes_on_the_picture(
 
 @pytest.mark.skipif(not SHAPES.exists(), reason=f"no bundled detector at {SHAPES}")
 def test_the_bundled_detector_boxes_the_shapes_of_a_sample_picture(
-    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, agent: LocalAgent, screenshots: Path,
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    agent: LocalAgent,
+    screenshots: Path,
 ) -> None:
     truth_file = RESOURCES / "images" / "shapes.json"
     if not truth_file.exists():

@@ -32,7 +32,10 @@ def shown_arch(window: MainWindow) -> str | None:
 
 
 def test_discover_adopt_show_facts_then_offline(
-    qtbot: QtBot, bridge: FleetBridge, agent: LocalAgent, screenshots: Path,
+    qtbot: QtBot,
+    bridge: FleetBridge,
+    agent: LocalAgent,
+    screenshots: Path,
 ) -> None:
     # By device ID, never by name: any process on this machine may announce on loopback.
     device_id = agent.run_cli("identity").strip()
@@ -95,7 +98,10 @@ def test_discover_adopt_show_facts_then_offline(
 
 
 def test_another_device_announcing_an_adopted_kits_name_is_a_conflict(
-    qtbot: QtBot, bridge: FleetBridge, settings: AppSettings, tmp_path: Path,
+    qtbot: QtBot,
+    bridge: FleetBridge,
+    settings: AppSettings,
+    tmp_path: Path,
 ) -> None:
     """Two real agents announce "twin-kit" on 127.0.0.1; only one is adopted. The other is shown
     as a name conflict, the adopted kit stays where it is, and the other gets no token."""

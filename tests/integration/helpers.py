@@ -24,8 +24,7 @@ from app.fleet.localagent import LocalAgent
 def raw_client(agent: LocalAgent, token: str | None = None) -> httpx.Client:
     """An unpinned client for probing the API the way an attacker or fuzzer would."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=f"https://{agent.address}", verify=False,
-                        headers=headers, timeout=10)
+    return httpx.Client(base_url=f"https://{agent.address}", verify=False, headers=headers, timeout=10)
 
 
 def device_id(agent: LocalAgent) -> str:
@@ -37,15 +36,18 @@ def device_id(agent: LocalAgent) -> str:
 
 def pair_body(code: str, device: str, scope: str = "admin") -> dict[str, Any]:
     app_id, nonce = "app-" + secrets.token_hex(8), secrets.token_hex(16)
-    return {"app_id": app_id, "nonce": nonce, "scope": scope,
-            "proof": pair_proof(pair_key(code, device), device, app_id, nonce)}
+    return {
+        "app_id": app_id,
+        "nonce": nonce,
+        "scope": scope,
+        "proof": pair_proof(pair_key(code, device), device, app_id, nonce),
+    }
 
 
 def pair(agent: LocalAgent, scope: str = "admin") -> str:
     """Pair directly and return a token."""
     with raw_client(agent) as client:
-        response = client.post("/v1/pair", json=pair_body(agent.pair_code(), device_id(agent),
-                                                          scope))
+        response = client.post("/v1/pair", json=pair_body(agent.pair_code(), device_id(agent), scope))
     response.raise_for_status()
     return str(response.json()["token"])
 
@@ -53,8 +55,14 @@ def pair(agent: LocalAgent, scope: str = "admin") -> str:
 def kitfleet(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the real `kitfleet` CLI, browsing mDNS only on loopback."""
     env = dict(os.environ, KITFLEET_MDNS_INTERFACES="127.0.0.1")
-    return subprocess.run([sys.executable, "-m", "app", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "app", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
 
 
 def tar_archive(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:

@@ -51,8 +51,7 @@ def test_unknown_kit_is_a_message_and_a_nonzero_exit(tmp_path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_unreachable_kit_shows_offline_with_last_known_facts(start_agent: AgentFactory,
-                                                             tmp_path) -> None:
+def test_unreachable_kit_shows_offline_with_last_known_facts(start_agent: AgentFactory, tmp_path) -> None:
     agent = start_agent("away-kit", mdns=False)
     home = tmp_path / "home"
     assert kitfleet(home, "adopt", agent.address, "--code", agent.pair_code()).returncode == 0
@@ -68,8 +67,7 @@ def test_unreachable_kit_shows_offline_with_last_known_facts(start_agent: AgentF
     assert json.loads(kitfleet(home, "facts", "away-kit", "--json").stdout)["live"] is False
 
 
-def test_wrong_used_and_expired_codes_are_refused(start_agent: AgentFactory,
-                                                  fleet: Fleet) -> None:
+def test_wrong_used_and_expired_codes_are_refused(start_agent: AgentFactory, fleet: Fleet) -> None:
     agent = start_agent("codes", mdns=False)
     code = agent.pair_code()
     with pytest.raises(AgentError, match="pairing code is wrong"):
@@ -95,8 +93,9 @@ def test_five_wrong_codes_lock_pairing_out(start_agent: AgentFactory) -> None:
         assert "locked" in locked.json()["message"]
 
 
-def test_identity_change_is_flagged_and_no_token_is_sent(start_agent: AgentFactory, fleet: Fleet,
-                                                         tmp_path) -> None:
+def test_identity_change_is_flagged_and_no_token_is_sent(
+    start_agent: AgentFactory, fleet: Fleet, tmp_path
+) -> None:
     port = free_port()
     agent = start_agent("reborn", mdns=False, port=port)
     kit = asyncio.run(fleet.async_adopt(agent.address, agent.pair_code()))
@@ -119,7 +118,8 @@ def test_identity_change_is_flagged_and_no_token_is_sent(start_agent: AgentFacto
 
 
 def test_adoption_refuses_an_announcement_that_does_not_match_the_certificate(
-        start_agent: AgentFactory, fleet: Fleet) -> None:
+    start_agent: AgentFactory, fleet: Fleet
+) -> None:
     """A kit whose TXT claims another device ID than its certificate is not adopted."""
     from app.fleet.discovery import Announcement
     from app.fleet.errors import AdoptionRefused

@@ -12,8 +12,14 @@ from app.fleet.localagent import LocalAgent
 from tests.integration.conftest import AgentFactory
 from tests.integration.helpers import device_id, pair, pair_body, raw_client
 
-PROTECTED = [("GET", "/v1/facts"), ("GET", "/v1/metrics"), ("GET", "/metrics"),
-             ("GET", "/v1/tokens"), ("DELETE", "/v1/tokens/abc"), ("GET", "/v1/openapi.json")]
+PROTECTED = [
+    ("GET", "/v1/facts"),
+    ("GET", "/v1/metrics"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/tokens"),
+    ("DELETE", "/v1/tokens/abc"),
+    ("GET", "/v1/openapi.json"),
+]
 
 
 def test_health_is_public_and_names_the_certificate(start_agent: AgentFactory) -> None:
@@ -33,8 +39,7 @@ def test_port_zero_writes_the_chosen_port_to_data_dir_and_log(start_agent: Agent
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
-def test_every_other_route_needs_a_valid_token(start_agent: AgentFactory, method: str,
-                                               path: str) -> None:
+def test_every_other_route_needs_a_valid_token(start_agent: AgentFactory, method: str, path: str) -> None:
     agent = start_agent("auth", mdns=False)
     with raw_client(agent) as anonymous, raw_client(agent, "kft_not-a-token") as wrong:
         for client in (anonymous, wrong):
@@ -65,15 +70,15 @@ def test_scopes_and_revocation(start_agent: AgentFactory) -> None:
 def test_bad_bodies_get_4xx_with_a_message(start_agent: AgentFactory) -> None:
     agent = start_agent("bodies", mdns=False)
     with raw_client(agent) as client:
-        malformed = client.post("/v1/pair", content=b"{not json",
-                                headers={"content-type": "application/json"})
+        malformed = client.post(
+            "/v1/pair", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert malformed.status_code == 400
         assert "JSON" in malformed.json()["message"]
         missing = client.post("/v1/pair", json={"app_id": "x"})
         assert missing.status_code == 422
         assert "proof" in missing.json()["message"]
-        huge = client.post("/v1/pair", content=b"x" * (2 << 20),
-                           headers={"content-type": "application/json"})
+        huge = client.post("/v1/pair", content=b"x" * (2 << 20), headers={"content-type": "application/json"})
         assert huge.status_code == 413
         assert huge.json()["error"] == "body_too_large"
 
@@ -81,8 +86,7 @@ def test_bad_bodies_get_4xx_with_a_message(start_agent: AgentFactory) -> None:
             for _ in range(40):
                 yield b"x" * 65536
 
-        streamed = client.post("/v1/pair", content=chunks(),
-                               headers={"content-type": "application/json"})
+        streamed = client.post("/v1/pair", content=chunks(), headers={"content-type": "application/json"})
         assert streamed.status_code == 413
         assert client.get("/v1/health").status_code == 200
 
@@ -110,8 +114,7 @@ def test_facts_metrics_and_prometheus(start_agent: AgentFactory) -> None:
         samples = client.get("/v1/metrics").json()["samples"]
         assert len(samples) == 5, "the ring keeps exactly its capacity"
         assert [s["ts"] for s in samples] == sorted(s["ts"] for s in samples)
-        assert all(0 <= s["cpu_percent"] <= 100 and 0 < s["memory_percent"] <= 100
-                   for s in samples)
+        assert all(0 <= s["cpu_percent"] <= 100 and 0 < s["memory_percent"] <= 100 for s in samples)
         newer = client.get("/v1/metrics", params={"since": samples[-2]["ts"]}).json()
         assert len(newer["samples"]) >= 1
         assert client.get("/v1/metrics", params={"since": -1}).status_code == 422

@@ -70,24 +70,52 @@ def refused(fleet: Fleet, *args: str, says: str) -> str:
     return said
 
 
-def test_batch_infer_from_an_uploaded_folder_watch_and_results(start_agent: AgentFactory, fleet: Fleet,
-                                                               adopt: Any, tmp_path: Path) -> None:
+def test_batch_infer_from_an_uploaded_folder_watch_and_results(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
+) -> None:
     kit = adopt(start_agent("alpha", mdns=False))
     manifest = deploy(fleet, kit)
     images = digits_subset(tmp_path / "digits")
 
-    done = cli(fleet, "jobs", "submit", "alpha", "--kind", "batch-infer", "--model", "digits-cnn",
-               "--upload", str(tmp_path / "digits"), "--param", "top_k=3", "--label", "digits",
-               "--watch")
+    done = cli(
+        fleet,
+        "jobs",
+        "submit",
+        "alpha",
+        "--kind",
+        "batch-infer",
+        "--model",
+        "digits-cnn",
+        "--upload",
+        str(tmp_path / "digits"),
+        "--param",
+        "top_k=3",
+        "--label",
+        "digits",
+        "--watch",
+    )
     assert "uploading images 100%" in done.stderr
     assert "done    alpha: job" in done.stdout, done.stdout
     [job] = cli_json(fleet, "jobs", "list", "alpha")
-    assert (job["state"], job["progress"], job["label"]) == ("done", {"done": images, "total": images},
-                                                            "digits")
+    assert (job["state"], job["progress"], job["label"]) == (
+        "done",
+        {"done": images, "total": images},
+        "digits",
+    )
     assert job["request"]["params"]["dataset"].startswith("digits-")
 
-    again = cli_json(fleet, "jobs", "submit", "alpha", "--kind", "evaluate", "--model", "digits-cnn",
-                     "--upload", str(tmp_path / "digits"))
+    again = cli_json(
+        fleet,
+        "jobs",
+        "submit",
+        "alpha",
+        "--kind",
+        "evaluate",
+        "--model",
+        "digits-cnn",
+        "--upload",
+        str(tmp_path / "digits"),
+    )
     assert again[0]["dataset"] == job["request"]["params"]["dataset"], "the same folder is not sent twice"
     watched = cli_json(fleet, "jobs", "watch", "alpha", again[0]["job_id"])
     assert watched[0]["result"]["images"] == images
@@ -103,7 +131,8 @@ def test_batch_infer_from_an_uploaded_folder_watch_and_results(start_agent: Agen
     rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
     assert len(rows) == images
     assert {(r["model"], r["version"], r["sha256"]) for r in rows} == {
-        (manifest.name, manifest.version, manifest.sha256)}
+        (manifest.name, manifest.version, manifest.sha256)
+    }
     assert all(len(r["classes"]) == 3 for r in rows)
     assert sum(r["classes"][0]["label"] == r["file"].split("/")[0] for r in rows) > images // 2
     assert json.loads((folder / "job.json").read_text())["job_id"] == job["job_id"]
@@ -115,12 +144,28 @@ def test_batch_infer_from_an_uploaded_folder_watch_and_results(start_agent: Agen
     assert [j["job_id"] for j in cli_json(fleet, "jobs", "list", "alpha")] == [again[0]["job_id"]]
 
 
-def test_benchmark_table_live_bar_and_idempotent_resubmit(start_agent: AgentFactory, fleet: Fleet,
-                                                          adopt: Any) -> None:
+def test_benchmark_table_live_bar_and_idempotent_resubmit(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Any
+) -> None:
     kit = adopt(start_agent("bench", mdns=False))
     deploy(fleet, kit)
-    args = ["jobs", "submit", "bench", "--kind", "benchmark", "--model", "digits-cnn",
-            "--batch-sizes", "1,4", "--param", "runs=5", "--param", "warmup=1", "--key", "bench-1"]
+    args = [
+        "jobs",
+        "submit",
+        "bench",
+        "--kind",
+        "benchmark",
+        "--model",
+        "digits-cnn",
+        "--batch-sizes",
+        "1,4",
+        "--param",
+        "runs=5",
+        "--param",
+        "warmup=1",
+        "--key",
+        "bench-1",
+    ]
     [first] = cli_json(fleet, *args)
     [second] = cli_json(fleet, *args)
     assert (second["job_id"], second["created"]) == (first["job_id"], False), "one key, one job"
@@ -142,8 +187,12 @@ def _on_a_terminal(fleet: Fleet, *args: str) -> str:
     """Run the CLI with stdout on a pseudo-terminal, as a technician sees it."""
     leader, follower = pty.openpty()
     env = dict(os.environ, KITFLEET_MDNS_INTERFACES="127.0.0.1", COLUMNS="120")
-    process = subprocess.Popen([sys.executable, "-m", "app", "--home", str(fleet.settings.home), *args],
-                               stdout=follower, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "--home", str(fleet.settings.home), *args],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -159,14 +208,26 @@ def _on_a_terminal(fleet: Fleet, *args: str) -> str:
     return b"".join(chunks).decode()
 
 
-def test_the_same_job_to_two_kits_when_one_is_away(start_agent: AgentFactory, fleet: Fleet,
-                                                   adopt: Any) -> None:
+def test_the_same_job_to_two_kits_when_one_is_away(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Any
+) -> None:
     up, down = start_agent("up", mdns=False), start_agent("down", mdns=False)
     kits = adopt(up), adopt(down)
     deploy(fleet, *kits)
     down.stop()
-    args = ["jobs", "submit", "up", "--kit", "down", "--kind", "benchmark", "--model", "digits-cnn",
-            "--param", "runs=3"]
+    args = [
+        "jobs",
+        "submit",
+        "up",
+        "--kit",
+        "down",
+        "--kind",
+        "benchmark",
+        "--model",
+        "digits-cnn",
+        "--param",
+        "runs=3",
+    ]
     done = cli(fleet, *args, "--watch", ok=False)
     assert "done    up: job" in done.stdout, done.stdout
     assert "FAILED down at 127.0.0.1" in done.stdout
@@ -184,8 +245,9 @@ def test_the_same_job_to_two_kits_when_one_is_away(start_agent: AgentFactory, fl
     assert f"done    down: job {again['down']['job_id']}" in listed
 
 
-def test_every_bad_input_is_refused_clearly_and_nothing_is_queued(start_agent: AgentFactory, fleet: Fleet,
-                                                                  adopt: Any, tmp_path: Path) -> None:
+def test_every_bad_input_is_refused_clearly_and_nothing_is_queued(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
+) -> None:
     configure(tmp_path, "strict", jobs_threads=2, jobs_memory_mb=2048)
     agent: LocalAgent = start_agent("strict", mdns=False)
     kit = adopt(agent)
@@ -203,12 +265,20 @@ def test_every_bad_input_is_refused_clearly_and_nothing_is_queued(start_agent: A
     refused(fleet, *submit, "--kind", "batch-infer", says="give exactly one of folder or dataset")
     refused(fleet, *bench, "--upload", str(tmp_path), says="a benchmark job reads none")
     refused(fleet, *submit, "--kind", "batch-infer", "--upload", str(tmp_path), says="no images")
-    refused(fleet, "jobs", "submit", "strict", "--kind", "benchmark", "--model", "ghost",
-            says="strict: no model")
+    refused(
+        fleet, "jobs", "submit", "strict", "--kind", "benchmark", "--model", "ghost", says="strict: no model"
+    )
     refused(fleet, *bench, "--version", "9.9", says="model_not_deployed")
     for folder in ("../../outside", "/etc", "street/../../../agent.json"):
-        refused(fleet, *submit, "--kind", "batch-infer", "--folder", folder,
-                says="is outside the folders jobs may read on this kit")
+        refused(
+            fleet,
+            *submit,
+            "--kind",
+            "batch-infer",
+            "--folder",
+            folder,
+            says="is outside the folders jobs may read on this kit",
+        )
     refused(fleet, *bench, "--memory-mb", "4096", says="memory_mb=4096; this kit has 2048 for jobs")
     refused(fleet, *bench, "--threads", "3", says="ask for at most threads=2")
     refused(fleet, *bench, "--cron", "61 * * * *", says="is not a usable cron expression")
@@ -222,7 +292,11 @@ def test_every_bad_input_is_refused_clearly_and_nothing_is_queued(start_agent: A
     [made] = cli_json(fleet, *bench, "--cron", "0 2 * * *", "--missed", "run_once", "--label", "nightly")
     [listed] = cli_json(fleet, "jobs", "schedules", "strict")
     assert (listed["schedule_id"], listed["name"], listed["cron"], listed["missed"]) == (
-        made["schedule_id"], "nightly", "0 2 * * *", "run_once")
+        made["schedule_id"],
+        "nightly",
+        "0 2 * * *",
+        "run_once",
+    )
     assert listed["next_run_at"] == made["next_run_at"] > 0
     assert "0 2 * * *" in cli(fleet, "jobs", "schedules").stdout
     assert cli_json(fleet, "jobs", "list", "strict") == [], "a schedule queues nothing before its time"

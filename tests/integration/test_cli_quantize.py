@@ -52,9 +52,20 @@ def run_int8(path: Path, shape: tuple[int, ...]) -> np.ndarray:
 def test_digits_static_with_eval_set_writes_a_deployable_int8_package(tmp_path: Path) -> None:
     out, report = tmp_path / "out" / "digits-int8.onnx", tmp_path / "reports" / "digits.json"
 
-    done = kitfleet(tmp_path / "home", "quantize", str(DIGITS), str(out), "--calibration",
-                    str(digit_pictures(tmp_path / "calibration")), "--eval",
-                    str(datasets_dir() / "digits-eval"), "--runs", "5", "--report", str(report))
+    done = kitfleet(
+        tmp_path / "home",
+        "quantize",
+        str(DIGITS),
+        str(out),
+        "--calibration",
+        str(digit_pictures(tmp_path / "calibration")),
+        "--eval",
+        str(datasets_dir() / "digits-eval"),
+        "--runs",
+        "5",
+        "--report",
+        str(report),
+    )
 
     assert done.returncode == 0, done.stderr
     assert f"wrote {out} (static INT8, QDQ per-channel, minmax on 10 calibration images" in done.stdout
@@ -84,12 +95,22 @@ def opset11(tmp_path: Path) -> Path:
     return conv_classifier(tmp_path / "old.onnx", opset=11, dims=("batch", 3, "height", "width"))
 
 
-def test_opset11_free_size_model_static_upgrades_and_takes_the_pictures_size(opset11: Path,
-                                                                              tmp_path: Path) -> None:
+def test_opset11_free_size_model_static_upgrades_and_takes_the_pictures_size(
+    opset11: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "old-int8.onnx"
 
-    done = kitfleet(tmp_path / "home", "quantize", str(opset11), str(out), "--calibration",
-                    str(colour_pictures(tmp_path / "calibration")), "--runs", "3", "--json")
+    done = kitfleet(
+        tmp_path / "home",
+        "quantize",
+        str(opset11),
+        str(out),
+        "--calibration",
+        str(colour_pictures(tmp_path / "calibration")),
+        "--runs",
+        "3",
+        "--json",
+    )
 
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -106,8 +127,20 @@ def test_opset11_free_size_model_dynamic_with_and_without_input_size(opset11: Pa
     home = tmp_path / "home"
 
     bare = kitfleet(home, "quantize", str(opset11), str(tmp_path / "bare.onnx"), "--runs", "3")
-    sized = kitfleet(home, "quantize", str(opset11), str(tmp_path / "sized.onnx"), "--mode", "dynamic",
-                     "--input-size", "24x32", "--runs", "3", "--report", str(tmp_path / "sized.md"))
+    sized = kitfleet(
+        home,
+        "quantize",
+        str(opset11),
+        str(tmp_path / "sized.onnx"),
+        "--mode",
+        "dynamic",
+        "--input-size",
+        "24x32",
+        "--runs",
+        "3",
+        "--report",
+        str(tmp_path / "sized.md"),
+    )
 
     assert bare.returncode == 0, bare.stderr
     assert "dynamic INT8, weights only; opset 11 → 13" in bare.stdout
@@ -128,8 +161,9 @@ def test_weights_take_seven_bits_unless_the_kits_have_vnni_or_arm_dot_product(tm
     home = tmp_path / "home"
 
     safe = kitfleet(home, "quantize", str(model), str(tmp_path / "safe.onnx"), "--runs", "3", "--json")
-    full = kitfleet(home, "quantize", str(model), str(tmp_path / "full.onnx"), "--runs", "3",
-                    "--full-range-weights")
+    full = kitfleet(
+        home, "quantize", str(model), str(tmp_path / "full.onnx"), "--runs", "3", "--full-range-weights"
+    )
 
     assert safe.returncode == 0, safe.stderr
     data = json.loads(safe.stdout)
@@ -139,17 +173,24 @@ def test_weights_take_seven_bits_unless_the_kits_have_vnni_or_arm_dot_product(tm
     assert full.returncode == 0, full.stderr
     assert "note: full 8-bit weights: deploy only to kits with VNNI/AMX or ARM dot-product" in full.stdout
     assert (load_package(tmp_path / "full.onnx").source_model or "").endswith("8-bit weights")
-    codes = [onnx.numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "full.onnx")).graph.initializer
-             if i.data_type == TensorProto.INT8]
+    codes = [
+        onnx.numpy_helper.to_array(i)
+        for i in onnx.load(str(tmp_path / "full.onnx")).graph.initializer
+        if i.data_type == TensorProto.INT8
+    ]
     assert max(int(abs(c.astype(np.int16)).max()) for c in codes) == 127
 
 
 def custom_op_model(path: Path) -> Path:
-    graph = helper.make_graph([helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 16, 16])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                    helper.make_opsetid("com.example", 1)])
+    graph = helper.make_graph(
+        [helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 16, 16])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)]
+    )
     onnx.save(model, str(path))
     return path
 
@@ -157,9 +198,13 @@ def custom_op_model(path: Path) -> Path:
 def table_model(path: Path) -> Path:
     """A valid model whose input is a table of numbers, not a picture."""
     weights = onnx.numpy_helper.from_array(np.ones((8, 2), np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "table",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])], [weights])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "table",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        [weights],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     return path
 
@@ -169,23 +214,39 @@ BAD_INPUTS = {
     "input not onnx": (["{tmp}/notes.onnx", "{out}", "--calibration", "{pictures}"], "is not an ONNX model"),
     "output is input": (["{model}", "{model}", "--calibration", "{pictures}"], "would overwrite the input"),
     "output not onnx": (["{model}", "{tmp}/out.txt", "--calibration", "{pictures}"], "ending in .onnx"),
-    "calibration missing": (["{model}", "{out}", "--calibration", "{tmp}/nowhere"],
-                            "calibration folder .*nowhere does not exist"),
+    "calibration missing": (
+        ["{model}", "{out}", "--calibration", "{tmp}/nowhere"],
+        "calibration folder .*nowhere does not exist",
+    ),
     "calibration empty": (["{model}", "{out}", "--calibration", "{tmp}/empty"], "empty holds no images"),
-    "calibration without images": (["{model}", "{out}", "--calibration", "{tmp}/text"],
-                                   "text holds no images"),
-    "static without calibration": (["{model}", "{out}", "--mode", "static"],
-                                   "--mode static needs --calibration DIR"),
-    "eval folder missing": (["{model}", "{out}", "--mode", "dynamic", "--eval", "{tmp}/nowhere"],
-                            "--eval folder .*nowhere does not exist"),
-    "bad input size": (["{model}", "{out}", "--mode", "dynamic", "--input-size", "big"],
-                       "--input-size 'big': give height x width"),
-    "unsupported operator": (["{tmp}/custom.onnx", "{out}", "--mode", "dynamic"],
-                             "ONNX Runtime cannot load custom.onnx: .*Frobnicate.*not supported here"),
-    "static on a non-image input": (["{tmp}/table.onnx", "{out}", "--calibration", "{pictures}"],
-                                    "static quantization needs an image input"),
-    "report over the model": (["{model}", "{out}", "--mode", "dynamic", "--report", "{model}"],
-                              "would overwrite a model or manifest"),
+    "calibration without images": (
+        ["{model}", "{out}", "--calibration", "{tmp}/text"],
+        "text holds no images",
+    ),
+    "static without calibration": (
+        ["{model}", "{out}", "--mode", "static"],
+        "--mode static needs --calibration DIR",
+    ),
+    "eval folder missing": (
+        ["{model}", "{out}", "--mode", "dynamic", "--eval", "{tmp}/nowhere"],
+        "--eval folder .*nowhere does not exist",
+    ),
+    "bad input size": (
+        ["{model}", "{out}", "--mode", "dynamic", "--input-size", "big"],
+        "--input-size 'big': give height x width",
+    ),
+    "unsupported operator": (
+        ["{tmp}/custom.onnx", "{out}", "--mode", "dynamic"],
+        "ONNX Runtime cannot load custom.onnx: .*Frobnicate.*not supported here",
+    ),
+    "static on a non-image input": (
+        ["{tmp}/table.onnx", "{out}", "--calibration", "{pictures}"],
+        "static quantization needs an image input",
+    ),
+    "report over the model": (
+        ["{model}", "{out}", "--mode", "dynamic", "--report", "{model}"],
+        "would overwrite a model or manifest",
+    ),
 }
 
 

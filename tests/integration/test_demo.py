@@ -16,8 +16,14 @@ def test_demo_discovers_adopts_deploys_and_shows_three_kits(tmp_path: Path) -> N
     shot = tmp_path / "demo.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     env.pop("DISPLAY", None)
-    done = subprocess.run([sys.executable, "-m", "app", "demo", "--screenshot", str(shot)],
-                          capture_output=True, text=True, timeout=180, env=env, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "demo", "--screenshot", str(shot)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "discovered 3 kits over mDNS on 127.0.0.1" in done.stdout
     assert done.stdout.count("[demo] adopted ") == 3

@@ -58,32 +58,51 @@ async def every_action(fleet: Fleet, kit: Kit) -> None:
     await fleet.async_call(kit, lambda c: c.delete_version("digits-cnn", "1.0"))
     with pytest.raises(AgentError):
         await fleet.async_call(kit, lambda c: c.activate("digits-cnn", "9.9"))
-    later = JobRequest(kind="benchmark", params={"model": "digits-cnn", "runs": 1},
-                       not_before=time.time() + 86400, label="tomorrow")
+    later = JobRequest(
+        kind="benchmark",
+        params={"model": "digits-cnn", "runs": 1},
+        not_before=time.time() + 86400,
+        label="tomorrow",
+    )
     job, _ = await fleet.async_call(kit, lambda c: c.submit_job(later))
     await fleet.async_call(kit, lambda c: c.cancel_job(job.job_id))
     await fleet.async_call(kit, lambda c: c.delete_job(job.job_id))
-    schedule = await fleet.async_call(kit, lambda c: c.create_schedule(
-        ScheduleRequest(name="nightly", cron="0 3 * * *", job=later)))
+    schedule = await fleet.async_call(
+        kit, lambda c: c.create_schedule(ScheduleRequest(name="nightly", cron="0 3 * * *", job=later))
+    )
     await fleet.async_call(kit, lambda c: c.delete_schedule(schedule.schedule_id))
 
 
-KIT_ACTIONS = {"kit.adopt", "model.upload", "model.deploy", "model.rollback", "model.activate",
-               "model.delete", "job.submit", "job.cancel", "job.delete", "schedule.create",
-               "schedule.delete"}
+KIT_ACTIONS = {
+    "kit.adopt",
+    "model.upload",
+    "model.deploy",
+    "model.rollback",
+    "model.activate",
+    "model.delete",
+    "job.submit",
+    "job.cancel",
+    "job.delete",
+    "schedule.create",
+    "schedule.delete",
+}
 
 
 def test_every_action_is_audited_on_the_kit_and_in_the_app(
-        start_agent: AgentFactory, fleet: Fleet, adopt: Callable[[LocalAgent], Kit]) -> None:
+    start_agent: AgentFactory, fleet: Fleet, adopt: Callable[[LocalAgent], Kit]
+) -> None:
     agent = start_agent("audited", mdns=False)
     kit = adopt(agent)
     run(every_action(fleet, kit))
     viewer = pair(agent, scope="viewer")
     with raw_client(agent, viewer) as client:  # a viewer may not submit: refused, and recorded
-        assert client.post("/v1/jobs", json={"kind": "benchmark",
-                                             "params": {"model": "digits-cnn"}}).status_code == 403
-    viewer_id = next(t["token_id"] for t in raw_client(agent, kit.token).get("/v1/tokens").json()
-                     if t["scope"] == "viewer")
+        assert (
+            client.post("/v1/jobs", json={"kind": "benchmark", "params": {"model": "digits-cnn"}}).status_code
+            == 403
+        )
+    viewer_id = next(
+        t["token_id"] for t in raw_client(agent, kit.token).get("/v1/tokens").json() if t["scope"] == "viewer"
+    )
     with raw_client(agent, kit.token) as client:
         assert client.delete(f"/v1/tokens/{viewer_id}").status_code == 204
 
@@ -112,7 +131,8 @@ def test_every_action_is_audited_on_the_kit_and_in_the_app(
 
 
 def test_tampering_on_the_kit_is_flagged_when_pulled(
-        start_agent: AgentFactory, fleet: Fleet, adopt: Callable[[LocalAgent], Kit]) -> None:
+    start_agent: AgentFactory, fleet: Fleet, adopt: Callable[[LocalAgent], Kit]
+) -> None:
     agent = start_agent("tampered", mdns=False)
     kit = adopt(agent)
     run(every_action(fleet, kit))
@@ -122,8 +142,9 @@ def test_tampering_on_the_kit_is_flagged_when_pulled(
     agent.stop()
     with closing(sqlite3.connect(agent.data_dir / "agent.db")) as conn, conn:
         conn.execute("DROP TRIGGER audit_append_only_update")
-        conn.execute("UPDATE audit SET outcome = 'ok' WHERE action = 'model.activate' "
-                     "AND outcome != 'ok'")  # hide the refused activation
+        conn.execute(
+            "UPDATE audit SET outcome = 'ok' WHERE action = 'model.activate' AND outcome != 'ok'"
+        )  # hide the refused activation
     agent.start()
     fleet.inventory.update(kit.device_id, port=agent.port)
     kit = fleet.inventory.get(kit.device_id)
@@ -137,8 +158,8 @@ def test_tampering_on_the_kit_is_flagged_when_pulled(
 
 
 def test_history_is_pulled_idempotently_and_a_stopped_kit_shows_last_known_data(
-        start_agent: AgentFactory, tmp_path: Path, fleet: Fleet,
-        adopt: Callable[[LocalAgent], Kit]) -> None:
+    start_agent: AgentFactory, tmp_path: Path, fleet: Fleet, adopt: Callable[[LocalAgent], Kit]
+) -> None:
     agent = quick_agent(start_agent, tmp_path, "wanderer")
     kit = adopt(agent)
     assert all(o.ok for o in run(async_deploy(fleet, INT8, [kit], activate=True)))
@@ -146,8 +167,7 @@ def test_history_is_pulled_idempotently_and_a_stopped_kit_shows_last_known_data(
     wait_for_samples(ops, kit, 5)
     series = ops.history.series(kit.device_id)
     assert [s.seq for s in series] == sorted(s.seq or 0 for s in series)
-    assert all(0 <= s.cpu_percent <= 100 and s.disk_free_bytes and s.disk_free_bytes > 0
-               for s in series)
+    assert all(0 <= s.cpu_percent <= 100 and s.disk_free_bytes and s.disk_free_bytes > 0 for s in series)
     again = ops.history.merge(kit.device_id, series)  # the same samples again change nothing
     assert again == 0
 
@@ -172,8 +192,9 @@ def test_history_is_pulled_idempotently_and_a_stopped_kit_shows_last_known_data(
     assert ops.view(kit.device_id).status == "online"
 
 
-def test_kits_and_report_from_the_cli(start_agent: AgentFactory, tmp_path: Path, fleet: Fleet,
-                                      adopt: Callable[[LocalAgent], Kit]) -> None:
+def test_kits_and_report_from_the_cli(
+    start_agent: AgentFactory, tmp_path: Path, fleet: Fleet, adopt: Callable[[LocalAgent], Kit]
+) -> None:
     kits = [adopt(quick_agent(start_agent, tmp_path, name)) for name in ("north-1", "north-2")]
     assert all(o.ok for o in run(async_deploy(fleet, INT8, kits, activate=True)))
     bench = JobRequest(kind="benchmark", params={"model": "digits-cnn", "runs": 5}, label="bench")
@@ -183,8 +204,9 @@ def test_kits_and_report_from_the_cli(start_agent: AgentFactory, tmp_path: Path,
     assert listed.returncode == 0, listed.stderr
     rows = {r["name"]: r for r in json.loads(listed.stdout)}
     assert set(rows) == {"north-1", "north-2"}
-    assert all(r["status"] == "online" and r["active_models"] == ["digits-cnn 1.0-int8"]
-               for r in rows.values())
+    assert all(
+        r["status"] == "online" and r["active_models"] == ["digits-cnn 1.0-int8"] for r in rows.values()
+    )
     assert all(0 <= r["memory_percent"] <= 100 for r in rows.values())
     out = tmp_path / "report.html"
     deadline = time.monotonic() + 60
@@ -221,5 +243,6 @@ def test_adoption_over_ssh_enrollment_is_audited_on_the_kit(tmp_path: Path) -> N
     finally:
         db.close()
     assert [(e.action, e.actor_id, e.detail["via"]) for e in entries] == [
-        ("kit.adopt", enrolled["token_id"], "ssh")]
+        ("kit.adopt", enrolled["token_id"], "ssh")
+    ]
     assert entries[0].actor_label == "kitfleet (app-laptop) via ssh"

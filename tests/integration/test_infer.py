@@ -49,16 +49,18 @@ def test_an_image_gives_ranked_labels_naming_version_and_sha(served, fleet: Flee
     assert {c.label for c in result.classes or []} <= set(manifest.labels)
 
 
-def test_a_tensor_gives_the_same_answer_as_onnx_runtime_in_process(served, fleet: Fleet,
-                                                                   tmp_path: Path) -> None:
+def test_a_tensor_gives_the_same_answer_as_onnx_runtime_in_process(
+    served, fleet: Fleet, tmp_path: Path
+) -> None:
     import onnxruntime as ort
 
     _, kit, _ = served
     tensor = np.random.default_rng(3).random((1, 3, 16, 16)).astype("float32")
     buffer = io.BytesIO()
     np.save(buffer, tensor)
-    result = asyncio.run(fleet.async_call(
-        kit, lambda c: c.infer("tiny", buffer.getvalue(), "application/x-npy", top_k=4)))
+    result = asyncio.run(
+        fleet.async_call(kit, lambda c: c.infer("tiny", buffer.getvalue(), "application/x-npy", top_k=4))
+    )
     assert isinstance(result, InferResult)
     session = ort.InferenceSession(str(tmp_path / "tiny.onnx"), providers=["CPUExecutionProvider"])
     expected = session.run(None, {"image": tensor})[0][0]
@@ -80,18 +82,21 @@ def test_results_follow_activation(served, fleet: Fleet, tmp_path: Path) -> None
     assert (latest.version, pinned.version) == ("2", "1")
 
 
-@pytest.mark.parametrize(("body", "content_type", "status"), [
-    (b"not an image", "image/png", 400),
-    (b"GIF89a....", "image/gif", 415),
-    (b"hello", "text/plain", 415),
-    (b"", "image/png", 400),
-])
-def test_bad_inputs_are_4xx_and_the_agent_stays_up(served, body: bytes, content_type: str,
-                                                   status: int) -> None:
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"not an image", "image/png", 400),
+        (b"GIF89a....", "image/gif", 415),
+        (b"hello", "text/plain", 415),
+        (b"", "image/png", 400),
+    ],
+)
+def test_bad_inputs_are_4xx_and_the_agent_stays_up(
+    served, body: bytes, content_type: str, status: int
+) -> None:
     agent, kit, _ = served
     with raw_client(agent, kit.token) as client:
-        answer = client.post("/v1/models/tiny/infer", content=body,
-                             headers={"Content-Type": content_type})
+        answer = client.post("/v1/models/tiny/infer", content=body, headers={"Content-Type": content_type})
         assert answer.status_code == status, answer.text
         assert answer.json()["message"]
         assert client.get("/v1/health").status_code == 200
@@ -102,8 +107,9 @@ def test_a_tensor_of_the_wrong_shape_is_422(served) -> None:
     buffer = io.BytesIO()
     np.save(buffer, np.zeros((1, 3, 8, 8), dtype="float32"))
     with raw_client(agent, kit.token) as client:
-        answer = client.post("/v1/models/tiny/infer", content=buffer.getvalue(),
-                             headers={"Content-Type": "application/x-npy"})
+        answer = client.post(
+            "/v1/models/tiny/infer", content=buffer.getvalue(), headers={"Content-Type": "application/x-npy"}
+        )
     assert answer.status_code == 422
     assert "16" in answer.json()["message"]
 
@@ -123,8 +129,9 @@ def test_infer_from_the_cli(served, fleet: Fleet, tmp_path: Path) -> None:
     assert "class-" in done.stdout
 
 
-def test_a_raw_model_answers_tensors_naming_the_model(start_agent: AgentFactory, fleet: Fleet, adopt,
-                                                      tmp_path: Path) -> None:
+def test_a_raw_model_answers_tensors_naming_the_model(
+    start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path
+) -> None:
     kit = adopt(start_agent("raw", mdns=False))
     model = tmp_path / "plain.onnx"
     manifest = classifier(model, name="plain", version="3")
@@ -135,16 +142,18 @@ def test_a_raw_model_answers_tensors_naming_the_model(start_agent: AgentFactory,
     tensor = tmp_path / "input.npy"
     np.save(tensor, np.random.default_rng(3).random((1, 3, 16, 16)).astype("float32"))
 
-    answer = asyncio.run(fleet.async_call(kit, lambda c: c.infer("plain", tensor.read_bytes(),
-                                                                 "application/x-npy")))
+    answer = asyncio.run(
+        fleet.async_call(kit, lambda c: c.infer("plain", tensor.read_bytes(), "application/x-npy"))
+    )
     assert isinstance(answer, RawOutputs)
     assert (answer.version, answer.sha256) == ("3", manifest.sha256)
     scores = np.load(io.BytesIO(answer.npz))["scores"]
     assert scores.shape == (1, 4)
     assert abs(float(scores.sum()) - 1.0) < 1e-4
 
-    done = kitfleet(fleet.settings.home, "infer", "raw", "plain", str(tensor), "--out",
-                    str(tmp_path / "out.npz"))
+    done = kitfleet(
+        fleet.settings.home, "infer", "raw", "plain", str(tensor), "--out", str(tmp_path / "out.npz")
+    )
     assert done.returncode == 0, done.stderr
     assert f"plain 3 ({manifest.sha256[:12]})" in done.stdout
     assert np.allclose(np.load(tmp_path / "out.npz")["scores"], scores)
@@ -160,17 +169,25 @@ def test_the_short_infer_path_answers_exactly_as_the_full_route(served) -> None:
     np.save(wrong, np.zeros((1, 3, 8, 8), dtype="float32"))
     npy = {"Content-Type": "application/x-npy"}
     png = {"Content-Type": "image/png"}
-    cases = [("tiny", "", tensor.getvalue(), npy), ("tiny", "&version=1", _png(), png),
-             ("nope", "", _png(), {}), ("tiny", "", wrong.getvalue(), npy), ("tiny", "", b"hello", {}),
-             ("tiny", "&version=9", _png(), {}), ("tiny", "", b"\x93NUMPY broken", npy)]
+    cases = [
+        ("tiny", "", tensor.getvalue(), npy),
+        ("tiny", "&version=1", _png(), png),
+        ("nope", "", _png(), {}),
+        ("tiny", "", wrong.getvalue(), npy),
+        ("tiny", "", b"hello", {}),
+        ("tiny", "&version=9", _png(), {}),
+        ("tiny", "", b"\x93NUMPY broken", npy),
+    ]
     with raw_client(agent, kit.token) as client:
         assert client.get("/v1/models").status_code == 200  # the token is now recently verified
         for name, extra, body, headers in cases:
             path = f"/v1/models/{name}/infer?top_k=2"
             full = client.post(f"{path}&top_k=2{extra}", content=body, headers=headers)
             short = client.post(f"{path}{extra}", content=body, headers=headers)
-            assert (short.status_code, short.headers["content-type"]) == \
-                (full.status_code, full.headers["content-type"]), (name, extra, full.text, short.text)
+            assert (short.status_code, short.headers["content-type"]) == (
+                full.status_code,
+                full.headers["content-type"],
+            ), (name, extra, full.text, short.text)
             got, expected = short.json(), full.json()
             for answer in (got, expected):
                 answer.pop("latency_ms", None)

@@ -36,8 +36,9 @@ def deploy(client: httpx.Client, tmp_path: Path, **kwargs: Any) -> Manifest:
     manifest = classifier(model, **kwargs)
     body = {"manifest": json.loads(manifest.model_dump_json()), "activate": True}
     upload = client.post("/v1/uploads", json=body).json()
-    client.patch(f"/v1/uploads/{upload['upload_id']}", content=model.read_bytes(),
-                 headers={"Upload-Offset": "0"}).raise_for_status()
+    client.patch(
+        f"/v1/uploads/{upload['upload_id']}", content=model.read_bytes(), headers={"Upload-Offset": "0"}
+    ).raise_for_status()
     client.post(f"/v1/uploads/{upload['upload_id']}/commit").raise_for_status()
     return manifest
 
@@ -78,8 +79,9 @@ def refused(response: httpx.Response, status: int, error: str | None = None) -> 
     return body
 
 
-def test_bad_input_is_refused_clearly_and_nothing_is_queued(start_agent: AgentFactory,
-                                                            tmp_path: Path) -> None:
+def test_bad_input_is_refused_clearly_and_nothing_is_queued(
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     configure(tmp_path, "bad", jobs_threads=4, jobs_memory_mb=4096)
     agent = start_agent("bad", mdns=False)
     (tmp_path / "outside").mkdir()
@@ -89,27 +91,56 @@ def test_bad_input_is_refused_clearly_and_nothing_is_queued(start_agent: AgentFa
         unknown_kind = refused(post("/v1/jobs", json={"kind": "paint", "params": {}}), 422)
         assert "batch-infer" in unknown_kind["message"]
         refused(post("/v1/jobs", json={"kind": "benchmark", "params": {}}), 422, "invalid_request")
-        assert "runz" in refused(post("/v1/jobs", json={"kind": "benchmark", "params": {
-            "model": "tiny", "runz": 3}}), 422)["message"]
-        refused(post("/v1/jobs", json={"kind": "benchmark", "params": {"model": "tiny", "batch_sizes": [0]}}),
-                422)
-        refused(post("/v1/jobs", json={"kind": "benchmark", "params": {"model": "ghost"}}), 422,
-                "model_not_deployed")
-        refused(post("/v1/jobs", json={"kind": "benchmark", "params": {"model": "tiny", "version": "9"}}),
-                422, "model_not_deployed")
+        assert (
+            "runz"
+            in refused(
+                post("/v1/jobs", json={"kind": "benchmark", "params": {"model": "tiny", "runz": 3}}), 422
+            )["message"]
+        )
+        refused(
+            post("/v1/jobs", json={"kind": "benchmark", "params": {"model": "tiny", "batch_sizes": [0]}}), 422
+        )
+        refused(
+            post("/v1/jobs", json={"kind": "benchmark", "params": {"model": "ghost"}}),
+            422,
+            "model_not_deployed",
+        )
+        refused(
+            post("/v1/jobs", json={"kind": "benchmark", "params": {"model": "tiny", "version": "9"}}),
+            422,
+            "model_not_deployed",
+        )
         for folder in ("../../outside", str(tmp_path / "outside"), "/etc", "a/../../../../outside"):
             params = {"model": "tiny", "folder": folder}
-            refused(post("/v1/jobs", json={"kind": "batch-infer", "params": params}), 422,
-                    "path_outside_data_roots")
-        refused(post("/v1/jobs", json={"kind": "batch-infer", "params": {"model": "tiny", "folder": "nope"}}),
-                422, "folder_not_found")
+            refused(
+                post("/v1/jobs", json={"kind": "batch-infer", "params": params}),
+                422,
+                "path_outside_data_roots",
+            )
+        refused(
+            post("/v1/jobs", json={"kind": "batch-infer", "params": {"model": "tiny", "folder": "nope"}}),
+            422,
+            "folder_not_found",
+        )
         for resources in ({"memory_mb": 4097}, {"threads": 5}, {"gpu": 1}):
-            refused(post("/v1/jobs", json={"kind": "benchmark", "params": {"model": "tiny"},
-                                           "resources": resources}), 422, "impossible_resources")
-        refused(post("/v1/jobs", json={"kind": "command", "params": {"argv": ["/bin/true"]}}), 403,
-                "commands_disabled")
-        refused(operator.post("/v1/jobs", json={"kind": "command", "params": {"argv": ["/bin/true"]}}), 403,
-                "insufficient_scope")
+            refused(
+                post(
+                    "/v1/jobs",
+                    json={"kind": "benchmark", "params": {"model": "tiny"}, "resources": resources},
+                ),
+                422,
+                "impossible_resources",
+            )
+        refused(
+            post("/v1/jobs", json={"kind": "command", "params": {"argv": ["/bin/true"]}}),
+            403,
+            "commands_disabled",
+        )
+        refused(
+            operator.post("/v1/jobs", json={"kind": "command", "params": {"argv": ["/bin/true"]}}),
+            403,
+            "insufficient_scope",
+        )
         refused(post("/v1/jobs", json={"kind": "command", "params": {"argv": "rm -rf /"}}), 422)
         job = {"kind": "benchmark", "params": {"model": "tiny"}}
         for cron in ("not a cron", "61 * * * *", "* * *", "0 0 30 2 *"):
@@ -127,8 +158,9 @@ def test_bad_input_is_refused_clearly_and_nothing_is_queued(start_agent: AgentFa
         refused(admin.get(f"/v1/jobs/{done['job_id']}/results/results.csv"), 404, "result_not_found")
 
 
-def test_batch_infer_results_name_the_model_and_are_collected(start_agent: AgentFactory,
-                                                              tmp_path: Path) -> None:
+def test_batch_infer_results_name_the_model_and_are_collected(
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     agent = start_agent("infer", mdns=False)
     folder = agent.data_dir / "datasets" / "street"
     images(folder / "a", 30)
@@ -138,8 +170,10 @@ def test_batch_infer_results_name_the_model_and_are_collected(start_agent: Agent
         manifest = deploy(client, tmp_path)
         key = {"idempotency_key": "street-1"}
         job = submit(client, "batch-infer", {"model": "tiny", "folder": "street", "top_k": 2}, **key)
-        again = client.post("/v1/jobs", json={"kind": "batch-infer", "params": {
-            "model": "tiny", "folder": "street", "top_k": 2}, **key})
+        again = client.post(
+            "/v1/jobs",
+            json={"kind": "batch-infer", "params": {"model": "tiny", "folder": "street", "top_k": 2}, **key},
+        )
         assert (again.status_code, again.json()["job_id"]) == (200, job["job_id"])
         done = wait(client, job["job_id"])
         assert done["state"] == "done", done
@@ -155,8 +189,9 @@ def test_batch_infer_results_name_the_model_and_are_collected(start_agent: Agent
         assert all((r["model"], r["version"], r["sha256"]) == ("tiny", "1", manifest.sha256) for r in rows)
         assert sum("error" in r for r in rows) == 1
         assert all(len(r["classes"]) == 2 for r in rows if "error" not in r)
-        table = list(csv.DictReader(io.StringIO(client.get(
-            f"/v1/jobs/{job['job_id']}/results/results.csv").text)))
+        table = list(
+            csv.DictReader(io.StringIO(client.get(f"/v1/jobs/{job['job_id']}/results/results.csv").text))
+        )
         assert len(table) == 43
         assert {row["sha256"] for row in table} == {manifest.sha256}
         logs = client.get(f"/v1/jobs/{job['job_id']}/logs").json()
@@ -182,9 +217,13 @@ def _uploaded_dataset(client: httpx.Client, tmp_path: Path) -> None:
     assert [d["name"] for d in client.get("/v1/datasets").json()] == ["cams", "street"]
     job = wait(client, submit(client, "batch-infer", {"model": "tiny", "dataset": "cams"})["job_id"])
     assert (job["state"], job["result"]["images"]) == ("done", 5)
-    refused(client.post("/v1/jobs", json={"kind": "batch-infer", "params": {"model": "tiny",
-                                                                           "dataset": "nothere"}}),
-            422, "dataset_not_found")
+    refused(
+        client.post(
+            "/v1/jobs", json={"kind": "batch-infer", "params": {"model": "tiny", "dataset": "nothere"}}
+        ),
+        422,
+        "dataset_not_found",
+    )
     assert client.delete("/v1/datasets/cams").status_code == 204
 
 
@@ -196,8 +235,12 @@ def test_benchmark_evaluate_and_quantize_on_the_kit(start_agent: AgentFactory, t
     images(labelled / "not-a-label", 2)
     with raw_client(agent, pair(agent)) as client:
         deploy(client, tmp_path, size=32, classes=8)
-        bench = submit(client, "benchmark", {"model": "tiny", "batch_sizes": [1, 4], "threads": [1, 2],
-                                             "runs": 20}, resources={"threads": 2})
+        bench = submit(
+            client,
+            "benchmark",
+            {"model": "tiny", "batch_sizes": [1, 4], "threads": [1, 2], "runs": 20},
+            resources={"threads": 2},
+        )
         evaluate = submit(client, "evaluate", {"model": "tiny", "folder": str(labelled)})
         quantize = submit(client, "quantize", {"model": "tiny"})
         rows = wait(client, bench["job_id"])["result"]["rows"]

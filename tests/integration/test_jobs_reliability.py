@@ -52,13 +52,13 @@ def _workers_of(data_dir: Path) -> list[int]:
     return found
 
 
-def test_kill_9_while_jobs_run_loses_nothing_and_runs_nothing_twice(start_agent: AgentFactory,
-                                                                     tmp_path: Path) -> None:
+def test_kill_9_while_jobs_run_loses_nothing_and_runs_nothing_twice(
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     script, markers = tmp_path / "job.py", tmp_path / "markers"
     script.write_text(JOB_SCRIPT)
     markers.mkdir()
-    configure(tmp_path, "crashy", jobs_allowed_commands=[sys.executable], jobs_max_running=4,
-              jobs_threads=8)
+    configure(tmp_path, "crashy", jobs_allowed_commands=[sys.executable], jobs_max_running=4, jobs_threads=8)
     agent = start_agent("crashy", mdns=False)
     token = pair(agent)
     rng = random.Random(4)
@@ -72,12 +72,18 @@ def test_kill_9_while_jobs_run_loses_nothing_and_runs_nothing_twice(start_agent:
             for n in range(3):
                 retries = rng.choice([0, 5])
                 tag = f"r{round_}-{n}"
-                job = submit(client, "command", {"argv": [sys.executable, str(script), str(markers), tag,
-                                                          str(rng.uniform(0.2, 1.0))]},
-                             max_retries=retries, retry_backoff_s=0, label=tag)
+                job = submit(
+                    client,
+                    "command",
+                    {"argv": [sys.executable, str(script), str(markers), tag, str(rng.uniform(0.2, 1.0))]},
+                    max_retries=retries,
+                    retry_backoff_s=0,
+                    label=tag,
+                )
                 acknowledged[job["job_id"]] = retries
-            bench = submit(client, "benchmark", {"model": "tiny", "runs": 200}, max_retries=5,
-                           retry_backoff_s=0)
+            bench = submit(
+                client, "benchmark", {"model": "tiny", "runs": 200}, max_retries=5, retry_backoff_s=0
+            )
             acknowledged[bench["job_id"]] = 5
         time.sleep(rng.uniform(0.3, 1.2))
         agent.kill()
@@ -101,20 +107,38 @@ def test_kill_9_while_jobs_run_loses_nothing_and_runs_nothing_twice(start_agent:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_hundreds_of_queued_jobs_respect_priority_and_resources(start_agent: AgentFactory,
-                                                                tmp_path: Path) -> None:
-    configure(tmp_path, "busy", jobs_allowed_commands=["/bin/true", "/bin/sleep"], jobs_threads=4,
-              jobs_max_running=4, jobs_aging_s=1e9)
+def test_hundreds_of_queued_jobs_respect_priority_and_resources(
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
+    configure(
+        tmp_path,
+        "busy",
+        jobs_allowed_commands=["/bin/true", "/bin/sleep"],
+        jobs_threads=4,
+        jobs_max_running=4,
+        jobs_aging_s=1e9,
+    )
     agent = start_agent("busy", mdns=False)
     rng = random.Random(7)
     with raw_client(agent, pair(agent)) as client:
         # a job holding every thread keeps the queue shut until all 200 are in
-        blocker = submit(client, "command", {"argv": ["/bin/sleep", "60"]}, resources={"threads": 4},
-                         priority=100)
+        blocker = submit(
+            client, "command", {"argv": ["/bin/sleep", "60"]}, resources={"threads": 4}, priority=100
+        )
         asks = [(rng.randint(-5, 5), rng.choice([1, 2, 3])) for _ in range(200)]
         with ThreadPoolExecutor(8) as pool:  # submitted concurrently, as several laptops might
-            ids = set(pool.map(lambda ask: submit(client, "command", {"argv": ["/bin/true"]}, priority=ask[0],
-                                                  resources={"threads": ask[1]})["job_id"], asks))
+            ids = set(
+                pool.map(
+                    lambda ask: submit(
+                        client,
+                        "command",
+                        {"argv": ["/bin/true"]},
+                        priority=ask[0],
+                        resources={"threads": ask[1]},
+                    )["job_id"],
+                    asks,
+                )
+            )
         assert client.get("/v1/jobs", params={"state": "running"}).json()[0]["job_id"] == blocker["job_id"]
         client.post(f"/v1/jobs/{blocker['job_id']}/cancel").raise_for_status()
         everything = _all_finished(client, ids, timeout=90)
@@ -135,8 +159,10 @@ def test_a_cron_schedule_fires_after_a_restart(start_agent: AgentFactory, tmp_pa
     token = pair(agent)
     template = {"kind": "command", "params": {"argv": ["/bin/true"]}}
     with raw_client(agent, token) as client:
-        made = client.post("/v1/schedules", json={"name": "every-2s", "cron": "* * * * * */2",
-                                                  "job": template, "missed": "run_once"})
+        made = client.post(
+            "/v1/schedules",
+            json={"name": "every-2s", "cron": "* * * * * */2", "job": template, "missed": "run_once"},
+        )
         assert made.status_code == 201, made.text
         schedule_id = made.json()["schedule_id"]
     agent.kill()
@@ -146,8 +172,11 @@ def test_a_cron_schedule_fires_after_a_restart(start_agent: AgentFactory, tmp_pa
     with raw_client(agent, token) as client:
         deadline = time.monotonic() + 15
         while True:
-            fired = [j for j in client.get("/v1/jobs", params={"schedule_id": schedule_id}).json()
-                     if j["created_at"] >= restarted and j["state"] == "done"]
+            fired = [
+                j
+                for j in client.get("/v1/jobs", params={"schedule_id": schedule_id}).json()
+                if j["created_at"] >= restarted and j["state"] == "done"
+            ]
             if fired or time.monotonic() > deadline:
                 break
             time.sleep(0.1)

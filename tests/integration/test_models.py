@@ -22,8 +22,9 @@ def _upload_body(manifest: Manifest, activate: bool = False) -> dict[str, object
     return {"manifest": json.loads(manifest.model_dump_json()), "activate": activate}
 
 
-def test_deploy_activate_rollback_delete(start_agent: AgentFactory, fleet: Fleet, adopt,
-                                         tmp_path: Path) -> None:
+def test_deploy_activate_rollback_delete(
+    start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path
+) -> None:
     agent = start_agent("models", mdns=False)
     kit = adopt(agent)
     v1 = tmp_path / "v1" / "tiny.onnx"
@@ -57,8 +58,9 @@ def test_deploy_activate_rollback_delete(start_agent: AgentFactory, fleet: Fleet
     assert "* tiny" in listed.stdout
 
 
-def test_deploying_the_same_package_twice_is_one_install(start_agent: AgentFactory, fleet: Fleet,
-                                                         adopt, tmp_path: Path) -> None:
+def test_deploying_the_same_package_twice_is_one_install(
+    start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path
+) -> None:
     kit = adopt(start_agent("twice", mdns=False))
     model = tmp_path / "tiny.onnx"
     classifier(model)
@@ -69,8 +71,9 @@ def test_deploying_the_same_package_twice_is_one_install(start_agent: AgentFacto
     assert len(info.versions) == 1
 
 
-def test_an_interrupted_upload_resumes_and_is_never_served(start_agent: AgentFactory, fleet: Fleet,
-                                                           adopt, tmp_path: Path) -> None:
+def test_an_interrupted_upload_resumes_and_is_never_served(
+    start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path
+) -> None:
     agent = start_agent("resume", mdns=False)
     kit = adopt(agent)
     model = tmp_path / "big.onnx"
@@ -79,22 +82,25 @@ def test_an_interrupted_upload_resumes_and_is_never_served(start_agent: AgentFac
     half = len(data) // 2
     with raw_client(agent, kit.token) as client:
         upload = client.post("/v1/uploads", json=_upload_body(manifest, activate=True)).json()
-        sent = client.patch(f"/v1/uploads/{upload['upload_id']}", content=data[:half],
-                            headers={"Upload-Offset": "0"})
+        sent = client.patch(
+            f"/v1/uploads/{upload['upload_id']}", content=data[:half], headers={"Upload-Offset": "0"}
+        )
         assert sent.json()["offset"] == half
         early = client.post(f"/v1/uploads/{upload['upload_id']}/commit")
         assert early.status_code == 409
         assert early.json()["error"] == "upload_incomplete"
-        wrong = client.patch(f"/v1/uploads/{upload['upload_id']}", content=b"x",
-                             headers={"Upload-Offset": "0"})
+        wrong = client.patch(
+            f"/v1/uploads/{upload['upload_id']}", content=b"x", headers={"Upload-Offset": "0"}
+        )
         assert wrong.status_code == 409
         assert wrong.headers["upload-offset"] == str(half)
         assert client.get("/v1/models").json() == []
     agent.stop()  # the link and the agent go away mid-upload
     agent.start()
     seen: list[Progress] = []
-    [outcome] = asyncio.run(async_deploy(fleet, model, [fleet.inventory.get(kit.device_id)],
-                                         activate=True, progress=seen.append))
+    [outcome] = asyncio.run(
+        async_deploy(fleet, model, [fleet.inventory.get(kit.device_id)], activate=True, progress=seen.append)
+    )
     assert outcome.ok, outcome.message
     uploading = [p.sent for p in seen if p.stage == "uploading"]
     assert uploading[0] == half, "the resumed deploy starts where the link dropped"
@@ -106,8 +112,9 @@ def test_an_interrupted_upload_resumes_and_is_never_served(start_agent: AgentFac
 
 
 @pytest.mark.parametrize("defect", ["not-onnx", "sha256", "input-size", "labels", "golden"])
-def test_a_bad_model_never_replaces_the_serving_one(start_agent: AgentFactory, fleet: Fleet, adopt,
-                                                    tmp_path: Path, defect: str) -> None:
+def test_a_bad_model_never_replaces_the_serving_one(
+    start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path, defect: str
+) -> None:
     agent = start_agent("defects", mdns=False)
     kit = adopt(agent)
     good = tmp_path / "good.onnx"
@@ -130,8 +137,9 @@ def test_a_bad_model_never_replaces_the_serving_one(start_agent: AgentFactory, f
         manifest.golden.outputs = {"scores": [0.5, 0.5, 0.5, 0.5]}
     with raw_client(agent, kit.token) as client:
         upload = client.post("/v1/uploads", json=_upload_body(manifest, activate=True)).json()
-        client.patch(f"/v1/uploads/{upload['upload_id']}", content=bad.read_bytes(),
-                     headers={"Upload-Offset": "0"})
+        client.patch(
+            f"/v1/uploads/{upload['upload_id']}", content=bad.read_bytes(), headers={"Upload-Offset": "0"}
+        )
         refused = client.post(f"/v1/uploads/{upload['upload_id']}/commit")
         assert refused.status_code == 422, refused.text
         assert refused.json()["error"] == "verification_failed"
@@ -152,27 +160,37 @@ def test_a_manifest_that_does_not_match_its_file_is_refused_on_the_laptop(tmp_pa
         load_package(model)
 
 
-@pytest.mark.parametrize("name", ["../etc", "..%2F..%2Fetc", "%2e%2e", "/abs", "a\\b", "a%00b",
-                                  "UPPER", "x" * 65])
+@pytest.mark.parametrize(
+    "name", ["../etc", "..%2F..%2Fetc", "%2e%2e", "/abs", "a\\b", "a%00b", "UPPER", "x" * 65]
+)
 def test_path_traversal_in_model_names_is_refused(start_agent: AgentFactory, name: str) -> None:
     agent = start_agent("traversal", mdns=False)
     token = pair(agent)
     with raw_client(agent, token) as client:
-        for method, path in (("GET", f"/v1/models/{name}"),
-                             ("POST", f"/v1/models/{name}/rollback"),
-                             ("DELETE", f"/v1/models/{name}/versions/1"),
-                             ("DELETE", f"/v1/models/tiny/versions/{name}")):
+        for method, path in (
+            ("GET", f"/v1/models/{name}"),
+            ("POST", f"/v1/models/{name}/rollback"),
+            ("DELETE", f"/v1/models/{name}/versions/1"),
+            ("DELETE", f"/v1/models/tiny/versions/{name}"),
+        ):
             response = client.request(method, path)
             assert 400 <= response.status_code < 500, (method, path, response.status_code)
-        manifest = {"name": name, "version": "1", "task": "raw", "sha256": "0" * 64,
-                    "size_bytes": 10, "input": {"name": "x", "height": 1, "width": 1}}
+        manifest = {
+            "name": name,
+            "version": "1",
+            "task": "raw",
+            "sha256": "0" * 64,
+            "size_bytes": 10,
+            "input": {"name": "x", "height": 1, "width": 1},
+        }
         assert client.post("/v1/uploads", json={"manifest": manifest}).status_code == 422
     outside = {p.name for p in agent.data_dir.parent.iterdir()}
     assert outside == {"traversal"}
 
 
-def test_oversized_model_is_refused_before_any_byte(start_agent: AgentFactory, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_model_is_refused_before_any_byte(
+    start_agent: AgentFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KITFLEET_AGENT_MAX_MODEL_BYTES", "10000")
     agent = start_agent("oversized", mdns=False)
     manifest = classifier(tmp_path / "tiny.onnx")
@@ -191,7 +209,8 @@ def test_viewer_cannot_deploy(start_agent: AgentFactory, tmp_path: Path) -> None
 
 
 def test_deploy_to_an_offline_kit_reports_it_and_others_continue(
-        start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path) -> None:
+    start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path
+) -> None:
     online = adopt(start_agent("online", mdns=False))
     gone_agent = start_agent("gone", mdns=False)
     gone = adopt(gone_agent)
@@ -213,7 +232,8 @@ def small_disk(tmp_path: Path):
 
 
 def test_disk_full_during_upload_is_clear_and_resumes_after_space_is_freed(
-        small_disk: Path, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_disk: Path, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from app.fleet.localagent import LocalAgent
 
     monkeypatch.setenv("KITFLEET_AGENT_DISK_RESERVE_BYTES", str(256 << 10))
@@ -231,8 +251,9 @@ def test_disk_full_during_upload_is_clear_and_resumes_after_space_is_freed(
             filler = small_disk / "filler"
             free = __import__("shutil").disk_usage(small_disk).free
             filler.write_bytes(b"\0" * (free - manifest.size_bytes // 2))
-            full = client.patch(f"/v1/uploads/{upload['upload_id']}", content=big.read_bytes(),
-                                headers={"Upload-Offset": "0"})
+            full = client.patch(
+                f"/v1/uploads/{upload['upload_id']}", content=big.read_bytes(), headers={"Upload-Offset": "0"}
+            )
             assert full.status_code == 507, full.text
             assert "disk is full" in full.json()["message"]
             assert client.get("/v1/models/tiny").json()["active_version"] == "1"

@@ -52,8 +52,13 @@ def test_wheelhouse_for_this_machine(wheelhouse: Path, tmp_path: Path) -> None:
         python_tag, abi, platform_tag = name[:-4].split("-")[-3:]
         assert platform_tag == "any" or ("manylinux" in platform_tag and arch in platform_tag), name
         assert platform_tag == "any" or cp in python_tag or abi == "abi3", name
-    done = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=wheelhouse,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["sha256sum", "--quiet", "-c", "SHA256SUMS"],
+        cwd=wheelhouse,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     house.verify(files)
 
@@ -86,28 +91,30 @@ def deb(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
         pytest.skip("needs dpkg-deb")
     _, python = this_target()
     builder = load(REPO / "packaging" / "deb" / "build.py", "deb_build")
-    out: Path = builder.build(wheelhouse, this_target()[0], python,
-                              tmp_path_factory.mktemp("deb"), compression="none")
+    out: Path = builder.build(
+        wheelhouse, this_target()[0], python, tmp_path_factory.mktemp("deb"), compression="none"
+    )
     return out
 
 
 def test_deb_control_and_contents(deb: Path) -> None:
     arch = {"x86_64": "amd64", "aarch64": "arm64"}[this_target()[0]]
     assert deb.name == f"kitfleet-agent_{__version__}_{arch}.deb"
-    info = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True,
-                          check=True).stdout
+    info = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True, check=True).stdout
     fields = dict(line.split(": ", 1) for line in info.splitlines() if ": " in line)
     assert fields["Package"] == "kitfleet-agent"
     assert fields["Version"] == __version__
     assert fields["Architecture"] == arch
     assert f"python{this_target()[1]}" in fields["Depends"]
-    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True,
-                             check=True).stdout
-    for path in ("./lib/systemd/system/kitfleet-agent.service",
-                 "./opt/kitfleet-agent/venv/bin/kitfleet-agent",
-                 "./opt/kitfleet-agent/venv/pyvenv.cfg",
-                 "./usr/bin/kitfleet-agent -> /opt/kitfleet-agent/venv/bin/kitfleet-agent",
-                 "site-packages/agent/cli.py", "site-packages/onnxruntime/"):
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
+    for path in (
+        "./lib/systemd/system/kitfleet-agent.service",
+        "./opt/kitfleet-agent/venv/bin/kitfleet-agent",
+        "./opt/kitfleet-agent/venv/pyvenv.cfg",
+        "./usr/bin/kitfleet-agent -> /opt/kitfleet-agent/venv/bin/kitfleet-agent",
+        "site-packages/agent/cli.py",
+        "site-packages/onnxruntime/",
+    ):
         assert path in listing, path
     assert "__pycache__" not in listing  # compiled on the kit by postinst, removed by prerm
 
@@ -119,8 +126,9 @@ def test_deb_unit_is_hardened_and_runs_the_packaged_agent(deb: Path, tmp_path: P
     unit.optionxform = str  # type: ignore[assignment,method-assign]
     unit.read(root / "lib/systemd/system/kitfleet-agent.service")
     service = unit["Service"]
-    assert service["ExecStart"] == ("/opt/kitfleet-agent/venv/bin/kitfleet-agent run "
-                                    "--data-dir /var/lib/kitfleet-agent")
+    assert service["ExecStart"] == (
+        "/opt/kitfleet-agent/venv/bin/kitfleet-agent run --data-dir /var/lib/kitfleet-agent"
+    )
     assert service["Restart"] == "on-failure"
     assert service["User"] == "kitfleet-agent"
     assert service["NoNewPrivileges"] == "yes"
@@ -142,8 +150,12 @@ def test_deb_unit_is_hardened_and_runs_the_packaged_agent(deb: Path, tmp_path: P
     if not python.exists():  # a symlink to the system's /usr/bin/python3.X
         pytest.skip(f"this machine has no {os.readlink(python)}")
     # -I: isolated, so neither the work tree (cwd) nor PYTHONPATH can supply the agent instead.
-    where = subprocess.run([str(python), "-I", "-c", "import agent, sys; print(agent.__file__); "
-                            "print(sys.prefix)"], capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [str(python), "-I", "-c", "import agent, sys; print(agent.__file__); print(sys.prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     module, prefix = where.stdout.split()
     assert Path(module).is_relative_to(venv)
     assert Path(prefix) == venv
@@ -187,8 +199,7 @@ def test_desktop_entry_and_icon() -> None:
     assert desktop["Icon"] == "kitfleet"
     assert desktop["Categories"].endswith(";")
     if shutil.which("desktop-file-validate"):
-        subprocess.run(["desktop-file-validate", str(REPO / "packaging/kitfleet.desktop")],
-                       check=True)
+        subprocess.run(["desktop-file-validate", str(REPO / "packaging/kitfleet.desktop")], check=True)
     icons = REPO / "packaging" / "icons"
     assert (icons / "kitfleet.svg").read_text().lstrip().startswith("<?xml")
     for size in (48, 256):

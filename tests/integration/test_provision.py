@@ -70,23 +70,49 @@ class Lab:
         return SshTarget(self.sshd.user, "127.0.0.1", self.sshd.port)
 
     def cli_args(self, *extra: str) -> list[str]:
-        return ["provision", str(self.target), "--key", str(self.sshd.client_key),
-                "--wheelhouse", str(self.wheelhouse), "--kit-root", str(self.kit_root),
-                "--service", "user", "--agent-port", str(self.agent_port), "--name", "lab-kit",
-                "--agent-setting", 'host="127.0.0.1"', "--agent-setting", "mdns=false",
-                "--remote-env", f"HOME={self.kit_home}",
-                "--remote-env", f"PIP_INDEX_URL={CLOSED_INDEX}", *extra]
+        return [
+            "provision",
+            str(self.target),
+            "--key",
+            str(self.sshd.client_key),
+            "--wheelhouse",
+            str(self.wheelhouse),
+            "--kit-root",
+            str(self.kit_root),
+            "--service",
+            "user",
+            "--agent-port",
+            str(self.agent_port),
+            "--name",
+            "lab-kit",
+            "--agent-setting",
+            'host="127.0.0.1"',
+            "--agent-setting",
+            "mdns=false",
+            "--remote-env",
+            f"HOME={self.kit_home}",
+            "--remote-env",
+            f"PIP_INDEX_URL={CLOSED_INDEX}",
+            *extra,
+        ]
 
-    def request(self, wheelhouse: Path | None = None, login: Login | None = None,
-                **options: Any) -> ProvisionRequest:
+    def request(
+        self, wheelhouse: Path | None = None, login: Login | None = None, **options: Any
+    ) -> ProvisionRequest:
         return ProvisionRequest(
-            self.target, login or Login(key_file=self.sshd.client_key),
+            self.target,
+            login or Login(key_file=self.sshd.client_key),
             wheelhouse or self.wheelhouse,
-            KitOptions(kit_root=str(self.kit_root), service="user", name="lab-kit",
-                       agent_port=self.agent_port,
-                       agent_settings={"host": "127.0.0.1", "mdns": False},
-                       remote_env={"HOME": str(self.kit_home), "PIP_INDEX_URL": CLOSED_INDEX},
-                       **options))
+            KitOptions(
+                kit_root=str(self.kit_root),
+                service="user",
+                name="lab-kit",
+                agent_port=self.agent_port,
+                agent_settings={"host": "127.0.0.1", "mdns": False},
+                remote_env={"HOME": str(self.kit_home), "PIP_INDEX_URL": CLOSED_INDEX},
+                **options,
+            ),
+        )
 
     def fleet(self) -> Fleet:
         return Fleet(AppSettings.resolve(home=self.home, mdns_interfaces=["127.0.0.1"]))
@@ -100,9 +126,19 @@ class Lab:
             fleet.close()
 
     def supervisor(self, action: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(self.kit_root / "supervise.py"), action,
-                               "--pid-file", str(self.kit_root / "run" / "supervisor.pid")],
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [
+                sys.executable,
+                str(self.kit_root / "supervise.py"),
+                action,
+                "--pid-file",
+                str(self.kit_root / "run" / "supervisor.pid"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     def agent_pid(self) -> int:
         state = json.loads((self.kit_root / "run" / "supervisor.pid.state").read_text())
@@ -116,8 +152,9 @@ class Lab:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        with urllib.request.urlopen(f"https://127.0.0.1:{self.agent_port}/v1/health",
-                                    context=ctx, timeout=5) as response:
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{self.agent_port}/v1/health", context=ctx, timeout=5
+        ) as response:
             data: dict[str, Any] = json.load(response)
         return data
 
@@ -154,8 +191,9 @@ def lab(tmp_path: Path, wheelhouse: Path) -> Iterator[Lab]:
 
 
 def trust(lab: Lab) -> None:
-    SshSession.connect(lab.target, Login(key_file=lab.sshd.client_key, accept_new_host_key=True),
-                       KnownHosts(lab.home)).close()
+    SshSession.connect(
+        lab.target, Login(key_file=lab.sshd.client_key, accept_new_host_key=True), KnownHosts(lab.home)
+    ).close()
 
 
 # a kit installed, started and adopted ---------------------------------------------------------
@@ -163,8 +201,11 @@ def trust(lab: Lab) -> None:
 
 def test_provision_installs_starts_and_adopts_the_kit(provisioned: Lab) -> None:
     lab = provisioned
-    shown = [int(line[1:line.index("/")]) for line in lab.first_output.splitlines()
-             if line.startswith("[") and "/10]" in line]
+    shown = [
+        int(line[1 : line.index("/")])
+        for line in lab.first_output.splitlines()
+        if line.startswith("[") and "/10]" in line
+    ]
     assert shown == sorted(shown)  # every step announced, in order
     assert sorted(set(shown)) == list(range(1, 11))
     health = lab.health()
@@ -215,24 +256,47 @@ def test_rerun_upgrades_in_place_keeping_identity_and_models(provisioned: Lab) -
     finally:
         fleet.close()
     assert again.token != kit.token  # a fresh token; the old one was revoked by enroll
-    old = httpx.get(f"https://127.0.0.1:{lab.agent_port}/v1/facts", verify=False, timeout=10,
-                    headers={"Authorization": f"Bearer {kit.token}"})
+    old = httpx.get(
+        f"https://127.0.0.1:{lab.agent_port}/v1/facts",
+        verify=False,
+        timeout=10,
+        headers={"Authorization": f"Bearer {kit.token}"},
+    )
     assert old.status_code == 401
     manifest = json.loads(MODEL.with_suffix("").with_suffix(".manifest.json").read_text())
     assert (manifest["name"], manifest["version"]) in {(m.name, m.active_version) for m in models}
 
 
-@pytest.mark.parametrize(("member", "code", "error", "says", "restarted"), [
-    # Imports, starts, then dies: the switch happens, health never comes, the old venv returns.
-    ("agent/server.py", "def run(settings):\n    raise SystemExit('deliberately broken build')",
-     UpgradeFailed, r"did not come up .* previous agent \(0\.1\.0\) is running again", True),
-    # Does not even import: the self-check stops it before the running agent is touched.
-    ("agent/api/app.py", "raise ImportError('deliberately broken build')", InstallFailed,
-     r"(?s)left as it was.*import check.*deliberately broken build", False),
-])
+@pytest.mark.parametrize(
+    ("member", "code", "error", "says", "restarted"),
+    [
+        # Imports, starts, then dies: the switch happens, health never comes, the old venv returns.
+        (
+            "agent/server.py",
+            "def run(settings):\n    raise SystemExit('deliberately broken build')",
+            UpgradeFailed,
+            r"did not come up .* previous agent \(0\.1\.0\) is running again",
+            True,
+        ),
+        # Does not even import: the self-check stops it before the running agent is touched.
+        (
+            "agent/api/app.py",
+            "raise ImportError('deliberately broken build')",
+            InstallFailed,
+            r"(?s)left as it was.*import check.*deliberately broken build",
+            False,
+        ),
+    ],
+)
 def test_failed_upgrade_leaves_the_previous_agent_running(
-        provisioned: Lab, tmp_path: Path, member: str, code: str, error: type[Exception],
-        says: str, restarted: bool) -> None:
+    provisioned: Lab,
+    tmp_path: Path,
+    member: str,
+    code: str,
+    error: type[Exception],
+    says: str,
+    restarted: bool,
+) -> None:
     lab = provisioned
     broken = broken_copy(lab.wheelhouse, tmp_path / "broken", member, code)
     venv_before, pid_before = lab.current(), lab.agent_pid()
@@ -284,8 +348,7 @@ def test_changed_host_key_is_refused_even_when_accepting_new_keys(lab: Lab) -> N
     lab.sshd.change_host_key()
     new = lab.sshd.host_key_fingerprint()
     with pytest.raises(HostKeyChanged) as refused:
-        lab.provision(lab.request(login=Login(key_file=lab.sshd.client_key,
-                                              accept_new_host_key=True)))
+        lab.provision(lab.request(login=Login(key_file=lab.sshd.client_key, accept_new_host_key=True)))
     assert new in str(refused.value)
     assert old in str(refused.value)
     assert str(lab.home / "known_hosts") in str(refused.value)
@@ -303,8 +366,9 @@ def test_wrong_password_or_key_fails_clearly(lab: Lab, tmp_path: Path) -> None:
         lab.provision(lab.request(login=Login(password="not-the-password")))
     stranger = tmp_path / "stranger"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
-    done = kitfleet(lab.home, *[str(stranger) if a == str(lab.sshd.client_key) else a
-                                for a in lab.cli_args()])
+    done = kitfleet(
+        lab.home, *[str(stranger) if a == str(lab.sshd.client_key) else a for a in lab.cli_args()]
+    )
     assert done.returncode == 1
     assert "login failed: the key stranger was refused" in done.stderr
     assert "authorized_keys" in done.stderr
@@ -315,8 +379,9 @@ def test_kit_the_wheelhouse_cannot_serve_is_refused(lab: Lab, tmp_path: Path) ->
     trust(lab)
     arch, python = this_target()
     key = f"{arch}-cp{python.replace('.', '')}"
-    other = retarget(lab.wheelhouse, tmp_path / "other", {key: "aarch64-cp312"
-                                                          if arch != "aarch64" else "x86_64-cp312"})
+    other = retarget(
+        lab.wheelhouse, tmp_path / "other", {key: "aarch64-cp312" if arch != "aarch64" else "x86_64-cp312"}
+    )
     with pytest.raises(Unsupported, match=r"has no wheels for .* CPython .*build one with"):
         lab.provision(lab.request(other))
     if OLD_PYTHON.exists():
@@ -329,24 +394,38 @@ def test_kit_the_wheelhouse_cannot_serve_is_refused(lab: Lab, tmp_path: Path) ->
 
 
 def _info(**changes: Any) -> KitInfo:
-    base: dict[str, Any] = dict(arch="x86_64", system="Linux", os="Debian 12", python=(3, 11, 2),
-                                implementation="cpython", executable="/usr/bin/python3",
-                                libc=("glibc", "2.36"), uid=0, home="/root", systemd=True,
-                                free_bytes=10 << 30)
+    base: dict[str, Any] = dict(
+        arch="x86_64",
+        system="Linux",
+        os="Debian 12",
+        python=(3, 11, 2),
+        implementation="cpython",
+        executable="/usr/bin/python3",
+        libc=("glibc", "2.36"),
+        uid=0,
+        home="/root",
+        systemd=True,
+        free_bytes=10 << 30,
+    )
     return KitInfo(**{**base, **changes})
 
 
-@pytest.mark.parametrize(("changes", "says"), [
-    ({"arch": "riscv64"}, "riscv64"), ({"system": "Darwin"}, "Linux only"),
-    ({"python": (3, 9, 18)}, "3.10 or newer"), ({"libc": ("", "")}, "musl"),
-    ({"libc": ("glibc", "2.17")}, "glibc 2.28"), ({"implementation": "pypy"}, "CPython"),
-    ({"free_bytes": 1 << 20}, "MiB free"),
-])
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"arch": "riscv64"}, "riscv64"),
+        ({"system": "Darwin"}, "Linux only"),
+        ({"python": (3, 9, 18)}, "3.10 or newer"),
+        ({"libc": ("", "")}, "musl"),
+        ({"libc": ("glibc", "2.17")}, "glibc 2.28"),
+        ({"implementation": "pypy"}, "CPython"),
+        ({"free_bytes": 1 << 20}, "MiB free"),
+    ],
+)
 def test_unsupported_platforms_are_named(changes: dict[str, Any], says: str) -> None:
     check_supported(_info(), "2.28", 1 << 30)  # the baseline passes
     with pytest.raises(Unsupported, match=says):
         check_supported(_info(**changes), "2.28", 1 << 30)
-
 
 
 def test_supervisor_restarts_a_failing_agent_until_its_start_limit(tmp_path: Path) -> None:
@@ -354,10 +433,29 @@ def test_supervisor_restarts_a_failing_agent_until_its_start_limit(tmp_path: Pat
     script = Path(__file__).resolve().parents[2] / "app" / "provision" / "supervisor.py"
     pid_file, log = tmp_path / "run" / "sup.pid", tmp_path / "log" / "service.log"
     done = subprocess.run(
-        [sys.executable, str(script), "start", "--pid-file", str(pid_file), "--log", str(log),
-         "--max-starts", "2", "--interval", "120", "--foreground", "--",
-         sys.executable, "-c", "import sys; print('agent failing'); sys.exit(3)"],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            str(script),
+            "start",
+            "--pid-file",
+            str(pid_file),
+            "--log",
+            str(log),
+            "--max-starts",
+            "2",
+            "--interval",
+            "120",
+            "--foreground",
+            "--",
+            sys.executable,
+            "-c",
+            "import sys; print('agent failing'); sys.exit(3)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 1
     text = log.read_text()
     assert text.splitlines().count("agent failing") == 2  # its output, once per start

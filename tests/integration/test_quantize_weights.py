@@ -23,8 +23,9 @@ def largest_weight_code(model: bytes) -> int:
     return max(int(np.abs(c.astype(np.int16)).max()) for c in codes)
 
 
-def test_a_quantize_job_uses_seven_bit_weights_on_x86_without_vnni(start_agent: AgentFactory,
-                                                                   tmp_path: Path) -> None:
+def test_a_quantize_job_uses_seven_bit_weights_on_x86_without_vnni(
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     agent = start_agent("int8-range", mdns=False)
     with raw_client(agent, pair(agent)) as client:
         deploy(client, tmp_path, size=32, classes=8)

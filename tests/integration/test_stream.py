@@ -48,16 +48,20 @@ class Kit:
 def deploy_detector(client: httpx.Client) -> None:
     manifest = json.loads((models_dir() / f"{DETECTOR}-fp32.manifest.json").read_text())
     upload = client.post("/v1/uploads", json={"manifest": manifest, "activate": True}).json()
-    client.patch(f"/v1/uploads/{upload['upload_id']}", headers={"Upload-Offset": "0"},
-                 content=(models_dir() / f"{DETECTOR}-fp32.onnx").read_bytes()).raise_for_status()
+    client.patch(
+        f"/v1/uploads/{upload['upload_id']}",
+        headers={"Upload-Offset": "0"},
+        content=(models_dir() / f"{DETECTOR}-fp32.onnx").read_bytes(),
+    ).raise_for_status()
     client.post(f"/v1/uploads/{upload['upload_id']}/commit").raise_for_status()
 
 
 def start_kit(agent: LocalAgent) -> Kit:
     agent.data_dir.mkdir(parents=True, exist_ok=True)
     # the test's cameras are on loopback, which a kit refuses unless told (allowed_stream_hosts)
-    (agent.data_dir / "agent.json").write_text(json.dumps({"jobs_threads": 4,
-                                                           "allowed_stream_hosts": ["127.0.0.1"]}))
+    (agent.data_dir / "agent.json").write_text(
+        json.dumps({"jobs_threads": 4, "allowed_stream_hosts": ["127.0.0.1"]})
+    )
     agent.start()
     kit = Kit(agent, pair(agent), agent.data_dir / "datasets")
     with kit.client() as client:
@@ -76,8 +80,10 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kit]:
 
 def submit_stream(client: httpx.Client, source: str, **params: Any) -> str:
     extra = params.pop("job", {})
-    response = client.post("/v1/jobs", json={"kind": "stream", "params": {
-        "model": DETECTOR, "source": source, **params}, **extra})
+    response = client.post(
+        "/v1/jobs",
+        json={"kind": "stream", "params": {"model": DETECTOR, "source": source, **params}, **extra},
+    )
     assert response.status_code == 201, response.text
     return str(response.json()["job_id"])
 
@@ -98,9 +104,12 @@ def processing(job: dict[str, Any]) -> bool:
 
 
 def workers_of(data_dir: Path) -> list[int]:
-    return [p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])
-            if "agent.jobs.worker" in (p.info["cmdline"] or [])
-            and any(str(data_dir) in arg for arg in p.info["cmdline"] or [])]
+    return [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if "agent.jobs.worker" in (p.info["cmdline"] or [])
+        and any(str(data_dir) in arg for arg in p.info["cmdline"] or [])
+    ]
 
 
 def jsonl(client: httpx.Client, job_id: str) -> list[dict[str, Any]]:
@@ -237,8 +246,19 @@ def test_the_cli_starts_watches_and_stops_a_stream(kit: Kit, tmp_path: Path) -> 
     home = tmp_path / "home"
     code = kit.agent.pair_code()
     assert kitfleet(home, "adopt", kit.agent.address, "--code", code).returncode == 0
-    started = kitfleet(home, "stream", "start", "stream-kit", "--model", DETECTOR, "--source", "live.mp4",
-                       "--fps", "10", "--json")
+    started = kitfleet(
+        home,
+        "stream",
+        "start",
+        "stream-kit",
+        "--model",
+        DETECTOR,
+        "--source",
+        "live.mp4",
+        "--fps",
+        "10",
+        "--json",
+    )
     assert started.returncode == 0, started.stderr
     job_id = json.loads(started.stdout)["job_id"]
     watched = kitfleet(home, "stream", "watch", "stream-kit", job_id)
@@ -247,8 +267,20 @@ def test_the_cli_starts_watches_and_stops_a_stream(kit: Kit, tmp_path: Path) -> 
     assert any(" fps (source " in line and "latency p50" in line for line in lines[:-1])
     assert lines[-1].startswith(f"job {job_id} done;")
     assert "seen: " in lines[-1]
-    looping = json.loads(kitfleet(home, "stream", "start", "stream-kit", "--model", DETECTOR, "--source",
-                                  "live.mp4", "--loop", "--json").stdout)["job_id"]
+    looping = json.loads(
+        kitfleet(
+            home,
+            "stream",
+            "start",
+            "stream-kit",
+            "--model",
+            DETECTOR,
+            "--source",
+            "live.mp4",
+            "--loop",
+            "--json",
+        ).stdout
+    )["job_id"]
     with kit.client() as client:
         wait_for(client, looping, processing)
     stopped = kitfleet(home, "stream", "stop", "stream-kit", looping)
@@ -263,23 +295,38 @@ def test_bad_sources_fail_clearly_and_the_agent_stays_up(kit: Kit) -> None:
     (kit.data / "corrupt.mp4").write_bytes(os.urandom(64 * 1024))
     (kit.data / "notes.mp4").write_text("not a video at all\n" * 100)
     closed = free_port()
-    expected = {"/dev/video77": "no camera at /dev/video77",
-                f"rtsp://127.0.0.1:{closed}/cam": "cannot read the stream at 127.0.0.1",
-                f"http://127.0.0.1:{closed}/cam.mjpg": "cannot read the stream at 127.0.0.1",
-                "corrupt.mp4": "corrupt.mp4 is not a video FFmpeg can read",
-                "notes.mp4": "notes.mp4 is not a video FFmpeg can read"}
+    expected = {
+        "/dev/video77": "no camera at /dev/video77",
+        f"rtsp://127.0.0.1:{closed}/cam": "cannot read the stream at 127.0.0.1",
+        f"http://127.0.0.1:{closed}/cam.mjpg": "cannot read the stream at 127.0.0.1",
+        "corrupt.mp4": "corrupt.mp4 is not a video FFmpeg can read",
+        "notes.mp4": "notes.mp4 is not a video FFmpeg can read",
+    }
     with kit.client() as client:
         post = client.post
-        for source, error in (("/etc/passwd", "path_outside_data_roots"),
-                              ("../../x.mp4", "path_outside_data_roots"), ("missing.mp4", "source_not_found"),
-                              ("ftp://127.0.0.1/x", "bad_source"), ("/dev/sda", "bad_source"),
-                              ("a b.mp4", "bad_source")):
+        for source, error in (
+            ("/etc/passwd", "path_outside_data_roots"),
+            ("../../x.mp4", "path_outside_data_roots"),
+            ("missing.mp4", "source_not_found"),
+            ("ftp://127.0.0.1/x", "bad_source"),
+            ("/dev/sda", "bad_source"),
+            ("a b.mp4", "bad_source"),
+        ):
             params = {"model": DETECTOR, "source": source}
             refused(post("/v1/jobs", json={"kind": "stream", "params": params}), 422, error)
-        refused(post("/v1/jobs", json={"kind": "stream", "params": {"model": DETECTOR, "source": "clip.mp4",
-                                                                     "keep": ["everything"]}}), 422)
-        jobs = {submit_stream(client, source, job={"max_retries": 3}): words
-                for source, words in expected.items()}
+        refused(
+            post(
+                "/v1/jobs",
+                json={
+                    "kind": "stream",
+                    "params": {"model": DETECTOR, "source": "clip.mp4", "keep": ["everything"]},
+                },
+            ),
+            422,
+        )
+        jobs = {
+            submit_stream(client, source, job={"max_retries": 3}): words for source, words in expected.items()
+        }
         for job_id, words in jobs.items():
             job = wait(client, job_id)
             assert job["state"] == "failed", job

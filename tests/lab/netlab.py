@@ -94,9 +94,27 @@ class NetnsAgent(LocalAgent):
     ns: str = ""
 
     def command(self) -> list[str]:
-        return ["ip", "netns", "exec", self.ns, sys.executable, "-m", "agent", "run",
-                "--data-dir", str(self.data_dir), "--host", self.host, "--port", str(self.port),
-                "--name", self.name, "--mdns-interface", self.host, *self.extra_args]
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.ns,
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--name",
+            self.name,
+            "--mdns-interface",
+            self.host,
+            *self.extra_args,
+        ]
 
     def health(self) -> dict[str, str]:
         return in_netns(self.ns, super().health)
@@ -147,8 +165,25 @@ class Host:
     def limit_rate(self, rate: str) -> None:
         """Slow what this host sends to `rate` (e.g. "16mbit") with a token bucket, which every
         kernel has (netem is a module some kernels, this CI's among them, lack)."""
-        run("ip", "netns", "exec", self.ns, "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf",
-            "rate", rate, "burst", "32kbit", "latency", "400ms")
+        run(
+            "ip",
+            "netns",
+            "exec",
+            self.ns,
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            "eth0",
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "32kbit",
+            "latency",
+            "400ms",
+        )
 
     def clear_netem(self) -> None:
         run("ip", "netns", "exec", self.ns, "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
@@ -191,16 +226,29 @@ class AppHost:
     timings: list[tuple[str, float]] = field(default_factory=list)  # (command, seconds) per run
 
     def command(self, *args: str) -> list[str]:
-        return ["ip", "netns", "exec", self.host.ns, sys.executable, "-m", "app",
-                "--home", str(self.home), "--interface", self.host.address, *args]
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.host.ns,
+            sys.executable,
+            "-m",
+            "app",
+            "--home",
+            str(self.home),
+            "--interface",
+            self.host.address,
+            *args,
+        ]
 
     def _env(self) -> dict[str, str]:
         return dict(os.environ, KITFLEET_MDNS_INTERFACES=self.host.address, **self.env)
 
     def kitfleet(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         started = time.monotonic()
-        done = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout,
-                              env=self._env(), check=False)
+        done = subprocess.run(
+            self.command(*args), capture_output=True, text=True, timeout=timeout, env=self._env(), check=False
+        )
         self.timings.append((" ".join(args[:2]), time.monotonic() - started))
         return done
 
@@ -213,8 +261,9 @@ class AppHost:
         return json.loads(self.ok(*args, "--json", timeout=timeout))
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=self._env())
+        proc = subprocess.Popen(
+            self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self._env()
+        )
         self.host.lab.processes.append(proc)
         return proc
 
@@ -263,8 +312,21 @@ class Lab:
         host = Host(self, role, index, f"{self.tag}-{role}", self.address(10 + index))
         self._netns(host.ns)
         # Both veth ends are born inside lab namespaces: nothing appears in the root namespace.
-        run("ip", "-n", self.switch, "link", "add", host.switch_port, "type", "veth",
-            "peer", "name", "eth0", "netns", host.ns)
+        run(
+            "ip",
+            "-n",
+            self.switch,
+            "link",
+            "add",
+            host.switch_port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            host.ns,
+        )
         run("ip", "-n", self.switch, "link", "set", host.switch_port, "master", "br0", "up")
         host.ip("addr", "add", f"{host.address}/24", "dev", "eth0")
         run("ip", "netns", "exec", host.ns, "sysctl", "-qw", "net.ipv4.conf.eth0.arp_notify=1")
@@ -332,7 +394,7 @@ def _remove_stale() -> None:
         name = path.name
         if not name.startswith(PREFIX):
             continue
-        pid = name[len(PREFIX):].split("-", 1)[0]
+        pid = name[len(PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             _kill_inside(name)
             run("ip", "netns", "del", name, check=False)

@@ -50,10 +50,20 @@ NOT_FOUND = json_answer({"error": "not_found", "message": "nothing here", "hint"
 def finished_job(job_id: str, label: str = "rogue job") -> dict[str, Any]:
     """A finished benchmark job as the API describes one."""
     now = time.time()
-    info = JobInfo(job_id=job_id, kind="benchmark", label=label, state="done",
-                   request=JobRequest(kind="benchmark", params={"model": "digits"}, label=label),
-                   attempts=1, progress=JobProgress(done=1, total=1), created_at=now - 5,
-                   started_at=now - 4, finished_at=now - 1, updated_at=now - 1, result={"rows": []})
+    info = JobInfo(
+        job_id=job_id,
+        kind="benchmark",
+        label=label,
+        state="done",
+        request=JobRequest(kind="benchmark", params={"model": "digits"}, label=label),
+        attempts=1,
+        progress=JobProgress(done=1, total=1),
+        created_at=now - 5,
+        started_at=now - 4,
+        finished_at=now - 1,
+        updated_at=now - 1,
+        result={"rows": []},
+    )
     return info.model_dump(mode="json")
 
 
@@ -61,10 +71,14 @@ def polled_routes(kit: RogueKit, jobs: list[dict[str, Any]]) -> dict[str, Answer
     """Answers to what the window reads of a kit every poll, so it shows the kit online."""
     return {
         "/v1/metrics": json_answer({"device_id": kit.device_id, "interval_s": 10.0, "samples": []}),
-        "/v1/facts": json_answer({"device_id": kit.device_id, "name": kit.name,
-                                  "collected_at": time.time(), "families": {}}),
-        "/v1/models": json_answer([]), "/v1/jobs": json_answer(jobs), "/v1/audit": json_answer([]),
-        "/v1/schedules": json_answer([]), "/v1/datasets": json_answer([]),
+        "/v1/facts": json_answer(
+            {"device_id": kit.device_id, "name": kit.name, "collected_at": time.time(), "families": {}}
+        ),
+        "/v1/models": json_answer([]),
+        "/v1/jobs": json_answer(jobs),
+        "/v1/audit": json_answer([]),
+        "/v1/schedules": json_answer([]),
+        "/v1/datasets": json_answer([]),
     }
 
 
@@ -85,9 +99,12 @@ class RogueKit:
         self.identity = load_or_create(self.data_dir)
         self.device_id = self.identity.device_id
         self.cert_pem = self.identity.cert_path.read_text()
-        self.routes.setdefault("/v1/health", json_answer({
-            "status": "ok", "version": "6.6.6", "api_version": API_VERSION,
-            "device_id": self.device_id}))
+        self.routes.setdefault(
+            "/v1/health",
+            json_answer(
+                {"status": "ok", "version": "6.6.6", "api_version": API_VERSION, "device_id": self.device_id}
+            ),
+        )
 
     @property
     def port(self) -> int:
@@ -145,9 +162,19 @@ class RogueKit:
     def adopt_into(self, home: Path) -> Kit:
         """Save this kit in the app's inventory with its certificate pinned, as adoption would."""
         home.mkdir(parents=True, exist_ok=True)
-        kit = Kit(device_id=self.device_id, name=self.name, host=LOOPBACK, port=self.port,
-                  cert_pem=self.cert_pem, token="rogue-token", token_id="t-rogue", scope="admin",
-                  kit_model="Rogue", agent_version="6.6.6", adopted_at=time.time())
+        kit = Kit(
+            device_id=self.device_id,
+            name=self.name,
+            host=LOOPBACK,
+            port=self.port,
+            cert_pem=self.cert_pem,
+            token="rogue-token",
+            token_id="t-rogue",
+            scope="admin",
+            kit_model="Rogue",
+            agent_version="6.6.6",
+            adopted_at=time.time(),
+        )
         inventory = Inventory(home)
         try:
             inventory.save(kit)

@@ -64,16 +64,23 @@ def _files(root: Path, skip: tuple[Path, ...]) -> set[Path]:
 
 
 def _listing(files: list[tuple[str, int]]) -> dict[str, Any]:
-    return {"job_id": JOB, "state": "done", "result": {"rows": []},
-            "files": [{"name": name, "size": size} for name, size in files]}
+    return {
+        "job_id": JOB,
+        "state": "done",
+        "result": {"rows": []},
+        "files": [{"name": name, "size": size} for name, size in files],
+    }
 
 
 @contextmanager
-def _rogue(tmp_path: Path, files: list[tuple[str, int]], served: dict[str, bytes],
-           fallback: bytes = PAYLOAD) -> Iterator[RogueKit]:
+def _rogue(
+    tmp_path: Path, files: list[tuple[str, int]], served: dict[str, bytes], fallback: bytes = PAYLOAD
+) -> Iterator[RogueKit]:
     """A rogue kit adopted into the app's home (tmp_path / "home"), with one finished job."""
-    routes = {f"/v1/jobs/{JOB}": json_answer(finished_job(JOB)),
-              f"/v1/jobs/{JOB}/results": json_answer(_listing(files))}
+    routes = {
+        f"/v1/jobs/{JOB}": json_answer(finished_job(JOB)),
+        f"/v1/jobs/{JOB}/results": json_answer(_listing(files)),
+    }
     routes |= {f"/v1/jobs/{JOB}/results/{name}": file_answer(data) for name, data in served.items()}
     with RogueKit(tmp_path / "rogue", routes=routes, fallback=file_answer(fallback)) as rogue:
         rogue.adopt_into(tmp_path / "home")
@@ -82,8 +89,20 @@ def _rogue(tmp_path: Path, files: list[tuple[str, int]], served: dict[str, bytes
 
 def test_result_names_from_a_rogue_kit_never_land_outside_the_out_folder(tmp_path: Path) -> None:
     escape = tmp_path / "escaped-absolute"
-    bad = ["../../x", "../../../x", "a/../../../../b", str(escape), "..", ".hidden", "job.json",
-           "ok\x1b[2J.txt", "results.csv\u202egpj", "x" * 300, "nul\0byte", "negative.csv"]
+    bad = [
+        "../../x",
+        "../../../x",
+        "a/../../../../b",
+        str(escape),
+        "..",
+        ".hidden",
+        "job.json",
+        "ok\x1b[2J.txt",
+        "results.csv\u202egpj",
+        "x" * 300,
+        "nul\0byte",
+        "negative.csv",
+    ]
     good = "results.jsonl"
     files = [(name, -5 if name == "negative.csv" else len(PAYLOAD)) for name in [*bad, good]]
     out, home = tmp_path / "out", tmp_path / "home"
@@ -115,15 +134,15 @@ def test_a_rogue_kit_cannot_make_the_app_write_more_than_it_listed(tmp_path: Pat
     said = done.stdout + done.stderr
     assert done.returncode == 1, said
     assert "results.jsonl came with more than the 10 bytes it listed" in said, said
-    biggest = max((p.stat().st_size for p in _files(tmp_path, (rogue.data_dir, home)) if p.is_file()),
-                  default=0)
+    biggest = max(
+        (p.stat().st_size for p in _files(tmp_path, (rogue.data_dir, home)) if p.is_file()), default=0
+    )
     assert biggest <= 10, "never more than what the kit listed is written"
     assert not (out / "rogue" / JOB).exists(), "a download that broke its word publishes nothing"
     assert "Traceback" not in said
 
 
-def test_a_kit_claiming_more_than_the_disk_can_spare_is_refused_before_any_download(
-        tmp_path: Path) -> None:
+def test_a_kit_claiming_more_than_the_disk_can_spare_is_refused_before_any_download(tmp_path: Path) -> None:
     out, home = tmp_path / "out", tmp_path / "home"
     with _rogue(tmp_path, [("results.jsonl", 1 << 60)], {"results.jsonl": PAYLOAD}) as rogue:
         done = kitfleet(home, "jobs", "results", "rogue", JOB, "--out", str(out))
@@ -139,7 +158,8 @@ def test_a_kit_claiming_more_than_the_disk_can_spare_is_refused_before_any_downl
 
 
 def test_the_agent_refuses_control_characters_in_labels_names_and_the_app_name(
-        start_agent: AgentFactory, tmp_path: Path) -> None:
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     agent = start_agent("strict")
     token = _token(agent)
     with raw_client(agent, token) as client:
@@ -147,10 +167,13 @@ def test_the_agent_refuses_control_characters_in_labels_names_and_the_app_name(
         job = {"kind": "benchmark", "params": {"model": model, "runs": 1}}
         refusals = {
             "job label": client.post("/v1/jobs", json={**job, "label": HOSTILE}),
-            "schedule name": client.post("/v1/schedules", json={"name": HOSTILE, "cron": "0 3 * * *",
-                                                             "job": job}),
-            "schedule job label": client.post("/v1/schedules", json={
-                "name": "nightly", "cron": "0 3 * * *", "job": {**job, "label": "a\rb"}}),
+            "schedule name": client.post(
+                "/v1/schedules", json={"name": HOSTILE, "cron": "0 3 * * *", "job": job}
+            ),
+            "schedule job label": client.post(
+                "/v1/schedules",
+                json={"name": "nightly", "cron": "0 3 * * *", "job": {**job, "label": "a\rb"}},
+            ),
         }
         for what, response in refusals.items():
             assert response.status_code == 422, (what, response.status_code, response.text)
@@ -179,8 +202,10 @@ def _plant(agent: LocalAgent, job_id: str, schedule_id: str, token_id: str) -> N
         request["label"] = HOSTILE
         with db:
             db.execute("UPDATE jobs SET request = ? WHERE id = ?", (json.dumps(request), job_id))
-            db.execute("UPDATE schedules SET name = ?, next_run_at = ? WHERE id = ?",
-                       (HOSTILE, time.time() - 3600, schedule_id))
+            db.execute(
+                "UPDATE schedules SET name = ?, next_run_at = ? WHERE id = ?",
+                (HOSTILE, time.time() - 3600, schedule_id),
+            )
             db.execute("UPDATE tokens SET label = ? WHERE id = ?", (HOSTILE, token_id))
 
 
@@ -190,10 +215,14 @@ def _announced(name: str) -> Iterator[None]:
     from zeroconf import ServiceInfo, Zeroconf
 
     zc = Zeroconf(interfaces=[LOOPBACK])
-    info = ServiceInfo(SERVICE_TYPE, f"hostile-kit.{SERVICE_TYPE}", port=9,
-                       addresses=[socket.inet_aton(LOOPBACK)], server="hostile-kit.local.",
-                       properties={"id": "f" * 64, "name": name, "model": f"model {name}",
-                                   "ver": f"1{name}"})
+    info = ServiceInfo(
+        SERVICE_TYPE,
+        f"hostile-kit.{SERVICE_TYPE}",
+        port=9,
+        addresses=[socket.inet_aton(LOOPBACK)],
+        server="hostile-kit.local.",
+        properties={"id": "f" * 64, "name": name, "model": f"model {name}", "ver": f"1{name}"},
+    )
     try:
         zc.register_service(info)
         yield
@@ -203,27 +232,42 @@ def _announced(name: str) -> Iterator[None]:
 
 
 def test_hostile_text_from_kits_reaches_no_terminal_log_or_report_raw(
-        start_agent: AgentFactory, fleet: Fleet, tmp_path: Path) -> None:
+    start_agent: AgentFactory, fleet: Fleet, tmp_path: Path
+) -> None:
     agent = start_agent("plain")
     kit = _adopt(fleet, agent)
     home = fleet.settings.home
     with raw_client(agent, kit.token) as client:
         model = deploy(client, tmp_path).name
-        job = client.post("/v1/jobs", json={"kind": "benchmark", "params": {"model": model, "runs": 1},
-                                            "label": "placeholder"}).json()
+        job = client.post(
+            "/v1/jobs",
+            json={"kind": "benchmark", "params": {"model": model, "runs": 1}, "label": "placeholder"},
+        ).json()
         wait(client, job["job_id"])
-        schedule = client.post("/v1/schedules", json={
-            "name": "placeholder", "cron": "0 3 * * *",
-            "job": {"kind": "benchmark", "params": {"model": model, "runs": 1}}}).json()
+        schedule = client.post(
+            "/v1/schedules",
+            json={
+                "name": "placeholder",
+                "cron": "0 3 * * *",
+                "job": {"kind": "benchmark", "params": {"model": model, "runs": 1}},
+            },
+        ).json()
     _plant(agent, job["job_id"], schedule["schedule_id"], kit.token_id)
     time.sleep(2.5)  # the agent re-reads a token's label after 2 s
-    submitted = kitfleet(home, "jobs", "submit", "plain", "--kind", "benchmark", "--model", model,
-                         "--param", "runs=1")  # audited under the planted actor label
+    submitted = kitfleet(
+        home, "jobs", "submit", "plain", "--kind", "benchmark", "--model", model, "--param", "runs=1"
+    )  # audited under the planted actor label
     assert submitted.returncode == 0, submitted.stderr
 
     shown: dict[str, str] = {}
-    for args in (("jobs", "list", "plain"), ("jobs", "schedules", "plain"), ("audit", "plain"),
-                 ("audit",), ("jobs", "show", "plain", job["job_id"]), ("kits",)):
+    for args in (
+        ("jobs", "list", "plain"),
+        ("jobs", "schedules", "plain"),
+        ("audit", "plain"),
+        ("audit",),
+        ("jobs", "show", "plain", job["job_id"]),
+        ("kits",),
+    ):
         done = kitfleet(home, *args)
         shown[" ".join(args)] = done.stdout + done.stderr
     with _announced(HOSTILE):
@@ -261,7 +305,8 @@ def _agent_log(agent: LocalAgent, wanted: str, timeout: float = 20.0) -> str:
 
 
 def test_a_kit_killed_right_after_model_changes_shows_them_last_known(
-        start_agent: AgentFactory, fleet: Fleet, tmp_path: Path) -> None:
+    start_agent: AgentFactory, fleet: Fleet, tmp_path: Path
+) -> None:
     agent = start_agent("brief", mdns=False)
     _adopt(fleet, agent)
     home = fleet.settings.home
@@ -292,14 +337,18 @@ def test_a_kit_killed_right_after_model_changes_shows_them_last_known(
 
 
 def test_a_kit_answering_outside_the_api_is_shown_away_and_stops_no_one_else(
-        tmp_path: Path, start_agent: AgentFactory) -> None:
+    tmp_path: Path, start_agent: AgentFactory
+) -> None:
     """One rogue (or broken) kit among the fleet: `kitfleet kits` still lists every kit, the
     rogue one as away with the reason, instead of ending with the rogue's error."""
     home = tmp_path / "home"
     agent = start_agent("honest", mdns=False)
     kitfleet(home, "adopt", agent.address, "--code", agent.pair_code()).check_returncode()
-    garbage = {"/v1/metrics": json_answer({"samples": "not a list"}), "/v1/models": json_answer({"no": 1}),
-               "/v1/jobs": file_answer(b"\x00not json")}
+    garbage = {
+        "/v1/metrics": json_answer({"samples": "not a list"}),
+        "/v1/models": json_answer({"no": 1}),
+        "/v1/jobs": file_answer(b"\x00not json"),
+    }
     with RogueKit(tmp_path / "rogue", routes=garbage) as rogue:
         rogue.adopt_into(home)
         done = kitfleet(home, "kits", "--json")

@@ -94,8 +94,14 @@ class ForkServer:
         script = folder / "zygote.py"
         script.write_text(_ZYGOTE)
         env = dict(os.environ, PYTHONPATH=str(REPO), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-        self.process = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+        self.process = subprocess.Popen(
+            [sys.executable, str(script)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
 
     def fork(self, log: Path, argv: list[str]) -> int:
         assert self.process.stdin is not None
@@ -275,8 +281,11 @@ def _observe(data_dir: Path, version: str, upload_id: str | None) -> str:
 def _leftovers(data_dir: Path, client: httpx.Client) -> list[str]:
     """Temp and partial files in the models folder, beyond a resumable upload's own `.part`."""
     root = data_dir / "models"
-    found = [str(p.relative_to(root)) for p in root.rglob("*")
-             if p.name.startswith((".staging-", ".trash-")) or p.name.endswith(".tmp")]
+    found = [
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.name.startswith((".staging-", ".trash-")) or p.name.endswith(".tmp")
+    ]
     for part in (root / ".uploads").iterdir():
         status = client.get(f"/v1/uploads/{part.stem}")
         if part.suffix != ".part" or status.status_code != 200 or status.json()["state"] != "receiving":
@@ -285,7 +294,8 @@ def _leftovers(data_dir: Path, client: httpx.Client) -> list[str]:
 
 
 def test_kill_9_at_random_points_of_a_deploy_leaves_old_or_new_serving(
-        forked: Callable[..., ForkedAgent], tmp_path: Path) -> None:
+    forked: Callable[..., ForkedAgent], tmp_path: Path
+) -> None:
     rng = random.Random(5)
     agent = forked("deploys")
     agent.start()
@@ -300,21 +310,23 @@ def test_kill_9_at_random_points_of_a_deploy_leaves_old_or_new_serving(
         return _Version(str(n), manifest, path.read_bytes())
 
     def connect() -> httpx.Client:
-        return httpx.Client(base_url=f"https://{agent.address}", verify=False, headers=headers,
-                            timeout=30)
+        return httpx.Client(base_url=f"https://{agent.address}", verify=False, headers=headers, timeout=30)
 
     def send(client: httpx.Client, upload_id: str, offset: int, data: bytes) -> None:
         def body() -> Iterator[bytes]:
             for start in range(offset, len(data), 16384):
-                yield data[start:start + 16384]
+                yield data[start : start + 16384]
                 time.sleep(0.001)  # a field link: the upload phase lasts long enough to be hit
-        client.patch(f"/v1/uploads/{upload_id}", content=body(),
-                     headers={"Upload-Offset": str(offset)}).raise_for_status()
+
+        client.patch(
+            f"/v1/uploads/{upload_id}", content=body(), headers={"Upload-Offset": str(offset)}
+        ).raise_for_status()
 
     def deploy_once(client: httpx.Client, pending: _Version, seen: dict[str, Any]) -> None:
         """The app's deploy: create (or resume), send from the agent's offset, commit."""
-        made = client.post("/v1/uploads", json={
-            "manifest": json.loads(pending.manifest.model_dump_json()), "activate": True})
+        made = client.post(
+            "/v1/uploads", json={"manifest": json.loads(pending.manifest.model_dump_json()), "activate": True}
+        )
         made.raise_for_status()
         status = made.json()
         if status["state"] == "installed":  # installed by a run killed before activation
@@ -349,15 +361,21 @@ def test_kill_9_at_random_points_of_a_deploy_leaves_old_or_new_serving(
         planned[target] += 1
         seen: dict[str, Any] = {}
         new_dir = vdir / pending.version
+
         def moved_to_staging(seen: dict[str, Any] = seen, uploads: Path = uploads) -> bool:
             # install begins when the verified .part is moved into a staging folder
-            return "upload_id" in seen and "committing" in seen and not (
-                uploads / f"{seen['upload_id']}.part").exists()
+            return (
+                "upload_id" in seen
+                and "committing" in seen
+                and not (uploads / f"{seen['upload_id']}.part").exists()
+            )
 
         triggers: dict[str, tuple[Callable[[], bool], float]] = {
             "upload": (functools.partial(operator.contains, seen, "uploading"), rng.uniform(0, 0.03)),
-            "verify": (functools.partial(operator.contains, seen, "committing"),
-                       rng.uniform(0, clean_deploy_s)),
+            "verify": (
+                functools.partial(operator.contains, seen, "committing"),
+                rng.uniform(0, clean_deploy_s),
+            ),
             "install": (moved_to_staging, 0.0),
             "activate": (new_dir.exists, rng.uniform(0, 0.003)),
             "done": (functools.partial(operator.contains, seen, "finished"), 0.0),
@@ -386,12 +404,15 @@ def test_kill_9_at_random_points_of_a_deploy_leaves_old_or_new_serving(
             info = client.get("/v1/models/tiny").json()
             expected = pending.version if phase == "done" else old
             assert info["active_version"] == expected, (run, target, phase, info)
-            answer = client.post("/v1/models/tiny/infer", content=tensor,
-                                 headers={"Content-Type": "application/x-npy"})
+            answer = client.post(
+                "/v1/models/tiny/infer", content=tensor, headers={"Content-Type": "application/x-npy"}
+            )
             assert answer.status_code == 200, (run, answer.text)
             serving = versions[expected]
             assert (answer.json()["version"], answer.json()["sha256"]) == (
-                serving.version, serving.manifest.sha256), (run, phase)
+                serving.version,
+                serving.manifest.sha256,
+            ), (run, phase)
             served_file = vdir / expected / "model.onnx"
             assert hashlib.sha256(served_file.read_bytes()).hexdigest() == serving.manifest.sha256
             assert _leftovers(agent.data_dir, client) == [], (run, target, phase)
@@ -406,15 +427,18 @@ def test_kill_9_at_random_points_of_a_deploy_leaves_old_or_new_serving(
         assert client.get("/v1/models/tiny").json()["active_version"] == pending.version
     agent.stop()
     assert _integrity(agent.data_dir) == "ok"
-    print(f"\nscenario 5: {KILL_RUNS} kill -9 runs in {wall:.1f} s ({agent.starts} agent starts); "
-          f"planned {dict(planned)}; observed {dict(observed)}; versions activated "
-          f"{int(pending.version) - 3}; peak agent RSS {agent.peak_rss >> 20} MiB")
+    print(
+        f"\nscenario 5: {KILL_RUNS} kill -9 runs in {wall:.1f} s ({agent.starts} agent starts); "
+        f"planned {dict(planned)}; observed {dict(observed)}; versions activated "
+        f"{int(pending.version) - 3}; peak agent RSS {agent.peak_rss >> 20} MiB"
+    )
     assert sum(observed.values()) == KILL_RUNS
     for phase in PHASES:  # every phase was really hit, not just planned
         assert observed[phase] > 0, (phase, dict(observed))
 
 
 # --- scenario 9: a damaged database is quarantined, the kit starts fresh -----------------------
+
 
 def _damage(path: Path, where: str) -> None:
     data = bytearray(path.read_bytes())
@@ -429,8 +453,12 @@ def _damage(path: Path, where: str) -> None:
 
 @pytest.mark.parametrize("where", ["header", "middle"])
 def test_a_damaged_database_is_quarantined_and_the_kit_starts_fresh(
-        start_agent: AgentFactory, fleet: Fleet, adopt: Callable[[LocalAgent], Any],  # noqa: F811
-        tmp_path: Path, where: str) -> None:
+    start_agent: AgentFactory,  # noqa: F811
+    fleet: Fleet,  # noqa: F811
+    adopt: Callable[[LocalAgent], Any],  # noqa: F811
+    tmp_path: Path,
+    where: str,
+) -> None:
     import asyncio
 
     agent = start_agent("damaged", mdns=False)
@@ -526,13 +554,17 @@ def test_a_locked_or_read_only_database_is_never_quarantined(tmp_path: Path) -> 
 
 # --- scenario 6: a deploy while a batch job runs ------------------------------------------------
 
+
 def test_a_deploy_during_a_batch_job_leaves_the_job_on_its_version(
-        start_agent: AgentFactory, tmp_path: Path) -> None:  # noqa: F811
+    start_agent: AgentFactory,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     configure(tmp_path, "busy", jobs_threads=2)
     folder = tmp_path / "agents" / "busy" / "datasets" / "street"
     # 400 camera-sized pictures (hard links to one noisy 640×480 PNG): seconds of decoding
     [picture] = images(tmp_path / "one", 1)
     from PIL import Image
+
     Image.fromarray(np.random.default_rng(6).integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(picture)
     folder.mkdir(parents=True)
     for n in range(400):
@@ -540,8 +572,13 @@ def test_a_deploy_during_a_batch_job_leaves_the_job_on_its_version(
     agent = start_agent("busy", mdns=False)
     with raw_client(agent, pair(agent)) as client:
         old = deploy(client, tmp_path, version="1", seed=1)
-        job = submit(client, "batch-infer", {"model": "tiny", "folder": "street", "top_k": 1},
-                     resources={"threads": 1}, idempotency_key="street-during-deploy")
+        job = submit(
+            client,
+            "batch-infer",
+            {"model": "tiny", "folder": "street", "top_k": 1},
+            resources={"threads": 1},
+            idempotency_key="street-during-deploy",
+        )
         deadline = time.monotonic() + 30
         while client.get(f"/v1/jobs/{job['job_id']}").json()["progress"]["done"] == 0:
             assert time.monotonic() < deadline, "the job never started"
@@ -554,13 +591,17 @@ def test_a_deploy_during_a_batch_job_leaves_the_job_on_its_version(
             assert time.monotonic() < deadline + 60, done
             time.sleep(0.05)
         assert done["state"] == "done", done
-        rows = [json.loads(line) for line in
-                client.get(f"/v1/jobs/{job['job_id']}/results/results.jsonl").text.splitlines()]
+        rows = [
+            json.loads(line)
+            for line in client.get(f"/v1/jobs/{job['job_id']}/results/results.jsonl").text.splitlines()
+        ]
         assert len(rows) == 400
-        assert {(r["version"], r["sha256"]) for r in rows} == {("1", old.sha256)}, \
+        assert {(r["version"], r["sha256"]) for r in rows} == {("1", old.sha256)}, (
             "every row names the version the job started with"
-        answer = client.post("/v1/models/tiny/infer", content=_npy(16),
-                             headers={"Content-Type": "application/x-npy"})
+        )
+        answer = client.post(
+            "/v1/models/tiny/infer", content=_npy(16), headers={"Content-Type": "application/x-npy"}
+        )
         assert (answer.json()["version"], answer.json()["sha256"]) == ("2", new.sha256)
     print(f"\nscenario 6: the deploy landed at image {during['progress']['done']} of 400")
 
@@ -582,14 +623,14 @@ def _lines(path: Path) -> list[str]:
 
 
 def test_repeated_kill_9_during_jobs_loses_none_and_duplicates_none(
-        forked: Callable[..., ForkedAgent], tmp_path: Path) -> None:
+    forked: Callable[..., ForkedAgent], tmp_path: Path
+) -> None:
     from tests.integration.test_jobs_reliability import _workers_of
 
     script, markers = tmp_path / "job.py", tmp_path / "markers"
     script.write_text(_JOB)
     markers.mkdir()
-    configure(tmp_path, "crashy", jobs_allowed_commands=[sys.executable], jobs_max_running=4,
-              jobs_threads=4)
+    configure(tmp_path, "crashy", jobs_allowed_commands=[sys.executable], jobs_max_running=4, jobs_threads=4)
     agent = forked("crashy")
     agent.start()
     token = pair(agent)
@@ -604,10 +645,17 @@ def test_repeated_kill_9_during_jobs_loses_none_and_duplicates_none(
         with raw_client(agent, token) as client:
             # every round sends the whole queue again: the same key is the same job
             for key, retries, seconds in asks[: 3 * (round_ + 1)]:
-                response = client.post("/v1/jobs", json={
-                    "kind": "command", "label": key, "idempotency_key": key, "max_retries": retries,
-                    "retry_backoff_s": 0,
-                    "params": {"argv": [sys.executable, str(script), str(markers), key, str(seconds)]}})
+                response = client.post(
+                    "/v1/jobs",
+                    json={
+                        "kind": "command",
+                        "label": key,
+                        "idempotency_key": key,
+                        "max_retries": retries,
+                        "retry_backoff_s": 0,
+                        "params": {"argv": [sys.executable, str(script), str(markers), key, str(seconds)]},
+                    },
+                )
                 assert response.status_code == (200 if key in acknowledged else 201), response.text
                 assert acknowledged.setdefault(key, response.json()["job_id"]) == response.json()["job_id"]
         agent.sample_rss()
@@ -646,9 +694,11 @@ def test_repeated_kill_9_during_jobs_loses_none_and_duplicates_none(
         else:
             assert "stopped unexpectedly" in str(job["error"]), job
             assert job["attempts"] > retries, job
-    print(f"\nscenario 7: {rounds} kill -9 rounds, {len(jobs)} jobs: {dict(states)}; "
-          f"{sum(j['attempts'] for j in jobs.values())} attempts; completed twice {twice}; "
-          f"integrity_check ok x{len(integrity)}; peak agent RSS {agent.peak_rss >> 20} MiB")
+    print(
+        f"\nscenario 7: {rounds} kill -9 rounds, {len(jobs)} jobs: {dict(states)}; "
+        f"{sum(j['attempts'] for j in jobs.values())} attempts; completed twice {twice}; "
+        f"integrity_check ok x{len(integrity)}; peak agent RSS {agent.peak_rss >> 20} MiB"
+    )
 
 
 def test_a_crash_image_with_a_wal_is_quarantined_whole(tmp_path: Path) -> None:
@@ -659,8 +709,11 @@ def test_a_crash_image_with_a_wal_is_quarantined_whole(tmp_path: Path) -> None:
     db = Database.open(live)
     try:
         with db.transaction() as conn:
-            conn.executemany("INSERT INTO metrics (slot, seq, ts, cpu_percent, memory_percent, "
-                             "disk_percent) VALUES (?, ?, 0, 1, 2, 3)", [(n, n) for n in range(2000)])
+            conn.executemany(
+                "INSERT INTO metrics (slot, seq, ts, cpu_percent, memory_percent, "
+                "disk_percent) VALUES (?, ?, 0, 1, 2, 3)",
+                [(n, n) for n in range(2000)],
+            )
         db.query("PRAGMA wal_checkpoint(PASSIVE)")
         with db.transaction() as conn:  # these pages live only in the -wal
             conn.execute("UPDATE metrics SET cpu_percent = 9 WHERE slot < 100")

@@ -68,14 +68,18 @@ pytestmark = pytest.mark.timeout(300)
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "resources" / "models"
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance,
-          content_type_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
 EXCLUDED = ("DELETE /v1/tokens/{token_id}",)
 STATEFUL_EXCLUDED = (*EXCLUDED, "GET /v1/jobs/{job_id}/live")
 FUZZ_EXAMPLES = 12  # per operation, after its coverage cases
-SETTINGS = settings(max_examples=FUZZ_EXAMPLES, derandomize=True, deadline=None, database=None,
-                    phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=FUZZ_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    suppress_health_check=list(HealthCheck),
+)
 MIN_CASES = 1000
 MIN_CASES_IN_ALL = 2000  # both stateless runs, random ids and real ones
 STATEFUL_SCENARIOS = 60
@@ -135,14 +139,16 @@ def _manifest() -> dict[str, Any]:
 def _deploy_digits(session: requests.Session, base_url: str) -> None:
     manifest = _manifest()
     data = (MODELS / "digits-cnn-fp32.onnx").read_bytes()
-    upload = session.post(f"{base_url}/v1/uploads", json={"manifest": manifest, "activate": True},
-                          timeout=30)
+    upload = session.post(f"{base_url}/v1/uploads", json={"manifest": manifest, "activate": True}, timeout=30)
     assert upload.status_code == 201, upload.text
     upload_id = upload.json()["upload_id"]
     for offset in range(0, len(data), CHUNK):
-        sent = session.patch(f"{base_url}/v1/uploads/{upload_id}", data=data[offset:offset + CHUNK],
-                             headers={"Upload-Offset": str(offset),
-                                      "Content-Type": "application/octet-stream"}, timeout=30)
+        sent = session.patch(
+            f"{base_url}/v1/uploads/{upload_id}",
+            data=data[offset : offset + CHUNK],
+            headers={"Upload-Offset": str(offset), "Content-Type": "application/octet-stream"},
+            timeout=30,
+        )
         assert sent.status_code == 200, sent.text
     commit = session.post(f"{base_url}/v1/uploads/{upload_id}/commit", timeout=60)
     assert commit.status_code == 200, commit.text
@@ -162,27 +168,49 @@ def _ensure_real(target: Target, images_dir: Path) -> None:
         _deploy_digits(session, url)
     if not any(d["name"] == DATASET for d in session.get(f"{url}/v1/datasets", timeout=10).json()):
         members = {p.name: p.read_bytes() for p in sorted(images_dir.glob("*.png"))}
-        _made(session.put(f"{url}/v1/datasets/{DATASET}", data=tar_archive(members),
-                          headers={"Content-Type": "application/x-tar"}, timeout=30))
+        _made(
+            session.put(
+                f"{url}/v1/datasets/{DATASET}",
+                data=tar_archive(members),
+                headers={"Content-Type": "application/x-tar"},
+                timeout=30,
+            )
+        )
     job_id = target.ids.get("job_id", "")
     if not job_id or session.get(f"{url}/v1/jobs/{job_id}", timeout=10).status_code != 200:
-        job_id = _made(session.post(f"{url}/v1/jobs", json={
-            "kind": "batch-infer", "params": {"model": MODEL, "dataset": DATASET}}, timeout=10),
-            "job_id")
+        job_id = _made(
+            session.post(
+                f"{url}/v1/jobs",
+                json={"kind": "batch-infer", "params": {"model": MODEL, "dataset": DATASET}},
+                timeout=10,
+            ),
+            "job_id",
+        )
         deadline = time.monotonic() + 60
         while session.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()["state"] in ("queued", "running"):
             assert time.monotonic() < deadline, "the batch-infer job did not finish"
             time.sleep(0.1)
     schedule_id = target.ids.get("schedule_id", "")
     if not schedule_id or session.get(f"{url}/v1/schedules/{schedule_id}", timeout=10).status_code != 200:
-        schedule_id = _made(session.post(f"{url}/v1/schedules", json={
-            "name": "nightly", "cron": "0 3 * * *", "enabled": False,
-            "job": {"kind": "benchmark", "params": {"model": MODEL}}}, timeout=10), "schedule_id")
+        schedule_id = _made(
+            session.post(
+                f"{url}/v1/schedules",
+                json={
+                    "name": "nightly",
+                    "cron": "0 3 * * *",
+                    "enabled": False,
+                    "job": {"kind": "benchmark", "params": {"model": MODEL}},
+                },
+                timeout=10,
+            ),
+            "schedule_id",
+        )
     upload_id = target.ids.get("upload_id", "")
     if not upload_id or session.get(f"{url}/v1/uploads/{upload_id}", timeout=10).status_code != 200:
         pending = {**_manifest(), "version": "2.0"}  # 1.0 is installed: nothing to upload
-        upload_id = _made(session.post(f"{url}/v1/uploads", json={"manifest": pending}, timeout=10),
-                          "upload_id")
+        upload_id = _made(
+            session.post(f"{url}/v1/uploads", json={"manifest": pending}, timeout=10), "upload_id"
+        )
     target.ids.update(job_id=job_id, schedule_id=schedule_id, upload_id=upload_id)
 
 
@@ -222,8 +250,9 @@ def _pinned_session_with(agent: LocalAgent, fingerprint: str) -> requests.Sessio
 
 @pytest.fixture(scope="module")
 def schema(target: Target) -> Any:
-    unauthenticated = target.session.get(f"{target.base_url}/v1/openapi.json",
-                                         headers={"Authorization": ""}, timeout=10)
+    unauthenticated = target.session.get(
+        f"{target.base_url}/v1/openapi.json", headers={"Authorization": ""}, timeout=10
+    )
     assert unauthenticated.status_code == 401
     document = target.session.get(f"{target.base_url}/v1/openapi.json", timeout=10)
     assert document.status_code == 200, document.text
@@ -243,8 +272,7 @@ def _names_a_url(case: Case[Any]) -> bool:
         return False
 
 
-def _fuzz_call(target: Target, case: Case[Any], counts: dict[str, int],
-               fixed: dict[str, str]) -> None:
+def _fuzz_call(target: Target, case: Case[Any], counts: dict[str, int], fixed: dict[str, str]) -> None:
     hypothesis.assume(not _names_a_url(case))
     # a negative case may still break a fixed path parameter (e.g. empty): the run on random
     # ids covers those; this one sends only paths that name the real things
@@ -265,8 +293,13 @@ def _describe(exc: BaseException) -> str:
     return message
 
 
-def _fuzz(target: Target, schema: Any, operations: list[Any], counts: dict[str, int],
-          path_of: Callable[[Any], dict[str, str]] = lambda _: {}) -> list[str]:
+def _fuzz(
+    target: Target,
+    schema: Any,
+    operations: list[Any],
+    counts: dict[str, int],
+    path_of: Callable[[Any], dict[str, str]] = lambda _: {},
+) -> list[str]:
     """Fuzz each operation, with the path parameters `path_of(operation)` fixed; every
     operation's failures, described."""
     failures: list[str] = []
@@ -279,9 +312,16 @@ def _fuzz(target: Target, schema: Any, operations: list[Any], counts: dict[str, 
         # The builder behind schemathesis's pytest plugin: schema examples, then its coverage
         # phase (boundary values, every field of the wrong type or missing, ...), then
         # Hypothesis fuzzing, each in positive and negative mode.
-        test = create_test(operation=operation, test_func=fuzz, config=HypothesisTestConfig(
-            project=schema.config, modes=list(HypothesisTestMode), settings=SETTINGS,
-            override=Override(path_parameters=real)))
+        test = create_test(
+            operation=operation,
+            test_func=fuzz,
+            config=HypothesisTestConfig(
+                project=schema.config,
+                modes=list(HypothesisTestMode),
+                settings=SETTINGS,
+                override=Override(path_parameters=real),
+            ),
+        )
         try:
             test()
         except hypothesis.errors.Unsatisfiable:
@@ -302,8 +342,10 @@ def _tested(schema: Any) -> list[Any]:
 
 def _report(what: str, counts: dict[str, int], started: float) -> None:
     listed = ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
-    print(f"\n{what}: {sum(counts.values())} cases over {len(counts)} operations in "
-          f"{time.monotonic() - started:.1f} s: {listed}")
+    print(
+        f"\n{what}: {sum(counts.values())} cases over {len(counts)} operations in "
+        f"{time.monotonic() - started:.1f} s: {listed}"
+    )
 
 
 def test_every_operation_fuzzed_answers_as_documented(target: Target, schema: Any) -> None:
@@ -320,7 +362,8 @@ def test_every_operation_fuzzed_answers_as_documented(target: Target, schema: An
 
 
 def test_every_operation_fuzzed_on_real_ids_answers_as_documented(
-        target: Target, schema: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    target: Target, schema: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """The same, each path naming the real model, job, dataset, schedule or upload."""
     pictures = tmp_path_factory.mktemp("pictures")
     images(pictures, 4)
@@ -338,8 +381,14 @@ def test_every_operation_fuzzed_on_real_ids_answers_as_documented(
     if target.cases:  # after the run on random ids (not when this test is run alone)
         assert sum(target.cases.values()) + sum(target.real_cases.values()) >= MIN_CASES_IN_ALL
     assert {f"{op.method.upper()} {op.path}" for op in tested} <= set(target.real_cases)
-    found = {"GET /v1/jobs/{job_id}", "GET /v1/jobs/{job_id}/logs", "GET /v1/schedules/{schedule_id}",
-             "GET /v1/models/{name}", "GET /v1/uploads/{upload_id}", "GET /v1/jobs/{job_id}/results"}
+    found = {
+        "GET /v1/jobs/{job_id}",
+        "GET /v1/jobs/{job_id}/logs",
+        "GET /v1/schedules/{schedule_id}",
+        "GET /v1/models/{name}",
+        "GET /v1/uploads/{upload_id}",
+        "GET /v1/jobs/{job_id}/results",
+    }
     assert found <= set(target.answered), f"the real ids were used: {target.answered}"
     assert target.agent.process is not None
     assert target.agent.process.poll() is None
@@ -347,8 +396,9 @@ def test_every_operation_fuzzed_on_real_ids_answers_as_documented(
 
 def test_stateful_sequences_along_links_answer_as_documented(target: Target, schema: Any) -> None:
     """Sequences built from the schema's (inferred) links, each step checked like above."""
-    stateful = schema.exclude(func=lambda ctx: f"{ctx.operation.method.upper()} {ctx.operation.path}"
-                              in STATEFUL_EXCLUDED)
+    stateful = schema.exclude(
+        func=lambda ctx: f"{ctx.operation.method.upper()} {ctx.operation.path}" in STATEFUL_EXCLUDED
+    )
     steps: list[str] = []
 
     class Machine(stateful.as_state_machine()):  # type: ignore[misc]
@@ -360,16 +410,26 @@ def test_stateful_sequences_along_links_answer_as_documented(target: Target, sch
             steps.append(_label(case))
             return case.call(**kwargs)
 
-        def validate_response(self, response: Any, case: Case[Any],
-                              additional_checks: Any = None, **kwargs: Any) -> None:
+        def validate_response(
+            self, response: Any, case: Case[Any], additional_checks: Any = None, **kwargs: Any
+        ) -> None:
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
 
     started = time.monotonic()
-    Machine.run(settings=settings(max_examples=STATEFUL_SCENARIOS, derandomize=True, deadline=None,
-                                  database=None, stateful_step_count=6,
-                                  suppress_health_check=list(HealthCheck)))
-    print(f"\nstateful: {len(steps)} calls over {len(set(steps))} operations in "
-          f"{time.monotonic() - started:.1f} s: {sorted(set(steps))}")
+    Machine.run(
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            stateful_step_count=6,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    print(
+        f"\nstateful: {len(steps)} calls over {len(set(steps))} operations in "
+        f"{time.monotonic() - started:.1f} s: {sorted(set(steps))}"
+    )
     assert len(steps) >= STATEFUL_SCENARIOS
     assert target.agent.process is not None
     assert target.agent.process.poll() is None  # the agent never fell over

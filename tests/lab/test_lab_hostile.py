@@ -106,28 +106,34 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
 
 
-_FILL = ("import itertools\n"
-         "with open('results.jsonl', 'w') as out:\n"
-         "    for n in itertools.count():\n"
-         "        out.write('{\"row\": %d, \"pad\": \"%s\"}\\n' % (n, 'x' * 4000))\n")
+_FILL = (
+    "import itertools\n"
+    "with open('results.jsonl', 'w') as out:\n"
+    "    for n in itertools.count():\n"
+    '        out.write(\'{"row": %d, "pad": "%s"}\\n\' % (n, \'x\' * 4000))\n'
+)
 
 
-def test_disk_full_during_job_output_fails_clearly_and_work_resumes(small_disk: Path,
-                                                                     tmp_path: Path) -> None:
+def test_disk_full_during_job_output_fails_clearly_and_work_resumes(small_disk: Path, tmp_path: Path) -> None:
     data = small_disk / "kit"
     data.mkdir()
-    (data / "agent.json").write_text(json.dumps({
-        "disk_reserve_bytes": 256 << 10, "jobs_allowed_commands": [PY], "metrics_interval_s": 0.5}))
+    (data / "agent.json").write_text(
+        json.dumps(
+            {"disk_reserve_bytes": 256 << 10, "jobs_allowed_commands": [PY], "metrics_interval_s": 0.5}
+        )
+    )
     agent = LocalAgent(data, "full", mdns=False).start()
     try:
         images(data / "datasets" / "shots", 6)
         with raw_client(agent, pair(agent)) as client:
             manifest = deploy(client, tmp_path)
-            before = wait(client, submit(client, "batch-infer", {"model": "tiny", "folder": "shots"})
-                          ["job_id"])
+            before = wait(
+                client, submit(client, "batch-infer", {"model": "tiny", "folder": "shots"})["job_id"]
+            )
             assert before["state"] == "done", before
-            waiting = submit(client, "batch-infer", {"model": "tiny", "folder": "shots"},
-                             not_before=time.time() + 3600)  # queued through the whole fault
+            waiting = submit(
+                client, "batch-infer", {"model": "tiny", "folder": "shots"}, not_before=time.time() + 3600
+            )  # queued through the whole fault
 
             # other files hold part of the disk; then the job's own output fills the rest
             ballast = data / "old-recordings.bin"
@@ -139,8 +145,9 @@ def test_disk_full_during_job_output_fails_clearly_and_work_resumes(small_disk: 
             assert shutil.disk_usage(small_disk).free <= 64 << 10, "the job filled the disk"
 
             # while it is full: a clear refusal or an accepted job, never a 5xx; nothing served broken
-            during = client.post("/v1/jobs", json={"kind": "batch-infer",
-                                                   "params": {"model": "tiny", "folder": "shots"}})
+            during = client.post(
+                "/v1/jobs", json={"kind": "batch-infer", "params": {"model": "tiny", "folder": "shots"}}
+            )
             assert during.status_code in (201, 507), during.text
             if during.status_code == 507:
                 assert "disk is full" in during.json()["message"]
@@ -161,14 +168,18 @@ def test_disk_full_during_job_output_fails_clearly_and_work_resumes(small_disk: 
             if during.status_code == 201:
                 late = wait(client, during.json()["job_id"])
                 assert late["state"] in ("done", "failed"), late
-            after = wait(client, submit(client, "batch-infer", {"model": "tiny", "folder": "shots"})
-                         ["job_id"])
+            after = wait(
+                client, submit(client, "batch-infer", {"model": "tiny", "folder": "shots"})["job_id"]
+            )
             assert after["state"] == "done", after
             rows = client.get(f"/v1/jobs/{after['job_id']}/results/results.jsonl").text.splitlines()
             assert len(rows) == 6
             assert client.get(f"/v1/jobs/{waiting['job_id']}").json()["state"] == "queued"
             assert {j["job_id"] for j in client.get("/v1/jobs").json()} >= {
-                before["job_id"], waiting["job_id"], after["job_id"]}
+                before["job_id"],
+                waiting["job_id"],
+                after["job_id"],
+            }
         assert _integrity(data) == "ok"
     finally:
         agent.stop()
@@ -177,8 +188,17 @@ def test_disk_full_during_job_output_fails_clearly_and_work_resumes(small_disk: 
 
 # --- 10. path traversal everywhere a name or path is accepted ------------------------------
 
-_TRAVERSALS = ["../../outside", "..", "/etc/passwd", "%2e%2e%2f%2e%2e%2foutside", "..\\..\\outside",
-               "a\0b", "escape", "escape/sentinel.txt", "....//....//outside"]
+_TRAVERSALS = [
+    "../../outside",
+    "..",
+    "/etc/passwd",
+    "%2e%2e%2f%2e%2e%2foutside",
+    "..\\..\\outside",
+    "a\0b",
+    "escape",
+    "escape/sentinel.txt",
+    "....//....//outside",
+]
 
 
 def _snapshot(root: Path, *skip: Path) -> dict[str, str]:
@@ -192,7 +212,8 @@ def _snapshot(root: Path, *skip: Path) -> dict[str, str]:
 
 
 def test_path_traversal_is_refused_everywhere_and_nothing_is_written_outside(
-        start_agent: AgentFactory, tmp_path: Path) -> None:
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "sentinel.txt").write_text("must not change")
@@ -211,15 +232,21 @@ def test_path_traversal_is_refused_everywhere_and_nothing_is_written_outside(
         statuses[response.status_code] += 1
         if not 400 <= response.status_code < 500:
             wrong.append(f"{what} -> {response.status_code} {response.text[:200]}")
-        elif (response.headers.get("content-type", "").startswith("application/json")
-              and not response.json().get("message")):
+        elif response.headers.get("content-type", "").startswith(
+            "application/json"
+        ) and not response.json().get("message"):
             wrong.append(f"{what} -> {response.status_code} without a message")
 
     with raw_client(agent, pair(agent)) as client:
         deploy(client, work)
         done = wait(client, submit(client, "benchmark", {"model": "tiny", "runs": 2})["job_id"])
-        valid = {"job_id": done["job_id"], "name": "tiny", "schedule_id": "0" * 24,
-                 "upload_id": "0" * 32, "version": "1"}
+        valid = {
+            "job_id": done["job_id"],
+            "name": "tiny",
+            "schedule_id": "0" * 24,
+            "upload_id": "0" * 32,
+            "version": "1",
+        }
         spec = client.get("/v1/openapi.json").json()
         routes = 0
         for template, methods in spec["paths"].items():
@@ -245,19 +272,32 @@ def test_path_traversal_is_refused_everywhere_and_nothing_is_written_outside(
         assert routes >= 15, f"the OpenAPI lists the routes with names ({routes} found)"
 
         for payload in [*_TRAVERSALS, str(outside), str(outside / "pics")]:
-            for kind, field in (("batch-infer", "folder"), ("batch-infer", "dataset"),
-                                ("evaluate", "folder"), ("evaluate", "dataset"),
-                                ("stream", "source"), ("batch-infer", "model"),
-                                ("benchmark", "version")):
+            for kind, field in (
+                ("batch-infer", "folder"),
+                ("batch-infer", "dataset"),
+                ("evaluate", "folder"),
+                ("evaluate", "dataset"),
+                ("stream", "source"),
+                ("batch-infer", "model"),
+                ("benchmark", "version"),
+            ):
                 params: dict[str, Any] = {"model": "tiny", field: payload}
                 if kind == "batch-infer" and field == "model":
                     params["folder"] = "."
-                expect_4xx(client.post("/v1/jobs", json={"kind": kind, "params": params}),
-                           f"job {kind} {field}={payload!r}")
-            expect_4xx(client.post("/v1/schedules", json={
-                "cron": "* * * * *", "job": {"kind": "batch-infer",
-                                             "params": {"model": "tiny", "folder": payload}}}),
-                f"schedule folder={payload!r}")
+                expect_4xx(
+                    client.post("/v1/jobs", json={"kind": kind, "params": params}),
+                    f"job {kind} {field}={payload!r}",
+                )
+            expect_4xx(
+                client.post(
+                    "/v1/schedules",
+                    json={
+                        "cron": "* * * * *",
+                        "job": {"kind": "batch-infer", "params": {"model": "tiny", "folder": payload}},
+                    },
+                ),
+                f"schedule folder={payload!r}",
+            )
             for field in ("name", "version"):
                 model = work / "m" / "evil.onnx"
                 model.parent.mkdir(exist_ok=True)
@@ -269,8 +309,9 @@ def test_path_traversal_is_refused_everywhere_and_nothing_is_written_outside(
                 started = client.post("/v1/uploads", json={"manifest": manifest})
                 if started.status_code == 201:  # a valid name (the planted link's): send it all
                     upload_id = started.json()["upload_id"]
-                    sent = client.patch(f"/v1/uploads/{upload_id}", content=model.read_bytes(),
-                                        headers={"Upload-Offset": "0"})
+                    sent = client.patch(
+                        f"/v1/uploads/{upload_id}", content=model.read_bytes(), headers={"Upload-Offset": "0"}
+                    )
                     assert sent.status_code == 200, sent.text
                     committed = client.post(f"/v1/uploads/{upload_id}/commit")
                     if field == "name":  # models/escape is the planted link
@@ -279,18 +320,26 @@ def test_path_traversal_is_refused_everywhere_and_nothing_is_written_outside(
                         assert committed.status_code == 200, committed.text
                 else:
                     expect_4xx(started, what)
-        archives = {"dot-dot": tar_archive({"../../escaped.png": b"x"}, {}),
-                    "absolute": tar_archive({str(outside / "abs.png"): b"x"}, {}),
-                    "link-out": tar_archive({}, {"pics": str(outside)}),
-                    "link-climb": tar_archive({}, {"up": "../../../outside"})}
+        archives = {
+            "dot-dot": tar_archive({"../../escaped.png": b"x"}, {}),
+            "absolute": tar_archive({str(outside / "abs.png"): b"x"}, {}),
+            "link-out": tar_archive({}, {"pics": str(outside)}),
+            "link-climb": tar_archive({}, {"up": "../../../outside"}),
+        }
         for name, archive in archives.items():
-            expect_4xx(client.put(f"/v1/datasets/{name}", content=archive,
-                                  headers={"Content-Type": "application/x-tar"}),
-                       f"dataset archive {name}")
+            expect_4xx(
+                client.put(
+                    f"/v1/datasets/{name}", content=archive, headers={"Content-Type": "application/x-tar"}
+                ),
+                f"dataset archive {name}",
+            )
         # the planted link under datasets/ is neither a dataset to run nor one to delete
-        expect_4xx(client.post("/v1/jobs", json={"kind": "batch-infer",
-                                                 "params": {"model": "tiny", "dataset": "escape"}}),
-                   "job on the planted dataset link")
+        expect_4xx(
+            client.post(
+                "/v1/jobs", json={"kind": "batch-infer", "params": {"model": "tiny", "dataset": "escape"}}
+            ),
+            "job on the planted dataset link",
+        )
         expect_4xx(client.delete("/v1/datasets/escape"), "delete the planted dataset link")
         assert client.get("/v1/health").status_code == 200
     _figure("traversal requests (status: count)", dict(sorted(statuses.items())))
@@ -315,8 +364,10 @@ def _oversized(agent: LocalAgent) -> None:
     # declared too big: refused from the headers alone, before any of the 50 MB is sent (sending
     # some of it too raced the agent's close: the write could fail before the answer was read)
     with _tls_socket(agent.port) as sock:
-        sock.sendall(b"POST /v1/pair HTTP/1.1\r\nHost: kit\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 52428800\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/pair HTTP/1.1\r\nHost: kit\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 52428800\r\n\r\n"
+        )
         assert sock.recv(64).startswith(b"HTTP/1.1 413"), "refused before the body is read"
     # not declared (chunked): refused once it passes the bound, not after reading it all
     sent = 0
@@ -355,8 +406,10 @@ def _slowloris(agent: LocalAgent, count: int, header_timeout_s: float) -> None:
                     open_.discard(n)
             assert agent.health()["status"] == "ok", "others are still served during the attack"
             time.sleep(0.2)
-        _figure("slowloris sockets closed by the agent", f"{count - len(open_)}/{count} "
-                f"after {time.monotonic() - start:.1f} s")
+        _figure(
+            "slowloris sockets closed by the agent",
+            f"{count - len(open_)}/{count} after {time.monotonic() - start:.1f} s",
+        )
         assert not open_, f"{len(open_)} slow sockets still held after {header_timeout_s + 8:g} s"
     finally:
         for sock in sockets:
@@ -366,7 +419,8 @@ def _slowloris(agent: LocalAgent, count: int, header_timeout_s: float) -> None:
 async def _one_health(port: int, ctx: ssl.SSLContext) -> str:
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(LOOPBACK, port, ssl=ctx, server_hostname="kit"), 30)
+            asyncio.open_connection(LOOPBACK, port, ssl=ctx, server_hostname="kit"), 30
+        )
     except (OSError, asyncio.TimeoutError):
         return "refused"
     try:
@@ -410,16 +464,24 @@ def _mdns_flood(count: int) -> tuple[int, int, bool, int]:
                     break
                 await asyncio.sleep(0.05)
             real = set(browser.kits)
-            infos = [ServiceInfo(SERVICE_TYPE, f"bogus-{n}.{SERVICE_TYPE}",
-                                 addresses=[socket.inet_aton("127.0.0.9")], port=9,
-                                 properties={"device_id": f"{n:064x}", "name": f"bogus {n}"},
-                                 server=f"bogus-{n}.local.") for n in range(count)]
+            infos = [
+                ServiceInfo(
+                    SERVICE_TYPE,
+                    f"bogus-{n}.{SERVICE_TYPE}",
+                    addresses=[socket.inet_aton("127.0.0.9")],
+                    port=9,
+                    properties={"device_id": f"{n:064x}", "name": f"bogus {n}"},
+                    server=f"bogus-{n}.local.",
+                )
+                for n in range(count)
+            ]
             for ttl in (120, 0):  # announce all, then say goodbye to all
                 for start in range(0, count, 8):
                     out = DNSOutgoing(const._FLAGS_QR_RESPONSE | const._FLAGS_AA)
-                    for info in infos[start:start + 8]:
-                        out.add_answer_at_time(DNSPointer(SERVICE_TYPE, const._TYPE_PTR,
-                                                          const._CLASS_IN, ttl, info.name), 0)
+                    for info in infos[start : start + 8]:
+                        out.add_answer_at_time(
+                            DNSPointer(SERVICE_TYPE, const._TYPE_PTR, const._CLASS_IN, ttl, info.name), 0
+                        )
                         if ttl:
                             out.add_answer_at_time(info.dns_service(), 0)
                             out.add_answer_at_time(info.dns_text(), 0)
@@ -442,7 +504,8 @@ def _mdns_flood(count: int) -> tuple[int, int, bool, int]:
 
 
 def test_hostile_clients_and_an_mdns_flood_leave_the_agent_up_and_jobs_done(
-        start_agent: AgentFactory, tmp_path: Path) -> None:
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     header_timeout = 4.0  # short for the test; under the 500-connection burst a shorter one
     # also closes honest clients whose request the loaded client had not sent yet
     configure(tmp_path, "hostile", jobs_allowed_commands=[PY], http_header_timeout_s=header_timeout)
@@ -460,8 +523,10 @@ def test_hostile_clients_and_an_mdns_flood_leave_the_agent_up_and_jobs_done(
             started = time.monotonic()
             outcome = asyncio.run(_many(agent.port, 500))
             peaks["500 connections"] = sampler.peak
-            _figure("500 concurrent TLS /v1/health (outcome: count)",
-                    f"{dict(outcome)} in {time.monotonic() - started:.1f} s")
+            _figure(
+                "500 concurrent TLS /v1/health (outcome: count)",
+                f"{dict(outcome)} in {time.monotonic() - started:.1f} s",
+            )
             assert agent.process.poll() is None, "the agent is still up"
             assert set(outcome) <= {"200", "503", "refused", "dropped"}, outcome
             assert outcome["200"] >= 100, f"most connections are served, not refused: {outcome}"
@@ -470,12 +535,18 @@ def test_hostile_clients_and_an_mdns_flood_leave_the_agent_up_and_jobs_done(
             self_rss_after = _rss(os.getpid())
             peaks["mDNS flood"] = sampler.peak
         _figure("agent peak RSS after each phase (MiB)", {k: round(v / (1 << 20)) for k, v in peaks.items()})
-        _figure("mDNS flood: kits held at most / left after goodbyes / ignored past the bound",
-                f"{most} / {left} / {ignored}")
-        _figure("app-side RSS growth over the mDNS flood (MiB)",
-                round((self_rss_after - self_rss_before) / (1 << 20), 1))
-        _figure("agent RSS idle / peak under load (MiB)",
-                f"{idle_rss / (1 << 20):.0f} / {sampler.peak / (1 << 20):.0f}")
+        _figure(
+            "mDNS flood: kits held at most / left after goodbyes / ignored past the bound",
+            f"{most} / {left} / {ignored}",
+        )
+        _figure(
+            "app-side RSS growth over the mDNS flood (MiB)",
+            round((self_rss_after - self_rss_before) / (1 << 20), 1),
+        )
+        _figure(
+            "agent RSS idle / peak under load (MiB)",
+            f"{idle_rss / (1 << 20):.0f} / {sampler.peak / (1 << 20):.0f}",
+        )
         assert real_seen, "the browser still sees the real kit after the flood"
         assert left <= 1, f"the goodbyes emptied the browser of bogus kits ({left} left)"
         assert most <= MAX_KITS, f"the browser held {most} kits, past its bound of {MAX_KITS}"
@@ -489,24 +560,34 @@ def test_hostile_clients_and_an_mdns_flood_leave_the_agent_up_and_jobs_done(
 
 # --- 13. nobody collects for a while --------------------------------------------------------
 
-_CHATTY = ("import json\n"
-           "for n in range(400):\n    print('line %04d ' % n + 'y' * 40, flush=True)\n"
-           "with open('results.jsonl', 'w') as out:\n"
-           "    for n in range(500):\n        out.write(json.dumps({'row': n}) + '\\n')\n")
+_CHATTY = (
+    "import json\n"
+    "for n in range(400):\n    print('line %04d ' % n + 'y' * 40, flush=True)\n"
+    "with open('results.jsonl', 'w') as out:\n"
+    "    for n in range(500):\n        out.write(json.dumps({'row': n}) + '\\n')\n"
+)
 
 
 def test_unattended_kit_keeps_buffers_bounded_and_collection_is_complete(
-        start_agent: AgentFactory, tmp_path: Path) -> None:
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     capacity, log_cap = 40, 4096
-    configure(tmp_path, "away", metrics_interval_s=0.05, metrics_capacity=capacity,
-              jobs_max_log_bytes=log_cap, jobs_allowed_commands=[PY])
+    configure(
+        tmp_path,
+        "away",
+        metrics_interval_s=0.05,
+        metrics_capacity=capacity,
+        jobs_max_log_bytes=log_cap,
+        jobs_allowed_commands=[PY],
+    )
     agent = start_agent("away", mdns=False)
     with raw_client(agent, pair(agent)) as client:
         jobs = [submit(client, "command", {"argv": [PY, "-c", _CHATTY]})["job_id"] for _ in range(3)]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # away: nobody reads until the ring has wrapped
-            with contextlib.closing(sqlite3.connect(f"file:{agent.data_dir / 'agent.db'}?mode=ro",
-                                                    uri=True)) as db:
+            with contextlib.closing(
+                sqlite3.connect(f"file:{agent.data_dir / 'agent.db'}?mode=ro", uri=True)
+            ) as db:
                 rows, top = db.execute("SELECT COUNT(*), MAX(seq) FROM metrics").fetchone()
             assert rows <= capacity, f"the ring holds {rows} samples, over its capacity {capacity}"
             if top is not None and top >= 2 * capacity:
@@ -533,8 +614,10 @@ def test_unattended_kit_keeps_buffers_bounded_and_collection_is_complete(
         assert dropped >= capacity, "the ring wrapped"
         held = first_page["samples"][0]["seq"]  # a sample may land between the two reads
         assert held <= first_page["overwritten"] <= held + 2, "the agent counts what its ring overwrote"
-        _figure("metrics ring: capacity / collected / overwritten before collection",
-                f"{capacity} / {len(seqs)} / {dropped}")
+        _figure(
+            "metrics ring: capacity / collected / overwritten before collection",
+            f"{capacity} / {len(seqs)} / {dropped}",
+        )
 
         for job_id in jobs:
             info = wait(client, job_id, timeout=60)

@@ -64,9 +64,11 @@ def _answer(sock: ssl.SSLSocket) -> bytes:
 def _audit_rows(data_dir: Path) -> tuple[int, int]:
     """Rows in the kit's audit table and their bytes, read from the file itself."""
     with contextlib.closing(sqlite3.connect(f"file:{data_dir / 'agent.db'}?mode=ro", uri=True)) as db:
-        row = db.execute("SELECT COUNT(*), COALESCE(SUM(length(detail) + length(target) + "
-                         "length(actor_label) + length(outcome) + length(action) + 150), 0) "
-                         "FROM audit").fetchone()
+        row = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(detail) + length(target) + "
+            "length(actor_label) + length(outcome) + length(action) + 150), 0) "
+            "FROM audit"
+        ).fetchone()
     return int(row[0]), int(row[1])
 
 
@@ -76,21 +78,26 @@ def _audit_rows(data_dir: Path) -> tuple[int, int]:
 def test_unauthenticated_body_gets_401_before_it_is_read(start_agent: AgentFactory) -> None:
     agent = start_agent("early401", mdns=False)
     with raw_client(agent) as client:
-        for path, method in (("/v1/jobs", "POST"), ("/v1/schedules", "POST"),
-                             ("/v1/schedules/" + "a" * 32, "PATCH")):
+        for path, method in (
+            ("/v1/jobs", "POST"),
+            ("/v1/schedules", "POST"),
+            ("/v1/schedules/" + "a" * 32, "PATCH"),
+        ):
             for body in (b"{not json", b"[" * 50_000 + b"]" * 50_000):
-                response = client.request(method, path, content=body,
-                                          headers={"Content-Type": "application/json"})
+                response = client.request(
+                    method, path, content=body, headers={"Content-Type": "application/json"}
+                )
                 assert response.status_code == 401, (path, response.status_code, response.text)
                 assert response.json()["error"] == "unauthenticated"
     with _tls_socket(agent.port) as sock:  # declared far over the body bound, never sent: still 401
-        sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: kit\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 52428800\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/jobs HTTP/1.1\r\nHost: kit\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 52428800\r\n\r\n"
+        )
         assert sock.recv(64).startswith(b"HTTP/1.1 401"), "refused before the body is read"
     token = pair(agent, "viewer")
     with raw_client(agent, token) as client:  # a viewer may not submit: 403, also before the body
-        response = client.post("/v1/jobs", content=b"{not json",
-                               headers={"Content-Type": "application/json"})
+        response = client.post("/v1/jobs", content=b"{not json", headers={"Content-Type": "application/json"})
         assert response.status_code == 403, response.text
 
 
@@ -101,8 +108,10 @@ def _flood(agent: LocalAgent, count: int, source: str = LOOPBACK) -> int:
     transport = httpx.HTTPTransport(local_address=source, verify=False)
     audited = 0
     bodies: list[tuple[str, bytes]] = [
-        ("/v1/pair", json.dumps({"app_id": "x" * 8, "nonce": "n" * 32, "scope": "admin",
-                                 "proof": "0" * 64}).encode()),  # 403: no pairing code now
+        (
+            "/v1/pair",
+            json.dumps({"app_id": "x" * 8, "nonce": "n" * 32, "scope": "admin", "proof": "0" * 64}).encode(),
+        ),  # 403: no pairing code now
         ("/v1/pair", b'{"app_id": 1}'),  # 422
         ("/v1/pair", b"{not json"),  # 400
         ("/v1/jobs", b"{not json"),  # 401 (not audited)
@@ -117,11 +126,16 @@ def _flood(agent: LocalAgent, count: int, source: str = LOOPBACK) -> int:
 
 
 def test_refusal_flood_leaves_a_bounded_log_whose_kept_chain_verifies(
-        start_agent: AgentFactory, tmp_path: Path, settings: Any, adopt: Callable[[LocalAgent], Any]
+    start_agent: AgentFactory, tmp_path: Path, settings: Any, adopt: Callable[[LocalAgent], Any]
 ) -> None:
     segment, kept, window = 40, 3, 3.0
-    configure(tmp_path, "flooded", audit_segment_entries=segment, audit_segments_kept=kept,
-              audit_refusal_window_s=window)
+    configure(
+        tmp_path,
+        "flooded",
+        audit_segment_entries=segment,
+        audit_segments_kept=kept,
+        audit_refusal_window_s=window,
+    )
     agent = start_agent("flooded", mdns=False)
     kit = adopt(agent)
     home = settings.home
@@ -137,8 +151,10 @@ def test_refusal_flood_leaves_a_bounded_log_whose_kept_chain_verifies(
     took = time.monotonic() - started
     time.sleep(window + 1.5)  # the last window closes: its count is written
     rows, size = _audit_rows(agent.data_dir)
-    print(f"\n[lab] {120 * 3 + 2400} refusals ({audited} audited) in {took:.1f} s left {rows} "
-          f"audit rows ({size} bytes)")
+    print(
+        f"\n[lab] {120 * 3 + 2400} refusals ({audited} audited) in {took:.1f} s left {rows} "
+        f"audit rows ({size} bytes)"
+    )
     assert rows <= segment * kept, f"{rows} rows after {audited} audited refusals"
     assert size <= rows * 1024
     with raw_client(agent, kit.token) as client:
@@ -163,8 +179,9 @@ def test_refusal_flood_leaves_a_bounded_log_whose_kept_chain_verifies(
 # --- 14. a log offset no file can reach ---------------------------------------------------
 
 
-def test_job_log_at_an_unreachable_offset_is_no_server_error(start_agent: AgentFactory,
-                                                             tmp_path: Path) -> None:
+def test_job_log_at_an_unreachable_offset_is_no_server_error(
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     configure(tmp_path, "logs", jobs_allowed_commands=[PY])
     agent = start_agent("logs", mdns=False)
     with raw_client(agent, pair(agent)) as admin:
@@ -188,16 +205,21 @@ def test_deeply_nested_json_gets_400_on_every_json_route(start_agent: AgentFacto
     inside = b'{"kind": "benchmark", "params": {"model": ' + deep + b"}}"
     assert len(inside) < 1 << 20
     with raw_client(agent, pair(agent)) as client:
-        for method, path in (("POST", "/v1/pair"), ("POST", "/v1/jobs"), ("POST", "/v1/schedules"),
-                             ("PATCH", "/v1/schedules/" + "a" * 32), ("POST", "/v1/uploads")):
+        for method, path in (
+            ("POST", "/v1/pair"),
+            ("POST", "/v1/jobs"),
+            ("POST", "/v1/schedules"),
+            ("PATCH", "/v1/schedules/" + "a" * 32),
+            ("POST", "/v1/uploads"),
+        ):
             for body in (deep, inside):
-                response = client.request(method, path, content=body,
-                                          headers={"Content-Type": "application/json"})
+                response = client.request(
+                    method, path, content=body, headers={"Content-Type": "application/json"}
+                )
                 assert response.status_code == 400, (path, response.status_code, response.text)
                 assert response.json()["error"] == "json_too_deep", response.text
         assert client.get("/v1/health").json()["status"] == "ok"
-        shallow = client.post("/v1/jobs", json={"kind": "benchmark",
-                                                "params": {"x": [[[[1]]]]}})
+        shallow = client.post("/v1/jobs", json={"kind": "benchmark", "params": {"x": [[[[1]]]]}})
         assert shallow.status_code == 422, shallow.text  # nested a little: read and judged
 
 
@@ -208,19 +230,21 @@ def _request_with_headers(headers: list[bytes]) -> bytes:
     return b"GET /v1/health HTTP/1.1\r\nHost: kit\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n"
 
 
-@pytest.mark.parametrize("shape", ["one 80 KB header", "1,600 small headers", "100 KB in 25 headers",
-                                   "70 KB of headers in two reads"])
-def test_headers_over_the_bound_get_431_and_a_closed_connection(start_agent: AgentFactory,
-                                                                shape: str) -> None:
+@pytest.mark.parametrize(
+    "shape",
+    ["one 80 KB header", "1,600 small headers", "100 KB in 25 headers", "70 KB of headers in two reads"],
+)
+def test_headers_over_the_bound_get_431_and_a_closed_connection(
+    start_agent: AgentFactory, shape: str
+) -> None:
     agent = start_agent("headers-" + shape.split()[0].replace(",", ""), mdns=False)
     request = {
         "one 80 KB header": _request_with_headers([b"X-Big: " + b"a" * 80_000]),
-        "1,600 small headers": _request_with_headers([b"X-H%04d: %s" % (n, b"v" * 40)
-                                                      for n in range(1600)]),
-        "100 KB in 25 headers": _request_with_headers([b"X-H%02d: %s" % (n, b"b" * 4000)
-                                                       for n in range(25)]),
-        "70 KB of headers in two reads": _request_with_headers([b"X-H%02d: %s" % (n, b"c" * 3500)
-                                                                for n in range(20)]),
+        "1,600 small headers": _request_with_headers([b"X-H%04d: %s" % (n, b"v" * 40) for n in range(1600)]),
+        "100 KB in 25 headers": _request_with_headers([b"X-H%02d: %s" % (n, b"b" * 4000) for n in range(25)]),
+        "70 KB of headers in two reads": _request_with_headers(
+            [b"X-H%02d: %s" % (n, b"c" * 3500) for n in range(20)]
+        ),
     }[shape]
     with _tls_socket(agent.port) as sock:
         if "two reads" in shape:

@@ -77,7 +77,8 @@ def _marker_command(folder: Path, name: str) -> list[str]:
 
 
 def test_an_operator_racing_a_key_against_its_deletion_never_gets_a_command_job(
-        start_agent: AgentFactory, tmp_path: Path) -> None:
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     kit_settings(tmp_path / "agents" / "race", jobs_allowed_commands=[PY])
     agent = start_agent("race", mdns=False)
     ran = tmp_path / "ran"
@@ -104,15 +105,24 @@ def test_an_operator_racing_a_key_against_its_deletion_never_gets_a_command_job(
             while rounds < 150 and time.monotonic() < deadline:
                 rounds += 1
                 key = f"nightly-{rounds}"
-                first = admin.post("/v1/jobs", json={
-                    "kind": "command", "params": {"argv": [PY, "-c", "pass"]}, "idempotency_key": key,
-                    "not_before": time.time() + 3600})
+                first = admin.post(
+                    "/v1/jobs",
+                    json={
+                        "kind": "command",
+                        "params": {"argv": [PY, "-c", "pass"]},
+                        "idempotency_key": key,
+                        "not_before": time.time() + 3600,
+                    },
+                )
                 assert first.status_code == 201, first.text
                 job_id = first.json()["job_id"]
                 admin_jobs.add(job_id)
                 assert clients[0].post(f"/v1/jobs/{job_id}/cancel").status_code == 200
-                body = {"kind": "command", "params": {"argv": _marker_command(ran, f"{rounds}")},
-                        "idempotency_key": key}
+                body = {
+                    "kind": "command",
+                    "params": {"argv": _marker_command(ran, f"{rounds}")},
+                    "idempotency_key": key,
+                }
                 submits = [pool.submit(c.post, "/v1/jobs", json=body) for c in clients[1:]]
                 deleted = pool.submit(clients[0].delete, f"/v1/jobs/{job_id}")
                 assert deleted.result().status_code == 204
@@ -120,8 +130,11 @@ def test_an_operator_racing_a_key_against_its_deletion_never_gets_a_command_job(
                     assert answer.status_code < 500, answer.text
                     if answer.status_code in (200, 201) and answer.json()["job_id"] not in admin_jobs:
                         created.append(answer.json())
-            made = [j for j in admin.get("/v1/jobs", params={"kind": "command", "limit": 1000}).json()
-                    if j["job_id"] not in admin_jobs]
+            made = [
+                j
+                for j in admin.get("/v1/jobs", params={"kind": "command", "limit": 1000}).json()
+                if j["job_id"] not in admin_jobs
+            ]
     finally:
         stop.set()
         for reader in readers:
@@ -141,9 +154,22 @@ def _plant_command_job(data_dir: Path, argv: list[str], **columns: Any) -> str:
     job_id = secrets.token_hex(12)
     request = {"kind": "command", "params": {"argv": argv}}
     now = time.time()
-    row = {"id": job_id, "kind": "command", "request": json.dumps(request), "priority": 0, "threads": 1,
-           "memory_mb": 256, "gpu": 0, "state": "queued", "max_retries": 0, "not_before": 0,
-           "queued_at": now, "created_at": now, "updated_at": now, **columns}
+    row = {
+        "id": job_id,
+        "kind": "command",
+        "request": json.dumps(request),
+        "priority": 0,
+        "threads": 1,
+        "memory_mb": 256,
+        "gpu": 0,
+        "state": "queued",
+        "max_retries": 0,
+        "not_before": 0,
+        "queued_at": now,
+        "created_at": now,
+        "updated_at": now,
+        **columns,
+    }
     with contextlib.closing(sqlite3.connect(data_dir / "agent.db")) as db, db:
         names, marks = ", ".join(row), ", ".join("?" * len(row))  # the test's own column names
         db.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", tuple(row.values()))
@@ -151,7 +177,8 @@ def _plant_command_job(data_dir: Path, argv: list[str], **columns: Any) -> str:
 
 
 def test_command_jobs_without_a_live_admin_behind_them_are_refused_at_start(
-        start_agent: AgentFactory, tmp_path: Path) -> None:
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     kit_settings(tmp_path / "agents" / "planted", jobs_allowed_commands=[PY])
     agent = start_agent("planted", mdns=False)
     ran = tmp_path / "ran"
@@ -160,25 +187,36 @@ def test_command_jobs_without_a_live_admin_behind_them_are_refused_at_start(
     _, operator_id = pair_as(agent, "operator")
     other_admin, other_admin_id = pair_as(agent, "admin")
     with raw_client(agent, other_admin) as client:  # queued by an admin whose token is revoked next
-        revoked = client.post("/v1/jobs", json={"kind": "command", "params": {
-            "argv": _marker_command(ran, "revoked")}, "not_before": time.time() + 4})
+        revoked = client.post(
+            "/v1/jobs",
+            json={
+                "kind": "command",
+                "params": {"argv": _marker_command(ran, "revoked")},
+                "not_before": time.time() + 4,
+            },
+        )
         assert revoked.status_code == 201, revoked.text
     with raw_client(agent, admin_token) as admin:
         assert admin.delete(f"/v1/tokens/{other_admin_id}").status_code == 204
     agent.stop()
 
     old = _plant_command_job(agent.data_dir, _marker_command(ran, "old"))
-    _refused_at_start(agent, admin_token, {"old row, submitter unknown": old,
-                                           "admin scope, revoked token": revoked.json()["job_id"]})
+    _refused_at_start(
+        agent,
+        admin_token,
+        {"old row, submitter unknown": old, "admin scope, revoked token": revoked.json()["job_id"]},
+    )
     agent.stop()
     columns = {r[1] for r in sqlite3.connect(agent.data_dir / "agent.db").execute("PRAGMA table_info(jobs)")}
     assert {"submitted_by", "submitter_scope"} <= columns, "the agent records who submitted each job"
-    tampered = _plant_command_job(agent.data_dir, _marker_command(ran, "operator"),
-                                  submitted_by=operator_id, submitter_scope="operator")
+    tampered = _plant_command_job(
+        agent.data_dir, _marker_command(ran, "operator"), submitted_by=operator_id, submitter_scope="operator"
+    )
     _refused_at_start(agent, admin_token, {"operator scope": tampered})
     with raw_client(agent, admin_token) as admin:
-        fine = admin.post("/v1/jobs", json={"kind": "command", "params": {
-            "argv": _marker_command(ran, "fine")}})
+        fine = admin.post(
+            "/v1/jobs", json={"kind": "command", "params": {"argv": _marker_command(ran, "fine")}}
+        )
         assert wait(admin, fine.json()["job_id"])["state"] == "done", "an admin's own job still runs"
     assert sorted(p.name for p in ran.iterdir()) == ["fine"], "only the live admin's command ran"
 
@@ -253,10 +291,13 @@ class AuthCamera(Listener):
                 conn.settimeout(2)
                 while request := conn.recv(8192).decode("latin-1"):
                     self.requests.append(request)
-                    cseq = next((line for line in request.split("\r\n") if line.lower().startswith("cseq")),
-                                "CSeq: 1")
-                    conn.sendall(f"RTSP/1.0 401 Unauthorized\r\n{cseq}\r\n"
-                                 'WWW-Authenticate: Basic realm="cam"\r\n\r\n'.encode())
+                    cseq = next(
+                        (line for line in request.split("\r\n") if line.lower().startswith("cseq")), "CSeq: 1"
+                    )
+                    conn.sendall(
+                        f"RTSP/1.0 401 Unauthorized\r\n{cseq}\r\n"
+                        'WWW-Authenticate: Basic realm="cam"\r\n\r\n'.encode()
+                    )
 
     def saw(self, user: str, password: str) -> int:
         """How many requests carried exactly these credentials."""
@@ -274,8 +315,9 @@ def _ipv6_loopback() -> bool:
 
 
 def _stream(client: httpx.Client, source: str, **params: Any) -> httpx.Response:
-    return client.post("/v1/jobs", json={"kind": "stream", "params": {
-        "model": DETECTOR, "source": source, **params}})
+    return client.post(
+        "/v1/jobs", json={"kind": "stream", "params": {"model": DETECTOR, "source": source, **params}}
+    )
 
 
 def _outcome(client: httpx.Client, answer: httpx.Response) -> str:
@@ -304,17 +346,28 @@ def test_stream_sources_aimed_at_the_kit_itself_are_refused(stream_kit: tuple[Lo
     with Listener() as target, contextlib.ExitStack() as stack, raw_client(agent, operator) as client:
         # the cloud metadata address is off this machine: a job for it must never start, even
         # if a regression lets it in, so it is queued for an hour from now and cancelled at once
-        metadata = client.post("/v1/jobs", json={"kind": "stream", "not_before": time.time() + 3600,
-                                                 "params": {"model": DETECTOR,
-                                                            "source": "http://169.254.169.254/latest/"}})
+        metadata = client.post(
+            "/v1/jobs",
+            json={
+                "kind": "stream",
+                "not_before": time.time() + 3600,
+                "params": {"model": DETECTOR, "source": "http://169.254.169.254/latest/"},
+            },
+        )
         if metadata.status_code < 400:
             client.post(f"/v1/jobs/{metadata.json()['job_id']}/cancel")
         assert metadata.status_code == 422, metadata.text
-        sources = [f"rtsp://127.0.0.1:{target.port}/x", f"http://127.0.0.1:{target.port}/cam.mjpg",
-                   f"rtsp://localhost:{target.port}/x", f"rtsp://0.0.0.0:{target.port}/x",
-                   f"rtsp://127.9.8.7:{target.port}/x", f"http://2130706433:{target.port}/",
-                   f"rtsp://[::ffff:127.0.0.1]:{target.port}/x",
-                   f"https://127.0.0.1:{agent.port}/v1/health", f"https://localhost:{agent.port}/v1/health"]
+        sources = [
+            f"rtsp://127.0.0.1:{target.port}/x",
+            f"http://127.0.0.1:{target.port}/cam.mjpg",
+            f"rtsp://localhost:{target.port}/x",
+            f"rtsp://0.0.0.0:{target.port}/x",
+            f"rtsp://127.9.8.7:{target.port}/x",
+            f"http://2130706433:{target.port}/",
+            f"rtsp://[::ffff:127.0.0.1]:{target.port}/x",
+            f"https://127.0.0.1:{agent.port}/v1/health",
+            f"https://localhost:{agent.port}/v1/health",
+        ]
         if _ipv6_loopback():
             six = stack.enter_context(Listener("::1"))
             sources.append(f"http://[::1]:{six.port}/cam.mjpg")
@@ -340,12 +393,16 @@ def _redirector(host: str, location: str) -> Listener:
 
 
 def test_an_allowed_camera_host_cannot_redirect_the_kit_and_failures_read_alike(
-        allowed_host: str, stream_kit: tuple[LocalAgent, str]) -> None:
+    allowed_host: str, stream_kit: tuple[LocalAgent, str]
+) -> None:
     agent, operator = stream_kit
     garbage = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\ngarbage"
-    with Listener() as target, Listener(allowed_host, garbage) as talker, \
-            _redirector(allowed_host, f"http://127.0.0.1:{target.port}/cam.mjpg") as redirect, \
-            raw_client(agent, operator) as client:
+    with (
+        Listener() as target,
+        Listener(allowed_host, garbage) as talker,
+        _redirector(allowed_host, f"http://127.0.0.1:{target.port}/cam.mjpg") as redirect,
+        raw_client(agent, operator) as client,
+    ):
         moved = _stream(client, f"http://{allowed_host}:{redirect.port}/cam.mjpg")
         assert moved.status_code == 201, moved.text
         assert wait(client, moved.json()["job_id"], timeout=40)["state"] == "failed"
@@ -373,21 +430,32 @@ def _sse_until_end(client: httpx.Client, job_id: str) -> str:
 
 
 def test_a_camera_password_reaches_no_viewer_log_error_or_file(
-        allowed_host: str, stream_kit: tuple[LocalAgent, str]) -> None:
+    allowed_host: str, stream_kit: tuple[LocalAgent, str]
+) -> None:
     agent, operator = stream_kit
     password = "Pw-" + secrets.token_hex(8)
     forms = {password, quote(password), base64.b64encode(f"cam:{password}".encode()).decode()}
     viewer, _ = pair_as(agent, "viewer")
     admin, _ = pair_as(agent, "admin")
-    with AuthCamera(allowed_host) as cam, raw_client(agent, operator) as op, \
-            raw_client(agent, viewer) as view, raw_client(agent, admin) as adm:
+    with (
+        AuthCamera(allowed_host) as cam,
+        raw_client(agent, operator) as op,
+        raw_client(agent, viewer) as view,
+        raw_client(agent, admin) as adm,
+    ):
         camera = f"rtsp://cam:{password}@{allowed_host}:{cam.port}/live"
         made = _stream(op, camera)
         assert made.status_code == 201, made.text
         job_id = made.json()["job_id"]
         refused = _stream(op, f"rtsp://cam:{password}@127.0.0.1:{free_port()}/live")  # a 422
-        schedule = op.post("/v1/schedules", json={"name": "night cam", "cron": "* * * * * *", "job": {
-            "kind": "stream", "params": {"model": DETECTOR, "source": camera}}})
+        schedule = op.post(
+            "/v1/schedules",
+            json={
+                "name": "night cam",
+                "cron": "* * * * * *",
+                "job": {"kind": "stream", "params": {"model": DETECTOR, "source": camera}},
+            },
+        )
         assert schedule.status_code == 201, schedule.text
         schedule_id = schedule.json()["schedule_id"]
         job = wait(view, job_id, timeout=40)
@@ -398,7 +466,8 @@ def test_a_camera_password_reaches_no_viewer_log_error_or_file(
         assert fired["error"] == job["error"], "the scheduled job found the password too"
         assert cam.saw("cam", password) >= 2, "the worker sent the real password, for both jobs"
         seen = {
-            "POST /v1/jobs answer": made.text, "refused submit": refused.text,
+            "POST /v1/jobs answer": made.text,
+            "refused submit": refused.text,
             "POST /v1/schedules answer": schedule.text,
             "GET /v1/jobs": view.get("/v1/jobs").text,
             "GET /v1/jobs/{id}": view.get(f"/v1/jobs/{job_id}").text,
@@ -440,21 +509,33 @@ def _first_scheduled_job(client: httpx.Client, schedule_id: str) -> dict[str, An
 
 
 def test_a_dataset_playlist_cannot_read_a_video_outside_the_roots(
-        stream_kit: tuple[LocalAgent, str], tmp_path: Path) -> None:
+    stream_kit: tuple[LocalAgent, str], tmp_path: Path
+) -> None:
     agent, operator = stream_kit
     outside = write_video(tmp_path / "private" / "outside.ts", seconds=1, fps=10, size=96)
     inside = write_video(tmp_path / "inside.mp4", seconds=1, fps=10, size=96)
     playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\n{outside}\n#EXT-X-ENDLIST\n"
-    members = {"list.m3u8": playlist.encode(), "feed.M3U8": playlist.encode(),
-               "list.ffconcat": f"ffconcat version 1.0\nfile '{outside}'\n".encode(),
-               "clip.mp4": inside.read_bytes()}
+    members = {
+        "list.m3u8": playlist.encode(),
+        "feed.M3U8": playlist.encode(),
+        "list.ffconcat": f"ffconcat version 1.0\nfile '{outside}'\n".encode(),
+        "clip.mp4": inside.read_bytes(),
+    }
     with raw_client(agent, operator) as client:
         client.put("/v1/datasets/pl", content=tar_archive(members)).raise_for_status()
-        answers = {name: _stream(client, f"pl/{name}", realtime=False)
-                   for name in ("list.m3u8", "feed.M3U8", "list.ffconcat")}
+        answers = {
+            name: _stream(client, f"pl/{name}", realtime=False)
+            for name in ("list.m3u8", "feed.M3U8", "list.ffconcat")
+        }
         # a file that is a video when the job is queued and a link to the playlist when it starts
-        later = client.post("/v1/jobs", json={"kind": "stream", "not_before": time.time() + 2, "params": {
-                "model": DETECTOR, "source": "pl/clip.mp4", "realtime": False}})
+        later = client.post(
+            "/v1/jobs",
+            json={
+                "kind": "stream",
+                "not_before": time.time() + 2,
+                "params": {"model": DETECTOR, "source": "pl/clip.mp4", "realtime": False},
+            },
+        )
         assert later.status_code == 201, later.text
         clip = agent.data_dir / "datasets" / "pl" / "clip.mp4"
         clip.unlink()

@@ -73,8 +73,9 @@ WHERE = ("initializer", "constant", "sparse", "subgraph", "function")
 
 def _external(name: str, location: str, length: int) -> onnx.TensorProto:
     """A uint8 tensor whose bytes ONNX Runtime would read from `location`."""
-    tensor = onnx.TensorProto(name=name, data_type=TensorProto.UINT8, dims=[length],
-                              data_location=TensorProto.EXTERNAL)
+    tensor = onnx.TensorProto(
+        name=name, data_type=TensorProto.UINT8, dims=[length], data_location=TensorProto.EXTERNAL
+    )
     for key, value in (("location", location), ("offset", "0"), ("length", str(length))):
         tensor.external_data.add(key=key, value=value)
     return tensor
@@ -86,8 +87,9 @@ def _leaky_graph(where: str, location: str, length: int) -> tuple[onnx.GraphProt
     tensor = _external("secret", location, length)
     functions: list[onnx.FunctionProto] = []
     if where == "initializer":
-        return helper.make_graph([helper.make_node("Identity", ["secret"], ["leak"])], "g", _IMAGE, out,
-                                 [tensor]), functions
+        return helper.make_graph(
+            [helper.make_node("Identity", ["secret"], ["leak"])], "g", _IMAGE, out, [tensor]
+        ), functions
     if where == "constant":
         nodes = [helper.make_node("Constant", [], ["leak"], value=tensor)]
     elif where == "sparse":
@@ -96,10 +98,16 @@ def _leaky_graph(where: str, location: str, length: int) -> tuple[onnx.GraphProt
         graph.sparse_initializer.append(helper.make_sparse_tensor(tensor, indices, [length]))
         return graph, functions
     elif where == "subgraph":
+
         def branch(name: str) -> onnx.GraphProto:
-            return helper.make_graph([helper.make_node("Identity", [f"s{name}"], [f"o{name}"])], name, [],
-                                     [helper.make_tensor_value_info(f"o{name}", TensorProto.UINT8, [length])],
-                                     [_external(f"s{name}", location, length)])
+            return helper.make_graph(
+                [helper.make_node("Identity", [f"s{name}"], [f"o{name}"])],
+                name,
+                [],
+                [helper.make_tensor_value_info(f"o{name}", TensorProto.UINT8, [length])],
+                [_external(f"s{name}", location, length)],
+            )
+
         nodes = [helper.make_node("If", ["yes"], ["leak"], then_branch=branch("a"), else_branch=branch("b"))]
         flag = helper.make_tensor("yes", TensorProto.BOOL, [], [True])
         return helper.make_graph(nodes, "g", _IMAGE, out, [flag]), functions
@@ -110,8 +118,9 @@ def _leaky_graph(where: str, location: str, length: int) -> tuple[onnx.GraphProt
     return helper.make_graph(nodes, "g", _IMAGE, out), functions
 
 
-def leaky_model(path: Path, where: str, location: str, length: int, name: str = "leak",
-                version: str = "1") -> Manifest:
+def leaky_model(
+    path: Path, where: str, location: str, length: int, name: str = "leak", version: str = "1"
+) -> Manifest:
     """A `raw` model that answers the bytes of another file through /infer."""
     graph, functions = _leaky_graph(where, location, length)
     opsets = [helper.make_opsetid("", 13)] + ([helper.make_opsetid("kf", 1)] if functions else [])
@@ -119,8 +128,14 @@ def leaky_model(path: Path, where: str, location: str, length: int, name: str = 
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
     data = path.read_bytes()
-    return Manifest(name=name, version=version, task="raw", input=InputSpec(name="image", height=8, width=8),
-                    sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    return Manifest(
+        name=name,
+        version=version,
+        task="raw",
+        input=InputSpec(name="image", height=8, width=8),
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+    )
 
 
 def _send_model(client: httpx.Client, manifest: Manifest, data: bytes) -> httpx.Response:
@@ -132,7 +147,8 @@ def _send_model(client: httpx.Client, manifest: Manifest, data: bytes) -> httpx.
 
 
 def test_a_model_naming_another_file_is_refused_before_onnx_runtime_reads_it(
-        start_agent: AgentFactory, tmp_path: Path) -> None:
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     agent = start_agent("leak", mdns=False)
     key = (agent.data_dir / "identity.key").read_bytes()
     uploads = agent.data_dir / "models" / ".uploads"
@@ -141,21 +157,29 @@ def test_a_model_naming_another_file_is_refused_before_onnx_runtime_reads_it(
         victim = tmp_path / "victim.onnx"
         victim_manifest = classifier(victim, name="victim")
         victim_id = client.post("/v1/uploads", json=_upload_body(victim_manifest)).json()["upload_id"]
-        client.patch(f"/v1/uploads/{victim_id}", content=victim.read_bytes()[:400],
-                     headers={"Upload-Offset": "0"}).raise_for_status()
+        client.patch(
+            f"/v1/uploads/{victim_id}", content=victim.read_bytes()[:400], headers={"Upload-Offset": "0"}
+        ).raise_for_status()
         key_up = ("the kit's TLS key", "../../identity.key", len(key))
         beside = ("another operator's upload", f"{victim_id}.part", 400)  # inside the folder
         cases = [(where, target) for where in WHERE for target in (key_up, beside)]
-        cases.append(("initializer", ("the kit's TLS key by its full path",
-                                      str(agent.data_dir / "identity.key"), len(key))))
+        cases.append(
+            (
+                "initializer",
+                ("the kit's TLS key by its full path", str(agent.data_dir / "identity.key"), len(key)),
+            )
+        )
         answers = {}
         for n, (where, (target, location, length)) in enumerate(cases):
             model = tmp_path / f"leak-{n}.onnx"
             manifest = leaky_model(model, where, location, length, version=str(n + 1))
             answers[f"{where}, {target}"] = _send_model(client, manifest, model.read_bytes())
         # each refused by the kit's own check, before ONNX Runtime read anything
-        wrong = {case: f"{answer.status_code} {answer.text[:160]}" for case, answer in answers.items()
-                 if answer.status_code != 422 or "in another file" not in answer.json()["message"]}
+        wrong = {
+            case: f"{answer.status_code} {answer.text[:160]}"
+            for case, answer in answers.items()
+            if answer.status_code != 422 or "in another file" not in answer.json()["message"]
+        }
         assert not wrong, "\n".join(f"{case}: {said}" for case, said in wrong.items())
         answer = next(iter(answers.values())).json()
         assert "one file" in answer["message"], answer
@@ -163,8 +187,9 @@ def test_a_model_naming_another_file_is_refused_before_onnx_runtime_reads_it(
         assert client.get("/v1/models").json() == [], "nothing was installed"
         tensor = io.BytesIO()
         np.save(tensor, np.zeros((1, 3, 8, 8), np.float32))
-        infer = client.post("/v1/models/leak/infer", content=tensor.getvalue(),
-                            headers={"Content-Type": "application/x-npy"})
+        infer = client.post(
+            "/v1/models/leak/infer", content=tensor.getvalue(), headers={"Content-Type": "application/x-npy"}
+        )
         assert infer.status_code == 404, "nothing was installed, so nothing answers the key"
         assert key not in infer.content
         # the victim's half-sent upload is untouched and still resumable
@@ -178,8 +203,7 @@ def _external_export(folder: Path) -> Path:
     classifier(folder / "plain.onnx", name="side", golden=False)
     model = onnx.load(str(folder / "plain.onnx"))
     target = folder / "side.onnx"
-    onnx.save_model(model, str(target), save_as_external_data=True, location="side.weights",
-                    size_threshold=0)
+    onnx.save_model(model, str(target), save_as_external_data=True, location="side.weights", size_threshold=0)
     data = target.read_bytes()
     manifest = Manifest.model_validate_json((folder / "plain.manifest.json").read_bytes())
     manifest.sha256, manifest.size_bytes = hashlib.sha256(data).hexdigest(), len(data)
@@ -188,7 +212,8 @@ def _external_export(folder: Path) -> Path:
 
 
 def test_kitfleet_deploy_refuses_a_model_with_external_data_before_sending_it(
-        start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path) -> None:
+    start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path
+) -> None:
     agent = start_agent("deploy-side", mdns=False)
     kit = adopt(agent)
     model = _external_export(tmp_path / "export")
@@ -210,8 +235,10 @@ def test_kitfleet_deploy_refuses_a_model_with_external_data_before_sending_it(
 def _gzip_tar(members: dict[str, int]) -> bytes:
     """A gzipped tar of files of zeros (name → size), built without holding them in memory."""
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9) as packed, \
-            tarfile.open(fileobj=packed, mode="w|") as tar:
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9) as packed,
+        tarfile.open(fileobj=packed, mode="w|") as tar,
+    ):
         for name, size in members.items():
             info = tarfile.TarInfo(name)
             info.size = size
@@ -288,8 +315,9 @@ def test_an_archive_that_would_not_fit_the_disk_is_refused_before_unpacking(tmp_
         agent.start()
         try:
             with raw_client(agent, pair(agent)) as client:
-                answer = client.put("/v1/datasets/huge", content=_gzip_tar({"zeros.png": 40 << 20}),
-                                    timeout=60)
+                answer = client.put(
+                    "/v1/datasets/huge", content=_gzip_tar({"zeros.png": 40 << 20}), timeout=60
+                )
             assert answer.status_code == 507, answer.text[:300]
             assert answer.json()["error"] == "insufficient_storage", "refused before unpacking"
             assert not list((mount / "kit" / "datasets").iterdir())
@@ -312,25 +340,35 @@ def _headers_only(agent: LocalAgent, head: str) -> bytes:
             return b""
 
 
-def test_declared_sizes_over_the_limit_are_refused_from_the_headers(start_agent: AgentFactory,
-                                                                   tmp_path: Path) -> None:
+def test_declared_sizes_over_the_limit_are_refused_from_the_headers(
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     agent = start_agent("declared", mdns=False)
     token = pair(agent)
     manifest = classifier(tmp_path / "tiny.onnx")
     with raw_client(agent, token) as client:
         upload_id = client.post("/v1/uploads", json=_upload_body(manifest)).json()["upload_id"]
     auth = f"Host: kit\r\nAuthorization: Bearer {token}\r\n"
-    dataset = _headers_only(agent, f"PUT /v1/datasets/huge HTTP/1.1\r\n{auth}"
-                                   f"Content-Type: application/x-tar\r\nContent-Length: {2 << 30}\r\n\r\n")
+    dataset = _headers_only(
+        agent,
+        f"PUT /v1/datasets/huge HTTP/1.1\r\n{auth}"
+        f"Content-Type: application/x-tar\r\nContent-Length: {2 << 30}\r\n\r\n",
+    )
     assert dataset.startswith(b"HTTP/1.1 413"), f"2 GB dataset under a 1 GiB limit: {dataset!r}"
-    chunk = _headers_only(agent, f"PATCH /v1/uploads/{upload_id} HTTP/1.1\r\n{auth}Upload-Offset: 0\r\n"
-                                 f"Content-Length: {5 << 30}\r\n\r\n")
+    chunk = _headers_only(
+        agent,
+        f"PATCH /v1/uploads/{upload_id} HTTP/1.1\r\n{auth}Upload-Offset: 0\r\n"
+        f"Content-Length: {5 << 30}\r\n\r\n",
+    )
     assert chunk.startswith(b"HTTP/1.1 413"), f"5 GiB for a {manifest.size_bytes}-byte model: {chunk!r}"
     assert not list((agent.data_dir / "datasets").iterdir())
     with raw_client(agent, token) as client:
         assert client.get(f"/v1/uploads/{upload_id}").json()["offset"] == 0
-        sent = client.patch(f"/v1/uploads/{upload_id}", content=(tmp_path / "tiny.onnx").read_bytes(),
-                            headers={"Upload-Offset": "0"})
+        sent = client.patch(
+            f"/v1/uploads/{upload_id}",
+            content=(tmp_path / "tiny.onnx").read_bytes(),
+            headers={"Upload-Offset": "0"},
+        )
         assert sent.status_code == 200, "an honest chunk still goes through"
 
 
@@ -353,11 +391,18 @@ def test_a_dropped_upload_is_a_warning_not_a_server_error(start_agent: AgentFact
     with raw_client(agent, token) as client:
         upload_id = client.post("/v1/uploads", json=_upload_body(manifest)).json()["upload_id"]
     auth = f"Host: kit\r\nAuthorization: Bearer {token}\r\n"
-    _drop_after(agent, f"PATCH /v1/uploads/{upload_id} HTTP/1.1\r\n{auth}Upload-Offset: 0\r\n"
-                       f"Content-Length: {manifest.size_bytes}\r\n\r\n", model.read_bytes()[:100_000])
+    _drop_after(
+        agent,
+        f"PATCH /v1/uploads/{upload_id} HTTP/1.1\r\n{auth}Upload-Offset: 0\r\n"
+        f"Content-Length: {manifest.size_bytes}\r\n\r\n",
+        model.read_bytes()[:100_000],
+    )
     archive = tar_archive({"a.png": b"x" * 200_000})
-    _drop_after(agent, f"PUT /v1/datasets/cut HTTP/1.1\r\n{auth}Content-Length: {len(archive)}\r\n\r\n",
-                archive[:100_000])
+    _drop_after(
+        agent,
+        f"PUT /v1/datasets/cut HTTP/1.1\r\n{auth}Content-Length: {len(archive)}\r\n\r\n",
+        archive[:100_000],
+    )
     with raw_client(agent, token) as client:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -397,8 +442,9 @@ def slow_disk(mount: Path, tmp_path: Path) -> Iterator[Path]:
     with image.open("wb") as handle:
         handle.truncate(64 << 20)
     subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
-    loop = subprocess.run(["losetup", "-f", "--show", str(image)], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    loop = subprocess.run(
+        ["losetup", "-f", "--show", str(image)], check=True, capture_output=True, text=True
+    ).stdout.strip()
     group = blkio / f"kitfleet-slow-{os.getpid()}-{time.monotonic_ns()}"
     try:
         mount.mkdir(parents=True, exist_ok=True)
@@ -406,7 +452,8 @@ def slow_disk(mount: Path, tmp_path: Path) -> Iterator[Path]:
         device = os.stat(loop).st_rdev
         group.mkdir()
         (group / "blkio.throttle.write_bps_device").write_text(
-            f"{os.major(device)}:{os.minor(device)} {_THROTTLE_BPS}")
+            f"{os.major(device)}:{os.minor(device)} {_THROTTLE_BPS}"
+        )
         yield group
     finally:
         with contextlib.suppress(OSError):  # whoever is still throttled goes back, then the group
@@ -430,8 +477,9 @@ def _health_delays(agent: LocalAgent, stop: threading.Event, delays: list[float]
 
 
 @pytest.mark.parametrize("route", ["model", "dataset"])
-def test_a_slow_disk_does_not_stall_other_requests(start_agent: AgentFactory, tmp_path: Path,
-                                                   route: str) -> None:
+def test_a_slow_disk_does_not_stall_other_requests(
+    start_agent: AgentFactory, tmp_path: Path, route: str
+) -> None:
     folder = "models" if route == "model" else "datasets"
     configure(tmp_path, "slow", disk_reserve_bytes=1 << 20)  # the slow disk is small
     data_dir = tmp_path / "agents" / "slow"
@@ -441,9 +489,14 @@ def test_a_slow_disk_does_not_stall_other_requests(start_agent: AgentFactory, tm
         payload = os.urandom(384 << 10)  # six seconds of writing at the throttled rate
         with raw_client(agent, token) as client:
             if route == "model":
-                manifest = Manifest(name="blob", version="1", task="raw",
-                                    input=InputSpec(name="image", height=8, width=8),
-                                    sha256=hashlib.sha256(payload).hexdigest(), size_bytes=len(payload))
+                manifest = Manifest(
+                    name="blob",
+                    version="1",
+                    task="raw",
+                    input=InputSpec(name="image", height=8, width=8),
+                    sha256=hashlib.sha256(payload).hexdigest(),
+                    size_bytes=len(payload),
+                )
                 upload_id = client.post("/v1/uploads", json=_upload_body(manifest)).json()["upload_id"]
             assert agent.process is not None
             (group / "cgroup.procs").write_text(str(agent.process.pid))  # the agent's disk is slow now
@@ -453,20 +506,27 @@ def test_a_slow_disk_does_not_stall_other_requests(start_agent: AgentFactory, tm
             began = time.monotonic()
             try:
                 if route == "model":
-                    answer = client.patch(f"/v1/uploads/{upload_id}", content=payload,
-                                          headers={"Upload-Offset": "0"}, timeout=60)
+                    answer = client.patch(
+                        f"/v1/uploads/{upload_id}",
+                        content=payload,
+                        headers={"Upload-Offset": "0"},
+                        timeout=60,
+                    )
                 else:
-                    answer = client.put("/v1/datasets/slow", content=tar_archive({"x.png": payload}),
-                                        timeout=60)
+                    answer = client.put(
+                        "/v1/datasets/slow", content=tar_archive({"x.png": payload}), timeout=60
+                    )
             finally:
                 stop.set()
                 prober.join()
             took = time.monotonic() - began
             assert answer.status_code in (200, 201), answer.text
         agent.stop()
-    print(f"[lab] {route} upload to the slow disk: {took:.1f} s; /v1/health meanwhile: "
-          f"{len(delays)} answers, median {sorted(delays)[len(delays) // 2]:.3f} s, "
-          f"slowest {max(delays):.3f} s")
+    print(
+        f"[lab] {route} upload to the slow disk: {took:.1f} s; /v1/health meanwhile: "
+        f"{len(delays)} answers, median {sorted(delays)[len(delays) // 2]:.3f} s, "
+        f"slowest {max(delays):.3f} s"
+    )
     assert took > 3, f"the disk really was slow ({took:.1f} s for {len(payload) >> 10} KiB)"
     assert len(delays) >= 10, delays
     # before the writes left the event loop, health requests timed out (2 s) while the disk wrote;

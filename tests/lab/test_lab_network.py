@@ -35,8 +35,10 @@ from app.fleet.inventory import Inventory
 from tests.lab.netlab import AGENT_PORT, AppHost, Host, Lab, unavailable
 from tests.onnx_models import classifier
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(bool(unavailable()), reason=unavailable() or "lab available")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(bool(unavailable()), reason=unavailable() or "lab available"),
+]
 
 TIMEOUT = "3"  # the app's per-request timeout in the lab (KITFLEET_TIMEOUT): faults show fast
 
@@ -58,8 +60,19 @@ def _agent_dir(host: Host) -> Path:
 
 def _submit(app: AppHost, kit: str, label: str) -> str:
     """Queue a benchmark that waits an hour (it stays queued); returns the job ID."""
-    answer = app.json("jobs", "submit", kit, "--kind", "benchmark", "--model", "tiny",
-                      "--not-before", "+1h", "--label", label)
+    answer = app.json(
+        "jobs",
+        "submit",
+        kit,
+        "--kind",
+        "benchmark",
+        "--model",
+        "tiny",
+        "--not-before",
+        "+1h",
+        "--label",
+        label,
+    )
     assert answer[0]["ok"], answer
     return str(answer[0]["job_id"])
 
@@ -118,8 +131,7 @@ def test_a_rogue_under_an_adopted_name_is_a_conflict_and_gets_nothing(lab: Lab, 
     assert _rows(rogue_dir, "SELECT COUNT(*) FROM uploads")[0][0] == 0
     assert not [p for p in rogue_dir.rglob("*.onnx")], "a model reached the rogue"
     actions = [r["action"] for r in _rows(rogue_dir, "SELECT action FROM audit")]
-    assert not [a for a in actions if a.split(".")[0] in ("pair", "token", "model", "upload", "job")], \
-        actions
+    assert not [a for a in actions if a.split(".")[0] in ("pair", "token", "model", "upload", "job")], actions
 
 
 _SPOOF = """
@@ -147,9 +159,12 @@ time.sleep(120)
 
 def _spoof(rogue: Host, device_id: str) -> subprocess.Popen[str]:
     """A raw zeroconf registration in the rogue's namespace, copying the victim's TXT record."""
-    return subprocess.Popen(["ip", "netns", "exec", rogue.ns, sys.executable, "-c", _SPOOF,
-                             rogue.address, device_id], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        ["ip", "netns", "exec", rogue.ns, sys.executable, "-c", _SPOOF, rogue.address, device_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _announcing(proc: subprocess.Popen[str]) -> None:
@@ -201,8 +216,7 @@ def _one_adopted_kit(lab: Lab) -> tuple[Host, AppHost, str]:
     return kit, app, app.adopt(kit)
 
 
-def test_a_regenerated_certificate_is_identity_changed_and_queued_jobs_stay(
-        lab: Lab, tmp_path: Path) -> None:
+def test_a_regenerated_certificate_is_identity_changed_and_queued_jobs_stay(lab: Lab, tmp_path: Path) -> None:
     kit, app, device = _one_adopted_kit(lab)
     model = tmp_path / "tiny.onnx"
     classifier(model)
@@ -242,7 +256,8 @@ def test_a_regenerated_certificate_is_identity_changed_and_queued_jobs_stay(
 
 
 def test_a_link_cut_halfway_through_an_upload_resumes_and_never_serves_the_partial(
-        lab: Lab, tmp_path: Path) -> None:
+    lab: Lab, tmp_path: Path
+) -> None:
     kit, app, device = _one_adopted_kit(lab)
     old, new = tmp_path / "v1" / "tiny.onnx", tmp_path / "v2" / "tiny.onnx"
     old.parent.mkdir()
@@ -253,8 +268,9 @@ def test_a_link_cut_halfway_through_an_upload_resumes_and_never_serves_the_parti
     token = _token(app, device)
 
     def served() -> tuple[int, str]:
-        answer = kit.request("POST", "/v1/models/tiny/infer", token, content=_png(),
-                             headers={"Content-Type": "image/png"})
+        answer = kit.request(
+            "POST", "/v1/models/tiny/infer", token, content=_png(), headers={"Content-Type": "image/png"}
+        )
         return answer.status_code, answer.json().get("version", "") if answer.status_code == 200 else ""
 
     app.host.limit_rate("16mbit")  # ~2 MB/s from the app: the upload takes ~2 s
@@ -279,20 +295,30 @@ def test_a_link_cut_halfway_through_an_upload_resumes_and_never_serves_the_parti
     elapsed = time.monotonic() - started
 
     rows = _rows(_agent_dir(kit), "SELECT id, state, sha256 FROM uploads WHERE version = '2'")
-    assert [(r["state"], r["sha256"]) for r in rows] == [("installed", manifest.sha256)], \
-        [dict(r) for r in rows]  # one upload, resumed: never restarted as a new one
-    installed = [p for p in (_agent_dir(kit) / "models").rglob("*.onnx") if "2" in p.parent.name
-                 or p.parent.name == "2"]
-    assert any(hashlib.sha256(p.read_bytes()).hexdigest() == manifest.sha256 for p in installed), \
-        installed
+    assert [(r["state"], r["sha256"]) for r in rows] == [("installed", manifest.sha256)], [
+        dict(r) for r in rows
+    ]  # one upload, resumed: never restarted as a new one
+    installed = [
+        p
+        for p in (_agent_dir(kit) / "models").rglob("*.onnx")
+        if "2" in p.parent.name or p.parent.name == "2"
+    ]
+    assert any(hashlib.sha256(p.read_bytes()).hexdigest() == manifest.sha256 for p in installed), installed
     assert served() == (200, "2")
     assert not list(uploads.glob("*.part"))
-    print(json.dumps({"cut_at_bytes": cut_at, "size": manifest.size_bytes,
-                      "resumed_by_first_deploy": resumed_first_time, "seconds": round(elapsed, 1)}))
+    print(
+        json.dumps(
+            {
+                "cut_at_bytes": cut_at,
+                "size": manifest.size_bytes,
+                "resumed_by_first_deploy": resumed_first_time,
+                "seconds": round(elapsed, 1),
+            }
+        )
+    )
 
 
-def _wait_for_part(folder: Path, at_least: int, deploy: subprocess.Popen[str],
-                   timeout: float = 20.0) -> Path:
+def _wait_for_part(folder: Path, at_least: int, deploy: subprocess.Popen[str], timeout: float = 20.0) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for part in folder.glob("*.part"):

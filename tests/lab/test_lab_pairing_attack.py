@@ -87,8 +87,13 @@ class RogueKit(ThreadingHTTPServer):
         return int(self.server_address[1])
 
     def pair_answer(self, asked: dict[str, Any]) -> dict[str, Any]:
-        answer = {"device_id": self.device_id, "name": "rogue", "token": MADE_UP_TOKEN,
-                  "token_id": "0123456789abcdef", "scope": asked.get("scope", "admin")}
+        answer = {
+            "device_id": self.device_id,
+            "name": "rogue",
+            "token": MADE_UP_TOKEN,
+            "token_id": "0123456789abcdef",
+            "scope": asked.get("scope", "admin"),
+        }
         if self.confirm == "random":
             answer |= {"kit_nonce": secrets.token_hex(16), "confirm": secrets.token_hex(32)}
         elif self.confirm == "reflected":  # the only MAC it has seen under the pairing key
@@ -110,14 +115,19 @@ class _RogueHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.requests.append(("GET", self.path))
-        self._json({"status": "ok", "version": PACKAGE_VERSION, "api_version": "1",
-                    "device_id": self.server.device_id})
+        self._json(
+            {
+                "status": "ok",
+                "version": PACKAGE_VERSION,
+                "api_version": "1",
+                "device_id": self.server.device_id,
+            }
+        )
 
     def do_POST(self) -> None:
         self.server.requests.append(("POST", self.path))
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self._json(self.server.pair_answer(json.loads(body or b"{}")) if self.path == "/v1/pair"
-                   else {})
+        self._json(self.server.pair_answer(json.loads(body or b"{}")) if self.path == "/v1/pair" else {})
 
     def _json(self, data: dict[str, Any]) -> None:
         payload = json.dumps(data).encode()
@@ -144,8 +154,7 @@ def _inventory_bytes(home: Path) -> bytes:
 # --- 4. a rogue kit is not adopted -------------------------------------------------------------
 
 
-def test_rogue_kit_at_an_address_is_refused_and_nothing_is_saved(rogue: RogueKit,
-                                                                 fleet: Fleet) -> None:
+def test_rogue_kit_at_an_address_is_refused_and_nothing_is_saved(rogue: RogueKit, fleet: Fleet) -> None:
     with pytest.raises(AdoptionRefused, match="did not prove it knows the pairing code"):
         asyncio.run(fleet.async_adopt(rogue.address, CODE))
     assert fleet.inventory.kits() == []
@@ -156,14 +165,18 @@ def test_rogue_kit_at_an_address_is_refused_and_nothing_is_saved(rogue: RogueKit
 
 
 def test_rogue_kit_is_refused_by_the_cli_by_address_and_by_its_announcement(
-        rogue: RogueKit, tmp_path: Path) -> None:
+    rogue: RogueKit, tmp_path: Path
+) -> None:
     home = tmp_path / "home"
     by_address = kitfleet(home, "adopt", rogue.address, "--code", CODE)
     assert by_address.returncode == 1, by_address.stdout
     assert "did not prove it knows the pairing code" in by_address.stderr
     name = f"rogue-{secrets.token_hex(4)}"  # any process here may announce on loopback
-    advertiser = Advertiser(TxtRecord(device_id=rogue.device_id, name=name, kit_model="Test kit",
-                                      agent_version=PACKAGE_VERSION), rogue.port, [LOOPBACK])
+    advertiser = Advertiser(
+        TxtRecord(device_id=rogue.device_id, name=name, kit_model="Test kit", agent_version=PACKAGE_VERSION),
+        rogue.port,
+        [LOOPBACK],
+    )
     advertiser.start()
     try:
         announced = kitfleet(home, "adopt", name, "--code", CODE)
@@ -184,8 +197,7 @@ def test_real_kit_proves_the_code_and_is_adopted(start_agent: AgentFactory, flee
     assert entry.outcome == "ok"
 
 
-def test_kit_answers_with_a_confirmation_only_the_code_could_make(
-        start_agent: AgentFactory) -> None:
+def test_kit_answers_with_a_confirmation_only_the_code_could_make(start_agent: AgentFactory) -> None:
     from agent.wire import pair_confirm, pair_key
 
     agent = start_agent("confirms", mdns=False)
@@ -194,13 +206,29 @@ def test_kit_answers_with_a_confirmation_only_the_code_could_make(
     with raw_client(agent) as client:
         answer = client.post("/v1/pair", json=body).json()
     key = pair_key(code, device)
-    expected = pair_confirm(key, device, body["app_id"], body["nonce"], answer["kit_nonce"],
-                            answer["token_id"], answer["scope"], answer["token"])
+    expected = pair_confirm(
+        key,
+        device,
+        body["app_id"],
+        body["nonce"],
+        answer["kit_nonce"],
+        answer["token_id"],
+        answer["scope"],
+        answer["token"],
+    )
     assert answer["confirm"] == expected
     assert answer["confirm"] != body["proof"]
     assert len(answer["kit_nonce"]) >= 32
-    wrong = pair_confirm(pair_key("ZZZZ-ZZZZ", device), device, body["app_id"], body["nonce"],
-                         answer["kit_nonce"], answer["token_id"], answer["scope"], answer["token"])
+    wrong = pair_confirm(
+        pair_key("ZZZZ-ZZZZ", device),
+        device,
+        body["app_id"],
+        body["nonce"],
+        answer["kit_nonce"],
+        answer["token_id"],
+        answer["scope"],
+        answer["token"],
+    )
     assert answer["confirm"] != wrong
 
 
@@ -227,15 +255,15 @@ def _read_as_nobody(path: Path) -> tuple[int, str]:
     """`cat` the file as the unprivileged user nobody: its exit status and what it said."""
     if os.geteuid() != 0 or shutil.which("runuser") is None:
         pytest.skip("reading as another user needs root and runuser (CI runs as root)")
-    done = subprocess.run(["runuser", "-u", "nobody", "--", "cat", str(path)],
-                          capture_output=True, timeout=30, check=False)
+    done = subprocess.run(
+        ["runuser", "-u", "nobody", "--", "cat", str(path)], capture_output=True, timeout=30, check=False
+    )
     return done.returncode, done.stderr.decode(errors="replace")
 
 
 def _assert_private(data: Path) -> None:
     assert _mode(data) == 0o700
-    loose = {p.name: oct(_mode(p)) for p in data.iterdir()
-             if not p.is_symlink() and _mode(p) & 0o077}
+    loose = {p.name: oct(_mode(p)) for p in data.iterdir() if not p.is_symlink() and _mode(p) & 0o077}
     assert loose == {}
 
 
@@ -286,9 +314,17 @@ def test_service_and_provisioning_keep_the_data_dir_private(open_dir: Path) -> N
     subprocess.run(["sh", "-c", _mkdir_data(layout)], check=True, timeout=30)
     assert _mode(data) == 0o700
     fresh = open_dir / "other" / "data"
-    subprocess.run(["sh", "-c", _mkdir_data(Layout(root=str(open_dir / "root"),
-                                                   data_dir=str(fresh), service="user",
-                                                   run_as=None))], check=True, timeout=30)
+    subprocess.run(
+        [
+            "sh",
+            "-c",
+            _mkdir_data(
+                Layout(root=str(open_dir / "root"), data_dir=str(fresh), service="user", run_as=None)
+            ),
+        ],
+        check=True,
+        timeout=30,
+    )
     assert _mode(fresh) == 0o700
 
 
@@ -297,14 +333,21 @@ def test_service_and_provisioning_keep_the_data_dir_private(open_dir: Path) -> N
 
 def _from(address: str, agent: LocalAgent) -> httpx.Client:
     """A client whose connections leave from `address` (any of 127/8 reaches the agent)."""
-    return httpx.Client(base_url=f"https://{agent.address}", timeout=10,
-                        transport=httpx.HTTPTransport(verify=False, local_address=address))
+    return httpx.Client(
+        base_url=f"https://{agent.address}",
+        timeout=10,
+        transport=httpx.HTTPTransport(verify=False, local_address=address),
+    )
 
 
 def _wrong() -> dict[str, Any]:
     """A proof made without the code."""
-    return {"app_id": "app-" + secrets.token_hex(8), "nonce": secrets.token_hex(16),
-            "proof": secrets.token_hex(32), "scope": "admin"}
+    return {
+        "app_id": "app-" + secrets.token_hex(8),
+        "nonce": secrets.token_hex(16),
+        "proof": secrets.token_hex(32),
+        "scope": "admin",
+    }
 
 
 def test_a_stranger_locks_only_their_own_address(start_agent: AgentFactory) -> None:
@@ -327,8 +370,11 @@ def test_forwarded_for_headers_are_not_believed(start_agent: AgentFactory) -> No
     with _from("127.0.0.2", agent) as stranger:
         for n in range(6):  # each one claims another origin, or the technician's address
             claimed = "127.0.0.1" if n % 2 else f"198.51.100.{n}"
-            response = stranger.post("/v1/pair", json=_wrong(), headers={
-                "X-Forwarded-For": claimed, "X-Real-IP": claimed, "Forwarded": f"for={claimed}"})
+            response = stranger.post(
+                "/v1/pair",
+                json=_wrong(),
+                headers={"X-Forwarded-For": claimed, "X-Real-IP": claimed, "Forwarded": f"for={claimed}"},
+            )
             assert response.status_code == (429 if n == 5 else 403), (n, response.text)
     with _from("127.0.0.1", agent) as technician:
         assert technician.post("/v1/pair", json=pair_body(code, device)).status_code == 200
@@ -351,8 +397,7 @@ def test_a_crowd_of_addresses_still_locks_pairing(start_agent: AgentFactory) -> 
 # --- 13. operator by default; admin when asked; the laptop's tokens are its owner's ------------
 
 
-def test_adoption_gives_the_operator_scope_by_default(start_agent: AgentFactory,
-                                                     fleet: Fleet) -> None:
+def test_adoption_gives_the_operator_scope_by_default(start_agent: AgentFactory, fleet: Fleet) -> None:
     agent = start_agent("operator", mdns=False)
     kit = asyncio.run(fleet.async_adopt(agent.address, agent.pair_code()))
     assert kit.scope == "operator"
@@ -363,12 +408,12 @@ def test_adoption_gives_the_operator_scope_by_default(start_agent: AgentFactory,
         assert (command.status_code, command.json()["error"]) == (403, "insufficient_scope")
 
 
-def test_admin_scope_only_when_the_technician_asks(start_agent: AgentFactory,
-                                                  tmp_path: Path) -> None:
+def test_admin_scope_only_when_the_technician_asks(start_agent: AgentFactory, tmp_path: Path) -> None:
     agent = start_agent("admin", mdns=False)
     home = tmp_path / "home"
-    adopted = kitfleet(home, "adopt", agent.address, "--code", agent.pair_code(),
-                       "--scope", "admin", "--json")
+    adopted = kitfleet(
+        home, "adopt", agent.address, "--code", agent.pair_code(), "--scope", "admin", "--json"
+    )
     assert adopted.returncode == 0, adopted.stderr
     assert json.loads(adopted.stdout)["scope"] == "admin"
     other = start_agent("plain", mdns=False)
@@ -385,7 +430,8 @@ def test_admin_scope_only_when_the_technician_asks(start_agent: AgentFactory,
 
 
 def test_inventory_and_home_are_readable_by_their_owner_only(
-        open_dir: Path, start_agent: AgentFactory) -> None:
+    open_dir: Path, start_agent: AgentFactory
+) -> None:
     home = open_dir / "home"
     home.mkdir(mode=0o755)
     home.chmod(0o755)
@@ -397,8 +443,7 @@ def test_inventory_and_home_are_readable_by_their_owner_only(
     try:
         asyncio.run(opened.async_adopt(agent.address, agent.pair_code()))
         files = sorted(home.glob(INVENTORY_FILE + "*"))
-        assert {p.name for p in files} >= {INVENTORY_FILE, INVENTORY_FILE + "-wal",
-                                           INVENTORY_FILE + "-shm"}
+        assert {p.name for p in files} >= {INVENTORY_FILE, INVENTORY_FILE + "-wal", INVENTORY_FILE + "-shm"}
         assert {p.name: oct(_mode(p)) for p in files} == {p.name: "0o600" for p in files}
         assert _mode(home) == 0o700
         status, said = _read_as_nobody(home / INVENTORY_FILE)

@@ -85,8 +85,9 @@ class LatestSlot:
 class Reader(threading.Thread):
     """Decodes the source into the slot until it ends, fails or `stop` is set."""
 
-    def __init__(self, source: dict[str, Any], realtime: bool, loop: bool, slot: LatestSlot,
-                 secret: str | None = None) -> None:
+    def __init__(
+        self, source: dict[str, Any], realtime: bool, loop: bool, slot: LatestSlot, secret: str | None = None
+    ) -> None:
         super().__init__(name="decode", daemon=True)
         self.source, self.realtime, self.loop, self.slot = source, realtime, loop, slot
         self._secret = secret  # the URL with its password: opened, never shown
@@ -222,8 +223,12 @@ def _open(source: dict[str, Any], secret: str | None = None) -> Any:
 
     location, options = _opening(source, secret)
     try:
-        return av.open(location, format="v4l2" if source["kind"] == "device" else None, options=options,
-                       timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
+        return av.open(
+            location,
+            format="v4l2" if source["kind"] == "device" else None,
+            options=options,
+            timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S),
+        )
     except (av.error.FFmpegError, OSError) as exc:
         raise PermanentFailure(_cannot_open(source, exc)) from None
 
@@ -242,8 +247,10 @@ def _opening(source: dict[str, Any], secret: str | None) -> tuple[str, dict[str,
     if kind == "file":
         playlist = playlist_kind(Path(location))
         if playlist is not None:
-            raise PermanentFailure(f"{Path(location).name} is {playlist}: stream jobs read one video "
-                                   "file, never a list that names other files")
+            raise PermanentFailure(
+                f"{Path(location).name} is {playlist}: stream jobs read one video "
+                "file, never a list that names other files"
+            )
         return location, {"protocol_whitelist": "file", "format_whitelist": ",".join(FILE_FORMATS)}
     return location, {}
 
@@ -267,10 +274,14 @@ def _cannot_open(source: dict[str, Any], exc: BaseException) -> str:
             return f"the agent may not read {location}: add its user to the video group"
         return f"the camera at {location} did not open ({reason})"
     if kind == "url":  # one answer for every failure: the kit is not a port scanner
-        return (f"cannot read the stream at {_host(location)}: no video came from it; check the "
-                "address, the user and password, and that the camera is on and reachable from the kit")
-    return (f"{Path(location).name} is not a video FFmpeg can read ({reason}); check it plays in a "
-            "video player (playlists and lists of files are not read)")
+        return (
+            f"cannot read the stream at {_host(location)}: no video came from it; check the "
+            "address, the user and password, and that the camera is on and reachable from the kit"
+        )
+    return (
+        f"{Path(location).name} is not a video FFmpeg can read ({reason}); check it plays in a "
+        "video player (playlists and lists of files are not read)"
+    )
 
 
 def _broken(source: dict[str, Any], exc: BaseException, frames: int) -> Exception:

@@ -46,8 +46,9 @@ def prepare(path: Path, manifest: Manifest) -> Item:
     return Item(path, array, scale)
 
 
-def prepared(paths: Sequence[Path], manifest: Manifest, workers: int,
-             ahead: int) -> Generator[Item, None, None]:
+def prepared(
+    paths: Sequence[Path], manifest: Manifest, workers: int, ahead: int
+) -> Generator[Item, None, None]:
     """Every path's Item in order, `workers` threads keeping up to `ahead` of them in flight.
 
     Closing the iterator early (a failed job) drops the queued work and waits only for

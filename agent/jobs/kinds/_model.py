@@ -12,8 +12,9 @@ from agent.toolkit.sessions import open_session
 from agent.wire import Manifest
 
 
-def load(spec: dict[str, Any], report: Reporter, threads: int | None = None,
-         spinning: bool = True) -> tuple[Manifest, Any]:
+def load(
+    spec: dict[str, Any], report: Reporter, threads: int | None = None, spinning: bool = True
+) -> tuple[Manifest, Any]:
     manifest = Manifest.model_validate(spec["model"]["manifest"])
     path = Path(spec["model"]["path"])
     if not path.is_file():
@@ -21,8 +22,10 @@ def load(spec: dict[str, Any], report: Reporter, threads: int | None = None,
     session, fallback = open_session(path, threads or spec["threads"], spinning)
     if fallback:
         report.log(f"running on the CPU: {fallback}")
-    report.log(f"model {manifest.name} {manifest.version} (sha256 {manifest.sha256[:12]}…) on "
-               f"{', '.join(session.get_providers())}")
+    report.log(
+        f"model {manifest.name} {manifest.version} (sha256 {manifest.sha256[:12]}…) on "
+        f"{', '.join(session.get_providers())}"
+    )
     return manifest, session
 
 

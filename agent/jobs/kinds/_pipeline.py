@@ -83,8 +83,9 @@ class Pipeline:
 
     def _answer(self, items: list[Item], top_k: int) -> list[Answer]:
         results = iter(self._run([item for item in items if item.input is not None], top_k))
-        return [Answer(item.path, None if item.input is None else next(results), item.error)
-                for item in items]
+        return [
+            Answer(item.path, None if item.input is None else next(results), item.error) for item in items
+        ]
 
     def _run(self, items: list[Item], top_k: int) -> list[InferResult]:
         if len(items) > 1:
@@ -94,8 +95,10 @@ class Pipeline:
                 raise
             except Exception as exc:  # ONNX Runtime raises its own types; a model may refuse batches
                 self.batch = 1
-                self.report.log(f"the model failed on a batch of {len(items)} ({_first_line(exc)}); "
-                                "going on one image at a time")
+                self.report.log(
+                    f"the model failed on a batch of {len(items)} ({_first_line(exc)}); "
+                    "going on one image at a time"
+                )
         return [result for item in items for result in self._session_run([item], top_k)]
 
     def _session_run(self, items: list[Item], top_k: int) -> list[InferResult]:

@@ -32,8 +32,13 @@ _Latest = tuple[Image.Image, dict[str, Any]]
 
 
 class Publisher(threading.Thread):
-    def __init__(self, folder: Path, header: dict[str, Any], stats: Callable[[], dict[str, Any]],
-                 snapshots: Snapshots | None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        header: dict[str, Any],
+        stats: Callable[[], dict[str, Any]],
+        snapshots: Snapshots | None,
+    ) -> None:
         super().__init__(name="publish", daemon=True)
         self.folder, self.header, self.stats, self.snapshots = folder, header, stats, snapshots
         self._lock = threading.Lock()

@@ -27,8 +27,10 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     paths = images_under(folder, root)
     pipeline = Pipeline(spec, report)
     fields = model_fields(pipeline.manifest)
-    report.log(f"{len(paths)} image(s) under {folder}, batches of {pipeline.batch}, "
-               f"{pipeline.decoders} decode thread(s)")
+    report.log(
+        f"{len(paths)} image(s) under {folder}, batches of {pipeline.batch}, "
+        f"{pipeline.decoders} decode thread(s)"
+    )
     started, failed, done = time.perf_counter(), 0, 0
     report.progress(0, len(paths))
     with report.open("results.jsonl") as jsonl, report.open("results.csv") as raw_csv:
@@ -43,8 +45,14 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
             done += len(answers)
             report.progress(done, len(paths))
     seconds = time.perf_counter() - started
-    return {**fields, "images": len(paths), "failed": failed, "batch": pipeline.batch,
-            "seconds": round(seconds, 3), "images_per_s": round(len(paths) / seconds, 2) if seconds else None}
+    return {
+        **fields,
+        "images": len(paths),
+        "failed": failed,
+        "batch": pipeline.batch,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(len(paths) / seconds, 2) if seconds else None,
+    }
 
 
 def _row(answer: Answer, folder: Path, fields: dict[str, str]) -> dict[str, Any]:
@@ -65,6 +73,9 @@ def _answer(result: InferResult) -> dict[str, Any]:
 def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
     best = (row.get("classes") or row.get("detections") or [{}])[0]
     detections = row.get("detections")
-    return {**{k: row.get(k, "") for k in ("file", "model", "version", "sha256", "error")},
-            "label": best.get("label", ""), "score": best.get("score", ""),
-            "detections": "" if detections is None else len(detections)}
+    return {
+        **{k: row.get(k, "") for k in ("file", "model", "version", "sha256", "error")},
+        "label": best.get("label", ""),
+        "score": best.get("score", ""),
+        "detections": "" if detections is None else len(detections),
+    }

@@ -34,8 +34,9 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     return summary
 
 
-def _measure(session: Any, manifest: Manifest, batch: int, threads: int, params: dict[str, Any],
-             report: Reporter) -> dict[str, Any]:
+def _measure(
+    session: Any, manifest: Manifest, batch: int, threads: int, params: dict[str, Any], report: Reporter
+) -> dict[str, Any]:
     row: dict[str, Any] = {"batch": batch, "threads": threads}
     fixed = fixed_batch(session, manifest)
     if fixed is not None and fixed != batch:
@@ -52,24 +53,33 @@ def _measure(session: Any, manifest: Manifest, batch: int, threads: int, params:
             session.run(None, feed)
             times.append((time.perf_counter() - started) * 1000)
     row.update(_stats(times, batch), peak_rss_mb=round(peak.value / MIB, 1))
-    report.log(f"batch {batch}, {threads} thread(s): p50 {row['p50_ms']} ms, "
-               f"{row['throughput_per_s']} items/s")
+    report.log(
+        f"batch {batch}, {threads} thread(s): p50 {row['p50_ms']} ms, {row['throughput_per_s']} items/s"
+    )
     return row
 
 
 def _input(manifest: Manifest, batch: int) -> np.ndarray:
     spec = manifest.input
-    shape = ((batch, spec.channels, spec.height, spec.width) if spec.layout == "NCHW"
-             else (batch, spec.height, spec.width, spec.channels))
+    shape = (
+        (batch, spec.channels, spec.height, spec.width)
+        if spec.layout == "NCHW"
+        else (batch, spec.height, spec.width, spec.channels)
+    )
     values = np.random.default_rng(0).random(shape) * (255 if spec.dtype in ("uint8", "int8") else 1)
     return values.astype(spec.dtype)
 
 
 def _stats(times: list[float], batch: int) -> dict[str, float]:
     p50, p95, p99 = np.percentile(times, [50, 95, 99])
-    return {"runs": len(times), "p50_ms": round(float(p50), 4), "p95_ms": round(float(p95), 4),
-            "p99_ms": round(float(p99), 4), "mean_ms": round(float(np.mean(times)), 4),
-            "throughput_per_s": round(batch * len(times) / (sum(times) / 1000), 2)}
+    return {
+        "runs": len(times),
+        "p50_ms": round(float(p50), 4),
+        "p95_ms": round(float(p95), 4),
+        "p99_ms": round(float(p99), 4),
+        "mean_ms": round(float(np.mean(times)), 4),
+        "throughput_per_s": round(batch * len(times) / (sum(times) / 1000), 2),
+    }
 
 
 class _PeakRss:

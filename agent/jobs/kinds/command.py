@@ -20,8 +20,14 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
 
     argv: list[str] = spec["params"]["argv"]
     env = {k: v for k, v in os.environ.items() if k in ENV_KEEP}
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, cwd=report.results, env=env)
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=report.results,
+        env=env,
+    )
     assert process.stdout is not None
     lines = 0
     for raw in iter(lambda: process.stdout.readline(8192), b""):  # type: ignore[union-attr]

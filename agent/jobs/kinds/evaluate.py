@@ -68,11 +68,16 @@ class _Score:
 
     def summary(self) -> dict[str, Any]:
         scored = sum(self.seen.values())
-        return {"images": scored, "failed": self.failed,
-                "top1_accuracy": round(sum(self.hits.values()) / scored, 6) if scored else None,
-                "top5_accuracy": round(self.top5 / scored, 6) if scored else None,
-                "per_label": {label: {"images": n, "top1_accuracy": round(self.hits[label] / n, 6)}
-                              for label, n in sorted(self.seen.items())}}
+        return {
+            "images": scored,
+            "failed": self.failed,
+            "top1_accuracy": round(sum(self.hits.values()) / scored, 6) if scored else None,
+            "top5_accuracy": round(self.top5 / scored, 6) if scored else None,
+            "per_label": {
+                label: {"images": n, "top1_accuracy": round(self.hits[label] / n, 6)}
+                for label, n in sorted(self.seen.items())
+            },
+        }
 
 
 def _labelled(folder: Path, root: Path, labels: list[str]) -> tuple[list[tuple[Path, str]], list[str]]:

@@ -39,17 +39,27 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     report.spend(out.stat().st_size)
     report.progress(1, 2)
     int8 = open_session(out, spec["threads"])[0]
-    quantized = manifest.model_copy(update={
-        "version": params.get("output_version") or f"{manifest.version}-int8", "precision": "int8",
-        "sha256": sha256_file(out), "size_bytes": out.stat().st_size,
-        "source_model": f"{manifest.name} {manifest.version} ({manifest.sha256[:12]}), dynamic INT8, "
-                        f"{bits}-bit weights",
-        "golden": None, "figures": {}})
-    summary = {"model": manifest.name, "from_version": manifest.version, "version": quantized.version,
-               "sha256": quantized.sha256, "size_bytes": {"fp32": manifest.size_bytes,
-                                                          "int8": quantized.size_bytes},
-               "weight_bits": bits,
-               **_compare(fp32, int8, manifest)}
+    quantized = manifest.model_copy(
+        update={
+            "version": params.get("output_version") or f"{manifest.version}-int8",
+            "precision": "int8",
+            "sha256": sha256_file(out),
+            "size_bytes": out.stat().st_size,
+            "source_model": f"{manifest.name} {manifest.version} ({manifest.sha256[:12]}), dynamic INT8, "
+            f"{bits}-bit weights",
+            "golden": None,
+            "figures": {},
+        }
+    )
+    summary = {
+        "model": manifest.name,
+        "from_version": manifest.version,
+        "version": quantized.version,
+        "sha256": quantized.sha256,
+        "size_bytes": {"fp32": manifest.size_bytes, "int8": quantized.size_bytes},
+        "weight_bits": bits,
+        **_compare(fp32, int8, manifest),
+    }
     quantized.figures = {"latency_ms": summary["latency_ms"]["int8"], "agreement": summary["agreement"]}
     _verify(out, quantized)
     (report.results / MANIFEST).write_text(quantized.model_dump_json(indent=2))
@@ -78,16 +88,26 @@ def _quantize(source: Path, target: Path, per_channel: bool, reduce_range: bool)
     with tempfile.TemporaryDirectory(prefix="quantize-", dir=target.parent) as scratch:
         try:
             prepared = prepare(onnx.load(str(source)), Path(scratch), notes)
-            quantize(prepared, target, None, [], per_channel=per_channel, reduce_range=reduce_range,
-                     method="minmax")
+            quantize(
+                prepared,
+                target,
+                None,
+                [],
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                method="minmax",
+            )
         except Refusal as exc:
             raise PermanentFailure(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
 
 
 def _compare(fp32: Any, int8: Any, manifest: Manifest) -> dict[str, Any]:
     spec = manifest.input
-    shape = (1, spec.channels, spec.height, spec.width) if spec.layout == "NCHW" else \
-        (1, spec.height, spec.width, spec.channels)
+    shape = (
+        (1, spec.channels, spec.height, spec.width)
+        if spec.layout == "NCHW"
+        else (1, spec.height, spec.width, spec.channels)
+    )
     rng = np.random.default_rng(0)
     inputs = [rng.random(shape).astype(spec.dtype) for _ in range(COMPARE_RUNS)]
     first, second, agree = [], [], 0
@@ -98,8 +118,10 @@ def _compare(fp32: Any, int8: Any, manifest: Manifest) -> dict[str, Any]:
         second.append(ms_b)
         agree += int(np.argmax(a) == np.argmax(b))
     median = {"fp32": float(np.median(first)), "int8": float(np.median(second))}
-    return {"latency_ms": {k: round(v, 4) for k, v in median.items()},
-            "agreement": round(agree / len(inputs), 4)}
+    return {
+        "latency_ms": {k: round(v, 4) for k, v in median.items()},
+        "agreement": round(agree / len(inputs), 4),
+    }
 
 
 def _timed(session: Any, name: str, tensor: np.ndarray) -> tuple[np.ndarray, float]:

@@ -47,8 +47,9 @@ def source_secret(spec: dict[str, Any]) -> str | None:
     owners = [f"job:{spec.get('job_id')}", f"schedule:{spec.get('schedule_id')}"]
     url = SourceSecrets(Path(spec["secrets"])).get(owners)
     if url is None or mask(url) != location:
-        raise PermanentFailure(f"the password for {location} is no longer on the kit; "
-                               "submit the job again with it")
+        raise PermanentFailure(
+            f"the password for {location} is no longer on the kit; submit the job again with it"
+        )
     return url
 
 
@@ -59,28 +60,38 @@ class StreamJob:
         self.fps: float | None = params.get("fps")
         keep, budget = set(params["keep"]), spec["max_result_bytes"]
         self.slot = LatestSlot()
-        self.reader = Reader(self.source, params["realtime"], params["loop"], self.slot,
-                             source_secret(spec))
+        self.reader = Reader(self.source, params["realtime"], params["loop"], self.slot, source_secret(spec))
         results = report.results
-        self.detections = (Rotating(results, "results.jsonl", "results.1.jsonl", budget // 8)
-                           if "detections" in keep else None)
-        counts_file = (Rotating(results, "results.csv", "results.1.csv", budget // 32, COUNTS_HEADER)
-                       if "counts" in keep else None)
+        self.detections = (
+            Rotating(results, "results.jsonl", "results.1.jsonl", budget // 8)
+            if "detections" in keep
+            else None
+        )
+        counts_file = (
+            Rotating(results, "results.csv", "results.1.csv", budget // 32, COUNTS_HEADER)
+            if "counts" in keep
+            else None
+        )
         self.counts = Counts(counts_file, params["interval_s"])
-        snapshots = (Snapshots(results / SNAPSHOTS, params["max_snapshots"])
-                     if "snapshots" in keep else None)
+        snapshots = Snapshots(results / SNAPSHOTS, params["max_snapshots"]) if "snapshots" in keep else None
         self.snapshots = snapshots
-        header = {"job_id": spec.get("job_id"), "attempt": spec.get("attempt"),
-                  "source": mask(self.source["location"]), "model": model_fields(manifest),
-                  "interval_s": params["interval_s"]}
+        header = {
+            "job_id": spec.get("job_id"),
+            "attempt": spec.get("attempt"),
+            "source": mask(self.source["location"]),
+            "model": model_fields(manifest),
+            "interval_s": params["interval_s"],
+        }
         self.publisher = Publisher(results.parent, header, self.stats, snapshots)
         self.processed, self.latencies = 0, Latencies()
         self.out_rate = Rate()
         self.started = time.monotonic()
 
     def run(self) -> dict[str, Any]:
-        self.report.log(f"reading {self.source['kind']} {mask(self.source['location'])}"
-                        + (f" at {self.fps:g} fps at most" if self.fps else ""))
+        self.report.log(
+            f"reading {self.source['kind']} {mask(self.source['location'])}"
+            + (f" at {self.fps:g} fps at most" if self.fps else "")
+        )
         self.reader.start()
         self.publisher.start()
         state = "failed"
@@ -129,7 +140,8 @@ class StreamJob:
         self.out_rate.tick(done)
         record = _record(self.processed, frame, result, latency_ms)
         labels = [d["label"] for d in record.get("detections", [])] or [
-            c["label"] for c in record.get("classes", [])[:1]]
+            c["label"] for c in record.get("classes", [])[:1]
+        ]
         self.counts.add(labels, time.time())
         if self.detections is not None and labels:
             self.detections.write(json.dumps(record) + "\n")
@@ -137,23 +149,44 @@ class StreamJob:
         self.report.progress(self.processed, self.reader.total)
 
     def stats(self) -> dict[str, Any]:
-        return {"frames_in": self.reader.decoded, "processed": self.processed,
-                "dropped": self.slot.dropped, "input_fps": self.reader.rate.per_s(),
-                "processed_fps": self.out_rate.per_s(), "latency_ms": self.latencies.percentiles(),
-                "counts": dict(self.counts.current), "totals": dict(self.counts.totals),
-                "snapshots": self.snapshots.saved if self.snapshots else 0,
-                "unreadable": self.reader.unreadable, "seconds": round(time.monotonic() - self.started, 2),
-                "updated_at": time.time()}
+        return {
+            "frames_in": self.reader.decoded,
+            "processed": self.processed,
+            "dropped": self.slot.dropped,
+            "input_fps": self.reader.rate.per_s(),
+            "processed_fps": self.out_rate.per_s(),
+            "latency_ms": self.latencies.percentiles(),
+            "counts": dict(self.counts.current),
+            "totals": dict(self.counts.totals),
+            "snapshots": self.snapshots.saved if self.snapshots else 0,
+            "unreadable": self.reader.unreadable,
+            "seconds": round(time.monotonic() - self.started, 2),
+            "updated_at": time.time(),
+        }
 
     def summary(self) -> dict[str, Any]:
         stats = self.stats()
         seconds = max(time.monotonic() - self.started, 1e-9)
-        return {**model_fields(self.manifest), "source": mask(self.source["location"]),
-                **{k: stats[k] for k in ("frames_in", "processed", "dropped", "latency_ms", "totals",
-                                         "snapshots", "unreadable")},
-                "seconds": round(seconds, 3), "processed_fps": round(self.processed / seconds, 2),
-                "input_fps": round(self.reader.decoded / seconds, 2),
-                "rotations": sum(f.rotations for f in (self.detections, self.counts.out) if f)}
+        return {
+            **model_fields(self.manifest),
+            "source": mask(self.source["location"]),
+            **{
+                k: stats[k]
+                for k in (
+                    "frames_in",
+                    "processed",
+                    "dropped",
+                    "latency_ms",
+                    "totals",
+                    "snapshots",
+                    "unreadable",
+                )
+            },
+            "seconds": round(seconds, 3),
+            "processed_fps": round(self.processed / seconds, 2),
+            "input_fps": round(self.reader.decoded / seconds, 2),
+            "rotations": sum(f.rotations for f in (self.detections, self.counts.out) if f),
+        }
 
     def _flush(self) -> None:
         for out in (self.detections, self.counts.out):
@@ -169,21 +202,35 @@ class StreamJob:
 
 
 def _record(seq: int, frame: Frame, result: InferResult, latency_ms: float) -> dict[str, Any]:
-    record: dict[str, Any] = {"seq": seq, "frame": frame.index, "t": round(time.time(), 3),
-                              "latency_ms": round(latency_ms, 2)}
+    record: dict[str, Any] = {
+        "seq": seq,
+        "frame": frame.index,
+        "t": round(time.time(), 3),
+        "latency_ms": round(latency_ms, 2),
+    }
     if frame.name is not None:
         record["file"] = frame.name
     if result.detections is not None:
-        record["detections"] = [{"label": d.label, "index": d.index, "score": round(d.score, 3),
-                                 "box": [round(v, 1) for v in d.box]} for d in result.detections]
+        record["detections"] = [
+            {
+                "label": d.label,
+                "index": d.index,
+                "score": round(d.score, 3),
+                "box": [round(v, 1) for v in d.box],
+            }
+            for d in result.detections
+        ]
     if result.classes is not None:
-        record["classes"] = [{"label": c.label, "index": c.index, "score": round(c.score, 3)}
-                             for c in result.classes]
+        record["classes"] = [
+            {"label": c.label, "index": c.index, "score": round(c.score, 3)} for c in result.classes
+        ]
     return record
 
 
 def _words(stats: dict[str, Any]) -> str:
     latency = stats["latency_ms"]
-    return (f"{stats['processed']} frame(s) processed of {stats['frames_in']} read, "
-            f"{stats['dropped']} dropped; {stats['processed_fps']} fps; "
-            f"latency p50 {latency['p50']} ms, p99 {latency['p99']} ms")
+    return (
+        f"{stats['processed']} frame(s) processed of {stats['frames_in']} read, "
+        f"{stats['dropped']} dropped; {stats['processed_fps']} fps; "
+        f"latency p50 {latency['p50']} ms, p99 {latency['p99']} ms"
+    )

@@ -23,33 +23,50 @@ STATES = ["queued", "running", "done", "failed", "cancelled", "interrupted"]
 
 
 def add_commands(command: CommandFactory) -> None:
-    jobs = command("jobs", "run work on kits: submit (now or on a cron schedule), list, watch, logs, "
-                           "cancel, results", False)
+    jobs = command(
+        "jobs",
+        "run work on kits: submit (now or on a cron schedule), list, watch, logs, cancel, results",
+        False,
+    )
     actions = jobs.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
-        parser = actions.add_parser(name, help=help_text, description=help_text, epilog=epilog,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser = actions.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         parser.add_argument("--json", action="store_true", help="print JSON")
         return parser
 
-    add_submit_options(action("submit", "queue a job on one or more kits, or schedule it with --cron",
-                              _SUBMIT_EXAMPLES))
+    add_submit_options(
+        action("submit", "queue a job on one or more kits, or schedule it with --cron", _SUBMIT_EXAMPLES)
+    )
 
     listing = action("list", "jobs on kits, newest first (all adopted kits when none is named)")
     listing.add_argument("kits", nargs="*", metavar="KIT", help="kit name or device ID")
-    listing.add_argument("--state", dest="states", action="append", choices=STATES,
-                         help="only jobs in this state (repeatable)")
+    listing.add_argument(
+        "--state", dest="states", action="append", choices=STATES, help="only jobs in this state (repeatable)"
+    )
     listing.add_argument("--limit", type=int, default=50, help="jobs per kit (default 50)")
 
     show = action("show", "one job: state, request, progress, error, result summary and files")
     _kit_job(show)
 
-    watch = action("watch", "follow jobs until they finish: a live progress bar on a terminal; "
-                            "exit 0 when all are done, 1 when one failed or was cancelled")
+    watch = action(
+        "watch",
+        "follow jobs until they finish: a live progress bar on a terminal; "
+        "exit 0 when all are done, 1 when one failed or was cancelled",
+    )
     watch.add_argument("kit", help="kit name or device ID")
-    watch.add_argument("job_ids", nargs="*", metavar="JOB",
-                       help="job ID (repeatable; default: every unfinished job on the kit)")
+    watch.add_argument(
+        "job_ids",
+        nargs="*",
+        metavar="JOB",
+        help="job ID (repeatable; default: every unfinished job on the kit)",
+    )
 
     logs = action("logs", "a job's log")
     _kit_job(logs)
@@ -59,12 +76,14 @@ def add_commands(command: CommandFactory) -> None:
     cancel.add_argument("kit", help="kit name or device ID")
     cancel.add_argument("job_ids", nargs="+", metavar="JOB", help="job ID (repeatable)")
 
-    results = action("results", "a finished job's summary; with --out, download its files to "
-                                "OUT/<kit>/<job>/")
+    results = action(
+        "results", "a finished job's summary; with --out, download its files to OUT/<kit>/<job>/"
+    )
     _kit_job(results)
     results.add_argument("--out", type=Path, help="folder to download the result files into")
-    results.add_argument("--forget", action="store_true",
-                         help="after downloading, delete the job and its files on the kit")
+    results.add_argument(
+        "--forget", action="store_true", help="after downloading, delete the job and its files on the kit"
+    )
 
     schedules = action("schedules", "cron schedules on kits (all adopted kits when none is named)")
     schedules.add_argument("kits", nargs="*", metavar="KIT", help="kit name or device ID")

@@ -22,50 +22,87 @@ _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 def add_submit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kits", nargs="*", metavar="KIT", help="kit name or device ID")
-    parser.add_argument("--kit", dest="kit_args", action="append", default=[], metavar="KIT",
-                        help="another kit (repeatable): the same job goes to each")
+    parser.add_argument(
+        "--kit",
+        dest="kit_args",
+        action="append",
+        default=[],
+        metavar="KIT",
+        help="another kit (repeatable): the same job goes to each",
+    )
     what = parser.add_argument_group("what to run")
     what.add_argument("--kind", required=True, help=f"one of {', '.join(KINDS)}")
     what.add_argument("--model", help="a deployed model's name")
     what.add_argument("--version", help="a model version (default: the serving one)")
     what.add_argument("--batch-sizes", metavar="N,N", help="benchmark: batch sizes, e.g. 1,8")
-    what.add_argument("--thread-counts", metavar="N,N",
-                      help="benchmark: thread counts to compare, e.g. 1,4 (default: --threads)")
-    what.add_argument("--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
-                      help="any parameter of the kind; VALUE is JSON when it parses (runs=20, "
-                           'argv=\'["/usr/bin/true"]\'), else text (repeatable)')
+    what.add_argument(
+        "--thread-counts",
+        metavar="N,N",
+        help="benchmark: thread counts to compare, e.g. 1,4 (default: --threads)",
+    )
+    what.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any parameter of the kind; VALUE is JSON when it parses (runs=20, "
+        "argv='[\"/usr/bin/true\"]'), else text (repeatable)",
+    )
     images = parser.add_argument_group("images (batch-infer, evaluate)")
     images.add_argument("--folder", help="a folder on the kit, under its data roots")
     images.add_argument("--dataset", help="a dataset uploaded to the kit earlier")
-    images.add_argument("--upload", type=Path, metavar="DIR",
-                        help="a local folder of images: sent to each kit as a dataset first")
+    images.add_argument(
+        "--upload",
+        type=Path,
+        metavar="DIR",
+        help="a local folder of images: sent to each kit as a dataset first",
+    )
     limits = parser.add_argument_group("resources and limits")
     limits.add_argument("--threads", type=int, metavar="N", help="CPU threads the job holds (default 1)")
-    limits.add_argument("--memory-mb", type=int, metavar="MIB",
-                        help="memory the job holds, MiB (default 256)")
+    limits.add_argument(
+        "--memory-mb", type=int, metavar="MIB", help="memory the job holds, MiB (default 256)"
+    )
     limits.add_argument("--gpu", type=int, metavar="N", help="whole GPUs the job holds (default 0)")
-    limits.add_argument("--priority", type=int, metavar="P",
-                        help="-100..100; higher starts first (default 0)")
+    limits.add_argument(
+        "--priority", type=int, metavar="P", help="-100..100; higher starts first (default 0)"
+    )
     limits.add_argument("--timeout", metavar="DURATION", help="per attempt: 90s, 30m, 2h (default 1h)")
     limits.add_argument("--retries", type=int, metavar="N", help="retries after a failure (default 0)")
     when = parser.add_argument_group("when")
-    when.add_argument("--not-before", metavar="TIME",
-                      help="start no earlier than: +30m, 2025-06-01T22:00 (this computer's time zone), "
-                           "or Unix seconds")
+    when.add_argument(
+        "--not-before",
+        metavar="TIME",
+        help="start no earlier than: +30m, 2025-06-01T22:00 (this computer's time zone), or Unix seconds",
+    )
     when.add_argument("--window", metavar="HH:MM-HH:MM", help="start only in this window of the kit's clock")
-    when.add_argument("--min-battery", type=float, metavar="PERCENT",
-                      help="on battery, start only above this charge")
-    when.add_argument("--max-temp", type=float, metavar="CELSIUS",
-                      help="start only while the kit's hottest sensor is below this")
-    when.add_argument("--cron", metavar="EXPR",
-                      help="schedule instead of queuing now: 'minute hour day month weekday' "
-                           "on the kit's clock")
-    when.add_argument("--missed", choices=["skip", "run_once"], default="skip",
-                      help="with --cron: runs missed while the kit was off (default skip)")
+    when.add_argument(
+        "--min-battery", type=float, metavar="PERCENT", help="on battery, start only above this charge"
+    )
+    when.add_argument(
+        "--max-temp",
+        type=float,
+        metavar="CELSIUS",
+        help="start only while the kit's hottest sensor is below this",
+    )
+    when.add_argument(
+        "--cron",
+        metavar="EXPR",
+        help="schedule instead of queuing now: 'minute hour day month weekday' on the kit's clock",
+    )
+    when.add_argument(
+        "--missed",
+        choices=["skip", "run_once"],
+        default="skip",
+        help="with --cron: runs missed while the kit was off (default skip)",
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--label", default="", help="a name for the job (and the schedule)")
-    out.add_argument("--key", help="idempotency key; submitting again with the same key never "
-                                   "queues a second job (default: a new key)")
+    out.add_argument(
+        "--key",
+        help="idempotency key; submitting again with the same key never "
+        "queues a second job (default: a new key)",
+    )
     out.add_argument("--watch", action="store_true", help="then watch the jobs until they finish")
 
 
@@ -73,8 +110,12 @@ def spec_from(args: argparse.Namespace) -> tuple[JobSpec, LocalDataset | None]:
     """The job the options describe (not yet checked against the contract), and the local
     folder to upload for it."""
     if args.cron and (args.key or args.watch):
-        raise JobInputError(["--cron makes a schedule, which queues its jobs later: --key and --watch "
-                             "apply to a job queued now"])
+        raise JobInputError(
+            [
+                "--cron makes a schedule, which queues its jobs later: --key and --watch "
+                "apply to a job queued now"
+            ]
+        )
     params = _params(args.params)
     for key in ("model", "version", "folder", "dataset"):
         if getattr(args, key) is not None:
@@ -91,12 +132,20 @@ def spec_from(args: argparse.Namespace) -> tuple[JobSpec, LocalDataset | None]:
         upload = scan(args.upload)
         params["dataset"] = upload.name
     return JobSpec(
-        kind=args.kind, params=params, priority=args.priority, threads=threads,
-        memory_mb=args.memory_mb, gpu=args.gpu,
+        kind=args.kind,
+        params=params,
+        priority=args.priority,
+        threads=threads,
+        memory_mb=args.memory_mb,
+        gpu=args.gpu,
         timeout_s=_duration("--timeout", args.timeout) if args.timeout else None,
-        max_retries=args.retries, not_before=_when(args.not_before) if args.not_before else None,
-        window=args.window, min_battery_percent=args.min_battery, max_temperature_c=args.max_temp,
-        label=args.label), upload
+        max_retries=args.retries,
+        not_before=_when(args.not_before) if args.not_before else None,
+        window=args.window,
+        min_battery_percent=args.min_battery,
+        max_temperature_c=args.max_temp,
+        label=args.label,
+    ), upload
 
 
 def _check_upload(args: argparse.Namespace, params: dict[str, Any]) -> None:
@@ -137,5 +186,6 @@ def _when(text: str) -> float:
     try:
         return dt.datetime.fromisoformat(text).astimezone().timestamp()
     except ValueError:
-        raise JobInputError([f"--not-before {text!r}: give +30m, 2025-06-01T22:00, "
-                             "or Unix seconds"]) from None
+        raise JobInputError(
+            [f"--not-before {text!r}: give +30m, 2025-06-01T22:00, or Unix seconds"]
+        ) from None

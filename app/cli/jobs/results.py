@@ -31,11 +31,22 @@ async def _results(args: argparse.Namespace) -> int:
         fleet.close()
     kept = [f for f in results.files if f.name not in {r.name for r in refused}]
     lines = [outcome_line(kit.name, job), *summary_lines(job.kind, results.result)]
-    lines += ([f"  {f.name} ({f.size} bytes) → {Path(where) / f.name}" for f in kept] if where
-              else [f"  {f.name} ({f.size} bytes); download with --out DIR" for f in kept])
+    lines += (
+        [f"  {f.name} ({f.size} bytes) → {Path(where) / f.name}" for f in kept]
+        if where
+        else [f"  {f.name} ({f.size} bytes); download with --out DIR" for f in kept]
+    )
     lines += _refused_lines(kit, refused)
-    emit(args, {"kit": kit.name, "folder": where or None, **results.model_dump(mode="json"),
-                "refused": [{"name": r.name, "reason": r.reason} for r in refused]}, lines)
+    emit(
+        args,
+        {
+            "kit": kit.name,
+            "folder": where or None,
+            **results.model_dump(mode="json"),
+            "refused": [{"name": r.name, "reason": r.reason} for r in refused],
+        },
+        lines,
+    )
     return 1 if refused else 0
 
 
@@ -44,9 +55,12 @@ def _refused_lines(kit: Kit, refused: list[Refused]) -> list[str]:
     if not refused:
         return []
     lines = [f"  refused {_short(r.name)}: {r.reason}" for r in refused]
-    return [*lines, f"{kit.name} listed {len(refused)} result file name(s) the app does not save; "
-                    "an up-to-date agent never does: check the kit (`kitfleet audit` shows who changed "
-                    "what on it)"]
+    return [
+        *lines,
+        f"{kit.name} listed {len(refused)} result file name(s) the app does not save; "
+        "an up-to-date agent never does: check the kit (`kitfleet audit` shows who changed "
+        "what on it)",
+    ]
 
 
 def _short(name: str, limit: int = 80) -> str:
@@ -64,8 +78,11 @@ async def _unschedule(args: argparse.Namespace) -> int:
         await async_unschedule(fleet, kit, args.schedule_id)
     finally:
         fleet.close()
-    emit(args, {"kit": kit.name, "schedule_id": args.schedule_id, "deleted": True},
-         [f"schedule {args.schedule_id} deleted on {kit.name}"])
+    emit(
+        args,
+        {"kit": kit.name, "schedule_id": args.schedule_id, "deleted": True},
+        [f"schedule {args.schedule_id} deleted on {kit.name}"],
+    )
     return 0
 
 

@@ -43,8 +43,9 @@ async def _submit(args: argparse.Namespace) -> int:
         if not kits:
             raise Error("name at least one kit: `kitfleet jobs submit KIT --kind ...` (or --kit, repeatable)")
         spec, upload = spec_from(args)
-        job = (spec.schedule(spec.schedule_name, args.cron, args.missed) if args.cron
-               else spec.request(args.key))
+        job = (
+            spec.schedule(spec.schedule_name, args.cron, args.missed) if args.cron else spec.request(args.key)
+        )
         outcomes = await async_submit(fleet, kits, job, upload, None if args.json else _SubmitLine())
         rows, lines = _outcome_rows(outcomes)
         if not args.watch:
@@ -64,16 +65,27 @@ async def _submit(args: argparse.Namespace) -> int:
 
 
 def _outcome_rows(outcomes: list[SubmitOutcome]) -> tuple[list[dict[str, Any]], list[str]]:
-    rows = [{"kit": o.kit.name, "ok": o.ok, "message": o.message, "key": o.key,
-             "job_id": o.job.job_id if o.job else None, "created": o.created,
-             "schedule_id": o.schedule.schedule_id if o.schedule else None,
-             "next_run_at": o.schedule.next_run_at if o.schedule else None,
-             "dataset": o.dataset.name if o.dataset else None} for o in outcomes]
+    rows = [
+        {
+            "kit": o.kit.name,
+            "ok": o.ok,
+            "message": o.message,
+            "key": o.key,
+            "job_id": o.job.job_id if o.job else None,
+            "created": o.created,
+            "schedule_id": o.schedule.schedule_id if o.schedule else None,
+            "next_run_at": o.schedule.next_run_at if o.schedule else None,
+            "dataset": o.dataset.name if o.dataset else None,
+        }
+        for o in outcomes
+    ]
     lines = [f"{'ok    ' if o.ok else 'FAILED'} {named(o.kit, o.message)}" for o in outcomes]
     away = [o for o in outcomes if o.retryable and o.key]
     if away:
-        lines.append(f"to send it to {', '.join(o.kit.name for o in away)} later without ever queuing "
-                     f"it twice, submit again with --key {away[0].key}")
+        lines.append(
+            f"to send it to {', '.join(o.kit.name for o in away)} later without ever queuing "
+            f"it twice, submit again with --key {away[0].key}"
+        )
     return rows, lines
 
 

@@ -26,8 +26,12 @@ def resolve(fleet: Fleet, refs: list[str]) -> list[Kit]:
     return list(kits.values())
 
 
-async def each_kit(args: argparse.Namespace, call: Callable[[KitClient], Awaitable[list[M]]],
-                   line: Callable[[str, M], str], nothing: str) -> int:
+async def each_kit(
+    args: argparse.Namespace,
+    call: Callable[[KitClient], Awaitable[list[M]]],
+    line: Callable[[str, M], str],
+    nothing: str,
+) -> int:
     """What `call` lists on each named kit (all adopted kits when none is named), kit by kit."""
     fleet = open_fleet(args)
     try:

@@ -28,15 +28,16 @@ def progress_text(job: JobInfo) -> str:
 
 def job_row(kit: str, job: JobInfo) -> str:
     note = job.waiting or job.error or ""
-    return (f"{kit:<16} {job.job_id}  {job.kind:<11} {job.state:<11} {progress_text(job):>9}  "
-            f"{age(job.created_at):<12} {what(job)}" + (f"  ({note})" if note else ""))
+    return (
+        f"{kit:<16} {job.job_id}  {job.kind:<11} {job.state:<11} {progress_text(job):>9}  "
+        f"{age(job.created_at):<12} {what(job)}" + (f"  ({note})" if note else "")
+    )
 
 
 def schedule_row(kit: str, s: ScheduleInfo) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.next_run_at)) if s.next_run_at else "never"
     state = "" if s.enabled else "  (paused)"
-    return (f"{kit:<16} {s.schedule_id}  {s.cron:<16} {s.job.kind:<11} next {when}  "
-            f"{s.name}{state}")
+    return f"{kit:<16} {s.schedule_id}  {s.cron:<16} {s.job.kind:<11} next {when}  {s.name}{state}"
 
 
 def bar_line(kit: str, job: JobInfo) -> str:
@@ -46,9 +47,11 @@ def bar_line(kit: str, job: JobInfo) -> str:
     filled = min(max(BAR * done // total, 0), BAR) if total else 0  # whatever counts a kit sends
     pct = f"{100 * done // total:3d}%" if total else "    "
     tail = job.waiting if job.state == "queued" and job.waiting else job.error or ""
-    return printable(f"{kit:<12} {job.job_id[:12]} {job.kind:<11} {job.state:<11} "
-                     f"[{'#' * filled}{'-' * (BAR - filled)}] {pct} {progress_text(job):>9}"
-                     + (f"  {tail}" if tail else ""))  # the board adds its own escapes to it
+    return printable(
+        f"{kit:<12} {job.job_id[:12]} {job.kind:<11} {job.state:<11} "
+        f"[{'#' * filled}{'-' * (BAR - filled)}] {pct} {progress_text(job):>9}"
+        + (f"  {tail}" if tail else "")
+    )  # the board adds its own escapes to it
 
 
 class Board:
@@ -71,7 +74,7 @@ class Board:
     def _redraw(self) -> None:
         size = shutil.get_terminal_size()
         up = f"\x1b[{self._drawn}F" if self._drawn else ""
-        lines = [f"\x1b[2K{line[:size.columns - 1]}" for line in self._lines(max(size.lines - 2, 1))]
+        lines = [f"\x1b[2K{line[: size.columns - 1]}" for line in self._lines(max(size.lines - 2, 1))]
         self.out.write(up + "\n".join(lines) + "\n")
         self.out.flush()
         self._drawn = len(lines)
@@ -82,10 +85,12 @@ class Board:
         items = list(self._jobs.items())
         if len(items) > room:
             items.sort(key=lambda item: item[1].state in FINISHED_STATES)
-            hidden = items[room - 1:]
+            hidden = items[room - 1 :]
             done = sum(job.state in FINISHED_STATES for _, job in hidden)
-            return [*(bar_line(kit, job) for (kit, _), job in items[:room - 1]),
-                    f"… and {len(hidden)} more ({done} finished)"]
+            return [
+                *(bar_line(kit, job) for (kit, _), job in items[: room - 1]),
+                f"… and {len(hidden)} more ({done} finished)",
+            ]
         return [bar_line(kit, job) for (kit, _), job in items]
 
     def _plain(self, kit: str, job: JobInfo) -> None:
@@ -119,8 +124,11 @@ def summary_lines(kind: str, result: dict[str, Any] | None) -> list[str]:
     batch, the accuracy of an evaluation."""
     if not result:
         return ["  (no result summary)"]
-    head = [f"  model {result['model']} {result.get('version', '')} ({str(result.get('sha256', ''))[:12]})"
-            ] if "model" in result else []
+    head = (
+        [f"  model {result['model']} {result.get('version', '')} ({str(result.get('sha256', ''))[:12]})"]
+        if "model" in result
+        else []
+    )
     if kind == "benchmark":
         return head + benchmark_table(result.get("rows", []))
     skip = {"model", "version", "sha256", "rows"}
@@ -128,9 +136,16 @@ def summary_lines(kind: str, result: dict[str, Any] | None) -> list[str]:
 
 
 def benchmark_table(rows: list[dict[str, Any]]) -> list[str]:
-    columns = (("batch", "batch", "d"), ("threads", "threads", "d"), ("p50_ms", "p50 ms", ".3f"),
-               ("p95_ms", "p95 ms", ".3f"), ("p99_ms", "p99 ms", ".3f"), ("mean_ms", "mean ms", ".3f"),
-               ("throughput_per_s", "items/s", ".1f"), ("peak_rss_mb", "peak MB", ".1f"))
+    columns = (
+        ("batch", "batch", "d"),
+        ("threads", "threads", "d"),
+        ("p50_ms", "p50 ms", ".3f"),
+        ("p95_ms", "p95 ms", ".3f"),
+        ("p99_ms", "p99 ms", ".3f"),
+        ("mean_ms", "mean ms", ".3f"),
+        ("throughput_per_s", "items/s", ".1f"),
+        ("peak_rss_mb", "peak MB", ".1f"),
+    )
     lines = ["  " + " ".join(f"{title:>9}" for _, title, _ in columns)]
     for row in rows:
         if "skipped" in row:

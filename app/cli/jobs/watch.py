@@ -31,8 +31,12 @@ Watched = list[tuple[Kit, "list[JobInfo] | Error"]]
 
 
 async def _list(args: argparse.Namespace) -> int:
-    return await each_kit(args, lambda c: c.jobs(args.states, args.limit), job_row,
-                          "no jobs" + (" in that state" if args.states else ""))
+    return await each_kit(
+        args,
+        lambda c: c.jobs(args.states, args.limit),
+        job_row,
+        "no jobs" + (" in that state" if args.states else ""),
+    )
 
 
 async def _show(args: argparse.Namespace) -> int:
@@ -44,15 +48,21 @@ async def _show(args: argparse.Namespace) -> int:
     finally:
         fleet.close()
     req = job.request
-    lines = [job_row(kit.name, job), f"  params: {json.dumps(req.params)}",
-             f"  resources: {req.resources.threads} thread(s), {req.resources.memory_mb} MiB, "
-             f"{req.resources.gpu} GPU; priority {req.priority}; timeout {req.timeout_s:g} s; "
-             f"attempts {job.attempts}/{req.max_retries + 1}"]
+    lines = [
+        job_row(kit.name, job),
+        f"  params: {json.dumps(req.params)}",
+        f"  resources: {req.resources.threads} thread(s), {req.resources.memory_mb} MiB, "
+        f"{req.resources.gpu} GPU; priority {req.priority}; timeout {req.timeout_s:g} s; "
+        f"attempts {job.attempts}/{req.max_retries + 1}",
+    ]
     if job.state in ("done", "failed", "cancelled", "interrupted"):
         lines += summary_lines(job.kind, job.result)
     lines += [f"  file {f.name} ({f.size} bytes)" for f in files]
-    emit(args, {"kit": kit.name, **job.model_dump(mode="json"),
-                "files": [f.model_dump() for f in files]}, lines)
+    emit(
+        args,
+        {"kit": kit.name, **job.model_dump(mode="json"), "files": [f.model_dump() for f in files]},
+        lines,
+    )
     return 0
 
 
@@ -69,8 +79,9 @@ async def _watch(args: argparse.Namespace) -> int:
     return 0 if all_done(watched) else 1
 
 
-async def watch_kits(args: argparse.Namespace, fleet: Fleet,
-                     targets: list[tuple[Kit, list[str] | None]]) -> Watched:
+async def watch_kits(
+    args: argparse.Namespace, fleet: Fleet, targets: list[tuple[Kit, list[str] | None]]
+) -> Watched:
     """Watch jobs on several kits at once, on one board; each kit's final jobs, or why not."""
     board = Board()
 
@@ -78,8 +89,9 @@ async def watch_kits(args: argparse.Namespace, fleet: Fleet,
         if not args.json:
             board.update(kit.name, job)
 
-    finished = await asyncio.gather(*(async_watch(fleet, kit, ids, update) for kit, ids in targets),
-                                    return_exceptions=True)
+    finished = await asyncio.gather(
+        *(async_watch(fleet, kit, ids, update) for kit, ids in targets), return_exceptions=True
+    )
     watched: Watched = []
     for (kit, _), result in zip(targets, finished, strict=True):
         if isinstance(result, BaseException) and not isinstance(result, Error):
@@ -92,8 +104,9 @@ def all_done(watched: Watched) -> bool:
     return all(isinstance(jobs, list) and finished_ok(jobs) for _, jobs in watched)
 
 
-def emit_watched(args: argparse.Namespace, watched: Watched,
-                 rows: list[dict[str, Any]] | None = None) -> None:
+def emit_watched(
+    args: argparse.Namespace, watched: Watched, rows: list[dict[str, Any]] | None = None
+) -> None:
     data: list[dict[str, Any]] = []
     lines: list[str] = []
     for kit, jobs in watched:
@@ -124,8 +137,9 @@ async def _logs(args: argparse.Namespace) -> int:
     finally:
         fleet.close()
     if args.json:
-        emit(args, {"kit": kit.name, "job_id": args.job_id, "text": "".join(pieces),
-                    "finished": finished}, [])
+        emit(
+            args, {"kit": kit.name, "job_id": args.job_id, "text": "".join(pieces), "finished": finished}, []
+        )
     return 0
 
 
@@ -133,8 +147,9 @@ async def _cancel(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
-        answers = await asyncio.gather(*(async_cancel(fleet, kit, job_id) for job_id in args.job_ids),
-                                       return_exceptions=True)
+        answers = await asyncio.gather(
+            *(async_cancel(fleet, kit, job_id) for job_id in args.job_ids), return_exceptions=True
+        )
     finally:
         fleet.close()
     rows: list[dict[str, Any]] = []
@@ -153,5 +168,9 @@ async def _cancel(args: argparse.Namespace) -> int:
 
 
 ACTIONS: dict[str, Handler] = {
-    "list": _list, "show": _show, "watch": _watch, "logs": _logs, "cancel": _cancel,
+    "list": _list,
+    "show": _show,
+    "watch": _watch,
+    "logs": _logs,
+    "cancel": _cancel,
 }

@@ -34,8 +34,9 @@ def agent_error(response: httpx.Response, body: bytes) -> AgentError:
         return None if value is None else str(value)[:_TEXT]
 
     fallback = body[:200].decode("utf-8", "replace") or "no body"
-    return AgentError(response.status_code, text("error") or "error", text("message") or fallback,
-                      text("hint"))
+    return AgentError(
+        response.status_code, text("error") or "error", text("message") or fallback, text("hint")
+    )
 
 
 async def bounded_body(response: httpx.Response, limit: int, kit: str) -> bytes:
@@ -54,8 +55,10 @@ async def bounded_body(response: httpx.Response, limit: int, kit: str) -> bytes:
 
 
 def _too_big(response: httpx.Response, limit: int, kit: str) -> BadAnswer:
-    return BadAnswer(f"{kit}: the answer to {response.request.url.path} is larger than the "
-                     f"{limit >> 20} MiB the app reads of one; it was not read")
+    return BadAnswer(
+        f"{kit}: the answer to {response.request.url.path} is larger than the "
+        f"{limit >> 20} MiB the app reads of one; it was not read"
+    )
 
 
 async def bounded_lines(response: httpx.Response, limit: int, kit: str) -> AsyncIterator[str]:
@@ -66,8 +69,10 @@ async def bounded_lines(response: httpx.Response, limit: int, kit: str) -> Async
         for line in lines:
             yield line.removesuffix("\r")
         if len(pending) > limit:
-            raise BadAnswer(f"{kit}: a line of {response.request.url.path} is longer than "
-                            f"{limit >> 10} KiB; the live view was closed")
+            raise BadAnswer(
+                f"{kit}: a line of {response.request.url.path} is longer than "
+                f"{limit >> 10} KiB; the live view was closed"
+            )
     if pending:
         yield pending.removesuffix("\r")
 
@@ -82,4 +87,3 @@ def json_or_none(response: httpx.Response) -> Any:
 @functools.cache
 def list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
     return TypeAdapter(list[model])  # type: ignore[valid-type]
-

@@ -61,8 +61,9 @@ class JobCalls(KitConnection):
         the `size` it listed: a byte more is never written, a byte less is no file (BadAnswer)."""
         partial = dest.with_name(f".{dest.name}.partial")
         try:
-            async with self._http.stream("GET", f"/v1/jobs/{job_id}/results/{quote(name, safe='')}",
-                                         timeout=self._long()) as response:
+            async with self._http.stream(
+                "GET", f"/v1/jobs/{job_id}/results/{quote(name, safe='')}", timeout=self._long()
+            ) as response:
                 if response.status_code >= 400:
                     raise agent_error(response, await bounded_body(response, MAX_ANSWER, self.name))
                 # a new file: never one that is there, never through a link
@@ -71,8 +72,10 @@ class JobCalls(KitConnection):
                     written = 0
                     async for chunk in response.aiter_bytes(1 << 20):
                         if written + len(chunk) > size:
-                            raise BadAnswer(f"{self.name}: {name} came with more than the {size} "
-                                            "bytes it listed; the download was stopped")
+                            raise BadAnswer(
+                                f"{self.name}: {name} came with more than the {size} "
+                                "bytes it listed; the download was stopped"
+                            )
                         out.write(chunk)
                         written += len(chunk)
             if written != size:
@@ -84,8 +87,14 @@ class JobCalls(KitConnection):
             partial.unlink(missing_ok=True)
 
     async def upload_dataset(self, name: str, tar: AsyncIterator[bytes]) -> DatasetInfo:
-        return await self._call(DatasetInfo, "PUT", f"/v1/datasets/{name}", content=tar,
-                                headers={"Content-Type": "application/x-tar"}, timeout=self._long())
+        return await self._call(
+            DatasetInfo,
+            "PUT",
+            f"/v1/datasets/{name}",
+            content=tar,
+            headers={"Content-Type": "application/x-tar"},
+            timeout=self._long(),
+        )
 
     async def datasets(self) -> list[DatasetInfo]:
         return await self._list(DatasetInfo, "/v1/datasets")
@@ -97,8 +106,12 @@ class JobCalls(KitConnection):
         return await self._list(ScheduleInfo, "/v1/schedules")
 
     async def update_schedule(self, schedule_id: str, update: ScheduleUpdate) -> ScheduleInfo:
-        return await self._call(ScheduleInfo, "PATCH", f"/v1/schedules/{schedule_id}",
-                                json=update.model_dump(mode="json", exclude_none=True))
+        return await self._call(
+            ScheduleInfo,
+            "PATCH",
+            f"/v1/schedules/{schedule_id}",
+            json=update.model_dump(mode="json", exclude_none=True),
+        )
 
     async def delete_schedule(self, schedule_id: str) -> None:
         await self._request("DELETE", f"/v1/schedules/{schedule_id}")

@@ -24,8 +24,7 @@ class KitCalls(KitConnection):
     async def facts(self) -> Facts:
         return await self._get(Facts, "/v1/facts")
 
-    async def metrics(self, since: float = 0.0, since_seq: int | None = None,
-                      limit: int = 1000) -> Metrics:
+    async def metrics(self, since: float = 0.0, since_seq: int | None = None, limit: int = 1000) -> Metrics:
         params: dict[str, Any] = {"since": since, "limit": limit}
         if since_seq is not None:
             params["since_seq"] = since_seq

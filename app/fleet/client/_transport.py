@@ -55,8 +55,15 @@ class KitConnection:
     """The pinned connection the API calls go through. The bearer token is only ever sent on it."""
 
     def __init__(
-        self, name: str, host: str, port: int, cert_pem: str, device_id: str,
-        token: str = "", timeout: float = 5.0, on_call: CallHook | None = None,
+        self,
+        name: str,
+        host: str,
+        port: int,
+        cert_pem: str,
+        device_id: str,
+        token: str = "",
+        timeout: float = 5.0,
+        on_call: CallHook | None = None,
     ) -> None:
         self.name, self.host, self.port = name, host, port
         self.device_id = device_id
@@ -74,7 +81,9 @@ class KitConnection:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
@@ -109,9 +118,11 @@ class KitConnection:
     def _broken(self, response: httpx.Response, exc: ValidationError) -> BadAnswer:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "the body"
-        return BadAnswer(f"{self.name}: the answer to {response.request.url.path} is not what the "
-                         f"API promises ({where}: {first['msg']}); is the agent up to date, and is "
-                         "this kit what it claims to be?")
+        return BadAnswer(
+            f"{self.name}: the answer to {response.request.url.path} is not what the "
+            f"API promises ({where}: {first['msg']}); is the agent up to date, and is "
+            "this kit what it claims to be?"
+        )
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One call; an audited one is also reported to `on_call`, however it ends."""
@@ -121,19 +132,33 @@ class KitConnection:
         try:
             response = await self._exchange(method, path, **kwargs)
         except AgentError as exc:
-            self._on_call(Call(self.name, self.device_id, method, path, sent, exc.status,
-                               {"error": exc.error, "message": exc.message}, str(exc)))
+            self._on_call(
+                Call(
+                    self.name,
+                    self.device_id,
+                    method,
+                    path,
+                    sent,
+                    exc.status,
+                    {"error": exc.error, "message": exc.message},
+                    str(exc),
+                )
+            )
             raise
         except Error as exc:
             self._on_call(Call(self.name, self.device_id, method, path, sent, None, None, str(exc)))
             raise
-        answer = json_or_none(response) if response.headers.get(
-            "content-type", "").startswith("application/json") else None
+        answer = (
+            json_or_none(response)
+            if response.headers.get("content-type", "").startswith("application/json")
+            else None
+        )
         self._on_call(Call(self.name, self.device_id, method, path, sent, response.status_code, answer))
         return response
 
-    async def _exchange(self, method: str, path: str, limit: int = MAX_ANSWER,
-                        **kwargs: Any) -> httpx.Response:
+    async def _exchange(
+        self, method: str, path: str, limit: int = MAX_ANSWER, **kwargs: Any
+    ) -> httpx.Response:
         """One request and its answer, read whole but never past `limit` bytes."""
         try:
             request = self._http.build_request(method, path, **kwargs)
@@ -145,25 +170,31 @@ class KitConnection:
         except httpx.ConnectError as exc:
             if is_verify_failure(exc):
                 await self._raise_identity_changed()
-            raise KitUnreachable(f"{self.name} at {self.host}:{self.port} is unreachable: "
-                                 f"{reason(exc)}") from exc
+            raise KitUnreachable(
+                f"{self.name} at {self.host}:{self.port} is unreachable: {reason(exc)}"
+            ) from exc
         except httpx.TimeoutException as exc:
-            raise KitUnreachable(f"{self.name} at {self.host}:{self.port} did not answer "
-                                 f"within {self._timeout:g} s") from exc
+            raise KitUnreachable(
+                f"{self.name} at {self.host}:{self.port} did not answer within {self._timeout:g} s"
+            ) from exc
         except httpx.TransportError as exc:
             raise KitUnreachable(f"{self.name} at {self.host}:{self.port}: {reason(exc)}") from exc
         if streamed.status_code >= 400:
             raise agent_error(streamed, body)
-        kept = [(k, v) for k, v in streamed.headers.multi_items()
-                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        kept = [
+            (k, v)
+            for k, v in streamed.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
         return httpx.Response(streamed.status_code, headers=kept, content=body, request=request)
 
     async def _raise_identity_changed(self) -> None:
         try:
             _, seen = await async_fetch_certificate(self.host, self.port, self._timeout)
         except OSError as exc:
-            raise KitUnreachable(f"{self.name}: TLS failed and the certificate could not "
-                                 f"be read: {exc}") from exc
+            raise KitUnreachable(
+                f"{self.name}: TLS failed and the certificate could not be read: {exc}"
+            ) from exc
         raise IdentityChanged(self.name, self.device_id, seen)
 
 

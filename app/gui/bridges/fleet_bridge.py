@@ -46,8 +46,9 @@ class FleetBridge(QObject):
     adopted = Signal(object)  # Kit
     failed = Signal(str, str)  # (operation, message for the technician)
 
-    def __init__(self, settings: AppSettings, poll_interval: float = 5.0,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, settings: AppSettings, poll_interval: float = 5.0, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self._settings = settings
         self._poll_interval = poll_interval
@@ -187,8 +188,7 @@ class FleetBridge(QObject):
         self.statuses.emit(statuses)
         self.views.emit(self.ops.views_of(polls))
         # Concurrently: one slow kit must not hold back the facts of the others.
-        await asyncio.gather(*(self._guarded("facts update", self._async_follow_facts(s))
-                               for s in statuses))
+        await asyncio.gather(*(self._guarded("facts update", self._async_follow_facts(s)) for s in statuses))
 
     async def _async_follow_facts(self, status: KitStatus) -> None:
         """Fetch facts once per session, and again whenever a kit comes back online."""
@@ -207,8 +207,11 @@ class FleetBridge(QObject):
             return await self.fleet.async_facts(status.kit)
         # Offline: the stored facts, without knocking on a door we know is shut.
         known = self.fleet.inventory.last_facts(status.kit.device_id)
-        return None if known is None else FactsResult(
-            status.kit, known[0], known[1], live=False, detail=status.detail)
+        return (
+            None
+            if known is None
+            else FactsResult(status.kit, known[0], known[1], live=False, detail=status.detail)
+        )
 
     async def _async_refresh(self) -> None:
         self._facts_live.clear()  # a refresh re-reads every kit's facts too

@@ -89,17 +89,29 @@ class JobsBridge(SubBridge):
         self._change("cancel job", device_id, lambda c: c.cancel_job(job_id), "job cancelled")
 
     def delete(self, device_id: str, job_id: str) -> None:
-        self._change("delete job", device_id, lambda c: c.delete_job(job_id),
-                     "job collected: its log and results are deleted on the kit")
+        self._change(
+            "delete job",
+            device_id,
+            lambda c: c.delete_job(job_id),
+            "job collected: its log and results are deleted on the kit",
+        )
 
     def set_schedule_enabled(self, device_id: str, schedule_id: str, enabled: bool) -> None:
         update = ScheduleUpdate(enabled=enabled)
-        self._change("schedule", device_id, lambda c: c.update_schedule(schedule_id, update),
-                     "schedule resumed" if enabled else "schedule paused")
+        self._change(
+            "schedule",
+            device_id,
+            lambda c: c.update_schedule(schedule_id, update),
+            "schedule resumed" if enabled else "schedule paused",
+        )
 
     def delete_schedule(self, device_id: str, schedule_id: str) -> None:
-        self._change("schedule", device_id, lambda c: c.delete_schedule(schedule_id),
-                     "schedule deleted; the jobs it queued stay")
+        self._change(
+            "schedule",
+            device_id,
+            lambda c: c.delete_schedule(schedule_id),
+            "schedule deleted; the jobs it queued stay",
+        )
 
     def read_logs(self, device_id: str, job_id: str, offset: int) -> None:
         self._submit("job logs", self._async_logs(device_id, job_id, offset))
@@ -107,8 +119,9 @@ class JobsBridge(SubBridge):
     def save_results(self, device_id: str, job_id: str, folder: Path) -> None:
         self._submit("save results", self._async_save(device_id, job_id, folder))
 
-    def _change(self, operation: str, device_id: str, call: Callable[[KitClient], Awaitable[object]],
-                done: str) -> None:
+    def _change(
+        self, operation: str, device_id: str, call: Callable[[KitClient], Awaitable[object]], done: str
+    ) -> None:
         self._submit(operation, self._async_change(device_id, call, done))
 
     # on the loop thread -----------------------------------------------------------------
@@ -144,8 +157,9 @@ class JobsBridge(SubBridge):
         device_id, upload = submission.device_id, submission.upload
         if upload is not None:
             await _unchanged(upload)
-        [outcome] = await async_submit(self._host.fleet, [self._kit(device_id)], submission.request,
-                                       upload, self._reporter(device_id))
+        [outcome] = await async_submit(
+            self._host.fleet, [self._kit(device_id)], submission.request, upload, self._reporter(device_id)
+        )
         info = outcome.job or outcome.schedule
         if info is None:
             raise Error(outcome.message)
@@ -165,8 +179,9 @@ class JobsBridge(SubBridge):
 
         return report
 
-    async def _async_change(self, device_id: str, call: Callable[[KitClient], Awaitable[object]],
-                            done: str) -> None:
+    async def _async_change(
+        self, device_id: str, call: Callable[[KitClient], Awaitable[object]], done: str
+    ) -> None:
         try:
             await self._on_kit(device_id, call)
         finally:  # refused or not: show what the kit holds now
@@ -185,5 +200,6 @@ class JobsBridge(SubBridge):
 async def _unchanged(upload: LocalDataset) -> None:
     """The folder still holds the files it held when chosen, which its name on the kit stands for."""
     if (await asyncio.to_thread(scan, upload.folder)).name != upload.name:
-        raise DatasetError(f"{upload.folder} changed since it was chosen; choose it again to send its "
-                           "images as they are now")
+        raise DatasetError(
+            f"{upload.folder} changed since it was chosen; choose it again to send its images as they are now"
+        )

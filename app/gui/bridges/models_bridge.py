@@ -82,8 +82,9 @@ class ModelsBridge(SubBridge):
     def quantize(self, request: QuantizeRequest) -> None:
         self._submit("quantize", self._async_quantize(request))
 
-    def _change(self, operation: str, device_id: str, call: Callable[[KitClient], Awaitable[object]],
-                done: str) -> None:
+    def _change(
+        self, operation: str, device_id: str, call: Callable[[KitClient], Awaitable[object]], done: str
+    ) -> None:
         self._submit(operation, self._async_change(device_id, call, done))
 
     # on the loop thread -----------------------------------------------------------------
@@ -102,8 +103,9 @@ class ModelsBridge(SubBridge):
         self._known.listed(device_id, infos)
         self.models_loaded.emit(device_id, infos)
 
-    async def _async_change(self, device_id: str, call: Callable[[KitClient], Awaitable[object]],
-                            done: str) -> None:
+    async def _async_change(
+        self, device_id: str, call: Callable[[KitClient], Awaitable[object]], done: str
+    ) -> None:
         async def change_then_list(client: KitClient) -> list[ModelInfo]:
             await call(client)
             return await client.models()
@@ -123,17 +125,18 @@ class ModelsBridge(SubBridge):
 
     async def _async_deploy(self, model: Path, device_ids: list[str], activate: bool) -> None:
         kits = [self._kit(device_id) for device_id in device_ids]
-        outcomes = await async_deploy(self._host.fleet, model, kits, activate, self.deploy_progress.emit,
-                                      self._known)
+        outcomes = await async_deploy(
+            self._host.fleet, model, kits, activate, self.deploy_progress.emit, self._known
+        )
         self.deployed.emit(outcomes)
 
-    async def _async_infer(self, device_id: str, name: str, version: str | None,
-                           source: Path) -> None:
+    async def _async_infer(self, device_id: str, name: str, version: str | None, source: Path) -> None:
         given = await asyncio.to_thread(read_input, source)
         answer = await async_infer(self._host.fleet, self._kit(device_id), name, given, version)
         self.inferred.emit(device_id, answer)
 
     async def _async_quantize(self, request: QuantizeRequest) -> None:
-        result = await asyncio.to_thread(quantize_model, request.source, request.output,
-                                         request.mode, request.calibration)
+        result = await asyncio.to_thread(
+            quantize_model, request.source, request.output, request.mode, request.calibration
+        )
         self.quantized.emit(result)

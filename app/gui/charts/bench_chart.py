@@ -16,9 +16,17 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-__all__ = ["BenchChart", "BenchPoint", "ChartData", "Metric", "bench_points", "chart_data", "nice_ticks",
-           "render_chart",
-           "value_label"]
+__all__ = [
+    "BenchChart",
+    "BenchPoint",
+    "ChartData",
+    "Metric",
+    "bench_points",
+    "chart_data",
+    "nice_ticks",
+    "render_chart",
+    "value_label",
+]
 
 Metric = Literal["latency", "throughput"]
 _LATENCY = (("p50", "p50_ms", "#4e79a7"), ("p95", "p95_ms", "#f28e2b"), ("p99", "p99_ms", "#e15759"))
@@ -59,19 +67,24 @@ def bench_points(result: Mapping[str, Any]) -> list[BenchPoint]:
     for row in result.get("rows", []):
         if not isinstance(row, Mapping) or not {"batch", "threads"} <= row.keys():
             continue
-        values = {k: float(v) for k, v in row.items()
-                  if isinstance(v, int | float) and k not in ("batch", "threads")}
+        values = {
+            k: float(v)
+            for k, v in row.items()
+            if isinstance(v, int | float) and k not in ("batch", "threads")
+        }
         skipped = row.get("skipped")
-        points.append(BenchPoint(int(row["batch"]), int(row["threads"]), values,
-                                 str(skipped) if skipped else None))
+        points.append(
+            BenchPoint(int(row["batch"]), int(row["threads"]), values, str(skipped) if skipped else None)
+        )
     return points
 
 
 def chart_data(result: Mapping[str, Any], metric: Metric = "latency") -> ChartData:
     points = bench_points(result)
     columns = _LATENCY if metric == "latency" else _THROUGHPUT
-    values = tuple(None if p.skipped else tuple(p.values.get(key, 0.0) for _, key, _ in columns)
-                   for p in points)
+    values = tuple(
+        None if p.skipped else tuple(p.values.get(key, 0.0) for _, key, _ in columns) for p in points
+    )
     highest = max((v for group in values if group for v in group), default=0.0)
     ticks = nice_ticks(highest)
     model = " ".join(str(result[k]) for k in ("model", "version") if result.get(k))
@@ -79,11 +92,14 @@ def chart_data(result: Mapping[str, Any], metric: Metric = "latency") -> ChartDa
     return ChartData(
         title=f"{model} · {what}" if model else what,
         axis_title="ms per call" if metric == "latency" else "items per second",
-        series=tuple(name for name, _, _ in columns), colours=tuple(c for _, _, c in columns),
-        groups=tuple(f"batch {p.batch} · {p.threads} thread{'' if p.threads == 1 else 's'}"
-                     for p in points),
-        values=values, skipped=tuple(p.skipped or "" for p in points), ticks=ticks,
-        tick_labels=tuple(f"{t:g}" for t in ticks))
+        series=tuple(name for name, _, _ in columns),
+        colours=tuple(c for _, _, c in columns),
+        groups=tuple(f"batch {p.batch} · {p.threads} thread{'' if p.threads == 1 else 's'}" for p in points),
+        values=values,
+        skipped=tuple(p.skipped or "" for p in points),
+        ticks=ticks,
+        tick_labels=tuple(f"{t:g}" for t in ticks),
+    )
 
 
 def nice_ticks(highest: float, target: int = 5) -> tuple[float, ...]:
@@ -156,9 +172,11 @@ def paint(painter: QPainter, area: QRectF, data: ChartData | None, font: QFont) 
         else:
             _draw_bars(painter, cell, values, data, metrics)
         painter.setPen(QColor("#202124"))
-        painter.drawText(QRectF(cell.left(), plot.bottom() + 4, slot, 2 * line),
-                         Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
-                         | Qt.TextFlag.TextWordWrap, label.replace(" · ", "\n"))
+        painter.drawText(
+            QRectF(cell.left(), plot.bottom() + 4, slot, 2 * line),
+            Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
+            label.replace(" · ", "\n"),
+        )
 
 
 def _plot_area(area: QRectF, data: ChartData, metrics: QFontMetricsF) -> QRectF:
@@ -169,15 +187,17 @@ def _plot_area(area: QRectF, data: ChartData, metrics: QFontMetricsF) -> QRectF:
     return area.adjusted(left, top, -_MARGIN, -bottom)
 
 
-def _draw_title_and_legend(painter: QPainter, area: QRectF, data: ChartData,
-                           metrics: QFontMetricsF) -> None:
+def _draw_title_and_legend(painter: QPainter, area: QRectF, data: ChartData, metrics: QFontMetricsF) -> None:
     line = metrics.height()
     bold = QFont(painter.font())
     bold.setBold(True)
     painter.save()
     painter.setFont(bold)
-    painter.drawText(QRectF(area.left() + _MARGIN, area.top() + _MARGIN, area.width(), line),
-                     Qt.AlignmentFlag.AlignLeft, data.title)
+    painter.drawText(
+        QRectF(area.left() + _MARGIN, area.top() + _MARGIN, area.width(), line),
+        Qt.AlignmentFlag.AlignLeft,
+        data.title,
+    )
     painter.restore()
     x = area.right() - _MARGIN
     for name, colour in reversed(list(zip(data.series, data.colours, strict=True))):
@@ -200,8 +220,9 @@ def _draw_axis(painter: QPainter, plot: QRectF, data: ChartData, metrics: QFontM
     painter.setPen(axis)
     painter.drawLine(plot.bottomLeft(), plot.topLeft())
     painter.save()  # the axis title reads bottom to top along the left edge
-    painter.translate(plot.left() - metrics.horizontalAdvance(max(data.tick_labels, key=len)) - 14,
-                      plot.center().y())
+    painter.translate(
+        plot.left() - metrics.horizontalAdvance(max(data.tick_labels, key=len)) - 14, plot.center().y()
+    )
     painter.rotate(-90)
     painter.setPen(QColor("#202124"))
     half = metrics.horizontalAdvance(data.axis_title) / 2
@@ -209,8 +230,9 @@ def _draw_axis(painter: QPainter, plot: QRectF, data: ChartData, metrics: QFontM
     painter.restore()
 
 
-def _draw_bars(painter: QPainter, cell: QRectF, values: tuple[float, ...], data: ChartData,
-               metrics: QFontMetricsF) -> None:
+def _draw_bars(
+    painter: QPainter, cell: QRectF, values: tuple[float, ...], data: ChartData, metrics: QFontMetricsF
+) -> None:
     inner = cell.adjusted(cell.width() * _BAR_GAP / 2, 0, -cell.width() * _BAR_GAP / 2, 0)
     width = inner.width() / len(values)
     for index, (value, colour) in enumerate(zip(values, data.colours, strict=True)):
@@ -220,5 +242,8 @@ def _draw_bars(painter: QPainter, cell: QRectF, values: tuple[float, ...], data:
         text = value_label(value)
         if metrics.horizontalAdvance(text) <= width:  # label a bar only where it fits
             painter.setPen(QColor("#202124"))
-            painter.drawText(QRectF(bar.left() - 1, bar.top() - metrics.height() - 1, width,
-                                    metrics.height()), Qt.AlignmentFlag.AlignHCenter, text)
+            painter.drawText(
+                QRectF(bar.left() - 1, bar.top() - metrics.height() - 1, width, metrics.height()),
+                Qt.AlignmentFlag.AlignHCenter,
+                text,
+            )

@@ -99,8 +99,11 @@ class CountsChart(QWidget):
         painter.drawLine(plot.bottomLeft(), plot.topLeft())
         painter.setPen(self.palette().text().color())
         for value, y in ((top, plot.top()), (0.0, plot.bottom())):
-            painter.drawText(QRectF(0, y - 7, _AXIS - 4, 14),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{value:.3g}")
+            painter.drawText(
+                QRectF(0, y - 7, _AXIS - 4, 14),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                f"{value:.3g}",
+            )
         painter.drawText(QRectF(0, 0, _AXIS + 120, 14), Qt.AlignmentFlag.AlignLeft, "detections/s")
 
     def _lines(self, painter: QPainter, plot: QRectF, top: float) -> None:
@@ -108,9 +111,15 @@ class CountsChart(QWidget):
         first, last = points[0][0], points[-1][0]
         span = max(last - first, 1e-9)
         for label in self.history.labels:
-            line = QPolygonF([QPointF(plot.left() + plot.width() * (t - first) / span,
-                                      plot.bottom() - plot.height() * rates.get(label, 0.0) / top)
-                              for t, rates in points])
+            line = QPolygonF(
+                [
+                    QPointF(
+                        plot.left() + plot.width() * (t - first) / span,
+                        plot.bottom() - plot.height() * rates.get(label, 0.0) / top,
+                    )
+                    for t, rates in points
+                ]
+            )
             painter.setPen(QPen(QColor(self.history.colour(label)), 2))
             painter.drawPolyline(line)
 

@@ -68,21 +68,39 @@ class HistoryChart(QWidget):
         self._plot(painter, load, "Load", LOAD_SERIES, span, 100.0, text)
         self._plot(painter, heat, "Temperature and battery", HEAT_SERIES, span, None, text)
         painter.setPen(text)
-        painter.drawText(QRectF(heat.left(), heat.bottom() + 2, heat.width(), 16),
-                         Qt.AlignmentFlag.AlignLeft, _clock(span[0]))
-        painter.drawText(QRectF(heat.left(), heat.bottom() + 2, heat.width(), 16),
-                         Qt.AlignmentFlag.AlignRight, _clock(span[1]))
+        painter.drawText(
+            QRectF(heat.left(), heat.bottom() + 2, heat.width(), 16),
+            Qt.AlignmentFlag.AlignLeft,
+            _clock(span[0]),
+        )
+        painter.drawText(
+            QRectF(heat.left(), heat.bottom() + 2, heat.width(), 16),
+            Qt.AlignmentFlag.AlignRight,
+            _clock(span[1]),
+        )
         painter.end()
 
-    def _plot(self, painter: QPainter, area: QRectF, title: str,
-              series: Sequence[tuple[str, str, Getter]], span: tuple[float, float], top: float | None,
-              text: QColor) -> None:
-        lines = [(name, colour, [(s.ts, v) for s in self._samples if (v := get(s)) is not None])
-                 for name, colour, get in series]
+    def _plot(
+        self,
+        painter: QPainter,
+        area: QRectF,
+        title: str,
+        series: Sequence[tuple[str, str, Getter]],
+        span: tuple[float, float],
+        top: float | None,
+        text: QColor,
+    ) -> None:
+        lines = [
+            (name, colour, [(s.ts, v) for s in self._samples if (v := get(s)) is not None])
+            for name, colour, get in series
+        ]
         if not any(points for _, _, points in lines):
             painter.setPen(text)
-            painter.drawText(area, Qt.AlignmentFlag.AlignCenter,
-                             f"{title}: not reported by this kit ({', '.join(n for n, _, _ in series)})")
+            painter.drawText(
+                area,
+                Qt.AlignmentFlag.AlignCenter,
+                f"{title}: not reported by this kit ({', '.join(n for n, _, _ in series)})",
+            )
             return
         peak = top or max((v for _, _, pts in lines for _, v in pts), default=1.0) * 1.1 or 1.0
         grid = QColor(text)
@@ -91,9 +109,11 @@ class HistoryChart(QWidget):
         for fraction in (0.0, 0.5, 1.0):
             y = area.bottom() - fraction * area.height()
             painter.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
-            painter.drawText(QRectF(0, y - 8, _MARGIN_LEFT - 4, 16),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                             f"{peak * fraction:.0f}")
+            painter.drawText(
+                QRectF(0, y - 8, _MARGIN_LEFT - 4, 16),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                f"{peak * fraction:.0f}",
+            )
         legend_x = area.left()
         painter.setPen(text)
         painter.drawText(QPointF(legend_x, area.top() - 4), title + ("  (last known)" if self._stale else ""))
@@ -102,10 +122,17 @@ class HistoryChart(QWidget):
         for name, colour, points in lines:
             pen = QPen(QColor(colour), 1.6, Qt.PenStyle.DashLine if self._stale else Qt.PenStyle.SolidLine)
             painter.setPen(pen)
-            painter.drawPolyline(QPolygonF([
-                QPointF(area.left() + (x - span[0]) / width * area.width(),
-                        area.bottom() - min(max(y, 0.0), peak) / peak * area.height())
-                for x, y in downsample(points, max(2, int(area.width())))]))
+            painter.drawPolyline(
+                QPolygonF(
+                    [
+                        QPointF(
+                            area.left() + (x - span[0]) / width * area.width(),
+                            area.bottom() - min(max(y, 0.0), peak) / peak * area.height(),
+                        )
+                        for x, y in downsample(points, max(2, int(area.width())))
+                    ]
+                )
+            )
             label = name if points else f"{name}: no data"
             painter.fillRect(QRectF(legend_x, area.top() - 13, 9, 9), QColor(colour))
             painter.setPen(text)
@@ -161,13 +188,17 @@ class HistoryPanel(QWidget):
         if row is None:
             self.note.setText("Select a kit to see its history.")
         elif row.row_status != "online" and row.view and row.view.snapshot:
-            self.note.setText(f"{row.name} is {row.row_status}: history up to "
-                              f"{age_text(row.view.snapshot.taken_at)}, kept on this laptop")
+            self.note.setText(
+                f"{row.name} is {row.row_status}: history up to "
+                f"{age_text(row.view.snapshot.taken_at)}, kept on this laptop"
+            )
         else:
             samples = self.chart.samples()
             missed = missed_samples(samples)
-            self.note.setText(f"{row.name}: {len(samples)} samples" + (
-                f"; {missed} overwritten on the kit before this laptop collected them" if missed else ""))
+            self.note.setText(
+                f"{row.name}: {len(samples)} samples"
+                + (f"; {missed} overwritten on the kit before this laptop collected them" if missed else "")
+            )
 
 
 def missed_samples(samples: Sequence[MetricSample]) -> int:

@@ -24,8 +24,9 @@ def box_colour(index: int) -> QColor:
 
 def annotate(image: QImage, detections: Sequence[Detection], size: QSize) -> QImage:
     """`image` scaled to fit `size`, boxes drawn at screen scale so thin lines stay thin."""
-    scaled = image.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
-                          Qt.TransformationMode.SmoothTransformation)
+    scaled = image.scaled(
+        size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
     canvas = scaled.convertToFormat(QImage.Format.Format_ARGB32)
     if image.width() == 0 or not detections:
         return canvas

@@ -49,18 +49,23 @@ class AdoptDialog(QDialog):
     def __init__(self, row: KitRow, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Adopt {row.name}")
-        intro = QLabel("Enter the pairing code this kit shows on its console or label "
-                       "(or run <code>kitfleet-agent pair-code</code> on it).")
+        intro = QLabel(
+            "Enter the pairing code this kit shows on its console or label "
+            "(or run <code>kitfleet-agent pair-code</code> on it)."
+        )
         intro.setWordWrap(True)
         self.code_edit = QLineEdit(placeholderText="XXXX-XXXX")
         self.hint = QLabel(_HINT)
         # Off by default: a day's work (models, jobs, inference) needs operator; a laptop that
         # holds admin everywhere is one stolen laptop away from every kit's commands and tokens.
         self.admin_box = QCheckBox("Admin rights on this kit")
-        self.admin_box.setToolTip("Also lets this laptop run command jobs, manage the kit's "
-                                  "tokens and read its audit log. Leave off for everyday work.")
+        self.admin_box.setToolTip(
+            "Also lets this laptop run command jobs, manage the kit's "
+            "tokens and read its audit log. Leave off for everyday work."
+        )
         self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         self.ok_button.setText("Adopt")
         form = QFormLayout()
         form.addRow("Kit:", QLabel(row.name))

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 __all__ = ["CronHint", "cron_hint"]
 
-_USAGE = ("use 5 fields: minute hour day-of-month month day-of-week, e.g. 0 2 * * * for 02:00 "
-          "every day (a 6th field is seconds)")
+_USAGE = (
+    "use 5 fields: minute hour day-of-month month day-of-week, e.g. 0 2 * * * for 02:00 "
+    "every day (a 6th field is seconds)"
+)
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,10 @@ def cron_hint(cron: str, now: dt.datetime | None = None, count: int = 3) -> Cron
         return CronHint(False, f"Enter a cron expression: {_USAGE}.")
     fields = len(cron.split())
     if fields not in (5, 6):  # as the kit: no @daily shorthands, no 7-field years
-        return CronHint(False, f"Not a usable cron expression: it has {fields} field"
-                               f"{'' if fields == 1 else 's'}; {_USAGE}.")
+        return CronHint(
+            False,
+            f"Not a usable cron expression: it has {fields} field{'' if fields == 1 else 's'}; {_USAGE}.",
+        )
     try:
         from croniter import croniter  # the kit's own parser, when this laptop has it
     except ImportError:
@@ -42,5 +46,4 @@ def cron_hint(cron: str, now: dt.datetime | None = None, count: int = 3) -> Cron
     except (ValueError, KeyError) as exc:  # CroniterError is a ValueError
         return CronHint(False, f"Not a usable cron expression ({exc}); {_USAGE}.")
     shown = ", ".join(t.strftime("%a %d %b %H:%M") for t in times)
-    return CronHint(True, f"Next runs: {shown} (laptop clock; the kit runs it on its own clock)",
-                    times)
+    return CronHint(True, f"Next runs: {shown} (laptop clock; the kit runs it on its own clock)", times)

@@ -30,15 +30,17 @@ __all__ = ["DeployDialog"]
 
 QUEUED = Qt.ConnectionType.QueuedConnection
 _ERROR_STYLE = "color: #b3261e;"
-_ADVICE_STYLE = ("background: #e7f1ff; color: #084298; border: 1px solid #b6d4fe; "
-                 "border-radius: 3px; padding: 4px 8px;")
+_ADVICE_STYLE = (
+    "background: #e7f1ff; color: #084298; border: 1px solid #b6d4fe; border-radius: 3px; padding: 4px 8px;"
+)
 
 
 class DeployDialog(QDialog):
     status = Signal(str)
 
-    def __init__(self, rows: Iterable[KitRow], bridge: ModelsBridge, prompts: Prompts,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, rows: Iterable[KitRow], bridge: ModelsBridge, prompts: Prompts, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Deploy a model")
         self.resize(760, 480)
@@ -53,8 +55,11 @@ class DeployDialog(QDialog):
         self.package.setTextFormat(Qt.TextFormat.PlainText)  # messages may hold "<stem>"
         adoptable = [r for r in rows if r.kit is not None and r.row_status != "identity_changed"]
         self.kits = DeployKitsTable(adoptable)
-        self.kits_label = QLabel("Kits (online ones are ticked):" if adoptable else
-                                 "No adopted kits yet: adopt one first (Fleet ▸ Adopt…).")
+        self.kits_label = QLabel(
+            "Kits (online ones are ticked):"
+            if adoptable
+            else "No adopted kits yet: adopt one first (Fleet ▸ Adopt…)."
+        )
         self.activate_box = QCheckBox("&Activate after install (serve the new version at once)")
         self.activate_box.setChecked(True)
         self.advice = QLabel()
@@ -111,9 +116,11 @@ class DeployDialog(QDialog):
         if model != self._model:
             return  # an answer about a file chosen before this one
         self._manifest = manifest
-        self._say(f"{manifest.name} {manifest.version} · {manifest.task} · "
-                  f"{manifest.precision} · {size_text(manifest.size_bytes)} · "
-                  f"sha256 {manifest.sha256[:12]}…")
+        self._say(
+            f"{manifest.name} {manifest.version} · {manifest.task} · "
+            f"{manifest.precision} · {size_text(manifest.size_bytes)} · "
+            f"sha256 {manifest.sha256[:12]}…"
+        )
         self._update_buttons()
 
     # deploying ---------------------------------------------------------------------------
@@ -126,8 +133,7 @@ class DeployDialog(QDialog):
         self._set_running(True)
         self.kits.start(kits)
         self.advice.hide()
-        self.status.emit(f"Deploying {self._manifest.name} {self._manifest.version} "
-                         f"to {len(kits)} kits…")
+        self.status.emit(f"Deploying {self._manifest.name} {self._manifest.version} to {len(kits)} kits…")
         self._bridge.deploy(self._model, kits, self.activate_box.isChecked())
 
     @Slot(object)

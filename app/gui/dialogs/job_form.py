@@ -33,12 +33,17 @@ from app.gui.tabs.try_it import model_choices
 
 __all__ = ["ERROR_STYLE", "HINT_STYLE", "KINDS", "SOURCES", "WHEN", "JobForm", "note", "refusal"]
 
-KINDS = {"batch-infer": "Batch inference: label every image in a folder",
-         "benchmark": "Benchmark: latency and throughput of the model on this kit",
-         "evaluate": "Evaluate: accuracy on a labelled set (one sub-folder per label)",
-         "quantize": "Quantize: make an INT8 version of the model on the kit"}
-SOURCES = {"kit-folder": "a folder on the kit", "dataset": "a dataset uploaded earlier",
-           "upload": "a folder on this laptop (uploaded first)"}
+KINDS = {
+    "batch-infer": "Batch inference: label every image in a folder",
+    "benchmark": "Benchmark: latency and throughput of the model on this kit",
+    "evaluate": "Evaluate: accuracy on a labelled set (one sub-folder per label)",
+    "quantize": "Quantize: make an INT8 version of the model on the kit",
+}
+SOURCES = {
+    "kit-folder": "a folder on the kit",
+    "dataset": "a dataset uploaded earlier",
+    "upload": "a folder on this laptop (uploaded first)",
+}
 WHEN = {"now": "as soon as the kit can", "at": "not before a given time", "cron": "on a schedule (cron)"}
 _IMAGE_KINDS = ("batch-infer", "evaluate")
 ERROR_STYLE = "color: #b3261e;"
@@ -92,29 +97,58 @@ class JobForm(QObject):
         self.job_form, self.images_form = QFormLayout(), QFormLayout()
         self.bench_form, self.quantize_form = QFormLayout(), QFormLayout()
         self.resources_form, self.when_form = QFormLayout(), QFormLayout()
-        _rows(self.job_form, ("Kind:", self.kind_combo), ("Model:", self.model_combo),
-              ("Label:", self.label_edit))
+        _rows(
+            self.job_form,
+            ("Kind:", self.kind_combo),
+            ("Model:", self.model_combo),
+            ("Label:", self.label_edit),
+        )
         self.local_row = QWidget()
         chooser = QHBoxLayout(self.local_row)
         chooser.setContentsMargins(0, 0, 0, 0)
         chooser.addWidget(self.local_label, 1)
         chooser.addWidget(self.local_button)
-        _rows(self.images_form, ("Images from:", self.source_combo), ("Folder on the kit:", self.folder_edit),
-              ("Dataset:", self.dataset_combo), ("Folder here:", self.local_row),
-              ("Sent as:", self.upload_note), ("Top labels kept:", self.top_k_spin))
-        _rows(self.bench_form, ("Batch sizes:", self.batch_sizes_edit),
-              ("Thread counts:", self.bench_threads_edit), ("Timed runs each:", self.runs_spin),
-              ("Warm-up runs:", self.warmup_spin))
+        _rows(
+            self.images_form,
+            ("Images from:", self.source_combo),
+            ("Folder on the kit:", self.folder_edit),
+            ("Dataset:", self.dataset_combo),
+            ("Folder here:", self.local_row),
+            ("Sent as:", self.upload_note),
+            ("Top labels kept:", self.top_k_spin),
+        )
+        _rows(
+            self.bench_form,
+            ("Batch sizes:", self.batch_sizes_edit),
+            ("Thread counts:", self.bench_threads_edit),
+            ("Timed runs each:", self.runs_spin),
+            ("Warm-up runs:", self.warmup_spin),
+        )
         _rows(self.quantize_form, ("INT8 version:", self.output_version_edit), ("", self.per_channel_box))
-        _rows(self.resources_form, ("Priority:", self.priority_spin), ("Threads:", self.threads_spin),
-              ("Memory:", self.memory_spin))
-        _rows(self.when_form, ("Run:", self.when_combo), ("Not before:", self.at_edit),
-              ("Cron (kit's clock):", self.cron_edit), ("", self.cron_hint))
-        self.groups = {name: _group(title, form) for name, title, form in (
-            ("job", "Job", self.job_form), ("images", "Images", self.images_form),
-            ("benchmark", "Measurements", self.bench_form), ("quantize", "INT8 model", self.quantize_form),
-            ("resources", "Priority and resources the job holds", self.resources_form),
-            ("when", "When", self.when_form))}
+        _rows(
+            self.resources_form,
+            ("Priority:", self.priority_spin),
+            ("Threads:", self.threads_spin),
+            ("Memory:", self.memory_spin),
+        )
+        _rows(
+            self.when_form,
+            ("Run:", self.when_combo),
+            ("Not before:", self.at_edit),
+            ("Cron (kit's clock):", self.cron_edit),
+            ("", self.cron_hint),
+        )
+        self.groups = {
+            name: _group(title, form)
+            for name, title, form in (
+                ("job", "Job", self.job_form),
+                ("images", "Images", self.images_form),
+                ("benchmark", "Measurements", self.bench_form),
+                ("quantize", "INT8 model", self.quantize_form),
+                ("resources", "Priority and resources the job holds", self.resources_form),
+                ("when", "When", self.when_form),
+            )
+        }
 
     # showing ---------------------------------------------------------------------------
 
@@ -176,10 +210,15 @@ class JobForm(QObject):
         """The job the fields describe; `upload()` gives the chosen folder or refuses (`JobInputError`)."""
         kind = self.choice(self.kind_combo)
         params = {**self._model_params(kit), **self._kind_params(kind, upload)}
-        return JobSpec(kind, params,
-                       priority=self.priority_spin.value(), threads=self.threads_spin.value(),
-                       memory_mb=self.memory_spin.value(), not_before=self._not_before(),
-                       label=self.label_edit.text().strip())
+        return JobSpec(
+            kind,
+            params,
+            priority=self.priority_spin.value(),
+            threads=self.threads_spin.value(),
+            memory_mb=self.memory_spin.value(),
+            not_before=self._not_before(),
+            label=self.label_edit.text().strip(),
+        )
 
     def cron(self) -> str | None:
         """The schedule's cron expression, or None when the job runs once."""
@@ -198,13 +237,17 @@ class JobForm(QObject):
 
     def _kind_params(self, kind: str, upload: Callable[[], LocalDataset]) -> dict[str, Any]:
         if kind == "benchmark":
-            return {"batch_sizes": parse_numbers(self.batch_sizes_edit.text(), "Batch sizes"),
-                    "runs": self.runs_spin.value(), "warmup": self.warmup_spin.value(),
-                    "threads": parse_numbers(self.bench_threads_edit.text(), "Thread counts")}
+            return {
+                "batch_sizes": parse_numbers(self.batch_sizes_edit.text(), "Batch sizes"),
+                "runs": self.runs_spin.value(),
+                "warmup": self.warmup_spin.value(),
+                "threads": parse_numbers(self.bench_threads_edit.text(), "Thread counts"),
+            }
         if kind == "quantize":
             version = self.output_version_edit.text().strip()
             return {"per_channel": self.per_channel_box.isChecked()} | (
-                {"output_version": version} if version else {})
+                {"output_version": version} if version else {}
+            )
         images = self._images(upload)
         return images | {"top_k": self.top_k_spin.value()} if kind == "batch-infer" else images
 

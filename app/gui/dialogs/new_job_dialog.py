@@ -28,8 +28,14 @@ QUEUED = Qt.ConnectionType.QueuedConnection
 class NewJobDialog(QDialog):
     status = Signal(str)
 
-    def __init__(self, device_id: str, kit_name: str, bridge: JobsBridge, prompts: Prompts,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        device_id: str,
+        kit_name: str,
+        bridge: JobsBridge,
+        prompts: Prompts,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"New job on {kit_name}")
         self.setMinimumWidth(640)
@@ -106,9 +112,12 @@ class NewJobDialog(QDialog):
         self._show_error("")
         self._set_busy(True)
         upload = submission.upload
-        self.message.setText(f"Sending {upload.files} images from {upload.folder.name} to {self._kit} "
-                             "unless it has them already, then the job…" if upload
-                             else f"Sending the job to {self._kit}…")
+        self.message.setText(
+            f"Sending {upload.files} images from {upload.folder.name} to {self._kit} "
+            "unless it has them already, then the job…"
+            if upload
+            else f"Sending the job to {self._kit}…"
+        )
         self._bridge.submit(submission)
 
     def submission(self) -> Submission:
@@ -145,8 +154,9 @@ class NewJobDialog(QDialog):
         if device_id != self._device:
             return
         self.form.show_choices(choices)
-        self.message.setText("" if choices.models else
-                             f"{self._kit} has no models yet: deploy one first (Models ▸ Deploy…).")
+        self.message.setText(
+            "" if choices.models else f"{self._kit} has no models yet: deploy one first (Models ▸ Deploy…)."
+        )
         self._update()
         self._fit()
 
@@ -159,8 +169,11 @@ class NewJobDialog(QDialog):
             self.form.show_upload_note(answer, ok=False)
             return
         self.upload = answer
-        self.form.show_upload_note(f"{answer.files} images, {size_text(answer.size)}, as dataset "
-                                   f"{answer.name} (not sent again to a kit that has it)", ok=True)
+        self.form.show_upload_note(
+            f"{answer.files} images, {size_text(answer.size)}, as dataset "
+            f"{answer.name} (not sent again to a kit that has it)",
+            ok=True,
+        )
 
     @Slot(str, object)
     def _on_progress(self, device_id: str, progress: SubmitProgress) -> None:
@@ -168,8 +181,9 @@ class NewJobDialog(QDialog):
             return
         if progress.stage == "uploading" and progress.total:
             percent = 100 * progress.done // progress.total
-            self.message.setText(f"Uploading the images to {self._kit}: {percent}% of "
-                                 f"{size_text(progress.total)}…")
+            self.message.setText(
+                f"Uploading the images to {self._kit}: {percent}% of {size_text(progress.total)}…"
+            )
         elif progress.stage == "retrying":
             self.message.setText(f"{self._kit} did not answer; trying again ({progress.message})…")
         elif progress.stage == "submitting":
@@ -195,4 +209,3 @@ class NewJobDialog(QDialog):
             self._show_error(f"{self._kit} did not take the job: {message.removeprefix(f'{self._kit}: ')}")
         elif operation == "job choices":
             self.message.setText(f"Could not read the models and datasets on {self._kit}: {message}")
-

@@ -36,42 +36,48 @@ def _chosen(name: str) -> Path | None:
 
 
 def choose_model(parent: QWidget | None, start: Path | None) -> Path | None:
-    return _chosen(QFileDialog.getOpenFileName(parent, "Choose a model", _start(start),
-                                               _MODEL_FILTER)[0])
+    return _chosen(QFileDialog.getOpenFileName(parent, "Choose a model", _start(start), _MODEL_FILTER)[0])
 
 
 def choose_input(parent: QWidget | None, start: Path | None) -> Path | None:
-    return _chosen(QFileDialog.getOpenFileName(parent, "Choose an image", _start(start),
-                                               _INPUT_FILTER)[0])
+    return _chosen(QFileDialog.getOpenFileName(parent, "Choose an image", _start(start), _INPUT_FILTER)[0])
 
 
 def choose_output(parent: QWidget | None, suggested: Path | None) -> Path | None:
-    return _chosen(QFileDialog.getSaveFileName(parent, "Save the quantized model as",
-                                               _start(suggested), _MODEL_FILTER)[0])
+    return _chosen(
+        QFileDialog.getSaveFileName(parent, "Save the quantized model as", _start(suggested), _MODEL_FILTER)[
+            0
+        ]
+    )
 
 
 def choose_folder(parent: QWidget | None, start: Path | None) -> Path | None:
-    return _chosen(QFileDialog.getExistingDirectory(parent, "Choose the calibration images",
-                                                    _start(start)))
+    return _chosen(QFileDialog.getExistingDirectory(parent, "Choose the calibration images", _start(start)))
 
 
 def choose_images_folder(parent: QWidget | None, start: Path | None) -> Path | None:
-    return _chosen(QFileDialog.getExistingDirectory(parent, "Choose the images to upload",
-                                                    _start(start)))
+    return _chosen(QFileDialog.getExistingDirectory(parent, "Choose the images to upload", _start(start)))
 
 
 def choose_results_folder(parent: QWidget | None, start: Path | None) -> Path | None:
-    return _chosen(QFileDialog.getExistingDirectory(parent, "Choose where to save the results",
-                                                    _start(start)))
+    return _chosen(
+        QFileDialog.getExistingDirectory(parent, "Choose where to save the results", _start(start))
+    )
 
 
 def confirm_delete(parent: QWidget | None, name: str, version: str, serving: bool) -> DeleteAnswer:
     """Ask before deleting; a serving version needs its own, explicit button."""
-    box = QMessageBox(QMessageBox.Icon.Warning, "Delete model version",
-                      f"Delete {name} {version} from this kit?", parent=parent)
+    box = QMessageBox(
+        QMessageBox.Icon.Warning,
+        "Delete model version",
+        f"Delete {name} {version} from this kit?",
+        parent=parent,
+    )
     if serving:
-        box.setInformativeText("This is the version the kit serves. Deleting it leaves "
-                               f"{name} with nothing to serve until another version is activated.")
+        box.setInformativeText(
+            "This is the version the kit serves. Deleting it leaves "
+            f"{name} with nothing to serve until another version is activated."
+        )
         confirm = box.addButton("Delete serving version", QMessageBox.ButtonRole.DestructiveRole)
     else:
         box.setInformativeText("The files are removed from the kit; deploy again to get it back.")

@@ -53,12 +53,14 @@ _MARKS = {"pending": "○", "running": "…", "done": "✓", "failed": "✗"}
 
 def confirm_host_key(parent: QWidget | None, check: HostKeyCheck) -> bool:
     """The real question: trust a key seen for the first time, after comparing its fingerprint."""
-    box = QMessageBox(QMessageBox.Icon.Question, "Unknown SSH host",
-                      f"{check.host} is not a known SSH host.", parent=parent)
+    box = QMessageBox(
+        QMessageBox.Icon.Question, "Unknown SSH host", f"{check.host} is not a known SSH host.", parent=parent
+    )
     box.setInformativeText(
         f"Its {check.key_type} key fingerprint is:\n\n{check.fingerprint}\n\nCompare it with "
         "the one the kit shows (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on its "
-        "console). Nothing has been sent to it yet.")
+        "console). Nothing has been sent to it yet."
+    )
     trust = box.addButton("Trust and continue", QMessageBox.ButtonRole.AcceptRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.exec()
@@ -70,9 +72,13 @@ class ProvisionDialog(QDialog):
 
     provisioned = Signal(object)  # app.fleet.inventory.Kit
 
-    def __init__(self, bridge: ProvisionBridge, parent: QWidget | None = None,
-                 confirm: ConfirmHostKey = confirm_host_key,
-                 options: KitOptions | None = None) -> None:
+    def __init__(
+        self,
+        bridge: ProvisionBridge,
+        parent: QWidget | None = None,
+        confirm: ConfirmHostKey = confirm_host_key,
+        options: KitOptions | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Provision a kit over SSH")
         self._bridge, self._confirm = bridge, confirm
@@ -118,8 +124,7 @@ class ProvisionDialog(QDialog):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.provision_button = self.buttons.addButton("Provision",
-                                                       QDialogButtonBox.ButtonRole.ActionRole)
+        self.provision_button = self.buttons.addButton("Provision", QDialogButtonBox.ButtonRole.ActionRole)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.steps)
@@ -141,14 +146,14 @@ class ProvisionDialog(QDialog):
         return row
 
     def _browse_key(self) -> None:
-        name = QFileDialog.getOpenFileName(self, "Choose the SSH private key",
-                                           str(Path.home() / ".ssh"))[0]
+        name = QFileDialog.getOpenFileName(self, "Choose the SSH private key", str(Path.home() / ".ssh"))[0]
         if name:
             self.key_edit.setText(name)
 
     def _browse_wheelhouse(self) -> None:
-        name = QFileDialog.getExistingDirectory(self, "Choose the wheelhouse folder",
-                                                self.wheelhouse_edit.text())
+        name = QFileDialog.getExistingDirectory(
+            self, "Choose the wheelhouse folder", self.wheelhouse_edit.text()
+        )
         if name:
             self.wheelhouse_edit.setText(name)
 
@@ -163,15 +168,23 @@ class ProvisionDialog(QDialog):
         self.provision_button.setEnabled(ready and not self.busy)
 
     def _inputs(self, enabled: bool) -> None:
-        for widget in (self.host_edit, self.port_spin, self.user_edit, self.key_edit,
-                       self.password_edit, self.wheelhouse_edit, self.name_edit):
+        for widget in (
+            self.host_edit,
+            self.port_spin,
+            self.user_edit,
+            self.key_edit,
+            self.password_edit,
+            self.wheelhouse_edit,
+            self.name_edit,
+        ):
             widget.setEnabled(enabled)
         self.provision_button.setEnabled(enabled)
         self.buttons.button(QDialogButtonBox.StandardButton.Close).setEnabled(enabled)
 
     def target(self) -> SshTarget:
-        return SshTarget(self.user_edit.text().strip(), self.host_edit.text().strip().strip("[]"),
-                         self.port_spin.value())
+        return SshTarget(
+            self.user_edit.text().strip(), self.host_edit.text().strip().strip("[]"), self.port_spin.value()
+        )
 
     # flow -------------------------------------------------------------------------------
 
@@ -195,27 +208,32 @@ class ProvisionDialog(QDialog):
                 f"{check.host} presents SSH host key {check.fingerprint} but "
                 f"{check.known_fingerprint} was trusted before; refusing to connect (it may be "
                 f"an impostor). If the kit was reinstalled on purpose, remove its line from "
-                f"{self._bridge.known_hosts.path} and try again.")
+                f"{self._bridge.known_hosts.path} and try again."
+            )
             return
         confirmed = None
         if check.trust == "unknown":
             if not self._confirm(self, check):
-                self._failed(f"The host key {check.fingerprint} was not trusted; nothing was "
-                             "sent to the kit.")
+                self._failed(
+                    f"The host key {check.fingerprint} was not trusted; nothing was sent to the kit."
+                )
                 return
             confirmed = check.fingerprint
         self._provision(run, confirmed)
 
     def _provision(self, run: int, confirmed: str | None) -> None:
         key = self.key_edit.text().strip()
-        login = Login(key_file=Path(key).expanduser() if key else None,
-                      password=self.password_edit.text() or None,
-                      confirmed_fingerprint=confirmed)
+        login = Login(
+            key_file=Path(key).expanduser() if key else None,
+            password=self.password_edit.text() or None,
+            confirmed_fingerprint=confirmed,
+        )
         options = self._options
         if self.name_edit.text().strip():
             options = replace(options, name=self.name_edit.text().strip())
-        request = ProvisionRequest(self.target(), login,
-                                   Path(self.wheelhouse_edit.text().strip()).expanduser(), options)
+        request = ProvisionRequest(
+            self.target(), login, Path(self.wheelhouse_edit.text().strip()).expanduser(), options
+        )
         self.status.setText(f"Provisioning {request.target}…")
         self._bridge.provision(run, request)
 
@@ -238,10 +256,14 @@ class ProvisionDialog(QDialog):
         for name in STEPS:
             self._mark(name, "done")
         kit = result.kit
-        what = (f"Upgraded {result.previous_version} → {result.version}" if
-                result.previous_version else f"Installed kitfleet-agent {result.version}")
-        self.status.setText(f"{what} on {kit.name} ({kit.address}), {result.layout.service} "
-                            "service; adopted.")
+        what = (
+            f"Upgraded {result.previous_version} → {result.version}"
+            if result.previous_version
+            else f"Installed kitfleet-agent {result.version}"
+        )
+        self.status.setText(
+            f"{what} on {kit.name} ({kit.address}), {result.layout.service} service; adopted."
+        )
         self.detail.setText("")
         self._inputs(True)
         self.provisioned.emit(kit)

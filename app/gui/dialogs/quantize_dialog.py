@@ -28,8 +28,10 @@ from app.gui.dialogs.prompts import Prompts
 __all__ = ["QuantizeDialog"]
 
 QUEUED = Qt.ConnectionType.QueuedConnection
-_MODES: dict[str, Mode] = {"static (calibrated, fastest)": "static",
-                           "dynamic (weights only, no images needed)": "dynamic"}
+_MODES: dict[str, Mode] = {
+    "static (calibrated, fastest)": "static",
+    "dynamic (weights only, no images needed)": "dynamic",
+}
 
 
 class QuantizeDialog(QDialog):
@@ -131,8 +133,10 @@ class QuantizeDialog(QDialog):
             return
         calibration = self._calibration if self.mode == "static" else None
         self._set_running(True)
-        self.report.setPlainText(f"Quantizing {source.name} ({self.mode})… this takes a while "
-                                 "on big models; the window stays usable.")
+        self.report.setPlainText(
+            f"Quantizing {source.name} ({self.mode})… this takes a while "
+            "on big models; the window stays usable."
+        )
         self.status.emit(f"Quantizing {source.name}…")
         self._bridge.quantize(QuantizeRequest(source, output, self.mode, calibration))
 
@@ -157,8 +161,11 @@ class QuantizeDialog(QDialog):
         static = self.mode == "static"
         self.calibration_button.setEnabled(static and not self._running)
         self.calibration_label.setEnabled(static)
-        ready = self._source is not None and self._output() is not None and (
-            self._calibration is not None or not static)
+        ready = (
+            self._source is not None
+            and self._output() is not None
+            and (self._calibration is not None or not static)
+        )
         self.run_button.setEnabled(ready and not self._running)
         for widget in (self.source_button, self.output_button, self.output_edit, self.mode_combo):
             widget.setEnabled(not self._running)
@@ -173,10 +180,14 @@ def _row(*widgets: QWidget) -> QHBoxLayout:
 
 
 def _report_text(result: QuantizeResult) -> str:
-    lines = [f"Wrote {result.model} ({result.mode} INT8, opset {result.source_opset} → {result.opset}"
-             + (f", {result.calibration_images} calibration images)" if result.mode == "static" else ")")]
+    lines = [
+        f"Wrote {result.model} ({result.mode} INT8, opset {result.source_opset} → {result.opset}"
+        + (f", {result.calibration_images} calibration images)" if result.mode == "static" else ")")
+    ]
     if result.manifest_path is not None and result.manifest is not None:
-        lines.append(f"Manifest: {result.manifest_path} ({result.manifest.name} "
-                     f"{result.manifest.version}); ready for Models ▸ Deploy…")
+        lines.append(
+            f"Manifest: {result.manifest_path} ({result.manifest.name} "
+            f"{result.manifest.version}); ready for Models ▸ Deploy…"
+        )
     lines += [f"Note: {note}" for note in result.notes]
     return "\n".join([*lines, "", result.report.to_text()])

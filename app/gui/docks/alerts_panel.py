@@ -50,13 +50,20 @@ class AlertsPanel(QWidget):
             severity = QTableWidgetItem(dot_icon(colour), alert.severity)
             severity.setForeground(QColor(colour))
             severity.setData(Qt.ItemDataRole.UserRole, alert.device_id)
-            for column, item in enumerate((severity, QTableWidgetItem(alert.kit),
-                                           QTableWidgetItem(alert.kind), QTableWidgetItem(alert.message))):
+            for column, item in enumerate(
+                (
+                    severity,
+                    QTableWidgetItem(alert.kit),
+                    QTableWidgetItem(alert.kind),
+                    QTableWidgetItem(alert.message),
+                )
+            ):
                 self.table.setItem(position, column, item)
         self.table.resizeColumnsToContents()
         critical = sum(a.severity == "critical" for a in alerts)
-        self.summary.setText(f"{critical} critical, {len(alerts) - critical} warnings" if alerts
-                             else "No alerts")
+        self.summary.setText(
+            f"{critical} critical, {len(alerts) - critical} warnings" if alerts else "No alerts"
+        )
 
     def _chosen(self, row: int, _: int) -> None:
         item = self.table.item(row, 0)

@@ -88,8 +88,14 @@ class AuditView(QWidget):
         self.table.setRowCount(len(entries))
         for position, e in enumerate(reversed(entries)):
             who = e.detail.get("kit", "") if not device_id else f"{e.actor_label} [{e.actor_id[:8]}]"
-            cells = (str(e.seq), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts)), str(who),
-                     e.action, e.target, e.outcome)
+            cells = (
+                str(e.seq),
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts)),
+                str(who),
+                e.action,
+                e.target,
+                e.outcome,
+            )
             for column, text in enumerate(cells):
                 self.table.setItem(position, column, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()

@@ -16,8 +16,13 @@ __all__ = ["DeployKitsTable"]
 
 _KIT, _STATUS, _PROGRESS, _OUTCOME = range(4)
 _FAILED, _DONE = QColor("#b3261e"), QColor(STATUS_COLOURS["online"])
-_STAGES = {"uploading": "uploading %p%", "verifying": "verifying on the kit…",
-           "retrying": "retrying…", "done": "done", "failed": "failed"}
+_STAGES = {
+    "uploading": "uploading %p%",
+    "verifying": "verifying on the kit…",
+    "retrying": "retrying…",
+    "done": "done",
+    "failed": "failed",
+}
 
 
 class DeployKitsTable(QTableWidget):
@@ -54,8 +59,7 @@ class DeployKitsTable(QTableWidget):
     # ticking ---------------------------------------------------------------------------
 
     def checked(self) -> list[str]:
-        return [d for i, d in enumerate(self._devices)
-                if self._kit(i).checkState() == Qt.CheckState.Checked]
+        return [d for i, d in enumerate(self._devices) if self._kit(i).checkState() == Qt.CheckState.Checked]
 
     def set_checked(self, device_id: str, checked: bool) -> None:
         state = Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
@@ -87,8 +91,7 @@ class DeployKitsTable(QTableWidget):
             bar.setValue(round(100 * min(progress.sent, progress.total) / progress.total))
         bar.setFormat(_STAGES.get(progress.stage, progress.stage))
         if progress.message:
-            self._set_outcome(position, progress.message,
-                              _FAILED if progress.stage == "failed" else None)
+            self._set_outcome(position, progress.message, _FAILED if progress.stage == "failed" else None)
 
     def finish(self, outcomes: Iterable[DeployOutcome]) -> None:
         for outcome in outcomes:

@@ -17,12 +17,19 @@ from app.gui.tables.rows import ALIGN_RIGHT, RowTableModel
 
 __all__ = ["STATUS_COLOURS", "FleetTableModel"]
 
-STATUS_COLOURS = {"online": "#1e7b34", "offline": "#6c757d", "checking": "#6c757d",
-                  "unadopted": "#1f5fa8", "identity_changed": "#b3261e", "conflict": "#b3261e"}
+STATUS_COLOURS = {
+    "online": "#1e7b34",
+    "offline": "#6c757d",
+    "checking": "#6c757d",
+    "unadopted": "#1f5fa8",
+    "identity_changed": "#b3261e",
+    "conflict": "#b3261e",
+}
 _STATUS = COLUMNS.index("Status")
 _ALERTS = COLUMNS.index("Alerts")
-_NUMERIC = {COLUMNS.index(c) for c in ("Cores", "Memory (GiB)", "CPU %", "Mem %", "Disk free", "Temp",
-                                       "Battery")}
+_NUMERIC = {
+    COLUMNS.index(c) for c in ("Cores", "Memory (GiB)", "CPU %", "Mem %", "Disk free", "Temp", "Battery")
+}
 _MEASURED = {COLUMNS.index(c) for c in MEASURED}
 ALERT_COLOURS = {"critical": "#b3261e", "warning": "#a15c00"}
 _STALE = QColor("#8a8f95")
@@ -63,8 +70,11 @@ class FleetTableModel(RowTableModel[KitRow]):
             return ALIGN_RIGHT
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(row, column)
-        return {self.DeviceIdRole: row.device_id, self.StatusRole: row.row_status,
-                self.SortRole: cell_sort(row, column)}.get(role)
+        return {
+            self.DeviceIdRole: row.device_id,
+            self.StatusRole: row.row_status,
+            self.SortRole: cell_sort(row, column),
+        }.get(role)
 
     def _tooltip(self, row: KitRow, column: int) -> str | None:
         if COLUMNS[column] == "Device ID":
@@ -79,8 +89,7 @@ class FleetTableModel(RowTableModel[KitRow]):
 
     def roleNames(self) -> dict[int, QByteArray]:
         names = super().roleNames()
-        names.update({self.DeviceIdRole: QByteArray(b"deviceId"),
-                      self.StatusRole: QByteArray(b"status")})
+        names.update({self.DeviceIdRole: QByteArray(b"deviceId"), self.StatusRole: QByteArray(b"status")})
         return names
 
     def row(self, device_id: str) -> KitRow | None:
@@ -128,11 +137,11 @@ class FleetTableModel(RowTableModel[KitRow]):
 
     @Slot(object)
     def apply_facts(self, result: FactsResult) -> None:
-        self._update(result.kit.device_id,
-                     lambda r: r.with_facts(result.families, result.collected_at), create=False)
+        self._update(
+            result.kit.device_id, lambda r: r.with_facts(result.families, result.collected_at), create=False
+        )
 
-    def _update(self, device_id: str, change: Callable[[KitRow], KitRow],
-                create: bool = True) -> None:
+    def _update(self, device_id: str, change: Callable[[KitRow], KitRow], create: bool = True) -> None:
         position = self._positions.get(device_id)
         if position is None:
             if create:

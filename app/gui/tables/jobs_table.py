@@ -19,14 +19,35 @@ from agent.wire import FINISHED_STATES, JobInfo
 from app.gui._qt import dot_icon
 from app.gui.tables.rows import ALIGN_RIGHT, AnyIndex, RowTableModel
 
-__all__ = ["JOB_COLUMNS", "PROGRESS_COLUMN", "JobsTableModel", "ProgressDelegate", "describe",
-           "progress_text"]
+__all__ = [
+    "JOB_COLUMNS",
+    "PROGRESS_COLUMN",
+    "JobsTableModel",
+    "ProgressDelegate",
+    "describe",
+    "progress_text",
+]
 
-JOB_COLUMNS = ("Kind", "Job", "State", "Progress", "Priority", "Attempts", "Waiting / error",
-               "Created", "Finished")
+JOB_COLUMNS = (
+    "Kind",
+    "Job",
+    "State",
+    "Progress",
+    "Priority",
+    "Attempts",
+    "Waiting / error",
+    "Created",
+    "Finished",
+)
 PROGRESS_COLUMN = JOB_COLUMNS.index("Progress")
-_STATE_COLOURS = {"queued": "#80868b", "running": "#1a73e8", "done": "#1e7b34", "failed": "#b3261e",
-                  "cancelled": "#a8730a", "interrupted": "#e8710a"}
+_STATE_COLOURS = {
+    "queued": "#80868b",
+    "running": "#1a73e8",
+    "done": "#1e7b34",
+    "failed": "#b3261e",
+    "cancelled": "#a8730a",
+    "interrupted": "#e8710a",
+}
 _RIGHT = {JOB_COLUMNS.index("Priority"), JOB_COLUMNS.index("Attempts")}
 
 
@@ -64,8 +85,17 @@ def _when(stamp: float | None) -> str:
 
 def _cells(job: JobInfo) -> tuple[str, ...]:
     note = job.error if job.error else job.waiting if job.state == "queued" else ""
-    return (job.kind, describe(job), job.state, progress_text(job), str(job.request.priority),
-            str(job.attempts), note or "", _when(job.created_at), _when(job.finished_at))
+    return (
+        job.kind,
+        describe(job),
+        job.state,
+        progress_text(job),
+        str(job.request.priority),
+        str(job.attempts),
+        note or "",
+        _when(job.created_at),
+        _when(job.finished_at),
+    )
 
 
 class JobsTableModel(RowTableModel[JobInfo]):

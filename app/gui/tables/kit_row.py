@@ -20,9 +20,28 @@ from app.fleet.summary import GIB
 __all__ = ["COLUMNS", "MEASURED", "KitRow", "RowStatus", "Sighting", "age_text", "cell_sort", "cell_text"]
 
 RowStatus = Literal["online", "offline", "unadopted", "identity_changed", "conflict", "checking"]
-COLUMNS = ("Name", "Status", "Alerts", "CPU %", "Mem %", "Disk free", "Temp", "Battery", "Serving",
-           "Jobs", "Tags", "Device ID", "Kit model", "Address", "Agent version",
-           "CPU", "Cores", "Memory (GiB)", "Accelerators", "INT8")
+COLUMNS = (
+    "Name",
+    "Status",
+    "Alerts",
+    "CPU %",
+    "Mem %",
+    "Disk free",
+    "Temp",
+    "Battery",
+    "Serving",
+    "Jobs",
+    "Tags",
+    "Device ID",
+    "Kit model",
+    "Address",
+    "Agent version",
+    "CPU",
+    "Cores",
+    "Memory (GiB)",
+    "Accelerators",
+    "INT8",
+)
 # Live figures: for a kit that is away they are last-known, and shown as such (greyed, with age).
 MEASURED = frozenset({"CPU %", "Mem %", "Disk free", "Temp", "Battery", "Serving", "Jobs"})
 
@@ -112,8 +131,9 @@ def _status_text(row: KitRow) -> str:
     status = row.row_status
     if status == "offline":
         return f"offline (last seen {age_text(row.kit.last_seen_at if row.kit else None)})"
-    return {"identity_changed": "identity changed", "conflict": "name conflict",
-            "checking": "checking…"}.get(status, status)
+    return {"identity_changed": "identity changed", "conflict": "name conflict", "checking": "checking…"}.get(
+        status, status
+    )
 
 
 def _address(row: KitRow) -> str:
@@ -188,8 +208,9 @@ _TEXT: dict[str, Callable[[KitRow], str]] = {
     "Disk free": lambda row: _figure(row, "disk_free_bytes", lambda v: f"{v / GIB:.1f} GiB"),
     "Temp": lambda row: _figure(row, "temperature_c", lambda v: f"{v:.0f} °C"),
     "Battery": lambda row: _figure(row, "battery_percent", lambda v: f"{v:.0f} %"),
-    "Serving": lambda row: ", ".join(row.view.snapshot.active_models())
-    if row.view and row.view.snapshot else "",
+    "Serving": lambda row: (
+        ", ".join(row.view.snapshot.active_models()) if row.view and row.view.snapshot else ""
+    ),
     "Jobs": _jobs,
     "Tags": lambda row: ", ".join(row.view.tags) if row.view else "",
     "Device ID": lambda row: f"{format_device_id(row.device_id, groups=3)}-…",
@@ -208,8 +229,13 @@ def cell_text(row: KitRow, column: int) -> str:
     return _TEXT[COLUMNS[column]](row)
 
 
-_SORT_FIELDS = {"CPU %": "cpu_percent", "Mem %": "memory_percent", "Disk free": "disk_free_bytes",
-                "Temp": "temperature_c", "Battery": "battery_percent"}
+_SORT_FIELDS = {
+    "CPU %": "cpu_percent",
+    "Mem %": "memory_percent",
+    "Disk free": "disk_free_bytes",
+    "Temp": "temperature_c",
+    "Battery": "battery_percent",
+}
 
 
 def cell_sort(row: KitRow, column: int) -> str | float:

@@ -39,17 +39,35 @@ class VersionRow:
     def cells(self) -> tuple[str, ...]:
         installed = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.installed_at))
         state = "serving" if self.active else "previous (roll-back target)" if self.previous else ""
-        return (self.name, self.version, self.task, self.precision, size_text(self.size_bytes),
-                f"{self.sha256[:12]}…", installed, state)
+        return (
+            self.name,
+            self.version,
+            self.task,
+            self.precision,
+            size_text(self.size_bytes),
+            f"{self.sha256[:12]}…",
+            installed,
+            state,
+        )
 
 
 def version_rows(infos: Iterable[ModelInfo]) -> list[VersionRow]:
     """Models by name; within one, the newest install first."""
-    return [VersionRow(info.name, info.task, v.version, v.precision, v.size_bytes, v.sha256,
-                       v.installed_at, v.version == info.active_version,
-                       v.version == info.previous_version)
-            for info in sorted(infos, key=lambda i: i.name)
-            for v in sorted(info.versions, key=lambda v: -v.installed_at)]
+    return [
+        VersionRow(
+            info.name,
+            info.task,
+            v.version,
+            v.precision,
+            v.size_bytes,
+            v.sha256,
+            v.installed_at,
+            v.version == info.active_version,
+            v.version == info.previous_version,
+        )
+        for info in sorted(infos, key=lambda i: i.name)
+        for v in sorted(info.versions, key=lambda v: -v.installed_at)
+    ]
 
 
 def size_text(size: int) -> str:
@@ -76,8 +94,7 @@ class ModelsTableModel(RowTableModel[VersionRow]):
             return ALIGN_RIGHT
         if row.active and (styled := self._serving(column, role)) is not None:
             return styled
-        return {self.NameRole: row.name, self.VersionRole: row.version,
-                self.ActiveRole: row.active}.get(role)
+        return {self.NameRole: row.name, self.VersionRole: row.version, self.ActiveRole: row.active}.get(role)
 
     def _serving(self, column: int, role: int) -> object:
         """The serving version stands out: bold, with a green dot in its State cell."""

@@ -18,10 +18,14 @@ def summary_text(answer: InferAnswer) -> str:
     result = answer.result
     if result is None:
         return f"raw model: {len(answer.outputs)} outputs (shapes below)"
-    found = {"classification": f"top {len(result.classes or [])} labels",
-             "detection": f"{len(result.detections or [])} objects found"}.get(result.task, "")
-    return (f"{result.model} {result.version} · sha256 {result.sha256[:12]}… · "
-            f"{result.latency_ms:.1f} ms on the kit · {found}")
+    found = {
+        "classification": f"top {len(result.classes or [])} labels",
+        "detection": f"{len(result.detections or [])} objects found",
+    }.get(result.task, "")
+    return (
+        f"{result.model} {result.version} · sha256 {result.sha256[:12]}… · "
+        f"{result.latency_ms:.1f} ms on the kit · {found}"
+    )
 
 
 class ResultsTable(QTableWidget):
@@ -53,8 +57,9 @@ class ResultsTable(QTableWidget):
         for row in range(self.rowCount()):
             widget = self.cellWidget(row, column)
             item = self.item(row, column)
-            values.append(widget.text() if isinstance(widget, QProgressBar) else
-                          item.text() if item is not None else "")
+            values.append(
+                widget.text() if isinstance(widget, QProgressBar) else item.text() if item is not None else ""
+            )
         return values
 
     def clear_answer(self) -> None:

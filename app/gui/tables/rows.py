@@ -44,8 +44,9 @@ class RowTableModel(QAbstractTableModel, Generic[Row]):
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.columns)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> object:
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self.columns[section]
         return None
@@ -76,8 +77,11 @@ class RowTableModel(QAbstractTableModel, Generic[Row]):
             self.endResetModel()
             return
         old, self._rows = self._rows, fresh
-        self.rows_changed(position for position, (before, after)
-                          in enumerate(zip(old, fresh, strict=True)) if before != after)
+        self.rows_changed(
+            position
+            for position, (before, after) in enumerate(zip(old, fresh, strict=True))
+            if before != after
+        )
 
     def rows_changed(self, positions: Iterable[int]) -> None:
         """Tell views these rows changed: one `dataChanged` per run of adjacent rows."""

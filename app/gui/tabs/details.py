@@ -12,10 +12,10 @@ from app.gui.tabs.facts_tree import family_items
 
 __all__ = ["DetailsPane"]
 
-_AWAY = {"offline": "offline", "identity_changed": "identity changed",
-         "checking": "not checked yet"}
-_BANNER_STYLE = ("background: #fff3cd; color: #664d03; border: 1px solid #ffe69c; "
-                 "border-radius: 3px; padding: 4px 8px;")
+_AWAY = {"offline": "offline", "identity_changed": "identity changed", "checking": "not checked yet"}
+_BANNER_STYLE = (
+    "background: #fff3cd; color: #664d03; border: 1px solid #ffe69c; border-radius: 3px; padding: 4px 8px;"
+)
 
 
 class DetailsPane(QWidget):
@@ -75,8 +75,7 @@ class DetailsPane(QWidget):
         row = self._row
         away = _AWAY.get(row.row_status) if row and row.families else None
         if row is not None and away is not None:
-            self.banner.setText(
-                f"{away} — showing facts from {age_text(row.facts_collected_at)}")
+            self.banner.setText(f"{away} — showing facts from {age_text(row.facts_collected_at)}")
         self.banner.setVisible(away is not None)
 
     def _update_placeholder(self) -> None:
@@ -84,17 +83,26 @@ class DetailsPane(QWidget):
         if row is None:
             text = "Select a kit to see its hardware."
         elif row.kit is None and row.row_status == "conflict":
-            text = ("Another device announces the name of an adopted kit. Nothing is sent to it; "
-                    "adopt it only if it is a different kit that happens to share the name.")
+            text = (
+                "Another device announces the name of an adopted kit. Nothing is sent to it; "
+                "adopt it only if it is a different kit that happens to share the name."
+            )
         elif row.kit is None and row.row_status == "identity_changed":
-            text = ("This kit announces the name or address of an adopted kit but is not that "
-                    "kit. Adopt it only if the kit was reinstalled on purpose.")
+            text = (
+                "This kit announces the name or address of an adopted kit but is not that "
+                "kit. Adopt it only if the kit was reinstalled on purpose."
+            )
         elif row.kit is None:
-            text = ("This kit is not adopted yet. Adopt it (Fleet ▸ Adopt…) with the pairing "
-                    "code it shows to read its hardware.")
+            text = (
+                "This kit is not adopted yet. Adopt it (Fleet ▸ Adopt…) with the pairing "
+                "code it shows to read its hardware."
+            )
         elif not row.families:
-            text = ("Reading facts…" if row.row_status == "online" else
-                    "No facts yet: the kit has not answered since it was adopted.")
+            text = (
+                "Reading facts…"
+                if row.row_status == "online"
+                else "No facts yet: the kit has not answered since it was adopted."
+            )
         self.placeholder.setText(text)
         self.placeholder.setVisible(bool(text))
 
@@ -102,6 +110,5 @@ class DetailsPane(QWidget):
 def _title(row: KitRow | None) -> str:
     if row is None:
         return "No kit selected"
-    parts = [row.name, cell_text(row, COLUMNS.index("Kit model")),
-             format_device_id(row.device_id, groups=8)]
+    parts = [row.name, cell_text(row, COLUMNS.index("Kit model")), format_device_id(row.device_id, groups=8)]
     return "  ·  ".join(p for p in parts if p)

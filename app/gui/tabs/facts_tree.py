@@ -13,9 +13,16 @@ __all__ = ["FAMILY_LABELS", "family_items", "format_value"]
 
 # The order a technician asks in: what computes, what stores, what runs, what surrounds it.
 FAMILY_LABELS = {
-    "cpu": "CPU", "memory": "Memory", "accelerators": "Accelerators", "disks": "Disks",
-    "runtime": "Runtime", "system": "System", "network": "Network", "power": "Power",
-    "thermal": "Thermal", "kit": "Kit",
+    "cpu": "CPU",
+    "memory": "Memory",
+    "accelerators": "Accelerators",
+    "disks": "Disks",
+    "runtime": "Runtime",
+    "system": "System",
+    "network": "Network",
+    "power": "Power",
+    "thermal": "Thermal",
+    "kit": "Kit",
 }
 _UNAVAILABLE = QColor("#6c757d")
 # Keys naming the items of a list of mappings, so "eth0" shows rather than "[0]".
@@ -25,7 +32,8 @@ _ITEM_NAMES = ("name", "mountpoint", "device", "address", "label")
 def family_items(families: Mapping[str, Any]) -> list[QTreeWidgetItem]:
     """One top-level item per family, known families first in a fixed order."""
     order = [f for f in FAMILY_LABELS if f in families] + sorted(
-        f for f in families if f not in FAMILY_LABELS)
+        f for f in families if f not in FAMILY_LABELS
+    )
     return [_family_item(name, families[name]) for name in order]
 
 

@@ -22,8 +22,10 @@ from app.gui.charts.bench_chart import BenchChart, Metric
 
 __all__ = ["JobResultView", "result_text"]
 
-_METRICS: dict[str, Metric] = {"Latency p50 / p95 / p99 (ms per call)": "latency",
-                               "Throughput (items per second)": "throughput"}
+_METRICS: dict[str, Metric] = {
+    "Latency p50 / p95 / p99 (ms per call)": "latency",
+    "Throughput (items per second)": "throughput",
+}
 
 
 def result_text(job: JobInfo) -> str:
@@ -81,14 +83,15 @@ class JobResultView(QWidget):
         if job is not None and job.kind == "benchmark" and job.state == "done" and job.result:
             self.pages.setCurrentIndex(1)
             rows = job.result.get("rows", [])
-            self.summary.setText(f"{len(rows)} measurement{'' if len(rows) == 1 else 's'} · "
-                                 f"sha256 {str(job.result.get('sha256', ''))[:12]}…")
+            self.summary.setText(
+                f"{len(rows)} measurement{'' if len(rows) == 1 else 's'} · "
+                f"sha256 {str(job.result.get('sha256', ''))[:12]}…"
+            )
             self._redraw()
         else:
             self.pages.setCurrentIndex(0)
             self.chart.show_result(None)
-            self.text.setPlainText(result_text(job) if job is not None else
-                                   "Select a job to see its result.")
+            self.text.setPlainText(result_text(job) if job is not None else "Select a job to see its result.")
 
     @Slot()
     def _redraw(self) -> None:

@@ -43,8 +43,9 @@ QUEUED = Qt.ConnectionType.QueuedConnection
 class JobsTab(QWidget):
     status = Signal(str)
 
-    def __init__(self, bridge: JobsBridge, prompts: Prompts, parent: QWidget | None = None,
-                 poll_ms: int = 1000) -> None:
+    def __init__(
+        self, bridge: JobsBridge, prompts: Prompts, parent: QWidget | None = None, poll_ms: int = 1000
+    ) -> None:
         super().__init__(parent)
         self._bridge, self._prompts = bridge, prompts
         self._device: str | None = None
@@ -73,8 +74,13 @@ class JobsTab(QWidget):
 
     def _lay_out(self) -> None:
         buttons = QHBoxLayout()
-        for button in (self.new_button, self.cancel_button, self.logs_button, self.save_button,
-                       self.delete_button):
+        for button in (
+            self.new_button,
+            self.cancel_button,
+            self.logs_button,
+            self.save_button,
+            self.delete_button,
+        ):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.refresh_button)
@@ -127,8 +133,10 @@ class JobsTab(QWidget):
         if changed:
             self._forget_kit(row)
         elif not online:
-            self.message.setText(f"{self._name} is not online; the queue is what it held when it "
-                                 "last answered. The kit keeps working on it meanwhile.")
+            self.message.setText(
+                f"{self._name} is not online; the queue is what it held when it "
+                "last answered. The kit keeps working on it meanwhile."
+            )
         if online and (changed or came_back) and self.isVisible():
             self.reload()
         self._update_buttons()
@@ -223,9 +231,11 @@ class JobsTab(QWidget):
         job = self.selected()
         if self._device is None or job is None or job.state not in FINISHED_STATES:
             return
-        if self._prompts.confirm_removal(self, f"Delete the {job.kind} job “{describe(job)}”?",
-                                         "Its log and result files are deleted on the kit. "
-                                         "Save the results first if you need them."):
+        if self._prompts.confirm_removal(
+            self,
+            f"Delete the {job.kind} job “{describe(job)}”?",
+            "Its log and result files are deleted on the kit. Save the results first if you need them.",
+        ):
             self._bridge.delete(self._device, job.job_id)
 
     @Slot()
@@ -244,8 +254,7 @@ class JobsTab(QWidget):
     def _on_saved(self, device_id: str, saved: Collected) -> None:
         names = ", ".join([*(path.name for path in saved.files), "job.json"])
         refused = "; ".join(f"refused {printable(r.name)[:80]}: {r.reason}" for r in saved.refused)
-        said = names + (f". The kit also listed names the app does not save ({refused})"
-                        if refused else "")
+        said = names + (f". The kit also listed names the app does not save ({refused})" if refused else "")
         self.status.emit(f"Saved {said} to {saved.folder}")
         if device_id == self._device:
             self.message.setText(f"Results saved to {saved.folder}: {said}")
@@ -258,9 +267,15 @@ class JobsTab(QWidget):
     @Slot(str)
     def _delete_schedule(self, schedule_id: str) -> None:
         schedule = next((s for s in self.schedules.schedules() if s.schedule_id == schedule_id), None)
-        if self._device is not None and schedule is not None and self._prompts.confirm_removal(
-                self, f"Delete the schedule “{schedule.name}”?",
-                "It queues no more jobs; the jobs it already queued stay."):
+        if (
+            self._device is not None
+            and schedule is not None
+            and self._prompts.confirm_removal(
+                self,
+                f"Delete the schedule “{schedule.name}”?",
+                "It queues no more jobs; the jobs it already queued stay.",
+            )
+        ):
             self._bridge.delete_schedule(self._device, schedule_id)
 
     @Slot(str, object)
@@ -276,8 +291,9 @@ class JobsTab(QWidget):
     def follow_logs(self) -> None:
         job = self.selected()
         if self._device is not None and job is not None:
-            self.log.follow(self._device, job.job_id,
-                            f"Log of the {job.kind} job “{describe(job)}” ({job.job_id[:12]})")
+            self.log.follow(
+                self._device, job.job_id, f"Log of the {job.kind} job “{describe(job)}” ({job.job_id[:12]})"
+            )
             self.details.setCurrentWidget(self.log)
 
     # keeping the buttons and the result in step -------------------------------------------

@@ -19,8 +19,14 @@ __all__ = ["KitTabs"]
 
 
 class KitTabs(QTabWidget):
-    def __init__(self, bridge: ModelsBridge, jobs: JobsBridge, streams: StreamBridge, prompts: Prompts,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        bridge: ModelsBridge,
+        jobs: JobsBridge,
+        streams: StreamBridge,
+        prompts: Prompts,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.details = DetailsPane()
         self.models = ModelsTab(bridge, prompts)

@@ -33,8 +33,14 @@ from app.gui.tables.kit_row import KitRow
 
 __all__ = ["FrameView", "LiveView"]
 
-FIGURES = (("state", "State"), ("processed_fps", "Processed"), ("input_fps", "Source"),
-           ("dropped", "Dropped"), ("latency", "Latency"), ("counts", "This interval"))
+FIGURES = (
+    ("state", "State"),
+    ("processed_fps", "Processed"),
+    ("input_fps", "Source"),
+    ("dropped", "Dropped"),
+    ("latency", "Latency"),
+    ("counts", "This interval"),
+)
 
 
 class FrameView(QLabel):
@@ -66,8 +72,13 @@ class FrameView(QLabel):
 
     def _fit(self) -> None:
         if not self.frame.isNull():
-            self.setPixmap(self.frame.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                             Qt.TransformationMode.SmoothTransformation))
+            self.setPixmap(
+                self.frame.scaled(
+                    self.size(),
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
 
 
 class LiveView(QWidget):
@@ -171,8 +182,11 @@ class LiveView(QWidget):
             self.watch(job_id)
 
     def _start_clicked(self) -> None:
-        options = StreamOptions(model=self.model_edit.text().strip(), source=self.source_edit.text().strip(),
-                                fps=self.fps_spin.value() or None)
+        options = StreamOptions(
+            model=self.model_edit.text().strip(),
+            source=self.source_edit.text().strip(),
+            fps=self.fps_spin.value() or None,
+        )
         self.bridge.start_stream(self.device_id, options)
 
     # answers (GUI thread, through queued signals) ---------------------------------------------
@@ -196,12 +210,14 @@ class LiveView(QWidget):
         latency = stats.get("latency_ms") or {}
         counts = stats.get("counts") or {}
         self.figures["state"].setText(f"{stats.get('state', '?')} (attempt {stats.get('attempt', '?')})")
-        self.figures["processed_fps"].setText(f"{_num(stats.get('processed_fps'))} fps "
-                                              f"({stats.get('processed', 0)} frames)")
+        self.figures["processed_fps"].setText(
+            f"{_num(stats.get('processed_fps'))} fps ({stats.get('processed', 0)} frames)"
+        )
         self.figures["input_fps"].setText(f"{_num(stats.get('input_fps'))} fps")
         self.figures["dropped"].setText(str(stats.get("dropped", 0)))
-        self.figures["latency"].setText(f"p50 {_num(latency.get('p50'))} ms, "
-                                        f"p99 {_num(latency.get('p99'))} ms")
+        self.figures["latency"].setText(
+            f"p50 {_num(latency.get('p50'))} ms, p99 {_num(latency.get('p99'))} ms"
+        )
         self.figures["counts"].setText(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
 
     def _on_frame(self, device_id: str, job_id: str, jpeg: bytes) -> None:

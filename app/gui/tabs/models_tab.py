@@ -85,8 +85,9 @@ class ModelsTab(QWidget):
             self.model.set_models([])
             self.message.setText(_idle_text(row))
         elif went_away:
-            self.message.setText(f"{self._name} is not online; the list is what it held when it "
-                                 "last answered.")
+            self.message.setText(
+                f"{self._name} is not online; the list is what it held when it last answered."
+            )
         if online and (changed or came_back):
             self.reload()
         self._update_buttons()
@@ -106,8 +107,9 @@ class ModelsTab(QWidget):
         versions = sum(len(info.versions) for info in infos)
         self.message.setText(
             f"{self._name}: {_count(len(infos), 'model')}, {_count(versions, 'version')} installed"
-            if infos else
-            f"No models on {self._name} yet. Deploy one with Models ▸ Deploy… (Ctrl+Shift+D).")
+            if infos
+            else f"No models on {self._name} yet. Deploy one with Models ▸ Deploy… (Ctrl+Shift+D)."
+        )
 
     @Slot(str, str)
     def _on_unavailable(self, device_id: str, message: str) -> None:
@@ -160,8 +162,7 @@ class ModelsTab(QWidget):
 
     def _update_buttons(self) -> None:
         row = self.selected() if self._online else None
-        has_previous = row is not None and any(
-            r.previous for r in self.model.rows() if r.name == row.name)
+        has_previous = row is not None and any(r.previous for r in self.model.rows() if r.name == row.name)
         self.activate_button.setEnabled(row is not None and not row.active)
         self.rollback_button.setEnabled(has_previous)
         self.delete_button.setEnabled(row is not None)

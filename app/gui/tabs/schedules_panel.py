@@ -30,8 +30,14 @@ def _when(stamp: float | None) -> str:
 def _cells(schedule: ScheduleInfo) -> tuple[str, ...]:
     job = schedule.job
     what = f"{job.kind} {job.params.get('model', '')}".strip()
-    return (schedule.name, schedule.cron, what, _when(schedule.next_run_at) if schedule.enabled else "",
-            _when(schedule.last_run_at), "active" if schedule.enabled else "paused")
+    return (
+        schedule.name,
+        schedule.cron,
+        what,
+        _when(schedule.next_run_at) if schedule.enabled else "",
+        _when(schedule.last_run_at),
+        "active" if schedule.enabled else "paused",
+    )
 
 
 class SchedulesPanel(QWidget):

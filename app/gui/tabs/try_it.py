@@ -166,6 +166,9 @@ def model_choices(infos: list[ModelInfo]) -> list[tuple[str, Choice]]:
     for info in sorted(infos, key=lambda i: i.name):
         if info.active_version is not None:
             choices.append((f"{info.name} {info.active_version} (serving)", (info.name, None)))
-        choices += [(f"{info.name} {v.version}", (info.name, v.version))
-                    for v in info.versions if v.version != info.active_version]
+        choices += [
+            (f"{info.name} {v.version}", (info.name, v.version))
+            for v in info.versions
+            if v.version != info.active_version
+        ]
     return choices

@@ -45,8 +45,12 @@ def make_app() -> FastAPI:
     return app
 
 
-def send(method: str, path: str, content: bytes | Iterable[bytes] | None = None,
-         headers: dict[str, str] | None = None) -> httpx.Response:
+def send(
+    method: str,
+    path: str,
+    content: bytes | Iterable[bytes] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     """One request; an iterable `content` goes out chunked, without Content-Length."""
 
     async def run() -> httpx.Response:
@@ -103,8 +107,7 @@ def test_chunked_body_over_the_limit_is_refused(chunks: list[bytes]) -> None:
 
 def test_oversized_json_is_refused_before_validation() -> None:
     payload = b'{"name": "' + b"n" * LIMIT + b'", "count": 1}'
-    assert_error(send("POST", "/items", payload, {"content-type": "application/json"}),
-                 413, "body_too_large")
+    assert_error(send("POST", "/items", payload, {"content-type": "application/json"}), 413, "body_too_large")
 
 
 def test_streaming_routes_opt_out_of_the_limit() -> None:
@@ -120,19 +123,24 @@ def test_valid_json_reaches_the_route() -> None:
 
 @pytest.mark.parametrize("payload", [b"{not json", b'{"name": "a",', b"\xff\xfe"])
 def test_malformed_json_is_a_400(payload: bytes) -> None:
-    body = assert_error(send("POST", "/items", payload, {"content-type": "application/json"}),
-                        400, "malformed_json")
+    body = assert_error(
+        send("POST", "/items", payload, {"content-type": "application/json"}), 400, "malformed_json"
+    )
     assert body["hint"]
 
 
 @pytest.mark.parametrize(
     ("payload", "field"),
-    [(b'{"name": "a", "count": -1}', "count"), (b'{"count": 1}', "name"),
-     (b'{"name": "a", "count": "many"}', "count")],
+    [
+        (b'{"name": "a", "count": -1}', "count"),
+        (b'{"count": 1}', "name"),
+        (b'{"name": "a", "count": "many"}', "count"),
+    ],
 )
 def test_validation_error_is_a_422_naming_the_field(payload: bytes, field: str) -> None:
-    body = assert_error(send("POST", "/items", payload, {"content-type": "application/json"}),
-                        422, "invalid_request")
+    body = assert_error(
+        send("POST", "/items", payload, {"content-type": "application/json"}), 422, "invalid_request"
+    )
     assert body["message"].startswith(f"{field}:")
 
 

@@ -44,8 +44,13 @@ def test_entries_are_numbered_and_linked_from_the_genesis(db: Database) -> None:
 
 def test_an_entry_reads_back_exactly_as_written(db: Database) -> None:
     log = AuditLog(db)
-    made = log.append(ACTOR, "model.activate", "digits 1.0", "409 conflict",
-                      {"message": "é" * 300, "nested": {"a": [1, 2]}, "none": None})
+    made = log.append(
+        ACTOR,
+        "model.activate",
+        "digits 1.0",
+        "409 conflict",
+        {"message": "é" * 300, "nested": {"a": [1, 2]}, "none": None},
+    )
     assert list(log.entries()) == [made]
     assert made.actor_id == ACTOR.token_id
     assert made.actor_label == ACTOR.label
@@ -61,13 +66,16 @@ def test_sqlite_refuses_updates_and_deletes(db: Database) -> None:
         conn.execute("DELETE FROM audit WHERE seq = 2")
 
 
-@pytest.mark.parametrize(("sql", "found"), [
-    ("UPDATE audit SET outcome = '403 insufficient_scope' WHERE seq = 2", "entry 2 was altered"),
-    ("UPDATE audit SET detail = '{\"kind\": \"command\"}' WHERE seq = 3", "entry 3 was altered"),
-    ("UPDATE audit SET ts = ts + 1 WHERE seq = 1", "entry 1 was altered"),
-    ("DELETE FROM audit WHERE seq = 2", "entries are missing"),
-    ("DELETE FROM audit WHERE seq = 1", "entries are missing"),
-])
+@pytest.mark.parametrize(
+    ("sql", "found"),
+    [
+        ("UPDATE audit SET outcome = '403 insufficient_scope' WHERE seq = 2", "entry 2 was altered"),
+        ('UPDATE audit SET detail = \'{"kind": "command"}\' WHERE seq = 3', "entry 3 was altered"),
+        ("UPDATE audit SET ts = ts + 1 WHERE seq = 1", "entry 1 was altered"),
+        ("DELETE FROM audit WHERE seq = 2", "entries are missing"),
+        ("DELETE FROM audit WHERE seq = 1", "entries are missing"),
+    ],
+)
 def test_verify_finds_each_edit_or_deletion(db: Database, sql: str, found: str) -> None:
     log = written(db, 4)
     tamper(db, sql)
@@ -102,7 +110,8 @@ def test_verify_chain_from_the_middle_checks_the_rest(db: Database) -> None:
     assert verify_chain(entries[2:], None, prev_seq=2) == []
     assert verify_chain(entries[2:], entries[1].hash, prev_seq=2) == []
     assert verify_chain(entries[2:], entries[0].hash, prev_seq=2) == [
-        "entry 3 does not link to the entry before it"]
+        "entry 3 does not link to the entry before it"
+    ]
     reordered = [entries[1], entries[0]]
     assert verify_chain(reordered, AUDIT_GENESIS)
 
@@ -114,25 +123,39 @@ def test_an_entry_survives_the_wire(db: Database) -> None:
     assert again.expected_hash() == entry.hash
 
 
-@pytest.mark.parametrize(("method", "path", "action", "params"), [
-    ("POST", "/v1/pair", "kit.adopt", {}),
-    ("DELETE", "/v1/tokens/abc", "token.revoke", {"token_id": "abc"}),
-    ("POST", "/v1/uploads/0123/commit", "model.deploy", {"upload_id": "0123"}),
-    ("DELETE", "/v1/models/digits/versions/1.0-int8", "model.delete",
-     {"name": "digits", "version": "1.0-int8"}),
-    ("POST", "/v1/jobs", "job.submit", {}),
-    ("POST", "/v1/jobs/ab12/cancel", "job.cancel", {"job_id": "ab12"}),
-    ("DELETE", "/v1/schedules/ab12", "schedule.delete", {"schedule_id": "ab12"}),
-])
-def test_audited_calls_are_named_with_their_parameters(method: str, path: str, action: str,
-                                                       params: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "action", "params"),
+    [
+        ("POST", "/v1/pair", "kit.adopt", {}),
+        ("DELETE", "/v1/tokens/abc", "token.revoke", {"token_id": "abc"}),
+        ("POST", "/v1/uploads/0123/commit", "model.deploy", {"upload_id": "0123"}),
+        (
+            "DELETE",
+            "/v1/models/digits/versions/1.0-int8",
+            "model.delete",
+            {"name": "digits", "version": "1.0-int8"},
+        ),
+        ("POST", "/v1/jobs", "job.submit", {}),
+        ("POST", "/v1/jobs/ab12/cancel", "job.cancel", {"job_id": "ab12"}),
+        ("DELETE", "/v1/schedules/ab12", "schedule.delete", {"schedule_id": "ab12"}),
+    ],
+)
+def test_audited_calls_are_named_with_their_parameters(
+    method: str, path: str, action: str, params: dict[str, str]
+) -> None:
     assert audited_call(method, path) == (action, params)
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/v1/jobs"), ("POST", "/v1/models/digits/infer"), ("PATCH", "/v1/uploads/0123"),
-    ("GET", "/v1/audit"), ("POST", "/v1/jobs/ab12/cancel/more"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/jobs"),
+        ("POST", "/v1/models/digits/infer"),
+        ("PATCH", "/v1/uploads/0123"),
+        ("GET", "/v1/audit"),
+        ("POST", "/v1/jobs/ab12/cancel/more"),
+    ],
+)
 def test_reads_inference_and_upload_bytes_are_not_audited(method: str, path: str) -> None:
     assert audited_call(method, path) is None
 
@@ -140,7 +163,9 @@ def test_reads_inference_and_upload_bytes_are_not_audited(method: str, path: str
 def test_subjects_name_what_was_acted_on() -> None:
     job = {"kind": "benchmark", "label": "nightly", "params": {"model": "digits"}}
     assert audit_subject("job.submit", {}, job, {"job_id": "j1"}) == (
-        "j1", {"kind": "benchmark", "label": "nightly", "model": "digits"})
+        "j1",
+        {"kind": "benchmark", "label": "nightly", "model": "digits"},
+    )
     assert audit_subject("model.activate", {"name": "digits"}, {"version": "2"}, None) == ("digits 2", {})
     assert audit_subject("job.cancel", {"job_id": "j1"}, None, {"error": "x"}) == ("j1", {})
 

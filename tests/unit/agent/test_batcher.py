@@ -44,10 +44,12 @@ def pictures(count: int) -> list[bytes]:
     return found[:count]
 
 
-def together(calls: Sequence[Callable[[], Awaitable[T]]], batcher: Batcher[Any, Any, Any] | None = None,
-             name: str = "") -> list[T | BaseException]:
+def together(
+    calls: Sequence[Callable[[], Awaitable[T]]], batcher: Batcher[Any, Any, Any] | None = None, name: str = ""
+) -> list[T | BaseException]:
     """Run the calls at once on one event loop; each call's answer or exception. With a batcher,
     each holds a ticket from the start, as a request whose body is being read does."""
+
     async def main() -> list[T | BaseException]:
         tickets = [batcher.coming(name) for _ in calls] if batcher else []
         try:
@@ -59,8 +61,9 @@ def together(calls: Sequence[Callable[[], Awaitable[T]]], batcher: Batcher[Any, 
     return asyncio.run(main())
 
 
-def image_calls(batcher: ImageBatcher, detector: tuple[Manifest, Any],
-                payloads: Sequence[bytes]) -> list[Callable[[], Coroutine[Any, Any, InferResult | None]]]:
+def image_calls(
+    batcher: ImageBatcher, detector: tuple[Manifest, Any], payloads: Sequence[bytes]
+) -> list[Callable[[], Coroutine[Any, Any, InferResult | None]]]:
     manifest, session = detector
 
     def call(payload: bytes) -> Callable[[], Coroutine[Any, Any, InferResult | None]]:
@@ -71,8 +74,9 @@ def image_calls(batcher: ImageBatcher, detector: tuple[Manifest, Any],
 
 def same(a: InferResult, b: InferResult) -> bool:
     pairs = zip(a.detections or [], b.detections or [], strict=False)
-    return (len(a.detections or []) == len(b.detections or [])
-            and all(x.label == y.label and np.allclose(x.box, y.box, atol=0.05) for x, y in pairs))
+    return len(a.detections or []) == len(b.detections or []) and all(
+        x.label == y.label and np.allclose(x.box, y.box, atol=0.05) for x, y in pairs
+    )
 
 
 def test_each_caller_gets_the_answer_to_its_own_image(detector: tuple[Manifest, Any]) -> None:
@@ -118,8 +122,9 @@ def test_an_item_that_cannot_be_prepared_fails_alone() -> None:
         return int(text)  # "x" raises ValueError
 
     batcher: Batcher[str, int, int] = Batcher(window_s=0.5)
-    answers = together([partial(batcher.submit, ("k",), t, prepare, doubled) for t in ["1", "x", "3"]],
-                       batcher, "k")
+    answers = together(
+        [partial(batcher.submit, ("k",), t, prepare, doubled) for t in ["1", "x", "3"]], batcher, "k"
+    )
     assert answers[0] == 2
     assert answers[2] == 6
     assert isinstance(answers[1], ValueError)
@@ -239,8 +244,10 @@ def test_a_tensor_or_a_raw_model_is_not_batched(detector: tuple[Manifest, Any]) 
     raw = manifest.model_copy(update={"task": "raw"})
 
     async def main() -> list[InferResult | None]:
-        return [await async_infer_image(batcher, session, manifest, out.getvalue(), "application/x-npy", 5),
-                await async_infer_image(batcher, session, raw, pictures(1)[0], "image/png", 5)]
+        return [
+            await async_infer_image(batcher, session, manifest, out.getvalue(), "application/x-npy", 5),
+            await async_infer_image(batcher, session, raw, pictures(1)[0], "image/png", 5),
+        ]
 
     assert asyncio.run(main()) == [None, None]
 
@@ -254,6 +261,7 @@ def test_one_worker_prepares_the_next_batch_while_the_other_runs_its_own() -> No
             time.sleep(seconds)  # as decoding and a model run: the GIL is free meanwhile
             spans.append((stage, threading.get_ident(), start, time.monotonic()))
             return value
+
         return call
 
     batcher: Batcher[int, int, int] = Batcher(window_s=0.5)

@@ -98,7 +98,8 @@ def test_memory_totals(all_facts: dict[str, dict[str, Any]]) -> None:
 
 
 def test_disks_include_the_data_dir_filesystem(
-    all_facts: dict[str, dict[str, Any]], data_dir: Path,
+    all_facts: dict[str, dict[str, Any]],
+    data_dir: Path,
 ) -> None:
     family = all_facts["disks"]
     data = family["data_dir"]
@@ -174,16 +175,23 @@ def _write_tree(root: Path, files: dict[str, str]) -> None:
 def fake_pci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A sysfs PCI tree: an NVIDIA GPU, a Hailo-8, a Qualcomm Wi-Fi card and a host bridge."""
     pci = tmp_path / "pci"
-    _write_tree(pci, {
-        "0000:01:00.0/class": "0x030000", "0000:01:00.0/vendor": "0x10de",
-        "0000:01:00.0/device": "0x2204",
-        "0000:02:00.0/class": "0x0b4000", "0000:02:00.0/vendor": "0x1e60",
-        "0000:02:00.0/device": "0x2864",
-        "0000:03:00.0/class": "0x028000", "0000:03:00.0/vendor": "0x17cb",
-        "0000:03:00.0/device": "0x1101",
-        "0000:00:00.0/class": "0x060000", "0000:00:00.0/vendor": "0x8086",
-        "0000:00:00.0/device": "0x0d57",
-    })
+    _write_tree(
+        pci,
+        {
+            "0000:01:00.0/class": "0x030000",
+            "0000:01:00.0/vendor": "0x10de",
+            "0000:01:00.0/device": "0x2204",
+            "0000:02:00.0/class": "0x0b4000",
+            "0000:02:00.0/vendor": "0x1e60",
+            "0000:02:00.0/device": "0x2864",
+            "0000:03:00.0/class": "0x028000",
+            "0000:03:00.0/vendor": "0x17cb",
+            "0000:03:00.0/device": "0x1101",
+            "0000:00:00.0/class": "0x060000",
+            "0000:00:00.0/vendor": "0x8086",
+            "0000:00:00.0/device": "0x0d57",
+        },
+    )
     monkeypatch.setattr(accelerators, "PCI_DEVICES", pci)
     monkeypatch.setattr(accelerators, "USB_DEVICES", tmp_path / "usb")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
@@ -225,7 +233,8 @@ Battery = namedtuple("Battery", "percent secsleft power_plugged")
 def test_thermal_flattens_sensors(monkeypatch: pytest.MonkeyPatch) -> None:
     sensors = {
         "coretemp": [
-            Temperature("Package id 0", 61.0, 80.0, 100.0), Temperature("", 58.5, None, None),
+            Temperature("Package id 0", 61.0, 80.0, 100.0),
+            Temperature("", 58.5, None, None),
         ],
         "nvme": [Temperature("Composite", 44.9, 84.8, 84.8)],
     }
@@ -233,7 +242,11 @@ def test_thermal_flattens_sensors(monkeypatch: pytest.MonkeyPatch) -> None:
     family = thermal.collect()
     assert family["max_c"] == thermal.max_temperature_c() == 61.0
     assert family["sensors"][1] == {
-        "sensor": "coretemp", "label": None, "current_c": 58.5, "high_c": None, "critical_c": None,
+        "sensor": "coretemp",
+        "label": None,
+        "current_c": 58.5,
+        "high_c": None,
+        "critical_c": None,
     }
 
 
@@ -244,7 +257,10 @@ def test_power_on_battery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     family = power.collect()
     assert family["on_ac"] is False
     assert family["battery"] == {
-        "available": True, "percent": 42.0, "plugged": False, "secs_left": 3600,
+        "available": True,
+        "percent": 42.0,
+        "plugged": False,
+        "secs_left": 3600,
     }
     assert [supply["name"] for supply in family["supplies"]] == ["AC", "BAT0"]
 
@@ -264,7 +280,8 @@ def test_failing_collector_degrades(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(cpu, "collect", broken)
     assert facts.collect_family("cpu") == {
-        "available": False, "reason": "PermissionError: /proc/cpuinfo is hidden",
+        "available": False,
+        "reason": "PermissionError: /proc/cpuinfo is hidden",
     }
     assert facts.collect_all()["memory"]["available"]
 

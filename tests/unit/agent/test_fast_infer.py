@@ -59,6 +59,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
         def call(*args: Any) -> Any:
             seen.append((name, threading.current_thread() is threading.main_thread()))
             return real(*args)
+
         return call
 
     async def batch_spy(*args: Any) -> Any:
@@ -84,18 +85,29 @@ def _png(seed: int, size: int = 24) -> bytes:
     return buffer.getvalue()
 
 
-async def _post(app: Any, bodies: list[bytes], clients: int = 1, at_once: bool = False,
-                content_type: str = "application/x-npy") -> list[httpx.Response]:
+async def _post(
+    app: Any,
+    bodies: list[bytes],
+    clients: int = 1,
+    at_once: bool = False,
+    content_type: str = "application/x-npy",
+) -> list[httpx.Response]:
     """Each body from one of `clients` connections in turn (each its own client address);
     `at_once`: all sent together instead of one after another."""
     state: AgentState = app.state  # FastInfer keeps the agent state as .state
     _, secret = state.tokens.issue("test", "operator")
     state.tokens.authenticate(secret)  # the short path serves tokens verified lately
     headers = {"Authorization": f"Bearer {secret}", "Content-Type": content_type}
-    connections = [httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 40000 + i)),
-                                     base_url="https://kit") for i in range(clients)]
-    calls = [partial(connections[i % clients].post, "/v1/models/tiny/infer", content=body, headers=headers)
-             for i, body in enumerate(bodies)]
+    connections = [
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 40000 + i)), base_url="https://kit"
+        )
+        for i in range(clients)
+    ]
+    calls = [
+        partial(connections[i % clients].post, "/v1/models/tiny/infer", content=body, headers=headers)
+        for i, body in enumerate(bodies)
+    ]
     try:
         if at_once:
             return list(await asyncio.gather(*(call() for call in calls)))
@@ -106,7 +118,8 @@ async def _post(app: Any, bodies: list[bytes], clients: int = 1, at_once: bool =
 
 
 def test_a_lone_small_request_runs_on_the_loop_once_its_model_ran_quickly(
-        state: AgentState, calls: list[tuple[str, bool]]) -> None:
+    state: AgentState, calls: list[tuple[str, bool]]
+) -> None:
     answers = asyncio.run(_post(create_app(state), [_tensor(1)] * 3 + [_tensor(2)]))
     assert [a.status_code for a in answers] == [200] * 4
     # the first, with no run timed yet, loads the model in a thread; then its runs are known quick
@@ -118,7 +131,8 @@ def test_a_lone_small_request_runs_on_the_loop_once_its_model_ran_quickly(
 
 
 def test_a_large_body_and_a_model_not_loaded_go_to_a_thread(
-        state: AgentState, calls: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch) -> None:
+    state: AgentState, calls: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = create_app(state)
     asyncio.run(_post(app, [_tensor(1)] * 3))
     monkeypatch.setattr(service, "INLINE_MAX_BYTES", len(_tensor(1)) - 1)
@@ -134,8 +148,9 @@ def test_a_large_body_and_a_model_not_loaded_go_to_a_thread(
     assert calls == [("loop", True), ("thread", False), ("loop", True), ("loop", True)]
 
 
-def test_requests_from_several_connections_go_to_threads(state: AgentState,
-                                                          calls: list[tuple[str, bool]]) -> None:
+def test_requests_from_several_connections_go_to_threads(
+    state: AgentState, calls: list[tuple[str, bool]]
+) -> None:
     """Several clients at once: the loop keeps serving them while models run in threads."""
     app = create_app(state)
     asyncio.run(_post(app, [_tensor(1)] * 3))
@@ -148,7 +163,8 @@ def test_requests_from_several_connections_go_to_threads(state: AgentState,
 
 @pytest.mark.parametrize("state", [50], ids=["batching-on"], indirect=True)
 def test_with_batching_on_requests_from_several_connections_are_batched(
-        state: AgentState, calls: list[tuple[str, bool]]) -> None:
+    state: AgentState, calls: list[tuple[str, bool]]
+) -> None:
     app = create_app(state)
     alone = asyncio.run(_post(app, [_png(i) for i in range(6)], content_type="image/png"))
     calls.clear()
@@ -156,8 +172,9 @@ def test_with_batching_on_requests_from_several_connections_are_batched(
     assert batcher is not None
     straggler = batcher.coming("tiny")  # a body still on its way: the batch waits for it
     threading.Timer(0.03, straggler.close).start()  # (within the 50 ms window) however the threads run
-    answers = asyncio.run(_post(app, [_png(i) for i in range(6)], clients=3, at_once=True,
-                                content_type="image/png"))
+    answers = asyncio.run(
+        _post(app, [_png(i) for i in range(6)], clients=3, at_once=True, content_type="image/png")
+    )
     assert [a.status_code for a in answers] == [200] * 6
     # the first comes from the connection that asked last; the others were queued from the loop
     # and the batcher's workers ran them
@@ -170,7 +187,8 @@ def test_with_batching_on_requests_from_several_connections_are_batched(
 
 @pytest.mark.parametrize("state", [50], ids=["batching-on"], indirect=True)
 def test_with_batching_on_a_lone_client_is_not_batched_and_gets_to_the_loop_after_a_slow_run(
-        state: AgentState, calls: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch) -> None:
+    state: AgentState, calls: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Nobody to share a batch with: a lone client's requests run alone, so after a slow run
     (the first loads the model) the next is timed alone and the loop takes over again."""
     monkeypatch.setattr(service, "INLINE_BUDGET_S", 0.2)

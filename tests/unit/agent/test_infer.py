@@ -22,10 +22,17 @@ from agent.wire import DetectionSpec, InferResult, InputSpec, Manifest
 from tests.onnx_models import classifier
 
 # one 40×20 input's YOLO rows: (cx, cy, w, h, objectness, person, car)
-TABLE = np.array([[[10, 10, 8, 8, 0.9, 0.9, 0.1],
-                   [11, 10, 8, 8, 0.8, 0.9, 0.1],
-                   [10, 10, 8, 8, 0.9, 0.2, 0.8],
-                   [38, 18, 8, 8, 1.0, 0.5, 0.4]]], dtype=np.float32)
+TABLE = np.array(
+    [
+        [
+            [10, 10, 8, 8, 0.9, 0.9, 0.1],
+            [11, 10, 8, 8, 0.8, 0.9, 0.1],
+            [10, 10, 8, 8, 0.9, 0.2, 0.8],
+            [38, 18, 8, 8, 1.0, 0.5, 0.4],
+        ]
+    ],
+    dtype=np.float32,
+)
 Model = tuple[Any, Manifest]
 
 
@@ -34,20 +41,31 @@ def detector(path: Path) -> Manifest:
     zero = numpy_helper.from_array(np.zeros(1, dtype=np.float32), "zero")
     shape = numpy_helper.from_array(np.array([-1, 1, 1], dtype=np.int64), "shape")
     graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2, 3], keepdims=1),
-         helper.make_node("Reshape", ["mean", "shape"], ["flat"]),
-         helper.make_node("Mul", ["flat", "zero"], ["nothing"]),
-         helper.make_node("Add", ["nothing", "table"], ["detections"])],
-        "detector", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 20, 40])],
+        [
+            helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2, 3], keepdims=1),
+            helper.make_node("Reshape", ["mean", "shape"], ["flat"]),
+            helper.make_node("Mul", ["flat", "zero"], ["nothing"]),
+            helper.make_node("Add", ["nothing", "table"], ["detections"]),
+        ],
+        "detector",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 20, 40])],
         [helper.make_tensor_value_info("detections", TensorProto.FLOAT, ["N", 4, 7])],
-        [zero, shape, numpy_helper.from_array(TABLE, "table")])
+        [zero, shape, numpy_helper.from_array(TABLE, "table")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
-    return Manifest(name="boxes", version="2", task="detection", labels=["person", "car"],
-                    input=InputSpec(name="image", height=20, width=40), detection=DetectionSpec(),
-                    sha256=hashlib.sha256(path.read_bytes()).hexdigest(), size_bytes=path.stat().st_size)
+    return Manifest(
+        name="boxes",
+        version="2",
+        task="detection",
+        labels=["person", "car"],
+        input=InputSpec(name="image", height=20, width=40),
+        detection=DetectionSpec(),
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        size_bytes=path.stat().st_size,
+    )
 
 
 def load(path: Path) -> Any:
@@ -100,7 +118,11 @@ def test_an_image_is_classified_and_the_answer_names_the_model(tiny: Model) -> N
     result = answer(tiny, png((30, 20)), "image/png", top_k=3)
     manifest = tiny[1]
     assert (result.model, result.version, result.sha256, result.task) == (
-        manifest.name, manifest.version, manifest.sha256, "classification")
+        manifest.name,
+        manifest.version,
+        manifest.sha256,
+        "classification",
+    )
     assert result.latency_ms > 0
     assert result.classes is not None
     assert len(result.classes) == 3
@@ -123,7 +145,10 @@ def test_detections_are_mapped_back_to_the_original_image(boxes: Model) -> None:
     assert result.task == "detection"
     assert result.detections is not None
     assert [(d.label, round(d.score, 4)) for d in result.detections] == [
-        ("person", 0.81), ("car", 0.72), ("person", 0.5)]
+        ("person", 0.81),
+        ("car", 0.72),
+        ("person", 0.5),
+    ]
     assert result.detections[0].box == pytest.approx((12.0, 18.0, 28.0, 42.0))
     assert result.detections[2].box == pytest.approx((68.0, 42.0, 80.0, 60.0))
 
@@ -141,32 +166,41 @@ def test_a_raw_model_answers_its_outputs(tiny: Model) -> None:
     assert ".npy" in error.hint
 
 
-@pytest.mark.parametrize(("tensor", "error"), [
-    (np.zeros((1, 3, 9, 8), dtype=np.float32), "wrong_shape"),
-    (np.zeros((3, 8, 8), dtype=np.float32), "wrong_shape"),
-    (np.zeros((2, 3, 8, 8), dtype=np.float32), "wrong_shape"),  # one answer needs one input
-    (np.zeros((1, 3, 8, 8), dtype=np.float64), "wrong_dtype"),
-])
+@pytest.mark.parametrize(
+    ("tensor", "error"),
+    [
+        (np.zeros((1, 3, 9, 8), dtype=np.float32), "wrong_shape"),
+        (np.zeros((3, 8, 8), dtype=np.float32), "wrong_shape"),
+        (np.zeros((2, 3, 8, 8), dtype=np.float32), "wrong_shape"),  # one answer needs one input
+        (np.zeros((1, 3, 8, 8), dtype=np.float64), "wrong_dtype"),
+    ],
+)
 def test_a_tensor_the_model_cannot_take_is_422(tiny: Model, tensor: np.ndarray, error: str) -> None:
     refused(lambda: run_inference(*tiny, npy(tensor), "application/x-npy"), 422, error)
 
 
-@pytest.mark.parametrize(("payload", "content_type", "status", "error"), [
-    (b"just some text", "image/png", 400, "bad_image"),
-    (b"just some text", None, 400, "bad_image"),
-    (b"GIF89a...", "image/gif", 415, "unsupported_media_type"),
-    (b"just some text", "text/plain", 415, "unsupported_media_type"),
-    (b"not an array", "application/x-npy", 400, "bad_tensor"),
-])
-def test_bad_payloads_are_refused(tiny: Model, payload: bytes, content_type: str | None,
-                                  status: int, error: str) -> None:
+@pytest.mark.parametrize(
+    ("payload", "content_type", "status", "error"),
+    [
+        (b"just some text", "image/png", 400, "bad_image"),
+        (b"just some text", None, 400, "bad_image"),
+        (b"GIF89a...", "image/gif", 415, "unsupported_media_type"),
+        (b"just some text", "text/plain", 415, "unsupported_media_type"),
+        (b"not an array", "application/x-npy", 400, "bad_tensor"),
+    ],
+)
+def test_bad_payloads_are_refused(
+    tiny: Model, payload: bytes, content_type: str | None, status: int, error: str
+) -> None:
     refused(lambda: run_inference(*tiny, payload, content_type), status, error)
 
 
 def images() -> list[Image.Image]:
     rng = np.random.default_rng(5)
-    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-            for w, h in [(8, 8), (16, 12), (5, 9), (8, 8)]]
+    return [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for w, h in [(8, 8), (16, 12), (5, 9), (8, 8)]
+    ]
 
 
 def counting_runs(session: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -195,7 +229,8 @@ def test_run_batch_equals_one_by_one_in_a_single_run(tiny: Model, monkeypatch: p
 
 
 def test_run_batch_goes_one_by_one_when_the_batch_is_fixed(
-        tmp_path: Path, tiny: Model, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, tiny: Model, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = onnx.load(tmp_path / "tiny.onnx")
     for value in (model.graph.input[0], model.graph.output[0]):
         value.type.tensor_type.shape.dim[0].dim_value = 1

@@ -21,6 +21,7 @@ from agent.facts import cpu
         ("armv7l", {"neon"}, False),
     ],
 )
-def test_seven_bit_weights_only_where_the_int8_kernels_saturate(arch: str, flags: set[str],
-                                                                 reduced: bool) -> None:
+def test_seven_bit_weights_only_where_the_int8_kernels_saturate(
+    arch: str, flags: set[str], reduced: bool
+) -> None:
     assert cpu.int8_needs_reduced_range(arch, flags) is reduced

@@ -21,8 +21,15 @@ ADMIN = Submitter("admin-token", "admin")  # command jobs need one
 
 
 def job(threads: int = 1, priority: int = 0, **extra: object) -> JobRequest:
-    return JobRequest.model_validate({"kind": "command", "params": {"argv": ["/bin/true"]},
-                                      "priority": priority, "resources": {"threads": threads}, **extra})
+    return JobRequest.model_validate(
+        {
+            "kind": "command",
+            "params": {"argv": ["/bin/true"]},
+            "priority": priority,
+            "resources": {"threads": threads},
+            **extra,
+        }
+    )
 
 
 class Clock:
@@ -37,8 +44,13 @@ def queue_of(db: Database, *requests: JobRequest) -> tuple[JobQueue, list[str]]:
     return queue, [queue.submit(r, ADMIN)[0].job_id for r in requests]
 
 
-def start(queue: JobQueue, held: Resources | None = None, slots: int = 100,
-          gatekeeper: Gatekeeper | None = None, aging_s: float = 600) -> list[str]:
+def start(
+    queue: JobQueue,
+    held: Resources | None = None,
+    slots: int = 100,
+    gatekeeper: Gatekeeper | None = None,
+    aging_s: float = 600,
+) -> list[str]:
     rows = queue.candidates(queue.clock(), aging_s)
     chosen = admissible(rows, KIT, held or total([]), slots, queue.clock(), gatekeeper or Gatekeeper())
     return [job_id for job_id, _ in chosen]
@@ -87,9 +99,14 @@ def test_not_before_window_and_gates_hold_only_their_own_job(db: Database) -> No
     hour = dt.datetime.fromtimestamp(NOW).hour
     closed = f"{(hour + 2) % 24:02d}:00-{(hour + 3) % 24:02d}:00"
     hot = Gatekeeper(battery=lambda: (15.0, False), temperature=lambda: 90.0)
-    queue, ids = queue_of(db, job(priority=9, not_before=NOW + 60), job(priority=8, window=closed),
-                          job(priority=7, gates={"min_battery_percent": 30}),
-                          job(priority=6, gates={"max_temperature_c": 80}), job(priority=0))
+    queue, ids = queue_of(
+        db,
+        job(priority=9, not_before=NOW + 60),
+        job(priority=8, window=closed),
+        job(priority=7, gates={"min_battery_percent": 30}),
+        job(priority=6, gates={"max_temperature_c": 80}),
+        job(priority=0),
+    )
     assert start(queue, gatekeeper=hot) == [ids[4]]
 
 
@@ -110,5 +127,6 @@ def test_gates_pass_on_mains_power_and_without_sensors() -> None:
     gates = Gates(min_battery_percent=50, max_temperature_c=70)
     assert Gatekeeper(battery=lambda: (10.0, True), temperature=lambda: None).blocked(gates) is None
     assert Gatekeeper(battery=lambda: None, temperature=lambda: 60.0).blocked(gates) is None
-    assert "battery" in (Gatekeeper(battery=lambda: (10.0, False), temperature=lambda: None)
-                         .blocked(gates) or "")
+    assert "battery" in (
+        Gatekeeper(battery=lambda: (10.0, False), temperature=lambda: None).blocked(gates) or ""
+    )

@@ -43,12 +43,19 @@ def bundled(name: str) -> tuple[Path, Manifest]:
     return path, Manifest.model_validate_json(path.with_name(f"{name}.manifest.json").read_bytes())
 
 
-def job_spec(model: Path, manifest: Manifest, folder: Path, threads: int = 2, top_k: int = 3,
-             kind: str = "batch-infer") -> dict[str, Any]:
+def job_spec(
+    model: Path, manifest: Manifest, folder: Path, threads: int = 2, top_k: int = 3, kind: str = "batch-infer"
+) -> dict[str, Any]:
     """What the agent's Preparer hands the worker for a folder job."""
-    return {"kind": kind, "params": {"top_k": top_k}, "threads": threads, "max_result_bytes": 1 << 30,
-            "input": str(folder), "root": str(folder),
-            "model": {"manifest": manifest.model_dump(mode="json"), "path": str(model)}}
+    return {
+        "kind": kind,
+        "params": {"top_k": top_k},
+        "threads": threads,
+        "max_result_bytes": 1 << 30,
+        "input": str(folder),
+        "root": str(folder),
+        "model": {"manifest": manifest.model_dump(mode="json"), "path": str(model)},
+    }
 
 
 class Events:
@@ -89,8 +96,11 @@ def digit_folder(folder: Path, count: int) -> list[str]:
     exif[0x0112] = 6  # "rotate 90° clockwise to view"
     (folder / f"{count - 1:03d}-turned.jpg").write_bytes(jpeg(turned, exif))
     whole = (folder / "000.jpg").read_bytes()
-    broken = {"010-broken.png": b"not a png at all", "020-empty.jpg": b"",
-              "030-truncated.jpg": whole[: len(whole) // 2]}
+    broken = {
+        "010-broken.png": b"not a png at all",
+        "020-empty.jpg": b"",
+        "030-truncated.jpg": whole[: len(whole) // 2],
+    }
     for name, data in broken.items():
         (folder / name).write_bytes(data)
     return sorted(broken)
@@ -127,12 +137,14 @@ def same_classes(row: dict[str, Any], expected: InferResult) -> None:
     assert expected.classes is not None
     assert [c["index"] for c in row["classes"]] == [c.index for c in expected.classes]
     # a batched run may round the last float bits differently from a run of one
-    assert [c["score"] for c in row["classes"]] == pytest.approx([c.score for c in expected.classes],
-                                                                 abs=1e-5)
+    assert [c["score"] for c in row["classes"]] == pytest.approx(
+        [c.score for c in expected.classes], abs=1e-5
+    )
 
 
-def test_rows_match_one_at_a_time_inference_in_folder_order(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_match_one_at_a_time_inference_in_folder_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, manifest = bundled(DIGITS)
     folder = tmp_path / "cam"
     broken = digit_folder(folder, 2 * MAX_BATCH + 7)
@@ -167,8 +179,9 @@ def test_decode_threads_prepare_exactly_the_tensor_infer_makes(tmp_path: Path) -
             if item.input is None:
                 assert item.error
                 continue
-            tensor, [scale] = to_tensor([decode_image(path.read_bytes(), None)], manifest.input,
-                                        manifest.normalisation)
+            tensor, [scale] = to_tensor(
+                [decode_image(path.read_bytes(), None)], manifest.input, manifest.normalisation
+            )
             assert np.array_equal(stack([item.input]), tensor)
             assert item.scale == scale
 
@@ -205,14 +218,16 @@ def fixed_batch_of_one(model: Path, tmp_path: Path) -> Path:
     return path
 
 
-def test_a_model_with_a_fixed_batch_of_one_gets_one_image_per_run(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_with_a_fixed_batch_of_one_gets_one_image_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, manifest = bundled(DIGITS)
     folder = tmp_path / "cam"
     digit_folder(folder, 9)
     runs, events = model_runs(monkeypatch), Events()
-    summary = batch_infer.run(job_spec(fixed_batch_of_one(model, tmp_path), manifest, folder),
-                              events.reporter(tmp_path / "results"))
+    summary = batch_infer.run(
+        job_spec(fixed_batch_of_one(model, tmp_path), manifest, folder), events.reporter(tmp_path / "results")
+    )
     assert runs == [1] * 9
     assert (summary["batch"], summary["failed"]) == (1, 3)
     rows = [json.loads(line) for line in (tmp_path / "results" / "results.jsonl").read_text().splitlines()]
@@ -237,8 +252,9 @@ def refuses_batches(tmp_path: Path) -> tuple[Path, Manifest]:
     return path, manifest
 
 
-def test_a_model_that_fails_on_a_batch_goes_on_one_image_at_a_time(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_that_fails_on_a_batch_goes_on_one_image_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, manifest = refuses_batches(tmp_path)
     folder = tmp_path / "cam"
     digit_folder(folder, MAX_BATCH + 5)
@@ -257,8 +273,9 @@ def test_a_model_that_fails_on_a_batch_goes_on_one_image_at_a_time(tmp_path: Pat
             same_classes(row, answer)
 
 
-def test_stopping_early_ends_the_decoders_with_bounded_work(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stopping_early_ends_the_decoders_with_bounded_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, manifest = bundled(DIGITS)
     folder = tmp_path / "cam"
     digit_folder(folder, 6 * MAX_BATCH)
@@ -337,4 +354,3 @@ def test_cancel_kills_a_running_job_with_its_decode_threads(tmp_path: Path) -> N
     assert proc.exit_code < 0, "killed, not finished"
     assert proc.result is None
     assert 0 < proc.progress[0] < 400
-

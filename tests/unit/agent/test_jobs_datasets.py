@@ -17,7 +17,7 @@ from tests.integration.helpers import tar_archive
 
 async def _body(data: bytes) -> AsyncIterator[bytes]:
     for start in range(0, len(data), 4096):
-        yield data[start:start + 4096]
+        yield data[start : start + 4096]
 
 
 def test_an_upload_that_would_eat_the_disk_reserve_is_507_and_leaves_nothing(tmp_path: Path) -> None:

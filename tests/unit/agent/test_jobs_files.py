@@ -100,8 +100,9 @@ def test_retention_expires_old_and_over_budget_jobs_never_unfinished(db: Databas
     old = _finished_job(queue, files, 10)
     clock[0] += 6 * DAY_S
     big, recent = _finished_job(queue, files, 5000), _finished_job(queue, files, 10)
-    waiting = queue.submit(JobRequest.model_validate({"kind": "command", "params": {"argv": ["/x"]}}),
-                           ADMIN)[0]
+    waiting = queue.submit(JobRequest.model_validate({"kind": "command", "params": {"argv": ["/x"]}}), ADMIN)[
+        0
+    ]
     (files.root / "orphan").mkdir()
     clock[0] += 1.5 * DAY_S
     assert sweep(queue, files, retention_days=7, max_total_bytes=1_000_000) == [old]

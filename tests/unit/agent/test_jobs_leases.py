@@ -32,8 +32,14 @@ def queue(db: Database, clock: Clock) -> JobQueue:
 
 
 def submit(queue: JobQueue, retries: int = 0, backoff: float = 10.0) -> str:
-    request = JobRequest.model_validate({"kind": "command", "params": {"argv": ["/bin/true"]},
-                                         "max_retries": retries, "retry_backoff_s": backoff})
+    request = JobRequest.model_validate(
+        {
+            "kind": "command",
+            "params": {"argv": ["/bin/true"]},
+            "max_retries": retries,
+            "retry_backoff_s": backoff,
+        }
+    )
     return queue.submit(request, ADMIN)[0].job_id
 
 

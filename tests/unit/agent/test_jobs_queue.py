@@ -18,8 +18,9 @@ ADMIN = Submitter("admin-token", "admin")  # command jobs need one
 
 
 def command(*argv: str, **extra: object) -> JobRequest:
-    return JobRequest.model_validate({"kind": "command", "params": {"argv": list(argv or ["/bin/true"])},
-                                      **extra})
+    return JobRequest.model_validate(
+        {"kind": "command", "params": {"argv": list(argv or ["/bin/true"])}, **extra}
+    )
 
 
 def test_a_submitted_job_is_on_disk_before_it_is_answered(db: Database) -> None:

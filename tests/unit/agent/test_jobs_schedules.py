@@ -24,8 +24,9 @@ class Clock:
 
 def schedule(cron: str = "*/5 * * * *", missed: str = "skip") -> ScheduleRequest:
     job = JobRequest.model_validate({"kind": "command", "params": {"argv": ["/bin/true"]}})
-    return ScheduleRequest.model_validate({"name": "nightly", "cron": cron, "job": job.model_dump(),
-                                           "missed": missed})
+    return ScheduleRequest.model_validate(
+        {"name": "nightly", "cron": cron, "job": job.model_dump(), "missed": missed}
+    )
 
 
 @pytest.fixture
@@ -62,8 +63,9 @@ def test_a_due_schedule_queues_one_job_and_moves_on(schedules: Schedules, clock:
 
 
 @pytest.mark.parametrize(("missed", "jobs"), [("skip", 0), ("run_once", 1)])
-def test_runs_missed_while_down_follow_the_policy(schedules: Schedules, clock: Clock,
-                                                   missed: str, jobs: int) -> None:
+def test_runs_missed_while_down_follow_the_policy(
+    schedules: Schedules, clock: Clock, missed: str, jobs: int
+) -> None:
     made = schedules.create(schedule(missed=missed))
     assert made.next_run_at is not None
     clock.now = made.next_run_at + 3600  # the agent was off for an hour: twelve runs missed

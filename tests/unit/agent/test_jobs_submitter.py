@@ -45,14 +45,16 @@ def test_a_key_freed_between_the_check_and_the_insert_makes_no_unchecked_job(db:
 def test_a_schedules_jobs_carry_its_creator(db: Database) -> None:
     queue = JobQueue(db, clock=lambda: 1_800_000_000.0)
     schedules = Schedules(queue)
-    template = ScheduleRequest.model_validate({"name": "n", "cron": "* * * * *",
-                                               "job": command().model_dump()})
+    template = ScheduleRequest.model_validate(
+        {"name": "n", "cron": "* * * * *", "job": command().model_dump()}
+    )
     made = schedules.create(template, Submitter("boss", "admin"))
     queue.clock = lambda: 1_800_000_000.0 + 61
     (job_id,) = schedules.fire_due()
     assert queue.submitter(queue.row(job_id)) == Submitter("boss", "admin")
-    assert db.query("SELECT created_by, creator_scope FROM schedules WHERE id = ?",
-                    (made.schedule_id,))[0][:] == ("boss", "admin")
+    assert db.query("SELECT created_by, creator_scope FROM schedules WHERE id = ?", (made.schedule_id,))[0][
+        :
+    ] == ("boss", "admin")
 
 
 def test_a_command_job_starts_only_while_its_admin_token_is_live(db: Database) -> None:
@@ -79,9 +81,11 @@ def test_an_old_database_upgrades_with_unknown_submitters(tmp_path: Path) -> Non
     with sqlite3.connect(path) as conn:
         for step in dbmod._MIGRATIONS[:4]:
             conn.executescript(step)
-        conn.execute("INSERT INTO jobs (id, kind, request, priority, threads, memory_mb, gpu, state,"
-                     " max_retries, queued_at, created_at, updated_at) VALUES ('j', 'command', '{}', 0,"
-                     " 1, 1, 0, 'queued', 0, 0, 0, 0)")
+        conn.execute(
+            "INSERT INTO jobs (id, kind, request, priority, threads, memory_mb, gpu, state,"
+            " max_retries, queued_at, created_at, updated_at) VALUES ('j', 'command', '{}', 0,"
+            " 1, 1, 0, 'queued', 0, 0, 0, 0)"
+        )
         conn.execute("PRAGMA user_version = 4")
     db = Database.open(tmp_path)
     try:

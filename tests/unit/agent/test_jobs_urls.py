@@ -20,15 +20,20 @@ from agent.jobs.urls import check_url, ffmpeg_options, mask, needs_secret, scrub
 from tests.videos import write_video
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("rtsp://admin:s3cret@cam.lan/live", "rtsp://admin:***@cam.lan/live"),
-    ("rtsp://admin:p@ss:w@rd@10.0.0.5:554/x", "rtsp://admin:***@10.0.0.5:554/x"),
-    ("http://cam.lan/video.cgi?user=admin&password=hunter2&fps=5",
-     "http://cam.lan/video.cgi?user=admin&password=***&fps=5"),
-    ("http://cam.lan/x?token=abc", "http://cam.lan/x?token=***"),
-    ("rtsp://viewer@cam.lan/live", "rtsp://viewer@cam.lan/live"),
-    ("rtsp://cam.lan/live", "rtsp://cam.lan/live"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("rtsp://admin:s3cret@cam.lan/live", "rtsp://admin:***@cam.lan/live"),
+        ("rtsp://admin:p@ss:w@rd@10.0.0.5:554/x", "rtsp://admin:***@10.0.0.5:554/x"),
+        (
+            "http://cam.lan/video.cgi?user=admin&password=hunter2&fps=5",
+            "http://cam.lan/video.cgi?user=admin&password=***&fps=5",
+        ),
+        ("http://cam.lan/x?token=abc", "http://cam.lan/x?token=***"),
+        ("rtsp://viewer@cam.lan/live", "rtsp://viewer@cam.lan/live"),
+        ("rtsp://cam.lan/live", "rtsp://cam.lan/live"),
+    ],
+)
 def test_passwords_are_masked_and_a_masked_url_is_known_as_such(url: str, shown: str) -> None:
     assert mask(url) == shown
     assert mask(shown) == shown
@@ -36,13 +41,27 @@ def test_passwords_are_masked_and_a_masked_url_is_known_as_such(url: str, shown:
     assert not needs_secret(url) or url == shown
 
 
-@pytest.mark.parametrize("url", [
-    "rtsp://127.0.0.1/x", "rtsp://127.1.2.3:8554/x", "http://localhost:8443/", "http://[::1]/",
-    "http://0.0.0.0:80/", "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/",
-    "rtsp://[::ffff:127.0.0.1]/x", "rtsp://[::ffff:169.254.1.1]/x", "http://2130706433/",
-    "rtsp://224.0.0.251/x", "http://255.255.255.255/", "http://[fd00:ec2::254]/", "http://[::]/",
-    "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rtsp://127.0.0.1/x",
+        "rtsp://127.1.2.3:8554/x",
+        "http://localhost:8443/",
+        "http://[::1]/",
+        "http://0.0.0.0:80/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/",
+        "rtsp://[::ffff:127.0.0.1]/x",
+        "rtsp://[::ffff:169.254.1.1]/x",
+        "http://2130706433/",
+        "rtsp://224.0.0.251/x",
+        "http://255.255.255.255/",
+        "http://[fd00:ec2::254]/",
+        "http://[::]/",
+        "http://[64:ff9b::7f00:1]/",
+        "http://[2002:7f00:1::]/",
+    ],
+)
 def test_the_kit_itself_and_special_ranges_are_refused(url: str) -> None:
     with pytest.raises(Refusal) as refused:
         check_url(url, [])
@@ -51,8 +70,12 @@ def test_the_kit_itself_and_special_ranges_are_refused(url: str) -> None:
 
 
 def test_the_kits_own_interface_addresses_are_refused() -> None:
-    own = [a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs
-           if a.family in (socket.AF_INET, socket.AF_INET6)]
+    own = [
+        a.address.split("%")[0]
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family in (socket.AF_INET, socket.AF_INET6)
+    ]
     assert own
     for address in own:
         host = f"[{address}]" if ":" in address else address
@@ -60,8 +83,15 @@ def test_the_kits_own_interface_addresses_are_refused() -> None:
             check_url(f"rtsp://{host}/x", [])
 
 
-@pytest.mark.parametrize("url", ["rtsp://192.168.1.20/stream1", "rtsp://10.1.2.3:8554/x",
-                                 "http://172.16.0.9/cam.mjpg", "rtsps://[fd12:3456::20]/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rtsp://192.168.1.20/stream1",
+        "rtsp://10.1.2.3:8554/x",
+        "http://172.16.0.9/cam.mjpg",
+        "rtsps://[fd12:3456::20]/x",
+    ],
+)
 def test_lan_cameras_are_allowed_and_pinned_to_their_address(url: str) -> None:
     target = check_url(url, [])
     assert target.url == url
@@ -70,15 +100,18 @@ def test_lan_cameras_are_allowed_and_pinned_to_their_address(url: str) -> None:
 def test_named_exceptions_and_pinning_keep_user_port_and_path() -> None:
     target = check_url("rtsp://cam:pw@localhost:8554/live?x=1", ["localhost"])
     assert target.url == "rtsp://cam:pw@127.0.0.1:8554/live?x=1" or target.url.startswith(
-        "rtsp://cam:pw@[::1]:8554/live")
+        "rtsp://cam:pw@[::1]:8554/live"
+    )
     assert target.host == "localhost"
     assert check_url("http://127.0.0.7/x", ["127.0.0.0/8"]).url == "http://127.0.0.7/x"
     options = ffmpeg_options(check_url("http://localhost:8080/cam.mjpg", ["localhost"]))
     assert options["headers"] == "Host: localhost:8080\r\n"
     assert options["max_redirects"] == "0"
     assert "hls" not in options["format_whitelist"].split(",")
-    assert ffmpeg_options(check_url("rtsps://192.168.1.5/x", []))["protocol_whitelist"] == \
-        "rtsp,rtp,udp,tcp,tls,srtp"
+    assert (
+        ffmpeg_options(check_url("rtsps://192.168.1.5/x", []))["protocol_whitelist"]
+        == "rtsp,rtp,udp,tcp,tls,srtp"
+    )
 
 
 @pytest.mark.parametrize("url", ["rtsp:///x", "rtsp://cam:99999/x", "ftp://cam/x", "rtsp://cam:x/y"])
@@ -90,8 +123,14 @@ def test_malformed_urls_are_refused_before_any_lookup(url: str) -> None:
 
 def test_lists_of_files_are_known_by_name_or_content(tmp_path: Path) -> None:
     outside = write_video(tmp_path / "outside.ts", seconds=0.5, fps=10, size=64)
-    cases = {"a.m3u8": "#EXTM3U\n", "b.mp4": "\ufeff#EXTM3U\n", "c.txt": "ffconcat version 1.0\n",
-             "d.mpd": "", "e.bin": "<?xml version='1.0'?><MPD/>", "f.mp4": "v=0\no=- 0 0 IN IP4 127.0.0.1\n"}
+    cases = {
+        "a.m3u8": "#EXTM3U\n",
+        "b.mp4": "\ufeff#EXTM3U\n",
+        "c.txt": "ffconcat version 1.0\n",
+        "d.mpd": "",
+        "e.bin": "<?xml version='1.0'?><MPD/>",
+        "f.mp4": "v=0\no=- 0 0 IN IP4 127.0.0.1\n",
+    }
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
         assert playlist_kind(tmp_path / name), name

@@ -14,15 +14,18 @@ from agent.metrics.ring import MetricRing, take_sample
 from agent.wire import MetricSample
 
 DEVICE_ID = "ab" * 32
-_SAMPLE_LINE = re.compile(
-    r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[^}]*)\})? (?P<value>\S+)"
-)
+_SAMPLE_LINE = re.compile(r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[^}]*)\})? (?P<value>\S+)")
 _LABEL = re.compile(r'[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"')
 
 
 def sample(n: int, temperature_c: float | None = 40.0) -> MetricSample:
-    return MetricSample(ts=1000.0 + n, cpu_percent=float(n), memory_percent=50.0,
-                        disk_percent=10.0, temperature_c=temperature_c)
+    return MetricSample(
+        ts=1000.0 + n,
+        cpu_percent=float(n),
+        memory_percent=50.0,
+        disk_percent=10.0,
+        temperature_c=temperature_c,
+    )
 
 
 def filled(db: Database, capacity: int, n: int) -> MetricRing:
@@ -65,8 +68,11 @@ def test_ring_keeps_the_newest_samples_up_to_capacity(db: Database, appended: in
 
 def test_samples_come_back_intact_and_oldest_first(db: Database) -> None:
     ring = MetricRing(db, 4)
-    written = [sample(0), sample(1, temperature_c=None), sample(2).model_copy(
-        update={"disk_free_bytes": 123456789, "battery_percent": 55.5})]
+    written = [
+        sample(0),
+        sample(1, temperature_c=None),
+        sample(2).model_copy(update={"disk_free_bytes": 123456789, "battery_percent": 55.5}),
+    ]
     for s in written:
         ring.append(s)
     numbered = [s.model_copy(update={"seq": i}) for i, s in enumerate(written)]
@@ -169,14 +175,13 @@ def parse(text: str) -> dict[str, tuple[dict[str, str], float]]:
 
 def test_render_without_a_sample_gives_only_the_agent_info() -> None:
     found = parse(prometheus.render(None, DEVICE_ID, "1.2.3"))
-    assert found == {
-        "kitfleet_agent_info": ({"device_id": f'"{DEVICE_ID}"', "version": '"1.2.3"'}, 1.0)
-    }
+    assert found == {"kitfleet_agent_info": ({"device_id": f'"{DEVICE_ID}"', "version": '"1.2.3"'}, 1.0)}
 
 
 def test_render_with_a_sample_gives_every_gauge() -> None:
-    reading = MetricSample(ts=1.0, cpu_percent=12.5, memory_percent=40.0, disk_percent=3.25,
-                           temperature_c=51.0)
+    reading = MetricSample(
+        ts=1.0, cpu_percent=12.5, memory_percent=40.0, disk_percent=3.25, temperature_c=51.0
+    )
     found = parse(prometheus.render(reading, DEVICE_ID, "1.2.3"))
     assert {name: value for name, (_, value) in found.items()} == {
         "kitfleet_agent_info": 1.0,

@@ -64,8 +64,9 @@ def refusal(db: Database, request: PairRequest, client: str = CLIENT) -> Refusal
 
 def lock_row(db: Database, client: str = CLIENT) -> tuple[int, int, float]:
     """One address's count of wrong proofs, lock-outs and lock end (zeros when unknown)."""
-    rows = db.query("SELECT failures, lockouts, locked_until FROM pairing_clients WHERE client = ?",
-                    (client,))
+    rows = db.query(
+        "SELECT failures, lockouts, locked_until FROM pairing_clients WHERE client = ?", (client,)
+    )
     return (rows[0]["failures"], rows[0]["lockouts"], rows[0]["locked_until"]) if rows else (0, 0, 0.0)
 
 
@@ -172,8 +173,9 @@ def test_back_off_doubles_with_each_lock_out_and_is_capped(db: Database, clock: 
         backoffs.append(lock_out(db, clock))
         clock.now += backoffs[-1] + 0.001
     assert backoffs[:4] == [30.0, 60.0, 120.0, 240.0]
-    assert all(later == min(2 * earlier, pairing.MAX_LOCKOUT_S)
-               for earlier, later in itertools.pairwise(backoffs))
+    assert all(
+        later == min(2 * earlier, pairing.MAX_LOCKOUT_S) for earlier, later in itertools.pairwise(backoffs)
+    )
     assert backoffs[-2:] == [pairing.MAX_LOCKOUT_S, pairing.MAX_LOCKOUT_S]
 
 
@@ -214,9 +216,7 @@ def test_no_code_made_is_refused(db: Database, clock: Clock) -> None:
     assert (status_of(error), error.error) == (403, "no_pairing_code")
 
 
-def test_only_a_derived_key_is_stored(
-    db: Database, db_bytes: Callable[[], bytes], clock: Clock
-) -> None:
+def test_only_a_derived_key_is_stored(db: Database, db_bytes: Callable[[], bytes], clock: Clock) -> None:
     code = pairing.new_code(db, DEVICE_ID)
     key = db.query("SELECT key FROM pairing_code WHERE id = 1")[0]["key"]
     assert key == pair_key(code.code, DEVICE_ID)
@@ -244,8 +244,10 @@ def test_success_keeps_the_strangers_lock(db: Database, clock: Clock) -> None:
 
 def test_a_crowd_of_addresses_locks_everyone(db: Database, clock: Clock) -> None:
     code = pairing.new_code(db, DEVICE_ID)
-    crowd = [f"203.0.113.{n // (pairing.MAX_FAILURES - 1)}"  # each stays below its own limit
-             for n in range(pairing.GLOBAL_MAX_FAILURES)]
+    crowd = [
+        f"203.0.113.{n // (pairing.MAX_FAILURES - 1)}"  # each stays below its own limit
+        for n in range(pairing.GLOBAL_MAX_FAILURES)
+    ]
     for address in crowd:
         assert status_of(refusal(db, wrong_request(), address)) == 403
     assert all(lock_row(db, a)[2] == 0.0 for a in crowd)
@@ -267,19 +269,23 @@ def test_the_global_ceiling_counts_within_its_window(db: Database, clock: Clock)
     pairing.verify(db, DEVICE_ID, request_for(code.code), CLIENT)
 
 
-@pytest.mark.parametrize(("host", "key"), [
-    ("192.0.2.1", "192.0.2.1"),
-    ("::ffff:192.0.2.1", "192.0.2.1"),
-    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
-    ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),  # one host may hold its whole /64
-    ("", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("host", "key"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),  # one host may hold its whole /64
+        ("", "unknown"),
+    ],
+)
 def test_failures_are_counted_per_ipv4_address_or_ipv6_64(host: str, key: str) -> None:
     assert pairing.client_key(host) == key
 
 
-def test_remembered_addresses_are_bounded(db: Database, clock: Clock,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remembered_addresses_are_bounded(
+    db: Database, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(pairing, "MAX_CLIENTS", 3)
     pairing.new_code(db, DEVICE_ID, ttl_s=1e9)
     for n in range(5):
@@ -298,6 +304,5 @@ def test_the_kit_confirms_with_the_key_the_proof_was_made_with(db: Database, clo
     key = pairing.verify(db, DEVICE_ID, request, CLIENT)
     assert key == pair_key(code.code, DEVICE_ID)
     kit_nonce, confirm = pairing.confirmation(key, DEVICE_ID, request, "tok-id", "operator", "kft_x")
-    assert confirm == pair_confirm(key, DEVICE_ID, APP_ID, NONCE, kit_nonce, "tok-id", "operator",
-                                   "kft_x")
+    assert confirm == pair_confirm(key, DEVICE_ID, APP_ID, NONCE, kit_nonce, "tok-id", "operator", "kft_x")
     assert kit_nonce != pairing.confirmation(key, DEVICE_ID, request, "tok-id", "operator", "kft_x")[0]

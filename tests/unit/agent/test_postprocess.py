@@ -60,10 +60,14 @@ def test_is_distribution() -> None:
 
 
 def test_nms_drops_boxes_overlapping_a_better_one() -> None:
-    boxes = np.array([[0, 0, 10, 10],      # 0: best
-                      [1, 1, 11, 11],      # 1: IoU 81/119 ≈ 0.68 with 0 → dropped
-                      [20, 20, 30, 30],    # 2: apart → kept
-                      [5, 0, 15, 10]])     # 3: IoU 50/150 ≈ 0.33 with 0 → kept at 0.45
+    boxes = np.array(
+        [
+            [0, 0, 10, 10],  # 0: best
+            [1, 1, 11, 11],  # 1: IoU 81/119 ≈ 0.68 with 0 → dropped
+            [20, 20, 30, 30],  # 2: apart → kept
+            [5, 0, 15, 10],
+        ]
+    )  # 3: IoU 50/150 ≈ 0.33 with 0 → kept at 0.45
     scores = np.array([0.9, 0.8, 0.3, 0.6])
     assert nms(boxes, scores, 0.45).tolist() == [0, 3, 2]
     assert nms(boxes, scores, 0.3).tolist() == [0, 2]
@@ -78,22 +82,30 @@ def test_nms_survives_degenerate_boxes() -> None:
 
 def yolo_rows() -> np.ndarray:
     """[1, boxes, 5 + 2 classes] in a 40×20 input: (cx, cy, w, h, objectness, class 0, class 1)."""
-    return np.array([[
-        [10, 10, 8, 8, 0.9, 0.9, 0.1],   # A: class 0, 0.81
-        [11, 10, 8, 8, 0.8, 0.9, 0.1],   # B: overlaps A, same class, 0.72 → suppressed
-        [10, 10, 8, 8, 0.9, 0.2, 0.8],   # C: on A but class 1, 0.72 → kept
-        [30, 5, 4, 4, 0.1, 0.9, 0.1],    # D: 0.09 → below threshold
-        [38, 18, 8, 8, 1.0, 0.5, 0.4],   # E: class 0, 0.5, runs off the bottom-right corner
-    ]], dtype=np.float32)
+    return np.array(
+        [
+            [
+                [10, 10, 8, 8, 0.9, 0.9, 0.1],  # A: class 0, 0.81
+                [11, 10, 8, 8, 0.8, 0.9, 0.1],  # B: overlaps A, same class, 0.72 → suppressed
+                [10, 10, 8, 8, 0.9, 0.2, 0.8],  # C: on A but class 1, 0.72 → kept
+                [30, 5, 4, 4, 0.1, 0.9, 0.1],  # D: 0.09 → below threshold
+                [38, 18, 8, 8, 1.0, 0.5, 0.4],  # E: class 0, 0.5, runs off the bottom-right corner
+            ]
+        ],
+        dtype=np.float32,
+    )
 
 
 def test_decode_yolo_thresholds_suppresses_per_class_and_maps_back() -> None:
     detections = decode_yolo(yolo_rows(), DetectionSpec(), ["person", "car"], (2.0, 3.0), (40, 20))
     assert [(d.label, d.index, round(d.score, 4)) for d in detections] == [
-        ("person", 0, 0.81), ("car", 1, 0.72), ("person", 0, 0.5)]
-    assert detections[0].box == pytest.approx((12.0, 18.0, 28.0, 42.0))   # (6, 6, 14, 14) × (2, 3)
+        ("person", 0, 0.81),
+        ("car", 1, 0.72),
+        ("person", 0, 0.5),
+    ]
+    assert detections[0].box == pytest.approx((12.0, 18.0, 28.0, 42.0))  # (6, 6, 14, 14) × (2, 3)
     assert detections[1].box == pytest.approx((12.0, 18.0, 28.0, 42.0))
-    assert detections[2].box == pytest.approx((68.0, 42.0, 80.0, 60.0))   # clipped to 40×20 first
+    assert detections[2].box == pytest.approx((68.0, 42.0, 80.0, 60.0))  # clipped to 40×20 first
 
 
 def test_decode_yolo_caps_the_number_of_detections() -> None:
@@ -123,9 +135,15 @@ def test_decode_yolo_batch_gives_what_decode_yolo_gives_for_each_image() -> None
     spec = DetectionSpec(score_threshold=0.3, iou_threshold=0.4, max_detections=5)
     for trial in range(60):
         boxes = 200 if trial % 10 == 0 else 24
-        outputs = np.concatenate([rng.uniform(-10, 50, (8, boxes, 2)), rng.uniform(-2, 30, (8, boxes, 2)),
-                                  rng.choice([0.2, 0.5, 0.9, 1.0], (8, boxes, 1)),
-                                  rng.choice([0.1, 0.5, 0.8], (8, boxes, 3))], axis=2).astype(np.float32)
+        outputs = np.concatenate(
+            [
+                rng.uniform(-10, 50, (8, boxes, 2)),
+                rng.uniform(-2, 30, (8, boxes, 2)),
+                rng.choice([0.2, 0.5, 0.9, 1.0], (8, boxes, 1)),
+                rng.choice([0.1, 0.5, 0.8], (8, boxes, 3)),
+            ],
+            axis=2,
+        ).astype(np.float32)
         outputs[1, 3] = np.nan
         outputs[2, 4, 0] = np.inf
         outputs[3, 5:] = outputs[3, 5]  # identical boxes: ties broken by order

@@ -33,10 +33,18 @@ def refused(call: object, status: int, error: str) -> Refusal:
     return caught.value
 
 
-@pytest.mark.parametrize(("fmt", "declared"), [
-    ("PNG", "image/png"), ("JPEG", "image/jpeg"), ("BMP", "image/bmp"), ("WEBP", "image/webp"),
-    ("PNG", "image/png; charset=binary"), ("PNG", None), ("JPEG", "application/octet-stream"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "declared"),
+    [
+        ("PNG", "image/png"),
+        ("JPEG", "image/jpeg"),
+        ("BMP", "image/bmp"),
+        ("WEBP", "image/webp"),
+        ("PNG", "image/png; charset=binary"),
+        ("PNG", None),
+        ("JPEG", "application/octet-stream"),
+    ],
+)
 def test_decode_image_reads_the_supported_formats(fmt: str, declared: str | None) -> None:
     data = encode(Image.new("RGB", (7, 5), (10, 200, 30)), fmt)
     image = decode_image(data, declared)
@@ -132,12 +140,21 @@ def test_load_npy_round_trips_an_array() -> None:
     assert array.tolist() == [[0, 1, 2], [3, 4, 5]]
 
 
-@pytest.mark.parametrize("array", [
-    np.arange(6, dtype=np.float32).reshape(2, 3), np.arange(5, dtype=np.int64), np.float64(2.5) * np.ones(()),
-    np.zeros((2, 3), dtype=">f8"), np.zeros((0, 3), dtype=np.uint8), np.ones(3, dtype=np.float16),
-    np.array([[True], [False]]), np.asfortranarray(np.arange(6.0).reshape(2, 3)),
-    np.zeros(2, dtype=[("a", "<i4"), ("b", "<f4")]),
-], ids=lambda a: f"{a.dtype}{a.shape}")
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.arange(5, dtype=np.int64),
+        np.float64(2.5) * np.ones(()),
+        np.zeros((2, 3), dtype=">f8"),
+        np.zeros((0, 3), dtype=np.uint8),
+        np.ones(3, dtype=np.float16),
+        np.array([[True], [False]]),
+        np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+        np.zeros(2, dtype=[("a", "<i4"), ("b", "<f4")]),
+    ],
+    ids=lambda a: f"{a.dtype}{a.shape}",
+)
 def test_load_npy_reads_every_plain_layout_as_np_load_does(array: np.ndarray) -> None:
     """The fast header path and np.load agree, down to dtype, shape and byte order."""
     buffer = io.BytesIO()

@@ -45,8 +45,8 @@ def test_the_least_recently_used_session_goes_first(models: list[tuple[Path, Man
     (a, ma), (b, mb), (c, mc) = models
     session_a = cache.get(a, ma.sha256)
     session_b = cache.get(b, mb.sha256)
-    cache.get(a, ma.sha256)                      # a is now the most recent
-    cache.get(c, mc.sha256)                      # so b is evicted
+    cache.get(a, ma.sha256)  # a is now the most recent
+    cache.get(c, mc.sha256)  # so b is evicted
     assert [s["path"] for s in cache.info()["sessions"]] == [str(a), str(c)]
     assert cache.get(a, ma.sha256) is session_a
     assert cache.get(b, mb.sha256) is not session_b
@@ -62,8 +62,9 @@ def test_evict_and_clear(models: list[tuple[Path, Manifest]]) -> None:
     assert cache.info()["sessions"] == []
 
 
-def test_concurrent_requests_load_a_model_once(models: list[tuple[Path, Manifest]],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_requests_load_a_model_once(
+    models: list[tuple[Path, Manifest]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     loads: list[Path] = []
     real_open = toolkit_sessions.open_session
 
@@ -76,8 +77,9 @@ def test_concurrent_requests_load_a_model_once(models: list[tuple[Path, Manifest
     cache = SessionCache(2, 1)
     path, manifest = models[0]
     got: list[Any] = []
-    workers = [threading.Thread(target=lambda: got.append(cache.get(path, manifest.sha256)))
-               for _ in range(6)]
+    workers = [
+        threading.Thread(target=lambda: got.append(cache.get(path, manifest.sha256))) for _ in range(6)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -87,19 +89,23 @@ def test_concurrent_requests_load_a_model_once(models: list[tuple[Path, Manifest
     assert all(session is got[0] for session in got)
 
 
-@pytest.mark.parametrize(("available", "expected"), [
-    ([CPU], [CPU]),
-    ([], [CPU]),
-    ([CPU, CUDA], [CUDA, CPU]),
-    (["AzureExecutionProvider", CPU, OPENVINO, CUDA, TRT], [TRT, CUDA, OPENVINO, CPU]),
-    ([OPENVINO], [OPENVINO, CPU]),
-])
+@pytest.mark.parametrize(
+    ("available", "expected"),
+    [
+        ([CPU], [CPU]),
+        ([], [CPU]),
+        ([CPU, CUDA], [CUDA, CPU]),
+        (["AzureExecutionProvider", CPU, OPENVINO, CUDA, TRT], [TRT, CUDA, OPENVINO, CPU]),
+        ([OPENVINO], [OPENVINO, CPU]),
+    ],
+)
 def test_providers_prefer_accelerators_and_end_with_cpu(available: list[str], expected: list[str]) -> None:
     assert choose_providers(available) == expected
 
 
 def test_a_failing_accelerator_falls_back_to_cpu_and_says_why(
-        models: list[tuple[Path, Manifest]], monkeypatch: pytest.MonkeyPatch) -> None:
+    models: list[tuple[Path, Manifest]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_session = ort.InferenceSession
 
     def fussy_session(path: str, options: Any, providers: list[str]) -> Any:
@@ -124,8 +130,15 @@ def test_threads_default_to_physical_cores() -> None:
 
 
 def test_importing_the_cache_does_not_import_onnxruntime() -> None:
-    program = ("import sys; from agent.models.sessions import SessionCache; SessionCache(2, None); "
-               "print('onnxruntime' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parents[3])
+    program = (
+        "import sys; from agent.models.sessions import SessionCache; SessionCache(2, None); "
+        "print('onnxruntime' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert done.stdout.strip() == "False"

@@ -62,7 +62,7 @@ def test_only_the_secrets_sha256_is_stored(
     on_disk = db_bytes()
     assert on_disk
     assert secret.encode() not in on_disk
-    assert secret[len(TOKEN_PREFIX):].encode() not in on_disk
+    assert secret[len(TOKEN_PREFIX) :].encode() not in on_disk
 
 
 def test_revoked_token_no_longer_authenticates(store: TokenStore) -> None:

@@ -24,4 +24,3 @@ def inventory(tmp_path: Path) -> Iterator[Inventory]:
     inv = Inventory(tmp_path)
     yield inv
     inv.close()
-

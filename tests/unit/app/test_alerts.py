@@ -16,9 +16,14 @@ LIMITS = Thresholds()
 
 
 def figures(status: str = "online", last_seen: float | None = NOW, /, **sample: float | None) -> KitFigures:
-    values: dict[str, float | None] = {"cpu_percent": 10.0, "memory_percent": 20.0, "disk_percent": 30.0,
-                                       "temperature_c": 50.0, "disk_free_bytes": 50 * GIB,
-                                       "battery_percent": None} | sample
+    values: dict[str, float | None] = {
+        "cpu_percent": 10.0,
+        "memory_percent": 20.0,
+        "disk_percent": 30.0,
+        "temperature_c": 50.0,
+        "disk_free_bytes": 50 * GIB,
+        "battery_percent": None,
+    } | sample
     latest = MetricSample(ts=NOW, **values)  # type: ignore[arg-type]
     return KitFigures("a" * 64, "kit-1", status, last_seen, latest)
 
@@ -31,14 +36,17 @@ def test_a_healthy_kit_has_no_alerts() -> None:
     assert kinds(figures()) == []
 
 
-@pytest.mark.parametrize(("reading", "expected"), [
-    ({"temperature_c": 91.0}, [("critical", "temperature")]),
-    ({"disk_free_bytes": GIB}, [("warning", "disk")]),
-    ({"disk_free_bytes": GIB // 4}, [("critical", "disk")]),
-    ({"battery_percent": 20.0}, [("warning", "battery")]),
-    ({"battery_percent": 5.0}, [("critical", "battery")]),
-    ({"battery_percent": 80.0, "temperature_c": None, "disk_free_bytes": None}, []),
-])
+@pytest.mark.parametrize(
+    ("reading", "expected"),
+    [
+        ({"temperature_c": 91.0}, [("critical", "temperature")]),
+        ({"disk_free_bytes": GIB}, [("warning", "disk")]),
+        ({"disk_free_bytes": GIB // 4}, [("critical", "disk")]),
+        ({"battery_percent": 20.0}, [("warning", "battery")]),
+        ({"battery_percent": 5.0}, [("critical", "battery")]),
+        ({"battery_percent": 80.0, "temperature_c": None, "disk_free_bytes": None}, []),
+    ],
+)
 def test_thresholds_on_the_latest_sample(reading: dict[str, float], expected: list[tuple[str, str]]) -> None:
     assert kinds(figures("online", NOW, **reading)) == expected
 
@@ -73,14 +81,20 @@ def test_an_away_kits_measurements_are_marked_last_known() -> None:
 
 def test_identity_failures_and_broken_audit_are_reported() -> None:
     f = figures("identity_changed")
-    f = KitFigures(**{**f.__dict__, "failed_jobs": ["benchmark nightly"],
-                      "audit_problems": ["entry 3 was altered after it was written"]})
+    f = KitFigures(
+        **{
+            **f.__dict__,
+            "failed_jobs": ["benchmark nightly"],
+            "audit_problems": ["entry 3 was altered after it was written"],
+        }
+    )
     assert sorted(kinds(f)) == [("critical", "audit"), ("critical", "identity"), ("warning", "jobs")]
 
 
 def test_thresholds_come_from_settings_json(tmp_path: Path) -> None:
-    (tmp_path / "settings.json").write_text(json.dumps({"alerts": {"battery_warn_percent": 50,
-                                                                   "job_failures_warn": 3}}))
+    (tmp_path / "settings.json").write_text(
+        json.dumps({"alerts": {"battery_warn_percent": 50, "job_failures_warn": 3}})
+    )
     limits = Thresholds.load(tmp_path)
     assert limits.battery_warn_percent == 50.0
     assert limits.job_failures_warn == 3
@@ -88,8 +102,9 @@ def test_thresholds_come_from_settings_json(tmp_path: Path) -> None:
     assert kinds(figures(battery_percent=40.0), limits) == [("warning", "battery")]
 
 
-@pytest.mark.parametrize("bad", [{"battery_warn": 5}, {"battery_warn_percent": "low"},
-                                 {"battery_warn_percent": -1}])
+@pytest.mark.parametrize(
+    "bad", [{"battery_warn": 5}, {"battery_warn_percent": "low"}, {"battery_warn_percent": -1}]
+)
 def test_a_bad_threshold_is_refused_clearly(tmp_path: Path, bad: dict[str, object]) -> None:
     (tmp_path / "settings.json").write_text(json.dumps({"alerts": bad}))
     with pytest.raises(Error, match=r"alerts\.battery_warn"):

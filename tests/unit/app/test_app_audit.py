@@ -19,8 +19,15 @@ def kit_log(n: int, start: int = 1, prev: str = AUDIT_GENESIS, target: str = "t"
     """A kit's log as the agent writes it."""
     entries = []
     for seq in range(start, start + n):
-        fields: dict[str, Any] = {"ts": 1000.0 + seq, "actor_id": "tok", "actor_label": "kitfleet (app-x)",
-                  "action": "job.submit", "target": f"{target}{seq}", "outcome": "ok", "detail": {}}
+        fields: dict[str, Any] = {
+            "ts": 1000.0 + seq,
+            "actor_id": "tok",
+            "actor_label": "kitfleet (app-x)",
+            "action": "job.submit",
+            "target": f"{target}{seq}",
+            "outcome": "ok",
+            "detail": {},
+        }
         entry = AuditEntry(seq=seq, prev_hash=prev, hash=audit_hash(prev, seq, **fields), **fields)
         entries.append(entry)
         prev = entry.hash
@@ -29,17 +36,31 @@ def kit_log(n: int, start: int = 1, prev: str = AUDIT_GENESIS, target: str = "t"
 
 def test_calls_are_recorded_with_their_outcome_and_the_chain_verifies(inventory: Inventory) -> None:
     audit = AppAudit(inventory)
-    audit.record_call(Call("kit-1", KIT, "POST", "/v1/jobs", {"kind": "benchmark", "label": "b"},
-                           201, {"job_id": "j1"}))
-    audit.record_call(Call("kit-1", KIT, "POST", "/v1/models/digits/activate", {"version": "9"},
-                           404, {"error": "version_not_found", "message": "no"}, "no version 9"))
+    audit.record_call(
+        Call("kit-1", KIT, "POST", "/v1/jobs", {"kind": "benchmark", "label": "b"}, 201, {"job_id": "j1"})
+    )
+    audit.record_call(
+        Call(
+            "kit-1",
+            KIT,
+            "POST",
+            "/v1/models/digits/activate",
+            {"version": "9"},
+            404,
+            {"error": "version_not_found", "message": "no"},
+            "no version 9",
+        )
+    )
     audit.record_call(Call("kit-1", KIT, "POST", "/v1/jobs/j1/cancel", None, None, None, "unreachable"))
     audit.record_call(Call("kit-1", KIT, "GET", "/v1/jobs", None, 200, []))  # not audited
     audit.record("provision", "root@10.0.0.5", "ok", KIT, "kit-1", {"version": "0.1.0"})
     entries = audit.entries()
     assert [(e.action, e.target, e.outcome) for e in entries] == [
-        ("job.submit", "j1", "ok"), ("model.activate", "digits 9", "404 version_not_found"),
-        ("job.cancel", "j1", "no answer"), ("provision", "root@10.0.0.5", "ok")]
+        ("job.submit", "j1", "ok"),
+        ("model.activate", "digits 9", "404 version_not_found"),
+        ("job.cancel", "j1", "no answer"),
+        ("provision", "root@10.0.0.5", "ok"),
+    ]
     assert all(e.detail["kit"] == "kit-1" and e.actor_id == inventory.app_id for e in entries)
     assert audit.verify() == []
     assert audit.entries(device_id="d" * 64) == []
@@ -71,8 +92,10 @@ def test_a_log_rewritten_on_the_kit_is_flagged_and_the_old_copy_kept(inventory: 
     audit.merge_pulled(KIT, log)
     forged = kit_log(4, target="forged")  # rewritten end to end, with fresh hashes
     status = audit.merge_pulled(KIT, forged[2:])
-    assert status.problems == ["entry 3 on the kit differs from the copy pulled before",
-                               "entry 4 does not link to the entry before it"]
+    assert status.problems == [
+        "entry 3 on the kit differs from the copy pulled before",
+        "entry 4 does not link to the entry before it",
+    ]
     assert [e.target for e in audit.kit_entries(KIT)][:3] == ["t1", "t2", "t3"]
     assert not audit.merge_pulled(KIT, []).ok  # stays flagged on later, quiet pulls
 
@@ -120,7 +143,8 @@ def _rotating_kit(tmp_path: Path) -> Any:
 
 
 def test_a_kit_log_rotated_since_the_last_pull_verifies_and_says_where_it_starts(
-        inventory: Inventory, tmp_path: Path) -> None:
+    inventory: Inventory, tmp_path: Path
+) -> None:
     audit, write = AppAudit(inventory), _rotating_kit(tmp_path)
     assert audit.check_whole(KIT, write(8)).ok  # the app holds entries 1-8
     entries = write(80)  # the kit drops its oldest segments
@@ -132,8 +156,7 @@ def test_a_kit_log_rotated_since_the_last_pull_verifies_and_says_where_it_starts
     assert audit.merge_pulled(KIT, write(3)[-4:]).ok  # polling goes on from the new anchor
 
 
-def test_a_poll_after_rotation_starts_at_the_kits_first_segment(inventory: Inventory,
-                                                                tmp_path: Path) -> None:
+def test_a_poll_after_rotation_starts_at_the_kits_first_segment(inventory: Inventory, tmp_path: Path) -> None:
     audit, write = AppAudit(inventory), _rotating_kit(tmp_path)
     assert audit.merge_pulled(KIT, write(5)).ok
     kept = write(80)

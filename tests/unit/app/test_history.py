@@ -13,10 +13,23 @@ from app.fleet.inventory import Inventory
 KIT, OTHER = "a" * 64, "b" * 64
 
 
-def sample(seq: int | None, ts: float, cpu: float = 10.0, free: int | None = 5 << 30,
-           temperature: float | None = 50.0) -> MetricSample:
-    return MetricSample(seq=seq, ts=ts, cpu_percent=cpu, memory_percent=40.0, disk_percent=30.0,
-                        temperature_c=temperature, disk_free_bytes=free, battery_percent=None)
+def sample(
+    seq: int | None,
+    ts: float,
+    cpu: float = 10.0,
+    free: int | None = 5 << 30,
+    temperature: float | None = 50.0,
+) -> MetricSample:
+    return MetricSample(
+        seq=seq,
+        ts=ts,
+        cpu_percent=cpu,
+        memory_percent=40.0,
+        disk_percent=30.0,
+        temperature_c=temperature,
+        disk_free_bytes=free,
+        battery_percent=None,
+    )
 
 
 def test_merging_the_same_samples_twice_changes_nothing(inventory: Inventory) -> None:
@@ -68,12 +81,16 @@ def test_samples_from_an_agent_without_seq_still_merge_once(inventory: Inventory
     assert history.cursor(KIT) is None  # so the next pull asks for everything, by time
 
 
-def test_window_gives_the_coolest_recent_reading_and_the_free_space_an_hour_ago(
-        inventory: Inventory) -> None:
+def test_window_gives_the_coolest_recent_reading_and_the_free_space_an_hour_ago(inventory: Inventory) -> None:
     history = MetricsHistory(inventory)
-    history.merge(KIT, [sample(0, 0.0, free=9 << 30, temperature=20.0),
-                        sample(1, 4000.0, free=8 << 30, temperature=85.0),
-                        sample(2, 4200.0, free=7 << 30, temperature=95.0)])
+    history.merge(
+        KIT,
+        [
+            sample(0, 0.0, free=9 << 30, temperature=20.0),
+            sample(1, 4000.0, free=8 << 30, temperature=85.0),
+            sample(2, 4200.0, free=7 << 30, temperature=95.0),
+        ],
+    )
     coolest, earlier = history.window(KIT, 4200.0, 300.0)
     assert coolest == 85.0
     assert earlier == (4000.0, 8 << 30)

@@ -74,8 +74,9 @@ def test_a_file_that_changes_while_sent_is_refused(tmp_path: Path) -> None:
 
 
 def test_every_problem_with_a_job_is_named_at_once() -> None:
-    spec = JobSpec("benchmark", {"model": "Digits", "runz": 3}, priority=500, memory_mb=0,
-                   window="24:00-06:00")
+    spec = JobSpec(
+        "benchmark", {"model": "Digits", "runz": 3}, priority=500, memory_mb=0, window="24:00-06:00"
+    )
     with pytest.raises(JobInputError) as caught:
         spec.request()
     problems = caught.value.problems
@@ -89,5 +90,9 @@ def test_every_problem_with_a_job_is_named_at_once() -> None:
     with pytest.raises(JobInputError, match=r"^give exactly one of folder or dataset for the images$"):
         JobSpec("batch-infer", {"model": "digits-cnn"}).request()
     made = JobSpec("benchmark", {"model": "digits-cnn"}, threads=2, max_temperature_c=80).request("k-1")
-    assert (made.resources.threads, made.resources.memory_mb, made.gates.max_temperature_c,
-            made.idempotency_key) == (2, 256, 80, "k-1"), "what is not given keeps the contract's default"
+    assert (
+        made.resources.threads,
+        made.resources.memory_mb,
+        made.gates.max_temperature_c,
+        made.idempotency_key,
+    ) == (2, 256, 80, "k-1"), "what is not given keeps the contract's default"

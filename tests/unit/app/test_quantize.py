@@ -61,8 +61,11 @@ def test_static_upgrades_opset_and_writes_per_channel_qdq(fp32: Path, images: Pa
     model = onnx.load(str(result.model))
     assert {"QuantizeLinear", "DequantizeLinear"} <= op_types(result.model)
     scales = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    weight_scales = [scales[n.input[1]] for n in model.graph.node
-                     if n.op_type == "DequantizeLinear" and n.input[0].startswith("w1")]
+    weight_scales = [
+        scales[n.input[1]]
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0].startswith("w1")
+    ]
     assert len(weight_scales) == 1
     assert weight_scales[0].size == 8, "conv weights are quantized per output channel"
     # written atomically: no temporary file is left beside the result
@@ -70,8 +73,9 @@ def test_static_upgrades_opset_and_writes_per_channel_qdq(fp32: Path, images: Pa
     assert written == ["tiny-int8.manifest.json", "tiny-int8.onnx"]
 
 
-def test_static_result_runs_with_any_batch_and_passes_the_agents_check(fp32: Path, images: Path,
-                                                                        tmp_path: Path) -> None:
+def test_static_result_runs_with_any_batch_and_passes_the_agents_check(
+    fp32: Path, images: Path, tmp_path: Path
+) -> None:
     result = quantize_model(fp32, tmp_path / "tiny-int8.onnx", "static", images, runs=5)
 
     session = ort.InferenceSession(str(result.model), providers=["CPUExecutionProvider"])
@@ -85,12 +89,20 @@ def test_static_result_runs_with_any_batch_and_passes_the_agents_check(fp32: Pat
     check_in_process(result.model, manifest)
 
 
-def test_source_manifest_carries_over_and_labelled_images_give_accuracy(fp32: Path, images: Path,
-                                                                         tmp_path: Path) -> None:
-    fields = {"name": "tiny", "version": "2.1", "task": "classification", "precision": "fp32",
-              "input": {"name": "image", "height": SIZE, "width": SIZE, "channels": 3},
-              "normalisation": {"scale": 1 / 255, "mean": [0.5], "std": [0.25]},
-              "labels": [str(c) for c in range(CLASSES)], "sha256": "0" * 64, "size_bytes": 1}
+def test_source_manifest_carries_over_and_labelled_images_give_accuracy(
+    fp32: Path, images: Path, tmp_path: Path
+) -> None:
+    fields = {
+        "name": "tiny",
+        "version": "2.1",
+        "task": "classification",
+        "precision": "fp32",
+        "input": {"name": "image", "height": SIZE, "width": SIZE, "channels": 3},
+        "normalisation": {"scale": 1 / 255, "mean": [0.5], "std": [0.25]},
+        "labels": [str(c) for c in range(CLASSES)],
+        "sha256": "0" * 64,
+        "size_bytes": 1,
+    }
     fields.update(sha256=sha256_file(fp32), size_bytes=fp32.stat().st_size)
     manifest_path(fp32).write_text(json.dumps(fields))
 
@@ -155,17 +167,25 @@ def test_class_names_come_from_labels_txt_or_the_caller(fp32: Path, tmp_path: Pa
 
 
 def test_a_manifest_named_after_the_whole_file_name_is_used(fp32: Path, images: Path, tmp_path: Path) -> None:
-    fields = {"name": "tiny-net", "version": "3", "task": "classification",
-              "input": {"name": "image", "height": SIZE, "width": SIZE, "channels": 3},
-              "labels": [str(c) for c in range(CLASSES)], "sha256": sha256_file(fp32),
-              "size_bytes": fp32.stat().st_size}
+    fields = {
+        "name": "tiny-net",
+        "version": "3",
+        "task": "classification",
+        "input": {"name": "image", "height": SIZE, "width": SIZE, "channels": 3},
+        "labels": [str(c) for c in range(CLASSES)],
+        "sha256": sha256_file(fp32),
+        "size_bytes": fp32.stat().st_size,
+    }
     (tmp_path / "tiny.onnx.manifest.json").write_text(json.dumps(fields))
 
     result = quantize_model(fp32, tmp_path / "tiny-int8.onnx", "static", images, runs=3)
 
     assert result.manifest is not None
     assert (result.manifest.name, result.manifest.version, result.manifest.task) == (
-        "tiny-net", "3-int8", "classification")
+        "tiny-net",
+        "3-int8",
+        "classification",
+    )
     (tmp_path / "tiny.onnx.manifest.json").write_text(json.dumps({**fields, "size_bytes": 1}))
     with pytest.raises(QuantizeError, match=r"does not describe tiny\.onnx"):
         quantize_model(fp32, tmp_path / "again.onnx", "static", images, runs=3)
@@ -211,8 +231,9 @@ def test_an_undecodable_image_is_named(fp32: Path, images: Path, tmp_path: Path)
         quantize_model(fp32, tmp_path / "out.onnx", "static", images, max_images=100)
 
 
-def test_a_free_picture_size_comes_from_the_calibration_images_or_the_caller(tmp_path: Path,
-                                                                            images: Path) -> None:
+def test_a_free_picture_size_comes_from_the_calibration_images_or_the_caller(
+    tmp_path: Path, images: Path
+) -> None:
     any_size = tiny_model(tmp_path / "any-size.onnx", dims=("N", 3, "height", "width"))
 
     result = quantize_model(any_size, tmp_path / "from-images.onnx", "static", images, runs=3)
@@ -229,8 +250,9 @@ def test_a_free_picture_size_comes_from_the_calibration_images_or_the_caller(tmp
     with pytest.raises(QuantizeError, match="differ in size; give the size"):
         quantize_model(any_size, tmp_path / "mixed.onnx", "static", images)
     with pytest.raises(QuantizeError, match="fixed at 16x16, not 8x8"):
-        quantize_model(tiny_model(tmp_path / "fixed.onnx"), tmp_path / "out.onnx", "dynamic",
-                       input_size=(8, 8))
+        quantize_model(
+            tiny_model(tmp_path / "fixed.onnx"), tmp_path / "out.onnx", "dynamic", input_size=(8, 8)
+        )
     assert opset_of(onnx.load(str(any_size))) == 11
 
 
@@ -260,9 +282,13 @@ def test_a_new_output_without_manifest_removes_the_stale_one(tmp_path: Path) -> 
 
 def test_dynamic_on_a_non_image_input_writes_no_manifest(tmp_path: Path) -> None:
     weights = numpy_helper.from_array(np.random.default_rng(3).normal(size=(64, 32)).astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "flat",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32])], [weights])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "flat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32])],
+        [weights],
+    )
     source = tmp_path / "flat.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(source))
 
@@ -294,20 +320,21 @@ def test_bundled_digits_int8_is_within_one_point_of_fp32() -> None:
 def weight_codes(path: Path) -> np.ndarray:
     """Every int8 number stored in the model: its quantized weights."""
     model = onnx.load(str(path))
-    codes = [numpy_helper.to_array(i).ravel() for i in model.graph.initializer
-             if i.data_type == TensorProto.INT8]
+    codes = [
+        numpy_helper.to_array(i).ravel() for i in model.graph.initializer if i.data_type == TensorProto.INT8
+    ]
     assert codes, "the model stores no int8 weights"
     return np.concatenate(codes).astype(np.int16)
 
 
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
-def test_weights_take_seven_bits_unless_full_range_is_asked_for(mode: Mode, fp32: Path, images: Path,
-                                                                 tmp_path: Path) -> None:
+def test_weights_take_seven_bits_unless_full_range_is_asked_for(
+    mode: Mode, fp32: Path, images: Path, tmp_path: Path
+) -> None:
     calibration = images if mode == "static" else None
 
     safe = quantize_model(fp32, tmp_path / "safe.onnx", mode, calibration, runs=3)
-    full = quantize_model(fp32, tmp_path / "full.onnx", mode, calibration, runs=3,
-                          reduce_range=False)
+    full = quantize_model(fp32, tmp_path / "full.onnx", mode, calibration, runs=3, reduce_range=False)
 
     # x86 CPUs without VNNI add u8×s8 products in pairs into int16, which 8-bit weights can overflow
     assert np.abs(weight_codes(safe.model)).max() <= 64

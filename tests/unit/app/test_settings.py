@@ -66,9 +66,7 @@ def test_environment_beats_the_settings_file(tmp_path: Path, monkeypatch: pytest
 def test_argument_beats_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_settings(tmp_path, {"mdns_interfaces": ["10.0.0.1"]})
     monkeypatch.setenv("KITFLEET_MDNS_INTERFACES", "192.0.2.1")
-    assert AppSettings.resolve(home=tmp_path, mdns_interfaces=["127.0.0.1"]).mdns_interfaces == [
-        "127.0.0.1"
-    ]
+    assert AppSettings.resolve(home=tmp_path, mdns_interfaces=["127.0.0.1"]).mdns_interfaces == ["127.0.0.1"]
 
 
 def test_home_from_environment_supplies_the_settings_file(

@@ -14,7 +14,8 @@ from app.fleet.text import printable, printable_lines
 
 def test_control_characters_are_escaped_and_ordinary_unicode_is_kept() -> None:
     assert printable("evil\x1b[2J\r\u202eexe.txt\x00\x7f\x9b") == (
-        "evil\\x1b[2J\\r\\u202eexe.txt\\x00\\x7f\\x9b")
+        "evil\\x1b[2J\\r\\u202eexe.txt\\x00\\x7f\\x9b"
+    )
     assert printable("Zürich 東京 kit-1 ✓ a\\b") == "Zürich 東京 kit-1 ✓ a\\b"
     assert printable_lines("line one\r\n\tline two\x1b") == "line one\\r\n\tline two\\x1b"
 
@@ -45,12 +46,26 @@ def test_plain_result_names_are_saved(name: str) -> None:
     assert name_problem(name) is None
 
 
-@pytest.mark.parametrize(("name", "why"), [
-    ("", "empty"), ("../x", "path"), ("..", "path"), ("/etc/passwd", "path"), ("a\\b", "path"),
-    (".bashrc", "hidden"), ("job.json", "app's own"), ("x" * 101, "longer"), ("a\x1bb", "control"),
-    ("a\u202eb", "control"), ("a b", "characters"), ("ä.txt", "characters"), ("x.", "characters"),
-    ("CON.txt", "Windows"), ("nul", "Windows"),
-])
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("", "empty"),
+        ("../x", "path"),
+        ("..", "path"),
+        ("/etc/passwd", "path"),
+        ("a\\b", "path"),
+        (".bashrc", "hidden"),
+        ("job.json", "app's own"),
+        ("x" * 101, "longer"),
+        ("a\x1bb", "control"),
+        ("a\u202eb", "control"),
+        ("a b", "characters"),
+        ("ä.txt", "characters"),
+        ("x.", "characters"),
+        ("CON.txt", "Windows"),
+        ("nul", "Windows"),
+    ],
+)
 def test_other_result_names_are_refused_with_the_reason(name: str, why: str) -> None:
     problem = name_problem(name)
     assert problem is not None
