@@ -88,9 +88,9 @@ def _is_banned(name: str, banned: str) -> bool:
 
 
 def test_the_checker_sees_absolute_and_relative_imports() -> None:
-    service = set(name for _, name in imports(REPO / "app/fleet/service.py"))
-    assert "agent.wire.PairRequest" in service
-    assert "app.fleet.inventory.Inventory" in service
+    adoption = set(name for _, name in imports(REPO / "app/fleet/adoption.py"))
+    assert "agent.wire.PairRequest" in adoption
+    assert "app.fleet.inventory.Inventory" in adoption
     thermal = set(name for _, name in imports(REPO / "agent/facts/thermal.py"))
     assert "agent.facts._common.Family" in thermal
 
