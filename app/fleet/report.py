@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from agent.toolkit.durable import write_atomic
 from app.fleet.errors import Error
 from app.fleet.ops import FleetOps, KitView
 from app.fleet.report_data import FleetReport, KitReport
@@ -68,11 +68,8 @@ def _kit_report(ops: FleetOps, view: KitView, hours: float) -> KitReport:
 
 def write_report(report: FleetReport, out: Path) -> Path:
     """Render to `out` (written whole or not at all) and return it."""
-    partial = out.with_name(f".{out.name}.partial")
     try:
-        partial.write_text(render(report), encoding="utf-8")
-        os.replace(partial, out)
+        write_atomic(out, render(report).encode("utf-8"), mode=0o644)  # a file to hand on
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise Error(f"cannot write the report to {out}: {exc.strerror or exc}") from exc
     return out
