@@ -13,6 +13,7 @@ __all__ = [
     "VERSION_PATTERN",
     "Classification",
     "Detection",
+    "DetectionFormat",
     "DetectionSpec",
     "Golden",
     "InferResult",
@@ -47,6 +48,11 @@ class InputSpec(BaseModel):
     width: int = Field(ge=1, le=8192)
     channels: Literal[1, 3] = 3
     dtype: Literal["float32", "float16", "uint8", "int8"] = "float32"
+    letterbox: bool = Field(
+        default=False,
+        description="keep the image's aspect ratio and pad to height x width with grey (114), "
+        "centred, as Ultralytics exports expect; boxes are mapped back to the image's pixels",
+    )
 
 
 class Normalisation(BaseModel):
@@ -57,10 +63,29 @@ class Normalisation(BaseModel):
     std: list[float] = Field(default_factory=lambda: [1.0], min_length=1, max_length=3)
 
 
-class DetectionSpec(BaseModel):
-    """How to decode a YOLO-style output [N, boxes, 5 + classes] (cx, cy, w, h, objectness)."""
+DetectionFormat = Literal["yolo", "yolov8", "end2end", "ssd"]
 
-    format: Literal["yolo"] = "yolo"
+
+class DetectionSpec(BaseModel):
+    """How to decode a detector's outputs; `format` names the family:
+
+    - `yolo`: YOLOv5-style [N, boxes, 5 + classes] (cx, cy, w, h, objectness, class scores)
+    - `yolov8`: YOLOv8/YOLO11-style [N, 4 + classes, boxes] (cx, cy, w, h, class scores; no objectness)
+    - `end2end`: NMS inside the model: one [N, K, 6] output (x1, y1, x2, y2, score, class), or
+      separate boxes [N, K, 4] / scores [N, K] / classes [N, K] outputs named in `outputs`
+    - `ssd`: boxes [N, K, 4], scores [N, K], classes [N, K], count [N] (named in `outputs`)
+
+    Box coordinates are in the model input's pixels unless `normalised_boxes` says they are 0-1.
+    """
+
+    format: DetectionFormat = "yolo"
+    outputs: dict[str, str] | None = Field(
+        default=None,
+        description="for multi-output families: role (boxes, scores, classes, count) -> output name",
+    )
+    box_order: Literal["xyxy", "yxyx"] = Field(default="xyxy", description="end2end/ssd box corner order")
+    normalised_boxes: bool = Field(default=False, description="box coordinates are 0-1, not input pixels")
+    class_offset: int = Field(default=0, ge=0, le=1, description="1 when class 0 is background")
     score_threshold: float = Field(default=0.25, ge=0, le=1)
     iou_threshold: float = Field(default=0.45, ge=0, le=1)
     max_detections: int = Field(default=100, ge=1, le=10000)
@@ -93,6 +118,11 @@ class Manifest(BaseModel):
     source_model: str | None = None
     figures: dict[str, float] = Field(default_factory=dict, description="accuracy/latency figures when known")
     detection: DetectionSpec | None = None
+    scores: Literal["auto", "logits", "probabilities"] = Field(
+        default="auto",
+        description="a classifier's output: logits get a softmax, probabilities are used as they are; "
+        "auto decides per answer (a row in [0, 1] summing to 1 is taken as probabilities)",
+    )
     golden: Golden | None = None
 
     @model_validator(mode="after")
