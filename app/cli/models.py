@@ -16,6 +16,7 @@ from app.fleet.inference import async_infer, read_input
 from app.fleet.inventory import Kit
 from app.fleet.known_models import KnownModels
 from app.fleet.service import Fleet
+from app.fleet.shortids import version_of
 from app.fleet.snapshot import Snapshots
 
 
@@ -31,7 +32,9 @@ def add_commands(command: CommandFactory) -> None:
     models.add_argument("action", choices=["list", "activate", "rollback", "delete"])
     models.add_argument("kit", help="kit name or device ID")
     models.add_argument("name", nargs="?", help="model name (activate, rollback, delete)")
-    models.add_argument("version", nargs="?", help="version (activate, delete)")
+    models.add_argument(
+        "version", nargs="?", help="version, or a unique prefix of it or of its sha256 (activate, delete)"
+    )
     models.add_argument("--force", action="store_true", help="delete even the serving version")
 
     infer = command("infer", "run an image or .npy tensor through a kit's serving model")
@@ -119,6 +122,10 @@ async def _models(args: argparse.Namespace) -> int:
 
 async def _change_models(args: argparse.Namespace, fleet: Fleet, kit: Kit, known: KnownModels) -> None:
     """Activate, roll back or delete as asked, and record what the kit confirmed at once."""
+    if args.action in ("activate", "delete"):  # a version as shown: itself, or a unique prefix
+        listing = f"`kitfleet models list {kit.name}`"
+        infos = await fleet.async_call(kit, lambda c: c.models())
+        args.version = version_of(infos, args.name, args.version, listing)
     if args.action == "activate":
         known.confirmed(
             kit.device_id, await fleet.async_call(kit, lambda c: c.activate(args.name, args.version))

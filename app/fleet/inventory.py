@@ -6,7 +6,6 @@ The file holds bearer tokens, so it is created readable by its owner only.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import stat
@@ -19,8 +18,10 @@ from typing import Any
 
 import sqlite_utils
 
+from agent.wire import FactFamilies
 from app.fleet.errors import KitNotFound
 from app.fleet.inventory_ops import v2_fleet_operations
+from app.fleet.stored_facts import dump_families, load_families
 
 DB_FILE = "inventory.db"
 log = logging.getLogger(__name__)
@@ -165,11 +166,15 @@ class Inventory:
         return Kit(**rows[0])
 
     def resolve(self, ref: str) -> Kit:
-        """Find a kit by name, full device ID or a prefix of its shown ID (`7QXM-2K4D`)."""
+        """Find a kit by name, full device ID, a prefix of its shown ID (`7QXM-2K4D`, at least
+        4 characters) or a unique prefix of its name (at least 6)."""
         kits = self.kits()
         key = ref.replace("-", "").lower()
         matches = [k for k in kits if k.name.lower() == ref.lower()] or [
-            k for k in kits if len(key) >= 4 and k.device_id.startswith(key)
+            k
+            for k in kits
+            if (len(key) >= 4 and k.device_id.startswith(key))
+            or (len(ref) >= 6 and k.name.lower().startswith(ref.lower()))
         ]
         if len(matches) == 1:
             return matches[0]
@@ -177,19 +182,19 @@ class Inventory:
             known = ", ".join(k.name for k in kits) or "none yet; adopt one with `kitfleet adopt`"
             raise KitNotFound(f"no kit called {ref!r} in the inventory (known kits: {known})")
         names = ", ".join(f"{k.name} ({k.device_id[:8]})" for k in matches)
-        raise KitNotFound(f"{ref!r} matches several kits: {names}; give more of the device ID")
+        raise KitNotFound(f"{ref!r} matches several kits: {names}; give more characters")
 
-    def save_facts(self, device_id: str, facts: dict[str, Any]) -> None:
+    def save_facts(self, device_id: str, facts: FactFamilies) -> None:
         self.db.table("facts").upsert(
-            {"device_id": device_id, "collected_at": time.time(), "data": json.dumps(facts)},
+            {"device_id": device_id, "collected_at": time.time(), "data": dump_families(facts)},
             pk="device_id",
         )
 
-    def last_facts(self, device_id: str) -> tuple[dict[str, Any], float] | None:
+    def last_facts(self, device_id: str) -> tuple[FactFamilies, float] | None:
         rows = list(self.db.table("facts").rows_where("device_id = ?", [device_id]))
         if not rows:
             return None
-        return json.loads(rows[0]["data"]), float(rows[0]["collected_at"])
+        return load_families(rows[0]["data"]), float(rows[0]["collected_at"])
 
     def close(self) -> None:
         self.db.close()

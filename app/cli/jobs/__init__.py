@@ -65,7 +65,7 @@ def add_commands(command: CommandFactory) -> None:
         "job_ids",
         nargs="*",
         metavar="JOB",
-        help="job ID (repeatable; default: every unfinished job on the kit)",
+        help="job ID or a unique prefix of it (repeatable; default: every unfinished job on the kit)",
     )
 
     logs = action("logs", "a job's log")
@@ -74,7 +74,9 @@ def add_commands(command: CommandFactory) -> None:
 
     cancel = action("cancel", "cancel queued jobs, or stop running ones")
     cancel.add_argument("kit", help="kit name or device ID")
-    cancel.add_argument("job_ids", nargs="+", metavar="JOB", help="job ID (repeatable)")
+    cancel.add_argument(
+        "job_ids", nargs="+", metavar="JOB", help="job ID or a unique prefix of it (repeatable)"
+    )
 
     results = action(
         "results", "a finished job's summary; with --out, download its files to OUT/<kit>/<job>/"
@@ -90,12 +92,12 @@ def add_commands(command: CommandFactory) -> None:
 
     unschedule = action("unschedule", "delete a schedule; jobs it already queued stay")
     unschedule.add_argument("kit", help="kit name or device ID")
-    unschedule.add_argument("schedule_id", metavar="SCHEDULE", help="schedule ID")
+    unschedule.add_argument("schedule_id", metavar="SCHEDULE", help="schedule ID or a unique prefix of it")
 
 
 def _kit_job(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kit", help="kit name or device ID")
-    parser.add_argument("job_id", metavar="JOB", help="job ID (24 hex digits, from `jobs list`)")
+    parser.add_argument("job_id", metavar="JOB", help="job ID, or its first 6+ hex digits (from `jobs list`)")
 
 
 _ACTIONS: dict[str, Handler] = {**submit.ACTIONS, **watch.ACTIONS, **results.ACTIONS}

@@ -7,25 +7,25 @@ import argparse
 from pathlib import Path
 
 from app.cli.common import emit, open_fleet
-from app.cli.jobs.targets import each_kit
+from app.cli.jobs.targets import each_kit, job_ids, schedule_id
 from app.cli.jobs.view import outcome_line, schedule_row, summary_lines
 from app.cli.types import Handler
 from app.fleet.inventory import Kit
-from app.fleet.jobs import async_job, async_results, async_unschedule, check_job_id
+from app.fleet.jobs import async_job, async_results, async_unschedule
 from app.fleet.results import Refused, async_collect, sort_listing
 
 
 async def _results(args: argparse.Namespace) -> int:
-    check_job_id(args.job_id)
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
+        [job_id] = await job_ids(fleet, kit, [args.job_id])
         if args.out:
-            got = await async_collect(fleet, kit, args.job_id, args.out, args.forget)
+            got = await async_collect(fleet, kit, job_id, args.out, args.forget)
             job, results, where, refused = got.job, got.results, str(got.folder), got.refused
         else:
-            job = await async_job(fleet, kit, args.job_id)
-            results = await async_results(fleet, kit, args.job_id)
+            job = await async_job(fleet, kit, job_id)
+            results = await async_results(fleet, kit, job_id)
             where, refused = "", sort_listing(results)[1]
     finally:
         fleet.close()
@@ -75,13 +75,14 @@ async def _unschedule(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
-        await async_unschedule(fleet, kit, args.schedule_id)
+        found = await schedule_id(fleet, kit, args.schedule_id)
+        await async_unschedule(fleet, kit, found)
     finally:
         fleet.close()
     emit(
         args,
-        {"kit": kit.name, "schedule_id": args.schedule_id, "deleted": True},
-        [f"schedule {args.schedule_id} deleted on {kit.name}"],
+        {"kit": kit.name, "schedule_id": found, "deleted": True},
+        [f"schedule {found} deleted on {kit.name}"],
     )
     return 0
 

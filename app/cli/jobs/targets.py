@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from agent.wire import JOB_ID_PATTERN
 from app.cli.common import emit, open_fleet
 from app.fleet.client import KitClient
 from app.fleet.inventory import Kit
-from app.fleet.jobs import async_each
+from app.fleet.jobs import async_each, async_explained
 from app.fleet.service import Fleet
+from app.fleet.shortids import async_job_id, async_schedule_id
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,6 +27,26 @@ def resolve(fleet: Fleet, refs: list[str]) -> list[Kit]:
         kit = fleet.inventory.resolve(ref)
         kits.setdefault(kit.device_id, kit)
     return list(kits.values())
+
+
+async def job_ids(fleet: Fleet, kit: Kit, refs: list[str]) -> list[str]:
+    """The full IDs of the kit's jobs that `refs` name, whole or by a unique prefix (one listing
+    of the kit's jobs serves them all; whole IDs need none)."""
+    listing = f"`kitfleet jobs list {kit.name}`"
+    if all(re.fullmatch(JOB_ID_PATTERN, ref) for ref in refs):
+        return refs
+
+    async def find(client: KitClient) -> list[str]:
+        return [await async_job_id(client, ref, listing) for ref in refs]
+
+    return await async_explained(fleet, kit, find)
+
+
+async def schedule_id(fleet: Fleet, kit: Kit, ref: str) -> str:
+    if re.fullmatch(JOB_ID_PATTERN, ref):
+        return ref
+    listing = f"`kitfleet jobs schedules {kit.name}`"
+    return await async_explained(fleet, kit, lambda c: async_schedule_id(c, ref, listing))
 
 
 async def each_kit(

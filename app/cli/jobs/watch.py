@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.wire import JobInfo
 from app.cli.common import emit, open_fleet
-from app.cli.jobs.targets import each_kit
+from app.cli.jobs.targets import each_kit, job_ids
 from app.cli.jobs.view import Board, finished_ok, job_row, outcome_line, summary_lines
 from app.cli.types import Handler
 from app.fleet.errors import Error
@@ -21,7 +21,6 @@ from app.fleet.jobs import (
     async_job,
     async_results,
     async_watch,
-    check_job_id,
     named,
 )
 from app.fleet.service import Fleet
@@ -43,7 +42,8 @@ async def _show(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
-        job = await async_job(fleet, kit, args.job_id)
+        [job_id] = await job_ids(fleet, kit, [args.job_id])
+        job = await async_job(fleet, kit, job_id)
         files = (await async_results(fleet, kit, job.job_id)).files
     finally:
         fleet.close()
@@ -67,12 +67,11 @@ async def _show(args: argparse.Namespace) -> int:
 
 
 async def _watch(args: argparse.Namespace) -> int:
-    for job_id in args.job_ids:
-        check_job_id(job_id)
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
-        watched = await watch_kits(args, fleet, [(kit, args.job_ids or None)])
+        ids = await job_ids(fleet, kit, args.job_ids)
+        watched = await watch_kits(args, fleet, [(kit, ids or None)])
     finally:
         fleet.close()
     emit_watched(args, watched)
@@ -120,7 +119,6 @@ def emit_watched(
 
 
 async def _logs(args: argparse.Namespace) -> int:
-    check_job_id(args.job_id)
     fleet = open_fleet(args)
     pieces: list[str] = []
 
@@ -133,13 +131,12 @@ async def _logs(args: argparse.Namespace) -> int:
 
     try:
         kit = fleet.inventory.resolve(args.kit)
-        finished = await async_follow_logs(fleet, kit, args.job_id, write, args.follow)
+        [job_id] = await job_ids(fleet, kit, [args.job_id])
+        finished = await async_follow_logs(fleet, kit, job_id, write, args.follow)
     finally:
         fleet.close()
     if args.json:
-        emit(
-            args, {"kit": kit.name, "job_id": args.job_id, "text": "".join(pieces), "finished": finished}, []
-        )
+        emit(args, {"kit": kit.name, "job_id": job_id, "text": "".join(pieces), "finished": finished}, [])
     return 0
 
 
@@ -147,14 +144,15 @@ async def _cancel(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
+        ids = await job_ids(fleet, kit, args.job_ids)
         answers = await asyncio.gather(
-            *(async_cancel(fleet, kit, job_id) for job_id in args.job_ids), return_exceptions=True
+            *(async_cancel(fleet, kit, job_id) for job_id in ids), return_exceptions=True
         )
     finally:
         fleet.close()
     rows: list[dict[str, Any]] = []
     lines = []
-    for job_id, answer in zip(args.job_ids, answers, strict=True):
+    for job_id, answer in zip(ids, answers, strict=True):
         if isinstance(answer, Error):
             rows.append({"job_id": job_id, "ok": False, "message": str(answer)})
             lines.append(f"FAILED  {answer}")

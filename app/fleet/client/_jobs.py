@@ -37,8 +37,8 @@ class JobCalls(KitConnection):
         response = await self._request("POST", "/v1/jobs", json=request.model_dump(mode="json"))
         return self._parsed(JobInfo, response), response.status_code == 201
 
-    async def jobs(self, states: list[str] | None = None, limit: int = 100) -> list[JobInfo]:
-        params: dict[str, Any] = {"limit": limit} | ({"state": states} if states else {})
+    async def jobs(self, states: list[str] | None = None, limit: int = 100, offset: int = 0) -> list[JobInfo]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset} | ({"state": states} if states else {})
         return (await self._list(JobInfo, "/v1/jobs", params=params))[:limit]
 
     async def job(self, job_id: str) -> JobInfo:
