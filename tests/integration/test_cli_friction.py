@@ -35,8 +35,10 @@ def test_short_ids_name_jobs_versions_and_kits_and_ambiguity_asks_for_more(
         model.parent.mkdir()
         classifier(model, version=version, seed=seed)
         cli(fleet, "deploy", str(model), "--kit", "friction-kit", "--activate")
-    said = refused(fleet, "models", "activate", "friction-kit", "tiny", "2026.01", says="give more characters")
-    assert "2026.01.1" in said and "2026.01.2" in said, "the candidates are listed"
+    activate = ["models", "activate", "friction-kit", "tiny"]
+    said = refused(fleet, *activate, "2026.01", says="give more characters")
+    assert "2026.01.1" in said, "the candidates are listed"
+    assert "2026.01.2" in said
     cli(fleet, "models", "activate", "friction-kit", "tiny", "2026.01.1")
     [tiny] = [m for m in cli_json(fleet, "models", "list", "friction-kit") if m["name"] == "tiny"]
     [second] = [v for v in tiny["versions"] if v["version"] == "2026.01.2"]

@@ -23,7 +23,8 @@ def test_a_unique_prefix_or_the_whole_id_names_one() -> None:
 def test_an_ambiguous_prefix_lists_the_candidates_and_asks_for_more() -> None:
     with pytest.raises(Error, match="give more characters") as said:
         _pick("628766")
-    assert "6287667874af" in str(said.value) and "6287667874bf" in str(said.value)
+    assert "6287667874af" in str(said.value)
+    assert "6287667874bf" in str(said.value)
 
 
 def test_too_short_or_unknown_says_what_to_do() -> None:
