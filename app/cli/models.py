@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 from agent.wire import InferResult, ModelInfo
 from app.cli.common import age, emit, open_fleet, say
+from app.cli.model_inspect import add_override_flags, inferred_summary, inspect_command, overrides_from
 from app.cli.types import CommandFactory, Handler
-from app.fleet.deploy import Progress, async_deploy
+from app.fleet.deploy import Progress, async_deploy, prepare_package
 from app.fleet.errors import Error, IdentityChanged, KitUnreachable
 from app.fleet.inference import async_infer, read_input
 from app.fleet.inventory import Kit
@@ -22,20 +24,29 @@ from app.fleet.snapshot import Snapshots
 
 def add_commands(command: CommandFactory) -> None:
     deploy = command("deploy", "send a model package to one or more kits")
-    deploy.add_argument("model", type=Path, help="MODEL.onnx with MODEL.manifest.json beside it")
+    deploy.add_argument(
+        "model", type=Path, help="MODEL.onnx (its MODEL.manifest.json if beside it, else one is inferred)"
+    )
     deploy.add_argument(
         "--kit", dest="kits", action="append", required=True, help="kit name or device ID (repeatable)"
     )
     deploy.add_argument("--activate", action="store_true", help="serve it once installed")
+    add_override_flags(deploy)
 
-    models = command("models", "models on a kit: list, activate, rollback, delete")
-    models.add_argument("action", choices=["list", "activate", "rollback", "delete"])
-    models.add_argument("kit", help="kit name or device ID")
+    models = command("models", "models on a kit: list, activate, rollback, delete; inspect a model file")
+    models.add_argument("action", choices=["list", "activate", "rollback", "delete", "inspect"])
+    models.add_argument("kit", help="kit name or device ID (inspect: the MODEL.onnx file)")
     models.add_argument("name", nargs="?", help="model name (activate, rollback, delete)")
     models.add_argument(
         "version", nargs="?", help="version, or a unique prefix of it or of its sha256 (activate, delete)"
     )
-    models.add_argument("--force", action="store_true", help="delete even the serving version")
+    models.add_argument(
+        "--force", action="store_true", help="delete even the serving version; inspect: replace a manifest"
+    )
+    models.add_argument(
+        "--write-manifest", action="store_true", help="inspect: save MODEL.manifest.json beside the model"
+    )
+    add_override_flags(models)
 
     infer = command("infer", "run an image or .npy tensor through a kit's serving model")
     infer.add_argument("kit", help="kit name or device ID")
@@ -65,8 +76,11 @@ async def _deploy(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
         kits = [fleet.inventory.resolve(ref) for ref in args.kits]
+        package = await asyncio.to_thread(prepare_package, args.model, overrides_from(args))
+        if package.inspection is not None:
+            inferred_summary(args.model, package.inspection)
         outcomes = await async_deploy(
-            fleet, args.model, kits, args.activate, None if args.json else _ProgressLine()
+            fleet, args.model, kits, args.activate, None if args.json else _ProgressLine(), package=package
         )
     finally:
         fleet.close()
@@ -87,6 +101,8 @@ async def _deploy(args: argparse.Namespace) -> int:
 
 
 async def _models(args: argparse.Namespace) -> int:
+    if args.action == "inspect":  # the second word is the model file here, not a kit
+        return await inspect_command(args)
     if args.action != "list" and not args.name:
         raise Error(f"`kitfleet models {args.action}` needs a model name")
     if args.action in ("activate", "delete") and not args.version:

@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from agent.wire import Manifest, ModelInfo
 from app.fleet.client import KitClient
 from app.fleet.errors import Error, KitUnreachable
+from app.fleet.inspection import Inspection, Overrides, inspect_model
 from app.fleet.inventory import Kit
 from app.fleet.known_models import KnownModels
-from app.fleet.models import load_package
+from app.fleet.models import ModelPackageError, load_package, manifest_path
 from app.fleet.service import Fleet
 from app.fleet.snapshot import Snapshots
 
@@ -49,19 +49,48 @@ async def async_deploy(
     activate: bool,
     progress: ProgressCallback | None = None,
     known: KnownModels | None = None,
+    overrides: Overrides | None = None,
+    package: Package | None = None,
 ) -> list[DeployOutcome]:
     """Send `model` to every kit concurrently; a failure on one kit never stops the others.
 
     What each kit confirms is written into its last-known models at once (`known`: the window
-    passes the one its views read)."""
+    passes the one its views read). A model without a manifest is inspected (`overrides` say
+    what the inspection cannot know); `package` is one already prepared for this model."""
     known = known or KnownModels(Snapshots(fleet.inventory))
-    manifest = await asyncio.to_thread(checked_package, model)  # hashes the file: keep the loop free
+    if package is None:  # hashes (and maybe inspects) the file: keep the loop free
+        package = await asyncio.to_thread(prepare_package, model, overrides)
+    manifest = package.manifest
     report = progress or (lambda _: None)
     return list(
         await asyncio.gather(
             *(_deploy_one(fleet, model, manifest, kit, activate, report, known) for kit in kits)
         )
     )
+
+
+@dataclass(frozen=True)
+class Package:
+    """A model and the manifest it travels with: the one beside it, or one inferred from the file."""
+
+    model: Path
+    manifest: Manifest
+    inspection: Inspection | None = None  # how the manifest was inferred, when it was
+
+
+def prepare_package(model: Path, overrides: Overrides | None = None) -> Package:
+    """`model` with the manifest beside it, or with one inspected from the file (with a golden check)."""
+    given = overrides.given() if overrides else []
+    if manifest_path(model).exists():
+        if given:
+            raise ModelPackageError(
+                f"{model.name} has a manifest beside it ({manifest_path(model).name}), which decides "
+                f"every field; leave out {' '.join(given)}, or edit that manifest, or remove it to have "
+                "the model inspected"
+            )
+        return Package(model, checked_package(model))
+    inspection = inspect_model(model, overrides, golden=True)  # also refuses external data
+    return Package(model, inspection.manifest, inspection)
 
 
 def checked_package(model: Path) -> Manifest:
@@ -140,11 +169,12 @@ def int8_advice(fleet: Fleet, kit: Kit, manifest: Manifest) -> str:
     known = fleet.inventory.last_facts(kit.device_id)
     if known is None:
         return ""
-    int8: dict[str, Any] = known[0].get("cpu", {}).get("int8", {})
-    if not int8:
+    cpu = known[0].cpu
+    int8 = cpu.int8 if cpu else None
+    if int8 is None:
         return ""
-    if manifest.precision == "int8" and not int8.get("recommended"):
-        return f"{kit.name}: INT8 not recommended here ({int8.get('reason', 'no INT8 dot-product')})"
-    if manifest.precision != "int8" and int8.get("recommended"):
-        return f"{kit.name}: this CPU runs INT8 fast ({int8.get('via')}); consider `kitfleet quantize`"
-    return f"{kit.name}: {int8.get('reason', '')}".strip()
+    if manifest.precision == "int8" and not int8.recommended:
+        return f"{kit.name}: INT8 not recommended here ({int8.reason or 'no INT8 dot-product'})"
+    if manifest.precision != "int8" and int8.recommended:
+        return f"{kit.name}: this CPU runs INT8 fast ({int8.via}); consider `kitfleet quantize`"
+    return f"{kit.name}: {int8.reason or ''}".strip()

@@ -27,8 +27,8 @@ def load_package(model: Path) -> Manifest:
     path = manifest_path(model)
     if not path.exists():
         raise ModelPackageError(
-            f"{model} has no manifest ({path.name} beside it); `kitfleet quantize` writes one, "
-            "or write it by hand (see agent/api/schemas.py Manifest)"
+            f"{model} has no manifest ({path.name} beside it); `kitfleet deploy {model.name} --kit KIT` "
+            f"infers one, and `kitfleet models inspect {model.name} --write-manifest` saves it to edit"
         )
     try:
         manifest = Manifest.model_validate_json(path.read_bytes())

@@ -52,7 +52,7 @@ class Inspection:
             "labels": labels if m.labels else "none",
             "scores": m.scores,
             "score threshold": f"{m.detection.score_threshold:g}" if m.detection else "",
-            "golden": "yes" if m.golden else "no",
+            "golden": "yes" if m.golden else "made when deployed or written",
         }
         return [(k, v, self.why.get(k, "")) for k, v in values.items() if v]
 

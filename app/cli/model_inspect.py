@@ -1,0 +1,122 @@
+"""`kitfleet models inspect MODEL.onnx`, and the flags that override what an inspection infers
+(shared with `kitfleet deploy`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import get_args
+
+from agent.wire import Task
+from app.cli.common import emit, say
+from app.fleet.inspection import (
+    NORMALISE_CHOICES,
+    Inspection,
+    Overrides,
+    inspect_model,
+    parse_size,
+    write_manifest,
+)
+
+__all__ = ["add_override_flags", "inferred_summary", "inspect_command", "overrides_from"]
+
+
+def add_override_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of an inferred manifest (used when no manifest is beside the model)."""
+    group = parser.add_argument_group("for a model without a manifest (each overrides what was inferred)")
+    group.add_argument("--name", help="model name (default: from the file name)")
+    group.add_argument(
+        "--version",
+        dest="model_version",
+        metavar="VERSION",
+        help="model version (default: metadata or sha256)",
+    )
+    group.add_argument(
+        "--task", choices=get_args(Task), help="what the outputs are (default: from their layout)"
+    )
+    group.add_argument("--labels", type=Path, metavar="FILE", help="class names, one a line")
+    group.add_argument("--input-size", type=_size, metavar="HxW", help="input height x width (e.g. 640x640)")
+    group.add_argument("--normalise", choices=NORMALISE_CHOICES, help="pixel normalisation")
+    group.add_argument(
+        "--letterbox", action=argparse.BooleanOptionalAction, help="keep the aspect ratio and pad (detectors)"
+    )
+    group.add_argument("--score-threshold", type=_fraction, metavar="0-1", help="a detector's lowest score")
+
+
+def overrides_from(args: argparse.Namespace) -> Overrides:
+    return Overrides(
+        name=args.name,
+        version=args.model_version,
+        task=args.task,
+        labels=args.labels,
+        input_size=args.input_size,
+        normalise=args.normalise,
+        letterbox=args.letterbox,
+        score_threshold=args.score_threshold,
+    )
+
+
+async def inspect_command(args: argparse.Namespace) -> int:
+    """What `args.kit` (the model, for this action) would be deployed as, and why."""
+    model = Path(args.kit)
+    golden = bool(args.write_manifest)  # running the model is only worth it for a saved manifest
+    inspection = await asyncio.to_thread(inspect_model, model, overrides_from(args), golden=golden)
+    written = write_manifest(model, inspection.manifest, args.force) if args.write_manifest else None
+    data = {**inspection.to_json(), "written": str(written) if written else None}
+    lines = _lines(model, inspection)
+    if written:
+        lines.append(
+            f"manifest written to {written}; `kitfleet deploy {model.name} --kit KIT` uses it as it is"
+        )
+    else:
+        lines.append(
+            f"deploy it: kitfleet deploy {model.name} --kit KIT (with the same flags), or add "
+            "--write-manifest to save this manifest beside the model and edit it"
+        )
+    emit(args, data, lines)
+    return 0
+
+
+def inferred_summary(model: Path, inspection: Inspection) -> None:
+    """What `kitfleet deploy` inferred for a model without a manifest, on stderr."""
+    m = inspection.manifest
+    say(
+        f"{model.name} has no manifest: deploying it as {m.name} {m.version} ({inspection.family}, "
+        f"{m.input.height}x{m.input.width}, {inspection.why.get('normalise_name', '')}); "
+        f"`kitfleet models inspect {model.name}` shows why",
+        *(f"warning: {w}" for w in inspection.warnings),
+        file=sys.stderr,
+    )
+
+
+def _lines(model: Path, inspection: Inspection) -> list[str]:
+    facts = inspection.facts
+    made = ", ".join(
+        p for p in (facts.producer and f"exported by {facts.producer}", f"opset {facts.opset}") if p
+    )
+    lines = [f"{model.name}: {inspection.family} ({made})"]
+    if facts.doc_string:
+        lines.append(f"  doc: {facts.doc_string[:300]}")
+    for field, value, why in inspection.rows():
+        lines.append(f"  {field:<16} {value:<24} {why}")
+    lines += [f"warning: {w}" for w in inspection.warnings]
+    return lines
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a score between 0 and 1 (e.g. 0.4)")
+    return value
