@@ -25,6 +25,7 @@ from app.gui.tables.fleet_model import FleetTableModel
 from app.gui.tables.kit_row import KitRow
 from app.gui.tables.rows import row_view
 from app.gui.tabs.kit_tabs import KitTabs
+from app.gui.window_layout import FLEET_HIDDEN, JOBS_HIDDEN, LAPTOP, MODELS_HIDDEN, WindowLayout
 
 __all__ = ["MainWindow"]
 
@@ -49,7 +50,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("kitfleet")
-        self.resize(1440, 860)
+        self._fit_screen()
         self.bridge, self._prompt_code = bridge, prompt_code
         self.prompts = prompts or Prompts()
         self.model = FleetTableModel(self)
@@ -60,11 +61,12 @@ class MainWindow(QMainWindow):
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.tabs = KitTabs(bridge.models, bridge.jobs, bridge.streams, self.prompts)
         self.details = self.tabs.details
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.table)
-        splitter.addWidget(self.tabs)
-        splitter.setSizes([330, 530])
-        self.setCentralWidget(splitter)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setSizes([300, 420])  # in proportion: about 10 kits above a kit's tabs
+        self.splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(self.splitter)
         self.summary = QLabel()
         self.statusBar().addPermanentWidget(self.summary)
         self._error_box: QMessageBox | None = None
@@ -72,6 +74,25 @@ class MainWindow(QMainWindow):
         self._connect()
         self._on_model_changed()
         self.fleet_ops = install_fleet_ops(self, self)  # filter, history, alerts, audit, report, state
+        self.layout_state = WindowLayout(
+            self.fleet_ops.settings,
+            {
+                "fleet": (self.table, FLEET_HIDDEN),
+                "jobs": (self.tabs.jobs.table, JOBS_HIDDEN),
+                "models": (self.tabs.models.table, MODELS_HIDDEN),
+            },
+            {"fleet": self.splitter, "jobs": self.tabs.jobs.splitter},
+            self,
+        )
+        self.closed.connect(self.layout_state.save)
+
+    def _fit_screen(self) -> None:
+        """The laptop size by default, smaller where the screen is (the title bar needs room)."""
+        width, height = LAPTOP
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None and not screen.isEmpty():
+            width, height = min(width, screen.width()), min(height, screen.height())
+        self.resize(width, height)
 
     def _make_actions(self) -> None:
         self.adopt_action = action("&Adopt…", self, QKeySequence("Ctrl+D"), self.adopt_selected)

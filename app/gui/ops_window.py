@@ -134,7 +134,12 @@ class FleetOpsUi(QObject):
         self.audit_dock = self._dock("Audit log", "audit-dock", self.audit)
         w.tabifyDockWidget(self.alerts_dock, self.audit_dock)
         self.alerts_dock.raise_()
-        w.resizeDocks([self.alerts_dock], [170], Qt.Orientation.Vertical)  # the table stays first
+        w.resizeDocks([self.alerts_dock], [150], Qt.Orientation.Vertical)  # the table stays first
+        # Collapsed until something needs attention (a new alert) or the technician asks: on a
+        # laptop's 768 lines an open dock costs the fleet table half its rows.
+        self.alerts_dock.hide()
+        self.audit_dock.hide()
+        self._alerted: set[tuple[str, str, str]] = set()  # alerts already shown to the technician
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)  # busy: the report's length is not known in advance
         self.progress.setMaximumWidth(160)
@@ -152,7 +157,9 @@ class FleetOpsUi(QObject):
         w = self.window
         self.export_action = action("&Export Report…", w, QKeySequence("Ctrl+E"), self.export_report)
         self.tags_action = action("Edit &Tags…", w, QKeySequence("Ctrl+T"), self.edit_tags)
-        self.audit_action = action("&Audit Log", w, QKeySequence("Ctrl+L"), self.show_audit)
+        self.audit_action = action("&Audit Log", w, QKeySequence("Ctrl+L"), self.toggle_audit)
+        self.audit_action.setCheckable(True)  # the one View entry for the audit dock
+        self.audit_dock.visibilityChanged.connect(self._sync_audit_action)
         self.find_action = action("&Filter Kits", w, QKeySequence.StandardKey.Find, self.filter.setFocus)
         self.dark_action = action("&Dark Palette", w, QKeySequence("Ctrl+Shift+D"), self.toggle_dark)
         self.dark_action.setCheckable(True)
@@ -166,7 +173,6 @@ class FleetOpsUi(QObject):
             [
                 self.find_action,
                 self.alerts_dock.toggleViewAction(),
-                self.audit_dock.toggleViewAction(),
                 self.audit_action,
             ]
         )
@@ -253,6 +259,18 @@ class FleetOpsUi(QObject):
             self.ops.set_tags(row.device_id, tags)
 
     @Slot()
+    def toggle_audit(self) -> None:
+        if self.audit_action.isChecked():
+            self.show_audit()
+        else:
+            self.audit_dock.hide()
+
+    @Slot()
+    def _sync_audit_action(self) -> None:
+        # visibilityChanged also fires when another tab of the dock area is raised: ask isHidden.
+        self.audit_action.setChecked(not self.audit_dock.isHidden())
+
+    @Slot()
     def show_audit(self) -> None:
         self.audit_dock.show()
         self.audit_dock.raise_()
@@ -287,9 +305,18 @@ class FleetOpsUi(QObject):
     def _on_rows_changed(self) -> None:
         rows = self.fleet.model.rows()
         self.alerts.show_rows(rows)
+        self._attend()
         self.audit.set_kits(rows)
         self.history.show_row(self.fleet.selected_row())
         self._update_tags_action()
+
+    def _attend(self) -> None:
+        """Open the Alerts dock when an alert appears that was not shown before."""
+        current = {(a.device_id, a.kind, a.severity) for a in self.alerts.alerts()}
+        if current - self._alerted:
+            self.alerts_dock.show()
+            self.alerts_dock.raise_()
+        self._alerted = current  # one that clears and comes back is new again
 
     def _update_tags_action(self) -> None:
         selected = self.fleet.selected_row()

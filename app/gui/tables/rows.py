@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
 )
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QTableView
 
 __all__ = ["ALIGN_RIGHT", "AnyIndex", "RowTableModel", "row_view"]
@@ -26,6 +27,7 @@ __all__ = ["ALIGN_RIGHT", "AnyIndex", "RowTableModel", "row_view"]
 Row = TypeVar("Row")
 AnyIndex = QModelIndex | QPersistentModelIndex
 ALIGN_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)  # numbers line up
+STALE_COLOUR = "#8a8f95"  # last-known rows of a kit that is away: greyed, as the fleet table's figures
 
 
 class RowTableModel(QAbstractTableModel, Generic[Row]):
@@ -35,6 +37,7 @@ class RowTableModel(QAbstractTableModel, Generic[Row]):
         super().__init__(parent)
         self.columns = tuple(columns)
         self._rows: list[Row] = []
+        self._stale = False
 
     # reading ------------------------------------------------------------------------------
 
@@ -54,11 +57,27 @@ class RowTableModel(QAbstractTableModel, Generic[Row]):
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid():
             return None
+        if self._stale and role == Qt.ItemDataRole.ForegroundRole:
+            return QColor(STALE_COLOUR)
+        if self._stale and role == Qt.ItemDataRole.FontRole:
+            font = QFont()
+            font.setItalic(True)
+            return font
         return self.cell(self._rows[index.row()], index.column(), role)
 
     def cell(self, row: Row, column: int, role: int) -> object:
         """What `row` shows in `column` for `role`; None for nothing."""
         raise NotImplementedError
+
+    @property
+    def stale(self) -> bool:
+        """The rows are last-known (the kit did not answer): they are shown greyed."""
+        return self._stale
+
+    def set_stale(self, stale: bool) -> None:
+        if stale != self._stale:
+            self._stale = stale
+            self.rows_changed(range(len(self._rows)))
 
     def row_at(self, position: int) -> Row:
         return self._rows[position]
@@ -104,5 +123,10 @@ def row_view(model: QAbstractItemModel) -> QTableView:
     table.setAlternatingRowColors(True)
     table.setWordWrap(False)
     table.verticalHeader().hide()
+    # Rows as tall as the text needs: the style's default (about twice the font's height) shows
+    # half as many rows on a laptop's 768 lines.
+    rows = table.verticalHeader()
+    rows.setMinimumSectionSize(table.fontMetrics().height() + 4)
+    rows.setDefaultSectionSize(table.fontMetrics().height() + 8)
     table.horizontalHeader().setStretchLastSection(True)
     return table

@@ -29,7 +29,7 @@ from app.gui.bridges.jobs_bridge import JobsBridge, JobsSnapshot
 from app.gui.dialogs.new_job_dialog import NewJobDialog
 from app.gui.dialogs.prompts import Prompts
 from app.gui.tables.jobs_table import PROGRESS_COLUMN, JobsTableModel, ProgressDelegate, describe
-from app.gui.tables.kit_row import KitRow
+from app.gui.tables.kit_row import KitRow, age_text
 from app.gui.tables.rows import row_view
 from app.gui.tabs.job_log_view import JobLogView
 from app.gui.tabs.job_result_view import JobResultView
@@ -93,10 +93,12 @@ class JobsTab(QWidget):
         self.details.addTab(self.result, "Result")
         self.details.addTab(self.log, "Log")
         self.details.addTab(self.schedules, "Schedules")
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        # Side by side: a laptop's screen is wide, not tall; stacked, the result's chart left the
+        # queue two rows at 1366x768.
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(queue)
         self.splitter.addWidget(self.details)
-        self.splitter.setSizes([240, 300])
+        self.splitter.setSizes([760, 580])
         layout = QVBoxLayout(self)
         layout.addWidget(self.splitter)
 
@@ -137,13 +139,28 @@ class JobsTab(QWidget):
                 f"{self._name} is not online; the queue is what it held when it "
                 "last answered. The kit keeps working on it meanwhile."
             )
+        if row is not None and device is not None and not online:
+            self._show_last_known(row)
         if online and (changed or came_back) and self.isVisible():
             self.reload()
         self._update_buttons()
 
+    def _show_last_known(self, row: KitRow) -> None:
+        """A kit that is away: its newest jobs as it last told of them, greyed, with their age."""
+        snapshot = row.view.snapshot if row.view is not None else None
+        if snapshot is None:
+            return
+        self.model.set_jobs(snapshot.jobs)
+        self.model.set_stale(True)
+        self.message.setText(
+            f"{self._name} is not online: greyed below is its queue as it was "
+            f"{age_text(snapshot.taken_at)} (last known). The kit keeps working on it meanwhile."
+        )
+
     def _forget_kit(self, row: KitRow | None) -> None:
         self._loading, self._select_next = False, None
         self.model.set_jobs([])
+        self.model.set_stale(False)
         self.schedules.show_schedules([])
         self.log.stop()
         self.result.show_job(None)
@@ -180,6 +197,7 @@ class JobsTab(QWidget):
         self._loading = False
         keep = self._select_next or (job.job_id if (job := self.selected()) else None)
         self.model.set_jobs(snapshot.jobs)
+        self.model.set_stale(False)
         self.schedules.show_schedules(snapshot.schedules)
         self.details.setTabText(2, f"Schedules ({len(snapshot.schedules)})")
         if keep is not None and (position := self.model.position(keep)) >= 0:
