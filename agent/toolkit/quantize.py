@@ -1,15 +1,17 @@
 """FP32 → INT8 with ONNX Runtime's quantizer, the same pipeline on the laptop and on a kit.
 
-`prepare` upgrades opsets below 13 and runs ONNX Runtime's recommended pre-processing (shape
-inference, constant folding; without sympy, ONNX's own shape inference), which also lets
-exported graphs whose weights pass through nodes quantize. `quantize` writes static QDQ
-(per-channel int8 weights, uint8 activations) when it gets calibration tensors, dynamic
-otherwise. 7-bit weights (`reduce_range`) keep x86 CPUs without VNNI accurate.
+`prepare` upgrades opsets below 13, reads weights an exporter reached through nodes directly and
+runs ONNX Runtime's recommended pre-processing (`agent.toolkit.quantprep`). `quantize` writes
+static QDQ (per-channel int8 weights, uint8 activations) when it gets calibration tensors, dynamic
+otherwise; nodes the quantizer cannot take stay in floating point and are named. 7-bit weights
+(`reduce_range`) keep x86 CPUs without VNNI accurate.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -24,11 +26,12 @@ from onnxruntime.quantization import (
     quantize_dynamic,
     quantize_static,
 )
-from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnxruntime.quantization.registry import IntegerOpsRegistry, QDQRegistry
 
 from agent.toolkit.errors import Unsupported
+from agent.toolkit.quantprep import pre_process, settle_weights
 
-__all__ = ["METHODS", "MIN_OPSET", "Method", "opset_of", "prepare", "quantize"]
+__all__ = ["METHODS", "MIN_OPSET", "KeptFloat", "Method", "opset_of", "prepare", "quantize"]
 
 Method = Literal["minmax", "entropy", "percentile"]
 METHODS: dict[str, CalibrationMethod] = {
@@ -37,6 +40,10 @@ METHODS: dict[str, CalibrationMethod] = {
     "percentile": CalibrationMethod.Percentile,
 }
 MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear need opset 13
+_WEIGHTED = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})  # the nodes INT8 speeds up
+_NEEDS_STORED_WEIGHT = frozenset({"Conv", "ConvTranspose", "Gemm"})  # MatMul quantizes either input
+_RETRIES = 8  # each retry leaves the nodes the last error named in floating point
+_OTHER_MODE = "try the other mode, or an export with a newer opset"
 
 
 def opset_of(model: onnx.ModelProto) -> int:
@@ -54,6 +61,27 @@ class _Tensors(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ship
         return None if tensor is None else {self._name: tensor}
 
 
+def prepare(model: onnx.ModelProto, scratch: Path, notes: list[str]) -> Path:
+    """Upgrade old opsets, settle weights the exporter reached through nodes, then ONNX Runtime's
+    pre-processing (shape inference, optimisation) as it recommends before quantizing."""
+    upgraded = scratch / "upgraded.onnx"
+    onnx.save(_upgraded(settle_weights(model, notes), notes), str(upgraded))
+    prepared = scratch / "prepared.onnx"
+    return prepared if pre_process(upgraded, prepared, notes) else upgraded
+
+
+@dataclass(frozen=True)
+class KeptFloat:
+    """A node with weights that stays in floating point, and why."""
+
+    name: str
+    op_type: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.op_type} {self.name!r} ({self.reason})"
+
+
 def quantize(
     prepared: Path,
     staged: Path,
@@ -63,64 +91,124 @@ def quantize(
     per_channel: bool,
     reduce_range: bool,
     method: Method,
-) -> None:
-    """Static (QDQ, uint8 activations, int8 weights) when there are calibration tensors, else dynamic."""
-    try:
-        if tensors:
-            assert input_name is not None  # calibration tensors exist only for an image input
-            quantize_static(
-                str(prepared),
-                str(staged),
-                _Tensors(input_name, tensors),
-                quant_format=QuantFormat.QDQ,
-                per_channel=per_channel,
-                reduce_range=reduce_range,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=METHODS[method],
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-            )
-        else:
-            quantize_dynamic(
-                str(prepared),
-                str(staged),
-                per_channel=per_channel,
-                reduce_range=reduce_range,
-                weight_type=QuantType.QInt8,
-            )
-    except Exception as exc:  # the quantizer fails on graphs it does not support with many types
-        detail = (str(exc).strip().splitlines() or [""])[-1][:300]
-        raise Unsupported(
-            "cannot_quantize",
-            f"ONNX Runtime could not quantize the model ({type(exc).__name__}: {detail})",
-            "try the other mode, or an export with a newer opset",
-        ) from exc
-    _drop_unused_opsets(staged)
+) -> list[KeptFloat]:
+    """Static (QDQ, uint8 activations, int8 weights) when there are calibration tensors, else dynamic.
 
-
-def prepare(model: onnx.ModelProto, scratch: Path, notes: list[str]) -> Path:
-    """Upgrade old opsets, then infer shapes and fold constants as ONNX Runtime recommends."""
-    upgraded = scratch / "upgraded.onnx"
-    onnx.save(_upgraded(model, notes), str(upgraded))
-    prepared = scratch / "prepared.onnx"
-    try:
-        _pre_process(upgraded, prepared)
-    except Exception as exc:  # symbolic shape inference gives up on some graphs; quantize as it is
-        notes.append(f"shape inference and pre-optimisation skipped ({type(exc).__name__})")
-        return upgraded
-    return prepared
-
-
-def _pre_process(source: Path, target: Path) -> None:
-    """ONNX Runtime's pre-processing; without sympy, with ONNX's shape inference instead of its own.
-
-    For the bundled digits CNN both give the same nodes and weights, so a laptop without sympy
-    quantizes it as one with sympy does.
+    Nodes the quantizer cannot take (a Conv or Gemm whose weight is computed in the graph, or one
+    its error names) stay in floating point; the answer names every weighted node left so, and why.
     """
-    try:
-        quant_pre_process(str(source), str(target))
-    except ImportError:  # ONNX Runtime's symbolic shape inference needs sympy, which is optional
-        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+    graph = onnx.load(str(prepared)).graph
+    excluded = _computed_weights(graph)
+    for _ in range(_RETRIES):
+        try:
+            _run_quantizer(
+                prepared,
+                staged,
+                input_name,
+                tensors,
+                sorted(excluded),
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                method=method,
+            )
+            break
+        except Exception as exc:  # the quantizer fails on graphs it does not support with many types
+            culprits = _named_in(str(exc), graph, excluded)
+            if not culprits:
+                raise _cannot_quantize(exc) from exc
+            excluded.update(culprits)
+    else:
+        raise Unsupported("cannot_quantize", "ONNX Runtime could not quantize the model", _OTHER_MODE)
+    _drop_unused_opsets(staged)
+    return _left_in_float(onnx.load(str(staged)).graph, excluded, static=bool(tensors))
+
+
+def _run_quantizer(
+    prepared: Path,
+    staged: Path,
+    input_name: str | None,
+    tensors: Sequence[np.ndarray],
+    excluded: list[str],
+    *,
+    per_channel: bool,
+    reduce_range: bool,
+    method: Method,
+) -> None:
+    if tensors:
+        assert input_name is not None  # calibration tensors exist only for an image input
+        quantize_static(
+            str(prepared),
+            str(staged),
+            _Tensors(input_name, tensors),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=METHODS[method],
+            nodes_to_exclude=excluded,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+    else:
+        quantize_dynamic(
+            str(prepared),
+            str(staged),
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
+        )
+
+
+def _cannot_quantize(exc: Exception) -> Unsupported:
+    detail = (str(exc).strip().splitlines() or [""])[-1][:300]
+    return Unsupported(
+        "cannot_quantize",
+        f"ONNX Runtime could not quantize the model ({type(exc).__name__}: {detail})",
+        _OTHER_MODE,
+    )
+
+
+def _computed_weights(graph: onnx.GraphProto) -> dict[str, str]:
+    """Conv/Gemm nodes whose weight is not stored: ONNX Runtime's quantizer refuses them."""
+    stored = {tensor.name for tensor in graph.initializer}
+    return {
+        node.name: "its weight is computed in the graph, not stored"
+        for node in graph.node
+        if node.op_type in _NEEDS_STORED_WEIGHT and len(node.input) > 1 and node.input[1] not in stored
+    }
+
+
+def _named_in(message: str, graph: onnx.GraphProto, excluded: dict[str, str]) -> dict[str, str]:
+    """Weighted nodes, not yet excluded, that read a tensor the quantizer's error names."""
+    detail = (message.strip().splitlines() or [""])[-1][:120]
+    return {
+        node.name: f"ONNX Runtime's quantizer failed on it: {detail}"
+        for node in graph.node
+        if node.op_type in _WEIGHTED
+        and node.name
+        and node.name not in excluded
+        and any(name and re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", message) for name in node.input)
+    }
+
+
+def _left_in_float(graph: onnx.GraphProto, excluded: dict[str, str], *, static: bool) -> list[KeptFloat]:
+    """Weighted nodes of the quantized graph that still compute in floating point."""
+    made_by = {output: node.op_type for node in graph.node for output in node.output}
+    supported = QDQRegistry if static else IntegerOpsRegistry
+    kept = []
+    for node in graph.node:
+        if node.op_type not in _WEIGHTED:
+            continue
+        if static and any(made_by.get(name) == "DequantizeLinear" for name in node.input):
+            continue  # QDQ: the node reads dequantized INT8 tensors, which ONNX Runtime fuses
+        reason = excluded.get(node.name) or (
+            f"{'static' if static else 'dynamic'} mode does not quantize {node.op_type}"
+            if node.op_type not in supported
+            else "ONNX Runtime's quantizer left it in floating point"
+        )
+        kept.append(KeptFloat(node.name or "(unnamed)", node.op_type, reason))
+    return kept
 
 
 def _upgraded(model: onnx.ModelProto, notes: list[str]) -> onnx.ModelProto:
