@@ -197,7 +197,7 @@ def _enroll(args: argparse.Namespace) -> int:
 def _facts(args: argparse.Namespace) -> int:
     from agent.facts import collect_all
 
-    facts = collect_all(args.data_dir if args.data_dir.exists() else None)
+    facts = collect_all(args.data_dir if args.data_dir.exists() else None).wire()
     if args.json:
         print(json.dumps(facts, indent=2))
         return 0

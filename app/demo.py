@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.wire import InferResult, JobInfo, JobRequest
+from agent.wire import CpuFacts, InferResult, Int8Advice, JobInfo, JobRequest, MemoryFacts
 from app.fleet.datasets import scan
 from app.fleet.deploy import async_deploy
 from app.fleet.discovery import Announcement, async_discover
@@ -65,12 +65,12 @@ async def _discover_and_adopt(fleet: Fleet, agents: list[LocalAgent]) -> None:
         _say(f"adopted {kit.name:<16} device {kit.device_id[:16]}… with code {code}")
     for kit in fleet.inventory.kits():
         result = await fleet.async_facts(kit)
-        cpu, mem = result.families["cpu"], result.families["memory"]
-        int8 = cpu.get("int8", {})
+        cpu, mem = result.families.cpu or CpuFacts(), result.families.memory or MemoryFacts()
+        int8 = cpu.int8 or Int8Advice()
         _say(
-            f"{kit.name:<16} {cpu.get('arch')} {cpu.get('model')}, "
-            f"{cpu.get('logical_cores')} cores, {mem.get('total_bytes', 0) / 2**30:.1f} GiB, "
-            f"INT8 {'recommended' if int8.get('recommended') else 'not recommended'}"
+            f"{kit.name:<16} {cpu.arch} {cpu.model}, "
+            f"{cpu.logical_cores} cores, {(mem.total_bytes or 0) / 2**30:.1f} GiB, "
+            f"INT8 {'recommended' if int8.recommended else 'not recommended'}"
         )
 
 

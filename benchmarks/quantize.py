@@ -107,7 +107,8 @@ def main() -> None:
 
 def _run(fp32: Path, int8: Path, runs: int, batch: int) -> None:
     cpu = cpu_facts()
-    print(f"CPU: {cpu['model']} ({cpu['logical_cores']} logical cores); INT8: {cpu['int8']['reason']}")
+    reason = cpu.int8.reason if cpu.int8 else "unknown"
+    print(f"CPU: {cpu.model} ({cpu.logical_cores} logical cores); INT8: {reason}")
     print(f"ONNX Runtime {ort.__version__}; numpy {np.__version__}; {fp32.name} vs {int8.name}\n")
     report = compare(fp32, int8, datasets_dir() / "digits-eval", runs=10, warmup=2)
     points = report.accuracy_delta_points

@@ -20,8 +20,10 @@ from agent.wire import (
     API_VERSION,
     MAX_INT64,
     DbRecovered,
+    FactFamilies,
     Facts,
     Health,
+    KitFacts,
     Metrics,
     PairRequest,
     PairResponse,
@@ -88,7 +90,10 @@ def pair(request: Request, body: PairRequest) -> PairResponse:
     )
 
 
-@router.get("/v1/facts", response_model=Facts, responses=error_responses(401))
+# exclude_unset: each family carries the fields its collector set, as older apps read them.
+@router.get(
+    "/v1/facts", response_model=Facts, response_model_exclude_unset=True, responses=error_responses(401)
+)
 def facts(request: Request, _: Viewer) -> Facts:
     """Hardware and software facts, one entry per family. 200; 401."""
     state = _state(request)
@@ -100,13 +105,14 @@ def facts(request: Request, _: Viewer) -> Facts:
     )
 
 
-def _facts_with_kit(state: AgentState) -> dict[str, dict[str, Any]]:
+def _facts_with_kit(state: AgentState) -> FactFamilies:
     families = collect_all(state.settings.data_dir)
-    families["kit"] = {
-        "available": True,
-        "name": state.settings.name,
-        "kit_model": state.settings.kit_model or families.get("system", {}).get("product_name") or "",
-    }
+    identity = families.system.kit if families.system else None
+    families.kit = KitFacts(
+        available=True,
+        name=state.settings.name,
+        kit_model=state.settings.kit_model or (identity.model if identity else None) or "",
+    )
     return families
 
 

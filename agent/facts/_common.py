@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-Family = dict[str, Any]
+from agent.wire import FactFamily
+
+F = TypeVar("F", bound=FactFamily)
 
 
 def read_text(path: Path | str) -> str | None:
@@ -19,6 +21,6 @@ def read_text(path: Path | str) -> str | None:
     return text or None
 
 
-def unavailable(reason: str) -> Family:
-    """Return the mapping a family reports when its source cannot be read."""
-    return {"available": False, "reason": reason}
+def unavailable(family: type[F], reason: str) -> F:
+    """The family as reported when its source cannot be read: only `available` and `reason`."""
+    return family(available=False, reason=reason)

@@ -6,9 +6,10 @@ import glob
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
-from ._common import Family, read_text
+from agent.wire import Accelerator, AcceleratorsFacts
+
+from ._common import read_text
 
 NVIDIA_SMI_TIMEOUT_S = 5.0
 PCI_DEVICES = Path("/sys/bus/pci/devices")
@@ -39,17 +40,17 @@ USB_ACCELERATORS = {
 _DEVICE_NODE_PATTERNS = ("/dev/accel*", "/dev/apex_*", "/dev/hailo*")
 
 
-def collect() -> Family:
+def collect() -> AcceleratorsFacts:
     """Return accelerator devices (possibly none), their device nodes and any probe problems."""
     devices, problems = _nvidia_smi()
     skip_vendors = {"0x10de"} if devices else set()  # nvidia-smi already described them, better
-    devices += [dev for dev in _pci_devices() if dev["vendor_id"] not in skip_vendors]
+    devices += [dev for dev in _pci_devices() if dev.vendor_id not in skip_vendors]
     devices += _usb_devices()
     nodes = sorted(path for pattern in _DEVICE_NODE_PATTERNS for path in glob.glob(pattern))
-    return {"available": True, "devices": devices, "device_nodes": nodes, "problems": problems}
+    return AcceleratorsFacts(available=True, devices=devices, device_nodes=nodes, problems=problems)
 
 
-def _nvidia_smi() -> tuple[list[dict[str, Any]], list[str]]:
+def _nvidia_smi() -> tuple[list[Accelerator], list[str]]:
     """NVIDIA GPUs as nvidia-smi reports them, and why it failed if it did."""
     binary = shutil.which("nvidia-smi")
     if binary is None:
@@ -70,27 +71,27 @@ def _nvidia_smi() -> tuple[list[dict[str, Any]], list[str]]:
     return [_nvidia_gpu(line) for line in done.stdout.splitlines() if line.strip()], []
 
 
-def _nvidia_gpu(line: str) -> dict[str, Any]:
+def _nvidia_gpu(line: str) -> Accelerator:
     """One nvidia-smi CSV line: name, memory.total (MiB), driver_version, uuid."""
     cells = [cell.strip() for cell in line.split(",")]
     name, memory, driver, uuid = (cells + [""] * 4)[:4]
-    return {
-        "vendor": "NVIDIA",
-        "name": name,
-        "kind": "gpu",
-        "memory_bytes": int(memory) * 1024 * 1024 if memory.isdigit() else None,
-        "driver": driver or None,
-        "uuid": uuid or None,
-        "source": "nvidia-smi",
-    }
+    return Accelerator(
+        vendor="NVIDIA",
+        name=name,
+        kind="gpu",
+        memory_bytes=int(memory) * 1024 * 1024 if memory.isdigit() else None,
+        driver=driver or None,
+        uuid=uuid or None,
+        source="nvidia-smi",
+    )
 
 
-def _pci_devices() -> list[dict[str, Any]]:
+def _pci_devices() -> list[Accelerator]:
     devices = (_pci_device(path) for path in sorted(PCI_DEVICES.glob("*")))
     return [device for device in devices if device is not None]
 
 
-def _pci_device(path: Path) -> dict[str, Any] | None:
+def _pci_device(path: Path) -> Accelerator | None:
     """Describe a PCI function if it is a display controller or an AI accelerator."""
     vendor = read_text(path / "vendor") or ""
     kind = _PCI_CLASSES.get((read_text(path / "class") or "")[:6])
@@ -101,31 +102,25 @@ def _pci_device(path: Path) -> dict[str, Any] | None:
     driver = path / "driver"
     vendor_name = PCI_VENDORS.get(vendor, f"vendor {vendor}")
     device = read_text(path / "device")
-    return {
-        "vendor": vendor_name,
-        "name": f"{vendor_name} {kind} {device}",
-        "kind": kind,
-        "vendor_id": vendor,
-        "device_id": device,
-        "pci_address": path.name,
-        "driver": driver.resolve().name if driver.exists() else None,
-        "source": "pci",
-    }
+    return Accelerator(
+        vendor=vendor_name,
+        name=f"{vendor_name} {kind} {device}",
+        kind=kind,
+        vendor_id=vendor,
+        device_id=device,
+        pci_address=path.name,
+        driver=driver.resolve().name if driver.exists() else None,
+        source="pci",
+    )
 
 
-def _usb_devices() -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
+def _usb_devices() -> list[Accelerator]:
+    found: list[Accelerator] = []
     for path in sorted(USB_DEVICES.glob("*")):
         ids = (read_text(path / "idVendor") or "", read_text(path / "idProduct") or "")
         if ids in USB_ACCELERATORS:
             vendor, name = USB_ACCELERATORS[ids]
             found.append(
-                {
-                    "vendor": vendor,
-                    "name": name,
-                    "kind": "accelerator",
-                    "usb_id": ":".join(ids),
-                    "source": "usb",
-                }
+                Accelerator(vendor=vendor, name=name, kind="accelerator", usb_id=":".join(ids), source="usb")
             )
     return found

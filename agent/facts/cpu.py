@@ -5,11 +5,12 @@ from __future__ import annotations
 import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import psutil
 
-from ._common import Family, read_text
+from agent.wire import CpuFacts, CpuFlags, CpuFrequency, Int8Advice
+
+from ._common import read_text
 
 # Instruction-set features that change which model variant runs fastest, with the
 # /proc/cpuinfo flags (x86 "flags", ARM "Features") that reveal each one.
@@ -99,7 +100,7 @@ def _arm_model(parts: tuple[tuple[str, str], ...]) -> str | None:
     return f"{vendor} {' + '.join(names)}"
 
 
-def int8_advice(arch: str, flags: set[str] | frozenset[str]) -> dict[str, Any]:
+def int8_advice(arch: str, flags: set[str] | frozenset[str]) -> Int8Advice:
     """Say whether INT8-quantised models are worth using on a CPU with these flags."""
     arch = arch.lower()
     if arch in _X86:
@@ -123,7 +124,7 @@ def int8_needs_reduced_range(arch: str, flags: set[str] | frozenset[str]) -> boo
     Without VNNI/AMX, ONNX Runtime's x86 u8×s8 kernels add products in pairs into int16
     (vpmaddubsw), which full 8-bit weights can overflow; VNNI/AMX and ARM kernels do not saturate.
     """
-    return arch.lower() in _X86 and int8_advice(arch, flags)["via"] is None
+    return arch.lower() in _X86 and int8_advice(arch, flags).via is None
 
 
 def int8_needs_reduced_range_here() -> bool:
@@ -132,12 +133,17 @@ def int8_needs_reduced_range_here() -> bool:
     return int8_needs_reduced_range(platform.machine(), flags)
 
 
-def _advice(via: str | None, reason: str) -> dict[str, Any]:
+def int8_advice_here() -> Int8Advice:
+    """`int8_advice` for the CPU this process runs on."""
+    return int8_advice(platform.machine(), parse_cpuinfo(read_text("/proc/cpuinfo") or "").flags)
+
+
+def _advice(via: str | None, reason: str) -> Int8Advice:
     accelerated = via is not None
-    return {"accelerated": accelerated, "via": via, "recommended": accelerated, "reason": reason}
+    return Int8Advice(accelerated=accelerated, via=via, recommended=accelerated, reason=reason)
 
 
-def _frequency_mhz() -> dict[str, float | None] | None:
+def _frequency_mhz() -> CpuFrequency | None:
     # psutil lacks cpu_freq on kernels without cpufreq and /proc/cpuinfo MHz (many ARM boards).
     cpu_freq = getattr(psutil, "cpu_freq", None)
     try:
@@ -146,21 +152,21 @@ def _frequency_mhz() -> dict[str, float | None] | None:
         return None
     if freq is None:
         return None
-    return {"current": freq.current or None, "max": freq.max or None}
+    return CpuFrequency(current=freq.current or None, max=freq.max or None)
 
 
-def collect() -> Family:
+def collect() -> CpuFacts:
     """Return the CPU family: model, arch, cores, frequency, inference flags and INT8 advice."""
     info = parse_cpuinfo(read_text("/proc/cpuinfo") or "")
     arch = platform.machine()
     model = info.model or read_text("/proc/device-tree/model") or platform.processor() or None
-    return {
-        "available": True,
-        "model": model,
-        "arch": arch,
-        "logical_cores": psutil.cpu_count(logical=True),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "frequency_mhz": _frequency_mhz(),
-        "flags": {name: bool(info.flags & names) for name, names in INFERENCE_FLAGS.items()},
-        "int8": int8_advice(arch, info.flags),
-    }
+    return CpuFacts(
+        available=True,
+        model=model,
+        arch=arch,
+        logical_cores=psutil.cpu_count(logical=True),
+        physical_cores=psutil.cpu_count(logical=False),
+        frequency_mhz=_frequency_mhz(),
+        flags=CpuFlags(**{name: bool(info.flags & names) for name, names in INFERENCE_FLAGS.items()}),
+        int8=int8_advice(arch, info.flags),
+    )

@@ -5,25 +5,24 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
 
 import psutil
 
-from ._common import Family
+from agent.wire import DataDir, DisksFacts, Filesystem
 
 # Read-only images (snaps) that would flood the list without saying anything about free space.
 _SKIPPED_FSTYPES = frozenset({"squashfs"})
 
 
-def collect(data_dir: Path | None = None) -> Family:
+def collect(data_dir: Path | None = None) -> DisksFacts:
     """Return mounted filesystems with their space, plus the space of `data_dir` when given."""
     data = _data_dir(data_dir) if data_dir is not None else None
-    keep = {"/", data["mountpoint"]} if data is not None else {"/"}
-    return {
-        "available": True,
-        "filesystems": [_describe(mount, *found) for mount, found in _partitions(keep).items()],
-        "data_dir": data,
-    }
+    keep = {"/", data.mountpoint or "/"} if data is not None else {"/"}
+    return DisksFacts(
+        available=True,
+        filesystems=[_describe(mount, *found) for mount, found in _partitions(keep).items()],
+        data_dir=data,
+    )
 
 
 def _partitions(keep: set[str]) -> dict[str, tuple[str, str]]:
@@ -39,26 +38,17 @@ def _partitions(keep: set[str]) -> dict[str, tuple[str, str]]:
     return dict(sorted(found.items()))
 
 
-def _describe(mountpoint: str, device: str, fstype: str) -> dict[str, Any]:
+def _describe(mountpoint: str, device: str, fstype: str) -> Filesystem:
     total, free = _space(Path(mountpoint))
-    return {
-        "device": device,
-        "mountpoint": mountpoint,
-        "fstype": fstype,
-        "total_bytes": total,
-        "free_bytes": free,
-    }
+    return Filesystem(device=device, mountpoint=mountpoint, fstype=fstype, total_bytes=total, free_bytes=free)
 
 
-def _data_dir(data_dir: Path) -> dict[str, Any]:
+def _data_dir(data_dir: Path) -> DataDir:
     existing = _existing(data_dir)
     total, free = _space(existing)
-    return {
-        "path": str(data_dir),
-        "mountpoint": str(_mount_of(existing)),
-        "total_bytes": total,
-        "free_bytes": free,
-    }
+    return DataDir(
+        path=str(data_dir), mountpoint=str(_mount_of(existing)), total_bytes=total, free_bytes=free
+    )
 
 
 def _space(path: Path) -> tuple[int | None, int | None]:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import psutil
 
-from ._common import Family
+from agent.wire import MemoryFacts
 
 
-def collect() -> Family:
+def collect() -> MemoryFacts:
     """Return total and available RAM and total swap, in bytes."""
     ram = psutil.virtual_memory()
-    return {
-        "available": True,
-        "total_bytes": ram.total,
-        "available_bytes": ram.available,
-        "swap_total_bytes": psutil.swap_memory().total,
-    }
+    return MemoryFacts(
+        available=True,
+        total_bytes=ram.total,
+        available_bytes=ram.available,
+        swap_total_bytes=psutil.swap_memory().total,
+    )

@@ -7,20 +7,20 @@ from typing import Any
 
 import psutil
 
-from ._common import Family
+from agent.wire import IpAddress, NetworkFacts, NetworkInterface
 
 
-def collect() -> Family:
+def collect() -> NetworkFacts:
     """Return every network interface, sorted by name."""
     addresses = psutil.net_if_addrs()
     stats = psutil.net_if_stats()
-    return {
-        "available": True,
-        "interfaces": [
-            {"name": name, **_link(stats.get(name)), **_addresses(addresses.get(name, []))}
+    return NetworkFacts(
+        available=True,
+        interfaces=[
+            NetworkInterface(name=name, **_link(stats.get(name)), **_addresses(addresses.get(name, [])))
             for name in sorted(set(addresses) | set(stats))
         ],
-    }
+    )
 
 
 def _link(stat: Any) -> dict[str, Any]:
@@ -40,5 +40,5 @@ def _addresses(own: list[Any]) -> dict[str, Any]:
     }
 
 
-def _address(addr: Any) -> dict[str, str | None]:
-    return {"address": addr.address, "netmask": addr.netmask}
+def _address(addr: Any) -> IpAddress:
+    return IpAddress(address=addr.address, netmask=addr.netmask)

@@ -7,14 +7,16 @@ life of the process.
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
 import threading
 from importlib import metadata
 
-from ._common import Family, unavailable
+from agent.wire import RuntimeFacts, favoured_precisions
+
+from . import cpu
+from ._common import unavailable
 
 PROBE_TIMEOUT_S = 20.0
 # ONNX Runtime ships under several distribution names, one per hardware build.
@@ -32,10 +34,10 @@ _PROBE = (
 )
 
 _lock = threading.Lock()
-_cached: Family | None = None
+_cached: RuntimeFacts | None = None
 
 
-def collect() -> Family:
+def collect() -> RuntimeFacts:
     """Return the runtime family, probing onnxruntime once per process."""
     global _cached
     with _lock:  # concurrent API requests must not start several probes
@@ -44,16 +46,19 @@ def collect() -> Family:
             if not final:
                 return result
             _cached = result
-        return copy.deepcopy(_cached)  # callers may edit their copy, never the cache
+        found = _cached.model_copy(deep=True)  # callers may edit their copy, never the cache
+    if found.available:
+        found.precision_by_provider = favoured_precisions(found.providers or [], cpu.int8_advice_here())
+    return found
 
 
-def _probe() -> tuple[Family, bool]:
+def _probe() -> tuple[RuntimeFacts, bool]:
     """Probe onnxruntime; the flag says whether the answer may be cached (not after a timeout)."""
     distribution = _installed_distribution()
     if distribution is None:
-        return unavailable("onnxruntime is not installed"), True
+        return unavailable(RuntimeFacts, "onnxruntime is not installed"), True
     if getattr(sys, "frozen", False):  # sys.executable is the agent itself, not an interpreter
-        return unavailable("a frozen agent build cannot probe onnxruntime"), True
+        return unavailable(RuntimeFacts, "a frozen agent build cannot probe onnxruntime"), True
     label = f"{distribution} {metadata.version(distribution)}"
     try:
         done = subprocess.run(
@@ -64,28 +69,28 @@ def _probe() -> tuple[Family, bool]:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return unavailable(f"importing {label} took longer than {PROBE_TIMEOUT_S:.0f} s"), False
+        return unavailable(RuntimeFacts, f"importing {label} took longer than {PROBE_TIMEOUT_S:.0f} s"), False
     except OSError as exc:
-        return unavailable(f"could not start a Python to probe {label}: {exc}"), False
+        return unavailable(RuntimeFacts, f"could not start a Python to probe {label}: {exc}"), False
     if done.returncode != 0:
-        return unavailable(f"{label} failed to import: {_last_line(done.stderr)}"), True
+        return unavailable(RuntimeFacts, f"{label} failed to import: {_last_line(done.stderr)}"), True
     return _parse_probe(_last_line(done.stdout), distribution), True
 
 
-def _parse_probe(line: str, distribution: str) -> Family:
+def _parse_probe(line: str, distribution: str) -> RuntimeFacts:
     """Read the probe's JSON line (the last one: a provider may print warnings first)."""
     try:
         found = json.loads(line)
         version, providers = str(found["version"]), [str(name) for name in found["providers"]]
     except (ValueError, KeyError, TypeError) as exc:
-        return unavailable(f"unexpected answer from the onnxruntime probe: {exc}")
-    return {
-        "available": True,
-        "name": "onnxruntime",
-        "distribution": distribution,
-        "version": version,
-        "providers": providers,
-    }
+        return unavailable(RuntimeFacts, f"unexpected answer from the onnxruntime probe: {exc}")
+    return RuntimeFacts(
+        available=True,
+        name="onnxruntime",
+        distribution=distribution,
+        version=version,
+        providers=providers,
+    )
 
 
 def _installed_distribution() -> str | None:

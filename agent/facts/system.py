@@ -8,7 +8,9 @@ from pathlib import Path
 
 import psutil
 
-from ._common import Family, read_text
+from agent.wire import KitIdentity, SystemFacts
+
+from ._common import read_text
 
 _DMI = Path("/sys/class/dmi/id")
 _DEVICE_TREE = Path("/proc/device-tree")
@@ -26,20 +28,20 @@ _DMI_PLACEHOLDERS = frozenset(
 )
 
 
-def collect() -> Family:
+def collect() -> SystemFacts:
     """Return OS, kernel, Python, hostname, boot time and kit vendor/model/serial/board."""
-    return {
-        "available": True,
-        "os": _os_name(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "hostname": socket.gethostname(),
-        "boot_time": psutil.boot_time(),
-        "kit": kit_identity(),
-    }
+    return SystemFacts(
+        available=True,
+        os=_os_name(),
+        kernel=platform.release(),
+        python=platform.python_version(),
+        hostname=socket.gethostname(),
+        boot_time=psutil.boot_time(),
+        kit=kit_identity(),
+    )
 
 
-def kit_identity() -> dict[str, str | None]:
+def kit_identity() -> KitIdentity:
     """Vendor, model, serial and board from DMI (x86), else from the device tree (ARM boards).
 
     The DMI serial is readable by root only; it is None when the agent runs unprivileged.
@@ -56,7 +58,7 @@ def kit_identity() -> dict[str, str | None]:
     if dmi["model"] is None:
         dmi["model"] = read_text(_DEVICE_TREE / "model")
         dmi["serial"] = dmi["serial"] or read_text(_DEVICE_TREE / "serial-number")
-    return dmi
+    return KitIdentity(**dmi)
 
 
 def _dmi(name: str) -> str | None:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import psutil
 
-from ._common import Family, unavailable
+from agent.wire import TemperatureSensor, ThermalFacts
+
+from ._common import unavailable
 
 
-def collect() -> Family:
+def collect() -> ThermalFacts:
     """Return each sensor reading in Celsius and the hottest current value."""
     readings = _readings()
     if not readings:
-        return unavailable("no temperature sensors reported")
-    return {"available": True, "sensors": readings, "max_c": _hottest(readings)}
+        return unavailable(ThermalFacts, "no temperature sensors reported")
+    return ThermalFacts(available=True, sensors=readings, max_c=_hottest(readings))
 
 
 def max_temperature_c() -> float | None:
@@ -22,23 +22,23 @@ def max_temperature_c() -> float | None:
     return _hottest(_readings())
 
 
-def _readings() -> list[dict[str, Any]]:
+def _readings() -> list[TemperatureSensor]:
     """psutil's sensors flattened to one entry per reading."""
     sensor = getattr(psutil, "sensors_temperatures", None)  # absent on some platforms
     groups = sensor() if sensor is not None else {}
     return [
-        {
-            "sensor": name,
-            "label": entry.label or None,
-            "current_c": entry.current,
-            "high_c": entry.high,
-            "critical_c": entry.critical,
-        }
+        TemperatureSensor(
+            sensor=name,
+            label=entry.label or None,
+            current_c=entry.current,
+            high_c=entry.high,
+            critical_c=entry.critical,
+        )
         for name, entries in sorted(groups.items())
         for entry in entries
     ]
 
 
-def _hottest(readings: list[dict[str, Any]]) -> float | None:
-    currents = [reading["current_c"] for reading in readings if reading["current_c"] is not None]
+def _hottest(readings: list[TemperatureSensor]) -> float | None:
+    currents = [reading.current_c for reading in readings if reading.current_c is not None]
     return max(currents, default=None)

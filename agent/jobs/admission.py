@@ -62,10 +62,8 @@ def _nvidia_gpus() -> int:
     # nvidia-smi can take seconds, so it is asked only when no setting says how many GPUs
     from agent.facts import accelerators
 
-    devices = accelerators.collect().get("devices", [])
-    return sum(
-        1 for d in devices if isinstance(d, dict) and d.get("vendor") == "NVIDIA" and d.get("kind") == "gpu"
-    )
+    devices = accelerators.collect().devices or []
+    return sum(1 for d in devices if d.vendor == "NVIDIA" and d.kind == "gpu")
 
 
 def total(resources: Iterable[Resources]) -> Resources:

@@ -2,24 +2,65 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 
-__all__ = ["Facts", "MetricSample", "Metrics"]
+from agent.wire.facts_families import (
+    AcceleratorsFacts,
+    CpuFacts,
+    DisksFacts,
+    FactRecord,
+    KitFacts,
+    MemoryFacts,
+    NetworkFacts,
+    PowerFacts,
+    ProviderPrecision,
+    RuntimeFacts,
+    SystemFacts,
+    ThermalFacts,
+)
+from agent.wire.facts_precision import favoured_precisions
+
+__all__ = ["FactFamilies", "Facts", "MetricSample", "Metrics"]
+
+
+class FactFamilies(FactRecord):
+    """Every family a kit reported; one the kit did not send is None, an unknown one is kept
+    as a plain mapping (`model_extra`) for a newer kit's families."""
+
+    cpu: CpuFacts | None = None
+    memory: MemoryFacts | None = None
+    disks: DisksFacts | None = None
+    accelerators: AcceleratorsFacts | None = None
+    runtime: RuntimeFacts | None = None
+    system: SystemFacts | None = None
+    network: NetworkFacts | None = None
+    power: PowerFacts | None = None
+    thermal: ThermalFacts | None = None
+    kit: KitFacts | None = Field(default=None, description="the name and kit model the agent is set up with")
+
+    def precision_by_provider(self) -> list[ProviderPrecision]:
+        """The precision each execution provider favours: as the kit said, or, from a kit too
+        old to say, by the same rule from its providers and CPU facts."""
+        runtime = self.runtime
+        if runtime is None or not runtime.available:
+            return []
+        if runtime.precision_by_provider is not None:
+            return runtime.precision_by_provider
+        return favoured_precisions(runtime.providers or [], self.cpu.int8 if self.cpu else None)
 
 
 class Facts(BaseModel):
-    """Hardware and software facts: one entry per family, each a plain mapping.
+    """Hardware and software facts: one entry per family.
 
     A family whose source is missing still appears, with `available: false`
-    and a `reason`, so the app can show what could not be read.
+    and a `reason`, so the app can show what could not be read. Send it with
+    `exclude_unset` so each family carries what its collector set, as before.
     """
 
     device_id: str
     name: str
-    collected_at: float
-    families: dict[str, dict[str, Any]]
+    collected_at: float = Field(description="when the kit read them, Unix epoch seconds")
+    families: FactFamilies
 
 
 class MetricSample(BaseModel):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from agent.wire import SCOPES
+from agent.wire import SCOPES, FactFamilies
 from app.cli.common import age, emit, open_fleet, say
+from app.cli.facts_text import facts_lines, when
 from app.cli.types import CommandFactory, Handler
 from app.fleet import summary
 from app.fleet.ops import FleetOps, KitView
@@ -118,7 +118,7 @@ _KITS_HEADER = (
 )
 
 
-def _kit_row(view: KitView, facts: tuple[dict[str, Any], float] | None) -> dict[str, Any]:
+def _kit_row(view: KitView, facts: tuple[FactFamilies, float] | None) -> dict[str, Any]:
     sample, snap = view.sample, view.snapshot
     return {
         "name": view.kit.name,
@@ -171,18 +171,18 @@ async def _facts(args: argparse.Namespace) -> int:
         "device_id": result.kit.device_id,
         "live": result.live,
         "collected_at": result.collected_at,
-        "families": result.families,
+        "families": result.families.wire(),
+        "precision_by_provider": [p.wire() for p in result.families.precision_by_provider()],
     }
     header = (
-        []
+        [f"{result.kit.name}: facts read {when(result.collected_at)}"]
         if result.live
         else [
             f"{result.kit.name} is offline; last-known facts from {age(result.collected_at)}",
             f"({result.detail})",
         ]
     )
-    lines = header + _int8_line(result.families) + _facts_lines(result.families)
-    emit(args, data, lines)
+    emit(args, data, header + facts_lines(result.families))
     return 0
 
 
@@ -195,25 +195,6 @@ async def _tag(args: argparse.Namespace) -> int:
         fleet.close()
     say(f"{kit.name}: {', '.join(tags) or 'no tags'}")
     return 0
-
-
-def _int8_line(families: dict[str, Any]) -> list[str]:
-    """The verdict a technician looks for before deploying: is INT8 worth it on this kit's CPU?"""
-    int8 = families.get("cpu", {}).get("int8")
-    if not isinstance(int8, dict):
-        return []
-    verdict = f"recommended ({int8.get('via')})" if int8.get("recommended") else "not recommended"
-    return [f"INT8 models: {verdict}. {int8.get('reason', '')}".rstrip()]
-
-
-def _facts_lines(families: dict[str, Any]) -> list[str]:
-    lines = []
-    for family, values in families.items():
-        lines.append(f"[{family}]")
-        for key, value in values.items():
-            shown = json.dumps(value) if isinstance(value, (dict, list)) else value
-            lines.append(f"  {key}: {shown}")
-    return lines
 
 
 HANDLERS: dict[str, Handler] = {

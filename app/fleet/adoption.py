@@ -12,6 +12,7 @@ import time
 from pydantic import ValidationError
 
 from agent.wire import (
+    FactFamilies,
     PairRequest,
     PairResponse,
     Scope,
@@ -183,7 +184,7 @@ class Adoption:
             token=token,
             token_id=token_id,
             scope=scope,
-            kit_model=str((facts.families.get("system", {}).get("kit") or {}).get("model") or ""),
+            kit_model=_kit_model(facts.families),
             agent_version=health.version,
             adopted_at=time.time(),
             last_seen_at=time.time(),
@@ -229,3 +230,9 @@ def _proves_code(answer: PairResponse, key: bytes, device_id: str, request: Pair
     )
     # compared as bytes: a rogue's confirm may hold any character
     return answer.device_id == device_id and hmac.compare_digest(expected.encode(), answer.confirm.encode())
+
+
+def _kit_model(families: FactFamilies) -> str:
+    """The kit model its firmware names (DMI or device tree), or empty."""
+    identity = families.system.kit if families.system else None
+    return (identity.model if identity else None) or ""

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.wire import AuditEntry, JobInfo, MetricSample, ModelInfo
+from agent.wire import AuditEntry, FactFamilies, JobInfo, MetricSample, ModelInfo
 from app.fleet.alerts import Alert, KitFigures, Thresholds, evaluate
 from app.fleet.audit import ChainStatus
 from app.fleet.client import KitClient
@@ -41,7 +41,7 @@ class Poll:
     samples: list[MetricSample] = field(default_factory=list)
     audit: list[AuditEntry] | None = None  # None: not read this round
     audit_note: str = ""
-    facts: dict[str, Any] | None = None  # read when the inventory has none for the kit yet
+    facts: FactFamilies | None = None  # read when the inventory has none for the kit yet
 
 
 @dataclass(frozen=True)

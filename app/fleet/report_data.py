@@ -4,9 +4,8 @@ and not on each other's internals."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from agent.wire import AuditEntry, MetricSample
+from agent.wire import AuditEntry, FactFamilies, MetricSample
 from app.fleet.alerts import Alert, Thresholds
 from app.fleet.ops import KitView
 
@@ -16,7 +15,7 @@ __all__ = ["FleetReport", "KitReport"]
 @dataclass(frozen=True)
 class KitReport:
     view: KitView
-    facts: dict[str, Any] | None
+    facts: FactFamilies | None
     facts_at: float | None
     history: list[MetricSample]
     audit: list[AuditEntry]

@@ -7,8 +7,9 @@ import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
+from agent.wire import FactFamilies
 from app.fleet.adoption import Adoption
 from app.fleet.audit import AppAudit
 from app.fleet.client import KitClient
@@ -42,7 +43,7 @@ class Verdict:
 @dataclass(frozen=True)
 class FactsResult:
     kit: Kit
-    families: dict[str, Any]
+    families: FactFamilies
     collected_at: float
     live: bool
     detail: str = ""

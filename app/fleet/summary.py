@@ -2,52 +2,84 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
-__all__ = ["accelerators", "cpu_model", "family", "gib", "int8_advice", "memory_gib", "os_name"]
+from agent.wire import FactFamilies, FactFamily
+
+__all__ = [
+    "accelerators",
+    "cpu_model",
+    "cpu_name",
+    "gib",
+    "int8_advice",
+    "logical_cores",
+    "memory_gib",
+    "os_name",
+    "readable",
+    "size",
+]
 
 GIB = 1 << 30
+F = TypeVar("F", bound=FactFamily)
 
 
-def family(families: dict[str, Any] | None, name: str) -> dict[str, Any]:
-    """A fact family when it could be read, else empty."""
-    value = (families or {}).get(name)
-    return value if isinstance(value, dict) and value.get("available", True) else {}
+def readable(family: F | None) -> F | None:
+    """A fact family when the kit could read it, else None."""
+    return family if family is not None and family.available else None
 
 
-def accelerators(families: dict[str, Any] | None) -> str:
-    found = family(families, "accelerators")
-    if not found:
+def accelerators(families: FactFamilies | None) -> str:
+    found = readable(families.accelerators if families else None)
+    if found is None:
         return ""
-    names = [str(d.get("name") or d.get("kind") or "device") for d in found.get("devices", [])]
+    names = [str(d.name or d.kind or "device") for d in found.devices or []]
     return ", ".join(names) if names else "none (CPU only)"
 
 
-def cpu_model(families: dict[str, Any] | None) -> str:
-    cpu = family(families, "cpu")
-    model = str(cpu.get("model") or "")
-    cores = cpu.get("logical_cores")
+def cpu_name(families: FactFamilies | None) -> str:
+    cpu = readable(families.cpu if families else None)
+    return (cpu.model if cpu else None) or ""
+
+
+def cpu_model(families: FactFamilies | None) -> str:
+    model = cpu_name(families)
+    cores = logical_cores(families)
     return f"{model} ({cores} threads)" if model and cores else model
 
 
-def memory_gib(families: dict[str, Any] | None) -> float | None:
-    total = family(families, "memory").get("total_bytes")
-    return total / GIB if isinstance(total, (int, float)) else None
+def logical_cores(families: FactFamilies | None) -> int | None:
+    cpu = readable(families.cpu if families else None)
+    return cpu.logical_cores if cpu else None
 
 
-def int8_advice(families: dict[str, Any] | None) -> str:
-    advice = family(families, "cpu").get("int8")
-    if not isinstance(advice, dict):
+def memory_gib(families: FactFamilies | None) -> float | None:
+    memory = readable(families.memory if families else None)
+    total = memory.total_bytes if memory else None
+    return total / GIB if total is not None else None
+
+
+def int8_advice(families: FactFamilies | None) -> str:
+    cpu = readable(families.cpu if families else None)
+    advice = cpu.int8 if cpu else None
+    if advice is None:
         return ""
-    if advice.get("recommended"):
-        return f"recommended ({advice['via']})" if advice.get("via") else "recommended"
+    if advice.recommended:
+        return f"recommended ({advice.via})" if advice.via else "recommended"
     return "not recommended"
 
 
-def os_name(families: dict[str, Any] | None) -> str:
-    system = family(families, "system")
-    return str(system.get("os_pretty") or system.get("os") or system.get("platform") or "")
+def os_name(families: FactFamilies | None) -> str:
+    system = readable(families.system if families else None)
+    return (system.os if system else None) or ""
 
 
 def gib(value: float | None, digits: int = 1) -> str:
     return "" if value is None else f"{value / GIB:.{digits}f} GiB"
+
+
+def size(value: float) -> str:
+    """Bytes in the largest binary unit that keeps one digit before the point: "15.6 GiB"."""
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value:.0f} B"

@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
-from agent.wire import format_device_id
+from agent.wire import FactFamilies, format_device_id
+from app.fleet import summary
 from app.fleet.discovery import Announcement
 from app.fleet.inventory import Kit
 from app.fleet.ops import KitView
@@ -61,7 +62,7 @@ class KitRow:
     marking: Marking = "unadopted"
     kit: Kit | None = None
     status: str = ""  # the last KitStatus.status, "" until the first poll answers
-    families: dict[str, Any] | None = None
+    families: FactFamilies | None = None
     facts_collected_at: float = 0.0
     view: KitView | None = None  # figures, models, jobs, alerts and tags from the last poll
 
@@ -94,7 +95,7 @@ class KitRow:
     def with_status(self, status: KitStatus) -> KitRow:
         return replace(self, kit=status.kit, status=status.status, marking="adopted")
 
-    def with_facts(self, families: dict[str, Any], collected_at: float) -> KitRow:
+    def with_facts(self, families: FactFamilies, collected_at: float) -> KitRow:
         return replace(self, families=families, facts_collected_at=collected_at)
 
     def with_view(self, view: KitView) -> KitRow:
@@ -111,9 +112,10 @@ class KitRow:
         cells = tuple(cell_text(self, c) for c in range(len(COLUMNS)) if COLUMNS[c] != "Status")
         return self.row_status, seen, cells, self.facts_collected_at, self.stale
 
-    def family(self, name: str) -> dict[str, Any]:
-        value = (self.families or {}).get(name)
-        return value if isinstance(value, dict) and value.get("available", True) else {}
+    @property
+    def has_facts(self) -> bool:
+        """Whether the kit has said anything about its hardware yet."""
+        return self.families is not None and bool(self.families.wire())
 
 
 def age_text(ts: float | None, now: float | None = None) -> str:
@@ -148,30 +150,12 @@ def _hint(row: KitRow, field: str) -> str:
     return value or (getattr(row.announcement, field, "") if row.announcement else "")
 
 
-def _memory_gib(row: KitRow) -> float | None:
-    total = row.family("memory").get("total_bytes")
-    return total / 2**30 if isinstance(total, (int, float)) else None
-
-
-def _accelerators(row: KitRow) -> str:
-    family = row.family("accelerators")
-    if not family:
-        return ""
-    names = [str(d.get("name") or d.get("kind") or "device") for d in family.get("devices", [])]
-    return ", ".join(names) if names else "none (CPU only)"
-
-
-def _int8(row: KitRow) -> str:
-    advice = row.family("cpu").get("int8")
-    if not isinstance(advice, dict):
-        return ""
-    if advice.get("recommended"):
-        return f"recommended ({advice['via']})" if advice.get("via") else "recommended"
-    return "not recommended"
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
 
 
 def _memory_text(row: KitRow) -> str:
-    gib = _memory_gib(row)
+    gib = summary.memory_gib(row.families)
     return "" if gib is None else f"{gib:.1f}"
 
 
@@ -217,11 +201,11 @@ _TEXT: dict[str, Callable[[KitRow], str]] = {
     "Kit model": lambda row: _hint(row, "kit_model"),
     "Address": _address,
     "Agent version": lambda row: _hint(row, "agent_version"),
-    "CPU": lambda row: str(row.family("cpu").get("model") or ""),
-    "Cores": lambda row: str(row.family("cpu").get("logical_cores", "")),
+    "CPU": lambda row: summary.cpu_name(row.families),
+    "Cores": lambda row: _text(summary.logical_cores(row.families)),
     "Memory (GiB)": _memory_text,
-    "Accelerators": _accelerators,
-    "INT8": _int8,
+    "Accelerators": lambda row: summary.accelerators(row.families),
+    "INT8": lambda row: summary.int8_advice(row.families),
 }
 
 
@@ -249,9 +233,9 @@ def cell_sort(row: KitRow, column: int) -> str | float:
         alerts = row.view.alerts if row.view else []
         return float(sum(3 if a.severity == "critical" else 1 for a in alerts))
     if COLUMNS[column] == "Cores":
-        cores = row.family("cpu").get("logical_cores")
-        return float(cores) if isinstance(cores, int) else -1.0
+        cores = summary.logical_cores(row.families)
+        return float(cores) if cores is not None else -1.0
     if COLUMNS[column] == "Memory (GiB)":
-        gib = _memory_gib(row)
+        gib = summary.memory_gib(row.families)
         return -1.0 if gib is None else gib
     return cell_text(row, column).lower()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QTreeWidget, QVBoxLayout, QWidget
 
-from agent.wire import format_device_id
+from agent.wire import FactFamilies, format_device_id
 from app.gui._qt import timer
 from app.gui.tables.kit_row import COLUMNS, KitRow, age_text, cell_text
 from app.gui.tabs.facts_tree import family_items
@@ -57,12 +57,12 @@ class DetailsPane(QWidget):
         self.title.setText(_title(row))
         self._update_banner()
         self._update_placeholder()
-        facts = (row.device_id, row.facts_collected_at) if row and row.families else None
+        facts = (row.device_id, row.facts_collected_at) if row and row.has_facts else None
         if facts != self._shown_facts:
             self._fill_tree(row.families if row and facts else None)
             self._shown_facts = facts
 
-    def _fill_tree(self, families: dict[str, object] | None) -> None:
+    def _fill_tree(self, families: FactFamilies | None) -> None:
         self.tree.clear()
         self.tree.setVisible(families is not None)
         if families is None:
@@ -73,7 +73,7 @@ class DetailsPane(QWidget):
 
     def _update_banner(self) -> None:
         row = self._row
-        away = _AWAY.get(row.row_status) if row and row.families else None
+        away = _AWAY.get(row.row_status) if row and row.has_facts else None
         if row is not None and away is not None:
             self.banner.setText(f"{away} — showing facts from {age_text(row.facts_collected_at)}")
         self.banner.setVisible(away is not None)
@@ -97,7 +97,7 @@ class DetailsPane(QWidget):
                 "This kit is not adopted yet. Adopt it (Fleet ▸ Adopt…) with the pairing "
                 "code it shows to read its hardware."
             )
-        elif not row.families:
+        elif not row.has_facts:
             text = (
                 "Reading facts…"
                 if row.row_status == "online"

@@ -9,6 +9,8 @@ from typing import Any
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QTreeWidgetItem
 
+from agent.wire import FactFamilies
+
 __all__ = ["FAMILY_LABELS", "family_items", "format_value"]
 
 # The order a technician asks in: what computes, what stores, what runs, what surrounds it.
@@ -26,11 +28,14 @@ FAMILY_LABELS = {
 }
 _UNAVAILABLE = QColor("#6c757d")
 # Keys naming the items of a list of mappings, so "eth0" shows rather than "[0]".
-_ITEM_NAMES = ("name", "mountpoint", "device", "address", "label")
+_ITEM_NAMES = ("name", "mountpoint", "device", "address", "label", "provider")
+# Keys whose value sums a list item up beside its name (a provider's favoured precision).
+_ITEM_VALUES = ("precision",)
 
 
-def family_items(families: Mapping[str, Any]) -> list[QTreeWidgetItem]:
+def family_items(typed: FactFamilies) -> list[QTreeWidgetItem]:
     """One top-level item per family, known families first in a fixed order."""
+    families = typed.wire()  # shown as the kit sent them, with any family newer than this app
     order = [f for f in FAMILY_LABELS if f in families] + sorted(
         f for f in families if f not in FAMILY_LABELS
     )
@@ -85,7 +90,7 @@ def _list_item(position: int, value: Any) -> QTreeWidgetItem:
     if not isinstance(value, Mapping):
         return QTreeWidgetItem([f"[{position}]", format_value("", value)])
     name = next((str(value[k]) for k in _ITEM_NAMES if value.get(k)), f"[{position}]")
-    item = QTreeWidgetItem([name, ""])
+    item = QTreeWidgetItem([name, next((str(value[k]) for k in _ITEM_VALUES if value.get(k)), "")])
     item.addChildren(_children(value))
     return item
 

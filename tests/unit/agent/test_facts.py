@@ -13,6 +13,8 @@ import pytest
 
 from agent import facts
 from agent.facts import accelerators, cpu, power, runtime, thermal
+from agent.wire import CpuFacts, FactFamilies, RuntimeFacts
+from tests.unit.agent.test_facts_models import extra_keys
 
 X86_CPUINFO = """\
 processor\t: 0
@@ -66,7 +68,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def all_facts(data_dir: Path) -> dict[str, dict[str, Any]]:
-    return facts.collect_all(data_dir=data_dir)
+    return facts.collect_all(data_dir=data_dir).wire()
 
 
 def test_every_family_reports_availability(all_facts: dict[str, dict[str, Any]]) -> None:
@@ -113,7 +115,7 @@ def test_disks_include_the_data_dir_filesystem(
 
 
 def test_disks_report_a_data_dir_not_created_yet(tmp_path: Path) -> None:
-    data = facts.collect_family("disks", data_dir=tmp_path / "not" / "yet")["data_dir"]
+    data = facts.collect_family("disks", data_dir=tmp_path / "not" / "yet").wire()["data_dir"]
     assert data["path"].endswith("yet")
     assert data["free_bytes"] <= data["total_bytes"]
 
@@ -126,14 +128,15 @@ def test_runtime_lists_the_cpu_provider(all_facts: dict[str, dict[str, Any]]) ->
 
 
 def test_runtime_probe_runs_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    def probe_again() -> tuple[dict[str, Any], bool]:
+    def probe_again() -> tuple[RuntimeFacts, bool]:
         raise AssertionError("onnxruntime probed a second time")
 
     runtime.collect()  # warm the cache
     monkeypatch.setattr(runtime, "_probe", probe_again)
     first = runtime.collect()
-    first["providers"].clear()  # a caller's copy, not the cache
-    assert "CPUExecutionProvider" in runtime.collect()["providers"]
+    assert first.providers is not None
+    first.providers.clear()  # a caller's copy, not the cache
+    assert "CPUExecutionProvider" in (runtime.collect().providers or [])
 
 
 def test_network_includes_loopback(all_facts: dict[str, dict[str, Any]]) -> None:
@@ -204,7 +207,7 @@ def _fake_nvidia_smi(root: Path, script: str) -> None:
 
 
 def test_accelerators_from_pci(fake_pci: Path) -> None:
-    family = accelerators.collect()
+    family = accelerators.collect().wire()
     found = {(dev["vendor"], dev["kind"]) for dev in family["devices"]}
     assert found == {("NVIDIA", "gpu"), ("Hailo", "accelerator")}
     assert family["problems"] == []
@@ -212,7 +215,7 @@ def test_accelerators_from_pci(fake_pci: Path) -> None:
 
 def test_accelerators_prefer_nvidia_smi(fake_pci: Path) -> None:
     _fake_nvidia_smi(fake_pci, 'echo "NVIDIA GeForce RTX 3090, 24576, 550.54.14, GPU-5f3e"')
-    gpu, hailo = accelerators.collect()["devices"]
+    gpu, hailo = accelerators.collect().wire()["devices"]
     assert gpu["name"] == "NVIDIA GeForce RTX 3090"
     assert gpu["memory_bytes"] == 24576 * 1024 * 1024
     assert (gpu["driver"], gpu["uuid"], gpu["source"]) == ("550.54.14", "GPU-5f3e", "nvidia-smi")
@@ -221,9 +224,17 @@ def test_accelerators_prefer_nvidia_smi(fake_pci: Path) -> None:
 
 def test_accelerators_report_a_broken_nvidia_smi(fake_pci: Path) -> None:
     _fake_nvidia_smi(fake_pci, 'echo "NVIDIA-SMI has failed: no driver"; exit 9')
-    family = accelerators.collect()
+    family = accelerators.collect().wire()
     assert family["problems"] == ["nvidia-smi failed: NVIDIA-SMI has failed: no driver"]
     assert {dev["source"] for dev in family["devices"]} == {"pci"}
+
+
+def test_every_accelerator_source_fits_the_model(fake_pci: Path) -> None:
+    _write_tree(fake_pci / "usb", {"1-1/idVendor": "18d1", "1-1/idProduct": "9302"})
+    _fake_nvidia_smi(fake_pci, 'echo "NVIDIA A2, 15356, 550.54.14, GPU-1"')
+    family = accelerators.collect()
+    assert {dev.source for dev in family.devices or []} == {"nvidia-smi", "pci", "usb"}
+    assert extra_keys(family) == []
 
 
 Temperature = namedtuple("Temperature", "label current high critical")
@@ -239,7 +250,9 @@ def test_thermal_flattens_sensors(monkeypatch: pytest.MonkeyPatch) -> None:
         "nvme": [Temperature("Composite", 44.9, 84.8, 84.8)],
     }
     monkeypatch.setattr(psutil, "sensors_temperatures", lambda: sensors, raising=False)
-    family = thermal.collect()
+    typed = thermal.collect()
+    assert extra_keys(typed) == []
+    family = typed.wire()
     assert family["max_c"] == thermal.max_temperature_c() == 61.0
     assert family["sensors"][1] == {
         "sensor": "coretemp",
@@ -254,7 +267,9 @@ def test_power_on_battery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     _write_tree(tmp_path, {"AC/type": "Mains", "AC/online": "0", "BAT0/type": "Battery"})
     monkeypatch.setattr(power, "POWER_SUPPLY", tmp_path)
     monkeypatch.setattr(psutil, "sensors_battery", lambda: Battery(42, 3600, False), raising=False)
-    family = power.collect()
+    typed = power.collect()
+    assert extra_keys(typed) == []
+    family = typed.wire()
     assert family["on_ac"] is False
     assert family["battery"] == {
         "available": True,
@@ -269,27 +284,29 @@ def test_power_on_ac_has_no_time_left(tmp_path: Path, monkeypatch: pytest.Monkey
     unlimited = Battery(100, psutil.POWER_TIME_UNLIMITED, True)
     monkeypatch.setattr(power, "POWER_SUPPLY", tmp_path)
     monkeypatch.setattr(psutil, "sensors_battery", lambda: unlimited, raising=False)
-    family = power.collect()
+    family = power.collect().wire()
     assert family["on_ac"] is True
     assert family["battery"]["secs_left"] is None
 
 
 def test_failing_collector_degrades(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken() -> dict[str, Any]:
+    def broken() -> CpuFacts:
         raise PermissionError("/proc/cpuinfo is hidden")
 
     monkeypatch.setattr(cpu, "collect", broken)
-    assert facts.collect_family("cpu") == {
-        "available": False,
-        "reason": "PermissionError: /proc/cpuinfo is hidden",
-    }
-    assert facts.collect_all()["memory"]["available"]
+    family = facts.collect_family("cpu")
+    assert isinstance(family, CpuFacts)
+    assert family.wire() == {"available": False, "reason": "PermissionError: /proc/cpuinfo is hidden"}
+    everything = facts.collect_all()
+    assert isinstance(everything, FactFamilies)
+    assert everything.memory is not None
+    assert everything.memory.available
 
 
 def test_unknown_family_is_unavailable() -> None:
     family = facts.collect_family("gpu")
-    assert family["available"] is False
-    assert "cpu" in family["reason"]
+    assert family.available is False
+    assert "cpu" in (family.reason or "")
 
 
 def test_parse_x86_cpuinfo() -> None:
@@ -329,6 +346,6 @@ def test_parse_empty_cpuinfo() -> None:
 )
 def test_int8_advice(arch: str, flags: set[str], via: str | None) -> None:
     advice = cpu.int8_advice(arch, flags)
-    assert advice["via"] == via
-    assert advice["accelerated"] is advice["recommended"] is (via is not None)
-    assert advice["reason"].endswith(".")
+    assert advice.via == via
+    assert advice.accelerated is advice.recommended is (via is not None)
+    assert (advice.reason or "").endswith(".")

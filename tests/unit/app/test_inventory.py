@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.wire import format_device_id
+from agent.wire import FactFamilies, format_device_id
 from app.fleet.errors import KitNotFound
 from app.fleet.inventory import _MIGRATIONS, DB_FILE, Inventory
 from tests.unit.app.samples import make_kit
@@ -178,22 +178,22 @@ def test_resolve_of_an_ambiguous_prefix_names_the_candidates(stocked: Inventory)
 
 def test_facts_read_back_with_their_time(inventory: Inventory) -> None:
     inventory.save(make_kit(ALPHA, "Alpha"))
-    facts = {"cpu": {"available": True, "cores": 8}, "thermal": {"available": False, "reason": "none"}}
+    facts = {"cpu": {"available": True, "logical_cores": 8}, "thermal": {"available": False, "reason": "no"}}
     before = time.time()
-    inventory.save_facts(ALPHA, facts)
+    inventory.save_facts(ALPHA, FactFamilies.model_validate(facts))
     known = inventory.last_facts(ALPHA)
     assert known is not None
-    assert known[0] == facts
+    assert known[0].wire() == facts
     assert before <= known[1] <= time.time()
 
 
 def test_newer_facts_replace_older(inventory: Inventory) -> None:
     inventory.save(make_kit(ALPHA, "Alpha"))
-    inventory.save_facts(ALPHA, {"cpu": {"cores": 4}})
-    inventory.save_facts(ALPHA, {"cpu": {"cores": 8}})
+    inventory.save_facts(ALPHA, FactFamilies.model_validate({"cpu": {"logical_cores": 4}}))
+    inventory.save_facts(ALPHA, FactFamilies.model_validate({"cpu": {"logical_cores": 8}}))
     known = inventory.last_facts(ALPHA)
     assert known is not None
-    assert known[0] == {"cpu": {"cores": 8}}
+    assert known[0].wire() == {"cpu": {"logical_cores": 8}}
 
 
 def test_no_facts_yet_is_none(inventory: Inventory) -> None:
