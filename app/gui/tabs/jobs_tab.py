@@ -150,8 +150,11 @@ class JobsTab(QWidget):
         snapshot = row.view.snapshot if row.view is not None else None
         if snapshot is None:
             return
+        first = not self.model.stale
         self.model.set_jobs(snapshot.jobs)
         self.model.set_stale(True)
+        if first:  # the live list was fitted when read; this one not yet
+            self.table.resizeColumnsToContents()
         self.message.setText(
             f"{self._name} is not online: greyed below is its queue as it was "
             f"{age_text(snapshot.taken_at)} (last known). The kit keeps working on it meanwhile."

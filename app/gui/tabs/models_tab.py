@@ -15,7 +15,7 @@ from agent.wire import ModelInfo
 from app.fleet.deploy import DeployOutcome
 from app.gui.bridges.models_bridge import ModelsBridge
 from app.gui.dialogs.prompts import Prompts
-from app.gui.tables.kit_row import KitRow
+from app.gui.tables.kit_row import KitRow, age_text
 from app.gui.tables.models_table import ModelsTableModel, VersionRow
 from app.gui.tables.rows import row_view
 
@@ -83,14 +83,33 @@ class ModelsTab(QWidget):
         self._name = row.name if row is not None else ""
         if changed:
             self.model.set_models([])
+            self.model.set_stale(False)
             self.message.setText(_idle_text(row))
         elif went_away:
             self.message.setText(
                 f"{self._name} is not online; the list is what it held when it last answered."
             )
+        if row is not None and device is not None and not online:
+            self._show_last_known(row)
         if online and (changed or came_back):
             self.reload()
         self._update_buttons()
+
+    def _show_last_known(self, row: KitRow) -> None:
+        """A kit that is away: the models it last told of, greyed, with the age of what is shown."""
+        snapshot = row.view.snapshot if row.view is not None else None
+        if snapshot is None:
+            return
+        first = not self.model.stale
+        self.model.set_models(snapshot.models)
+        self.model.set_stale(True)
+        if first:  # the live list was fitted when read; this one not yet
+            self.table.resizeColumnsToContents()
+        self.message.setText(
+            f"{self._name} is not online: greyed below are the models it held "
+            f"{age_text(snapshot.taken_at)} (last known). Activate, Roll back and Delete "
+            "need the kit online."
+        )
 
     @Slot()
     def reload(self) -> None:
@@ -103,6 +122,7 @@ class ModelsTab(QWidget):
         if device_id != self._device:
             return
         self.model.set_models(infos)
+        self.model.set_stale(False)
         self.table.resizeColumnsToContents()
         versions = sum(len(info.versions) for info in infos)
         self.message.setText(

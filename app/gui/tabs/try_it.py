@@ -21,7 +21,7 @@ from app.fleet.inference import InferAnswer
 from app.gui.bridges.models_bridge import ModelsBridge
 from app.gui.charts.picture import PictureView
 from app.gui.dialogs.prompts import Prompts
-from app.gui.tables.kit_row import KitRow
+from app.gui.tables.kit_row import KitRow, age_text
 from app.gui.tables.results_table import ResultsTable, summary_text
 
 __all__ = ["Choice", "TryItPanel", "model_choices"]
@@ -40,11 +40,16 @@ class TryItPanel(QWidget):
         self._online = False
         self._running = False  # one request at a time, whatever polls change meanwhile
         self._input: Path | None = None
+        self._row: KitRow | None = None
         self.model_combo = QComboBox()
         self.model_combo.setMinimumContentsLength(24)
         self.input_label = QLabel("no image chosen")
         self.choose_button = QPushButton("Choose &image…")
         self.run_button = QPushButton("&Run")
+        self.note = QLabel()  # why the model list is what it is (empty, or last-known)
+        self.note.setWordWrap(True)
+        self.note.setTextFormat(Qt.TextFormat.PlainText)
+        self._listed = False  # the kit answered a model list since it was selected
         self.summary = QLabel()
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.picture = PictureView()
@@ -66,6 +71,7 @@ class TryItPanel(QWidget):
         split.setSizes([520, 480])
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
+        layout.addWidget(self.note)
         layout.addWidget(self.summary)
         layout.addWidget(split, 1)
 
@@ -87,19 +93,56 @@ class TryItPanel(QWidget):
             self.results.clear_answer()
             self.summary.setText("")
             self.picture.clear_picture("Choose a model and an image, then Run.")
+            self._listed = False
         self._online = row is not None and row.row_status == "online"
+        self._row = row
+        snapshot = row.view.snapshot if row is not None and row.view is not None else None
+        if snapshot is not None and (not self._online or not self._listed):
+            self._fill(snapshot.models)  # last known until the kit lists them again
+        self.note.setText(self._note(row, snapshot.taken_at if snapshot else None))
         self._update_run()
+
+    def _note(self, row: KitRow | None, known_at: float | None) -> str:
+        if row is None:
+            return ""
+        if row.kit is None:
+            return "This kit is not adopted yet. Adopt it to try its models."
+        if not self._online and known_at is not None:
+            return (
+                f"{row.name} is not online: the models listed are those it held "
+                f"{age_text(known_at)} (last known). Run needs the kit online."
+            )
+        if not self._online:
+            return f"{row.name} is not online and has not listed its models yet; they show once it answers."
+        if self.model_combo.count() == 0:
+            return (
+                f"No models on {row.name} yet. Deploy one with Models ▸ Deploy… (Ctrl+Shift+D)."
+                if self._listed
+                else f"Reading the models on {row.name}…"
+            )
+        return ""
 
     @Slot(str, object)
     def _on_models(self, device_id: str, infos: list[ModelInfo]) -> None:
         if device_id != self._device:
             return
-        keep = self.model_combo.currentData()
-        self.model_combo.clear()
-        for text, choice in model_choices(infos):
-            self.model_combo.addItem(text, choice)
-        self.model_combo.setCurrentIndex(max(self._position(keep), 0))
+        self._listed = True
+        self._fill(infos)
+        if self._online:
+            self.note.setText(self._note(self._row, None))
         self._update_run()
+
+    def _fill(self, infos: list[ModelInfo]) -> None:
+        """Offer `infos`, keeping the model chosen; nothing changes when the choices are the same."""
+        choices = model_choices(infos)
+        combo = self.model_combo
+        if [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())] == choices:
+            return
+        keep = combo.currentData()
+        combo.clear()
+        for text, choice in choices:
+            combo.addItem(text, choice)
+        combo.setCurrentIndex(max(self._position(keep), 0))
 
     def select_model(self, name: str, version: str | None = None) -> None:
         self.model_combo.setCurrentIndex(self._position((name, version)))
