@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from agent.models.infer import dynamic_batch, is_tensor, run_prepared
-from agent.toolkit.images import decode_image, from_pixels, to_pixels
+from agent.toolkit.images import Placement, decode_image, from_pixels, to_pixels
 from agent.wire import InferResult, Manifest
 
 __all__ = ["Batcher", "ImageBatcher", "Ticket", "async_infer_image"]
@@ -273,7 +273,7 @@ def _resolve(answers: Sequence[tuple[asyncio.Future[Out], Out | BaseException]])
 
 
 _Image = tuple[bytes, str | None, int]  # a request's body, content type and top_k
-_Prepared = tuple[np.ndarray, tuple[float, float], int]  # resized pixels, scale, top_k
+_Prepared = tuple[np.ndarray, Placement, int]  # resized pixels, where the image sits in them, top_k
 ImageBatcher = Batcher[_Image, _Prepared, InferResult]
 
 

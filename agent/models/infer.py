@@ -11,11 +11,10 @@ import numpy as np
 from PIL import Image
 
 from agent.errors import Invalid, Unsupported
-from agent.models.postprocess import decode_yolo_batch
-from agent.models.postprocess import top_k as best_classes
+from agent.models import decode
 from agent.models.preprocess import NPY_MAGIC, check_tensor, load_npy
-from agent.toolkit.images import decode_image, media_type, to_tensor
-from agent.wire import DetectionSpec, InferResult, Manifest
+from agent.toolkit.images import Placement, decode_image, media_type, to_tensor
+from agent.wire import InferResult, Manifest
 
 __all__ = [
     "MAX_BATCH",
@@ -115,18 +114,19 @@ def dynamic_batch(session: Any, manifest: Manifest) -> bool:
 def _infer_images(
     session: Any, manifest: Manifest, images: Sequence[Image.Image], top_k: int
 ) -> list[InferResult]:
-    batch, scales = to_tensor(images, manifest.input, manifest.normalisation)
-    return run_prepared(session, manifest, batch, scales, top_k)
+    batch, placements = to_tensor(images, manifest.input, manifest.normalisation)
+    return run_prepared(session, manifest, batch, placements, top_k)
 
 
 def run_prepared(
-    session: Any, manifest: Manifest, batch: np.ndarray, scales: Sequence[tuple[float, float]], top_k: int = 5
+    session: Any, manifest: Manifest, batch: np.ndarray, placements: Sequence[Placement], top_k: int = 5
 ) -> list[InferResult]:
-    """Results for a batch already made by `preprocess.to_tensor` (or `to_input` + `stack`),
-    in one session.run; batch jobs prepare images on their own threads and come in here."""
+    """Results for a batch already made by `images.to_tensor` (or `to_input` + `stack`), in
+    one session.run; batch jobs and the batcher prepare images on their own threads and come in
+    here. Each placement maps its image's boxes back to its pixels."""
     check_tensor(batch, model_input(session, manifest))
     outputs, latency_ms = _run(session, manifest.input.name, batch)
-    return _results(manifest, outputs, scales, latency_ms / len(scales), top_k)
+    return _results(manifest, outputs, placements, latency_ms / len(placements), top_k)
 
 
 def _infer_tensor(
@@ -142,7 +142,8 @@ def _infer_tensor(
     outputs, latency_ms = _run(session, manifest.input.name, tensor)
     if manifest.task == "raw":
         return None, outputs
-    return _results(manifest, outputs, [(1.0, 1.0)], latency_ms, top_k)[0], None
+    placement = Placement.identity(manifest.input.width, manifest.input.height)  # boxes in input pixels
+    return _results(manifest, outputs, [placement], latency_ms, top_k)[0], None
 
 
 def _run(session: Any, input_name: str, tensor: np.ndarray) -> tuple[Tensors, float]:
@@ -155,10 +156,9 @@ def _run(session: Any, input_name: str, tensor: np.ndarray) -> tuple[Tensors, fl
 
 
 def _results(
-    manifest: Manifest, outputs: Tensors, scales: Sequence[tuple[float, float]], latency_ms: float, top_k: int
+    manifest: Manifest, outputs: Tensors, placements: Sequence[Placement], latency_ms: float, top_k: int
 ) -> list[InferResult]:
-    """The answer for each item of the batch, from the model's first output."""
-    first = next(iter(outputs.values()))
+    """The answer for each item of the batch, decoded as the manifest's task and family say."""
     results = [
         InferResult(
             model=manifest.name,
@@ -167,16 +167,14 @@ def _results(
             task=manifest.task,
             latency_ms=latency_ms,
         )
-        for _ in scales
+        for _ in placements
     ]
     if manifest.task == "classification":
-        for result, row in zip(results, first[: len(scales)], strict=True):
-            result.classes = best_classes(row, manifest.labels, top_k)
+        for result, classes in zip(
+            results, decode.classes(manifest, outputs, len(placements), top_k), strict=True
+        ):
+            result.classes = classes
     else:
-        size = (manifest.input.width, manifest.input.height)
-        found = decode_yolo_batch(
-            first[: len(scales)], manifest.detection or DetectionSpec(), manifest.labels, scales, size
-        )
-        for result, detections in zip(results, found, strict=True):
+        for result, detections in zip(results, decode.detections(manifest, outputs, placements), strict=True):
             result.detections = detections
     return results

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.models import decode
 from agent.toolkit import onnxfile
 from agent.toolkit.errors import Refusal
 from agent.toolkit.hashing import sha256_file
@@ -124,20 +125,34 @@ def _check_signature(session: Any, manifest: Manifest) -> None:
 
 
 def _check_outputs(session: Any, manifest: Manifest) -> None:
-    first = list(session.get_outputs()[0].shape)
-    classes = len(manifest.labels)
-    last = first[-1] if first else None
-    if manifest.task == "classification" and classes and isinstance(last, int) and last != classes:
-        raise VerificationFailed(f"the model scores {last} classes, the manifest lists {classes} labels")
-    if manifest.task == "detection":
-        if len(first) != 3:
-            raise VerificationFailed(
-                f"a YOLO-style detector outputs [N, boxes, 5 + classes]; this model outputs shape {first}"
-            )
-        if classes and isinstance(last, int) and last != 5 + classes:
-            raise VerificationFailed(
-                f"the detector outputs {last} values per box, expected 5 + {classes} labels"
-            )
+    """The outputs agree with the manifest's task and family: the shapes the file declares, then,
+    when some are free (dynamic axes), the shapes one run at the manifest's input size gives."""
+    if manifest.task == "raw":
+        return
+    declared = {o.name: list(o.shape) for o in session.get_outputs()}
+    _agree(manifest, declared)
+    if all(isinstance(d, int) for shape in declared.values() for d in shape):
+        return
+    model_input = session.get_inputs()[0]
+    spec = manifest.input
+    sizes = {1: spec.channels, 2: spec.height, 3: spec.width}
+    if spec.layout == "NHWC":
+        sizes = {1: spec.height, 2: spec.width, 3: spec.channels}
+    data = seeded_input(model_input, spec.dtype, 0, sizes)
+    try:
+        values = session.run(None, {model_input.name: data})
+    except Exception as exc:  # ONNX Runtime raises its own types; the model's fault, not ours
+        raise VerificationFailed(
+            f"the model fails on an input of the manifest's size {list(data.shape)}: {_first_line(exc)}"
+        ) from None
+    _agree(manifest, {name: list(value.shape) for name, value in zip(declared, values, strict=True)})
+
+
+def _agree(manifest: Manifest, shapes: dict[str, list[Any]]) -> None:
+    try:
+        decode.check_outputs(manifest, shapes)
+    except Refusal as exc:
+        raise VerificationFailed(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
 
 
 def _first_line(exc: Exception) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -18,8 +19,11 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "IMAGE_TYPES",
     "MAX_PIXELS",
+    "PAD_VALUE",
+    "Placement",
     "decode_image",
     "from_pixels",
+    "letterbox_geometry",
     "media_type",
     "stack",
     "to_input",
@@ -38,7 +42,24 @@ IMAGE_TYPES = {
     "image/webp": "WEBP",
 }
 MAX_PIXELS = 50_000_000  # a few KB of PNG can declare gigapixels: refuse before decoding
-_Scale = tuple[float, float]
+PAD_VALUE = 114  # Ultralytics' letterbox grey
+
+
+class Placement(NamedTuple):
+    """Where an image sits in the model's input, to map boxes back to the image's pixels:
+    x_image = (x_input - pad_x) * scale_x, clipped to [0, width]; likewise y."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+    width: float
+    height: float
+
+    @classmethod
+    def identity(cls, width: float, height: float) -> Placement:
+        """A tensor sent as is: boxes stay in the input's pixels."""
+        return cls(1.0, 1.0, 0.0, 0.0, float(width), float(height))
 
 
 def media_type(content_type: str | None) -> str | None:
@@ -93,17 +114,17 @@ def _too_many_pixels(max_pixels: int) -> TooLarge:
 
 def to_tensor(
     images: Sequence[Image.Image], spec: InputSpec, norm: Normalisation
-) -> tuple[np.ndarray, list[_Scale]]:
+) -> tuple[np.ndarray, list[Placement]]:
     """Resize, normalise and stack images into the model's input; scales map boxes back.
 
-    Each scale is (original width / input width, original height / input height).
+    Each placement maps boxes in input pixels back to that image's pixels.
     """
     prepared = [to_pixels(image, spec) for image in images]
     pixels = np.stack([pixels for pixels, _ in prepared])
     return from_pixels(pixels, spec, norm), [scale for _, scale in prepared]
 
 
-def to_input(image: Image.Image, spec: InputSpec, norm: Normalisation) -> tuple[np.ndarray, _Scale]:
+def to_input(image: Image.Image, spec: InputSpec, norm: Normalisation) -> tuple[np.ndarray, Placement]:
     """One image as one item of the model's input (in its layout), and its scale.
 
     Split from `to_tensor` so batch jobs can prepare images on decode threads and
@@ -113,14 +134,44 @@ def to_input(image: Image.Image, spec: InputSpec, norm: Normalisation) -> tuple[
     return from_pixels(pixels[np.newaxis], spec, norm)[0], scale
 
 
-def to_pixels(image: Image.Image, spec: InputSpec) -> tuple[np.ndarray, _Scale]:
-    """One image resized to the input, as (height, width, channels) pixels, and its scale:
-    the part of `to_input` done per image; `from_pixels` does the rest for a whole batch."""
+def to_pixels(image: Image.Image, spec: InputSpec) -> tuple[np.ndarray, Placement]:
+    """One image resized (or letterboxed) to the input, as (height, width, channels) pixels, and
+    its placement: the part of `to_input` done per image; `from_pixels` does the rest for a batch."""
     mode = "RGB" if spec.channels == 3 else "L"
     converted = image if image.mode == mode else image.convert(mode)  # convert() would copy it whole
+    if spec.letterbox:
+        return _letterboxed(converted, spec)
     resized = converted.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
     pixels = np.asarray(resized).reshape(spec.height, spec.width, spec.channels)
-    return pixels, (image.width / spec.width, image.height / spec.height)
+    scale_x, scale_y = image.width / spec.width, image.height / spec.height
+    return pixels, Placement(scale_x, scale_y, 0.0, 0.0, float(image.width), float(image.height))
+
+
+def letterbox_geometry(width: int, height: int, spec: InputSpec) -> tuple[int, int, int, int]:
+    """(resized width, resized height, left pad, top pad) of a width x height image letterboxed
+    into the input: one gain keeps the aspect, the grey bars are centred (Ultralytics' LetterBox:
+    the odd pixel of an odd padding goes right and below)."""
+    gain = min(spec.width / width, spec.height / height)
+    new_width = min(spec.width, max(1, round(width * gain)))
+    new_height = min(spec.height, max(1, round(height * gain)))
+    left = round((spec.width - new_width) / 2 - 0.1)
+    top = round((spec.height - new_height) / 2 - 0.1)
+    return new_width, new_height, left, top
+
+
+def _letterboxed(image: Image.Image, spec: InputSpec) -> tuple[np.ndarray, Placement]:
+    """The image resized keeping its aspect, centred on grey; the placement undoes exactly the
+    pad and the resize done (per axis: the rounding of the resized size is taken into account)."""
+    new_width, new_height, left, top = letterbox_geometry(image.width, image.height, spec)
+    resized = image.resize((new_width, new_height), Image.Resampling.BILINEAR)
+    pixels = np.full((spec.height, spec.width, spec.channels), PAD_VALUE, dtype=np.uint8)
+    pixels[top : top + new_height, left : left + new_width] = np.asarray(resized).reshape(
+        new_height, new_width, spec.channels
+    )
+    placement = Placement(
+        image.width / new_width, image.height / new_height, float(left), float(top), image.width, image.height
+    )
+    return pixels, placement
 
 
 def from_pixels(pixels: np.ndarray, spec: InputSpec, norm: Normalisation) -> np.ndarray:
