@@ -16,11 +16,11 @@ from PySide6.QtCore import Signal
 
 from agent.wire import ModelInfo
 from app.fleet.client import KitClient
-from app.fleet.deploy import async_deploy
+from app.fleet.deploy import async_deploy, prepare_package
 from app.fleet.errors import Error
 from app.fleet.inference import async_infer, read_input
+from app.fleet.inspection import Overrides
 from app.fleet.known_models import KnownModels
-from app.fleet.models import load_package
 from app.fleet.quantize import Mode, quantize_model
 from app.gui.bridges.base import SubBridge
 
@@ -39,7 +39,7 @@ class ModelsBridge(SubBridge):
     models_loaded = Signal(str, object)  # (device ID, list[ModelInfo])
     models_unavailable = Signal(str, str)  # (device ID, why the list could not be read)
     changed = Signal(str, str)  # (device ID, what was done, for the status bar)
-    package_checked = Signal(object, object)  # (Path, Manifest)
+    package_checked = Signal(object, object)  # (Path, Package: its manifest, inferred or beside it)
     deploy_progress = Signal(object)  # Progress, as app.fleet.deploy reports it
     deployed = Signal(object)  # list[DeployOutcome]
     inferred = Signal(str, object)  # (device ID, InferAnswer)
@@ -70,11 +70,13 @@ class ModelsBridge(SubBridge):
 
         self._change("delete", device_id, delete, f"{name} {version} deleted")
 
-    def check_package(self, model: Path) -> None:
-        self._submit("model check", self._async_check(model))
+    def check_package(self, model: Path, overrides: Overrides | None = None) -> None:
+        self._submit("model check", self._async_check(model, overrides))
 
-    def deploy(self, model: Path, device_ids: list[str], activate: bool) -> None:
-        self._submit("deploy", self._async_deploy(model, device_ids, activate))
+    def deploy(
+        self, model: Path, device_ids: list[str], activate: bool, overrides: Overrides | None = None
+    ) -> None:
+        self._submit("deploy", self._async_deploy(model, device_ids, activate, overrides))
 
     def infer(self, device_id: str, name: str, version: str | None, source: Path) -> None:
         self._submit("inference", self._async_infer(device_id, name, version, source))
@@ -119,14 +121,17 @@ class ModelsBridge(SubBridge):
         self.models_loaded.emit(device_id, infos)
         self.changed.emit(device_id, done)
 
-    async def _async_check(self, model: Path) -> None:
-        manifest = await asyncio.to_thread(load_package, model)  # hashes the whole file
-        self.package_checked.emit(model, manifest)
+    async def _async_check(self, model: Path, overrides: Overrides | None) -> None:
+        # the manifest beside it (hashes the whole file), or one inspected from the file
+        package = await asyncio.to_thread(prepare_package, model, overrides)
+        self.package_checked.emit(model, package)
 
-    async def _async_deploy(self, model: Path, device_ids: list[str], activate: bool) -> None:
+    async def _async_deploy(
+        self, model: Path, device_ids: list[str], activate: bool, overrides: Overrides | None
+    ) -> None:
         kits = [self._kit(device_id) for device_id in device_ids]
         outcomes = await async_deploy(
-            self._host.fleet, model, kits, activate, self.deploy_progress.emit, self._known
+            self._host.fleet, model, kits, activate, self.deploy_progress.emit, self._known, overrides
         )
         self.deployed.emit(outcomes)
 

@@ -1,4 +1,5 @@
-"""Deploy one model package to several kits at once, with a progress bar per kit."""
+"""Deploy one model to several kits at once, with a progress bar per kit; a plain .onnx has its
+manifest inferred and shown as editable fields."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.wire import Manifest
-from app.fleet.deploy import DeployOutcome, Progress
+from app.fleet.deploy import DeployOutcome, Package, Progress
+from app.fleet.inspection import Overrides
 from app.gui.bridges.models_bridge import ModelsBridge
+from app.gui.dialogs.manifest_form import ManifestForm
 from app.gui.dialogs.prompts import Prompts
 from app.gui.tables.deploy_kits import DeployKitsTable
 from app.gui.tables.kit_row import KitRow
@@ -46,13 +48,15 @@ class DeployDialog(QDialog):
         self.resize(760, 480)
         self._bridge, self._prompts = bridge, prompts
         self._model: Path | None = None
-        self._manifest: Manifest | None = None
+        self._package: Package | None = None
         self._running = False
         self.file_label = QLabel("no model chosen")
         self.choose_button = QPushButton("&Choose model…")
         self.package = QLabel()
         self.package.setWordWrap(True)
         self.package.setTextFormat(Qt.TextFormat.PlainText)  # messages may hold "<stem>"
+        self.form = ManifestForm()
+        self.form.hide()
         adoptable = [r for r in rows if r.kit is not None and r.row_status != "identity_changed"]
         self.kits = DeployKitsTable(adoptable)
         self.kits_label = QLabel(
@@ -81,6 +85,7 @@ class DeployDialog(QDialog):
         form.addRow("Package:", self.package)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.form)
         layout.addWidget(self.kits_label)
         layout.addWidget(self.kits, 1)
         layout.addWidget(self.activate_box)
@@ -94,6 +99,7 @@ class DeployDialog(QDialog):
         bridge.deployed.connect(self._on_deployed, QUEUED)
         bridge.failed.connect(self._on_failed, QUEUED)
         self.choose_button.clicked.connect(self.choose_model)
+        self.form.recheck.connect(self.check_again)
         self.deploy_button.clicked.connect(self.deploy)
         self.buttons.rejected.connect(self.reject)
         self.kits.itemChanged.connect(self._update_buttons)
@@ -105,36 +111,67 @@ class DeployDialog(QDialog):
         chosen = self._prompts.choose_model(self, self._model.parent if self._model else None)
         if chosen is None:
             return
-        self._model, self._manifest = chosen, None
+        self._model, self._package = chosen, None
         self.file_label.setText(str(chosen))
-        self._say(f"Checking {chosen.name} against its manifest…")
+        self.form.hide()
+        self._say(f"Checking {chosen.name} (its manifest, or what the file says)…")
         self._update_buttons()
         self._bridge.check_package(chosen)
 
+    @Slot()
+    def check_again(self) -> None:
+        """Inspect the model again with the fields as they are now."""
+        overrides = self._overrides()
+        if self._model is None or overrides is None:
+            return
+        self._package = None
+        self._say(f"Checking {self._model.name} with these fields…")
+        self._update_buttons()
+        self._bridge.check_package(self._model, overrides)
+
     @Slot(object, object)
-    def _on_checked(self, model: Path, manifest: Manifest) -> None:
+    def _on_checked(self, model: Path, package: Package) -> None:
         if model != self._model:
             return  # an answer about a file chosen before this one
-        self._manifest = manifest
+        self._package = package
+        manifest = package.manifest
+        if package.inspection is not None:
+            self.form.show_inspection(package.inspection)
+        self.form.setVisible(package.inspection is not None)
+        inferred = "inferred from the file · " if package.inspection is not None else ""
         self._say(
-            f"{manifest.name} {manifest.version} · {manifest.task} · "
+            f"{inferred}{manifest.name} {manifest.version} · {manifest.task} · "
             f"{manifest.precision} · {size_text(manifest.size_bytes)} · "
             f"sha256 {manifest.sha256[:12]}…"
         )
         self._update_buttons()
+
+    def _overrides(self) -> Overrides | None:
+        """The form's fields, or None (said in the dialog) when one cannot be read."""
+        try:
+            return self.form.overrides()
+        except ValueError as exc:
+            self._say(str(exc), error=True)
+            return None
 
     # deploying ---------------------------------------------------------------------------
 
     @Slot()
     def deploy(self) -> None:
         kits = self.kits.checked()
-        if self._model is None or self._manifest is None or not kits or self._running:
+        if self._model is None or self._package is None or not kits or self._running:
             return
+        overrides = None
+        if self._package.inspection is not None:  # no manifest beside it: the fields decide
+            overrides = self._overrides()
+            if overrides is None:
+                return
         self._set_running(True)
         self.kits.start(kits)
         self.advice.hide()
-        self.status.emit(f"Deploying {self._manifest.name} {self._manifest.version} to {len(kits)} kits…")
-        self._bridge.deploy(self._model, kits, self.activate_box.isChecked())
+        name = overrides.name if overrides and overrides.name else self._package.manifest.name
+        self.status.emit(f"Deploying {name} to {len(kits)} kits…")
+        self._bridge.deploy(self._model, kits, self.activate_box.isChecked(), overrides)
 
     @Slot(object)
     def _on_progress(self, progress: Progress) -> None:
@@ -153,7 +190,7 @@ class DeployDialog(QDialog):
     @Slot(str, str)
     def _on_failed(self, operation: str, message: str) -> None:
         if operation == "model check":
-            self._manifest = None
+            self._package = None
             self._say(message, error=True)
         elif operation == "deploy":
             self._set_running(False)
@@ -163,6 +200,7 @@ class DeployDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self._running = running
         self.kits.set_locked(running)
+        self.form.set_locked(running)
         self._update_buttons()
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -170,7 +208,7 @@ class DeployDialog(QDialog):
         self.package.setStyleSheet(_ERROR_STYLE if error else "")
 
     def _update_buttons(self) -> None:
-        ready = self._manifest is not None and bool(self.kits.checked())
+        ready = self._package is not None and bool(self.kits.checked())
         self.deploy_button.setEnabled(ready and not self._running)
         self.choose_button.setEnabled(not self._running)
         self.activate_box.setEnabled(not self._running)
