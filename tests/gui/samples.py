@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from agent.wire import FactFamilies
 from app.fleet.discovery import Announcement
 from app.fleet.inventory import Kit
 from app.fleet.service import FactsResult, KitStatus, Marking, Status
@@ -47,19 +48,21 @@ def status(state: Status, device_id: str = DEVICE_A, **changes: Any) -> KitStatu
     return KitStatus(kit(device_id, **changes), state)
 
 
-def families() -> dict[str, Any]:
-    return {
-        "cpu": {
-            "available": True,
-            "model": "Ampere Altra",
-            "arch": "aarch64",
-            "logical_cores": 80,
-            "int8": {"recommended": True, "via": "dotprod"},
-        },
-        "memory": {"available": True, "total_bytes": 64 * 2**30},
-        "accelerators": {"available": True, "devices": [{"name": "NVIDIA A2", "kind": "gpu"}]},
-        "power": {"available": False, "reason": "no battery reported"},
-    }
+def families() -> FactFamilies:
+    return FactFamilies.model_validate(
+        {
+            "cpu": {
+                "available": True,
+                "model": "Ampere Altra",
+                "arch": "aarch64",
+                "logical_cores": 80,
+                "int8": {"recommended": True, "via": "dotprod"},
+            },
+            "memory": {"available": True, "total_bytes": 64 * 2**30},
+            "accelerators": {"available": True, "devices": [{"name": "NVIDIA A2", "kind": "gpu"}]},
+            "power": {"available": False, "reason": "no battery reported"},
+        }
+    )
 
 
 def facts(device_id: str = DEVICE_A, age_s: float = 0.0, live: bool = True) -> FactsResult:

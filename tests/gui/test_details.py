@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pytestqt.qtbot import QtBot
 
+from agent.wire import Int8Advice, RuntimeFacts, favoured_precisions
 from app.gui.tables.kit_row import KitRow
 from app.gui.tabs.details import DetailsPane
 from tests.gui import samples
@@ -23,7 +24,7 @@ def test_families_grouped_and_unavailable_ones_explained(qtbot: QtBot) -> None:
     families = top_items(pane.tree)
     assert list(families) == ["CPU", "Memory", "Accelerators", "Power"]
     assert child_values(families["CPU"])["arch"] == "aarch64"
-    assert child_values(families["CPU"])["int8"] == "recommended yes, via dotprod"
+    assert child_values(families["CPU"])["int8"] == "via dotprod, recommended yes"  # in the contract's order
     assert child_values(families["Memory"])["total"] == "64.0 GiB"
     assert families["Power"].text(1) == "not available: no battery reported"
     assert pane.banner.isHidden()
@@ -46,3 +47,27 @@ def test_unadopted_kit_explains_how_to_see_its_hardware(qtbot: QtBot) -> None:
     assert "not adopted" in pane.placeholder.text()
     assert pane.tree.isHidden()
     assert pane.shown_device() is None
+
+
+def test_the_runtime_says_which_precision_each_provider_favours(qtbot: QtBot) -> None:
+    pane = DetailsPane()
+    qtbot.addWidget(pane)
+    families = samples.families()
+    families.runtime = RuntimeFacts(
+        available=True,
+        providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+        precision_by_provider=favoured_precisions(
+            ["CUDAExecutionProvider", "CPUExecutionProvider"], Int8Advice(accelerated=True, via="dotprod")
+        ),
+    )
+    row = KitRow(samples.DEVICE_A).with_status(samples.status("online")).with_facts(families, 1.0)
+    pane.show_row(row)
+    runtime = top_items(pane.tree)["Runtime"]
+    favoured = next(
+        runtime.child(i)
+        for i in range(runtime.childCount())
+        if runtime.child(i).text(0) == "precision by provider"
+    )
+    assert child_values(favoured) == {"CUDAExecutionProvider": "fp16", "CPUExecutionProvider": "int8"}
+    cpu = favoured.child(1)
+    assert "dot-product" in child_values(cpu)["reason"]

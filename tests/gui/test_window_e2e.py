@@ -83,8 +83,16 @@ def test_discover_adopt_show_facts_then_offline(
     assert online is not None
     assert online.kit is not None
     assert online.kit.kit_model == "Test kit"
-    assert int(online.family("cpu")["logical_cores"]) >= 1
-    assert online.family("memory")["total_bytes"] > 0
+    assert online.families is not None
+    assert online.families.cpu is not None
+    assert (online.families.cpu.logical_cores or 0) >= 1
+    assert online.families.memory is not None
+    assert (online.families.memory.total_bytes or 0) > 0
+    runtime = top_items(window.details.tree)["Runtime"]
+    favoured = next(
+        runtime.child(i) for i in range(runtime.childCount()) if "precision" in runtime.child(i).text(0)
+    )
+    assert child_values(favoured)["CPUExecutionProvider"] in ("int8", "fp32")
     qtbot.wait(100)  # let the deferred column fit run before the picture
     window.grab().save(str(screenshots / "gui-online.png"))
 
