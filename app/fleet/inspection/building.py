@@ -22,6 +22,7 @@ from app.fleet.inspection.inputs import image_input, input_spec
 from app.fleet.inspection.labels import BESIDE, Labels, find_labels
 from app.fleet.inspection.outputs import Family, choose_family
 from app.fleet.inspection.overrides import Overrides
+from app.fleet.inspection.probe import needs_probe, probed
 
 __all__ = ["Inspection", "inspect_model"]
 
@@ -76,13 +77,17 @@ def inspect_model(path: Path, overrides: Overrides | None = None, *, golden: boo
     warnings: list[str] = []
     why: dict[str, str] = {}
     image = image_input(facts, given.task)
-    family = choose_family(facts, given.task)
-    why["task"] = why["family"] = family.why
-    letterbox, why["letterbox"] = choose_letterbox(facts, family, given.letterbox)
-    spec, why["size"] = input_spec(facts, image, given.input_size, letterbox)
+    spec, why["size"] = input_spec(facts, image, given.input_size)
     why["input"] = why["dtype"] = image.why
+    probe = ""
+    if needs_probe(facts) and given.task != "raw":  # free output shapes: run once to see them
+        facts, probe = probed(facts, spec)
+    family = choose_family(facts, given.task)
+    why["task"] = why["family"] = f"{family.why} ({probe})" if probe else family.why
+    letterbox, why["letterbox"] = choose_letterbox(facts, family, given.letterbox)
+    spec = spec.model_copy(update={"letterbox": letterbox})
     labels = _labels(facts, family, given, warnings, why)
-    normalise, why["normalisation"] = choose_normalise(facts, family, spec.dtype, given.normalise)
+    normalise, why["normalisation"] = choose_normalise(facts, family, spec, given.normalise)
     why["normalise_name"] = normalise
     sha256 = sha256_file(path)
     name, why["name"] = choose_name(facts, given.name)

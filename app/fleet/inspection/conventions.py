@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from agent.wire import NAME_PATTERN, VERSION_PATTERN, Normalisation
+from agent.wire import NAME_PATTERN, VERSION_PATTERN, InputSpec, Normalisation
 from app.fleet.inspection.facts import Facts, InspectionError
 from app.fleet.inspection.outputs import Family
 from app.fleet.inspection.overrides import NormaliseName
@@ -38,17 +38,22 @@ def normalisation(name: str, channels: int) -> Normalisation:
 
 
 def choose_normalise(
-    facts: Facts, family: Family, dtype: str, given: NormaliseName | None
+    facts: Facts, family: Family, spec: InputSpec, given: NormaliseName | None
 ) -> tuple[str, str]:
     """(imagenet | unit | symmetric | none, why)."""
     if given is not None:
         return given, "from --normalise"
-    if dtype in ("uint8", "int8"):
+    if spec.dtype in ("uint8", "int8"):
         return "none", f"the input takes 8-bit pixels as they are; {_OVERRIDE}"
     if facts.ultralytics:
         return "unit", "Ultralytics exports take pixels / 255"
     if family.task == "detection":
         return "unit", f"YOLO/SSD-style detectors usually take pixels / 255; {_OVERRIDE}"
+    if family.task == "classification" and spec.layout == "NHWC":
+        return (
+            "unit",
+            f"a channels-last classifier: Keras/TF-style exports usually take pixels / 255; {_OVERRIDE}",
+        )
     if family.task == "classification":
         source = facts.producer.split(" ")[0] or "an unnamed exporter"
         return "imagenet", (
@@ -61,8 +66,13 @@ def choose_normalise(
 def choose_letterbox(facts: Facts, family: Family, given: bool | None) -> tuple[bool, str]:
     if given is not None:
         return given, "from --letterbox" if given else "from --no-letterbox"
-    if family.name == "yolov8" or (facts.ultralytics and family.task == "detection"):
+    if facts.ultralytics and family.task == "detection":
         return True, "Ultralytics detectors are trained on letterboxed pictures (aspect kept, grey padding)"
+    if family.name in ("yolo", "yolov8", "end2end"):
+        return True, (
+            "YOLO-family and NMS-inside exports (YOLOv5-v11, YOLOv10/YOLO26, EfficientNMS) are trained on "
+            "letterboxed pictures (aspect kept, grey padding); give --no-letterbox if yours is not"
+        )
     return False, "the picture is resized to the input (give --letterbox to keep its aspect ratio)"
 
 

@@ -69,9 +69,7 @@ def _as_image(tensor: Tensor) -> ImageInput | None:
     return None
 
 
-def input_spec(
-    facts: Facts, image: ImageInput, size: tuple[int, int] | None, letterbox: bool
-) -> tuple[InputSpec, str]:
+def input_spec(facts: Facts, image: ImageInput, size: tuple[int, int] | None) -> tuple[InputSpec, str]:
     """The input spec and why its height and width are what they are."""
     (height, width), why = _size(facts, image, size)
     spec = InputSpec(
@@ -81,7 +79,6 @@ def input_spec(
         width=width,
         channels=image.channels,  # type: ignore[arg-type]  # 1 | 3 by construction
         dtype=image.tensor.dtype,  # type: ignore[arg-type]  # checked against _DTYPES
-        letterbox=letterbox,
     )
     return spec, why
 

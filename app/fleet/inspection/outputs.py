@@ -87,7 +87,9 @@ def _single(facts: Facts, out: Tensor) -> list[Family]:
         found.append(_end2end_one(out))
     if rows is not None and rows >= 5 and (cols is None or cols > rows):
         why = f"{out.describe()}: 4 box values + {rows - 4} class scores per box, boxes last (no objectness)"
-        found.append(Family("detection", why, DetectionSpec(format="yolov8"), rows - 4))
+        # Ultralytics' own predict settings: IoU 0.7, up to 300 boxes
+        spec = DetectionSpec(format="yolov8", iou_threshold=0.7, max_detections=300)
+        found.append(Family("detection", why, spec, rows - 4))
     if cols is not None and cols >= 6 and (rows is None or rows > cols):
         why = f"{out.describe()}: 4 box values + objectness + {cols - 5} class scores per box"
         found.append(Family("detection", why, DetectionSpec(format="yolo"), cols - 5))
@@ -120,6 +122,11 @@ def _separate(outputs: tuple[Tensor, ...]) -> list[Family]:
         {"box_order": "yxyx", "normalised_boxes": True, "class_offset": 1} if tf_style else {}
     )
     listed = ", ".join(o.describe() for o in outputs)
+    if counts and not tf_style and counts[0].name.lower().startswith("num_det"):  # TensorRT EfficientNMS
+        spec = DetectionSpec.model_validate(
+            {"format": "end2end", "outputs": {**roles, "count": counts[0].name}}
+        )
+        return [Family("detection", f"{listed}: count, boxes, scores and classes (EfficientNMS-style)", spec)]
     if counts:
         spec = DetectionSpec.model_validate(
             {"format": "ssd", "outputs": {**roles, "count": counts[0].name}, **extra}

@@ -51,22 +51,29 @@ def test_each_single_output_detector_family_is_told_by_its_layout(
     assert found.manifest.detection is not None
     assert found.manifest.detection.format == family
     assert found.manifest.normalisation.scale == pytest.approx(1 / 255)
-    assert found.manifest.input.letterbox == (family == "yolov8")
+    assert found.manifest.input.letterbox  # YOLO-family exports are letterboxed
     if classes:
         assert f"{classes} class scores" in found.why["family"]
 
 
-@pytest.mark.parametrize(("count", "family"), [(True, "ssd"), (False, "end2end")])
+@pytest.mark.parametrize(("count", "family"), [(True, "end2end"), (False, "end2end")])
 def test_separate_boxes_scores_classes_outputs_are_mapped_by_role(
     tmp_path: Path, count: bool, family: str
 ) -> None:
     names = ("det_boxes", "det_classes", "det_scores", "num_dets")  # classes before scores: by name
-    model = im.separate(tmp_path / "sep.onnx", count, names)
+    model = im.separate(tmp_path / "sep.onnx", count, names)  # EfficientNMS-style with a count
     spec = inspect_model(model).manifest.detection
     assert spec is not None
     assert spec.format == family
     expected = {"boxes": "det_boxes", "scores": "det_scores", "classes": "det_classes"}
     assert spec.outputs == ({**expected, "count": "num_dets"} if count else expected)
+
+
+def test_boxes_scores_classes_and_a_count_are_ssd_style(tmp_path: Path) -> None:
+    spec = inspect_model(im.separate(tmp_path / "ssd.onnx", True)).manifest.detection
+    assert spec is not None
+    assert spec.format == "ssd"
+    assert spec.outputs == {"boxes": "boxes", "scores": "scores", "classes": "classes", "count": "count"}
 
 
 def test_tensorflow_style_ssd_outputs_take_its_box_conventions(tmp_path: Path) -> None:
