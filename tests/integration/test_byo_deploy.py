@@ -4,6 +4,7 @@ bad models are refused before anything changes on the kit."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from PIL import Image
 
 from app.fleet.service import Fleet
 from tests import inspection_models as im
+from tests.field_models import FIELD, SCENES, Box, agreement, reference
 from tests.integration.conftest import AgentFactory
 from tests.integration.helpers import kitfleet
 
@@ -73,6 +75,32 @@ def test_a_plain_classifier_deploys_with_one_command_and_answers(
     label, score = reference_top(model, image, labels)
     assert answer["classes"][0]["label"] == label
     assert abs(answer["classes"][0]["score"] - score) < 1e-3
+
+
+def test_plain_field_exports_deploy_with_one_command_and_answer_as_their_pipelines(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
+) -> None:
+    """The torch-exported YOLOv8 detector (dynamic sizes, Ultralytics metadata) and torchvision-style
+    classifier, copied without a manifest: one `deploy` each, then `infer` gives the reference's
+    boxes and classes."""
+    kit = adopt(start_agent("exports", mdns=False))
+    for family in ("yolov8-det", "classifier-tv"):
+        model = tmp_path / f"{family}.onnx"
+        shutil.copy(FIELD / model.name, model)
+        done = cli(fleet, "deploy", str(model), "--kit", kit.name, "--activate")
+        assert f"deploying it as {family} " in done.stderr
+        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        for scene in SCENES:
+            answer = json.loads(
+                cli(fleet, "infer", kit.name, family, str(FIELD / scene), "--json", "--top-k", "4").stdout
+            )
+            ours = [Box(d["index"], d["score"], tuple(d["box"])) for d in answer.get("detections") or []]
+            ours += [Box(c["index"], c["score"], None) for c in answer.get("classes") or []]
+            expected = reference(family, session, Image.open(FIELD / scene).convert("RGB"), top_k=4)
+            assert expected
+            assert agreement(ours, expected) == 1.0, (family, scene, ours, expected)
+        if family == "yolov8-det":
+            assert {d["label"] for d in answer["detections"]} <= {"red", "green", "blue"}  # from its metadata
 
 
 def test_inspect_then_deploy_the_written_manifest(fleet: Fleet, tmp_path: Path) -> None:
