@@ -115,6 +115,8 @@ class FastInfer:
 def _query(raw: bytes) -> tuple[str | None, int] | None:
     """(version, top_k) from a query with only those, well formed; None for anything else."""
     version, top_k = None, 5
+    if not raw:
+        return version, top_k
     seen: set[str] = set()
     for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
         if key in seen:

@@ -6,9 +6,12 @@ the only place that decides how a request runs:
 
 - **inline**, on the event loop itself, when one client is asking (no other connection sent an
   infer request within `SHARED_S`, none is running off the loop), the body is small
-  (`INLINE_MAX_BYTES`), the model is loaded and its last run took at most `INLINE_BUDGET_S`:
-  waking a thread and waking the loop again cost ~0.2 ms on a kit, more than a small
-  classifier's whole run, and a lone client waits for every one of them;
+  (`INLINE_MAX_BYTES`), the model is loaded and its runs take at most `INLINE_BUDGET_S`:
+  waking a thread and waking the loop again cost ~0.2 ms on a quiet kit, more than a small
+  classifier's whole run, and a lone client waits for every one of them. On a busy kit each
+  wake-up costs more (the waker is often preempted while it holds the GIL), so a run slowed
+  by other work must not send the next ones to a thread: the estimate of a model's run time
+  falls at once to a quicker run and climbs back only gradually (`_RunTimes`);
 - **batched**, on the batcher's workers (batcher.py), when several clients ask at once,
   batching is on and the request can be batched (an image, a loaded model with a dynamic
   batch dimension);
@@ -23,8 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,7 +69,7 @@ class InferService:
         self._serving: ServingModels | None = None
         self._batcher: ImageBatcher | None = None
         self._away = 0  # requests running off the loop now (a thread, a batch)
-        self._last_run_s: dict[tuple[str, str | None], float] = {}  # by (name, version asked)
+        self._run_s = _RunTimes()
         self._last_client: Any = None  # the connection that asked last, and when
         self._last_seen = 0.0
         self._shared_until = 0.0  # monotonic time until which the kit counts as shared
@@ -113,31 +115,23 @@ class InferService:
         if self._sessions is not None:
             self._sessions.evict(model_path)
 
-    @contextmanager
-    def coming(self, name: str) -> Iterator[Ticket | None]:
-        """Around reading a request's body: the batcher may wait for a request on its way."""
-        batcher = self.batcher
-        if batcher is None:
-            yield None
-            return
-        with batcher.coming(name) as ticket:
-            yield ticket
+    def coming(self, name: str) -> AbstractContextManager[Ticket | None]:
+        """Around reading a request's body: the batcher may wait for a request on its way. Only
+        while the kit is shared: a lone client is never batched, and a ticket costs it two
+        turns of the batcher's lock."""
+        batcher = self.batcher if time.monotonic() < self._shared_until else None
+        return nullcontext() if batcher is None else batcher.coming(name)
 
     async def answer(self, call: InferCall, client: Any, ticket: Ticket | None = None) -> Answer:
         """The answer to `call` from connection `client`, run where the rule above says."""
         alone = not self._note_client(client)
         key = (call.name, call.version)
-        if (
-            alone
-            and not self._away
-            and len(call.body) <= INLINE_MAX_BYTES
-            and self._last_run_s.get(key, INLINE_BUDGET_S + 1) <= INLINE_BUDGET_S
-        ):
+        if alone and not self._away and len(call.body) <= INLINE_MAX_BYTES and self._run_s.quick(key):
             _close(ticket)  # not for the batcher: it must not wait for this one
             started = time.perf_counter()
             answer = self.run_loaded(call)
             if answer is not None:
-                self._last_run_s[key] = time.perf_counter() - started
+                self._run_s.note(key, time.perf_counter() - started)
                 return answer
         self._away += 1
         try:
@@ -147,7 +141,8 @@ class InferService:
                 if batched is not None:
                     return batched
             _close(ticket)
-            return await asyncio.to_thread(self._timed, call)
+            # not to_thread: a lone request has no context worth copying to the worker
+            return await asyncio.get_running_loop().run_in_executor(None, self._timed, call)
         finally:
             self._away -= 1
 
@@ -166,7 +161,7 @@ class InferService:
     def _timed(self, call: InferCall) -> Answer:
         started = time.perf_counter()
         answer = self.run(call)
-        self._last_run_s[(call.name, call.version)] = time.perf_counter() - started
+        self._run_s.note((call.name, call.version), time.perf_counter() - started)
         return answer
 
     async def _batched(self, batcher: ImageBatcher, call: InferCall, ticket: Ticket | None) -> Answer | None:
@@ -194,6 +189,30 @@ class InferService:
             self._shared_until = now + SHARED_S
         self._last_client, self._last_seen = client, now
         return now < self._shared_until
+
+
+class _RunTimes:
+    """How long each model's runs take (by name and version asked), for the inline rule.
+
+    Quick to fall, slow to rise: a run slowed by other work on the kit weighs an eighth, so it
+    takes a run of slow ones (a model that really got slower, ~7 over the budget for a model at
+    a quarter of it) to move the requests after it to a thread. A model never timed is not quick.
+    """
+
+    RISE = 1 / 8
+
+    def __init__(self) -> None:
+        self._seconds: dict[tuple[str, str | None], float] = {}
+
+    def quick(self, key: tuple[str, str | None]) -> bool:
+        return self._seconds.get(key, INLINE_BUDGET_S + 1) <= INLINE_BUDGET_S
+
+    def note(self, key: tuple[str, str | None], seconds: float) -> None:
+        known = self._seconds.get(key)
+        if known is None or seconds <= known:
+            self._seconds[key] = seconds
+        else:
+            self._seconds[key] = known + (seconds - known) * self.RISE
 
 
 def _close(ticket: Ticket | None) -> None:

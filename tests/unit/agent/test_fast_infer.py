@@ -204,3 +204,28 @@ def test_with_batching_on_a_lone_client_is_not_batched_and_gets_to_the_loop_afte
     answers = asyncio.run(_post(create_app(state), [_png(1)] * 4, content_type="image/png"))
     assert [a.status_code for a in answers] == [200] * 4
     assert calls == [("thread", False), ("thread", False), ("loop", True), ("loop", True)]
+
+
+def test_one_slow_run_on_a_busy_kit_keeps_a_lone_client_on_the_loop(
+    state: AgentState, calls: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run slowed by other work on the kit (here: past the budget once) does not send the
+    next requests to a thread, where each would pay two wake-ups; a model that stays slow does."""
+    monkeypatch.setattr(service, "INLINE_BUDGET_S", 0.2)
+    loop_side = vars(InferService)["run_loaded"]  # the spy the calls fixture put there
+    slow_runs = {1} | set(range(3, 100))  # the second loop run, then every one from the fourth
+
+    def slowed(*args: Any) -> Any:
+        answer = loop_side(*args)
+        if len([c for c in calls if c[0] == "loop"]) - 1 in slow_runs:
+            time.sleep(0.3)
+        return answer
+
+    monkeypatch.setattr(InferService, "run_loaded", slowed)
+    answers = asyncio.run(_post(create_app(state), [_tensor(1)] * 14))
+    assert [a.status_code for a in answers] == [200] * 14
+    paths = [path for path, _ in calls]
+    # loads in a thread; the loop's second run is slow, and the loop keeps the next ones
+    assert paths[:5] == ["thread", "loop", "loop", "loop", "loop"]
+    # slow ever after: the estimate climbs past the budget and a thread takes over
+    assert "thread" in paths[5:]
