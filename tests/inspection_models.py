@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -21,15 +22,15 @@ ULTRALYTICS_NAMES = "{0: 'person', 1: 'bicycle', 2: 'car'}"
 def save(
     path: Path,
     nodes: list[onnx.NodeProto],
-    inputs: Sequence[tuple[str, Sequence[Dim]] | tuple[str, Sequence[Dim], int]],
-    outputs: Sequence[tuple[str, Sequence[Dim]] | tuple[str, Sequence[Dim], int]],
+    inputs: Sequence[tuple[Any, ...]],
+    outputs: Sequence[tuple[Any, ...]],
     weights: Sequence[np.ndarray | tuple[str, np.ndarray]] = (),
     metadata: dict[str, str] | None = None,
     producer: str = "pytorch",
     opset: int = 13,
     doc: str = "",
 ) -> Path:
-    def info(spec: tuple) -> onnx.ValueInfoProto:  # type: ignore[type-arg]
+    def info(spec: tuple[Any, ...]) -> onnx.ValueInfoProto:
         elem = spec[2] if len(spec) > 2 else TensorProto.FLOAT
         return helper.make_tensor_value_info(spec[0], elem, list(spec[1]))
 
@@ -53,7 +54,7 @@ def _conv(
     return [node], [("w", weight)]
 
 
-def classifier(path: Path, classes: int = 4, dims: Sequence[Dim] = ("N", 3, 16, 16), **kw: object) -> Path:
+def classifier(path: Path, classes: int = 4, dims: Sequence[Dim] = ("N", 3, 16, 16), **kw: Any) -> Path:
     """GlobalAveragePool -> Flatten -> Gemm: logits [N, classes]."""
     rng = np.random.default_rng(1)
     weights = [
@@ -65,12 +66,10 @@ def classifier(path: Path, classes: int = 4, dims: Sequence[Dim] = ("N", 3, 16, 
         helper.make_node("Flatten", ["pooled"], ["flat"]),
         helper.make_node("Gemm", ["flat", "w", "b"], ["logits"]),
     ]
-    return save(path, nodes, [("images", dims)], [("logits", ["N", classes])], weights, **kw)  # type: ignore[arg-type]
+    return save(path, nodes, [("images", dims)], [("logits", ["N", classes])], weights, **kw)
 
 
-def yolov8(
-    path: Path, classes: int = 3, size: Dim = 32, stride: int = 4, batch: Dim = 1, **kw: object
-) -> Path:
+def yolov8(path: Path, classes: int = 3, size: Dim = 32, stride: int = 4, batch: Dim = 1, **kw: Any) -> Path:
     """[N, 4 + classes, boxes], as Ultralytics YOLOv8/YOLO11 export."""
     nodes, weights = _conv(4 + classes, stride)
     shape = np.array([1 if batch == 1 else 0, 4 + classes, -1], np.int64)
@@ -84,10 +83,10 @@ def yolov8(
         [("output0", out)],
         [*weights, ("shape", shape)],
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
-def yolov5(path: Path, classes: int = 3, size: int = 32, stride: int = 4, **kw: object) -> Path:
+def yolov5(path: Path, classes: int = 3, size: int = 32, stride: int = 4, **kw: Any) -> Path:
     """[N, boxes, 5 + classes], as YOLOv5 exports."""
     nodes, weights = _conv(5 + classes, stride)
     nodes += [
@@ -102,22 +101,22 @@ def yolov5(path: Path, classes: int = 3, size: int = 32, stride: int = 4, **kw: 
         [("images", [1, 3, size, size])],
         [("output0", [1, boxes, 5 + classes])],
         [*weights, ("shape", shape)],
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
-def end2end(path: Path, kept: int = 100, **kw: object) -> Path:
+def end2end(path: Path, kept: int = 100, **kw: Any) -> Path:
     """[N, K, 6] (x1, y1, x2, y2, score, class): NMS inside the model."""
     nodes = [
         helper.make_node("Constant", [], ["output0"], value=_constant(np.zeros((1, kept, 6), np.float32)))
     ]
-    return save(path, nodes, [("images", [1, 3, 32, 32])], [("output0", [1, kept, 6])], **kw)  # type: ignore[arg-type]
+    return save(path, nodes, [("images", [1, 3, 32, 32])], [("output0", [1, kept, 6])], **kw)
 
 
 def separate(path: Path, count: bool, names: Sequence[str] = ("boxes", "scores", "classes", "count")) -> Path:
     """boxes [N, K, 4], scores [N, K], classes [N, K] (int64), and with `count` a count [N]."""
     kept = 10
-    tensors = [
+    tensors: list[tuple[str, np.ndarray, int]] = [
         (names[0], np.zeros((1, kept, 4), np.float32), TensorProto.FLOAT),
         (names[1], np.zeros((1, kept), np.float32), TensorProto.FLOAT),
         (names[2], np.zeros((1, kept), np.int64), TensorProto.INT64),
