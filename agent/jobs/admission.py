@@ -139,14 +139,18 @@ def admissible(
     slots: int,
     now: float,
     gatekeeper: Gatekeeper,
+    held_back: list[str] | None = None,
 ) -> list[tuple[str, JobRequest]]:
-    """The jobs to start now, in order, from queued rows sorted by effective priority."""
+    """The jobs to start now, in order, from queued rows sorted by effective priority.
+    Jobs passed over for their window, gates or back-off are added to `held_back`."""
     chosen: list[tuple[str, JobRequest]] = []
     for row in rows:
         if len(chosen) >= slots:
             break
         request = JobRequest.model_validate_json(row["request"])
         if waiting_reason(row, request, now, gatekeeper) is not None:
+            if held_back is not None:
+                held_back.append(str(row["id"]))
             continue  # held by its window, gates or back-off: it blocks nobody
         if not capacity.fits(request.resources, held):
             break  # no backfilling past it: the first job that waits for resources blocks the rest

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 
 __all__ = ["SECRETS_FILE", "SourceSecrets"]
@@ -76,7 +76,7 @@ class SourceSecrets:
         with self._connect(write=True) as conn:
             conn.executemany("DELETE FROM sources WHERE owner = ?", [(o,) for o in owners])
 
-    def keep_only(self, live: set[str]) -> None:
+    def keep_only(self, live: Container[str]) -> None:
         """Forget every owner not in `live` (finished jobs, deleted schedules), unless just stored."""
         if not self.path.exists():
             return

@@ -158,6 +158,14 @@ class Leases:
             )
 
 
+def _works_in(pid: int, job_id: str) -> bool:
+    """A spare worker (spares.py) names its job by working in the job's folder."""
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/cwd")) == job_id
+    except OSError:
+        return False
+
+
 def _kill_orphan(pid: int | None, job_id: str) -> None:
     """A worker outliving its agent would run the job twice: kill it if it is still ours."""
     if not pid:
@@ -167,7 +175,9 @@ def _kill_orphan(pid: int | None, job_id: str) -> None:
             cmdline = handle.read().split(b"\0")
     except OSError:
         return  # gone (or no /proc): nothing to kill
-    if WORKER_MODULE.encode() in cmdline and any(job_id.encode() in arg for arg in cmdline):
+    if WORKER_MODULE.encode() in cmdline and (
+        any(job_id.encode() in arg for arg in cmdline) or _works_in(pid, job_id)
+    ):
         log.warning("killing worker %d left over from a previous agent (job %s)", pid, job_id)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)  # the worker leads its own process group

@@ -12,14 +12,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from agent.jobs.layout import WORKER_ERR, WORKER_MODULE
+from agent.jobs.layout import HANDED_AT_ENV, WORKER_ERR
+from agent.jobs.spares import Spare, worker_command, worker_env
 from agent.wire import Resources
 
 Log = Callable[[str], None]
@@ -49,33 +49,37 @@ class WorkerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
 
-    def start(self) -> int:
-        with (self.folder / WORKER_ERR).open("ab") as err:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", WORKER_MODULE, str(self.folder), self.job_id],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                start_new_session=True,
-                env=self._env(),
-                cwd=self.folder,
-            )
+    def start(self, spare: Spare | None = None) -> int:
+        """Run the job in `spare` (a worker started ahead, see spares.py), else in a new one."""
+        handed_at = time.monotonic()
+        if spare is not None:
+            try:
+                spare.hand(self.folder, self.job_id, self.resources.threads, handed_at)
+                self._proc = spare.process
+            except OSError:  # it died just now: start cold
+                spare.process.kill()
+        if self._proc is None:
+            self._proc = self._cold(handed_at)
         self._reader = threading.Thread(target=self._read, name=f"job-{self.job_id}", daemon=True)
         self._reader.start()
         return self._proc.pid
 
-    def _env(self) -> dict[str, str]:
-        # numeric libraries size their thread pools from these: hold them to what was admitted
-        threads = str(self.resources.threads)
-        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")}
-        return {
-            **keep,
-            "PYTHONPATH": os.pathsep.join(sys.path),
-            "OMP_NUM_THREADS": threads,
-            "OPENBLAS_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads,
+    def _cold(self, handed_at: float) -> subprocess.Popen[bytes]:
+        env = {
+            **worker_env(self.resources.threads),
             "KITFLEET_JOB_ID": self.job_id,
+            HANDED_AT_ENV: repr(handed_at),
         }
+        with (self.folder / WORKER_ERR).open("ab") as err:
+            return subprocess.Popen(
+                worker_command(str(self.folder), self.job_id),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,
+                env=env,
+                cwd=self.folder,
+            )
 
     def _read(self) -> None:
         assert self._proc is not None

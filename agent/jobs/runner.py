@@ -4,6 +4,11 @@ One thread owns every state change of running jobs; the API thread only cancels
 through `cancel()`, under the same lock. Each pass: end finished workers, kill
 those past their deadline, renew leases (with progress), fire due schedules,
 start what admission allows, and now and then sweep expired results.
+
+Passes are driven by events: a submit, a cancel, a schedule change and a worker's exit
+wake the loop. Only while jobs run (deadlines, progress, leases) or a queued job waits
+on its window or gates does it also pass every `tick_s`; otherwise it sleeps until the
+next back-off, schedule or sweep comes due, so an idle kit with a long queue stays idle.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.db import Database
 from agent.errors import Conflict, Error, Forbidden, Refusal
 from agent.jobs.admission import Capacity, Gatekeeper, admissible, total
 from agent.jobs.credentials import SourceSecrets
@@ -29,6 +35,7 @@ from agent.jobs.process import WorkerProcess
 from agent.jobs.queue import JobQueue, new_id
 from agent.jobs.retention import sweep
 from agent.jobs.schedules import Schedules
+from agent.jobs.spares import Spares
 from agent.jobs.submitter import may_start
 from agent.wire import JobInfo, JobRequest, Resources
 
@@ -47,8 +54,9 @@ class RunnerConfig:
     lease_s: float = 30.0
     retention_days: float = 7.0
     max_total_bytes: int = 2 << 30
-    tick_s: float = 1.0  # idle pace; submissions and worker exits wake the loop at once
+    tick_s: float = 1.0  # pace while jobs run; submissions and worker exits wake the loop at once
     sweep_every_s: float = 60.0
+    spare_worker: bool = True  # keep a worker started ahead once jobs have run (spares.py)
 
 
 class JobRunner:
@@ -71,10 +79,12 @@ class JobRunner:
         self.secrets = secrets
         self.leases = Leases(queue, owner=new_id(), lease_s=config.lease_s)
         self.running: dict[str, WorkerProcess] = {}
+        self.spares = Spares(files.root, config.spare_worker)
         self._lock = threading.RLock()
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._renewed = self._swept = 0.0
+        self._polling = False  # a queued job waits on its window or gates: look again each tick
         self._finished: dict[str, dict[str, Any]] = {}  # finisher results not yet recorded
         self._met_full_disk: set[str] = set()  # running jobs whose output said the disk was full
 
@@ -98,6 +108,7 @@ class JobRunner:
                 self.leases.release(job_id)
                 self.files.log(job_id, "stopped with the agent; queued to run again")
             self.running.clear()
+            self.spares.close()
 
     def wake(self) -> None:
         self._wake.set()
@@ -121,13 +132,28 @@ class JobRunner:
         return self.files.outcome(job_id)
 
     def _loop(self) -> None:
+        pause = 0.0
         while not self._stop.is_set():
-            self._wake.wait(self.config.tick_s)
+            self._wake.wait(pause)
             self._wake.clear()
+            pause = self.config.tick_s
             try:
                 self.tick()
+                pause = self._pause()
             except (Error, OSError, ValueError, sqlite3.Error) as exc:  # e.g. a full disk: keep going
                 log.error("job runner pass failed: %s", exc)
+
+    def _pause(self) -> float:
+        """Seconds until something can change without an event to say so."""
+        with self._lock:
+            if self.running or self._polling:
+                return self.config.tick_s
+        now = self.queue.clock()
+        waits = [self.config.sweep_every_s - (time.monotonic() - self._swept)]
+        for due in (self.queue.next_due(now), self.schedules.next_run()):
+            if due is not None:
+                waits.append(due - now)
+        return min(max(min(waits), 0.01), self.config.sweep_every_s)
 
     def tick(self) -> None:
         with self._lock:
@@ -146,17 +172,12 @@ class JobRunner:
                 self._swept = time.monotonic()
                 sweep(self.queue, self.files, self.config.retention_days, self.config.max_total_bytes)
                 self._forget_stale_secrets()
+            self.spares.refill()  # after the pass: a job waiting now starts before it
 
     def _forget_stale_secrets(self) -> None:
         """Camera passwords are kept only while a job or schedule may still need them."""
-        if self.secrets is None:
-            return
-        db = self.queue.db
-        unfinished = db.query("SELECT id, schedule_id FROM jobs WHERE state IN ('queued', 'running')")
-        live = {f"job:{r['id']}" for r in unfinished}
-        live |= {f"schedule:{r['schedule_id']}" for r in unfinished if r["schedule_id"]}
-        live |= {f"schedule:{r['id']}" for r in db.query("SELECT id FROM schedules")}
-        self.secrets.keep_only(live)
+        if self.secrets is not None:
+            self.secrets.keep_only(_LiveOwners(self.queue.db))
 
     # cancel -----------------------------------------------------------------------
 
@@ -245,12 +266,13 @@ class JobRunner:
     def _admit(self) -> None:
         free_slots = self.config.max_running - len(self.running)
         if free_slots <= 0:
-            return
+            return  # a worker's exit wakes the loop
         now = self.queue.clock()
-        queued = self.queue.candidates(now, self.config.aging_s)
-        for job_id, request in admissible(
-            queued, self.capacity, self.held(), free_slots, now, self.gatekeeper
-        ):
+        held_back: list[str] = []
+        queued = self.queue.in_pick_order(now)  # read as far as admission goes, a page at a time
+        chosen = admissible(queued, self.capacity, self.held(), free_slots, now, self.gatekeeper, held_back)
+        self._polling = bool(held_back)
+        for job_id, request in chosen:
             self._start(job_id, request)
 
     def held(self) -> Resources:
@@ -287,11 +309,33 @@ class JobRunner:
             self.wake,
         )
         try:
-            self.leases.set_pid(job_id, proc.start())
+            self.leases.set_pid(job_id, proc.start(self.spares.take(request.kind)))
         except OSError as exc:
             self.leases.fail(job_id, f"could not start the worker: {exc}", permanent=False)
             return
         self.running[job_id] = proc
+
+
+class _LiveOwners:
+    """Whether a secret's owner (`job:<id>`, `schedule:<id>`) may still need it, asked per
+    stored secret (a handful) rather than by listing every unfinished job."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __contains__(self, owner: object) -> bool:
+        kind, _, key = str(owner).partition(":")
+        if kind == "job":
+            sql = "SELECT 1 FROM jobs WHERE id = ? AND state IN ('queued', 'running')"
+        elif kind == "schedule":
+            sql = (
+                "SELECT 1 FROM schedules WHERE id = ? UNION ALL SELECT 1 FROM jobs"
+                " WHERE schedule_id = ? AND state IN ('queued', 'running')"
+            )
+            return bool(self.db.query(sql + " LIMIT 1", (key, key)))
+        else:
+            return False
+        return bool(self.db.query(sql, (key,)))
 
 
 def _said_disk_full(line: str) -> bool:

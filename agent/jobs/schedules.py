@@ -127,6 +127,11 @@ class Schedules:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,))
 
+    def next_run(self) -> float | None:
+        """When the first enabled schedule is next due, for the runner's sleep."""
+        row = self.db.query("SELECT min(next_run_at) FROM schedules WHERE enabled = 1")
+        return None if row[0][0] is None else float(row[0][0])
+
     def fire_due(self) -> list[str]:
         """Queue the jobs of every schedule that is due; returns their ids."""
         now = self.queue.clock()

@@ -43,7 +43,7 @@ class Jobs:
     def __init__(self, settings: Settings, db: Database, models: ModelStore) -> None:
         self.settings, self.models = settings, models
         self.capacity = Capacity.of_kit(settings.jobs_threads, settings.jobs_memory_mb, settings.jobs_gpus)
-        self.queue = JobQueue(db, settings.jobs_max_queued)
+        self.queue = JobQueue(db, settings.jobs_max_queued, aging_s=settings.jobs_aging_s)
         self.files = JobFiles(settings.data_dir / JOBS_DIR, settings.jobs_max_log_bytes)
         self.preparer = Preparer(
             settings.data_dir,

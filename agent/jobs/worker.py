@@ -3,6 +3,15 @@
 Reads `spec.json`, runs the kind, reports on stdout (see `report.py`). Exit 0: done;
 3: failed for good (bad input, no retry); anything else: failed, may be retried.
 The job id on the command line lets a restarted agent recognise a leftover worker.
+
+`--spare JOBS_DIR FD` is the same worker started ahead of its job (`spares.py`): it imports
+the numeric libraries and the kinds, then waits for one line on the pipe FD,
+`JOB_FOLDER<TAB>JOB_ID<TAB>THREADS<TAB>HANDED_AT`, and runs that job exactly as above, in
+its own folder (which is how a restarted agent recognises it), with its stderr in the job's
+`worker.err`. One spare runs one job, then exits, as a cold worker does.
+
+The agent starts either through `spares.BOOT`, which watches the life line (stdin) before
+anything is imported, so a worker dies with its agent even while it is still starting.
 """
 
 from __future__ import annotations
@@ -11,15 +20,23 @@ import contextlib
 import errno
 import json
 import os
-import signal
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from agent.errors import Refusal
 from agent.jobs.errors import JobFailed, PermanentFailure
-from agent.jobs.layout import OUTCOME, PERMANENT_EXIT, RESULTS, SPEC
+from agent.jobs.layout import (
+    HANDED_AT_ENV,
+    OUTCOME,
+    PERMANENT_EXIT,
+    RESULTS,
+    SPARE_FLAG,
+    SPEC,
+    THREAD_ENV,
+    WORKER_ERR,
+)
 from agent.jobs.report import Reporter
 from agent.toolkit.durable import write_atomic
 
@@ -27,10 +44,19 @@ FAILED_EXIT = 1
 
 
 def main(argv: list[str]) -> int:
-    folder = Path(argv[0])
-    _die_with_the_agent()
+    if argv[0] == SPARE_FLAG:
+        _warm_up()
+        job = _job_line(int(argv[2]))
+        if job is None:  # the agent let the spare go without a job
+            return 0
+        folder, handed_at = _take_job(job)
+        how = "kept ready"
+    else:
+        folder, how = Path(argv[0]), "started cold"
+        handed_at = float(os.environ.get(HANDED_AT_ENV, "nan"))
     spec = json.loads((folder / SPEC).read_text())
     report = Reporter(sys.stdout, folder / RESULTS, spec["max_result_bytes"])
+    report.log(f"worker {how}, running {time.monotonic() - handed_at:.3f} s after the start")
     try:
         summary = run(spec, report)
     except (PermanentFailure, Refusal) as exc:
@@ -85,17 +111,42 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     raise PermanentFailure(f"this worker does not know job kind {kind!r}")
 
 
-def _die_with_the_agent() -> None:
-    """The agent holds our stdin open; EOF means it died, so stop before a restart re-runs us."""
+def _job_line(fd: int) -> str | None:
+    """The one line the agent writes on the job pipe, or None when it closes it unwritten."""
+    line = b""
+    while b"\n" not in line:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        line += chunk
+    os.close(fd)
+    return line.decode().rstrip("\n")
 
-    def watch() -> None:
-        while os.read(0, 4096):  # the raw fd: a buffered stdin would block interpreter exit
-            pass
-        if os.getpgrp() == os.getpid():  # we lead our group (the agent starts us so)
-            os.killpg(os.getpgrp(), signal.SIGKILL)  # with anything this job started
-        os.kill(os.getpid(), signal.SIGKILL)
 
-    threading.Thread(target=watch, name="agent-watch", daemon=True).start()
+def _warm_up() -> None:
+    """What the kinds import, done before a job comes (quantize's onnx stays cold: it is rare
+    and slow anyway, and would double a spare's memory)."""
+    try:
+        import numpy  # noqa: F401
+        import onnxruntime  # noqa: F401
+
+        from agent.jobs.kinds import batch_infer, benchmark, evaluate, stream  # noqa: F401
+    except Exception:  # the job imports it again and fails there, in its own log
+        return
+
+
+def _take_job(job: str) -> tuple[Path, float]:
+    """Become the job's worker: its folder, thread limits and stderr."""
+    folder, job_id, threads, handed_at = job.split("\t")
+    os.chdir(folder)  # /proc/PID/cwd names the job: how a restarted agent finds a leftover worker
+    err = os.open(Path(folder) / WORKER_ERR, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.dup2(err, 2)
+    os.close(err)
+    # for anything the job starts (a command's program); this process's own pools are sized
+    # by the job's session options, its BLAS pool was made for one thread
+    os.environ.update({name: threads for name in THREAD_ENV})
+    os.environ["KITFLEET_JOB_ID"] = job_id
+    return Path(folder), float(handed_at)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ import psutil
 
 from tests.integration.conftest import AgentFactory
 from tests.integration.helpers import pair, raw_client
-from tests.integration.test_jobs_api import FINISHED, configure, deploy, submit
+from tests.integration.test_jobs_api import FINISHED, configure, deploy, submit, wait
+from tests.integration.test_stream import deploy_detector
+from tests.videos import write_video
 
 # A job that notices if another copy of itself runs at the same time (flock is released
 # by the kernel when a killed process dies, so only a live overlap is seen).
@@ -183,3 +185,63 @@ def test_a_cron_schedule_fires_after_a_restart(start_agent: AgentFactory, tmp_pa
         assert fired, "the schedule queued a job after the restart"
         assert client.get(f"/v1/schedules/{schedule_id}").json()["next_run_at"] > restarted
         assert client.delete(f"/v1/schedules/{schedule_id}").status_code == 204
+
+
+def _spares_of(data_dir: Path) -> list[psutil.Process]:
+    return [
+        proc
+        for proc in psutil.process_iter(["pid", "cmdline"])
+        if "--spare" in (proc.info["cmdline"] or []) and str(data_dir) in " ".join(proc.info["cmdline"])
+    ]
+
+
+def test_a_worker_kept_ready_runs_the_next_job_alone_and_dies_with_its_agent(
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
+    """After a first (cold) model job the agent keeps a spare worker; the next one runs in it, in
+    the job's own folder; a kill -9 of the agent takes the spare and the job's worker with it,
+    and a job left running in a spare is recovered on restart like any other."""
+    configure(tmp_path, "warm", jobs_threads=4)
+    agent = start_agent("warm", mdns=False)
+    token = pair(agent)
+    with raw_client(agent, token) as client:
+        deploy(client, tmp_path)
+        first = submit(client, "benchmark", {"model": "tiny", "runs": 20})
+        assert wait(client, first["job_id"])["state"] == "done"
+        assert "started cold" in client.get(f"/v1/jobs/{first['job_id']}/logs").json()["text"]
+        [spare] = _wait_for_spares(agent.data_dir)
+        second = submit(client, "benchmark", {"model": "tiny", "runs": 20}, resources={"threads": 3})
+        assert wait(client, second["job_id"])["state"] == "done"
+        assert "worker kept ready" in client.get(f"/v1/jobs/{second['job_id']}/logs").json()["text"]
+        assert not spare.is_running(), "one spare runs one job, then it is gone"
+        [spare] = _wait_for_spares(agent.data_dir)
+        deploy_detector(client)
+        write_video(agent.data_dir / "datasets" / "clip.mp4", seconds=1)
+        looping = {"model": "shapes-yolo", "source": "clip.mp4", "loop": True, "keep": ["counts"]}
+        long = submit(client, "stream", looping, max_retries=1)
+        while client.get(f"/v1/jobs/{long['job_id']}").json()["state"] != "running":
+            time.sleep(0.05)
+        assert spare.cwd().endswith(long["job_id"]), "a spare works in its job's folder"
+        _wait_for_spares(agent.data_dir, besides=spare.pid)
+    workers = [psutil.Process(pid) for pid in _workers_of(agent.data_dir)]
+    assert len(workers) >= 2, "the job's worker and the next spare"
+    agent.kill()
+    _gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, "no worker, spare or not, outlives its agent"
+    agent.start()
+    with raw_client(agent, token) as client:
+        job = client.get(f"/v1/jobs/{long['job_id']}").json()
+        assert job["state"] in ("queued", "running"), job
+        assert "stopped unexpectedly" in str(job["error"]), job
+        client.post(f"/v1/jobs/{long['job_id']}/cancel")
+    agent.stop()
+
+
+def _wait_for_spares(data_dir: Path, besides: int | None = None) -> list[psutil.Process]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        spares = [p for p in _spares_of(data_dir) if p.pid != besides]
+        if spares:
+            return spares
+        time.sleep(0.1)
+    raise AssertionError("no spare worker was started")

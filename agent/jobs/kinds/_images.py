@@ -3,22 +3,21 @@
 Each image becomes one model-ready input on a decode thread, by the same steps a
 request to /infer takes (decode, convert, resize, normalise), so a job's answers
 match the live route's. Pillow and NumPy release the GIL for the heavy parts, so
-the threads run beside each other and beside the model. At most `ahead` inputs are
-in flight: memory stays bounded whatever the size of the folder.
+the threads run beside each other. At most `ahead` inputs are in flight: memory
+stays bounded whatever the size of the folder.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import deque
+import threading
 from collections.abc import Generator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from agent.errors import Refusal
+from agent.jobs.kinds._budget import Budget
 from agent.toolkit.images import Placement, decode_image, to_input
 from agent.wire import Manifest
 
@@ -49,25 +48,88 @@ def prepare(path: Path, manifest: Manifest) -> Item:
 
 
 def prepared(
-    paths: Sequence[Path], manifest: Manifest, workers: int, ahead: int
+    paths: Sequence[Path], manifest: Manifest, workers: int, ahead: int, budget: Budget | None = None
 ) -> Generator[Item, None, None]:
-    """Every path's Item in order, `workers` threads keeping up to `ahead` of them in flight.
+    """Every path's Item in order: `workers` threads decode up to `ahead` of them ahead, and the
+    caller's own thread decodes too while the item it needs next is not ready, so the job's
+    threads all decode when decoding is the slow part. Each decode draws one thread of
+    `budget` (shared with the model, see _budget.py).
 
-    Closing the iterator early (a failed job) drops the queued work and waits only for
-    the images being decoded at that moment, so no thread outlives it.
+    Closing the iterator early (a failed job) stops the threads after the images being
+    decoded at that moment, so no thread outlives it.
     """
-    pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="decode")
-    upcoming = iter(paths)
-    pending: deque[Future[Item]] = deque()
-
-    def submit(count: int) -> None:
-        pending.extend(pool.submit(prepare, path, manifest) for path in itertools.islice(upcoming, count))
-
+    decoding = _Decoding(paths, manifest, max(ahead, 1), budget or Budget(max(workers, 1)))
+    threads = [
+        threading.Thread(target=decoding.work, name=f"decode-{n}", daemon=True) for n in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
     try:
-        submit(max(ahead, 1))
-        while pending:
-            item = pending.popleft().result()
-            submit(1)
-            yield item
+        for index in range(len(paths)):
+            yield decoding.take(index)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        decoding.stop()
+        for thread in threads:
+            thread.join()
+
+
+class _Decoding:
+    """Which images are claimed, decoded and taken; the window `ahead` bounds memory."""
+
+    def __init__(self, paths: Sequence[Path], manifest: Manifest, ahead: int, budget: Budget) -> None:
+        self.paths, self.manifest, self.ahead, self.budget = paths, manifest, ahead, budget
+        self._cond = threading.Condition()
+        self._done: dict[int, Item] = {}
+        self._claimed = 0  # images before this one are decoded or being decoded
+        self._taken = 0  # images before this one were handed out
+        self._stopped = False
+        self._failed: Exception | None = None
+
+    def _claim(self) -> int | None:
+        """The next image to decode, if it is inside the window (call holding the lock)."""
+        if self._stopped or self._claimed >= min(len(self.paths), self._taken + self.ahead):
+            return None
+        self._claimed += 1
+        return self._claimed - 1
+
+    def _decode(self, index: int) -> None:
+        try:
+            with self.budget.one():
+                item = prepare(self.paths[index], self.manifest)
+        except Exception as exc:  # a bad manifest: the job fails, from the thread that takes
+            with self._cond:
+                self._failed, self._stopped = exc, True
+                self._cond.notify_all()
+            return
+        with self._cond:
+            self._done[index] = item
+            self._cond.notify_all()
+
+    def work(self) -> None:
+        while True:
+            with self._cond:
+                while (index := self._claim()) is None:
+                    if self._stopped or self._claimed >= len(self.paths):
+                        return
+                    self._cond.wait()
+            self._decode(index)
+
+    def take(self, index: int) -> Item:
+        while True:
+            with self._cond:
+                if self._failed is not None:
+                    raise self._failed
+                if index in self._done:
+                    self._taken = index + 1
+                    self._cond.notify_all()  # the window moved on
+                    return self._done.pop(index)
+                mine = self._claim()
+                if mine is None:
+                    self._cond.wait()
+                    continue
+            self._decode(mine)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()

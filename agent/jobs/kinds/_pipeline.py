@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import Refusal
+from agent.jobs.kinds._budget import Budget
 from agent.jobs.kinds._images import Item, prepared
 from agent.jobs.kinds._model import fixed_batch, load
 from agent.jobs.report import Reporter
@@ -34,15 +35,16 @@ class Answer:
 
 
 def split_threads(threads: int) -> tuple[int, int]:
-    """(decode threads, ONNX Runtime intra-op threads) for a job that holds `threads`.
+    """(decode threads besides the job's own, ONNX Runtime intra-op threads) for a job that
+    holds `threads`.
 
-    Both stages get all of them, so whichever is the slower one (decoding camera pictures
-    for a small model, the model for a large one) has the job's threads while the other
-    mostly waits: the decoders when the queue ahead of the model is full, the model's
-    threads between batches (they sleep rather than spin). While both run at once the job
-    briefly uses more than `threads` cores.
+    Both stages may use all of them, taking turns through one `Budget`: the job's own thread
+    runs the model and decodes while it waits, the other threads decode, and a model run
+    waits for the decodes under way. So whichever stage is the slower one (decoding camera
+    pictures for a small model, the model for a large one) gets every thread the job holds,
+    and never more run at once.
     """
-    return max(threads, 1), max(threads, 1)
+    return max(threads, 1) - 1, max(threads, 1)
 
 
 def batch_size(manifest: Manifest) -> int:
@@ -57,13 +59,14 @@ class Pipeline:
     def __init__(self, spec: dict[str, Any], report: Reporter) -> None:
         self.report = report
         self.decoders, intra_op = split_threads(spec["threads"])
+        self.budget = Budget(intra_op)
         self.manifest, self.session = load(spec, report, intra_op, spinning=False)
         self.batch = 1 if fixed_batch(self.session, self.manifest) is not None else batch_size(self.manifest)
 
     def answers(self, paths: Sequence[Path], top_k: int) -> Generator[list[Answer], None, None]:
         """One list of answers per model run, in the order of `paths`."""
         ahead = self.batch + self.decoders  # the next batch, while this one runs
-        with contextlib.closing(prepared(paths, self.manifest, self.decoders, ahead)) as items:
+        with contextlib.closing(prepared(paths, self.manifest, self.decoders, ahead, self.budget)) as items:
             for chunk in self._chunks(items):
                 yield self._answer(chunk, top_k)
 
@@ -103,7 +106,8 @@ class Pipeline:
 
     def _session_run(self, items: list[Item], top_k: int) -> list[InferResult]:
         batch = stack([item.input for item in items if item.input is not None])
-        return run_prepared(self.session, self.manifest, batch, [item.scale for item in items], top_k)
+        with self.budget.whole():
+            return run_prepared(self.session, self.manifest, batch, [item.scale for item in items], top_k)
 
 
 def _first_line(exc: Exception) -> str:

@@ -29,7 +29,7 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     fields = model_fields(pipeline.manifest)
     report.log(
         f"{len(paths)} image(s) under {folder}, batches of {pipeline.batch}, "
-        f"{pipeline.decoders} decode thread(s)"
+        f"{pipeline.decoders + 1} thread(s) decoding and running the model in turn"
     )
     started, failed, done = time.perf_counter(), 0, 0
     report.progress(0, len(paths))

@@ -297,6 +297,39 @@ def test_stopping_early_ends_the_decoders_with_bounded_work(
     assert len(prepared) <= len(first) + pipeline.batch + pipeline.decoders, "work ahead is bounded"
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_decoding_and_the_model_together_never_run_more_threads_than_the_job_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """A model run counts as all the job's threads (its session has that many), a decode as
+    one: seen from the real functions as they run, the sum never passes the job's limit."""
+    model, manifest = bundled(DIGITS)
+    folder = tmp_path / "cam"
+    digit_folder(folder, 3 * MAX_BATCH)
+    lock, busy, peak, decoders = threading.Lock(), [0], [0], set()
+    real_prepare, real_run = _images.prepare, _pipeline.run_prepared
+
+    def watched(cost: int, call: Any, *args: Any) -> Any:
+        with lock:
+            busy[0] += cost
+            peak[0] = max(peak[0], busy[0])
+            decoders.update(t.name for t in threading.enumerate() if t.name.startswith("decode"))
+        try:
+            time.sleep(0.001)  # long enough for an overlap to show
+            return call(*args)
+        finally:
+            with lock:
+                busy[0] -= cost
+
+    monkeypatch.setattr(_images, "prepare", lambda *a: watched(1, real_prepare, *a))
+    monkeypatch.setattr(_pipeline, "run_prepared", lambda *a: watched(threads, real_run, *a))
+    spec = job_spec(model, manifest, folder, threads=threads)
+    summary = batch_infer.run(spec, Events().reporter(tmp_path / "r"))
+    assert summary["images"] == 3 * MAX_BATCH + 3
+    assert 1 <= peak[0] <= threads
+    assert len(decoders) == threads - 1, "the job's own thread is the last decoder"
+
+
 def test_large_inputs_get_smaller_batches_so_memory_stays_bounded() -> None:
     _, manifest = bundled(DIGITS)
     assert batch_size(manifest) == MAX_BATCH
