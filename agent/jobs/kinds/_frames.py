@@ -1,15 +1,23 @@
-"""Frames from a stream job's source, decoded on a thread into a one-frame slot.
+"""Frames from a stream job's source: a live one decoded on a thread into a one-frame slot,
+a video file decoded on the job's own thread as the model asks for frames.
 
 The decode thread never waits for the model on a live source: a newer frame replaces the
 one waiting, which is counted as dropped, so memory holds at most one decoded frame however
-slow inference is. PyAV (FFmpeg) decodes files, URLs and V4L2 cameras; Pillow reads a
-watched folder's images. PyAV is imported only here, in the worker process.
+slow inference is. A file sets its own pace, so it needs no thread: decoding and the model
+take turns on the job's threads (no hand-over between threads, no decoder competing with
+the model for a core), and played at camera pace, frames that fell due while the model ran
+are decoded and dropped but the newest. PyAV (FFmpeg) decodes files, URLs and V4L2 cameras,
+with as many threads as the job holds (never FFmpeg's default of every core); Pillow reads
+a watched folder's images. PyAV is imported only here, in the worker process.
+
+Whatever breaks in decoding fails the job with what broke, never ends it early as done.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +34,7 @@ from agent.jobs.sources import FILE_FORMATS, playlist_kind
 from agent.jobs.urls import check_url, ffmpeg_options, scrub
 from agent.toolkit.images import decode_image
 
-__all__ = ["Frame", "LatestSlot", "Reader"]
+__all__ = ["Frame", "LatestSlot", "PulledSlot", "Reader"]
 
 OPEN_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 10.0
 FOLDER_POLL_S = 0.1
@@ -82,14 +90,56 @@ class LatestSlot:
             return self._closed and self._frame is None
 
 
+class PulledSlot:
+    """The slot's side for a source read on the job's own thread: `take` decodes the next frame."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self._frames: Iterator[Frame] | None = None
+        self._closed = False
+        self.dropped = 0
+
+    def take(self, timeout: float) -> Frame | None:
+        if self._closed:
+            return None
+        if self._frames is None:
+            self._frames = self.reader.counted()
+        try:
+            return next(self._frames)
+        except StopIteration:
+            self.close()
+        except Exception as exc:  # every failure ends the job as failed, with its words
+            self.reader.error = self.reader.failure(exc)
+            self.close()
+        return None
+
+    def close(self) -> None:
+        self._closed = True
+        if self._frames is not None:
+            self._frames.close()  # the container closes with it
+
+    @property
+    def finished(self) -> bool:
+        return self._closed
+
+
 class Reader(threading.Thread):
-    """Decodes the source into the slot until it ends, fails or `stop` is set."""
+    """Decodes the source into `slot` until it ends, fails or `stop` is set: on its own thread for
+    a live source or a folder, on the job's thread (through a PulledSlot) for a video file."""
 
     def __init__(
-        self, source: dict[str, Any], realtime: bool, loop: bool, slot: LatestSlot, secret: str | None = None
+        self,
+        source: dict[str, Any],
+        realtime: bool,
+        loop: bool,
+        secret: str | None = None,
+        threads: int = 1,
     ) -> None:
         super().__init__(name="decode", daemon=True)
-        self.source, self.realtime, self.loop, self.slot = source, realtime, loop, slot
+        self.source, self.realtime, self.loop = source, realtime, loop
+        self.threads = max(threads, 1)
+        self.pulled = source["kind"] == "file"
+        self.slot: LatestSlot | PulledSlot = PulledSlot(self) if self.pulled else LatestSlot()
         self._secret = secret  # the URL with its password: opened, never shown
         self.stop = threading.Event()
         self.decoded = 0
@@ -99,24 +149,45 @@ class Reader(threading.Thread):
         self.error: Exception | None = None
         self.opened = threading.Event()
 
+    def start(self) -> None:
+        if self.pulled:
+            self.opened.set()  # opened by the job's thread at its first frame
+        else:
+            super().start()
+
+    def join(self, timeout: float | None = None) -> None:
+        if not self.pulled:
+            super().join(timeout)
+
     def run(self) -> None:
-        wait = self._flat_out()
+        wait, slot = self._flat_out(), self.slot
+        assert isinstance(slot, LatestSlot)
         try:
-            for frame in self._frames():
-                self.decoded += 1
-                self.rate.tick(frame.ready)
-                if not self.slot.put(frame, wait):
+            for frame in self.counted():
+                if not slot.put(frame, wait):
                     return
-        except (PermanentFailure, JobFailed) as exc:
-            self.error = exc
-        except Exception as exc:
-            if self._secret is None:
-                raise
-            # an error from the decoder may quote the URL it opened, password and all
-            self.error = JobFailed(scrub(f"the decoder failed: {type(exc).__name__}: {exc}", self._secret))
+        except Exception as exc:  # every failure ends the job as failed, with its words
+            self.error = self.failure(exc)
         finally:
             self.opened.set()
-            self.slot.close()
+            slot.close()
+
+    def counted(self) -> Iterator[Frame]:
+        for frame in self._frames():
+            self.decoded += 1
+            self.rate.tick(frame.ready)
+            yield frame
+
+    def failure(self, exc: Exception) -> Exception:
+        """What the job fails with: our own failures as they are, anything else (a decoder or
+        library bug, a frame it cannot convert) named, so the job ends failed, not done."""
+        if isinstance(exc, (PermanentFailure, JobFailed)):
+            return exc
+        if self._secret is None:
+            traceback.print_exc()  # to the job's worker.err, for whoever fixes the bug
+            return JobFailed(f"decoding {self.source['location']} failed: {type(exc).__name__}: {exc}")
+        # an error from the decoder may quote the URL it opened, password and all
+        return JobFailed(scrub(f"the decoder failed: {type(exc).__name__}: {exc}", self._secret))
 
     def _frames(self) -> Iterator[Frame]:
         if self.source["kind"] == "folder":
@@ -131,17 +202,24 @@ class Reader(threading.Thread):
         container = _open(self.source, self._secret)
         try:
             stream = _video_stream(container, self.source["location"])
-            # Frame threading decodes ahead in FFmpeg's own threads: more frames a second from a
-            # file read as fast as the model goes, but on a live source it holds every frame back
-            # by a frame per thread and keeps decoding beside the model's run, which then waits
-            # for a core. Slice threading finishes each frame within its own decode call.
-            stream.thread_type = "AUTO" if self._flat_out() else "SLICE"
+            # Slice threading finishes each frame within its own decode call, so on the job's
+            # thread decoding and the model take turns on the job's threads. Frame threading
+            # would decode ahead beside the model's run (which then waits for a core) and hold
+            # a live source back by a frame per thread. FFmpeg's default count is every core.
+            stream.thread_type = "SLICE"
+            stream.codec_context.thread_count = self._decoding_threads
             if self.source["kind"] == "file" and not self.loop:
                 self.total = stream.frames or None
             self.opened.set()
             yield from self._decode(container, stream, av)
         finally:
             container.close()
+
+    @property
+    def _decoding_threads(self) -> int:
+        """FFmpeg's threads: a file's, taking turns with the model, are all the job's; a live
+        source's, decoding beside the model, half."""
+        return self.threads if self.pulled else max(1, self.threads // 2)
 
     def _flat_out(self) -> bool:
         """True when the source is read as fast as the model takes it, every frame kept."""
@@ -152,17 +230,30 @@ class Reader(threading.Thread):
         rate = float(stream.average_rate or 25)
         while not self.stop.is_set():
             started, first = time.monotonic(), None
+            waiting: Frame | None = None  # paced: the newest decoded frame, until the next is due
             try:
                 for count, packet in enumerate(container.demux(stream)):
                     if paced and packet.size:  # as a camera sends it: each packet at its own time,
                         at = _packet_time(packet, count, rate)  # decoded when it comes, not ahead
                         first = at if first is None else first
-                        self.stop.wait(max(0.0, started + (at - first) - time.monotonic()))
+                        due = started + (at - first)
+                        if waiting is not None and due > time.monotonic():
+                            yield waiting  # the model takes it while the next is not due yet
+                            waiting = None
+                        self.stop.wait(max(0.0, due - time.monotonic()))
                     for frame in packet.decode():
                         if self.stop.is_set():
                             return
-                        yield Frame(frame.to_image(), time.monotonic(), index)
+                        image = frame.to_image(threads=self._decoding_threads)  # swscale's too
+                        decoded = Frame(image, time.monotonic(), index)
                         index += 1
+                        if not paced:
+                            yield decoded
+                        elif waiting is not None:  # it fell due while the model ran: the newer wins
+                            self.slot.dropped += 1
+                        waiting = decoded if paced else None
+                if waiting is not None:
+                    yield waiting
             except (av.error.FFmpegError, OSError) as exc:
                 raise _broken(self.source, exc, index) from None
             if index == 0:

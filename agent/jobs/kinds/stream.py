@@ -1,8 +1,10 @@
 """`stream`: a deployed model on every frame it can keep up with, until cancelled or the source ends.
 
-Three threads: decode (`_frames.Reader`) fills a one-frame slot; this loop takes the
-newest frame, runs the model and records the answer; the publisher draws and writes the
-live view. Latency is measured from the decoded frame being ready to its answer.
+A live source (camera, URL) or a watched folder is decoded on its own thread
+(`_frames.Reader`) into a one-frame slot; a video file is decoded on this loop's thread as it
+asks for frames. This loop takes the newest frame, runs the model and records the answer;
+the publisher draws and writes the live view. Latency is measured from the decoded frame
+being ready to its answer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from agent.jobs.credentials import SourceSecrets
 from agent.jobs.errors import PermanentFailure
-from agent.jobs.kinds._frames import Frame, LatestSlot, Reader
+from agent.jobs.kinds._frames import Frame, Reader
 from agent.jobs.kinds._keep import COUNTS_HEADER, Counts, Rotating, Snapshots
 from agent.jobs.kinds._meter import Latencies, Rate
 from agent.jobs.kinds._model import load, model_fields
@@ -59,8 +61,10 @@ class StreamJob:
         self.report, self.manifest, self.session = report, manifest, session
         self.fps: float | None = params.get("fps")
         keep, budget = set(params["keep"]), spec["max_result_bytes"]
-        self.slot = LatestSlot()
-        self.reader = Reader(self.source, params["realtime"], params["loop"], self.slot, source_secret(spec))
+        self.reader = Reader(
+            self.source, params["realtime"], params["loop"], source_secret(spec), spec["threads"]
+        )
+        self.slot = self.reader.slot
         results = report.results
         self.detections = (
             Rotating(results, "results.jsonl", "results.1.jsonl", budget // 8)
