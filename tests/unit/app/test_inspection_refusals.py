@@ -108,3 +108,19 @@ def test_bad_override_values_say_the_form(tmp_path: Path) -> None:
     with pytest.raises(InspectionError, match="does not exist"):
         inspect_model(model, Overrides(labels=tmp_path / "nope.txt"))
     assert np.isfinite(inspect_model(model).manifest.normalisation.scale)
+
+
+def test_flags_beside_a_written_manifest_are_refused_and_a_plain_file_gets_a_golden(tmp_path: Path) -> None:
+    from app.fleet.deploy import prepare_package
+    from app.fleet.inspection import write_manifest
+    from app.fleet.models import ModelPackageError
+
+    model = im.classifier(tmp_path / "net.onnx")
+    plain = prepare_package(model)
+    assert plain.inspection is not None
+    assert plain.manifest.golden is not None  # the kit checks it before install
+    write_manifest(model, plain.manifest)
+    assert prepare_package(model).inspection is None  # the manifest beside it decides
+    with pytest.raises(ModelPackageError, match="leave out --name --task") as refused:
+        prepare_package(model, Overrides(name="other", task="raw"))
+    assert "net.manifest.json" in str(refused.value)
