@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import time
 
@@ -39,9 +40,19 @@ def test_discover_adopt_and_read_facts_from_the_cli(start_agent: AgentFactory, t
     data = json.loads(facts.stdout)
     assert data["live"] is True
     assert data["families"]["cpu"]["logical_cores"] >= 1
+    assert data["families"]["memory"]["total_bytes"] > 0  # --json: the raw figures
+    favoured = {p["provider"]: p["precision"] for p in data["families"]["runtime"]["precision_by_provider"]}
+    assert favoured["CPUExecutionProvider"] == (
+        "int8" if data["families"]["cpu"]["int8"]["accelerated"] else "fp32"
+    )
     text = kitfleet(home, "facts", "cli-kit")
     assert "[cpu]" in text.stdout
     assert "[runtime]" in text.stdout
+    assert text.stdout.startswith("cli-kit: facts read ")
+    assert "ago)" in text.stdout.splitlines()[0]
+    assert re.search(r"^  total: [0-9.]+ [GMT]iB$", text.stdout, re.MULTILINE)
+    assert re.search(r"^  CPUExecutionProvider +(int8|fp32) ", text.stdout, re.MULTILINE)
+    assert str(data["families"]["memory"]["total_bytes"]) not in text.stdout
 
 
 def test_unknown_kit_is_a_message_and_a_nonzero_exit(tmp_path) -> None:

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from agent.wire import Facts
 from app.fleet.localagent import LocalAgent
 from tests.integration.conftest import AgentFactory
 from tests.integration.helpers import device_id, pair, pair_body, raw_client
+from tests.unit.agent.test_facts_models import extra_keys
 
 PROTECTED = [
     ("GET", "/v1/facts"),
@@ -105,6 +107,9 @@ def test_facts_metrics_and_prometheus(start_agent: AgentFactory) -> None:
         assert facts["device_id"] == device_id(agent)
         assert facts["families"]["cpu"]["logical_cores"] >= 1
         assert facts["families"]["kit"]["name"] == "metrics"
+        typed = Facts.model_validate(facts)  # the contract covers every key the agent sent
+        assert extra_keys(typed) == []
+        assert typed.families.wire() == facts["families"]
         deadline = time.monotonic() + 20
         samples: list[dict[str, float]] = []
         while time.monotonic() < deadline and len(samples) < 5:
