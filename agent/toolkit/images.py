@@ -160,18 +160,17 @@ def letterbox_geometry(width: int, height: int, spec: InputSpec) -> tuple[int, i
 
 
 def _letterboxed(image: Image.Image, spec: InputSpec) -> tuple[np.ndarray, Placement]:
-    """The image resized keeping its aspect, centred on grey; the placement undoes exactly the
-    pad and the resize done (per axis: the rounding of the resized size is taken into account)."""
+    """The image resized keeping its aspect, centred on grey. The placement removes the pad and
+    divides by the gain, as Ultralytics' `scale_boxes` does, so boxes agree with the exporter's
+    own pipeline (dividing by the rounded resized size instead would move them by < 0.5 px)."""
     new_width, new_height, left, top = letterbox_geometry(image.width, image.height, spec)
     resized = image.resize((new_width, new_height), Image.Resampling.BILINEAR)
     pixels = np.full((spec.height, spec.width, spec.channels), PAD_VALUE, dtype=np.uint8)
     pixels[top : top + new_height, left : left + new_width] = np.asarray(resized).reshape(
         new_height, new_width, spec.channels
     )
-    placement = Placement(
-        image.width / new_width, image.height / new_height, float(left), float(top), image.width, image.height
-    )
-    return pixels, placement
+    scale = 1 / min(spec.width / image.width, spec.height / image.height)
+    return pixels, Placement(scale, scale, float(left), float(top), image.width, image.height)
 
 
 def from_pixels(pixels: np.ndarray, spec: InputSpec, norm: Normalisation) -> np.ndarray:

@@ -59,20 +59,19 @@ def test_pixels_are_the_resized_picture_on_grey(size: tuple[int, int], input_siz
     bars = np.ones(pixels.shape[:2], bool)
     bars[top : top + new_height, left : left + new_width] = False
     assert (pixels[bars] == 114).all()
-    assert placement == Placement(size[0] / new_width, size[1] / new_height, left, top, size[0], size[1])
+    scale = 1 / min(input_size[0] / size[0], input_size[1] / size[1])  # Ultralytics' scale_boxes gain
+    assert placement == Placement(scale, scale, left, top, size[0], size[1])
+    assert abs(new_width * scale - size[0]) < scale
+    assert abs(new_height * scale - size[1]) < scale
 
 
 def test_a_box_maps_back_to_where_it_was_drawn() -> None:
-    """Forward by the resize and pad done, back by the placement: the same box, to float precision."""
+    """Forward by the gain and the pad, back by the placement: the same box, to float precision."""
     _, placement = to_pixels(picture(240, 360), spec(320, 320))
     box = np.array([17.0, 40.5, 200.25, 359.0])
-    new_width, new_height, left, top = letterbox_geometry(240, 360, spec(320, 320))
-    forward = box * [new_width / 240, new_height / 360, new_width / 240, new_height / 360] + [
-        left,
-        top,
-        left,
-        top,
-    ]
+    gain = min(320 / 240, 320 / 360)
+    _, _, left, top = letterbox_geometry(240, 360, spec(320, 320))
+    forward = box * gain + [left, top, left, top]
     back = (forward - [placement.pad_x, placement.pad_y] * 2) * ([placement.scale_x, placement.scale_y] * 2)
     assert np.allclose(back, box, atol=1e-9)
 
