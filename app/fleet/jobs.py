@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -218,6 +219,8 @@ async def _ensure_dataset(client: KitClient, upload: LocalDataset, report: Submi
 # --- watch and logs ----------------------------------------------------------------------
 
 JobCallback = Callable[[Kit, JobInfo], None]
+RetryCallback = Callable[[Kit, str, float], None]  # the kit, why it did not answer, seconds to wait
+_RETRY_MAX_S = 15.0
 
 
 async def async_watch(
@@ -226,33 +229,45 @@ async def async_watch(
     job_ids: list[str] | None,
     on_update: JobCallback,
     interval: float = 0.5,
-    patience: int = 10,
+    give_up_s: float = 600.0,
+    on_retry: RetryCallback | None = None,
 ) -> list[JobInfo]:
     """Poll until every job has finished, calling `on_update` when a job's state or progress moves.
 
-    `job_ids` None watches the jobs unfinished on the kit now. A kit that stops answering
-    is given `patience` polls before KitUnreachable; its jobs keep running meanwhile.
+    `job_ids` None watches the jobs unfinished on the kit now. A kit that stops answering (a
+    flaky link, a restart) is asked again with back-off, each wait told to `on_retry`, until it
+    has been silent for `give_up_s`; its jobs keep running meanwhile, so the watch ends with
+    their real end state, not with the outage.
     """
+    latest: dict[str, JobInfo] = {}
+    wanted: list[list[str]] = [job_ids] if job_ids is not None else []
+    silent_since: float | None = None
 
     async def watch(client: KitClient) -> list[JobInfo]:
-        ids = (
-            job_ids if job_ids is not None else [j.job_id for j in await client.jobs(UNFINISHED, limit=1000)]
-        )
-        latest: dict[str, JobInfo] = {}
-        misses = 0
+        nonlocal silent_since
+        if not wanted:
+            wanted.append([j.job_id for j in await client.jobs(UNFINISHED, limit=1000)])
+        ids = wanted[0]
         while _pending(ids, latest):
-            try:
-                await _poll(client, kit, _pending(ids, latest), latest, on_update)
-                misses = 0
-            except KitUnreachable:
-                misses += 1
-                if misses >= patience:
-                    raise
+            await _poll(client, kit, _pending(ids, latest), latest, on_update)
+            silent_since = None
             if _pending(ids, latest):
                 await asyncio.sleep(interval)
         return [latest[i] for i in ids]
 
-    return await async_explained(fleet, kit, watch)
+    delay = 0.0
+    while True:
+        try:  # the inventory's address: a kit found elsewhere over mDNS is followed there
+            return await async_explained(fleet, fleet.inventory.get(kit.device_id), watch)
+        except KitUnreachable as exc:
+            now = time.monotonic()
+            delay = 1.0 if silent_since is None else min(2 * delay, _RETRY_MAX_S)
+            silent_since = now if silent_since is None else silent_since
+            if now - silent_since >= give_up_s:
+                raise
+            if on_retry is not None:
+                on_retry(kit, str(exc), delay)
+            await asyncio.sleep(delay)
 
 
 def _pending(ids: list[str], latest: dict[str, JobInfo]) -> list[str]:

@@ -3,22 +3,37 @@ manners. The real CLI against real agents on loopback."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from app.fleet.deploy import async_deploy
+from app.fleet.inventory import Kit
 from app.fleet.service import Fleet
 from tests.integration.conftest import AgentFactory
-from tests.integration.test_cli_jobs import cli, cli_json, deploy, refused
+from tests.integration.test_cli_jobs import cli, cli_json, refused
 from tests.onnx_models import classifier
+
+
+def _deploy_tiny(fleet: Fleet, kit: Kit, folder: Path, version: str = "1", seed: int = 0) -> None:
+    model = folder / version / "tiny.onnx"
+    model.parent.mkdir(parents=True)
+    classifier(model, version=version, seed=seed)
+    outcomes = asyncio.run(async_deploy(fleet, model, [kit], activate=True))
+    assert all(o.ok for o in outcomes), [o.message for o in outcomes]
 
 
 def test_short_ids_name_jobs_versions_and_kits_and_ambiguity_asks_for_more(
     start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
 ) -> None:
     kit = adopt(start_agent("friction-kit", mdns=False))
-    deploy(fleet, kit)
+    _deploy_tiny(fleet, kit, tmp_path / "bench")
     [job] = cli_json(
-        fleet, "jobs", "submit", "fricti", "--kind", "benchmark", "--model", "digits-cnn", "--param", "runs=2"
+        fleet, "jobs", "submit", "fricti", "--kind", "benchmark", "--model", "tiny", "--param", "runs=2"
     )
     job_id = job["job_id"]
     watched = cli(fleet, "jobs", "watch", "friction", job_id[:12]).stdout  # as the board shows it
@@ -31,10 +46,7 @@ def test_short_ids_name_jobs_versions_and_kits_and_ambiguity_asks_for_more(
     refused(fleet, "jobs", "show", "friction-kit", other, says=f"no job {other!r}")
 
     for version, seed in (("2026.01.1", 1), ("2026.01.2", 2)):
-        model = tmp_path / version / "tiny.onnx"
-        model.parent.mkdir()
-        classifier(model, version=version, seed=seed)
-        cli(fleet, "deploy", str(model), "--kit", "friction-kit", "--activate")
+        _deploy_tiny(fleet, kit, tmp_path, version, seed)
     activate = ["models", "activate", "friction-kit", "tiny"]
     said = refused(fleet, *activate, "2026.01", says="give more characters")
     assert "2026.01.1" in said, "the candidates are listed"
@@ -44,4 +56,37 @@ def test_short_ids_name_jobs_versions_and_kits_and_ambiguity_asks_for_more(
     [second] = [v for v in tiny["versions"] if v["version"] == "2026.01.2"]
     cli(fleet, "models", "delete", "friction-kit", "tiny", second["sha256"][:8])
     versions = [v for v in cli_json(fleet, "models", "list", "friction-kit") if v["name"] == "tiny"]
-    assert [v["version"] for v in versions[0]["versions"]] == ["2026.01.1"]
+    assert [v["version"] for v in versions[0]["versions"]] == ["1", "2026.01.1"], "2026.01.2 deleted"
+
+
+def test_watch_rides_out_a_kit_restart_and_reports_the_real_end(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
+) -> None:
+    """Stopping the kit for a moment used to print "FAILED … unreachable" and exit 1 while the
+    job went on after the restart."""
+    agent = start_agent("flaky", mdns=False)
+    _deploy_tiny(fleet, adopt(agent), tmp_path)
+    submit = ["jobs", "submit", "flaky", "--kind", "benchmark", "--model", "tiny", "--param", "runs=2"]
+    [job] = cli_json(fleet, *submit, "--not-before", "+40s")  # unfinished when the kit stops
+    env = dict(os.environ, KITFLEET_MDNS_INTERFACES="127.0.0.1")
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "app", "--home", str(fleet.settings.home), "jobs", "watch", "flaky"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert watch.stdout is not None
+        first = watch.stdout.readline()  # the watch has seen the job: now take the kit away
+        assert job["job_id"][:12] in first, first
+        agent.stop()
+        time.sleep(8)  # longer than the old watch's patience of ten quick polls
+        agent.start()  # same data dir, same port: the queued job is still there
+        out, err = watch.communicate(timeout=120)
+    finally:
+        watch.kill()
+    assert "FAILED" not in out, out
+    assert f"done    flaky: job {job['job_id']}" in out, (out, err)
+    assert "flaky: kit unreachable, retrying" in err, err
+    assert watch.returncode == 0, (out, err)

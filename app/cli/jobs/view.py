@@ -12,6 +12,7 @@ from app.cli.common import age
 from app.fleet.text import printable
 
 BAR = 24
+_MIN_BAR = 6
 
 
 def what(job: JobInfo) -> str:
@@ -40,18 +41,33 @@ def schedule_row(kit: str, s: ScheduleInfo) -> str:
     return f"{kit:<16} {s.schedule_id}  {s.cron:<16} {s.job.kind:<11} next {when}  {s.name}{state}"
 
 
-def bar_line(kit: str, job: JobInfo) -> str:
+def bar_line(kit: str, job: JobInfo, width: int | None = None) -> str:
+    """One job's progress; within `width` columns, when given, by narrowing the bar and cutting
+    the note, so the figures at the end ("50%", "5/10") always show."""
     done, total = job.progress.done, job.progress.total
     if job.state == "done" and not total:
         done = total = 1
-    filled = min(max(BAR * done // total, 0), BAR) if total else 0  # whatever counts a kit sends
     pct = f"{100 * done // total:3d}%" if total else "    "
     tail = job.waiting if job.state == "queued" and job.waiting else job.error or ""
-    return printable(
-        f"{kit:<12} {job.job_id[:12]} {job.kind:<11} {job.state:<11} "
-        f"[{'#' * filled}{'-' * (BAR - filled)}] {pct} {progress_text(job):>9}"
-        + (f"  {tail}" if tail else "")
-    )  # the board adds its own escapes to it
+    head = printable(f"{kit:<12} {job.job_id[:12]} {job.kind:<11} {job.state:<11} ")
+    end = f" {pct} {progress_text(job):>9}"
+    bar = BAR if width is None else min(BAR, max(width - len(head) - len(end) - 2, _MIN_BAR))
+    filled = min(max(bar * done // total, 0), bar) if total else 0  # whatever counts a kit sends
+    line = f"{head}[{'#' * filled}{'-' * (bar - filled)}]{end}"
+    note = printable(f"  {tail}") if tail else ""
+    if width is None:
+        return line + note  # the board adds its own escapes to it
+    return fit(line, width) + (fit(note, width - len(line)) if len(line) + 2 < width else "")
+
+
+def fit(line: str, width: int) -> str:
+    """`line` within `width` columns, cut in the middle so its end stays in view."""
+    if len(line) <= width:
+        return line
+    if width < 2:
+        return line[-width:] if width > 0 else ""
+    keep = width - 1
+    return line[: keep // 2] + "…" + line[len(line) - (keep - keep // 2) :]
 
 
 class Board:
@@ -63,23 +79,36 @@ class Board:
         self._jobs: dict[tuple[str, str], JobInfo] = {}
         self._drawn = 0
         self._said: dict[tuple[str, str], tuple[str, int]] = {}
+        self._notes: dict[str, str] = {}  # kit -> why its jobs are not moving (it is away)
 
     def update(self, kit: str, job: JobInfo) -> None:
         self._jobs[(kit, job.job_id)] = job
+        self._notes.pop(kit, None)
         if self.live:
             self._redraw()
         else:
             self._plain(kit, job)
 
+    def note(self, kit: str, text: str) -> None:
+        """Say why a kit's jobs stand still: under the board on a terminal, on stderr otherwise
+        (stdout stays the jobs' lines)."""
+        if self.live:
+            self._notes[kit] = text
+            self._redraw()
+        else:
+            print(printable(text), file=sys.stderr, flush=True)
+
     def _redraw(self) -> None:
         size = shutil.get_terminal_size()
         up = f"\x1b[{self._drawn}F" if self._drawn else ""
-        lines = [f"\x1b[2K{line[: size.columns - 1]}" for line in self._lines(max(size.lines - 2, 1))]
-        self.out.write(up + "\n".join(lines) + "\n")
+        notes = [fit(printable(n), size.columns - 1) for n in self._notes.values()]
+        room = max(size.lines - 2 - len(notes), 1)
+        lines = [f"\x1b[2K{line}" for line in self._lines(room, size.columns - 1) + notes]
+        self.out.write(up + "\n".join(lines) + "\n\x1b[J")  # [J: a note gone leaves no line behind
         self.out.flush()
         self._drawn = len(lines)
 
-    def _lines(self, room: int) -> list[str]:
+    def _lines(self, room: int, width: int) -> list[str]:
         """One line a job; past the screen's height, unfinished jobs first and a count of the rest
         (lines that scroll away cannot be redrawn)."""
         items = list(self._jobs.items())
@@ -88,10 +117,10 @@ class Board:
             hidden = items[room - 1 :]
             done = sum(job.state in FINISHED_STATES for _, job in hidden)
             return [
-                *(bar_line(kit, job) for (kit, _), job in items[: room - 1]),
-                f"… and {len(hidden)} more ({done} finished)",
+                *(bar_line(kit, job, width) for (kit, _), job in items[: room - 1]),
+                fit(f"… and {len(hidden)} more ({done} finished)", width),
             ]
-        return [bar_line(kit, job) for (kit, _), job in items]
+        return [bar_line(kit, job, width) for (kit, _), job in items]
 
     def _plain(self, kit: str, job: JobInfo) -> None:
         """A line when the state changes or progress passes another tenth, so logs stay short."""

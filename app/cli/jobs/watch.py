@@ -88,8 +88,12 @@ async def watch_kits(
         if not args.json:
             board.update(kit.name, job)
 
+    def retry(kit: Kit, why: str, wait: float) -> None:
+        board.note(kit.name, f"{kit.name}: kit unreachable, retrying in {wait:.0f} s ({why})")
+
     finished = await asyncio.gather(
-        *(async_watch(fleet, kit, ids, update) for kit, ids in targets), return_exceptions=True
+        *(async_watch(fleet, kit, ids, update, on_retry=retry) for kit, ids in targets),
+        return_exceptions=True,
     )
     watched: Watched = []
     for (kit, _), result in zip(targets, finished, strict=True):
