@@ -1,4 +1,5 @@
-"""`kitfleet quantize IN.onnx OUT.onnx`: INT8 beside a manifest, and FP32 vs INT8 side by side.
+"""`kitfleet quantize IN.onnx OUT.onnx`: INT8 (or FP16) beside a manifest, FP32 vs the copy side by
+side, the nodes left FP32, and one recommendation made from the measurement.
 
 Without `--mode`, calibration images choose static mode and their absence dynamic mode; an explicit
 `--mode static` without `--calibration` is refused rather than quietly quantized another way.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -20,14 +22,14 @@ from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
 from app.fleet.images import image_files, listed_labels
 from app.fleet.models import manifest_path
-from app.fleet.quantize import METHODS, Mode, QuantizeResult, quantize_model
+from app.fleet.quantize import METHODS, MODES, Mode, QuantizeResult, quantize_model
 from app.fleet.quantreport import table
 
 _SIZE = re.compile(r"(\d+)(?:[x×](\d+))?")
 
 
 def add_commands(command: CommandFactory) -> None:
-    quantize = command("quantize", "make an INT8 copy of an FP32 ONNX model and compare the two")
+    quantize = command("quantize", "make an INT8 (or FP16) copy of an FP32 ONNX model and compare the two")
     quantize.add_argument("source", type=Path, metavar="IN.onnx", help="the FP32 model")
     quantize.add_argument(
         "output",
@@ -40,8 +42,9 @@ def add_commands(command: CommandFactory) -> None:
     )
     quantize.add_argument(
         "--mode",
-        choices=["static", "dynamic"],
-        help="static: QDQ per-channel, calibrated; dynamic: weights only "
+        choices=list(MODES),
+        help="static: INT8 QDQ per-channel, calibrated; dynamic: INT8 weights only; fp16: half "
+        "precision, for kits whose execution provider favours it (a GPU; see `kitfleet facts KIT`) "
         "(default: static with --calibration, else dynamic)",
     )
     quantize.add_argument(
@@ -107,7 +110,7 @@ async def _quantize(args: argparse.Namespace) -> int:
         input_size=_input_size(args.input_size),
         reduce_range=not args.full_range_weights,
     )
-    notes = [*_chosen_mode(args), *result.notes, *_unlabelled(args.evaluation, result)]
+    notes = [*_chosen_mode(args), *result.notes, *_kept_float(result), *_unlabelled(args.evaluation, result)]
     data = _data(result, args.method, notes)
     if args.report is not None:
         _write_report(args.report, data, result, args.method, notes)
@@ -150,6 +153,15 @@ def _chosen_mode(args: argparse.Namespace) -> list[str]:
     return []
 
 
+def _kept_float(result: QuantizeResult) -> list[str]:
+    kept = result.kept_float
+    if not kept:
+        return []
+    shown = "; ".join(str(node) for node in kept[:8])
+    more = f"; and {len(kept) - 8} more (see --json)" if len(kept) > 8 else ""
+    return [f"{len(kept)} node(s) with weights stay FP32: {shown}{more}"]
+
+
 def _unlabelled(folder: Path | None, result: QuantizeResult) -> list[str]:
     if folder is None or result.report.labelled:
         return []
@@ -172,22 +184,24 @@ def _data(result: QuantizeResult, method: str, notes: list[str]) -> dict[str, An
         "weight_bits": result.weight_bits,
         "manifest": str(result.manifest_path) if result.manifest_path else None,
         "sha256": manifest.sha256 if manifest else None,
+        "precision": result.precision,
+        "kept_float": [dataclasses.asdict(node) for node in result.kept_float],
         "notes": notes,
         "report": result.report.to_dict(),
     }
 
 
 def _summary(result: QuantizeResult, method: str) -> list[str]:
-    how = (
-        f"static INT8, QDQ per-channel, {method} on {result.calibration_images} calibration images"
-        if result.mode == "static"
-        else "dynamic INT8, weights only"
-    )
+    how = {
+        "static": f"static INT8, QDQ per-channel, {method} on {result.calibration_images} calibration images",
+        "dynamic": "dynamic INT8, weights only",
+        "fp16": "FP16, FP32 inputs and outputs",
+    }[result.mode]
     lines = [f"wrote {result.model} ({how}; opset {result.source_opset} → {result.opset})"]
     if result.manifest is not None:
         lines.append(
             f"manifest {result.manifest_path}: {result.manifest.name} {result.manifest.version}, "
-            f"sha256 {result.manifest.sha256[:16]}…, ready for `kitfleet deploy`"
+            f"sha256 {result.manifest.sha256[:16]}…"
         )
     return lines
 
@@ -200,6 +214,8 @@ def _lines(result: QuantizeResult, method: str, notes: list[str]) -> list[str]:
         "",
         *table(report.rows()),
         report.footnote(),
+        "",
+        report.recommendation().text(),
     ]
 
 
@@ -211,7 +227,8 @@ def _write_report(
         text = json.dumps(data, indent=2) + "\n"
     elif suffix in (".md", ".markdown"):
         summary = [f"- {line}" for line in [*_summary(result, method), *notes]]
-        text = "\n".join(["# INT8 vs FP32", "", *summary, "", result.report.to_markdown(), ""])
+        title = f"# {result.report.label} vs FP32"
+        text = "\n".join([title, "", *summary, "", result.report.to_markdown(), ""])
     else:
         text = "\n".join(_lines(result, method, notes)) + "\n"
     try:

@@ -14,6 +14,7 @@ from app.fleet.inspection import Inspection, Overrides, inspect_model
 from app.fleet.inventory import Kit
 from app.fleet.known_models import KnownModels
 from app.fleet.models import ModelPackageError, load_package, manifest_path
+from app.fleet.precision_advice import deploy_advice
 from app.fleet.service import Fleet
 from app.fleet.snapshot import Snapshots
 
@@ -165,16 +166,7 @@ async def _chunks(model: Path, offset: int, sent: Callable[[int], None]) -> Asyn
 
 
 def int8_advice(fleet: Fleet, kit: Kit, manifest: Manifest) -> str:
-    """Whether this kit's CPU makes INT8 pay off, from its last-known facts."""
+    """What the quantization measurement and this kit's last-known facts say about the model's
+    precision here, in the words `kitfleet quantize` uses (`app.fleet.precision_advice`)."""
     known = fleet.inventory.last_facts(kit.device_id)
-    if known is None:
-        return ""
-    cpu = known[0].cpu
-    int8 = cpu.int8 if cpu else None
-    if int8 is None:
-        return ""
-    if manifest.precision == "int8" and not int8.recommended:
-        return f"{kit.name}: INT8 not recommended here ({int8.reason or 'no INT8 dot-product'})"
-    if manifest.precision != "int8" and int8.recommended:
-        return f"{kit.name}: this CPU runs INT8 fast ({int8.via}); consider `kitfleet quantize`"
-    return f"{kit.name}: {int8.reason or ''}".strip()
+    return deploy_advice(kit.name, manifest, known[0] if known else None)

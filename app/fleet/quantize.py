@@ -1,7 +1,9 @@
-"""FP32 → INT8 quantization of ONNX models, written atomically beside a manifest of their own.
+"""FP32 → INT8 (or FP16) copies of ONNX models, written atomically beside a manifest of their own.
 
 Static mode writes QDQ with per-channel weights, calibrated on a folder of images fed exactly as
-the agent feeds them; dynamic mode quantizes weights only. Both upgrade opsets below 13 first.
+the agent feeds them; dynamic mode quantizes weights only. Both upgrade opsets below 13 first, and
+nodes ONNX Runtime's quantizer cannot take stay FP32, named in the result. fp16 mode converts to
+half precision for kits whose execution provider (a GPU) runs it best.
 Weights take 7 bits unless asked otherwise: the laptop cannot know which CPU will run the model,
 and on x86 CPUs without VNNI ONNX Runtime's u8×s8 kernels (vpmaddubsw) add products in pairs into
 int16, which full 8-bit weights can overflow, so accuracy drops (ONNX Runtime's advice: reduce_range).
@@ -24,9 +26,10 @@ import onnx
 
 from agent.toolkit.durable import fsync_path, replace_durably
 from agent.toolkit.errors import Refusal
-from agent.toolkit.quantize import METHODS, MIN_OPSET, Method, opset_of, prepare
+from agent.toolkit.float16 import to_float16
+from agent.toolkit.quantize import METHODS, MIN_OPSET, KeptFloat, Method, opset_of, prepare
 from agent.toolkit.quantize import quantize as toolkit_quantize
-from agent.wire import InputSpec, Manifest, Normalisation
+from agent.wire import InputSpec, Manifest, Normalisation, Precision
 from app.fleet.images import common_size, image_files, load_image, spread
 from app.fleet.models import manifest_path
 from app.fleet.onnxmodel import (
@@ -40,10 +43,21 @@ from app.fleet.onnxmodel import (
 from app.fleet.quantmanifest import derived_manifest
 from app.fleet.quantreport import Report, compare
 
-__all__ = ["METHODS", "MIN_OPSET", "Method", "Mode", "QuantizeError", "QuantizeResult", "quantize_model"]
+__all__ = [
+    "METHODS",
+    "MIN_OPSET",
+    "MODES",
+    "KeptFloat",
+    "Method",
+    "Mode",
+    "QuantizeError",
+    "QuantizeResult",
+    "quantize_model",
+]
 
 
-Mode = Literal["static", "dynamic"]
+Mode = Literal["static", "dynamic", "fp16"]
+MODES: tuple[Mode, ...] = ("static", "dynamic", "fp16")
 
 
 @dataclass(frozen=True)
@@ -60,10 +74,15 @@ class QuantizeResult:
     report: Report
     notes: tuple[str, ...] = ()
     reduce_range: bool = True
+    kept_float: tuple[KeptFloat, ...] = ()
+
+    @property
+    def precision(self) -> str:
+        return "fp16" if self.mode == "fp16" else "int8"
 
     @property
     def weight_bits(self) -> int:
-        return _weight_bits(self.reduce_range)
+        return 16 if self.mode == "fp16" else _weight_bits(self.reduce_range)
 
 
 def quantize_model(
@@ -93,8 +112,9 @@ def quantize_model(
     cpu_session(src)  # a model ONNX Runtime cannot run is refused before minutes of work
     source = manifest_beside(src)
     files = _calibration_files(calibration, max_images) if mode == "static" else []
-    notes = ["dynamic mode ignores the calibration images"] if mode == "dynamic" and calibration else []
-    notes.append(_weights_note(reduce_range))
+    notes = [f"{mode} mode ignores the calibration images"] if mode != "static" and calibration else []
+    if mode != "fp16":
+        notes.append(_weights_note(reduce_range))
     spec = _input_spec(model, source, input_size, files, notes)
     tensors = _calibration_tensors(files, spec, source.normalisation if source else Normalisation())
     if evaluation is not None:
@@ -103,28 +123,23 @@ def quantize_model(
         tempfile.TemporaryDirectory(prefix="kitfleet-quantize-") as scratch,
         _staged(dst, manifest_path(dst)) as (staged, staged_manifest),
     ):
-        _quantized(
+        kept = _converted(
             model,
             Path(scratch),
             staged,
             spec,
             tensors,
             notes,
+            mode,
             per_channel=per_channel,
             reduce_range=reduce_range,
             method=method,
         )
-        report = compare(src, staged, evaluation, runs=runs, input_spec=spec)
+        precision: Precision = "fp16" if mode == "fp16" else "int8"
+        report = compare(src, staged, evaluation, runs=runs, input_spec=spec, precision=precision)
         report = dataclasses.replace(report, int8=dataclasses.replace(report.int8, path=dst))
         manifest = derived_manifest(
-            src,
-            staged,
-            source,
-            spec,
-            f"{mode} INT8 by kitfleet, {_weight_bits(reduce_range)}-bit weights",
-            report,
-            seed,
-            notes,
+            src, staged, source, spec, _how(mode, reduce_range), report, seed, notes, precision=precision
         )
         if manifest is None:
             staged_manifest.unlink()  # and so the manifest of an earlier output goes too
@@ -141,25 +156,36 @@ def quantize_model(
         report=report,
         notes=tuple(notes),
         reduce_range=reduce_range,
+        kept_float=tuple(kept),
     )
 
 
-def _quantized(
+def _converted(
     model: onnx.ModelProto,
     scratch: Path,
     staged: Path,
     spec: InputSpec | None,
     tensors: Sequence[np.ndarray],
     notes: list[str],
+    mode: Mode,
     **options: Any,
-) -> None:
+) -> list[KeptFloat]:
     """The toolkit's pipeline (the one a kit's quantize job runs too), its refusals as QuantizeError."""
     try:
-        toolkit_quantize(
+        if mode == "fp16":
+            onnx.save(to_float16(model, notes), str(staged))
+            return []
+        return toolkit_quantize(
             prepare(model, scratch, notes), staged, spec.name if spec else None, tensors, **options
         )
     except Refusal as exc:
         raise QuantizeError(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
+
+
+def _how(mode: Mode, reduce_range: bool) -> str:
+    if mode == "fp16":
+        return "FP16 by kitfleet, FP32 inputs and outputs"
+    return f"{mode} INT8 by kitfleet, {_weight_bits(reduce_range)}-bit weights"
 
 
 def _weight_bits(reduce_range: bool) -> int:
@@ -179,8 +205,8 @@ def _weights_note(reduce_range: bool) -> str:
 
 
 def _check_options(src: Path, dst: Path, mode: str, method: str) -> None:
-    if mode not in ("static", "dynamic"):
-        raise QuantizeError(f"mode must be 'static' or 'dynamic', not {mode!r}")
+    if mode not in MODES:
+        raise QuantizeError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if method not in METHODS:
         raise QuantizeError(f"calibration method must be one of {', '.join(METHODS)}, not {method!r}")
     if dst.suffix.lower() != ".onnx" or dst.is_dir():

@@ -1,4 +1,5 @@
-"""The manifest of a quantized model: the source's, as INT8, with the new file's hash, golden and figures.
+"""The manifest of a quantized model: the source's, as INT8 or FP16, with the new file's hash, golden and
+figures (the measured ratios deploy's advice reads back).
 
 Deploying refuses a model without a manifest, so quantizing writes one even for a source that had
 none (a minimal `raw` one the technician is told to complete).
@@ -30,7 +31,8 @@ def golden_for(model: Path, dtype: str, precision: Precision, seed: int = 0, cou
     }
     peak = max((abs(x) for row in values.values() for x in row), default=1.0)
     # INT8 kernels differ between CPUs (VNNI, AVX2, ARM dot-product) by a few quantization steps
-    atol = (0.1 if precision == "int8" else 1e-3) * max(1.0, peak)
+    # FP16 on a GPU rounds differently from ONNX Runtime's CPU kernels
+    atol = {"int8": 0.1, "fp16": 0.01}.get(precision, 1e-3) * max(1.0, peak)
     return Golden(seed=seed, outputs=values, atol=atol)
 
 
@@ -43,8 +45,9 @@ def derived_manifest(
     report: Report,
     seed: int,
     notes: list[str],
+    precision: Precision = "int8",
 ) -> Manifest | None:
-    """The quantized `model`'s manifest: the source's (or a minimal one), as INT8, with new figures.
+    """The quantized `model`'s manifest: the source's (or a minimal one), as `precision`, with new figures.
 
     `how` ends its `source_model`, e.g. "static INT8 by kitfleet, 7-bit weights".
     """
@@ -56,8 +59,8 @@ def derived_manifest(
         return None
     if source is None:
         notes.append(
-            f"{src.name} has no manifest: wrote a minimal one (task raw); edit its name, task, "
-            "labels and normalisation before deploying"
+            f"{src.name} has no manifest: wrote a minimal one (task raw), so a kit answers with raw "
+            "outputs; for labels and boxes, edit its task, labels and normalisation before deploying"
         )
     base: dict[str, Any] = (
         source.model_dump()
@@ -65,25 +68,27 @@ def derived_manifest(
         else {"name": _safe_name(src.stem), "version": "1", "task": "raw", "input": spec.model_dump()}
     )
     base.update(
-        version=f"{base['version'][:27]}-int8",
-        precision="int8",
+        version=f"{base['version'][:27]}-{precision}",
+        precision=precision,
         sha256=sha256_file(model),
         size_bytes=model.stat().st_size,
         figures=_figures(report),
-        golden=_golden(model, spec, seed, notes),
+        golden=_golden(model, spec, seed, notes, precision),
         source_model=f"{src.name} (sha256 {sha256_file(src)[:16]}), {how}",
     )
     return Manifest.model_validate(base)
 
 
-def _golden(model: Path, spec: InputSpec, seed: int, notes: list[str]) -> dict[str, Any] | None:
+def _golden(
+    model: Path, spec: InputSpec, seed: int, notes: list[str], precision: Precision
+) -> dict[str, Any] | None:
     """The golden check, or None (with a note) when the model cannot run the agent's probe input.
 
     The agent probes with free dimensions set to 1: a model with a free picture size may not run on a
     1×1 picture, and a manifest without a golden is still valid.
     """
     try:
-        return golden_for(model, spec.dtype, "int8", seed).model_dump()
+        return golden_for(model, spec.dtype, precision, seed).model_dump()
     except Exception as exc:  # ORT fails on the probe with its own types; the manifest stays useful
         notes.append(
             f"no golden check in the manifest: the model does not run on the agent's probe "
@@ -107,6 +112,7 @@ def _figures(report: Report) -> dict[str, float]:
         "fp32_latency_1t_ms_p50": fp32.latency_1t_ms_p50,
         "speed_ratio_vs_fp32": report.speed_ratio,
         "speed_ratio_1t_vs_fp32": report.speed_ratio_1t,
+        "size_ratio_vs_fp32": report.size_ratio,
     }
     if report.int8.accuracy_top1 is not None and report.fp32.accuracy_top1 is not None:
         figures.update(accuracy_top1=report.int8.accuracy_top1, fp32_accuracy_top1=report.fp32.accuracy_top1)

@@ -1,13 +1,11 @@
-"""FP32 against INT8 on this machine, side by side: size, latency, agreement and accuracy.
-
-Latency is measured in alternating blocks, never run by run: ONNX Runtime's worker threads spin a
-while after each run and would slow down the other session, the multi-threaded FP32 one most.
+"""FP32 against its INT8 (or FP16) copy on this machine, side by side: size, latency, agreement and
+accuracy, and the recommendation those figures make (`agent.toolkit.quantadvice`).
+Timing lives in `app.fleet.latency`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +14,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from agent.toolkit.quantadvice import Measured, Recommendation, recommend
 from agent.wire import InputSpec, Manifest, Normalisation
 from app.fleet.images import folder_labels, image_files, listed_labels, load_image
+from app.fleet.latency import latencies, latency_ms, ms, percentiles, time_models
 from app.fleet.onnxmodel import (
     QuantizeError,
     cpu_session,
@@ -37,8 +37,6 @@ __all__ = [
     "time_models",
     "times_faster",
 ]
-
-_BLOCK = 25  # timed runs of one model before switching to the other
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,9 @@ class ModelFigures:
 
 @dataclass(frozen=True)
 class Report:
-    """FP32 against INT8 on this machine: size, latency and how often they agree."""
+    """FP32 against its converted copy on this machine: size, latency and how often they agree.
+
+    `int8` is the converted side, FP16 too (its `precision` says which)."""
 
     fp32: ModelFigures
     int8: ModelFigures
@@ -87,6 +87,26 @@ class Report:
         return self.fp32.size_bytes / self.int8.size_bytes
 
     @property
+    def label(self) -> str:
+        """ "INT8" or "FP16": the converted side's name in the table."""
+        return self.int8.precision.upper()
+
+    def measured(self, where: str = "this laptop") -> Measured:
+        """The figures the recommendation is made from."""
+        return Measured(
+            precision=self.int8.precision,
+            speed_ratio=self.speed_ratio,
+            size_ratio=self.size_ratio,
+            agreement=self.agreement_top1,
+            accuracy_delta_points=self.accuracy_delta_points,
+            where=where,
+        )
+
+    def recommendation(self, where: str = "this laptop") -> Recommendation:
+        """What to deploy, from these figures alone (the target kit is not known here)."""
+        return recommend(self.measured(where))
+
+    @property
     def accuracy_delta_points(self) -> float | None:
         """INT8 accuracy minus FP32 accuracy, in percentage points."""
         if self.fp32.accuracy_top1 is None or self.int8.accuracy_top1 is None:
@@ -106,12 +126,14 @@ class Report:
             "speed_ratio_1t": self.speed_ratio_1t,
             "size_ratio": self.size_ratio,
             "accuracy_delta_points": self.accuracy_delta_points,
+            "recommendation": _recommendation_dict(self.recommendation()),
         }
 
     def rows(self) -> list[tuple[str, ...]]:
         """The side-by-side table: a header, then (what, FP32, INT8, INT8 vs FP32) per figure."""
+        label = self.label
         rows = [
-            ("", f"FP32 {self.fp32.path.name}", f"INT8 {self.int8.path.name}", "INT8 vs FP32"),
+            ("", f"FP32 {self.fp32.path.name}", f"{label} {self.int8.path.name}", f"{label} vs FP32"),
             (
                 "size",
                 _megabytes(self.fp32.size_bytes),
@@ -132,7 +154,7 @@ class Report:
             )
         if self.agreement_top1 is not None:
             rows.append(("top-1 agreement", "", "", _percent(self.agreement_top1)))
-        rows.append(("mean |INT8 − FP32|", "", "", f"{self.mean_abs_error:.4g}"))
+        rows.append((f"mean |{label} − FP32|", "", "", f"{self.mean_abs_error:.4g}"))
         return rows
 
     def footnote(self) -> str:
@@ -141,7 +163,7 @@ class Report:
         return f"latency: batch 1, {self.runs} runs each on this machine; outputs compared on {source}"
 
     def to_text(self) -> str:
-        return "\n".join([*table(self.rows()), self.footnote()])
+        return "\n".join([*table(self.rows()), self.footnote(), "", self.recommendation().text()])
 
     def to_markdown(self) -> str:
         header, *body = self.rows()
@@ -150,7 +172,7 @@ class Report:
             _markdown_row(("---",) * len(header)),
             *(_markdown_row(row) for row in body),
         ]
-        return "\n".join([*lines, "", self.footnote()])
+        return "\n".join([*lines, "", self.footnote(), "", f"**{self.recommendation().text()}**"])
 
     def _latency_rows(self) -> list[tuple[str, ...]]:
         a, b = self.fp32, self.int8
@@ -163,6 +185,10 @@ class Report:
         return [
             (f"latency {what}", f"{x:.3f} ms", f"{y:.3f} ms", times_faster(x / y)) for what, x, y in timed
         ]
+
+
+def _recommendation_dict(recommendation: Recommendation) -> dict[str, str]:
+    return {"use": recommendation.use, "text": recommendation.text()}
 
 
 def table(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -203,6 +229,7 @@ def compare(
     runs: int = 200,
     warmup: int = 20,
     input_spec: InputSpec | None = None,
+    precision: str = "int8",
 ) -> Report:
     """Time both models on this machine (default threads and one thread) and compare their outputs.
 
@@ -210,6 +237,7 @@ def compare(
     folder-per-label `images`; `labels` names the model's classes in score order (by default the
     manifest's labels, else the folder's labels.txt, else numeric folder names as class indices).
     `input_spec` describes the input when neither the manifest nor the model fixes its size.
+    `precision` names the converted side ("int8" or "fp16").
     """
     sessions = (cpu_session(fp32), cpu_session(int8))
     manifest = manifest_beside(fp32) or manifest_beside(int8)
@@ -223,35 +251,20 @@ def compare(
     single = (cpu_session(fp32, threads=1), cpu_session(int8, threads=1))
     timings = list(
         zip(
-            _latencies(sessions, name, probe, runs, warmup),
-            _latencies(single, name, probe, runs, warmup),
+            latencies(sessions, name, probe, runs, warmup),
+            latencies(single, name, probe, runs, warmup),
             strict=True,
         )
     )
-    return _report((fp32, int8), timings, outputs, truth, runs, images=0 if images is None else len(outputs))
-
-
-def time_models(
-    models: Sequence[Path],
-    *,
-    batch: int = 1,
-    threads: int = 0,
-    runs: int = 200,
-    warmup: int = 20,
-    spec: InputSpec | None = None,
-) -> list[np.ndarray]:
-    """Milliseconds per run of each model on the same seeded input of `batch` images, interleaved."""
-    sessions = [cpu_session(path, threads) for path in models]
-    probe = seeded_input(sessions[0], spec.dtype if spec else "float32", 0, spec=spec, batch=batch)
-    return _latencies(sessions, sessions[0].get_inputs()[0].name, probe, runs, warmup)
-
-
-def latency_ms(model: Path, dtype: str = "float32", runs: int = 200, warmup: int = 20) -> tuple[float, float]:
-    """p50 and p95 milliseconds of one batch-1 run of `model` on this machine (seeded random input)."""
-    session = cpu_session(model)
-    probe = seeded_input(session, dtype, 0)
-    (times,) = _latencies([session], session.get_inputs()[0].name, probe, runs, warmup)
-    return percentiles(times)
+    return _report(
+        (fp32, int8),
+        timings,
+        outputs,
+        truth,
+        runs,
+        images=0 if images is None else len(outputs),
+        precision=precision,
+    )
 
 
 def _outputs_on(
@@ -276,26 +289,6 @@ def _outputs_on(
     return outputs, folder_labels(folder, files, names)
 
 
-def _latencies(
-    sessions: Sequence[ort.InferenceSession], name: str, tensor: np.ndarray, runs: int, warmup: int
-) -> list[np.ndarray]:
-    """Milliseconds per run of each session, in alternating blocks so both see the same machine load."""
-    feed = {name: tensor}
-    for session in sessions:
-        for _ in range(warmup):
-            session.run(None, feed)
-    wanted = max(runs, 1)
-    times: list[list[float]] = [[] for _ in sessions]
-    while len(times[-1]) < wanted:
-        for session, row in zip(sessions, times, strict=True):
-            session.run(None, feed)  # untimed: the other session's threads settle meanwhile
-            for _ in range(min(_BLOCK, wanted - len(row))):
-                start = time.perf_counter()
-                session.run(None, feed)
-                row.append(1000 * (time.perf_counter() - start))
-    return [np.asarray(row) for row in times]
-
-
 def _report(
     paths: tuple[Path, Path],
     timings: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -304,6 +297,7 @@ def _report(
     runs: int,
     *,
     images: int,
+    precision: str,
 ) -> Report:
     """`timings`: per model, milliseconds with default threads and with one thread."""
     reference, quantized = (np.stack([pair[i] for pair in outputs]).astype(np.float64) for i in (0, 1))
@@ -313,14 +307,14 @@ def _report(
             path=path,
             precision=precision,
             size_bytes=path.stat().st_size,
-            latency_ms_p50=_ms(default, 50),
-            latency_ms_p95=_ms(default, 95),
-            latency_1t_ms_p50=_ms(single, 50),
-            latency_1t_ms_p95=_ms(single, 95),
+            latency_ms_p50=ms(default, 50),
+            latency_ms_p95=ms(default, 95),
+            latency_1t_ms_p50=ms(single, 50),
+            latency_1t_ms_p95=ms(single, 95),
             accuracy_top1=_matching(best, truth) if images else None,
         )
         for path, precision, (default, single), best in zip(
-            paths, ("fp32", "int8"), timings, top, strict=True
+            paths, ("fp32", precision), timings, top, strict=True
         )
     ]
     agreement = _matching(top[0], None if top[1] is None else top[1].tolist()) if images else None
@@ -333,15 +327,6 @@ def _report(
         mean_abs_error=float(np.mean(np.abs(reference - quantized))),
         runs=runs,
     )
-
-
-def _ms(times: np.ndarray, quantile: int) -> float:
-    return float(np.percentile(times, quantile))
-
-
-def percentiles(times: np.ndarray) -> tuple[float, float]:
-    """p50 and p95 of a run of milliseconds."""
-    return _ms(times, 50), _ms(times, 95)
 
 
 def _top1(outputs: np.ndarray) -> np.ndarray | None:

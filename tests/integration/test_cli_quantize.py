@@ -20,6 +20,7 @@ from app.fleet.models import load_package, manifest_path
 from resources import datasets_dir, images_dir, models_dir
 from tests.integration.conftest import AgentFactory
 from tests.integration.helpers import kitfleet
+from tests.onnx_field_models import correlation_head, paddle_recognizer
 from tests.onnx_models import conv_classifier
 
 DIGITS = models_dir() / "digits-cnn-fp32.onnx"
@@ -293,3 +294,78 @@ def test_facts_say_whether_int8_pays_off_on_the_kit(start_agent: AgentFactory, t
     advice = data["families"]["cpu"]["int8"]
     verdict = f"recommended ({advice['via']})" if advice["recommended"] else "not recommended"
     assert f"INT8 models: {verdict}. {advice['reason']}" in text.stdout.splitlines()
+
+
+def test_a_paddle_style_recognizer_with_shared_weights_quantizes_with_one_command(tmp_path: Path) -> None:
+    source = paddle_recognizer(tmp_path / "ppocr_rec.onnx")
+    out = tmp_path / "ppocr_rec-int8.onnx"
+
+    done = kitfleet(tmp_path / "home", "quantize", str(source), str(out), "--runs", "3")
+
+    assert done.returncode == 0, done.stderr
+    assert "to be an initializer" not in done.stdout + done.stderr
+    assert "note: weights read directly: 1 Constant node(s)" in done.stdout
+    assert "stay FP32" not in done.stdout  # every Conv and MatMul became INT8
+    assert run_int8(out, (2, 3, 32, 64)).shape == (2, 16, 37)
+    assert load_package(out).precision == "int8"
+
+
+def test_nodes_left_fp32_are_named_in_the_output_and_the_report(tmp_path: Path) -> None:
+    source = correlation_head(tmp_path / "tracker.onnx")
+    out, report = tmp_path / "tracker-int8.onnx", tmp_path / "tracker.md"
+
+    done = kitfleet(
+        tmp_path / "home", "quantize", str(source), str(out), "--runs", "3", "--report", str(report)
+    )
+    as_json = kitfleet(tmp_path / "home", "quantize", str(source), str(out), "--runs", "3", "--json")
+
+    assert done.returncode == 0, done.stderr
+    kept = "1 node(s) with weights stay FP32: Conv 'xcorr' (its weight is computed in the graph, not stored)"
+    assert f"note: {kept}" in done.stdout
+    assert kept in report.read_text()
+    assert json.loads(as_json.stdout)["kept_float"] == [
+        {"name": "xcorr", "op_type": "Conv", "reason": "its weight is computed in the graph, not stored"}
+    ]
+
+
+def test_one_recommendation_in_the_output_the_json_and_the_report(tmp_path: Path) -> None:
+    out, report = tmp_path / "digits-int8.onnx", tmp_path / "digits.md"
+
+    done = kitfleet(
+        tmp_path / "home", "quantize", str(DIGITS), str(out), "--runs", "5", "--report", str(report)
+    )
+    data = json.loads(
+        kitfleet(tmp_path / "home", "quantize", str(DIGITS), str(out), "--runs", "5", "--json").stdout
+    )
+
+    assert done.returncode == 0, done.stderr
+    advice = [line for line in done.stdout.splitlines() if line.startswith("Recommendation: ")]
+    assert len(advice) == 1
+    assert advice[0] in report.read_text()
+    assert "ready" not in done.stdout
+    assert "markedly" not in done.stdout
+    recommendation = data["report"]["recommendation"]
+    assert recommendation["use"] in {"int8", "fp32", "measure"}
+    assert recommendation["text"].startswith("Recommendation: ")
+    ratio = data["report"]["speed_ratio"]  # the verdict follows the measured ratio, whatever it was
+    if ratio < 0.95:
+        assert recommendation["use"] == "fp32"
+        assert "slower than FP32" in recommendation["text"]
+    elif ratio >= 1.1:
+        assert recommendation["use"] == "int8"
+
+
+def test_fp16_mode_writes_an_fp16_package_that_agrees_with_fp32(tmp_path: Path) -> None:
+    out = tmp_path / "digits-fp16.onnx"
+
+    done = kitfleet(tmp_path / "home", "quantize", str(DIGITS), str(out), "--mode", "fp16", "--runs", "3")
+
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out} (FP16, FP32 inputs and outputs" in done.stdout
+    assert "FP16 vs FP32" in done.stdout
+    assert "7-bit" not in done.stdout  # INT8's weight note has no place here
+    manifest = load_package(out)
+    assert (manifest.precision, manifest.version) == ("fp16", "1.0-fp16")
+    assert manifest.figures["size_ratio_vs_fp32"] > 1.5
+    assert any(t.data_type == TensorProto.FLOAT16 for t in onnx.load(str(out)).graph.initializer)
+    np.testing.assert_allclose(run_int8(out, (3, 1, 32, 32)), run_int8(DIGITS, (3, 1, 32, 32)), atol=1e-2)

@@ -258,6 +258,10 @@ def test_benchmark_evaluate_and_quantize_on_the_kit(start_agent: AgentFactory, t
         assert made["state"] == "done", made
         assert made["result"]["installed"]
         assert made["result"]["version"] == "1-int8"
+        assert made["result"]["kept_float"] == []  # its one MatMul became INT8
+        advice = made["result"]["recommendation"]  # measured on the kit, worded as on the laptop
+        assert advice["use"] in {"int8", "fp32"}
+        assert "this kit" in advice["text"]
         versions = {v["version"]: v for v in client.get("/v1/models/tiny").json()["versions"]}
         assert versions["1-int8"]["precision"] == "int8"
         assert not versions["1-int8"]["active"]

@@ -1,5 +1,6 @@
 """`quantize`: FP32 → INT8 (dynamic, weights per tensor or per channel) on the kit itself,
-then a side-by-side report (size, latency, top-1 agreement on seeded random inputs).
+then a side-by-side report (size, latency, top-1 agreement on seeded random inputs), the nodes
+left FP32, and the same recommendation `kitfleet quantize` words, measured where it will run.
 
 The same pipeline as `kitfleet quantize` on the laptop (`agent.toolkit.quantize`: opset upgrade,
 ONNX Runtime's pre-processing, then the quantizer). Unlike the laptop, the kit knows which CPU
@@ -12,7 +13,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,8 +23,12 @@ from agent.jobs.errors import PermanentFailure
 from agent.jobs.kinds._model import load
 from agent.jobs.report import Reporter
 from agent.toolkit.hashing import sha256_file
+from agent.toolkit.quantadvice import Measured, recommend
 from agent.toolkit.sessions import open_session
 from agent.wire import Manifest
+
+if TYPE_CHECKING:  # the quantizer imports onnx, which a kit may lack: only the job that runs needs it
+    from agent.toolkit.quantize import KeptFloat
 
 MODEL, MANIFEST = "model.onnx", "manifest.json"
 COMPARE_RUNS = 20
@@ -35,7 +40,7 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     out = report.results / MODEL
     reduced = int8_needs_reduced_range_here()  # the kit knows its CPU: 7-bit weights only where needed
     bits = 7 if reduced else 8
-    _quantize(Path(spec["model"]["path"]), out, params.get("per_channel", False), reduced)
+    kept = _quantize(Path(spec["model"]["path"]), out, params.get("per_channel", False), reduced)
     report.spend(out.stat().st_size)
     report.progress(1, 2)
     int8 = open_session(out, spec["threads"])[0]
@@ -58,14 +63,43 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
         "sha256": quantized.sha256,
         "size_bytes": {"fp32": manifest.size_bytes, "int8": quantized.size_bytes},
         "weight_bits": bits,
+        "kept_float": [{"name": k.name, "op_type": k.op_type, "reason": k.reason} for k in kept],
         **_compare(fp32, int8, manifest),
     }
-    quantized.figures = {"latency_ms": summary["latency_ms"]["int8"], "agreement": summary["agreement"]}
+    quantized.figures = _figures(summary)
+    summary["recommendation"] = _recommendation(quantized.figures)
     _verify(out, quantized)
     (report.results / MANIFEST).write_text(quantized.model_dump_json(indent=2))
     report.write_json("result.json", summary)
     report.progress(2, 2)
     return {**summary, "install": params.get("install", True)}
+
+
+def _figures(summary: dict[str, Any]) -> dict[str, float]:
+    """The figures `kitfleet quantize` writes too, so deploy's advice reads both the same way."""
+    latency, sizes = summary["latency_ms"], summary["size_bytes"]
+    return {
+        "latency_ms": latency["int8"],  # the names this job wrote before, for older apps
+        "agreement": summary["agreement"],
+        "latency_ms_p50": latency["int8"],
+        "fp32_latency_ms_p50": latency["fp32"],
+        "speed_ratio_vs_fp32": round(latency["fp32"] / latency["int8"], 4),
+        "size_ratio_vs_fp32": round(sizes["fp32"] / sizes["int8"], 4),
+        "agreement_top1_vs_fp32": summary["agreement"],
+    }
+
+
+def _recommendation(figures: dict[str, float]) -> dict[str, str]:
+    """Measured on this kit, so its own figures decide; no other CPU's facts are involved."""
+    measured = Measured(
+        precision="int8",
+        speed_ratio=figures["speed_ratio_vs_fp32"],
+        size_ratio=figures["size_ratio_vs_fp32"],
+        agreement=figures["agreement_top1_vs_fp32"],
+        where="this kit",
+    )
+    advice = recommend(measured)
+    return {"use": advice.use, "text": advice.text()}
 
 
 def _verify(path: Path, manifest: Manifest) -> None:
@@ -77,7 +111,7 @@ def _verify(path: Path, manifest: Manifest) -> None:
         raise PermanentFailure(f"the quantized model does not pass the install checks: {exc}") from None
 
 
-def _quantize(source: Path, target: Path, per_channel: bool, reduce_range: bool) -> None:
+def _quantize(source: Path, target: Path, per_channel: bool, reduce_range: bool) -> list[KeptFloat]:
     try:
         import onnx
 
@@ -88,7 +122,7 @@ def _quantize(source: Path, target: Path, per_channel: bool, reduce_range: bool)
     with tempfile.TemporaryDirectory(prefix="quantize-", dir=target.parent) as scratch:
         try:
             prepared = prepare(onnx.load(str(source)), Path(scratch), notes)
-            quantize(
+            return quantize(
                 prepared,
                 target,
                 None,
