@@ -34,6 +34,11 @@ class AppSettings:
         default=8, metadata=setting("kits polled at once", env="KITFLEET_POLL_CONCURRENCY", positive=True)
     )
 
+    @property
+    def models_dir(self) -> Path:
+        """Where the app writes models it makes (quantized copies) unless told otherwise."""
+        return self.home / "models"
+
     @classmethod
     def resolve(cls, home: Path | None = None, mdns_interfaces: list[str] | None = None) -> AppSettings:
         home = home or _env_path("KITFLEET_HOME") or Path(platformdirs.user_data_dir("kitfleet"))

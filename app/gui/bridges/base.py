@@ -63,6 +63,11 @@ class SubBridge(QObject):
         """(operation, message): this work fails through the host bridge's signal."""
         return self._host.failed
 
+    @property
+    def settings(self) -> AppSettings:
+        """The app's settings, as the host bridge resolved them (its home, its models folder)."""
+        return self._host.settings
+
     def _submit(self, operation: str, work: Work) -> None:
         """Run `work` on the host's loop (called on the GUI thread)."""
         self._host.submit(operation, work)

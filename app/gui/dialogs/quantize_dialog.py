@@ -1,4 +1,9 @@
-"""Quantize an FP32 model to INT8 on this laptop and show the side-by-side report."""
+"""Quantize an FP32 model to INT8 (or FP16) on this laptop and show the side-by-side report.
+
+The copy goes into the app's models folder unless the technician chooses another place, never
+beside the source without asking (the source may sit on a read-only stick or a shared folder).
+The report ends with the same recommendation `kitfleet quantize` prints.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +34,9 @@ __all__ = ["QuantizeDialog"]
 
 QUEUED = Qt.ConnectionType.QueuedConnection
 _MODES: dict[str, Mode] = {
-    "static (calibrated, fastest)": "static",
-    "dynamic (weights only, no images needed)": "dynamic",
+    "static INT8 (calibrated on images)": "static",
+    "dynamic INT8 (weights only, no images needed)": "dynamic",
+    "FP16 (for kits with a GPU)": "fp16",
 }
 
 
@@ -39,11 +45,13 @@ class QuantizeDialog(QDialog):
 
     def __init__(self, bridge: ModelsBridge, prompts: Prompts, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Quantize a model to INT8")
+        self.setWindowTitle("Quantize a model")
         self.resize(760, 520)
         self._bridge, self._prompts = bridge, prompts
         self._source: Path | None = None
         self._calibration: Path | None = None
+        self._output_chosen = False  # once the technician picks or types an output, keep it
+        self.last_result: QuantizeResult | None = None
         self._running = False
         self.source_label = QLabel("no model chosen")
         self.source_button = QPushButton("&Choose model…")
@@ -85,6 +93,8 @@ class QuantizeDialog(QDialog):
         self.calibration_button.clicked.connect(self.choose_calibration)
         self.mode_combo.currentIndexChanged.connect(self._update)
         self.output_edit.textChanged.connect(self._update)
+        self.output_edit.textEdited.connect(self._on_output_typed)
+        self.mode_combo.currentIndexChanged.connect(self._suggest_output)
         self.run_button.clicked.connect(self.quantize)
         self.buttons.rejected.connect(self.reject)
 
@@ -103,14 +113,30 @@ class QuantizeDialog(QDialog):
         if chosen is not None:
             self._source = chosen
             self.source_label.setText(str(chosen))
-            self.output_edit.setText(str(chosen.with_name(f"{chosen.stem}-int8.onnx")))
+            self._suggest_output()
             self._update()
 
     @Slot()
     def choose_output(self) -> None:
-        chosen = self._prompts.choose_output(self, self._output())
+        chosen = self._prompts.choose_output(self, self._output() or self._models_folder())
         if chosen is not None:
+            self._output_chosen = True
             self.output_edit.setText(str(chosen))
+
+    @Slot()
+    def _suggest_output(self) -> None:
+        """<models folder>/<source>-int8.onnx (or -fp16), until the technician chooses otherwise."""
+        if self._source is None or self._output_chosen:
+            return
+        suffix = "fp16" if self.mode == "fp16" else "int8"
+        self.output_edit.setText(str(self._models_folder() / f"{self._source.stem}-{suffix}.onnx"))
+
+    @Slot(str)
+    def _on_output_typed(self, text: str) -> None:
+        self._output_chosen = bool(text.strip())
+
+    def _models_folder(self) -> Path:
+        return self._bridge.settings.models_dir
 
     @Slot()
     def choose_calibration(self) -> None:
@@ -134,7 +160,7 @@ class QuantizeDialog(QDialog):
         calibration = self._calibration if self.mode == "static" else None
         self._set_running(True)
         self.report.setPlainText(
-            f"Quantizing {source.name} ({self.mode})… this takes a while "
+            f"Quantizing {source.name} ({self.mode}) into {output}… this takes a while "
             "on big models; the window stays usable."
         )
         self.status.emit(f"Quantizing {source.name}…")
@@ -143,6 +169,7 @@ class QuantizeDialog(QDialog):
     @Slot(object)
     def _on_quantized(self, result: QuantizeResult) -> None:
         self._set_running(False)
+        self.last_result = result
         self.report.setPlainText(_report_text(result))
         self.status.emit(f"Quantized model written to {result.model}")
 
@@ -180,14 +207,15 @@ def _row(*widgets: QWidget) -> QHBoxLayout:
 
 
 def _report_text(result: QuantizeResult) -> str:
+    what = "FP16" if result.mode == "fp16" else f"{result.mode} INT8"
     lines = [
-        f"Wrote {result.model} ({result.mode} INT8, opset {result.source_opset} → {result.opset}"
+        f"Wrote {result.model} ({what}, opset {result.source_opset} → {result.opset}"
         + (f", {result.calibration_images} calibration images)" if result.mode == "static" else ")")
     ]
     if result.manifest_path is not None and result.manifest is not None:
-        lines.append(
-            f"Manifest: {result.manifest_path} ({result.manifest.name} "
-            f"{result.manifest.version}); ready for Models ▸ Deploy…"
-        )
+        lines.append(f"Manifest: {result.manifest_path} ({result.manifest.name} {result.manifest.version})")
     lines += [f"Note: {note}" for note in result.notes]
-    return "\n".join([*lines, "", result.report.to_text()])
+    if result.kept_float:
+        kept = "; ".join(str(node) for node in result.kept_float)
+        lines.append(f"Note: {len(result.kept_float)} node(s) with weights stay FP32: {kept}")
+    return "\n".join([*lines, "", result.report.to_text()])  # which ends with the recommendation
