@@ -12,7 +12,7 @@ from PIL import Image
 from agent.api.errors import status_of
 from agent.errors import Refusal
 from agent.models.preprocess import check_tensor, load_npy
-from agent.toolkit.images import decode_image, media_type, to_tensor
+from agent.toolkit.images import Placement, decode_image, media_type, to_tensor
 from agent.wire import InputSpec, Normalisation
 
 IMAGENET = Normalisation(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
@@ -90,7 +90,7 @@ def test_normalisation_of_a_known_pixel_nchw() -> None:
     assert batch.dtype == np.float32
     expected = [(1 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (0 - 0.406) / 0.225]
     assert np.allclose(batch[0, :, 1, 2], expected, atol=1e-5)
-    assert scales == [(1 / 3, 1 / 2)]
+    assert [(p.scale_x, p.scale_y) for p in scales] == [(1 / 3, 1 / 2)]
 
 
 def test_nhwc_layout_puts_channels_last_and_broadcasts_one_mean() -> None:
@@ -124,7 +124,7 @@ def test_scales_map_each_image_back_to_its_own_size() -> None:
     images = [Image.new("RGB", (80, 60)), Image.new("RGB", (40, 20))]
     batch, scales = to_tensor(images, spec, Normalisation())
     assert batch.shape == (2, 3, 20, 40)
-    assert scales == [(2.0, 3.0), (1.0, 1.0)]
+    assert scales == [Placement(2.0, 3.0, 0.0, 0.0, 80.0, 60.0), Placement(1.0, 1.0, 0.0, 0.0, 40.0, 20.0)]
 
 
 def test_a_mean_per_channel_must_match_the_channels() -> None:
