@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agent.wire import JobRequest, ScheduleRequest
+from app.fleet import summary
 from app.fleet.alerts import Thresholds
 from app.fleet.deploy import async_deploy
 from app.fleet.errors import AgentError
@@ -226,6 +227,10 @@ def test_kits_and_report_from_the_cli(
     assert "<svg" in html
     assert "verified" in html
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # self-contained
+    known = fleet.inventory.last_facts(kits[0].device_id)  # the hardware, from the typed facts
+    assert known is not None
+    assert f"{summary.memory_gib(known[0]):.1f} GiB" in html
+    assert summary.int8_advice(known[0]) in html
 
 
 def test_adoption_over_ssh_enrollment_is_audited_on_the_kit(tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ class KitRow:
     @property
     def has_facts(self) -> bool:
         """Whether the kit has said anything about its hardware yet."""
-        return self.families is not None and bool(self.families.wire())
+        return self.families is not None and bool(self.families.model_fields_set or self.families.model_extra)
 
 
 def age_text(ts: float | None, now: float | None = None) -> str:
