@@ -6,8 +6,9 @@ layout, independently of kitfleet's decoders (plain numpy; Ultralytics' letterbo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -31,7 +32,8 @@ COLOURS = ["red", "green", "blue"]
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
-class Box(NamedTuple):
+@dataclass(frozen=True)
+class Box:
     """One reference answer: class index, score, and (x1, y1, x2, y2) in the picture's pixels
     (a classifier's answers have no box)."""
 
@@ -168,7 +170,7 @@ def _letterbox(image: Image.Image, size: int) -> tuple[np.ndarray, float, tuple[
 
 
 def _xywh2xyxy(boxes: np.ndarray) -> np.ndarray:
-    out = boxes.copy()
+    out: np.ndarray = boxes.copy()
     out[:, 0], out[:, 1] = boxes[:, 0] - boxes[:, 2] / 2, boxes[:, 1] - boxes[:, 3] / 2
     out[:, 2], out[:, 3] = boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2
     return out
