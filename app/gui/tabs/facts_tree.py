@@ -10,6 +10,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QTreeWidgetItem
 
 from agent.wire import FactFamilies
+from app.fleet import summary
 
 __all__ = ["FAMILY_LABELS", "family_items", "format_value"]
 
@@ -113,16 +114,9 @@ def format_value(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (int, float)) and key.endswith("_bytes"):
-        return _size(float(value))
+        return summary.size(float(value))
     if isinstance(value, (int, float)) and key.endswith(("_time", "_at")):
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
     if isinstance(value, list):
         return ", ".join(format_value("", v) for v in value) or "none"
     return str(value)
-
-
-def _size(size: float) -> str:
-    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size:.0f} B"
