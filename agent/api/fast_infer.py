@@ -14,11 +14,15 @@ to the full application:
   request runs on the loop, in a batch or in a thread) and the same answers: the result JSON,
   the .npz of a raw model, and errors as `{error, message, hint}`.
 
+Each answered request's stages (reading, queueing, decoding, ..., writing) are timed with a
+stopwatch and summed per model for /metrics (`agent/metrics/timings.py`).
+
 OpenAPI still documents the route, and any request this path does not take is served by it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl
@@ -29,6 +33,7 @@ from agent.api.errors import refusal_response
 from agent.api.render import npz_response
 from agent.api.state import AgentState
 from agent.errors import Refusal
+from agent.metrics.timings import OUTPUT, READ, WRITE, Stopwatch
 from agent.models.service import InferCall
 from agent.wire import NAME_PATTERN, VERSION_PATTERN
 
@@ -59,10 +64,14 @@ class FastInfer:
         if request is None:
             await self.app(scope, receive, send)
             return
+        watch = Stopwatch()
         with self.state.infer.coming(request.name) as ticket:
             messages, body = await _read_body(receive, request.length)
             if body is not None:
-                call = InferCall(request.name, request.version, body, request.content_type, request.top_k)
+                watch.lap(READ)
+                call = InferCall(
+                    request.name, request.version, body, request.content_type, request.top_k, watch
+                )
                 await self._respond(scope, receive, send, call, ticket)
                 return
         await self.app(scope, _replay(messages, receive), send)  # let the full path say what is wrong
@@ -75,11 +84,17 @@ class FastInfer:
         except Refusal as exc:
             await refusal_response(exc)(scope, receive, send)
             return
+        watch = call.watch
+        assert watch is not None
         if tensors is not None:
-            await npz_response(tensors, manifest.version, manifest.sha256)(scope, receive, send)
+            response = npz_response(tensors, manifest.version, manifest.sha256)
+            watch.lap(OUTPUT)
+            await response(scope, receive, send)
+            self._written(manifest.name, watch)
             return
         assert result is not None
         content = result.model_dump_json().encode()
+        watch.lap(OUTPUT)
         await send(
             {
                 "type": "http.response.start",
@@ -88,6 +103,18 @@ class FastInfer:
             }
         )
         await send({"type": "http.response.body", "body": content})
+        self._written(manifest.name, watch)
+
+    def _written(self, model: str, watch: Stopwatch) -> None:
+        """Count the request's stages once its answer went to the connection: the connection
+        writes what a step of the loop sent at the step's end (api/protocol.py), before the
+        callback scheduled here runs."""
+
+        def count() -> None:
+            watch.lap(WRITE)
+            self.state.infer.times.add(model, watch)
+
+        asyncio.get_running_loop().call_soon(count)
 
     def _eligible(self, scope: Scope) -> _Request | None:
         """(name, version, top_k, body length, content type) when this path may answer, else None."""

@@ -126,23 +126,29 @@ def metrics(
         int | None, Query(ge=-1, le=MAX_INT64, description="samples after this seq; overrides since")
     ] = None,
 ) -> Metrics:
-    """Samples from the on-disk ring newer than `since` (or after `since_seq`), oldest first.
-    200; 401; 422."""
+    """Samples from the on-disk ring newer than `since` (or after `since_seq`), oldest first,
+    and where each model's infer requests spent their time. 200; 401; 422."""
     state = _state(request)
     return Metrics(
         device_id=state.identity.device_id,
         interval_s=state.settings.metrics_interval_s,
         samples=state.metrics.since(since, limit, since_seq),
         overwritten=state.metrics.overwritten(),
+        infer=state.infer.times.snapshot(),
     )
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=error_responses(401))
 def prometheus_metrics(request: Request, _: Viewer) -> str:
-    """The latest sample in Prometheus text format, and the infer batcher's counts. 200; 401."""
+    """The latest sample in Prometheus text format, the infer batcher's counts and where infer
+    requests spent their time. 200; 401."""
     state = _state(request)
     return prometheus.render(
-        state.metrics.latest(), state.identity.device_id, __version__, state.infer.batch_counts()
+        state.metrics.latest(),
+        state.identity.device_id,
+        __version__,
+        state.infer.batch_counts(),
+        state.infer.times.snapshot(),
     )
 
 

@@ -16,6 +16,7 @@ from agent.api.render import npz_response
 from agent.api.state import AgentState
 from agent.auth.tokens import Caller
 from agent.errors import ApiError, NotFound
+from agent.metrics.timings import OUTPUT, READ, Stopwatch
 from agent.models.service import InferCall
 from agent.wire import (
     MAX_INT64,
@@ -186,13 +187,16 @@ async def infer(
     model answers its outputs as an .npz. 200; 400; 401; 403; 404; 409; 413; 415; 422.
     """
     state = _state(request)
+    watch = Stopwatch()  # this path's stages end at the handler: FastAPI encodes and writes after
     with state.infer.coming(name) as ticket:
         payload = await _read_bounded(request, state.settings.max_infer_bytes)
-        call = InferCall(name, version, payload, request.headers.get("content-type"), top_k)
+        watch.lap(READ)
+        call = InferCall(name, version, payload, request.headers.get("content-type"), top_k, watch)
         manifest, result, tensors = await state.infer.answer(call, request.client, ticket)
-    if tensors is None:
-        return result
-    return npz_response(tensors, manifest.version, manifest.sha256)
+    answer = result if tensors is None else npz_response(tensors, manifest.version, manifest.sha256)
+    watch.lap(OUTPUT)
+    state.infer.times.add(manifest.name, watch)
+    return answer
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes:

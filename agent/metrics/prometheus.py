@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from agent.wire import MetricSample
+from collections.abc import Sequence
+
+from agent.wire import INFER_STAGES, InferTimings, MetricSample
 
 _GAUGES = (
     ("kitfleet_cpu_percent", "cpu_percent", "CPU use of the kit, percent"),
@@ -19,10 +21,15 @@ _BATCHING = (
 
 
 def render(
-    sample: MetricSample | None, device_id: str, version: str, batching: tuple[int, int] | None = None
+    sample: MetricSample | None,
+    device_id: str,
+    version: str,
+    batching: tuple[int, int] | None = None,
+    timings: Sequence[InferTimings] = (),
 ) -> str:
     """`batching` is (batches, requests in them) while batching is on: their ratio is the mean
-    batch size, which tells whether `infer_batch_window_ms` pays on this kit."""
+    batch size, which tells whether `infer_batch_window_ms` pays on this kit. `timings`: where
+    each model's infer requests spent their time (as Triton's per-stage counters)."""
     labels = f'device_id="{device_id}"'
     lines = [
         "# HELP kitfleet_agent_info Agent build and identity.",
@@ -40,4 +47,26 @@ def render(
             f"# TYPE {metric} counter",
             f"{metric}{{{labels}}} {count}",
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _timing_lines(labels, timings)) + "\n"
+
+
+def _timing_lines(labels: str, timings: Sequence[InferTimings]) -> list[str]:
+    if not timings:
+        return []
+    lines = [
+        "# HELP kitfleet_infer_requests_total Infer requests answered, by model.",
+        "# TYPE kitfleet_infer_requests_total counter",
+    ]
+    lines += [f'kitfleet_infer_requests_total{{{labels},model="{t.model}"}} {t.requests}' for t in timings]
+    lines += [
+        "# HELP kitfleet_infer_seconds_total Time answered infer requests spent, by model and stage "
+        "(total: from headers read to answer written).",
+        "# TYPE kitfleet_infer_seconds_total counter",
+    ]
+    for t in timings:
+        for stage in ("total", *INFER_STAGES):
+            seconds = getattr(t, f"{stage}_s")
+            lines.append(
+                f'kitfleet_infer_seconds_total{{{labels},model="{t.model}",stage="{stage}"}} {seconds}'
+            )
+    return lines

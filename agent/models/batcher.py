@@ -35,6 +35,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from agent.metrics.timings import DECODE, OUTPUT, PREPARE, QUEUE, Stopwatch, timing
 from agent.models.infer import dynamic_batch, is_tensor, run_prepared
 from agent.toolkit.images import Placement, decode_image, from_pixels, to_pixels
 from agent.wire import InferResult, Manifest
@@ -272,8 +273,9 @@ def _resolve(answers: Sequence[tuple[asyncio.Future[Out], Out | BaseException]])
             future.set_result(answer)
 
 
-_Image = tuple[bytes, str | None, int]  # a request's body, content type and top_k
-_Prepared = tuple[np.ndarray, Placement, int]  # resized pixels, where the image sits in them, top_k
+_Image = tuple[bytes, str | None, int, Stopwatch | None]  # body, content type, top_k, its stages
+_Prepared = tuple[np.ndarray, Placement, int, Stopwatch | None]  # resized pixels, where the image
+# sits in them, top_k, the request's stages
 ImageBatcher = Batcher[_Image, _Prepared, InferResult]
 
 
@@ -285,27 +287,45 @@ async def async_infer_image(
     content_type: str | None,
     top_k: int,
     ticket: Ticket | None = None,
+    watch: Stopwatch | None = None,
 ) -> InferResult | None:
     """An image request's answer through the batcher; None when it cannot be batched (a tensor,
-    a raw model, or a model whose batch dimension is fixed) and must run alone."""
+    a raw model, or a model whose batch dimension is fixed) and must run alone. `watch`, when
+    given, is the request's: it gets its own queue, decode and prepare, and its batch's run."""
     if is_tensor(payload, content_type) or manifest.task == "raw" or not dynamic_batch(session, manifest):
         return None
 
     def prepare(item: _Image) -> _Prepared:
-        body, declared_type, k = item
-        pixels, scale = to_pixels(decode_image(body, declared_type), manifest.input)
-        return pixels, scale, k
+        body, declared_type, k, watch = item
+        if watch is None:
+            pixels, placement = to_pixels(decode_image(body, declared_type), manifest.input)
+            return pixels, placement, k, None
+        watch.lap(QUEUE)  # in the batcher's queue, until a worker took it
+        image = decode_image(body, declared_type)
+        watch.lap(DECODE)
+        pixels, placement = to_pixels(image, manifest.input)
+        watch.lap(PREPARE)
+        return pixels, placement, k, watch
 
     def run(items: Sequence[_Prepared]) -> list[InferResult]:
-        pixels = np.stack([pixels for pixels, _, _ in items])
+        batch_watch = Stopwatch()  # the batch's stages, which every request in it lived
+        pixels = np.stack([pixels for pixels, _, _, _ in items])
         batch = from_pixels(pixels, manifest.input, manifest.normalisation)
-        results = run_prepared(
-            session, manifest, batch, [scale for _, scale, _ in items], max(k for _, _, k in items)
-        )
-        for result, (_, _, k) in zip(results, items, strict=True):
+        previous = timing(batch_watch)  # run_prepared marks prepare and infer on this thread
+        try:
+            results = run_prepared(
+                session, manifest, batch, [at for _, at, _, _ in items], max(k for _, _, k, _ in items)
+            )
+        finally:
+            timing(previous)
+        for result, (_, _, k, _) in zip(results, items, strict=True):
             if result.classes is not None:
                 result.classes = result.classes[:k]
+        batch_watch.lap(OUTPUT)
+        for _, _, _, watch in items:
+            if watch is not None:
+                watch.lived(batch_watch)
         return results
 
     key = (manifest.name, manifest.version, manifest.sha256)
-    return await batcher.submit(key, (payload, content_type, top_k), prepare, run, ticket)
+    return await batcher.submit(key, (payload, content_type, top_k, watch), prepare, run, ticket)

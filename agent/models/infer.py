@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from agent.errors import Invalid, Unsupported
+from agent.metrics import timings
 from agent.models import decode
 from agent.models.preprocess import NPY_MAGIC, check_tensor, load_npy
 from agent.toolkit.images import Placement, decode_image, media_type, to_tensor
@@ -41,10 +42,13 @@ def run_inference(
     .npy tensor (application/x-npy, or octet-stream starting with the NPY magic) goes in as is.
     """
     if is_tensor(payload, content_type):
-        return _infer_tensor(session, manifest, load_npy(payload), top_k)
+        tensor = load_npy(payload)
+        timings.lap(timings.DECODE)
+        return _infer_tensor(session, manifest, tensor, top_k)
     if manifest.task == "raw":
         raise _image_for_raw(manifest)
     image = decode_image(payload, content_type)
+    timings.lap(timings.DECODE)
     return _infer_images(session, manifest, [image], top_k)[0], None
 
 
@@ -148,9 +152,11 @@ def _infer_tensor(
 
 def _run(session: Any, input_name: str, tensor: np.ndarray) -> tuple[Tensors, float]:
     """Outputs by name, and the time session.run took in milliseconds."""
+    timings.lap(timings.PREPARE)  # a request's stages, when one is being timed (metrics/timings.py)
     started = time.perf_counter()
     values = session.run(None, {input_name: tensor})
     latency_ms = (time.perf_counter() - started) * 1000
+    timings.lap(timings.INFER)
     names = _signature(session).outputs
     return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}, latency_ms
 

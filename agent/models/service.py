@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.config import Settings
+from agent.metrics.timings import OUTPUT, QUEUE, InferTimes, Stopwatch, timing
 from agent.models.store import ModelStore
 from agent.wire import InferResult, Manifest
 
@@ -58,6 +59,7 @@ class InferCall:
     body: bytes
     content_type: str | None
     top_k: int
+    watch: Stopwatch | None = None  # the request's stages, when they are being timed
 
 
 class InferService:
@@ -73,6 +75,7 @@ class InferService:
         self._last_client: Any = None  # the connection that asked last, and when
         self._last_seen = 0.0
         self._shared_until = 0.0  # monotonic time until which the kit counts as shared
+        self.times = InferTimes()  # where answered requests spent their time, per model
 
     @property
     def sessions(self) -> SessionCache:
@@ -139,10 +142,15 @@ class InferService:
             if batcher is not None and not alone:
                 batched = await self._batched(batcher, call, ticket)
                 if batched is not None:
+                    if call.watch is not None:
+                        call.watch.lap(QUEUE)  # the loop's turn to take the answer back
                     return batched
             _close(ticket)
             # not to_thread: a lone request has no context worth copying to the worker
-            return await asyncio.get_running_loop().run_in_executor(None, self._timed, call)
+            answer = await asyncio.get_running_loop().run_in_executor(None, self._timed, call)
+            if call.watch is not None:
+                call.watch.lap(QUEUE)  # the loop's turn to take the answer back
+            return answer
         finally:
             self._away -= 1
 
@@ -159,6 +167,8 @@ class InferService:
         return None if session is None else _answer(session, manifest, call)
 
     def _timed(self, call: InferCall) -> Answer:
+        if call.watch is not None:
+            call.watch.lap(QUEUE)  # for a worker thread
         started = time.perf_counter()
         answer = self.run(call)
         self._run_s.note((call.name, call.version), time.perf_counter() - started)
@@ -176,7 +186,7 @@ class InferService:
             from agent.models.batcher import async_infer_image
 
             result = await async_infer_image(
-                batcher, session, manifest, call.body, call.content_type, call.top_k, ticket
+                batcher, session, manifest, call.body, call.content_type, call.top_k, ticket, call.watch
             )
             return None if result is None else (manifest, result, None)
         finally:
@@ -223,5 +233,15 @@ def _close(ticket: Ticket | None) -> None:
 def _answer(session: Any, manifest: Manifest, call: InferCall) -> Answer:
     from agent.models.infer import run_inference
 
-    result, tensors = run_inference(session, manifest, call.body, call.content_type, call.top_k)
+    watch = call.watch
+    if watch is None:
+        result, tensors = run_inference(session, manifest, call.body, call.content_type, call.top_k)
+        return manifest, result, tensors
+    watch.lap(QUEUE)  # finding the session (loading it, the first time) is waiting too
+    previous = timing(watch)  # run_inference marks decode, prepare and infer on this thread
+    try:
+        result, tensors = run_inference(session, manifest, call.body, call.content_type, call.top_k)
+    finally:
+        timing(previous)
+    watch.lap(OUTPUT)
     return manifest, result, tensors

@@ -122,6 +122,7 @@ from agent.wire.pairing import (
     pair_proof,
 )
 from agent.wire.text import CONTROL_CHARACTERS, PlainText, printable
+from agent.wire.timings import INFER_STAGES, InferTimings
 
 __all__ = [
     "API_VERSION",
@@ -132,6 +133,7 @@ __all__ = [
     "CONTROL_CHARACTERS",
     "FINISHED_STATES",
     "HEALTH_PATH",
+    "INFER_STAGES",
     "JOB_ID_PATTERN",
     "MAX_INT64",
     "NAME_PATTERN",
@@ -175,6 +177,7 @@ __all__ = [
     "Golden",
     "Health",
     "InferResult",
+    "InferTimings",
     "InputSpec",
     "Int8Advice",
     "IpAddress",

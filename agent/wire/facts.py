@@ -19,6 +19,7 @@ from agent.wire.facts_families import (
     ThermalFacts,
 )
 from agent.wire.facts_precision import favoured_precisions
+from agent.wire.timings import InferTimings
 
 __all__ = ["FactFamilies", "Facts", "MetricSample", "Metrics"]
 
@@ -87,4 +88,8 @@ class Metrics(BaseModel):
         description="samples the ring dropped to stay within its "
         "capacity since its first: an app that last pulled before the oldest "
         "held seq missed the difference",
+    )
+    infer: list[InferTimings] = Field(
+        default_factory=list,
+        description="where each model's infer requests spent their time since the agent started",
     )

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.wire import InferResult, ModelInfo
+from agent.wire import MAX_INT64, InferResult, InferTimings, ModelInfo
 from app.cli.common import age, emit, open_fleet, say
+from app.cli.infer_timings import timing_lines
 from app.cli.model_inspect import add_override_flags, inferred_summary, inspect_command, overrides_from
 from app.cli.types import CommandFactory, Handler
 from app.fleet.deploy import Progress, async_deploy, prepare_package
@@ -45,6 +46,11 @@ def add_commands(command: CommandFactory) -> None:
     )
     models.add_argument(
         "--write-manifest", action="store_true", help="inspect: save MODEL.manifest.json beside the model"
+    )
+    models.add_argument(
+        "--timings",
+        action="store_true",
+        help="list: also where each model's infer requests spent their time on the kit, per stage",
     )
     add_override_flags(models)
 
@@ -108,6 +114,7 @@ async def _models(args: argparse.Namespace) -> int:
     if args.action in ("activate", "delete") and not args.version:
         raise Error(f"`kitfleet models {args.action}` needs a version")
     fleet = open_fleet(args)
+    timings: list[InferTimings] | None = None
     try:
         kit = fleet.inventory.resolve(args.kit)
         known = KnownModels(Snapshots(fleet.inventory))
@@ -116,6 +123,9 @@ async def _models(args: argparse.Namespace) -> int:
             infos = await fleet.async_call(kit, lambda c: c.models())
             known.listed(kit.device_id, infos)
             note = []
+            if args.timings and args.action == "list":
+                latest = await fleet.async_call(kit, lambda c: c.metrics(since_seq=MAX_INT64, limit=1))
+                timings = latest.infer  # no samples: only the infer timings are wanted
         except (KitUnreachable, IdentityChanged) as exc:
             last = known.of(kit.device_id) if args.action == "list" else None
             if last is None:
@@ -132,7 +142,14 @@ async def _models(args: argparse.Namespace) -> int:
         fleet.close()
     if note and args.json:
         say(*note, file=sys.stderr)
-    emit(args, [i.model_dump() for i in infos], note + _model_lines(kit.name, infos))
+    data: Any = [i.model_dump() for i in infos]
+    lines = note + _model_lines(kit.name, infos)
+    if timings is not None:
+        data = {"models": data, "infer_timings": [t.model_dump() for t in timings]}
+        lines += timing_lines(timings)
+    elif args.timings and note:
+        lines.append("(where requests spent their time is shown only while the kit answers)")
+    emit(args, data, lines)
     return 0
 
 

@@ -29,6 +29,7 @@ from agent.config import Settings
 from agent.identity import load_or_create
 from agent.models import service
 from agent.models.service import InferService
+from agent.wire import INFER_STAGES
 from tests.onnx_models import classifier
 
 
@@ -183,6 +184,14 @@ def test_with_batching_on_requests_from_several_connections_are_batched(
     assert batcher.batches < 5
     for a, b in zip(answers, alone, strict=True):
         assert a.json()["classes"][0]["label"] == b.json()["classes"][0]["label"]
+    # every request counted, a batched one with its queue, decoding and its batch's run
+    [row] = state.infer.times.snapshot()
+    assert row.requests == 12
+    stages = [getattr(row, f"{stage}_s") for stage in INFER_STAGES]
+    assert min(stages) >= 0
+    assert row.queue_s > 0
+    assert row.infer_s > 0
+    assert sum(stages) == pytest.approx(row.total_s, rel=1e-6)
 
 
 @pytest.mark.parametrize("state", [50], ids=["batching-on"], indirect=True)

@@ -11,7 +11,7 @@ import pytest
 from agent.db import Database
 from agent.metrics import prometheus
 from agent.metrics.ring import MetricRing, take_sample
-from agent.wire import MetricSample
+from agent.wire import INFER_STAGES, InferTimings, MetricSample
 
 DEVICE_ID = "ab" * 32
 _SAMPLE_LINE = re.compile(r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[^}]*)\})? (?P<value>\S+)")
@@ -208,3 +208,27 @@ def test_render_leaves_out_a_missing_temperature() -> None:
 def test_render_of_a_real_reading_parses(tmp_path: Path) -> None:
     found = parse(prometheus.render(take_sample(str(tmp_path)), DEVICE_ID, "0.1.0"))
     assert "kitfleet_disk_percent" in found
+
+
+def test_render_gives_each_models_infer_stages_as_labelled_counters() -> None:
+    timings = [
+        InferTimings(model="digits", requests=3, total_s=0.009, read_s=0.001, infer_s=0.006, write_s=0.002),
+        InferTimings(model="yolo", requests=1, total_s=0.05, infer_s=0.05),
+    ]
+    text = prometheus.render(None, DEVICE_ID, "1.2.3", None, timings)
+    series: dict[tuple[str, str, str], float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE_LINE.fullmatch(line)
+        if line.startswith("#") or match is None or not match["name"].startswith("kitfleet_infer"):
+            continue
+        labels = dict(p.split("=", 1) for p in (match["labels"] or "").split(","))
+        assert labels["device_id"] == f'"{DEVICE_ID}"'
+        key = (match["name"], labels["model"], labels.get("stage", ""))
+        assert key not in series
+        series[key] = float(match["value"])
+    assert text.count("# TYPE kitfleet_infer_seconds_total counter") == 1
+    assert series[("kitfleet_infer_requests_total", '"digits"', "")] == 3
+    assert series[("kitfleet_infer_seconds_total", '"digits"', '"write"')] == 0.002
+    assert series[("kitfleet_infer_seconds_total", '"yolo"', '"total"')] == 0.05
+    stages = [s for (name, model, s) in series if name.endswith("seconds_total") and model == '"yolo"']
+    assert stages == ['"total"'] + [f'"{stage}"' for stage in INFER_STAGES]

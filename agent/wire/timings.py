@@ -1,0 +1,28 @@
+"""Where a kit's infer requests spend their time, per model, the way Triton reports it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+__all__ = ["INFER_STAGES", "InferTimings"]
+
+# In the order a request lives them; every stage is a field of InferTimings ending in `_s`.
+INFER_STAGES = ("queue", "read", "decode", "prepare", "infer", "output", "write")
+
+
+class InferTimings(BaseModel):
+    """One model's answered infer requests, summed since the agent started: divide a stage
+    by `requests` for its mean. The stages add up to `total_s`. A request that took the full
+    route (a token not seen in the last seconds) counts until its handler returned, without
+    the encoding and writing that follow."""
+
+    model: str
+    requests: int = 0
+    total_s: float = Field(default=0.0, description="from the request's headers read to its answer written")
+    queue_s: float = Field(default=0.0, description="waiting for a worker thread, a batch, or the event loop")
+    read_s: float = Field(default=0.0, description="reading the body from the network")
+    decode_s: float = Field(default=0.0, description="decoding the image or the .npy tensor")
+    prepare_s: float = Field(default=0.0, description="resizing, normalising and laying out the input")
+    infer_s: float = Field(default=0.0, description="the model's run (a batch's whole run, when batched)")
+    output_s: float = Field(default=0.0, description="turning outputs into the answer and encoding it")
+    write_s: float = Field(default=0.0, description="handing the answer to the connection (TLS included)")
