@@ -23,7 +23,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
   border-bottom: 2px solid #1f5fa8; padding-bottom: 3px; } h3 { font-size: 14px; margin: 16px 0 6px; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
 th, td { border: 1px solid #d0d4d9; padding: 3px 6px; text-align: left; vertical-align: top; }
-th { background: #eef2f6; } tr:nth-child(even) td { background: #fafbfc; }
+th { background: #eef2f6; white-space: nowrap; } tr:nth-child(even) td { background: #fafbfc; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { font-size: 11px; word-break: break-all; }
 .muted { color: #666; } .ok { color: #1e7b34; font-weight: bold; }

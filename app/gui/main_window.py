@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.tabs = KitTabs(bridge.models, bridge.jobs, bridge.streams, self.prompts)
         self.details = self.tabs.details
+        self.tabs.jobs.fleet_rows = self.model.rows  # New job… can target a tag's kits
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.table)
         self.splitter.addWidget(self.tabs)

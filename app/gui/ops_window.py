@@ -49,11 +49,22 @@ STATE_FILE = "window.ini"
 FIT_ROWS = 25
 
 
+REPORT_TYPES = {"HTML report (*.html)": ".html", "PDF report, with the HTML beside it (*.pdf)": ".pdf"}
+
+
 def choose_report(parent: QWidget | None, suggested: Path) -> Path | None:
-    name = QFileDialog.getSaveFileName(
-        parent, "Export the field report", str(suggested), "HTML report (*.html)"
-    )[0]
-    return Path(name) if name else None
+    """Where to write the report; its suffix (.html or .pdf) says which, as the type chosen does."""
+    name, chosen = QFileDialog.getSaveFileName(
+        parent, "Export the field report", str(suggested), ";;".join(REPORT_TYPES)
+    )
+    if not name:
+        return None
+    path = Path(name)
+    return (
+        path
+        if path.suffix.lower() in (".html", ".pdf")
+        else path.with_suffix(REPORT_TYPES.get(chosen, ".html"))
+    )
 
 
 def edit_tags(parent: QWidget | None, kit: str, current: list[str]) -> list[str] | None:
@@ -246,7 +257,10 @@ class FleetOpsUi(QObject):
         self.export_action.setEnabled(False)
         self.progress.show()
         self.window.statusBar().showMessage(f"Exporting the field report to {out}…")
-        self.ops.export_report(out)
+        if out.suffix.lower() == ".pdf":  # printed from the HTML, which is kept beside it, as the CLI does
+            self.ops.export_report(out.with_suffix(".html"), pdf=out)
+        else:
+            self.ops.export_report(out)
 
     @Slot()
     def edit_tags(self) -> None:

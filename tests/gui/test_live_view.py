@@ -56,7 +56,7 @@ def test_the_live_view_shows_frames_counts_and_figures_of_a_real_stream(
     view.show()
     bridge.start()
 
-    view.model_edit.setText("shapes-yolo")
+    view.model_combo.setEditText("shapes-yolo")  # typed: a stand-alone view knows no models
     view.source_edit.setText("clip.mp4")
     with qtbot.waitSignal(streams.started, timeout=WAIT_MS):
         _button(view, "Start stream").click()

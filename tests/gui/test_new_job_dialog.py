@@ -3,20 +3,29 @@ a cron schedule shows its next runs while typed, and is then paused and deleted 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from agent.wire import ScheduleInfo
+from agent.wire import JobInfo, ScheduleInfo
+from app.fleet.inventory import Inventory
+from app.fleet.jobs import async_each
 from app.fleet.localagent import LocalAgent
+from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
+from app.fleet.snapshot import Tags
 from app.gui.bridges.fleet_bridge import FleetBridge
 from app.gui.dialogs.new_job_dialog import NewJobDialog
 from app.gui.dialogs.prompts import Prompts
 from app.gui.tabs.schedules_panel import SchedulesPanel
-from tests.gui.job_windows import kit_with_digits, open_jobs_tab, open_new_job
+from resources import models_dir
+from tests.gui.job_windows import DIGITS, kit_with_digits, open_jobs_tab, open_new_job
+from tests.gui.kits import adopt, deploy
 from tests.gui.windows import WAIT_MS
+
+SHAPES = models_dir() / "shapes-yolo-fp32.onnx"
 
 
 def refused(dialog: NewJobDialog, expected: str) -> None:
@@ -146,3 +155,98 @@ def test_a_cron_schedule_is_created_paused_and_deleted(
 def texts(panel: SchedulesPanel) -> list[str]:
     items = [panel.table.item(0, column) for column in range(panel.table.columnCount())]
     return [item.text() if item is not None else "" for item in items]
+
+
+def test_a_job_goes_to_a_tags_kits_with_gates_retries_and_timeout_and_misses_none_twice(
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
+    screenshots: Path,
+) -> None:
+    north_a, north_b = start_agent("north-a"), start_agent("north-b")
+    ids = adopt(settings, north_a, north_b, start_agent("south-c"))
+    deploy(settings, DIGITS)
+    deploy(settings, SHAPES)
+    inventory = Inventory(settings.home)
+    try:
+        for device, tags in zip(ids, (["north"], ["north", "box 2"], ["south"]), strict=True):
+            Tags(inventory).set(device, tags)
+    finally:
+        inventory.close()
+    failures: list[tuple[str, str]] = []
+    window = open_jobs_tab(qtbot, bridge, Prompts(), ids[0], failures)
+    qtbot.waitUntil(lambda: all((r.view and r.view.tags) for r in window.model.rows()), timeout=60_000)
+
+    # the Live tab offers the kit's deployed detectors, not its classifier
+    window.tabs.setCurrentWidget(window.tabs.live)
+    live = window.tabs.live.model_combo
+    assert [live.itemText(i) for i in range(live.count())] == ["shapes-yolo"]
+    # one View entry for the audit log
+    view = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    assert [a.text() for a in view.actions() if "audit" in a.text().lower()] == ["&Audit Log"]
+
+    window.tabs.setCurrentWidget(window.tabs.jobs)
+    dialog = open_new_job(qtbot, window.tabs.jobs)
+    targets = dialog.targets.combo
+    assert [targets.itemText(i) for i in range(targets.count())] == [
+        "only north-a",
+        "every kit tagged “box 2” (1 kit)",
+        "every kit tagged “north” (2 kits)",
+        "every kit tagged “south” (1 kit)",
+        "every adopted kit (3 kits)",
+    ]
+    form = dialog.form
+    form.set_choice(form.kind_combo, "stream")
+    refused(dialog, "Source: enter a camera")
+    form.stream_source_edit.setText("clip.mp4")
+    form.stream_loop_box.setChecked(True)
+    stream = dialog.submission().request
+    assert stream.params.items() >= {"model": "digits-cnn", "source": "clip.mp4", "loop": True}.items()
+
+    form.set_choice(form.kind_combo, "benchmark")
+    form.runs_spin.setValue(3)
+    form.set_choice(form.when_combo, "at")  # waits an hour: the kits' queues stay still
+    dialog.targets.choose("every kit tagged “north”")
+    assert dialog.targets.note.text().startswith("north-a, north-b")
+    form.timeout_spin.setValue(5)
+    form.retries_spin.setValue(2)
+    form.battery_spin.setValue(40)
+    form.temperature_spin.setValue(85)
+    dialog.grab().save(str(screenshots / "gui-new-job-tag.png"))
+    north_b.stop()  # away when Submit is pressed
+    dialog.submit_button.click()
+    qtbot.waitUntil(lambda: "north-b did not take the job" in dialog.error.text(), timeout=60_000)
+    assert dialog.error.text().startswith("Sent to north-a.")
+    assert dialog.error.text().endswith("Submit sends it to the others only.")
+    assert dialog.targets.target().names == ("north-b",)
+    first = dialog.submitted_info
+    assert isinstance(first, JobInfo)
+    request = first.request
+    assert (request.timeout_s, request.max_retries) == (300.0, 2)
+    assert (request.gates.min_battery_percent, request.gates.max_temperature_c) == (40.0, 85.0)
+
+    north_b.start()  # back: Submit sends the same job (same key) to it alone
+    qtbot.waitUntil(
+        lambda: (r := window.model.row(ids[1])) is not None and r.row_status == "online", timeout=WAIT_MS
+    )
+    dialog.submit_button.click()
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=60_000)
+    queued = queues(settings)
+    assert [len(queued[name]) for name in ("north-a", "north-b", "south-c")] == [1, 1, 0]
+    assert queued["north-a"][0].request.idempotency_key == queued["north-b"][0].request.idempotency_key
+    assert queued["north-b"][0].request.gates == request.gates
+
+
+def queues(settings: AppSettings) -> dict[str, list[JobInfo]]:
+    """Each adopted kit's jobs, read apart from the window (as `kitfleet jobs list` does)."""
+
+    async def read() -> dict[str, list[JobInfo]]:
+        fleet = Fleet(settings)
+        try:
+            answers = await async_each(fleet, fleet.inventory.kits(), lambda c: c.jobs(limit=10))
+        finally:
+            fleet.close()
+        return {a.kit.name: list(a.value or []) for a in answers}
+
+    return asyncio.run(read())

@@ -58,6 +58,11 @@ class Submission:
     device_id: str
     request: JobRequest | ScheduleRequest  # a schedule queues its job at each cron time
     upload: LocalDataset | None = None  # a folder here, sent first unless the kit has it already
+    also: tuple[str, ...] = ()  # more kits the same job goes to (a tag's, or every adopted kit)
+
+    @property
+    def device_ids(self) -> list[str]:
+        return list(dict.fromkeys((self.device_id, *self.also)))
 
 
 class JobsBridge(SubBridge):
@@ -67,6 +72,7 @@ class JobsBridge(SubBridge):
     folder_read = Signal(object, object)  # (folder, LocalDataset, or why it cannot be sent)
     submit_progress = Signal(str, object)  # (device ID, SubmitProgress): uploading, retrying
     submitted = Signal(str, object)  # (device ID, JobInfo or ScheduleInfo)
+    submitted_all = Signal(object)  # list[SubmitOutcome]: every kit of a submission answered
     logs_read = Signal(str, object)  # (device ID, JobLogs)
     results_saved = Signal(str, object)  # (device ID, app.fleet.results.Collected)
     changed = Signal(str, str)  # (device ID, what was done, for the status bar)
@@ -157,13 +163,16 @@ class JobsBridge(SubBridge):
         device_id, upload = submission.device_id, submission.upload
         if upload is not None:
             await _unchanged(upload)
-        [outcome] = await async_submit(
-            self._host.fleet, [self._kit(device_id)], submission.request, upload, self._reporter(device_id)
+        kits = [self._kit(d) for d in submission.device_ids]
+        outcomes = await async_submit(
+            self._host.fleet, kits, submission.request, upload, self._reporter(device_id)
         )
-        info = outcome.job or outcome.schedule
-        if info is None:
-            raise Error(outcome.message)
-        self.submitted.emit(device_id, info)
+        for outcome in outcomes:
+            if (info := outcome.job or outcome.schedule) is not None:
+                self.submitted.emit(outcome.kit.device_id, info)
+        self.submitted_all.emit(outcomes)  # who took it and who did not: the dialog tells
+        if missed := [o.message for o in outcomes if not (o.job or o.schedule)]:
+            self.failed.emit("submit job", "; ".join(missed))  # the status bar's line too
         await self._async_load(device_id)
 
     def _reporter(self, device_id: str) -> Callable[[SubmitProgress], None]:

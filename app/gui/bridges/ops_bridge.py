@@ -7,15 +7,18 @@ data. The report is rendered in a worker thread: a big fleet's HTML must not sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QThreadPool, Signal
 
 from app.fleet.errors import Error
 from app.fleet.ops import FleetOps
 from app.fleet.report import async_build_report, write_report
 from app.gui.bridges.base import SubBridge
+from app.gui.report_pdf import print_pdf
 
 __all__ = ["OpsBridge"]
 
@@ -43,8 +46,9 @@ class OpsBridge(SubBridge):
         """The app's log (no device ID), or a kit's log pulled again and verified whole."""
         self._submit("audit", self._async_audit(device_id))
 
-    def export_report(self, out: Path, hours: float = 24.0) -> None:
-        self._submit("report", self._async_report(out, hours))
+    def export_report(self, out: Path, hours: float = 24.0, pdf: Path | None = None) -> None:
+        """Write the HTML report to `out`, then print it to `pdf` if given."""
+        self._submit("report", self._async_report(out, hours, pdf))
 
     # on the loop thread -----------------------------------------------------------------
 
@@ -74,9 +78,39 @@ class OpsBridge(SubBridge):
                 chain = replace(chain, note=f"copy pulled before; the kit did not answer: {exc}")
         self.audit_loaded.emit(device_id, audit.kit_entries(device_id), chain)
 
-    async def _async_report(self, out: Path, hours: float) -> None:
+    async def _async_report(self, out: Path, hours: float, pdf: Path | None) -> None:
         self.report_progress.emit("Polling every kit and verifying audit logs…")
         report = await async_build_report(self._host.fleet, hours)
         self.report_progress.emit(f"Writing {out.name}…")
         written = await asyncio.to_thread(write_report, report, out)
+        if pdf is not None:
+            self.report_progress.emit(f"Printing {pdf.name}…")
+            written = await _in_qt_thread(print_pdf, written, pdf)
         self.report_written.emit(written)
+
+
+async def _in_qt_thread(work: Callable[[Path, Path], Path], html: Path, pdf: Path) -> Path:
+    """`work` on a thread of Qt's pool: Qt's text layout and PDF writer need a thread Qt made
+    (timers), not the GUI thread, which a big fleet's report would stall."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Path] = loop.create_future()
+
+    def finish(printed: Path | None, error: Exception | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(printed or pdf)
+
+    def run() -> None:
+        printed, error = None, None
+        try:
+            printed = work(html, pdf)
+        except Exception as exc:  # handed to the loop, which sorts it by cause
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the window closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(finish, printed, error)
+
+    QThreadPool.globalInstance().start(run)
+    return await done

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDateTimeEdit,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -38,6 +39,7 @@ KINDS = {
     "benchmark": "Benchmark: latency and throughput of the model on this kit",
     "evaluate": "Evaluate: accuracy on a labelled set (one sub-folder per label)",
     "quantize": "Quantize: make an INT8 version of the model on the kit",
+    "stream": "Stream: detect continuously on a camera, video or image folder on the kit",
 }
 SOURCES = {
     "kit-folder": "a folder on the kit",
@@ -84,7 +86,22 @@ class JobForm(QObject):
         self.runs_spin, self.warmup_spin = _spin(1, 100_000, 50), _spin(0, 1000, 5)
         self.output_version_edit = QLineEdit(placeholderText="default: <version>-int8")
         self.per_channel_box = QCheckBox("per-channel weights (usually more accurate)")
+        self.stream_source_edit = QLineEdit(
+            placeholderText="/dev/video0, rtsp://…, or a video or folder on the kit"
+        )
+        self.stream_fps_spin = QDoubleSpinBox()
+        self.stream_fps_spin.setRange(0, 240)
+        self.stream_fps_spin.setSpecialValueText("as the source gives")
+        self.stream_pace_box = QCheckBox("keep a camera's pace, dropping frames (else every frame)")
+        self.stream_pace_box.setChecked(True)
+        self.stream_loop_box = QCheckBox("start a video again when it ends")
         self.priority_spin, self.threads_spin = _spin(-100, 100, 0), _spin(1, 4096, 1)
+        self.timeout_spin = _spin(1, 7 * 24 * 60, 60)
+        self.timeout_spin.setSuffix(" min")
+        self.retries_spin = _spin(0, 20, 0)
+        # 0 is no gate: no job waits for a battery above 0 % or a kit below 0 °C
+        self.battery_spin = _gate(" % battery", "no battery gate", 100)
+        self.temperature_spin = _gate(" °C on its hottest sensor", "no temperature gate", 200)
         self.memory_spin = _spin(1, 1 << 20, 256)
         self.memory_spin.setSuffix(" MiB")
         self.at_edit = QDateTimeEdit(QDateTime.currentDateTime().addSecs(3600))
@@ -125,6 +142,21 @@ class JobForm(QObject):
             ("Warm-up runs:", self.warmup_spin),
         )
         _rows(self.quantize_form, ("INT8 version:", self.output_version_edit), ("", self.per_channel_box))
+        self.stream_form, self.limits_form = QFormLayout(), QFormLayout()
+        _rows(
+            self.stream_form,
+            ("Source:", self.stream_source_edit),
+            ("Frames per second:", self.stream_fps_spin),
+            ("", self.stream_pace_box),
+            ("", self.stream_loop_box),
+        )
+        _rows(
+            self.limits_form,
+            ("Timeout per attempt:", self.timeout_spin),
+            ("Retries after a failure:", self.retries_spin),
+            ("Start only above:", self.battery_spin),
+            ("Start only below:", self.temperature_spin),
+        )
         _rows(
             self.resources_form,
             ("Priority:", self.priority_spin),
@@ -145,7 +177,13 @@ class JobForm(QObject):
                 ("images", "Images", self.images_form),
                 ("benchmark", "Measurements", self.bench_form),
                 ("quantize", "INT8 model", self.quantize_form),
+                ("stream", "Stream", self.stream_form),
                 ("resources", "Priority and resources the job holds", self.resources_form),
+                (
+                    "limits",
+                    "Limits, and gates checked before each start",
+                    self.limits_form,
+                ),
                 ("when", "When", self.when_form),
             )
         }
@@ -165,6 +203,7 @@ class JobForm(QObject):
         self.groups["images"].setVisible(kind in _IMAGE_KINDS)
         self.groups["benchmark"].setVisible(kind == "benchmark")
         self.groups["quantize"].setVisible(kind == "quantize")
+        self.groups["stream"].setVisible(kind == "stream")
         self.images_form.setRowVisible(self.top_k_spin, kind == "batch-infer")
         self.images_form.setRowVisible(self.folder_edit, source == "kit-folder")
         self.images_form.setRowVisible(self.dataset_combo, source == "dataset")
@@ -218,6 +257,10 @@ class JobForm(QObject):
             memory_mb=self.memory_spin.value(),
             not_before=self._not_before(),
             label=self.label_edit.text().strip(),
+            timeout_s=self.timeout_spin.value() * 60.0,
+            max_retries=self.retries_spin.value(),
+            min_battery_percent=float(self.battery_spin.value()) or None,
+            max_temperature_c=float(self.temperature_spin.value()) or None,
         )
 
     def cron(self) -> str | None:
@@ -243,6 +286,8 @@ class JobForm(QObject):
                 "warmup": self.warmup_spin.value(),
                 "threads": parse_numbers(self.bench_threads_edit.text(), "Thread counts"),
             }
+        if kind == "stream":
+            return self._stream_params()
         if kind == "quantize":
             version = self.output_version_edit.text().strip()
             return {"per_channel": self.per_channel_box.isChecked()} | (
@@ -250,6 +295,19 @@ class JobForm(QObject):
             )
         images = self._images(upload)
         return images | {"top_k": self.top_k_spin.value()} if kind == "batch-infer" else images
+
+    def _stream_params(self) -> dict[str, Any]:
+        source = self.stream_source_edit.text().strip()
+        if not source:
+            raise refusal(
+                "Source: enter a camera (/dev/video0), a stream URL, or a video or folder on the kit"
+            )
+        fps = self.stream_fps_spin.value()
+        return {
+            "source": source,
+            "realtime": self.stream_pace_box.isChecked(),
+            "loop": self.stream_loop_box.isChecked(),
+        } | ({"fps": fps} if fps else {})
 
     def _images(self, upload: Callable[[], LocalDataset]) -> dict[str, str]:
         source = self.choice(self.source_combo)
@@ -297,6 +355,13 @@ def _spin(low: int, high: int, value: int) -> QSpinBox:
     spin = QSpinBox()
     spin.setRange(low, high)
     spin.setValue(value)
+    return spin
+
+
+def _gate(suffix: str, off: str, high: int) -> QSpinBox:
+    spin = _spin(0, high, 0)
+    spin.setSuffix(suffix)
+    spin.setSpecialValueText(off)
     return spin
 
 

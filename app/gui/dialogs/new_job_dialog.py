@@ -6,18 +6,21 @@ with the fields as they were so the technician can fix one thing and submit agai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from agent.wire import JobInfo, ScheduleInfo
 from app.fleet.datasets import LocalDataset
-from app.fleet.jobs import SubmitProgress
+from app.fleet.jobs import SubmitOutcome, SubmitProgress
 from app.fleet.jobspec import JobInputError
 from app.gui.bridges.jobs_bridge import JobChoices, JobsBridge, Submission
 from app.gui.dialogs.job_form import ERROR_STYLE, JobForm, note, refusal
+from app.gui.dialogs.job_targets import JobTargets
 from app.gui.dialogs.prompts import Prompts
+from app.gui.tables.kit_row import KitRow
 from app.gui.tables.models_table import size_text
 
 __all__ = ["NewJobDialog"]
@@ -35,7 +38,9 @@ class NewJobDialog(QDialog):
         bridge: JobsBridge,
         prompts: Prompts,
         parent: QWidget | None = None,
+        rows: Sequence[KitRow] = (),
     ) -> None:
+        """`rows`: the fleet's kits, for sending the job to a tag's kits or to every kit."""
         super().__init__(parent)
         self.setWindowTitle(f"New job on {kit_name}")
         self.setMinimumWidth(640)
@@ -44,7 +49,10 @@ class NewJobDialog(QDialog):
         self.upload: LocalDataset | None = None  # the chosen folder, once read
         self._folder_problem = ""  # why the chosen folder cannot be sent
         self._busy = False
+        self._sending: list[str] = []  # the kits of the submission under way
+        self._key: str | None = None  # resending to the kits that missed it: the same job, once
         self.submitted_info: JobInfo | ScheduleInfo | None = None
+        self.targets = JobTargets(device_id, rows)
         self.form = JobForm(self)
         self.message, self.error = note(), note()
         self.error.setStyleSheet(ERROR_STYLE)
@@ -59,8 +67,16 @@ class NewJobDialog(QDialog):
     def _lay_out(self) -> None:
         self._layout = layout = QVBoxLayout(self)
         layout.addWidget(self.message)
-        for group in self.form.groups.values():
-            layout.addWidget(group)
+        layout.addWidget(self.targets)
+        side_by_side = ("resources", "limits")  # short groups: one row of the dialog, not two
+        for name, group in self.form.groups.items():
+            if name not in side_by_side:
+                layout.addWidget(group)
+            if name == "resources":
+                pair = QHBoxLayout()
+                for other in side_by_side:
+                    pair.addWidget(self.form.groups[other], 1)
+                layout.addLayout(pair)
         layout.addWidget(self.error)
         layout.addStretch(1)
         layout.addWidget(self.buttons)
@@ -69,10 +85,14 @@ class NewJobDialog(QDialog):
         self._bridge.choices_loaded.connect(self._on_choices, QUEUED)
         self._bridge.folder_read.connect(self._on_folder_read, QUEUED)
         self._bridge.submit_progress.connect(self._on_progress, QUEUED)
-        self._bridge.submitted.connect(self._on_submitted, QUEUED)
+        self._bridge.submitted_all.connect(self._on_submitted, QUEUED)
+        self.targets.changed.connect(self._fit)
         self._bridge.failed.connect(self._on_failed, QUEUED)
         self.form.rows_changed.connect(self._fit)
         self.form.model_combo.currentIndexChanged.connect(self._update)
+        self.form.kind_combo.currentIndexChanged.connect(
+            lambda _: self._show_error("")
+        )  # said of another kind
         self.form.local_button.clicked.connect(self.choose_local)
         self.submit_button.clicked.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
@@ -111,23 +131,28 @@ class NewJobDialog(QDialog):
             return
         self._show_error("")
         self._set_busy(True)
-        upload = submission.upload
+        upload, kits = submission.upload, self._kits_text()
+        self._sending = submission.device_ids
         self.message.setText(
-            f"Sending {upload.files} images from {upload.folder.name} to {self._kit} "
+            f"Sending {upload.files} images from {upload.folder.name} to {kits} "
             "unless it has them already, then the job…"
             if upload
-            else f"Sending the job to {self._kit}…"
+            else f"Sending the job to {kits}…"
         )
         self._bridge.submit(submission)
+
+    def _kits_text(self) -> str:
+        names = self.targets.target().names
+        return names[0] if len(names) == 1 else f"{len(names)} kits" if names else self._kit
 
     def submission(self) -> Submission:
         """What Submit sends, checked against the wire contract, or a `JobInputError` saying what to fix."""
         spec = self.form.spec(self._kit, self._upload)
         upload = self._upload() if self.form.uploads() else None
         cron = self.form.cron()
-        if cron is None:
-            return Submission(self._device, spec.request(), upload)
-        return Submission(self._device, spec.schedule(spec.schedule_name, cron, "skip"), upload)
+        first, *others = self.targets.target().device_ids
+        request = spec.request(self._key) if cron is None else spec.schedule(spec.schedule_name, cron, "skip")
+        return Submission(first, request, upload, tuple(others))
 
     def _upload(self) -> LocalDataset:
         if self._local is None:
@@ -177,7 +202,7 @@ class NewJobDialog(QDialog):
 
     @Slot(str, object)
     def _on_progress(self, device_id: str, progress: SubmitProgress) -> None:
-        if device_id != self._device or not self._busy:
+        if not self._sending or device_id != self._sending[0] or not self._busy:
             return
         if progress.stage == "uploading" and progress.total:
             percent = 100 * progress.done // progress.total
@@ -189,17 +214,32 @@ class NewJobDialog(QDialog):
         elif progress.stage == "submitting":
             self.message.setText(f"Sending the job to {self._kit}…")
 
-    @Slot(str, object)
-    def _on_submitted(self, device_id: str, info: JobInfo | ScheduleInfo) -> None:
-        if device_id != self._device or not self._busy:
+    @Slot(object)
+    def _on_submitted(self, outcomes: list[SubmitOutcome]) -> None:
+        if not self._busy or [o.kit.device_id for o in outcomes] != self._sending:
             return
         self._set_busy(False)
-        self.submitted_info = info
-        if isinstance(info, ScheduleInfo):
-            self.status.emit(f"{self._kit}: schedule “{info.name}” created ({info.cron})")
-        else:
-            self.status.emit(f"{self._kit}: {info.kind} job queued")
-        self.accept()
+        took = [o for o in outcomes if o.job or o.schedule]
+        missed = [o for o in outcomes if not (o.job or o.schedule)]
+        if took:
+            own = next((o for o in took if o.kit.device_id == self._device), took[0])
+            self.submitted_info = own.job or own.schedule
+        if not missed:
+            self.status.emit(_done_text(took))
+            self.accept()
+            return
+        self.message.setText("")
+        lines = [
+            f"{o.kit.name} did not take the job: {o.message.removeprefix(f'{o.kit.name}: ')}" for o in missed
+        ]
+        if took:
+            # Narrowed to the kits that missed it, under the same key: a kit that took it
+            # after all (an answer lost on the way) does not run it twice.
+            self._key = missed[0].key
+            self.targets.narrow([o.kit.device_id for o in missed], [o.kit.name for o in missed])
+            lines.insert(0, f"Sent to {', '.join(o.kit.name for o in took)}.")
+            lines.append("Submit sends it to the others only.")
+        self._show_error("\n".join(lines))
 
     @Slot(str, str)
     def _on_failed(self, operation: str, message: str) -> None:
@@ -209,3 +249,11 @@ class NewJobDialog(QDialog):
             self._show_error(f"{self._kit} did not take the job: {message.removeprefix(f'{self._kit}: ')}")
         elif operation == "job choices":
             self.message.setText(f"Could not read the models and datasets on {self._kit}: {message}")
+
+
+def _done_text(took: list[SubmitOutcome]) -> str:
+    names = ", ".join(o.kit.name for o in took)
+    info = took[0].job or took[0].schedule
+    if isinstance(info, ScheduleInfo):
+        return f"{names}: schedule “{info.name}” created ({info.cron})"
+    return f"{names}: {info.kind if info else 'the'} job queued"

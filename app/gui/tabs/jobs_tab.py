@@ -7,6 +7,7 @@ nothing is polled while the technician looks elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelection, Qt, Signal, Slot
@@ -54,6 +55,8 @@ class JobsTab(QWidget):
         self._select_next: str | None = None  # a job just submitted: select it once listed
         self._results_folder: Path | None = None
         self.new_job_dialog: NewJobDialog | None = None
+        # The fleet's kits, for a job sent to a tag's kits or to all; the window sets it.
+        self.fleet_rows: Callable[[], list[KitRow]] = list
         self.model = JobsTableModel(self)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -234,7 +237,9 @@ class JobsTab(QWidget):
         if self.new_job_dialog is None or not self.new_job_dialog.isVisible():
             if self.new_job_dialog is not None:
                 self.new_job_dialog.deleteLater()
-            self.new_job_dialog = NewJobDialog(self._device, self._name, self._bridge, self._prompts, self)
+            self.new_job_dialog = NewJobDialog(
+                self._device, self._name, self._bridge, self._prompts, self, self.fleet_rows()
+            )
             self.new_job_dialog.status.connect(self.status)
         self.new_job_dialog.show()
         self.new_job_dialog.raise_()

@@ -31,7 +31,7 @@ from app.gui.bridges.stream_bridge import StreamBridge
 from app.gui.charts.counts_chart import CountsChart
 from app.gui.tables.kit_row import KitRow
 
-__all__ = ["FrameView", "LiveView"]
+__all__ = ["FrameView", "LiveView", "detectors"]
 
 FIGURES = (
     ("state", "State"),
@@ -90,7 +90,11 @@ class LiveView(QWidget):
         self.frame_view, self.chart = FrameView(self), CountsChart(self)
         self.figures = {key: QLabel("–", self) for key, _ in FIGURES}
         self.jobs = QComboBox(self)
-        self.model_edit, self.source_edit = QLineEdit(self), QLineEdit(self)
+        # The kit's deployed detectors (last known, so a kit away still lists them); editable,
+        # so a model deployed since the last poll can be typed.
+        self.model_combo, self.source_edit = QComboBox(self), QLineEdit(self)
+        self.model_combo.setEditable(True)
+        self.model_combo.setMinimumContentsLength(16)
         self.fps_spin = QDoubleSpinBox(self)
         self._layout()
         self.setEnabled(bool(device_id))  # nothing to start or watch until a kit is chosen
@@ -124,12 +128,15 @@ class LiveView(QWidget):
         layout.addLayout(self._start_row())
 
     def _start_row(self) -> QHBoxLayout:
-        self.model_edit.setPlaceholderText("model, e.g. shapes-yolo")
+        line = self.model_combo.lineEdit()
+        if line is not None:
+            line.setPlaceholderText("deploy a detector first (Models ▸ Deploy…)")
         self.source_edit.setPlaceholderText("/dev/video0, rtsp://…, or a file/folder on the kit")
         self.fps_spin.setRange(0, 240)
         self.fps_spin.setSpecialValueText("source fps")
         row = QHBoxLayout()
-        for widget in (self.model_edit, self.source_edit, self.fps_spin):
+        row.addWidget(QLabel("Detector:", self))
+        for widget in (self.model_combo, self.source_edit, self.fps_spin):
             row.addWidget(widget, 2 if widget is self.source_edit else 1)
         start = QPushButton("Start stream", self)
         start.clicked.connect(self._start_clicked)
@@ -141,6 +148,7 @@ class LiveView(QWidget):
     def show_row(self, row: KitRow | None) -> None:
         """Follow the selected kit: the previous kit's live view is closed, this one's streams read."""
         device_id = row.device_id if row is not None and row.kit is not None else ""
+        self._offer_detectors(detectors(row) if device_id else [])
         if device_id == self.device_id:
             return
         self.close_view()
@@ -153,6 +161,15 @@ class LiveView(QWidget):
         self.setEnabled(bool(device_id))
         if device_id and row is not None and row.row_status == "online":
             self.refresh()
+
+    def _offer_detectors(self, names: list[str]) -> None:
+        combo = self.model_combo
+        if [combo.itemText(i) for i in range(combo.count())] == names:
+            return
+        typed = combo.currentText()
+        combo.clear()
+        combo.addItems(names)
+        combo.setCurrentIndex(names.index(typed) if typed in names else 0 if names else -1)
 
     def refresh(self) -> None:
         if self.device_id:
@@ -183,7 +200,7 @@ class LiveView(QWidget):
 
     def _start_clicked(self) -> None:
         options = StreamOptions(
-            model=self.model_edit.text().strip(),
+            model=self.model_combo.currentText().strip(),
             source=self.source_edit.text().strip(),
             fps=self.fps_spin.value() or None,
         )
@@ -240,6 +257,14 @@ class LiveView(QWidget):
     def _on_watch_ended(self, device_id: str, job_id: str) -> None:
         if self._mine(device_id, job_id) and self.figures["state"].text() == "connecting…":
             self.figures["state"].setText("live view closed")
+
+
+def detectors(row: KitRow | None) -> list[str]:
+    """The detection models serving on the kit, as it last told of them."""
+    snapshot = row.view.snapshot if row is not None and row.view is not None else None
+    if snapshot is None:
+        return []
+    return sorted(m.name for m in snapshot.models if m.task == "detection" and m.active_version)
 
 
 def _num(value: Any) -> str:
