@@ -60,6 +60,8 @@ def finish(
             boxes.tolist(), scores.tolist(), classes.tolist(), spec, labels, placement, centres, suppress
         )
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    finite = np.isfinite(boxes).all(axis=1)  # a NaN or infinite box has nowhere to be drawn
+    boxes, scores, classes = boxes[finite], np.asarray(scores)[finite], np.asarray(classes)[finite]
     if centres:
         boxes = np.concatenate([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], axis=1)
     if suppress:

@@ -113,3 +113,18 @@ def test_install_runs_a_model_whose_output_shape_is_free_to_see_the_real_one(tmp
     with pytest.raises(VerificationFailed, match=r"output0 \[1, 1024, 3\]"):
         check_in_process(path, manifest)
     check_in_process(FIELD / "yolov8-det.onnx", field_manifest("yolov8-det"))  # the right one installs
+
+
+def test_broken_rows_are_dropped_not_answered() -> None:
+    """NaN or infinite boxes and scores from a model never reach the answer (its JSON has no NaN)."""
+    from agent.toolkit.images import Placement
+
+    rows = np.zeros((1, 80, 6))
+    rows[0, :, :4] = [10, 10, 50, 50]
+    rows[0, :, 4] = np.linspace(0.9, 0.5, 80)
+    rows[0, :3, 0] = [np.nan, np.inf, -np.inf]
+    rows[0, 3, 4] = np.nan
+    manifest = field_manifest("end2end-det", detection={"format": "end2end", "max_detections": 1000})
+    [found] = decode.detections(manifest, {"output0": rows}, [Placement.identity(320, 320)])
+    assert len(found) == 76
+    assert all(np.isfinite(d.box).all() and np.isfinite(d.score) for d in found)
