@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.fleet.alerts import Severity
 from app.fleet.snapshot import parse_tags
 from app.gui._qt import action, timer
 from app.gui.bridges.fleet_bridge import FleetBridge
@@ -150,7 +151,7 @@ class FleetOpsUi(QObject):
         # laptop's 768 lines an open dock costs the fleet table half its rows.
         self.alerts_dock.hide()
         self.audit_dock.hide()
-        self._alerted: set[tuple[str, str, str]] = set()  # alerts already shown to the technician
+        self._alerted: set[tuple[str, str, Severity]] = set()  # alerts already shown to the technician
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)  # busy: the report's length is not known in advance
         self.progress.setMaximumWidth(160)

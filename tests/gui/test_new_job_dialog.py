@@ -7,9 +7,10 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
-from agent.wire import JobInfo, ScheduleInfo
+from agent.wire import JobInfo, JobRequest, ScheduleInfo
 from app.fleet.inventory import Inventory
 from app.fleet.jobs import async_each
 from app.fleet.localagent import LocalAgent
@@ -183,7 +184,9 @@ def test_a_job_goes_to_a_tags_kits_with_gates_retries_and_timeout_and_misses_non
     live = window.tabs.live.model_combo
     assert [live.itemText(i) for i in range(live.count())] == ["shapes-yolo"]
     # one View entry for the audit log
-    view = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    view = next(
+        m for a in window.menuBar().actions() if isinstance(m := a.menu(), QMenu) and a.text() == "&View"
+    )
     assert [a.text() for a in view.actions() if "audit" in a.text().lower()] == ["&Audit Log"]
 
     window.tabs.setCurrentWidget(window.tabs.jobs)
@@ -202,6 +205,7 @@ def test_a_job_goes_to_a_tags_kits_with_gates_retries_and_timeout_and_misses_non
     form.stream_source_edit.setText("clip.mp4")
     form.stream_loop_box.setChecked(True)
     stream = dialog.submission().request
+    assert isinstance(stream, JobRequest)
     assert stream.params.items() >= {"model": "digits-cnn", "source": "clip.mp4", "loop": True}.items()
 
     form.set_choice(form.kind_combo, "benchmark")
