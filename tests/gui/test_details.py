@@ -8,7 +8,7 @@ from agent.wire import Int8Advice, RuntimeFacts, favoured_precisions
 from app.gui.tables.kit_row import KitRow
 from app.gui.tabs.details import DetailsPane
 from tests.gui import samples
-from tests.gui.trees import child_values, top_items
+from tests.gui.trees import child_item, child_values, top_items
 
 
 def adopted_row(state: str, age_s: float = 0.0) -> KitRow:
@@ -63,11 +63,7 @@ def test_the_runtime_says_which_precision_each_provider_favours(qtbot: QtBot) ->
     row = KitRow(samples.DEVICE_A).with_status(samples.status("online")).with_facts(families, 1.0)
     pane.show_row(row)
     runtime = top_items(pane.tree)["Runtime"]
-    favoured = next(
-        runtime.child(i)
-        for i in range(runtime.childCount())
-        if runtime.child(i).text(0) == "precision by provider"
-    )
+    favoured = child_item(runtime, "precision by provider")
     assert child_values(favoured) == {"CUDAExecutionProvider": "fp16", "CPUExecutionProvider": "int8"}
-    cpu = favoured.child(1)
+    cpu = child_item(favoured, "CPUExecutionProvider")
     assert "dot-product" in child_values(cpu)["reason"]

@@ -16,7 +16,7 @@ from app.gui.dialogs.provision_dialog import ProvisionDialog
 from app.gui.main_window import MainWindow
 from app.gui.tables.kit_row import KitRow
 from tests.gui.kits import adopt
-from tests.gui.trees import child_values, top_items
+from tests.gui.trees import child_item, child_values, top_items
 
 WAIT_MS = 20_000
 
@@ -89,10 +89,8 @@ def test_discover_adopt_show_facts_then_offline(
     assert online.families.memory is not None
     assert (online.families.memory.total_bytes or 0) > 0
     runtime = top_items(window.details.tree)["Runtime"]
-    favoured = next(
-        runtime.child(i) for i in range(runtime.childCount()) if "precision" in runtime.child(i).text(0)
-    )
-    assert child_values(favoured)["CPUExecutionProvider"] in ("int8", "fp32")
+    favoured = child_values(child_item(runtime, "precision by provider"))
+    assert favoured["CPUExecutionProvider"] in ("int8", "fp32")
     qtbot.wait(100)  # let the deferred column fit run before the picture
     window.grab().save(str(screenshots / "gui-online.png"))
 

@@ -41,7 +41,7 @@ MODELS: dict[str, type[FactFamily]] = {
 }
 
 # What a kit of the previous release sent (and an inventory stored): no precision per provider.
-OLD_KIT_JSON = {
+OLD_KIT_JSON: dict[str, dict[str, Any]] = {
     "cpu": {
         "available": True,
         "model": "Ampere Altra",
