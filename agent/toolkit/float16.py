@@ -10,6 +10,7 @@ without FP16 kernels stay FP32 behind Casts (the converter's own block list).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import onnx
 
@@ -35,11 +36,12 @@ def to_float16(model: onnx.ModelProto, notes: list[str]) -> onnx.ModelProto:
     return converted
 
 
-def _converter():  # type: ignore[no-untyped-def]  # onnxruntime ships no type hints
+def _converter() -> Callable[..., onnx.ModelProto]:
     """ONNX Runtime's converter; its package appends its own folder to sys.path, undone here."""
     path = list(sys.path)
     try:
         from onnxruntime.transformers.float16 import convert_float_to_float16
     finally:
         sys.path[:] = path
-    return convert_float_to_float16
+    converter: Callable[..., onnx.ModelProto] = convert_float_to_float16
+    return converter
