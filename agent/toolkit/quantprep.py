@@ -95,7 +95,8 @@ def _constants_to_initializers(graph: onnx.GraphProto) -> int:
 def _tensor_attribute(node: onnx.NodeProto) -> onnx.TensorProto | None:
     for attribute in node.attribute:
         if attribute.name == "value" and attribute.type == onnx.AttributeProto.TENSOR:
-            return attribute.t
+            tensor: onnx.TensorProto = attribute.t
+            return tensor
     return None
 
 

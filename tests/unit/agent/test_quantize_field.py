@@ -12,7 +12,7 @@ import pytest
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from agent.toolkit.float16 import to_float16
-from agent.toolkit.quantize import prepare, quantize
+from agent.toolkit.quantize import KeptFloat, prepare, quantize
 from agent.toolkit.quantprep import settle_weights
 from tests.onnx_field_models import correlation_head, paddle_recognizer
 
@@ -29,7 +29,7 @@ def pictures(count: int = 4, width: int = 64) -> list[np.ndarray]:
 
 def quantized(
     source: Path, tmp_path: Path, tensors: list[np.ndarray] | None = None
-) -> tuple[Path, list, list[str]]:
+) -> tuple[Path, list[KeptFloat], list[str]]:
     notes: list[str] = []
     prepared = prepare(onnx.load(str(source)), tmp_path, notes)
     out = tmp_path / "int8.onnx"

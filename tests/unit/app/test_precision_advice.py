@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from agent.wire import CpuFacts, FactFamilies, InputSpec, Int8Advice, Manifest, RuntimeFacts
+from agent.wire import CpuFacts, FactFamilies, InputSpec, Int8Advice, Manifest, Precision, RuntimeFacts
 from app.fleet.precision_advice import deploy_advice
 
 SLOW = {"speed_ratio_vs_fp32": 1 / 15, "size_ratio_vs_fp32": 3.9, "agreement_top1_vs_fp32": 1.0}
 
 
-def manifest(precision: str, figures: dict[str, float]) -> Manifest:
+def manifest(precision: Precision, figures: dict[str, float]) -> Manifest:
     return Manifest(
         name="digits",
         version=f"1-{precision}",
