@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, Field, ModelWrapValidatorHandler, ValidationError, model_validator
 
 from agent.wire.facts_families import (
     AcceleratorsFacts,
@@ -26,7 +28,9 @@ __all__ = ["FactFamilies", "Facts", "MetricSample", "Metrics"]
 
 class FactFamilies(FactRecord):
     """Every family a kit reported; one the kit did not send is None, an unknown one is kept
-    as a plain mapping (`model_extra`) for a newer kit's families."""
+    as a plain mapping (`model_extra`) for a newer kit's families. A family in a form this
+    version cannot read (a newer kit's, an odd inventory row) arrives unavailable, saying why:
+    one unreadable family never hides the others."""
 
     cpu: CpuFacts | None = None
     memory: MemoryFacts | None = None
@@ -39,6 +43,16 @@ class FactFamilies(FactRecord):
     thermal: ThermalFacts | None = None
     kit: KitFacts | None = Field(default=None, description="the name and kit model the agent is set up with")
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _each_family_alone(cls, data: Any, handler: ModelWrapValidatorHandler[FactFamilies]) -> FactFamilies:
+        try:
+            return handler(data)
+        except ValidationError:
+            if not isinstance(data, dict):
+                raise
+            return handler({name: _readable(handler, name, value) for name, value in data.items()})
+
     def precision_by_provider(self) -> list[ProviderPrecision]:
         """The precision each execution provider favours: as the kit said, or, from a kit too
         old to say, by the same rule from its providers and CPU facts."""
@@ -48,6 +62,21 @@ class FactFamilies(FactRecord):
         if runtime.precision_by_provider is not None:
             return runtime.precision_by_provider
         return favoured_precisions(runtime.providers or [], self.cpu.int8 if self.cpu else None)
+
+
+def _readable(handler: ModelWrapValidatorHandler[FactFamilies], name: str, value: object) -> object:
+    """The family as sent, or an unavailable family saying what this version could not read."""
+    try:
+        handler({name: value})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"][1:]) or name
+        return {
+            "available": False,
+            "reason": f"sent in a form this version of kitfleet cannot read ({where}: {problem['msg']}); "
+            "update the app or the kit's agent (`kitfleet provision`) so both run the same version",
+        }
+    return value
 
 
 class Facts(BaseModel):

@@ -142,6 +142,18 @@ def test_fields_and_families_from_a_newer_kit_are_kept() -> None:
     assert families.wire() == newer
 
 
+def test_a_family_in_a_form_this_version_cannot_read_is_unavailable_and_hides_nothing() -> None:
+    changed = {**OLD_KIT_JSON, "cpu": {**OLD_KIT_JSON["cpu"], "frequency_mhz": 3000.0}}  # a newer shape
+    answer = {"device_id": "d" * 64, "name": "alpha", "collected_at": 1.5, "families": changed}
+    families = Facts.model_validate_json(json.dumps(answer)).families
+    assert families.cpu is not None
+    assert families.cpu.available is False
+    assert "frequency_mhz" in (families.cpu.reason or "")
+    assert "kitfleet provision" in (families.cpu.reason or "")
+    assert families.memory == FactFamilies.model_validate(OLD_KIT_JSON).memory
+    assert families.precision_by_provider()[0].precision == "fp16"
+
+
 def test_the_facts_answer_keeps_its_shape_on_the_wire() -> None:
     answer = Facts(
         device_id="d" * 64, name="alpha", collected_at=1.5, families=FactFamilies.model_validate(OLD_KIT_JSON)

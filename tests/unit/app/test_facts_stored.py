@@ -79,7 +79,7 @@ def test_a_family_this_app_cannot_read_is_unavailable_and_the_others_stand(inven
     assert families.memory is not None
     assert families.memory.available is False
     assert "total_bytes" in (families.memory.reason or "")
-    assert "refresh" in (families.memory.reason or "")
+    assert "kitfleet provision" in (families.memory.reason or "")
     assert families.power is not None
     assert families.power.available is False
     assert families.cpu == FactFamilies.model_validate(OLD_ROW).cpu
