@@ -24,7 +24,9 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psutil
 
 from agent.db import Database
@@ -143,10 +145,10 @@ def agent_figures(backlog: int, probes: int, idle_s: float) -> dict[str, float]:
     return {"wake ms": statistics.median(waits), "idle cpu %": cpu * 100}
 
 
-def _wait(client: object, job_id: str, states: tuple[str, ...]) -> dict[str, object]:
-    while (info := client.get(f"/v1/jobs/{job_id}").json())["state"] not in states:  # type: ignore[attr-defined]
+def _wait(client: httpx.Client, job_id: str, states: tuple[str, ...]) -> dict[str, Any]:
+    while (info := client.get(f"/v1/jobs/{job_id}").json())["state"] not in states:
         time.sleep(0.02)
-    return info  # type: ignore[no-any-return]
+    return dict(info)
 
 
 def main() -> None:

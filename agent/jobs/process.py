@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.jobs.layout import HANDED_AT_ENV, WORKER_ERR
-from agent.jobs.spares import Spare, worker_command, worker_env
+from agent.jobs.spares import Spare, die_with_the_agent, worker_command, worker_env
 from agent.wire import Resources
 
 Log = Callable[[str], None]
@@ -79,6 +79,7 @@ class WorkerProcess:
                 start_new_session=True,
                 env=env,
                 cwd=self.folder,
+                preexec_fn=die_with_the_agent,  # see spares.die_with_the_agent
             )
 
     def _read(self) -> None:

@@ -10,6 +10,7 @@ limit is below that); each job's model threads come from its own session options
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -25,20 +26,35 @@ SPARE_ERR = ".spare.err"  # what a spare says before it has a job (an import fai
 # command) start cold, as light as before, and never make a spare be kept.
 WARM_KINDS = frozenset({"batch-infer", "benchmark", "evaluate", "stream"})
 # Run as `python -c BOOT agent.jobs.worker ARGS`: the life line is watched before the agent
-# package is imported (a second or more on a busy kit), so a worker that is still starting
-# when its agent is killed dies as promptly as one that runs; then the worker module runs.
+# package is imported (a second or more on a busy kit), then the worker module runs. Before
+# even that, the kernel sends SIGTERM when the agent's thread that started the worker dies
+# (PR_SET_PDEATHSIG, set between fork and exec): a worker still starting up has nothing of
+# its own yet and just dies; once BOOT runs, SIGTERM or the end of the life line kills the
+# worker's whole group, with anything its job started.
 BOOT = """\
 import os, runpy, signal, sys, threading
-def watch():
-    while os.read(0, 4096):
-        pass
+def die(*_):
     if os.getpgrp() == os.getpid():
         os.killpg(os.getpgrp(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
+signal.signal(signal.SIGTERM, die)
+def watch():
+    while os.read(0, 4096):
+        pass
+    die()
 threading.Thread(target=watch, name="agent-watch", daemon=True).start()
 sys.argv = sys.argv[1:]
 runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def die_with_the_agent() -> None:
+    """`preexec_fn` of a worker: SIGTERM when the agent's starting thread dies (see BOOT).
+    Only a call into libc, loaded beforehand: nothing that could wait on a lock after fork."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def worker_command(*args: str) -> list[str]:
@@ -107,6 +123,7 @@ class Spares:
                     env=worker_env(1),
                     cwd=self.jobs_dir,
                     pass_fds=(read,),
+                    preexec_fn=die_with_the_agent,
                 )
         except BaseException:
             os.close(write)

@@ -18,25 +18,23 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from PIL import Image
 
 from agent.errors import Refusal
 from agent.jobs.errors import JobFailed, PermanentFailure
 from agent.jobs.kinds._meter import Rate
+from agent.jobs.kinds._video_source import broken, open_video, video_stream
 from agent.jobs.paths import images_under
-from agent.jobs.sources import FILE_FORMATS, playlist_kind
-from agent.jobs.urls import check_url, ffmpeg_options, scrub
+from agent.jobs.urls import scrub
 from agent.toolkit.images import decode_image
 
 __all__ = ["Frame", "LatestSlot", "PulledSlot", "Reader"]
 
-OPEN_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 10.0
 FOLDER_POLL_S = 0.1
 
 
@@ -95,7 +93,7 @@ class PulledSlot:
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
-        self._frames: Iterator[Frame] | None = None
+        self._frames: Generator[Frame, None, None] | None = None
         self._closed = False
         self.dropped = 0
 
@@ -172,7 +170,7 @@ class Reader(threading.Thread):
             self.opened.set()
             slot.close()
 
-    def counted(self) -> Iterator[Frame]:
+    def counted(self) -> Generator[Frame, None, None]:
         for frame in self._frames():
             self.decoded += 1
             self.rate.tick(frame.ready)
@@ -199,9 +197,9 @@ class Reader(threading.Thread):
     def _video(self) -> Iterator[Frame]:
         import av
 
-        container = _open(self.source, self._secret)
+        container = open_video(self.source, self._secret)
         try:
-            stream = _video_stream(container, self.source["location"])
+            stream = video_stream(container, self.source["location"])
             # Slice threading finishes each frame within its own decode call, so on the job's
             # thread decoding and the model take turns on the job's threads. Frame threading
             # would decode ahead beside the model's run (which then waits for a core) and hold
@@ -255,7 +253,7 @@ class Reader(threading.Thread):
                 if waiting is not None:
                     yield waiting
             except (av.error.FFmpegError, OSError) as exc:
-                raise _broken(self.source, exc, index) from None
+                raise broken(self.source, exc, index) from None
             if index == 0:
                 raise PermanentFailure(f"{self.source['location']} holds no video frame FFmpeg can decode")
             if not (self.loop and self.source["kind"] == "file"):
@@ -265,26 +263,33 @@ class Reader(threading.Thread):
     # a watched folder ---------------------------------------------------------------
 
     def _folder(self, folder: Path, root: Path) -> Iterator[Frame]:
-        """Images in the order they were written, old ones first, then each new one as it comes."""
-        mark: tuple[int, str] = (0, "")
+        """Images in the order they were written, old ones first, then each new one as it comes.
+
+        A file is new when its name, or its modification time or size, was not seen before: not
+        when it is newer than the last one read, which would miss a file whose time is not
+        later (the same clock tick, a clock set back, a copy that kept an old time)."""
+        seen: dict[str, tuple[int, int]] = {}
         index = 0
         self.opened.set()
         while not self.stop.is_set():
             if not folder.is_dir():
                 raise JobFailed(f"the watched folder {folder} is gone")
-            fresh = sorted(k for k in _keyed(images_under(folder, root)) if k > mark)
-            for key in fresh:
-                mark = key
-                image = self._read(Path(key[1]))
+            listing = dict(_signed(images_under(folder, root)))
+            fresh = sorted((sign[0], name) for name, sign in listing.items() if seen.get(name) != sign)
+            for gone in seen.keys() - listing.keys():
+                del seen[gone]
+            for _, name in fresh:
+                seen[name] = listing[name]
+                image = self._read(Path(name))
                 if image is not None:
-                    yield Frame(image, time.monotonic(), index, Path(key[1]).name)
+                    yield Frame(image, time.monotonic(), index, Path(name).name)
                     index += 1
             if not fresh:
                 self.stop.wait(FOLDER_POLL_S)
 
     def _read(self, path: Path) -> Image.Image | None:
         """The image, or None if it does not decode (yet: a file still being written is tried
-        again when its writer finishes, since that moves its modification time on)."""
+        again when its writer finishes, since that changes its size or modification time)."""
         try:
             return decode_image(path.read_bytes(), None)
         except (Refusal, OSError):
@@ -292,12 +297,14 @@ class Reader(threading.Thread):
             return None
 
 
-def _keyed(paths: list[Path]) -> Iterator[tuple[int, str]]:
+def _signed(paths: list[Path]) -> Iterator[tuple[str, tuple[int, int]]]:
+    """(path, (modification time, size)) of each file still there."""
     for path in paths:
         try:
-            yield path.stat().st_mtime_ns, str(path)
+            stat = path.stat()
         except OSError:  # removed between the listing and now
             continue
+        yield str(path), (stat.st_mtime_ns, stat.st_size)
 
 
 def _packet_time(packet: Any, count: int, rate: float) -> float:
@@ -307,86 +314,3 @@ def _packet_time(packet: Any, count: int, rate: float) -> float:
     if stamp is None or packet.time_base is None:
         return count / rate
     return float(stamp * packet.time_base)
-
-
-def _open(source: dict[str, Any], secret: str | None = None) -> Any:
-    import av
-
-    location, options = _opening(source, secret)
-    try:
-        return av.open(
-            location,
-            format="v4l2" if source["kind"] == "device" else None,
-            options=options,
-            timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S),
-        )
-    except (av.error.FFmpegError, OSError) as exc:
-        raise PermanentFailure(_cannot_open(source, exc)) from None
-
-
-def _opening(source: dict[str, Any], secret: str | None) -> tuple[str, dict[str, str]]:
-    """What FFmpeg opens, and the options that hold it to that: a URL is resolved, checked and
-    pinned to the checked address now, as it connects; a file is one video file, read through
-    the file protocol only."""
-    location, kind = source["location"], source["kind"]
-    if kind == "url":
-        try:
-            target = check_url(secret or location, source.get("allowed_hosts", []))
-        except Refusal as exc:
-            raise PermanentFailure(exc.message) from None
-        return target.url, ffmpeg_options(target)
-    if kind == "file":
-        playlist = playlist_kind(Path(location))
-        if playlist is not None:
-            raise PermanentFailure(
-                f"{Path(location).name} is {playlist}: stream jobs read one video "
-                "file, never a list that names other files"
-            )
-        return location, {"protocol_whitelist": "file", "format_whitelist": ",".join(FILE_FORMATS)}
-    return location, {}
-
-
-def _video_stream(container: Any, location: str) -> Any:
-    if not container.streams.video:
-        raise PermanentFailure(f"{location} has no video stream")
-    return container.streams.video[0]
-
-
-def _reason(exc: BaseException) -> str:
-    return str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
-
-
-def _cannot_open(source: dict[str, Any], exc: BaseException) -> str:
-    location, kind, reason = source["location"], source["kind"], _reason(exc)
-    if kind == "device":
-        if isinstance(exc, FileNotFoundError):
-            return f"no camera at {location}: check it is plugged in (ls /dev/video*)"
-        if isinstance(exc, PermissionError):
-            return f"the agent may not read {location}: add its user to the video group"
-        return f"the camera at {location} did not open ({reason})"
-    if kind == "url":  # one answer for every failure: the kit is not a port scanner
-        return (
-            f"cannot read the stream at {_host(location)}: no video came from it; check the "
-            "address, the user and password, and that the camera is on and reachable from the kit"
-        )
-    return (
-        f"{Path(location).name} is not a video FFmpeg can read ({reason}); check it plays in a "
-        "video player (playlists and lists of files are not read)"
-    )
-
-
-def _broken(source: dict[str, Any], exc: BaseException, frames: int) -> Exception:
-    """A source that broke off after `frames` frames: a retry may help a live one, not a file."""
-    if source["kind"] == "url":
-        return JobFailed(f"the stream at {_host(source['location'])} broke off after {frames} frame(s)")
-    message = f"{source['location']} broke off after {frames} frame(s): {_reason(exc)}"
-    if source["kind"] == "file":  # the same bytes would break the same way again
-        return PermanentFailure(message)
-    return JobFailed(message)
-
-
-def _host(url: str) -> str:
-    try:
-        return urlsplit(url).hostname or "the source"
-    except ValueError:
-        return "the source"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.jobs.kinds._frames import Frame, LatestSlot, Reader
+from agent.jobs.kinds._frames import Frame, Reader
 from tests.videos import write_video
 
 
 def read_all(video: Path, realtime: bool) -> list[Frame]:
-    slot = LatestSlot()
-    reader = Reader({"kind": "file", "location": str(video)}, realtime, False, slot)
+    reader = Reader({"kind": "file", "location": str(video)}, realtime, False)
+    slot = reader.slot  # a file is read on the taking thread, as the job's loop does
     reader.start()
     frames = []
     while (frame := slot.take(5)) is not None or not slot.finished:

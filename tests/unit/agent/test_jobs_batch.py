@@ -306,8 +306,8 @@ def test_decoding_and_the_model_together_never_run_more_threads_than_the_job_hol
     model, manifest = bundled(DIGITS)
     folder = tmp_path / "cam"
     digit_folder(folder, 3 * MAX_BATCH)
-    lock, busy, peak, decoders = threading.Lock(), [0], [0], set()
-    real_prepare, real_run = _images.prepare, _pipeline.run_prepared
+    lock, busy, peak, decoders = threading.Lock(), [0], [0], set[str]()
+    real_prepare, real_run = _images.prepare, run_prepared
 
     def watched(cost: int, call: Any, *args: Any) -> Any:
         with lock:

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from agent.errors import Refusal
-from agent.jobs.kinds._frames import _opening
+from agent.jobs.kinds._video_source import _opening
 from agent.jobs.sources import playlist_kind
 from agent.jobs.urls import check_url, ffmpeg_options, mask, needs_secret, scrub
 from tests.videos import write_video

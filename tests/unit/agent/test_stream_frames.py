@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,40 @@ def test_decoding_a_file_flat_out_takes_no_more_threads_than_the_job_holds(
     assert summary["processed"] == frames.made == 15
     assert max(frames.native) - before <= 0, (before, frames.native)
     assert json.loads((tmp_path / "results" / "result.json").read_text())["processed"] == 15
+
+
+def test_a_watched_folder_reads_a_new_image_whose_time_is_not_later(tmp_path: Path) -> None:
+    """A file whose modification time is not after the last one read (the same clock tick, a
+    clock set back, a copy that kept its time) is still new: each image is read once."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    spec = spec_for("drop", tmp_path, realtime=False, keep=["detections"])
+    results = tmp_path / "results"
+    results.mkdir()
+    report = Reporter(io.StringIO(), results, spec["max_result_bytes"])
+    manifest, session = stream.load(spec, report)
+    job = stream.StreamJob(spec, report, manifest, session)
+    runner = threading.Thread(target=job.run)
+    shutil.copy(images_dir() / "shapes-2.png", folder / "b.png")
+    runner.start()
+    try:
+        _until(lambda: job.processed == 1)
+        stamp = (folder / "b.png").stat().st_mtime_ns
+        for name, source in (("a.png", "shapes-1.png"), ("c.png", "shapes-3.png")):
+            shutil.copy(images_dir() / source, folder / name)
+            os.utime(folder / name, ns=(stamp - 10**9, stamp - 10**9))  # a second before b.png
+        _until(lambda: job.processed == 3)
+        (folder / "b.png").write_bytes((images_dir() / "shapes-3.png").read_bytes())  # rewritten
+        _until(lambda: job.processed == 4)
+    finally:
+        job.reader.stop.set()
+        runner.join(30)
+    rows = [json.loads(line) for line in (results / "results.jsonl").read_text().splitlines()]
+    assert [r["file"] for r in rows] == ["b.png", "a.png", "c.png", "b.png"]
+
+
+def _until(check: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the folder watcher did not get there"
+        time.sleep(0.02)
