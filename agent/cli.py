@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import logging.handlers
 import os
-import sqlite3
 import sys
 import time
 from pathlib import Path
 
-from agent import __version__
-from agent.storage import PRIVATE_UMASK, private_data_dir
+# Everything else is imported where a command needs it, not here: `kitfleet-agent --help`
+# then starts without json, sqlite3, logging, the version's importlib.metadata, and the web
+# stack and ONNX Runtime, which only `run` needs.
 
 DEFAULT_DATA_DIR = Path("/var/lib/kitfleet-agent")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kitfleet-agent", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"kitfleet-agent {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -81,7 +78,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _private(data_dir: Path) -> None:
+    from agent.storage import private_data_dir
+
+    private_data_dir(data_dir)
+
+
+class _Version(argparse.Action):
+    """As argparse's "version" action, with the version read only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from agent import __version__
+
+        print(f"kitfleet-agent {__version__}")  # on stdout, as argparse's own
+        parser.exit()
+
+
 def _setup_logging(data_dir: Path) -> None:
+    import logging
+    import logging.handlers
+
     from agent.toolkit.logs import PrintableFormatter
 
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -106,11 +122,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _pair_code(args: argparse.Namespace) -> int:
+    import json
+
     from agent.auth.pairing import new_code
     from agent.db import Database
     from agent.identity import load_or_create
 
-    private_data_dir(args.data_dir)
+    _private(args.data_dir)
     identity = load_or_create(args.data_dir)
     db = Database.open(args.data_dir)
     try:
@@ -130,9 +148,11 @@ def _pair_code(args: argparse.Namespace) -> int:
 
 
 def _identity(args: argparse.Namespace) -> int:
+    import json
+
     from agent.identity import load_or_create, regenerate
 
-    private_data_dir(args.data_dir)
+    _private(args.data_dir)
     identity = regenerate(args.data_dir) if args.regenerate else load_or_create(args.data_dir)
     if args.json:
         print(
@@ -152,13 +172,15 @@ def _identity(args: argparse.Namespace) -> int:
 def _enroll(args: argparse.Namespace) -> int:
     """The SSH login is the proof of trust here, so no pairing code: whoever may run this
     command on the kit may read the data dir anyway."""
+    import json
+
     from agent.auth.tokens import TokenStore
     from agent.config import Settings
     from agent.db import Database
     from agent.identity import load_or_create
     from agent.server import PORT_FILE
 
-    private_data_dir(args.data_dir)
+    _private(args.data_dir)
     identity = load_or_create(args.data_dir)
     settings = Settings.resolve(args.data_dir, {})
     label = f"kitfleet ({args.app_id}) via ssh"
@@ -195,6 +217,8 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 def _facts(args: argparse.Namespace) -> int:
+    import json
+
     from agent.facts import collect_all
 
     facts = collect_all(args.data_dir if args.data_dir.exists() else None).wire()
@@ -212,10 +236,12 @@ _COMMANDS = {"run": _run, "pair-code": _pair_code, "identity": _identity, "enrol
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)  # makes no file: --help and --version end here
+    from agent.storage import PRIVATE_UMASK
+
     # Before any file is made: the database holds the pairing key and token hashes, so
     # nothing the agent writes may be readable by another local user.
     os.umask(PRIVATE_UMASK)
-    args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
     except PermissionError as exc:
@@ -224,10 +250,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    except sqlite3.DatabaseError as exc:
+    except Exception as exc:
+        import sqlite3  # loaded already by any command that could have raised it
+
         from agent.db import is_corruption
 
-        if not is_corruption(exc):
+        if not isinstance(exc, sqlite3.DatabaseError) or not is_corruption(exc):
             raise
         print(
             f"kitfleet-agent: the agent database is damaged ({exc}); start the agent "
