@@ -16,8 +16,12 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -169,14 +173,25 @@ class AppAudit:
         return (row[0], row[1]) if row else (0, AUDIT_GENESIS)
 
     def merge_pulled(self, device_id: str, entries: list[AuditEntry]) -> ChainStatus:
-        """Store entries pulled from a kit, checking each link; the first may repeat the anchor."""
+        """Store entries pulled from a kit, checking each link. Entries the copy already holds
+        (the anchor, repeated on purpose, or all a pull made from an older anchor brought, when
+        another pull was merged first) are compared with it, never chained after it."""
+        with self._serial(device_id):
+            return self._merge(device_id, entries)
+
+    def _merge(self, device_id: str, entries: list[AuditEntry]) -> ChainStatus:
         held_seq, held_hash = self.anchor(device_id)
         old = self.chain_status(device_id)
         problems = list(old.problems)
-        if entries and entries[0].seq == held_seq and held_seq > 0:
-            if entries[0].hash != held_hash:
-                problems.append(f"entry {held_seq} on the kit differs from the copy pulled before")
-            entries = entries[1:]
+        overlap = [e for e in entries if e.seq <= held_seq]
+        if overlap and held_seq > 0:
+            held = self._held_hashes(device_id, overlap[0].seq, held_seq)
+            problems += [
+                f"entry {e.seq} on the kit differs from the copy pulled before"
+                for e in overlap
+                if held.get(e.seq, e.hash) != e.hash
+            ]
+            entries = [e for e in entries if e.seq > held_seq]
         elif held_seq > 0 and not entries:
             problems.append(
                 f"the kit's log no longer holds entry {held_seq}, pulled before: it was cut short or replaced"
@@ -191,9 +206,18 @@ class AppAudit:
         last_seq, last_hash = (entries[-1].seq, entries[-1].hash) if entries else (held_seq, held_hash)
         return self._keep(device_id, entries, last_seq, last_hash, problems)
 
-    def check_whole(self, device_id: str, entries: list[AuditEntry]) -> ChainStatus:
+    def check_whole(
+        self, device_id: str, entries: list[AuditEntry], held_before: int | None = None
+    ) -> ChainStatus:
         """Check a kit's whole log, read from its first entry, against itself and the copy held:
-        a chain rewritten end to end with fresh hashes still differs from what was pulled before."""
+        a chain rewritten end to end with fresh hashes still differs from what was pulled before.
+
+        `held_before`: the anchor when the read began; entries held after it and after the
+        newest read came from a pull merged meanwhile, not from a kit that lost them."""
+        with self._serial(device_id):
+            return self._check_whole(device_id, entries, held_before)
+
+    def _check_whole(self, device_id: str, entries: list[AuditEntry], held_before: int | None) -> ChainStatus:
         held = {e.seq: e.hash for e in self.kit_entries(device_id, limit=-1)}
         check = ChainCheck()
         check.add(entries)
@@ -209,17 +233,19 @@ class AppAudit:
                 f"entry {kept_from} on the kit does not link to entry {kept_from - 1} pulled before"
             )
         seen = {e.seq for e in entries}
-        gone = sorted(seq for seq in set(held) - seen if seq >= kept_from or not entries)
+        newest = max(held, default=0) if held_before is None else max(held_before, *seen, 0)
+        gone = sorted(seq for seq in set(held) - seen if kept_from <= seq <= newest or not entries)
         if gone:
             problems.append(f"{len(gone)} entries pulled before are gone from the kit (from {gone[0]})")
         old = self.chain_status(device_id)
         new = [e for e in entries if e.seq not in held]
         last = max(entries, key=lambda e: e.seq) if entries else None
-        status = self._keep(
+        held_seq, held_hash = self.anchor(device_id)
+        status = self._keep(  # never moves the anchor back: a pull merged meanwhile may be newer
             device_id,
             new,
-            last.seq if last else 0,
-            last.hash if last else AUDIT_GENESIS,
+            max(last.seq if last else 0, held_seq),
+            last.hash if last and last.seq >= held_seq else held_hash,
             old.problems + problems,
         )
         return replace(status, note=_rotated_note(check, held))
@@ -241,6 +267,23 @@ class AppAudit:
             )
         return self.chain_status(device_id)
 
+    @contextmanager
+    def _serial(self, device_id: str) -> Iterator[None]:
+        """One merge of a kit's log at a time: a lock for this process's threads (each with its
+        own connection), and the database's write lock, taken before reading the anchor, for
+        other kitfleet processes. Reading the anchor and writing after it are one step."""
+        with _kit_lock(self._inventory.path, device_id), self._db.conn:
+            if not self._db.conn.in_transaction:
+                self._db.conn.execute("BEGIN IMMEDIATE")
+            yield
+
+    def _held_hashes(self, device_id: str, first: int, last: int) -> dict[int, str]:
+        rows = self._db.execute(
+            "SELECT seq, hash FROM kit_audit WHERE device_id = ? AND seq BETWEEN ? AND ?",
+            (device_id, first, last),
+        ).fetchall()
+        return {int(seq): str(h) for seq, h in rows}
+
     def kit_entries(self, device_id: str, limit: int = 1000) -> list[AuditEntry]:
         """The newest entries pulled from one kit, oldest first."""
         rows = self._db.execute(
@@ -249,6 +292,16 @@ class AppAudit:
             (device_id, limit),
         ).fetchall()
         return [_entry(row) for row in reversed(rows)]
+
+
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _kit_lock(inventory: Path, device_id: str) -> threading.Lock:
+    """The lock of one kit's log in one inventory, shared by every thread of this process."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((str(inventory), device_id), threading.Lock())
 
 
 def _rotated_note(check: ChainCheck, held: dict[int, str]) -> str:

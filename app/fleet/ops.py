@@ -206,7 +206,9 @@ class FleetOps:
                     break
             return entries
 
-        return self.audit.check_whole(kit.device_id, await self.fleet.async_call(kit, pull_all))
+        held_before = self.audit.anchor(kit.device_id)[0]
+        entries = await self.fleet.async_call(kit, pull_all)
+        return self.audit.check_whole(kit.device_id, entries, held_before)
 
     # reading ----------------------------------------------------------------------
 

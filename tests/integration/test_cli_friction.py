@@ -7,13 +7,17 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from agent.wire import JobRequest
 from app.fleet.deploy import async_deploy
 from app.fleet.inventory import Kit
+from app.fleet.ops import FleetOps
 from app.fleet.service import Fleet
+from app.fleet.settings import AppSettings
 from tests.integration.conftest import AgentFactory
 from tests.integration.test_cli_jobs import cli, cli_json, refused
 from tests.onnx_models import classifier
@@ -90,3 +94,43 @@ def test_watch_rides_out_a_kit_restart_and_reports_the_real_end(
     assert f"done    flaky: job {job['job_id']}" in out, (out, err)
     assert "flaky: kit unreachable, retrying" in err, err
     assert watch.returncode == 0, (out, err)
+
+
+def test_concurrent_audit_pulls_never_raise_a_false_broken_chain(
+    start_agent: AgentFactory, settings: AppSettings, fleet: Fleet, adopt: Any, tmp_path: Path
+) -> None:
+    """A kit adopted right after a failed attempt showed "audit log chain broken: entry 1 follows
+    2": two pulls of its log, both from the same anchor, were merged one after the other. Here
+    polls race in one event loop, and in threads with their own loops and inventory connections
+    (as the window's loop thread and a CLI command do), while the kit's log grows."""
+    kit = adopt(start_agent("audited", mdns=False))
+    _deploy_tiny(fleet, kit, tmp_path)
+    parked = JobRequest(kind="benchmark", params={"model": "tiny"}, not_before=time.time() + 86400)
+
+    async def grow_the_log(own: Fleet) -> None:  # each job queued is an entry in the kit's log
+        await own.async_call(kit, lambda c: c.submit_job(parked))
+
+    async def race(own: Fleet) -> None:
+        ops = FleetOps(own)
+        for _ in range(4):
+            await asyncio.gather(grow_the_log(own), *(ops.async_poll([kit]) for _ in range(6)))
+            await asyncio.gather(*(ops.async_verify_audit(kit) for _ in range(2)), ops.async_poll([kit]))
+
+    def in_a_thread() -> None:
+        own = Fleet(settings)
+        try:
+            asyncio.run(race(own))
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=in_a_thread) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    asyncio.run(race(fleet))
+    for thread in threads:
+        thread.join(120)
+    chain = fleet.audit.chain_status(kit.device_id)
+    assert chain.problems == [], chain.problems
+    assert chain.entries >= 4 * 4, "the log grew while the pulls raced"
+    said = cli(fleet, "audit", "audited").stdout
+    assert "audit log of audited: verified" in said, said
