@@ -4,7 +4,7 @@ live, history)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QSortFilterProxyModel, Qt, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
@@ -91,7 +91,8 @@ class MainWindow(QMainWindow):
         """The laptop size by default, smaller where the screen is (the title bar needs room)."""
         width, height = LAPTOP
         screen = self.screen().availableGeometry() if self.screen() is not None else None
-        if screen is not None and not screen.isEmpty():
+        # Offscreen (tests, `kitfleet demo`) the screen is a nominal 800x800, not a limit.
+        if screen is not None and not screen.isEmpty() and QGuiApplication.platformName() != "offscreen":
             width, height = min(width, screen.width()), min(height, screen.height())
         self.resize(width, height)
 

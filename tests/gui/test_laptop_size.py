@@ -113,7 +113,7 @@ def test_the_window_works_at_1366x768_and_remembers_its_columns(
     queue_jobs(settings, QUEUED)
     away_kits(settings, AWAY)
     window = open_window(qtbot, bridge, Prompts())
-    window.resize(*LAPTOP)
+    assert (window.width(), window.height()) == LAPTOP  # its size by default
     wait_status(qtbot, window, device, "online")
     qtbot.waitUntil(lambda: len(window.model.rows()) == AWAY + 1, timeout=WAIT_MS)
     qtbot.waitUntil(
