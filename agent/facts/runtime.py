@@ -43,13 +43,14 @@ def collect() -> RuntimeFacts:
     with _lock:  # concurrent API requests must not start several probes
         if _cached is None:
             result, final = _probe()
+            if result.available:  # the CPU does not change either: worked out once, with the probe
+                result.precision_by_provider = favoured_precisions(
+                    result.providers or [], cpu.int8_advice_here()
+                )
             if not final:
                 return result
             _cached = result
-        found = _cached.model_copy(deep=True)  # callers may edit their copy, never the cache
-    if found.available:
-        found.precision_by_provider = favoured_precisions(found.providers or [], cpu.int8_advice_here())
-    return found
+        return _cached.model_copy(deep=True)  # callers may edit their copy, never the cache
 
 
 def _probe() -> tuple[RuntimeFacts, bool]:
