@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from app.fleet.errors import Error
+from app.fleet.inventory import Kit
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
 from app.fleet.text import printable
@@ -20,6 +22,42 @@ def settings(args: argparse.Namespace) -> AppSettings:
 
 def open_fleet(args: argparse.Namespace) -> Fleet:
     return Fleet(settings(args))
+
+
+def add_tag_option(parser: argparse.ArgumentParser, what: str = "every kit") -> None:
+    """`--tag T`: aim a command at every kit carrying a tag (see `select_kits`)."""
+    parser.add_argument(
+        "--tag",
+        dest="tags",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help=f"{what} carrying this tag, as `kitfleet tag` set it (repeatable)",
+    )
+
+
+def select_kits(fleet: Fleet, refs: list[str], tags: list[str] | None = None) -> list[Kit]:
+    """The kits named, and every kit carrying one of `tags`, each once, in the order given.
+    A tag no kit carries is refused: a typo must not quietly aim at nothing."""
+    from app.fleet.snapshot import Tags
+
+    kits: dict[str, Kit] = {}
+    for ref in refs:
+        kit = fleet.inventory.resolve(ref)
+        kits.setdefault(kit.device_id, kit)
+    if tags:
+        carried = Tags(fleet.inventory).all()
+        for tag in tags:
+            tagged = [k for k in fleet.inventory.kits() if tag in carried.get(k.device_id, [])]
+            if not tagged:
+                known = sorted({t for ts in carried.values() for t in ts})
+                raise Error(
+                    f"no kit carries the tag {tag!r} (tags in use: {', '.join(known) or 'none'}); "
+                    "`kitfleet kits` shows each kit's tags, `kitfleet tag KIT TAG` adds one"
+                )
+            for kit in tagged:
+                kits.setdefault(kit.device_id, kit)
+    return list(kits.values())
 
 
 def emit(args: argparse.Namespace, data: Any, lines: list[str]) -> None:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from agent.wire import SCOPES, FactFamilies
-from app.cli.common import age, emit, open_fleet, say
+from app.cli.common import age, emit, open_fleet
 from app.cli.facts_text import facts_lines, when
 from app.cli.types import CommandFactory, Handler
 from app.fleet import summary
@@ -41,17 +41,36 @@ def add_commands(command: CommandFactory) -> None:
         "the inventory, with each kit's status, load, models, jobs and alerts now "
         "(last-known, marked, for kits that are away)",
     )
-    tag = command("tag", "set a kit's tags (groups), e.g. a site or the boxes of one kit", False)
+    tag = command(
+        "tag",
+        "show a kit's tags (groups, e.g. a site or the boxes of one kit), or add and remove them; "
+        "`--tag T` on deploy, jobs, stream start and report then aims at every kit carrying T",
+    )
     tag.add_argument("kit", help="name or device ID")
-    tag.add_argument("tags", nargs="*", help="the tags; none clears them")
+    tag.add_argument("tags", nargs="*", metavar="TAG", help="tags to add (none: show the kit's tags)")
+    tag.add_argument("--remove", action="append", default=[], metavar="TAG", help="take this tag off")
+    tag.add_argument("--clear", action="store_true", help="take every tag off first")
     facts = command("facts", "a kit's hardware facts (last-known when it is away)")
     facts.add_argument("kit", help="name or device ID")
 
 
 async def _discover(args: argparse.Namespace) -> int:
+    from app.cli.terminal import Spinner
+    from app.fleet.discovery import Announcement, async_discover
+
     fleet = open_fleet(args)
+    seen: set[str] = set()
+    spinner = Spinner(f"listening for kits ({args.timeout:g} s)…")
+
+    def appeared(a: Announcement) -> bool:  # kits as they answer, before the table at the end
+        if not args.json and a.device_id not in seen:
+            seen.add(a.device_id)
+            spinner.say(f"found {a.name} at {a.host}:{a.port}")
+        return False  # keep listening for the whole --timeout
+
     try:
-        found = await fleet.async_discover(args.timeout)
+        async with spinner.running():
+            found = await async_discover(fleet.settings.mdns_interfaces, args.timeout, appeared)
         rows = []
         for a in found:
             verdict = await fleet.async_check_announcement(a)  # follows moved kits, flags impostors
@@ -114,7 +133,7 @@ async def _kits(args: argparse.Namespace) -> int:
 
 _KITS_HEADER = (
     f"{'NAME':<18} {'STATUS':<22} {'CPU':>4} {'MEM':>4} {'DISK FREE':>9} {'TEMP':>5} "
-    f"{'BATT':>4} {'RUN/Q':>5}  {'SERVING':<24} {'ACCELERATORS':<20} ALERTS"
+    f"{'BATT':>4} {'RUN/Q':>5}  {'SERVING':<24} {'ACCELERATORS':<20} {'TAGS':<16} ALERTS"
 )
 
 
@@ -156,7 +175,7 @@ def _kit_line(r: dict[str, Any]) -> str:
         f"{r['name'][:18]:<18} {status[:22]:<22} {num('cpu_percent', '{:.0f}%'):>4} "
         f"{num('memory_percent', '{:.0f}%'):>4} {free:>9} {num('temperature_c', '{:.0f}C'):>5} "
         f"{num('battery_percent', '{:.0f}%'):>4} {jobs:>5}  {', '.join(r['active_models'])[:24]:<24} "
-        f"{r['accelerators'][:20]:<20} {alerts}"
+        f"{r['accelerators'][:20]:<20} {', '.join(r['tags'])[:16] or '-':<16} {alerts}"
     )
 
 
@@ -187,13 +206,20 @@ async def _facts(args: argparse.Namespace) -> int:
 
 
 async def _tag(args: argparse.Namespace) -> int:
+    """Without tags or options: show. Tags are added; --remove and --clear take them off."""
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
-        tags = Tags(fleet.inventory).set(kit.device_id, args.tags)
+        store = Tags(fleet.inventory)
+        before = store.of(kit.device_id)
+        kept = [] if args.clear else [t for t in before if t not in set(args.remove)]
+        tags = before if kept + args.tags == before else store.set(kit.device_id, kept + args.tags)
     finally:
         fleet.close()
-    say(f"{kit.name}: {', '.join(tags) or 'no tags'}")
+    absent = [t for t in args.remove if t not in before]
+    lines = [f"{kit.name}: {', '.join(tags) or 'no tags'}"]
+    lines += [f"({kit.name} did not carry {t!r})" for t in absent]
+    emit(args, {"kit": kit.name, "tags": tags}, lines)
     return 0
 
 

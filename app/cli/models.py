@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.wire import MAX_INT64, InferResult, InferTimings, ModelInfo
-from app.cli.common import age, emit, open_fleet, say
+from app.cli.common import add_tag_option, age, emit, open_fleet, say, select_kits
 from app.cli.infer_timings import timing_lines
 from app.cli.model_inspect import add_override_flags, inferred_summary, inspect_command, overrides_from
 from app.cli.types import CommandFactory, Handler
@@ -29,8 +29,9 @@ def add_commands(command: CommandFactory) -> None:
         "model", type=Path, help="MODEL.onnx (its MODEL.manifest.json if beside it, else one is inferred)"
     )
     deploy.add_argument(
-        "--kit", dest="kits", action="append", required=True, help="kit name or device ID (repeatable)"
+        "--kit", dest="kits", action="append", default=[], help="kit name or device ID (repeatable)"
     )
+    add_tag_option(deploy)
     deploy.add_argument("--activate", action="store_true", help="serve it once installed")
     add_override_flags(deploy)
 
@@ -81,7 +82,9 @@ class _ProgressLine:
 async def _deploy(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
-        kits = [fleet.inventory.resolve(ref) for ref in args.kits]
+        kits = select_kits(fleet, args.kits, args.tags)
+        if not kits:
+            raise Error("name the kits to deploy to: --kit KIT or --tag TAG (repeatable)")
         package = await asyncio.to_thread(prepare_package, args.model, overrides_from(args))
         if package.inspection is not None:
             inferred_summary(args.model, package.inspection)

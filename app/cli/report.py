@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from app.cli.common import emit, open_fleet, say
+from app.cli.common import add_tag_option, emit, open_fleet, say, select_kits
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
 from app.fleet.ops import FleetOps
@@ -26,6 +26,7 @@ def add_commands(command: CommandFactory) -> None:
     report.add_argument(
         "--offline", action="store_true", help="do not poll the kits: report what the inventory holds"
     )
+    add_tag_option(report, "only the kits")
 
     audit = command("audit", "the app's audit log, or a kit's log pulled and verified")
     audit.add_argument("kit", nargs="?", help="a kit's name or device ID; none: this app's log")
@@ -37,7 +38,8 @@ async def _report(args: argparse.Namespace) -> int:
         raise Error("--hours must be positive")
     fleet = open_fleet(args)
     try:
-        report = await async_build_report(fleet, args.hours, poll=not args.offline)
+        only = select_kits(fleet, [], args.tags) if args.tags else None
+        report = await async_build_report(fleet, args.hours, poll=not args.offline, only=only)
         out = write_report(report, args.out)
     finally:
         fleet.close()

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from app.cli.common import emit, open_fleet, say
+from app.cli.common import add_tag_option, emit, open_fleet, say, select_kits
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
 from app.fleet.stream import (
@@ -32,7 +32,7 @@ def add_commands(command: CommandFactory) -> None:
     stream = command("stream", "continuous inference on a kit's camera, stream, video or folder", False)
     actions = stream.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+    def action(name: str, help_text: str, kits: bool = False) -> argparse.ArgumentParser:
         parser = actions.add_parser(
             name,
             help=help_text,
@@ -41,10 +41,16 @@ def add_commands(command: CommandFactory) -> None:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         parser.add_argument("--json", action="store_true", help="print JSON")
-        parser.add_argument("kit", help="kit name or device ID")
+        if kits:  # one kit, or with --tag every kit carrying the tag
+            parser.add_argument("kit", nargs="?", help="kit name or device ID")
+            add_tag_option(parser)
+        else:
+            parser.add_argument("kit", help="kit name or device ID")
         return parser
 
-    start = action("start", "start a stream job; it runs on the kit until stopped or the source ends")
+    start = action(
+        "start", "start a stream job; it runs on the kit until stopped or the source ends", kits=True
+    )
     start.add_argument("--model", required=True, help="a deployed detection or classification model")
     start.add_argument(
         "--source",
@@ -109,19 +115,23 @@ async def _start(args: argparse.Namespace) -> int:
     )
     fleet = open_fleet(args)
     try:
-        kit = fleet.inventory.resolve(args.kit)
-        job = await async_start(fleet, kit, options)
+        kits = select_kits(fleet, [args.kit] if args.kit else [], args.tags)
+        if not kits:
+            raise Error("name the kit to stream on: `kitfleet stream start KIT ...` or --tag TAG")
+        jobs = [(kit, await async_start(fleet, kit, options)) for kit in kits]
     finally:
         fleet.close()
-    emit(
-        args,
-        job.model_dump(mode="json"),
-        [
+    data = [{"kit": kit.name, **job.model_dump(mode="json")} for kit, job in jobs]
+    lines = [
+        line
+        for kit, job in jobs
+        for line in (
             f"stream job {job.job_id} {job.state} on {kit.name}",
             f"watch it: kitfleet stream watch {kit.name} {job.job_id}",
             f"stop it:  kitfleet stream stop {kit.name} {job.job_id}",
-        ],
-    )
+        )
+    ]
+    emit(args, data[0] if len(data) == 1 and not args.tags else data, lines)
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.toolkit.durable import write_atomic
 from app.fleet.errors import Error
+from app.fleet.inventory import Kit
 from app.fleet.ops import FleetOps, KitView
 from app.fleet.report_data import FleetReport, KitReport
 from app.fleet.report_html import render
@@ -25,16 +26,23 @@ AUDIT_SHOWN = 200  # newest entries per log in the report
 
 
 async def async_build_report(
-    fleet: Fleet, hours: float = 24.0, poll: bool = True, verify: bool = True
+    fleet: Fleet,
+    hours: float = 24.0,
+    poll: bool = True,
+    verify: bool = True,
+    only: list[Kit] | None = None,
 ) -> FleetReport:
-    """Poll every kit (unless told not to), verify their audit logs whole, and gather it all."""
+    """Poll every kit (or those in `only`; unless told not to), verify their audit logs whole,
+    and gather it all."""
     ops = FleetOps(fleet)
     if poll:
-        polls = await ops.async_poll()
+        polls = await ops.async_poll(only)
         if verify:
             online = [p.kit for p in polls if p.status == "online" and p.kit.scope == "admin"]
             await asyncio.gather(*(_verify(ops, kit) for kit in online))
-    kits = [_kit_report(ops, view, hours) for view in ops.views()]
+    wanted = None if only is None else {k.device_id for k in only}
+    views = [v for v in ops.views() if wanted is None or v.kit.device_id in wanted]
+    kits = [_kit_report(ops, view, hours) for view in views]
     return FleetReport(
         time.time(),
         fleet.inventory.app_id,

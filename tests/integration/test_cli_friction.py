@@ -134,3 +134,27 @@ def test_concurrent_audit_pulls_never_raise_a_false_broken_chain(
     assert chain.entries >= 4 * 4, "the log grew while the pulls raced"
     said = cli(fleet, "audit", "audited").stdout
     assert "audit log of audited: verified" in said, said
+
+
+def test_tags_show_add_remove_and_aim_deploy_and_jobs(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
+) -> None:
+    """`kitfleet tag kitA` with no tags used to wipe them."""
+    adopt(start_agent("north-1", mdns=False))
+    adopt(start_agent("south-1", mdns=False))
+    assert cli(fleet, "tag", "north-1", "site-n", "rack 2").stdout.strip() == "north-1: rack 2, site-n"
+    assert cli(fleet, "tag", "north-1").stdout.strip() == "north-1: rack 2, site-n", "showing keeps them"
+    assert cli_json(fleet, "tag", "north-1", "--remove", "rack 2")["tags"] == ["site-n"]
+    table = cli(fleet, "kits").stdout.splitlines()
+    assert "TAGS" in table[0]
+    assert "site-n" in next(line for line in table if line.startswith("north-1"))
+
+    model = tmp_path / "tiny.onnx"
+    classifier(model)
+    deployed = cli_json(fleet, "deploy", str(model), "--tag", "site-n", "--activate")
+    assert [row["kit"] for row in deployed] == ["north-1"], "only the tagged kit"
+    queued = cli_json(fleet, "jobs", "submit", "--tag", "site-n", "--kind", "benchmark", "--model", "tiny")
+    assert [row["kit"] for row in queued] == ["north-1"]
+    assert [row["kit"] for row in cli_json(fleet, "jobs", "list", "--tag", "site-n")] == ["north-1"]
+    refused(fleet, "jobs", "list", "--tag", "site-s", says="no kit carries the tag 'site-s'")
+    assert cli_json(fleet, "tag", "north-1", "--clear")["tags"] == []

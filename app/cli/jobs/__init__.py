@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.cli.common import add_tag_option
 from app.cli.jobs import results, submit, watch
 from app.cli.jobs.options import add_submit_options
 from app.cli.types import CommandFactory, Handler
@@ -47,6 +48,7 @@ def add_commands(command: CommandFactory) -> None:
 
     listing = action("list", "jobs on kits, newest first (all adopted kits when none is named)")
     listing.add_argument("kits", nargs="*", metavar="KIT", help="kit name or device ID")
+    add_tag_option(listing)
     listing.add_argument(
         "--state", dest="states", action="append", choices=STATES, help="only jobs in this state (repeatable)"
     )
@@ -89,6 +91,7 @@ def add_commands(command: CommandFactory) -> None:
 
     schedules = action("schedules", "cron schedules on kits (all adopted kits when none is named)")
     schedules.add_argument("kits", nargs="*", metavar="KIT", help="kit name or device ID")
+    add_tag_option(schedules)
 
     unschedule = action("unschedule", "delete a schedule; jobs it already queued stay")
     unschedule.add_argument("kit", help="kit name or device ID")

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.cli.common import add_tag_option
 from app.fleet.datasets import LocalDataset, scan
 from app.fleet.jobspec import KINDS, JobInputError, JobSpec, parse_numbers, takes_images
 
@@ -30,6 +31,7 @@ def add_submit_options(parser: argparse.ArgumentParser) -> None:
         metavar="KIT",
         help="another kit (repeatable): the same job goes to each",
     )
+    add_tag_option(parser)
     what = parser.add_argument_group("what to run")
     what.add_argument("--kind", required=True, help=f"one of {', '.join(KINDS)}")
     what.add_argument("--model", help="a deployed model's name")

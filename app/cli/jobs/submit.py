@@ -39,9 +39,12 @@ class _SubmitLine:
 async def _submit(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
-        kits = resolve(fleet, [*(args.kits or []), *args.kit_args])
+        kits = resolve(fleet, [*(args.kits or []), *args.kit_args], args.tags)
         if not kits:
-            raise Error("name at least one kit: `kitfleet jobs submit KIT --kind ...` (or --kit, repeatable)")
+            raise Error(
+                "name at least one kit: `kitfleet jobs submit KIT --kind ...` "
+                "(or --kit, or --tag, repeatable)"
+            )
         spec, upload = spec_from(args)
         job = (
             spec.schedule(spec.schedule_name, args.cron, args.missed) if args.cron else spec.request(args.key)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from agent.wire import JOB_ID_PATTERN
-from app.cli.common import emit, open_fleet
+from app.cli.common import emit, open_fleet, select_kits
 from app.fleet.client import KitClient
 from app.fleet.inventory import Kit
 from app.fleet.jobs import async_each, async_explained
@@ -20,13 +20,9 @@ from app.fleet.shortids import async_job_id, async_schedule_id
 M = TypeVar("M", bound=BaseModel)
 
 
-def resolve(fleet: Fleet, refs: list[str]) -> list[Kit]:
-    """The kits named, each once however often it was named."""
-    kits: dict[str, Kit] = {}
-    for ref in refs:
-        kit = fleet.inventory.resolve(ref)
-        kits.setdefault(kit.device_id, kit)
-    return list(kits.values())
+def resolve(fleet: Fleet, refs: list[str], tags: list[str] | None = None) -> list[Kit]:
+    """The kits named or tagged, each once however often it was named."""
+    return select_kits(fleet, refs, tags)
 
 
 async def job_ids(fleet: Fleet, kit: Kit, refs: list[str]) -> list[str]:
@@ -58,7 +54,7 @@ async def each_kit(
     """What `call` lists on each named kit (all adopted kits when none is named), kit by kit."""
     fleet = open_fleet(args)
     try:
-        kits = resolve(fleet, args.kits) or fleet.inventory.kits()
+        kits = resolve(fleet, args.kits, getattr(args, "tags", None)) or fleet.inventory.kits()
         answers = await async_each(fleet, kits, call)
     finally:
         fleet.close()
