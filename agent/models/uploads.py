@@ -23,7 +23,6 @@ from typing import BinaryIO
 from agent.db import Database
 from agent.errors import Conflict, Invalid, NoRoom, NotFound, TooLarge
 from agent.models.store import ModelStore
-from agent.models.verify import VerificationFailed, verify
 from agent.spool import async_spool
 from agent.wire import Manifest, ModelInfo, UploadRequest, UploadStatus
 
@@ -153,6 +152,10 @@ class Uploads:
                 )
             self._set_state(upload_id, "verifying")
             manifest = Manifest.model_validate_json(row["manifest"])
+            # here, not at the top: the checks' imports (numpy, Pillow, the decoders) would
+            # sit in an idle agent's memory for the rare upload
+            from agent.models.verify import VerificationFailed, verify
+
             try:
                 await asyncio.to_thread(verify, path, manifest)
             except VerificationFailed as exc:
