@@ -9,7 +9,9 @@ cropped):
   code) that kitfleet's /infer answer matches: same class, score within 1e-3, box IoU >= 0.99;
 - added latency per call: p50 of the agent's /infer (one kept-alive pinned TLS connection,
   http.client) and of kitfleet's in-process `run_inference` against the reference pipeline's p50
-  (decode, pre-process, session.run, decode outputs, all in this process), in ms and as a ratio.
+  (decode, pre-process, session.run, decode outputs, all in this process), in ms and as a ratio;
+  and the same for CPU per call (the agent process's for /infer), which waiting for a core on a
+  loaded machine does not inflate.
 Sides alternate in blocks so drift of the shared machine falls on all alike. Loopback only.
 Run: .venv/bin/python -m benchmarks.byo_models [--runs 200]
 """
@@ -30,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from PIL import Image, ImageOps
 
 from agent.models.infer import run_inference
@@ -41,9 +44,11 @@ from app.fleet.models import manifest_path
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
 from app.fleet.tls import pinned_context
+from benchmarks.infer_breakdown import print_breakdown
 from tests.field_models import FAMILIES, FIELD, SCENES, Box, agreement, field_manifest, reference
 
 BLOCK = 20  # calls per side before switching
+Clock = Callable[[], float]  # CPU seconds of whoever does the work
 
 
 def pictures() -> dict[str, bytes]:
@@ -76,8 +81,8 @@ def _boxes(answer: dict[str, Any]) -> list[Box]:
 class Agent:
     """/infer over one kept-alive pinned TLS connection (the standard library's client)."""
 
-    def __init__(self, kit: Kit) -> None:
-        self.kit = kit
+    def __init__(self, kit: Kit, clock: Clock) -> None:
+        self.kit, self.clock = kit, clock  # the agent process's CPU seconds
         self.connection = http.client.HTTPSConnection(
             kit.host, kit.port, context=pinned_context(kit.cert_pem)
         )
@@ -91,22 +96,38 @@ class Agent:
         return _boxes(json.loads(body))
 
 
-def _timed(calls: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
-    """Each call `runs` times in alternating blocks after a short warm-up: ms per call."""
+def _timed(
+    calls: dict[str, tuple[Callable[[], object], Clock]], runs: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Each call `runs` times in alternating blocks after a short warm-up: wall ms per call, and
+    CPU ms per call of whoever did the work (unlike wall time, not inflated by waiting for a core)."""
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for call in calls.values():
+    cpu: dict[str, float] = dict.fromkeys(calls, 0.0)
+    for call, _ in calls.values():
         for _ in range(5):
             call()
     for _ in range(0, runs, BLOCK):
-        for name, call in calls.items():
+        for name, (call, clock) in calls.items():
+            before = clock()
             for _ in range(BLOCK):
                 started = time.perf_counter()
                 call()
                 times[name].append((time.perf_counter() - started) * 1000)
-    return times
+            cpu[name] += clock() - before
+    return times, {name: seconds * 1000 / runs for name, seconds in cpu.items()}
 
 
-def measure(family: str, agent: Agent, images: dict[str, bytes], threads: int, runs: int) -> str:
+def _cpu_clock(pid: int) -> Clock:
+    process = psutil.Process(pid)
+
+    def clock() -> float:
+        used = process.cpu_times()
+        return float(used.user + used.system)
+
+    return clock
+
+
+def measure(family: str, agent: Agent, images: dict[str, bytes], threads: int, runs: int) -> list[str]:
     model = FIELD / f"{family}.onnx"
     manifest = field_manifest(family)
     session, _ = open_session(model, threads, spinning=False)  # as the agent's session cache opens it
@@ -116,20 +137,28 @@ def measure(family: str, agent: Agent, images: dict[str, bytes], threads: int, r
         agreements.append(agreement(agent.infer(family, png), want))
     png = images[SCENES[0]]
     picture = Image.open(io.BytesIO(png))
-    calls: dict[str, Callable[[], object]] = {
-        "reference": lambda: reference(family, session, Image.open(io.BytesIO(png)).convert("RGB"), top_k=4),
-        "in-process": lambda: run_inference(session, manifest, png, "image/png", top_k=4),
-        "agent": lambda: agent.infer(family, png),
+    mine = time.process_time
+    calls: dict[str, tuple[Callable[[], object], Clock]] = {
+        "reference": (
+            lambda: reference(family, session, Image.open(io.BytesIO(png)).convert("RGB"), top_k=4),
+            mine,
+        ),
+        "in-process": (lambda: run_inference(session, manifest, png, "image/png", top_k=4), mine),
+        "agent": (lambda: agent.infer(family, png), agent.clock),
     }
-    p50 = {name: statistics.median(samples) for name, samples in _timed(calls, runs).items()}
-    base = p50["reference"]
-    return (
-        f"  {family:<18} {picture.width}x{picture.height}  agreement {statistics.mean(agreements):6.1%} "
-        f"({sum(a == 1.0 for a in agreements)}/{len(agreements)} pictures whole)"
-        f"   reference p50 {base:6.2f} ms"
-        f"   in-process {p50['in-process'] - base:+6.2f} ms ({p50['in-process'] / base:4.2f}x)"
-        f"   agent /infer {p50['agent'] - base:+6.2f} ms ({p50['agent'] / base:4.2f}x)"
-    )
+    times, cpu = _timed(calls, runs)
+    p50 = {name: statistics.median(samples) for name, samples in times.items()}
+    base, base_cpu = p50["reference"], cpu["reference"]
+    whole = sum(a == 1.0 for a in agreements)
+    return [
+        f"  {family:<17} agreement {statistics.mean(agreements):6.1%} ({whole}/{len(agreements)} whole)"
+        f"   reference ({picture.width}x{picture.height}) p50 {base:6.2f} ms, cpu {base_cpu:6.2f} ms",
+        *(
+            f"  {'':<17} {label:<12} added p50 {p50[side] - base:+6.2f} ms ({p50[side] / base:4.2f}x)"
+            f"   cpu {cpu[side] - base_cpu:+6.2f} ms ({cpu[side] / base_cpu:4.2f}x)"
+            for side, label in (("in-process", "in-process"), ("agent", "agent /infer"))
+        ),
+    ]
 
 
 def main() -> None:
@@ -151,13 +180,15 @@ def main() -> None:
                 manifest_path(copy).write_text(field_manifest(family, copy).model_dump_json())
                 [outcome] = asyncio.run(async_deploy(fleet, copy, [kit], activate=True))
                 assert outcome.ok, outcome.message
-            client = Agent(kit)
+            assert agent.process is not None
+            client = Agent(kit, _cpu_clock(agent.process.pid))
             print(
                 f"field models: kitfleet vs the exporters' pipelines, {len(images)} pictures each, "
                 f"{args.runs} timed calls per side ({threads} threads; scene-a timed)"
             )
             for family in FAMILIES:
-                print(measure(family, client, images, threads, args.runs))
+                print("\n".join(measure(family, client, images, threads, args.runs)))
+                asyncio.run(print_breakdown(fleet, kit, family))
             client.connection.close()
         finally:
             fleet.close()
