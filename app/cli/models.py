@@ -13,6 +13,7 @@ from app.cli.common import add_tag_option, age, emit, open_fleet, say, select_ki
 from app.cli.infer_timings import timing_lines
 from app.cli.model_inspect import add_override_flags, inferred_summary, inspect_command, overrides_from
 from app.cli.types import CommandFactory, Handler
+from app.fleet import summary
 from app.fleet.deploy import Progress, async_deploy, prepare_package
 from app.fleet.errors import Error, IdentityChanged, KitUnreachable
 from app.fleet.inference import async_infer, read_input
@@ -146,7 +147,7 @@ async def _models(args: argparse.Namespace) -> int:
     if note and args.json:
         say(*note, file=sys.stderr)
     data: Any = [i.model_dump() for i in infos]
-    lines = note + _model_lines(kit.name, infos)
+    lines = note + model_lines(kit.name, infos)
     if timings is not None:
         data = {"models": data, "infer_timings": [t.model_dump() for t in timings]}
         lines += timing_lines(timings)
@@ -173,15 +174,19 @@ async def _change_models(args: argparse.Namespace, fleet: Fleet, kit: Kit, known
         known.deleted(kit.device_id, args.name, args.version)
 
 
-def _model_lines(kit: str, infos: list[ModelInfo]) -> list[str]:
-    lines = []
-    for info in infos:
-        for v in info.versions:
-            mark = "*" if v.active else ("<" if v.version == info.previous_version else " ")
-            lines.append(
-                f"{mark} {info.name:<20} {v.version:<16} {v.precision:<5} {v.size_bytes:>10} {v.sha256[:12]}"
-            )
-    return [*lines, "(* serving, < previous)"] if lines else [f"no models on {kit}"]
+def model_lines(kit: str, infos: list[ModelInfo]) -> list[str]:
+    """Every version, sizes in human units (--json keeps bytes), then what the marks mean."""
+    lines = [
+        f"{mark} {info.name:<20} {v.version:<16} {v.precision:<5} {summary.size(v.size_bytes):>10} "
+        f"{v.sha256[:12]}"
+        for info in infos
+        for v in info.versions
+        for mark in ["*" if v.active else ("<" if v.version == info.previous_version else " ")]
+    ]
+    if not lines:
+        return [f"no models on {kit}"]
+    header = f"  {'MODEL':<20} {'VERSION':<16} {'PREC':<5} {'SIZE':>10} SHA256"
+    return [header, *lines, "(* serving, < previous: what `kitfleet models rollback` returns to)"]
 
 
 async def _infer(args: argparse.Namespace) -> int:

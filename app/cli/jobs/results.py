@@ -13,6 +13,7 @@ from app.cli.types import Handler
 from app.fleet.inventory import Kit
 from app.fleet.jobs import async_job, async_results, async_unschedule
 from app.fleet.results import Refused, async_collect, sort_listing
+from app.fleet.summary import size
 
 
 async def _results(args: argparse.Namespace) -> int:
@@ -32,9 +33,9 @@ async def _results(args: argparse.Namespace) -> int:
     kept = [f for f in results.files if f.name not in {r.name for r in refused}]
     lines = [outcome_line(kit.name, job), *summary_lines(job.kind, results.result)]
     lines += (
-        [f"  {f.name} ({f.size} bytes) → {Path(where) / f.name}" for f in kept]
+        [f"  {f.name} ({size(f.size)}) → {Path(where) / f.name}" for f in kept]
         if where
-        else [f"  {f.name} ({f.size} bytes); download with --out DIR" for f in kept]
+        else [f"  {f.name} ({size(f.size)}); download with --out DIR" for f in kept]
     )
     lines += _refused_lines(kit, refused)
     emit(

@@ -24,6 +24,7 @@ from app.fleet.jobs import (
     named,
 )
 from app.fleet.service import Fleet
+from app.fleet.summary import size
 from app.fleet.text import printable_lines
 
 Watched = list[tuple[Kit, "list[JobInfo] | Error"]]
@@ -57,7 +58,7 @@ async def _show(args: argparse.Namespace) -> int:
     ]
     if job.state in ("done", "failed", "cancelled", "interrupted"):
         lines += summary_lines(job.kind, job.result)
-    lines += [f"  file {f.name} ({f.size} bytes)" for f in files]
+    lines += [f"  file {f.name} ({size(f.size)})" for f in files]
     emit(
         args,
         {"kit": kit.name, **job.model_dump(mode="json"), "files": [f.model_dump() for f in files]},
