@@ -126,11 +126,14 @@ def field_manifest(family: str, model: Path | None = None, **changes: Any) -> Ma
 # --- the reference pipeline -------------------------------------------------------------------
 
 
-def reference(family: str, session: Any, image: Image.Image, top_k: int = 5) -> list[Box]:
-    """What the exporter's own pipeline answers for `image` (RGB), best first."""
+def reference(
+    family: str, session: Any, image: Image.Image, top_k: int = 5, thresholds: Manifest | None = None
+) -> list[Box]:
+    """What the exporter's own pipeline answers for `image` (RGB), best first, at the score and
+    IoU thresholds of `thresholds` (default: the hand-written manifest's)."""
     if family.startswith("classifier"):
         return _classify(family, session, image, top_k)
-    manifest = field_manifest(family)
+    manifest = thresholds or field_manifest(family)
     size = manifest.input.height
     if family == "ssd-tf":
         return _ssd(session, image, size, manifest.detection.score_threshold if manifest.detection else 0.5)
