@@ -47,6 +47,8 @@ __all__ = ["FleetOpsUi", "FleetWindow", "OpsPrompts", "install_fleet_ops"]
 
 QUEUED = Qt.ConnectionType.QueuedConnection
 STATE_FILE = "window.ini"
+# 1: the laptop layout (docks collapsed); an older saved layout, with its docks open, is not restored
+STATE_VERSION = 1
 FIT_ROWS = 25
 
 
@@ -225,7 +227,7 @@ class FleetOpsUi(QObject):
         if isinstance(geometry, QByteArray):
             self.window.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
-            self.window.restoreState(state)
+            self.window.restoreState(state, STATE_VERSION)
         dark = self.settings.value("dark", False, type=bool)
         self.dark_action.setChecked(bool(dark))
         self._apply_palette()
@@ -233,7 +235,7 @@ class FleetOpsUi(QObject):
     @Slot()
     def save(self) -> None:
         self.settings.setValue("geometry", self.window.saveGeometry())
-        self.settings.setValue("state", self.window.saveState())
+        self.settings.setValue("state", self.window.saveState(STATE_VERSION))
         self.settings.setValue("dark", self.dark_action.isChecked())
         self.settings.sync()
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, QSettings
 from PySide6.QtWidgets import QTableView, QWidget
 from pytestqt.qtbot import QtBot
 
@@ -23,6 +23,7 @@ from app.fleet.settings import AppSettings
 from app.gui.bridges.fleet_bridge import FleetBridge
 from app.gui.dialogs.prompts import Prompts
 from app.gui.main_window import MainWindow
+from app.gui.ops_window import STATE_FILE
 from app.gui.tables.kit_row import COLUMNS
 from app.gui.window_layout import LAPTOP
 from tests.gui.job_windows import DIGITS
@@ -165,3 +166,28 @@ def test_the_window_works_at_1366x768_and_remembers_its_columns(
         reopened.close()
     finally:
         again.close()
+
+
+def test_a_layout_saved_before_the_laptop_layout_does_not_reopen_its_docks(
+    qtbot: QtBot, settings: AppSettings
+) -> None:
+    bridge = FleetBridge(settings)
+    try:
+        first = MainWindow(bridge, prompts=Prompts())
+        qtbot.addWidget(first)
+        first.show()
+        first.fleet_ops.alerts_dock.show()
+        first.fleet_ops.audit_dock.show()
+        older = first.saveState()  # version 0, as kitfleet saved it before
+        first.close()
+        saved = QSettings(str(settings.home / STATE_FILE), QSettings.Format.IniFormat)
+        saved.setValue("state", older)
+        saved.sync()
+        second = MainWindow(bridge, prompts=Prompts())
+        qtbot.addWidget(second)
+        second.show()
+        assert not second.fleet_ops.alerts_dock.isVisible()
+        assert not second.fleet_ops.audit_dock.isVisible()
+        second.close()
+    finally:
+        bridge.close()
