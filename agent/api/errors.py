@@ -106,7 +106,11 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
             "send a JSON object with Content-Type: application/json",
         )
     return error_response(
-        422, "invalid_request", _describe(errors), "see /v1/openapi.json for the expected fields"
+        422,
+        "invalid_request",
+        _describe(errors),
+        "correct the fields named; a kitfleet app as new as the agent sends them right "
+        "(`kitfleet --version`)",
     )
 
 

@@ -163,7 +163,10 @@ def revoke_token(request: Request, token_id: str, _: Admin) -> None:
     """Revoke a token; calls with it fail from now on. 204; 401; 403; 404."""
     if not _state(request).tokens.revoke(token_id):
         raise ApiError(
-            404, "token_not_found", f"no active token with id {token_id!r}", "list tokens with GET /v1/tokens"
+            404,
+            "token_not_found",
+            f"no active token with id {token_id!r}",
+            "it may be revoked already; `kitfleet audit KIT` shows who did what on the kit",
         )
 
 

@@ -107,7 +107,7 @@ async def append_upload(
     body = body_of(
         request,
         f"model upload {upload_id}",
-        f"the bytes that arrived are kept: resume from the offset GET /v1/uploads/{upload_id} answers",
+        "the bytes that arrived are kept: run the same `kitfleet deploy` again to resume",
     )
     return await _state(request).uploads.append(upload_id, upload_offset, body, declared_length(request))
 

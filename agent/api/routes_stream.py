@@ -209,6 +209,7 @@ async def kept_snapshot(request: Request, job_id: JobId, name: SnapshotName, _: 
             404,
             "snapshot_not_found",
             f"job {job_id} has no snapshot {name}",
-            f"list them with GET /v1/jobs/{job_id}/snapshots",
+            "a stream keeps only its newest snapshots (`kitfleet stream start --snapshots N`); "
+            "the Live tab shows the latest",
         ) from None
     return Response(data, media_type="image/jpeg")

@@ -166,7 +166,7 @@ class _Bounded(io.RawIOBase):
         try:
             data = self._stream.read(min(len(view), self._left, self._total))
         except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:  # the compression is damaged
-            raise tarfile.ReadError(f"{type(exc).__name__}: {exc}") from None
+            raise tarfile.ReadError(f"the compressed data is damaged ({exc or 'no detail'})") from None
         view[: len(data)] = data
         self._left -= len(data)
         self._total -= len(data)

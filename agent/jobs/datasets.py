@@ -120,7 +120,7 @@ class Datasets:
             raise NotFound(
                 "dataset_not_found",
                 f"no dataset called {name!r} on this kit",
-                "list datasets with GET /v1/datasets",
+                "send a local folder with `kitfleet jobs submit KIT ... --upload DIR`, which makes it",
             )
         files = [p for p in folder.rglob("*") if p.is_file()]
         return DatasetInfo(name=name, files=len(files), size=sum(p.stat().st_size for p in files))
@@ -141,7 +141,7 @@ def _exists(name: str) -> Conflict:
     return Conflict(
         "dataset_exists",
         f"dataset {name!r} is already on the kit",
-        f"delete it first with DELETE /v1/datasets/{name}, or use another name",
+        "send the folder under another name (a dataset is named after the folder: rename it)",
     )
 
 

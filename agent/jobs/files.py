@@ -104,7 +104,7 @@ class JobFiles:
             raise NotFound(
                 "result_not_found",
                 f"job {job_id} has no result file {name!r}",
-                f"list its files with GET /v1/jobs/{job_id}/results",
+                f"`kitfleet jobs results KIT {job_id}` lists its files",
             )
         return path
 

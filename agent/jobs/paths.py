@@ -47,7 +47,7 @@ def dataset_folder(name: str, data_dir: Path) -> Path:
         raise Invalid(
             "dataset_not_found",
             f"no dataset called {name!r} on this kit",
-            "upload it with PUT /v1/datasets/{name}, or list them with GET /v1/datasets",
+            "send a local folder with `kitfleet jobs submit KIT ... --upload DIR`, which makes the dataset",
         )
     return path.resolve()
 

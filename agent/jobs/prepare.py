@@ -79,7 +79,8 @@ class Preparer:
             raise Invalid(
                 "model_not_deployed",
                 exc.message,
-                "deploy it first (kitfleet deploy), or list models with GET /v1/models",
+                "deploy it first with `kitfleet deploy MODEL.onnx --kit KIT --activate`; "
+                "`kitfleet models list KIT` shows what is there",
             ) from None
 
     def _quantizable(self, manifest: Manifest, output_version: str | None) -> None:

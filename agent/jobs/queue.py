@@ -147,7 +147,7 @@ class JobQueue:
             raise NotFound(
                 "job_not_found",
                 f"no job with id {job_id!r} on this kit",
-                "list jobs with GET /v1/jobs; collected and expired jobs are gone",
+                "`kitfleet jobs list KIT` shows its jobs; collected and expired jobs are gone",
             )
         return rows[0]
 
@@ -238,7 +238,7 @@ class JobQueue:
                 raise Conflict(
                     "job_not_finished",
                     f"job {job_id} is {state}",
-                    f"cancel it first with POST /v1/jobs/{job_id}/cancel",
+                    f"cancel it first: `kitfleet jobs cancel KIT {job_id}`",
                 )
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
@@ -262,7 +262,9 @@ def _state(conn: sqlite3.Connection, job_id: str) -> str:
     row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         raise NotFound(
-            "job_not_found", f"no job with id {job_id!r} on this kit", "list jobs with GET /v1/jobs"
+            "job_not_found",
+            f"no job with id {job_id!r} on this kit",
+            "`kitfleet jobs list KIT` shows its jobs",
         )
     return str(row["state"])
 
@@ -271,7 +273,7 @@ def _finished(job_id: str, state: str, action: str) -> Conflict:
     return Conflict(
         "job_finished",
         f"job {job_id} already finished ({state}); cannot {action} it",
-        "collect its results, or delete it with DELETE /v1/jobs/{id}",
+        "collect its results with `kitfleet jobs results KIT JOB --out DIR` (--forget then deletes it)",
     )
 
 

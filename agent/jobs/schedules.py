@@ -95,7 +95,7 @@ class Schedules:
             raise NotFound(
                 "schedule_not_found",
                 f"no schedule with id {schedule_id!r}",
-                "list schedules with GET /v1/schedules",
+                "`kitfleet jobs schedules KIT` lists them",
             )
         return _info(rows[0])
 

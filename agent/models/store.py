@@ -96,7 +96,7 @@ class ModelStore:
             raise NotFound(
                 "version_not_found",
                 f"model {name!r} has no version {version!r}",
-                f"list versions with GET /v1/models/{name}",
+                "`kitfleet models list KIT` shows its versions",
             ) from None
 
     def active(self, name: str, version: str | None = None) -> tuple[Manifest, Path]:
@@ -108,7 +108,7 @@ class ModelStore:
             raise Conflict(
                 "no_active_version",
                 f"model {name!r} has no active version",
-                f"activate one with POST /v1/models/{name}/activate",
+                f"activate one: `kitfleet models activate KIT {name} VERSION` (or the Models tab)",
             )
         return self.manifest(name, chosen), self._version_dir(name, chosen) / MODEL_FILE
 
@@ -172,7 +172,8 @@ class ModelStore:
                 raise Conflict(
                     "version_serving",
                     f"{name} {version} is the serving version",
-                    "activate another version first, or pass force=true",
+                    "activate another version first (`kitfleet models activate`), or delete it anyway "
+                    "with `kitfleet models delete ... --force`",
                 )
             active = None if state["active"] == version else state["active"]
             previous = None if state["previous"] == version else state["previous"]
@@ -229,5 +230,5 @@ def check_name(name: str) -> str:
 
 def _not_found(name: str) -> NotFound:
     return NotFound(
-        "model_not_found", f"no model called {name!r} on this kit", "list models with GET /v1/models"
+        "model_not_found", f"no model called {name!r} on this kit", "`kitfleet models list KIT` shows them"
     )

@@ -235,7 +235,7 @@ class Uploads:
             raise NotFound(
                 "upload_not_found",
                 f"no upload with id {upload_id!r}",
-                "start a new upload with POST /v1/models/uploads",
+                "run the same `kitfleet deploy` again: it starts a new upload",
             )
         return rows[0]
 

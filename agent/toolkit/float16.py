@@ -29,7 +29,7 @@ def to_float16(model: onnx.ModelProto, notes: list[str]) -> onnx.ModelProto:
         detail = (str(exc).strip().splitlines() or [""])[-1][:300]
         raise Unsupported(
             "cannot_convert_fp16",
-            f"could not convert the model to FP16 ({type(exc).__name__}: {detail})",
+            f"could not convert the model to FP16 ({detail or 'no reason given'})",
             "deploy the FP32 model, or quantize it to INT8 instead",
         ) from exc
     notes.append("FP16 weights and arithmetic; inputs and outputs stay FP32, so the kit feeds it as before")

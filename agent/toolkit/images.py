@@ -91,11 +91,11 @@ def decode_image(data: bytes, content_type: str | None, max_pixels: int = MAX_PI
         raise
     except Image.DecompressionBombError:
         raise _too_many_pixels(max_pixels) from None
-    except Exception as exc:  # Pillow's decoders raise many types on corrupt data; none is our bug
+    except Exception:  # Pillow's decoders raise many types on corrupt data; none is our bug
         raise BadInput(
             "bad_image",
-            f"the body is not a readable image ({type(exc).__name__})",
-            "check the file opens in an image viewer and the Content-Type matches",
+            "the body is not a readable image: its bytes are damaged or not a picture",
+            "send a JPEG, PNG, BMP or WebP file that opens in an image viewer",
         ) from None
 
 

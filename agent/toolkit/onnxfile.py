@@ -65,10 +65,10 @@ def check_self_contained(path: Path) -> None:
     model = _model_proto()()
     try:
         model.ParseFromString(path.read_bytes())
-    except Exception as exc:  # protobuf raises several types on a file that is not ONNX
+    except Exception:  # protobuf raises several types on a file that is not ONNX
         raise BadInput(
             "not_onnx",
-            f"{path.name} is not an ONNX model ({type(exc).__name__})",
+            f"{path.name} is not an ONNX model (it could not be parsed: damaged, or another format)",
             "export the model to ONNX again",
         ) from None
     found = external_data_of(model)

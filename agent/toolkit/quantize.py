@@ -164,7 +164,7 @@ def _cannot_quantize(exc: Exception) -> Unsupported:
     detail = (str(exc).strip().splitlines() or [""])[-1][:300]
     return Unsupported(
         "cannot_quantize",
-        f"ONNX Runtime could not quantize the model ({type(exc).__name__}: {detail})",
+        f"ONNX Runtime could not quantize the model ({detail or 'no reason given'})",
         _OTHER_MODE,
     )
 

@@ -70,8 +70,8 @@ def read_model(path: Path) -> onnx.ModelProto:
         raise QuantizeError(f"{path} does not exist or is not a file")
     try:
         model = onnx.load(str(path))
-    except Exception as exc:  # protobuf and onnx raise many types on a file that is not ONNX
-        raise QuantizeError(f"{path} is not an ONNX model ({type(exc).__name__}); {_EXPORT_HINT}") from None
+    except Exception:  # protobuf and onnx raise many types on a file that is not ONNX
+        raise QuantizeError(f"{path} is not an ONNX model (it could not be parsed); {_EXPORT_HINT}") from None
     if not model.graph.node or not model.opset_import:
         raise QuantizeError(f"{path} is not an ONNX model (it holds no graph); {_EXPORT_HINT}")
     return model

@@ -61,7 +61,8 @@ class Wheelhouse:
         except FileNotFoundError:
             raise WheelhouseError(
                 f"no wheelhouse at {root} ({MANIFEST} missing); build one on a machine with "
-                f"internet: python packaging/wheelhouse.py --out {root}"
+                "internet (README, Provisioning and packaging) and pass it with "
+                f"`kitfleet provision USER@HOST --wheelhouse {root}`"
             ) from None
         except (OSError, json.JSONDecodeError) as exc:
             raise WheelhouseError(f"cannot read {path}: {exc}; rebuild the wheelhouse") from exc
@@ -84,8 +85,9 @@ class Wheelhouse:
             have = ", ".join(describe_target(k) for k in sorted(self.targets)) or "nothing"
             raise Unsupported(
                 f"the wheelhouse {self.root} has no wheels for {describe_target(key)} (it has: "
-                f"{have}); build one with: python packaging/wheelhouse.py --arch "
-                f"{normalise_arch(arch)} --python {python[0]}.{python[1]} --out DIR"
+                f"{have}); build one for {normalise_arch(arch)} and Python {python[0]}.{python[1]} on a "
+                "machine with internet (README, Provisioning and packaging) and pass it with "
+                "`kitfleet provision USER@HOST --wheelhouse DIR`"
             )
         return [
             WheelFile(n, self.files[n]["sha256"], int(self.files[n]["size"]), self.root / n)

@@ -183,9 +183,9 @@ class Reader(threading.Thread):
             return exc
         if self._secret is None:
             traceback.print_exc()  # to the job's worker.err, for whoever fixes the bug
-            return JobFailed(f"decoding {self.source['location']} failed: {type(exc).__name__}: {exc}")
+            return JobFailed(f"decoding {self.source['location']} failed: {exc or 'no reason given'}")
         # an error from the decoder may quote the URL it opened, password and all
-        return JobFailed(scrub(f"the decoder failed: {type(exc).__name__}: {exc}", self._secret))
+        return JobFailed(scrub(f"the decoder failed: {exc or 'no reason given'}", self._secret))
 
     def _frames(self) -> Iterator[Frame]:
         if self.source["kind"] == "folder":
