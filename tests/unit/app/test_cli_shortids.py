@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.fleet.errors import Error
@@ -34,7 +36,7 @@ def test_too_short_or_unknown_says_what_to_do() -> None:
         _pick("ffffff")
 
 
-def test_kits_resolve_by_a_unique_name_prefix(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_kits_resolve_by_a_unique_name_prefix(tmp_path: Path) -> None:
     from app.fleet.errors import KitNotFound
     from app.fleet.inventory import Inventory
 
