@@ -16,7 +16,7 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 from agent.db import Database
 from agent.errors import Busy, Conflict, NotFound
@@ -134,6 +134,15 @@ class JobQueue:
     def taken(self, key: str | None) -> bool:
         """True when a job already holds this idempotency key."""
         return key is not None and bool(self.db.query("SELECT 1 FROM jobs WHERE idempotency_key = ?", (key,)))
+
+    def known(self, job_ids: Collection[str], chunk: int = 500) -> set[str]:
+        """Which of these jobs have a row, looked up by id (never a scan of the whole queue)."""
+        ids, found = list(job_ids), set()
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            sql = f"SELECT id FROM jobs WHERE id IN ({', '.join('?' * len(part))})"  # noqa: S608 - placeholders only
+            found |= {str(row["id"]) for row in self.db.query(sql, tuple(part))}
+        return found
 
     def submitter(self, row: sqlite3.Row) -> Submitter:
         return Submitter(row["submitted_by"], row["submitter_scope"])

@@ -26,8 +26,8 @@ def sweep(queue: JobQueue, files: JobFiles, retention_days: float, max_total_byt
     for job_id in removed:
         _forget(queue, files, job_id)
     removed += _over_budget(queue, files, max_total_bytes)
-    known = {row["id"] for row in queue.db.query("SELECT id FROM jobs")}
-    for orphan in set(files.job_ids()) - known:
+    folders = set(files.job_ids())  # the jobs that ran: a long queue has no folders to look up
+    for orphan in folders - queue.known(folders):
         files.remove(orphan)
     if removed:
         log.info("expired %d finished job(s) and their files", len(removed))

@@ -45,6 +45,7 @@ Finisher = Callable[[str, Path, dict[str, Any]], dict[str, Any]]
 DISK_FULL = "the kit's disk is full"
 _FULL_BELOW = 1 << 20  # free bytes under which a failed job is said to have met a full disk
 _FULL_WORDS = ("No space left on device", "database or disk is full", "Errno 28")
+_STOP_GRACE_S = 5.0  # a stopped stream's time to write its summary before it is killed
 
 
 @dataclass
@@ -85,6 +86,8 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._renewed = self._swept = 0.0
         self._polling = False  # a queued job waits on its window or gates: look again each tick
+        self._changed = True  # an event since the last admission pass (a submit, an ending, ...)
+        self._due: float | None = None  # when the first job held back by its back-off comes due
         self._finished: dict[str, dict[str, Any]] = {}  # finisher results not yet recorded
         self._met_full_disk: set[str] = set()  # running jobs whose output said the disk was full
 
@@ -111,11 +114,13 @@ class JobRunner:
             self.spares.close()
 
     def wake(self) -> None:
+        self._changed = True
         self._wake.set()
 
     def recover(self) -> None:
         with self._lock:
             for job_id, ending in self.leases.recover(set(self.running), self._kept_outcome):
+                self._changed = True  # re-queued: admission looks again
                 log.warning("job %s left running by a previous agent: now %s", job_id, ending.state)
                 self.files.log(
                     job_id,
@@ -166,8 +171,8 @@ class JobRunner:
                 elif proc.timed_out():
                     proc.kill("timeout")
             self._renew()
-            self.schedules.fire_due()
-            self._admit()
+            if self.schedules.fire_due() or self._may_admit():
+                self._admit()
             if time.monotonic() - self._swept > self.config.sweep_every_s:
                 self._swept = time.monotonic()
                 sweep(self.queue, self.files, self.config.retention_days, self.config.max_total_bytes)
@@ -193,6 +198,8 @@ class JobRunner:
                         "try again in a few seconds",
                     )
                 return self.queue.get(job_id)
+            if self.queue.row(job_id)["kind"] == "stream":  # it writes its summary first
+                proc.ask_to_stop("cancel", _STOP_GRACE_S)
             proc.kill("cancel")
             proc.join(10)
             self._end(job_id, proc)
@@ -213,8 +220,8 @@ class JobRunner:
         self.wake()
 
     def _ending(self, job_id: str, proc: WorkerProcess) -> Ending:
-        if proc.stopped_because == "cancel":
-            return self.leases.cancel(job_id, "cancelled by request while running")
+        if proc.stopped_because == "cancel":  # with a stopped stream's summary
+            return self.leases.cancel(job_id, "cancelled by request while running", proc.result)
         if proc.stopped_because == "timeout":
             timeout = self.queue.get(job_id).request.timeout_s
             return self.leases.fail(job_id, f"timed out after {timeout:g} s", permanent=False)
@@ -263,11 +270,19 @@ class JobRunner:
         if due:
             self.recover()  # leases that ran out without an owner to renew them
 
+    def _may_admit(self) -> bool:
+        """Whether anything could start that could not at the last pass: only an event, a
+        back-off coming due, or a job waiting on its window or gates can change that."""
+        due = self._due is not None and self.queue.clock() >= self._due
+        return self._changed or self._polling or due
+
     def _admit(self) -> None:
+        self._changed = False  # set before the pass: an event during it makes another
         free_slots = self.config.max_running - len(self.running)
         if free_slots <= 0:
             return  # a worker's exit wakes the loop
         now = self.queue.clock()
+        self._due = self.queue.next_due(now)
         held_back: list[str] = []
         queued = self.queue.in_pick_order(now)  # read as far as admission goes, a page at a time
         chosen = admissible(queued, self.capacity, self.held(), free_slots, now, self.gatekeeper, held_back)
@@ -298,6 +313,7 @@ class JobRunner:
             )
         except OSError:  # e.g. a full disk: back to the queue, the attempt not spent
             self.leases.release(job_id)
+            self._changed = True  # tried again on the next pass
             raise
         self.files.log(job_id, f"attempt {attempt} started ({request.resources.threads} thread(s))")
         proc = WorkerProcess(
@@ -312,6 +328,7 @@ class JobRunner:
             self.leases.set_pid(job_id, proc.start(self.spares.take(request.kind)))
         except OSError as exc:
             self.leases.fail(job_id, f"could not start the worker: {exc}", permanent=False)
+            self._changed = True  # its back-off is known at the next pass
             return
         self.running[job_id] = proc
 

@@ -144,6 +144,7 @@ class Reader(threading.Thread):
         self.rate = Rate()  # frames read per second
         self.total: int | None = None  # frames in a file read once, when the container says
         self.unreadable = 0  # folder images that would not decode
+        self.loops = 0  # times a looped video file started again
         self.error: Exception | None = None
         self.opened = threading.Event()
 
@@ -213,6 +214,12 @@ class Reader(threading.Thread):
         finally:
             container.close()
 
+    def _dropped(self, frame: Frame) -> None:
+        """A frame read but never taken, counted as a live source's dropped frames are."""
+        self.slot.dropped += 1
+        self.decoded += 1
+        self.rate.tick(frame.ready)
+
     @property
     def _decoding_threads(self) -> int:
         """FFmpeg's threads: a file's, taking turns with the model, are all the job's; a live
@@ -231,6 +238,7 @@ class Reader(threading.Thread):
             waiting: Frame | None = None  # paced: the newest decoded frame, until the next is due
             try:
                 for count, packet in enumerate(container.demux(stream)):
+                    late = False  # paced, and this packet fell due while the model ran
                     if paced and packet.size:  # as a camera sends it: each packet at its own time,
                         at = _packet_time(packet, count, rate)  # decoded when it comes, not ahead
                         first = at if first is None else first
@@ -238,6 +246,7 @@ class Reader(threading.Thread):
                         if waiting is not None and due > time.monotonic():
                             yield waiting  # the model takes it while the next is not due yet
                             waiting = None
+                        late = due <= time.monotonic()
                         self.stop.wait(max(0.0, due - time.monotonic()))
                     for frame in packet.decode():
                         if self.stop.is_set():
@@ -247,9 +256,12 @@ class Reader(threading.Thread):
                         index += 1
                         if not paced:
                             yield decoded
-                        elif waiting is not None:  # it fell due while the model ran: the newer wins
-                            self.slot.dropped += 1
-                        waiting = decoded if paced else None
+                            continue
+                        if waiting is not None and late:  # a newer frame came meanwhile: it wins
+                            self._dropped(waiting)
+                        elif waiting is not None:  # more than one frame from one packet (the end)
+                            yield waiting
+                        waiting = decoded
                 if waiting is not None:
                     yield waiting
             except (av.error.FFmpegError, OSError) as exc:
@@ -259,6 +271,7 @@ class Reader(threading.Thread):
             if not (self.loop and self.source["kind"] == "file"):
                 return
             container.seek(0)
+            self.loops += 1
 
     # a watched folder ---------------------------------------------------------------
 
