@@ -128,3 +128,30 @@ def test_broken_rows_are_dropped_not_answered() -> None:
     [found] = decode.detections(manifest, {"output0": rows}, [Placement.identity(320, 320)])
     assert len(found) == 76
     assert all(np.isfinite(d.box).all() and np.isfinite(d.score) for d in found)
+
+
+def test_an_output_of_unknown_rank_is_judged_by_one_run(tmp_path: Path) -> None:
+    """Squeeze without axes on [N, 3] has a rank ONNX Runtime cannot know (it declares []): not
+    a refusal by itself; one run shows [1, 3]."""
+    path = tmp_path / "squeezed.onnx"
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["means"], axes=[2, 3], keepdims=0),
+        helper.make_node("Squeeze", ["means"], ["squeezed"]),
+        helper.make_node("Unsqueeze", ["squeezed", "axis"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "squeezed",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)],
+        [onnx.numpy_helper.from_array(np.array([0], np.int64), "axis")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape == []
+    manifest = field_manifest(
+        "classifier-tv", path, input={"name": "images", "height": 8, "width": 8}, labels=["a", "b", "c"]
+    )
+    check_in_process(path, manifest)  # [1, 3] after one run: a classifier of 3 labels
+    with pytest.raises(VerificationFailed, match=r"output \[1, 3\]"):
+        check_in_process(path, manifest.model_copy(update={"labels": ["a", "b"]}))
