@@ -60,7 +60,10 @@ def test_export_report_writes_a_pdf_whose_headers_keep_their_words(
     assert window.statusBar().currentMessage() == f"Field report written to {pdf}"
     assert not [r.message for r in qtlog.records if "QBasicTimer" in r.message]  # printed on a Qt thread
 
-    width = PAGE.paintRect(QPageLayout.Unit.Point).width() * CSS_PX_PER_POINT  # A4 landscape
-    lines = header_lines(report_document(html), width)
-    assert {"Battery", "Running", "Last seen", "Device ID"} <= set(lines)
-    assert {h: n for h, n in lines.items() if n > 1} == {}
+    # A4 landscape as printed, and portrait, where Qt used to break "Battery" into "Batter y"
+    portrait = QPageLayout(PAGE.pageSize(), QPageLayout.Orientation.Portrait, PAGE.margins())
+    for page in (PAGE, portrait):
+        width = page.paintRect(QPageLayout.Unit.Point).width() * CSS_PX_PER_POINT
+        lines = header_lines(report_document(html), width)
+        assert {"Battery", "Running", "Last seen", "Device ID"} <= set(lines)
+        assert {h: n for h, n in lines.items() if n > 1} == {}, width
