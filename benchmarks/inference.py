@@ -191,7 +191,7 @@ def _cpu_clock(pid: int) -> Clock:
     return clock
 
 
-def _report(sides: dict[str, Side], runs: int, remote: dict[str, list[float]]) -> None:
+def _report(sides: dict[str, Side], runs: int, remote: dict[str, tuple[list[float], str]]) -> None:
     p50s = {name: _percentiles(side.wall_ms)[0] for name, side in sides.items()}
     for name, side in sides.items():
         p50, p95 = _percentiles(side.wall_ms)

@@ -102,7 +102,7 @@ def main() -> None:
         try:
             cipher = getattr(session.transport, "remote_cipher", "?")
             print(f"{len(files)} files, {total / 1e6:.0f} MB, cipher {cipher}, 3 SFTP channels")
-            times: dict[str, list[float]] = {v: [] for v in VARIANTS} | {"kitfleet": [], "defaults": []}
+            times: dict[str, list[float]] = {name: [] for name in (*VARIANTS, "kitfleet", "defaults")}
             with ScpVariants(sshd, root) as variants:
                 for run in range(args.runs):
                     for index, variant in enumerate(VARIANTS):
