@@ -6,13 +6,16 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from app.fleet.errors import Error
-from app.fleet.inventory import Kit
-from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
-from app.fleet.text import printable
+
+# The fleet (pydantic, httpx, SQLite) is imported when a command opens it: every command
+# module imports this one, and building the parser must stay light.
+if TYPE_CHECKING:
+    from app.fleet.inventory import Kit
+    from app.fleet.service import Fleet
 
 
 def settings(args: argparse.Namespace) -> AppSettings:
@@ -21,6 +24,8 @@ def settings(args: argparse.Namespace) -> AppSettings:
 
 
 def open_fleet(args: argparse.Namespace) -> Fleet:
+    from app.fleet.service import Fleet
+
     return Fleet(settings(args))
 
 
@@ -71,6 +76,8 @@ def emit(args: argparse.Namespace, data: Any, lines: list[str]) -> None:
 def say(*lines: str, file: TextIO | None = None) -> None:
     """Print lines the app made, often around names and labels a kit sent: each one stays one
     line, and nothing in it can steer the terminal (see app.fleet.text)."""
+    from app.fleet.text import printable
+
     print("\n".join(printable(line) for line in lines), file=file or sys.stdout, flush=True)
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.wire import SCOPES, FactFamilies
+from app.cli.choices import SCOPES
 from app.cli.common import age, emit, open_fleet
-from app.cli.facts_text import facts_lines, when
 from app.cli.types import CommandFactory, Handler
-from app.fleet import summary
-from app.fleet.ops import FleetOps, KitView
-from app.fleet.snapshot import Tags
+
+# The rest is imported by the command that uses it, so building the parser stays light
+# (tests/unit/app/test_cli_start.py).
+if TYPE_CHECKING:
+    from agent.wire import FactFamilies
+    from app.fleet.ops import KitView
 
 
 def add_commands(command: CommandFactory) -> None:
@@ -115,6 +117,8 @@ async def _adopt(args: argparse.Namespace) -> int:
 
 
 async def _kits(args: argparse.Namespace) -> int:
+    from app.fleet.ops import FleetOps
+
     fleet = open_fleet(args)
     try:
         ops = FleetOps(fleet)
@@ -138,6 +142,8 @@ _KITS_HEADER = (
 
 
 def _kit_row(view: KitView, facts: tuple[FactFamilies, float] | None) -> dict[str, Any]:
+    from app.fleet import summary
+
     sample, snap = view.sample, view.snapshot
     return {
         "name": view.kit.name,
@@ -163,6 +169,8 @@ def _kit_row(view: KitView, facts: tuple[FactFamilies, float] | None) -> dict[st
 
 
 def _kit_line(r: dict[str, Any]) -> str:
+    from app.fleet import summary
+
     status = r["status"] if r["status"] != "offline" else f"offline {age(r['last_seen_at'])}"
 
     def num(key: str, fmt: str) -> str:
@@ -180,6 +188,8 @@ def _kit_line(r: dict[str, Any]) -> str:
 
 
 async def _facts(args: argparse.Namespace) -> int:
+    from app.cli.facts_text import facts_lines, when
+
     fleet = open_fleet(args)
     try:
         result = await fleet.async_facts(fleet.inventory.resolve(args.kit))
@@ -207,6 +217,8 @@ async def _facts(args: argparse.Namespace) -> int:
 
 async def _tag(args: argparse.Namespace) -> int:
     """Without tags or options: show. Tags are added; --remove and --clear take them off."""
+    from app.fleet.snapshot import Tags
+
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)

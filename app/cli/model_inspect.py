@@ -7,18 +7,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING
 
-from agent.wire import Task
+from app.cli.choices import NORMALISE, TASKS
 from app.cli.common import emit, say
-from app.fleet.inspection import (
-    NORMALISE_CHOICES,
-    Inspection,
-    Overrides,
-    inspect_model,
-    parse_size,
-    write_manifest,
-)
+
+# The inspector (onnx, numpy) only when a model is inspected: these flags are in the parser.
+if TYPE_CHECKING:
+    from app.fleet.inspection import Inspection, Overrides
 
 __all__ = ["add_override_flags", "inferred_summary", "inspect_command", "overrides_from"]
 
@@ -33,12 +29,10 @@ def add_override_flags(parser: argparse.ArgumentParser) -> None:
         metavar="VERSION",
         help="model version (default: metadata or sha256)",
     )
-    group.add_argument(
-        "--task", choices=get_args(Task), help="what the outputs are (default: from their layout)"
-    )
+    group.add_argument("--task", choices=TASKS, help="what the outputs are (default: from their layout)")
     group.add_argument("--labels", type=Path, metavar="FILE", help="class names, one a line")
     group.add_argument("--input-size", type=_size, metavar="HxW", help="input height x width (e.g. 640x640)")
-    group.add_argument("--normalise", choices=NORMALISE_CHOICES, help="pixel normalisation")
+    group.add_argument("--normalise", choices=NORMALISE, help="pixel normalisation")
     group.add_argument(
         "--letterbox", action=argparse.BooleanOptionalAction, help="keep the aspect ratio and pad (detectors)"
     )
@@ -46,6 +40,8 @@ def add_override_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def overrides_from(args: argparse.Namespace) -> Overrides:
+    from app.fleet.inspection import Overrides
+
     return Overrides(
         name=args.name,
         version=args.model_version,
@@ -59,6 +55,8 @@ def overrides_from(args: argparse.Namespace) -> Overrides:
 
 
 async def inspect_command(args: argparse.Namespace) -> int:
+    from app.fleet.inspection import inspect_model, write_manifest
+
     """What `args.kit` (the model, for this action) would be deployed as, and why."""
     model = Path(args.kit)
     golden = bool(args.write_manifest)  # running the model is only worth it for a saved manifest
@@ -106,6 +104,8 @@ def _lines(model: Path, inspection: Inspection) -> list[str]:
 
 
 def _size(text: str) -> tuple[int, int]:
+    from app.fleet.inspection import parse_size
+
     try:
         return parse_size(text)
     except ValueError as exc:

@@ -6,22 +6,21 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.wire import MAX_INT64, InferResult, InferTimings, ModelInfo
 from app.cli.common import add_tag_option, age, emit, open_fleet, say, select_kits
-from app.cli.infer_timings import timing_lines
 from app.cli.model_inspect import add_override_flags, inferred_summary, inspect_command, overrides_from
 from app.cli.types import CommandFactory, Handler
-from app.fleet import summary
-from app.fleet.deploy import Progress, async_deploy, prepare_package
 from app.fleet.errors import Error, IdentityChanged, KitUnreachable
-from app.fleet.inference import async_infer, read_input
-from app.fleet.inventory import Kit
-from app.fleet.known_models import KnownModels
-from app.fleet.service import Fleet
-from app.fleet.shortids import version_of
-from app.fleet.snapshot import Snapshots
+
+# The contract, the fleet and the model tools are imported by the command that uses them, so
+# building the parser stays light (tests/unit/app/test_cli_start.py).
+if TYPE_CHECKING:
+    from agent.wire import InferResult, InferTimings, ModelInfo
+    from app.fleet.deploy import Progress
+    from app.fleet.inventory import Kit
+    from app.fleet.known_models import KnownModels
+    from app.fleet.service import Fleet
 
 
 def add_commands(command: CommandFactory) -> None:
@@ -81,6 +80,8 @@ class _ProgressLine:
 
 
 async def _deploy(args: argparse.Namespace) -> int:
+    from app.fleet.deploy import async_deploy, prepare_package
+
     fleet = open_fleet(args)
     try:
         kits = select_kits(fleet, args.kits, args.tags)
@@ -111,6 +112,11 @@ async def _deploy(args: argparse.Namespace) -> int:
 
 
 async def _models(args: argparse.Namespace) -> int:
+    from agent.wire import MAX_INT64
+    from app.cli.infer_timings import timing_lines
+    from app.fleet.known_models import KnownModels
+    from app.fleet.snapshot import Snapshots
+
     if args.action == "inspect":  # the second word is the model file here, not a kit
         return await inspect_command(args)
     if args.action != "list" and not args.name:
@@ -159,6 +165,8 @@ async def _models(args: argparse.Namespace) -> int:
 
 async def _change_models(args: argparse.Namespace, fleet: Fleet, kit: Kit, known: KnownModels) -> None:
     """Activate, roll back or delete as asked, and record what the kit confirmed at once."""
+    from app.fleet.shortids import version_of
+
     if args.action in ("activate", "delete"):  # a version as shown: itself, or a unique prefix
         listing = f"`kitfleet models list {kit.name}`"
         infos = await fleet.async_call(kit, lambda c: c.models())
@@ -176,6 +184,8 @@ async def _change_models(args: argparse.Namespace, fleet: Fleet, kit: Kit, known
 
 def model_lines(kit: str, infos: list[ModelInfo]) -> list[str]:
     """Every version, sizes in human units (--json keeps bytes), then what the marks mean."""
+    from app.fleet import summary
+
     lines = [
         f"{mark} {info.name:<20} {v.version:<16} {v.precision:<5} {summary.size(v.size_bytes):>10} "
         f"{v.sha256[:12]}"
@@ -190,6 +200,8 @@ def model_lines(kit: str, infos: list[ModelInfo]) -> list[str]:
 
 
 async def _infer(args: argparse.Namespace) -> int:
+    from app.fleet.inference import async_infer, read_input
+
     given = read_input(args.input)
     fleet = open_fleet(args)
     try:

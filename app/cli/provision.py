@@ -8,21 +8,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.cli.common import emit, open_fleet, say
 from app.cli.types import CommandFactory, Handler
-from app.fleet.text import printable_lines
-from app.provision import (
-    KitOptions,
-    Login,
-    ProvisionError,
-    ProvisionRequest,
-    Records,
-    SshTarget,
-    Step,
-    async_provision,
-    fetch_logs,
-)
+
+# SSH (paramiko, cryptography) only for the commands that log in.
+if TYPE_CHECKING:
+    from app.provision import Login, Step
 
 WHEELHOUSE_ENV = "KITFLEET_WHEELHOUSE"
 
@@ -87,6 +80,8 @@ def _login_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _login(args: argparse.Namespace, accept: bool = False) -> Login:
+    from app.provision import Login
+
     password = (
         getpass.getpass(f"SSH password for {args.target if 'target' in args else args.kit}: ")
         if args.password_prompt
@@ -96,6 +91,8 @@ def _login(args: argparse.Namespace, accept: bool = False) -> Login:
 
 
 def _pairs(items: list[str], what: str, as_json: bool) -> dict[str, object]:
+    from app.provision import ProvisionError
+
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -112,6 +109,8 @@ def _pairs(items: list[str], what: str, as_json: bool) -> dict[str, object]:
 
 
 async def _provision(args: argparse.Namespace) -> int:
+    from app.provision import KitOptions, ProvisionRequest, SshTarget, async_provision
+
     fleet = open_fleet(args)
     wheelhouse = args.wheelhouse or Path(os.environ.get(WHEELHOUSE_ENV) or fleet.settings.home / "wheelhouse")
     options = KitOptions(
@@ -168,6 +167,9 @@ async def _provision(args: argparse.Namespace) -> int:
 
 
 async def _ssh_logs(args: argparse.Namespace) -> int:
+    from app.fleet.text import printable_lines
+    from app.provision import ProvisionError, Records, fetch_logs
+
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)

@@ -15,15 +15,16 @@ import dataclasses
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.cli.choices import QUANTIZE_METHODS, QUANTIZE_MODES
 from app.cli.common import emit
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
-from app.fleet.images import image_files, listed_labels
-from app.fleet.models import manifest_path
-from app.fleet.quantize import METHODS, MODES, Mode, QuantizeResult, quantize_model
-from app.fleet.quantreport import table
+
+# The quantizer (onnx, ONNX Runtime, numpy, Pillow: seconds to import) only when it runs.
+if TYPE_CHECKING:
+    from app.fleet.quantize import Mode, QuantizeResult
 
 _SIZE = re.compile(r"(\d+)(?:[x×](\d+))?")
 
@@ -42,14 +43,14 @@ def add_commands(command: CommandFactory) -> None:
     )
     quantize.add_argument(
         "--mode",
-        choices=list(MODES),
+        choices=list(QUANTIZE_MODES),
         help="static: INT8 QDQ per-channel, calibrated; dynamic: INT8 weights only; fp16: half "
         "precision, for kits whose execution provider favours it (a GPU; see `kitfleet facts KIT`) "
         "(default: static with --calibration, else dynamic)",
     )
     quantize.add_argument(
         "--method",
-        choices=list(METHODS),
+        choices=list(QUANTIZE_METHODS),
         default="minmax",
         help="how static mode picks activation ranges (default minmax)",
     )
@@ -95,6 +96,8 @@ def add_commands(command: CommandFactory) -> None:
 
 
 async def _quantize(args: argparse.Namespace) -> int:
+    from app.fleet.quantize import quantize_model
+
     mode: Mode = args.mode or ("static" if args.calibration else "dynamic")
     _check(args, mode)
     result = await asyncio.to_thread(
@@ -120,6 +123,9 @@ async def _quantize(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace, mode: str) -> None:
     """Refuse what the library would accept, or would only find wrong after minutes of work."""
+    from app.fleet.images import image_files
+    from app.fleet.models import manifest_path
+
     if mode == "static" and args.calibration is None:
         raise Error(
             "--mode static needs --calibration DIR (a few hundred typical input images); or use "
@@ -163,6 +169,8 @@ def _kept_float(result: QuantizeResult) -> list[str]:
 
 
 def _unlabelled(folder: Path | None, result: QuantizeResult) -> list[str]:
+    from app.fleet.images import listed_labels
+
     if folder is None or result.report.labelled:
         return []
     listed = " (labels.txt was found but its names match no sub-folder)" if listed_labels(folder) else ""
@@ -207,6 +215,8 @@ def _summary(result: QuantizeResult, method: str) -> list[str]:
 
 
 def _lines(result: QuantizeResult, method: str, notes: list[str]) -> list[str]:
+    from app.fleet.quantreport import table
+
     report = result.report
     return [
         *_summary(result, method),

@@ -9,8 +9,8 @@ from pathlib import Path
 from app.cli.common import add_tag_option, emit, open_fleet, say, select_kits
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
-from app.fleet.ops import FleetOps
-from app.fleet.report import async_build_report, write_report
+
+# The fleet and the report's builders are imported when a command runs (a light parser).
 
 
 def add_commands(command: CommandFactory) -> None:
@@ -34,6 +34,8 @@ def add_commands(command: CommandFactory) -> None:
 
 
 async def _report(args: argparse.Namespace) -> int:
+    from app.fleet.report import async_build_report, write_report
+
     if args.hours <= 0:
         raise Error("--hours must be positive")
     fleet = open_fleet(args)
@@ -58,6 +60,8 @@ async def _report(args: argparse.Namespace) -> int:
 
 
 async def _audit(args: argparse.Namespace) -> int:
+    from app.fleet.ops import FleetOps
+
     fleet = open_fleet(args)
     try:
         if args.kit is None:

@@ -9,14 +9,9 @@ from typing import Any
 from app.cli.common import add_tag_option, emit, open_fleet, say, select_kits
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
-from app.fleet.stream import (
-    StreamOptions,
-    async_start,
-    async_stop,
-    async_watch,
-    parse_keep,
-    stats_line,
-)
+
+# app.fleet.stream (the fleet, httpx, pydantic) is imported by each action that uses it, so
+# building the parser stays light.
 
 _EXAMPLES = """examples:
   kitfleet stream start kit-a --model shapes-yolo --source /dev/video0 --fps 10
@@ -89,6 +84,8 @@ def add_commands(command: CommandFactory) -> None:
 
 def _keep(text: str) -> list[str]:
     try:
+        from app.fleet.stream import parse_keep
+
         return parse_keep(text)
     except Error as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
@@ -100,6 +97,8 @@ async def _stream(args: argparse.Namespace) -> int:
 
 
 async def _start(args: argparse.Namespace) -> int:
+    from app.fleet.stream import StreamOptions, async_start
+
     options = StreamOptions(
         model=args.model,
         source=args.source,
@@ -136,6 +135,8 @@ async def _start(args: argparse.Namespace) -> int:
 
 
 async def _watch(args: argparse.Namespace) -> int:
+    from app.fleet.stream import async_watch, stats_line
+
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
@@ -171,6 +172,8 @@ def _ending_line(job_id: str, ending: dict[str, Any]) -> str:
 
 
 async def _stop(args: argparse.Namespace) -> int:
+    from app.fleet.stream import async_stop
+
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)

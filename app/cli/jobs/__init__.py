@@ -11,7 +11,6 @@ import argparse
 from pathlib import Path
 
 from app.cli.common import add_tag_option
-from app.cli.jobs import results, submit, watch
 from app.cli.jobs.options import add_submit_options
 from app.cli.types import CommandFactory, Handler
 
@@ -103,11 +102,13 @@ def _kit_job(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job_id", metavar="JOB", help="job ID, or its first 6+ hex digits (from `jobs list`)")
 
 
-_ACTIONS: dict[str, Handler] = {**submit.ACTIONS, **watch.ACTIONS, **results.ACTIONS}
-
-
 async def _jobs(args: argparse.Namespace) -> int:
-    return await _ACTIONS[args.action](args)
+    # The actions (and the fleet they use) are imported when one runs: building the parser,
+    # which every `kitfleet` command does, stays light.
+    from app.cli.jobs import results, submit, watch
+
+    actions: dict[str, Handler] = {**submit.ACTIONS, **watch.ACTIONS, **results.ACTIONS}
+    return await actions[args.action](args)
 
 
 HANDLERS: dict[str, Handler] = {"jobs": _jobs}

@@ -12,11 +12,16 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.cli.choices import JOB_KINDS
 from app.cli.common import add_tag_option
-from app.fleet.datasets import LocalDataset, scan
-from app.fleet.jobspec import KINDS, JobInputError, JobSpec, parse_numbers, takes_images
+
+# The job's contract (pydantic) is imported when options are turned into a job, not when the
+# parser is built.
+if TYPE_CHECKING:
+    from app.fleet.datasets import LocalDataset
+    from app.fleet.jobspec import JobSpec
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -33,7 +38,7 @@ def add_submit_options(parser: argparse.ArgumentParser) -> None:
     )
     add_tag_option(parser)
     what = parser.add_argument_group("what to run")
-    what.add_argument("--kind", required=True, help=f"one of {', '.join(KINDS)}")
+    what.add_argument("--kind", required=True, help=f"one of {', '.join(JOB_KINDS)}")
     what.add_argument("--model", help="a deployed model's name")
     what.add_argument("--version", help="a model version (default: the serving one)")
     what.add_argument("--batch-sizes", metavar="N,N", help="benchmark: batch sizes, e.g. 1,8")
@@ -111,6 +116,9 @@ def add_submit_options(parser: argparse.ArgumentParser) -> None:
 def spec_from(args: argparse.Namespace) -> tuple[JobSpec, LocalDataset | None]:
     """The job the options describe (not yet checked against the contract), and the local
     folder to upload for it."""
+    from app.fleet.datasets import scan
+    from app.fleet.jobspec import JobInputError, JobSpec, parse_numbers
+
     if args.cron and (args.key or args.watch):
         raise JobInputError(
             [
@@ -151,6 +159,8 @@ def spec_from(args: argparse.Namespace) -> tuple[JobSpec, LocalDataset | None]:
 
 
 def _check_upload(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    from app.fleet.jobspec import JobInputError, takes_images
+
     if not takes_images(args.kind):
         raise JobInputError([f"--upload sends images; a {args.kind} job reads none"])
     if "dataset" in params or "folder" in params:
@@ -158,6 +168,8 @@ def _check_upload(args: argparse.Namespace, params: dict[str, Any]) -> None:
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
+    from app.fleet.jobspec import JobInputError
+
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -171,6 +183,8 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 
 
 def _duration(option: str, text: str) -> float:
+    from app.fleet.jobspec import JobInputError
+
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*", text)
     if not match:
         raise JobInputError([f"{option} {text!r}: give seconds or a duration such as 90s, 30m, 2h"])
@@ -179,6 +193,8 @@ def _duration(option: str, text: str) -> float:
 
 def _when(text: str) -> float:
     """Unix time from +DURATION, an ISO date-time (local if no zone is given) or Unix seconds."""
+    from app.fleet.jobspec import JobInputError
+
     if text.startswith("+"):
         return time.time() + _duration("--not-before", text[1:])
     try:

@@ -1,0 +1,86 @@
+"""`kitfleet` builds its parser without the libraries only some commands need, so every
+command (and `--help`) starts in a fraction of a second instead of seconds (issue 19)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from typing import get_args
+
+import pytest
+
+from app.cli import choices
+
+# Never for the parser: each costs from 0.1 s (paramiko) to seconds (onnx and its ml_dtypes).
+HEAVY = (
+    "onnx",
+    "onnxruntime",
+    "numpy",
+    "PIL",
+    "paramiko",
+    "cryptography",
+    "PySide6",
+    "zeroconf",
+    "httpx",
+    "sqlite_utils",
+    "pydantic",
+    "agent.wire",
+    "app.fleet.service",
+)
+
+
+def _loaded_after(*argv: str) -> tuple[list[str], str]:
+    """(the heavy modules loaded, stdout) after `import app.cli`, building its parser and
+    parsing `argv` (which ends in --help or --version) in a fresh Python."""
+    code = (
+        "import sys\nimport app.cli\ntry:\n    app.cli._parser().parse_args(sys.argv[1:])\n"
+        "except SystemExit:\n    pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True, timeout=120
+    )
+    *shown, loaded = done.stdout.strip().splitlines()
+    return ast.literal_eval(loaded), "\n".join(shown)
+
+
+def test_help_imports_none_of_the_commands_libraries() -> None:
+    loaded, shown = _loaded_after("--help")
+    assert "quantize" in shown
+    assert "provision" in shown
+    assert loaded == []
+
+
+@pytest.mark.parametrize(
+    "command", [["kits"], ["quantize"], ["deploy"], ["jobs", "submit"], ["provision"], ["stream", "start"]]
+)
+def test_a_commands_help_imports_none_either(command: list[str]) -> None:
+    loaded, shown = _loaded_after(*command, "--help")
+    assert "--json" in shown or "--home" not in shown  # the command's own help was printed
+    assert loaded == []
+
+
+def test_version_is_read_when_asked_for() -> None:
+    from agent import __version__
+
+    loaded, shown = _loaded_after("--version")
+    assert shown == f"kitfleet {__version__}"
+    assert loaded == []
+
+
+def test_the_parsers_choices_are_their_sources() -> None:
+    """The parser's choices are written out (tuples cost nothing to import); they must stay
+    the ones the contract, the inspector, the job spec and the quantizer accept."""
+    from agent.toolkit.quantize import METHODS
+    from agent.wire import SCOPES, Task
+    from app.fleet.inspection import NORMALISE_CHOICES
+    from app.fleet.jobspec import KINDS
+    from app.fleet.quantize import MODES
+
+    assert choices.SCOPES == SCOPES
+    assert get_args(Task) == choices.TASKS
+    assert choices.NORMALISE == NORMALISE_CHOICES
+    assert choices.JOB_KINDS == KINDS
+    assert choices.QUANTIZE_MODES == MODES
+    assert tuple(METHODS) == choices.QUANTIZE_METHODS
