@@ -73,8 +73,8 @@ class Leases:
         self._end(job_id, "done", json.dumps(result) if result is not None else None, None)
         return Ending("done")
 
-    def cancel(self, job_id: str, reason: str) -> Ending:
-        self._end(job_id, "cancelled", None, reason)
+    def cancel(self, job_id: str, reason: str, result: dict[str, Any] | None = None) -> Ending:
+        self._end(job_id, "cancelled", json.dumps(result) if result is not None else None, reason)
         return Ending("cancelled", reason)
 
     def fail(self, job_id: str, error: str, permanent: bool) -> Ending:

@@ -61,7 +61,7 @@ class Preparer:
         if isinstance(request.typed_params(), StreamParams):
             spec["source"] = stream_source(
                 params["source"],
-                data_roots(self.roots_setting, self.data_dir),
+                self._stream_roots(spec),
                 manifest,
                 self.allowed_stream_hosts,
                 resolve,
@@ -71,6 +71,12 @@ class Preparer:
         if isinstance(request.typed_params(), CommandParams):
             self._allowed(params["argv"][0])
         return spec
+
+    def _stream_roots(self, spec: dict[str, Any]) -> list[Path]:
+        """A source in an uploaded dataset is read from it alone, wherever the roots are."""
+        if "dataset" in spec["params"]:
+            return [Path(spec["root"])]
+        return data_roots(self.roots_setting, self.data_dir)
 
     def _model(self, name: str, version: str | None) -> tuple[Manifest, Path]:
         try:

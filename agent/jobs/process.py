@@ -123,6 +123,17 @@ class WorkerProcess:
     def timed_out(self) -> bool:
         return time.monotonic() > self.deadline
 
+    def ask_to_stop(self, reason: str, grace_s: float) -> None:
+        """SIGUSR1 to the worker alone, then up to `grace_s` for it to exit: a stream ends as if
+        its source had, writing its summary (a kind without a handler just dies of it)."""
+        self.stopped_because = self.stopped_because or reason
+        if self._proc is None or self._proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._proc.pid, signal.SIGUSR1)
+        if self._reader is not None:
+            self._reader.join(grace_s)  # not join(): closing the life line would kill it
+
     def kill(self, reason: str) -> None:
         """SIGKILL the whole group; the reader sees EOF and the runner ends the job."""
         self.stopped_because = self.stopped_because or reason

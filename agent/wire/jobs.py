@@ -198,10 +198,20 @@ class StreamParams(_ModelParams):
     max_snapshots: int = Field(default=50, ge=0, le=10000, description="annotated frames kept, newest")
     realtime: bool = Field(
         default=True,
-        description="read a file or folder at the pace of a camera, "
-        "dropping frames; false processes every one",
+        description="read a video file at the pace of a camera, dropping frames; false "
+        "processes every one (a folder: see live)",
     )
     loop: bool = Field(default=False, description="start a video file again when it ends")
+    live: bool = Field(
+        default=False,
+        description="a watched folder as a live camera: images the model cannot keep up with "
+        "are dropped; false (a backlog) processes every image",
+    )
+    dataset: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="an uploaded dataset; `source` is then a file or folder inside it",
+    )
 
 
 PARAMS_BY_KIND: dict[str, type[BaseModel]] = {
@@ -302,6 +312,10 @@ class JobInfo(BaseModel):
     result: dict[str, Any] | None = Field(default=None, description="summary; files via /results")
     error: str | None = None
     schedule_id: str | None = None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the kit cannot do as asked, e.g. a gate with no sensor to enforce it",
+    )
 
 
 class JobLogs(BaseModel):

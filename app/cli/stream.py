@@ -17,6 +17,8 @@ _EXAMPLES = """examples:
   kitfleet stream start kit-a --model shapes-yolo --source /dev/video0 --fps 10
   kitfleet stream start kit-a --model shapes-yolo --source rtsp://camera.local/stream1
   kitfleet stream start kit-a --model shapes-yolo --source videos/gate.mp4 --keep counts --loop
+  kitfleet stream start kit-a --model shapes-yolo --source ~/Videos/gate.mp4 --upload
+  kitfleet stream start kit-a --model shapes-yolo --source incoming/ --live
   kitfleet stream watch kit-a JOB
   kitfleet stream stop kit-a JOB
 """
@@ -69,6 +71,18 @@ def add_commands(command: CommandFactory) -> None:
         help="read a file or folder as fast as the model goes, dropping nothing",
     )
     start.add_argument("--loop", action="store_true", help="play a video file again when it ends")
+    start.add_argument(
+        "--live",
+        action="store_true",
+        help="a watched folder as a live camera: skip images the model cannot keep up with "
+        "(default: every image, as a backlog)",
+    )
+    start.add_argument(
+        "--upload",
+        action="store_true",
+        help="a video or folder on this computer: send it to the kit as a dataset and stream it "
+        "(asked on a terminal)",
+    )
     start.add_argument("--threads", type=int, help="CPU threads for the model (default 1)")
     start.add_argument("--label", default="", help="a name for the job")
 
@@ -97,7 +111,8 @@ async def _stream(args: argparse.Namespace) -> int:
 
 
 async def _start(args: argparse.Namespace) -> int:
-    from app.fleet.stream import StreamOptions, async_start
+    from app.cli.stream_upload import async_start_or_upload, interactive
+    from app.fleet.stream import StreamOptions
 
     options = StreamOptions(
         model=args.model,
@@ -109,6 +124,7 @@ async def _start(args: argparse.Namespace) -> int:
         max_snapshots=args.max_snapshots,
         realtime=not args.every_frame,
         loop=args.loop,
+        live=args.live,
         threads=args.threads,
         label=args.label,
     )
@@ -117,7 +133,10 @@ async def _start(args: argparse.Namespace) -> int:
         kits = select_kits(fleet, [args.kit] if args.kit else [], args.tags)
         if not kits:
             raise Error("name the kit to stream on: `kitfleet stream start KIT ...` or --tag TAG")
-        jobs = [(kit, await async_start(fleet, kit, options)) for kit in kits]
+        ask = interactive()
+        jobs = [
+            (kit, await async_start_or_upload(fleet, kit, options, args.upload, ask)) for kit in kits
+        ]
     finally:
         fleet.close()
     data = [{"kit": kit.name, **job.model_dump(mode="json")} for kit, job in jobs]
@@ -153,26 +172,21 @@ async def _watch(args: argparse.Namespace) -> int:
     if not ending:
         raise Error(f"{kit.name} closed the live view of {args.job_id} before the job ended")
     if not args.json:
-        say(_ending_line(args.job_id, ending))
+        say(*_ending_lines(args.job_id, ending))
     return 0 if ending.get("state") in _OK_ENDINGS else 1
 
 
-def _ending_line(job_id: str, ending: dict[str, Any]) -> str:
-    result = ending.get("result") or {}
-    totals = ", ".join(f"{label} {n}" for label, n in sorted((result.get("totals") or {}).items()))
+def _ending_lines(job_id: str, ending: dict[str, Any]) -> list[str]:
+    from app.fleet.stream import summary_lines
+
     line = f"job {job_id} {ending.get('state')}"
-    if ending.get("error"):
+    if ending.get("error") and ending.get("state") != "cancelled":
         line += f": {ending['error']}"
-    if result:
-        line += (
-            f"; {result.get('processed')} of {result.get('frames_in')} frames processed, "
-            f"{result.get('dropped')} dropped" + (f"; seen: {totals}" if totals else "")
-        )
-    return line
+    return [line, *(f"  {text}" for text in summary_lines(ending.get("result")))]
 
 
 async def _stop(args: argparse.Namespace) -> int:
-    from app.fleet.stream import async_stop
+    from app.fleet.stream import async_stop, summary_lines
 
     fleet = open_fleet(args)
     try:
@@ -180,7 +194,14 @@ async def _stop(args: argparse.Namespace) -> int:
         job = await async_stop(fleet, kit, args.job_id)
     finally:
         fleet.close()
-    emit(args, job.model_dump(mode="json"), [f"stream job {job.job_id} {job.state} on {kit.name}"])
+    emit(
+        args,
+        job.model_dump(mode="json"),
+        [
+            f"stream job {job.job_id} {job.state} on {kit.name}",
+            *(f"  {text}" for text in summary_lines(job.result)),
+        ],
+    )
     return 0
 
 

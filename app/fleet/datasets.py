@@ -16,9 +16,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.fleet.errors import Error
+from agent.wire import DatasetInfo
+from app.fleet.client import KitClient
+from app.fleet.errors import AgentError, Error
 
-__all__ = ["IMAGE_SUFFIXES", "DatasetError", "LocalDataset", "async_tar_chunks", "scan"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "DatasetError",
+    "LocalDataset",
+    "async_ensure",
+    "async_tar_chunks",
+    "scan",
+    "scan_file",
+]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})  # what the kit's jobs read
 BLOCK = 512
@@ -71,6 +81,41 @@ def scan(folder: Path) -> LocalDataset:
     return LocalDataset(folder, f"{_slug(folder.resolve().name)}-{fingerprint[:10]}", tuple(entries))
 
 
+def scan_file(path: Path) -> LocalDataset:
+    """One file (a video) as a dataset holding it alone, named after it and its fingerprint."""
+    if not path.is_file():
+        raise DatasetError(f"{path} is not a file on this computer")
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    entry = _entry(path, path.name, stat.st_size, stat.st_mtime)
+    fingerprint = hashlib.sha256(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return LocalDataset(path.parent, f"{_slug(path.stem)}-{fingerprint.hexdigest()[:10]}", (entry,))
+
+
+def _entry(path: Path, name: str, size: int, mtime: float) -> _Entry:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, int(mtime), 0o644
+    return _Entry(path, size, info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+
+async def async_ensure(
+    client: KitClient, dataset: LocalDataset, sent: Callable[[int], None] | None = None
+) -> DatasetInfo:
+    """The dataset on the kit: found there from an earlier send, else uploaded with its length
+    declared (so a kit refuses one over its limits or its free space before a byte goes)."""
+    known = {d.name: d for d in await client.datasets()}
+    if dataset.name in known:
+        return known[dataset.name]
+    try:
+        return await client.upload_dataset(dataset.name, async_tar_chunks(dataset, sent), dataset.size)
+    except AgentError as exc:
+        if exc.error != "dataset_exists":  # a concurrent send won the race: same files, same name
+            raise
+        return next(d for d in await client.datasets() if d.name == dataset.name)
+
+
 def _entries(folder: Path) -> tuple[list[_Entry], str]:
     """The images to send, and a digest of their names, sizes and modification times."""
     entries, fingerprint = [], hashlib.sha256()
@@ -83,10 +128,8 @@ def _entries(folder: Path) -> tuple[list[_Entry], str]:
         ):
             continue
         stat = path.stat()
-        info = tarfile.TarInfo(relative.as_posix())
-        info.size, info.mtime, info.mode = stat.st_size, int(stat.st_mtime), 0o644
-        entries.append(_Entry(path, stat.st_size, info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")))
-        fingerprint.update(f"{info.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        entries.append(_entry(path, relative.as_posix(), stat.st_size, stat.st_mtime))
+        fingerprint.update(f"{relative.as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return entries, fingerprint.hexdigest()
 
 

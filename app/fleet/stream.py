@@ -13,10 +13,12 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from agent.wire import STREAM_KEEP, JobInfo, JobRequest
 from app.fleet.client import KitClient
+from app.fleet.datasets import LocalDataset, async_ensure, scan, scan_file
 from app.fleet.errors import AgentError, Error
 from app.fleet.inventory import Kit
 from app.fleet.jobspec import JobSpec
@@ -29,10 +31,14 @@ __all__ = [
     "async_snapshot",
     "async_start",
     "async_stop",
+    "async_upload_source",
     "async_watch",
+    "local_source",
     "parse_events",
     "parse_keep",
     "stats_line",
+    "summary_lines",
+    "tally",
 ]
 
 EventKind = Literal["frame", "stats", "end"]
@@ -59,6 +65,8 @@ class StreamOptions:
     max_snapshots: int | None = None
     realtime: bool = True
     loop: bool = False
+    live: bool = False  # a folder as a camera: drop what the model cannot keep up with
+    dataset: str | None = None  # an uploaded dataset `source` lies in
     threads: int | None = None
     label: str = ""
 
@@ -74,6 +82,8 @@ class StreamOptions:
             "max_snapshots": self.max_snapshots,
             "realtime": self.realtime,
             "loop": self.loop,
+            "live": self.live or None,  # left out unless set: older kits do not know it
+            "dataset": self.dataset,
         }
         spec = JobSpec(
             kind="stream",
@@ -103,7 +113,21 @@ async def async_start(fleet: Fleet, kit: Kit, options: StreamOptions) -> JobInfo
 
 
 async def async_stop(fleet: Fleet, kit: Kit, job_id: str) -> JobInfo:
+    """Stop the job; the kit lets a stream write its summary first, which the answer carries."""
     return await fleet.async_call(kit, lambda c: c.cancel_job(job_id))
+
+
+def local_source(path: Path) -> LocalDataset:
+    """A video file, or a folder of images, on this computer as a dataset to send to a kit."""
+    return scan(path) if path.is_dir() else scan_file(path)
+
+
+async def async_upload_source(
+    fleet: Fleet, kit: Kit, dataset: LocalDataset, sent: Callable[[int], None] | None = None
+) -> str:
+    """Send the dataset unless the kit has it from an earlier send; its name on the kit."""
+    info = await fleet.async_call(kit, lambda c: async_ensure(c, dataset, sent))
+    return info.name
 
 
 async def async_snapshot(fleet: Fleet, kit: Kit, job_id: str) -> bytes:
@@ -187,16 +211,51 @@ async def parse_events(lines: AsyncIterator[str]) -> AsyncIterator[LiveEvent]:
 
 
 def stats_line(stats: dict[str, Any], now: float | None = None) -> str:
-    """One line a technician reads at a glance: rates, drops, latency, counts this interval."""
+    """One line a technician reads at a glance: rates, drops, latency, and what was seen so far
+    (counted across a looped video's passes, which are shown)."""
     latency = stats.get("latency_ms") or {}
-    counts = stats.get("counts") or {}
     stamp = time.strftime("%H:%M:%S", time.localtime(now or time.time()))
-    tally = "  ".join(f"{label} {count}" for label, count in sorted(counts.items())) or "nothing seen"
+    loops = int(stats.get("loops") or 0)
     return (
         f"{stamp} {stats.get('state', '?'):<9} {_num(stats.get('processed_fps'))} fps "
-        f"(source {_num(stats.get('input_fps'))})  dropped {stats.get('dropped', 0)}  "
-        f"latency p50 {_num(latency.get('p50'))} ms p99 {_num(latency.get('p99'))} ms  | {tally}"
+        f"(source {_num(stats.get('input_fps'))}), {stats.get('processed', 0)} frames, "
+        f"dropped {stats.get('dropped', 0)}, latency p50 {_num(latency.get('p50'))} ms "
+        f"p99 {_num(latency.get('p99'))} ms"
+        + (f", looped {loops}x" if loops else "")
+        # totals, not this interval's counts: the numbers only grow, a new pass resets nothing
+        + f" | seen: {tally(stats.get('totals') or stats.get('counts') or {})}"
     )
+
+
+def tally(counts: dict[str, int]) -> str:
+    """Counts per label as `circle x3, square x1`; a label that is not a plain word (a digit
+    class, one with spaces) is quoted, so "0" x1 never reads as two numbers."""
+    parts = [f"{_label(label)} x{count}" for label, count in sorted(counts.items(), key=_most_first)]
+    return ", ".join(parts) or "nothing yet"
+
+
+def _most_first(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
+def _label(label: str) -> str:
+    return label if label.replace("_", "a").replace("-", "a").isalpha() else json.dumps(label)
+
+
+def summary_lines(result: dict[str, Any] | None) -> list[str]:
+    """A stream job's summary for a person: frames, loops, rates, detections per label."""
+    if not result:
+        return ["no summary: the job ended before it processed a frame"]
+    latency = result.get("latency_ms") or {}
+    loops = int(result.get("loops") or 0)
+    how = "stopped on request" if result.get("stopped") else "source ended"
+    return [
+        f"frames: {result.get('frames_in', 0)} read, {result.get('processed', 0)} processed, "
+        f"{result.get('dropped', 0)} dropped" + (f", video looped {loops}x" if loops else "") + f" ({how})",
+        f"rate: {_num(result.get('processed_fps'))} fps processed over {_num(result.get('seconds'))} s, "
+        f"latency p50 {_num(latency.get('p50'))} ms, p99 {_num(latency.get('p99'))} ms",
+        f"detections per label: {tally(result.get('totals') or {})}",
+    ] + ([f"unreadable images skipped: {result['unreadable']}"] if result.get("unreadable") else [])
 
 
 def _num(value: Any) -> str:

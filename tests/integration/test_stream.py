@@ -267,8 +267,9 @@ def test_the_cli_starts_watches_and_stops_a_stream(kit: Kit, tmp_path: Path) -> 
     assert watched.returncode == 0, watched.stderr
     lines = watched.stdout.splitlines()
     assert any(" fps (source " in line and "latency p50" in line for line in lines[:-1])
-    assert lines[-1].startswith(f"job {job_id} done;")
-    assert "seen: " in lines[-1]
+    assert f"job {job_id} done" in lines  # then its summary, labelled
+    [seen] = [line for line in lines if line.startswith("  detections per label: ")]
+    assert all(f"{label} x" in seen for label in LABELS), seen
     looping = json.loads(
         kitfleet(
             home,

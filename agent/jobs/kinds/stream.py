@@ -10,6 +10,7 @@ being ready to its answer.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,14 @@ __all__ = ["mask", "run", "source_secret"]
 TOP_K = 3
 FLUSH_EVERY_S = 1.0
 LOG_EVERY_S = 60.0
+STOP_SIGNAL = signal.SIGUSR1  # what the agent sends a stream it stops (process.WorkerProcess)
 
 
 def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     manifest, session = load(spec, report)
     job = StreamJob(spec, report, manifest, session)
+    # the agent's stop (a cancel): end as the source ending would, summary and all
+    signal.signal(STOP_SIGNAL, job.stop_requested)
     return job.run()
 
 
@@ -61,9 +65,10 @@ class StreamJob:
         self.report, self.manifest, self.session = report, manifest, session
         self.fps: float | None = params.get("fps")
         keep, budget = set(params["keep"]), spec["max_result_bytes"]
-        self.reader = Reader(
-            self.source, params["realtime"], params["loop"], source_secret(spec), spec["threads"]
-        )
+        # a folder is a backlog (every image) unless it stands for a live camera
+        paced = params.get("live", False) if self.source["kind"] == "folder" else params["realtime"]
+        self.reader = Reader(self.source, paced, params["loop"], source_secret(spec), spec["threads"])
+        self.stopped = False  # by the agent, on request
         self.slot = self.reader.slot
         results = report.results
         self.detections = (
@@ -112,6 +117,11 @@ class StreamJob:
         summary = self.summary()
         self.report.write_json("result.json", summary)
         return summary
+
+    def stop_requested(self, *_: object) -> None:
+        """A signal handler: the reader stops, the loop ends as at the source's end."""
+        self.stopped = True
+        self.reader.stop.set()
 
     def _loop(self) -> None:
         due = flushed = logged = time.monotonic()
@@ -164,6 +174,7 @@ class StreamJob:
             "totals": dict(self.counts.totals),
             "snapshots": self.snapshots.saved if self.snapshots else 0,
             "unreadable": self.reader.unreadable,
+            "loops": self.reader.loops,
             "seconds": round(time.monotonic() - self.started, 2),
             "updated_at": time.time(),
         }
@@ -184,8 +195,10 @@ class StreamJob:
                     "totals",
                     "snapshots",
                     "unreadable",
+                    "loops",
                 )
             },
+            "stopped": self.stopped,
             "seconds": round(seconds, 3),
             "processed_fps": round(self.processed / seconds, 2),
             "input_fps": round(self.reader.decoded / seconds, 2),

@@ -86,13 +86,17 @@ class JobCalls(KitConnection):
         finally:
             partial.unlink(missing_ok=True)
 
-    async def upload_dataset(self, name: str, tar: AsyncIterator[bytes]) -> DatasetInfo:
+    async def upload_dataset(
+        self, name: str, tar: AsyncIterator[bytes], size: int | None = None
+    ) -> DatasetInfo:
+        """`size`, the archive's exact length, lets the kit refuse it before a byte is sent."""
+        length = {} if size is None else {"Content-Length": str(size)}
         return await self._call(
             DatasetInfo,
             "PUT",
             f"/v1/datasets/{name}",
             content=tar,
-            headers={"Content-Type": "application/x-tar"},
+            headers={"Content-Type": "application/x-tar", **length},
             timeout=self._long(),
         )
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from agent.wire import JobInfo
-from app.fleet.stream import LiveEvent, StreamOptions
+from app.fleet.stream import LiveEvent, StreamOptions, tally
 from app.gui.bridges.stream_bridge import StreamBridge
 from app.gui.charts.counts_chart import CountsChart
 from app.gui.tables.kit_row import KitRow
@@ -39,7 +39,7 @@ FIGURES = (
     ("input_fps", "Source"),
     ("dropped", "Dropped"),
     ("latency", "Latency"),
-    ("counts", "This interval"),
+    ("counts", "Seen so far"),
 )
 
 
@@ -225,7 +225,8 @@ class LiveView(QWidget):
 
     def _show_stats(self, stats: dict[str, Any]) -> None:
         latency = stats.get("latency_ms") or {}
-        counts = stats.get("counts") or {}
+        totals = stats.get("totals") or stats.get("counts") or {}  # never reset by a loop
+        loops = int(stats.get("loops") or 0)
         self.figures["state"].setText(f"{stats.get('state', '?')} (attempt {stats.get('attempt', '?')})")
         self.figures["processed_fps"].setText(
             f"{_num(stats.get('processed_fps'))} fps ({stats.get('processed', 0)} frames)"
@@ -235,7 +236,7 @@ class LiveView(QWidget):
         self.figures["latency"].setText(
             f"p50 {_num(latency.get('p50'))} ms, p99 {_num(latency.get('p99'))} ms"
         )
-        self.figures["counts"].setText(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
+        self.figures["counts"].setText(tally(totals) + (f" (video looped {loops}x)" if loops else ""))
 
     def _on_frame(self, device_id: str, job_id: str, jpeg: bytes) -> None:
         if self._mine(device_id, job_id):
