@@ -291,7 +291,9 @@ class JobRunner:
             self._start(job_id, request)
 
     def held(self) -> Resources:
-        return total(proc.resources for proc in self.running.values())
+        """What running jobs hold; safe from the API's threads while this one starts and ends
+        jobs (the copy is taken whole, under the GIL: no "dict changed size" on a busy kit)."""
+        return total(proc.resources for proc in tuple(self.running.values()))
 
     def _start(self, job_id: str, request: JobRequest) -> None:
         if not self.leases.claim(job_id):

@@ -245,3 +245,16 @@ def _wait_for_spares(data_dir: Path, besides: int | None = None) -> list[psutil.
             return spares
         time.sleep(0.1)
     raise AssertionError("no spare worker was started")
+
+
+def test_an_idle_runner_wakes_for_a_job_held_until_later(start_agent: AgentFactory, tmp_path: Path) -> None:
+    """Nothing runs and nothing is submitted after it: the runner, sleeping between events,
+    still starts a job held by not_before when that time comes (not at its next sweep)."""
+    configure(tmp_path, "sleepy", jobs_allowed_commands=["/bin/true"])
+    agent = start_agent("sleepy", mdns=False)
+    with raw_client(agent, pair(agent)) as client:
+        held = submit(client, "command", {"argv": ["/bin/true"]}, not_before=time.time() + 3)
+        assert client.get(f"/v1/jobs/{held['job_id']}").json()["state"] == "queued"
+        done = wait(client, held["job_id"], timeout=40)
+    assert done["state"] == "done", done
+    assert done["started_at"] >= held["request"]["not_before"]
