@@ -16,7 +16,7 @@ import re
 import socket
 
 import psutil
-from zeroconf import IPVersion, ServiceInfo, Zeroconf
+from zeroconf import DNSOutgoing, IPVersion, ServiceInfo, Zeroconf
 
 from agent.wire import SERVICE_TYPE, TxtRecord
 
@@ -92,7 +92,7 @@ class Advertiser:
         for _ in range(3):
             if zc.cache.current_entry_with_name_and_alias(self._info.type, self._info.name):
                 return False
-            zc.async_send(zc.generate_service_query(self._info))
+            zc.async_send(_multicast_answered(zc.generate_service_query(self._info)))
             await asyncio.sleep(_PROBE_WAIT_S)
         return not zc.cache.current_entry_with_name_and_alias(self._info.type, self._info.name)
 
@@ -109,3 +109,15 @@ class Advertiser:
         finally:
             self._zc.close()
             self._zc = None
+
+
+def _multicast_answered(probe: DNSOutgoing) -> DNSOutgoing:
+    """The probe with its questions asking for multicast answers (QM).
+
+    zeroconf asks probes QU, as RFC 6762 suggests, but where another mDNS program shares port
+    5353 on the kit (avahi, another agent) a defender's unicast answer reaches only one of the
+    sockets bound to it, maybe not ours, and a name already taken would look free.
+    """
+    for question in probe.questions:
+        question.unicast = False
+    return probe

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from agent.wire import SERVICE_TYPE, TxtRecord
@@ -47,6 +47,11 @@ Listener = Callable[[str, Announcement | None], None]  # (instance, announcement
 MAX_KITS = 1024
 MAX_TEXT = 100  # characters kept of each announced text (a TXT value may hold 255 bytes)
 MAX_ADDRESSES = 16
+# Ask for multicast answers (QM), never unicast ones (QU, zeroconf's default first question):
+# where another mDNS program shares port 5353 (avahi on the laptop, other agents), a unicast
+# answer reaches only one of the sockets bound to it, often not ours, and the kit is listed
+# ~1 s later, at the next question. A multicast answer reaches every socket.
+QUESTION_TYPE: DNSQuestionType | None = DNSQuestionType.QM  # None: zeroconf's default (QU first)
 
 
 class Browser:
@@ -68,7 +73,9 @@ class Browser:
             )
         else:  # field use only
             self._zc = AsyncZeroconf()
-        self._browser = AsyncServiceBrowser(self._zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change])
+        self._browser = AsyncServiceBrowser(
+            self._zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change], question_type=QUESTION_TYPE
+        )
 
     def _on_change(
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
@@ -92,7 +99,7 @@ class Browser:
 
     async def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
         info = AsyncServiceInfo(service_type, name)
-        if not await info.async_request(zeroconf, 3000):
+        if not await info.async_request(zeroconf, 3000, question_type=QUESTION_TYPE):
             return
         announcement = _announcement(name, info)
         if announcement is None:
