@@ -114,6 +114,22 @@ class Gatekeeper:
                 return f"temperature {hottest:.0f} °C is above {gates.max_temperature_c:g} °C"
         return None
 
+    def unenforceable(self, gates: Gates) -> list[str]:
+        """Gates this kit has no sensor for: `blocked` lets the job run as if they were not set,
+        which the job then says instead of keeping quiet."""
+        said = []
+        if gates.min_battery_percent is not None and self.battery() is None:
+            said.append(
+                f"gate not enforceable: a battery above {gates.min_battery_percent:g}% was asked for, "
+                "but this kit reports no battery, so the job runs regardless"
+            )
+        if gates.max_temperature_c is not None and self.temperature() is None:
+            said.append(
+                f"gate not enforceable: a temperature below {gates.max_temperature_c:g} °C was asked "
+                "for, but this kit has no temperature sensor to read, so the job runs regardless"
+            )
+        return said
+
 
 def in_window(window: str | None, now: float) -> bool:
     """Whether the kit's local clock is inside "HH:MM-HH:MM" (which may wrap midnight)."""

@@ -164,13 +164,14 @@ class Jobs:
         return self.files.result_path(job_id, name)
 
     def _with_waiting(self, job: JobInfo) -> JobInfo:
-        if job.state != "queued":
-            return job
-        row = self.queue.row(job.job_id)
-        reason = waiting_reason(row, job.request, self.queue.clock(), self.runner.gatekeeper)
-        if reason is None and not self.capacity.fits(job.request.resources, self.runner.held()):
-            reason = "waiting for threads/memory/GPU that running jobs hold"
-        return to_info(row, reason)
+        warnings = self.runner.gatekeeper.unenforceable(job.request.gates)  # [] without gates
+        if job.state == "queued":
+            row = self.queue.row(job.job_id)
+            reason = waiting_reason(row, job.request, self.queue.clock(), self.runner.gatekeeper)
+            if reason is None and not self.capacity.fits(job.request.resources, self.runner.held()):
+                reason = "waiting for threads/memory/GPU that running jobs hold"
+            job = to_info(row, reason)
+        return job.model_copy(update={"warnings": warnings}) if warnings else job
 
     # schedules --------------------------------------------------------------------
 

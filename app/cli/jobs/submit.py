@@ -79,10 +79,18 @@ def _outcome_rows(outcomes: list[SubmitOutcome]) -> tuple[list[dict[str, Any]], 
             "schedule_id": o.schedule.schedule_id if o.schedule else None,
             "next_run_at": o.schedule.next_run_at if o.schedule else None,
             "dataset": o.dataset.name if o.dataset else None,
+            "warnings": o.job.warnings if o.job else [],
         }
         for o in outcomes
     ]
-    lines = [f"{'ok    ' if o.ok else 'FAILED'} {named(o.kit, o.message)}" for o in outcomes]
+    lines = [
+        line
+        for o in outcomes
+        for line in (
+            f"{'ok    ' if o.ok else 'FAILED'} {named(o.kit, o.message)}",
+            *(f"  warning: {w}" for w in (o.job.warnings if o.job else [])),  # e.g. a gate it cannot keep
+        )
+    ]
     away = [o for o in outcomes if o.retryable and o.key]
     if away:
         lines.append(

@@ -55,6 +55,7 @@ async def _show(args: argparse.Namespace) -> int:
         f"  resources: {req.resources.threads} thread(s), {req.resources.memory_mb} MiB, "
         f"{req.resources.gpu} GPU; priority {req.priority}; timeout {req.timeout_s:g} s; "
         f"attempts {job.attempts}/{req.max_retries + 1}",
+        *(f"  warning: {w}" for w in job.warnings),  # e.g. a gate it cannot keep
     ]
     if job.state in ("done", "failed", "cancelled", "interrupted"):
         lines += summary_lines(job.kind, job.result)
