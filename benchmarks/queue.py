@@ -71,45 +71,59 @@ def bare_commit_ms(db: Database, count: int = 500) -> float:
     return (time.perf_counter() - started) * 1000 / count
 
 
-def bookkeeping(backlog: int, jobs: int) -> dict[str, float]:
+STEPS = ("submit", "pick+claim", "ack", "admit pass", "wall/job")
+
+
+def bookkeeping(backlogs: list[int], jobs: int, rounds: int) -> dict[int, dict[str, float]]:
     """Mean CPU ms per step (this thread's CPU time: the fsync waits of a loaded disk would
-    drown what the queue's size costs) for `jobs` jobs taken through submit, pick + claim,
-    and ack, with `backlog` jobs queued behind them; the runner's admission pass on that
-    queue; and the wall-clock ms of a whole job."""
+    drown what the queue's size costs) for jobs taken through submit, pick + claim, and ack,
+    with each backlog queued behind them; the runner's admission pass on that queue; and the
+    wall-clock ms of a whole job. The backlogs take turns, `rounds` times, so drift in the
+    machine's other work hits them alike; each figure is the median of its rounds."""
     request = JobRequest.model_validate({**PROBE, "params": {"argv": ["/bin/true"]}})
+    per_round = max(jobs // rounds, 1)
     with tempfile.TemporaryDirectory() as tmp:
-        db = Database.open(Path(tmp))
-        try:
+        queues: dict[int, tuple[JobQueue, Leases]] = {}
+        for backlog in backlogs:
+            (Path(tmp) / str(backlog)).mkdir()
+            db = Database.open(Path(tmp) / str(backlog))
             queue = JobQueue(db, max_queued=backlog + jobs + 10)
             fill(db, queue, backlog)
-            leases = Leases(queue, "bench", 30.0)
-            steps: dict[str, list[float]] = {
-                "submit": [],
-                "pick+claim": [],
-                "ack": [],
-                "admit pass": [],
-                "wall/job": [],
-            }
-            for _ in range(jobs):
-                wall, t0 = time.perf_counter(), time.thread_time()
-                job, _ = queue.submit(request, ADMIN)
-                t1 = time.thread_time()
-                first = next(queue.in_pick_order(queue.clock()))
-                assert first["id"] == job.job_id
-                assert leases.claim(job.job_id)
-                t2 = time.thread_time()
-                leases.finish(job.job_id, {"exit_code": 0})
-                t3, wall = time.thread_time(), time.perf_counter() - wall
-                held = total([BACKLOG.resources.model_copy(update={"threads": 1})])
-                admissible(queue.in_pick_order(queue.clock()), KIT, held, 3, queue.clock(), Gatekeeper())
-                t4 = time.thread_time()
-                for name, value in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, wall), strict=True):
-                    steps[name].append(value * 1000)
+            queues[backlog] = (queue, Leases(queue, "bench", 30.0))
+        try:
+            means: dict[int, dict[str, list[float]]] = {n: {s: [] for s in STEPS} for n in backlogs}
+            for _ in range(rounds):
+                for backlog, (queue, leases) in queues.items():
+                    steps = _cycle(queue, leases, request, per_round)
+                    for name, times in steps.items():
+                        means[backlog][name].append(statistics.fmean(times))
         finally:
-            db.close()
-    means = {name: statistics.fmean(times) for name, times in steps.items()}
-    means["per job"] = means["submit"] + means["pick+claim"] + means["ack"]
-    return means
+            for queue, _ in queues.values():
+                queue.db.close()
+    figures = {n: {name: statistics.median(values) for name, values in m.items()} for n, m in means.items()}
+    for row in figures.values():
+        row["per job"] = row["submit"] + row["pick+claim"] + row["ack"]
+    return figures
+
+
+def _cycle(queue: JobQueue, leases: Leases, request: JobRequest, jobs: int) -> dict[str, list[float]]:
+    steps: dict[str, list[float]] = {name: [] for name in STEPS}
+    for _ in range(jobs):
+        wall, t0 = time.perf_counter(), time.thread_time()
+        job, _ = queue.submit(request, ADMIN)
+        t1 = time.thread_time()
+        first = next(queue.in_pick_order(queue.clock()))
+        assert first["id"] == job.job_id
+        assert leases.claim(job.job_id)
+        t2 = time.thread_time()
+        leases.finish(job.job_id, {"exit_code": 0})
+        t3, wall = time.thread_time(), time.perf_counter() - wall
+        held = total([BACKLOG.resources.model_copy(update={"threads": 1})])
+        admissible(queue.in_pick_order(queue.clock()), KIT, held, 3, queue.clock(), Gatekeeper())
+        t4 = time.thread_time()
+        for name, value in zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, wall), strict=True):
+            steps[name].append(value * 1000)
+    return steps
 
 
 def agent_figures(backlog: int, probes: int, idle_s: float) -> dict[str, float]:
@@ -117,7 +131,11 @@ def agent_figures(backlog: int, probes: int, idle_s: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "agent"
         data.mkdir()
-        config = {"jobs_allowed_commands": ["/bin/true", "/bin/sleep"], "jobs_threads": 2}
+        config = {
+            "jobs_allowed_commands": ["/bin/true", "/bin/sleep"],
+            "jobs_threads": 2,
+            "jobs_max_queued": backlog + 1000,
+        }
         (data / "agent.json").write_text(json.dumps(config))
         db = Database.open(data)
         fill(db, JobQueue(db, max_queued=backlog + 100), backlog)
@@ -157,19 +175,21 @@ def main() -> None:
     parser.add_argument("--backlogs", type=int, nargs="+", default=[10, 1000, 100_000])
     parser.add_argument("--probes", type=int, default=15, help="jobs submitted to the real agent")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds the idle agent is watched")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the backlogs take")
     parser.add_argument("--no-agent", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = Database.open(Path(tmp))
         commit_ms = bare_commit_ms(db)
         db.close()
-    bookkeeping(10, 30)  # warm-up
-    rows = {n: bookkeeping(n, args.jobs) for n in args.backlogs}
+    bookkeeping([10], 30, 1)  # warm-up
+    rows = bookkeeping(args.backlogs, args.jobs, args.rounds)
     agents = {} if args.no_agent else {n: agent_figures(n, args.probes, args.idle) for n in args.backlogs}
     load = os.getloadavg()
     print(
-        f"job queue by backlog, {args.jobs} jobs measured each; {os.cpu_count()} CPUs, load average "
-        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; bare durable commit {commit_ms:.3f} ms"
+        f"job queue by backlog, {args.jobs} jobs measured each in {args.rounds} alternating rounds; "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; "
+        f"bare durable commit {commit_ms:.3f} ms"
     )
     names = list(next(iter(rows.values())))
     print(f"{'queued':>8}" + "".join(f"{n:>12}" for n in names) + "   (mean CPU ms; wall/job: wall ms)")
