@@ -17,6 +17,7 @@ import pytest
 
 from agent.jobs.errors import JobFailed
 from agent.jobs.kinds import _frames, stream
+from agent.jobs.kinds._model import load
 from agent.jobs.report import Reporter
 from agent.jobs.sources import stream_source
 from agent.toolkit.sessions import open_session
@@ -121,7 +122,7 @@ def test_a_watched_folder_reads_a_new_image_whose_time_is_not_later(tmp_path: Pa
     results = tmp_path / "results"
     results.mkdir()
     report = Reporter(io.StringIO(), results, spec["max_result_bytes"])
-    manifest, session = stream.load(spec, report)
+    manifest, session = load(spec, report)
     job = stream.StreamJob(spec, report, manifest, session)
     runner = threading.Thread(target=job.run)
     shutil.copy(images_dir() / "shapes-2.png", folder / "b.png")
