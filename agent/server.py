@@ -77,6 +77,7 @@ def _lifespan(state: AgentState) -> Lifespan:
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
             await asyncio.to_thread(state.jobs.stop)
+            await asyncio.to_thread(state.uploads.close)  # a checker kept ready goes too
 
     return lifespan
 

@@ -10,57 +10,29 @@ limit is below that); each job's model threads come from its own session options
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from agent.jobs.layout import SPARE_FLAG, THREAD_ENV, WORKER_MODULE
+from agent.warm import Warm, boot_command, die_with_the_agent, start_warm
+
+__all__ = ["WARM_KINDS", "Spare", "Spares", "die_with_the_agent", "worker_command", "worker_env"]
 
 SPARE_ERR = ".spare.err"  # what a spare says before it has a job (an import failure)
 # Kinds that run a model: what a spare has imported saves them a second or more. Others (a
 # command) start cold, as light as before, and never make a spare be kept.
 WARM_KINDS = frozenset({"batch-infer", "benchmark", "evaluate", "stream"})
-# Run as `python -c BOOT agent.jobs.worker ARGS`: the life line is watched before the agent
-# package is imported (a second or more on a busy kit), then the worker module runs. Before
-# even that, the kernel sends SIGTERM when the agent's thread that started the worker dies
-# (PR_SET_PDEATHSIG, set between fork and exec): a worker still starting up has nothing of
-# its own yet and just dies; once BOOT runs, SIGTERM or the end of the life line kills the
-# worker's whole group, with anything its job started.
-BOOT = """\
-import os, runpy, signal, sys, threading
-def die(*_):
-    if os.getpgrp() == os.getpid():
-        os.killpg(os.getpgrp(), signal.SIGKILL)
-    os.kill(os.getpid(), signal.SIGKILL)
-signal.signal(signal.SIGTERM, die)
-def watch():
-    while os.read(0, 4096):
-        pass
-    die()
-threading.Thread(target=watch, name="agent-watch", daemon=True).start()
-sys.argv = sys.argv[1:]
-runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
-"""
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def die_with_the_agent() -> None:
-    """`preexec_fn` of a worker: SIGTERM when the agent's starting thread dies (see BOOT).
-    Only a call into libc, loaded beforehand: nothing that could wait on a lock after fork."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def worker_command(*args: str) -> list[str]:
-    """The worker's command line; it names the worker module (and a cold worker's job), which is
-    how a restarted agent recognises a leftover worker."""
-    return [sys.executable, "-c", BOOT, WORKER_MODULE, *args]
+    """The worker's command line, under the shared BOOT (`agent/warm.py`; started with
+    `die_with_the_agent`, a worker dies with the agent even while starting up). It names the
+    worker module (and a cold worker's job), which is how a restarted agent recognises a
+    leftover worker."""
+    return boot_command(WORKER_MODULE, *args)
 
 
 def worker_env(threads: int) -> dict[str, str]:
@@ -73,15 +45,10 @@ def worker_env(threads: int) -> dict[str, str]:
     }
 
 
-@dataclass
-class Spare:
-    process: subprocess.Popen[bytes]
-    job_pipe: IO[bytes]  # where its job's line is written
-
+class Spare(Warm):
     def hand(self, folder: Path, job_id: str, threads: int, at: float) -> None:
         """Give the spare its job; its stdin stays open as its life line."""
-        with self.job_pipe:
-            self.job_pipe.write(f"{folder}\t{job_id}\t{threads}\t{at}\n".encode())
+        self.send(f"{folder}\t{job_id}\t{threads}\t{at}")
 
 
 class Spares:
@@ -101,8 +68,8 @@ class Spares:
             return None
         self.wanted = self.enabled
         spare, self._spare = self._spare, None
-        if spare is not None and spare.process.poll() is not None:
-            _let_go(spare)  # it died waiting (killed by hand, an import failed): start cold
+        if spare is not None and not spare.alive():
+            spare.let_go()  # it died waiting (killed by hand, an import failed): start cold
             return None
         return spare
 
@@ -111,26 +78,18 @@ class Spares:
         if not self.wanted or self._spare is not None:
             return
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        read, write = os.pipe()
-        try:
-            with (self.jobs_dir / SPARE_ERR).open("wb") as err:
-                process = subprocess.Popen(
-                    worker_command(SPARE_FLAG, str(self.jobs_dir), str(read)),
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    start_new_session=True,
-                    env=worker_env(1),
-                    cwd=self.jobs_dir,
-                    pass_fds=(read,),
-                    preexec_fn=die_with_the_agent,
-                )
-        except BaseException:
-            os.close(write)
-            raise
-        finally:
-            os.close(read)
-        self._spare = Spare(process, os.fdopen(write, "wb"))
+        with (self.jobs_dir / SPARE_ERR).open("wb") as err:
+            warm = start_warm(
+                WORKER_MODULE,
+                [SPARE_FLAG, str(self.jobs_dir)],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,
+                env=worker_env(1),
+                cwd=self.jobs_dir,
+                preexec_fn=die_with_the_agent,
+            )
+        self._spare = Spare(warm.process, warm.job_pipe)
 
     def close(self) -> None:
         spare, self._spare = self._spare, None
@@ -138,10 +97,4 @@ class Spares:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(spare.process.pid, signal.SIGKILL)
             spare.process.wait(5)
-            _let_go(spare)
-
-
-def _let_go(spare: Spare) -> None:
-    for pipe in (spare.job_pipe, spare.process.stdin, spare.process.stdout):
-        if pipe is not None:
-            pipe.close()
+            spare.let_go()

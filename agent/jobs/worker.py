@@ -10,7 +10,7 @@ the numeric libraries and the kinds, then waits for one line on the pipe FD,
 its own folder (which is how a restarted agent recognises it), with its stderr in the job's
 `worker.err`. One spare runs one job, then exits, as a cold worker does.
 
-The agent starts either through `spares.BOOT`, which watches the life line (stdin) before
+The agent starts either through `agent.warm.BOOT`, which watches the life line (stdin) before
 anything is imported, so a worker dies with its agent even while it is still starting.
 """
 
@@ -39,6 +39,7 @@ from agent.jobs.layout import (
 )
 from agent.jobs.report import Reporter
 from agent.toolkit.durable import write_atomic
+from agent.warm import read_line
 
 FAILED_EXIT = 1
 
@@ -46,7 +47,7 @@ FAILED_EXIT = 1
 def main(argv: list[str]) -> int:
     if argv[0] == SPARE_FLAG:
         _warm_up()
-        job = _job_line(int(argv[2]))
+        job = read_line(int(argv[2]))
         if job is None:  # the agent let the spare go without a job
             return 0
         folder, handed_at = _take_job(job)
@@ -109,18 +110,6 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
 
         return stream.run(spec, report)
     raise PermanentFailure(f"this worker does not know job kind {kind!r}")
-
-
-def _job_line(fd: int) -> str | None:
-    """The one line the agent writes on the job pipe, or None when it closes it unwritten."""
-    line = b""
-    while b"\n" not in line:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return None
-        line += chunk
-    os.close(fd)
-    return line.decode().rstrip("\n")
 
 
 def _warm_up() -> None:

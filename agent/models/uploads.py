@@ -4,12 +4,19 @@ A client creates an upload with the manifest, sends bytes with PATCH at the
 offset the agent reports, and commits. The data lands in a temp file under
 `models/.uploads/` (same filesystem as the store, so install is a rename);
 the serving version is untouched until a verified file is installed.
+
+The file's sha256 is worked out as its bytes are written (`_Running`), so the commit need not
+read 100 MB again; the commit reads it again whenever that sum does not cover exactly the
+bytes on disk (the agent restarted mid-upload, a write failed). A checker process is started
+while the bytes arrive (`verifier.Verifier`) and is ready, ONNX Runtime imported, at commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -23,10 +30,12 @@ from typing import BinaryIO
 from agent.db import Database
 from agent.errors import Conflict, Invalid, NoRoom, NotFound, TooLarge
 from agent.models.store import ModelStore
+from agent.models.verifier import VerificationFailed, Verifier
 from agent.spool import async_spool
 from agent.wire import Manifest, ModelInfo, UploadRequest, UploadStatus
 
 STALE_AFTER_S = 7 * 86400  # a half-sent model is kept a week for the link to come back
+log = logging.getLogger(__name__)
 
 
 class Uploads:
@@ -39,7 +48,13 @@ class Uploads:
         self.root.mkdir(parents=True, exist_ok=True)
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
+        self._sums: dict[str, _Running] = {}  # upload id -> sha256 of the bytes written so far
+        self._verifier = Verifier()
         self.recover()
+
+    def close(self) -> None:
+        """Let a checker process kept ready go (the agent stops)."""
+        self._verifier.close()
 
     def recover(self) -> None:
         """After a restart: re-open interrupted verifications, expire stale uploads, drop orphans."""
@@ -132,9 +147,18 @@ class Uploads:
                 )
             if declared is not None and current + declared > row["size"]:
                 raise _too_long(row["size"], current, declared)
-            await self._write(path, current, row["size"], body)
+            await asyncio.to_thread(self._verifier.prepare)  # it imports while the bytes arrive
+            running = self._running(upload_id, current)
+            try:
+                await self._write(path, current, row["size"], body, running)
+            finally:
+                if running.offset != _size_of(path):  # a write failed part way (or it was replaced)
+                    self._sums.pop(upload_id, None)
         self._touch(upload_id)
-        return self.status(upload_id)
+        status = self.status(upload_id)
+        if status.offset < status.size and not self._busy:
+            self._verifier.release()  # the link dropped: no checker idles until it comes back
+        return status
 
     async def commit(self, upload_id: str) -> ModelInfo:
         """Verify the complete file and install it; the serving version changes only if asked."""
@@ -152,12 +176,10 @@ class Uploads:
                 )
             self._set_state(upload_id, "verifying")
             manifest = Manifest.model_validate_json(row["manifest"])
-            # here, not at the top: the checks' imports (numpy, Pillow, the decoders) would
-            # sit in an idle agent's memory for the rare upload
-            from agent.models.verify import VerificationFailed, verify
-
+            running = self._sums.pop(upload_id, None)
+            digest = running.hexdigest() if running and running.offset == received else None
             try:
-                await asyncio.to_thread(verify, path, manifest)
+                times = await asyncio.to_thread(self._verifier.verify, path, manifest, digest)
             except VerificationFailed as exc:
                 self._fail_now(upload_id, str(exc))
                 raise Invalid(
@@ -165,8 +187,11 @@ class Uploads:
                     f"the model was refused: {exc}",
                     "the serving version is unchanged; fix the model or manifest",
                 ) from None
+            started = time.perf_counter()
             await asyncio.to_thread(self._store.install, manifest, path)
             self._set_state(upload_id, "installed")
+            times["install"] = time.perf_counter() - started
+            log.info("%s %s installed; %s", manifest.name, manifest.version, _stages(times, digest))
         if row["activate"]:
             return self._store.activate(manifest.name, manifest.version)
         return self._store.info(manifest.name)
@@ -178,15 +203,22 @@ class Uploads:
 
     # internals ----------------------------------------------------------------
 
-    async def _write(self, path: Path, current: int, size: int, body: AsyncIterator[bytes]) -> None:
+    async def _write(
+        self, path: Path, current: int, size: int, body: AsyncIterator[bytes], running: _Running
+    ) -> None:
         def admit(received: int) -> None:
             if current + received > size:
                 raise _too_long(size, current, received)
 
         handle = await asyncio.to_thread(path.open, "ab")  # the disk may be slow: off the loop
+
+        def write(data: bytes) -> None:
+            handle.write(data)
+            running.update(data)  # only once written: the sum never covers a byte not on disk
+
         try:
             try:
-                await async_spool(body, handle.write, admit)
+                await async_spool(body, write, admit)
             finally:
                 await asyncio.to_thread(_sync_and_close, handle)
         except OSError as exc:
@@ -222,6 +254,18 @@ class Uploads:
             size=manifest.size_bytes,
             state="installed",
         )
+
+    def _running(self, upload_id: str, current: int) -> _Running:
+        """The running sum of this upload's bytes, if it covers exactly the `current` on disk;
+        else a new one from byte 0, or one that is never used (the commit reads the file again)."""
+        running = self._sums.get(upload_id)
+        if running is None or running.offset != current:
+            running = _Running(current)  # after a restart nothing is known of the bytes on disk
+            if current == 0:
+                self._sums[upload_id] = running
+            else:
+                self._sums.pop(upload_id, None)
+        return running
 
     def _claim(self, upload_id: str) -> _Claim:
         return _Claim(self, upload_id)
@@ -271,6 +315,7 @@ class Uploads:
             "UPDATE uploads SET state = 'failed', error = ?, updated_at = ? WHERE id = ?",
             (error, time.time(), upload_id),
         )
+        self._sums.pop(upload_id, None)
         self._data(upload_id).unlink(missing_ok=True)
 
 
@@ -280,6 +325,34 @@ def _too_long(size: int, at: int, sent: int) -> TooLarge:
         f"{sent} bytes from byte {at} would pass the model's {size} bytes",
         f"send at most {size - at} bytes from byte {at}",
     )
+
+
+class _Running:
+    """The sha256 of an upload's bytes from byte 0, fed in order as they are written."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self._sum = hashlib.sha256()
+        self.offset = offset  # the bytes the sum covers (when it was started at 0)
+
+    def update(self, data: bytes) -> None:
+        self._sum.update(data)
+        self.offset += len(data)
+
+    def hexdigest(self) -> str:
+        return self._sum.hexdigest()
+
+
+def _stages(times: dict[str, float], digest: str | None) -> str:
+    """`stage 0.123 s, ...` for the log: where a deploy's checks spent their time."""
+    hashed = "sha256 as it arrived" if digest else "sha256 read again"
+    return ", ".join(f"{stage} {seconds:.3f} s" for stage, seconds in times.items()) + f" ({hashed})"
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
 
 
 def _sync_and_close(handle: BinaryIO) -> None:

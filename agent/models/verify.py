@@ -1,23 +1,30 @@
-"""Check a model file against its manifest before it may be installed.
+"""Check a model file against its manifest before it may be installed: the child's side.
 
-Runs in a child process (`python -m agent.models.verify FILE MANIFEST`): a model
-that crashes or hangs ONNX Runtime must not take the agent down with it.
+Runs in a child process a model that crashes or hangs ONNX Runtime cannot take the agent
+down with: kept ready by the agent (`--ready FD`, see `verifier.py`: it imports ONNX Runtime,
+then waits for `FILE<TAB>MANIFEST-JSON` on the pipe FD), or by hand
+(`python -m agent.models.verify FILE -`, the manifest on stdin). It prints one JSON line,
+`{"problem": null | "what is wrong", "times": {stage: seconds}, "got": monotonic time}`,
+and exits 0 when the model passed, 1 when it did not.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from agent.models import decode
+from agent.models.verifier import READY_FLAG, VerificationFailed
 from agent.toolkit import onnxfile
 from agent.toolkit.errors import Refusal
-from agent.toolkit.hashing import sha256_file
 from agent.toolkit.sessions import seeded_input
+from agent.warm import read_line
 from agent.wire import Manifest
+
+__all__ = ["VerificationFailed", "check_in_process", "check_self_contained", "main"]
 
 _ORT_TYPES = {
     "float32": "tensor(float)",
@@ -27,49 +34,31 @@ _ORT_TYPES = {
 }
 
 
-class VerificationFailed(Exception):
-    """The model does not match its manifest; str() says how."""
-
-
-def verify(path: Path, manifest: Manifest, timeout: float = 300.0) -> None:
-    """Size, sha256, then ONNX Runtime load, signature and golden check in a child process."""
-    size = path.stat().st_size
-    if size != manifest.size_bytes:
-        raise VerificationFailed(f"the file has {size} bytes, the manifest says {manifest.size_bytes}")
-    digest = sha256_file(path)
-    if digest != manifest.sha256:
-        raise VerificationFailed(
-            f"sha256 mismatch: the file is {digest}, the manifest says "
-            f"{manifest.sha256}; the upload was damaged or the manifest is wrong"
-        )
-    program = [sys.executable, "-m", "agent.models.verify", str(path), "-"]
-    try:
-        done = subprocess.run(
-            program,
-            input=manifest.model_dump_json(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise VerificationFailed(f"ONNX Runtime did not load the model within {timeout:g} s") from None
-    if done.returncode != 0:
-        problem = done.stdout.strip() or f"the checker died ({done.returncode}): {done.stderr[-300:]}"
-        raise VerificationFailed(problem)
-
-
-def check_in_process(path: Path, manifest: Manifest) -> None:
-    """Load with ONNX Runtime and compare signature and golden outputs. Raises VerificationFailed."""
-    import numpy as np
+def check_in_process(path: Path, manifest: Manifest, times: dict[str, float] | None = None) -> None:
+    """Load with ONNX Runtime and compare signature and golden outputs. Raises VerificationFailed.
+    `times` gets the seconds spent in each stage: check, load, run."""
     import onnxruntime as ort
 
-    check_self_contained(path)  # before ONNX Runtime opens the file, never after
+    times = {} if times is None else times
+    started = time.perf_counter()
+    data = path.read_bytes()  # read once: ONNX Runtime is given exactly the bytes checked
+    check_self_contained(path, data)  # before ONNX Runtime sees the bytes, never after
+    times["check"], started = time.perf_counter() - started, time.perf_counter()
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise VerificationFailed(f"ONNX Runtime cannot load the file: {_first_line(exc)}") from None
+    finally:
+        del data
+    times["load"], started = time.perf_counter() - started, time.perf_counter()
     _check_signature(session, manifest)
+    _check_golden(session, manifest)
+    times["run"] = time.perf_counter() - started
+
+
+def _check_golden(session: Any, manifest: Manifest) -> None:
+    import numpy as np
+
     if manifest.golden is not None:
         model_input = session.get_inputs()[0]
         data = seeded_input(model_input, manifest.input.dtype, manifest.golden.seed)
@@ -86,10 +75,10 @@ def check_in_process(path: Path, manifest: Manifest) -> None:
                 )
 
 
-def check_self_contained(path: Path) -> None:
+def check_self_contained(path: Path, data: bytes | None = None) -> None:
     """The toolkit's check (`agent.toolkit.onnxfile`), as a VerificationFailed."""
     try:
-        onnxfile.check_self_contained(path)
+        onnxfile.check_self_contained(path, data)
     except Refusal as exc:
         raise VerificationFailed(exc.message) from None
 
@@ -163,14 +152,36 @@ def _first_line(exc: Exception) -> str:
 
 
 def main(argv: list[str]) -> int:
-    path = Path(argv[0])
-    manifest = Manifest.model_validate(json.loads(sys.stdin.read()))
+    if argv[0] == READY_FLAG:
+        _warm_up()
+        line = read_line(int(argv[1]))
+        if line is None:  # let go without a model: no upload needs it any more
+            return 0
+        got = time.monotonic()
+        name, manifest_json = line.split("\t", 1)
+        path, manifest = Path(name), Manifest.model_validate_json(manifest_json)
+    else:
+        got = time.monotonic()
+        path, manifest = Path(argv[0]), Manifest.model_validate(json.loads(sys.stdin.read()))
+    times: dict[str, float] = {}
     try:
-        check_in_process(path, manifest)
+        check_in_process(path, manifest, times)
     except VerificationFailed as exc:
-        print(exc)
+        print(json.dumps({"problem": str(exc), "times": times, "got": got}), flush=True)
         return 1
+    print(json.dumps({"problem": None, "times": times, "got": got}), flush=True)
     return 0
+
+
+def _warm_up() -> None:
+    """What a check needs, imported before its model comes."""
+    try:
+        import numpy  # noqa: F401
+        import onnxruntime  # noqa: F401
+
+        onnxfile.preload()
+    except Exception:  # the check imports it again and fails there, with its own message
+        return
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ before ONNX Runtime sees it, and the app never sends one; both call `check_self_
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -43,18 +44,44 @@ def external_data_of(model: Any) -> list[tuple[str, str]]:
         ):
             location = next((e.value for e in message.external_data if e.key == "location"), "")
             found.add((message.name, location))
-        for field, value in message.ListFields():
-            if field.message_type is None:
-                continue
-            items = [value] if hasattr(value, "ListFields") else value
-            stack.extend(item for item in items if hasattr(item, "ListFields"))
+        stack.extend(_submessages(message))
     return sorted(found)
 
 
-def check_self_contained(path: Path) -> None:
+def _submessages(message: Any) -> list[Any]:
+    """The messages set in `message`'s fields. Only message-typed fields are looked at: asking
+    for every set field (`ListFields`) would copy each tensor's `raw_data`, 100 MB for a
+    100 MB model, for nothing."""
+    found: list[Any] = []
+    for field in _message_fields(message.DESCRIPTOR):
+        if _is_repeated(field):
+            value = getattr(message, field.name)
+            found.extend(value.values() if field.message_type.GetOptions().map_entry else value)
+        elif message.HasField(field.name):  # never an unset one: its default would be walked
+            found.append(getattr(message, field.name))
+    return [item for item in found if hasattr(item, "ListFields")]
+
+
+_FIELDS: dict[str, list[Any]] = {}
+
+
+def _message_fields(descriptor: Any) -> list[Any]:
+    fields = _FIELDS.get(descriptor.full_name)
+    if fields is None:
+        fields = _FIELDS[descriptor.full_name] = [f for f in descriptor.fields if f.message_type]
+    return fields
+
+
+def _is_repeated(field: Any) -> bool:
+    repeated = getattr(field, "is_repeated", None)  # protobuf >= 5.28; `label` before it
+    return bool(repeated) if repeated is not None else field.label == field.LABEL_REPEATED
+
+
+def check_self_contained(path: Path, data: bytes | None = None) -> None:
     """Refuse (TooLarge, BadInput, Invalid) a file that is not one self-contained ONNX model.
-    Parsed as onnx's ModelProto; nothing it names is read."""
-    size = path.stat().st_size
+    Parsed as onnx's ModelProto; nothing it names is read. `data` is the file's bytes when the
+    caller has read them already (to hash them, or to give ONNX Runtime exactly what was checked)."""
+    size = path.stat().st_size if data is None else len(data)
     if size > MAX_ONNX_BYTES:  # protobuf cannot hold it: such a model keeps its weights elsewhere
         raise TooLarge(
             "model_too_large",
@@ -64,7 +91,7 @@ def check_self_contained(path: Path) -> None:
         )
     model = _model_proto()()
     try:
-        model.ParseFromString(path.read_bytes())
+        model.ParseFromString(path.read_bytes() if data is None else data)
     except Exception:  # protobuf raises several types on a file that is not ONNX
         raise BadInput(
             "not_onnx",
@@ -85,6 +112,12 @@ def check_self_contained(path: Path) -> None:
         )
 
 
+def preload() -> None:
+    """Load the parser now, in a process kept ready for checks, instead of in the first check."""
+    _model_proto()
+
+
+@functools.cache
 def _model_proto() -> Any:
     """onnx's ModelProto class from its generated protobuf module alone: `import onnx` costs
     seconds (its ml_dtypes) in every verification, and only this class is needed."""
