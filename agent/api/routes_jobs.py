@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from agent.api.auth import require
@@ -22,6 +22,8 @@ from agent.wire import (
     NAME_PATTERN,
     RESULT_FILES,
     DatasetInfo,
+    DatasetUpload,
+    DatasetUploadRequest,
     JobInfo,
     JobKind,
     JobLogs,
@@ -168,6 +170,53 @@ async def upload_dataset(request: Request, name: DatasetName, _: Operator) -> Da
     422 bad archive; 507 no room to unpack it; 499 in the audit log when the link drops."""
     body = body_of(request, f"dataset {name}", "nothing of it is kept: send it again")
     return await _jobs(request).datasets.upload(name, body, declared_length(request))
+
+
+@jobs_router.post(
+    "/v1/datasets/{name}/upload",
+    response_model=DatasetUpload,
+    responses=error_responses(401, 403, 409, 413, 422, 507),
+)
+def start_dataset_upload(
+    request: Request, name: DatasetName, body: DatasetUploadRequest, _: Operator
+) -> DatasetUpload:
+    """Start a resumable upload of a dataset archive of `size` bytes, or resume one of that size:
+    send from `offset`. 200; 401; 403; 409 the dataset exists; 413 over the limit; 507 no room."""
+    return _jobs(request).dataset_uploads.start(name, body.size)
+
+
+@jobs_router.patch(
+    "/v1/datasets/{name}/upload",
+    response_model=DatasetUpload,
+    openapi_extra={"requestBody": _TAR},
+    responses=error_responses(401, 403, 409, 422, 507),
+)
+async def append_dataset_upload(
+    request: Request,
+    name: DatasetName,
+    _: Operator,
+    upload_offset: Annotated[int, Header(ge=0, le=MAX_INT64)],
+) -> DatasetUpload:
+    """Append archive bytes at `Upload-Offset`, which must be where the kit stands. 200; 401; 403;
+    409 another offset, more than announced, or not started; 507; 499 in the log when the link drops."""
+    body = body_of(
+        request,
+        f"dataset {name}",
+        "the bytes that arrived are kept: send the same dataset again to resume",
+    )
+    return await _jobs(request).dataset_uploads.append(name, upload_offset, body)
+
+
+@jobs_router.post(
+    "/v1/datasets/{name}/upload/commit",
+    response_model=DatasetInfo,
+    status_code=201,
+    responses=error_responses(401, 403, 409, 413, 422, 507),
+)
+async def commit_dataset_upload(request: Request, name: DatasetName, _: Operator) -> DatasetInfo:
+    """Unpack the complete archive as dataset `name`. 201; 401; 403; 409 bytes missing or the
+    dataset exists; 413 too large or too many files unpacked; 422 bad archive; 507 no room."""
+    return await _jobs(request).dataset_uploads.finish(name)
 
 
 @jobs_router.get("/v1/datasets", response_model=list[DatasetInfo], responses=error_responses(401))

@@ -48,22 +48,34 @@ class Datasets:
         if target.exists():
             raise _exists(name)
         if declared is not None:
-            self._admit(declared)
-            self._check_space(2 * declared)  # the archive, and its unpacked copy to come
+            self.admit(declared)
+            self.check_space(2 * declared)  # the archive, and its unpacked copy to come
         fd, archive = tempfile.mkstemp(prefix=_STAGING, suffix=".tar", dir=self.root)
         try:
-            handle = os.fdopen(fd, "wb")
             try:
-                await self._receive(body, handle.write)
-            finally:
-                await asyncio.to_thread(handle.close)  # flushes the last bytes: the disk may be slow
-            await asyncio.to_thread(self._unpack, Path(archive), target)
+                handle = os.fdopen(fd, "wb")
+                try:
+                    await self._receive(body, handle.write)
+                finally:
+                    await asyncio.to_thread(handle.close)  # flushes the last bytes: the disk may be slow
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                raise _disk_full() from None
+            return await self.unpack_archive(name, Path(archive))
+        finally:
+            Path(archive).unlink(missing_ok=True)
+
+    async def unpack_archive(self, name: str, archive: Path) -> DatasetInfo:
+        """Measure and unpack a received archive into dataset `name` (a one-piece upload's, or
+        a resumable one's once complete)."""
+        target = self.root / check_name(name)
+        try:
+            await asyncio.to_thread(self._unpack, archive, target)
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
             raise _disk_full() from None
-        finally:
-            Path(archive).unlink(missing_ok=True)
         return self.info(name)
 
     async def _receive(self, body: AsyncIterator[bytes], write: Callable[[bytes], object]) -> None:
@@ -71,15 +83,16 @@ class Datasets:
 
         def admit(size: int) -> None:
             nonlocal checked
-            self._admit(size)
+            self.admit(size)
             if size // _SPACE_CHECK != checked // _SPACE_CHECK:
-                self._check_space(2 * size)  # the archive, and its unpacked copy to come
+                self.check_space(2 * size)  # the archive, and its unpacked copy to come
                 checked = size
 
         size = await async_spool(body, write, admit)  # written off the event loop
-        self._check_space(size)  # room to unpack beside the archive
+        self.check_space(size)  # room to unpack beside the archive
 
-    def _admit(self, size: int) -> None:
+    def admit(self, size: int) -> None:
+        """Refuse an archive larger than the kit takes (413)."""
         if size > self.max_bytes:
             raise TooLarge(
                 "dataset_too_large",
@@ -87,7 +100,8 @@ class Datasets:
                 "split it, or raise max_dataset_bytes in agent.json",
             )
 
-    def _check_space(self, needed: int) -> None:
+    def check_space(self, needed: int) -> None:
+        """Refuse what would eat into the reserve of free space (507)."""
         free = shutil.disk_usage(self.root).free
         if free - needed < self.reserve_bytes:
             raise NoRoom(
@@ -99,7 +113,7 @@ class Datasets:
 
     def _unpack(self, archive: Path, target: Path) -> None:
         contents = archives.survey(archive, self.max_bytes, self.max_files)
-        self._check_space(contents.disk_bytes)  # what it unpacks to, not what was sent
+        self.check_space(contents.disk_bytes)  # what it unpacks to, not what was sent
         staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self.root))
         try:
             archives.unpack(archive, staging, contents)

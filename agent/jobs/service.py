@@ -14,6 +14,7 @@ from agent.db import Database
 from agent.errors import Invalid
 from agent.jobs.admission import Capacity, waiting_reason
 from agent.jobs.credentials import SourceSecrets
+from agent.jobs.dataset_uploads import DatasetUploads
 from agent.jobs.datasets import Datasets
 from agent.jobs.files import JobFiles
 from agent.jobs.layout import RESULTS
@@ -62,6 +63,7 @@ class Jobs:
             settings.disk_reserve_bytes,
             settings.max_dataset_files,
         )
+        self.dataset_uploads = DatasetUploads(self.datasets)  # the same archives, resumably
         config = RunnerConfig(
             max_running=settings.jobs_max_running,
             aging_s=settings.jobs_aging_s,

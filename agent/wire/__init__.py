@@ -29,6 +29,8 @@ from agent.wire.common import (
     TxtRecord,
     error_responses,
 )
+from agent.wire.datasets import DatasetUpload, DatasetUploadRequest
+from agent.wire.evaluation import CONFUSIONS_KEPT, Confusion, EvaluateResult, LabelScore
 from agent.wire.facts import FactFamilies, Facts, Metrics, MetricSample
 from agent.wire.facts_families import (
     Accelerator,
@@ -130,6 +132,7 @@ __all__ = [
     "AUDIT_GENESIS",
     "AUDIT_REFUSALS",
     "AUDIT_SEGMENT",
+    "CONFUSIONS_KEPT",
     "CONTROL_CHARACTERS",
     "FINISHED_STATES",
     "HEALTH_PATH",
@@ -156,11 +159,14 @@ __all__ = [
     "ChainCheck",
     "Classification",
     "CommandParams",
+    "Confusion",
     "CpuFacts",
     "CpuFlags",
     "CpuFrequency",
     "DataDir",
     "DatasetInfo",
+    "DatasetUpload",
+    "DatasetUploadRequest",
     "DbRecovered",
     "Detection",
     "DetectionFormat",
@@ -168,6 +174,7 @@ __all__ = [
     "DisksFacts",
     "ErrorBody",
     "EvaluateParams",
+    "EvaluateResult",
     "FactFamilies",
     "FactFamily",
     "FactRecord",
@@ -191,6 +198,7 @@ __all__ = [
     "JobSubmission",
     "KitFacts",
     "KitIdentity",
+    "LabelScore",
     "Manifest",
     "MemoryFacts",
     "MetricSample",

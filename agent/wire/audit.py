@@ -49,6 +49,7 @@ AUDITED_CALLS: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/jobs/{job_id}/cancel", "job.cancel"),
     ("DELETE", "/v1/jobs/{job_id}", "job.delete"),
     ("PUT", "/v1/datasets/{name}", "dataset.upload"),
+    ("POST", "/v1/datasets/{name}/upload/commit", "dataset.upload"),  # a resumed upload, complete
     ("DELETE", "/v1/datasets/{name}", "dataset.delete"),
     ("POST", "/v1/schedules", "schedule.create"),
     ("PATCH", "/v1/schedules/{schedule_id}", "schedule.update"),

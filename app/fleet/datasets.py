@@ -18,7 +18,7 @@ from pathlib import Path
 
 from agent.wire import DatasetInfo
 from app.fleet.client import KitClient
-from app.fleet.errors import AgentError, Error
+from app.fleet.errors import AgentError, Error, KitUnreachable
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -34,6 +34,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})  # what t
 BLOCK = 512
 CHUNK = 1 << 20
 _END = bytes(2 * BLOCK)  # two zero blocks close a tar archive
+_RESUMES = 3  # times a dropped upload is resumed at once, before the technician is told
+_KNOWN_404 = frozenset({"dataset_not_found"})  # a 404 the kit means, not a route it lacks
 
 
 class DatasetError(Error):
@@ -103,17 +105,39 @@ def _entry(path: Path, name: str, size: int, mtime: float) -> _Entry:
 async def async_ensure(
     client: KitClient, dataset: LocalDataset, sent: Callable[[int], None] | None = None
 ) -> DatasetInfo:
-    """The dataset on the kit: found there from an earlier send, else uploaded with its length
-    declared (so a kit refuses one over its limits or its free space before a byte goes)."""
+    """The dataset on the kit: found there from an earlier send, else uploaded resumably (its
+    length announced first, so a kit refuses one over its limits or its free space before a
+    byte goes; a dropped link is resumed from where the kit stands, here or by sending again)."""
     known = {d.name: d for d in await client.datasets()}
     if dataset.name in known:
         return known[dataset.name]
     try:
-        return await client.upload_dataset(dataset.name, async_tar_chunks(dataset, sent), dataset.size)
+        return await _resumable(client, dataset, sent)
     except AgentError as exc:
+        if exc.status in (404, 405) and exc.error not in _KNOWN_404:  # a kit from before resuming
+            return await client.upload_dataset(dataset.name, async_tar_chunks(dataset, sent), dataset.size)
         if exc.error != "dataset_exists":  # a concurrent send won the race: same files, same name
             raise
         return next(d for d in await client.datasets() if d.name == dataset.name)
+
+
+async def _resumable(
+    client: KitClient, dataset: LocalDataset, sent: Callable[[int], None] | None
+) -> DatasetInfo:
+    for attempt in range(_RESUMES + 1):
+        status = await client.start_dataset_upload(dataset.name, dataset.size)
+        if status.offset >= status.size:
+            break
+        try:
+            await client.send_dataset(
+                dataset.name, status.offset, async_tar_chunks(dataset, sent, status.offset)
+            )
+            break
+        except KitUnreachable:
+            if attempt == _RESUMES:
+                raise
+            await asyncio.sleep(2.0**attempt)  # the link dropped: the kit keeps what came
+    return await client.commit_dataset(dataset.name)
 
 
 def _entries(folder: Path) -> tuple[list[_Entry], str]:
@@ -134,29 +158,39 @@ def _entries(folder: Path) -> tuple[list[_Entry], str]:
 
 
 async def async_tar_chunks(
-    dataset: LocalDataset, sent: Callable[[int], None] | None = None
+    dataset: LocalDataset, sent: Callable[[int], None] | None = None, start: int = 0
 ) -> AsyncIterator[bytes]:
-    """The archive as a stream of chunks; `sent` hears the bytes produced so far."""
+    """The archive as a stream of chunks from byte `start` (the same bytes every time for the
+    same files, so an upload resumes); `sent` hears the bytes produced so far."""
     produced = 0
     for entry in dataset.entries:
-        async for chunk in _member(entry):
+        if produced + entry.stored <= start:  # all before the resumed part: not even read
+            produced += entry.stored
+            continue
+        skip = max(0, start - produced)
+        produced += skip
+        async for chunk in _member(entry, skip):
             produced += len(chunk)
             yield chunk
             if sent:
                 sent(produced)
-    yield _END
+    yield _END[max(0, start - produced) :]
     if sent:
         sent(produced + len(_END))
 
 
-async def _member(entry: _Entry) -> AsyncIterator[bytes]:
-    yield entry.header
-    remaining = entry.size
+async def _member(entry: _Entry, skip: int = 0) -> AsyncIterator[bytes]:
+    """A member's header, data and padding, less its first `skip` bytes (a resumed upload's)."""
+    if skip < len(entry.header):
+        yield entry.header[skip:]
+    into_data = max(0, skip - len(entry.header))
+    remaining = entry.size - min(into_data, entry.size)
     try:
         handle = entry.path.open("rb")
     except OSError as exc:
         raise DatasetError(f"cannot read {entry.path}: {exc.strerror or exc}; send the folder again") from exc
     with handle:
+        handle.seek(entry.size - remaining)
         while remaining:
             chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
             if not chunk:
@@ -165,7 +199,8 @@ async def _member(entry: _Entry) -> AsyncIterator[bytes]:
             yield chunk
         if remaining or handle.read(1):  # the header promised a size: a changed file breaks the tar
             raise DatasetError(f"{entry.path} changed while it was being sent; send the folder again")
-    if pad := _padding(entry.size):
+    pad = _padding(entry.size) - max(0, into_data - entry.size)
+    if pad > 0:
         yield bytes(pad)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from agent.wire import AuditEntry, JobInfo, format_device_id
 from app.fleet import summary
 from app.fleet.alerts import Alert
+from app.fleet.evaluation import evaluation, label_rows, most_confused, percent
 from app.fleet.ops import KitView, model_rows
 from app.fleet.report_data import FleetReport, KitReport
 from app.fleet.svg_chart import Series, line_chart
@@ -44,6 +45,7 @@ def render(report: FleetReport) -> str:
         _hardware(report.kits),
         _models(report.kits),
         _jobs(report.kits),
+        _evaluations(report.kits),
         _charts(report.kits),
         _alerts(report.alerts),
         _audit(report),
@@ -243,6 +245,29 @@ def _figures(job: JobInfo) -> str:
         )
     shown = {k: v for k, v in result.items() if isinstance(v, (int, float, str)) and len(str(v)) < 80}
     return _e(", ".join(f"{k} {v}" for k, v in list(shown.items())[:6]))
+
+
+def _evaluations(kits: list[KitReport]) -> str:
+    """Each finished evaluation's per-label table and the pairs its model confuses most."""
+    parts = []
+    for k in kits:
+        for job in k.view.snapshot.jobs if k.view.snapshot else []:
+            scored = evaluation(job.result) if job.kind == "evaluate" and job.state == "done" else None
+            if scored is None or not scored.per_label:
+                continue
+            model = f"{(job.result or {}).get('model', '')} {(job.result or {}).get('version', '')}"
+            rows = [
+                [_e(r.label), _num(r.precision, "{:.1%}"), _num(r.recall, "{:.1%}"), _num(r.images)]
+                for r in label_rows(scored)
+            ]
+            confused = [[_e(c.actual), _e(c.predicted), _num(c.count)] for c in most_confused(scored)]
+            parts.append(
+                f"<h3>{_e(k.view.kit.name)}: {_e(model.strip())} (job {_e(job.job_id[:12])}, "
+                f"top-1 {_e(percent(scored.top1_accuracy))})</h3>"
+                + _table(["Label", "Precision", "Recall", "Images"], rows)
+                + _table(["Actual", "Predicted as", "Images"], confused, "no image was mistaken")
+            )
+    return "<h2>Evaluations</h2>" + "".join(parts) if parts else ""
 
 
 def _charts(kits: list[KitReport]) -> str:

@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
@@ -235,6 +237,10 @@ def test_a_job_goes_to_a_tags_kits_with_gates_retries_and_timeout_and_misses_non
         lambda: (r := window.model.row(ids[1])) is not None and r.row_status == "online", timeout=WAIT_MS
     )
     dialog.submit_button.click()
+    if psutil.sensors_battery() is None or not any(psutil.sensors_temperatures().values()):
+        # queued, and the dialog stays to say a gate has no sensor behind it on this machine
+        qtbot.waitUntil(lambda: "gate not enforceable" in dialog.error.text(), timeout=60_000)
+        dialog.buttons.rejected.emit()  # Close
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=60_000)
     queued = queues(settings)
     assert [len(queued[name]) for name in ("north-a", "north-b", "south-c")] == [1, 1, 0]

@@ -4,6 +4,7 @@ video keeps counting and says how often it looped, and a stopped stream leaves i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pty
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from app.fleet.datasets import LocalDataset, async_tar_chunks, scan_file
 from app.fleet.localagent import LocalAgent
 from resources import images_dir
 from tests.integration.helpers import kitfleet
@@ -192,3 +194,44 @@ def _at_a_terminal(home: Path, args: list[str], reply: str) -> tuple[int, str]:
         job_id = json.loads(printed)["job_id"]
         assert kitfleet(home, "stream", "stop", "stream-kit", job_id).returncode == 0
     return code, said.decode(errors="replace")
+
+
+def test_a_dropped_upload_resumes_where_the_kit_stands(kit: Kit, home: Path, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "yard.mp4", seconds=2, fps=10)
+    dataset = scan_file(video)
+    whole = asyncio.run(_tar(dataset))
+    half = len(whole) // 2
+    with kit.client() as client:  # a first send that the link dropped half way
+        started = client.post(f"/v1/datasets/{dataset.name}/upload", json={"size": dataset.size})
+        assert started.json()["offset"] == 0, started.text
+        client.patch(
+            f"/v1/datasets/{dataset.name}/upload", headers={"Upload-Offset": "0"}, content=whole[:half]
+        ).raise_for_status()
+    sent = start(home, str(video), "--upload", "--json", "--every-frame")
+    assert sent.returncode == 0, sent.stderr
+    shown = [
+        int(line.split("% of")[0].rsplit(" ", 1)[1]) for line in sent.stderr.splitlines() if "% of" in line
+    ]
+    assert shown[0] >= 50, sent.stderr  # the first half was not sent again
+    assert shown[-1] == 100
+    job = json.loads(sent.stdout)
+    assert job["request"]["params"]["dataset"] == dataset.name
+    watched = kitfleet(home, "stream", "watch", "stream-kit", job["job_id"])
+    assert "frames: 20 read, 20 processed, 0 dropped (source ended)" in watched.stdout, watched.stdout
+
+
+def test_an_upload_too_large_for_the_kit_is_refused_before_a_byte_goes(home: Path, tmp_path: Path) -> None:
+    huge = tmp_path / "night.mp4"
+    with huge.open("wb") as handle:
+        try:
+            handle.truncate(1 << 40)  # a sparse terabyte: nothing is written, nothing can be sent
+        except OSError:
+            pytest.skip("this file system cannot hold a sparse terabyte")
+    refused = start(home, str(huge), "--upload")
+    assert refused.returncode == 1
+    assert "uploading" not in refused.stderr
+    assert "dataset_too_large" in refused.stderr, refused.stderr
+
+
+async def _tar(dataset: LocalDataset) -> bytes:
+    return b"".join([chunk async for chunk in async_tar_chunks(dataset)])

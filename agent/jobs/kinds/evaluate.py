@@ -1,4 +1,5 @@
-"""`evaluate`: top-1 (and top-5) accuracy of a classifier on a folder-per-label set.
+"""`evaluate`: top-1 (and top-5) accuracy of a classifier on a folder-per-label set, with each
+label's precision and recall and the pairs it confuses most (`agent.wire.EvaluateResult`).
 
 `<folder>/<label>/*.jpg`, with folder names matching the model's labels; folders named
 after no label are reported and left out of the score.
@@ -17,6 +18,7 @@ from agent.jobs.kinds._model import model_fields
 from agent.jobs.kinds._pipeline import Answer, Pipeline
 from agent.jobs.paths import images_under
 from agent.jobs.report import Reporter
+from agent.wire import CONFUSIONS_KEPT
 
 TOP = 5  # top-5 accuracy needs the five best classes of every image
 
@@ -51,6 +53,8 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
 class _Score:
     hits: Counter[str] = field(default_factory=Counter)
     seen: Counter[str] = field(default_factory=Counter)
+    predicted: Counter[str] = field(default_factory=Counter)
+    mistakes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (actual, predicted)
     top5: int = 0
     failed: int = 0
 
@@ -63,6 +67,10 @@ class _Score:
         correct = bool(best) and best[0].label == label
         self.seen[label] += 1
         self.hits[label] += correct
+        if best:
+            self.predicted[best[0].label] += 1
+            if not correct:
+                self.mistakes[label, best[0].label] += 1
         self.top5 += any(c.label == label for c in best[:TOP])
         return [label, best[0].label if best else "", round(best[0].score, 6) if best else "", int(correct)]
 
@@ -73,11 +81,35 @@ class _Score:
             "failed": self.failed,
             "top1_accuracy": round(sum(self.hits.values()) / scored, 6) if scored else None,
             "top5_accuracy": round(self.top5 / scored, 6) if scored else None,
-            "per_label": {
-                label: {"images": n, "top1_accuracy": round(self.hits[label] / n, 6)}
-                for label, n in sorted(self.seen.items())
-            },
+            "per_label": {label: self._label(label) for label in sorted(self.seen | self.predicted)},
+            "confusion": [
+                {"actual": actual, "predicted": predicted, "count": n}
+                for (actual, predicted), n in sorted(self.mistakes.items(), key=_most_first)[:CONFUSIONS_KEPT]
+            ],
+            "confusion_pairs": len(self.mistakes),
         }
+
+    def _label(self, label: str) -> dict[str, Any]:
+        """Support, predictions and hits of one label, and the ratios (None where undefined:
+        recall of a label with no images, precision of one never predicted)."""
+        images, predicted, correct = self.seen[label], self.predicted[label], self.hits[label]
+        recall = _ratio(correct, images)
+        return {
+            "images": images,
+            "predicted": predicted,
+            "correct": correct,
+            "top1_accuracy": recall,
+            "precision": _ratio(correct, predicted),
+            "recall": recall,
+        }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def _most_first(item: tuple[tuple[str, str], int]) -> tuple[int, str, str]:
+    return -item[1], *item[0]
 
 
 def _labelled(folder: Path, root: Path, labels: list[str]) -> tuple[list[tuple[Path, str]], list[str]]:

@@ -150,7 +150,13 @@ def outcome_line(kit: str, job: JobInfo) -> str:
 
 def summary_lines(kind: str, result: dict[str, Any] | None) -> list[str]:
     """What a finished job found, for a person: the latency table of a benchmark, the counts of a
-    batch, the accuracy of an evaluation."""
+    batch, the accuracy of an evaluation; then the energy it took."""
+    from app.fleet.energy import energy_lines
+
+    return _found_lines(kind, result) + [f"  {line}" for line in energy_lines(result)]
+
+
+def _found_lines(kind: str, result: dict[str, Any] | None) -> list[str]:
     if not result:
         return ["  (no result summary)"]
     head = (
@@ -160,8 +166,22 @@ def summary_lines(kind: str, result: dict[str, Any] | None) -> list[str]:
     )
     if kind == "benchmark":
         return head + benchmark_table(result.get("rows", []))
-    skip = {"model", "version", "sha256", "rows"}
+    if kind in ("evaluate", "stream"):  # a table and the confused pairs; a stream's counts
+        return head + [f"  {line}" if line else "" for line in _kind_lines(kind, result)]
+    skip = {"model", "version", "sha256", "rows", "energy"}
     return head + [f"  {key}: {_plain(value)}" for key, value in result.items() if key not in skip]
+
+
+def _kind_lines(kind: str, result: dict[str, Any]) -> list[str]:
+    from app.fleet.evaluation import evaluation, evaluation_lines
+    from app.fleet.stream import summary_lines as stream_lines
+
+    if kind == "stream":
+        return stream_lines(result)
+    scored = evaluation(result)
+    if scored is None:
+        return [f"{key}: {_plain(value)}" for key, value in result.items()]
+    return evaluation_lines(scored)
 
 
 def benchmark_table(rows: list[dict[str, Any]]) -> list[str]:

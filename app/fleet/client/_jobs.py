@@ -13,6 +13,8 @@ import httpx
 
 from agent.wire import (
     DatasetInfo,
+    DatasetUpload,
+    DatasetUploadRequest,
     JobInfo,
     JobLogs,
     JobRequest,
@@ -98,6 +100,27 @@ class JobCalls(KitConnection):
             content=tar,
             headers={"Content-Type": "application/x-tar", **length},
             timeout=self._long(),
+        )
+
+    async def start_dataset_upload(self, name: str, size: int) -> DatasetUpload:
+        """Begin a resumable upload of an archive of `size` bytes, or learn where one stands."""
+        body = DatasetUploadRequest(size=size).model_dump(mode="json")
+        return await self._call(DatasetUpload, "POST", f"/v1/datasets/{name}/upload", json=body)
+
+    async def send_dataset(self, name: str, offset: int, chunks: AsyncIterator[bytes]) -> DatasetUpload:
+        headers = {"Upload-Offset": str(offset), "Content-Type": "application/x-tar"}
+        return await self._call(
+            DatasetUpload,
+            "PATCH",
+            f"/v1/datasets/{name}/upload",
+            content=chunks,
+            headers=headers,
+            timeout=self._long(),
+        )
+
+    async def commit_dataset(self, name: str) -> DatasetInfo:
+        return await self._call(
+            DatasetInfo, "POST", f"/v1/datasets/{name}/upload/commit", timeout=self._long()
         )
 
     async def datasets(self) -> list[DatasetInfo]:

@@ -224,14 +224,20 @@ class NewJobDialog(QDialog):
         if took:
             own = next((o for o in took if o.kit.device_id == self._device), took[0])
             self.submitted_info = own.job or own.schedule
+        warned = _warnings(took)
         if not missed:
-            self.status.emit(_done_text(took))
-            self.accept()
-            return
+            self.status.emit(_done_text(took) + (f"; {warned[0]}" if warned else ""))
+            if not warned:
+                self.accept()
+                return
         self.message.setText("")
+        if not missed:  # queued, but not all as asked: said here until Close (Submit again is the same job)
+            self._key = took[0].key
+            self._show_error("\n".join([f"{_done_text(took)}, with a warning:", *warned]))
+            return
         lines = [
             f"{o.kit.name} did not take the job: {o.message.removeprefix(f'{o.kit.name}: ')}" for o in missed
-        ]
+        ] + warned
         if took:
             # Narrowed to the kits that missed it, under the same key: a kit that took it
             # after all (an answer lost on the way) does not run it twice.
@@ -249,6 +255,11 @@ class NewJobDialog(QDialog):
             self._show_error(f"{self._kit} did not take the job: {message.removeprefix(f'{self._kit}: ')}")
         elif operation == "job choices":
             self.message.setText(f"Could not read the models and datasets on {self._kit}: {message}")
+
+
+def _warnings(took: list[SubmitOutcome]) -> list[str]:
+    """What the kits said they cannot do as asked (a gate with no sensor behind it)."""
+    return [f"{o.kit.name}: {w}" for o in took if o.job for w in o.job.warnings]
 
 
 def _done_text(took: list[SubmitOutcome]) -> str:

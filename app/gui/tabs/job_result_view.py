@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from agent.wire import JobInfo
+from app.fleet.evaluation import evaluation, evaluation_lines
+from app.fleet.stream import summary_lines as stream_summary
 from app.gui.charts.bench_chart import BenchChart, Metric
 
 __all__ = ["JobResultView", "result_text"]
@@ -30,12 +32,22 @@ _METRICS: dict[str, Metric] = {
 
 def result_text(job: JobInfo) -> str:
     """A job's outcome in words: its error, or its summary one field a line."""
+    warnings = [f"Warning: {w}" for w in job.warnings]  # e.g. a gate not enforceable on this kit
     if job.state in ("queued", "running"):
-        return f"The job is {job.state}; its result shows here when it is done."
-    lines = [f"State: {job.state}"] + ([f"Error: {job.error}"] if job.error else [])
+        return "\n".join([f"The job is {job.state}; its result shows here when it is done.", *warnings])
+    lines = [f"State: {job.state}", *warnings] + ([f"Error: {job.error}"] if job.error else [])
+    scored = evaluation(job.result) if job.kind == "evaluate" else None
+    if scored is not None:  # a per-label table and the confused pairs, as the CLI shows them
+        return "\n".join([*lines, f"Model: {_model(job.result or {})}", "", *evaluation_lines(scored)])
+    if job.kind == "stream" and job.result:
+        return "\n".join([*lines, *stream_summary(job.result)])
     for key, value in (job.result or {}).items():
         lines.append(f"{key}: {_value_text(value)}")
     return "\n".join(lines)
+
+
+def _model(result: dict[str, Any]) -> str:
+    return f"{result.get('model', '?')} {result.get('version', '')}".strip()
 
 
 def _value_text(value: Any) -> str:
