@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.energy import DEFAULT_TDP_W
 from agent.toolkit.settings import describe, resolve, setting
 
 CONFIG_FILE = "agent.json"
@@ -57,6 +58,14 @@ class Settings:
             "stream source hosts (names, addresses or networks like 10.9.0.0/16) allowed "
             "even where they are loopback, link-local or the kit's own; LAN cameras "
             "need no entry"
+        ),
+    )
+    tdp_w: float = field(
+        default=DEFAULT_TDP_W,
+        metadata=setting(
+            "the CPU's power at full load, watts: a job's energy is estimated from its CPU "
+            "time with it where the kit cannot measure (no readable RAPL, NVML or battery)",
+            positive=True,
         ),
     )
     jobs_threads: int = field(default=0, metadata=setting("threads jobs may hold; 0 = logical CPUs"))

@@ -62,8 +62,9 @@ class FallbackMeter:
         if self.measuring is not None and measured is not None:
             try:
                 return self.measuring.stop(measured)
-            except NotMeasured as exc:
+            except NotMeasured as exc:  # not to be trusted again in this measurement
                 self._why_not = str(exc)
+                self.measuring = None
         reading = self.estimate.stop(estimated)
         if not self._why_not:
             return reading

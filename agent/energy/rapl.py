@@ -43,7 +43,7 @@ def rapl_domains(sysfs: Path) -> list[Domain]:
         name = _text(folder / "name")
         package = folder.name.count(":") == 1
         if package or name == "dram":
-            found.append(Domain(name or folder.name, folder, int(_text(folder / "max_energy_range_uj") or 0)))
+            found.append(Domain(name or folder.name, folder, _int(_text(folder / "max_energy_range_uj"))))
     return found
 
 
@@ -97,3 +97,10 @@ class RaplMeter:
         names = ", ".join(d.name for d in self.domains)
         note = f"measured by RAPL ({names}); the whole package, not this job alone"
         return EnergyReading.of(sum(token.total_uj) / 1e6, time.monotonic() - token.started, "rapl", note)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # absent or odd: a wrap is then not corrected, the rest still counts
+        return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.auth.tokens import Caller
+from agent.energy import DEFAULT_TDP_W
 from agent.errors import Conflict, Forbidden, Invalid, Refusal
 from agent.jobs.admission import Capacity
 from agent.jobs.credentials import SourceSecrets
@@ -33,6 +34,7 @@ class Preparer:
     allowed_commands: list[str]
     max_result_bytes: int
     allowed_stream_hosts: list[str] = field(default_factory=list)
+    tdp_w: float = DEFAULT_TDP_W  # the worker's energy estimate where nothing measures
 
     def check(self, request: JobRequest, caller: Caller | None) -> None:
         """Refuse a job that cannot run here; `caller` None means a schedule made it."""
@@ -50,6 +52,7 @@ class Preparer:
             "params": params,
             "threads": request.resources.threads,
             "max_result_bytes": self.max_result_bytes,
+            "tdp_w": self.tdp_w,
         }
         if "model" in params:
             manifest, path = self._model(params["model"], params.get("version"))

@@ -54,6 +54,7 @@ class Jobs:
             settings.jobs_allowed_commands,
             settings.jobs_max_result_bytes,
             settings.allowed_stream_hosts,
+            tdp_w=settings.tdp_w,
         )
         self.secrets = SourceSecrets.in_data_dir(settings.data_dir)
         self.schedules = Schedules(self.queue)

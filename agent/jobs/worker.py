@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import Refusal
+from agent.jobs.energy import JobMeter
 from agent.jobs.errors import JobFailed, PermanentFailure
 from agent.jobs.layout import (
     HANDED_AT_ENV,
@@ -59,7 +60,8 @@ def main(argv: list[str]) -> int:
     report = Reporter(sys.stdout, folder / RESULTS, spec["max_result_bytes"])
     report.log(f"worker {how}, running {time.monotonic() - handed_at:.3f} s after the start")
     try:
-        summary = run(spec, report)
+        with JobMeter(spec) as energy:
+            summary = run(spec, report)
     except (PermanentFailure, Refusal) as exc:
         report.error(getattr(exc, "message", str(exc)))
         return PERMANENT_EXIT
@@ -71,6 +73,7 @@ def main(argv: list[str]) -> int:
             raise
         report.error(f"the kit's disk is full ({exc}); free space on the kit, then run the job again")
         return FAILED_EXIT
+    summary = energy.added_to(summary)
     _keep_outcome(folder, summary)
     report.result(summary)
     return 0
