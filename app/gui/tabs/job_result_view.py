@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from agent.wire import JobInfo
+from app.fleet.energy import energy_lines, energy_summary
 from app.fleet.evaluation import evaluation, evaluation_lines
 from app.fleet.stream import summary_lines as stream_summary
 from app.gui.charts.bench_chart import BenchChart, Metric
@@ -38,12 +39,14 @@ def result_text(job: JobInfo) -> str:
     lines = [f"State: {job.state}", *warnings] + ([f"Error: {job.error}"] if job.error else [])
     scored = evaluation(job.result) if job.kind == "evaluate" else None
     if scored is not None:  # a per-label table and the confused pairs, as the CLI shows them
-        return "\n".join([*lines, f"Model: {_model(job.result or {})}", "", *evaluation_lines(scored)])
+        table = [*evaluation_lines(scored), *energy_lines(job.result)]
+        return "\n".join([*lines, f"Model: {_model(job.result or {})}", "", *table])
     if job.kind == "stream" and job.result:
-        return "\n".join([*lines, *stream_summary(job.result)])
+        return "\n".join([*lines, *stream_summary(job.result), *energy_lines(job.result)])
     for key, value in (job.result or {}).items():
-        lines.append(f"{key}: {_value_text(value)}")
-    return "\n".join(lines)
+        if key != "energy":  # in words below, as the CLI says it
+            lines.append(f"{key}: {_value_text(value)}")
+    return "\n".join([*lines, *energy_lines(job.result)])
 
 
 def _model(result: dict[str, Any]) -> str:
@@ -98,7 +101,9 @@ class JobResultView(QWidget):
             self.summary.setText(
                 f"{len(rows)} measurement{'' if len(rows) == 1 else 's'} · "
                 f"sha256 {str(job.result.get('sha256', ''))[:12]}…"
+                + (f" · {energy}" if (energy := energy_summary(job.result)) else "")
             )
+            self.summary.setToolTip("\n".join(energy_lines(job.result)))
             self._redraw()
         else:
             self.pages.setCurrentIndex(0)
