@@ -6,6 +6,10 @@ transfer (PATCH) alone and the whole deploy including verification (sha256 + ONN
 load in a child) and activation. scp runs three ways (scp_variants.py): paying its SSH connect
 as a technician's first scp does, over a kept-open connection (ControlMaster) as kitfleet's
 session is, and that with AES-GCM. Runs alternate between the four.
+The whole deploy is split where its time goes: the laptop's checks (the manifest's sha256 and
+the external-data check, read at the same time), the transfer, and the commit, with the kit's
+own stages from its log (sha256, waiting for a checker process, the external-data check, the
+ONNX Runtime load, the signature and golden run, the install); the rest is HTTP and activation.
 Run: .venv/bin/python -m benchmarks.deploy [--mb 100] [--runs 3]
 """
 
@@ -13,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.fleet.deploy import Progress, async_deploy
+from app.fleet.deploy import Progress, async_deploy, prepare_package
 from app.fleet.localagent import LocalAgent
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
@@ -36,8 +43,20 @@ def _make_model(path: Path, mb: int) -> int:
 _last_version = "1"  # the manifest's version, bumped so each run is a new install
 
 
-def _deploy(fleet: Fleet, agent: LocalAgent, model: Path, version: str) -> tuple[float, float]:
-    """Return (transfer seconds, whole deploy seconds)."""
+@dataclass
+class Run:
+    """One deploy's seconds: the laptop's checks, the transfer, the commit (with its stages on
+    the kit, from the kit's log), and the whole."""
+
+    laptop: float
+    transfer: float
+    commit: float
+    whole: float
+    kit: dict[str, float] = field(default_factory=dict)
+
+
+def _deploy(fleet: Fleet, agent: LocalAgent, model: Path, version: str) -> Run:
+    """One deploy the way `kitfleet deploy` does it: the package checked, then sent."""
     global _last_version
     path = model.with_name(f"{model.stem}.manifest.json")
     path.write_text(path.read_text().replace(f'"version": "{_last_version}"', f'"version": "{version}"'))
@@ -45,16 +64,33 @@ def _deploy(fleet: Fleet, agent: LocalAgent, model: Path, version: str) -> tuple
     marks: dict[str, float] = {}
 
     def progress(p: Progress) -> None:
-        if p.stage == "uploading":
-            marks.setdefault("first", time.perf_counter())
         if p.stage == "verifying":
             marks["verifying"] = time.perf_counter()
 
     kit = fleet.inventory.resolve(agent.name)
     started = time.perf_counter()
-    [outcome] = asyncio.run(async_deploy(fleet, model, [kit], True, progress))
+    package = prepare_package(model)
+    checked = time.perf_counter()
+    [outcome] = asyncio.run(async_deploy(fleet, model, [kit], True, progress, package=package))
+    ended = time.perf_counter()
     assert outcome.ok, outcome.message
-    return marks["verifying"] - started, time.perf_counter() - started
+    return Run(
+        laptop=checked - started,
+        transfer=marks["verifying"] - checked,
+        commit=ended - marks["verifying"],
+        whole=ended - started,
+        kit=_kit_stages(agent, package.manifest.name, version),
+    )
+
+
+def _kit_stages(agent: LocalAgent, name: str, version: str) -> dict[str, float]:
+    """The stages the kit logged for this install: `NAME VERSION installed; stage 0.123 s, ...`."""
+    marker = f"{name} {version} installed; "
+    lines = [line for line in (agent.data_dir / "stderr.log").read_text().splitlines() if marker in line]
+    if not lines:
+        return {}
+    said = lines[-1].split(marker, 1)[1]
+    return {stage: float(seconds) for stage, seconds in re.findall(r"([\w -]+?) (\d+\.\d+) s", said)}
 
 
 def _resume(fleet: Fleet, agent: LocalAgent, model: Path) -> tuple[int, int]:
@@ -91,6 +127,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = root / "big.onnx"
@@ -114,11 +151,22 @@ def main() -> None:
             fleet.close()
             agent.stop()
             sshd.stop()
-    mb = size / 2**20
+    _report(size / 2**20, args.runs, scp, deploys, (resent, total), load_before)
+
+
+def _report(
+    mb: float,
+    runs: int,
+    scp: dict[str, list[float]],
+    deploys: list[Run],
+    resume: tuple[int, int],
+    load_before: tuple[float, float, float],
+) -> None:
+    resent, total = resume
     rates = {variant: mb / statistics.median(times) for variant, times in scp.items()}
-    rates["kitfleet upload (transfer)"] = mb / statistics.median(d[0] for d in deploys)
-    rates["kitfleet whole deploy"] = mb / statistics.median(d[1] for d in deploys)
-    print(f"deploy of a {mb:.0f} MiB model over loopback, median of {args.runs}, MiB/s")
+    rates["kitfleet upload (transfer)"] = mb / statistics.median(d.transfer for d in deploys)
+    rates["kitfleet whole deploy"] = mb / statistics.median(d.whole for d in deploys)
+    print(f"deploy of a {mb:.0f} MiB model over loopback, median of {runs}, MiB/s")
     for label, rate in rates.items():
         print(f"  {label:<28} {rate:7.1f}")
     for label in ("kitfleet upload (transfer)", "kitfleet whole deploy"):
@@ -126,10 +174,34 @@ def main() -> None:
         print(f"  {label}: {ratios}")
     whole = rates["kitfleet whole deploy"] / rates[REUSED]
     print(f"  goal: whole deploy >= 0.8x scp over a reused connection: {whole:.2f}x")
+    _split(deploys)
     print(
         f"  resume after 50 %: sent {resent} of {total} bytes "
         f"(ratio {resent / (total - total // 2):.2f}x of the missing bytes)"
     )
+    after = os.getloadavg()
+    print(f"  load average (1/5/15 min) before {_loads(load_before)}, after {_loads(after)}")
+
+
+def _split(deploys: list[Run]) -> None:
+    """Where the whole deploy's time went, median seconds of each part."""
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values) if values else 0.0
+
+    print(f"  time split, median s (whole {median([d.whole for d in deploys]):.2f}):")
+    print(f"    laptop checks (sha256 + external data)  {median([d.laptop for d in deploys]):6.3f}")
+    print(f"    transfer                                {median([d.transfer for d in deploys]):6.3f}")
+    print(f"    commit, as the laptop waits             {median([d.commit for d in deploys]):6.3f}")
+    stages = list(dict.fromkeys(stage for d in deploys for stage in d.kit))
+    for stage in stages:
+        print(f"      kit: {stage:<31}{median([d.kit.get(stage, 0.0) for d in deploys]):6.3f}")
+    rest = [d.commit - sum(d.kit.values()) for d in deploys]
+    print(f"      HTTP, activation, the rest            {median(rest):6.3f}")
+
+
+def _loads(loads: tuple[float, float, float]) -> str:
+    return "/".join(f"{value:.1f}" for value in loads)
 
 
 if __name__ == "__main__":

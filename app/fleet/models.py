@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from agent.toolkit import onnxfile
+from agent.toolkit.errors import Refusal
 from agent.toolkit.hashing import sha256_file
 from agent.wire import Manifest
 from app.fleet.errors import Error
@@ -42,3 +44,11 @@ def load_package(model: Path) -> Manifest:
             "changed after the manifest was written: re-create the manifest"
         )
     return manifest
+
+
+def check_self_contained(path: Path) -> None:
+    """Refuse a model that is not one self-contained file before it is sent (the kit's own check)."""
+    try:
+        onnxfile.check_self_contained(path)
+    except Refusal as exc:
+        raise ModelPackageError(f"{exc.message}: {exc.hint}" if exc.hint else exc.message) from None

@@ -14,14 +14,12 @@ import onnx
 import onnxruntime as ort
 from pydantic import ValidationError
 
-from agent.toolkit import onnxfile
-from agent.toolkit.errors import Refusal
 from agent.toolkit.hashing import sha256_file
 from agent.toolkit.sessions import open_session
 from agent.toolkit.sessions import seeded_input as toolkit_seeded_input
 from agent.wire import InputSpec, Manifest
 from app.fleet.errors import Error
-from app.fleet.models import ModelPackageError, load_package, manifest_path
+from app.fleet.models import check_self_contained, load_package, manifest_path
 
 __all__ = [
     "ImageInput",
@@ -75,14 +73,6 @@ def read_model(path: Path) -> onnx.ModelProto:
     if not model.graph.node or not model.opset_import:
         raise QuantizeError(f"{path} is not an ONNX model (it holds no graph); {_EXPORT_HINT}")
     return model
-
-
-def check_self_contained(path: Path) -> None:
-    """Refuse a model that is not one self-contained file before it is sent (the kit's own check)."""
-    try:
-        onnxfile.check_self_contained(path)
-    except Refusal as exc:
-        raise ModelPackageError(f"{exc.message}: {exc.hint}" if exc.hint else exc.message) from None
 
 
 def image_input_of(model: onnx.ModelProto) -> ImageInput | None:
