@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agent.wire import AuditEntry, JobInfo, format_device_id
+from agent.wire import AuditEntry, JobEnergy, JobInfo, format_device_id
 from app.fleet import summary
 from app.fleet.alerts import Alert
 from app.fleet.evaluation import evaluation, label_rows, most_confused, percent
@@ -213,14 +213,23 @@ def _jobs(kits: list[KitReport]) -> str:
             _e(j.request.params.get("model", "")),
             _e(_when(j.finished_at)),
             _figures(j),
+            _energy(j),
         ]
         for k in kits
         if k.view.snapshot
         for j in k.view.snapshot.jobs
     ]
     return "<h2>Jobs</h2>" + _table(
-        ["Kit", "Kind", "Job", "State", "Model", "Finished", "Figures"], rows, "no jobs on any kit"
+        ["Kit", "Kind", "Job", "State", "Model", "Finished", "Figures", "Energy"], rows, "no jobs on any kit"
     )
+
+
+def _energy(job: JobInfo) -> str:
+    """What the job's work cost, with its source; what it covers as the cell's tooltip."""
+    energy = JobEnergy.of_result(job.result)
+    if energy is None:
+        return ""
+    return f'<span title="{_e(energy.detail())}">{_e(energy.line())}</span>'
 
 
 def _figures(job: JobInfo) -> str:

@@ -3,6 +3,7 @@ shows joules per 1,000 inferences with where the figure came from."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,9 @@ def test_benchmark_result_carries_joules_per_1000_inferences_with_its_source(
     assert f"({energy.basis()})" in line
     assert " W avg" in line
     assert "energy " in cli(fleet, "jobs", "show", "watt", job["job_id"]).stdout
+
+    report = tmp_path / "report.html"
+    cli(fleet, "report", "--out", str(report))
+    page = html.unescape(report.read_text())
+    assert "<th>Energy</th>" in page
+    assert energy.line() in page, "the field report lists the job's energy with its source"
