@@ -1,13 +1,17 @@
 """The offline wheelhouse for this machine's kind of kit, built once per test session.
 
-Built by the real `packaging/wheelhouse.py` (pip download reuses pip's cache), so the tests that
-provision from it also test the script. `broken_copy` makes a wheelhouse whose kitfleet wheel is
-damaged on purpose, the way a bad release would be: valid zip, valid manifest, wrong code.
+Built by the real `packaging/wheelhouse.py`, so the tests that provision from it also test the
+script. It lives in a cache folder that outlives the session (KITFLEET_TEST_CACHE, default
+~/.cache/kitfleet-tests): a rebuild reuses the recorded resolution and the wheels already there,
+so only the first run needs PyPI (it is skipped, with the reason, when PyPI cannot be reached).
+`broken_copy` makes a wheelhouse whose kitfleet wheel is damaged on purpose, the way a bad
+release would be: valid zip, valid manifest, wrong code.
 """
 
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -42,18 +46,38 @@ def this_target() -> tuple[str, str]:
     return platform.machine(), f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-def ensure_wheelhouse(base: Path) -> Path:
-    out = base / "wheelhouse"
-    if not (out / MANIFEST).exists():
-        script = builder()
-        arch, python = this_target()
-        script.build(out, [arch], [python], script.DEFAULT_GLIBC, None)
+def cache_dir() -> Path:
+    """Downloads kept between test runs, so reruns are offline and fast."""
+    default = Path.home() / ".cache" / "kitfleet-tests"
+    path = Path(os.environ.get("KITFLEET_TEST_CACHE", default))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_cached(name: str, arches: list[str], pythons: list[str]) -> Path:
+    """A wheelhouse in the test cache, brought up to date with this checkout (one builder at a
+    time); skipped with pip's or uv's words when the index cannot be reached."""
+    out = cache_dir() / name
+    script = builder()
+    with (cache_dir() / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            script.build(out, arches, pythons, script.DEFAULT_GLIBC, None)
+        except script.ResolveError as exc:
+            if exc.offline:
+                pytest.skip(f"cannot build the wheelhouse without PyPI: {str(exc.code)[-300:]}")
+            raise
     return out
 
 
+def ensure_wheelhouse() -> Path:
+    arch, python = this_target()
+    return build_cached(f"wheelhouse-{arch}-cp{python.replace('.', '')}", [arch], [python])
+
+
 @pytest.fixture(scope="session")
-def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_wheelhouse(tmp_path_factory.getbasetemp())
+def wheelhouse() -> Path:
+    return ensure_wheelhouse()
 
 
 def _record_line(name: str, data: bytes) -> str:

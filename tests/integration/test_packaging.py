@@ -34,6 +34,7 @@ def load(path: Path, name: str) -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
 
@@ -215,3 +216,70 @@ def test_wheels_are_real_zip_archives(wheelhouse: Path) -> None:
     assert "app/provision/supervisor.py" in names
     assert "agent/cli.py" in names
     assert any(n.startswith("resources/models/") for n in names)
+
+
+def _wheel(folder: Path, name: str, tag: str, requires: tuple[str, ...] = (), python: str = "") -> str:
+    """A minimal wheel: only its METADATA matters to the closure check."""
+    dist, version = name.split("-")
+    filename = f"{dist}-{version}-{tag}.whl"
+    lines = ["Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
+    lines += [f"Requires-Python: {python}"] if python else []
+    lines += [f"Requires-Dist: {r}" for r in requires]
+    with zipfile.ZipFile(folder / filename, "w") as wheel:
+        wheel.writestr(f"{dist}-{version}.dist-info/METADATA", "\n".join(lines) + "\n")
+    return filename
+
+
+def test_closure_check_evaluates_markers_per_target(tmp_path: Path) -> None:
+    closure = load(REPO / "packaging" / "wheel_closure.py", "wheel_closure_script")
+    base = [
+        _wheel(tmp_path, "kitfleet-0.1.0", "py3-none-any", ("anyio>=4; extra == 'agent'", "pydantic")),
+        _wheel(
+            tmp_path,
+            "anyio-4.16.0",
+            "py3-none-any",
+            ("exceptiongroup>=1.0.2; python_version < '3.11'", "uvloop; platform_machine == 'aarch64'"),
+        ),
+        _wheel(tmp_path, "pydantic-2.14.4", "py3-none-any"),
+        _wheel(tmp_path, "pip-26.3", "py3-none-any"),
+    ]
+    numpy_311 = _wheel(tmp_path, "numpy-2.4.6", "cp311-cp311-manylinux_2_17_x86_64", python=">=3.11")
+    targets = {
+        "x86_64-cp311": [*base, numpy_311],  # complete: exceptiongroup and uvloop not needed here
+        "x86_64-cp310": [*base, numpy_311],  # what pip's download made: 3.11's markers and wheels
+        "aarch64-cp311": base,
+    }
+    from app.provision.wheelhouse import write_manifest
+
+    write_manifest(tmp_path, "kitfleet", "0.1.0", "kitfleet[agent]==0.1.0", "2.28", targets)
+    problems = closure.check(tmp_path)
+    assert problems["x86_64-cp311"] == []
+    cp310 = "\n".join(problems["x86_64-cp310"])
+    assert "exceptiongroup>=1.0.2" in cp310
+    assert f"{numpy_311} does not install on this target" in cp310
+    assert f"{numpy_311} requires Python >=3.11" in cp310
+    assert [p for p in problems["aarch64-cp311"] if "uvloop" in p]
+    assert closure.main([str(tmp_path)]) == 1
+    with pytest.raises(closure.ClosureError, match="exceptiongroup"):
+        closure.require_complete(tmp_path)
+
+
+def test_the_built_wheelhouse_is_complete_and_a_missing_wheel_is_found(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    closure = load(REPO / "packaging" / "wheel_closure.py", "wheel_closure_script")
+    assert closure.check(wheelhouse) == {target_key(*_this()): []}
+    copy = tmp_path / "copy"
+    shutil.copytree(wheelhouse, copy, copy_function=os.link)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    key = target_key(*_this())
+    manifest["targets"][key] = [n for n in manifest["targets"][key] if not n.startswith("numpy-")]
+    (copy / MANIFEST).unlink()  # a hard link to the cached one
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    gaps = closure.check(copy)[key]
+    assert gaps
+    assert all("numpy" in gap and "has no wheel" in gap for gap in gaps)
+
+
+def _this() -> tuple[str, tuple[int, int]]:
+    return this_target()[0], (sys.version_info[0], sys.version_info[1])
