@@ -287,6 +287,8 @@ _MIGRATIONS: tuple[str, ...] = (
         BEGIN UPDATE job_counts SET unfinished = unfinished
             + (CASE WHEN NEW.state IN ('queued', 'running') THEN 1 ELSE -1 END) WHERE id = 1; END;
     """,
+    # the kit's measured power draw in the metrics ring (issue 24; NULL where nothing measures)
+    "ALTER TABLE metrics ADD COLUMN power_w REAL",
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -17,6 +17,7 @@ from agent import __version__
 from agent.config import Settings
 from agent.identity import Identity, load_or_create_lean
 from agent.mdns import Advertiser
+from agent.metrics.power import PowerGauge
 from agent.metrics.ring import take_sample
 from agent.storage import PRIVATE_UMASK, private_data_dir
 from agent.toolkit.durable import write_atomic
@@ -54,11 +55,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 async def _sample_forever(state: AgentState) -> None:
     disk = str(state.settings.data_dir)
-    take_sample(disk)  # primes psutil's CPU counter
+    power = await asyncio.to_thread(PowerGauge)
+    take_sample(disk, power)  # primes psutil's CPU counter and the power meter
     while True:
         await asyncio.sleep(state.settings.metrics_interval_s)
         try:
-            sample = await asyncio.to_thread(take_sample, disk)
+            sample = await asyncio.to_thread(take_sample, disk, power)
             await asyncio.to_thread(state.metrics.append, sample)
         except (OSError, sqlite3.Error) as exc:  # e.g. a full disk: skip the sample, keep going
             log.warning("metrics sample not stored: %s", exc)

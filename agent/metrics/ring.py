@@ -13,9 +13,12 @@ import psutil
 
 from agent.db import Database
 from agent.facts.thermal import max_temperature_c
+from agent.metrics.power import PowerGauge
 from agent.wire import MetricSample
 
-_COLUMNS = "ts, cpu_percent, memory_percent, disk_percent, temperature_c, disk_free_bytes, battery_percent"
+_COLUMNS = (
+    "ts, cpu_percent, memory_percent, disk_percent, temperature_c, disk_free_bytes, battery_percent, power_w"
+)
 
 
 class MetricRing:
@@ -30,7 +33,7 @@ class MetricRing:
     def append(self, sample: MetricSample) -> None:
         with self._db.transaction() as conn:
             conn.execute(
-                f"INSERT INTO metrics (slot, seq, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant column names
+                f"INSERT INTO metrics (slot, seq, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant column names
                 (
                     self._next_seq,
                     self._next_seq,
@@ -41,6 +44,7 @@ class MetricRing:
                     sample.temperature_c,
                     sample.disk_free_bytes,
                     sample.battery_percent,
+                    sample.power_w,
                 ),
             )
             conn.execute("DELETE FROM metrics WHERE seq <= ?", (self._next_seq - self.capacity,))
@@ -66,8 +70,8 @@ class MetricRing:
         return MetricSample(**dict(rows[0])) if rows else None
 
 
-def take_sample(disk_path: str) -> MetricSample:
-    """Read the kit's figures now. cpu_percent is since the previous call."""
+def take_sample(disk_path: str, power: PowerGauge | None = None) -> MetricSample:
+    """Read the kit's figures now. cpu_percent and power_w are since the previous call."""
     disk = psutil.disk_usage(disk_path)
     return MetricSample(
         ts=time.time(),
@@ -77,6 +81,7 @@ def take_sample(disk_path: str) -> MetricSample:
         temperature_c=max_temperature_c(),
         disk_free_bytes=disk.free,
         battery_percent=_battery_percent(),
+        power_w=power.watts() if power is not None else None,
     )
 
 

@@ -106,6 +106,11 @@ class MetricSample(BaseModel):
     )
     disk_free_bytes: int | None = Field(default=None, description="free where the agent keeps models")
     battery_percent: float | None = Field(default=None, description="None when the kit has no battery")
+    power_w: float | None = Field(
+        default=None,
+        description="average watts drawn over the interval, measured (RAPL, NVML or battery "
+        "discharge); None where the kit cannot measure",
+    )
 
 
 class Metrics(BaseModel):
