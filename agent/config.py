@@ -117,6 +117,14 @@ class Settings:
         ),
     )
 
+    test_clock_offset_s: float = field(
+        default=0.0,
+        metadata=setting(
+            "TEST ONLY: seconds added to the clock the kit reports in a pre-flight, to "
+            "simulate a skewed kit; leave 0 in the field"
+        ),
+    )
+
     @classmethod
     def resolve(cls, data_dir: Path, flags: dict[str, Any]) -> Settings:
         """Merge flag > environment > data-dir file > default, checking types."""

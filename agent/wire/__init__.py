@@ -60,6 +60,14 @@ from agent.wire.facts_families import (
     ThermalFacts,
 )
 from agent.wire.facts_precision import favoured_precision, favoured_precisions
+from agent.wire.preflight import (
+    PREFLIGHT_STATUSES,
+    CheckStatus,
+    PreflightAnswer,
+    PreflightCheck,
+    PreflightRequest,
+    worst_status,
+)
 from agent.wire.jobs import (
     FINISHED_STATES,
     JOB_ID_PATTERN,
@@ -223,6 +231,11 @@ __all__ = [
     "QuantizeParams",
     "Resources",
     "ResultFile",
+    "PREFLIGHT_STATUSES",
+    "CheckStatus",
+    "PreflightAnswer",
+    "PreflightCheck",
+    "PreflightRequest",
     "RuntimeFacts",
     "ScheduleInfo",
     "ScheduleRequest",
@@ -252,4 +265,5 @@ __all__ = [
     "pair_proof",
     "printable",
     "verify_chain",
+    "worst_status",
 ]

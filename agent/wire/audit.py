@@ -54,6 +54,7 @@ AUDITED_CALLS: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/schedules", "schedule.create"),
     ("PATCH", "/v1/schedules/{schedule_id}", "schedule.update"),
     ("DELETE", "/v1/schedules/{schedule_id}", "schedule.delete"),
+    ("POST", "/v1/preflight", "kit.preflight"),
 )
 
 
@@ -90,6 +91,7 @@ def audit_subject(
         "job.submit": {"kind": job.get("kind"), "label": job.get("label"), "model": job_params.get("model")},
         "schedule.create": {"name": ask.get("name"), "cron": ask.get("cron"), "kind": job.get("kind")},
         "schedule.update": {k: ask.get(k) for k in ("cron", "enabled", "missed")},
+        "kit.preflight": {"ready": got.get("ready"), "not_passed": _not_passed(got)},
     }
     detail = {k: v for k, v in picks.get(action, {}).items() if v is not None}
     target = {
@@ -101,6 +103,15 @@ def audit_subject(
         "schedule.create": got.get("schedule_id", ""),
     }.get(action) or " ".join(params.values())
     return str(target), detail
+
+
+def _not_passed(answer: dict[str, Any]) -> list[str] | None:
+    """`id: status` of a pre-flight's checks that did not pass (None when it was refused)."""
+    checks = answer.get("checks")
+    if not isinstance(checks, list):
+        return None
+    shown = [c for c in checks if isinstance(c, dict) and c.get("status") != "pass"]
+    return [f"{c.get('id')}: {c.get('status')}" for c in shown]
 
 
 def _words(*values: Any) -> str:

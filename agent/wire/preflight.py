@@ -1,0 +1,61 @@
+"""Pre-flight readiness: one answer per kit, ready or not and why, check by check."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "PREFLIGHT_STATUSES",
+    "CheckStatus",
+    "PreflightAnswer",
+    "PreflightCheck",
+    "PreflightRequest",
+    "worst_status",
+]
+
+CheckStatus = Literal["pass", "warn", "fail"]
+PREFLIGHT_STATUSES: tuple[CheckStatus, ...] = ("pass", "warn", "fail")
+
+
+class PreflightCheck(BaseModel):
+    """One check: how it went, in words, and the one thing that fixes it."""
+
+    id: str = Field(max_length=64, description="stable name: disk, thermal, battery, model:NAME, …")
+    status: CheckStatus
+    message: str = Field(max_length=2000, description="what was found")
+    action: str = Field(
+        default="",
+        max_length=1000,
+        description="the one command or window action that fixes it; empty on pass",
+    )
+
+
+class PreflightRequest(BaseModel):
+    """What the mission plans to put on the kit, so the kit can say whether it has room."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    for_model_bytes: int = Field(default=0, ge=0, le=1 << 50, description="size of a model to be deployed")
+    dataset_bytes: int = Field(default=0, ge=0, le=1 << 50, description="datasets planned, in bytes")
+    providers: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="execution providers the mission needs (e.g. CUDAExecutionProvider); "
+        "empty = the best the kit has",
+    )
+    verify_models: bool = Field(default=True, description="re-run sha256 and golden checks of serving models")
+
+
+class PreflightAnswer(BaseModel):
+    checks: list[PreflightCheck]
+    ready: bool = Field(description="no check failed")
+    kit_time: float = Field(description="the kit's clock when it answered, Unix time")
+    agent_version: str
+    device_id: str
+
+
+def worst_status(statuses: list[CheckStatus]) -> CheckStatus:
+    """fail over warn over pass; pass when there is nothing."""
+    return max(statuses, key=PREFLIGHT_STATUSES.index, default="pass")
