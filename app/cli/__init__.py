@@ -11,7 +11,7 @@ from typing import Any
 # Every module imported here only declares its commands: what a command does (the fleet,
 # pydantic, httpx, SQLite, ONNX, SSH) is imported when it runs, so `kitfleet --help` and each
 # command start without the others' libraries (tests/unit/app/test_cli_start.py).
-from app.cli import jobs, kits, models, provision, quantize, report, stream
+from app.cli import jobs, kits, models, preflight, provision, quantize, report, stream
 from app.cli.common import settings
 from app.fleet.errors import Error
 
@@ -23,6 +23,7 @@ HANDLERS = {
     **provision.HANDLERS,
     **stream.HANDLERS,
     **report.HANDLERS,
+    **preflight.HANDLERS,
 }
 
 
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     provision.add_commands(command)
     stream.add_commands(command)
     report.add_commands(command)
+    preflight.add_commands(command)
     demo = command("demo", "start demo agents on loopback and use them end to end", False)
     demo.add_argument("--screenshot", type=Path, help="where to save the window screenshot")
     demo.add_argument(

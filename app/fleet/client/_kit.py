@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.wire import AuditEntry, Facts, Health, Metrics, PairRequest, PairResponse
+from agent.wire import (
+    AuditEntry,
+    Facts,
+    Health,
+    Metrics,
+    PairRequest,
+    PairResponse,
+    PreflightAnswer,
+    PreflightRequest,
+)
 from app.fleet.client._transport import KitConnection
 from app.fleet.errors import IdentityChanged
 
@@ -34,6 +43,12 @@ class KitCalls(KitConnection):
     async def audit(self, since_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
         entries = await self._list(AuditEntry, "/v1/audit", params={"since_seq": since_seq, "limit": limit})
         return entries[:limit]  # a kit sending more than asked does not get it kept
+
+    async def preflight(self, request: PreflightRequest) -> PreflightAnswer:
+        """The kit's checks; it re-runs each serving model's, so its answer may take a while."""
+        return await self._call(
+            PreflightAnswer, "POST", "/v1/preflight", json=request.model_dump(), timeout=self._long()
+        )
 
     async def revoke_token(self, token_id: str) -> None:
         await self._request("DELETE", f"/v1/tokens/{token_id}")
