@@ -102,6 +102,7 @@ class JobResultView(QWidget):
                 f"{len(rows)} measurement{'' if len(rows) == 1 else 's'} · "
                 f"sha256 {str(job.result.get('sha256', ''))[:12]}…"
                 + (f" · {energy}" if (energy := energy_summary(job.result)) else "")
+                + "".join(f" · Warning: {w}" for w in job.warnings)  # a gate not enforceable here
             )
             self.summary.setToolTip("\n".join(energy_lines(job.result)))
             self._redraw()
