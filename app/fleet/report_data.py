@@ -19,6 +19,7 @@ class KitReport:
     facts_at: float | None
     history: list[MetricSample]
     audit: list[AuditEntry]
+    preflight: AuditEntry | None = None  # the app's newest pre-flight verdict on this kit
 
 
 @dataclass(frozen=True)

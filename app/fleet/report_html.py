@@ -134,6 +134,7 @@ def _inventory(kits: list[KitReport]) -> str:
                 _e(", ".join(snap.active_models()) if snap else ""),
                 _num(snap.count_jobs("running") if snap else None),
                 _num(snap.count_jobs("queued") if snap else None),
+                _preflight(k.preflight),
             ]
         )
     return "<h2>Fleet inventory</h2>" + _table(
@@ -152,10 +153,22 @@ def _inventory(kits: list[KitReport]) -> str:
             "Serving",
             "Running",
             "Queued",
+            "Pre-flight",
         ],
         rows,
         "no kits adopted",
     )
+
+
+def _preflight(entry: AuditEntry | None) -> str:
+    """`ready at 07:12, checked by …`, or what was not ready; "not checked" when never run."""
+    if entry is None:
+        return '<span class="muted">not checked</span>'
+    when = time.strftime("%H:%M", time.localtime(entry.ts))
+    failed = [str(n) for n in entry.detail.get("not_passed") or [] if str(n).endswith(": fail")]
+    verdict = f"ready at {when}" if entry.outcome == "ready" else f"<b>not ready</b> at {when}"
+    why = f" ({_e(', '.join(failed))})" if failed else ""
+    return f"{verdict}{why}, checked by {_e(entry.actor_label)}"
 
 
 def _hardware(kits: list[KitReport]) -> str:

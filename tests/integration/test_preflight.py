@@ -105,3 +105,10 @@ def test_preflight_planned_model_and_missing_provider(
     ]
     assert entry.detail["ready"] is False
     assert "disk: fail" in entry.detail["not_passed"]
+    # the field report says when each kit was checked, by whom, and what was not ready
+    out = tmp_path / "report.html"
+    assert kitfleet(fleet.settings.home, "report", "--out", str(out), "--offline").returncode == 0
+    page = out.read_text()
+    assert "Pre-flight" in page
+    assert "<b>not ready</b> at " in page
+    assert "(disk: fail), checked by kitfleet (" in page
