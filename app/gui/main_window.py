@@ -103,8 +103,11 @@ class MainWindow(QMainWindow):
             "&Provision a Kit over SSH…", self, QKeySequence("Ctrl+Shift+P"), self.provision
         )
         self.quit_action = action("&Quit", self, QKeySequence("Ctrl+Q"), self.close)
+        self.preflight_action = action("Pre-&flight…", self, QKeySequence("Ctrl+Shift+F"), self.preflight)
         menu = self.menuBar().addMenu("&Fleet")
-        menu.addActions([self.adopt_action, self.provision_action, self.refresh_action])
+        menu.addActions(
+            [self.adopt_action, self.provision_action, self.refresh_action, self.preflight_action]
+        )
         menu.addSeparator()
         menu.addAction(self.quit_action)
         self.model_actions = models = ModelActions(self, self.bridge.models, self.prompts, self.model.rows)
@@ -163,6 +166,24 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Adopting {row.name}…")
         self.bridge.adopt(row.device_id, answer.code, answer.scope)
+
+    @Slot()
+    def preflight(self) -> None:
+        """Pre-flight for the selected adopted kits (every adopted kit when none is selected)."""
+        from app.gui.dialogs.preflight_dialog import PreflightDialog
+
+        chosen = [
+            str(i.data(FleetTableModel.DeviceIdRole)) for i in self.table.selectionModel().selectedRows()
+        ]
+        adopted = [r.device_id for r in self.model.rows() if r.kit is not None]
+        device_ids = [d for d in chosen if d in adopted] or adopted
+        if not device_ids:
+            self.statusBar().showMessage("Adopt a kit first: pre-flight checks adopted kits")
+            return
+        dialog = PreflightDialog(self.bridge.fleet_ops, device_ids, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        dialog.run()
 
     @Slot()
     def provision(self) -> None:

@@ -29,6 +29,7 @@ class OpsBridge(SubBridge):
     audit_loaded = Signal(str, object, object)  # (device ID or "" for the app, entries, ChainStatus|None)
     report_progress = Signal(str)  # what the report is doing now
     report_written = Signal(object)  # Path
+    preflight_done = Signal(object)  # list[KitPreflight], one per kit asked about
 
     @property
     def ops(self) -> FleetOps:
@@ -50,7 +51,17 @@ class OpsBridge(SubBridge):
         """Write the HTML report to `out`, then print it to `pdf` if given."""
         self._submit("report", self._async_report(out, hours, pdf))
 
+    def run_preflight(self, device_ids: list[str]) -> None:
+        """The pre-flight checks of these kits (`kitfleet preflight`), recorded in the audit log."""
+        self._submit("preflight", self._async_preflight(device_ids))
+
     # on the loop thread -----------------------------------------------------------------
+
+    async def _async_preflight(self, device_ids: list[str]) -> None:
+        from app.fleet.preflight import async_preflight, planned_request
+
+        kits = [self._kit(d) for d in device_ids]
+        self.preflight_done.emit(await async_preflight(self._host.fleet, kits, planned_request(None)))
 
     async def _async_history(self, device_id: str, hours: float) -> None:
         latest = self.ops.history.latest(device_id)
