@@ -31,6 +31,7 @@ _FIELDS = (
     "temperature_c",
     "disk_free_bytes",
     "battery_percent",
+    "power_w",
 )
 
 
@@ -62,7 +63,7 @@ class MetricsHistory:
                 start = self._db.conn.total_changes
                 self._db.conn.executemany(
                     f"INSERT OR IGNORE INTO metrics (device_id, seq, {', '.join(_FIELDS)}) "  # noqa: S608
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 new += self._db.conn.total_changes - start

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import sqlite_utils
 
-__all__ = ["v2_fleet_operations"]
+__all__ = ["v2_fleet_operations", "v3_power"]
+
+
+def v3_power(db: sqlite_utils.Database) -> None:
+    """Step 3: the kits' measured power draw in the metrics history (issue 24)."""
+    db.execute("ALTER TABLE metrics ADD COLUMN power_w REAL")
 
 
 def v2_fleet_operations(db: sqlite_utils.Database) -> None:

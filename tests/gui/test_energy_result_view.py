@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from PySide6.QtGui import QColor
 from pytestqt.qtbot import QtBot
 
-from agent.wire import JobInfo, JobRequest
+from agent.wire import JobInfo, JobRequest, MetricSample
+from app.gui.charts.history_chart import HEAT_SERIES, HistoryChart
 from app.gui.tabs.job_result_view import JobResultView, result_text
+from tests.gui.test_fleet_ops_window import coloured_pixels
 
 ENERGY = {
     "joules": 12.3,
@@ -54,3 +57,28 @@ def test_text_result_says_energy_in_words_not_json() -> None:
     assert LINE in text
     assert '"joules"' not in text
     assert "images: 3" in text
+
+
+def test_the_history_chart_draws_measured_power(qtbot: QtBot) -> None:
+    [(_, colour, _)] = [s for s in HEAT_SERIES if s[0] == "power W"]
+    chart = HistoryChart()
+    qtbot.addWidget(chart)
+    chart.resize(600, 300)
+
+    def samples(power: float | None) -> list[MetricSample]:
+        return [
+            MetricSample(
+                seq=i,
+                ts=1000.0 + 10 * i,
+                cpu_percent=20,
+                memory_percent=40,
+                disk_percent=60,
+                power_w=None if power is None else power + i % 7,
+            )
+            for i in range(60)
+        ]
+
+    chart.set_samples(samples(None))
+    assert coloured_pixels(chart.grab().toImage(), QColor(colour)) == 0, "a kit that cannot measure: no line"
+    chart.set_samples(samples(8.0))
+    assert coloured_pixels(chart.grab().toImage(), QColor(colour)) > 10

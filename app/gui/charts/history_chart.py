@@ -30,6 +30,7 @@ LOAD_SERIES: tuple[tuple[str, str, Getter], ...] = (
 HEAT_SERIES: tuple[tuple[str, str, Getter], ...] = (
     ("hottest °C", "#b3261e", lambda s: s.temperature_c),
     ("battery %", "#1e7b34", lambda s: s.battery_percent),
+    ("power W", "#c2185b", lambda s: s.power_w),  # measured only; absent where the kit cannot
 )
 RANGES = {"Last hour": 1.0, "Last 24 hours": 24.0, "Last 7 days": 168.0}
 _MARGIN_LEFT, _MARGIN = 40, 8
@@ -66,7 +67,7 @@ class HistoryChart(QWidget):
         heat = QRectF(_MARGIN_LEFT, 2 * _MARGIN + half + 14, load.width(), half - 24)
         span = (self._samples[0].ts, self._samples[-1].ts)
         self._plot(painter, load, "Load", LOAD_SERIES, span, 100.0, text)
-        self._plot(painter, heat, "Temperature and battery", HEAT_SERIES, span, None, text)
+        self._plot(painter, heat, "Temperature, battery and power", HEAT_SERIES, span, None, text)
         painter.setPen(text)
         painter.drawText(
             QRectF(heat.left(), heat.bottom() + 2, heat.width(), 16),

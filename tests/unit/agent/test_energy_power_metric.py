@@ -59,3 +59,20 @@ def test_the_ring_keeps_power_w(tmp_path: Path, db: Database) -> None:
     assert latest is not None
     assert latest.power_w is not None
     assert latest.power_w > 0
+
+
+def test_the_laptops_history_keeps_power_w(tmp_path: Path) -> None:
+    """The app's inventory stores the kit's power figure beside the others (its step 3)."""
+    from agent.wire import MetricSample
+    from app.fleet.history import MetricsHistory
+    from app.fleet.inventory import Inventory
+
+    inventory = Inventory(tmp_path)
+    try:
+        history = MetricsHistory(inventory)
+        first = MetricSample(seq=1, ts=10.0, cpu_percent=1, memory_percent=2, disk_percent=3, power_w=7.5)
+        history.merge("kit", [first])
+        history.merge("kit", [first.model_copy(update={"seq": 2, "ts": 20.0, "power_w": None})])
+        assert [s.power_w for s in history.series("kit")] == [7.5, None]
+    finally:
+        inventory.close()
