@@ -27,7 +27,7 @@ from agent.wire import (
     ScheduleRequest,
 )
 from app.fleet.client import KitClient
-from app.fleet.datasets import LocalDataset, async_tar_chunks
+from app.fleet.datasets import LocalDataset, async_ensure
 from app.fleet.errors import AgentError, Error, KitUnreachable
 from app.fleet.inventory import Kit
 from app.fleet.service import Fleet
@@ -200,20 +200,12 @@ async def _send(
 
 
 async def _ensure_dataset(client: KitClient, upload: LocalDataset, report: SubmitCallback) -> DatasetInfo:
-    """The dataset on the kit, uploaded unless an earlier send already put it there."""
-    known = {d.name: d for d in await client.datasets()}
-    if upload.name in known:
-        return known[upload.name]
+    """The dataset on the kit, uploaded (resumably) unless an earlier send already put it there."""
 
     def sent(n: int) -> None:
         report(SubmitProgress(client.name, "uploading", n, upload.size))
 
-    try:
-        return await client.upload_dataset(upload.name, async_tar_chunks(upload, sent))
-    except AgentError as exc:
-        if exc.error != "dataset_exists":  # a concurrent send won the race: same files, same name
-            raise
-        return next(d for d in await client.datasets() if d.name == upload.name)
+    return await async_ensure(client, upload, sent)
 
 
 # --- watch and logs ----------------------------------------------------------------------
