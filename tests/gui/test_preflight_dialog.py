@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtWidgets import QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from app.fleet.localagent import LocalAgent
@@ -33,11 +34,17 @@ def test_preflight_table_shows_each_kit_and_the_failing_check(
     dialog = window.findChild(PreflightDialog)
     assert dialog is not None
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 2, timeout=120_000)
-    headers = [dialog.table.horizontalHeaderItem(c).text() for c in range(dialog.table.columnCount())]
+    table = dialog.table
+    headers = [_item(table.horizontalHeaderItem(c)).text() for c in range(table.columnCount())]
     clock = headers.index("clock")
-    cells = {dialog.table.item(r, 0).text().split(":")[0]: dialog.table.item(r, clock) for r in range(2)}
+    cells = {_item(table.item(r, 0)).text().split(":")[0]: _item(table.item(r, clock)) for r in range(2)}
     assert cells["steady"].text() == "ok"
     assert cells["skewed"].text() == "FAIL"
     assert "behind" in cells["skewed"].toolTip()
     assert "timedatectl" in cells["skewed"].toolTip()
     assert "1 of 2 kit(s) ready" in dialog.summary.text()
+
+
+def _item(item: QTableWidgetItem | None) -> QTableWidgetItem:
+    assert item is not None
+    return item

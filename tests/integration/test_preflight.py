@@ -87,8 +87,8 @@ def test_preflight_planned_model_and_missing_provider(
 ) -> None:
     kit = adopt(start_agent("delta", mdns=False))
     big = tmp_path / "huge.onnx"  # sparse: as large as planned, without using the disk
-    with big.open("wb") as out:
-        out.truncate(shutil.disk_usage(tmp_path).free + (1 << 30))
+    with big.open("wb") as sparse:
+        sparse.truncate(shutil.disk_usage(tmp_path).free + (1 << 30))
     done = kitfleet(
         fleet.settings.home, "preflight", kit.name, "--for-model", str(big),
         "--provider", "NoSuchExecutionProvider", "--json",
