@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,11 +25,18 @@ from agent.wire import DatasetInfo, DatasetUpload
 __all__ = ["DatasetUploads"]
 
 _PARTIAL = ".partial-"
+STALE_S = 7 * 86400.0  # an upload nobody resumed in a week is abandoned: its bytes go
 
 
 class DatasetUploads:
     def __init__(self, datasets: Datasets) -> None:
         self.datasets = datasets
+        for partial in datasets.root.glob(f"{_PARTIAL}*"):
+            try:
+                if time.time() - partial.stat().st_mtime > STALE_S:
+                    partial.unlink()
+            except OSError:  # gone meanwhile, or not ours to remove: left as it is
+                continue
 
     def start(self, name: str, size: int) -> DatasetUpload:
         """Begin, or resume one of the same length."""

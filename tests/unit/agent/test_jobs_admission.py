@@ -130,3 +130,17 @@ def test_gates_pass_on_mains_power_and_without_sensors() -> None:
     assert "battery" in (
         Gatekeeper(battery=lambda: (10.0, False), temperature=lambda: None).blocked(gates) or ""
     )
+
+
+def test_a_gate_without_its_sensor_is_said_to_be_unenforceable() -> None:
+    gates = Gates(min_battery_percent=50, max_temperature_c=70)
+    bare = Gatekeeper(battery=lambda: None, temperature=lambda: None)
+    said = bare.unenforceable(gates)
+    assert [s.split(":")[0] for s in said] == ["gate not enforceable"] * 2
+    assert "battery above 50%" in said[0]
+    assert "temperature below 70 °C" in said[1]
+    assert bare.blocked(gates) is None  # and, as said, it holds nothing back
+    sensing = Gatekeeper(battery=lambda: (80.0, False), temperature=lambda: 40.0)
+    assert sensing.unenforceable(gates) == []
+    assert bare.unenforceable(Gates()) == []  # no gates, nothing to say
+    assert len(Gatekeeper(battery=lambda: (80.0, True), temperature=lambda: None).unenforceable(gates)) == 1
