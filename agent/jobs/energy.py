@@ -64,6 +64,11 @@ def job_energy(
         note=reading.note,
     )
     count = inferences(spec, summary)
+    if count and spec["kind"] == "benchmark":
+        energy.note = (
+            f"{reading.note}; per 1,000 inferences over the whole job, model load and "
+            "warm-up included (each row gives its timed runs' own)"
+        )
     if count:
         energy.inferences = count
         energy.joules_per_1000_inferences = round(reading.joules * 1000 / count, 4)

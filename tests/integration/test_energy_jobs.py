@@ -43,6 +43,10 @@ def test_benchmark_result_carries_joules_per_1000_inferences_with_its_source(
     assert "J per 1,000 inferences" in line
     assert f"({energy.basis()})" in line
     assert " W avg" in line
+    assert "J/1k inf" in shown, "each benchmark row: its timed runs' own figure"
+    rows = answer["result"]["rows"]
+    assert all(row["joules_per_1000_inferences"] >= 0 for row in rows)
+    print(line)  # for a person reading the run: what this machine measured or estimated
     assert "energy " in cli(fleet, "jobs", "show", "watt", job["job_id"]).stdout
 
     report = tmp_path / "report.html"

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from agent.energy import DEFAULT_TDP_W, FallbackMeter
 from agent.jobs.kinds._model import fixed_batch, load, model_fields
 from agent.jobs.report import Reporter
 from agent.wire import Manifest
@@ -23,10 +24,12 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     total = len(thread_counts) * len(params["batch_sizes"])
     manifest: Manifest | None = None
+    # each row's energy covers its timed runs only, not the model's load or warm-up
+    meter = FallbackMeter(tdp_w=float(spec.get("tdp_w", DEFAULT_TDP_W)))
     for threads in thread_counts:
         manifest, session = load(spec, report, threads)
         for batch in params["batch_sizes"]:
-            rows.append(_measure(session, manifest, batch, threads, params, report))
+            rows.append(_measure(session, manifest, batch, threads, params, report, meter))
             report.progress(len(rows), total)
     assert manifest is not None
     summary = {**model_fields(manifest), "rows": rows}
@@ -35,7 +38,13 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
 
 
 def _measure(
-    session: Any, manifest: Manifest, batch: int, threads: int, params: dict[str, Any], report: Reporter
+    session: Any,
+    manifest: Manifest,
+    batch: int,
+    threads: int,
+    params: dict[str, Any],
+    report: Reporter,
+    meter: FallbackMeter,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"batch": batch, "threads": threads}
     fixed = fixed_batch(session, manifest)
@@ -46,6 +55,7 @@ def _measure(
     feed = {manifest.input.name: _input(manifest, batch)}
     for _ in range(params["warmup"]):
         session.run(None, feed)
+    token = meter.start()
     with _PeakRss() as peak:
         times = []
         for _ in range(params["runs"]):
@@ -53,6 +63,8 @@ def _measure(
             session.run(None, feed)
             times.append((time.perf_counter() - started) * 1000)
     row.update(_stats(times, batch), peak_rss_mb=round(peak.value / MIB, 1))
+    energy = meter.stop(token)
+    row["joules_per_1000_inferences"] = round(energy.joules * 1000 / (batch * params["runs"]), 4)
     report.log(
         f"batch {batch}, {threads} thread(s): p50 {row['p50_ms']} ms, {row['throughput_per_s']} items/s"
     )

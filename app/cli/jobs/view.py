@@ -194,7 +194,7 @@ def benchmark_table(rows: list[dict[str, Any]]) -> list[str]:
         ("mean_ms", "mean ms", ".3f"),
         ("throughput_per_s", "items/s", ".1f"),
         ("peak_rss_mb", "peak MB", ".1f"),
-    )
+    ) + ((("joules_per_1000_inferences", "J/1k inf", ".3g"),) if _has_energy(rows) else ())
     lines = ["  " + " ".join(f"{title:>9}" for _, title, _ in columns)]
     for row in rows:
         if "skipped" in row:
@@ -202,6 +202,11 @@ def benchmark_table(rows: list[dict[str, Any]]) -> list[str]:
             continue
         lines.append("  " + " ".join(f"{row.get(key, 0):>9{fmt}}" for key, _, fmt in columns))
     return lines
+
+
+def _has_energy(rows: list[dict[str, Any]]) -> bool:
+    """Rows from a kit that meters each one's timed runs (an older kit's have no column)."""
+    return any("joules_per_1000_inferences" in row for row in rows)
 
 
 def _plain(value: Any) -> str:
