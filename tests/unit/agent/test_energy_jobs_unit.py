@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from agent.config import Settings
 from agent.energy import EnergyReading
 from agent.jobs.energy import MAX_SAMPLES, job_energy, watts_over_time
 from agent.wire import JobEnergy
@@ -49,3 +52,20 @@ def test_the_line_a_technician_reads() -> None:
     assert "readable by root only" in lines[1]
     assert energy_lines({"rows": []}) == []
     assert energy_lines({"energy": {"source": "solar"}}) == [], "an unknown source from a newer kit: left out"
+
+
+def test_a_benchmarks_job_figure_says_it_includes_load_and_warmup() -> None:
+    reading = EnergyReading.of(2.0, 1.0, "estimate", "estimated from CPU time × 15 W TDP")
+    energy = job_energy(
+        reading, {"kind": "benchmark", "params": {"warmup": 0}}, {"rows": [{"batch": 1, "runs": 4}]}
+    )
+    assert energy.basis() == "estimated from CPU time × 15 W TDP"
+    assert "model load and warm-up included" in energy.detail()
+
+
+def test_tdp_w_must_be_positive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KITFLEET_AGENT_TDP_W", "0")
+    with pytest.raises(SystemExit, match="KITFLEET_AGENT_TDP_W"):
+        Settings.resolve(tmp_path, {})
+    monkeypatch.setenv("KITFLEET_AGENT_TDP_W", "28")
+    assert Settings.resolve(tmp_path, {}).tdp_w == 28.0
