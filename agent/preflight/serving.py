@@ -15,7 +15,6 @@ from agent.models.store import ModelStore
 from agent.models.verifier import VerificationFailed, Verifier
 from agent.toolkit.errors import Refusal
 from agent.toolkit.hashing import sha256_file
-from agent.toolkit.sessions import CPU, choose_providers
 from agent.wire import Manifest, PreflightCheck
 
 __all__ = ["check_models", "check_providers"]
@@ -84,6 +83,8 @@ def reverify(path: Path, manifest: Manifest) -> None:
 
 def check_providers(wanted: Sequence[str], sessions: dict[str, Any]) -> PreflightCheck:
     """The provider the mission needs (or the best the kit has) is what sessions really run on."""
+    from agent.toolkit.sessions import CPU, choose_providers  # NumPy: not in an idle agent
+
     facts = runtime.collect()
     available = facts.providers or []
     fix = (
