@@ -30,6 +30,7 @@ from agent.wire.common import (
     error_responses,
 )
 from agent.wire.datasets import DatasetUpload, DatasetUploadRequest
+from agent.wire.energy import JobEnergy, PowerSample
 from agent.wire.evaluation import CONFUSIONS_KEPT, Confusion, EvaluateResult, LabelScore
 from agent.wire.facts import FactFamilies, Facts, Metrics, MetricSample
 from agent.wire.facts_families import (
@@ -81,7 +82,6 @@ from agent.wire.jobs import (
     DatasetInfo,
     EvaluateParams,
     Gates,
-    JobEnergy,
     JobInfo,
     JobKind,
     JobLogs,
@@ -91,7 +91,6 @@ from agent.wire.jobs import (
     JobState,
     JobSubmission,
     MissedRuns,
-    PowerSample,
     QuantizeParams,
     Resources,
     ResultFile,
