@@ -90,7 +90,8 @@ def _kit_stages(agent: LocalAgent, name: str, version: str) -> dict[str, float]:
     if not lines:
         return {}
     said = lines[-1].split(marker, 1)[1]
-    return {stage: float(seconds) for stage, seconds in re.findall(r"([\w -]+?) (\d+\.\d+) s", said)}
+    pairs = re.findall(r"([\w -]+?) (\d+\.\d+) s", said)
+    return {stage.strip(" ,"): float(seconds) for stage, seconds in pairs}
 
 
 def _resume(fleet: Fleet, agent: LocalAgent, model: Path) -> tuple[int, int]:

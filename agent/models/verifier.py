@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import tempfile
@@ -78,7 +79,7 @@ class Verifier:
             raise VerificationFailed(f"the file has {size} bytes, the manifest says {manifest.size_bytes}")
         started = time.perf_counter()
         digest = digest or sha256_file(path)
-        times["hash"] = time.perf_counter() - started
+        times["sha256"] = time.perf_counter() - started
         if digest != manifest.sha256:
             raise VerificationFailed(
                 f"sha256 mismatch: the file is {digest}, the manifest says "
@@ -129,7 +130,7 @@ def _wait(warm: Warm, timeout: float) -> tuple[bytes, int, bool]:
     try:
         assert warm.process.stdout is not None
         answer = b""
-        while chunk := warm.process.stdout.read1(_MAX_ANSWER):
+        while chunk := os.read(warm.process.stdout.fileno(), _MAX_ANSWER):
             answer = (answer + chunk)[-_MAX_ANSWER:]
         code = warm.process.wait()
     finally:
@@ -149,9 +150,9 @@ def _judge(
             how = f"signal {signal.Signals(-code).name}" if code < 0 and -code in _SIGNALS else code
             problem = f"the checker died ({how}): {_tail(child.stderr)}"
         raise VerificationFailed(str(problem))
-    times = {k: float(v) for k, v in (said.get("times") or {}).items()}
-    times["verifier start"] = max(float(said.get("got", handed)) - handed, 0.0)
-    return times
+    # how long the model waited for a checker ready to take it (none, when one was kept ready)
+    times = {"checker start": max(float(said.get("got", handed)) - handed, 0.0)}
+    return times | {str(k): float(v) for k, v in (said.get("times") or {}).items()}
 
 
 _SIGNALS = {s.value for s in signal.Signals}
