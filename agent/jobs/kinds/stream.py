@@ -134,6 +134,8 @@ class StreamJob:
                     return
                 self.counts.roll(time.time())  # a quiet source still closes intervals
                 self._flush()
+                # and tells its count: the last frame's report may have fallen in the throttle
+                self.report.progress(self.processed, self.reader.total)
                 continue
             now = time.monotonic()
             due = max(due + 1 / self.fps, now) if self.fps else now
