@@ -30,11 +30,12 @@ from typing import BinaryIO
 from agent.db import Database
 from agent.errors import Conflict, Invalid, NoRoom, NotFound, TooLarge
 from agent.models.store import ModelStore
-from agent.models.verifier import VerificationFailed, Verifier
+from agent.models.verifier import VerificationFailed, Verifier, stages
 from agent.spool import async_spool
 from agent.wire import Manifest, ModelInfo, UploadRequest, UploadStatus
 
 STALE_AFTER_S = 7 * 86400  # a half-sent model is kept a week for the link to come back
+CHECKER_IDLE_S = 300.0  # a checker kept ready that no commit took (the laptop left) is let go
 log = logging.getLogger(__name__)
 
 
@@ -152,12 +153,14 @@ class Uploads:
             try:
                 await self._write(path, current, row["size"], body, running)
             finally:
-                if running.offset != _size_of(path):  # a write failed part way (or it was replaced)
+                if running is not None and running.offset != _size_of(path):  # a write failed
                     self._sums.pop(upload_id, None)
         self._touch(upload_id)
         status = self.status(upload_id)
-        if status.offset < status.size and not self._busy:
-            self._verifier.release()  # the link dropped: no checker idles until it comes back
+        if status.offset < status.size:  # the link dropped: no checker idles until it comes back
+            await asyncio.to_thread(self._let_checker_go)
+        else:
+            asyncio.get_running_loop().call_later(CHECKER_IDLE_S, self._let_checker_go_later)
         return status
 
     async def commit(self, upload_id: str) -> ModelInfo:
@@ -191,7 +194,7 @@ class Uploads:
             await asyncio.to_thread(self._store.install, manifest, path)
             self._set_state(upload_id, "installed")
             times["install"] = time.perf_counter() - started
-            log.info("%s %s installed; %s", manifest.name, manifest.version, _stages(times, digest))
+            log.info("%s %s installed; %s", manifest.name, manifest.version, stages(times, digest))
         if row["activate"]:
             return self._store.activate(manifest.name, manifest.version)
         return self._store.info(manifest.name)
@@ -204,7 +207,7 @@ class Uploads:
     # internals ----------------------------------------------------------------
 
     async def _write(
-        self, path: Path, current: int, size: int, body: AsyncIterator[bytes], running: _Running
+        self, path: Path, current: int, size: int, body: AsyncIterator[bytes], running: _Running | None
     ) -> None:
         def admit(received: int) -> None:
             if current + received > size:
@@ -214,7 +217,8 @@ class Uploads:
 
         def write(data: bytes) -> None:
             handle.write(data)
-            running.update(data)  # only once written: the sum never covers a byte not on disk
+            if running is not None:  # only once written: the sum never covers a byte not on disk
+                running.update(data)
 
         try:
             try:
@@ -255,17 +259,27 @@ class Uploads:
             state="installed",
         )
 
-    def _running(self, upload_id: str, current: int) -> _Running:
-        """The running sum of this upload's bytes, if it covers exactly the `current` on disk;
-        else a new one from byte 0, or one that is never used (the commit reads the file again)."""
+    def _running(self, upload_id: str, current: int) -> _Running | None:
+        """The running sum of this upload's bytes if it covers exactly the `current` on disk, a
+        new one at byte 0, else None: the commit reads the file again (after a restart nothing
+        is known of the bytes on disk; hashlib cannot save a sum's state to resume it)."""
         running = self._sums.get(upload_id)
-        if running is None or running.offset != current:
-            running = _Running(current)  # after a restart nothing is known of the bytes on disk
-            if current == 0:
-                self._sums[upload_id] = running
-            else:
-                self._sums.pop(upload_id, None)
+        if running is not None and running.offset == current:
+            return running
+        self._sums.pop(upload_id, None)
+        if current != 0:
+            return None
+        running = self._sums[upload_id] = _Running()
         return running
+
+    def _let_checker_go(self) -> None:
+        """Let the checker kept ready go unless a request is writing or committing an upload
+        (one that arrives later starts another)."""
+        if not self._busy:
+            self._verifier.release()
+
+    def _let_checker_go_later(self) -> None:
+        asyncio.get_running_loop().run_in_executor(None, self._let_checker_go)
 
     def _claim(self, upload_id: str) -> _Claim:
         return _Claim(self, upload_id)
@@ -330,9 +344,9 @@ def _too_long(size: int, at: int, sent: int) -> TooLarge:
 class _Running:
     """The sha256 of an upload's bytes from byte 0, fed in order as they are written."""
 
-    def __init__(self, offset: int = 0) -> None:
+    def __init__(self) -> None:
         self._sum = hashlib.sha256()
-        self.offset = offset  # the bytes the sum covers (when it was started at 0)
+        self.offset = 0  # the bytes the sum covers
 
     def update(self, data: bytes) -> None:
         self._sum.update(data)
@@ -340,12 +354,6 @@ class _Running:
 
     def hexdigest(self) -> str:
         return self._sum.hexdigest()
-
-
-def _stages(times: dict[str, float], digest: str | None) -> str:
-    """`stage 0.123 s, ...` for the log: where a deploy's checks spent their time."""
-    hashed = "sha256 as it arrived" if digest else "sha256 read again"
-    return ", ".join(f"{stage} {seconds:.3f} s" for stage, seconds in times.items()) + f" ({hashed})"
 
 
 def _size_of(path: Path) -> int:

@@ -27,7 +27,7 @@ from agent.toolkit.hashing import sha256_file
 from agent.warm import Warm, start_warm
 from agent.wire import Manifest
 
-__all__ = ["READY_FLAG", "VerificationFailed", "Verifier"]
+__all__ = ["READY_FLAG", "VerificationFailed", "Verifier", "stages"]
 
 READY_FLAG = "--ready"  # `python -c BOOT agent.models.verify --ready FD`: see verify.main
 _MODULE = "agent.models.verify"
@@ -103,6 +103,13 @@ class Verifier:
             return _judge(answer, code, timed_out, child, handed, self.timeout)
         finally:
             _end(child)
+
+
+def stages(times: dict[str, float], digest: str | None) -> str:
+    """`stage 0.123 s, ...` for the log: where a model's checks spent their time (`digest`:
+    the sha256 the upload summed as its bytes came, if it did)."""
+    hashed = "sha256 as it arrived" if digest else "sha256 read again"
+    return ", ".join(f"{stage} {seconds:.3f} s" for stage, seconds in times.items()) + f" ({hashed})"
 
 
 def _start() -> _Child:
