@@ -202,10 +202,11 @@ class StreamParams(_ModelParams):
         "processes every one (a folder: see live)",
     )
     loop: bool = Field(default=False, description="start a video file again when it ends")
-    live: bool = Field(
-        default=False,
+    live: bool | None = Field(
+        default=None,
         description="a watched folder as a live camera: images the model cannot keep up with "
-        "are dropped; false (a backlog) processes every image",
+        "are dropped; empty or false (a backlog) processes every image. Empty is left out of "
+        "requests, so a kit from before this field takes them",
     )
     dataset: str | None = Field(
         default=None,

@@ -12,7 +12,7 @@ import psutil
 
 from pytestqt.qtbot import QtBot
 
-from agent.wire import JobInfo
+from agent.wire import JobInfo, JobRequest
 from app.fleet.localagent import LocalAgent
 from app.fleet.settings import AppSettings
 from app.gui.bridges.fleet_bridge import FleetBridge
@@ -85,6 +85,15 @@ def test_gates_the_kit_cannot_keep_are_said_at_submit_and_on_the_job(
     tab = window.tabs.jobs
     dialog = open_new_job(qtbot, tab)
     form = dialog.form
+    form.set_choice(form.kind_combo, "stream")  # a folder is a backlog unless said to be a camera
+    form.stream_source_edit.setText("incoming")
+    request = dialog.submission().request
+    assert isinstance(request, JobRequest)
+    assert "live" not in request.params
+    form.stream_live_box.setChecked(True)
+    request = dialog.submission().request
+    assert isinstance(request, JobRequest)
+    assert request.params["live"] is True
     form.set_choice(form.kind_combo, "benchmark")
     form.runs_spin.setValue(3)
     form.battery_spin.setValue(50)

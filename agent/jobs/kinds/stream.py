@@ -66,7 +66,7 @@ class StreamJob:
         self.fps: float | None = params.get("fps")
         keep, budget = set(params["keep"]), spec["max_result_bytes"]
         # a folder is a backlog (every image) unless it stands for a live camera
-        paced = params.get("live", False) if self.source["kind"] == "folder" else params["realtime"]
+        paced = bool(params.get("live")) if self.source["kind"] == "folder" else params["realtime"]
         self.reader = Reader(self.source, paced, params["loop"], source_secret(spec), spec["threads"])
         self.stopped = False  # by the agent, on request
         self.slot = self.reader.slot

@@ -92,9 +92,15 @@ class JobForm(QObject):
         self.stream_fps_spin = QDoubleSpinBox()
         self.stream_fps_spin.setRange(0, 240)
         self.stream_fps_spin.setSpecialValueText("as the source gives")
-        self.stream_pace_box = QCheckBox("keep a camera's pace, dropping frames (else every frame)")
+        self.stream_pace_box = QCheckBox(
+            "play a video at a camera's pace, dropping frames (else every frame)"
+        )
         self.stream_pace_box.setChecked(True)
         self.stream_loop_box = QCheckBox("start a video again when it ends")
+        # a folder is a backlog, every image read, unless it stands for a camera
+        self.stream_live_box = QCheckBox(
+            "a folder as a live camera: skip images the model cannot keep up with"
+        )
         self.priority_spin, self.threads_spin = _spin(-100, 100, 0), _spin(1, 4096, 1)
         self.timeout_spin = _spin(1, 7 * 24 * 60, 60)
         self.timeout_spin.setSuffix(" min")
@@ -149,6 +155,7 @@ class JobForm(QObject):
             ("Frames per second:", self.stream_fps_spin),
             ("", self.stream_pace_box),
             ("", self.stream_loop_box),
+            ("", self.stream_live_box),
         )
         _rows(
             self.limits_form,
@@ -303,11 +310,15 @@ class JobForm(QObject):
                 "Source: enter a camera (/dev/video0), a stream URL, or a video or folder on the kit"
             )
         fps = self.stream_fps_spin.value()
-        return {
-            "source": source,
-            "realtime": self.stream_pace_box.isChecked(),
-            "loop": self.stream_loop_box.isChecked(),
-        } | ({"fps": fps} if fps else {})
+        return (
+            {
+                "source": source,
+                "realtime": self.stream_pace_box.isChecked(),
+                "loop": self.stream_loop_box.isChecked(),
+            }
+            | ({"fps": fps} if fps else {})
+            | ({"live": True} if self.stream_live_box.isChecked() else {})
+        )
 
     def _images(self, upload: Callable[[], LocalDataset]) -> dict[str, str]:
         source = self.choice(self.source_combo)
