@@ -64,8 +64,8 @@ def build_project_wheel(dest: Path) -> Path:
             text=True,
             check=False,
         )
-        if done.returncode != 0:
-            raise SystemExit(f"pip wheel failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        if done.returncode != 0:  # (with build isolation, pip fetches setuptools: maybe offline)
+            raise ResolveError(f"pip wheel failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     wheels = sorted(dest.glob("kitfleet-*.whl"))
     if not wheels:
         raise SystemExit("pip wheel made no kitfleet wheel")

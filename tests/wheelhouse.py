@@ -46,6 +46,13 @@ def this_target() -> tuple[str, str]:
     return platform.machine(), f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
+def interpreter(version: str) -> Path | None:
+    """A CPython X.Y on this machine: pyenv's, else one on PATH."""
+    pyenv = sorted((Path.home() / ".pyenv" / "versions").glob(f"{version}.*/bin/python{version}"))
+    found = pyenv[-1] if pyenv else shutil.which(f"python{version}")
+    return Path(found) if found else None
+
+
 def cache_dir() -> Path:
     """Downloads kept between test runs, so reruns are offline and fast."""
     default = Path.home() / ".cache" / "kitfleet-tests"

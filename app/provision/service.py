@@ -50,6 +50,15 @@ RestrictRealtime=yes
 LockPersonality=yes
 RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
 CapabilityBoundingSet=
+# Only the system calls an ordinary service makes, in the kit's native ABI; no clock, kernel
+# log, hostname or namespace changes; other users' processes are hidden from it.
+SystemCallFilter=@system-service
+SystemCallArchitectures=native
+ProtectClock=yes
+ProtectKernelLogs=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+ProtectProc=invisible
 # GPUs stay visible (PrivateDevices would hide /dev/nvidia*); the user may need the video group.
 
 [Install]

@@ -1,11 +1,14 @@
 """Build the agent's .deb from the offline wheelhouse: a self-contained venv plus the systemd unit.
 
     python packaging/deb/build.py --wheelhouse dist/wheelhouse --arch x86_64 --python 3.11 --out dist
+    # -> dist/kitfleet-agent_0.1.0+py311_amd64.deb, one per (arch, Python) the wheelhouse holds
 
-The venv is assembled without running the kit's interpreter (`pip install --target` with the
-kit's platform tags), so a laptop of either architecture builds both packages. It lives in
-/opt/kitfleet-agent/venv and uses the system's python3.X, which the package depends on. The
-unit is the one SSH provisioning installs (app/provision/service.py), so both behave the same.
+The venv is assembled without running the kit's interpreter (`pip install --no-deps --target`
+of exactly the target's wheels, which the wheelhouse resolved for that target and proved
+complete, pinned to packaging/constraints), so a laptop of either architecture and any Python
+builds every package. It lives in /opt/kitfleet-agent/venv and uses the system's python3.X,
+which the package depends on. The unit is the one SSH provisioning installs
+(app/provision/service.py), so both behave the same.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from app.provision.layout import SERVICE_USER, SYSTEM_DATA, UNIT_NAME  # noqa: E402
 from app.provision.service import systemd_unit  # noqa: E402
-from app.provision.wheelhouse import Wheelhouse, normalise_arch  # noqa: E402
+from app.provision.wheelhouse import WheelFile, Wheelhouse, describe_target, normalise_arch  # noqa: E402
 
 PREFIX = "/opt/kitfleet-agent/venv"
 DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
@@ -67,7 +70,7 @@ sys.exit(main())
 
 def _platform_args(arch: str, glibc: str) -> list[str]:
     sys.path.insert(0, str(REPO / "packaging"))
-    from wheelhouse import platform_tags  # packaging/wheelhouse.py
+    from wheel_closure import platform_tags  # packaging/wheel_closure.py
 
     return [arg for tag in platform_tags(arch, glibc) for arg in ("--platform", tag)]
 
@@ -78,10 +81,12 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def stage(root: Path, house: Wheelhouse, arch: str, python: str) -> None:
+def stage(root: Path, house: Wheelhouse, wheels: list[WheelFile], arch: str, python: str) -> None:
     """Lay out the package's files under root, as they will be on the kit."""
     venv = root / PREFIX.lstrip("/")
     site = venv / "lib" / f"python{python}" / "site-packages"
+    # Exactly the target's wheels, which the wheelhouse's closure check proved complete: pip does
+    # no resolving here, so it cannot judge the kit's markers by this machine's interpreter.
     subprocess.run(
         [
             sys.executable,
@@ -91,8 +96,7 @@ def stage(root: Path, house: Wheelhouse, arch: str, python: str) -> None:
             "install",
             "--quiet",
             "--no-index",
-            "--find-links",
-            str(house.root),
+            "--no-deps",
             "--target",
             str(site),
             "--no-compile",
@@ -102,7 +106,7 @@ def stage(root: Path, house: Wheelhouse, arch: str, python: str) -> None:
             "--python-version",
             python,
             *_platform_args(arch, house.glibc),
-            house.requirement,
+            *(str(w.path) for w in wheels if not w.name.startswith("pip-")),
         ],
         check=True,
         env={"PIP_CONFIG_FILE": "/dev/null", "PATH": "/usr/bin:/bin"},
@@ -123,6 +127,12 @@ def stage(root: Path, house: Wheelhouse, arch: str, python: str) -> None:
     )
 
 
+def deb_version(version: str, python: str) -> str:
+    """The Python in the version too (0.1.0+py311): one .deb per (arch, Python), none overwritten,
+    and apt never takes one Python's package for another's."""
+    return f"{version}+py{python.replace('.', '')}"
+
+
 def control(root: Path, house: Wheelhouse, arch: str, python: str) -> None:
     size_kb = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
     debian = root / "DEBIAN"
@@ -130,10 +140,10 @@ def control(root: Path, house: Wheelhouse, arch: str, python: str) -> None:
         debian / "control",
         f"""\
 Package: kitfleet-agent
-Version: {house.version}
+Version: {deb_version(house.version, python)}
 Architecture: {DEB_ARCH[arch]}
 Maintainer: kitfleet <kitfleet@localhost>
-Depends: python{python}, adduser
+Depends: python{python}, libc6 (>= {house.glibc}), adduser
 Section: net
 Priority: optional
 Installed-Size: {size_kb // 1024 + 1}
@@ -159,12 +169,13 @@ def build(wheelhouse: Path, arch: str, python: str, out: Path, compression: str 
     """The .deb's path. xz makes the smallest package; "none" builds in seconds (tests)."""
     arch = normalise_arch(arch)
     house = Wheelhouse.load(wheelhouse)
-    house.verify(house.select(arch, (int(python.split(".")[0]), int(python.split(".")[1]))))
+    wheels = house.select(arch, (int(python.split(".")[0]), int(python.split(".")[1])))
+    house.verify(wheels)
     out.mkdir(parents=True, exist_ok=True)
-    deb = out / f"kitfleet-agent_{house.version}_{DEB_ARCH[arch]}.deb"
+    deb = out / f"kitfleet-agent_{deb_version(house.version, python)}_{DEB_ARCH[arch]}.deb"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "root"
-        stage(root, house, arch, python)
+        stage(root, house, wheels, arch, python)
         control(root, house, arch, python)
         subprocess.run(
             [_dpkg_deb(), "--root-owner-group", f"-Z{compression}", "--build", str(root), str(deb)],
@@ -177,16 +188,24 @@ def build(wheelhouse: Path, arch: str, python: str, out: Path, compression: str 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheelhouse", type=Path, required=True)
-    parser.add_argument("--arch", default="x86_64", choices=sorted(DEB_ARCH))
+    parser.add_argument(
+        "--arch", action="append", choices=sorted(DEB_ARCH), help="repeatable; default every target's"
+    )
     parser.add_argument(
         "--python",
-        default="3.11",
-        help="the target distribution's python3 X.Y (Debian 12: 3.11, Ubuntu 22.04: 3.10)",
+        action="append",
+        help="the target distribution's python3 X.Y (Debian 12: 3.11, Ubuntu 22.04: 3.10); "
+        "repeatable; default every Python the wheelhouse has",
     )
     parser.add_argument("--out", type=Path, default=REPO / "dist")
     parser.add_argument("--compression", default="xz", choices=("xz", "gzip", "zstd", "none"))
     args = parser.parse_args(argv)
-    print(build(args.wheelhouse, args.arch, args.python, args.out, args.compression))
+    targets = [
+        describe_target(k).split(" CPython ") for k in sorted(Wheelhouse.load(args.wheelhouse).targets)
+    ]
+    for arch, python in targets:
+        if (args.arch is None or arch in args.arch) and (args.python is None or python in args.python):
+            print(build(args.wheelhouse, arch, python, args.out, args.compression))
     return 0
 
 

@@ -24,9 +24,21 @@ from app import __version__
 from app.fleet.localagent import LocalAgent
 from app.provision import Unsupported, WheelhouseError
 from app.provision.wheelhouse import MANIFEST, Wheelhouse, target_key
-from tests.wheelhouse import REPO, this_target, wheelhouse
+from tests.wheelhouse import REPO, build_cached, interpreter, this_target, wheelhouse
 
 __all__ = ["wheelhouse"]  # the session fixture, imported so pytest finds it
+
+
+HARDENING = {
+    "SystemCallFilter": "@system-service",
+    "SystemCallArchitectures": "native",
+    "ProtectClock": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectHostname": "yes",
+    "RestrictNamespaces": "yes",
+    "ProtectProc": "invisible",
+    "UMask": "0077",
+}
 
 
 def load(path: Path, name: str) -> ModuleType:
@@ -100,13 +112,15 @@ def deb(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
 
 def test_deb_control_and_contents(deb: Path) -> None:
     arch = {"x86_64": "amd64", "aarch64": "arm64"}[this_target()[0]]
-    assert deb.name == f"kitfleet-agent_{__version__}_{arch}.deb"
+    tag = this_target()[1].replace(".", "")
+    assert deb.name == f"kitfleet-agent_{__version__}+py{tag}_{arch}.deb"
     info = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True, check=True).stdout
     fields = dict(line.split(": ", 1) for line in info.splitlines() if ": " in line)
     assert fields["Package"] == "kitfleet-agent"
-    assert fields["Version"] == __version__
+    assert fields["Version"] == f"{__version__}+py{tag}"
     assert fields["Architecture"] == arch
     assert f"python{this_target()[1]}" in fields["Depends"]
+    assert "libc6 (>= 2.28)" in fields["Depends"]
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
     for path in (
         "./lib/systemd/system/kitfleet-agent.service",
@@ -136,6 +150,8 @@ def test_deb_unit_is_hardened_and_runs_the_packaged_agent(deb: Path, tmp_path: P
     assert service["ProtectSystem"] == "strict"
     assert service["PrivateTmp"] == "yes"
     assert service["ReadWritePaths"] == "/var/lib/kitfleet-agent"
+    for key, value in HARDENING.items():
+        assert service[key] == value, key
     assert int(unit["Unit"]["StartLimitBurst"]) > 0
     assert int(unit["Unit"]["StartLimitIntervalSec"]) > 0
     assert unit["Install"]["WantedBy"] == "multi-user.target"
@@ -186,8 +202,42 @@ def test_pyinstaller_spec_reads_the_package() -> None:
     bundled = {Path(src).relative_to(REPO).as_posix(): dest for src, dest in specdata.datas()}
     assert bundled["resources/models/digits-cnn-int8.onnx"] == "resources/models"
     assert bundled["app/provision/supervisor.py"] == "app/provision"
-    assert "app.cli.provision" in specdata.hidden_imports()
+    hidden = specdata.hidden_imports()
+    assert "app.cli.provision" in hidden
+    assert {"agent.cli", "agent.server", "agent.api.app", "uvicorn.loops.auto"} <= set(hidden)
     assert Path(specdata.icon()).exists()
+    assert "entry.py" in spec
+    assert 'name="kitfleet")' in spec  # dist/kitfleet/kitfleet, as the README says
+
+
+def test_pyinstaller_bundles_the_xcb_libraries_qt_needs_on_a_real_display() -> None:
+    specdata = load(REPO / "packaging/pyinstaller/specdata.py", "specdata")
+    try:
+        libraries = specdata.xcb_libraries()
+    except SystemExit as exc:  # the build machine lacks some: the build stops and says which
+        pytest.skip(str(exc))
+    names = {Path(path).name.split(".so")[0] for path, _ in libraries}
+    assert {"libxcb-icccm", "libxcb-keysyms"} <= names
+    assert all(Path(path).exists() and dest == "." for path, dest in libraries)
+
+
+def test_the_bundles_entry_runs_the_agent_for_the_demo_and_checks_glibc() -> None:
+    entry_py = REPO / "packaging/pyinstaller/entry.py"
+    said = subprocess.run(
+        [sys.executable, str(entry_py), "-m", "agent", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    assert said.stdout.strip() == f"kitfleet-agent {__version__}"  # not the app's "invalid choice"
+    entry = load(entry_py, "kitfleet_entry")
+    assert entry.glibc_problem("2.36", "2.36") is None
+    assert entry.glibc_problem("2.39", "2.36") is None
+    assert entry.glibc_problem("2.35", None) is None  # not frozen: no floor recorded
+    problem = entry.glibc_problem("2.35", "2.36")
+    assert "needs glibc 2.36 or newer and this system has 2.35" in problem
+    assert "pip install" in problem
 
 
 def test_desktop_entry_and_icon() -> None:
@@ -283,3 +333,47 @@ def test_the_built_wheelhouse_is_complete_and_a_missing_wheel_is_found(
 
 def _this() -> tuple[str, tuple[int, int]]:
     return this_target()[0], (sys.version_info[0], sys.version_info[1])
+
+
+@pytest.mark.timeout(1200)  # the first run downloads both Pythons' wheels into the test cache
+@pytest.mark.parametrize("version", ["3.10", "3.13"])
+def test_a_deb_per_python_installs_into_a_throwaway_root(tmp_path: Path, version: str) -> None:
+    """Built on this machine's Python for another one; unpacked with dpkg into a root of its own,
+    whose /usr/bin/python3.X is played by this machine's interpreter of that version."""
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("needs dpkg-deb")
+    python = interpreter(version)
+    if python is None:
+        pytest.skip(f"no CPython {version} on this machine (pyenv install {version} adds one)")
+    arch = this_target()[0]
+    house = build_cached(f"stick-{arch}", [arch], ["3.10", "3.13"])
+    builder = load(REPO / "packaging" / "deb" / "build.py", "deb_build")
+    deb: Path = builder.build(house, arch, version, tmp_path / "out", compression="none")
+    assert deb.name.endswith(f"+py{version.replace('.', '')}_{builder.DEB_ARCH[arch]}.deb")
+    root = tmp_path / "root"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    venv = root / "opt/kitfleet-agent/venv"
+    assert os.readlink(venv / "bin" / "python") == f"/usr/bin/python{version}"
+    (venv / "bin" / "python").unlink()
+    (venv / "bin" / "python").symlink_to(python)
+    config = (venv / "pyvenv.cfg").read_text().replace("home = /usr/bin", f"home = {python.parent}")
+    (venv / "pyvenv.cfg").write_text(config)
+    said = subprocess.run(
+        [str(venv / "bin" / "python"), "-I", "-m", "agent", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert said.stdout.strip() == f"kitfleet-agent {__version__}"
+    imported = subprocess.run(
+        [str(venv / "bin" / "python"), "-I", "-c", _IMPORTS],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    module, *_ = imported.stdout.split()
+    assert Path(module).is_relative_to(venv)
+
+
+# the whole serving stack, as provisioning's self-check imports it (exceptiongroup on 3.10)
+_IMPORTS = "import agent, agent.server, agent.api.app, onnxruntime, numpy, av; print(agent.__file__)"
