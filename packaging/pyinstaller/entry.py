@@ -1,8 +1,9 @@
 """The bundle's entry point: the app and CLI, or (hidden) the agent the demo starts.
 
-A frozen program has no `python -m`: the demo's local agents are started as
+A frozen program has no `python -m` or `-c`: the demo's local agents are started as
 `sys.executable -m agent run ...` (app/fleet/localagent.py), which in the bundle is
-`kitfleet -m agent run ...`, so that argv runs the bundled agent instead of the CLI. Before
+`kitfleet -m agent run ...`, and they start their own children (model checks, probes) as
+`sys.executable -c CODE ...`; those argvs run the bundled agent and code, not the CLI. Before
 anything else the kit's glibc is compared with the one the bundle was built on (its floor),
 so an old laptop gets a sentence instead of a loader error.
 """
@@ -37,6 +38,13 @@ def glibc_problem(have: str, floor: str | None) -> str | None:
     )
 
 
+def _as_python() -> None:
+    """The agent starts its helpers as `sys.executable -m agent ...` / `-c ...` unless frozen,
+    when it takes sys.executable for a frozen kitfleet-agent. Here sys.executable is the app,
+    which answers those like python does, so the agent is told it runs as under python."""
+    sys.frozen = False  # type: ignore[attr-defined]
+
+
 def main() -> int:
     have = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.35"
     problem = glibc_problem(have.rpartition(" ")[2], _floor())
@@ -44,13 +52,15 @@ def main() -> int:
         print(problem, file=sys.stderr)
         return 1
     if sys.argv[1:3] == ["-m", "agent"]:
-        # The agent starts its own helpers as `sys.executable -m agent ...` unless frozen, when it
-        # takes sys.executable for a frozen kitfleet-agent; here that is the app, reached as
-        # `-m agent`, so the agent is told what holds for it: it runs as by `python -m agent`.
-        sys.frozen = False  # type: ignore[attr-defined]
+        _as_python()
         from agent.cli import main as agent_main
 
         return agent_main(sys.argv[3:])
+    if sys.argv[1:2] == ["-c"] and len(sys.argv) > 2:  # the agent's children (agent/warm.py BOOT)
+        _as_python()
+        code, sys.argv = sys.argv[2], ["-c", *sys.argv[3:]]
+        exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})  # noqa: S102 - as python -c
+        return 0
     from app.cli import main as app_main
 
     return app_main()

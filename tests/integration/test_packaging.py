@@ -231,6 +231,14 @@ def test_the_bundles_entry_runs_the_agent_for_the_demo_and_checks_glibc() -> Non
         cwd=REPO,
     )
     assert said.stdout.strip() == f"kitfleet-agent {__version__}"  # not the app's "invalid choice"
+    child = subprocess.run(  # how the agent starts its model checks (agent/warm.py)
+        [sys.executable, str(entry_py), "-c", "import sys; print(sys.argv)", "agent.models.verify", "x"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    assert child.stdout.strip() == "['-c', 'agent.models.verify', 'x']"
     entry = load(entry_py, "kitfleet_entry")
     assert entry.glibc_problem("2.36", "2.36") is None
     assert entry.glibc_problem("2.39", "2.36") is None
