@@ -5,7 +5,7 @@ offset the agent reports, and commits. The data lands in a temp file under
 `models/.uploads/` (same filesystem as the store, so install is a rename);
 the serving version is untouched until a verified file is installed.
 
-The file's sha256 is worked out as its bytes are written (`_Running`), so the commit need not
+The file's sha256 is worked out as its bytes are written (`upload_file.RunningSum`), so the commit need not
 read 100 MB again; the commit reads it again whenever that sum does not cover exactly the
 bytes on disk (the agent restarted mid-upload, a write failed). A checker process is started
 while the bytes arrive (`verifier.Verifier`) and is ready, ONNX Runtime imported, at commit.
@@ -14,10 +14,7 @@ while the bytes arrive (`verifier.Verifier`) and is ready, ONNX Runtime imported
 from __future__ import annotations
 
 import asyncio
-import errno
-import hashlib
 import logging
-import os
 import secrets
 import shutil
 import sqlite3
@@ -25,13 +22,12 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
 
 from agent.db import Database
 from agent.errors import Conflict, Invalid, NoRoom, NotFound, TooLarge
 from agent.models.store import ModelStore
+from agent.models.upload_file import RunningSum, append, size_of, too_long
 from agent.models.verifier import VerificationFailed, Verifier, stages
-from agent.spool import async_spool
 from agent.wire import Manifest, ModelInfo, UploadRequest, UploadStatus
 
 STALE_AFTER_S = 7 * 86400  # a half-sent model is kept a week for the link to come back
@@ -49,7 +45,7 @@ class Uploads:
         self.root.mkdir(parents=True, exist_ok=True)
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
-        self._sums: dict[str, _Running] = {}  # upload id -> sha256 of the bytes written so far
+        self._sums: dict[str, RunningSum] = {}  # upload id -> sha256 of the bytes written so far
         self._verifier = Verifier()
         self.recover()
 
@@ -147,13 +143,13 @@ class Uploads:
                     resume_at=current,
                 )
             if declared is not None and current + declared > row["size"]:
-                raise _too_long(row["size"], current, declared)
+                raise too_long(row["size"], current, declared)
             await asyncio.to_thread(self._verifier.prepare)  # it imports while the bytes arrive
             running = self._running(upload_id, current)
             try:
-                await self._write(path, current, row["size"], body, running)
+                await append(path, current, row["size"], body, running)
             finally:
-                if running is not None and running.offset != _size_of(path):  # a write failed
+                if running is not None and running.offset != size_of(path):  # a write failed
                     self._sums.pop(upload_id, None)
         self._touch(upload_id)
         status = self.status(upload_id)
@@ -206,32 +202,6 @@ class Uploads:
 
     # internals ----------------------------------------------------------------
 
-    async def _write(
-        self, path: Path, current: int, size: int, body: AsyncIterator[bytes], running: _Running | None
-    ) -> None:
-        def admit(received: int) -> None:
-            if current + received > size:
-                raise _too_long(size, current, received)
-
-        handle = await asyncio.to_thread(path.open, "ab")  # the disk may be slow: off the loop
-
-        def write(data: bytes) -> None:
-            handle.write(data)
-            if running is not None:  # only once written: the sum never covers a byte not on disk
-                running.update(data)
-
-        try:
-            try:
-                await async_spool(body, write, admit)
-            finally:
-                await asyncio.to_thread(_sync_and_close, handle)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
-            raise NoRoom(
-                "disk_full", "the kit's disk is full", "free space on the kit, then resume the upload"
-            ) from None
-
     def _check_space(self, size: int) -> None:
         free = shutil.disk_usage(self.root).free
         if free - size < self._reserve:
@@ -259,7 +229,7 @@ class Uploads:
             state="installed",
         )
 
-    def _running(self, upload_id: str, current: int) -> _Running | None:
+    def _running(self, upload_id: str, current: int) -> RunningSum | None:
         """The running sum of this upload's bytes if it covers exactly the `current` on disk, a
         new one at byte 0, else None: the commit reads the file again (after a restart nothing
         is known of the bytes on disk; hashlib cannot save a sum's state to resume it)."""
@@ -269,7 +239,7 @@ class Uploads:
         self._sums.pop(upload_id, None)
         if current != 0:
             return None
-        running = self._sums[upload_id] = _Running()
+        running = self._sums[upload_id] = RunningSum()
         return running
 
     def _let_checker_go(self) -> None:
@@ -331,45 +301,6 @@ class Uploads:
         )
         self._sums.pop(upload_id, None)
         self._data(upload_id).unlink(missing_ok=True)
-
-
-def _too_long(size: int, at: int, sent: int) -> TooLarge:
-    return TooLarge(
-        "upload_too_long",
-        f"{sent} bytes from byte {at} would pass the model's {size} bytes",
-        f"send at most {size - at} bytes from byte {at}",
-    )
-
-
-class _Running:
-    """The sha256 of an upload's bytes from byte 0, fed in order as they are written."""
-
-    def __init__(self) -> None:
-        self._sum = hashlib.sha256()
-        self.offset = 0  # the bytes the sum covers
-
-    def update(self, data: bytes) -> None:
-        self._sum.update(data)
-        self.offset += len(data)
-
-    def hexdigest(self) -> str:
-        return self._sum.hexdigest()
-
-
-def _size_of(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return -1
-
-
-def _sync_and_close(handle: BinaryIO) -> None:
-    """Flush and fsync what arrived, whatever ended the request: a resumed upload goes on from it."""
-    try:
-        handle.flush()
-        os.fsync(handle.fileno())
-    finally:
-        handle.close()
 
 
 class _Claim:
