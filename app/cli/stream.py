@@ -134,9 +134,7 @@ async def _start(args: argparse.Namespace) -> int:
         if not kits:
             raise Error("name the kit to stream on: `kitfleet stream start KIT ...` or --tag TAG")
         ask = interactive()
-        jobs = [
-            (kit, await async_start_or_upload(fleet, kit, options, args.upload, ask)) for kit in kits
-        ]
+        jobs = [(kit, await async_start_or_upload(fleet, kit, options, args.upload, ask)) for kit in kits]
     finally:
         fleet.close()
     data = [{"kit": kit.name, **job.model_dump(mode="json")} for kit, job in jobs]
@@ -154,11 +152,13 @@ async def _start(args: argparse.Namespace) -> int:
 
 
 async def _watch(args: argparse.Namespace) -> int:
+    from app.cli.jobs.targets import job_ids
     from app.fleet.stream import async_watch, stats_line
 
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
+        [args.job_id] = await job_ids(fleet, kit, [args.job_id])  # a unique prefix names it too
         ending: dict[str, Any] = {}
         async for event in async_watch(fleet, kit, args.job_id):
             if args.json and (event.kind != "frame" or args.frames):
@@ -186,12 +186,14 @@ def _ending_lines(job_id: str, ending: dict[str, Any]) -> list[str]:
 
 
 async def _stop(args: argparse.Namespace) -> int:
+    from app.cli.jobs.targets import job_ids
     from app.fleet.stream import async_stop, summary_lines
 
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
-        job = await async_stop(fleet, kit, args.job_id)
+        [job_id] = await job_ids(fleet, kit, [args.job_id])  # a unique prefix names it too
+        job = await async_stop(fleet, kit, job_id)
     finally:
         fleet.close()
     emit(

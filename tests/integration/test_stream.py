@@ -263,7 +263,7 @@ def test_the_cli_starts_watches_and_stops_a_stream(kit: Kit, tmp_path: Path) -> 
     )
     assert started.returncode == 0, started.stderr
     job_id = json.loads(started.stdout)["job_id"]
-    watched = kitfleet(home, "stream", "watch", "stream-kit", job_id)
+    watched = kitfleet(home, "stream", "watch", "stream-kit", job_id[:12])  # as the screens show it
     assert watched.returncode == 0, watched.stderr
     lines = watched.stdout.splitlines()
     assert any(" fps (source " in line and "latency p50" in line for line in lines[:-1])
@@ -286,7 +286,7 @@ def test_the_cli_starts_watches_and_stops_a_stream(kit: Kit, tmp_path: Path) -> 
     )["job_id"]
     with kit.client() as client:
         wait_for(client, looping, processing)
-    stopped = kitfleet(home, "stream", "stop", "stream-kit", looping)
+    stopped = kitfleet(home, "stream", "stop", "stream-kit", looping[:8])  # any unique prefix of 6+
     assert stopped.returncode == 0
     assert "cancelled" in stopped.stdout
     bad = kitfleet(home, "stream", "start", "stream-kit", "--model", DETECTOR, "--source", "/etc/passwd")
