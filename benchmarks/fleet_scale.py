@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 GOAL_LAG_MS = 50.0
@@ -38,8 +40,6 @@ SAMPLE_INTERVAL_S = 10.0
 
 def serve(first: int, count: int, root: Path, ready: Path) -> None:
     """Serve kits first..first+count-1 on loopback until killed."""
-    import uvicorn
-
     from agent.api.app import create_app
     from agent.api.state import AgentState
     from agent.config import Settings
@@ -70,7 +70,7 @@ def serve(first: int, count: int, root: Path, ready: Path) -> None:
                 lifespan="off",
                 timeout_keep_alive=15,
             )
-            server = uvicorn.Server(config)
+            server = _QuietServer(config)
             servers.append(asyncio.create_task(server.serve(sockets=[sock])))
             kits.append(
                 {
@@ -89,6 +89,15 @@ def serve(first: int, count: int, root: Path, ready: Path) -> None:
                 await asyncio.to_thread(state.metrics.append, take_sample(str(state.settings.data_dir)))
 
     asyncio.run(main())
+
+
+class _QuietServer(uvicorn.Server):
+    """A kit's uvicorn without its 10 Hz housekeeping tick (the Date header, a restart check):
+    a kit runs one server on its own cores, but 500 ticking in one process here would starve
+    the very requests being measured."""
+
+    async def main_loop(self) -> None:
+        await asyncio.Event().wait()
 
 
 Children = list[subprocess.Popen[bytes]]

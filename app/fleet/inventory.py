@@ -11,7 +11,7 @@ import sqlite3
 import stat
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,22 @@ class Inventory:
     def update(self, device_id: str, **changes: Any) -> None:
         self.db.table("kits").update(device_id, changes)
 
+    def record_seen(self, seen: Mapping[str, float], unreachable: Mapping[str, str]) -> None:
+        """When kits answered (device ID -> time), and why others did not, in one transaction:
+        a poll round of a thousand kits would otherwise commit, and sync the disk, a thousand
+        times."""
+        if not seen and not unreachable:
+            return
+        with self.db.conn:
+            self.db.conn.executemany(
+                "UPDATE kits SET last_seen_at = ?, last_error = '' WHERE device_id = ?",
+                [(at, device_id) for device_id, at in seen.items()],
+            )
+            self.db.conn.executemany(
+                "UPDATE kits SET last_error = ? WHERE device_id = ?",
+                [(error, device_id) for device_id, error in unreachable.items()],
+            )
+
     def kits(self) -> list[Kit]:
         return [Kit(**row) for row in self.db.table("kits").rows_where(order_by="name")]
 
@@ -185,10 +201,19 @@ class Inventory:
         raise KitNotFound(f"{ref!r} matches several kits: {names}; give more characters")
 
     def save_facts(self, device_id: str, facts: FactFamilies) -> None:
-        self.db.table("facts").upsert(
-            {"device_id": device_id, "collected_at": time.time(), "data": dump_families(facts)},
-            pk="device_id",
-        )
+        self.save_facts_many({device_id: facts})
+
+    def save_facts_many(self, facts: Mapping[str, FactFamilies]) -> None:
+        """Each kit's facts (device ID -> families), read now, in one transaction."""
+        if not facts:
+            return
+        now = time.time()
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT INTO facts (device_id, collected_at, data) VALUES (?, ?, ?) ON CONFLICT "
+                "(device_id) DO UPDATE SET collected_at = excluded.collected_at, data = excluded.data",
+                [(device_id, now, dump_families(families)) for device_id, families in facts.items()],
+            )
 
     def last_facts(self, device_id: str) -> tuple[FactFamilies, float] | None:
         rows = list(self.db.table("facts").rows_where("device_id = ?", [device_id]))

@@ -21,7 +21,7 @@ from app.fleet.client import KitClient
 from app.fleet.errors import AgentError, BadAnswer, IdentityChanged, KitUnreachable
 from app.fleet.history import MetricsHistory, async_pull_samples
 from app.fleet.inventory import Kit
-from app.fleet.service import Fleet, Status
+from app.fleet.service import FactsResult, Fleet, Status
 from app.fleet.snapshot import JOBS_KEPT, KitSnapshot, Snapshots, Tags
 
 __all__ = ["FleetOps", "KitView", "Poll"]
@@ -95,6 +95,8 @@ class FleetOps:
         self._status: dict[str, tuple[str, str]] = {}  # device ID -> (status, detail) last round
         self._audit_notes: dict[str, str] = {}  # device ID -> why its log was not read
         self._have_facts: set[str] = set()  # kits whose facts the inventory holds
+        self._unreachable: dict[str, str] = {}  # device ID -> why, until the round is stored
+        self._cursors: dict[str, int] = {}  # device ID -> newest sample sequence number stored
         self._closing: set[asyncio.Future[None]] = set()
 
     # polling ----------------------------------------------------------------------
@@ -117,8 +119,10 @@ class FleetOps:
         return polls
 
     async def _async_poll_kit(self, kit: Kit, audit: bool, known: KitSnapshot | None) -> Poll:
-        """`known`: a snapshot to keep the models and jobs of, reading only health and metrics."""
-        cursor = self.history.cursor(kit.device_id)
+        """`known`: a snapshot to keep the models and jobs of, reading only new metrics (health,
+        for the agent's version, comes with the details): one request a kit a round."""
+        cursor = self._cursors.get(kit.device_id)
+        cursor = self.history.cursor(kit.device_id) if cursor is None else cursor
         audit = audit and known is None
         anchor = self.audit.anchor(kit.device_id)[0] if audit and kit.scope == "admin" else None
         need_facts = (
@@ -129,7 +133,7 @@ class FleetOps:
         )
 
         async def fetch(client: KitClient) -> Poll:
-            health = await client.health()
+            health = None if known else await client.health()
             samples = await async_pull_samples(client, cursor)
             models = known.models if known else await client.models()
             jobs = known.jobs if known else await client.jobs(limit=JOBS_KEPT)
@@ -138,22 +142,29 @@ class FleetOps:
             snapshot = KitSnapshot(
                 device_id=kit.device_id,
                 taken_at=time.time(),
-                sample=samples[-1] if samples else self.history.latest(kit.device_id),
+                sample=samples[-1] if samples else _latest(known) or self.history.latest(kit.device_id),
                 models=models,
                 jobs=jobs,
             )
-            if health.version != kit.agent_version:
+            if health is not None and health.version != kit.agent_version:
                 self.fleet.inventory.update(kit.device_id, agent_version=health.version)
             return Poll(kit, "online", "", snapshot, samples, entries, note, facts)
 
-        try:
-            return await self.fleet.async_call(kit, fetch, self._kept(kit))
+        try:  # when each kit was seen is written with the round's other writes, in `store`
+            return await self.fleet.async_call(kit, fetch, self._kept(kit), record=False)
         except IdentityChanged as exc:
             await self._drop(kit.device_id)
             return Poll(kit, "identity_changed", str(exc))
         except (KitUnreachable, BadAnswer) as exc:  # one broken or rogue kit never stops the round
             await self._drop(kit.device_id)
+            if isinstance(exc, KitUnreachable):
+                self._unreachable[kit.device_id] = str(exc)
             return Poll(kit, "offline", str(exc))
+
+    async def async_facts(self, kit: Kit) -> FactsResult:
+        """The kit's facts (`Fleet.async_facts`) over its kept connection when there is one:
+        the window reads every kit's facts at start, a thousand handshakes otherwise."""
+        return await self.fleet.async_facts(kit, self._kept(kit))
 
     def _kept(self, kit: Kit) -> KitClient | None:
         """The kit's open client when connections are kept, made anew if the kit moved."""
@@ -180,16 +191,27 @@ class FleetOps:
         await asyncio.gather(*(c.aclose() for c in clients), *self._closing, return_exceptions=True)
 
     def store(self, polls: list[Poll]) -> None:
-        """Write one round: history and snapshots in one transaction, then audit copies."""
+        """Write one round: a few transactions (when kits were seen, history, snapshots, facts,
+        audit copies), however many kits were polled."""
         answered = [p for p in polls if p.snapshot is not None]
+        self.fleet.inventory.record_seen(
+            {p.kit.device_id: p.snapshot.taken_at for p in answered if p.snapshot is not None},
+            {
+                p.kit.device_id: self._unreachable.pop(p.kit.device_id)
+                for p in polls
+                if p.kit.device_id in self._unreachable
+            },
+        )
         self.history.merge_many({p.kit.device_id: p.samples for p in answered})
+        for p in answered:  # where the next pull starts, without asking the inventory each round
+            seqs = [s.seq for s in p.samples if s.seq is not None]
+            if seqs:
+                self._cursors[p.kit.device_id] = max(*seqs, self._cursors.get(p.kit.device_id, -1))
         self.snapshots.save_many(p.snapshot for p in answered if p.snapshot is not None)
+        self.fleet.inventory.save_facts_many({p.kit.device_id: p.facts for p in polls if p.facts is not None})
+        self.audit.merge_pulled_many({p.kit.device_id: p.audit for p in polls if p.audit is not None})
         for poll in polls:
             self._status[poll.kit.device_id] = (poll.status, poll.detail)
-            if poll.audit is not None:
-                self.audit.merge_pulled(poll.kit.device_id, poll.audit)
-            if poll.facts is not None:
-                self.fleet.inventory.save_facts(poll.kit.device_id, poll.facts)
             if poll.status == "online":
                 self._have_facts.add(poll.kit.device_id)
             if poll.audit_note:
@@ -214,9 +236,9 @@ class FleetOps:
 
     def views(self, now: float | None = None) -> list[KitView]:
         """Every adopted kit as last polled (or last known, before any poll this session)."""
-        snapshots, tags = self.snapshots.all(), self.tags.all()
+        snapshots, tags, chains = self.snapshots.all(), self.tags.all(), self.audit.chain_statuses()
         return [
-            self._view(kit, snapshots.get(kit.device_id), tags.get(kit.device_id, []), now)
+            self._view(kit, snapshots.get(kit.device_id), tags.get(kit.device_id, []), now, chains)
             for kit in self.fleet.inventory.kits()
         ]
 
@@ -226,19 +248,35 @@ class FleetOps:
 
     def views_of(self, polls: list[Poll], now: float | None = None) -> list[KitView]:
         """The views of the kits just polled, from what is in memory (no re-reading)."""
-        snapshots, tags = self.snapshots.all(), self.tags.all()
+        snapshots, tags, chains = self.snapshots.all(), self.tags.all(), self.audit.chain_statuses()
         return [
             self._view(
-                p.kit, p.snapshot or snapshots.get(p.kit.device_id), tags.get(p.kit.device_id, []), now
+                p.kit,
+                p.snapshot or snapshots.get(p.kit.device_id),
+                tags.get(p.kit.device_id, []),
+                now,
+                chains,
             )
             for p in polls
         ]
 
-    def _view(self, kit: Kit, snapshot: KitSnapshot | None, tags: list[str], now: float | None) -> KitView:
+    def _view(
+        self,
+        kit: Kit,
+        snapshot: KitSnapshot | None,
+        tags: list[str],
+        now: float | None,
+        chains: dict[str, ChainStatus] | None = None,
+    ) -> KitView:
+        """`chains`: every kit's audit chain status, read once for many views."""
         status, detail = self._status.get(kit.device_id, ("checking", ""))
         if kit.state == "identity_changed":
             status = "identity_changed"
-        chain = self.audit.chain_status(kit.device_id)
+        chain = (
+            self.audit.chain_status(kit.device_id)
+            if chains is None
+            else chains.get(kit.device_id) or ChainStatus(kit.device_id, 0)
+        )
         note = self._audit_notes.get(kit.device_id) or (
             ""
             if kit.scope == "admin"
@@ -295,6 +333,10 @@ async def _async_pull_audit(client: KitClient, anchor: int | None) -> tuple[list
     except AgentError as exc:  # e.g. the token lost its admin scope: say so, keep polling
         return None, str(exc)
     return entries, ""
+
+
+def _latest(known: KitSnapshot | None) -> MetricSample | None:
+    return known.sample if known else None
 
 
 def _job_name(job: JobInfo) -> str:

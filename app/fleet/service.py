@@ -142,13 +142,16 @@ class Fleet(Adoption):
         call: Callable[[KitClient], Awaitable[T]],
         client: KitClient | None = None,
         relocate: bool = True,
+        record: bool = True,
     ) -> T:
         """Run one API call, keeping the inventory's view of the kit up to date.
 
         `client`: one the caller keeps open across calls (fleet polling reuses connections);
         it is used, not closed. Without it a new one is made for this call, and a kit that does
         not answer at its address, or whose address now serves another key, is first looked for
-        elsewhere over mDNS (`relocate`; 1.5 s more when it is nowhere).
+        elsewhere over mDNS (`relocate`; 1.5 s more when it is nowhere). `record=False`: the
+        caller writes when the kit was seen (or why not) itself, for many kits in one
+        transaction (`Inventory.record_seen`): a commit per kit is an fsync per kit.
         """
         try:
             if client is not None:
@@ -162,11 +165,13 @@ class Fleet(Adoption):
             if moved is not None:
                 return await self.async_call(moved, call, relocate=False)
             if isinstance(exc, KitUnreachable):
-                self.inventory.update(kit.device_id, last_error=str(exc))
+                if record:
+                    self.inventory.update(kit.device_id, last_error=str(exc))
             elif kit.state != "identity_changed":
                 self.inventory.update(kit.device_id, state="identity_changed", last_error=str(exc))
             raise
-        self.inventory.update(kit.device_id, last_seen_at=time.time(), last_error="")
+        if record:
+            self.inventory.update(kit.device_id, last_seen_at=time.time(), last_error="")
         return result
 
     async def _async_relocate(self, kit: Kit) -> Kit | None:
@@ -198,10 +203,11 @@ class Fleet(Adoption):
         kits = list(self.inventory.kits() if kits is None else kits)
         return await self._bounded([functools.partial(self.async_status, k) for k in kits])
 
-    async def async_facts(self, kit: Kit) -> FactsResult:
-        """Live facts when the kit answers, else the last-known ones marked as such."""
+    async def async_facts(self, kit: Kit, client: KitClient | None = None) -> FactsResult:
+        """Live facts when the kit answers, else the last-known ones marked as such.
+        `client`: a connection the caller keeps open (see `async_call`)."""
         try:
-            facts = await self.async_call(kit, lambda c: c.facts())
+            facts = await self.async_call(kit, lambda c: c.facts(), client)
         except (KitUnreachable, IdentityChanged) as exc:
             known = self.inventory.last_facts(kit.device_id)
             if known is None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from agent.wire import Scope
+from agent.wire import FactFamilies, Scope
 from app.fleet.discovery import Announcement, Browser
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit
@@ -187,15 +188,26 @@ class FleetBridge(QObject):
         statuses = [KitStatus(known.get(p.kit.device_id, p.kit), p.status, p.detail) for p in polls]
         self.statuses.emit(statuses)
         self.views.emit(self.ops.views_of(polls))
+        read = {p.kit.device_id: p.facts for p in polls if p.facts is not None}
         # Concurrently: one slow kit must not hold back the facts of the others.
-        await asyncio.gather(*(self._guarded("facts update", self._async_follow_facts(s)) for s in statuses))
+        await asyncio.gather(
+            *(
+                self._guarded("facts update", self._async_follow_facts(s, read.get(s.kit.device_id)))
+                for s in statuses
+            )
+        )
 
-    async def _async_follow_facts(self, status: KitStatus) -> None:
-        """Fetch facts once per session, and again whenever a kit comes back online."""
+    async def _async_follow_facts(self, status: KitStatus, read: FactFamilies | None = None) -> None:
+        """Fetch facts once per session, and again whenever a kit comes back online; `read`:
+        the facts this poll already read (a kit the inventory had none of), not asked again."""
         device_id, online = status.kit.device_id, status.status == "online"
         sent_live = self._facts_live.get(device_id)
         if sent_live is None or (online and not sent_live):
-            result = await self._async_facts(status, online)
+            result = (
+                FactsResult(status.kit, read, time.time(), live=True)
+                if read is not None
+                else await self._async_facts(status, online)
+            )
             self._facts_live[device_id] = result.live if result else False
             if result is not None:
                 self.facts_loaded.emit(result)
@@ -204,7 +216,7 @@ class FleetBridge(QObject):
 
     async def _async_facts(self, status: KitStatus, online: bool) -> FactsResult | None:
         if online:
-            return await self.fleet.async_facts(status.kit)
+            return await self.ops.async_facts(status.kit)  # over the poll's kept connection
         # Offline: the stored facts, without knocking on a door we know is shut.
         known = self.fleet.inventory.last_facts(status.kit.device_id)
         return (
