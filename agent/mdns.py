@@ -14,11 +14,15 @@ import logging
 import random
 import re
 import socket
+from typing import TYPE_CHECKING
 
 import psutil
-from zeroconf import DNSOutgoing, IPVersion, ServiceInfo, Zeroconf
+from zeroconf import IPVersion, ServiceInfo, Zeroconf
 
 from agent.wire import SERVICE_TYPE, TxtRecord
+
+if TYPE_CHECKING:  # zeroconf re-exports it without naming it in __all__
+    from zeroconf._protocol.outgoing import DNSOutgoing
 
 log = logging.getLogger(__name__)
 _PROBE_WAIT_S = 0.25

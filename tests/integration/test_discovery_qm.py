@@ -17,7 +17,7 @@ import socket
 import threading
 from collections.abc import Iterator
 
-from zeroconf import DNSIncoming
+from zeroconf._protocol.incoming import DNSIncoming  # re-exported by zeroconf, not in __all__
 
 from agent.wire import SERVICE_TYPE
 from app.fleet.discovery import async_discover
