@@ -1,15 +1,17 @@
-"""The window with 200 kits: event-loop lag and table refresh time while polling them all.
+"""The window with 1,000 kits: event-loop lag and table refresh time while polling them all.
 
 The kits are faithful in-process servers: the real agent app (`agent.api.app.create_app`, its
 own identity, TLS certificate, SQLite database and metrics ring) per kit, many served by one
-process on loopback (uvicorn per kit, one event loop per process) because 200 agent processes
-do not fit on two cores. Their rings get a sample every 10 s, as agents do.
+process on loopback (uvicorn per kit, one event loop per process) because 1,000 agent processes
+do not fit on two cores. Their rings get a sample every 10 s, as agents do. The kits' servers
+share this machine's cores with the window, so a round here also waits for them: on a loaded
+machine the round's wall time says more about the simulation than about the app.
 
 Measured, with the real FleetBridge and MainWindow offscreen:
 1. lag of the GUI thread's event loop (a 10 ms timer's lateness), p50/p99/max — goal p99 < 50 ms;
 2. lag of the bridge's asyncio loop (where polling runs) — same goal;
 3. one poll round of every kit, and the table refresh (rows updated) per round.
-Run: .venv/bin/python -m benchmarks.fleet_scale [--kits 200] [--rounds 4] [--processes 2]
+Run: .venv/bin/python -m benchmarks.fleet_scale [--kits 1000] [--rounds 4] [--processes 2]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 GOAL_LAG_MS = 50.0
 SAMPLE_INTERVAL_S = 10.0
+POLL_INTERVAL_S = 5.0
 
 
 # --- the kits (child processes) --------------------------------------------------------
@@ -216,7 +219,7 @@ def measure_window(home: Path, total: int, rounds: int) -> dict[str, Any]:
 
     application()
     settings = AppSettings.resolve(home, ["127.0.0.1"])
-    bridge = FleetBridge(settings, poll_interval=5.0)
+    bridge = FleetBridge(settings, poll_interval=POLL_INTERVAL_S)
     window = MainWindow(bridge)
     window.show()
     probe = LagProbe()
@@ -278,7 +281,7 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kits", type=int, default=200)
+    parser.add_argument("--kits", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
@@ -301,6 +304,7 @@ def main() -> None:
 
 def report(r: dict[str, Any], kits: int) -> None:
     print(f"\n{kits} kits, {r['online']} online in the table; {len(r['round_ms'])} measured rounds")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     for name, lags in (("GUI thread", r["gui_lags"]), ("poll loop", r["loop_lags"])):
         p99 = pct(lags, 0.99)
         verdict = "met" if p99 < GOAL_LAG_MS else "MISSED"
@@ -311,9 +315,12 @@ def report(r: dict[str, Any], kits: int) -> None:
         )
     if r["poll_ms"]:
         first, rest = r["poll_ms"][0], r["poll_ms"][1:] or r["poll_ms"]
+        interval_ms = POLL_INTERVAL_S * 1000
         print(
-            f"poll of every kit: first (pulls all history, reads facts) {first:7.0f} ms; "
-            f"then mean {statistics.mean(rest):6.0f} ms (every 5 s)"
+            f"poll of every kit: start-up round (pulls all history, reads facts) {first:7.0f} ms "
+            f"({first / interval_ms:.2f}x the {POLL_INTERVAL_S:g} s interval); then mean "
+            f"{statistics.mean(rest):6.0f} ms, max {max(rest):6.0f} ms ({max(rest) / interval_ms:.2f}x; "
+            "goal < 1x)"
         )
     if r["refresh_ms"]:
         print(
