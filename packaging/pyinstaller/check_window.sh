@@ -13,14 +13,16 @@ export KITFLEET_HOME="$OUT/home" QT_QPA_PLATFORM=xcb BUNDLE OUT
 rm -f "$OUT/window.png"
 # On a display the demo keeps its window open for a person: end it once the screenshot is saved.
 xvfb-run -a -s "-screen 0 1366x768x24" sh -c '
-    "$BUNDLE/kitfleet" demo --screenshot "$OUT/window.png" &
-    demo=$!
+    setsid "$BUNDLE/kitfleet" demo --screenshot "$OUT/window.png" &
+    demo=$!  # leads its own process group: its local agents go with it
     waited=0
     while [ ! -s "$OUT/window.png" ] && kill -0 "$demo" 2>/dev/null && [ "$waited" -lt 600 ]; do
         sleep 2; waited=$((waited + 2))
     done
     sleep 2
-    kill "$demo" 2>/dev/null || true
+    kill -TERM -- "-$demo" 2>/dev/null || true
+    sleep 5  # the window may not wake for SIGTERM: then the whole group goes
+    kill -KILL -- "-$demo" 2>/dev/null || true
     wait "$demo" || true
 '
 [ -s "$OUT/window.png" ] || { echo "the bundle drew no window" >&2; exit 1; }
