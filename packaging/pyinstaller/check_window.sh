@@ -20,9 +20,9 @@ xvfb-run -a -s "-screen 0 1366x768x24" sh -c '
         sleep 2; waited=$((waited + 2))
     done
     sleep 2
-    kill -TERM -- "-$demo" 2>/dev/null || true
+    env kill -TERM -- "-$demo" 2>/dev/null || true  # the external kill: the builtin takes no group
     sleep 5  # the window may not wake for SIGTERM: then the whole group goes
-    kill -KILL -- "-$demo" 2>/dev/null || true
+    env kill -KILL -- "-$demo" 2>/dev/null || true
     wait "$demo" || true
 '
 [ -s "$OUT/window.png" ] || { echo "the bundle drew no window" >&2; exit 1; }
