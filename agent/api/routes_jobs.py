@@ -175,13 +175,14 @@ async def upload_dataset(request: Request, name: DatasetName, _: Operator) -> Da
 @jobs_router.post(
     "/v1/datasets/{name}/upload",
     response_model=DatasetUpload,
-    responses=error_responses(401, 403, 409, 413, 422, 507),
+    responses=error_responses(400, 401, 403, 409, 413, 422, 507),
 )
 def start_dataset_upload(
     request: Request, name: DatasetName, body: DatasetUploadRequest, _: Operator
 ) -> DatasetUpload:
     """Start a resumable upload of a dataset archive of `size` bytes, or resume one of that size:
-    send from `offset`. 200; 401; 403; 409 the dataset exists; 413 over the limit; 507 no room."""
+    send from `offset`. 200; 400 not JSON; 401; 403; 409 the dataset exists; 413 over the limit;
+    507 no room."""
     return _jobs(request).dataset_uploads.start(name, body.size)
 
 

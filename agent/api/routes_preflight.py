@@ -23,11 +23,11 @@ Operator = Annotated[Caller, Depends(require("operator"))]
 
 
 @preflight_router.post(
-    "/v1/preflight", response_model=PreflightAnswer, responses=error_responses(401, 403, 413, 422)
+    "/v1/preflight", response_model=PreflightAnswer, responses=error_responses(400, 401, 403, 413, 422)
 )
 async def preflight(request: Request, body: PreflightRequest, _: Operator) -> PreflightAnswer:
     """Every kit-local readiness check, each pass/warn/fail with the action that fixes it; the
-    kit's clock is in the answer for the laptop's skew check. 200; 401; 403; 413; 422."""
+    kit's clock is in the answer for the laptop's skew check. 200; 400 not JSON; 401; 403; 413; 422."""
     state = request.app.state.agent
     assert isinstance(state, AgentState)
     checks = Preflight(state.settings, state.db, state.models, state.infer, state.identity.device_id)

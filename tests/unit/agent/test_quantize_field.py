@@ -3,6 +3,7 @@ both the laptop and a kit's quantize job run."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,13 @@ def recognizer(tmp_path: Path) -> Path:
     return paddle_recognizer(tmp_path / "rec.onnx")
 
 
+# onnxruntime's last wheels for Python 3.10 (1.23) have no CPU kernel for the ConvInteger that
+# dynamic quantization writes with signed 8-bit weights: known gap on 3.10 kits (issue 18 notes)
+runs_conv_integer = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="onnxruntime for Python 3.10 cannot run dynamic INT8 ConvInteger"
+)
+
+
 def test_the_recognizer_runs_but_onnx_runtime_alone_cannot_quantize_it(
     recognizer: Path, tmp_path: Path
 ) -> None:
@@ -52,6 +60,7 @@ def test_the_recognizer_runs_but_onnx_runtime_alone_cannot_quantize_it(
         quantize_dynamic(str(recognizer), str(tmp_path / "raw.onnx"), weight_type=QuantType.QInt8)
 
 
+@runs_conv_integer
 def test_the_recognizer_with_shared_weights_quantizes_dynamically(recognizer: Path, tmp_path: Path) -> None:
     out, kept, notes = quantized(recognizer, tmp_path)
 
@@ -76,6 +85,7 @@ def test_the_recognizer_quantizes_statically_too(recognizer: Path, tmp_path: Pat
     assert np.mean(run(recognizer, tensor).argmax(-1) == run(out, tensor).argmax(-1)) >= 0.9
 
 
+@runs_conv_integer
 def test_a_conv_whose_weight_is_computed_stays_fp32_and_is_named(tmp_path: Path) -> None:
     source = correlation_head(tmp_path / "tracker.onnx")
     with pytest.raises(ValueError, match="to be an initializer"):  # what ONNX Runtime does alone
