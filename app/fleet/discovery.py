@@ -51,7 +51,10 @@ MAX_ADDRESSES = 16
 # where another mDNS program shares port 5353 (avahi on the laptop, other agents), a unicast
 # answer reaches only one of the sockets bound to it, often not ours, and the kit is listed
 # ~1 s later, at the next question. A multicast answer reaches every socket.
-QUESTION_TYPE: DNSQuestionType | None = DNSQuestionType.QM  # None: zeroconf's default (QU first)
+# Not yet QM: with multicast-only questions a kit that just moved (re-announced) answers only
+# after its once-a-second multicast limit, and the relocation of a kit whose address changed missed
+# its window (tests/lab/test_lab_network.py); QU first stays until the relocation waits for that.
+QUESTION_TYPE: DNSQuestionType | None = None  # None: zeroconf's default (QU first)
 
 
 class Browser:
