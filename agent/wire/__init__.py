@@ -61,14 +61,6 @@ from agent.wire.facts_families import (
     ThermalFacts,
 )
 from agent.wire.facts_precision import favoured_precision, favoured_precisions
-from agent.wire.preflight import (
-    PREFLIGHT_STATUSES,
-    CheckStatus,
-    PreflightAnswer,
-    PreflightCheck,
-    PreflightRequest,
-    worst_status,
-)
 from agent.wire.jobs import (
     FINISHED_STATES,
     JOB_ID_PATTERN,
@@ -132,6 +124,14 @@ from agent.wire.pairing import (
     pair_key,
     pair_proof,
 )
+from agent.wire.preflight import (
+    PREFLIGHT_STATUSES,
+    CheckStatus,
+    PreflightAnswer,
+    PreflightCheck,
+    PreflightRequest,
+    worst_status,
+)
 from agent.wire.text import CONTROL_CHARACTERS, PlainText, printable
 from agent.wire.timings import INFER_STAGES, InferTimings
 
@@ -153,6 +153,7 @@ __all__ = [
     "PAIR_CODE_ALPHABET",
     "PAIR_CODE_LENGTH",
     "PARAMS_BY_KIND",
+    "PREFLIGHT_STATUSES",
     "RESULT_FILES",
     "SCOPES",
     "SERVICE_TYPE",
@@ -166,6 +167,7 @@ __all__ = [
     "Battery",
     "BenchmarkParams",
     "ChainCheck",
+    "CheckStatus",
     "Classification",
     "CommandParams",
     "Confusion",
@@ -226,15 +228,13 @@ __all__ = [
     "PowerSample",
     "PowerSupply",
     "Precision",
+    "PreflightAnswer",
+    "PreflightCheck",
+    "PreflightRequest",
     "ProviderPrecision",
     "QuantizeParams",
     "Resources",
     "ResultFile",
-    "PREFLIGHT_STATUSES",
-    "CheckStatus",
-    "PreflightAnswer",
-    "PreflightCheck",
-    "PreflightRequest",
     "RuntimeFacts",
     "ScheduleInfo",
     "ScheduleRequest",

@@ -30,7 +30,8 @@ def test_every_resume_point_gives_the_rest_of_the_stream(tmp_path: Path) -> None
     for dataset in (scan(folder), scan_file(video)):
         whole = stream(dataset)
         assert len(whole) == dataset.size
-        assert len(tarfile.open(fileobj=io.BytesIO(whole)).getnames()) == dataset.files
+        with tarfile.open(fileobj=io.BytesIO(whole)) as archive:
+            assert len(archive.getnames()) == dataset.files
         edges = {0, 1, 511, 512, 513, 1024, dataset.size - 1024, dataset.size - 1, dataset.size}
         for start in sorted(edges | {rng.randrange(dataset.size) for _ in range(40)}):
             assert stream(dataset, start) == whole[start:], start
