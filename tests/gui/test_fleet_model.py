@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from PySide6.QtCore import QModelIndex, Qt
 from pytestqt.qtbot import QtBot
@@ -64,8 +65,8 @@ def test_status_text_and_colour(qtbot: QtBot) -> None:
     model = FleetTableModel()
     model.add_kits([samples.kit(DEVICE_A)])
     assert text(model, 0, "Status") == "checking…"
-    model.apply_statuses([samples.status("offline", DEVICE_A)])
-    # last seen 600 s before the samples module loaded: 10 min, or more on a slow run
+    # seen 600 s before now (the samples' fixed moment is as old as the whole test run)
+    model.apply_statuses([samples.status("offline", DEVICE_A, last_seen_at=time.time() - 600)])
     assert re.fullmatch(r"offline \(last seen 1\d min ago\)", text(model, 0, "Status"))
     assert model.index(0, 0).data(FleetTableModel.StatusRole) == "offline"
     model.apply_statuses([samples.status("online", DEVICE_A)])
