@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from app.fleet.ages import age_text
 from app.fleet.errors import Error
 from app.fleet.settings import AppSettings
 
@@ -82,10 +82,4 @@ def say(*lines: str, file: TextIO | None = None) -> None:
 
 
 def age(ts: float | None) -> str:
-    if not ts:
-        return "never"
-    seconds = max(0, time.time() - ts)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit} ago"
-    return f"{seconds:.0f} s ago"
+    return age_text(ts)

@@ -5,13 +5,13 @@ Qt-free on purpose, so the merging rules and the text of every cell are testable
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from agent.wire import FactFamilies, format_device_id
 from app.fleet import summary
+from app.fleet.ages import age_text
 from app.fleet.discovery import Announcement
 from app.fleet.inventory import Kit
 from app.fleet.ops import KitView
@@ -116,17 +116,6 @@ class KitRow:
     def has_facts(self) -> bool:
         """Whether the kit has said anything about its hardware yet."""
         return self.families is not None and bool(self.families.model_fields_set or self.families.model_extra)
-
-
-def age_text(ts: float | None, now: float | None = None) -> str:
-    """'3 min ago' style age, as the CLI shows it."""
-    if not ts:
-        return "never"
-    seconds = max(0.0, (now or time.time()) - ts)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit} ago"
-    return f"{seconds:.0f} s ago"
 
 
 def _status_text(row: KitRow) -> str:
