@@ -14,5 +14,5 @@ def age_text(ts: float | None, now: float | None = None) -> str:
     seconds = max(0.0, (now or time.time()) - ts)
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
-            return f"{seconds / size:.0f} {unit} ago"
-    return f"{seconds:.0f} s ago"
+            return f"{int(seconds // size)} {unit} ago"  # whole units passed, as clocks read
+    return f"{int(seconds)} s ago"
