@@ -20,7 +20,7 @@ import sqlite_utils
 
 from agent.wire import FactFamilies
 from app.fleet.errors import KitNotFound
-from app.fleet.inventory_ops import v2_fleet_operations, v3_power
+from app.fleet.inventory_ops import v2_fleet_operations, v3_power, v4_rollouts
 from app.fleet.stored_facts import dump_families, load_families
 
 DB_FILE = "inventory.db"
@@ -65,7 +65,12 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-_MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, v2_fleet_operations, v3_power)
+_MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _v1,
+    v2_fleet_operations,
+    v3_power,
+    v4_rollouts,
+)
 
 
 WAL_WAIT_S = 10.0

@@ -8,12 +8,30 @@ from __future__ import annotations
 
 import sqlite_utils
 
-__all__ = ["v2_fleet_operations", "v3_power"]
+__all__ = ["v2_fleet_operations", "v3_power", "v4_rollouts"]
 
 
 def v3_power(db: sqlite_utils.Database) -> None:
     """Step 3: the kits' measured power draw in the metrics history (issue 24)."""
     db.execute("ALTER TABLE metrics ADD COLUMN power_w REAL")
+
+
+def v4_rollouts(db: sqlite_utils.Database) -> None:
+    """Step 4: staged rollouts (issue 21), their phase and each kit's state, so a rollout goes on
+    after the laptop restarted. At most one live rollout per model: the partial unique index
+    refuses a second one even from another kitfleet process started at the same moment."""
+    db.execute("""
+        CREATE TABLE rollouts (
+            rollout_id TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL,
+            phase TEXT NOT NULL, live INTEGER NOT NULL, paused INTEGER NOT NULL DEFAULT 0,
+            runner_pid INTEGER, heartbeat_at REAL, created_at REAL NOT NULL,
+            updated_at REAL NOT NULL, data TEXT NOT NULL)""")
+    db.execute("CREATE UNIQUE INDEX rollouts_one_live ON rollouts (model) WHERE live = 1")
+    db.execute("""
+        CREATE TABLE rollout_kits (
+            rollout_id TEXT NOT NULL, device_id TEXT NOT NULL, kit_name TEXT NOT NULL,
+            wave INTEGER NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL,
+            updated_at REAL NOT NULL, PRIMARY KEY (rollout_id, device_id))""")
 
 
 def v2_fleet_operations(db: sqlite_utils.Database) -> None:
