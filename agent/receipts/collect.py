@@ -1,0 +1,215 @@
+"""Read what happened on the kit after a set of cursors, from its database and job folders.
+
+The database is opened read-only (`mode=ro`) and read in one read transaction: the daemon may
+be running and writing (WAL lets both go on), and the export never changes the kit's state.
+Everything read is bounded; what a bound leaves out waits for the next export, and the
+receipt's notes say so.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.db import DB_FILE
+from agent.errors import NotFound
+from agent.jobs.layout import LOG, RESULTS
+from agent.jobs.queue import to_info
+from agent.jobs.service import JOBS_DIR
+from agent.wire import AuditEntry, MetricSample
+from agent.wire.jobs import RESULT_FILES, ResultFile
+from agent.wire.receipts import (
+    MAX_RECEIPT_AUDIT,
+    MAX_RECEIPT_IMPORTS,
+    MAX_RECEIPT_JOBS,
+    MAX_RECEIPT_SAMPLES,
+    ImportReceipt,
+    ReceiptCursors,
+    ReceiptJob,
+)
+
+__all__ = ["Collected", "ExportLimits", "collect"]
+
+MIB = 1 << 20
+_METRIC_COLUMNS = (
+    "seq, ts, cpu_percent, memory_percent, disk_percent, temperature_c, disk_free_bytes, "
+    "battery_percent, power_w"
+)
+_AUDIT_COLUMNS = "seq, ts, actor_id, actor_label, action, target, outcome, detail, prev_hash, hash"
+
+
+@dataclass(frozen=True)
+class ExportLimits:
+    max_log_bytes: int = 256 * 1024  # of each job's log (its first bytes, as the kit keeps them)
+    max_results_bytes: int = 256 * MIB  # every result file of the receipt together
+    jobs: int = MAX_RECEIPT_JOBS
+    samples: int = MAX_RECEIPT_SAMPLES
+    audit: int = MAX_RECEIPT_AUDIT
+    imports: int = MAX_RECEIPT_IMPORTS
+
+
+@dataclass
+class Collected:
+    """What one export carries: the receipt's lists, and the files to put beside it."""
+
+    end: ReceiptCursors
+    imports: list[ImportReceipt] = field(default_factory=list)
+    jobs: list[ReceiptJob] = field(default_factory=list)
+    metrics: list[MetricSample] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    audit_kept_from: int = 1
+    logs: dict[str, bytes] = field(default_factory=dict)  # job id -> log bytes
+    results: list[tuple[str, str, Path]] = field(default_factory=list)  # job id, name, file
+    notes: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def read_only(data_dir: Path) -> Iterator[sqlite3.Connection]:
+    """The kit's database, read-only, inside one read transaction."""
+    path = data_dir / DB_FILE
+    if not path.is_file():
+        raise NotFound(
+            "no_agent_database",
+            f"{data_dir} holds no agent database ({DB_FILE})",
+            "pass the agent's --data-dir (the one `kitfleet-agent run` uses)",
+        )
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("BEGIN")  # one snapshot for every read below
+        yield conn
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def collect(data_dir: Path, start: ReceiptCursors, limits: ExportLimits) -> Collected:
+    """Everything after `start`, within `limits`."""
+    with read_only(data_dir) as conn:
+        out = Collected(end=start.model_copy())
+        _audit(conn, start, limits, out)
+        _metrics(conn, start, limits, out)
+        _jobs(conn, start, limits, out)
+        _imports(conn, start, limits, out)
+    _job_files(data_dir / JOBS_DIR, limits, out)
+    return out
+
+
+def _audit(conn: sqlite3.Connection, start: ReceiptCursors, limits: ExportLimits, out: Collected) -> None:
+    rows = conn.execute(
+        f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608 - constant
+        (start.audit_seq, limits.audit),
+    ).fetchall()
+    out.audit = [AuditEntry(**{**dict(r), "detail": json.loads(r["detail"])}) for r in rows]
+    if out.audit:
+        out.end.audit_seq, out.end.audit_hash = out.audit[-1].seq, out.audit[-1].hash
+    if len(rows) == limits.audit:
+        out.notes.append(f"audit: the first {limits.audit} new entries; export again for the rest")
+    if _has_table(conn, "audit_segments"):
+        first = conn.execute("SELECT MIN(start_seq) FROM audit_segments").fetchone()[0]
+        out.audit_kept_from = max(int(first or 1), 1)
+
+
+def _metrics(conn: sqlite3.Connection, start: ReceiptCursors, limits: ExportLimits, out: Collected) -> None:
+    rows = conn.execute(
+        f"SELECT {_METRIC_COLUMNS} FROM metrics WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608 - constant
+        (start.metrics_seq, limits.samples),
+    ).fetchall()
+    out.metrics = [MetricSample(**dict(r)) for r in rows]
+    if out.metrics and out.metrics[-1].seq is not None:
+        out.end.metrics_seq = out.metrics[-1].seq
+    if len(rows) == limits.samples:
+        out.notes.append(f"metrics: the first {limits.samples} new samples; export again for the rest")
+
+
+def _jobs(conn: sqlite3.Connection, start: ReceiptCursors, limits: ExportLimits, out: Collected) -> None:
+    """Jobs that changed after the cursor, oldest change first: a job still running at this
+    export changes again when it ends, and comes back in the next receipt."""
+    rows = conn.execute(
+        "SELECT * FROM jobs WHERE updated_at > ? ORDER BY updated_at, id LIMIT ?",
+        (start.jobs_updated_at, limits.jobs),
+    ).fetchall()
+    out.jobs = [ReceiptJob(info=to_info(row)) for row in rows]
+    if rows:
+        out.end.jobs_updated_at = float(rows[-1]["updated_at"])
+    if len(rows) == limits.jobs:
+        out.notes.append(f"jobs: the first {limits.jobs} changed jobs; export again for the rest")
+
+
+def _job_files(root: Path, limits: ExportLimits, out: Collected) -> None:
+    budget = limits.max_results_bytes
+    for job in out.jobs:
+        job_id = job.info.job_id
+        folder = root / job_id
+        log, job.log_truncated = _head(folder / LOG, limits.max_log_bytes)
+        if log:
+            out.logs[job_id], job.log_bytes = log, len(log)
+        if job.info.state != "done":
+            continue
+        files = [(n, folder / RESULTS / n) for n in RESULT_FILES if (folder / RESULTS / n).is_file()]
+        size = sum(p.stat().st_size for _, p in files)
+        if size > budget:
+            job.results_left_out = f"{size} bytes of results: over what this receipt had room for"
+            out.notes.append(f"job {job_id}: results left on the kit ({job.results_left_out})")
+            continue
+        budget -= size
+        job.results = [ResultFile(name=n, size=p.stat().st_size) for n, p in files]
+        out.results += [(job_id, n, p) for n, p in files]
+
+
+def _head(path: Path, limit: int) -> tuple[bytes, bool]:
+    """The first `limit` bytes of a file (none when absent), and whether it was longer."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        return b"", False
+    return data[:limit], len(data) > limit
+
+
+def _imports(conn: sqlite3.Connection, start: ReceiptCursors, limits: ExportLimits, out: Collected) -> None:
+    """The bundles the kit imported or refused (their import records), after the cursor."""
+    table = _import_table(conn)
+    if table is None:
+        return
+    rows = conn.execute(
+        f"SELECT rowid AS record_id, * FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",  # noqa: S608 - a known table name
+        (start.imports_id, limits.imports),
+    ).fetchall()
+    out.imports = [_import_receipt(dict(r)) for r in rows]
+    if rows:
+        out.end.imports_id = int(rows[-1]["record_id"])
+
+
+IMPORT_TABLES = ("bundle_imports", "imports")
+
+
+def _import_table(conn: sqlite3.Connection) -> str | None:
+    return next((t for t in IMPORT_TABLES if _has_table(conn, t)), None)
+
+
+def _import_receipt(row: dict[str, Any]) -> ImportReceipt:
+    """An import record as a receipt line; the record's other columns go in `detail`."""
+    named = {
+        "record_id": row.pop("record_id"),
+        "bundle_sha256": row.pop("bundle_sha256", None) or row.pop("sha256", ""),
+        "sequence": row.pop("sequence", None),
+        "outcome": str(row.pop("outcome", None) or row.pop("state", "") or "")[:256],
+        "at": float(row.pop("imported_at", None) or row.pop("finished_at", None) or row.pop("at", 0) or 0),
+        "message": str(row.pop("message", None) or row.pop("error", "") or "")[:2000],
+    }
+    detail = {k: v for k, v in row.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    detail = {k: (v[:256] if isinstance(v, str) else v) for k, v in list(detail.items())[:20]}
+    return ImportReceipt(**named, detail=detail)
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+        is not None
+    )

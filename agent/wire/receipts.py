@@ -1,0 +1,144 @@
+"""A kit's receipt: what ran on it since its last export, carried back to the laptop by hand.
+
+`kitfleet-agent export` writes it as a bundle of kind "receipt" signed with the kit's TLS key;
+`kitfleet bundle receive` checks that signature against the certificate the app pinned and
+merges the contents as if it had pulled them over the network. Members: `receipt.json`
+(a `Receipt`), each reported job's log as `logs/<job_id>.txt` and its result files as
+`results/<job_id>/<name>`. Every list is bounded here, so a hostile receipt cannot make the
+laptop parse without end.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from agent.wire.audit import AuditEntry
+from agent.wire.facts import MetricSample
+from agent.wire.jobs import RESULT_FILES, JobInfo, ResultFile
+
+__all__ = [
+    "MAX_RECEIPT_AUDIT",
+    "MAX_RECEIPT_IMPORTS",
+    "MAX_RECEIPT_JOBS",
+    "MAX_RECEIPT_SAMPLES",
+    "RECEIPT_FORMAT",
+    "RECEIPT_KIND",
+    "RECEIPT_MEMBER",
+    "RECEIPT_SUFFIX",
+    "ImportReceipt",
+    "Receipt",
+    "ReceiptCursors",
+    "ReceiptJob",
+    "log_member",
+    "result_member",
+]
+
+RECEIPT_KIND = "receipt"
+RECEIPT_FORMAT = 1
+RECEIPT_SUFFIX = ".kfr"
+RECEIPT_MEMBER = "receipt.json"
+MAX_RECEIPT_JOBS = 500
+MAX_RECEIPT_SAMPLES = 60_480  # a week at the agent's default 10 s interval
+MAX_RECEIPT_AUDIT = 20_000
+MAX_RECEIPT_IMPORTS = 1_000
+_JOB_ID = re.compile(r"^[0-9a-f]{8,64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def log_member(job_id: str) -> str:
+    return f"logs/{job_id}.txt"
+
+
+def result_member(job_id: str, name: str) -> str:
+    return f"results/{job_id}/{name}"
+
+
+class ReceiptCursors(BaseModel):
+    """Where an export stopped: the next one starts after these."""
+
+    audit_seq: int = Field(default=0, ge=0, description="last audit entry exported")
+    audit_hash: str = Field(default="", description="its hash: the next receipt links to it")
+    metrics_seq: int = Field(default=-1, ge=-1, description="last metrics sample exported")
+    jobs_updated_at: float = Field(default=0.0, description="kit time of the newest job change exported")
+    imports_id: int = Field(default=0, ge=0, description="last import record exported")
+
+
+class ImportReceipt(BaseModel):
+    """One bundle the kit imported (or refused), as its import record says."""
+
+    record_id: int = Field(ge=0)
+    bundle_sha256: str
+    sequence: int | None = None
+    outcome: str = Field(max_length=256)
+    at: float
+    message: str = Field(default="", max_length=2000)
+    detail: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+    @field_validator("bundle_sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not _HEX64.match(value):
+            raise ValueError("bundle_sha256 must be 64 lowercase hex digits")
+        return value
+
+
+class ReceiptJob(BaseModel):
+    """A job that changed since the last export, with its log and result files when carried."""
+
+    info: JobInfo
+    log_bytes: int = Field(default=0, ge=0, description="size of logs/<job_id>.txt; 0: not carried")
+    log_truncated: bool = False
+    results: list[ResultFile] = Field(default_factory=list, max_length=len(RESULT_FILES))
+    results_left_out: str = Field(default="", description="why result files stayed on the kit")
+
+    @field_validator("info")
+    @classmethod
+    def _job_id(cls, info: JobInfo) -> JobInfo:
+        if not _JOB_ID.match(info.job_id):
+            raise ValueError(f"job id {info.job_id[:80]!r} is not a kit's job id")
+        return info
+
+    @field_validator("results")
+    @classmethod
+    def _names(cls, results: list[ResultFile]) -> list[ResultFile]:
+        for result in results:
+            if result.name not in RESULT_FILES:
+                raise ValueError(f"{result.name[:80]!r} is not a result file a job writes")
+        return results
+
+
+class Receipt(BaseModel):
+    """`receipt.json`: the kit, the range it covers and what happened in it."""
+
+    format: int = RECEIPT_FORMAT
+    device_id: str
+    seq: int = Field(ge=1, description="this kit's receipt number, one more each export")
+    exported_at: float
+    agent_version: str = ""
+    start: ReceiptCursors = Field(description="where this receipt continues from")
+    end: ReceiptCursors = Field(description="where it stops: the next receipt's start")
+    imports: list[ImportReceipt] = Field(default_factory=list, max_length=MAX_RECEIPT_IMPORTS)
+    jobs: list[ReceiptJob] = Field(default_factory=list, max_length=MAX_RECEIPT_JOBS)
+    metrics: list[MetricSample] = Field(default_factory=list, max_length=MAX_RECEIPT_SAMPLES)
+    audit: list[AuditEntry] = Field(default_factory=list, max_length=MAX_RECEIPT_AUDIT)
+    audit_kept_from: int = Field(default=1, ge=1, description="the kit's first kept audit entry")
+    notes: list[str] = Field(default_factory=list, max_length=50, description="bounds met, left-outs")
+
+    @field_validator("device_id")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not _HEX64.match(value):
+            raise ValueError("device_id must be 64 lowercase hex digits")
+        return value
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "imports": len(self.imports),
+            "jobs": len(self.jobs),
+            "metrics": len(self.metrics),
+            "audit": len(self.audit),
+        }
