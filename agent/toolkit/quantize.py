@@ -4,7 +4,8 @@
 runs ONNX Runtime's recommended pre-processing (`agent.toolkit.quantprep`). `quantize` writes
 static QDQ (per-channel int8 weights, uint8 activations) when it gets calibration tensors, dynamic
 otherwise; nodes the quantizer cannot take stay in floating point and are named. 7-bit weights
-(`reduce_range`) keep x86 CPUs without VNNI accurate.
+(`reduce_range`) keep x86 CPUs without VNNI accurate. Dynamic mode stores unsigned weights when the
+runtime that will run the model has no ConvInteger kernel for signed ones (`agent.toolkit.int8kernels`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.registry import IntegerOpsRegistry, QDQRegistry
 
 from agent.toolkit.errors import Unsupported
+from agent.toolkit.int8kernels import runs_signed_conv_integer
 from agent.toolkit.quantprep import pre_process, settle_weights
 
 __all__ = ["METHODS", "MIN_OPSET", "KeptFloat", "Method", "opset_of", "prepare", "quantize"]
@@ -91,14 +93,19 @@ def quantize(
     per_channel: bool,
     reduce_range: bool,
     method: Method,
+    signed_conv: bool | None = None,
+    notes: list[str] | None = None,
 ) -> list[KeptFloat]:
     """Static (QDQ, uint8 activations, int8 weights) when there are calibration tensors, else dynamic.
 
     Nodes the quantizer cannot take (a Conv or Gemm whose weight is computed in the graph, or one
     its error names) stay in floating point; the answer names every weighted node left so, and why.
+    `signed_conv`: whether the runtime that will run the model has the uint8 × int8 ConvInteger
+    kernel (None: this process's runtime, probed); without it dynamic mode stores uint8 weights.
     """
     graph = onnx.load(str(prepared)).graph
     excluded = _computed_weights(graph)
+    weights = _dynamic_weights(graph, excluded, signed_conv, notes) if not tensors else QuantType.QInt8
     for _ in range(_RETRIES):
         try:
             _run_quantizer(
@@ -107,6 +114,7 @@ def quantize(
                 input_name,
                 tensors,
                 sorted(excluded),
+                weights,
                 per_channel=per_channel,
                 reduce_range=reduce_range,
                 method=method,
@@ -129,6 +137,7 @@ def _run_quantizer(
     input_name: str | None,
     tensors: Sequence[np.ndarray],
     excluded: list[str],
+    weights: QuantType,
     *,
     per_channel: bool,
     reduce_range: bool,
@@ -155,9 +164,26 @@ def _run_quantizer(
             str(staged),
             per_channel=per_channel,
             reduce_range=reduce_range,
-            weight_type=QuantType.QInt8,
+            weight_type=weights,
             nodes_to_exclude=excluded,
         )
+
+
+def _dynamic_weights(
+    graph: onnx.GraphProto, excluded: dict[str, str], signed_conv: bool | None, notes: list[str] | None
+) -> QuantType:
+    """Signed weights (ONNX Runtime's advice) unless a Conv to quantize meets a runtime that lacks
+    the signed ConvInteger kernel; every runtime has uint8 × uint8 for ConvInteger and MatMulInteger."""
+    if not any(node.op_type == "Conv" and node.name not in excluded for node in graph.node):
+        return QuantType.QInt8
+    if signed_conv if signed_conv is not None else runs_signed_conv_integer():
+        return QuantType.QInt8
+    if notes is not None:
+        notes.append(
+            "unsigned 8-bit weights: the runtime that runs this model has no ConvInteger kernel for "
+            "signed weights (ONNX Runtime before 1.24, the last one for Python 3.10)"
+        )
+    return QuantType.QUInt8
 
 
 def _cannot_quantize(exc: Exception) -> Unsupported:

@@ -3,7 +3,6 @@ both the laptop and a kit's quantize job run."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from agent.toolkit.float16 import to_float16
+from agent.toolkit.int8kernels import runs_signed_conv_integer, signed_conv_integer_in
 from agent.toolkit.quantize import KeptFloat, prepare, quantize
 from agent.toolkit.quantprep import settle_weights
 from tests.onnx_field_models import correlation_head, paddle_recognizer
@@ -45,13 +45,6 @@ def recognizer(tmp_path: Path) -> Path:
     return paddle_recognizer(tmp_path / "rec.onnx")
 
 
-# onnxruntime's last wheels for Python 3.10 (1.23) have no CPU kernel for the ConvInteger that
-# dynamic quantization writes with signed 8-bit weights: known gap on 3.10 kits (issue 18 notes)
-runs_conv_integer = pytest.mark.skipif(
-    sys.version_info < (3, 11), reason="onnxruntime for Python 3.10 cannot run dynamic INT8 ConvInteger"
-)
-
-
 def test_the_recognizer_runs_but_onnx_runtime_alone_cannot_quantize_it(
     recognizer: Path, tmp_path: Path
 ) -> None:
@@ -60,7 +53,6 @@ def test_the_recognizer_runs_but_onnx_runtime_alone_cannot_quantize_it(
         quantize_dynamic(str(recognizer), str(tmp_path / "raw.onnx"), weight_type=QuantType.QInt8)
 
 
-@runs_conv_integer
 def test_the_recognizer_with_shared_weights_quantizes_dynamically(recognizer: Path, tmp_path: Path) -> None:
     out, kept, notes = quantized(recognizer, tmp_path)
 
@@ -75,6 +67,67 @@ def test_the_recognizer_with_shared_weights_quantizes_dynamically(recognizer: Pa
         assert np.mean(reference.argmax(-1) == answer.argmax(-1)) >= 0.9  # per-step best character
 
 
+def conv_weight_types(path: Path) -> set[int]:
+    model = onnx.load(str(path))
+    stored = {tensor.name: tensor.data_type for tensor in model.graph.initializer}
+    return {stored[node.input[1]] for node in model.graph.node if node.op_type == "ConvInteger"}
+
+
+def test_the_probe_and_the_version_rule_agree_on_this_runtime() -> None:
+    # 1.23 (Python 3.10's last) lacks the signed kernel, 1.24 and later have it: CI runs both
+    assert runs_signed_conv_integer() == signed_conv_integer_in(ort.__version__)
+    assert not signed_conv_integer_in("1.23.2")
+    assert signed_conv_integer_in("1.24.0")
+    assert signed_conv_integer_in("2.0")
+    assert not signed_conv_integer_in(None)
+    assert not signed_conv_integer_in("unknown")  # unreadable: the weights every runtime runs
+
+
+def test_without_the_signed_kernel_conv_weights_are_unsigned_and_run_here(
+    recognizer: Path, tmp_path: Path
+) -> None:
+    notes: list[str] = []
+    prepared = prepare(onnx.load(str(recognizer)), tmp_path, notes)
+    out = tmp_path / "int8-u8.onnx"
+
+    kept = quantize(
+        prepared,
+        out,
+        "x",
+        [],
+        per_channel=False,
+        reduce_range=True,
+        method="minmax",
+        signed_conv=False,
+        notes=notes,
+    )
+
+    assert kept == []
+    assert conv_weight_types(out) == {onnx.TensorProto.UINT8}
+    assert any("unsigned 8-bit weights" in note for note in notes)
+    for tensor in pictures():  # runs on every ONNX Runtime, 1.23 included
+        assert np.mean(run(recognizer, tensor).argmax(-1) == run(out, tensor).argmax(-1)) >= 0.9
+
+
+def test_signed_conv_weights_load_exactly_where_the_probe_says(recognizer: Path, tmp_path: Path) -> None:
+    out, _, _ = quantized(recognizer, tmp_path)  # the probe chose for this runtime
+    assert conv_weight_types(out) == {
+        onnx.TensorProto.INT8 if runs_signed_conv_integer() else onnx.TensorProto.UINT8
+    }
+
+    forced = tmp_path / "int8-s8.onnx"
+    prepared = prepare(onnx.load(str(recognizer)), tmp_path, [])
+    quantize(
+        prepared, forced, "x", [], per_channel=False, reduce_range=True, method="minmax", signed_conv=True
+    )
+    assert conv_weight_types(forced) == {onnx.TensorProto.INT8}
+    if runs_signed_conv_integer():
+        assert run(forced, pictures(1)[0]).shape == (1, 16, 37)
+    else:
+        with pytest.raises(Exception, match="ConvInteger"):
+            run(forced, pictures(1)[0])
+
+
 def test_the_recognizer_quantizes_statically_too(recognizer: Path, tmp_path: Path) -> None:
     out, kept, _ = quantized(recognizer, tmp_path, pictures(8))
 
@@ -85,7 +138,6 @@ def test_the_recognizer_quantizes_statically_too(recognizer: Path, tmp_path: Pat
     assert np.mean(run(recognizer, tensor).argmax(-1) == run(out, tensor).argmax(-1)) >= 0.9
 
 
-@runs_conv_integer
 def test_a_conv_whose_weight_is_computed_stays_fp32_and_is_named(tmp_path: Path) -> None:
     source = correlation_head(tmp_path / "tracker.onnx")
     with pytest.raises(ValueError, match="to be an initializer"):  # what ONNX Runtime does alone
