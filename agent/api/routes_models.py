@@ -78,7 +78,10 @@ def get_model(request: Request, name: ModelName, _: Viewer) -> ModelInfo:
     responses=error_responses(400, 401, 403, 409, 413, 422, 507),
 )
 def create_upload(request: Request, body: UploadRequest, _: Operator) -> UploadStatus:
-    """Start (or resume) an upload of the model the manifest describes. 201; 401; 403; 409; 413; 507."""
+    """Start (or resume) an upload of the model the manifest describes. 201; 401; 403; 409; 413; 507.
+
+    409 also when the manifest's `requires` are not met by this kit's facts and `force` is not
+    set; a forced upload names what it overrode in `gates_overridden` (and the audit log)."""
     return _state(request).uploads.create(body)
 
 

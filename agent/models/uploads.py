@@ -25,6 +25,7 @@ from pathlib import Path
 
 from agent.db import Database
 from agent.errors import Conflict, Invalid, NoRoom, NotFound, TooLarge
+from agent.models.gates import check_gates
 from agent.models.store import ModelStore
 from agent.models.upload_file import RunningSum, append, size_of, too_long
 from agent.models.verifier import VerificationFailed, Verifier, stages
@@ -92,6 +93,12 @@ class Uploads:
             )
         if self._store.has(manifest.name, manifest.version):
             return self._already_installed(manifest)
+        # The kit checks the gates itself, with facts read now: the app's copy may be old.
+        overridden = check_gates(manifest, self._store.root, request.force)
+        return self._start(request).model_copy(update={"gates_overridden": overridden})
+
+    def _start(self, request: UploadRequest) -> UploadStatus:
+        manifest = request.manifest
         with self._db.transaction() as conn:
             for row in conn.execute(
                 "SELECT * FROM uploads WHERE name = ? AND version = ? AND state = 'receiving'",

@@ -132,6 +132,7 @@ from agent.wire.preflight import (
     PreflightRequest,
     worst_status,
 )
+from agent.wire.requirements import CPU_FEATURE_ALIASES, CpuFeature, Requirements
 from agent.wire.text import CONTROL_CHARACTERS, PlainText, printable
 from agent.wire.timings import INFER_STAGES, InferTimings
 
@@ -143,6 +144,7 @@ __all__ = [
     "AUDIT_SEGMENT",
     "CONFUSIONS_KEPT",
     "CONTROL_CHARACTERS",
+    "CPU_FEATURE_ALIASES",
     "FINISHED_STATES",
     "HEALTH_PATH",
     "INFER_STAGES",
@@ -172,6 +174,7 @@ __all__ = [
     "CommandParams",
     "Confusion",
     "CpuFacts",
+    "CpuFeature",
     "CpuFlags",
     "CpuFrequency",
     "DataDir",
@@ -233,6 +236,7 @@ __all__ = [
     "PreflightRequest",
     "ProviderPrecision",
     "QuantizeParams",
+    "Requirements",
     "Resources",
     "ResultFile",
     "RuntimeFacts",

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from agent.wire.common import MAX_INT64
+from agent.wire.requirements import Requirements
 
 __all__ = [
     "NAME_PATTERN",
@@ -124,6 +125,9 @@ class Manifest(BaseModel):
         "auto decides per answer (a row in [0, 1] summing to 1 is taken as probabilities)",
     )
     golden: Golden | None = None
+    requires: Requirements | None = Field(
+        default=None, description="hardware gates: kits that do not meet them are refused unless forced"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -141,6 +145,9 @@ class Manifest(BaseModel):
 class UploadRequest(BaseModel):
     manifest: Manifest
     activate: bool = False
+    force: bool = Field(
+        default=False, description="install even where the manifest's `requires` are not met (audited)"
+    )
 
 
 class UploadStatus(BaseModel):
@@ -151,6 +158,9 @@ class UploadStatus(BaseModel):
     size: int
     state: Literal["receiving", "verifying", "installed", "failed"]
     error: str | None = None
+    gates_overridden: list[str] = Field(
+        default_factory=list, description="the manifest's requirements this kit does not meet, forced past"
+    )
 
 
 class ModelVersion(BaseModel):

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 
 from app.cli.choices import NORMALISE, TASKS
 from app.cli.common import emit, say
+from app.fleet.errors import Error
 
 # The inspector (onnx, numpy) only when a model is inspected: these flags are in the parser.
 if TYPE_CHECKING:
+    from agent.wire import Requirements
     from app.fleet.inspection import Inspection, Overrides
 
 __all__ = ["add_override_flags", "inferred_summary", "inspect_command", "overrides_from"]
@@ -37,6 +39,14 @@ def add_override_flags(parser: argparse.ArgumentParser) -> None:
         "--letterbox", action=argparse.BooleanOptionalAction, help="keep the aspect ratio and pad (detectors)"
     )
     group.add_argument("--score-threshold", type=_fraction, metavar="0-1", help="a detector's lowest score")
+    group.add_argument(
+        "--requires",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a hardware gate (repeatable): arch=x86_64,aarch64 min_memory_mb=N min_free_disk_mb=N "
+        "providers=CUDAExecutionProvider,... cpu_features=vnni,avx512 min_onnxruntime=1.17",
+    )
 
 
 def overrides_from(args: argparse.Namespace) -> Overrides:
@@ -51,7 +61,17 @@ def overrides_from(args: argparse.Namespace) -> Overrides:
         normalise=args.normalise,
         letterbox=args.letterbox,
         score_threshold=args.score_threshold,
+        requires=_requires(args.requires),
     )
+
+
+def _requires(items: list[str]) -> Requirements | None:
+    from app.fleet.inspection.overrides import parse_requires
+
+    try:
+        return parse_requires(items)
+    except ValueError as exc:
+        raise Error(str(exc)) from None
 
 
 async def inspect_command(args: argparse.Namespace) -> int:

@@ -33,6 +33,11 @@ def add_commands(command: CommandFactory) -> None:
     )
     add_tag_option(deploy)
     deploy.add_argument("--activate", action="store_true", help="serve it once installed")
+    deploy.add_argument(
+        "--force",
+        action="store_true",
+        help="install even on kits that miss the manifest's `requires` (audited here and on the kit)",
+    )
     add_override_flags(deploy)
 
     models = command("models", "models on a kit: list, activate, rollback, delete; inspect a model file")
@@ -90,8 +95,9 @@ async def _deploy(args: argparse.Namespace) -> int:
         package = await asyncio.to_thread(prepare_package, args.model, overrides_from(args))
         if package.inspection is not None:
             inferred_summary(args.model, package.inspection)
+        progress = None if args.json else _ProgressLine()
         outcomes = await async_deploy(
-            fleet, args.model, kits, args.activate, None if args.json else _ProgressLine(), package=package
+            fleet, args.model, kits, args.activate, progress, package=package, force=args.force
         )
     finally:
         fleet.close()
@@ -102,13 +108,21 @@ async def _deploy(args: argparse.Namespace) -> int:
             "message": o.message,
             "int8_advice": o.advice,
             "active_version": o.info.active_version if o.info else None,
+            "gates": list(o.gates),
+            "forced": o.forced,
         }
         for o in outcomes
     ]
-    lines = [f"{'ok    ' if o.ok else 'FAILED'} {o.kit.name}: {o.message}" for o in outcomes]
+    lines = [f"{_verdict(o.ok, bool(o.gates), o.forced)} {o.kit.name}: {o.message}" for o in outcomes]
     lines += [o.advice for o in outcomes if o.advice]
     emit(args, rows, lines)
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _verdict(ok: bool, gated: bool, forced: bool) -> str:
+    if ok:
+        return "FORCED" if forced else "ok    "
+    return "REFUSED" if gated and not forced else "FAILED"
 
 
 async def _models(args: argparse.Namespace) -> int:

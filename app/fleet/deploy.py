@@ -11,6 +11,7 @@ from pathlib import Path
 from agent.wire import Manifest, ModelInfo
 from app.fleet.client import KitClient
 from app.fleet.errors import Error, KitUnreachable
+from app.fleet.gates import gate_check
 from app.fleet.inspection import Inspection, Overrides, inspect_model
 from app.fleet.inventory import Kit
 from app.fleet.known_models import KnownModels
@@ -39,6 +40,8 @@ class DeployOutcome:
     message: str
     info: ModelInfo | None = None
     advice: str = ""
+    gates: tuple[str, ...] = ()  # the manifest's requirements this kit does not meet (refused or forced)
+    forced: bool = False
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -53,12 +56,15 @@ async def async_deploy(
     known: KnownModels | None = None,
     overrides: Overrides | None = None,
     package: Package | None = None,
+    force: bool = False,
 ) -> list[DeployOutcome]:
     """Send `model` to every kit concurrently; a failure on one kit never stops the others.
 
     What each kit confirms is written into its last-known models at once (`known`: the window
     passes the one its views read). A model without a manifest is inspected (`overrides` say
-    what the inspection cannot know); `package` is one already prepared for this model."""
+    what the inspection cannot know); `package` is one already prepared for this model.
+    A kit whose last-known facts miss the manifest's `requires` is refused before a byte is
+    sent, unless `force` (audited here and on the kit, which checks again with live facts)."""
     known = known or KnownModels(Snapshots(fleet.inventory))
     if package is None:  # hashes (and maybe inspects) the file: keep the loop free
         package = await asyncio.to_thread(prepare_package, model, overrides)
@@ -66,9 +72,15 @@ async def async_deploy(
     report = progress or (lambda _: None)
     return list(
         await asyncio.gather(
-            *(_deploy_one(fleet, model, manifest, kit, activate, report, known) for kit in kits)
+            *(_deploy_one(fleet, model, manifest, kit, _Ask(activate, force), report, known) for kit in kits)
         )
     )
+
+
+@dataclass(frozen=True)
+class _Ask:
+    activate: bool
+    force: bool
 
 
 @dataclass(frozen=True)
@@ -111,16 +123,23 @@ async def _deploy_one(
     model: Path,
     manifest: Manifest,
     kit: Kit,
-    activate: bool,
+    ask: _Ask,
     report: ProgressCallback,
     known: KnownModels,
 ) -> DeployOutcome:
     advice = int8_advice(fleet, kit, manifest)
+    gates = tuple(gate_check(fleet, kit, manifest, ask.force))
+    if gates and not ask.force:
+        message = (
+            f"refused: {manifest.name} {manifest.version} needs what {kit.name} lacks: {'; '.join(gates)}"
+        )
+        report(Progress(kit.name, "failed", 0, manifest.size_bytes, message))
+        return DeployOutcome(
+            kit, False, f"{message} (--force overrides, audited)", advice=advice, gates=gates
+        )
     for attempt in range(1, RETRIES + 1):
         try:
-            info = await fleet.async_call(
-                kit, lambda client: _upload(client, model, manifest, activate, report)
-            )
+            info = await fleet.async_call(kit, lambda client: _upload(client, model, manifest, ask, report))
         except KitUnreachable as exc:
             if attempt == RETRIES:
                 report(Progress(kit.name, "failed", 0, manifest.size_bytes, str(exc)))
@@ -129,19 +148,23 @@ async def _deploy_one(
             await asyncio.sleep(2.0 ** (attempt - 1))
         except Error as exc:
             report(Progress(kit.name, "failed", 0, manifest.size_bytes, str(exc)))
-            return DeployOutcome(kit, False, str(exc), advice=advice)
+            return DeployOutcome(kit, False, str(exc), advice=advice, gates=gates, forced=bool(gates))
         else:
             known.confirmed(kit.device_id, info)
             report(Progress(kit.name, "done", manifest.size_bytes, manifest.size_bytes))
             state = "active" if info.active_version == manifest.version else "installed"
-            return DeployOutcome(kit, True, f"{manifest.name} {manifest.version} {state}", info, advice)
+            said = f"{manifest.name} {manifest.version} {state}" + (
+                " (forced past its gates)" if gates else ""
+            )
+            return DeployOutcome(kit, True, said, info, advice, gates, bool(gates))
     raise AssertionError("unreachable")
 
 
 async def _upload(
-    client: KitClient, model: Path, manifest: Manifest, activate: bool, report: ProgressCallback
+    client: KitClient, model: Path, manifest: Manifest, ask: _Ask, report: ProgressCallback
 ) -> ModelInfo:
-    status = await client.start_upload(manifest, activate)
+    activate = ask.activate
+    status = await client.start_upload(manifest, activate, ask.force)
     if status.state == "installed":  # already there with the same sha256
         if activate:
             return await client.activate(manifest.name, manifest.version)

@@ -26,8 +26,8 @@ class ModelCalls(KitConnection):
     async def models(self) -> list[ModelInfo]:
         return await self._list(ModelInfo, "/v1/models")
 
-    async def start_upload(self, manifest: Manifest, activate: bool) -> UploadStatus:
-        body = UploadRequest(manifest=manifest, activate=activate).model_dump(mode="json")
+    async def start_upload(self, manifest: Manifest, activate: bool, force: bool = False) -> UploadStatus:
+        body = UploadRequest(manifest=manifest, activate=activate, force=force).model_dump(mode="json")
         return await self._call(UploadStatus, "POST", "/v1/uploads", json=body)
 
     async def upload_status(self, upload_id: str) -> UploadStatus:

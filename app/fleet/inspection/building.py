@@ -104,6 +104,7 @@ def inspect_model(path: Path, overrides: Overrides | None = None, *, golden: boo
         "source_model": f"{path.name}" + (f", exported by {facts.producer}" if facts.producer else ""),
         "detection": _detection(family, given, warnings, why),
         "scores": family.scores if family.task == "classification" else "auto",
+        "requires": given.requires,
     }
     why["scores"] = _scores_why(family)
     manifest = _validated(path, fields)
