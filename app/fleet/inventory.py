@@ -21,6 +21,7 @@ import sqlite_utils
 from agent.wire import FactFamilies
 from app.fleet.errors import KitNotFound
 from app.fleet.inventory_ops import v2_fleet_operations, v3_power, v4_rollouts
+from app.fleet.precision_store import v5_precision_choices
 from app.fleet.stored_facts import dump_families, load_families
 
 DB_FILE = "inventory.db"
@@ -70,6 +71,7 @@ _MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     v2_fleet_operations,
     v3_power,
     v4_rollouts,
+    v5_precision_choices,
 )
 
 
