@@ -4,7 +4,8 @@ left FP32, and the same recommendation `kitfleet quantize` words, measured where
 
 The same pipeline as `kitfleet quantize` on the laptop (`agent.toolkit.quantize`: opset upgrade,
 ONNX Runtime's pre-processing, then the quantizer). Unlike the laptop, the kit knows which CPU
-runs the result, so its own CPU facts choose the weight range.
+runs the result, so its own CPU facts choose the weight range, and its own ONNX Runtime the weights'
+sign (unsigned where it lacks the signed ConvInteger kernel: 1.23, Python 3.10's last).
 The agent installs the result as a new, inactive version (`agent/jobs/service.py`).
 """
 
@@ -40,7 +41,8 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     out = report.results / MODEL
     reduced = int8_needs_reduced_range_here()  # the kit knows its CPU: 7-bit weights only where needed
     bits = 7 if reduced else 8
-    kept = _quantize(Path(spec["model"]["path"]), out, params.get("per_channel", False), reduced)
+    notes: list[str] = []
+    kept = _quantize(Path(spec["model"]["path"]), out, params.get("per_channel", False), reduced, notes)
     report.spend(out.stat().st_size)
     report.progress(1, 2)
     int8 = open_session(out, spec["threads"])[0]
@@ -64,6 +66,7 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
         "size_bytes": {"fp32": manifest.size_bytes, "int8": quantized.size_bytes},
         "weight_bits": bits,
         "kept_float": [{"name": k.name, "op_type": k.op_type, "reason": k.reason} for k in kept],
+        "notes": notes,
         **_compare(fp32, int8, manifest),
     }
     quantized.figures = _figures(summary)
@@ -111,14 +114,16 @@ def _verify(path: Path, manifest: Manifest) -> None:
         raise PermanentFailure(f"the quantized model does not pass the install checks: {exc}") from None
 
 
-def _quantize(source: Path, target: Path, per_channel: bool, reduce_range: bool) -> list[KeptFloat]:
+def _quantize(
+    source: Path, target: Path, per_channel: bool, reduce_range: bool, notes: list[str]
+) -> list[KeptFloat]:
+    """The toolkit's pipeline; the runtime this job runs in decides the weights' sign (probed)."""
     try:
         import onnx
 
         from agent.toolkit.quantize import prepare, quantize
     except ImportError as exc:  # onnxruntime's quantizer needs the `onnx` package
         raise PermanentFailure(f"this kit cannot quantize: {exc}; install the onnx package") from None
-    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="quantize-", dir=target.parent) as scratch:
         try:
             prepared = prepare(onnx.load(str(source)), Path(scratch), notes)
@@ -130,6 +135,7 @@ def _quantize(source: Path, target: Path, per_channel: bool, reduce_range: bool)
                 per_channel=per_channel,
                 reduce_range=reduce_range,
                 method="minmax",
+                notes=notes,
             )
         except Refusal as exc:
             raise PermanentFailure(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
