@@ -116,7 +116,22 @@ class Settings:
             "are counted in one audit entry, not written one by one"
         ),
     )
+    bundle_dir: str = field(
+        default="",
+        metadata=setting("a folder watched for signed bundles to import (e.g. a USB mount); empty: none"),
+    )
+    bundle_poll_s: float = field(
+        default=5.0, metadata=setting("seconds between looks for new bundles (watched folder, hand-offs)")
+    )
 
+    clock_control: str = field(
+        default="auto",
+        metadata=setting(
+            "how a technician's 'set the clock' reaches this kit: auto (timedated where kitfleet's "
+            "polkit rule is installed), timedated, off (never), test-offset (TEST ONLY: the agent's "
+            "own offset, the machine's clock untouched)"
+        ),
+    )
     test_clock_offset_s: float = field(
         default=0.0,
         metadata=setting(

@@ -36,6 +36,7 @@ LOST = (
     "schedules",
     "the audit log",
     "the metrics ring",
+    "trusted bundle signers and bundle import records",
 )
 # Result codes that mean the file itself is damaged (primary codes; extended ones share the low byte).
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
@@ -289,6 +290,42 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
     # the kit's measured power draw in the metrics ring (issue 24; NULL where nothing measures)
     "ALTER TABLE metrics ADD COLUMN power_w REAL",
+    # signed bundles (issue 22, agent/bundles/): the app keys trusted to sign them, one record per
+    # bundle imported or refused, a journal of each bundle's actions (a re-import after a crash
+    # finishes what is left and repeats nothing), and the highest sequence accepted (no replay)
+    """
+    CREATE TABLE trusted_signers (
+        key_id TEXT PRIMARY KEY,
+        public_key BLOB NOT NULL,
+        label TEXT NOT NULL,
+        source TEXT NOT NULL,
+        added_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE bundle_imports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        bundle_sha256 TEXT NOT NULL UNIQUE,
+        sequence INTEGER,
+        signer TEXT NOT NULL DEFAULT '',
+        outcome TEXT NOT NULL CHECK (outcome IN ('applying', 'applied', 'failed', 'refused')),
+        message TEXT NOT NULL DEFAULT '',
+        actions INTEGER NOT NULL DEFAULT 0,
+        started_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE TABLE bundle_actions (
+        bundle_sha256 TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('done', 'failed')),
+        detail TEXT NOT NULL DEFAULT '',
+        at REAL NOT NULL,
+        PRIMARY KEY (bundle_sha256, idx)
+    );
+    CREATE TABLE bundle_sequence (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+    INSERT INTO bundle_sequence (id, last) VALUES (1, 0);
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from agent.api.app import Lifespan
     from agent.api.state import AgentState
+    from agent.bundles.inbox import Watcher
 
 log = logging.getLogger(__name__)
 PORT_FILE = "agent.port"
@@ -72,16 +73,30 @@ def _lifespan(state: AgentState) -> Lifespan:
         sampler = asyncio.create_task(_sample_forever(state))
         # the job runner recovers jobs a crash left running before any request is served
         await asyncio.to_thread(state.jobs.start)
+        watcher = _bundle_watcher(state)  # bundles handed over by `kitfleet-agent import`
         try:
             yield
         finally:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
+            await asyncio.to_thread(watcher.stop)
             await asyncio.to_thread(state.jobs.stop)
             await asyncio.to_thread(state.uploads.close)  # a checker kept ready goes too
 
     return lifespan
+
+
+def _bundle_watcher(state: AgentState) -> Watcher:
+    from agent.bundles.inbox import Watcher
+    from agent.bundles.runner import in_agent
+
+    settings = state.settings
+    importer = in_agent(settings, state.db, state.identity.device_id, state.models, state.jobs)
+    watched = Path(settings.bundle_dir) if settings.bundle_dir else None
+    watcher = Watcher(settings.data_dir, watched, settings.bundle_poll_s, importer)
+    watcher.start()
+    return watcher
 
 
 def _advertise(settings: Settings, device_id: str, port: int) -> Advertiser | None:

@@ -128,6 +128,37 @@ class Datasets:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+    def place(self, name: str, size: int, files: int, fill: Callable[[Path], None]) -> DatasetInfo:
+        """Make dataset `name` from files that `fill` writes into a staging folder (a bundle's
+        members), held to the same limits as an uploaded archive and renamed into place whole."""
+        target = self.root / check_name(name)
+        if target.exists():
+            raise _exists(name)
+        self.admit(size)
+        if files > self.max_files:
+            raise TooLarge(
+                "dataset_too_many_files",
+                f"the dataset has {files} files; the kit takes at most {self.max_files}",
+                "split it, or raise max_dataset_files in agent.json",
+            )
+        self.check_space(size)
+        staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self.root))
+        try:
+            try:
+                fill(staging)
+                fsync_path(staging)
+                os.replace(staging, target)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise _disk_full() from None
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise _exists(name) from None
+                raise
+            fsync_path(self.root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.info(name)
+
     def info(self, name: str) -> DatasetInfo:
         folder = self.root / check_name(name)
         if not folder.is_dir() or folder.is_symlink():  # an uploaded dataset is never a link

@@ -88,6 +88,18 @@ class VerifiedBundle:
     def member_paths(self) -> list[str]:
         return [m.path for m in self.members]
 
+    def member(self, path: str) -> _Member:
+        for member in self.members:
+            if member.path == path:
+                return member
+        raise Invalid("member_not_found", f"The bundle holds no member '{path[:120]}'.")
+
+    def extract_member(self, path: str, target: Path, fsync: bool = True) -> Path:
+        """Copy one payload member to the file `target`, re-hashed (and fsynced unless the caller
+        syncs many files at once)."""
+        with self.path.open("rb") as handle:
+            return _copy_member(handle, self.member(path), target, fsync)
+
     def extract_to(self, folder: Path, only: Iterator[str] | list[str] | None = None) -> list[Path]:
         """Copy payload members (all, or the paths in `only`) under `folder`, re-hashing each.
 
@@ -266,6 +278,10 @@ def _parse_manifest(data: bytes, limits: BundleLimits) -> dict[str, Any]:
 def _extract_one(handle: IO[bytes], member: _Member, folder: Path) -> Path:
     target = folder / member.path
     target.parent.mkdir(parents=True, exist_ok=True)
+    return _copy_member(handle, member, target)
+
+
+def _copy_member(handle: IO[bytes], member: _Member, target: Path, fsync: bool = True) -> Path:
     handle.seek(member.offset)
     digest, remaining = hashlib.sha256(), member.size
     with target.open("wb") as out:
@@ -277,11 +293,13 @@ def _extract_one(handle: IO[bytes], member: _Member, folder: Path) -> Path:
             out.write(chunk)
             remaining -= len(chunk)
         out.flush()
-        os.fsync(out.fileno())
+        if fsync:
+            os.fsync(out.fileno())
     if digest.hexdigest() != member.sha256:
         target.unlink(missing_ok=True)
         raise Invalid("member_hash_mismatch", f"'{member.path}' changed on disk after it was verified.")
-    fsync_path(target.parent)
+    if fsync:
+        fsync_path(target.parent)
     return target
 
 
