@@ -11,7 +11,7 @@ from pathlib import Path
 from agent.wire import Manifest, ModelInfo
 from app.fleet.client import KitClient
 from app.fleet.errors import Error, KitUnreachable
-from app.fleet.gates import gate_check
+from app.fleet.gates import async_gate_check
 from app.fleet.inspection import Inspection, Overrides, inspect_model
 from app.fleet.inventory import Kit
 from app.fleet.known_models import KnownModels
@@ -128,7 +128,7 @@ async def _deploy_one(
     known: KnownModels,
 ) -> DeployOutcome:
     advice = int8_advice(fleet, kit, manifest)
-    gates = tuple(gate_check(fleet, kit, manifest, ask.force))
+    gates = tuple(await async_gate_check(fleet, kit, manifest, ask.force))
     if gates and not ask.force:
         message = (
             f"refused: {manifest.name} {manifest.version} needs what {kit.name} lacks: {'; '.join(gates)}"

@@ -6,12 +6,15 @@ Deploy, the rollout engine and the window's dialogs all ask here.
 
 from __future__ import annotations
 
+import contextlib
+
 from agent.toolkit.gates import describe, unmet
 from agent.wire import Manifest, Requirements
+from app.fleet.errors import Error
 from app.fleet.inventory import Inventory, Kit
 from app.fleet.service import Fleet
 
-__all__ = ["describe", "gate_check", "kit_unmet", "refused_kits"]
+__all__ = ["async_gate_check", "describe", "kit_unmet", "refused_kits"]
 
 GATES_ACTION = "model.gates"
 
@@ -31,9 +34,17 @@ def refused_kits(
     return {kit.device_id: reasons for kit in kits if (reasons := kit_unmet(inventory, kit, requires))}
 
 
-def gate_check(fleet: Fleet, kit: Kit, manifest: Manifest, force: bool) -> list[str]:
-    """`kit_unmet` for a deploy, written to the app's audit log when it refuses or is forced past."""
-    reasons = kit_unmet(fleet.inventory, kit, manifest.requires)
+async def async_gate_check(fleet: Fleet, kit: Kit, manifest: Manifest, force: bool) -> list[str]:
+    """`kit_unmet` for a deploy, written to the app's audit log when it refuses or is forced past.
+    A kit whose facts the app has never read (adopted, not yet polled) is asked for them first."""
+    requires = manifest.requires
+    if requires is None or not requires.given():
+        return []
+    if fleet.inventory.last_facts(kit.device_id) is None:
+        # saved in the inventory; a kit away has its gates read as unknown, so unmet, saying so
+        with contextlib.suppress(Error):
+            await fleet.async_facts(kit)
+    reasons = kit_unmet(fleet.inventory, kit, requires)
     if reasons:
         fleet.audit.record(
             GATES_ACTION,
@@ -41,6 +52,6 @@ def gate_check(fleet: Fleet, kit: Kit, manifest: Manifest, force: bool) -> list[
             "forced" if force else "refused",
             kit.device_id,
             kit.name,
-            {"unmet": reasons, "requires": describe(manifest.requires)},
+            {"unmet": reasons, "requires": describe(requires)},
         )
     return reasons
