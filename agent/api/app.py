@@ -19,6 +19,7 @@ from agent.api.fast_infer import FastInfer
 from agent.api.refusal_tally import RefusalTally
 from agent.api.routes import router
 from agent.api.routes_audit import audit_router
+from agent.api.routes_field import field_router
 from agent.api.routes_jobs import jobs_router
 from agent.api.routes_models import models_router
 from agent.api.routes_preflight import preflight_router
@@ -43,7 +44,15 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastInfer
     )
     app.state.agent = state
     install_handlers(app)
-    routers = (router, models_router, jobs_router, stream_router, audit_router, preflight_router)
+    routers = (
+        router,
+        models_router,
+        jobs_router,
+        field_router,
+        stream_router,
+        audit_router,
+        preflight_router,
+    )
     for included in routers:
         app.include_router(included)  # without a prefix: each route's own path is its full path
     app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes, streams=_streams)

@@ -33,7 +33,7 @@ __all__ = ["AuditTrail", "write_counts"]
 
 log = logging.getLogger(__name__)
 _MAX_CAPTURE = 64 * 1024  # JSON bodies only; streamed uploads are not read here
-_STREAMED = frozenset({"dataset.upload"})
+_STREAMED = frozenset({"dataset.upload", "dataset.label"})
 
 
 class AuditTrail:

@@ -20,6 +20,7 @@ from agent.jobs.credentials import SourceSecrets
 from agent.jobs.paths import data_roots, dataset_folder, resolve_folder
 from agent.jobs.sources import stream_source
 from agent.jobs.submitter import Submitter, require_scope
+from agent.jobs.unsure import unsure_folder
 from agent.jobs.urls import needs_secret
 from agent.models.store import ModelStore
 from agent.wire import CommandParams, JobRequest, Manifest, QuantizeParams, StreamParams
@@ -59,6 +60,8 @@ class Preparer:
             spec["model"] = {"manifest": manifest.model_dump(mode="json"), "path": str(path)}
             if isinstance(request.typed_params(), QuantizeParams):
                 self._quantizable(manifest, params.get("output_version"))
+            if params.get("keep_unsure") is not None:
+                spec["unsure"] = str(unsure_folder(manifest, self.data_dir))
         if "folder" in params or "dataset" in params:
             spec["input"], spec["root"] = (str(p) for p in self._input(params))
         if isinstance(request.typed_params(), StreamParams):

@@ -16,6 +16,7 @@ from agent.jobs.admission import Capacity, waiting_reason
 from agent.jobs.credentials import SourceSecrets
 from agent.jobs.dataset_uploads import DatasetUploads
 from agent.jobs.datasets import Datasets
+from agent.jobs.field_datasets import FieldDatasets
 from agent.jobs.files import JobFiles
 from agent.jobs.layout import RESULTS
 from agent.jobs.prepare import Preparer
@@ -24,6 +25,7 @@ from agent.jobs.retention import expires_at
 from agent.jobs.runner import JobRunner, RunnerConfig
 from agent.jobs.schedules import Schedules
 from agent.jobs.submitter import Submitter, require_scope
+from agent.jobs.unsure import UnsureBuffer
 from agent.jobs.urls import mask, needs_secret
 from agent.models.store import ModelStore
 from agent.wire import (
@@ -65,6 +67,8 @@ class Jobs:
             settings.max_dataset_files,
         )
         self.dataset_uploads = DatasetUploads(self.datasets)  # the same archives, resumably
+        self.field = FieldDatasets(settings.data_dir, settings.disk_reserve_bytes)  # labelled one by one
+        self.unsure = UnsureBuffer(settings.data_dir)  # what stream and batch-infer jobs were unsure of
         config = RunnerConfig(
             max_running=settings.jobs_max_running,
             aging_s=settings.jobs_aging_s,

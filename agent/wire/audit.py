@@ -51,6 +51,10 @@ AUDITED_CALLS: tuple[tuple[str, str, str], ...] = (
     ("PUT", "/v1/datasets/{name}", "dataset.upload"),
     ("POST", "/v1/datasets/{name}/upload/commit", "dataset.upload"),  # a resumed upload, complete
     ("DELETE", "/v1/datasets/{name}", "dataset.delete"),
+    ("POST", "/v1/datasets/{name}/labelled", "dataset.label"),
+    ("DELETE", "/v1/datasets/{name}/labelled/{label}/{file}", "dataset.unlabel"),
+    ("POST", "/v1/unsure/{item_id}/label", "unsure.label"),
+    ("DELETE", "/v1/unsure/{item_id}", "unsure.delete"),
     ("POST", "/v1/schedules", "schedule.create"),
     ("PATCH", "/v1/schedules/{schedule_id}", "schedule.update"),
     ("DELETE", "/v1/schedules/{schedule_id}", "schedule.delete"),
@@ -92,6 +96,8 @@ def audit_subject(
         "schedule.create": {"name": ask.get("name"), "cron": ask.get("cron"), "kind": job.get("kind")},
         "schedule.update": {k: ask.get(k) for k in ("cron", "enabled", "missed")},
         "kit.preflight": {"ready": got.get("ready"), "not_passed": _not_passed(got)},
+        "dataset.label": {k: got.get(k) for k in ("file", "added", "images")},
+        "unsure.label": {k: got.get(k) for k in ("dataset", "file", "images")},
     }
     detail = {k: v for k, v in picks.get(action, {}).items() if v is not None}
     target = {

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agent.wire.field_datasets import KeepUnsure
 from agent.wire.models import NAME_PATTERN, VERSION_PATTERN
 from agent.wire.text import PlainText, _no_controls
 
@@ -114,6 +115,9 @@ class BatchInferParams(_ModelParams):
         default=None, pattern=NAME_PATTERN, description="an uploaded dataset (POST /v1/datasets/{name})"
     )
     top_k: int = Field(default=5, ge=1, le=100)
+    keep_unsure: KeepUnsure | None = Field(
+        default=None, description="keep the images the model was unsure about (GET /v1/unsure)"
+    )
 
     @model_validator(mode="after")
     def _input(self) -> BatchInferParams:
@@ -212,6 +216,9 @@ class StreamParams(_ModelParams):
         default=None,
         pattern=NAME_PATTERN,
         description="an uploaded dataset; `source` is then a file or folder inside it",
+    )
+    keep_unsure: KeepUnsure | None = Field(
+        default=None, description="keep the frames the model was unsure about (GET /v1/unsure)"
     )
 
 

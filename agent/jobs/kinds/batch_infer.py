@@ -17,6 +17,7 @@ from agent.jobs.kinds._model import model_fields
 from agent.jobs.kinds._pipeline import Answer, Pipeline
 from agent.jobs.paths import images_under
 from agent.jobs.report import Reporter
+from agent.jobs.unsure import Keeper
 from agent.wire import InferResult
 
 CSV_COLUMNS = ["file", "model", "version", "sha256", "label", "score", "detections", "error"]
@@ -31,14 +32,19 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
         f"{len(paths)} image(s) under {folder}, batches of {pipeline.batch}, "
         f"{pipeline.decoders + 1} thread(s) decoding and running the model in turn"
     )
+    keeper, top_k = Keeper.of(spec), spec["params"]["top_k"]
     started, failed, done = time.perf_counter(), 0, 0
     report.progress(0, len(paths))
     with report.open("results.jsonl") as jsonl, report.open("results.csv") as raw_csv:
         table = csv.DictWriter(raw_csv, CSV_COLUMNS)
         table.writeheader()
-        for answers in pipeline.answers(paths, spec["params"]["top_k"]):
+        # an unsure margin needs the second score, whatever top_k the rows show
+        for answers in pipeline.answers(paths, max(top_k, 2) if keeper else top_k):
             for answer in answers:
                 row = _row(answer, folder, fields)
+                if keeper is not None and "classes" in row:
+                    keeper.offer_file(answer.path, row["classes"], row["file"])
+                    row["classes"] = row["classes"][:top_k]
                 failed += "error" in row
                 jsonl.write(json.dumps(row) + "\n")
                 table.writerow(_csv_row(row))
@@ -52,6 +58,7 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
         "batch": pipeline.batch,
         "seconds": round(seconds, 3),
         "images_per_s": round(len(paths) / seconds, 2) if seconds else None,
+        **({"unsure_kept": keeper.kept} if keeper else {}),
     }
 
 

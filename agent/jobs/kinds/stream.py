@@ -24,6 +24,7 @@ from agent.jobs.kinds._model import load, model_fields
 from agent.jobs.kinds._publish import Publisher
 from agent.jobs.live import SNAPSHOTS
 from agent.jobs.report import Reporter
+from agent.jobs.unsure import Keeper
 from agent.jobs.urls import mask
 from agent.models.infer import run_batch
 from agent.wire import InferResult, Manifest
@@ -92,6 +93,7 @@ class StreamJob:
             "interval_s": params["interval_s"],
         }
         self.publisher = Publisher(results.parent, header, self.stats, snapshots)
+        self.unsure = Keeper.of(spec)
         self.processed, self.latencies = 0, Latencies()
         self.out_rate = Rate()
         self.started = time.monotonic()
@@ -161,6 +163,8 @@ class StreamJob:
         self.counts.add(labels, time.time())
         if self.detections is not None and labels:
             self.detections.write(json.dumps(record) + "\n")
+        if self.unsure is not None and "classes" in record:
+            self.unsure.offer_image(frame.image, record["classes"], frame.name or f"frame {frame.index}")
         self.publisher.offer(frame.image, record)
         self.report.progress(self.processed, self.reader.total)
 
@@ -205,6 +209,7 @@ class StreamJob:
             "processed_fps": round(self.processed / seconds, 2),
             "input_fps": round(self.reader.decoded / seconds, 2),
             "rotations": sum(f.rotations for f in (self.detections, self.counts.out) if f),
+            **({"unsure_kept": self.unsure.kept} if self.unsure else {}),
         }
 
     def _flush(self) -> None:

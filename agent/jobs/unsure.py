@@ -1,0 +1,245 @@
+"""The unsure buffer: inputs a classifier was unsure about, kept on the kit for labelling.
+
+Stream and batch-infer jobs given `keep_unsure` offer each answer here (`Keeper`, in the
+job's process); an answer whose top score is below a band, or whose top two scores are
+closer than a margin, is kept as `<data_dir>/unsure/<model>/<id>.<ext>` with its prediction
+beside it in `<id>.json` (written last, so a listed item is whole). Each model's items are
+bounded in count and bytes: the oldest go first. The API lists, serves, labels (moves into a
+field dataset) and deletes them (`UnsureBuffer`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import Invalid, NotFound
+from agent.models.store import check_name
+from agent.toolkit.durable import write_atomic
+from agent.wire import Manifest
+from agent.wire.field_datasets import UNSURE_ID_PATTERN, KeepUnsure, LabelledImage, UnsureItem, UnsureScore
+
+__all__ = ["UNSURE", "Keeper", "UnsureBuffer", "unsure_folder", "unsure_scores"]
+
+UNSURE = "unsure"
+MAX_KEPT_IMAGE = 16 << 20  # a larger input file is not copied into the buffer
+_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".bmp": "bmp", ".webp": "webp"}
+
+
+def unsure_scores(classes: list[dict[str, Any]], keep: KeepUnsure) -> tuple[float, float | None] | None:
+    """(top score, margin to the second) when the answer counts as unsure, else None."""
+    if not classes:
+        return None
+    scores = sorted((float(c["score"]) for c in classes), reverse=True)
+    top = scores[0]
+    margin = top - scores[1] if len(scores) > 1 else None
+    low = keep.top_below is not None and top < keep.top_below
+    close = keep.margin_below is not None and margin is not None and margin < keep.margin_below
+    return (top, margin) if low or close else None
+
+
+def unsure_folder(manifest: Manifest, data_dir: Path) -> Path:
+    """Where a job keeps what its model was unsure about; only a classifier has a top-2 to judge."""
+    if manifest.task != "classification":
+        raise Invalid(
+            "unsure_needs_classifier",
+            f"{manifest.name} is a {manifest.task} model; keep_unsure judges a classifier's scores",
+            "leave keep_unsure out for this model",
+        )
+    return data_dir / UNSURE
+
+
+def new_id(stamp_us: int) -> str:
+    """13 hex digits of microseconds, then 44 random bits: ids sort oldest first."""
+    return f"{stamp_us:013x}{secrets.token_hex(6)[:11]}"
+
+
+@dataclass
+class _Kept:
+    id: str
+    size: int
+
+
+@dataclass
+class Keeper:
+    """One job's door into the buffer of its model."""
+
+    folder: Path
+    keep: KeepUnsure
+    model: str
+    version: str
+    job_id: str | None
+    kept: int = 0
+    _items: list[_Kept] = field(default_factory=list)
+    _last: float = 0.0
+    _stamp: int = 0
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> Keeper | None:
+        """The keeper a job spec asks for, or None."""
+        wanted = spec["params"].get("keep_unsure")
+        if wanted is None or "unsure" not in spec:
+            return None
+        manifest = spec["model"]["manifest"]
+        folder = Path(spec["unsure"]) / check_name(manifest["name"])
+        folder.mkdir(parents=True, exist_ok=True)
+        keeper = cls(
+            folder,
+            KeepUnsure.model_validate(wanted),
+            manifest["name"],
+            manifest["version"],
+            spec.get("job_id"),
+        )
+        keeper._items = _on_disk(folder)
+        return keeper
+
+    def offer_file(self, path: Path, classes: list[dict[str, Any]], source: str) -> bool:
+        """Keep an input file (batch-infer) if the answer was unsure."""
+        suffix = _SUFFIXES.get(path.suffix.lower())
+        judged = unsure_scores(classes, self.keep)
+        if judged is None or suffix is None or path.stat().st_size > MAX_KEPT_IMAGE:
+            return False
+        return self._keep(path.read_bytes(), suffix, classes, judged, source)
+
+    def offer_image(self, image: Any, classes: list[dict[str, Any]], source: str) -> bool:
+        """Keep a decoded frame (stream), as a JPEG, if the answer was unsure."""
+        judged = unsure_scores(classes, self.keep)
+        if judged is None:
+            return False
+        out = io.BytesIO()
+        image.convert("RGB").save(out, "JPEG", quality=90)
+        return self._keep(out.getvalue(), "jpg", classes, judged, source)
+
+    def _keep(
+        self,
+        data: bytes,
+        suffix: str,
+        classes: list[dict[str, Any]],
+        judged: tuple[float, float | None],
+        source: str,
+    ) -> bool:
+        now = time.time()
+        if now - self._last < self.keep.min_gap_s or len(data) > self.keep.max_bytes:
+            return False
+        self._stamp = max(int(now * 1e6), self._stamp + 1)  # strictly increasing within a job
+        item = UnsureItem(
+            id=new_id(self._stamp),
+            model=self.model,
+            version=self.version,
+            job_id=self.job_id,
+            source=source[:300],
+            kept_at=now,
+            top=round(judged[0], 4),
+            margin=None if judged[1] is None else round(judged[1], 4),
+            classes=[
+                UnsureScore(label=str(c["label"]), score=round(float(c["score"]), 4)) for c in classes[:5]
+            ],
+            size=len(data),
+        )
+        write_atomic(self.folder / f"{item.id}.{suffix}", data, 0o644)
+        write_atomic(self.folder / f"{item.id}.json", item.model_dump_json().encode(), 0o644)
+        self._items.append(_Kept(item.id, len(data)))
+        self._last, self.kept = now, self.kept + 1
+        self._evict()
+        return True
+
+    def _evict(self) -> None:
+        total = sum(k.size for k in self._items)
+        while self._items and (len(self._items) > self.keep.max_items or total > self.keep.max_bytes):
+            oldest = self._items.pop(0)
+            total -= oldest.size
+            _remove(self.folder, oldest.id)
+
+
+class UnsureBuffer:
+    """The kept items as the API sees them."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir / UNSURE
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def list(self, model: str | None = None) -> list[UnsureItem]:
+        """Items, newest first, of one model or of all."""
+        folders = [self.root / check_name(model)] if model else _model_folders(self.root)
+        items = [item for folder in folders for item in _items(folder)]
+        return sorted(items, key=lambda i: i.id, reverse=True)
+
+    def get(self, item_id: str) -> UnsureItem:
+        return _read(self._meta(item_id))
+
+    def image(self, item_id: str) -> Path:
+        meta = self._meta(item_id)
+        images = [p for p in meta.parent.glob(f"{item_id}.*") if p.suffix in _SUFFIXES]
+        if not images:
+            raise _gone(item_id)
+        return images[0]
+
+    def take(self, item_id: str, label: Any) -> LabelledImage:
+        """Hand the image to `label` (a FieldDatasets.add bound to a dataset and label), then
+        forget it: it is in the dataset before it leaves the buffer."""
+        labelled: LabelledImage = label(self.image(item_id).read_bytes())
+        self.delete(item_id)
+        return labelled
+
+    def delete(self, item_id: str) -> None:
+        meta = self._meta(item_id)
+        _remove(meta.parent, item_id)
+
+    def _meta(self, item_id: str) -> Path:
+        if re.fullmatch(UNSURE_ID_PATTERN, item_id):
+            for folder in _model_folders(self.root):
+                if (folder / f"{item_id}.json").is_file():
+                    return folder / f"{item_id}.json"
+        raise _gone(item_id)
+
+
+def _model_folders(root: Path) -> list[Path]:
+    return [
+        p for p in sorted(root.iterdir()) if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+    ]
+
+
+def _items(folder: Path) -> list[UnsureItem]:
+    if not folder.is_dir():
+        return []
+    found = []
+    for meta in folder.glob("*.json"):
+        try:
+            found.append(_read(meta))
+        except (OSError, ValueError):  # a file not ours, or gone meanwhile: not listed
+            continue
+    return found
+
+
+def _read(meta: Path) -> UnsureItem:
+    return UnsureItem.model_validate(json.loads(meta.read_text()))
+
+
+def _on_disk(folder: Path) -> list[_Kept]:
+    kept = []
+    for meta in sorted(folder.glob("*.json")):
+        try:
+            kept.append(_Kept(meta.stem, int(json.loads(meta.read_text())["size"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return kept
+
+
+def _remove(folder: Path, item_id: str) -> None:
+    (folder / f"{item_id}.json").unlink(missing_ok=True)  # first: a listed item is always whole
+    for path in folder.glob(f"{item_id}.*"):
+        path.unlink(missing_ok=True)
+
+
+def _gone(item_id: str) -> NotFound:
+    return NotFound(
+        "unsure_not_found",
+        f"no kept input {item_id!r} on this kit",
+        "it may have rotated out of the buffer; `kitfleet unsure list KIT` shows what is kept",
+    )
