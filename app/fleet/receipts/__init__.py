@@ -1,0 +1,17 @@
+"""Receipts back from kits: verified against the pinned certificates and merged into the inventory."""
+
+from app.fleet.receipts.merge import Received, ReceiveReport, job_files, receipt_files, receive
+from app.fleet.receipts.opening import ReceiptRefused
+from app.fleet.receipts.store import KitImport, ReceiptRecord, ReceiptStore
+
+__all__ = [
+    "KitImport",
+    "ReceiptRecord",
+    "ReceiptRefused",
+    "ReceiptStore",
+    "ReceiveReport",
+    "Received",
+    "job_files",
+    "receipt_files",
+    "receive",
+]

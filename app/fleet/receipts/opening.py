@@ -1,0 +1,142 @@
+"""Open a receipt file: who signed it (checked against the certificate pinned at adoption, never
+against the one the file carries), every member's hash, and the receipt's own contents.
+
+Nothing of a receipt is believed before its signature is checked; after it, the contents are
+still checked as hostile input (names, sizes, the kit named inside).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from agent.toolkit.bundles import BundleLimits, VerifiedBundle, Verifier, open_bundle
+from agent.toolkit.bundlesign import ECDSA_P256, certificate_verifier, manifest_signer
+from agent.toolkit.errors import Forbidden, Invalid, Refusal
+from agent.wire import format_device_id
+from agent.wire.receipts import RECEIPT_KIND, RECEIPT_MEMBER, Receipt, log_member, result_member
+from app.fleet.errors import Error, KitNotFound
+from app.fleet.inventory import Inventory, Kit
+
+__all__ = ["OpenedReceipt", "ReceiptRefused", "open_receipt"]
+
+PAYLOAD = "files/"
+MAX_RECEIPT_JSON = 64 << 20
+LIMITS = BundleLimits(max_total_bytes=4 << 30, max_member_bytes=1 << 30, max_members=2_000)
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ReceiptRefused(Error):
+    """A receipt that is not merged, and why."""
+
+
+@dataclass
+class OpenedReceipt:
+    """A verified receipt, its members copied into `folder` (removed by `close`)."""
+
+    path: Path
+    kit: Kit
+    sha256: str
+    receipt: Receipt
+    folder: Path
+
+    def member(self, name: str) -> Path:
+        return self.folder / PAYLOAD / name
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def open_receipt(inventory: Inventory, path: Path, scratch: Path) -> OpenedReceipt:
+    """Verify `path` against the pinned certificate of the kit it claims to come from, and
+    copy its members under a new folder in `scratch`. Raises ReceiptRefused saying why."""
+    claimed: dict[str, Kit] = {}
+    try:
+        bundle = open_bundle(path, _verifier(inventory, claimed), LIMITS)
+    except Refusal as exc:
+        raise ReceiptRefused(_said(path, exc)) from exc
+    except OSError as exc:
+        raise ReceiptRefused(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+    if bundle.kind != RECEIPT_KIND:
+        raise ReceiptRefused(f"{path.name} is a bundle for kits, not a receipt: import it on a kit")
+    kit = claimed["kit"]
+    folder = Path(tempfile.mkdtemp(prefix=".receipt-", dir=scratch))
+    try:
+        try:
+            receipt = _contents(bundle, folder, path)
+        except Refusal as exc:
+            raise ReceiptRefused(_said(path, exc)) from exc
+        if receipt.device_id != kit.device_id:
+            raise ReceiptRefused(f"{path.name} is signed by {kit.name} but speaks of another kit; not merged")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return OpenedReceipt(path, kit, bundle.sha256, receipt, folder)
+
+
+def _verifier(inventory: Inventory, claimed: dict[str, Kit]) -> Verifier:
+    def verify(manifest_bytes: bytes, signature: bytes) -> bool:
+        signer = manifest_signer(manifest_bytes)
+        device_id = str(signer.get("device_id", ""))
+        if signer.get("alg") != ECDSA_P256 or not _HEX64.match(device_id):
+            raise Forbidden(
+                "not_a_receipt",
+                "it is not signed by a kit (a bundle for kits, or something else)",
+                "receive only the DEVICE-SEQ.kfr files `kitfleet-agent export` writes",
+            )
+        try:
+            kit = inventory.get(device_id)
+        except KitNotFound as exc:
+            raise Forbidden(
+                "unknown_kit",
+                f"it comes from kit {format_device_id(device_id)}, which this laptop never adopted",
+                "adopt the kit first (its certificate is what the receipt is checked against)",
+            ) from exc
+        claimed["kit"] = kit
+        if certificate_verifier(kit.cert_pem, kit.device_id)(manifest_bytes, signature):
+            return True
+        raise Forbidden(
+            "impostor_receipt",
+            f"it says it comes from {kit.name} ({format_device_id(kit.device_id)}) but is not signed "
+            "by the key pinned for that kit at adoption: an impostor kit, or the file was altered",
+            "nothing was merged; export the receipt again on the kit itself",
+        )
+
+    return verify
+
+
+def _contents(bundle: VerifiedBundle, folder: Path, path: Path) -> Receipt:
+    """The receipt, and its members checked against what it lists (no member it does not name)."""
+    sizes = {m.path: m.size for m in bundle.members}
+    size = sizes.get(PAYLOAD + RECEIPT_MEMBER)
+    if size is None:
+        raise ReceiptRefused(f"{path.name} holds no {RECEIPT_MEMBER}; not merged")
+    if size > MAX_RECEIPT_JSON:
+        raise ReceiptRefused(f"{path.name}: its {RECEIPT_MEMBER} is {size} bytes, over {MAX_RECEIPT_JSON}")
+    bundle.extract_to(folder, [PAYLOAD + RECEIPT_MEMBER])
+    try:
+        receipt = Receipt.model_validate_json((folder / PAYLOAD / RECEIPT_MEMBER).read_bytes())
+    except ValidationError as exc:
+        raise ReceiptRefused(
+            f"{path.name}: its {RECEIPT_MEMBER} is not a receipt this app reads: {exc}"
+        ) from exc
+    expected = {PAYLOAD + RECEIPT_MEMBER: size}
+    for job in receipt.jobs:
+        if job.log_bytes:
+            expected[PAYLOAD + log_member(job.info.job_id)] = job.log_bytes
+        for result in job.results:
+            expected[PAYLOAD + result_member(job.info.job_id, result.name)] = result.size
+    if expected != sizes:
+        odd = sorted(set(sizes) ^ set(expected)) or [p for p in sizes if sizes[p] != expected.get(p)]
+        raise Invalid("receipt_members", f"its members do not match what the receipt lists ({odd[0][:120]})")
+    bundle.extract_to(folder, [p for p in sizes if p != PAYLOAD + RECEIPT_MEMBER])
+    return receipt
+
+
+def _said(path: Path, refusal: Refusal) -> str:
+    return f"{path.name}: refused, {refusal.message}" + (f" ({refusal.hint})" if refusal.hint else "")
