@@ -1,0 +1,255 @@
+"""Which precision a kit should run (issue 21): benchmark each variant on the kit itself (and
+evaluate it when a labelled dataset is named), then take the fastest within an accuracy tolerance.
+
+The variants are versions of one model already installed on the kit, inactive. Each is measured
+by a short `benchmark` job, one after the other so they never share the CPU; FP16 is only tried
+where one of the kit's execution providers favours it. The decision, and why, goes to the
+inventory (`precision_store`) and the app's audit log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from agent.wire import JobInfo, JobRequest, Precision
+from app.fleet.errors import Error
+from app.fleet.inventory import Kit
+from app.fleet.jobs import async_submit, async_watch
+from app.fleet.precision_store import PrecisionChoices, StoredChoice
+from app.fleet.service import Fleet
+
+__all__ = [
+    "BENCH_RUNS",
+    "PrecisionDecision",
+    "Variant",
+    "VariantMeasure",
+    "async_choose_precision",
+    "decide",
+    "favours_fp16",
+]
+
+BENCH_RUNS = 40
+BENCH_WARMUP = 5
+CHOICE_ACTION = "model.precision"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    version: str
+    precision: Precision
+
+
+@dataclass(frozen=True)
+class VariantMeasure:
+    variant: Variant
+    throughput_per_s: float | None = None  # batch 1, from the kit's benchmark job
+    p50_ms: float | None = None
+    accuracy: float | None = None  # top-1, 0-1, from the kit's evaluate job when asked
+    skipped: str = ""  # why it was not measured or failed, in words
+
+
+@dataclass(frozen=True)
+class PrecisionDecision:
+    kit_id: str
+    model: str
+    chosen: Variant
+    reason: str
+    measures: tuple[VariantMeasure, ...] = field(default=())
+    decided_at: float = 0.0
+
+    def stored(self) -> StoredChoice:
+        return StoredChoice(
+            self.kit_id,
+            self.model,
+            self.chosen.version,
+            self.chosen.precision,
+            self.reason,
+            [asdict(m) for m in self.measures],
+            self.decided_at,
+        )
+
+
+async def async_choose_precision(
+    fleet: Fleet,
+    kit_id: str,
+    variants: Sequence[Variant | tuple[str, str, str]],
+    eval_dataset: str | None = None,
+    max_accuracy_loss: float = 1.0,
+    *,
+    activate: bool = False,
+    runs: int = BENCH_RUNS,
+) -> PrecisionDecision:
+    """Measure each variant on the kit, choose, record (and with `activate`, serve the choice).
+
+    `max_accuracy_loss` is in points of top-1 accuracy against the FP32 variant (the most
+    accurate one when there is no FP32)."""
+    chosen_from = _variants(variants)
+    kit = fleet.inventory.get(kit_id)
+    fp16_ok = favours_fp16(fleet, kit)
+    measures = []
+    for variant in chosen_from:
+        if variant.precision == "fp16" and not fp16_ok:
+            measures.append(VariantMeasure(variant, skipped="no execution provider on this kit favours FP16"))
+            continue
+        measures.append(await _measure(fleet, kit, variant, eval_dataset, runs))
+    decision = decide(kit_id, tuple(measures), max_accuracy_loss, eval_dataset is not None)
+    if activate:
+        await fleet.async_call(kit, lambda c: c.activate(decision.chosen.name, decision.chosen.version))
+    PrecisionChoices(fleet.inventory).record(decision.stored())
+    fleet.audit.record(
+        CHOICE_ACTION,
+        f"{decision.model} {decision.chosen.version}",
+        "activated" if activate else "chosen",
+        kit.device_id,
+        kit.name,
+        {"precision": decision.chosen.precision, "reason": decision.reason},
+    )
+    return decision
+
+
+def favours_fp16(fleet: Fleet, kit: Kit) -> bool:
+    """Whether one of the kit's execution providers runs FP16 fastest, by its last-known facts."""
+    known = fleet.inventory.last_facts(kit.device_id)
+    if known is None:
+        return False
+    return any(p.precision == "fp16" for p in known[0].precision_by_provider())
+
+
+def decide(
+    kit_id: str, measures: tuple[VariantMeasure, ...], max_accuracy_loss: float, evaluated: bool
+) -> PrecisionDecision:
+    """The fastest measured variant within the accuracy tolerance, and a sentence saying why."""
+    measured = [m for m in measures if m.throughput_per_s is not None and not m.skipped]
+    if not measured:
+        why = "; ".join(f"{m.variant.version}: {m.skipped}" for m in measures)
+        raise Error(f"no variant could be measured on the kit: {why}")
+    base = _baseline(measured, evaluated)
+    notes: list[str] = []
+    eligible = [base]
+    for m in measured:
+        if m is base:
+            continue
+        loss = _loss(base, m) if evaluated else None
+        if loss is None and evaluated:
+            notes.append(f"{_label(m)} has no accuracy figure")
+        elif loss is not None and loss > max_accuracy_loss:
+            notes.append(
+                f"{_label(m)} loses {loss:.1f} points of top-1 accuracy "
+                f"(more than the {max_accuracy_loss:g} allowed)"
+            )
+        else:
+            eligible.append(m)
+    best = max(eligible, key=lambda m: m.throughput_per_s or 0.0)
+    notes += [f"{_label(m)} not measured: {m.skipped}" for m in measures if m.skipped]
+    reason = _reason(best, base, eligible, notes, evaluated, max_accuracy_loss)
+    return PrecisionDecision(kit_id, best.variant.name, best.variant, reason, measures, time.time())
+
+
+def _reason(
+    best: VariantMeasure,
+    base: VariantMeasure,
+    eligible: list[VariantMeasure],
+    notes: list[str],
+    evaluated: bool,
+    tolerance: float,
+) -> str:
+    if best is base:
+        slower = [m for m in eligible if m is not base]
+        compared = [
+            f"{_label(m)} runs only {_ratio(m, base)} its throughput here ({_rates(m, base)})" for m in slower
+        ]
+        return f"{_label(base)} kept: " + "; ".join(compared + notes or ["no other variant to compare"])
+    faster = f"{_ratio(best, base)} the throughput of {_label(base)}"
+    said = f"{_label(best)} runs {faster} here ({_rates(best, base)})"
+    if evaluated and best.accuracy is not None and base.accuracy is not None:
+        said += (
+            f", top-1 {100 * best.accuracy:.1f}% vs {100 * base.accuracy:.1f}%, "
+            f"within the {tolerance:g}-point tolerance"
+        )
+    return "; ".join([said, *notes])
+
+
+def _baseline(measured: list[VariantMeasure], evaluated: bool) -> VariantMeasure:
+    fp32 = [m for m in measured if m.variant.precision == "fp32"]
+    if fp32:
+        return fp32[0]
+    if evaluated:
+        return max(measured, key=lambda m: m.accuracy if m.accuracy is not None else -1.0)
+    return measured[0]
+
+
+def _loss(base: VariantMeasure, other: VariantMeasure) -> float | None:
+    if base.accuracy is None or other.accuracy is None:
+        return None
+    return 100 * (base.accuracy - other.accuracy)
+
+
+def _label(m: VariantMeasure) -> str:
+    return f"{m.variant.precision.upper()} ({m.variant.version})"
+
+
+def _ratio(m: VariantMeasure, base: VariantMeasure) -> str:
+    return f"{(m.throughput_per_s or 0.0) / (base.throughput_per_s or 1.0):.2f}x"
+
+
+def _rates(m: VariantMeasure, base: VariantMeasure) -> str:
+    return f"{m.throughput_per_s:.1f} vs {base.throughput_per_s:.1f} inferences/s"
+
+
+def _variants(variants: Sequence[Variant | tuple[str, str, str]]) -> list[Variant]:
+    out = [v if isinstance(v, Variant) else Variant(v[0], v[1], _precision(v[2])) for v in variants]
+    if len(out) < 2:
+        raise Error("choosing a precision needs at least two variants of the model")
+    if len({v.name for v in out}) != 1:
+        raise Error(
+            f"the variants must be versions of one model, not {', '.join(sorted({v.name for v in out}))}"
+        )
+    if len({v.version for v in out}) != len(out):
+        raise Error("each variant must be a different version of the model")
+    return out
+
+
+def _precision(text: str) -> Precision:
+    found = _PRECISIONS.get(text.lower())
+    if found is None:
+        raise Error(f"{text!r} is not a precision: use fp32, fp16 or int8")
+    return found
+
+
+_PRECISIONS: dict[str, Precision] = {"fp32": "fp32", "fp16": "fp16", "int8": "int8"}
+
+
+async def _measure(
+    fleet: Fleet, kit: Kit, variant: Variant, eval_dataset: str | None, runs: int
+) -> VariantMeasure:
+    model = {"model": variant.name, "version": variant.version}
+    bench = await _run_job(
+        fleet, kit, "benchmark", {**model, "batch_sizes": [1], "runs": runs, "warmup": BENCH_WARMUP}
+    )
+    if bench.state != "done" or not bench.result:
+        return VariantMeasure(variant, skipped=f"benchmark {bench.state}: {bench.error or 'no result'}")
+    row = next((r for r in bench.result.get("rows", []) if "throughput_per_s" in r), None)
+    if row is None:
+        return VariantMeasure(variant, skipped="the benchmark measured no batch-1 row")
+    accuracy: float | None = None
+    if eval_dataset is not None:
+        evaluated = await _run_job(fleet, kit, "evaluate", {**model, "dataset": eval_dataset})
+        if evaluated.state != "done" or not evaluated.result:
+            return VariantMeasure(
+                variant, skipped=f"evaluate {evaluated.state}: {evaluated.error or 'no result'}"
+            )
+        value = evaluated.result.get("top1_accuracy")
+        accuracy = float(value) if isinstance(value, (int, float)) else None
+    return VariantMeasure(variant, float(row["throughput_per_s"]), float(row["p50_ms"]), accuracy)
+
+
+async def _run_job(fleet: Fleet, kit: Kit, kind: str, params: dict[str, object]) -> JobInfo:
+    request = JobRequest.model_validate({"kind": kind, "params": params, "timeout_s": 900})
+    [outcome] = await async_submit(fleet, [kit], request)
+    if not outcome.ok or outcome.job is None:
+        raise Error(f"{kit.name}: the {kind} job was not queued: {outcome.message}")
+    [info] = await async_watch(fleet, kit, [outcome.job.job_id], lambda _kit, _info: None, interval=0.2)
+    return info
