@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.auth.tokens import TokenStore
+from agent.clock import KitClock
 from agent.config import Settings
 from agent.db import Database
 from agent.identity import Identity
@@ -26,6 +27,7 @@ class AgentState:
     uploads: Uploads
     jobs: Jobs
     infer: InferService
+    clock: KitClock
 
     @classmethod
     def open(cls, settings: Settings, identity: Identity) -> AgentState:
@@ -41,4 +43,5 @@ class AgentState:
             uploads=Uploads(db, models, settings.max_model_bytes, settings.disk_reserve_bytes),
             jobs=Jobs(settings, db, models),
             infer=InferService(settings, models),
+            clock=KitClock.of(settings.clock_control, settings.test_clock_offset_s),
         )

@@ -6,10 +6,10 @@ No HTTP here (the route is `agent/api/routes_preflight.py`); the laptop adds its
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from agent import __version__
+from agent.clock import KitClock
 from agent.config import Settings
 from agent.db import Database
 from agent.models.service import InferService
@@ -19,12 +19,7 @@ from agent.preflight.queue import check_database, check_queue, check_sources
 from agent.preflight.serving import check_models, check_providers
 from agent.wire import PreflightAnswer, PreflightCheck, PreflightRequest
 
-__all__ = ["Preflight", "kit_clock"]
-
-
-def kit_clock(settings: Settings) -> float:
-    """The kit's clock as a pre-flight reports it (the test-only offset simulates a skewed kit)."""
-    return time.time() + settings.test_clock_offset_s
+__all__ = ["Preflight"]
 
 
 @dataclass
@@ -34,6 +29,7 @@ class Preflight:
     models: ModelStore
     infer: InferService
     device_id: str
+    clock: KitClock
 
     def run(self, request: PreflightRequest) -> PreflightAnswer:
         """Every check, in the order a technician reads them. Blocking: run it in a thread."""
@@ -53,7 +49,7 @@ class Preflight:
         return PreflightAnswer(
             checks=checks,
             ready=all(c.status != "fail" for c in checks),
-            kit_time=kit_clock(settings),
+            kit_time=self.clock.now(),
             agent_version=__version__,
             device_id=self.device_id,
         )

@@ -55,6 +55,7 @@ AUDITED_CALLS: tuple[tuple[str, str, str], ...] = (
     ("DELETE", "/v1/datasets/{name}/labelled/{label}/{file}", "dataset.unlabel"),
     ("POST", "/v1/unsure/{item_id}/label", "unsure.label"),
     ("DELETE", "/v1/unsure/{item_id}", "unsure.delete"),
+    ("POST", "/v1/clock", "kit.clock"),
     ("POST", "/v1/schedules", "schedule.create"),
     ("PATCH", "/v1/schedules/{schedule_id}", "schedule.update"),
     ("DELETE", "/v1/schedules/{schedule_id}", "schedule.delete"),
@@ -89,13 +90,15 @@ def audit_subject(
     picks: dict[str, Any] = {
         "kit.adopt": {"scope": ask.get("scope"), "app_id": ask.get("app_id")},
         "model.upload": {k: manifest.get(k) for k in ("sha256", "precision", "size_bytes")}
-        | {"activate": ask.get("activate")},
+        | {"activate": ask.get("activate")}
+        | ({"force": True, "gates_overridden": got.get("gates_overridden")} if ask.get("force") else {}),
         "model.rollback": {"active_version": got.get("active_version")},
         "model.deploy": {"model": got.get("name"), "active_version": got.get("active_version")},
         "job.submit": {"kind": job.get("kind"), "label": job.get("label"), "model": job_params.get("model")},
         "schedule.create": {"name": ask.get("name"), "cron": ask.get("cron"), "kind": job.get("kind")},
         "schedule.update": {k: ask.get(k) for k in ("cron", "enabled", "missed")},
         "kit.preflight": {"ready": got.get("ready"), "not_passed": _not_passed(got)},
+        "kit.clock": {k: got.get(k) for k in ("adjusted_s", "via")},
         "dataset.label": {k: got.get(k) for k in ("file", "added", "images")},
         "unsure.label": {k: got.get(k) for k in ("dataset", "file", "images")},
     }

@@ -65,6 +65,7 @@ _REFUSALS = {
     415: "the body's type is not supported",
     422: "a field, parameter or header is invalid: the message names it",
     429: "too many at once; try again later",
+    503: "a part of the kit this needs is missing or off (e.g. no systemd-timedated)",
     507: "the kit's disk is too full",
 }
 

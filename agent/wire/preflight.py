@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "PREFLIGHT_STATUSES",
     "CheckStatus",
+    "ClockSetAnswer",
+    "ClockSetRequest",
     "PreflightAnswer",
     "PreflightCheck",
     "PreflightRequest",
@@ -59,3 +61,20 @@ class PreflightAnswer(BaseModel):
 def worst_status(statuses: list[CheckStatus]) -> CheckStatus:
     """fail over warn over pass; pass when there is nothing."""
     return max(statuses, key=PREFLIGHT_STATUSES.index, default="pass")
+
+
+class ClockSetRequest(BaseModel):
+    """Set the kit's clock to the laptop's, read just before sending (transit on a LAN is ms)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time: float = Field(
+        ge=1_700_000_000, le=4_102_444_800, description="the laptop's clock, Unix time (UTC), 2023-2100"
+    )
+
+
+class ClockSetAnswer(BaseModel):
+    before: float = Field(description="the kit's clock before, Unix time")
+    after: float = Field(description="the kit's clock after, Unix time")
+    adjusted_s: float = Field(description="how far it moved, seconds (negative: set back)")
+    via: str = Field(description="how: timedated, or test-offset in tests")

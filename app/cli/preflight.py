@@ -45,6 +45,12 @@ def add_commands(command: CommandFactory) -> None:
     preflight.add_argument(
         "--quick", action="store_true", help="hash serving models only; skip re-running their golden checks"
     )
+    set_clock = command(
+        "set-clock",
+        "set kits' clocks to this laptop's (admin token; via the kit's systemd-timedated; audited)",
+    )
+    set_clock.add_argument("kits", nargs="*", metavar="KIT", help="kit name or device ID")
+    add_tag_option(set_clock, "the kits")
 
 
 async def _preflight(args: argparse.Namespace) -> int:
@@ -103,4 +109,32 @@ def _lines(results: list[KitPreflight]) -> list[str]:
     return lines
 
 
-HANDLERS: dict[str, Handler] = {"preflight": _preflight}
+async def _set_clock(args: argparse.Namespace) -> int:
+    from app.fleet.clock import async_set_clock
+    from app.fleet.errors import Error
+
+    if not args.kits and not args.tags:
+        raise Error("name the kits whose clocks to set (or --tag T); `kitfleet preflight` shows their skew")
+    fleet = open_fleet(args)
+    try:
+        kits = select_kits(fleet, args.kits, args.tags)
+        done: list[dict[str, Any]] = []
+        lines: list[str] = []
+        for kit in kits:
+            try:
+                answer = await async_set_clock(fleet, kit)
+            except Error as exc:
+                done.append({"kit": kit.name, "set": False, "error": str(exc)})
+                lines.append(f"{kit.name}: not set: {exc}")
+                continue
+            done.append({"kit": kit.name, "set": True, **answer.model_dump()})
+            lines.append(
+                f"{kit.name}: clock moved {answer.adjusted_s:+.1f} s to this laptop's (via {answer.via})"
+            )
+    finally:
+        fleet.close()
+    emit(args, done, lines)
+    return 0 if all(d["set"] for d in done) else 1
+
+
+HANDLERS: dict[str, Handler] = {"preflight": _preflight, "set-clock": _set_clock}

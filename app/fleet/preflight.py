@@ -91,7 +91,7 @@ async def _async_one(fleet: Fleet, ops: FleetOps, kit: Kit, request: PreflightRe
     except (IdentityChanged, KitUnreachable, AgentError) as exc:
         return KitPreflight(kit, [_unreached(kit, exc)], time.time())
     got = time.time()  # the kit read its clock as it answered: compare with when it arrived
-    checks = [_reached(kit, answer), check_clock(answer.kit_time, got)]
+    checks = [_reached(kit, answer), check_clock(answer.kit_time, got, kit.name)]
     checks += [_version(answer), *answer.checks, await _async_audit(ops, kit)]
     return KitPreflight(kit, checks, got)
 
@@ -127,7 +127,7 @@ def _reached(kit: Kit, answer: PreflightAnswer) -> PreflightCheck:
     )
 
 
-def check_clock(kit_time: float, laptop_time: float) -> PreflightCheck:
+def check_clock(kit_time: float, laptop_time: float, kit_name: str = "KIT") -> PreflightCheck:
     """The kit's clock against the laptop's: schedules, job windows and certificates use it."""
     skew = kit_time - laptop_time
     said = f"the kit's clock is {abs(skew):.1f} s {'ahead of' if skew > 0 else 'behind'} the laptop's"
@@ -138,8 +138,9 @@ def check_clock(kit_time: float, laptop_time: float) -> PreflightCheck:
         id="clock",
         status="fail" if abs(skew) > CLOCK_FAIL_S else "warn",
         message=said,
-        action=f"set the kit's clock: on the kit run `sudo timedatectl set-time '{now}'` with the "
-        "laptop's UTC time (timezone UTC), or `sudo timedatectl set-ntp true` where it has a time server",
+        action=f"set the kit's clock to this laptop's: `kitfleet set-clock {kit_name}` (admin token; the window's "
+        f"Pre-flight has Set clock), or on the kit `sudo timedatectl set-time '{now} UTC'`, "
+        "or `sudo timedatectl set-ntp true` where it has a time server",
     )
 
 

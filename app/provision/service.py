@@ -12,6 +12,23 @@ from app.provision.layout import SERVICE_USER, UNIT_NAME, UNIT_PATH, Layout
 from app.provision.session import SshSession
 
 SUPERVISOR_SOURCE = Path(__file__).with_name("supervisor.py")
+# The one privilege the agent is granted beyond its data dir: asking systemd-timedated to set the
+# clock when a technician's pre-flight finds it drifted (`kitfleet set-clock`). The agent's
+# `clock_control: auto` uses timedated only where this file exists (agent/clock.py).
+POLKIT_RULE_NAME = "50-kitfleet-clock.rules"
+POLKIT_RULE_DIR = "/etc/polkit-1/rules.d"
+
+
+def polkit_clock_rule(user: str = SERVICE_USER) -> str:
+    """polkit lets `user` set the time (only that; timedated still refuses while NTP runs)."""
+    return f"""\
+// kitfleet: the agent's service user may set the clock through systemd-timedated, nothing else.
+polkit.addRule(function(action, subject) {{
+    if (action.id == "org.freedesktop.timedate1.set-time" && subject.user == "{user}") {{
+        return polkit.Result.YES;
+    }}
+}});
+"""
 
 
 def systemd_unit(agent: str, data_dir: str, user: str = SERVICE_USER) -> str:
@@ -97,6 +114,8 @@ class Service:
                 "preparing the data dir",
             )
             self._put(UNIT_PATH, systemd_unit(lay.agent, lay.data_dir))
+            self.session.check(f"mkdir -p {POLKIT_RULE_DIR}", "making polkit's rules folder")
+            self._put(f"{POLKIT_RULE_DIR}/{POLKIT_RULE_NAME}", polkit_clock_rule())
             self.session.check(
                 f"systemctl daemon-reload && systemctl enable {UNIT_NAME}", "enabling the systemd unit"
             )

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from app.provision.layout import SERVICE_USER, SYSTEM_DATA, UNIT_NAME  # noqa: E402
-from app.provision.service import systemd_unit  # noqa: E402
+from app.provision.service import POLKIT_RULE_NAME, polkit_clock_rule, systemd_unit  # noqa: E402
 from app.provision.wheelhouse import WheelFile, Wheelhouse, describe_target, normalise_arch  # noqa: E402
 
 PREFIX = "/opt/kitfleet-agent/venv"
@@ -125,6 +125,7 @@ def stage(root: Path, house: Wheelhouse, wheels: list[WheelFile], arch: str, pyt
         root / "lib" / "systemd" / "system" / UNIT_NAME,
         systemd_unit(f"{PREFIX}/bin/kitfleet-agent", SYSTEM_DATA),
     )
+    _write(root / "usr" / "share" / "polkit-1" / "rules.d" / POLKIT_RULE_NAME, polkit_clock_rule())
 
 
 def deb_version(version: str, python: str) -> str:

@@ -26,7 +26,7 @@ def test_preflight_table_shows_each_kit_and_the_failing_check(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "skewed").mkdir()
-    (tmp_path / "skewed" / "agent.json").write_text(json.dumps({"test_clock_offset_s": -300}))
+    (tmp_path / "skewed" / "agent.json").write_text(json.dumps({"test_clock_offset_s": -300, "clock_control": "test-offset"}))
     adopt(settings, start_agent("steady"), start_agent("skewed"))
     window = open_window(qtbot, bridge, Prompts())
     qtbot.waitUntil(lambda: len(window.model.rows()) == 2, timeout=WAIT_MS)
@@ -43,6 +43,14 @@ def test_preflight_table_shows_each_kit_and_the_failing_check(
     assert "behind" in cells["skewed"].toolTip()
     assert "timedatectl" in cells["skewed"].toolTip()
     assert "1 of 2 kit(s) ready" in dialog.summary.text()
+    # Set clocks: only the skewed kit's, through its agent (its own offset here), then checked again
+    assert dialog.set_clocks.isEnabled()
+    with qtbot.wait_signal(bridge.fleet_ops.clocks_set, timeout=WAIT_MS) as said:
+        dialog.set_clocks.click()
+    [line] = said.args[0]
+    assert line.startswith("skewed: clock moved +")
+    qtbot.waitUntil(lambda: "2 of 2 kit(s) ready" in dialog.summary.text(), timeout=120_000)
+    assert not dialog.set_clocks.isEnabled()
 
 
 def _item(item: QTableWidgetItem | None) -> QTableWidgetItem:

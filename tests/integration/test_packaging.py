@@ -155,6 +155,11 @@ def test_deb_unit_is_hardened_and_runs_the_packaged_agent(deb: Path, tmp_path: P
     assert int(unit["Unit"]["StartLimitBurst"]) > 0
     assert int(unit["Unit"]["StartLimitIntervalSec"]) > 0
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+    # the one grant beyond the data dir: this user may ask timedated to set the clock, nothing else
+    rule = (root / "usr/share/polkit-1/rules.d/50-kitfleet-clock.rules").read_text()
+    assert '"org.freedesktop.timedate1.set-time"' in rule
+    assert 'subject.user == "kitfleet-agent"' in rule
+    assert rule.count("polkit.Result.YES") == 1
     control = tmp_path / "control"
     subprocess.run(["dpkg-deb", "-e", str(deb), str(control)], check=True)
     postinst = (control / "postinst").read_text()

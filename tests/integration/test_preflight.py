@@ -112,3 +112,50 @@ def test_preflight_planned_model_and_missing_provider(
     assert "Pre-flight" in page
     assert "<b>not ready</b> at " in page
     assert "(disk: fail), checked by kitfleet (" in page
+
+
+def test_set_clock_moves_a_skewed_kit_and_both_logs_record_it(
+    start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path
+) -> None:
+    # echo's clock runs five minutes behind; foxtrot forbids clock changes; golf holds an operator
+    # token. The test-offset control moves the agent's own offset, never this machine's clock.
+    settings = {
+        "echo": {"test_clock_offset_s": -300, "clock_control": "test-offset"},
+        "foxtrot": {"test_clock_offset_s": 90, "clock_control": "off"},
+        "golf": {"clock_control": "test-offset"},
+    }
+    for name, values in settings.items():
+        (tmp_path / "agents" / name).mkdir(parents=True)
+        (tmp_path / "agents" / name / "agent.json").write_text(json.dumps(values))
+    echo, foxtrot = (adopt(start_agent(name, mdns=False)) for name in ("echo", "foxtrot"))
+    golf = adopt(start_agent("golf", mdns=False), "operator")
+
+    moved = kitfleet(fleet.settings.home, "set-clock", "echo", "--json")
+    assert moved.returncode == 0, moved.stderr
+    [echo_said] = json.loads(moved.stdout)
+    assert echo_said["set"] is True
+    assert echo_said["via"] == "test-offset"
+    assert 290 < echo_said["adjusted_s"] < 310  # five minutes forward, give or take the transit
+    again = kitfleet(fleet.settings.home, "preflight", "echo", "--quick", "--json")
+    assert _check(json.loads(again.stdout)[0], "clock")["status"] == "pass"
+
+    refused = kitfleet(fleet.settings.home, "set-clock", "foxtrot", "golf")
+    assert refused.returncode == 1
+    assert "foxtrot: not set: " in refused.stdout
+    assert "clock_control is off" in refused.stdout
+    assert "golf: not set: " in refused.stdout
+    assert "needs an admin token" in refused.stdout
+
+    kit_log = asyncio.run(fleet.async_call(echo, lambda c: c.audit()))
+    [entry] = [e for e in kit_log if e.action == "kit.clock"]
+    assert 290 < entry.detail["adjusted_s"] < 310
+    [forbidden] = [
+        e for e in asyncio.run(fleet.async_call(foxtrot, lambda c: c.audit())) if e.action == "kit.clock"
+    ]
+    assert forbidden.outcome.startswith("403")
+    # the app's log names the same action, through the client's call hook
+    mine = [(e.detail.get("kit"), e.outcome) for e in fleet.audit.entries() if e.action == "kit.clock"]
+    assert ("echo", "ok") in mine
+    assert ("foxtrot", "403 clock_off") in mine
+    assert golf.scope == "operator"
+    assert ("golf", "ok") not in mine

@@ -14,6 +14,7 @@ from agent.wire import (
     PreflightAnswer,
     PreflightRequest,
 )
+from agent.wire.preflight import ClockSetAnswer, ClockSetRequest
 from app.fleet.client._transport import KitConnection
 from app.fleet.errors import IdentityChanged
 
@@ -49,6 +50,10 @@ class KitCalls(KitConnection):
         return await self._call(
             PreflightAnswer, "POST", "/v1/preflight", json=request.model_dump(), timeout=self._long()
         )
+
+    async def set_clock(self, request: ClockSetRequest) -> ClockSetAnswer:
+        """Set the kit's clock (admin); the kit and, through the call hook, the app audit it."""
+        return await self._call(ClockSetAnswer, "POST", "/v1/clock", json=request.model_dump())
 
     async def revoke_token(self, token_id: str) -> None:
         await self._request("DELETE", f"/v1/tokens/{token_id}")

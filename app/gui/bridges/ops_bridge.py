@@ -30,6 +30,7 @@ class OpsBridge(SubBridge):
     report_progress = Signal(str)  # what the report is doing now
     report_written = Signal(object)  # Path
     preflight_done = Signal(object)  # list[KitPreflight], one per kit asked about
+    clocks_set = Signal(object)  # list[str], one line per kit: how far its clock moved, or why not
 
     @property
     def ops(self) -> FleetOps:
@@ -55,7 +56,24 @@ class OpsBridge(SubBridge):
         """The pre-flight checks of these kits (`kitfleet preflight`), recorded in the audit log."""
         self._submit("preflight", self._async_preflight(device_ids))
 
+    def set_clocks(self, device_ids: list[str]) -> None:
+        """Set these kits' clocks to the laptop's (`kitfleet set-clock`), audited on both sides."""
+        self._submit("clock", self._async_set_clocks(device_ids))
+
     # on the loop thread -----------------------------------------------------------------
+
+    async def _async_set_clocks(self, device_ids: list[str]) -> None:
+        from app.fleet.clock import async_set_clock
+
+        said = []
+        for kit in [self._kit(d) for d in device_ids]:
+            try:
+                answer = await async_set_clock(self._host.fleet, kit)
+            except Error as exc:
+                said.append(f"{kit.name}: not set: {exc}")
+                continue
+            said.append(f"{kit.name}: clock moved {answer.adjusted_s:+.1f} s")
+        self.clocks_set.emit(said)
 
     async def _async_preflight(self, device_ids: list[str]) -> None:
         from app.fleet.preflight import async_preflight, planned_request

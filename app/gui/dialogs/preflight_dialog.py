@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QDialog,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QTableWidget,
@@ -40,11 +41,20 @@ class PreflightDialog(QDialog):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.again = QPushButton("Check again")
         self.again.clicked.connect(self.run)
+        self.set_clocks = QPushButton("Set clocks to this laptop's")
+        self.set_clocks.setToolTip("the kits whose clock check did not pass; needs an admin token, audited")
+        self.set_clocks.setEnabled(False)
+        self.set_clocks.clicked.connect(self._set_clocks)
+        self._skewed: list[str] = []
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.again)
+        buttons.addWidget(self.set_clocks)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(self.table)
-        layout.addWidget(self.again)
+        layout.addLayout(buttons)
         bridge.preflight_done.connect(self.show_results, Qt.ConnectionType.QueuedConnection)
+        bridge.clocks_set.connect(self._clocks_set, Qt.ConnectionType.QueuedConnection)
 
     @Slot()
     def run(self) -> None:
@@ -57,6 +67,8 @@ class PreflightDialog(QDialog):
         if {r.kit.device_id for r in results} != set(self._device_ids):
             return  # another dialog's run
         self.again.setEnabled(True)
+        self._skewed = [r.kit.device_id for r in results if (c := r.check("clock")) and c.status != "pass"]
+        self.set_clocks.setEnabled(bool(self._skewed))
         ids = list(dict.fromkeys(c.id for r in results for c in r.checks))
         self.table.clear()
         self.table.setRowCount(len(results))
@@ -82,3 +94,14 @@ class PreflightDialog(QDialog):
         self.summary.setText(
             f"{ready} of {len(results)} kit(s) ready." + "".join(f"\n• {a}" for a in actions[:8])
         )
+
+    @Slot()
+    def _set_clocks(self) -> None:
+        self.set_clocks.setEnabled(False)
+        self.summary.setText(f"Setting {len(self._skewed)} kit clock(s)…")
+        self._bridge.set_clocks(self._skewed)
+
+    @Slot(object)
+    def _clocks_set(self, said: list[str]) -> None:
+        self.summary.setText("\n".join(said) + "\nChecking again…")
+        self.run()

@@ -7,6 +7,7 @@ import socket
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from tests.unit.app.samples import make_kit
 ALPHA = "a1" * 32
 BOOTED = time.time() - 2 * 3600  # two hours ago
 
-FAMILIES = {
+FAMILIES: dict[str, dict[str, Any]] = {
     "cpu": {
         "available": True,
         "model": "Ampere Altra",
