@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from agent.db import DB_FILE
 from agent.errors import NotFound
@@ -173,39 +172,24 @@ def _head(path: Path, limit: int) -> tuple[bytes, bool]:
 
 
 def _imports(conn: sqlite3.Connection, start: ReceiptCursors, limits: ExportLimits, out: Collected) -> None:
-    """The bundles the kit imported or refused (their import records), after the cursor."""
-    table = _import_table(conn)
-    if table is None:
+    """The bundles the kit imported or refused (its import records, agent/bundles/journal.py)
+    that changed after the cursor: one still applying at this export comes back when it ends."""
+    if not _has_table(conn, "bundle_imports"):
         return
     rows = conn.execute(
-        f"SELECT rowid AS record_id, * FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",  # noqa: S608 - a known table name
-        (start.imports_id, limits.imports),
+        "SELECT bundle_sha256, sequence, signer, outcome, message, actions, started_at, "
+        "COALESCE(finished_at, started_at) AS at FROM bundle_imports "
+        "WHERE COALESCE(finished_at, started_at) > ? ORDER BY at, id LIMIT ?",
+        (start.imports_at, limits.imports),
     ).fetchall()
-    out.imports = [_import_receipt(dict(r)) for r in rows]
+    out.imports = [
+        ImportReceipt(**{**dict(r), "message": str(r["message"])[:2000], "signer": str(r["signer"])[:256]})
+        for r in rows
+    ]
     if rows:
-        out.end.imports_id = int(rows[-1]["record_id"])
-
-
-IMPORT_TABLES = ("bundle_imports", "imports")
-
-
-def _import_table(conn: sqlite3.Connection) -> str | None:
-    return next((t for t in IMPORT_TABLES if _has_table(conn, t)), None)
-
-
-def _import_receipt(row: dict[str, Any]) -> ImportReceipt:
-    """An import record as a receipt line; the record's other columns go in `detail`."""
-    named = {
-        "record_id": row.pop("record_id"),
-        "bundle_sha256": row.pop("bundle_sha256", None) or row.pop("sha256", ""),
-        "sequence": row.pop("sequence", None),
-        "outcome": str(row.pop("outcome", None) or row.pop("state", "") or "")[:256],
-        "at": float(row.pop("imported_at", None) or row.pop("finished_at", None) or row.pop("at", 0) or 0),
-        "message": str(row.pop("message", None) or row.pop("error", "") or "")[:2000],
-    }
-    detail = {k: v for k, v in row.items() if isinstance(v, (str, int, float, bool)) or v is None}
-    detail = {k: (v[:256] if isinstance(v, str) else v) for k, v in list(detail.items())[:20]}
-    return ImportReceipt(**named, detail=detail)
+        out.end.imports_at = float(rows[-1]["at"])
+    if len(rows) == limits.imports:
+        out.notes.append(f"imports: the first {limits.imports} changed records; export again for the rest")
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:

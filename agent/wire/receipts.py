@@ -63,19 +63,20 @@ class ReceiptCursors(BaseModel):
     audit_hash: str = Field(default="", description="its hash: the next receipt links to it")
     metrics_seq: int = Field(default=-1, ge=-1, description="last metrics sample exported")
     jobs_updated_at: float = Field(default=0.0, description="kit time of the newest job change exported")
-    imports_id: int = Field(default=0, ge=0, description="last import record exported")
+    imports_at: float = Field(default=0.0, description="kit time of the newest import record exported")
 
 
 class ImportReceipt(BaseModel):
-    """One bundle the kit imported (or refused), as its import record says."""
+    """One bundle the kit imported, is applying, or refused, as its import record says."""
 
-    record_id: int = Field(ge=0)
     bundle_sha256: str
     sequence: int | None = None
-    outcome: str = Field(max_length=256)
-    at: float
+    signer: str = Field(default="", max_length=256, description="the key id that signed it")
+    outcome: str = Field(max_length=32, description="applying, applied, failed or refused")
     message: str = Field(default="", max_length=2000)
-    detail: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    actions: int = Field(default=0, ge=0, description="actions the bundle carried")
+    started_at: float
+    at: float = Field(description="kit time of the record's last change")
 
     @field_validator("bundle_sha256")
     @classmethod

@@ -58,19 +58,22 @@ class ReceiptStore:
                 CREATE TABLE IF NOT EXISTS kit_imports (
                     device_id TEXT NOT NULL, bundle_sha256 TEXT NOT NULL, sequence INTEGER,
                     outcome TEXT NOT NULL, at REAL NOT NULL, message TEXT NOT NULL,
-                    receipt_sha256 TEXT NOT NULL,
-                    PRIMARY KEY (device_id, bundle_sha256, at, outcome))""")
+                    receipt_sha256 TEXT NOT NULL, PRIMARY KEY (device_id, bundle_sha256))""")
 
     def known(self, sha256: str) -> ReceiptRecord | None:
         row = self._db.execute(f"SELECT {_RECEIPT} FROM receipts WHERE sha256 = ?", (sha256,)).fetchone()  # noqa: S608 - constant
         return _record(row) if row else None
 
     def add_imports(self, device_id: str, receipt_sha256: str, imports: list[ImportReceipt]) -> int:
-        """Store what the kit imported; a line merged before is left as it is. Returns how many were new."""
+        """Store what the kit imported, one line per bundle: its newest record wins (a bundle
+        applying at one export is applied at the next). Returns how many lines changed."""
         start = self._db.conn.total_changes
         self._db.conn.executemany(
-            "INSERT OR IGNORE INTO kit_imports (device_id, bundle_sha256, sequence, outcome, at, "
-            "message, receipt_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO kit_imports (device_id, bundle_sha256, sequence, outcome, at, message, "
+            "receipt_sha256) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, bundle_sha256) "
+            "DO UPDATE SET sequence = excluded.sequence, outcome = excluded.outcome, at = excluded.at, "
+            "message = excluded.message, receipt_sha256 = excluded.receipt_sha256 "
+            "WHERE excluded.at > kit_imports.at",
             [
                 (device_id, i.bundle_sha256, i.sequence, i.outcome, i.at, i.message, receipt_sha256)
                 for i in imports

@@ -191,3 +191,27 @@ def _forge(genuine: Path, out: Path, victim: str, rogue: FakeKit) -> Path:
     key = certificate_signer(rogue.identity.key_path.read_bytes())
     write_bundle(out, manifest, [("receipt.json", folder / "files" / "receipt.json")], key)
     return out
+
+
+def test_import_records_travel_and_the_newest_state_of_each_bundle_wins(
+    tmp_path: Path, ops: FleetOps, kit: FakeKit
+) -> None:
+    sha = "ab" * 32
+    with kit.db.transaction() as conn:  # as agent/bundles/journal.py records an import under way
+        conn.execute(
+            "INSERT INTO bundle_imports (bundle_sha256, sequence, signer, outcome, actions, started_at) "
+            "VALUES (?, 3, 'k1', 'applying', 2, 1000.0)",
+            (sha,),
+        )
+    export(kit.data_dir, stick(tmp_path))
+    with kit.db.transaction() as conn:
+        conn.execute(
+            "UPDATE bundle_imports SET outcome = 'applied', finished_at = 1010.0 WHERE bundle_sha256 = ?",
+            (sha,),
+        )
+    later = export(kit.data_dir, stick(tmp_path))
+    assert [(i.outcome, i.at) for i in later.receipt.imports] == [("applied", 1010.0)]
+    assert [r.imports_new for r in receive(ops, stick(tmp_path)).received] == [1, 1]
+    [line] = ReceiptStore(ops.fleet.inventory).imports(kit.identity.device_id)
+    assert (line.bundle_sha256, line.sequence, line.outcome) == (sha, 3, "applied")
+    assert line.receipt_sha256 == later.sha256
