@@ -1,0 +1,321 @@
+"""The rollout engine: a plain async state machine driven step by step from the recorded state.
+
+uploading → activating wave 0 (the canaries) → soaking → activating wave 1 → … → waiting (kits
+that were away) → done; a wave over its failure threshold → rolling-back → failed; an abort →
+rolling-back → aborted. Each step reads the record, calls the kits (ordinary upload, activate,
+rollback and on-kit jobs) and saves the record before the next one, so a process killed at any
+point is continued by `async_run` in another from the phase it recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.fleet.datasets import LocalDataset, scan
+from app.fleet.deploy import Package, async_deploy, prepare_package
+from app.fleet.errors import Error, KitUnreachable
+from app.fleet.rollout.kit_steps import async_activate, async_online, async_rollback, async_serving
+from app.fleet.rollout.record import FINISHED, KitState, Rollout, RolloutError, failures_allowed
+from app.fleet.rollout.soak import async_check
+from app.fleet.rollout.store import RolloutStore
+from app.fleet.service import Fleet
+
+__all__ = ["Engine", "Event"]
+
+TICK_S = 0.5  # how often a soak looks at the pause flag and renews the runner's lease
+
+
+@dataclass(frozen=True)
+class Event:
+    rollout_id: str
+    kit: str  # "" for the rollout as a whole
+    text: str
+
+
+class Engine:
+    def __init__(
+        self,
+        fleet: Fleet,
+        rollout: Rollout,
+        package: Package | None = None,
+        events: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.fleet = fleet
+        self.rollout = rollout
+        self.store = RolloutStore(fleet.inventory)
+        self._package = package
+        self._dataset: LocalDataset | None = None
+        self._events = events or (lambda _: None)
+
+    # driving --------------------------------------------------------------------------
+
+    async def async_run(self) -> Rollout:
+        """Step until finished, paused, or only waiting for kits that are away."""
+        r = self.rollout
+        self.store.claim(r.rollout_id)
+        try:
+            while r.phase not in FINISHED:
+                if self.store.paused(r.rollout_id):
+                    self.note(
+                        "rollout.pause", f"paused in {self.where()}; `kitfleet rollout resume {r.rollout_id}`"
+                    )
+                    break
+                if not await self.async_step():
+                    break
+        finally:
+            self.store.release(r.rollout_id)
+        return r
+
+    async def async_step(self) -> bool:
+        """One phase's work; False when nothing more can happen now."""
+        step = {
+            "uploading": self._upload,
+            "activating": self._activate,
+            "soaking": self._soak,
+            "waiting": self._wait,
+            "rolling-back": self._roll_back,
+        }[self.rollout.phase]
+        progressed = await step()
+        self.save()
+        return progressed
+
+    def save(self) -> None:
+        self.store.save(self.rollout)
+        self.store.heartbeat(self.rollout.rollout_id)
+
+    def where(self) -> str:
+        r = self.rollout
+        return f"{r.phase} wave {r.wave}" if r.phase in ("activating", "soaking") else r.phase
+
+    def note(
+        self, action: str, text: str, kit: KitState | None = None, outcome: str = "ok", **detail: Any
+    ) -> None:
+        """One step, to the app's audit log and to whoever follows the rollout."""
+        r = self.rollout
+        self.fleet.audit.record(
+            action,
+            f"{r.model} {r.version}",
+            outcome,
+            kit.device_id if kit else "",
+            kit.name if kit else "",
+            {"rollout": r.rollout_id, "phase": r.phase, "wave": r.wave, "text": text, **detail},
+        )
+        self._events(Event(r.rollout_id, kit.name if kit else "", text))
+
+    # phases ---------------------------------------------------------------------------
+
+    async def _upload(self) -> bool:
+        await asyncio.gather(*(self._send(k) for k in self.rollout.kits if not k.uploaded))
+        self._enter("activating", 0)
+        return True
+
+    async def _activate(self) -> bool:
+        r = self.rollout
+        if not r.in_wave(r.wave):  # a wave the shares left empty (few kits): nothing to soak
+            self._next_wave()
+            return True
+        wave = [k for k in r.in_wave(r.wave) if not k.settled and not k.activated]
+        await asyncio.gather(*(self._switch_on(k) for k in wave))
+        r.wave_started_at = time.time()
+        r.phase = "soaking"
+        return True
+
+    async def _soak(self) -> bool:
+        r = self.rollout
+        if not await self._sleep_until((r.wave_started_at or 0) + r.soak_s):
+            return False  # paused: the soak clock keeps its start
+        soaking = [k for k in r.in_wave(r.wave) if k.state == "soaking"]
+        await asyncio.gather(*(self._check(k) for k in soaking))
+        failed = [k for k in r.in_wave(r.wave) if k.state == "failed"]
+        allowed = failures_allowed(r.thresholds.max_failures, len(r.in_wave(r.wave)))
+        if len(failed) > allowed:
+            names = ", ".join(k.name for k in failed)
+            r.reason = f"wave {r.wave}: {len(failed)} kit(s) failed ({names}), {allowed} allowed"
+            self.note("rollout.stop", f"stopping: {r.reason}; rolling back", outcome="failed")
+            r.phase = "rolling-back"
+            return True
+        await asyncio.gather(*(self._revert(k) for k in failed if k.activated))
+        self._next_wave()
+        return True
+
+    def _next_wave(self) -> None:
+        r = self.rollout
+        if r.wave + 1 < r.wave_count:
+            self._enter("activating", r.wave + 1)
+        else:
+            self._enter("waiting", r.wave)
+
+    async def _wait(self) -> bool:
+        """Bring along the kits that were away; done when none is left."""
+        r = self.rollout
+        behind = [k for k in r.kits if not k.settled]
+        if behind:
+            await asyncio.gather(*(self._catch_up(k) for k in behind))
+        left = [k for k in r.kits if not k.settled]
+        if not left:
+            self._finish("done", "")
+            return True
+        if len(left) < len(behind):
+            return True
+        self.note(
+            "rollout.wait",
+            f"waiting for {', '.join(k.name for k in left)} (away); "
+            f"`kitfleet rollout resume {r.rollout_id}` when they are back",
+        )
+        return False
+
+    async def _roll_back(self) -> bool:
+        r = self.rollout
+        pending = [k for k in r.kits if k.activated and k.state != "rolled-back"]
+        await asyncio.gather(*(self._revert(k) for k in pending))
+        left = [k for k in r.kits if k.activated and k.state != "rolled-back"]
+        if left:
+            self.note("rollout.wait", f"still to roll back: {', '.join(k.name for k in left)} (away)")
+            return False
+        self._finish("aborted" if r.reason.startswith("aborted") else "failed", r.reason)
+        return True
+
+    def _enter(self, phase: str, wave: int) -> None:
+        r = self.rollout
+        r.phase, r.wave = phase, wave  # type: ignore[assignment]
+        if phase == "activating":
+            kits = r.in_wave(wave)
+            label = "canaries" if wave == 0 else f"wave {wave}/{r.wave_count - 1}"
+            self.note("rollout.phase", f"{label}: {', '.join(k.name for k in kits) or 'no kits'}")
+
+    def _finish(self, phase: str, reason: str) -> None:
+        r = self.rollout
+        r.phase, r.finished_at = phase, time.time()  # type: ignore[assignment]
+        counts = {s: sum(1 for k in r.kits if k.state == s) for s in ("passed", "failed", "rolled-back")}
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        self.note(
+            f"rollout.{phase}",
+            f"{phase}: {summary}" + (f" ({reason})" if reason else ""),
+            outcome="ok" if phase == "done" else phase,
+        )
+
+    # one kit --------------------------------------------------------------------------
+
+    async def _send(self, kit: KitState) -> None:
+        """Learn what the kit serves now (what a rollback restores), then upload, inactive."""
+        try:
+            if not kit.inspected:
+                info = await async_serving(self.fleet, kit, self.rollout.model)
+                kit.previous_version = info.active_version if info else None
+                kit.inspected = True
+        except KitUnreachable as exc:
+            return self._away(kit, exc)
+        package = await self.package()
+        target = self.fleet.inventory.get(kit.device_id)
+        [outcome] = await async_deploy(self.fleet, package.model, [target], activate=False, package=package)
+        if outcome.ok:
+            kit.uploaded, kit.state, kit.detail = True, "uploaded", outcome.message
+            self.note("rollout.upload", f"uploaded {self.rollout.model} {kit.version} (inactive)", kit)
+        elif not await async_online(self.fleet, kit):
+            self._away(kit, outcome.message)
+        else:
+            kit.state, kit.detail = "failed", f"upload refused: {outcome.message}"
+            self.note("rollout.upload", kit.detail, kit, outcome="failed")
+        self.save()
+
+    async def _switch_on(self, kit: KitState) -> None:
+        if not kit.uploaded:
+            await self._send(kit)
+            if not kit.uploaded:
+                return
+        try:
+            info = await async_activate(self.fleet, kit, self.rollout.model)
+        except KitUnreachable as exc:
+            return self._away(kit, exc)
+        except Error as exc:
+            kit.state, kit.detail = "failed", f"activation refused: {exc}"
+            self.note("rollout.activate", kit.detail, kit, outcome="failed")
+            return self.save()
+        kit.activated, kit.activated_at, kit.state = True, time.time(), "soaking"
+        kit.detail = f"serving {info.active_version} (was {kit.previous_version or 'none'}), soaking"
+        self.note("rollout.activate", kit.detail, kit)
+        self.save()
+
+    async def _check(self, kit: KitState) -> None:
+        try:
+            verdict = await async_check(self.fleet, self.rollout, kit, await self.dataset())
+        except KitUnreachable as exc:
+            return self._away(kit, exc)
+        except Error as exc:  # a refusal while checking is the kit failing its soak
+            verdict_ok, reasons, figures = False, [str(exc)], {}
+        else:
+            verdict_ok, reasons, figures = verdict.ok, verdict.reasons, verdict.figures
+        kit.checks = figures
+        kit.state = "passed" if verdict_ok else "failed"
+        kit.detail = "passed its soak" if verdict_ok else "; ".join(reasons)
+        self.note("rollout.check", kit.detail, kit, outcome="ok" if verdict_ok else "failed", figures=figures)
+        self.save()
+
+    async def _catch_up(self, kit: KitState) -> None:
+        """A kit that was away (or whose wave it missed): upload, activate, soak, check."""
+        if not kit.activated:
+            await self._switch_on(kit)
+        elif kit.state == "offline-waiting":  # went away while soaking: back now?
+            if not await async_online(self.fleet, kit):
+                return
+            kit.state, kit.detail = "soaking", "back; soaking"
+        if kit.state == "soaking" and kit.activated_at:
+            await self._soak_one(kit, kit.activated_at + self.rollout.soak_s)
+
+    async def _soak_one(self, kit: KitState, until: float) -> None:
+        if await self._sleep_until(until):
+            await self._check(kit)
+        if kit.state == "failed":
+            await self._revert(kit)
+
+    async def _revert(self, kit: KitState) -> None:
+        try:
+            said = await async_rollback(self.fleet, kit, self.rollout.model)
+        except KitUnreachable as exc:
+            return self._away(kit, exc)
+        why = kit.detail if kit.state == "failed" else self.rollout.reason
+        kit.state, kit.detail = "rolled-back", f"{said} ({why})" if why else said
+        self.note("rollout.rollback", kit.detail, kit)
+        self.save()
+
+    def _away(self, kit: KitState, why: object) -> None:
+        kit.state, kit.detail = "offline-waiting", f"away: {why}"
+        self.note(
+            "rollout.away",
+            "away; the rollout goes on and picks it up when it is back",
+            kit,
+            outcome="no answer",
+        )
+        self.save()
+
+    # helpers --------------------------------------------------------------------------
+
+    async def _sleep_until(self, at: float) -> bool:
+        """Wait (renewing the lease); False if paused meanwhile."""
+        while (left := at - time.time()) > 0:
+            if self.store.paused(self.rollout.rollout_id):
+                return False
+            self.store.heartbeat(self.rollout.rollout_id)
+            await asyncio.sleep(min(TICK_S, left))
+        return True
+
+    async def package(self) -> Package:
+        if self._package is None:
+            path = Path(self.rollout.model_path)
+            self._package = await asyncio.to_thread(prepare_package, path)
+            if self._package.manifest.sha256 != self.rollout.sha256:
+                raise RolloutError(
+                    f"{path} changed since rollout {self.rollout.rollout_id} started (sha256 differs); "
+                    "put the original back, or abort this rollout and start a new one"
+                )
+        return self._package
+
+    async def dataset(self) -> LocalDataset | None:
+        if self.rollout.eval_dataset and self._dataset is None:
+            self._dataset = await asyncio.to_thread(scan, Path(self.rollout.eval_dataset))
+        return self._dataset
