@@ -180,8 +180,8 @@ def _dynamic_weights(
         return QuantType.QInt8
     if notes is not None:
         notes.append(
-            "unsigned 8-bit weights: the runtime that runs this model has no ConvInteger kernel for "
-            "signed weights (ONNX Runtime before 1.24, the last one for Python 3.10)"
+            "unsigned 8-bit weights: ONNX Runtime before 1.24 (the last for Python 3.10) has no "
+            "ConvInteger kernel for signed ones"
         )
     return QuantType.QUInt8
 

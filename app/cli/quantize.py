@@ -5,6 +5,8 @@ Without `--mode`, calibration images choose static mode and their absence dynami
 `--mode static` without `--calibration` is refused rather than quietly quantized another way.
 Weights take 7 bits unless `--full-range-weights`: this laptop cannot know the CPU of the kit that
 will run the model, and only VNNI/AMX or ARM dot-product CPUs keep full 8-bit weights accurate.
+`--kit K` quantizes for that kit's ONNX Runtime (its facts): dynamic Conv weights are signed only
+where that runtime has the kernel for them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.choices import QUANTIZE_METHODS, QUANTIZE_MODES
-from app.cli.common import emit
+from app.cli.common import emit, open_fleet
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
 
@@ -88,6 +90,12 @@ def add_commands(command: CommandFactory) -> None:
         "accurate on every CPU)",
     )
     quantize.add_argument(
+        "--kit",
+        metavar="KIT",
+        help="the kit that will run the model: its ONNX Runtime (from its facts) decides whether "
+        "dynamic mode's Conv weights may be signed (default: unsigned, which every version runs)",
+    )
+    quantize.add_argument(
         "--report",
         type=Path,
         metavar="FILE",
@@ -100,6 +108,7 @@ async def _quantize(args: argparse.Namespace) -> int:
 
     mode: Mode = args.mode or ("static" if args.calibration else "dynamic")
     _check(args, mode)
+    runtime = await _kit_runtime(args) if args.kit else None
     result = await asyncio.to_thread(
         quantize_model,
         args.source,
@@ -112,6 +121,7 @@ async def _quantize(args: argparse.Namespace) -> int:
         runs=args.runs,
         input_size=_input_size(args.input_size),
         reduce_range=not args.full_range_weights,
+        runtime=runtime,
     )
     notes = [*_chosen_mode(args), *result.notes, *_kept_float(result), *_unlabelled(args.evaluation, result)]
     data = _data(result, args.method, notes)
@@ -119,6 +129,17 @@ async def _quantize(args: argparse.Namespace) -> int:
         _write_report(args.report, data, result, args.method, notes)
     emit(args, data, _lines(result, args.method, notes))
     return 0
+
+
+async def _kit_runtime(args: argparse.Namespace) -> str | None:
+    """The ONNX Runtime version the kit reports, live or last known; None if it reports none."""
+    fleet = open_fleet(args)
+    try:
+        facts = await fleet.async_facts(fleet.inventory.resolve(args.kit))
+    finally:
+        fleet.close()
+    runtime = facts.families.runtime
+    return runtime.version if runtime is not None and runtime.available else None
 
 
 def _check(args: argparse.Namespace, mode: str) -> None:

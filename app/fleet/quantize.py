@@ -7,6 +7,8 @@ half precision for kits whose execution provider (a GPU) runs it best.
 Weights take 7 bits unless asked otherwise: the laptop cannot know which CPU will run the model,
 and on x86 CPUs without VNNI ONNX Runtime's u8×s8 kernels (vpmaddubsw) add products in pairs into
 int16, which full 8-bit weights can overflow, so accuracy drops (ONNX Runtime's advice: reduce_range).
+Dynamic mode's Conv weights are signed only for a kit whose ONNX Runtime (its facts' version) has
+the signed ConvInteger kernel, 1.24 or later; unknown or older, they are unsigned, which every one runs.
 The side-by-side report (`app.fleet.quantreport`) fills the new manifest's figures.
 """
 
@@ -27,6 +29,7 @@ import onnx
 from agent.toolkit.durable import fsync_path, replace_durably
 from agent.toolkit.errors import Refusal
 from agent.toolkit.float16 import to_float16
+from agent.toolkit.int8kernels import signed_conv_integer_in
 from agent.toolkit.quantize import METHODS, MIN_OPSET, KeptFloat, Method, opset_of, prepare
 from agent.toolkit.quantize import quantize as toolkit_quantize
 from agent.wire import InputSpec, Manifest, Normalisation, Precision
@@ -99,6 +102,7 @@ def quantize_model(
     seed: int = 0,
     runs: int = 100,
     input_size: tuple[int, int] | None = None,
+    runtime: str | None = None,
 ) -> QuantizeResult:
     """Quantize `src` to `dst` and write its manifest beside it; both are replaced only on success.
 
@@ -106,6 +110,7 @@ def quantize_model(
     (folder-per-label for accuracy) whose comparison fills the manifest's figures. `input_size`
     (height, width): the picture size the kit feeds, for a model that leaves it free.
     `reduce_range=False` gives full 8-bit weights, accurate only on kits with VNNI/AMX or ARM dot-product.
+    `runtime`: the ONNX Runtime version of the kit that will run the model (its facts), None if unknown.
     """
     _check_options(src, dst, mode, method)
     model = read_model(src)
@@ -134,7 +139,10 @@ def quantize_model(
             per_channel=per_channel,
             reduce_range=reduce_range,
             method=method,
+            signed_conv=signed_conv_integer_in(runtime),
         )
+        if runtime is None and any(note.startswith("unsigned 8-bit weights") for note in notes):
+            notes.append(_UNKNOWN_RUNTIME)
         precision: Precision = "fp16" if mode == "fp16" else "int8"
         report = compare(src, staged, evaluation, runs=runs, input_spec=spec, precision=precision)
         report = dataclasses.replace(report, int8=dataclasses.replace(report.int8, path=dst))
@@ -176,10 +184,21 @@ def _converted(
             onnx.save(to_float16(model, notes), str(staged))
             return []
         return toolkit_quantize(
-            prepare(model, scratch, notes), staged, spec.name if spec else None, tensors, **options
+            prepare(model, scratch, notes),
+            staged,
+            spec.name if spec else None,
+            tensors,
+            notes=notes,
+            **options,
         )
     except Refusal as exc:
         raise QuantizeError(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
+
+
+_UNKNOWN_RUNTIME = (
+    "the kit's ONNX Runtime is unknown, so the Conv weights are unsigned, which every version runs; "
+    "name the kit to use signed weights where its runtime has the kernel"
+)
 
 
 def _how(mode: Mode, reduce_range: bool) -> str:

@@ -157,17 +157,34 @@ def test_opset11_free_size_model_dynamic_with_and_without_input_size(opset11: Pa
     assert "| latency p50 (1 thread) |" in markdown
 
 
-def test_weights_take_seven_bits_unless_the_kits_have_vnni_or_arm_dot_product(tmp_path: Path) -> None:
+def conv_weight_types(path: Path) -> set[int]:
+    model = onnx.load(str(path))
+    stored = {tensor.name: tensor.data_type for tensor in model.graph.initializer}
+    return {stored[node.input[1]] for node in model.graph.node if node.op_type == "ConvInteger"}
+
+
+def test_weights_take_seven_bits_unless_the_kits_have_vnni_or_arm_dot_product(
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
     model = conv_classifier(tmp_path / "model.onnx")
     home = tmp_path / "home"
+    agent = start_agent("signed-kit", mdns=False)  # its ONNX Runtime, this venv's, has signed ConvInteger
+    assert kitfleet(home, "adopt", agent.address, "--code", agent.pair_code()).returncode == 0
+    kit = ("--kit", "signed-kit")
 
-    safe = kitfleet(home, "quantize", str(model), str(tmp_path / "safe.onnx"), "--runs", "3", "--json")
+    safe = kitfleet(home, "quantize", str(model), str(tmp_path / "safe.onnx"), "--runs", "3", "--json", *kit)
     full = kitfleet(
-        home, "quantize", str(model), str(tmp_path / "full.onnx"), "--runs", "3", "--full-range-weights"
+        home, "quantize", str(model), str(tmp_path / "full.onnx"), "--runs", "3", "--full-range-weights", *kit
     )
+    anyone = kitfleet(home, "quantize", str(model), str(tmp_path / "any.onnx"), "--runs", "3", "--json")
 
+    assert anyone.returncode == 0, anyone.stderr
+    assert conv_weight_types(tmp_path / "any.onnx") == {TensorProto.UINT8}  # no kit named: runs on any
+    assert any("ONNX Runtime is unknown" in note for note in json.loads(anyone.stdout)["notes"])
+    assert conv_weight_types(tmp_path / "safe.onnx") == {TensorProto.INT8}  # the kit has the kernel
     assert safe.returncode == 0, safe.stderr
     data = json.loads(safe.stdout)
+    assert not any("unsigned" in note for note in data["notes"])
     assert data["weight_bits"] == 7
     assert any(note.startswith("7-bit weights") for note in data["notes"])
     assert (load_package(tmp_path / "safe.onnx").source_model or "").endswith("7-bit weights")

@@ -128,6 +128,34 @@ def test_dynamic_quantizes_weights_without_calibration(fp32: Path, tmp_path: Pat
     assert load_package(result.model).precision == "int8"
 
 
+def conv_weight_type(path: Path) -> set[int]:
+    model = onnx.load(str(path))
+    stored = {tensor.name: tensor.data_type for tensor in model.graph.initializer}
+    return {stored[node.input[1]] for node in model.graph.node if node.op_type == "ConvInteger"}
+
+
+@pytest.mark.parametrize(
+    ("runtime", "weights"),
+    [
+        (None, TensorProto.UINT8),  # no kit named: the weights every ONNX Runtime runs
+        ("1.23.2", TensorProto.UINT8),  # Python 3.10's last: no signed ConvInteger kernel
+        ("1.24.0", TensorProto.INT8),
+    ],
+)
+def test_dynamic_conv_weights_follow_the_kits_runtime(
+    fp32: Path, tmp_path: Path, runtime: str | None, weights: int
+) -> None:
+    result = quantize_model(fp32, tmp_path / "tiny-dyn.onnx", "dynamic", runs=5, runtime=runtime)
+
+    assert conv_weight_type(result.model) == {weights}
+    unsigned = [note for note in result.notes if note.startswith("unsigned 8-bit weights")]
+    assert bool(unsigned) == (weights == TensorProto.UINT8)
+    assert any("ONNX Runtime is unknown" in note for note in result.notes) == (runtime is None)
+    if weights == TensorProto.UINT8:  # runs here whatever this runtime is
+        session = ort.InferenceSession(str(result.model), providers=["CPUExecutionProvider"])
+        assert session.run(None, {"image": np.zeros((1, 3, SIZE, SIZE), np.float32)})[0].shape == (1, CLASSES)
+
+
 def test_compare_reports_sizes_latency_and_agreement(fp32: Path, images: Path, tmp_path: Path) -> None:
     int8 = quantize_model(fp32, tmp_path / "tiny-int8.onnx", "static", images, runs=5).model
 
@@ -333,8 +361,11 @@ def test_weights_take_seven_bits_unless_full_range_is_asked_for(
 ) -> None:
     calibration = images if mode == "static" else None
 
-    safe = quantize_model(fp32, tmp_path / "safe.onnx", mode, calibration, runs=3)
-    full = quantize_model(fp32, tmp_path / "full.onnx", mode, calibration, runs=3, reduce_range=False)
+    signed = "1.24.0"  # a kit whose ONNX Runtime has signed ConvInteger: dynamic weights stay int8
+    safe = quantize_model(fp32, tmp_path / "safe.onnx", mode, calibration, runs=3, runtime=signed)
+    full = quantize_model(
+        fp32, tmp_path / "full.onnx", mode, calibration, runs=3, reduce_range=False, runtime=signed
+    )
 
     # x86 CPUs without VNNI add u8×s8 products in pairs into int16, which 8-bit weights can overflow
     assert np.abs(weight_codes(safe.model)).max() <= 64
