@@ -24,6 +24,7 @@ from agent.jobs.unsure import unsure_folder
 from agent.jobs.urls import needs_secret
 from agent.models.store import ModelStore
 from agent.wire import CommandParams, JobRequest, Manifest, QuantizeParams, StreamParams
+from agent.wire.finetune import FineTuneParams
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Preparer:
             spec["model"] = {"manifest": manifest.model_dump(mode="json"), "path": str(path)}
             if isinstance(request.typed_params(), QuantizeParams):
                 self._quantizable(manifest, params.get("output_version"))
+            if isinstance(request.typed_params(), FineTuneParams):
+                _backbone(manifest)
             if params.get("keep_unsure") is not None:
                 spec["unsure"] = str(unsure_folder(manifest, self.data_dir))
         if "folder" in params or "dataset" in params:
@@ -133,3 +136,13 @@ class Preparer:
                 f"{program!r} is not an allowed program here",
                 f"allowed: {', '.join(sorted(allowed))} (absolute paths)",
             )
+
+
+def _backbone(manifest: Manifest) -> None:
+    """A fine-tune extends a classifier's final layer: a detector cannot be its backbone."""
+    if manifest.task != "classification":
+        raise Invalid(
+            "not_a_classifier",
+            f"{manifest.name} {manifest.version} is a {manifest.task} model; fine-tune needs a classifier",
+            "give a deployed classifier as the backbone (--model)",
+        )

@@ -83,7 +83,7 @@ class Jobs:
             self.schedules,
             self.capacity,
             config,
-            finishers={"quantize": self._install_quantized},
+            finishers={"quantize": self._install_quantized, "fine-tune": self._install_fine_tuned},
             secrets=self.secrets,
         )
 
@@ -212,6 +212,12 @@ class Jobs:
         copy.write_bytes((results / "model.onnx").read_bytes())  # install() moves the file it gets
         self.models.install(manifest, copy)
         return {**result, "installed": True}
+
+    def _install_fine_tuned(self, job_id: str, folder: Path, result: dict[str, Any]) -> dict[str, Any]:
+        """Install the fine-tuned model as a new version; active only if asked and better."""
+        from agent.jobs.fine_tune_install import install_fine_tuned
+
+        return install_fine_tuned(self.models, folder, result)
 
 
 def _without_secret(request: JobRequest) -> tuple[JobRequest, str | None]:

@@ -112,6 +112,10 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
         from agent.jobs.kinds import stream
 
         return stream.run(spec, report)
+    if kind == "fine-tune":
+        from agent.jobs.kinds import fine_tune
+
+        return fine_tune.run(spec, report)
     raise PermanentFailure(f"this worker does not know job kind {kind!r}")
 
 

@@ -22,9 +22,10 @@ __all__ = [
     "Installed",
 ]
 
-# A class name becomes a folder name and a label on screens: letters, digits and a few
-# marks, never a path separator, never `.` or `..` (the leading character rules both out).
-LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}$"
+# A class name becomes a folder name and a label on screens: letters, digits, _ . -, never a
+# separator, space or control, never `.` or `..` (the leading character rules both out). The
+# same rule as a field dataset's labels, which fine-tune jobs read.
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 # the name of a tensor in an ONNX graph: printable, no controls
 _TENSOR_PATTERN = r"^[^\x00-\x1f\x7f]{1,256}$"

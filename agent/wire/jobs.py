@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.wire.field_datasets import KeepUnsure
+from agent.wire.finetune import FineTuneParams
 from agent.wire.models import NAME_PATTERN, VERSION_PATTERN
 from agent.wire.text import PlainText, _no_controls
 
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-JobKind = Literal["batch-infer", "benchmark", "evaluate", "quantize", "command", "stream"]
+JobKind = Literal["batch-infer", "benchmark", "evaluate", "quantize", "command", "stream", "fine-tune"]
 
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
@@ -229,6 +230,7 @@ PARAMS_BY_KIND: dict[str, type[BaseModel]] = {
     "quantize": QuantizeParams,
     "command": CommandParams,
     "stream": StreamParams,
+    "fine-tune": FineTuneParams,
 }
 
 

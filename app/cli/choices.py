@@ -12,6 +12,7 @@ __all__ = ["JOB_KINDS", "NORMALISE", "QUANTIZE_METHODS", "QUANTIZE_MODES", "SCOP
 SCOPES = ("viewer", "operator", "admin")  # agent.wire.SCOPES
 TASKS = ("classification", "detection", "raw")  # agent.wire.Task
 NORMALISE = ("imagenet", "unit", "symmetric", "none")  # app.fleet.inspection.NORMALISE_CHOICES
-JOB_KINDS = ("batch-infer", "benchmark", "evaluate", "quantize", "command", "stream")  # jobspec.KINDS
+# jobspec.KINDS
+JOB_KINDS = ("batch-infer", "benchmark", "evaluate", "quantize", "command", "stream", "fine-tune")
 QUANTIZE_MODES = ("static", "dynamic", "fp16")  # app.fleet.quantize.MODES
 QUANTIZE_METHODS = ("minmax", "entropy", "percentile")  # agent.toolkit.quantize.METHODS

@@ -28,7 +28,7 @@ def check_label(label: str, where: str) -> str:
             "bad_label",
             f"{where}: class name {label[:80]!r} is not allowed (no paths, `..`, separators or "
             "control characters; at most 64 characters)",
-            "rename the class: letters, digits, space, _ . + - (starting with a letter or digit)",
+            "rename the class: letters, digits, _ . - (starting with a letter or digit)",
         )
     return label
 

@@ -74,14 +74,16 @@ def test_named_embedding_must_be_computed_by_the_graph() -> None:
 # -- names, CSV and split ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["..", "../x", "a/b", "a\\b", ".hidden", "", "x\n", " pad", "a" * 65])
+@pytest.mark.parametrize(
+    "bad", ["..", "../x", "a/b", "a\\b", ".hidden", "", "x\n", " pad", "a b", "a+b", "a" * 65]
+)
 def test_odd_class_names_are_refused(bad: str) -> None:
     with pytest.raises(Invalid):
         check_label(bad, "here")
 
 
 def test_plain_class_names_pass() -> None:
-    for good in ("cat", "Circle 2", "a.b_c+d-e", "7"):
+    for good in ("cat", "Circle_2", "a.b_c-d", "7"):
         assert check_label(good, "here") == good
 
 
