@@ -118,16 +118,23 @@ async def _adopt(args: argparse.Namespace) -> int:
 
 async def _kits(args: argparse.Namespace) -> int:
     from app.fleet.ops import FleetOps
+    from app.fleet.precision_store import PrecisionChoices
 
     fleet = open_fleet(args)
     try:
         ops = FleetOps(fleet)
         await ops.async_poll(audit=False)
         rows = [_kit_row(view, fleet.inventory.last_facts(view.kit.device_id)) for view in ops.views()]
+        choices = PrecisionChoices(fleet.inventory).all()
     finally:
         fleet.close()
+    for row in rows:  # which variant `choose-precision` picked on each kit, and why
+        row["precision"] = [
+            {"model": c.model, "version": c.version, "precision": c.precision, "reason": c.reason}
+            for c in choices.get(row["device_id"], [])
+        ]
     lines = (
-        [_KITS_HEADER] + [_kit_line(r) for r in rows]
+        [_KITS_HEADER] + [line for r in rows for line in (_kit_line(r), *_precision_lines(r))]
         if rows
         else ["no kits adopted yet; find them with `kitfleet discover`"]
     )
@@ -185,6 +192,12 @@ def _kit_line(r: dict[str, Any]) -> str:
         f"{num('battery_percent', '{:.0f}%'):>4} {jobs:>5}  {', '.join(r['active_models'])[:24]:<24} "
         f"{r['accelerators'][:20]:<20} {', '.join(r['tags'])[:16] or '-':<16} {alerts}"
     )
+
+
+def _precision_lines(r: dict[str, Any]) -> list[str]:
+    return [
+        f"  precision {c['model']} {c['version']} ({c['precision']}): {c['reason']}" for c in r["precision"]
+    ]
 
 
 async def _facts(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from agent.toolkit.durable import write_atomic
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit
 from app.fleet.ops import FleetOps, KitView
+from app.fleet.precision_store import PrecisionChoices
 from app.fleet.preflight import last_preflight
 from app.fleet.report_data import FleetReport, KitReport
 from app.fleet.report_html import render
@@ -73,6 +74,7 @@ def _kit_report(ops: FleetOps, view: KitView, hours: float) -> KitReport:
         history,
         ops.audit.kit_entries(device_id, AUDIT_SHOWN),
         last_preflight(ops.audit.entries(device_id, AUDIT_SHOWN)),
+        tuple(PrecisionChoices(ops.fleet.inventory).of_kit(device_id)),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from agent.wire import AuditEntry, FactFamilies, MetricSample
 from app.fleet.alerts import Alert, Thresholds
 from app.fleet.ops import KitView
+from app.fleet.precision_store import StoredChoice
 
 __all__ = ["FleetReport", "KitReport"]
 
@@ -20,6 +21,7 @@ class KitReport:
     history: list[MetricSample]
     audit: list[AuditEntry]
     preflight: AuditEntry | None = None  # the app's newest pre-flight verdict on this kit
+    precision: tuple[StoredChoice, ...] = ()  # the variant chosen per model on this kit, and why
 
 
 @dataclass(frozen=True)

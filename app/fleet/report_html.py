@@ -12,6 +12,7 @@ from app.fleet import summary
 from app.fleet.alerts import Alert
 from app.fleet.evaluation import evaluation, label_rows, most_confused, percent
 from app.fleet.ops import KitView, model_rows
+from app.fleet.precision_store import StoredChoice
 from app.fleet.report_data import FleetReport, KitReport
 from app.fleet.svg_chart import Series, line_chart
 from app.fleet.text import printable
@@ -208,11 +209,30 @@ def _models(kits: list[KitReport]) -> str:
                     _e(_when(r["installed_at"])),
                 ]
             )
-    return "<h2>Deployed models</h2>" + _table(
-        ["Kit", "Model", "Version", "Role", "Precision", "Size", "sha256", "Installed"],
-        rows,
-        "no models on any kit",
+    return (
+        "<h2>Deployed models</h2>"
+        + _table(
+            ["Kit", "Model", "Version", "Role", "Precision", "Size", "sha256", "Installed"],
+            rows,
+            "no models on any kit",
+        )
+        + _precision_choices(kits)
     )
+
+
+def _precision_choices(kits: list[KitReport]) -> str:
+    """Which variant each kit was measured to run best, and why (`choose-precision`)."""
+    rows = [_choice_row(k.view.kit.name, c) for k in kits for c in k.precision]
+    if not rows:
+        return ""
+    return "<h3>Precision chosen per kit</h3>" + _table(
+        ["Kit", "Model", "Version", "Precision", "Why", "Decided"], rows
+    )
+
+
+def _choice_row(kit: str, c: StoredChoice) -> list[str]:
+    decided = _e(_when(c.decided_at))
+    return [_e(kit), f"<b>{_e(c.model)}</b>", _e(c.version), _e(c.precision), _e(c.reason), decided]
 
 
 def _jobs(kits: list[KitReport]) -> str:

@@ -18,9 +18,11 @@ from agent.wire import ModelInfo
 from app.fleet.client import KitClient
 from app.fleet.deploy import async_deploy, prepare_package
 from app.fleet.errors import Error
+from app.fleet.gates import refused_kits
 from app.fleet.inference import async_infer, read_input
 from app.fleet.inspection import Overrides
 from app.fleet.known_models import KnownModels
+from app.fleet.precision_store import PrecisionChoices
 from app.fleet.quantize import Mode, quantize_model
 from app.gui.bridges.base import SubBridge
 
@@ -44,6 +46,8 @@ class ModelsBridge(SubBridge):
     deployed = Signal(object)  # list[DeployOutcome]
     inferred = Signal(str, object)  # (device ID, InferAnswer)
     quantized = Signal(object)  # QuantizeResult
+    precision_loaded = Signal(str, object)  # (device ID, list[StoredChoice]: the variant chosen, why)
+    gates_checked = Signal(object, object)  # (Path, {device ID: reasons} for kits its gates refuse)
 
     # called on the GUI thread ---------------------------------------------------------
 
@@ -74,9 +78,14 @@ class ModelsBridge(SubBridge):
         self._submit("model check", self._async_check(model, overrides))
 
     def deploy(
-        self, model: Path, device_ids: list[str], activate: bool, overrides: Overrides | None = None
+        self,
+        model: Path,
+        device_ids: list[str],
+        activate: bool,
+        overrides: Overrides | None = None,
+        force: bool = False,
     ) -> None:
-        self._submit("deploy", self._async_deploy(model, device_ids, activate, overrides))
+        self._submit("deploy", self._async_deploy(model, device_ids, activate, overrides, force))
 
     def infer(self, device_id: str, name: str, version: str | None, source: Path) -> None:
         self._submit("inference", self._async_infer(device_id, name, version, source))
@@ -104,6 +113,7 @@ class ModelsBridge(SubBridge):
             return
         self._known.listed(device_id, infos)
         self.models_loaded.emit(device_id, infos)
+        self.precision_loaded.emit(device_id, PrecisionChoices(self._host.fleet.inventory).of_kit(device_id))
 
     async def _async_change(
         self, device_id: str, call: Callable[[KitClient], Awaitable[object]], done: str
@@ -125,14 +135,16 @@ class ModelsBridge(SubBridge):
         # the manifest beside it (hashes the whole file), or one inspected from the file
         package = await asyncio.to_thread(prepare_package, model, overrides)
         self.package_checked.emit(model, package)
+        inventory = self._host.fleet.inventory
+        self.gates_checked.emit(model, refused_kits(inventory, inventory.kits(), package.manifest.requires))
 
     async def _async_deploy(
-        self, model: Path, device_ids: list[str], activate: bool, overrides: Overrides | None
+        self, model: Path, device_ids: list[str], activate: bool, overrides: Overrides | None, force: bool
     ) -> None:
         kits = [self._kit(device_id) for device_id in device_ids]
-        outcomes = await async_deploy(
-            self._host.fleet, model, kits, activate, self.deploy_progress.emit, self._known, overrides
-        )
+        fleet, progress = self._host.fleet, self.deploy_progress.emit
+        known = self._known
+        outcomes = await async_deploy(fleet, model, kits, activate, progress, known, overrides, force=force)
         self.deployed.emit(outcomes)
 
     async def _async_infer(self, device_id: str, name: str, version: str | None, source: Path) -> None:

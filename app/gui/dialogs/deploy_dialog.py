@@ -58,6 +58,8 @@ class DeployDialog(QDialog):
         self.form = ManifestForm()
         self.form.hide()
         adoptable = [r for r in rows if r.kit is not None and r.row_status != "identity_changed"]
+        self._names = {r.device_id: r.name for r in adoptable}
+        self.refused: dict[str, list[str]] = {}  # device ID -> the gates its last-known facts miss
         self.kits = DeployKitsTable(adoptable)
         self.kits_label = QLabel(
             "Kits (online ones are ticked):"
@@ -66,6 +68,13 @@ class DeployDialog(QDialog):
         )
         self.activate_box = QCheckBox("&Activate after install (serve the new version at once)")
         self.activate_box.setChecked(True)
+        self.gates = QLabel()
+        self.gates.setWordWrap(True)
+        self.gates.setTextFormat(Qt.TextFormat.PlainText)
+        self.gates.setStyleSheet(_ERROR_STYLE)
+        self.gates.hide()
+        self.force_box = QCheckBox("&Force past the hardware gates (recorded in both audit logs)")
+        self.force_box.hide()
         self.advice = QLabel()
         self.advice.setWordWrap(True)
         self.advice.setStyleSheet(_ADVICE_STYLE)
@@ -88,13 +97,16 @@ class DeployDialog(QDialog):
         layout.addWidget(self.form)
         layout.addWidget(self.kits_label)
         layout.addWidget(self.kits, 1)
+        layout.addWidget(self.gates)
         layout.addWidget(self.activate_box)
+        layout.addWidget(self.force_box)
         layout.addWidget(self.advice)
         layout.addWidget(self.buttons)
 
     def _connect(self) -> None:
         bridge = self._bridge
         bridge.package_checked.connect(self._on_checked, QUEUED)
+        bridge.gates_checked.connect(self._on_gates, QUEUED)
         bridge.deploy_progress.connect(self._on_progress, QUEUED)
         bridge.deployed.connect(self._on_deployed, QUEUED)
         bridge.failed.connect(self._on_failed, QUEUED)
@@ -103,6 +115,7 @@ class DeployDialog(QDialog):
         self.deploy_button.clicked.connect(self.deploy)
         self.buttons.rejected.connect(self.reject)
         self.kits.itemChanged.connect(self._update_buttons)
+        self.kits.itemChanged.connect(self._show_gates)
 
     # choosing ----------------------------------------------------------------------------
 
@@ -112,6 +125,8 @@ class DeployDialog(QDialog):
         if chosen is None:
             return
         self._model, self._package = chosen, None
+        self.refused = {}
+        self._show_gates()
         self.file_label.setText(str(chosen))
         self.form.hide()
         self._say(f"Checking {chosen.name} (its manifest, or what the file says)…")
@@ -146,6 +161,21 @@ class DeployDialog(QDialog):
         )
         self._update_buttons()
 
+    @Slot(object, object)
+    def _on_gates(self, model: Path, refused: dict[str, list[str]]) -> None:
+        if model == self._model:
+            self.refused = {d: reasons for d, reasons in refused.items() if d in self._names}
+            self._show_gates()
+
+    @Slot()
+    def _show_gates(self) -> None:
+        """The ticked kits the manifest's `requires` refuse, each with its reasons."""
+        ticked = [d for d in self.kits.checked() if d in self.refused]
+        lines = [f"{self._names[d]} is refused: {'; '.join(self.refused[d])}" for d in ticked]
+        self.gates.setText("\n".join(lines))
+        self.gates.setVisible(bool(lines))
+        self.force_box.setVisible(bool(self.refused))
+
     def _overrides(self) -> Overrides | None:
         """The form's fields, or None (said in the dialog) when one cannot be read."""
         try:
@@ -171,7 +201,8 @@ class DeployDialog(QDialog):
         self.advice.hide()
         name = overrides.name if overrides and overrides.name else self._package.manifest.name
         self.status.emit(f"Deploying {name} to {len(kits)} kits…")
-        self._bridge.deploy(self._model, kits, self.activate_box.isChecked(), overrides)
+        force = self.force_box.isVisible() and self.force_box.isChecked()
+        self._bridge.deploy(self._model, kits, self.activate_box.isChecked(), overrides, force)
 
     @Slot(object)
     def _on_progress(self, progress: Progress) -> None:
@@ -212,3 +243,4 @@ class DeployDialog(QDialog):
         self.deploy_button.setEnabled(ready and not self._running)
         self.choose_button.setEnabled(not self._running)
         self.activate_box.setEnabled(not self._running)
+        self.force_box.setEnabled(not self._running)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 
 from agent.wire import ModelInfo
 from app.fleet.deploy import DeployOutcome
+from app.fleet.precision_store import StoredChoice
 from app.gui.bridges.models_bridge import ModelsBridge
 from app.gui.dialogs.prompts import Prompts
 from app.gui.tables.kit_row import KitRow, age_text
@@ -36,6 +37,10 @@ class ModelsTab(QWidget):
         self.model = ModelsTableModel(self)
         self.message = QLabel()
         self.message.setWordWrap(True)
+        self.precision = QLabel()  # the variant choose-precision picked here per model, and why
+        self.precision.setWordWrap(True)
+        self.precision.setTextFormat(Qt.TextFormat.PlainText)
+        self.precision.hide()
         self.table = row_view(self.model)
         self.activate_button = QPushButton("&Activate")
         self.rollback_button = QPushButton("&Roll back")
@@ -54,12 +59,14 @@ class ModelsTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
         layout.addWidget(self.table)
+        layout.addWidget(self.precision)
         layout.addLayout(buttons)
 
     def _connect(self) -> None:
         self._bridge.models_loaded.connect(self._on_loaded, QUEUED)
         self._bridge.models_unavailable.connect(self._on_unavailable, QUEUED)
         self._bridge.deployed.connect(self._on_deployed, QUEUED)
+        self._bridge.precision_loaded.connect(self._on_precision, QUEUED)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.model.modelReset.connect(self._update_buttons)
         self.model.dataChanged.connect(self._update_buttons)
@@ -82,6 +89,7 @@ class ModelsTab(QWidget):
         self._device, self._online = device, online
         self._name = row.name if row is not None else ""
         if changed:
+            self.precision.hide()
             self.model.set_models([])
             self.model.set_stale(False)
             self.message.setText(_idle_text(row))
@@ -130,6 +138,14 @@ class ModelsTab(QWidget):
             if infos
             else f"No models on {self._name} yet. Deploy one with Models ▸ Deploy… (Ctrl+Shift+D)."
         )
+
+    @Slot(str, object)
+    def _on_precision(self, device_id: str, choices: list[StoredChoice]) -> None:
+        if device_id != self._device:
+            return
+        lines = [f"Precision chosen here: {c.line()}" for c in choices]
+        self.precision.setText("\n".join(lines))
+        self.precision.setVisible(bool(lines))
 
     @Slot(str, str)
     def _on_unavailable(self, device_id: str, message: str) -> None:
