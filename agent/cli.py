@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 # Everything else is imported where a command needs it, not here: `kitfleet-agent --help`
 # then starts without json, sqlite3, logging, the version's importlib.metadata, and the web
@@ -72,9 +73,27 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument(
         "--app-id", default="ssh", help="the app's ID: its earlier SSH-enrolled token is revoked"
     )
+    enroll.add_argument(
+        "--signer-key", metavar="BASE64", help="the app's bundle-signing key, trusted from now on"
+    )
+
+    export = command(
+        "export",
+        "write what ran since the last export (imports, jobs, logs, results, metrics, audit) "
+        "as a receipt signed by this kit, for `kitfleet bundle receive` on the laptop",
+    )
+    export.add_argument("--out", type=Path, required=True, help="the folder to write DEVICE-SEQ.kfr into")
+    export.add_argument(
+        "--since", type=int, metavar="LAST", help="start after receipt LAST (0: everything the kit holds)"
+    )
+    export.add_argument("--json", action="store_true", help="print JSON")
 
     facts = command("facts", "print the hardware facts the agent reports")
     facts.add_argument("--json", action="store_true", help="print JSON")
+
+    from agent.bundles.cli import add_commands  # argparse only: nothing heavy on --help
+
+    add_commands(command)
     return parser
 
 
@@ -196,6 +215,7 @@ def _enroll(args: argparse.Namespace) -> int:
         AuditLog(db).append(
             Actor(token_id, label), "kit.adopt", token_id, "ok", {"via": "ssh", "scope": args.scope}
         )
+        signer_key_id = _trust_signer(db, args.signer_key, label, Actor(token_id, label))
     finally:
         db.close()
     port_file = args.data_dir / PORT_FILE
@@ -210,9 +230,44 @@ def _enroll(args: argparse.Namespace) -> int:
                 "name": settings.name,
                 "port": port,
                 "cert_pem": identity.cert_path.read_text(),
+                "signer_key_id": signer_key_id,
             }
         )
     )
+    return 0
+
+
+def _trust_signer(db: Any, key: str | None, label: str, actor: Any) -> str | None:
+    """Trust the enrolling app's bundle-signing key (the SSH login vouches for it too)."""
+    if not key:
+        return None
+    from agent.bundles.signers import TrustedSigners, parse_public_key
+
+    return TrustedSigners(db).trust(parse_public_key(key), label, "provision", actor).key_id
+
+
+def _export(args: argparse.Namespace) -> int:
+    import json
+
+    from agent.errors import Refusal
+    from agent.receipts import export
+
+    try:
+        done = export(args.data_dir, args.out, args.since)
+    except Refusal as exc:
+        print(f"kitfleet-agent: {exc.message}" + (f"; {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return 1
+    summary = {"file": str(done.path), "sha256": done.sha256, **done.receipt.summary()}
+    if args.json:
+        print(json.dumps(summary | {"notes": done.receipt.notes}))
+    else:
+        print(
+            f"wrote {done.path} (receipt {done.receipt.seq}: {len(done.receipt.jobs)} jobs, "
+            f"{len(done.receipt.metrics)} samples, {len(done.receipt.audit)} audit entries, "
+            f"{len(done.receipt.imports)} imports)"
+        )
+        for note in done.receipt.notes:
+            print(f"  note: {note}")
     return 0
 
 
@@ -232,7 +287,30 @@ def _facts(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "pair-code": _pair_code, "identity": _identity, "enroll": _enroll, "facts": _facts}
+def _import(args: argparse.Namespace) -> int:
+    from agent.bundles.cli import import_command
+
+    _private(args.data_dir)
+    return import_command(args)
+
+
+def _signers(args: argparse.Namespace) -> int:
+    from agent.bundles.cli import signers_command
+
+    _private(args.data_dir)
+    return signers_command(args)
+
+
+_COMMANDS = {
+    "run": _run,
+    "pair-code": _pair_code,
+    "identity": _identity,
+    "enroll": _enroll,
+    "export": _export,
+    "facts": _facts,
+    "import": _import,
+    "signers": _signers,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse
 
 from agent import __version__
 from agent.api.auth import require
+from agent.api.routes_signers import signers_router, trust_at_adoption
 from agent.api.state import AgentState
 from agent.auth import pairing
 from agent.auth.tokens import Caller
@@ -32,6 +33,7 @@ from agent.wire import (
 )
 
 router = APIRouter()
+router.include_router(signers_router)  # kept beside pairing, where a kit learns its first signer
 Viewer = Annotated[Caller, Depends(require("viewer"))]
 Admin = Annotated[Caller, Depends(require("admin"))]
 
@@ -78,6 +80,8 @@ def pair(request: Request, body: PairRequest) -> PairResponse:
     client = request.client.host if request.client else ""
     key = pairing.verify(state.db, device_id, body, client)
     token_id, secret = state.tokens.issue(f"{body.app_name} ({body.app_id})", body.scope)
+    if body.signer_public_key:  # the app's bundle-signing key, learnt as the code is proven
+        trust_at_adoption(state, body.signer_public_key, f"{body.app_name} ({body.app_id})", token_id)
     kit_nonce, confirm = pairing.confirmation(key, device_id, body, token_id, body.scope, secret)
     return PairResponse(
         device_id=device_id,

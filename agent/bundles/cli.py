@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,8 @@ def add_commands(command: Command) -> None:
 
 
 def import_command(args: argparse.Namespace) -> int:
+    import json
+
     from agent.bundles.inbox import hand_over, watcher_running
     from agent.bundles.runner import import_here
     from agent.errors import Refusal
@@ -52,6 +53,8 @@ def import_command(args: argparse.Namespace) -> int:
 
 
 def signers_command(args: argparse.Namespace) -> int:
+    import json
+
     from agent.bundles.signers import TrustedSigners, parse_public_key
     from agent.db import Database
     from agent.errors import Refusal
@@ -80,6 +83,8 @@ def signers_command(args: argparse.Namespace) -> int:
 
 def _key_text(path: Path) -> str:
     """A key file holds the base64 key alone, or `kitfleet signer show --json` output."""
+    import json
+
     text = path.read_text()[:4096]
     try:
         data: Any = json.loads(text)
@@ -89,6 +94,8 @@ def _key_text(path: Path) -> str:
 
 
 def _list(signers: list[Any], as_json: bool) -> int:
+    import json
+
     if as_json:
         print(json.dumps([s.wire() for s in signers]))
         return 0

@@ -84,6 +84,9 @@ def format_device_id(device_id: str, groups: int = 4) -> str:
     return "-".join(short[i : i + 4] for i in range(0, len(short), 4))
 
 
+SIGNER_KEY_PATTERN = "^[A-Za-z0-9+/]{43}=$"  # base64 of a raw Ed25519 public key
+
+
 class PairRequest(BaseModel):
     app_id: PlainText = Field(min_length=8, max_length=128)
     app_name: PlainText = Field(
@@ -94,6 +97,12 @@ class PairRequest(BaseModel):
     scope: Scope = Field(
         default="operator",
         description="what the token may do; admin only when asked for (command jobs, tokens, the audit log)",
+    )
+    signer_public_key: str | None = Field(
+        default=None,
+        pattern=SIGNER_KEY_PATTERN,
+        description="the app's Ed25519 bundle-signing key (base64 of its 32 bytes): the kit trusts "
+        "bundles it signs",
     )
 
 

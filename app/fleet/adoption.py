@@ -22,11 +22,13 @@ from agent.wire import (
     pair_proof,
 )
 from app.fleet.audit import AppAudit
+from app.fleet.bundles.ledger import Ledger
 from app.fleet.client import Call, KitClient
 from app.fleet.discovery import Announcement, async_discover
 from app.fleet.errors import AdoptionRefused, BadAnswer, KitNotFound, KitUnreachable
 from app.fleet.inventory import Inventory, Kit
 from app.fleet.settings import AppSettings
+from app.fleet.signing import load_or_create
 from app.fleet.tls import async_fetch_certificate
 
 
@@ -57,12 +59,14 @@ class Adoption:
         nonce = secrets.token_hex(16)
         app_id = self.inventory.app_id
         key = await asyncio.to_thread(pair_key, code, device_id)
+        signer = load_or_create(self.settings.home).current  # the kit learns it as it pairs
         request = PairRequest(
             app_id=app_id,
             app_name="kitfleet",
             nonce=nonce,
             scope=scope,
             proof=pair_proof(key, device_id, app_id, nonce),
+            signer_public_key=signer.public_b64,
         )
         held: list[Call] = []
 
@@ -100,6 +104,7 @@ class Adoption:
             last_seen_at=time.time(),
         )
         self.inventory.save(kit)
+        Ledger(self.inventory).set_trusted_key(device_id, signer.key_id)
         return kit
 
     async def _async_pair(

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.fleet.bundles.ledger import Ledger
 from app.fleet.inventory import Kit
 from app.fleet.service import Fleet
+from app.fleet.signing import load_or_create
 from app.provision.errors import InstallFailed, ProvisionError, UpgradeFailed
 from app.provision.install import Installed, Installer
 from app.provision.kitinfo import KitInfo, check_supported, detect
@@ -229,11 +231,20 @@ class _Job:
             time.sleep(0.25)
         raise ProvisionError(f"no healthy answer from {host}:{port} within {timeout:g} s ({last})")
 
-    def enroll(self, app_id: str) -> dict[str, Any]:
+    def enroll(self, app_id: str, signer_key: str) -> dict[str, Any]:
+        """`signer_key`: the app's bundle-signing key, trusted by the kit as it enrolls the app."""
         self.step("enroll", "the SSH login vouches for this app: no pairing code")
         out = self.ssh.check(
             agent_command(
-                self.lay, self.lay.agent, "enroll", "--data-dir", self.lay.data_dir, "--app-id", app_id
+                self.lay,
+                self.lay.agent,
+                "enroll",
+                "--data-dir",
+                self.lay.data_dir,
+                "--app-id",
+                app_id,
+                "--signer-key",
+                signer_key,
             ),
             "enrolling this app on the kit",
         )
@@ -286,7 +297,8 @@ async def async_provision(fleet: Fleet, request: ProvisionRequest, progress: Pro
         copied = await asyncio.to_thread(job.copy)
         new, previous = await asyncio.to_thread(job.install)
         await asyncio.to_thread(job.deploy, new, previous)
-        enrolled = await asyncio.to_thread(job.enroll, app_id)
+        signer = load_or_create(fleet.settings.home).current
+        enrolled = await asyncio.to_thread(job.enroll, app_id, signer.public_b64)
         job.step("adopt", f"device {enrolled['device_id'][:16]}…")
         kit = await fleet.async_adopt_enrolled(
             request.target.host,
@@ -298,6 +310,8 @@ async def async_provision(fleet: Fleet, request: ProvisionRequest, progress: Pro
             scope=enrolled["scope"],
             name=enrolled["name"],
         )
+        if enrolled.get("signer_key_id") == signer.key_id:
+            Ledger(fleet.inventory).set_trusted_key(kit.device_id, signer.key_id)
         if kit.device_id != new.device_id:
             raise ProvisionError("the enrolled device ID differs from the installed identity")
         await asyncio.to_thread(job.record, kit.device_id)
