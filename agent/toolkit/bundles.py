@@ -185,6 +185,11 @@ def _read(
     for expected in manifest["members"]:
         bundle.members.append(_check_payload(tar, expected))
     extra = tar.next()
+    if extra is not None and not extra.isreg():
+        shown = _show(extra.name)
+        raise Invalid(
+            "bad_member_type", f"Bundle member '{shown}' is not a regular file (links are refused)."
+        )
     if extra is not None:
         raise Invalid(
             "unlisted_member", f"The bundle holds '{_show(extra.name)}', which its manifest does not list."
