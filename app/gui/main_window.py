@@ -113,9 +113,43 @@ class MainWindow(QMainWindow):
         self.model_actions = models = ModelActions(self, self.bridge.models, self.prompts, self.model.rows)
         self.deploy_action = models.deploy_action
         self.menuBar().addMenu("&Models").addActions([models.deploy_action, models.quantize_action])
+        self._make_bundle_actions()
         toolbar = self.addToolBar("Fleet")
         toolbar.setObjectName("fleet-toolbar")
         toolbar.addActions([self.adopt_action, self.refresh_action, self.deploy_action])
+
+    def _make_bundle_actions(self) -> None:
+        """Bundles for kits the laptop cannot reach, receipts back, and each kit's Bundles tab."""
+        from app.gui.bridges.bundles_bridge import BundlesBridge
+        from app.gui.tabs.bundles_tab import BundlesTab
+
+        self.bundles = BundlesBridge(self.bridge, parent=self.bridge)
+        self.bundles_tab = BundlesTab(self.bundles)
+        self.tabs.add_page(self.bundles_tab, "Bundles", self.bundles_tab.show_row)
+        self.create_bundle_action = action(
+            "&Create Bundle…", self, QKeySequence("Ctrl+Shift+B"), self.create_bundle
+        )
+        self.receive_bundle_action = action(
+            "&Receive Bundle…", self, QKeySequence("Ctrl+Shift+R"), self.receive_bundle
+        )
+        self.menuBar().addMenu("&Bundles").addActions([self.create_bundle_action, self.receive_bundle_action])
+
+    @Slot()
+    def create_bundle(self) -> None:
+        from app.gui.dialogs.create_bundle_dialog import CreateBundleDialog
+
+        kits = [r.kit for r in self.model.rows() if r.kit is not None]
+        dialog = CreateBundleDialog(self.bundles, kits, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    @Slot()
+    def receive_bundle(self) -> None:
+        from app.gui.dialogs.receive_dialog import ReceiveDialog
+
+        dialog = ReceiveDialog(self.bundles, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
 
     def _connect(self) -> None:
         # Coalesce a burst of row updates into one column fit after the burst.

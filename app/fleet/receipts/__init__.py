@@ -3,14 +3,18 @@
 from app.fleet.receipts.merge import Received, ReceiveReport, job_files, receipt_files, receive
 from app.fleet.receipts.opening import ReceiptRefused
 from app.fleet.receipts.store import KitImport, ReceiptRecord, ReceiptStore
+from app.fleet.receipts.traffic import BundleTraffic, SentBundle, bundle_traffic
 
 __all__ = [
+    "BundleTraffic",
     "KitImport",
     "ReceiptRecord",
     "ReceiptRefused",
     "ReceiptStore",
     "ReceiveReport",
     "Received",
+    "SentBundle",
+    "bundle_traffic",
     "job_files",
     "receipt_files",
     "receive",

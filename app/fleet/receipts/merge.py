@@ -53,11 +53,28 @@ class Received:
     chain_ok: bool = True
     notes: list[str] = field(default_factory=list)
 
+    def line(self) -> str:
+        """What this receipt merged, in one line for a person."""
+        if self.already:
+            return f"{self.kit_name}: receipt {self.seq} was merged before; nothing new"
+        chain = "audit chain unbroken" if self.chain_ok else f"AUDIT CHAIN: {self.chain}"
+        notes = "".join(f"; {note}" for note in self.notes)
+        return (
+            f"{self.kit_name}: receipt {self.seq}: {self.jobs} job(s), {self.samples_new} new sample(s), "
+            f"{self.audit_new} new audit entries, {self.imports_new} import(s); {chain}{notes}"
+        )
+
 
 @dataclass
 class ReceiveReport:
     received: list[Received] = field(default_factory=list)
     refused: list[tuple[Path, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """One line per receipt: what it merged, or why it was refused."""
+        lines = [r.line() for r in self.received]
+        lines += [f"REFUSED {why}" for _, why in self.refused]
+        return lines or ["no receipt (.kfr) found there"]
 
 
 def receipt_files(source: Path) -> list[Path]:

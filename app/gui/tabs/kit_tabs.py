@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtWidgets import QTabWidget, QWidget
 
 from app.gui.bridges.jobs_bridge import JobsBridge
@@ -38,7 +40,15 @@ class KitTabs(QTabWidget):
         self.live = LiveView(streams)
         self.addTab(self.jobs, "Jobs")
         self.addTab(self.live, "Live")
+        self._follow: list[Callable[[KitRow | None], None]] = [
+            tab.show_row for tab in (self.details, self.models, self.try_it, self.jobs, self.live)
+        ]
+
+    def add_page(self, page: QWidget, title: str, show_row: Callable[[KitRow | None], None]) -> None:
+        """One more tab, told of the selected kit through `show_row`."""
+        self.addTab(page, title)
+        self._follow.append(show_row)
 
     def show_row(self, row: KitRow | None) -> None:
-        for tab in (self.details, self.models, self.try_it, self.jobs, self.live):
-            tab.show_row(row)
+        for show in self._follow:
+            show(row)
