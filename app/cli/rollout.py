@@ -53,6 +53,14 @@ def add_commands(command: CommandFactory) -> None:
         action="store_true",
         help="each kit benchmarks the precision variants and picks one",
     )
+    cmd.add_argument(
+        "--variant",
+        dest="variants",
+        action="append",
+        default=[],
+        type=Path,
+        help="another precision of the model for --choose-precision (default: those beside MODEL)",
+    )
     cmd.add_argument("--force", action="store_true", help="past the manifest's hardware gates (audited)")
 
 
@@ -87,6 +95,7 @@ async def _start(args: argparse.Namespace, model: Path) -> int:
             soak_s=args.soak,
             eval_dataset=args.eval,
             choose_precision=args.choose_precision,
+            variants=tuple(args.variants),
             force=args.force,
         )
         rollout = await async_start(fleet, plan, _printer(args))

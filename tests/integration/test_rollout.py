@@ -22,6 +22,7 @@ from tests.integration.conftest import AgentFactory
 from tests.integration.helpers import kitfleet
 from tests.integration.rollout_fixtures import (
     BASE_VERSION,
+    MODEL,
     eval_set,
     installed,
     serve_base,
@@ -189,3 +190,27 @@ def _wait_for_phase(home: Path, phase: str, process: subprocess.Popen[bytes], ti
         raise AssertionError(f"no {phase} phase within {timeout} s")
     finally:
         inventory.close()
+
+
+def test_choose_precision_each_kit_serves_the_variant_it_measured_best(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
+) -> None:
+    kits = [adopt(start_agent(name, mdns=False)) for name in ("fp-one", "fp-two")]
+    labelled = eval_set(tmp_path / "digits", per_label=1)
+    done = kitfleet(
+        fleet.settings.home, "rollout", str(MODEL), "--kit", "fp-one", "--kit", "fp-two",
+        "--soak", "0", "--eval", str(labelled), "--choose-precision", "--max-accuracy-loss", "5",
+    )  # fmt: skip
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said
+    [rollout] = RolloutStore(fleet.inventory).all()
+    assert rollout.phase == "done", said
+    assert rollout.variants == [str(MODEL.with_name("digits-cnn-int8.onnx"))]  # found beside it
+    for kit in kits:
+        state = rollout.kit(kit.device_id)
+        assert state.version in ("1.0", "1.0-int8")
+        assert state.checks["precision"] == ("int8" if state.version == "1.0-int8" else "fp32")
+        assert state.checks["precision_reason"], state.checks
+        assert f"fp-{'one' if kit.name == 'fp-one' else 'two'}: takes {state.version}:" in said, said
+        assert serving(fleet, kit) == state.version
+        assert sorted(installed(fleet, kit)) == ["1.0", "1.0-int8"]  # both went up, inactive

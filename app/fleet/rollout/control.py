@@ -29,7 +29,11 @@ async def async_start(fleet: Fleet, plan: Plan, events: EventSink | None = None)
         kits=[k.name for k in r.kits],
         thresholds=vars(r.thresholds),
         force=r.force,
+        refused=r.refused,
     )
+    for name, why in r.refused.items():
+        said = f"{name} left out: it misses the model's gates ({why}); --force overrides"
+        engine.note("rollout.refused", said)
     return await engine.async_run()
 
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.fleet.datasets import LocalDataset, scan
+from app.fleet.datasets import LocalDataset, async_ensure, scan
 from app.fleet.deploy import Package, async_deploy, prepare_package
 from app.fleet.errors import Error, KitUnreachable
+from app.fleet.precision_choice import Variant, async_choose_precision
 from app.fleet.rollout.kit_steps import async_activate, async_online, async_rollback, async_serving
 from app.fleet.rollout.record import FINISHED, KitState, Rollout, RolloutError, failures_allowed
 from app.fleet.rollout.soak import async_check
@@ -49,6 +50,7 @@ class Engine:
         self.rollout = rollout
         self.store = RolloutStore(fleet.inventory)
         self._package = package
+        self._packages: list[Package] = []
         self._dataset: LocalDataset | None = None
         self._events = events or (lambda _: None)
 
@@ -210,12 +212,17 @@ class Engine:
                 kit.inspected = True
         except KitUnreachable as exc:
             return self._away(kit, exc)
-        package = await self.package()
         target = self.fleet.inventory.get(kit.device_id)
-        [outcome] = await async_deploy(self.fleet, package.model, [target], activate=False, package=package)
+        for package in await self.packages():  # the model, then its other precisions
+            [outcome] = await async_deploy(
+                self.fleet, package.model, [target], activate=False, package=package, force=self.rollout.force
+            )
+            if not outcome.ok:
+                break
         if outcome.ok:
             kit.uploaded, kit.state, kit.detail = True, "uploaded", outcome.message
-            self.note("rollout.upload", f"uploaded {self.rollout.model} {kit.version} (inactive)", kit)
+            versions = ", ".join(p.manifest.version for p in await self.packages())
+            self.note("rollout.upload", f"uploaded {self.rollout.model} {versions} (inactive)", kit)
         elif not await async_online(self.fleet, kit):
             self._away(kit, outcome.message)
         else:
@@ -229,16 +236,36 @@ class Engine:
             if not kit.uploaded:
                 return
         try:
+            if self.rollout.choose_precision and "precision" not in kit.checks:
+                await self._choose(kit)
             info = await async_activate(self.fleet, kit, self.rollout.model)
         except KitUnreachable as exc:
             return self._away(kit, exc)
         except Error as exc:
-            kit.state, kit.detail = "failed", f"activation refused: {exc}"
+            kit.state, kit.detail = "failed", f"not activated: {exc}"
             self.note("rollout.activate", kit.detail, kit, outcome="failed")
             return self.save()
         kit.activated, kit.activated_at, kit.state = True, time.time(), "soaking"
         kit.detail = f"serving {info.active_version} (was {kit.previous_version or 'none'}), soaking"
         self.note("rollout.activate", kit.detail, kit)
+        self.save()
+
+    async def _choose(self, kit: KitState) -> None:
+        """Benchmark (and evaluate) each precision on the kit; it takes the one chosen."""
+        r = self.rollout
+        dataset = await self.dataset()
+        if dataset is not None:
+            target = self.fleet.inventory.get(kit.device_id)
+            await self.fleet.async_call(target, lambda c: async_ensure(c, dataset))
+        variants = [Variant(r.model, p.manifest.version, p.manifest.precision) for p in await self.packages()]
+        named = dataset.name if dataset else None
+        decision = await async_choose_precision(
+            self.fleet, kit.device_id, variants, named, r.thresholds.max_accuracy_loss
+        )
+        kit.version = decision.chosen.version
+        kit.checks["precision"] = decision.chosen.precision
+        kit.checks["precision_reason"] = decision.reason
+        self.note("rollout.precision", f"takes {kit.version}: {decision.reason}", kit)
         self.save()
 
     async def _check(self, kit: KitState) -> None:
@@ -250,7 +277,7 @@ class Engine:
             verdict_ok, reasons, figures = False, [str(exc)], {}
         else:
             verdict_ok, reasons, figures = verdict.ok, verdict.reasons, verdict.figures
-        kit.checks = figures
+        kit.checks = {**kit.checks, **figures}
         kit.state = "passed" if verdict_ok else "failed"
         kit.detail = "passed its soak" if verdict_ok else "; ".join(reasons)
         self.note("rollout.check", kit.detail, kit, outcome="ok" if verdict_ok else "failed", figures=figures)
@@ -304,16 +331,22 @@ class Engine:
             await asyncio.sleep(min(TICK_S, left))
         return True
 
-    async def package(self) -> Package:
-        if self._package is None:
+    async def packages(self) -> list[Package]:
+        """The model's package (checked against the one the rollout started with), then its
+        other precisions when the kits choose."""
+        if not self._packages:
             path = Path(self.rollout.model_path)
-            self._package = await asyncio.to_thread(prepare_package, path)
-            if self._package.manifest.sha256 != self.rollout.sha256:
+            main = self._package
+            if main is None:
+                main = await asyncio.to_thread(prepare_package, path)
+            if main.manifest.sha256 != self.rollout.sha256:
                 raise RolloutError(
                     f"{path} changed since rollout {self.rollout.rollout_id} started (sha256 differs); "
                     "put the original back, or abort this rollout and start a new one"
                 )
-        return self._package
+            others = [await asyncio.to_thread(prepare_package, Path(v)) for v in self.rollout.variants]
+            self._packages = [main, *others]
+        return self._packages
 
     async def dataset(self) -> LocalDataset | None:
         if self.rollout.eval_dataset and self._dataset is None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from agent.wire import Manifest
 from app.fleet.deploy import Package, prepare_package
+from app.fleet.gates import async_gate_check
 from app.fleet.inventory import Kit
+from app.fleet.models import ModelPackageError, load_package, manifest_path
 from app.fleet.rollout.record import KitState, Rollout, RolloutError, Thresholds, new_rollout_id, wave_sizes
 from app.fleet.rollout.store import RolloutStore
 from app.fleet.service import Fleet
@@ -42,8 +45,21 @@ async def async_create(fleet: Fleet, plan: Plan) -> tuple[Rollout, Package]:
         raise RolloutError(f"--eval: {plan.eval_dataset} is not a folder of labelled images on this computer")
     package = await asyncio.to_thread(prepare_package, plan.model)
     manifest = package.manifest
-    canaries = _canaries(fleet, plan)
-    rest = [k for k in plan.kits if k.device_id not in canaries]
+    variants = await _variants(plan, manifest) if plan.choose_precision else []
+    refused = {
+        k.name: "; ".join(reasons)
+        for k in plan.kits
+        if (reasons := await async_gate_check(fleet, k, manifest, plan.force)) and not plan.force
+    }
+    kits = [k for k in plan.kits if k.name not in refused]
+    if not kits:
+        raise RolloutError(
+            "the manifest's hardware gates refuse every kit: "
+            + "; ".join(f"{n}: {why}" for n, why in refused.items())
+            + " (--force overrides, audited)"
+        )
+    canaries = _canaries(fleet, replace(plan, kits=kits))
+    rest = [k for k in kits if k.device_id not in canaries]
     states = [
         KitState(k.device_id, k.name, 0, version=manifest.version)
         for k in plan.kits
@@ -67,7 +83,8 @@ async def async_create(fleet: Fleet, plan: Plan) -> tuple[Rollout, Package]:
         soak_s=plan.soak_s,
         eval_dataset=str(plan.eval_dataset.resolve()) if plan.eval_dataset else None,
         choose_precision=plan.choose_precision,
-        variants=[str(v.resolve()) for v in plan.variants],
+        variants=[str(v.resolve()) for v in variants],
+        refused=refused,
         force=plan.force,
         created_at=time.time(),
     )
@@ -86,3 +103,32 @@ def _canaries(fleet: Fleet, plan: Plan) -> set[str]:
     if outside:
         raise RolloutError(f"--canary {', '.join(outside)}: not among the kits of this rollout")
     return chosen
+
+
+async def _variants(plan: Plan, manifest: Manifest) -> list[Path]:
+    """The other precisions of the model: those given, else the packages beside it whose
+    manifests name the same model in another precision (digits-cnn-int8.onnx beside -fp32)."""
+    given = list(plan.variants)
+    if not given:
+        for path in sorted(plan.model.resolve().parent.glob("*.onnx")):
+            if path.resolve() == plan.model.resolve() or not manifest_path(path).exists():
+                continue
+            try:
+                other = await asyncio.to_thread(load_package, path)
+            except ModelPackageError:
+                continue
+            if other.name == manifest.name and other.precision != manifest.precision:
+                given.append(path)
+    for path in given:
+        other = (await asyncio.to_thread(prepare_package, path)).manifest
+        if other.name != manifest.name or other.version == manifest.version:
+            raise RolloutError(
+                f"--variant {path.name}: a variant is another version of {manifest.name} "
+                f"(it is {other.name} {other.version})"
+            )
+    if not given:
+        raise RolloutError(
+            f"--choose-precision: no other precision of {manifest.name} beside {plan.model.name}; "
+            "name one with --variant MODEL-int8.onnx"
+        )
+    return given

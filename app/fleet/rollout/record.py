@@ -86,6 +86,7 @@ class Rollout:
     choose_precision: bool = False
     variants: list[str] = field(default_factory=list)  # other packages of the model (precision)
     force: bool = False
+    refused: dict[str, str] = field(default_factory=dict)  # kit name -> the gates it misses
     phase: Phase = "uploading"
     wave: int = 0
     wave_started_at: float | None = None
