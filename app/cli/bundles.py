@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from app.cli.common import add_tag_option, emit, open_fleet, select_kits
+from app.cli.receipts import add_receive, receive_command
 from app.cli.types import CommandFactory, Handler
 
 # The fleet, the key and the bundle writer are imported when a command runs (a light parser).
@@ -29,6 +30,7 @@ def add_commands(command: CommandFactory) -> None:
     create.add_argument("--job", dest="jobs", action="append", default=[], type=Path, metavar="SPEC.json")
     create.add_argument("--expires", default="14d", help="e.g. 14d, 12h, or never (default 14d)")
     create.add_argument("--json", action="store_true", help="print JSON")
+    add_receive(actions)
     signer = command("signer", "the app's bundle-signing key: `signer show`, `signer rotate`")
     signer.add_argument("action", choices=("show", "rotate"))
 
@@ -97,4 +99,5 @@ async def _signer(args: argparse.Namespace) -> int:
 
 
 BundleActions["create"] = _create
+BundleActions["receive"] = receive_command
 HANDLERS: dict[str, Handler] = {"bundle": _bundle, "signer": _signer}

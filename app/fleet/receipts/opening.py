@@ -95,7 +95,7 @@ def _verifier(inventory: Inventory, claimed: dict[str, Kit]) -> Verifier:
             raise Forbidden(
                 "unknown_kit",
                 f"it comes from kit {format_device_id(device_id)}, which this laptop never adopted",
-                "adopt the kit first (its certificate is what the receipt is checked against)",
+                "adopt the kit first: a receipt is checked against the certificate pinned at adoption",
             ) from exc
         claimed["kit"] = kit
         if certificate_verifier(kit.cert_pem, kit.device_id)(manifest_bytes, signature):
@@ -139,4 +139,5 @@ def _contents(bundle: VerifiedBundle, folder: Path, path: Path) -> Receipt:
 
 
 def _said(path: Path, refusal: Refusal) -> str:
-    return f"{path.name}: refused, {refusal.message}" + (f" ({refusal.hint})" if refusal.hint else "")
+    said = f"{path.name}: refused, {refusal.message.rstrip('.')}"
+    return said + (f"; {refusal.hint[:1].lower()}{refusal.hint[1:]}" if refusal.hint else "")
