@@ -136,7 +136,7 @@ def test_fine_tune_beats_the_backbone_on_field_conditions(start_agent: AgentFact
 
 
 def dataset(agent: Any, name: str) -> Path:
-    folder = agent.data_dir / "datasets" / name
+    folder: Path = agent.data_dir / "datasets" / name
     folder.mkdir(parents=True)
     return folder
 
