@@ -20,11 +20,13 @@ from app.fleet.precision_store import PrecisionChoices
 from app.fleet.preflight import last_preflight
 from app.fleet.report_data import FleetReport, KitReport
 from app.fleet.report_html import render
+from app.fleet.rollout.store import RolloutStore
 from app.fleet.service import Fleet
 
 __all__ = ["FleetReport", "KitReport", "async_build_report", "write_report"]
 
 AUDIT_SHOWN = 200  # newest entries per log in the report
+ROLLOUTS_SHOWN = 20
 
 
 async def async_build_report(
@@ -54,6 +56,7 @@ async def async_build_report(
         fleet.audit.entries(limit=AUDIT_SHOWN),
         fleet.audit.verify(),
         ops.thresholds,
+        tuple(RolloutStore(fleet.inventory).all(ROLLOUTS_SHOWN)),
     )
 
 

@@ -9,6 +9,7 @@ from agent.wire import AuditEntry, FactFamilies, MetricSample
 from app.fleet.alerts import Alert, Thresholds
 from app.fleet.ops import KitView
 from app.fleet.precision_store import StoredChoice
+from app.fleet.rollout.record import Rollout
 
 __all__ = ["FleetReport", "KitReport"]
 
@@ -34,6 +35,7 @@ class FleetReport:
     app_audit: list[AuditEntry]
     app_chain_problems: list[str]
     thresholds: Thresholds
+    rollouts: tuple[Rollout, ...] = ()  # the newest staged rollouts, newest first
 
     @property
     def alerts(self) -> list[Alert]:

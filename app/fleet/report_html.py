@@ -14,6 +14,7 @@ from app.fleet.evaluation import evaluation, label_rows, most_confused, percent
 from app.fleet.ops import KitView, model_rows
 from app.fleet.precision_store import StoredChoice
 from app.fleet.report_data import FleetReport, KitReport
+from app.fleet.report_rollouts import rollouts_section
 from app.fleet.svg_chart import Series, line_chart
 from app.fleet.text import printable
 
@@ -47,6 +48,7 @@ def render(report: FleetReport) -> str:
         _models(report.kits),
         _jobs(report.kits),
         _evaluations(report.kits),
+        rollouts_section(list(report.rollouts)),
         _charts(report.kits),
         _alerts(report.alerts),
         _audit(report),

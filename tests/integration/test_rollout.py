@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from app.fleet.inventory import Inventory
+from app.fleet.report import async_build_report
+from app.fleet.report_html import render
 from app.fleet.rollout import Event, Plan, RolloutStore, async_abort, async_resume, async_start
 from app.fleet.rollout.plan import async_create
 from app.fleet.service import Fleet
@@ -72,6 +74,11 @@ def test_a_canary_wrong_on_the_eval_set_is_rolled_back_and_the_rest_never_activa
     # the kit logged its own activation and rollback (the ordinary calls)
     kit_actions = [e.action for e in fleet.audit.entries(kits["canary"].device_id, 500)]
     assert "model.rollback" in kit_actions or "model.activate" in kit_actions, kit_actions
+    page = render(asyncio.run(async_build_report(fleet, poll=False)))  # the field report says so too
+    section = page[page.index("<h2>Rollouts</h2>") :]
+    assert f"{rollout.rollout_id}: digits-cnn 1.1" in section
+    assert '<span class="bad">rolled-back</span>' in section
+    assert "stopped because wave 0: 1 kit(s) failed (canary), 0 allowed" in section
 
 
 def test_a_good_rollout_reaches_every_kit_including_one_stopped_during_its_wave(
