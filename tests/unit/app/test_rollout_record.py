@@ -65,7 +65,8 @@ def test_one_live_rollout_per_model_and_the_record_reads_back(tmp_path: Path) ->
     first.phase = "done"
     store.save(first)
     store.create(_rollout("ro-4"))  # the first one finished: a new one is accepted
-    assert {r.rollout_id: r.phase for r in store.all()} == {"ro-1": "done", "ro-3": "uploading", "ro-4": "uploading"}
+    phases = {r.rollout_id: r.phase for r in store.all()}
+    assert phases == {"ro-1": "done", "ro-3": "uploading", "ro-4": "uploading"}
     kits = inventory.db.execute("SELECT kit_name, state FROM rollout_kits WHERE rollout_id = 'ro-1'")
     assert sorted(kits.fetchall()) == [("kit-a", "pending"), ("kit-b", "pending")]
     inventory.close()
