@@ -63,6 +63,7 @@ class FineTuneParams(BaseModel):
 class FineTuneBefore(BaseModel):
     accuracy: float | None = Field(description="the backbone's top-1 on the validation images it can name")
     note: str = ""
+    images: int = Field(default=0, description="how many validation images that is")
 
 
 class ClassScore(BaseModel):
@@ -78,6 +79,9 @@ class ConfusionMatrix(BaseModel):
 
 class FineTuneAfter(BaseModel):
     accuracy: float
+    accuracy_where_before: float | None = Field(
+        default=None, description="the new model's top-1 on the images the backbone was scored on"
+    )
     per_class: dict[str, ClassScore]
     confusion: ConfusionMatrix
 

@@ -83,7 +83,7 @@ def _run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
         "installed": None,
     }
     tuned = _compose(spec, report, backbone, embedding, head, classes, manifest, params, scored)
-    summary["version"] = tuned.version
+    summary["version"], summary["sha256"] = tuned.version, tuned.sha256
     report.write_json("result.json", summary)
     report.progress(len(labelled.paths) + 1, len(labelled.paths) + 1)
     return summary

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from app.fleet.jobspec import JobSpec
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+FINE_TUNE_OPTIONS = ("embedding", "epochs", "val_fraction", "l2", "min_per_class", "seed", "activate")
 
 
 def add_submit_options(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +57,21 @@ def add_submit_options(parser: argparse.ArgumentParser) -> None:
         help="any parameter of the kind; VALUE is JSON when it parses (runs=20, "
         "argv='[\"/usr/bin/true\"]'), else text (repeatable)",
     )
-    images = parser.add_argument_group("images (batch-infer, evaluate)")
+    tune = parser.add_argument_group("fine-tune (--model: the backbone, --dataset: the labelled images)")
+    tune.add_argument("--embedding", help="the tensor the new head learns from (default: found)")
+    tune.add_argument("--epochs", type=int, metavar="N", help="training steps of the head (default 200)")
+    tune.add_argument(
+        "--val-fraction", type=float, metavar="F", help="share of each class held out (default 0.2)"
+    )
+    tune.add_argument("--l2", type=float, metavar="X", help="L2 regularisation of the head (default 1e-3)")
+    tune.add_argument(
+        "--min-per-class", type=int, metavar="N", help="fewest images a class may have (default 5)"
+    )
+    tune.add_argument("--seed", type=int, metavar="N", help="the split's shuffle (default 0)")
+    tune.add_argument(
+        "--activate", action="store_true", default=None, help="serve the new version at once if it is better"
+    )
+    images = parser.add_argument_group("images (batch-infer, evaluate, fine-tune)")
     images.add_argument("--folder", help="a folder on the kit, under its data roots")
     images.add_argument("--dataset", help="a dataset uploaded to the kit earlier")
     images.add_argument(
@@ -127,8 +142,8 @@ def spec_from(args: argparse.Namespace) -> tuple[JobSpec, LocalDataset | None]:
             ]
         )
     params = _params(args.params)
-    for key in ("model", "version", "folder", "dataset"):
-        if getattr(args, key) is not None:
+    for key in ("model", "version", "folder", "dataset", *FINE_TUNE_OPTIONS):
+        if getattr(args, key, None) is not None:
             params[key] = getattr(args, key)
     threads = args.threads
     if args.batch_sizes is not None:

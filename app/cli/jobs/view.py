@@ -166,6 +166,8 @@ def _found_lines(kind: str, result: dict[str, Any] | None) -> list[str]:
     )
     if kind == "benchmark":
         return head + benchmark_table(result.get("rows", []))
+    if kind == "fine-tune" and (tuned := _fine_tune_lines(result)):
+        return head + [f"  {line}" if line else "" for line in tuned]
     if kind in ("evaluate", "stream"):  # a table and the confused pairs; a stream's counts
         return head + [f"  {line}" if line else "" for line in _kind_lines(kind, result)]
     skip = {"model", "version", "sha256", "rows", "energy"}
@@ -182,6 +184,13 @@ def _kind_lines(kind: str, result: dict[str, Any]) -> list[str]:
     if scored is None:
         return [f"{key}: {_plain(value)}" for key, value in result.items()]
     return evaluation_lines(scored)
+
+
+def _fine_tune_lines(result: dict[str, Any]) -> list[str]:
+    from app.fleet.finetune import fine_tune, fine_tune_lines
+
+    tuned = fine_tune(result)
+    return fine_tune_lines(tuned) if tuned is not None else []
 
 
 def benchmark_table(rows: list[dict[str, Any]]) -> list[str]:
