@@ -48,7 +48,7 @@ class ExportLimits:
     max_results_bytes: int = 256 * MIB  # every result file of the receipt together
     jobs: int = MAX_RECEIPT_JOBS
     samples: int = MAX_RECEIPT_SAMPLES
-    audit: int = MAX_RECEIPT_AUDIT
+    audit: int = MAX_RECEIPT_AUDIT - 1  # and the last one exported before, again
     imports: int = MAX_RECEIPT_IMPORTS
 
 
@@ -100,14 +100,17 @@ def collect(data_dir: Path, start: ReceiptCursors, limits: ExportLimits) -> Coll
 
 
 def _audit(conn: sqlite3.Connection, start: ReceiptCursors, limits: ExportLimits, out: Collected) -> None:
+    """New entries, after the last one exported again: the laptop compares that one with its
+    copy (as a network pull does), so a log rewritten since shows, and a receipt with nothing
+    new still links to the one before."""
     rows = conn.execute(
-        f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608 - constant
-        (start.audit_seq, limits.audit),
+        f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",  # noqa: S608 - constant
+        (start.audit_seq, limits.audit + 1),
     ).fetchall()
     out.audit = [AuditEntry(**{**dict(r), "detail": json.loads(r["detail"])}) for r in rows]
     if out.audit:
         out.end.audit_seq, out.end.audit_hash = out.audit[-1].seq, out.audit[-1].hash
-    if len(rows) == limits.audit:
+    if len(rows) == limits.audit + 1:
         out.notes.append(f"audit: the first {limits.audit} new entries; export again for the rest")
     if _has_table(conn, "audit_segments"):
         first = conn.execute("SELECT MIN(start_seq) FROM audit_segments").fetchone()[0]

@@ -123,7 +123,12 @@ def _merge(ops: FleetOps, store: ReceiptStore, opened: OpenedReceipt, scratch: P
     _keep_job_files(opened, scratch / kit.device_id)
     samples_new = ops.history.merge(kit.device_id, receipt.metrics)
     held_before = ops.fleet.audit.anchor(kit.device_id)[0]
-    chain = ops.fleet.audit.merge_pulled(kit.device_id, receipt.audit)
+    audit = ops.fleet.audit
+    chain = (
+        audit.merge_pulled(kit.device_id, receipt.audit)
+        if receipt.audit
+        else audit.chain_status(kit.device_id)
+    )
     _merge_jobs(ops, kit.device_id, [j.info for j in receipt.jobs], receipt.metrics, receipt.exported_at)
     _prune_job_files(ops, scratch / kit.device_id)
     db = ops.fleet.inventory.db

@@ -106,7 +106,7 @@ def test_a_skipped_receipt_shows_as_a_gap_in_the_chain(tmp_path: Path, ops: Flee
     second = export(kit.data_dir, stick(tmp_path))
     [merged] = receive(ops, second.path).received
     assert not merged.chain_ok
-    assert "entry 3 follows 0: entries are missing" in merged.chain
+    assert "entry 2 follows 0: entries are missing" in merged.chain
 
 
 def test_since_zero_exports_everything_again_and_merges_as_one(
