@@ -5,18 +5,24 @@ then run a batch-infer job over the bundled evaluation images and a benchmark on
 the workstation watches the bundled video with the detector as a stream job, followed live.
 
 Everything stays on this machine: agents listen on 127.0.0.1 and mDNS runs only
-on 127.0.0.1, so no traffic reaches the machine's real network.
+on 127.0.0.1, so no traffic reaches the machine's real network. However the demo ends (done, an
+error, Ctrl-C, SIGTERM or SIGHUP), it stops the agents it started; each agent's job workers
+die with it (they ask the kernel for that, `agent/warm.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from agent.wire import CpuFacts, InferResult, Int8Advice, JobInfo, JobRequest, MemoryFacts
 from app.fleet.datasets import scan
@@ -25,7 +31,7 @@ from app.fleet.discovery import Announcement, async_discover
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit
 from app.fleet.jobs import async_submit, async_watch
-from app.fleet.localagent import LOOPBACK, LocalAgent
+from app.fleet.localagent import LOOPBACK, LocalAgent, stop_all
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
 from app.fleet.stream import LiveEvent, StreamOptions, async_follow, async_start, stats_line
@@ -210,7 +216,44 @@ def _outcome(job: JobInfo) -> str:
     return job.error or ""
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Stopped(KeyboardInterrupt):
+    """A stop signal, as Ctrl-C: asyncio re-raises only KeyboardInterrupt and SystemExit from
+    its callbacks and transports (any other exception there is logged and the loop goes on)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    raise _Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP unwind the demo (its `finally` stops the agents)."""
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
+    """Run the demo; a stop signal ends it with 128 + its number, after the agents stopped."""
+    try:
+        with _stopped_by_signals():
+            return _run_demo(screenshot, offscreen)
+    except _Stopped as stop:
+        print(f"[demo] stopped by {signal.Signals(stop.signum).name}", file=sys.stderr, flush=True)
+        return 128 + stop.signum
+
+
+def _run_demo(screenshot: Path | None, offscreen: bool) -> int:
     offscreen = offscreen or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if offscreen:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -239,8 +282,9 @@ def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
             _say(f"saved the stream's last annotated frame to {live}")
         return _show_window(settings, len(agents), screenshot, offscreen)
     finally:
-        for agent in agents:
-            agent.stop()
+        for signum in _STOP_SIGNALS:  # a second signal must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
+        stop_all(agents)
         shutil.rmtree(workdir, ignore_errors=True)
         _say("stopped the demo agents")
 

@@ -112,14 +112,23 @@ class LocalAgent:
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait: the agent withdraws its mDNS record and closes its database."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
+        self.signal_stop()
+        return self.wait_stopped(timeout)
+
+    def wait_stopped(self, timeout: float = 15.0) -> int | None:
+        """Wait for a signalled agent to exit; SIGKILL it after `timeout` seconds (then None)."""
+        if self.process is None:
+            return None
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+
+    def signal_stop(self) -> None:
+        """SIGTERM without waiting, so several agents stop at once (`stop_all`)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -132,3 +141,11 @@ class LocalAgent:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_all(agents: list[LocalAgent], timeout: float = 15.0) -> None:
+    """SIGTERM every agent first, then wait for each (and SIGKILL one that does not stop)."""
+    for agent in agents:
+        agent.signal_stop()
+    for agent in agents:
+        agent.wait_stopped(timeout)

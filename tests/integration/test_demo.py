@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
+import pytest
 
 from app.fleet.models import load_package
 from resources import models_dir
@@ -61,3 +66,51 @@ def test_demo_discovers_adopts_deploys_and_shows_three_kits(tmp_path: Path) -> N
     assert jobs_shot.stat().st_size > 10_000
     assert "propagateSizeHints" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_stops_the_demos_agents_and_their_workers(tmp_path: Path, signum: int) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("DISPLAY", None)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "app", "demo", "--screenshot", str(tmp_path / "demo.png")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert demo.stdout is not None
+        lines = []
+        for line in demo.stdout:  # until the kits have jobs queued: workers and spares are up
+            lines.append(line)
+            if "queued benchmark job" in line:
+                break
+        else:
+            raise AssertionError("".join(lines) + demo.stderr.read() if demo.stderr else "")
+        started = psutil.Process(demo.pid).children(recursive=True)
+        agents = [p for p in started if "agent" in p.cmdline()[1:3] and "run" in p.cmdline()]
+        assert len(agents) == 3, [p.cmdline() for p in started]
+        assert len(started) > len(agents)  # each agent's job workers and warm spares too
+
+        demo.send_signal(signum)
+        out, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+
+    assert demo.returncode == 128 + signum, out + err
+    assert f"stopped by {signal.Signals(signum).name}" in err
+    assert "stopped the demo agents" in out
+    deadline = time.monotonic() + 10  # a worker's parent-death signal lands just after its agent exits
+    while (alive := [p for p in started if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive == [], [p.cmdline() for p in alive]
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
