@@ -24,7 +24,7 @@ from agent.bundles.actions import ACTIONS, Context, check_actions
 from agent.bundles.journal import Journal
 from agent.bundles.signers import TrustedSigners
 from agent.db import Database
-from agent.errors import Busy, Forbidden, Invalid, NoRoom, Refusal
+from agent.errors import Busy, Forbidden, Invalid, NoRoom, Refusal, TooLarge
 from agent.toolkit.bundlecheck import check_expiry, check_target
 from agent.toolkit.bundles import BundleLimits, VerifiedBundle, open_bundle
 from agent.toolkit.bundlesign import ed25519_verifier, manifest_signer
@@ -67,8 +67,34 @@ def _checked(ctx: Context, db: Database, device_id: str, path: Path) -> Verified
     check_target(bundle.manifest, device_id)
     check_expiry(bundle.manifest)
     check_actions(bundle)
+    _check_limits(ctx, bundle)
     _check_room(ctx, bundle)
     return bundle
+
+
+def _check_limits(ctx: Context, bundle: VerifiedBundle) -> None:
+    """The upload limits, for every model and dataset at once: refused before anything is applied."""
+    settings = ctx.settings
+    for action in bundle.manifest.get("actions", []):
+        if action["type"] == "model":
+            size = bundle.member(str(action["member"])).size
+            if size > settings.max_model_bytes:
+                raise TooLarge(
+                    "model_too_large",
+                    f"a model in the bundle is {size} bytes; this kit takes {settings.max_model_bytes}",
+                    "raise max_model_bytes in agent.json, or send a smaller model",
+                )
+        if action["type"] == "dataset":
+            prefix = f"files/datasets/{action['name']}/"
+            members = [m for m in bundle.members if m.path.startswith(prefix)]
+            size = sum(m.size for m in members)
+            if size > settings.max_dataset_bytes or len(members) > settings.max_dataset_files:
+                raise TooLarge(
+                    "dataset_too_large",
+                    f"dataset {action['name']} has {len(members)} files, {size} bytes; this kit takes "
+                    f"{settings.max_dataset_files} files, {settings.max_dataset_bytes} bytes",
+                    "split it, or raise max_dataset_bytes / max_dataset_files in agent.json",
+                )
 
 
 def _verifier(signers: TrustedSigners) -> Any:

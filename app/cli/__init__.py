@@ -11,7 +11,19 @@ from typing import Any
 # Every module imported here only declares its commands: what a command does (the fleet,
 # pydantic, httpx, SQLite, ONNX, SSH) is imported when it runs, so `kitfleet --help` and each
 # command start without the others' libraries (tests/unit/app/test_cli_start.py).
-from app.cli import field, jobs, kits, models, preflight, provision, quantize, report, rollout, stream
+from app.cli import (
+    bundles,
+    field,
+    jobs,
+    kits,
+    models,
+    preflight,
+    provision,
+    quantize,
+    report,
+    rollout,
+    stream,
+)
 from app.cli.common import settings
 from app.fleet.errors import Error
 
@@ -26,6 +38,7 @@ HANDLERS = {
     **preflight.HANDLERS,
     **rollout.HANDLERS,
     **field.HANDLERS,
+    **bundles.HANDLERS,
 }
 
 
@@ -60,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     preflight.add_commands(command)
     rollout.add_commands(command)
     field.add_commands(command)
+    bundles.add_commands(command)
     demo = command("demo", "start demo agents on loopback and use them end to end", False)
     demo.add_argument("--screenshot", type=Path, help="where to save the window screenshot")
     demo.add_argument(
