@@ -18,6 +18,7 @@ from app.fleet.inventory import Kit
 from app.fleet.ops import FleetOps, KitView
 from app.fleet.precision_store import PrecisionChoices
 from app.fleet.preflight import last_preflight
+from app.fleet.receipts import bundle_traffic
 from app.fleet.report_data import FleetReport, KitReport
 from app.fleet.report_html import render
 from app.fleet.rollout.store import RolloutStore
@@ -78,6 +79,7 @@ def _kit_report(ops: FleetOps, view: KitView, hours: float) -> KitReport:
         ops.audit.kit_entries(device_id, AUDIT_SHOWN),
         last_preflight(ops.audit.entries(device_id, AUDIT_SHOWN)),
         tuple(PrecisionChoices(ops.fleet.inventory).of_kit(device_id)),
+        bundle_traffic(ops.fleet.inventory, device_id),
     )
 
 

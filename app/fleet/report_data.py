@@ -9,6 +9,7 @@ from agent.wire import AuditEntry, FactFamilies, MetricSample
 from app.fleet.alerts import Alert, Thresholds
 from app.fleet.ops import KitView
 from app.fleet.precision_store import StoredChoice
+from app.fleet.receipts import BundleTraffic
 from app.fleet.rollout.record import Rollout
 
 __all__ = ["FleetReport", "KitReport"]
@@ -23,6 +24,7 @@ class KitReport:
     audit: list[AuditEntry]
     preflight: AuditEntry | None = None  # the app's newest pre-flight verdict on this kit
     precision: tuple[StoredChoice, ...] = ()  # the variant chosen per model on this kit, and why
+    bundles: BundleTraffic | None = None  # what reached it by bundle, and what came back by receipt
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from app.fleet.alerts import Alert
 from app.fleet.evaluation import evaluation, label_rows, most_confused, percent
 from app.fleet.ops import KitView, model_rows
 from app.fleet.precision_store import StoredChoice
+from app.fleet.report_bundles import bundles_section
 from app.fleet.report_data import FleetReport, KitReport
 from app.fleet.report_rollouts import rollouts_section
 from app.fleet.svg_chart import Series, line_chart
@@ -50,6 +51,7 @@ def render(report: FleetReport) -> str:
         _evaluations(report.kits),
         rollouts_section(list(report.rollouts)),
         _charts(report.kits),
+        bundles_section([(k.view.kit.name, k.bundles) for k in report.kits if k.bundles is not None]),
         _alerts(report.alerts),
         _audit(report),
     ]
