@@ -29,6 +29,7 @@ from app.fleet.client import KitClient
 from app.fleet.datasets import DatasetError, LocalDataset, scan
 from app.fleet.errors import Error
 from app.fleet.jobs import SubmitProgress, async_submit
+from app.fleet.known_models import KnownModels
 from app.fleet.results import async_collect
 from app.gui.bridges.base import SubBridge
 
@@ -118,6 +119,14 @@ class JobsBridge(SubBridge):
             lambda c: c.delete_schedule(schedule_id),
             "schedule deleted; the jobs it queued stay",
         )
+
+    def activate_model(self, device_id: str, name: str, version: str) -> None:
+        """Serve a version a job made (a fine-tune's), as the Models tab's Activate does."""
+
+        async def activate(c: KitClient) -> None:
+            KnownModels(self._host.ops.snapshots).confirmed(device_id, await c.activate(name, version))
+
+        self._change("activate", device_id, activate, f"{name} {version} is now serving")
 
     def read_logs(self, device_id: str, job_id: str, offset: int) -> None:
         self._submit("job logs", self._async_logs(device_id, job_id, offset))

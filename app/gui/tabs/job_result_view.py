@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
 from agent.wire import JobInfo
 from app.fleet.energy import energy_lines, energy_summary
 from app.fleet.evaluation import evaluation, evaluation_lines
+from app.fleet.finetune import activatable, fine_tune, fine_tune_lines
 from app.fleet.stream import summary_lines as stream_summary
 from app.gui.charts.bench_chart import BenchChart, Metric
 
@@ -41,6 +43,9 @@ def result_text(job: JobInfo) -> str:
     if scored is not None:  # a per-label table and the confused pairs, as the CLI shows them
         table = [*evaluation_lines(scored), *energy_lines(job.result)]
         return "\n".join([*lines, f"Model: {_model(job.result or {})}", "", *table])
+    tuned = fine_tune(job.result) if job.kind == "fine-tune" else None
+    if tuned is not None:  # before/after, the per-class table and the matrix, as the CLI shows them
+        return "\n".join([*lines, f"Backbone: {_model(job.result or {})}", "", *fine_tune_lines(tuned)])
     if job.kind == "stream" and job.result:
         return "\n".join([*lines, *stream_summary(job.result), *energy_lines(job.result)])
     for key, value in (job.result or {}).items():
@@ -58,9 +63,18 @@ def _value_text(value: Any) -> str:
 
 
 class JobResultView(QWidget):
+    # (model, version): a fine-tune job's new version, better than its backbone, to serve
+    activate_requested = Signal(str, str)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._job: JobInfo | None = None
+        self._activatable: tuple[str, str] | None = None
+        self.activate_button = QPushButton("&Activate the new version")
+        self.activate_button.setToolTip(
+            "Serve the fine-tuned version on this kit; the backbone stays for rollback"
+        )
+        self.activate_button.clicked.connect(self._activate)
         self.metric_combo = QComboBox()
         self.metric_combo.addItems(list(_METRICS))
         self.chart = BenchChart()
@@ -83,6 +97,7 @@ class JobResultView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.pages)
+        layout.addWidget(self.activate_button, 0, Qt.AlignmentFlag.AlignRight)
         self.metric_combo.currentIndexChanged.connect(self._redraw)
         self.show_job(None)
 
@@ -94,6 +109,7 @@ class JobResultView(QWidget):
         return self.pages.currentIndex() == 1
 
     def show_job(self, job: JobInfo | None) -> None:
+        self._show_activate(job)
         self._job = job
         if job is not None and job.kind == "benchmark" and job.state == "done" and job.result:
             self.pages.setCurrentIndex(1)
@@ -110,6 +126,23 @@ class JobResultView(QWidget):
             self.pages.setCurrentIndex(0)
             self.chart.show_result(None)
             self.text.setPlainText(result_text(job) if job is not None else "Select a job to see its result.")
+
+    def _show_activate(self, job: JobInfo | None) -> None:
+        """The button under a finished fine-tune whose new version is better and not yet serving."""
+        tuned = fine_tune(job.result) if job is not None and job.kind == "fine-tune" else None
+        offer = activatable(tuned) if tuned is not None and job is not None and job.state == "done" else None
+        if offer != self._activatable:  # a new offer is clickable again; a repeated poll changes nothing
+            self._activatable = offer
+            self.activate_button.setEnabled(offer is not None)
+        self.activate_button.setVisible(offer is not None)
+        if offer is not None:
+            self.activate_button.setText(f"&Activate {offer[0]} {offer[1]}")
+
+    @Slot()
+    def _activate(self) -> None:
+        if self._activatable is not None:
+            self.activate_button.setEnabled(False)  # once: the kit's answer arrives with the next poll
+            self.activate_requested.emit(*self._activatable)
 
     @Slot()
     def _redraw(self) -> None:

@@ -111,6 +111,7 @@ class JobsTab(QWidget):
         bridge.jobs_unavailable.connect(self._on_unavailable, QUEUED)
         bridge.submitted.connect(self._on_submitted, QUEUED)
         bridge.results_saved.connect(self._on_saved, QUEUED)
+        self.result.activate_requested.connect(self._activate_version)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.model.modelReset.connect(self._update_buttons)
         self.model.dataChanged.connect(self._on_data_changed)
@@ -286,6 +287,10 @@ class JobsTab(QWidget):
             self.message.setText(f"Results saved to {saved.folder}: {said}")
 
     @Slot(str, bool)
+    def _activate_version(self, name: str, version: str) -> None:
+        if self._device is not None:
+            self._bridge.activate_model(self._device, name, version)
+
     def _pause_schedule(self, schedule_id: str, enabled: bool) -> None:
         if self._device is not None:
             self._bridge.set_schedule_enabled(self._device, schedule_id, enabled)
