@@ -21,6 +21,7 @@ from app.gui.dialogs.prompts import Prompts
 from app.gui.dialogs.provision_dialog import ProvisionDialog
 from app.gui.model_actions import ModelActions
 from app.gui.ops_window import install_fleet_ops
+from app.gui.rollout_window import install_rollouts
 from app.gui.tables.fleet_model import FleetTableModel
 from app.gui.tables.kit_row import KitRow
 from app.gui.tables.rows import row_view
@@ -112,7 +113,10 @@ class MainWindow(QMainWindow):
         menu.addAction(self.quit_action)
         self.model_actions = models = ModelActions(self, self.bridge.models, self.prompts, self.model.rows)
         self.deploy_action = models.deploy_action
-        self.menuBar().addMenu("&Models").addActions([models.deploy_action, models.quantize_action])
+        models_menu = self.menuBar().addMenu("&Models")
+        models_menu.addActions([models.deploy_action, models.quantize_action])
+        rollouts = self.bridge.rollouts
+        self.rollouts = install_rollouts(self, rollouts, self.prompts, self.model.rows, models_menu)
         self._make_bundle_actions()
         toolbar = self.addToolBar("Fleet")
         toolbar.setObjectName("fleet-toolbar")
@@ -300,6 +304,7 @@ class MainWindow(QMainWindow):
         if self._error_box is not None:
             self._error_box.close()
         self.model_actions.close_dialogs()
+        self.rollouts.close_dialogs()
         self.tabs.jobs.close_dialogs()
         super().closeEvent(event)
         if event.isAccepted():

@@ -27,6 +27,7 @@ from app.gui.bridges.jobs_bridge import JobsBridge
 from app.gui.bridges.models_bridge import ModelsBridge
 from app.gui.bridges.ops_bridge import OpsBridge
 from app.gui.bridges.provision_bridge import ProvisionBridge
+from app.gui.bridges.rollout_bridge import RolloutBridge
 from app.gui.bridges.stream_bridge import StreamBridge
 from app.gui.tables.kit_row import Sighting
 
@@ -69,6 +70,7 @@ class FleetBridge(QObject):
         self.fleet_ops = OpsBridge(self, parent=self)  # history, tags, audit, report
         self.streams = StreamBridge(self, parent=self)  # stream jobs and their live view
         self.provisioning = ProvisionBridge(self, parent=self)  # install and adopt over SSH
+        self.rollouts = RolloutBridge(self, parent=self)  # staged rollouts, followed live
 
     # called on the GUI thread -----------------------------------------------------
 

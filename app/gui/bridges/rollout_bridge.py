@@ -1,0 +1,96 @@
+"""Rollouts for the window (issue 21): start, follow, pause, resume and abort, on the bridge's loop.
+
+The engine (`app.fleet.rollout`) runs on the loop thread; each step it reports is sent to the
+window as a `step`, with the rollout as the inventory now records it (`changed`), so the
+Rollouts panel follows phases and per-kit states live without reading the inventory itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from PySide6.QtCore import Signal
+
+from app.fleet.rollout import (
+    Event,
+    Plan,
+    Rollout,
+    RolloutStore,
+    async_abort,
+    async_resume,
+    async_start,
+    pause,
+)
+from app.gui.bridges.base import SubBridge
+
+__all__ = ["RolloutBridge"]
+
+FOLLOW_S = 1.0
+Runner = Callable[[Callable[[Event], None]], Awaitable[Rollout]]
+
+
+class RolloutBridge(SubBridge):
+    step = Signal(object)  # Event: one step, in words
+    changed = Signal(object)  # Rollout: as the inventory records it after that step
+    listed = Signal(object)  # list[Rollout], newest first
+    ended = Signal(object)  # Rollout: its engine stopped (finished, paused, or waiting for kits)
+
+    # called on the GUI thread ---------------------------------------------------------
+
+    def load(self) -> None:
+        self._submit("rollouts", self._async_list())
+
+    def start(self, plan: Plan) -> None:
+        self._submit("rollout", self._async_drive(lambda sink: async_start(self._host.fleet, plan, sink)))
+
+    def resume(self, rollout_id: str) -> None:
+        self._submit(
+            "rollout resume", self._async_drive(lambda sink: async_resume(self._host.fleet, rollout_id, sink))
+        )
+
+    def abort(self, rollout_id: str) -> None:
+        self._submit(
+            "rollout abort", self._async_drive(lambda sink: async_abort(self._host.fleet, rollout_id, sink))
+        )
+
+    def pause(self, rollout_id: str) -> None:
+        self._submit("rollout pause", self._async_pause(rollout_id))
+
+    # on the loop thread -----------------------------------------------------------------
+
+    async def _async_list(self) -> None:
+        self.listed.emit(RolloutStore(self._host.fleet.inventory).all())
+
+    async def _async_drive(self, run: Runner) -> None:
+        store = RolloutStore(self._host.fleet.inventory)
+        followed: set[str] = set()
+
+        def sink(event: Event) -> None:  # called by the engine on this (the loop) thread
+            followed.add(event.rollout_id)
+            self.step.emit(event)
+            self.changed.emit(store.get(event.rollout_id))
+
+        watcher = asyncio.ensure_future(self._async_follow(store, followed))
+        try:
+            rollout = await run(sink)
+        finally:
+            watcher.cancel()
+        self.changed.emit(rollout)
+        self.ended.emit(rollout)
+        self.listed.emit(store.all())
+
+    async def _async_follow(self, store: RolloutStore, followed: set[str]) -> None:
+        """The engine saves between its notes too (a soak begins, a kit's checks land): show
+        what the inventory holds every `FOLLOW_S` while a rollout runs, when it moved."""
+        last: dict[str, dict[str, object]] = {}
+        while True:
+            await asyncio.sleep(FOLLOW_S)
+            for rollout_id in list(followed):
+                rollout = store.get(rollout_id)
+                if last.get(rollout_id) != (now := rollout.to_json()):
+                    last[rollout_id] = now
+                    self.changed.emit(rollout)
+
+    async def _async_pause(self, rollout_id: str) -> None:
+        self.changed.emit(pause(self._host.fleet, rollout_id))

@@ -1,0 +1,109 @@
+"""The Rollout dialog and the Rollouts panel (issue 21) against a real agent: a rollout planned
+in the dialog runs on the bridge's loop and the panel follows it to the end, per kit; a long soak
+is stopped by one click on Abort, which rolls the canary back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from app.fleet.localagent import LocalAgent
+from app.fleet.rollout import Rollout
+from app.fleet.settings import AppSettings
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.prompts import Prompts
+from app.gui.docks.rollouts_panel import RolloutsPanel
+from app.gui.main_window import MainWindow
+from tests.gui.kits import adopt
+from tests.gui.onnx_files import classifier_versions
+from tests.gui.windows import WAIT_MS, open_window, wait_status
+
+ROLLOUT_MS = 4 * WAIT_MS
+
+
+def open_rollout(qtbot: QtBot, bridge: FleetBridge, model: Path, kit: str) -> MainWindow:
+    window = open_window(qtbot, bridge, Prompts(choose_model=lambda parent, start: model))
+    wait_status(qtbot, window, kit, "online")
+    window.rollouts.rollout_action.trigger()
+    return window
+
+
+def test_a_rollout_planned_in_the_dialog_is_followed_to_the_end_in_the_panel(
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
+    tmp_path: Path,
+) -> None:
+    [kit] = adopt(settings, start_agent("kit-canary"))
+    [model] = classifier_versions(tmp_path, "1")
+    window = open_rollout(qtbot, bridge, model, kit)
+    dialog = window.rollouts.dialog
+    assert dialog is not None
+    assert not dialog.start_button.isEnabled()  # no model yet
+    assert dialog.checked() == [kit]
+    dialog.choose_button.click()
+    dialog.waves.setText("bad")
+    dialog.start_button.click()
+    assert "--waves: 'bad' is not a share" in dialog.message.text()
+    dialog.waves.setText("100%")
+    dialog.soak.setValue(0)
+    steps: list[object] = []
+    bridge.rollouts.step.connect(steps.append)
+    with qtbot.waitSignal(bridge.rollouts.ended, timeout=ROLLOUT_MS) as ended:
+        dialog.start_button.click()
+    rollout: Rollout = ended.args[0]
+    assert rollout.phase == "done", rollout.reason
+    panel = window.rollouts.panel
+    assert window.rollouts.dock.isVisible()
+    qtbot.waitUntil(lambda: "done" in (panel.list.currentItem().text() if panel.list.currentItem() else ""))
+    assert panel.kits.rowCount() == 1
+    assert [_cell(panel, c) for c in range(3)] == ["canary", "kit-canary", "passed"]
+    lines = panel.log.toPlainText().splitlines()
+    assert len(lines) == len(steps) > 0
+    assert all(line.startswith(rollout.rollout_id) for line in lines)
+    assert lines[-1].endswith("done: 1 passed")
+    assert not panel.abort_button.isEnabled()  # finished: nothing to abort
+
+
+def test_one_click_abort_stops_a_soak_and_rolls_the_canary_back(
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
+    tmp_path: Path,
+) -> None:
+    [kit] = adopt(settings, start_agent("kit-abort"))
+    [model] = classifier_versions(tmp_path, "1")
+    window = open_rollout(qtbot, bridge, model, kit)
+    dialog = window.rollouts.dialog
+    assert dialog is not None
+    dialog.choose_button.click()
+    dialog.soak.setValue(3600)
+    panel = window.rollouts.panel
+
+    def soaking() -> None:
+        rollout = panel.selected()
+        assert rollout is not None
+        assert rollout.phase == "soaking"
+
+    dialog.start_button.click()
+    qtbot.waitUntil(soaking, timeout=ROLLOUT_MS)
+    assert panel.abort_button.isEnabled()
+    with qtbot.waitSignal(bridge.rollouts.ended, timeout=ROLLOUT_MS, check_params_cb=_aborted):
+        panel.abort_button.click()
+    qtbot.waitUntil(lambda: getattr(panel.selected(), "phase", "") == "aborted")
+    assert _cell(panel, 2) == "rolled-back"
+    assert "aborted by the technician" in panel.list.currentItem().text()
+
+
+def _cell(panel: RolloutsPanel, column: int) -> str:
+    item = panel.kits.item(0, column)
+    assert item is not None
+    return item.text()
+
+
+def _aborted(rollout: Rollout) -> bool:
+    return rollout.phase == "aborted"
