@@ -23,6 +23,7 @@ from agent.jobs.service import Jobs
 from agent.models.store import ModelStore
 from agent.models.verifier import VerificationFailed, Verifier
 from agent.toolkit.bundles import VerifiedBundle
+from agent.toolkit.durable import fsync_path
 from agent.toolkit.hashing import sha256_file
 from agent.wire import JobRequest, Manifest
 
@@ -149,10 +150,14 @@ def apply_dataset(ctx: Context, bundle: VerifiedBundle, idx: int, action: dict[s
         return name, {"files": len(members), "already": True}
 
     def fill(staging: Path) -> None:
+        folders: set[Path] = set()
         for path in members:
             target = staging / path[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
-            bundle.extract_member(path, target)
+            bundle.extract_member(path, target, sync_folder=False)  # each folder synced once below
+            folders.add(target.parent)
+        for folder in folders - {staging}:  # place() syncs the staging folder itself
+            fsync_path(folder)
 
     total = sum(bundle.member(p).size for p in members)
     info = ctx.jobs.datasets.place(name, total, len(members), fill)

@@ -49,13 +49,17 @@ def import_bundle(ctx: Context, db: Database, device_id: str, path: Path) -> Imp
     journal, audit = Journal(db), AuditLog.of(db, ctx.settings)
     with _one_at_a_time(ctx.settings.data_dir):
         ctx.recover()
+        ctx.verifier.prepare()  # the model checker imports ONNX Runtime while the bundle is hashed
         try:
-            bundle = _checked(ctx, db, device_id, path)
-        except Refusal as exc:
-            _record_refusal(journal, audit, path, exc)
-            raise
-        started = journal.begin(bundle, _key_id(bundle.manifest_bytes))
-        return _apply(ctx, journal, audit, bundle, started.done, started.resumed)
+            try:
+                bundle = _checked(ctx, db, device_id, path)
+            except Refusal as exc:
+                _record_refusal(journal, audit, path, exc)
+                raise
+            started = journal.begin(bundle, _key_id(bundle.manifest_bytes))
+            return _apply(ctx, journal, audit, bundle, started.done, started.resumed)
+        finally:
+            ctx.verifier.release()  # an idle kit keeps no checker process waiting
 
 
 def _checked(ctx: Context, db: Database, device_id: str, path: Path) -> VerifiedBundle:

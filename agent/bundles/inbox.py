@@ -33,6 +33,7 @@ __all__ = ["Watcher", "hand_over", "watcher_running"]
 INBOX = Path("bundles") / "inbox"
 _LOCK = ".watcher.lock"
 _SUFFIX, _RESULT = ".kfb", ".result.json"
+_INBOX_POLL_S = 0.2
 log = logging.getLogger(__name__)
 
 Importer = Callable[[Path], dict[str, Any]]  # imports one file, returns the result's summary
@@ -105,18 +106,24 @@ class Watcher:
         os.close(self._fd)  # releases the lock: `import` works on its own again
 
     def _loop(self) -> None:
+        watched_at = 0.0
         while not self._stop.is_set():
             try:
-                self.scan()
+                self.scan_inbox()  # a local folder: cheap to look at, and a technician waits
+                if time.monotonic() - watched_at >= self._poll:
+                    watched_at = time.monotonic()
+                    self.scan_watched()
             except OSError as exc:  # a mount that went away, a full disk: keep going
                 log.warning("bundle watcher: %s", exc)
-            self._stop.wait(self._poll)
+            self._stop.wait(_INBOX_POLL_S)
 
-    def scan(self) -> None:
+    def scan_inbox(self) -> None:
         for path in sorted(self._inbox.glob(f"*{_SUFFIX}")):
             result = self._run(path)
             write_atomic(path.with_suffix(_RESULT), json.dumps(result).encode())
             path.unlink(missing_ok=True)
+
+    def scan_watched(self) -> None:
         if self._watched is not None and self._watched.is_dir():
             for path in sorted(self._watched.glob(f"*{_SUFFIX}")):
                 stat = path.stat()

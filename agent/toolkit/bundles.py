@@ -94,11 +94,11 @@ class VerifiedBundle:
                 return member
         raise Invalid("member_not_found", f"The bundle holds no member '{path[:120]}'.")
 
-    def extract_member(self, path: str, target: Path, fsync: bool = True) -> Path:
-        """Copy one payload member to the file `target`, re-hashed (and fsynced unless the caller
-        syncs many files at once)."""
+    def extract_member(self, path: str, target: Path, sync_folder: bool = True) -> Path:
+        """Copy one payload member to the file `target`, re-hashed and fsynced (its folder too,
+        unless the caller syncs a folder of many files once)."""
         with self.path.open("rb") as handle:
-            return _copy_member(handle, self.member(path), target, fsync)
+            return _copy_member(handle, self.member(path), target, sync_folder)
 
     def extract_to(self, folder: Path, only: Iterator[str] | list[str] | None = None) -> list[Path]:
         """Copy payload members (all, or the paths in `only`) under `folder`, re-hashing each.
@@ -286,7 +286,7 @@ def _extract_one(handle: IO[bytes], member: _Member, folder: Path) -> Path:
     return _copy_member(handle, member, target)
 
 
-def _copy_member(handle: IO[bytes], member: _Member, target: Path, fsync: bool = True) -> Path:
+def _copy_member(handle: IO[bytes], member: _Member, target: Path, sync_folder: bool = True) -> Path:
     handle.seek(member.offset)
     digest, remaining = hashlib.sha256(), member.size
     with target.open("wb") as out:
@@ -298,12 +298,11 @@ def _copy_member(handle: IO[bytes], member: _Member, target: Path, fsync: bool =
             out.write(chunk)
             remaining -= len(chunk)
         out.flush()
-        if fsync:
-            os.fsync(out.fileno())
+        os.fsync(out.fileno())
     if digest.hexdigest() != member.sha256:
         target.unlink(missing_ok=True)
         raise Invalid("member_hash_mismatch", f"'{member.path}' changed on disk after it was verified.")
-    if fsync:
+    if sync_folder:
         fsync_path(target.parent)
     return target
 
