@@ -103,14 +103,15 @@ def _audit(conn: sqlite3.Connection, start: ReceiptCursors, limits: ExportLimits
     """New entries, after the last one exported again: the laptop compares that one with its
     copy (as a network pull does), so a log rewritten since shows, and a receipt with nothing
     new still links to the one before."""
+    limit = limits.audit + (1 if start.audit_seq else 0)
     rows = conn.execute(
         f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",  # noqa: S608 - constant
-        (start.audit_seq, limits.audit + 1),
+        (start.audit_seq, limit),
     ).fetchall()
     out.audit = [AuditEntry(**{**dict(r), "detail": json.loads(r["detail"])}) for r in rows]
     if out.audit:
         out.end.audit_seq, out.end.audit_hash = out.audit[-1].seq, out.audit[-1].hash
-    if len(rows) == limits.audit + 1:
+    if len(rows) == limit:
         out.notes.append(f"audit: the first {limits.audit} new entries; export again for the rest")
     if _has_table(conn, "audit_segments"):
         first = conn.execute("SELECT MIN(start_seq) FROM audit_segments").fetchone()[0]

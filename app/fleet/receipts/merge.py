@@ -13,6 +13,7 @@ merge would.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import time
@@ -100,6 +101,7 @@ def receive(ops: FleetOps, source: Path) -> ReceiveReport:
     home = ops.fleet.settings.home
     scratch = home / FOLDER
     scratch.mkdir(mode=0o700, exist_ok=True)
+    _sweep(scratch)
     store = ReceiptStore(ops.fleet.inventory)
     for path in receipt_files(source):
         try:
@@ -113,6 +115,14 @@ def receive(ops: FleetOps, source: Path) -> ReceiveReport:
         finally:
             opened.close()
     return report
+
+
+def _sweep(scratch: Path, older_than_s: float = 3600.0) -> None:
+    """Remove copies a receive killed halfway left (never one a receive running now may use)."""
+    for stale in scratch.glob(".receipt-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > older_than_s:
+                shutil.rmtree(stale)
 
 
 def _merge(ops: FleetOps, store: ReceiptStore, opened: OpenedReceipt, scratch: Path) -> Received:
