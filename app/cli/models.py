@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 def add_commands(command: CommandFactory) -> None:
     deploy = command("deploy", "send a model package to one or more kits")
     deploy.add_argument(
-        "model", type=Path, help="MODEL.onnx (its MODEL.manifest.json if beside it, else one is inferred)"
+        "model",
+        type=Path,
+        nargs="?",
+        help="MODEL.onnx (its MODEL.manifest.json if beside it, else one is inferred)",
     )
     deploy.add_argument(
         "--kit", dest="kits", action="append", default=[], help="kit name or device ID (repeatable)"
@@ -37,6 +40,26 @@ def add_commands(command: CommandFactory) -> None:
         "--force",
         action="store_true",
         help="install even on kits that miss the manifest's `requires` (audited here and on the kit)",
+    )
+    precision = deploy.add_argument_group("choosing the precision per kit (instead of MODEL)")
+    precision.add_argument(
+        "--choose-precision",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="VARIANT",
+        help="variants of one model (e.g. FP32.onnx INT8.onnx): each kit benchmarks them and serves the "
+        "fastest within the accuracy tolerance",
+    )
+    precision.add_argument(
+        "--eval", type=Path, metavar="FOLDER", help="labelled images to compare accuracy on"
+    )
+    precision.add_argument(
+        "--max-accuracy-loss",
+        type=float,
+        default=1.0,
+        metavar="POINTS",
+        help="top-1 points below FP32 allowed",
     )
     add_override_flags(deploy)
 
@@ -87,6 +110,10 @@ class _ProgressLine:
 async def _deploy(args: argparse.Namespace) -> int:
     from app.fleet.deploy import async_deploy, prepare_package
 
+    if args.choose_precision:
+        return await _deploy_choosing(args)
+    if args.model is None:
+        raise Error("name the model to deploy (MODEL.onnx), or its variants with --choose-precision")
     fleet = open_fleet(args)
     try:
         kits = select_kits(fleet, args.kits, args.tags)
@@ -117,6 +144,41 @@ async def _deploy(args: argparse.Namespace) -> int:
     lines += [o.advice for o in outcomes if o.advice]
     emit(args, rows, lines)
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+async def _deploy_choosing(args: argparse.Namespace) -> int:
+    from app.fleet.precision_deploy import async_deploy_choosing
+
+    variants = ([args.model] if args.model else []) + list(args.choose_precision)
+    fleet = open_fleet(args)
+    try:
+        kits = select_kits(fleet, args.kits, args.tags)
+        if not kits:
+            raise Error("name the kits to deploy to: --kit KIT or --tag TAG (repeatable)")
+        progress = None if args.json else _ProgressLine()
+        choices = await async_deploy_choosing(
+            fleet, variants, kits, args.eval, args.max_accuracy_loss, progress
+        )
+    finally:
+        fleet.close()
+    rows = [
+        {
+            "kit": c.kit.name,
+            "ok": c.decision is not None,
+            "version": c.decision.chosen.version if c.decision else None,
+            "precision": c.decision.chosen.precision if c.decision else None,
+            "reason": c.decision.reason if c.decision else c.error,
+        }
+        for c in choices
+    ]
+    lines = [
+        f"ok     {r['kit']}: serving {r['version']} ({r['precision']}): {r['reason']}"
+        if r["ok"]
+        else f"FAILED {r['kit']}: {r['reason']}"
+        for r in rows
+    ]
+    emit(args, rows, lines)
+    return 0 if all(r["ok"] for r in rows) else 1
 
 
 def _verdict(ok: bool, gated: bool, forced: bool) -> str:

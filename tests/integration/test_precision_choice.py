@@ -6,6 +6,8 @@ measured accuracy loss exceeds keeps FP32 whatever its speed."""
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from app.fleet.precision_store import PrecisionChoices
 from app.fleet.service import Fleet
 from resources import datasets_dir, models_dir
 from tests.integration.conftest import AgentFactory
+from tests.integration.helpers import kitfleet
 
 FP32 = Variant("digits-cnn", "1.0", "fp32")
 INT8 = Variant("digits-cnn", "1.0-int8", "int8")
@@ -114,3 +117,33 @@ def test_variants_that_cannot_be_compared_are_refused(
     with pytest.raises(Error, match="no execution provider on this kit favours FP16"):
         # on a CPU-only kit FP16 is never tried, and FP32 alone was never installed: nothing measured
         asyncio.run(async_choose_precision(fleet, kit.device_id, [fp16, Variant("digits-cnn", "x", "fp16")]))
+
+
+def test_deploy_choose_precision_from_the_cli_is_shown_in_kits_and_the_report(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Callable[[LocalAgent], Kit], tmp_path: Path
+) -> None:
+    adopt(start_agent("by-cli", mdns=False))
+    home = fleet.settings.home
+    fp32, int8 = (str(models_dir() / f"digits-cnn-{p}.onnx") for p in ("fp32", "int8"))
+    said = kitfleet(home, "deploy", "--choose-precision", fp32, int8, "--kit", "by-cli", "--json")
+    assert said.returncode == 0, said.stdout + said.stderr
+    [row] = json.loads(said.stdout)
+    assert row["ok"]
+    assert (row["version"], row["precision"]) in {("1.0", "fp32"), ("1.0-int8", "int8")}
+    assert row["reason"].startswith("INT8" if row["precision"] == "int8" else "FP32 (1.0) kept")
+
+    listed = kitfleet(home, "kits")
+    assert listed.returncode == 0, listed.stderr
+    assert f"  precision digits-cnn {row['version']} ({row['precision']}): {row['reason']}" in listed.stdout
+    [kit_row] = json.loads(kitfleet(home, "kits", "--json").stdout)
+    assert kit_row["active_models"] == [f"digits-cnn {row['version']}"]
+    out = tmp_path / "report.html"
+    made = kitfleet(home, "report", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    text = out.read_text()
+    assert "Precision chosen per kit" in text
+    assert html.escape(row["reason"]) in text
+
+    one = kitfleet(home, "deploy", "--choose-precision", fp32, "--kit", "by-cli")
+    assert one.returncode != 0
+    assert "needs two or more variants" in one.stderr + one.stdout
