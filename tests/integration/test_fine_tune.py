@@ -102,6 +102,13 @@ def test_fine_tune_teaches_new_classes_installed_not_activated(start_agent: Agen
         saved = json.loads(client.get(f"/v1/jobs/{job['job_id']}/results/result.json").content)
         assert saved["installed"]["version"] == "1.0-ft"
 
+        # the new version is a model like any other: the kit quantizes it
+        quantized = wait(
+            client, submit(client, "quantize", {"model": "digits-cnn", "version": "1.0-ft"})["job_id"]
+        )
+        assert quantized["state"] == "done", quantized
+        assert versions(client, "digits-cnn")["1.0-ft-int8"]["precision"] == "int8"
+
         # a second fine-tune never collides with the first; activated, the kit answers in shapes
         again = submit(client, "fine-tune", {"model": "digits-cnn", "dataset": "shapes", "activate": True})
         second = wait(client, again["job_id"], timeout=120)["result"]
