@@ -6,12 +6,14 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QTabWidget, QWidget
 
+from app.gui.bridges.field_bridge import FieldBridge
 from app.gui.bridges.jobs_bridge import JobsBridge
 from app.gui.bridges.models_bridge import ModelsBridge
 from app.gui.bridges.stream_bridge import StreamBridge
 from app.gui.dialogs.prompts import Prompts
 from app.gui.tables.kit_row import KitRow
 from app.gui.tabs.details import DetailsPane
+from app.gui.tabs.field_panel import FieldPanel
 from app.gui.tabs.jobs_tab import JobsTab
 from app.gui.tabs.live_view import LiveView
 from app.gui.tabs.models_tab import ModelsTab
@@ -32,7 +34,8 @@ class KitTabs(QTabWidget):
         super().__init__(parent)
         self.details = DetailsPane()
         self.models = ModelsTab(bridge, prompts)
-        self.try_it = TryItPanel(bridge, prompts)
+        self.field_bridge = FieldBridge.beside(bridge)  # Try-it's Label as…, and the Field data tab
+        self.try_it = TryItPanel(bridge, prompts, field=self.field_bridge)
         self.jobs = JobsTab(jobs, prompts)
         self.addTab(self.details, "Hardware")
         self.addTab(self.models, "Models")
@@ -40,8 +43,11 @@ class KitTabs(QTabWidget):
         self.live = LiveView(streams)
         self.addTab(self.jobs, "Jobs")
         self.addTab(self.live, "Live")
+        self.field = FieldPanel(self.field_bridge, bridge)
+        self.addTab(self.field, "Field data")
+        self.field.status.connect(self.try_it.status)  # the window shows Try-it's on its status bar
         self._follow: list[Callable[[KitRow | None], None]] = [
-            tab.show_row for tab in (self.details, self.models, self.try_it, self.jobs, self.live)
+            tab.show_row for tab in (self.details, self.models, self.try_it, self.jobs, self.live, self.field)
         ]
 
     def add_page(self, page: QWidget, title: str, show_row: Callable[[KitRow | None], None]) -> None:

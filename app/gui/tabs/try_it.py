@@ -18,11 +18,13 @@ from PySide6.QtWidgets import (
 
 from agent.wire import ModelInfo
 from app.fleet.inference import InferAnswer
+from app.gui.bridges.field_bridge import FieldBridge
 from app.gui.bridges.models_bridge import ModelsBridge
 from app.gui.charts.picture import PictureView
 from app.gui.dialogs.prompts import Prompts
 from app.gui.tables.kit_row import KitRow, age_text
 from app.gui.tables.results_table import ResultsTable, summary_text
+from app.gui.tabs.label_as import LabelAsBar
 
 __all__ = ["Choice", "TryItPanel", "model_choices"]
 
@@ -33,7 +35,13 @@ Choice = tuple[str, str | None]  # (model, version); None asks for the serving v
 class TryItPanel(QWidget):
     status = Signal(str)
 
-    def __init__(self, bridge: ModelsBridge, prompts: Prompts, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        bridge: ModelsBridge,
+        prompts: Prompts,
+        parent: QWidget | None = None,
+        field: FieldBridge | None = None,
+    ) -> None:
         super().__init__(parent)
         self._bridge, self._prompts = bridge, prompts
         self._device: str | None = None
@@ -54,6 +62,7 @@ class TryItPanel(QWidget):
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.picture = PictureView()
         self.results = ResultsTable()
+        self.label_as = LabelAsBar(field or FieldBridge.beside(bridge))  # the image into a field dataset
         self._lay_out()
         self._connect()
         self.show_row(None)
@@ -71,6 +80,7 @@ class TryItPanel(QWidget):
         split.setSizes([520, 480])
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
+        layout.addWidget(self.label_as)
         layout.addWidget(self.note)
         layout.addWidget(self.summary)
         layout.addWidget(split, 1)
@@ -82,6 +92,7 @@ class TryItPanel(QWidget):
         self.choose_button.clicked.connect(self.choose_input)
         self.run_button.clicked.connect(self.run)
         self.model_combo.currentIndexChanged.connect(self._update_run)
+        self.label_as.status.connect(self.status)
 
     # the selected kit and its models ------------------------------------------------------
 
@@ -96,6 +107,7 @@ class TryItPanel(QWidget):
             self._listed = False
         self._online = row is not None and row.row_status == "online"
         self._row = row
+        self.label_as.show_kit(device, self._online)
         snapshot = row.view.snapshot if row is not None and row.view is not None else None
         if snapshot is not None and (not self._online or not self._listed):
             self._fill(snapshot.models)  # last known until the kit lists them again
@@ -162,6 +174,7 @@ class TryItPanel(QWidget):
             self._input = chosen
             self.input_label.setText(chosen.name)
             self.input_label.setToolTip(str(chosen))
+            self.label_as.show_input(chosen)
             self._update_run()
 
     @Slot()

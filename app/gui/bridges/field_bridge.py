@@ -1,0 +1,114 @@
+"""Field dataset work for the window (label the picture tried, count classes, the unsure buffer,
+start a fine-tune), run on the bridge's loop.
+
+As the other sub-bridges: every method is called on the GUI thread and only submits a
+coroutine; the coroutine runs on the loop thread (reading a file in a worker thread) and answers
+with a signal carrying plain data. Pictures travel as bytes: QImage is made on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from app.fleet.client import KitClient
+from app.fleet.field_datasets import (
+    FineTuneOptions,
+    check_dataset,
+    check_label,
+    fine_tune_request,
+    read_picture,
+)
+from app.gui.bridges.base import BridgeHost, SubBridge
+
+__all__ = ["THUMBNAILS", "FieldBridge"]
+
+THUMBNAILS = 48  # kept inputs whose pictures are fetched for the panel, newest first
+
+
+class FieldBridge(SubBridge):
+    labelled = Signal(str, object)  # (device ID, LabelledImage)
+    datasets_loaded = Signal(str, object)  # (device ID, list[DatasetInfo])
+    classes_loaded = Signal(str, object)  # (device ID, FieldClasses)
+    unsure_loaded = Signal(str, object)  # (device ID, list[UnsureItem], newest first)
+    unsure_picture = Signal(str, str, bytes)  # (device ID, item ID, the picture's bytes)
+    unsure_labelled = Signal(str, str, object)  # (device ID, item ID, LabelledImage)
+    fine_tune_submitted = Signal(str, object)  # (device ID, JobInfo)
+
+    @classmethod
+    def beside(cls, sibling: SubBridge) -> FieldBridge:
+        """A field bridge on the same host (and loop) as `sibling`, going with it."""
+        host: BridgeHost = sibling._host
+        parent: QObject = sibling
+        return cls(host, parent=parent)
+
+    # called on the GUI thread ---------------------------------------------------------
+
+    def label_file(self, device_id: str, dataset: str, label: str, path: Path) -> None:
+        """Add the picture at `path` to `dataset` under `label` on the kit."""
+
+        async def work() -> None:
+            check_dataset(dataset)
+            check_label(label)
+            image, kind = await asyncio.to_thread(read_picture, path)
+            answer = await self._on_kit(device_id, lambda c: c.label_image(dataset, label, image, kind))
+            self.labelled.emit(device_id, answer)
+
+        self._submit("label", work())
+
+    def load_datasets(self, device_id: str) -> None:
+        async def work() -> None:
+            self.datasets_loaded.emit(device_id, await self._on_kit(device_id, lambda c: c.datasets()))
+
+        self._submit("field datasets", work())
+
+    def load_classes(self, device_id: str, dataset: str) -> None:
+        async def work() -> None:
+            check_dataset(dataset)
+            classes = await self._on_kit(device_id, lambda c: c.dataset_classes(dataset))
+            self.classes_loaded.emit(device_id, classes)
+
+        self._submit("field dataset", work())
+
+    def load_unsure(self, device_id: str, model: str | None = None) -> None:
+        """The kept inputs, then the pictures of the newest THUMBNAILS, one signal each."""
+
+        async def work() -> None:
+            items = await self._on_kit(device_id, lambda c: c.unsure(model))
+            self.unsure_loaded.emit(device_id, items)
+            for item in items[:THUMBNAILS]:
+
+                async def picture(c: KitClient, item_id: str = item.id) -> bytes:
+                    return await c.unsure_image(item_id)
+
+                self.unsure_picture.emit(device_id, item.id, await self._on_kit(device_id, picture))
+
+        self._submit("unsure inputs", work())
+
+    def label_unsure(self, device_id: str, item_id: str, dataset: str, label: str) -> None:
+        async def work() -> None:
+            check_dataset(dataset)
+            check_label(label)
+            moved = await self._on_kit(device_id, lambda c: c.label_unsure(item_id, dataset, label))
+            self.unsure_labelled.emit(device_id, item_id, moved)
+
+        self._submit("label", work())
+
+    def delete_unsure(self, device_id: str, item_id: str) -> None:
+        async def work() -> None:
+            await self._on_kit(device_id, lambda c: c.delete_unsure(item_id))
+            self.unsure_labelled.emit(device_id, item_id, None)
+
+        self._submit("unsure inputs", work())
+
+    def fine_tune(self, device_id: str, options: FineTuneOptions, threads: int = 1) -> None:
+        """Submit a fine-tune job (its request checked here, before anything is sent)."""
+
+        async def work() -> None:
+            request = fine_tune_request(options, threads)
+            job, _ = await self._on_kit(device_id, lambda c: c.submit_job(request))
+            self.fine_tune_submitted.emit(device_id, job)
+
+        self._submit("fine-tune", work())

@@ -1,0 +1,156 @@
+"""Field data in the window, against a real agent: Try-it's Label as… adds the picture to a field
+dataset on the kit, the Field data tab counts its classes and labels the inputs a real
+batch-infer job kept as unsure, and Fine-tune… submits a fine-tune job."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from PySide6.QtWidgets import QTableWidgetItem
+from pytestqt.qtbot import QtBot
+
+from agent.wire import JobRequest
+from app.fleet.localagent import LocalAgent
+from app.fleet.service import Fleet
+from app.fleet.settings import AppSettings
+from app.gui.bridges.fleet_bridge import FleetBridge
+from app.gui.dialogs.prompts import Prompts
+from app.gui.main_window import MainWindow
+from tests.gui.kits import adopt, deploy
+from tests.gui.onnx_files import classifier_versions
+from tests.gui.windows import WAIT_MS, open_window, wait_status
+
+
+def drawn(folder: Path, count: int, shape: str = "circle", light: int = 255) -> list[Path]:
+    """Shapes on noise; dim ones (a low `light`) leave the tiny classifier unsure of its answer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(shape))
+    paths = []
+    for n in range(count):
+        image = Image.fromarray(rng.integers(0, max(light // 20, 2), (24, 32, 3), dtype=np.uint8))
+        draw = ImageDraw.Draw(image)
+        (draw.ellipse if shape == "circle" else draw.rectangle)((4 + n, 4, 20, 20), fill=(light,) * 3)
+        paths.append(folder / f"{shape}-{n:02d}.png")
+        image.save(paths[-1])
+    return paths
+
+
+def field_window(
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    agent: LocalAgent,
+    tmp_path: Path,
+    inputs: list[Path],
+) -> tuple[MainWindow, str]:
+    [device] = adopt(settings, agent)
+    [model] = classifier_versions(tmp_path, "1")
+    deploy(settings, model)
+    chosen = iter(inputs)
+    window = open_window(qtbot, bridge, Prompts(choose_input=lambda parent, start: next(chosen)))
+    wait_status(qtbot, window, device, "online")
+    window.select_device(device)
+    return window, device
+
+
+def test_label_as_adds_the_tried_picture_and_the_field_tab_counts_it(
+    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, agent: LocalAgent, tmp_path: Path
+) -> None:
+    pictures = drawn(tmp_path / "pics", 2)
+    window, _ = field_window(qtbot, settings, bridge, agent, tmp_path, pictures)
+    tabs = window.tabs
+    tabs.setCurrentWidget(tabs.try_it)
+    bar = tabs.try_it.label_as
+    assert not bar.label_button.isEnabled()  # no picture yet
+    tabs.try_it.choose_button.click()
+    bar.dataset_combo.setCurrentText("yard")
+    bar.label_combo.setCurrentText("../up")
+    assert not bar.label_button.isEnabled()  # a label that is no folder name is not offered
+    bar.label_combo.setCurrentText("circle")
+    assert bar.label_button.isEnabled()
+    bar.label_button.click()
+    qtbot.waitUntil(lambda: bar.result.text().startswith("Added to yard"), timeout=WAIT_MS)
+    assert "1 image(s) of circle" in bar.result.text()
+    [kept] = (agent.data_dir / "datasets" / "yard" / "circle").iterdir()
+    assert kept.read_bytes() == pictures[0].read_bytes()
+
+    tabs.try_it.choose_button.click()
+    bar.label_button.click()
+    qtbot.waitUntil(lambda: "2 image(s) of circle" in bar.result.text(), timeout=WAIT_MS)
+
+    panel = tabs.field
+    tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.total.text() == "2 image(s) in 1 class(es)", timeout=WAIT_MS)
+    assert panel.dataset_combo.currentText() == "yard"
+    assert [_cell(panel.classes.item(0, c)) for c in (0, 1)] == ["circle", "2"]
+
+
+def test_the_field_tab_labels_unsure_inputs_and_submits_a_fine_tune(
+    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, agent: LocalAgent, tmp_path: Path
+) -> None:
+    drawn(agent.data_dir / "datasets" / "seen", 8, "square", light=6)
+    window, device = field_window(qtbot, settings, bridge, agent, tmp_path, [])
+    fleet = Fleet(settings)
+    try:
+        kit = fleet.inventory.get(device)
+        params = {"model": "tiny", "dataset": "seen", "keep_unsure": {"top_below": 0.9, "max_items": 5}}
+        request = JobRequest.model_validate({"kind": "batch-infer", "params": params})
+        job, _ = asyncio.run(fleet.async_call(kit, lambda c: c.submit_job(request)))
+        qtbot.waitUntil(
+            lambda: asyncio.run(fleet.async_call(kit, lambda c: c.job(job.job_id))).state == "done",
+            timeout=WAIT_MS,
+        )
+    finally:
+        fleet.close()
+
+    panel = window.tabs.field
+    window.tabs.setCurrentWidget(panel)
+    panel.refresh_button.click()
+    qtbot.waitUntil(lambda: len(panel.unsure_ids()) == 5, timeout=WAIT_MS)  # the buffer's bound
+    qtbot.waitUntil(lambda: all(panel.has_picture(i) for i in panel.unsure_ids()), timeout=WAIT_MS)
+    first, second = panel.unsure_ids()[:2]
+    panel.dataset_combo.setCurrentText("yard")
+    panel.unsure.item(0).setSelected(True)
+    panel.unsure.item(1).setSelected(True)
+    assert not panel.label_button.isEnabled()  # no label typed yet
+    panel.unsure_label.setText("square")
+    panel.label_button.click()
+    qtbot.waitUntil(lambda: len(panel.unsure_ids()) == 3, timeout=WAIT_MS)
+    assert first not in panel.unsure_ids()
+    assert second not in panel.unsure_ids()
+    qtbot.waitUntil(lambda: panel.total.text() == "2 image(s) in 1 class(es)", timeout=WAIT_MS)
+    assert len(list((agent.data_dir / "datasets" / "yard" / "square").iterdir())) == 2
+
+    qtbot.waitUntil(lambda: panel._models == ["tiny"], timeout=WAIT_MS)  # the Models list reached it
+    panel.fine_tune_button.click()
+    dialog = panel.dialog
+    assert dialog is not None
+    assert dialog.model_combo.currentText() == "tiny"
+    dialog.epochs.setValue(30)
+    dialog.buttons.accepted.emit()
+    qtbot.waitUntil(lambda: "Fine-tune job" in panel.note.text(), timeout=WAIT_MS)
+    fleet = Fleet(settings)
+    try:
+        jobs = asyncio.run(fleet.async_call(fleet.inventory.get(device), lambda c: c.jobs()))
+    finally:
+        fleet.close()
+    tuned = [j for j in jobs if j.kind == "fine-tune"]
+    assert len(tuned) == 1
+    assert panel.note.text().startswith(f"Fine-tune job {tuned[0].job_id[:8]}")
+    sent: dict[str, Any] = dict(tuned[0].request.params)
+    assert {k: sent[k] for k in ("model", "dataset", "epochs", "activate")} == {
+        "model": "tiny",
+        "dataset": "yard",
+        "epochs": 30,
+        "activate": False,
+    }
+
+
+def _cell(item: QTableWidgetItem | None) -> str:
+    assert item is not None
+    return item.text()
