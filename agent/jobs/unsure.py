@@ -14,6 +14,7 @@ import io
 import json
 import re
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = ["UNSURE", "Keeper", "UnsureBuffer", "unsure_folder", "unsure_scores"]
 
 UNSURE = "unsure"
 MAX_KEPT_IMAGE = 16 << 20  # a larger input file is not copied into the buffer
+MIN_FREE = 64 << 20  # the buffer never takes the kit's last free space
 _SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".bmp": "bmp", ".webp": "webp"}
 
 
@@ -76,6 +78,7 @@ class Keeper:
     version: str
     job_id: str | None
     kept: int = 0
+    stopped: str | None = None  # why nothing more is kept (a full disk), for the job's summary
     _items: list[_Kept] = field(default_factory=list)
     _last: float = 0.0
     _stamp: int = 0
@@ -125,7 +128,10 @@ class Keeper:
         source: str,
     ) -> bool:
         now = time.time()
-        if now - self._last < self.keep.min_gap_s or len(data) > self.keep.max_bytes:
+        if self.stopped or now - self._last < self.keep.min_gap_s or len(data) > self.keep.max_bytes:
+            return False
+        if shutil.disk_usage(self.folder).free < MIN_FREE + len(data):
+            self.stopped = f"the kit's disk has less than {MIN_FREE >> 20} MiB free"
             return False
         self._stamp = max(int(now * 1e6), self._stamp + 1)  # strictly increasing within a job
         item = UnsureItem(
@@ -142,12 +148,21 @@ class Keeper:
             ],
             size=len(data),
         )
-        write_atomic(self.folder / f"{item.id}.{suffix}", data, 0o644)
-        write_atomic(self.folder / f"{item.id}.json", item.model_dump_json().encode(), 0o644)
+        try:
+            write_atomic(self.folder / f"{item.id}.{suffix}", data, 0o644)
+            write_atomic(self.folder / f"{item.id}.json", item.model_dump_json().encode(), 0o644)
+        except OSError as exc:  # a full or failing disk stops the keeping, never the job
+            _remove(self.folder, item.id)
+            self.stopped = f"could not keep an input: {exc.strerror or exc}"
+            return False
         self._items.append(_Kept(item.id, len(data)))
         self._last, self.kept = now, self.kept + 1
         self._evict()
         return True
+
+    def summary(self) -> dict[str, Any]:
+        """What the job's result says of its keeping."""
+        return {"unsure_kept": self.kept, **({"unsure_stopped": self.stopped} if self.stopped else {})}
 
     def _evict(self) -> None:
         total = sum(k.size for k in self._items)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,31 @@ def test_batch_infer_keeps_only_unsure_images_rotates_and_labels_them_into_a_dat
 
 def _rows(client: httpx.Client, job_id: str) -> list[str]:
     return client.get(f"/v1/jobs/{job_id}/results/results.jsonl").text.splitlines()
+
+
+def test_a_stream_keeps_the_frames_its_classifier_was_unsure_of(
+    kit: tuple[httpx.Client, Path], tmp_path: Path
+) -> None:
+    client, data_dir = kit
+    deploy(client, tmp_path)
+    images(data_dir / "datasets" / "cam", 12, seed=3)
+    keep = {"top_below": 0.999, "max_items": 50}
+    params = {"model": "tiny", "source": "cam", "realtime": False, "keep_unsure": keep}
+    job = submit(client, "stream", params)
+    deadline = 600
+    while client.get(f"/v1/jobs/{job['job_id']}").json()["progress"]["done"] < 12 and deadline:
+        time.sleep(0.1)
+        deadline -= 1
+    assert client.post(f"/v1/jobs/{job['job_id']}/cancel").status_code == 200
+    done = wait(client, job["job_id"])
+    rows = [json.loads(r) for r in _rows(client, job["job_id"])]
+    unsure = {r["file"] for r in rows if r["classes"][0]["score"] < keep["top_below"]}
+    assert 0 < len(unsure) < 12
+    assert done["result"]["unsure_kept"] == len(unsure)
+    items = client.get("/v1/unsure", params={"model": "tiny"}).json()
+    assert {i["source"] for i in items} == unsure
+    assert all(i["job_id"] == job["job_id"] and len(i["classes"]) == 3 for i in items)
+    frame = client.get(f"/v1/unsure/{items[0]['id']}")
+    assert frame.headers["content-type"] == "image/jpeg"  # the decoded frame, as JPEG
+    with Image.open(io.BytesIO(frame.content)) as picture:
+        assert picture.size == (24, 20)

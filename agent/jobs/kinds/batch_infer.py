@@ -58,7 +58,7 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
         "batch": pipeline.batch,
         "seconds": round(seconds, 3),
         "images_per_s": round(len(paths) / seconds, 2) if seconds else None,
-        **({"unsure_kept": keeper.kept} if keeper else {}),
+        **(keeper.summary() if keeper else {}),
     }
 
 

@@ -209,7 +209,7 @@ class StreamJob:
             "processed_fps": round(self.processed / seconds, 2),
             "input_fps": round(self.reader.decoded / seconds, 2),
             "rotations": sum(f.rotations for f in (self.detections, self.counts.out) if f),
-            **({"unsure_kept": self.unsure.kept} if self.unsure else {}),
+            **(self.unsure.summary() if self.unsure else {}),
         }
 
     def _flush(self) -> None:
