@@ -53,6 +53,7 @@ class Preparer:
             "kind": request.kind,
             "params": params,
             "threads": request.resources.threads,
+            "memory_mb": request.resources.memory_mb,
             "max_result_bytes": self.max_result_bytes,
             "tdp_w": self.tdp_w,
         }

@@ -148,8 +148,8 @@ def dataset(agent: Any, name: str) -> Path:
     return folder
 
 
-def failed(client: httpx.Client, params: dict[str, Any]) -> str:
-    done = wait(client, submit(client, "fine-tune", params)["job_id"], timeout=120)
+def failed(client: httpx.Client, params: dict[str, Any], **extra: Any) -> str:
+    done = wait(client, submit(client, "fine-tune", params, **extra)["job_id"], timeout=120)
     assert done["state"] == "failed", done
     assert done["attempts"] == 1  # bad input is not retried
     return str(done["error"])

@@ -66,6 +66,7 @@ def _run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     targets = np.array([classes.index(label) for label in labels])
     train, val = stratified_split(targets, params.val_fraction, params.seed)
     features, backbone_scores = found.arrays()
+    _fits(features.shape, len(classes), spec.get("memory_mb"))
     report.log(
         f"training a head on {len(train)} embeddings of size {features.shape[1]}, {len(classes)} classes"
     )
@@ -87,6 +88,19 @@ def _run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     report.write_json("result.json", summary)
     report.progress(len(labelled.paths) + 1, len(labelled.paths) + 1)
     return summary
+
+
+def _fits(shape: tuple[int, ...], classes: int, memory_mb: int | None) -> None:
+    """Refuse a head whose training would outgrow the memory the job holds: float64 copies of
+    the embeddings, the scores, and the features' Gram matrix and its eigenvectors."""
+    images, width = shape
+    need = 8 * (4 * images * width + 4 * images * classes + 3 * (width + 1) ** 2)
+    if memory_mb is not None and need > memory_mb * (1 << 20):
+        raise PermanentFailure(
+            f"training a head on {images} embeddings of {width} values needs about "
+            f"{need / (1 << 20):.0f} MiB, more than the {memory_mb} MiB this job holds; give the job "
+            "more memory (--memory-mb) or label fewer images"
+        )
 
 
 def _skipped(labelled: Labelled, found: Extracted) -> dict[str, int]:

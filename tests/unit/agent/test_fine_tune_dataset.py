@@ -68,3 +68,13 @@ def test_labels_csv_rows_resolve_inside_the_dataset(tmp_path: Path) -> None:
         (root / "labels.csv").write_text(row + "\n")
         with pytest.raises(Invalid):
             read_labelled(root, root)
+
+
+def test_training_that_outgrows_the_jobs_memory_is_refused_before_it_starts() -> None:
+    from agent.jobs.errors import PermanentFailure
+    from agent.jobs.kinds.fine_tune import _fits
+
+    _fits((500, 128), 12, 256)  # the benchmark's set in the default 256 MiB
+    with pytest.raises(PermanentFailure, match=r"needs about 8\d\d MiB, more than the 64 MiB"):
+        _fits((20_000, 1280), 10, 64)  # a big backbone's embeddings, many images
+    _fits((20_000, 1280), 10, 1024)
