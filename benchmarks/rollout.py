@@ -112,12 +112,12 @@ def _run(fleet: Fleet, agents: list[LocalAgent], root: Path, args: argparse.Name
         print(f"run {run + 1}: plain deploy {plain[-1]:.2f} s, staged rollout {seconds:.2f} s", flush=True)
     p, s = statistics.median(plain), statistics.median(staged)
     print(f"\n{args.kits} kits (real local agents, 2 shared cores), median of {args.runs} run(s)")
-    print(f"{'plain deploy --activate to all':<44}{p:8.2f} s   1.00x")
+    print(f"{'plain deploy --activate to all':<52}{p:8.2f} s   1.00x")
     what = "staged rollout, 1 canary + 25%,100%, soak 0" + (", eval" if args.eval else "")
-    print(f"{what:<44}{s:8.2f} s   {s / p:.2f}x")
+    print(f"{what:<52}{s:8.2f} s   {s / p:.2f}x")
     print("staged time by phase (median s):")
     for name, values in split.items():
-        print(f"  {name:<40}{statistics.median(values):8.2f}")
+        print(f"  {name:<50}{statistics.median(values):8.2f}")
 
 
 if __name__ == "__main__":

@@ -115,6 +115,8 @@ async def _act(args: argparse.Namespace, action: str, ids: list[str]) -> int:
             fleet.close()
         emit(args, [r.to_json() for r in rollouts], [_one_line(r) for r in rollouts] or ["no rollouts yet"])
         return 0
+    if action == "resume" and not ids:
+        return await _resume_waiting(args)
     if len(ids) != 1:
         raise Error(f"rollout {action} takes one rollout ID (`kitfleet rollout list` shows them)")
     fleet = open_fleet(args)
@@ -132,6 +134,22 @@ async def _act(args: argparse.Namespace, action: str, ids: list[str]) -> int:
     finally:
         fleet.close()
     return _end(args, rollout)
+
+
+async def _resume_waiting(args: argparse.Namespace) -> int:
+    """Every rollout waiting for kits that were away: the ones back are brought along."""
+    from app.fleet.rollout import async_resume_waiting
+
+    fleet = open_fleet(args)
+    try:
+        rollouts = await async_resume_waiting(fleet, _printer(args))
+    finally:
+        fleet.close()
+    if not rollouts:
+        emit(args, [], ["no rollout is waiting for kits"])
+        return 0
+    codes = [_end(args, r) for r in rollouts]
+    return max(codes)
 
 
 def _printer(args: argparse.Namespace) -> Any:

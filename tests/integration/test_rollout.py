@@ -17,7 +17,7 @@ from typing import Any
 from app.fleet.inventory import Inventory
 from app.fleet.report import async_build_report
 from app.fleet.report_html import render
-from app.fleet.rollout import Event, Plan, RolloutStore, async_abort, async_resume, async_start
+from app.fleet.rollout import Event, Plan, RolloutStore, async_abort, async_resume_waiting, async_start
 from app.fleet.rollout.plan import async_create
 from app.fleet.service import Fleet
 from tests.integration.conftest import AgentFactory
@@ -112,7 +112,7 @@ def test_a_good_rollout_reaches_every_kit_including_one_stopped_during_its_wave(
     }
     assert serving(fleet, kits["bravo"]) == "1.2"
     away.start()
-    rollout = asyncio.run(async_resume(fleet, rollout.rollout_id))
+    [rollout] = asyncio.run(async_resume_waiting(fleet))  # what a poll does once the kit is back
     assert rollout.phase == "done"
     assert all(k.state == "passed" for k in rollout.kits)
     for kit in kits.values():

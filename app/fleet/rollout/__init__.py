@@ -4,7 +4,14 @@ inventory (`store`), driven step by step by `engine`, so it survives a laptop re
 
 from __future__ import annotations
 
-from app.fleet.rollout.control import async_abort, async_resume, async_start, pause, status_lines
+from app.fleet.rollout.control import (
+    async_abort,
+    async_resume,
+    async_resume_waiting,
+    async_start,
+    pause,
+    status_lines,
+)
 from app.fleet.rollout.engine import Engine, Event
 from app.fleet.rollout.plan import Plan
 from app.fleet.rollout.record import FINISHED, KitState, Rollout, RolloutError, Thresholds
@@ -22,6 +29,7 @@ __all__ = [
     "Thresholds",
     "async_abort",
     "async_resume",
+    "async_resume_waiting",
     "async_start",
     "pause",
     "status_lines",

@@ -12,7 +12,7 @@ from app.fleet.rollout.record import FINISHED, Rollout, RolloutError
 from app.fleet.rollout.store import STALE_S, RolloutStore
 from app.fleet.service import Fleet
 
-__all__ = ["async_abort", "async_resume", "async_start", "pause", "status_lines"]
+__all__ = ["async_abort", "async_resume", "async_resume_waiting", "async_start", "pause", "status_lines"]
 
 EventSink = Callable[[Event], None]
 
@@ -48,6 +48,22 @@ async def async_resume(fleet: Fleet, rollout_id: str, events: EventSink | None =
     engine = Engine(fleet, rollout, events=events)
     engine.note("rollout.resume", f"resumed in {engine.where()}")
     return await engine.async_run()
+
+
+async def async_resume_waiting(fleet: Fleet, events: EventSink | None = None) -> list[Rollout]:
+    """Pick up every rollout left waiting for kits that were away (or to roll them back), unless
+    paused or run by a live process: what `kitfleet rollout resume` with no ID and a poll do."""
+    store = RolloutStore(fleet.inventory)
+    picked = []
+    for rollout in store.all():
+        waiting = rollout.phase in ("waiting", "rolling-back")
+        if not waiting or store.paused(rollout.rollout_id):
+            continue
+        try:
+            picked.append(await async_resume(fleet, rollout.rollout_id, events))
+        except RolloutError:  # another process runs it: it will pick the kits up itself
+            continue
+    return picked
 
 
 def pause(fleet: Fleet, rollout_id: str) -> Rollout:

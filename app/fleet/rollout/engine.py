@@ -193,6 +193,13 @@ class Engine:
     def _finish(self, phase: str, reason: str) -> None:
         r = self.rollout
         r.phase, r.finished_at = phase, time.time()  # type: ignore[assignment]
+        for kit in r.kits:
+            if not kit.activated and not kit.settled and phase != "done":
+                kit.detail = (
+                    f"never activated: the rollout stopped ({kit.detail})"
+                    if kit.detail
+                    else ("never activated: the rollout stopped")
+                )
         counts = {s: sum(1 for k in r.kits if k.state == s) for s in ("passed", "failed", "rolled-back")}
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         self.note(
