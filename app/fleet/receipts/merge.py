@@ -14,6 +14,7 @@ merge would.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import time
@@ -25,7 +26,7 @@ from agent.wire import JobInfo, MetricSample
 from agent.wire.receipts import RECEIPT_SUFFIX, log_member, result_member
 from app.fleet.errors import Error
 from app.fleet.ops import FleetOps
-from app.fleet.receipts.opening import OpenedReceipt, ReceiptRefused, open_receipt
+from app.fleet.receipts.opening import OpenedReceipt, ReceiptRefused, open_receipt, verify_receipt
 from app.fleet.receipts.store import ReceiptStore
 from app.fleet.snapshot import JOBS_KEPT, KitSnapshot
 
@@ -105,7 +106,14 @@ def receive(ops: FleetOps, source: Path) -> ReceiveReport:
     store = ReceiptStore(ops.fleet.inventory)
     for path in receipt_files(source):
         try:
-            opened = open_receipt(ops.fleet.inventory, path, scratch)
+            verified = verify_receipt(ops.fleet.inventory, path)
+            if store.known(verified.sha256) is not None:  # merged before: nothing to copy or read
+                kit = verified.kit
+                report.received.append(
+                    Received(path, kit.name, kit.device_id, verified.seq, verified.sha256, True)
+                )
+                continue
+            opened = open_receipt(verified, scratch)
         except ReceiptRefused as exc:
             report.refused.append((path, str(exc)))
             ops.fleet.audit.record("bundle.receive", path.name, "refused", detail={"message": str(exc)[:256]})
@@ -127,9 +135,6 @@ def _sweep(scratch: Path, older_than_s: float = 3600.0) -> None:
 
 def _merge(ops: FleetOps, store: ReceiptStore, opened: OpenedReceipt, scratch: Path) -> Received:
     receipt, kit = opened.receipt, opened.kit
-    base = Received(opened.path, kit.name, kit.device_id, receipt.seq, opened.sha256, already=True)
-    if store.known(opened.sha256) is not None:
-        return base
     _keep_job_files(opened, scratch / kit.device_id)
     samples_new = ops.history.merge(kit.device_id, receipt.metrics)
     held_before = ops.fleet.audit.anchor(kit.device_id)[0]
@@ -199,21 +204,20 @@ def _merge_jobs(
 
 
 def _keep_job_files(opened: OpenedReceipt, kit_folder: Path) -> None:
-    """Each carried job's log and results into `kit_folder/<job_id>/`, replacing an older copy."""
+    """Each carried job's log and results into `kit_folder/<job_id>/`, replacing an older copy:
+    moved from the scratch copy (the same disk), each file synced, then the folders."""
     for job in opened.receipt.jobs:
         job_id = job.info.job_id
         if not job.log_bytes and not job.results:
             continue
         target = kit_folder / job_id
-        target.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if job.log_bytes:
-            shutil.copyfile(opened.member(log_member(job_id)), target / "log.txt")
-        if job.results:
-            (target / "results").mkdir(exist_ok=True)
-        for result in job.results:
-            shutil.copyfile(
-                opened.member(result_member(job_id, result.name)), target / "results" / result.name
-            )
+        (target / "results").mkdir(mode=0o700, parents=True, exist_ok=True)
+        moves = [(log_member(job_id), target / "log.txt")] if job.log_bytes else []
+        moves += [(result_member(job_id, r.name), target / "results" / r.name) for r in job.results]
+        for member, kept in moves:
+            fsync_path(opened.member(member))
+            os.replace(opened.member(member), kept)
+        fsync_path(target / "results")
         fsync_path(target)
 
 

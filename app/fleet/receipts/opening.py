@@ -23,7 +23,7 @@ from agent.wire.receipts import RECEIPT_KIND, RECEIPT_MEMBER, Receipt, log_membe
 from app.fleet.errors import Error, KitNotFound
 from app.fleet.inventory import Inventory, Kit
 
-__all__ = ["OpenedReceipt", "ReceiptRefused", "open_receipt"]
+__all__ = ["OpenedReceipt", "ReceiptRefused", "VerifiedReceipt", "open_receipt", "verify_receipt"]
 
 PAYLOAD = "files/"
 MAX_RECEIPT_JSON = 64 << 20
@@ -52,9 +52,26 @@ class OpenedReceipt:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def open_receipt(inventory: Inventory, path: Path, scratch: Path) -> OpenedReceipt:
-    """Verify `path` against the pinned certificate of the kit it claims to come from, and
-    copy its members under a new folder in `scratch`. Raises ReceiptRefused saying why."""
+@dataclass(frozen=True)
+class VerifiedReceipt:
+    """A receipt file whose signature (by the pinned key of `kit`) and members were checked."""
+
+    path: Path
+    kit: Kit
+    bundle: VerifiedBundle
+
+    @property
+    def sha256(self) -> str:
+        return self.bundle.sha256
+
+    @property
+    def seq(self) -> int:
+        return self.bundle.sequence
+
+
+def verify_receipt(inventory: Inventory, path: Path) -> VerifiedReceipt:
+    """Check `path` against the pinned certificate of the kit it claims to come from, and every
+    member's hash. Raises ReceiptRefused saying why."""
     claimed: dict[str, Kit] = {}
     try:
         bundle = open_bundle(path, _verifier(inventory, claimed), LIMITS)
@@ -64,19 +81,24 @@ def open_receipt(inventory: Inventory, path: Path, scratch: Path) -> OpenedRecei
         raise ReceiptRefused(f"{path}: cannot read it ({exc.strerror or exc})") from exc
     if bundle.kind != RECEIPT_KIND:
         raise ReceiptRefused(f"{path.name} is a bundle for kits, not a receipt: import it on a kit")
-    kit = claimed["kit"]
+    return VerifiedReceipt(path, claimed["kit"], bundle)
+
+
+def open_receipt(verified: VerifiedReceipt, scratch: Path) -> OpenedReceipt:
+    """Read the receipt and copy its members under a new folder in `scratch` (re-hashed)."""
+    path, kit = verified.path, verified.kit
     folder = Path(tempfile.mkdtemp(prefix=".receipt-", dir=scratch))
     try:
         try:
-            receipt = _contents(bundle, folder, path)
+            receipt = _contents(verified.bundle, folder, path)
         except Refusal as exc:
             raise ReceiptRefused(_said(path, exc)) from exc
-        if receipt.device_id != kit.device_id:
-            raise ReceiptRefused(f"{path.name} is signed by {kit.name} but speaks of another kit; not merged")
+        if receipt.device_id != kit.device_id or receipt.seq != verified.seq:
+            raise ReceiptRefused(f"{path.name} is signed by {kit.name} but its contents disagree; not merged")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return OpenedReceipt(path, kit, bundle.sha256, receipt, folder)
+    return OpenedReceipt(path, kit, verified.sha256, receipt, folder)
 
 
 def _verifier(inventory: Inventory, claimed: dict[str, Kit]) -> Verifier:
@@ -118,7 +140,7 @@ def _contents(bundle: VerifiedBundle, folder: Path, path: Path) -> Receipt:
         raise ReceiptRefused(f"{path.name} holds no {RECEIPT_MEMBER}; not merged")
     if size > MAX_RECEIPT_JSON:
         raise ReceiptRefused(f"{path.name}: its {RECEIPT_MEMBER} is {size} bytes, over {MAX_RECEIPT_JSON}")
-    bundle.extract_to(folder, [PAYLOAD + RECEIPT_MEMBER])
+    _extract(bundle, folder, [PAYLOAD + RECEIPT_MEMBER])
     try:
         receipt = Receipt.model_validate_json((folder / PAYLOAD / RECEIPT_MEMBER).read_bytes())
     except ValidationError as exc:
@@ -134,8 +156,16 @@ def _contents(bundle: VerifiedBundle, folder: Path, path: Path) -> Receipt:
     if expected != sizes:
         odd = sorted(set(sizes) ^ set(expected)) or [p for p in sizes if sizes[p] != expected.get(p)]
         raise Invalid("receipt_members", f"its members do not match what the receipt lists ({odd[0][:120]})")
-    bundle.extract_to(folder, [p for p in sizes if p != PAYLOAD + RECEIPT_MEMBER])
+    _extract(bundle, folder, [p for p in sizes if p != PAYLOAD + RECEIPT_MEMBER])
     return receipt
+
+
+def _extract(bundle: VerifiedBundle, folder: Path, members: list[str]) -> None:
+    """Copies in the scratch folder, re-hashed; what is kept is synced where it is kept."""
+    for member in members:
+        target = folder / member  # a checked member path (bundlenames): no '..', not absolute
+        target.parent.mkdir(parents=True, exist_ok=True)
+        bundle.extract_member(member, target, False)  # scratch: no folder sync
 
 
 def _said(path: Path, refusal: Refusal) -> str:
