@@ -29,7 +29,12 @@ def install_fine_tuned(models: ModelStore, folder: Path, result: dict[str, Any])
     if activated:
         models.activate(manifest.name, manifest.version)
     advice = str(result.get("advice", ""))
-    if asked and not activated:
+    if activated:
+        advice = (
+            f"{manifest.name} {manifest.version} now serves, as the job asked; roll back to the backbone "
+            f"with `kitfleet models rollback KIT {manifest.name}` if it disappoints in the field."
+        )
+    elif asked:
         advice += " It was not activated although the job asked: it is not better than the backbone."
     done = {
         **result,

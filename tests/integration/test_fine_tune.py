@@ -113,6 +113,7 @@ def test_fine_tune_teaches_new_classes_installed_not_activated(start_agent: Agen
         again = submit(client, "fine-tune", {"model": "digits-cnn", "dataset": "shapes", "activate": True})
         second = wait(client, again["job_id"], timeout=120)["result"]
         assert second["installed"] == {"name": "digits-cnn", "version": "1.0-ft2", "activated": True}
+        assert "digits-cnn 1.0-ft2 now serves" in second["advice"]
         picture = io.BytesIO()
         draw_shape("square", np.random.default_rng(99)).save(picture, "PNG")
         answer = client.post("/v1/models/digits-cnn/infer", content=picture.getvalue()).json()

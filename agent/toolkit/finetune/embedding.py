@@ -48,9 +48,19 @@ def find_embedding(model: onnx.ModelProto, name: str | None = None) -> str:
 
 
 def _constants(graph: onnx.GraphProto) -> set[str]:
+    """Tensors fixed by the file: initializers, Constant nodes, and what nodes compute from
+    those alone (a weight exported behind a Transpose or a DequantizeLinear)."""
     names = {init.name for init in graph.initializer}
-    names |= {out for node in graph.node if node.op_type == "Constant" for out in node.output}
+    for node in graph.node:  # topological order, as ONNX requires
+        inputs = [name for name in node.input if name]
+        if node.op_type == "Constant" or (inputs and all(name in names for name in inputs)):
+            names.update(node.output)
     return names
+
+
+def _transposes_features(node: onnx.NodeProto) -> bool:
+    """A Gemm with transA reads its features along the other axis: no embedding rows to learn from."""
+    return node.op_type == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute)
 
 
 def _final_input(output: str, produced: dict[str, onnx.NodeProto], constants: set[str]) -> str:
@@ -59,7 +69,7 @@ def _final_input(output: str, produced: dict[str, onnx.NodeProto], constants: se
     while (node := produced.get(tensor)) is not None and seen < len(produced):
         seen += 1
         if node.op_type in _FINAL and len(node.input) >= 2 and node.input[1] in constants:
-            if node.input[0] in constants:
+            if node.input[0] in constants or _transposes_features(node):
                 break
             return str(node.input[0])
         if node.op_type == "Add" and len(node.input) == 2 and node.input[1] in constants:

@@ -223,3 +223,22 @@ def test_head_names_never_clash_with_the_backbone() -> None:
     )
     x = np.array([[1.0, -1.0]], dtype=np.float32)
     assert np.allclose(_session(model).run(None, {"x": x})[0], softmax(np.array([[2.0, 0.0]])), atol=1e-6)
+
+
+def test_a_weight_behind_a_transpose_is_still_a_weight() -> None:
+    w = numpy_helper.from_array(np.ones((2, 3), dtype=np.float32), "w")  # (2, 3) → (3, 2) → transB
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["features"]),
+            helper.make_node("Transpose", ["w"], ["wt"]),
+            helper.make_node("Gemm", ["features", "wt"], ["scores"], transB=1),
+        ],
+        "transposed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])],
+        [w],
+    )
+    assert find_embedding(helper.make_model(graph)) == "features"
+    graph.node[2].attribute.append(helper.make_attribute("transA", 1))
+    with pytest.raises(Invalid):
+        find_embedding(helper.make_model(graph))
