@@ -144,8 +144,11 @@ def _contents(bundle: VerifiedBundle, folder: Path, path: Path) -> Receipt:
     try:
         receipt = Receipt.model_validate_json((folder / PAYLOAD / RECEIPT_MEMBER).read_bytes())
     except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))[:120]
         raise ReceiptRefused(
-            f"{path.name}: its {RECEIPT_MEMBER} is not a receipt this app reads: {exc}"
+            f"{path.name}: refused, its {RECEIPT_MEMBER} is not a receipt this app reads "
+            f"({exc.error_count()} problem(s); {where}: {str(first.get('msg', ''))[:200]}); not merged"
         ) from exc
     expected = {PAYLOAD + RECEIPT_MEMBER: size}
     for job in receipt.jobs:

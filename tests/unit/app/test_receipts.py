@@ -215,3 +215,53 @@ def test_import_records_travel_and_the_newest_state_of_each_bundle_wins(
     [line] = ReceiptStore(ops.fleet.inventory).imports(kit.identity.device_id)
     assert (line.bundle_sha256, line.sequence, line.outcome) == (sha, 3, "applied")
     assert line.receipt_sha256 == later.sha256
+
+
+def test_a_genuine_kit_cannot_smuggle_paths_or_files_into_the_laptop(
+    tmp_path: Path, ops: FleetOps, kit: FakeKit
+) -> None:
+    """Signed by the kit's own key, so only the contents' own checks stand between it and the disk."""
+    kit.work(1)
+    made = export(kit.data_dir, tmp_path)
+    folder = tmp_path / "parts"
+    with tarfile.open(made.path) as tar:
+        tar.extractall(folder, filter="data")
+    body = json.loads((folder / "files" / "receipt.json").read_text())
+    job = {
+        "job_id": "../../../../home/evil",
+        "kind": "batch-infer",
+        "label": "",
+        "state": "done",
+        "request": {"kind": "batch-infer", "params": {"model": "m", "folder": "f"}},
+        "attempts": 1,
+        "progress": {"done": 1, "total": 1},
+        "created_at": 1.0,
+        "started_at": 1.0,
+        "finished_at": 2.0,
+        "updated_at": 2.0,
+    }
+    body["jobs"] = [{"info": job, "log_bytes": 3}]
+    (folder / "files" / "receipt.json").write_text(json.dumps(body))
+    (folder / "evil.txt").write_text("hi\n")
+    pem = kit.identity.cert_path.read_text()
+    manifest = {
+        "kind": "receipt",
+        "signer": {"alg": ECDSA_P256, "device_id": kit.identity.device_id, "certificate": pem},
+        "targets": [],
+        "sequence": 1,
+    }
+    sign = certificate_signer(kit.identity.key_path.read_bytes())
+    traversal = tmp_path / "traversal.kfr"
+    members = [("receipt.json", folder / "files" / "receipt.json"), ("logs/x.txt", folder / "evil.txt")]
+    write_bundle(traversal, manifest, members, sign)
+    [(_, why)] = receive(ops, traversal).refused
+    assert "not a kit's job id" in why
+
+    body["jobs"] = []
+    (folder / "files" / "receipt.json").write_text(json.dumps(body))
+    unlisted = tmp_path / "unlisted.kfr"
+    write_bundle(unlisted, manifest, members, sign)
+    [(_, why)] = receive(ops, unlisted).refused
+    assert "do not match what the receipt lists" in why
+    assert not (ops.fleet.settings.home / "receipts" / kit.identity.device_id).exists()
+    assert ReceiptStore(ops.fleet.inventory).receipts() == []
