@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import io
 import json
+import queue
 import re
 import secrets
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,9 @@ __all__ = ["UNSURE", "Keeper", "UnsureBuffer", "unsure_folder", "unsure_scores"]
 UNSURE = "unsure"
 MAX_KEPT_IMAGE = 16 << 20  # a larger input file is not copied into the buffer
 MIN_FREE = 64 << 20  # the buffer never takes the kit's last free space
+QUEUED = 32  # inputs waiting for the keeper's thread to write them
+_Judged = tuple[float, "float | None"]
+_Work = tuple[Callable[[], tuple[bytes, str]], list[dict[str, Any]], _Judged, str, float]
 _SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".bmp": "bmp", ".webp": "webp"}
 
 
@@ -80,8 +86,11 @@ class Keeper:
     kept: int = 0
     stopped: str | None = None  # why nothing more is kept (a full disk), for the job's summary
     _items: list[_Kept] = field(default_factory=list)
+    dropped: int = 0  # unsure inputs offered while the disk was behind
     _last: float = 0.0
     _stamp: int = 0
+    _queue: queue.Queue[_Work | None] = field(default_factory=lambda: queue.Queue(QUEUED))
+    _thread: threading.Thread | None = None
 
     @classmethod
     def of(cls, spec: dict[str, Any]) -> Keeper | None:
@@ -108,31 +117,70 @@ class Keeper:
         judged = unsure_scores(classes, self.keep)
         if judged is None or suffix is None or path.stat().st_size > MAX_KEPT_IMAGE:
             return False
-        return self._keep(path.read_bytes(), suffix, classes, judged, source)
+        return self._enqueue(lambda: (path.read_bytes(), suffix), classes, judged, source)
 
     def offer_image(self, image: Any, classes: list[dict[str, Any]], source: str) -> bool:
         """Keep a decoded frame (stream), as a JPEG, if the answer was unsure."""
         judged = unsure_scores(classes, self.keep)
         if judged is None:
             return False
-        out = io.BytesIO()
-        image.convert("RGB").save(out, "JPEG", quality=90)
-        return self._keep(out.getvalue(), "jpg", classes, judged, source)
+        return self._enqueue(lambda: (_jpeg(image), "jpg"), classes, judged, source)
+
+    def close(self) -> None:
+        """Wait for the inputs offered so far to be written (at the job's end)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _enqueue(
+        self,
+        produce: Callable[[], tuple[bytes, str]],
+        classes: list[dict[str, Any]],
+        judged: _Judged,
+        source: str,
+    ) -> bool:
+        """Hand the writing to the keeper's thread: the model never waits on the disk; when the
+        disk falls behind, inputs are dropped (counted), not queued without bound."""
+        now = time.time()
+        if self.stopped or now - self._last < self.keep.min_gap_s:
+            return False
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._write_all, name="unsure-keeper", daemon=True)
+            self._thread.start()
+        try:
+            self._queue.put_nowait((produce, classes, judged, source, now))
+        except queue.Full:
+            self.dropped += 1
+            return False
+        self._last = now
+        return True
+
+    def _write_all(self) -> None:
+        while (work := self._queue.get()) is not None:
+            produce, classes, judged, source, now = work
+            if self.stopped:
+                continue
+            try:
+                data, suffix = produce()
+            except OSError:  # the file went meanwhile: nothing to keep
+                continue
+            self._keep(data, suffix, classes, judged, source, now)
 
     def _keep(
         self,
         data: bytes,
         suffix: str,
         classes: list[dict[str, Any]],
-        judged: tuple[float, float | None],
+        judged: _Judged,
         source: str,
-    ) -> bool:
-        now = time.time()
-        if self.stopped or now - self._last < self.keep.min_gap_s or len(data) > self.keep.max_bytes:
-            return False
+        now: float,
+    ) -> None:
+        if len(data) > self.keep.max_bytes:
+            return
         if shutil.disk_usage(self.folder).free < MIN_FREE + len(data):
             self.stopped = f"the kit's disk has less than {MIN_FREE >> 20} MiB free"
-            return False
+            return
         self._stamp = max(int(now * 1e6), self._stamp + 1)  # strictly increasing within a job
         item = UnsureItem(
             id=new_id(self._stamp),
@@ -154,15 +202,19 @@ class Keeper:
         except OSError as exc:  # a full or failing disk stops the keeping, never the job
             _remove(self.folder, item.id)
             self.stopped = f"could not keep an input: {exc.strerror or exc}"
-            return False
+            return
         self._items.append(_Kept(item.id, len(data)))
-        self._last, self.kept = now, self.kept + 1
+        self.kept += 1
         self._evict()
-        return True
 
     def summary(self) -> dict[str, Any]:
         """What the job's result says of its keeping."""
-        return {"unsure_kept": self.kept, **({"unsure_stopped": self.stopped} if self.stopped else {})}
+        self.close()
+        return {
+            "unsure_kept": self.kept,
+            **({"unsure_dropped": self.dropped} if self.dropped else {}),
+            **({"unsure_stopped": self.stopped} if self.stopped else {}),
+        }
 
     def _evict(self) -> None:
         total = sum(k.size for k in self._items)
@@ -234,6 +286,12 @@ def _items(folder: Path) -> list[UnsureItem]:
 
 def _read(meta: Path) -> UnsureItem:
     return UnsureItem.model_validate(json.loads(meta.read_text()))
+
+
+def _jpeg(image: Any) -> bytes:
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
 
 
 def _on_disk(folder: Path) -> list[_Kept]:

@@ -219,6 +219,8 @@ class StreamJob:
 
     def _close(self, state: str) -> None:
         self.counts.close(time.time())
+        if self.unsure is not None:
+            self.unsure.close()  # what it was handed is written before the job ends
         for out in (self.detections, self.counts.out):
             if out is not None:
                 out.close()
