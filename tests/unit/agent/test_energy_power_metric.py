@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent.db import Database
 from agent.metrics.power import PowerGauge
 from agent.metrics.ring import MetricRing, take_sample
@@ -63,6 +65,8 @@ def test_the_ring_keeps_power_w(tmp_path: Path, db: Database) -> None:
 
 def test_the_laptops_history_keeps_power_w(tmp_path: Path) -> None:
     """The app's inventory stores the kit's power figure beside the others (its step 3)."""
+    # CI runs tests/unit/agent under the kits' Pythons with only the agent's packages installed
+    pytest.importorskip("sqlite_utils", reason="the app's packages (pip install '.[app]')")
     from agent.wire import MetricSample
     from app.fleet.history import MetricsHistory
     from app.fleet.inventory import Inventory
