@@ -9,6 +9,7 @@ Every action recognises its own finished effect, so applying one twice (a re-imp
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -150,12 +151,12 @@ def apply_dataset(ctx: Context, bundle: VerifiedBundle, idx: int, action: dict[s
         return name, {"files": len(members), "already": True}
 
     def fill(staging: Path) -> None:
-        folders: set[Path] = set()
-        for path in members:
-            target = staging / path[len(prefix) :]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            bundle.extract_member(path, target, sync_folder=False)  # each folder synced once below
-            folders.add(target.parent)
+        targets = [(path, staging / path[len(prefix) :]) for path in members]
+        folders = {target.parent for _, target in targets}
+        for folder in sorted(folders):
+            folder.mkdir(parents=True, exist_ok=True)
+        bundle.extract_members(targets, sync=False)  # all synced at once below
+        sync_files(staging, [target for _, target in targets])
         for folder in folders - {staging}:  # place() syncs the staging folder itself
             fsync_path(folder)
 
@@ -172,6 +173,25 @@ def apply_job(ctx: Context, bundle: VerifiedBundle, idx: int, action: dict[str, 
     caller = Caller(f"signer:{signer}", f"bundle {bundle.sha256[:12]} (signer {signer})", "operator")
     job, created = ctx.jobs.submit(request, caller)
     return job.job_id, {"kind": request.kind, "created": created}
+
+
+def sync_files(folder: Path, files: list[Path]) -> None:
+    """Make `files` durable: one syncfs(2) of their file system where Linux has it (a thousand
+    images cost one flush, not a thousand fsyncs), else an fsync each."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    syncfs = getattr(ctypes.CDLL(name, use_errno=True), "syncfs", None) if name else None
+    if syncfs is not None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in files:
+        fsync_path(path)
 
 
 def _dataset_members(bundle: VerifiedBundle, action: dict[str, Any]) -> list[str]:

@@ -47,7 +47,7 @@ def _problem(name: str) -> str | None:
         return f"payload members must live under '{PAYLOAD_PREFIX}'"
     if len(name) > MAX_NAME:
         return f"longer than {MAX_NAME} characters"
-    if any(ch in _FORBIDDEN or not ch.isprintable() for ch in name):
+    if not name.isprintable() or not _FORBIDDEN.isdisjoint(name):
         return "it holds a control or reserved character"
     parts = name.split("/")
     if any(part in ("", ".", "..") for part in parts):

@@ -76,6 +76,7 @@ class VerifiedBundle:
     manifest_bytes: bytes
     sha256: str  # of the whole file: the bundle's identity for receipts and replay records
     members: list[_Member] = field(default_factory=list)
+    _index: dict[str, _Member] = field(default_factory=dict, repr=False)
 
     @property
     def kind(self) -> str:
@@ -89,16 +90,24 @@ class VerifiedBundle:
         return [m.path for m in self.members]
 
     def member(self, path: str) -> _Member:
-        for member in self.members:
-            if member.path == path:
-                return member
-        raise Invalid("member_not_found", f"The bundle holds no member '{path[:120]}'.")
+        if len(self._index) != len(self.members):
+            self._index = {m.path: m for m in self.members}
+        found = self._index.get(path)
+        if found is None:
+            raise Invalid("member_not_found", f"The bundle holds no member '{path[:120]}'.")
+        return found
 
-    def extract_member(self, path: str, target: Path, sync_folder: bool = True) -> Path:
-        """Copy one payload member to the file `target`, re-hashed and fsynced (its folder too,
-        unless the caller syncs a folder of many files once)."""
+    def extract_member(self, path: str, target: Path, sync: bool = True) -> Path:
+        """Copy one payload member to the file `target`, re-hashed; fsynced with its folder
+        unless `sync` is False (a caller writing many files syncs them at once)."""
         with self.path.open("rb") as handle:
-            return _copy_member(handle, self.member(path), target, sync_folder)
+            return _copy_member(handle, self.member(path), target, sync)
+
+    def extract_members(self, targets: list[tuple[str, Path]], sync: bool = True) -> None:
+        """`extract_member` for many members, reading the bundle through one open file."""
+        with self.path.open("rb") as handle:
+            for path, target in targets:
+                _copy_member(handle, self.member(path), target, sync)
 
     def extract_to(self, folder: Path, only: Iterator[str] | list[str] | None = None) -> list[Path]:
         """Copy payload members (all, or the paths in `only`) under `folder`, re-hashing each.
@@ -286,7 +295,7 @@ def _extract_one(handle: IO[bytes], member: _Member, folder: Path) -> Path:
     return _copy_member(handle, member, target)
 
 
-def _copy_member(handle: IO[bytes], member: _Member, target: Path, sync_folder: bool = True) -> Path:
+def _copy_member(handle: IO[bytes], member: _Member, target: Path, sync: bool = True) -> Path:
     handle.seek(member.offset)
     digest, remaining = hashlib.sha256(), member.size
     with target.open("wb") as out:
@@ -298,11 +307,12 @@ def _copy_member(handle: IO[bytes], member: _Member, target: Path, sync_folder: 
             out.write(chunk)
             remaining -= len(chunk)
         out.flush()
-        os.fsync(out.fileno())
+        if sync:
+            os.fsync(out.fileno())
     if digest.hexdigest() != member.sha256:
         target.unlink(missing_ok=True)
         raise Invalid("member_hash_mismatch", f"'{member.path}' changed on disk after it was verified.")
-    if sync_folder:
+    if sync:
         fsync_path(target.parent)
     return target
 
