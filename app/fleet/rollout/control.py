@@ -23,7 +23,7 @@ async def async_start(fleet: Fleet, plan: Plan, events: EventSink | None = None)
     r = rollout
     engine.note(
         "rollout.start",
-        f"rollout {r.rollout_id}: {r.model} {r.version} to {len(r.kits)} kit(s) in {r.wave_count} wave(s), "
+        f"{r.model} {r.version} to {len(r.kits)} kit(s): canaries, then {r.wave_count - 1} wave(s); "
         f"soak {r.soak_s:g} s" + (f", eval on {r.eval_dataset}" if r.eval_dataset else ""),
         waves=r.waves,
         kits=[k.name for k in r.kits],

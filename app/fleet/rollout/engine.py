@@ -283,10 +283,10 @@ class Engine:
         except Error as exc:  # a refusal while checking is the kit failing its soak
             verdict_ok, reasons, figures = False, [str(exc)], {}
         else:
-            verdict_ok, reasons, figures = verdict.ok, verdict.reasons, verdict.figures
+            verdict_ok, reasons, figures = verdict.ok, verdict.reasons or verdict.said, verdict.figures
         kit.checks = {**kit.checks, **figures}
         kit.state = "passed" if verdict_ok else "failed"
-        kit.detail = "passed its soak" if verdict_ok else "; ".join(reasons)
+        kit.detail = "; ".join(reasons) if not verdict_ok else "passed: " + ("; ".join(reasons) or "serving")
         self.note("rollout.check", kit.detail, kit, outcome="ok" if verdict_ok else "failed", figures=figures)
         self.save()
 

@@ -33,6 +33,7 @@ class Verdict:
     ok: bool
     reasons: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    said: list[str] = field(default_factory=list)  # the figures in words, for a passing kit's line
 
     def fail(self, reason: str) -> None:
         self.ok = False
@@ -63,6 +64,7 @@ async def _latency(fleet: Fleet, rollout: Rollout, kit: KitState, verdict: Verdi
     if old is None:
         return
     verdict.figures["latency_ratio"] = round(new / old, 3) if old > 0 else None
+    verdict.said.append(f"p50 {new:.1f} ms vs {old:.1f} ms for {kit.previous_version}")
     if new > old * limits.max_latency_ratio + limits.latency_slack_ms:
         verdict.fail(
             f"latency p50 {new:.2f} ms vs {old:.2f} ms for {kit.previous_version} "
@@ -96,6 +98,7 @@ async def _accuracy(
     if old is None:
         return
     loss = (old - new) * 100
+    verdict.said.append(f"top-1 {new:.1%} vs {old:.1%}")
     if loss > rollout.thresholds.max_accuracy_loss:
         verdict.fail(
             f"top-1 accuracy {new:.1%} vs {old:.1%} for {kit.previous_version} on {dataset.folder.name} "
@@ -128,6 +131,7 @@ async def _error_rate(fleet: Fleet, rollout: Rollout, kit: KitState, verdict: Ve
     failed = sum(1 for j in mine if j.state in ("failed", "interrupted"))
     rate = failed / len(mine) if mine else 0.0
     verdict.figures["jobs"] = f"{failed} of {len(mine)} failed"
+    verdict.said.append(f"{failed} of {len(mine)} jobs failed")
     if rate > rollout.thresholds.max_error_rate:
         verdict.fail(
             f"{failed} of {len(mine)} jobs on {rollout.model} failed since activation "
