@@ -26,11 +26,11 @@ def add_receive(actions: Any) -> None:
 
 async def receive_command(args: argparse.Namespace) -> int:
     from app.fleet.ops import FleetOps
-    from app.fleet.receipts import receive
+    from app.fleet.receipts import async_receive
 
     fleet = open_fleet(args)
     try:
-        report = receive(FleetOps(fleet), args.source)
+        report = await async_receive(FleetOps(fleet), args.source)
     finally:
         fleet.close()
     data = {

@@ -1,6 +1,13 @@
 """Receipts back from kits: verified against the pinned certificates and merged into the inventory."""
 
-from app.fleet.receipts.merge import Received, ReceiveReport, job_files, receipt_files, receive
+from app.fleet.receipts.merge import (
+    Received,
+    ReceiveReport,
+    async_receive,
+    job_files,
+    receipt_files,
+    receive,
+)
 from app.fleet.receipts.opening import ReceiptRefused
 from app.fleet.receipts.store import KitImport, ReceiptRecord, ReceiptStore
 from app.fleet.receipts.traffic import BundleTraffic, SentBundle, bundle_traffic
@@ -14,6 +21,7 @@ __all__ = [
     "ReceiveReport",
     "Received",
     "SentBundle",
+    "async_receive",
     "bundle_traffic",
     "job_files",
     "receipt_files",

@@ -13,6 +13,7 @@ merge would.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -30,7 +31,7 @@ from app.fleet.receipts.opening import OpenedReceipt, ReceiptRefused, open_recei
 from app.fleet.receipts.store import ReceiptStore
 from app.fleet.snapshot import JOBS_KEPT, KitSnapshot
 
-__all__ = ["MAX_FILES", "ReceiveReport", "Received", "job_files", "receipt_files", "receive"]
+__all__ = ["MAX_FILES", "ReceiveReport", "Received", "async_receive", "job_files", "receipt_files", "receive"]
 
 MAX_FILES = 1000  # receipts in one folder
 FOLDER = "receipts"
@@ -97,23 +98,29 @@ def _order(path: Path) -> tuple[str, int, str]:
 
 
 def receive(ops: FleetOps, source: Path) -> ReceiveReport:
-    """Merge every receipt at `source`; a refused one is reported, the others still merge."""
+    """`async_receive` for callers without an event loop."""
+    return asyncio.run(async_receive(ops, source))
+
+
+async def async_receive(ops: FleetOps, source: Path) -> ReceiveReport:
+    """Merge every receipt at `source`; a refused one is reported, the others still merge.
+    Reading and checking the files runs in a worker thread; the inventory is written here."""
     report = ReceiveReport()
-    home = ops.fleet.settings.home
-    scratch = home / FOLDER
+    scratch = ops.fleet.settings.home / FOLDER
     scratch.mkdir(mode=0o700, exist_ok=True)
     _sweep(scratch)
     store = ReceiptStore(ops.fleet.inventory)
+    kits = {k.device_id: k for k in ops.fleet.inventory.kits()}
     for path in receipt_files(source):
         try:
-            verified = verify_receipt(ops.fleet.inventory, path)
+            verified = await asyncio.to_thread(verify_receipt, kits, path)
             if store.known(verified.sha256) is not None:  # merged before: nothing to copy or read
                 kit = verified.kit
                 report.received.append(
                     Received(path, kit.name, kit.device_id, verified.seq, verified.sha256, True)
                 )
                 continue
-            opened = open_receipt(verified, scratch)
+            opened = await asyncio.to_thread(open_receipt, verified, scratch)
         except ReceiptRefused as exc:
             report.refused.append((path, str(exc)))
             ops.fleet.audit.record("bundle.receive", path.name, "refused", detail={"message": str(exc)[:256]})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,8 @@ from agent.toolkit.bundlesign import ECDSA_P256, certificate_verifier, manifest_
 from agent.toolkit.errors import Forbidden, Invalid, Refusal
 from agent.wire import format_device_id
 from agent.wire.receipts import RECEIPT_KIND, RECEIPT_MEMBER, Receipt, log_member, result_member
-from app.fleet.errors import Error, KitNotFound
-from app.fleet.inventory import Inventory, Kit
+from app.fleet.errors import Error
+from app.fleet.inventory import Kit
 
 __all__ = ["OpenedReceipt", "ReceiptRefused", "VerifiedReceipt", "open_receipt", "verify_receipt"]
 
@@ -69,12 +70,13 @@ class VerifiedReceipt:
         return self.bundle.sequence
 
 
-def verify_receipt(inventory: Inventory, path: Path) -> VerifiedReceipt:
-    """Check `path` against the pinned certificate of the kit it claims to come from, and every
-    member's hash. Raises ReceiptRefused saying why."""
+def verify_receipt(kits: Mapping[str, Kit], path: Path) -> VerifiedReceipt:
+    """Check `path` against the pinned certificate of the kit it claims to come from (`kits`:
+    the inventory's adopted kits by device ID), and every member's hash. Touches no database,
+    so it may run in a worker thread. Raises ReceiptRefused saying why."""
     claimed: dict[str, Kit] = {}
     try:
-        bundle = open_bundle(path, _verifier(inventory, claimed), LIMITS)
+        bundle = open_bundle(path, _verifier(kits, claimed), LIMITS)
     except Refusal as exc:
         raise ReceiptRefused(_said(path, exc)) from exc
     except OSError as exc:
@@ -101,7 +103,7 @@ def open_receipt(verified: VerifiedReceipt, scratch: Path) -> OpenedReceipt:
     return OpenedReceipt(path, kit, verified.sha256, receipt, folder)
 
 
-def _verifier(inventory: Inventory, claimed: dict[str, Kit]) -> Verifier:
+def _verifier(kits: Mapping[str, Kit], claimed: dict[str, Kit]) -> Verifier:
     def verify(manifest_bytes: bytes, signature: bytes) -> bool:
         signer = manifest_signer(manifest_bytes)
         device_id = str(signer.get("device_id", ""))
@@ -111,14 +113,13 @@ def _verifier(inventory: Inventory, claimed: dict[str, Kit]) -> Verifier:
                 "it is not signed by a kit (a bundle for kits, or something else)",
                 "receive only the DEVICE-SEQ.kfr files `kitfleet-agent export` writes",
             )
-        try:
-            kit = inventory.get(device_id)
-        except KitNotFound as exc:
+        kit = kits.get(device_id)
+        if kit is None:
             raise Forbidden(
                 "unknown_kit",
                 f"it comes from kit {format_device_id(device_id)}, which this laptop never adopted",
                 "adopt the kit first: a receipt is checked against the certificate pinned at adoption",
-            ) from exc
+            )
         claimed["kit"] = kit
         if certificate_verifier(kit.cert_pem, kit.device_id)(manifest_bytes, signature):
             return True

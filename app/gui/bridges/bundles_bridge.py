@@ -1,8 +1,9 @@
 """Bundle work for the window (create a bundle, receive receipts, a kit's bundle traffic), run on
 the bridge's loop: the GUI thread only submits, answers come back as signals with plain data.
 
-Both create and receive read and write the inventory, whose connection lives on the loop
-thread, so they run there (as the report's gathering does); the window never waits on them.
+Both create and receive write the inventory, whose connection lives on the loop thread, so
+they run there (a receipt's files are read and checked in a worker thread meanwhile); the
+window never waits on them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 
 from app.fleet.errors import Error
-from app.fleet.receipts import bundle_traffic, receive
+from app.fleet.receipts import async_receive, bundle_traffic
 from app.gui.bridges.base import SubBridge
 
 __all__ = ["BundleRequest", "BundlesBridge"]
@@ -83,7 +84,7 @@ class BundlesBridge(SubBridge):
     async def _async_receive(self, source: Path) -> None:
         ops = self._host.ops
         try:
-            report = receive(ops, source)
+            report = await async_receive(ops, source)
         except Error as exc:
             self.receive_failed.emit(str(exc))
             return
