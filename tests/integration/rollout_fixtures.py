@@ -26,7 +26,9 @@ MODEL = models_dir() / "digits-cnn-fp32.onnx"
 BASE_VERSION = "1.0"
 
 
-def version_of_digits(folder: Path, version: str, wrong_labels: bool = False) -> Path:
+def version_of_digits(
+    folder: Path, version: str, wrong_labels: bool = False, wrong_golden: bool = False
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model = onnx.load(str(MODEL))
     model.doc_string = f"digits-cnn {version} for a rollout test"
@@ -38,6 +40,9 @@ def version_of_digits(folder: Path, version: str, wrong_labels: bool = False) ->
     if wrong_labels:
         labels = manifest["labels"]
         manifest["labels"] = labels[1:] + labels[:1]
+    if wrong_golden:  # what a model exported wrongly looks like to the kit's install check
+        outputs = manifest["golden"]["outputs"]
+        outputs["logits"] = [v + 3.0 for v in outputs["logits"]]
     Manifest.model_validate(manifest)
     manifest_path(path).write_text(json.dumps(manifest, indent=2))
     return path

@@ -81,6 +81,26 @@ def test_a_canary_wrong_on_the_eval_set_is_rolled_back_and_the_rest_never_activa
     assert "stopped because wave 0: 1 kit(s) failed (canary), 0 allowed" in section
 
 
+def test_a_version_failing_its_golden_check_on_the_canary_stops_before_any_activation(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
+) -> None:
+    _kits(start_agent, adopt, fleet, "gold-a", "gold-b")
+    broken = version_of_digits(tmp_path / "models", "1.4", wrong_golden=True)
+    home = fleet.settings.home
+    done = kitfleet(home, "rollout", str(broken), "--kit", "gold-a", "--kit", "gold-b", "--soak", "0")
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert "gold-a: upload refused:" in said, said
+    assert "golden check failed" in said, said
+    [rollout] = RolloutStore(fleet.inventory).all()
+    assert rollout.phase == "failed"
+    assert rollout.reason.startswith("wave 0: 1 kit(s) failed (gold-a)")
+    assert not any(k.activated for k in rollout.kits)
+    for kit in fleet.inventory.kits():
+        assert serving(fleet, kit) == BASE_VERSION
+        assert "1.4" not in installed(fleet, kit)  # a failed check never installs
+
+
 def test_a_good_rollout_reaches_every_kit_including_one_stopped_during_its_wave(
     start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
 ) -> None:
