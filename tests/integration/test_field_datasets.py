@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from app.fleet.localagent import LocalAgent
 from tests.integration.conftest import AgentFactory
-from tests.integration.helpers import pair, raw_client
+from tests.integration.helpers import pair, raw_client, small_tmpfs
 from tests.integration.test_jobs_api import deploy, images, refused, submit, wait
 
 
@@ -224,3 +226,43 @@ def test_a_stream_keeps_the_frames_its_classifier_was_unsure_of(
     assert frame.headers["content-type"] == "image/jpeg"  # the decoded frame, as JPEG
     with Image.open(io.BytesIO(frame.content)) as picture:
         assert picture.size == (24, 20)
+
+
+def test_a_full_disk_refuses_a_labelled_picture_and_keeps_nothing_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KITFLEET_AGENT_DISK_RESERVE_BYTES", str(1 << 20))
+    with small_tmpfs(tmp_path, 16) as disk:
+        agent = LocalAgent(disk / "kit", "full", mdns=False).start()
+        try:
+            with raw_client(agent, pair(agent)) as client:
+                assert label(client, "yard", "circle", picture("circle", 0)).status_code == 201
+                filler = disk / "filler"
+                filler.write_bytes(bytes(shutil.disk_usage(disk).free - (1 << 20) + 4096))
+                body = refused(
+                    label(client, "yard", "circle", picture("circle", 1)), 507, "insufficient_storage"
+                )
+                assert "MiB free" in body["message"]
+                assert client.get("/v1/datasets/yard/classes").json()["images"] == 1
+                assert not [
+                    p for p in (agent.data_dir / "datasets" / "yard").rglob("*") if p.name.startswith(".")
+                ]
+                filler.unlink()
+                assert label(client, "yard", "circle", picture("circle", 1)).status_code == 201
+        finally:
+            agent.stop()
+
+
+def test_a_field_dataset_labelled_picture_by_picture_is_what_fine_tune_trains_on(
+    kit: tuple[httpx.Client, Path], tmp_path: Path
+) -> None:
+    client, _ = kit
+    deploy(client, tmp_path)
+    for shape in ("circle", "square"):
+        for n in range(10):
+            assert label(client, "yard", shape, picture(shape, n)).status_code == 201
+    params = {"model": "tiny", "dataset": "yard", "epochs": 50, "min_per_class": 3}
+    job = wait(client, submit(client, "fine-tune", params, resources={"threads": 1})["job_id"], timeout=300)
+    assert job["state"] == "done", job
+    assert job["result"]["labels"] == ["circle", "square"]
+    assert job["result"]["train_count"] + job["result"]["val_count"] == 20
