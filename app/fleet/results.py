@@ -19,7 +19,7 @@ from pathlib import Path
 from agent.toolkit.durable import fsync_path
 from agent.wire import CONTROL_CHARACTERS, FINISHED_STATES, JobInfo, JobResults, ResultFile
 from app.fleet.client import KitClient
-from app.fleet.errors import Error
+from app.fleet.errors import Error, KitUnreachable
 from app.fleet.inventory import Kit
 from app.fleet.jobs import async_explained, check_job_id
 from app.fleet.service import Fleet
@@ -57,6 +57,7 @@ class Collected:
     folder: Path
     files: list[Path]
     refused: list[Refused] = field(default_factory=list)
+    note: str = ""  # where the files came from when not from the kit itself
 
 
 def name_problem(name: str) -> str | None:
@@ -134,7 +135,38 @@ async def async_collect(fleet: Fleet, kit: Kit, job_id: str, out: Path, forget: 
             await client.delete_job(job_id)
         return Collected(kit, job, results, folder, [folder / item.name for item in accepted], refused)
 
-    return await async_explained(fleet, kit, fetch)
+    try:
+        return await async_explained(fleet, kit, fetch)
+    except KitUnreachable:
+        kept = _from_receipt(fleet, kit, job_id, out)
+        if kept is None:
+            raise
+        return kept
+
+
+def _from_receipt(fleet: Fleet, kit: Kit, job_id: str, out: Path) -> Collected | None:
+    """The files a receipt brought back from the kit, saved as a download saves them."""
+    from app.fleet.receipts.results import receipt_results  # receipts import the fleet's ops
+
+    found = receipt_results(fleet.settings.home, fleet.inventory, kit, job_id)
+    if found is None:
+        return None
+    accepted, refused = sort_listing(found.listing)
+    kept = {p.name: p for p in found.files}
+    folder = _job_folder(out, kit, job_id)
+    staging = folder.with_name(f".{job_id}.partial")
+    _remove(staging)
+    staging.mkdir()
+    try:
+        for item in accepted:
+            shutil.copyfile(kept[item.name], staging / item.name)
+        record = {"kit": kit.name, "device_id": kit.device_id, **found.job.model_dump(mode="json")}
+        (staging / JOB_RECORD).write_text(json.dumps(record, indent=2))
+        _replace_folder(staging, folder)
+    finally:
+        _remove(staging)
+    files = [folder / item.name for item in accepted]
+    return Collected(kit, found.job, found.listing, folder, files, refused, found.note)
 
 
 def _job_folder(out: Path, kit: Kit, job_id: str) -> Path:

@@ -90,6 +90,15 @@ def test_a_receipt_brings_back_a_batch_infer_job_its_history_and_audit(
     assert ops.history.count(kit.device_id) == exported["metrics"] + later["metrics"]
     assert [r.seq for r in ReceiptStore(fleet.inventory).receipts(kit.device_id)] == [2, 1]
 
+    fleet.inventory.update(kit.device_id, port=1)  # the kit is away now
+    out = tmp_path / "out"
+    saved = kitfleet(fleet.settings.home, "jobs", "results", "north", job["job_id"], "--out", str(out))
+    assert saved.returncode == 0, saved.stderr
+    assert "its receipt brought back" in saved.stdout
+    folder = out / "north" / job["job_id"]
+    assert sorted(p.name for p in folder.iterdir()) == ["job.json", "results.csv", "results.jsonl"]
+    assert (folder / "results.jsonl").read_bytes() == (files / "results" / "results.jsonl").read_bytes()
+
 
 def test_two_kits_fed_only_by_bundles_report_their_work_through_receipts(
     start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path

@@ -24,7 +24,9 @@ async def _results(args: argparse.Namespace) -> int:
         if args.out:
             got = await async_collect(fleet, kit, job_id, args.out, args.forget)
             job, results, where, refused = got.job, got.results, str(got.folder), got.refused
+            note = got.note
         else:
+            note = ""
             job = await async_job(fleet, kit, job_id)
             results = await async_results(fleet, kit, job_id)
             where, refused = "", sort_listing(results)[1]
@@ -38,6 +40,7 @@ async def _results(args: argparse.Namespace) -> int:
         else [f"  {f.name} ({size(f.size)}); download with --out DIR" for f in kept]
     )
     lines += _refused_lines(kit, refused)
+    lines += [f"  ({note})"] if note else []
     emit(
         args,
         {
