@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from agent.toolkit.bundlecheck import FORMAT, KINDS, PAYLOAD_PREFIX, check_manifest, check_member_path
-from agent.toolkit.durable import fsync_path, replace_durably
+from agent.toolkit.bundlecheck import FORMAT, KINDS, check_manifest, check_member_path
+from agent.toolkit.bundleio import CHUNK, HashingReader, HashingWriter, Member, copy_member, describe
+from agent.toolkit.durable import replace_durably
 from agent.toolkit.errors import BadInput, Forbidden, Invalid, TooLarge
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
-_CHUNK = 1 << 20
 
 Signer = Callable[[bytes], bytes]
 """Signs the manifest bytes, returns the signature."""
@@ -59,14 +59,6 @@ class BundleLimits:
     max_signature_bytes: int = 4096
 
 
-@dataclass(frozen=True)
-class _Member:
-    path: str
-    size: int
-    sha256: str
-    offset: int  # where its data starts in the tar
-
-
 @dataclass
 class VerifiedBundle:
     """A bundle whose signature, member list and every member's bytes have been checked."""
@@ -75,8 +67,8 @@ class VerifiedBundle:
     manifest: dict[str, Any]
     manifest_bytes: bytes
     sha256: str  # of the whole file: the bundle's identity for receipts and replay records
-    members: list[_Member] = field(default_factory=list)
-    _index: dict[str, _Member] = field(default_factory=dict, repr=False)
+    members: list[Member] = field(default_factory=list)
+    _index: dict[str, Member] = field(default_factory=dict, repr=False)
 
     @property
     def kind(self) -> str:
@@ -89,7 +81,7 @@ class VerifiedBundle:
     def member_paths(self) -> list[str]:
         return [m.path for m in self.members]
 
-    def member(self, path: str) -> _Member:
+    def member(self, path: str) -> Member:
         if len(self._index) != len(self.members):
             self._index = {m.path: m for m in self.members}
         found = self._index.get(path)
@@ -101,13 +93,13 @@ class VerifiedBundle:
         """Copy one payload member to the file `target`, re-hashed; fsynced with its folder
         unless `sync` is False (a caller writing many files syncs them at once)."""
         with self.path.open("rb") as handle:
-            return _copy_member(handle, self.member(path), target, sync)
+            return copy_member(handle, self.member(path), target, sync)
 
     def extract_members(self, targets: list[tuple[str, Path]], sync: bool = True) -> None:
         """`extract_member` for many members, reading the bundle through one open file."""
         with self.path.open("rb") as handle:
             for path, target in targets:
-                _copy_member(handle, self.member(path), target, sync)
+                copy_member(handle, self.member(path), target, sync)
 
     def extract_to(self, folder: Path, only: Iterator[str] | list[str] | None = None) -> list[Path]:
         """Copy payload members (all, or the paths in `only`) under `folder`, re-hashing each.
@@ -129,7 +121,7 @@ def write_bundle(out: Path, manifest: Mapping[str, Any], files: list[tuple[str, 
     `files` are (member path under `files/`, source file). `manifest` gets `format` and `members`
     filled in; the rest (kind, signer, targets, sequence, expiry, actions) is the caller's.
     """
-    members = [_describe(name, source) for name, source in files]
+    members = [describe(name, source) for name, source in files]
     body = dict(manifest, format=FORMAT, members=[dict(m) for m in members])
     body.setdefault("created_at", time.time())
     limits = BundleLimits()
@@ -139,7 +131,7 @@ def write_bundle(out: Path, manifest: Mapping[str, Any], files: list[tuple[str, 
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as raw:
-            digest = _HashingWriter(raw)
+            digest = HashingWriter(raw)
             with tarfile.open(fileobj=digest, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 _add_bytes(tar, MANIFEST, manifest_bytes)
                 _add_bytes(tar, SIGNATURE, signature)
@@ -165,7 +157,7 @@ def open_bundle(path: Path, verify: Verifier, limits: BundleLimits | None = None
             "Split the work into several bundles.",
         )
     with path.open("rb") as raw:
-        reader = _HashingReader(raw)
+        reader = HashingReader(raw)
         try:
             with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
                 return _read(tar, reader, path, verify, limits)
@@ -179,7 +171,7 @@ def open_bundle(path: Path, verify: Verifier, limits: BundleLimits | None = None
 
 
 def _read(
-    tar: tarfile.TarFile, reader: _HashingReader, path: Path, verify: Verifier, limits: BundleLimits
+    tar: tarfile.TarFile, reader: HashingReader, path: Path, verify: Verifier, limits: BundleLimits
 ) -> VerifiedBundle:
     manifest_bytes = _small_member(tar, MANIFEST, limits.max_manifest_bytes)
     signature = _small_member(tar, SIGNATURE, limits.max_signature_bytes)
@@ -239,7 +231,7 @@ def _small_member(tar: tarfile.TarFile, name: str, cap: int) -> bytes:
     return data
 
 
-def _check_payload(tar: tarfile.TarFile, expected: Mapping[str, Any]) -> _Member:
+def _check_payload(tar: tarfile.TarFile, expected: Mapping[str, Any]) -> Member:
     member = _next(tar, expected["path"])
     check_member_path(member.name)
     if member.name != expected["path"]:
@@ -257,7 +249,7 @@ def _check_payload(tar: tarfile.TarFile, expected: Mapping[str, Any]) -> _Member
     assert handle is not None  # a regular file always has data
     digest, remaining = hashlib.sha256(), member.size
     while remaining:
-        chunk = handle.read(min(_CHUNK, remaining))
+        chunk = handle.read(min(CHUNK, remaining))
         if not chunk:
             raise BadInput("bundle_truncated", f"The bundle ends inside '{member.name}'.", _TRUNC_HINT)
         digest.update(chunk)
@@ -268,7 +260,7 @@ def _check_payload(tar: tarfile.TarFile, expected: Mapping[str, Any]) -> _Member
             f"'{member.name}' does not match its SHA-256 in the manifest: the bundle was altered or damaged.",
             _TRUNC_HINT,
         )
-    return _Member(member.name, member.size, expected["sha256"], member.offset_data)
+    return Member(member.name, member.size, expected["sha256"], member.offset_data)
 
 
 def _read_exact(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
@@ -289,32 +281,10 @@ def _parse_manifest(data: bytes, limits: BundleLimits) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-def _extract_one(handle: IO[bytes], member: _Member, folder: Path) -> Path:
+def _extract_one(handle: IO[bytes], member: Member, folder: Path) -> Path:
     target = folder / member.path
     target.parent.mkdir(parents=True, exist_ok=True)
-    return _copy_member(handle, member, target)
-
-
-def _copy_member(handle: IO[bytes], member: _Member, target: Path, sync: bool = True) -> Path:
-    handle.seek(member.offset)
-    digest, remaining = hashlib.sha256(), member.size
-    with target.open("wb") as out:
-        while remaining:
-            chunk = handle.read(min(_CHUNK, remaining))
-            if not chunk:
-                raise BadInput("bundle_truncated", f"The bundle shrank while '{member.path}' was copied.")
-            digest.update(chunk)
-            out.write(chunk)
-            remaining -= len(chunk)
-        out.flush()
-        if sync:
-            os.fsync(out.fileno())
-    if digest.hexdigest() != member.sha256:
-        target.unlink(missing_ok=True)
-        raise Invalid("member_hash_mismatch", f"'{member.path}' changed on disk after it was verified.")
-    if sync:
-        fsync_path(target.parent)
-    return target
+    return copy_member(handle, member, target)
 
 
 _TRUNC_HINT = "Copy the bundle again (the copy may be incomplete or damaged)."
@@ -331,16 +301,6 @@ def _show(name: str) -> str:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _describe(name: str, source: Path) -> dict[str, Any]:
-    path = name if name.startswith(PAYLOAD_PREFIX) else PAYLOAD_PREFIX + name
-    check_member_path(path)
-    digest = hashlib.sha256()
-    with source.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return {"path": path, "size": source.stat().st_size, "sha256": digest.hexdigest()}
-
-
 def _info(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime, info.type = size, 0o644, int(time.time()), tarfile.REGTYPE
@@ -353,41 +313,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def _add_file(tar: tarfile.TarFile, meta: Mapping[str, Any], source: Path) -> None:
     with source.open("rb") as handle:
-        checked = _HashingReader(handle)
+        checked = HashingReader(handle)
         tar.addfile(_info(meta["path"], meta["size"]), checked)
     if checked.hexdigest() != meta["sha256"]:
         raise Invalid("source_changed", f"{source} changed while the bundle was written.", "Try again.")
-
-
-class _HashingReader:
-    """A read-only file that hashes everything read through it."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw, self._digest, self.count = raw, hashlib.sha256(), 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self._digest.update(data)
-        self.count += len(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
-
-
-class _HashingWriter:
-    """A write-only file that hashes everything written through it."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw, self._digest = raw, hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self._digest.update(data)
-        return self._raw.write(data)
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
