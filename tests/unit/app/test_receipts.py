@@ -265,3 +265,28 @@ def test_a_genuine_kit_cannot_smuggle_paths_or_files_into_the_laptop(
     assert "do not match what the receipt lists" in why
     assert not (ops.fleet.settings.home / "receipts" / kit.identity.device_id).exists()
     assert ReceiptStore(ops.fleet.inventory).receipts() == []
+
+
+def test_alerts_are_judged_from_what_a_receipt_brought(tmp_path: Path, ops: FleetOps, kit: FakeKit) -> None:
+    """The agent keeps no alerts of its own: the app judges the merged figures as after a poll."""
+    import time
+
+    from agent.jobs.queue import JobQueue
+    from agent.jobs.submitter import Submitter
+    from agent.wire import JobRequest
+
+    request = JobRequest.model_validate({"kind": "batch-infer", "params": {"model": "m", "folder": "f"}})
+    info, _ = JobQueue(kit.db).submit(request, Submitter("tok", "admin"))
+    with kit.db.transaction() as conn:
+        conn.execute(
+            "UPDATE jobs SET state = 'failed', error = 'no such folder', finished_at = ?, updated_at = ? "
+            "WHERE id = ?",
+            (time.time(), time.time(), info.job_id),
+        )
+    hot = MetricSample(ts=time.time(), cpu_percent=5, memory_percent=5, disk_percent=5, temperature_c=95.0)
+    kit.ring.append(hot)
+    export(kit.data_dir, stick(tmp_path))
+    receive(ops, stick(tmp_path))
+    alerts = {(a.kind, a.severity) for a in ops.view(kit.identity.device_id).alerts}
+    assert ("jobs", "warning") in alerts
+    assert ("temperature", "critical") in alerts
