@@ -103,7 +103,6 @@ def test_a_receipt_brings_back_a_batch_infer_job_its_history_and_audit(
 def test_two_kits_fed_only_by_bundles_report_their_work_through_receipts(
     start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
 ) -> None:
-    from app.fleet.bundles.create import BundlePlan, create_bundle
     from tests.onnx_models import classifier
 
     agents = [start_agent(name, mdns=False) for name in ("east", "west")]
@@ -117,12 +116,17 @@ def test_two_kits_fed_only_by_bundles_report_their_work_through_receipts(
     spec = tmp_path / "job.json"
     spec.write_text(json.dumps({"kind": "batch-infer", "params": {"model": "tiny", "dataset": "street"}}))
     bundle = tmp_path / "stick" / "work.kfb"
-    plan = BundlePlan(kits=kits, models=[model], datasets=[tmp_path / "street"], jobs=[spec])
-    made = create_bundle(fleet.settings.home, fleet.inventory, fleet.audit, plan, bundle)
+    made = kitfleet(
+        fleet.settings.home,
+        *("bundle", "create", "--out", str(bundle), "--kit", "east", "--kit", "west", "--json"),
+        *("--model", str(model), "--dataset", str(tmp_path / "street"), "--job", str(spec)),
+    )
+    assert made.returncode == 0, made.stderr
+    sha256 = json.loads(made.stdout)["sha256"]
 
     for agent in agents:
         imported = agent_cli(agent.data_dir, "import", str(bundle))
-        assert imported["sha256"] == made.sha256
+        assert imported["sha256"] == sha256
         _wait_for_jobs(agent.data_dir)
         agent_cli(agent.data_dir, "export", "--out", str(tmp_path / "stick"))
 
@@ -141,7 +145,7 @@ def test_two_kits_fed_only_by_bundles_report_their_work_through_receipts(
         assert chain.ok
         assert [e.hash for e in fleet.audit.kit_entries(kit.device_id)] == _kit_audit(agent.data_dir)
         [line] = ReceiptStore(fleet.inventory).imports(kit.device_id)
-        assert (line.bundle_sha256, line.outcome) == (made.sha256, "applied")
+        assert (line.bundle_sha256, line.outcome) == (sha256, "applied")
 
     report = tmp_path / "report.html"
     written = kitfleet(fleet.settings.home, "report", "--offline", "--out", str(report))
