@@ -44,22 +44,9 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
 
 def _run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     params = FineTuneParams.model_validate(spec["params"])
-    manifest = Manifest.model_validate(spec["model"]["manifest"])
-    if manifest.task != "classification":
-        raise PermanentFailure(
-            f"{manifest.name} is a {manifest.task} model; fine-tune extends a classifier's final "
-            "layer, so give a deployed classifier as the backbone"
-        )
-    onnx = _onnx()
-    from agent.toolkit.finetune.embedding import find_embedding
-
-    backbone = onnx.load(spec["model"]["path"])
-    embedding = find_embedding(backbone, params.embedding)
-    labelled = read_labelled(Path(spec["input"]), Path(spec["root"]))
-    check_counts(labelled.labels, params.min_per_class)  # before a single image is decoded
+    manifest, backbone, embedding = _backbone(spec, params)
+    labelled = _labelled(spec, report, params)
     report.log(f"embedding {embedding!r}; {len(labelled.paths)} images ({labelled.layout})")
-    for why, count in sorted(labelled.skipped.items()):
-        report.log(f"skipped {count} file(s): {why}")
     found = _extract(spec, report, backbone, embedding, manifest, labelled)
     labels = [labelled.labels[i] for i in found.kept]
     classes = check_counts(labels, params.min_per_class)
@@ -88,6 +75,29 @@ def _run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     report.write_json("result.json", summary)
     report.progress(len(labelled.paths) + 1, len(labelled.paths) + 1)
     return summary
+
+
+def _backbone(spec: dict[str, Any], params: FineTuneParams) -> tuple[Manifest, Any, str]:
+    """The backbone's manifest, graph and embedding tensor; a model without one is refused."""
+    manifest = Manifest.model_validate(spec["model"]["manifest"])
+    if manifest.task != "classification":
+        raise PermanentFailure(
+            f"{manifest.name} is a {manifest.task} model; fine-tune extends a classifier's final "
+            "layer, so give a deployed classifier as the backbone"
+        )
+    from agent.toolkit.finetune.embedding import find_embedding
+
+    backbone = _onnx().load(spec["model"]["path"])
+    return manifest, backbone, find_embedding(backbone, params.embedding)
+
+
+def _labelled(spec: dict[str, Any], report: Reporter, params: FineTuneParams) -> Labelled:
+    """The labelled files, refused by their counts before a single image is decoded."""
+    labelled = read_labelled(Path(spec["input"]), Path(spec["root"]))
+    check_counts(labelled.labels, params.min_per_class)
+    for why, count in sorted(labelled.skipped.items()):
+        report.log(f"skipped {count} file(s): {why}")
+    return labelled
 
 
 def _fits(shape: tuple[int, ...], classes: int, memory_mb: int | None) -> None:
