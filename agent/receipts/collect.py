@@ -145,24 +145,42 @@ def _jobs(conn: sqlite3.Connection, start: ReceiptCursors, limits: ExportLimits,
 
 
 def _job_files(root: Path, limits: ExportLimits, out: Collected) -> None:
+    """Each job's log, and a finished job's result files while the receipt has room. A job
+    whose results do not fit waits, with the jobs after it, for the next export; one whose
+    results alone are over the bound goes without them (said in the receipt), or it would
+    hold back every receipt after it."""
     budget = limits.max_results_bytes
-    for job in out.jobs:
+    for n, job in enumerate(out.jobs):
         job_id = job.info.job_id
-        folder = root / job_id
-        log, job.log_truncated = _head(folder / LOG, limits.max_log_bytes)
+        files = _result_files(root / job_id) if job.info.state == "done" else []
+        size = sum(p.stat().st_size for _, p in files)
+        if size > budget and size <= limits.max_results_bytes:
+            _stop_before(out, n)
+            return
+        log, job.log_truncated = _head(root / job_id / LOG, limits.max_log_bytes)
         if log:
             out.logs[job_id], job.log_bytes = log, len(log)
-        if job.info.state != "done":
-            continue
-        files = [(n, folder / RESULTS / n) for n in RESULT_FILES if (folder / RESULTS / n).is_file()]
-        size = sum(p.stat().st_size for _, p in files)
         if size > budget:
-            job.results_left_out = f"{size} bytes of results: over what this receipt had room for"
+            job.results_left_out = (
+                f"{size} bytes of results, over the {limits.max_results_bytes} a receipt carries"
+            )
             out.notes.append(f"job {job_id}: results left on the kit ({job.results_left_out})")
             continue
         budget -= size
-        job.results = [ResultFile(name=n, size=p.stat().st_size) for n, p in files]
-        out.results += [(job_id, n, p) for n, p in files]
+        job.results = [ResultFile(name=name, size=p.stat().st_size) for name, p in files]
+        out.results += [(job_id, name, p) for name, p in files]
+
+
+def _result_files(folder: Path) -> list[tuple[str, Path]]:
+    return [(n, folder / RESULTS / n) for n in RESULT_FILES if (folder / RESULTS / n).is_file()]
+
+
+def _stop_before(out: Collected, n: int) -> None:
+    """End the receipt's jobs before the n-th: the next export starts with it."""
+    left = len(out.jobs) - n
+    out.end.jobs_updated_at = out.jobs[n - 1].info.updated_at  # n > 0: the first job always fits
+    out.jobs = out.jobs[:n]
+    out.notes.append(f"jobs: {left} more changed jobs with results wait for the next export")
 
 
 def _head(path: Path, limit: int) -> tuple[bytes, bool]:

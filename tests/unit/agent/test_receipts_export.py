@@ -82,3 +82,37 @@ def test_export_leaves_the_database_as_it_was(kit: Path, tmp_path: Path) -> None
     before = (kit / "agent.db").read_bytes()
     export(kit, tmp_path)
     assert (kit / "agent.db").read_bytes() == before
+
+
+def test_results_that_do_not_fit_wait_for_the_next_receipt(kit: Path, tmp_path: Path) -> None:
+    from agent.jobs.queue import JobQueue
+    from agent.jobs.submitter import Submitter
+    from agent.wire import JobRequest
+
+    request = JobRequest.model_validate({"kind": "batch-infer", "params": {"model": "m", "folder": "f"}})
+    db = Database.open(kit)
+    ids = []
+    try:
+        for n, size in enumerate((400, 400, 400, 5000)):
+            info, _ = JobQueue(db).submit(request, Submitter("tok", "admin"))
+            results = kit / "jobs" / info.job_id / "results"
+            results.mkdir(parents=True)
+            (results / "results.jsonl").write_bytes(b"x" * size)
+            with db.transaction() as conn:
+                conn.execute(
+                    "UPDATE jobs SET state = 'done', updated_at = ?, finished_at = ? WHERE id = ?",
+                    (2000.0 + n, 2000.0 + n, info.job_id),
+                )
+            ids.append(info.job_id)
+    finally:
+        db.close()
+    small = ExportLimits(max_results_bytes=1000)
+    first = export(kit, tmp_path, limits=small)
+    assert [j.info.job_id for j in first.receipt.jobs] == ids[:2]
+    assert all(j.results for j in first.receipt.jobs)
+    assert any("wait for the next export" in note for note in first.receipt.notes)
+    second = export(kit, tmp_path, limits=small)
+    assert [j.info.job_id for j in second.receipt.jobs] == ids[2:]
+    big = second.receipt.jobs[1]
+    assert big.results == []
+    assert big.results_left_out == "5000 bytes of results, over the 1000 a receipt carries"
