@@ -3,12 +3,15 @@ new version on a real kit (which then answers with the new labels)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from pytestqt.qtbot import QtBot
 
-from agent.wire import ModelInfo
+from agent.wire import InferResult, ModelInfo
 from app.fleet.jobs import async_submit
 from app.fleet.jobspec import JobSpec
 from app.fleet.localagent import LocalAgent
@@ -18,7 +21,7 @@ from app.gui.bridges.fleet_bridge import FleetBridge
 from app.gui.dialogs.prompts import Prompts
 from tests.gui.job_windows import JOB_WAIT_MS, kit_with_digits, open_jobs_tab, wait_state
 from tests.gui.kits import _with_fleet
-from tests.integration.test_fine_tune import shapes_dataset
+from tests.integration.test_fine_tune import SHAPES, draw_shape, shapes_dataset
 
 
 def submit_fine_tune(settings: AppSettings, dataset: str) -> str:
@@ -39,6 +42,19 @@ def digits_versions(settings: AppSettings) -> ModelInfo:
         return next(info for info in infos if info.name == "digits-cnn")
 
     return _with_fleet(settings, read)
+
+
+def answer_label(settings: AppSettings, picture: bytes) -> str:
+    """What the kit's serving digits-cnn names a picture, asked as Try-it asks."""
+
+    async def ask(fleet: Fleet) -> str:
+        [kit] = fleet.inventory.kits()
+        result = await fleet.async_call(kit, lambda c: c.infer("digits-cnn", picture, "image/png"))
+        assert isinstance(result, InferResult)
+        assert result.classes
+        return result.classes[0].label
+
+    return _with_fleet(settings, ask)
 
 
 def test_activate_serves_the_fine_tuned_version(
@@ -72,6 +88,9 @@ def test_activate_serves_the_fine_tuned_version(
     assert not view.activate_button.isEnabled()  # sent once
     qtbot.waitUntil(lambda: digits_versions(settings).active_version == "1.0-ft", timeout=JOB_WAIT_MS)
     assert not failures, failures
+    square = io.BytesIO()
+    draw_shape("square", np.random.default_rng(5)).save(square, "PNG")
+    assert answer_label(settings, square.getvalue()) in SHAPES  # the new labels answer now
 
     tab.select_job(job_id)  # a job that is not a better fine-tune offers nothing
     view.show_job(done.model_copy(update={"result": {**(done.result or {}), "better": False}}))
