@@ -90,13 +90,25 @@ def read_only(data_dir: Path) -> Iterator[sqlite3.Connection]:
 def collect(data_dir: Path, start: ReceiptCursors, limits: ExportLimits) -> Collected:
     """Everything after `start`, within `limits`."""
     with read_only(data_dir) as conn:
-        out = Collected(end=start.model_copy())
+        notes = []
+        if _fresh_database(conn, start):
+            start = start.model_copy(update={"audit_seq": 0, "audit_hash": "", "metrics_seq": -1})
+            notes.append("the kit's database was started afresh since the last export: all it holds is here")
+        out = Collected(end=start.model_copy(), notes=notes)
         _audit(conn, start, limits, out)
         _metrics(conn, start, limits, out)
         _jobs(conn, start, limits, out)
         _imports(conn, start, limits, out)
     _job_files(data_dir / JOBS_DIR, limits, out)
     return out
+
+
+def _fresh_database(conn: sqlite3.Connection, start: ReceiptCursors) -> bool:
+    """The kit's log and ring numbered from the start again (a damaged database kept aside and
+    a fresh one begun): the cursors point past anything it holds."""
+    audit = conn.execute("SELECT MAX(seq) FROM audit").fetchone()[0] or 0
+    metrics = conn.execute("SELECT MAX(seq) FROM metrics").fetchone()[0]
+    return audit < start.audit_seq or (metrics if metrics is not None else -1) < start.metrics_seq
 
 
 def _audit(conn: sqlite3.Connection, start: ReceiptCursors, limits: ExportLimits, out: Collected) -> None:

@@ -116,3 +116,17 @@ def test_results_that_do_not_fit_wait_for_the_next_receipt(kit: Path, tmp_path: 
     big = second.receipt.jobs[1]
     assert big.results == []
     assert big.results_left_out == "5000 bytes of results, over the 1000 a receipt carries"
+
+
+def test_a_fresh_kit_database_is_exported_from_its_start(kit: Path, tmp_path: Path) -> None:
+    export(kit, tmp_path)
+    for suffix in ("", "-wal", "-shm"):  # as the agent keeps a damaged database aside
+        (kit / f"agent.db{suffix}").unlink(missing_ok=True)
+    db = Database.open(kit)
+    try:
+        AuditLog(db).append(Actor("tok", "app"), "kit.adopt", "t", "ok")
+    finally:
+        db.close()
+    after = export(kit, tmp_path)
+    assert [e.seq for e in after.receipt.audit] == [1]
+    assert any("started afresh" in note for note in after.receipt.notes)
