@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -124,11 +124,11 @@ def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
     return names
 
 
-def _keep(items: object, needed: set[str]) -> None:
-    container = items  # a protobuf repeated field
-    kept = [item for item in container if item.name in needed]  # type: ignore[attr-defined]
-    del container[:]  # type: ignore[attr-defined]
-    container.extend(kept)  # type: ignore[attr-defined]
+def _keep(items: Any, needed: set[str]) -> None:
+    """Keep the entries of a protobuf repeated field (initializers, value infos) named in `needed`."""
+    kept = [item for item in items if item.name in needed]
+    del items[:]
+    items.extend(kept)
 
 
 def _names(graph: onnx.GraphProto) -> set[str]:
