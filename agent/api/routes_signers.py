@@ -45,11 +45,11 @@ def list_signers(request: Request, _: Operator) -> list[SignerInfo]:
 
 
 @signers_router.post(
-    "/v1/signers", response_model=list[SignerInfo], responses=error_responses(401, 403, 404, 413, 422)
+    "/v1/signers", response_model=list[SignerInfo], responses=error_responses(400, 401, 403, 404, 413, 422)
 )
 def trust_signer(request: Request, body: SignerTrust, caller: Operator) -> list[SignerInfo]:
     """Trust `public_key` and revoke the key ids in `revoke` (a rotation), each audited; answers
-    every signer. 200; 401; 403; 404 an unknown key id to revoke; 413; 422 not a key."""
+    every signer. 200; 400 not JSON; 401; 403; 404 an unknown key id to revoke; 413; 422 not a key."""
     signers, actor = _signers(request), Actor(caller.token_id, caller.label)
     new = signers.trust(parse_public_key(body.public_key), body.label, "rotation", actor)
     for key_id in body.revoke:
