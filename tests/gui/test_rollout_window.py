@@ -4,11 +4,13 @@ is stopped by one click on Abort, which rolls the canary back."""
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
+from agent.wire import Manifest, Requirements
 from app.fleet.localagent import LocalAgent
 from app.fleet.rollout import Rollout
 from app.fleet.settings import AppSettings
@@ -21,6 +23,7 @@ from tests.gui.onnx_files import classifier_versions
 from tests.gui.windows import WAIT_MS, open_window, wait_status
 
 ROLLOUT_MS = 4 * WAIT_MS
+ELSEWHERE = "riscv64" if platform.machine() != "riscv64" else "s390x"
 
 
 def open_rollout(qtbot: QtBot, bridge: FleetBridge, model: Path, kit: str) -> MainWindow:
@@ -107,3 +110,26 @@ def _cell(panel: RolloutsPanel, column: int) -> str:
 
 def _aborted(rollout: Rollout) -> bool:
     return rollout.phase == "aborted"
+
+
+def test_the_dialog_names_the_kits_a_gated_model_would_leave_out(
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
+    tmp_path: Path,
+) -> None:
+    [kit] = adopt(settings, start_agent("kit-gated"))
+    [model] = classifier_versions(tmp_path, "1")
+    beside = model.with_name("tiny.manifest.json")
+    manifest = Manifest.model_validate_json(beside.read_text())
+    manifest.requires = Requirements(arch=[ELSEWHERE])
+    beside.write_text(manifest.model_dump_json())
+    window = open_rollout(qtbot, bridge, model, kit)
+    dialog = window.rollouts.dialog
+    assert dialog is not None
+    dialog.choose_button.click()
+    qtbot.waitUntil(lambda: dialog.gates.isVisible(), timeout=WAIT_MS)
+    assert dialog.gates.text().startswith(f"kit-gated is refused: architecture: needs {ELSEWHERE}")
+    dialog.force_box.setChecked(True)
+    assert dialog.plan().force

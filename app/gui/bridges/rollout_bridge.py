@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from PySide6.QtCore import Signal
 
+from app.fleet.deploy import prepare_package
+from app.fleet.gates import refused_kits
 from app.fleet.rollout import (
     Event,
     Plan,
@@ -35,6 +38,7 @@ class RolloutBridge(SubBridge):
     changed = Signal(object)  # Rollout: as the inventory records it after that step
     listed = Signal(object)  # list[Rollout], newest first
     ended = Signal(object)  # Rollout: its engine stopped (finished, paused, or waiting for kits)
+    gates = Signal(object, object)  # (Path, {device ID: reasons}): kits the model's gates refuse
 
     # called on the GUI thread ---------------------------------------------------------
 
@@ -53,6 +57,9 @@ class RolloutBridge(SubBridge):
         self._submit(
             "rollout abort", self._async_drive(lambda sink: async_abort(self._host.fleet, rollout_id, sink))
         )
+
+    def check_gates(self, model: Path) -> None:
+        self._submit("rollout check", self._async_gates(model))
 
     def pause(self, rollout_id: str) -> None:
         self._submit("rollout pause", self._async_pause(rollout_id))
@@ -91,6 +98,11 @@ class RolloutBridge(SubBridge):
                 if last.get(rollout_id) != (now := rollout.to_json()):
                     last[rollout_id] = now
                     self.changed.emit(rollout)
+
+    async def _async_gates(self, model: Path) -> None:
+        package = await asyncio.to_thread(prepare_package, model)  # hashes the file
+        inventory = self._host.fleet.inventory
+        self.gates.emit(model, refused_kits(inventory, inventory.kits(), package.manifest.requires))
 
     async def _async_pause(self, rollout_id: str) -> None:
         self.changed.emit(pause(self._host.fleet, rollout_id))

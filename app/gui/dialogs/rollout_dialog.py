@@ -89,6 +89,12 @@ class RolloutDialog(QDialog):
         self.eval_edit.setPlaceholderText("a folder of labelled images (optional)")
         self.eval_button = QPushButton("&Browse…")
         self.force_box = QCheckBox("&Force past the hardware gates (audited)")
+        self.gates = QLabel()  # the ticked kits the model's gates refuse, with reasons
+        self.gates.setWordWrap(True)
+        self.gates.setTextFormat(Qt.TextFormat.PlainText)
+        self.gates.setStyleSheet(_ERROR_STYLE)
+        self.gates.hide()
+        self.refused: dict[str, list[str]] = {}
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextFormat(Qt.TextFormat.PlainText)
@@ -109,6 +115,7 @@ class RolloutDialog(QDialog):
         form.addRow("Max accuracy loss (points):", self.accuracy_loss)
         form.addRow("Soak:", self.soak)
         form.addRow("Eval dataset:", _pair(self.eval_edit, self.eval_button))
+        form.addRow("", self.gates)
         form.addRow("", self.force_box)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -122,6 +129,8 @@ class RolloutDialog(QDialog):
         self.tag_edit.editingFinished.connect(self.tick_tag)
         self.precision_box.toggled.connect(self._update)
         self.kits.itemChanged.connect(self._update)
+        self.kits.itemChanged.connect(self._show_gates)
+        self._bridge.gates.connect(self._on_gates, Qt.ConnectionType.QueuedConnection)
         self.start_button.clicked.connect(self.start)
         self.buttons.rejected.connect(self.reject)
 
@@ -133,6 +142,9 @@ class RolloutDialog(QDialog):
         if chosen is not None:
             self.model = chosen
             self.file_label.setText(str(chosen))
+            self.refused = {}
+            self._show_gates()
+            self._bridge.check_gates(chosen)
             self._update()
 
     @Slot()
@@ -158,6 +170,22 @@ class RolloutDialog(QDialog):
             row = self._rows[item.data(_DEVICE)]
             carries = row.view is not None and tag in row.view.tags
             item.setCheckState(Qt.CheckState.Checked if carries else Qt.CheckState.Unchecked)
+
+    @Slot(object, object)
+    def _on_gates(self, model: Path, refused: dict[str, list[str]]) -> None:
+        if model == self.model:
+            self.refused = {d: reasons for d, reasons in refused.items() if d in self._rows}
+            self._show_gates()
+
+    @Slot()
+    def _show_gates(self) -> None:
+        lines = [
+            f"{self._rows[d].name} is refused: {'; '.join(self.refused[d])}"
+            for d in self.checked()
+            if d in self.refused
+        ]
+        self.gates.setText("\n".join(lines))
+        self.gates.setVisible(bool(lines))
 
     def checked(self) -> list[str]:
         return [i.data(_DEVICE) for i in self._items() if i.checkState() == Qt.CheckState.Checked]
