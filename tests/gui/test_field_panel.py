@@ -5,13 +5,14 @@ batch-infer job kept as unsure, and Fine-tune… submits a fine-tune job."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from PySide6.QtWidgets import QTableWidgetItem
+from PySide6.QtWidgets import QLabel, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from agent.wire import JobRequest
@@ -151,6 +152,75 @@ def test_the_field_tab_labels_unsure_inputs_and_submits_a_fine_tune(
     }
 
 
+def _shows(label: QLabel, wanted: str) -> Callable[[], bool]:
+    return lambda: wanted in label.text()
+
+
 def _cell(item: QTableWidgetItem | None) -> str:
     assert item is not None
     return item.text()
+
+
+def test_from_the_window_two_new_classes_are_labelled_trained_and_answered(
+    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, agent: LocalAgent, tmp_path: Path
+) -> None:
+    """The issue's "done when": label two new classes in Try-it, fine-tune from the Field data
+    tab (activating when better), and Try-it answers with the new labels."""
+    circles, squares = drawn(tmp_path / "c", 7, "circle"), drawn(tmp_path / "s", 7, "square")
+    window, device = field_window(qtbot, settings, bridge, agent, tmp_path, [*circles, *squares, circles[0]])
+    tabs = window.tabs
+    tabs.setCurrentWidget(tabs.try_it)
+    bar = tabs.try_it.label_as
+    bar.dataset_combo.setCurrentText("shapes")
+    for shape in ("circle", "square"):
+        bar.label_combo.setCurrentText(shape)
+        for n in range(1, 8):
+            tabs.try_it.choose_button.click()
+            bar.label_button.click()
+            qtbot.waitUntil(_shows(bar.result, f"{n} image(s) of {shape}"), timeout=WAIT_MS)
+
+    panel = tabs.field
+    tabs.setCurrentWidget(panel)
+    panel.dataset_combo.setCurrentText("shapes")
+    qtbot.waitUntil(lambda: panel.total.text() == "14 image(s) in 2 class(es)", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: panel._models == ["tiny"], timeout=WAIT_MS)
+    panel.fine_tune_button.click()
+    assert panel.dialog is not None
+    panel.dialog.activate.setChecked(True)
+    panel.dialog.min_per_class.setValue(3)
+    panel.dialog.buttons.accepted.emit()
+    qtbot.waitUntil(lambda: "Fine-tune job" in panel.note.text(), timeout=WAIT_MS)
+
+    fleet = Fleet(settings)
+    try:
+        kit = fleet.inventory.get(device)
+        [job] = [j for j in asyncio.run(fleet.async_call(kit, lambda c: c.jobs())) if j.kind == "fine-tune"]
+        qtbot.waitUntil(
+            lambda: asyncio.run(fleet.async_call(kit, lambda c: c.job(job.job_id))).state != "queued",
+            timeout=WAIT_MS,
+        )
+        qtbot.waitUntil(
+            lambda: (
+                asyncio.run(fleet.async_call(kit, lambda c: c.job(job.job_id))).state in ("done", "failed")
+            ),
+            timeout=120_000,
+        )
+        done = asyncio.run(fleet.async_call(kit, lambda c: c.job(job.job_id)))
+    finally:
+        fleet.close()
+    assert done.state == "done", done.error
+    assert done.result is not None
+    assert done.result["better"] is True
+    assert done.result["installed"]["activated"] is True
+
+    try_it = tabs.try_it
+    tabs.setCurrentWidget(try_it)
+    try_it.show_row(None)  # the kit chosen again, as a technician would: its models are read anew
+    window.select_device(device)
+    qtbot.waitUntil(lambda: "(serving)" in try_it.model_combo.itemText(0), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "-ft (serving)" in try_it.model_combo.itemText(0), timeout=WAIT_MS)
+    try_it.select_model("tiny")
+    try_it.choose_button.click()
+    try_it.run_button.click()
+    qtbot.waitUntil(lambda: try_it.results.texts(0) != [], timeout=WAIT_MS)
+    assert sorted(try_it.results.texts(0)) == ["circle", "square"]
