@@ -92,7 +92,7 @@ def add_commands(command: CommandFactory) -> None:
     infer.add_argument("--out", type=Path, help="where to write a raw model's outputs (.npz)")
 
 
-class _ProgressLine:
+class ProgressLine:
     """One line per kit on a terminal, updated in place; plain lines otherwise."""
 
     def __init__(self) -> None:
@@ -111,7 +111,9 @@ async def _deploy(args: argparse.Namespace) -> int:
     from app.fleet.deploy import async_deploy, prepare_package
 
     if args.choose_precision:
-        return await _deploy_choosing(args)
+        from app.cli.deploy_choosing import deploy_choosing
+
+        return await deploy_choosing(args)
     if args.model is None:
         raise Error("name the model to deploy (MODEL.onnx), or its variants with --choose-precision")
     fleet = open_fleet(args)
@@ -122,7 +124,7 @@ async def _deploy(args: argparse.Namespace) -> int:
         package = await asyncio.to_thread(prepare_package, args.model, overrides_from(args))
         if package.inspection is not None:
             inferred_summary(args.model, package.inspection)
-        progress = None if args.json else _ProgressLine()
+        progress = None if args.json else ProgressLine()
         outcomes = await async_deploy(
             fleet, args.model, kits, args.activate, progress, package=package, force=args.force
         )
@@ -144,41 +146,6 @@ async def _deploy(args: argparse.Namespace) -> int:
     lines += [o.advice for o in outcomes if o.advice]
     emit(args, rows, lines)
     return 0 if all(o.ok for o in outcomes) else 1
-
-
-async def _deploy_choosing(args: argparse.Namespace) -> int:
-    from app.fleet.precision_deploy import async_deploy_choosing
-
-    variants = ([args.model] if args.model else []) + list(args.choose_precision)
-    fleet = open_fleet(args)
-    try:
-        kits = select_kits(fleet, args.kits, args.tags)
-        if not kits:
-            raise Error("name the kits to deploy to: --kit KIT or --tag TAG (repeatable)")
-        progress = None if args.json else _ProgressLine()
-        choices = await async_deploy_choosing(
-            fleet, variants, kits, args.eval, args.max_accuracy_loss, progress
-        )
-    finally:
-        fleet.close()
-    rows = [
-        {
-            "kit": c.kit.name,
-            "ok": c.decision is not None,
-            "version": c.decision.chosen.version if c.decision else None,
-            "precision": c.decision.chosen.precision if c.decision else None,
-            "reason": c.decision.reason if c.decision else c.error,
-        }
-        for c in choices
-    ]
-    lines = [
-        f"ok     {r['kit']}: serving {r['version']} ({r['precision']}): {r['reason']}"
-        if r["ok"]
-        else f"FAILED {r['kit']}: {r['reason']}"
-        for r in rows
-    ]
-    emit(args, rows, lines)
-    return 0 if all(r["ok"] for r in rows) else 1
 
 
 def _verdict(ok: bool, gated: bool, forced: bool) -> str:
