@@ -155,6 +155,12 @@ def _merge(ops: FleetOps, store: ReceiptStore, opened: OpenedReceipt, scratch: P
     _prune_job_files(ops, scratch / kit.device_id)
     db = ops.fleet.inventory.db
     with db.conn:
+        # the kit was alive when it wrote this (its clock, never past the laptop's): as a poll
+        # that answered then, so presence alerts count its absence from there
+        db.execute(
+            "UPDATE kits SET last_seen_at = ? WHERE device_id = ? AND COALESCE(last_seen_at, 0) < ?",
+            (min(receipt.exported_at, time.time()), kit.device_id, min(receipt.exported_at, time.time())),
+        )
         imports_new = store.add_imports(kit.device_id, opened.sha256, receipt.imports)
         counts = {
             "jobs": len(receipt.jobs),

@@ -91,6 +91,7 @@ def test_receipts_merge_in_order_once_with_an_unbroken_chain(
     assert (chain.ok, chain.entries) == (True, 8)
     assert [e.hash for e in ops.fleet.audit.kit_entries(device)] == [e.hash for e in kit.audit.entries()]
     assert ops.history.count(device) == 8
+    assert ops.fleet.inventory.get(device).last_seen_at == second.receipt.exported_at, "alive then"
 
     again = receive(ops, stick(tmp_path))
     assert [(r.seq, r.already) for r in again.received] == [(1, True), (2, True)]
