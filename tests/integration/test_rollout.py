@@ -241,3 +241,41 @@ def test_choose_precision_each_kit_serves_the_variant_it_measured_best(
         assert f"fp-{'one' if kit.name == 'fp-one' else 'two'}: takes {state.version}:" in said, said
         assert serving(fleet, kit) == state.version
         assert sorted(installed(fleet, kit)) == ["1.0", "1.0-int8"]  # both went up, inactive
+
+
+def test_pause_stops_the_running_process_and_abort_rolls_the_canary_back(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
+) -> None:
+    _kits(start_agent, adopt, fleet, "p-canary", "p-rest")
+    good = version_of_digits(tmp_path / "models", "1.5")
+    home = fleet.settings.home
+    env = dict(os.environ, KITFLEET_MDNS_INTERFACES="127.0.0.1")
+    laptop = subprocess.Popen(
+        [sys.executable, "-m", "app", "--home", str(home), "rollout", str(good), "--kit", "p-canary",
+         "--kit", "p-rest", "--soak", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )  # fmt: skip
+    try:
+        _wait_for_phase(home, "soaking", laptop)
+        [running] = RolloutStore(fleet.inventory).all()
+        paused = kitfleet(home, "rollout", "pause", running.rollout_id)
+        assert paused.returncode == 0, paused.stderr
+        out, _ = laptop.communicate(timeout=30)  # it stops at its next look, long before the soak ends
+    finally:
+        if laptop.poll() is None:
+            laptop.kill()
+            laptop.wait(10)
+    assert laptop.returncode == 0, out
+    assert f"continue with `kitfleet rollout resume {running.rollout_id}`" in out.decode(), out
+    kits = {k.name: k for k in fleet.inventory.kits()}
+    assert serving(fleet, kits["p-canary"]) == "1.5"  # the canary serves it while paused
+    aborted = kitfleet(home, "rollout", "abort", running.rollout_id)
+    said = aborted.stdout + aborted.stderr
+    assert aborted.returncode == 0, said
+    assert "p-canary: back to digits-cnn 1.0" in said, said
+    [after] = RolloutStore(fleet.inventory).all()
+    assert after.phase == "aborted"
+    assert {k.name: k.state for k in after.kits} == {"p-canary": "rolled-back", "p-rest": "uploaded"}
+    assert serving(fleet, kits["p-canary"]) == serving(fleet, kits["p-rest"]) == BASE_VERSION

@@ -28,7 +28,8 @@ from app.fleet.service import Fleet
 
 __all__ = ["Engine", "Event"]
 
-TICK_S = 0.5  # how often a soak looks at the pause flag and renews the runner's lease
+TICK_S = 0.5  # how often a soak looks at the pause flag
+BEAT_S = 5.0  # how often a running engine renews its lease (store.STALE_S is 30 s)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Engine:
         """Step until finished, paused, or only waiting for kits that are away."""
         r = self.rollout
         self.store.claim(r.rollout_id)
+        beat = asyncio.create_task(self._beat())
         try:
             while r.phase not in FINISHED:
                 if self.store.paused(r.rollout_id):
@@ -70,8 +72,15 @@ class Engine:
                 if not await self.async_step():
                     break
         finally:
+            beat.cancel()
             self.store.release(r.rollout_id)
         return r
+
+    async def _beat(self) -> None:
+        """Renew the runner's lease while checks run for minutes, so no `resume` joins in."""
+        while True:
+            await asyncio.sleep(BEAT_S)
+            self.store.heartbeat(self.rollout.rollout_id)
 
     async def async_step(self) -> bool:
         """One phase's work; False when nothing more can happen now."""
@@ -88,7 +97,6 @@ class Engine:
 
     def save(self) -> None:
         self.store.save(self.rollout)
-        self.store.heartbeat(self.rollout.rollout_id)
 
     def where(self) -> str:
         r = self.rollout
@@ -334,7 +342,6 @@ class Engine:
         while (left := at - time.time()) > 0:
             if self.store.paused(self.rollout.rollout_id):
                 return False
-            self.store.heartbeat(self.rollout.rollout_id)
             await asyncio.sleep(min(TICK_S, left))
         return True
 
