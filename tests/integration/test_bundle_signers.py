@@ -95,3 +95,18 @@ def test_a_bundle_dropped_in_the_watched_folder_is_imported_once(
     assert (stick / "work.kfb").exists(), "a watched folder's files are left where they are"
     with raw_client(agent, kit.token) as client:
         assert client.get("/v1/models/tiny").json()["versions"][0]["active"]
+
+
+def test_enrolling_over_ssh_trusts_the_apps_key_as_provisioning_does(tmp_path: Path) -> None:
+    from app.fleet.localagent import LocalAgent
+
+    (tmp_path / "home").mkdir()
+    key = load_or_create(tmp_path / "home").current
+    agent = LocalAgent(tmp_path / "kit", "kit", mdns=False)
+    agent.data_dir.mkdir(parents=True)
+    enrolled = json.loads(agent.run_cli("enroll", "--app-id", "app-laptop", "--signer-key", key.public_b64))
+    assert enrolled["signer_key_id"] == key.key_id  # what the provisioner checks before it records it
+    assert _signers(agent) == {key.key_id: "provision"}
+    with _db(agent.data_dir) as conn:
+        actions = [r[0] for r in conn.execute("SELECT action FROM audit")]
+    assert actions == ["kit.adopt", "signer.trust"]

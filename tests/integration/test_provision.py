@@ -22,9 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
+from app.fleet.bundles.ledger import Ledger
 from app.fleet.deploy import async_deploy
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
+from app.fleet.signing import load_or_create
 from app.provision import (
     AuthFailed,
     HostKeyChanged,
@@ -212,9 +214,11 @@ def test_provision_installs_starts_and_adopts_the_kit(provisioned: Lab) -> None:
     fleet = lab.fleet()
     try:
         kit = fleet.inventory.resolve("lab-kit")
+        trusted = Ledger(fleet.inventory).trusted_key(kit.device_id)
     finally:
         fleet.close()
     assert kit.device_id == health["device_id"]
+    assert trusted == load_or_create(lab.home).current.key_id, "the kit trusts the app's bundle key"
     assert kit.address == f"127.0.0.1:{lab.agent_port}"
     assert lab.current().parent == lab.kit_root / "venvs"
     cmdline = Path(f"/proc/{lab.agent_pid()}/cmdline").read_bytes().split(b"\0")
