@@ -13,7 +13,10 @@ from agent.wire import IpAddress, NetworkFacts, NetworkInterface
 def collect() -> NetworkFacts:
     """Return every network interface, sorted by name."""
     addresses = psutil.net_if_addrs()
-    stats = psutil.net_if_stats()
+    try:
+        stats = psutil.net_if_stats()
+    except OSError:  # one refused ioctl (SIOCETHTOOL under qemu-user) fails them all: keep the addresses
+        stats = {}
     return NetworkFacts(
         available=True,
         interfaces=[
