@@ -26,7 +26,7 @@ from agent.models.verifier import VerificationFailed, Verifier
 from agent.toolkit.bundles import VerifiedBundle
 from agent.toolkit.durable import fsync_path
 from agent.toolkit.hashing import sha256_file
-from agent.wire import JobRequest, Manifest
+from agent.wire import JobRequest, Manifest, ScheduleRequest
 
 __all__ = ["ACTIONS", "Context", "Outcome", "check_actions"]
 
@@ -84,6 +84,10 @@ def _check_rollback(bundle: VerifiedBundle, action: dict[str, Any]) -> None:
 
 def _check_job(bundle: VerifiedBundle, action: dict[str, Any]) -> None:
     JobRequest.model_validate(action["request"])
+
+
+def _check_schedule(bundle: VerifiedBundle, action: dict[str, Any]) -> None:
+    ScheduleRequest.model_validate(action["request"])
 
 
 # --- applying ---------------------------------------------------------------------------------
@@ -169,10 +173,29 @@ def apply_job(ctx: Context, bundle: VerifiedBundle, idx: int, action: dict[str, 
     request = JobRequest.model_validate(action["request"])
     if request.idempotency_key is None:  # the same bundle's job is the same job, once
         request = request.model_copy(update={"idempotency_key": f"bundle-{bundle.sha256[:48]}-{idx}"})
-    signer = str(bundle.manifest.get("signer", {}).get("key_id", "?"))[:64]
-    caller = Caller(f"signer:{signer}", f"bundle {bundle.sha256[:12]} (signer {signer})", "operator")
-    job, created = ctx.jobs.submit(request, caller)
+    job, created = ctx.jobs.submit(request, _caller(bundle))
     return job.job_id, {"kind": request.kind, "created": created}
+
+
+def apply_schedule(ctx: Context, bundle: VerifiedBundle, idx: int, action: dict[str, Any]) -> Outcome:
+    """A schedule, made once: one this bundle made already under the same name is its own."""
+    request = ScheduleRequest.model_validate(action["request"])
+    caller = _caller(bundle)
+    made = ctx.jobs.queue.db.query(
+        "SELECT id FROM schedules WHERE name = ? AND created_by = ?", (request.name, caller.token_id)
+    )
+    if made:
+        return str(made[0]["id"]), {"name": request.name, "created": False}
+    schedule = ctx.jobs.create_schedule(request, caller)
+    return schedule.schedule_id, {"name": request.name, "created": True}
+
+
+def _caller(bundle: VerifiedBundle) -> Caller:
+    """Who acts for a bundle: an operator named after it (its jobs and schedules say which)."""
+    signer = str(bundle.manifest.get("signer", {}).get("key_id", "?"))[:64]
+    return Caller(
+        f"bundle:{bundle.sha256[:32]}", f"bundle {bundle.sha256[:12]} (signer {signer})", "operator"
+    )
 
 
 def sync_files(folder: Path, files: list[Path]) -> None:
@@ -243,10 +266,12 @@ ACTIONS: dict[str, Apply] = {
     "rollback": apply_rollback,
     "dataset": apply_dataset,
     "job": apply_job,
+    "schedule": apply_schedule,
 }
 _CHECKS: dict[str, Callable[[VerifiedBundle, dict[str, Any]], None]] = {
     "model": _check_model,
     "rollback": _check_rollback,
     "dataset": _check_dataset,
     "job": _check_job,
+    "schedule": _check_schedule,
 }

@@ -28,6 +28,9 @@ def add_commands(command: CommandFactory) -> None:
     )
     create.add_argument("--dataset", dest="datasets", action="append", default=[], type=Path, metavar="DIR")
     create.add_argument("--job", dest="jobs", action="append", default=[], type=Path, metavar="SPEC.json")
+    create.add_argument(
+        "--schedule", dest="schedules", action="append", default=[], type=Path, metavar="SPEC.json"
+    )
     create.add_argument("--expires", default="14d", help="e.g. 14d, 12h, or never (default 14d)")
     create.add_argument("--json", action="store_true", help="print JSON")
     add_receive(actions)
@@ -50,6 +53,7 @@ async def _create(args: argparse.Namespace) -> int:
             rollback=tuple(args.rollback_to) if args.rollback_to else None,
             datasets=args.datasets,
             jobs=args.jobs,
+            schedules=args.schedules,
             expires_s=parse_expiry(args.expires),
             activate=not args.no_activate,
         )

@@ -196,7 +196,10 @@ def test_kill_9_mid_import_then_import_again_applies_it_exactly_once(
     models = [str(_model(work, name=f"m{n}", version="1", seed=n)) for n in range(4)]
     spec = work / "job.json"
     spec.write_text(json.dumps({"kind": "batch-infer", "params": {"model": "m0", "dataset": "photos"}}))
-    args = [a for m in models for a in ("--model", m)]
+    schedule = work / "nightly.json"
+    job = {"kind": "batch-infer", "params": {"model": "m1", "dataset": "photos"}}
+    schedule.write_text(json.dumps({"name": "nightly", "cron": "0 2 * * *", "job": job}))
+    args = [a for m in models for a in ("--model", m)] + ["--schedule", str(schedule)]
     _create(
         fleet.settings.home,
         tmp_path / "b.kfb",
@@ -229,7 +232,7 @@ def test_kill_9_mid_import_then_import_again_applies_it_exactly_once(
         record = conn.execute("SELECT outcome FROM bundle_imports").fetchone()
     assert record["outcome"] == "applying"
     finished_before = _journalled(agent.data_dir)
-    assert 1 <= finished_before < 6
+    assert 1 <= finished_before < 7
 
     done = _import(agent.data_dir, tmp_path / "b.kfb")
     assert done.returncode == 0, done.stderr
@@ -239,7 +242,8 @@ def test_kill_9_mid_import_then_import_again_applies_it_exactly_once(
     with _db(agent.data_dir) as conn:
         assert conn.execute("SELECT outcome FROM bundle_imports").fetchone()[0] == "applied"
         assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 1
-        assert conn.execute("SELECT count(*) FROM bundle_actions WHERE outcome = 'done'").fetchone()[0] == 6
+        assert conn.execute("SELECT count(*) FROM schedules").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM bundle_actions WHERE outcome = 'done'").fetchone()[0] == 7
     for n in range(4):
         versions = list((agent.data_dir / "models" / f"m{n}" / "versions").iterdir())
         assert [v.name for v in versions] == ["1"], "each model installed once, nothing half-made left"

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from agent.toolkit.bundles import write_bundle
 from agent.toolkit.bundlesign import ed25519_signer, ed25519_signer_info
-from agent.wire import JobRequest, Manifest
+from agent.wire import JobRequest, Manifest, ScheduleRequest
 from app.fleet.audit import AppAudit
 from app.fleet.bundles.ledger import Ledger
 from app.fleet.datasets import LocalDataset, scan
@@ -45,6 +45,7 @@ class BundlePlan:
     rollback: tuple[str, str] | None = None
     datasets: list[Path] = field(default_factory=list)
     jobs: list[Path] = field(default_factory=list)
+    schedules: list[Path] = field(default_factory=list)
     expires_s: float | None = 14 * 86400.0
     activate: bool = True
 
@@ -71,8 +72,10 @@ def parse_expiry(text: str) -> float | None:
 def create_bundle(home: Path, inventory: Inventory, audit: AppAudit, plan: BundlePlan, out: Path) -> Made:
     if not plan.kits:
         raise BundleError("no target kits: name them with --kit, or a tag with --tag")
-    if not (plan.models or plan.rollback or plan.datasets or plan.jobs):
-        raise BundleError("the bundle would carry nothing: add --model, --rollback-to, --dataset or --job")
+    if not (plan.models or plan.rollback or plan.datasets or plan.jobs or plan.schedules):
+        raise BundleError(
+            "the bundle would carry nothing: add --model, --rollback-to, --dataset, --job or --schedule"
+        )
     ledger = Ledger(inventory)
     key = _signing_key(load_or_create(home), ledger, plan.kits)
     files: list[tuple[str, Path]] = []
@@ -80,6 +83,7 @@ def create_bundle(home: Path, inventory: Inventory, audit: AppAudit, plan: Bundl
     datasets = [_dataset(folder) for folder in plan.datasets]
     actions += [_dataset_action(d, files) for d in datasets]
     actions += [_job_action(spec, datasets) for spec in plan.jobs]
+    actions += [_schedule_action(spec, datasets) for spec in plan.schedules]
     now = time.time()
     manifest: dict[str, Any] = {
         "kind": "in",
@@ -171,16 +175,39 @@ def _dataset_action(dataset: LocalDataset, files: list[tuple[str, Path]]) -> dic
 def _job_action(spec: Path, datasets: list[LocalDataset]) -> dict[str, Any]:
     """A job spec (JobRequest JSON); `params.dataset` may name a --dataset folder by its folder
     name, replaced by the name the dataset gets on the kit."""
-    try:
-        data = json.loads(spec.read_text())
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{spec}: not a readable JSON job spec ({exc})") from exc
-    params = data.get("params") if isinstance(data, dict) else None
-    if isinstance(params, dict) and isinstance(params.get("dataset"), str):
-        by_folder = {d.folder.name: d.name for d in datasets}
-        params["dataset"] = by_folder.get(params["dataset"], params["dataset"])
+    data = _spec(spec, "job")
+    _name_datasets(data, datasets)
     try:
         request = JobRequest.model_validate(data)
     except ValidationError as exc:
         raise BundleError(f"{spec}: not a valid job: {exc.errors()[0].get('msg', exc)}") from exc
     return {"type": "job", "request": json.loads(request.model_dump_json(exclude_unset=True))}
+
+
+def _schedule_action(spec: Path, datasets: list[LocalDataset]) -> dict[str, Any]:
+    """A schedule spec (ScheduleRequest JSON: name, cron, job), its job's dataset named as above."""
+    data = _spec(spec, "schedule")
+    if isinstance(data.get("job"), dict):
+        _name_datasets(data["job"], datasets)
+    try:
+        request = ScheduleRequest.model_validate(data)
+    except ValidationError as exc:
+        raise BundleError(f"{spec}: not a valid schedule: {exc.errors()[0].get('msg', exc)}") from exc
+    return {"type": "schedule", "request": json.loads(request.model_dump_json(exclude_unset=True))}
+
+
+def _spec(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path}: not a readable JSON {what} spec ({exc})") from exc
+    if not isinstance(data, dict):
+        raise BundleError(f"{path}: a {what} spec is a JSON object")
+    return data
+
+
+def _name_datasets(job: dict[str, Any], datasets: list[LocalDataset]) -> None:
+    params = job.get("params")
+    if isinstance(params, dict) and isinstance(params.get("dataset"), str):
+        by_folder = {d.folder.name: d.name for d in datasets}
+        params["dataset"] = by_folder.get(params["dataset"], params["dataset"])

@@ -105,4 +105,6 @@ def _summary(action: dict[str, Any]) -> dict[str, Any]:
         return {"type": kind, "name": action["manifest"]["name"], "version": action["manifest"]["version"]}
     if kind == "job":
         return {"type": kind, "kind": action["request"].get("kind")}
+    if kind == "schedule":
+        return {"type": kind, "name": action["request"].get("name")}
     return {k: action[k] for k in ("type", "name", "version") if k in action}
