@@ -60,6 +60,11 @@ class Journal:
             conn.execute("UPDATE bundle_sequence SET last = max(last, ?) WHERE id = 1", (seq,))
         return Started(False, frozenset())
 
+    def interrupted(self, sha: str) -> bool:
+        """True when this bundle was accepted and not finished (killed, or failed mid-way)."""
+        rows = self._db.query("SELECT outcome FROM bundle_imports WHERE bundle_sha256 = ?", (sha,))
+        return bool(rows) and rows[0]["outcome"] in ("applying", "failed")
+
     def action(self, sha: str, idx: int, kind: str, target: str, outcome: str, detail: Any) -> None:
         with self._db.transaction() as conn:
             conn.execute(
