@@ -243,6 +243,27 @@ def _stopped_by_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+@contextlib.contextmanager
+def _closing_window_on_signals() -> Iterator[list[int]]:
+    """While the window is up a stop signal closes it, which ends its event loop: an exception
+    raised in a Qt callback would only be printed. The signals received are yielded."""
+    from app.gui.stopping import close_windows_if_looping
+
+    signalled: list[int] = []
+
+    def close_window(signum: int, frame: FrameType | None) -> None:
+        signalled.append(signum)
+        if not close_windows_if_looping():  # Python code, not a Qt callback: unwind from here
+            _raise_stopped(signum, frame)
+
+    previous = {signum: signal.signal(signum, close_window) for signum in _STOP_SIGNALS}
+    try:
+        yield signalled
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
     """Run the demo; a stop signal ends it with 128 + its number, after the agents stopped."""
     try:
@@ -296,7 +317,12 @@ def _show_window(settings: AppSettings, kits: int, screenshot: Path | None, offs
         print(f"[demo] the desktop window cannot start: {exc}", file=sys.stderr)
         return 1
     _say("opening the window" + (" offscreen" if offscreen else ""))
-    code = run_demo_window(settings, adopted=kits, screenshot=screenshot, offscreen=offscreen, show_jobs=True)
+    with _closing_window_on_signals() as signalled:
+        code = run_demo_window(
+            settings, adopted=kits, screenshot=screenshot, offscreen=offscreen, show_jobs=True
+        )
+    if signalled:
+        raise _Stopped(signalled[0])
     if screenshot is not None and code == 0:
         jobs = screenshot.with_name(f"{screenshot.stem}-jobs{screenshot.suffix}")
         _say(f"saved screenshots of the window to {screenshot} and {jobs} (Jobs tab)")

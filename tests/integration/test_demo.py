@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,3 +115,50 @@ def _alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_sigterm_while_the_window_is_open_closes_it_and_stops_the_agents(tmp_path: Path) -> None:
+    """On a display the window stays up for a person; a SIGTERM then arrives inside Qt's loop."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("needs Xvfb (apt install xvfb), as .ci/run installs")
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", "-screen", "0", "1366x768x24"],
+        pass_fds=(write,),
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write)
+    try:
+        display = os.read(read, 16).decode().strip()
+        env = dict(os.environ, DISPLAY=f":{display}", QT_QPA_PLATFORM="xcb")
+        shot = tmp_path / "window.png"
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "app", "demo", "--screenshot", str(shot)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            while not shot.exists() and demo.poll() is None:  # the window is up and drawn
+                time.sleep(0.2)
+            started = psutil.Process(demo.pid).children(recursive=True)
+            demo.send_signal(signal.SIGTERM)
+            out, err = demo.communicate(timeout=60)
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+                demo.wait()
+    finally:
+        os.close(read)
+        xvfb.terminate()
+        xvfb.wait()
+
+    assert "[demo] opening the window" in out, out + err
+    assert demo.returncode == 128 + signal.SIGTERM, out + err
+    assert "stopped the demo agents" in out
+    assert len(started) >= 3
+    deadline = time.monotonic() + 10
+    while (alive := [p for p in started if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive == [], [p.cmdline() for p in alive]
