@@ -15,9 +15,9 @@ from typing import Any
 
 from agent.jobs.kinds._model import model_fields
 from agent.jobs.kinds._pipeline import Answer, Pipeline
+from agent.jobs.kinds._unsure import Keeper
 from agent.jobs.paths import images_under
 from agent.jobs.report import Reporter
-from agent.jobs.unsure import Keeper
 from agent.wire import InferResult
 
 CSV_COLUMNS = ["file", "model", "version", "sha256", "label", "score", "detections", "error"]

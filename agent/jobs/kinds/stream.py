@@ -22,9 +22,9 @@ from agent.jobs.kinds._keep import COUNTS_HEADER, Counts, Rotating, Snapshots
 from agent.jobs.kinds._meter import Latencies, Rate
 from agent.jobs.kinds._model import load, model_fields
 from agent.jobs.kinds._publish import Publisher
+from agent.jobs.kinds._unsure import Keeper
 from agent.jobs.live import SNAPSHOTS
 from agent.jobs.report import Reporter
-from agent.jobs.unsure import Keeper
 from agent.jobs.urls import mask
 from agent.models.infer import run_batch
 from agent.wire import InferResult, Manifest
