@@ -307,3 +307,55 @@ def _big_model(folder: Path, version: str, megabytes: int) -> Path:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+def test_a_disk_that_fills_mid_import_keeps_nothing_of_the_dataset_and_a_smaller_one_goes_in(
+    adopt: Any, fleet: Fleet, tmp_path: Path
+) -> None:
+    """The payload's bytes fit, but 6,000 tiny files take a page each on tmpfs: the disk really
+    fills while the dataset is written (ENOSPC, not the up-front check)."""
+    with small_tmpfs(tmp_path, 20) as disk:
+        agent = LocalAgent(disk / "kit", "kit", mdns=False)
+        agent.data_dir.mkdir()
+        (agent.data_dir / "agent.json").write_text(json.dumps({"disk_reserve_bytes": 0}))
+        agent.start()
+        try:
+            kit = adopt(agent)
+            bundle = tmp_path / "model.kfb"
+            _create(
+                fleet.settings.home, bundle, kit.name, "--model", str(_model(tmp_path / "w", version="1"))
+            )
+            assert _import(agent.data_dir, bundle).returncode == 0
+        finally:
+            agent.stop()
+        tiny = tmp_path / "tiny"
+        tiny.mkdir()
+        for n in range(6000):
+            (tiny / f"{n:05d}.png").write_bytes(os.urandom(64))
+        bundle = tmp_path / "tiny.kfb"
+        _create(fleet.settings.home, bundle, kit.name, "--dataset", str(tiny))
+        failed = _import(agent.data_dir, bundle)
+        assert failed.returncode == 1
+        assert "filled up" in failed.stderr
+        assert [p.name for p in (agent.data_dir / "datasets").iterdir()] == [], "no dataset, no staging"
+        assert _active(agent.data_dir) == "1", "the serving model is untouched"
+        with _db(agent.data_dir) as conn:
+            assert (
+                conn.execute("SELECT outcome FROM bundle_imports ORDER BY id DESC").fetchone()[0] == "failed"
+            )
+
+        (agent.data_dir / "agent.json").write_text(
+            json.dumps({"disk_reserve_bytes": 0, "max_dataset_files": 10})
+        )
+        refused = _import(agent.data_dir, bundle)  # limits are checked again before a retry applies
+        assert refused.returncode == 1
+        assert "this kit takes 10 files" in refused.stderr
+        for path in sorted(tiny.iterdir())[3000:]:  # the technician sends half: a new bundle
+            path.unlink()
+        (agent.data_dir / "agent.json").write_text(json.dumps({"disk_reserve_bytes": 0}))
+        smaller = tmp_path / "smaller.kfb"
+        _create(fleet.settings.home, smaller, kit.name, "--dataset", str(tiny))
+        done = _import(agent.data_dir, smaller)
+        assert done.returncode == 0, done.stderr
+        [dataset] = list((agent.data_dir / "datasets").iterdir())
+        assert len(list(dataset.iterdir())) == 3000
