@@ -32,6 +32,7 @@ __all__ = [
     "async_unsure_image",
     "check_dataset",
     "check_label",
+    "crop_picture",
     "fine_tune_request",
 ]
 
@@ -68,6 +69,26 @@ def read_picture(path: Path) -> tuple[bytes, str]:
         return path.read_bytes(), kind
     except OSError as exc:
         raise Error(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def crop_picture(path: Path, box: tuple[float, float, float, float]) -> tuple[bytes, str]:
+    """The part of a local picture inside a detection's box (x1, y1, x2, y2 in its pixels), as PNG."""
+    import io
+
+    from PIL import Image
+
+    read_picture(path)  # the same checks as the whole picture
+    try:
+        with Image.open(path) as image:
+            left, top = max(0, int(box[0])), max(0, int(box[1]))
+            right, bottom = min(image.width, round(box[2])), min(image.height, round(box[3]))
+            if right - left < 2 or bottom - top < 2:
+                raise Error(f"{path}: the box {box} holds no picture to keep")
+            out = io.BytesIO()
+            image.crop((left, top, right, bottom)).convert("RGB").save(out, "PNG")
+    except OSError as exc:
+        raise Error(f"{path}: cannot be read as a picture ({exc})") from None
+    return out.getvalue(), "png"
 
 
 async def async_label_bytes(

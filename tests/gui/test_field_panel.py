@@ -22,6 +22,7 @@ from app.fleet.settings import AppSettings
 from app.gui.bridges.fleet_bridge import FleetBridge
 from app.gui.dialogs.prompts import Prompts
 from app.gui.main_window import MainWindow
+from tests.gui import detector
 from tests.gui.kits import adopt, deploy
 from tests.gui.onnx_files import classifier_versions
 from tests.gui.windows import WAIT_MS, open_window, wait_status
@@ -224,3 +225,36 @@ def test_from_the_window_two_new_classes_are_labelled_trained_and_answered(
     try_it.run_button.click()
     qtbot.waitUntil(lambda: try_it.results.texts(0) != [], timeout=WAIT_MS)
     assert sorted(try_it.results.texts(0)) == ["circle", "square"]
+
+
+def test_label_as_keeps_only_the_top_box_of_a_detection_when_asked(
+    qtbot: QtBot, settings: AppSettings, bridge: FleetBridge, agent: LocalAgent, tmp_path: Path
+) -> None:
+    fixed = tmp_path / "shapes" / "shapes-fixed.onnx"
+    detector.detector(fixed)
+    [device] = adopt(settings, agent)
+    deploy(settings, fixed)
+    picture = detector.shapes_picture(tmp_path / "shapes.png")
+    window = open_window(qtbot, bridge, Prompts(choose_input=lambda parent, start: picture))
+    wait_status(qtbot, window, device, "online")
+    window.select_device(device)
+    try_it = window.tabs.try_it
+    window.tabs.setCurrentWidget(try_it)
+    qtbot.waitUntil(lambda: try_it.model_combo.count() == 1, timeout=WAIT_MS)
+    try_it.choose_button.click()
+    bar = try_it.label_as
+    assert not bar.crop_check.isEnabled()  # no answer yet, so no box
+    try_it.run_button.click()
+    qtbot.waitUntil(bar.crop_check.isEnabled, timeout=WAIT_MS)
+    top = try_it.picture.detections()[0]
+    bar.crop_check.setChecked(True)
+    bar.dataset_combo.setCurrentText("boxes")
+    bar.label_combo.setCurrentText(top.label)
+    bar.label_button.click()
+    qtbot.waitUntil(lambda: bar.result.text().startswith("Added to boxes"), timeout=WAIT_MS)
+    [kept] = (agent.data_dir / "datasets" / "boxes" / top.label).iterdir()
+    x1, y1, x2, y2 = top.box
+    with Image.open(kept) as crop:
+        assert crop.size == (round(x2) - int(x1), round(y2) - int(y1))
+    with Image.open(picture) as whole:
+        assert crop.width * crop.height < whole.width * whole.height / 2

@@ -18,6 +18,7 @@ from app.fleet.field_datasets import (
     FineTuneOptions,
     check_dataset,
     check_label,
+    crop_picture,
     fine_tune_request,
     read_picture,
 )
@@ -25,6 +26,7 @@ from app.gui.bridges.base import BridgeHost, SubBridge
 
 __all__ = ["THUMBNAILS", "FieldBridge"]
 
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in the picture's pixels
 THUMBNAILS = 48  # kept inputs whose pictures are fetched for the panel, newest first
 
 
@@ -46,13 +48,19 @@ class FieldBridge(SubBridge):
 
     # called on the GUI thread ---------------------------------------------------------
 
-    def label_file(self, device_id: str, dataset: str, label: str, path: Path) -> None:
-        """Add the picture at `path` to `dataset` under `label` on the kit."""
+    def label_file(
+        self, device_id: str, dataset: str, label: str, path: Path, box: Box | None = None
+    ) -> None:
+        """Add the picture at `path` (or the part of it inside a detection's `box`) to `dataset`
+        under `label` on the kit."""
 
         async def work() -> None:
             check_dataset(dataset)
             check_label(label)
-            image, kind = await asyncio.to_thread(read_picture, path)
+            if box is None:
+                image, kind = await asyncio.to_thread(read_picture, path)
+            else:
+                image, kind = await asyncio.to_thread(crop_picture, path, box)
             answer = await self._on_kit(device_id, lambda c: c.label_image(dataset, label, image, kind))
             self.labelled.emit(device_id, answer)
 

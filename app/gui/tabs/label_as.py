@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from agent.wire import NAME_PATTERN, DatasetInfo
+from agent.wire import NAME_PATTERN, DatasetInfo, Detection
 from agent.wire.field_datasets import LABEL_PATTERN, FieldClasses, LabelledImage
 from app.gui.bridges.field_bridge import FieldBridge
 
@@ -32,6 +32,10 @@ class LabelAsBar(QWidget):
         self._online = False
         self._input: Path | None = None
         self._sending = False
+        self._box: tuple[float, float, float, float] | None = None  # the top detection's
+        self.crop_check = QCheckBox("only the top box")
+        self.crop_check.setToolTip("Keep the part of the image inside the detector's top box")
+        self.crop_check.setEnabled(False)
         self.dataset_combo = _editable("field dataset, e.g. yard")
         self.label_combo = _editable("label, e.g. fox")
         self.label_button = QPushButton("&Label as…")
@@ -44,6 +48,7 @@ class LabelAsBar(QWidget):
         layout.addWidget(self.dataset_combo)
         layout.addWidget(QLabel("Label:"))
         layout.addWidget(self.label_combo)
+        layout.addWidget(self.crop_check)
         layout.addWidget(self.label_button)
         layout.addWidget(self.result, 1)
         bridge.labelled.connect(self._on_labelled, QUEUED)
@@ -68,7 +73,15 @@ class LabelAsBar(QWidget):
 
     def show_input(self, path: Path | None) -> None:
         self._input = path
+        self.show_detections(None)  # a new picture: no box yet
         self._update()
+
+    def show_detections(self, detections: list[Detection] | None) -> None:
+        """The answer for the picture: a detector's top box can be labelled alone."""
+        self._box = detections[0].box if detections else None
+        self.crop_check.setEnabled(self._box is not None)
+        if self._box is None:
+            self.crop_check.setChecked(False)
 
     @Slot()
     def label(self) -> None:
@@ -78,7 +91,8 @@ class LabelAsBar(QWidget):
         self._update()
         dataset, label = self._dataset(), self._label()
         self.status.emit(f"Adding {self._input.name} to {dataset} as {label}…")
-        self._bridge.label_file(self._device, dataset, label, self._input)
+        box = self._box if self.crop_check.isChecked() else None
+        self._bridge.label_file(self._device, dataset, label, self._input, box)
 
     @Slot(str, object)
     def _on_labelled(self, device_id: str, answer: LabelledImage) -> None:

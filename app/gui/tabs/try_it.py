@@ -201,6 +201,7 @@ class TryItPanel(QWidget):
         else:
             detections = answer.result.detections if answer.result is not None else None
             self.picture.show_picture(image, detections or [])
+            self.label_as.show_detections(detections)
         self.status.emit(f"Answer from {answer.result.model if answer.result else 'the raw model'}")
 
     @Slot(str, str)
