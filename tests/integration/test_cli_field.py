@@ -73,9 +73,10 @@ def test_label_pictures_count_classes_and_label_what_the_model_was_unsure_of(
     band = float(np.median(list(tops.values())))
     unsure = {f for f, top in tops.items() if top < band}
     assert 0 < len(unsure) < len(tops)
-    done = _batch_infer(fleet, kit, {"keep_unsure": {"top_below": band}})
-    assert done.result is not None
-    assert done.result["unsure_kept"] == len(unsure)
+    keep = json.dumps({"top_below": band})  # the CLI's --param takes the JSON as it is
+    [row] = cli_json(fleet, *_SUBMIT, "--param", f"keep_unsure={keep}", "--watch")
+    assert row["job"]["state"] == "done"
+    assert row["job"]["result"]["unsure_kept"] == len(unsure)
 
     items = cli_json(fleet, "unsure", "list", "kit", "--model", "digits-cnn")
     assert {i["source"] for i in items} == unsure
@@ -97,6 +98,9 @@ def test_label_pictures_count_classes_and_label_what_the_model_was_unsure_of(
         fleet, "unsure", "label", "kit", items[0]["id"], "--dataset", "field", "--label", "noise", ok=False
     )
     assert "rotated out" in gone.stderr or "no kept input" in gone.stderr
+
+
+_SUBMIT = ("jobs", "submit", "kit", "--kind", "batch-infer", "--model", "digits-cnn", "--dataset", "mixed")
 
 
 def _batch_infer(fleet: Fleet, kit: Any, params: dict[str, Any]) -> Any:
