@@ -154,7 +154,10 @@ class FieldPanel(QWidget):
     @Slot(str, object)
     def _on_models(self, device_id: str, infos: list[ModelInfo]) -> None:
         if device_id == self._device:
-            self._models = sorted(i.name for i in infos if i.active_version is not None)
+            # a fine-tune extends a classifier's final layer: only serving classifiers are offered
+            self._models = sorted(
+                i.name for i in infos if i.active_version is not None and i.task == "classification"
+            )
             self._update()
 
     @Slot(str, object)
