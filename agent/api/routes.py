@@ -131,7 +131,8 @@ def metrics(
     ] = None,
 ) -> Metrics:
     """Samples from the on-disk ring newer than `since` (or after `since_seq`), oldest first,
-    and where each model's infer requests spent their time. 200; 401; 422."""
+    where each model's infer requests spent their time, and each model version's infer requests
+    by outcome. 200; 401; 422."""
     state = _state(request)
     return Metrics(
         device_id=state.identity.device_id,
@@ -139,13 +140,15 @@ def metrics(
         samples=state.metrics.since(since, limit, since_seq),
         overwritten=state.metrics.overwritten(),
         infer=state.infer.times.snapshot(),
+        infer_counts=state.infer.counts.snapshot(),
+        infer_counts_since=state.infer.counts.since,
     )
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=error_responses(401))
 def prometheus_metrics(request: Request, _: Viewer) -> str:
-    """The latest sample in Prometheus text format, the infer batcher's counts and where infer
-    requests spent their time. 200; 401."""
+    """The latest sample in Prometheus text format, the infer batcher's counts, where infer
+    requests spent their time and their outcomes per model version. 200; 401."""
     state = _state(request)
     return prometheus.render(
         state.metrics.latest(),
@@ -153,6 +156,7 @@ def prometheus_metrics(request: Request, _: Viewer) -> str:
         __version__,
         state.infer.batch_counts(),
         state.infer.times.snapshot(),
+        state.infer.counts.snapshot(),
     )
 
 

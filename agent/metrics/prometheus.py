@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.wire import INFER_STAGES, InferTimings, MetricSample
+from agent.wire import INFER_STAGES, InferCounts, InferTimings, MetricSample
 
 _GAUGES = (
     ("kitfleet_cpu_percent", "cpu_percent", "CPU use of the kit, percent"),
@@ -26,10 +26,13 @@ def render(
     version: str,
     batching: tuple[int, int] | None = None,
     timings: Sequence[InferTimings] = (),
+    counts: Sequence[InferCounts] = (),
 ) -> str:
     """`batching` is (batches, requests in them) while batching is on: their ratio is the mean
     batch size, which tells whether `infer_batch_window_ms` pays on this kit. `timings`: where
-    each model's infer requests spent their time (as Triton's per-stage counters)."""
+    each model's infer requests spent their time (as Triton's per-stage counters). `counts`: each
+    model version's infer requests by outcome (answered, refused: the request's fault, failed:
+    the kit's)."""
     labels = f'device_id="{device_id}"'
     lines = [
         "# HELP kitfleet_agent_info Agent build and identity.",
@@ -47,7 +50,24 @@ def render(
             f"# TYPE {metric} counter",
             f"{metric}{{{labels}}} {count}",
         ]
-    return "\n".join(lines + _timing_lines(labels, timings)) + "\n"
+    return "\n".join(lines + _timing_lines(labels, timings) + _count_lines(labels, counts)) + "\n"
+
+
+def _count_lines(labels: str, counts: Sequence[InferCounts]) -> list[str]:
+    if not counts:
+        return []
+    lines = [
+        "# HELP kitfleet_infer_outcomes_total Infer requests by model version and outcome "
+        "(refused: the request's fault; failed: the kit's).",
+        "# TYPE kitfleet_infer_outcomes_total counter",
+    ]
+    for c in counts:
+        for outcome in ("answered", "refused", "failed"):
+            lines.append(
+                f'kitfleet_infer_outcomes_total{{{labels},model="{c.model}",version="{c.version}",'
+                f'outcome="{outcome}"}} {getattr(c, outcome)}'
+            )
+    return lines
 
 
 def _timing_lines(labels: str, timings: Sequence[InferTimings]) -> list[str]:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.config import Settings
+from agent.metrics.infer_counts import ANSWERED, InferCounter, outcome_of
 from agent.metrics.timings import OUTPUT, QUEUE, InferTimes, Stopwatch, timing
 from agent.models.store import ModelStore
 from agent.wire import InferResult, Manifest
@@ -76,6 +77,7 @@ class InferService:
         self._last_seen = 0.0
         self._shared_until = 0.0  # monotonic time until which the kit counts as shared
         self.times = InferTimes()  # where answered requests spent their time, per model
+        self.counts = InferCounter()  # requests by outcome, per model version
 
     @property
     def sessions(self) -> SessionCache:
@@ -126,16 +128,37 @@ class InferService:
         return nullcontext() if batcher is None else batcher.coming(name)
 
     async def answer(self, call: InferCall, client: Any, ticket: Ticket | None = None) -> Answer:
-        """The answer to `call` from connection `client`, run where the rule above says."""
-        alone = not self._note_client(client)
-        key = (call.name, call.version)
-        if alone and not self._away and len(call.body) <= INLINE_MAX_BYTES and self._run_s.quick(key):
-            _close(ticket)  # not for the batcher: it must not wait for this one
-            started = time.perf_counter()
-            answer = self.run_loaded(call)
-            if answer is not None:
-                self._run_s.note(key, time.perf_counter() - started)
-                return answer
+        """The answer to `call` from connection `client`, run where the rule above says, counted
+        by outcome for the version that ran (`counts`: on the loop, one increment)."""
+        try:
+            alone = not self._note_client(client)
+            key = (call.name, call.version)
+            if alone and not self._away and len(call.body) <= INLINE_MAX_BYTES and self._run_s.quick(key):
+                _close(ticket)  # not for the batcher: it must not wait for this one
+                started = time.perf_counter()
+                answer = self.run_loaded(call)
+                if answer is not None:
+                    self._run_s.note(key, time.perf_counter() - started)
+                    self.counts.add(call.name, answer[0].version, ANSWERED)
+                    return answer
+            answer = await self._off_loop(call, alone, ticket)
+        except Exception as exc:
+            self._count_error(call, exc)
+            raise
+        self.counts.add(call.name, answer[0].version, ANSWERED)
+        return answer
+
+    def _count_error(self, call: InferCall, exc: Exception) -> None:
+        """Count under the version asked or served; a model or version not installed is not
+        counted, so hostile names never grow the counts."""
+        try:
+            manifest, _ = self.serving.active(call.name, call.version)
+        except Exception:
+            return
+        self.counts.add(call.name, manifest.version, outcome_of(exc))
+
+    async def _off_loop(self, call: InferCall, alone: bool, ticket: Ticket | None) -> Answer:
+        """The answer from a batch or a thread of its own."""
         self._away += 1
         try:
             batcher = self.batcher

@@ -134,7 +134,7 @@ from agent.wire.preflight import (
 )
 from agent.wire.requirements import CPU_FEATURE_ALIASES, CpuFeature, Requirements
 from agent.wire.text import CONTROL_CHARACTERS, PlainText, printable
-from agent.wire.timings import INFER_STAGES, InferTimings
+from agent.wire.timings import INFER_STAGES, InferCounts, InferTimings
 
 __all__ = [
     "API_VERSION",
@@ -197,6 +197,7 @@ __all__ = [
     "Gates",
     "Golden",
     "Health",
+    "InferCounts",
     "InferResult",
     "InferTimings",
     "InputSpec",

@@ -21,7 +21,7 @@ from agent.wire.facts_families import (
     ThermalFacts,
 )
 from agent.wire.facts_precision import favoured_precisions
-from agent.wire.timings import InferTimings
+from agent.wire.timings import InferCounts, InferTimings
 
 __all__ = ["FactFamilies", "Facts", "MetricSample", "Metrics"]
 
@@ -126,4 +126,13 @@ class Metrics(BaseModel):
     infer: list[InferTimings] = Field(
         default_factory=list,
         description="where each model's infer requests spent their time since the agent started",
+    )
+    infer_counts: list[InferCounts] = Field(
+        default_factory=list,
+        description="each model version's infer requests by outcome (answered, refused, failed) since "
+        "`infer_counts_since`",
+    )
+    infer_counts_since: float = Field(
+        default=0.0,
+        description="Unix time the counts started (the agent's start): a later one means it restarted",
     )

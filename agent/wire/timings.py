@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-__all__ = ["INFER_STAGES", "InferTimings"]
+__all__ = ["INFER_STAGES", "InferCounts", "InferTimings"]
 
 # In the order a request lives them; every stage is a field of InferTimings ending in `_s`.
 INFER_STAGES = ("queue", "read", "decode", "prepare", "infer", "output", "write")
@@ -26,3 +26,18 @@ class InferTimings(BaseModel):
     infer_s: float = Field(default=0.0, description="the model's run (a batch's whole run, when batched)")
     output_s: float = Field(default=0.0, description="turning outputs into the answer and encoding it")
     write_s: float = Field(default=0.0, description="handing the answer to the connection (TLS included)")
+
+
+class InferCounts(BaseModel):
+    """One model version's infer requests since the agent started (`Metrics.infer_counts_since`),
+    by outcome. `refused`: the request's own fault (a bad image, a tensor of the wrong shape, a
+    body too large, a version not installed), answered 4xx. `failed`: the kit's fault (ONNX
+    Runtime failing on the input, outputs that contradict the manifest, any error of the agent):
+    what a rollout's soak counts against `--max-error-rate`."""
+
+    model: str
+    version: str = Field(description="the version that ran (the serving one when none was asked)")
+    requests: int = Field(default=0, description="answered + refused + failed")
+    answered: int = 0
+    refused: int = 0
+    failed: int = 0

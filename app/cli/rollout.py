@@ -47,7 +47,13 @@ def add_commands(command: CommandFactory) -> None:
         "--max-accuracy-loss", type=float, default=1.0, help="top-1 points below the previous version"
     )
     cmd.add_argument("--max-latency-ratio", type=float, default=1.5, help="p50 vs the previous version")
-    cmd.add_argument("--max-error-rate", type=float, default=0.0, help="failed share of the model's jobs")
+    cmd.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=0.0,
+        help="failed share, since activation, of the model's jobs and of its infer requests on the new "
+        "version (failed through the kit's fault; requests refused as bad input do not count)",
+    )
     cmd.add_argument(
         "--choose-precision",
         action="store_true",

@@ -71,3 +71,44 @@ def serving(fleet: Fleet, kit: Kit) -> str | None:
 def installed(fleet: Fleet, kit: Kit) -> list[str]:
     models = asyncio.run(fleet.async_call(kit, lambda c: c.models()))
     return [v.version for m in models if m.name == "digits-cnn" for v in m.versions]
+
+
+def version_failing_on_real_images(folder: Path, version: str) -> Path:
+    """The digits network with a Reshape of its logits to [N, 10 + k], k = 1 when the input's
+    mean is far from 0.5: the seeded uniform inputs of the kit's golden check and benchmark
+    (mean ~0.5) pass, a real digit picture (mostly background, normalised to -1 or 1) makes
+    ONNX Runtime fail at run time (10 values do not fill rows of 11)."""
+    from onnx import TensorProto, helper
+
+    path = version_of_digits(folder, version)
+    model = onnx.load(str(path))
+    graph = model.graph
+    logits = graph.output[0].name
+    raw = f"{logits}_raw"
+    for node in graph.node:
+        node.output[:] = [raw if o == logits else o for o in node.output]
+    source = graph.input[0].name
+    consts = {"fail_half": 0.5, "fail_band": 0.15}
+    for name, value in consts.items():
+        graph.initializer.append(helper.make_tensor(name, TensorProto.FLOAT, [], [value]))
+    graph.initializer.append(helper.make_tensor("fail_ten", TensorProto.INT64, [1], [10]))
+    graph.initializer.append(helper.make_tensor("fail_any_rows", TensorProto.INT64, [1], [-1]))
+    graph.node.extend(
+        [
+            helper.make_node("ReduceMean", [source], ["fail_mean"], keepdims=0),
+            helper.make_node("Sub", ["fail_mean", "fail_half"], ["fail_off"]),
+            helper.make_node("Abs", ["fail_off"], ["fail_far"]),
+            helper.make_node("Greater", ["fail_far", "fail_band"], ["fail_real"]),
+            helper.make_node("Cast", ["fail_real"], ["fail_k"], to=TensorProto.INT64),
+            helper.make_node("Add", ["fail_ten", "fail_k"], ["fail_width"]),
+            helper.make_node("Concat", ["fail_any_rows", "fail_width"], ["fail_shape"], axis=0),
+            helper.make_node("Reshape", [raw, "fail_shape"], [logits]),
+        ]
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    manifest = json.loads(manifest_path(path).read_text())
+    data = path.read_bytes()
+    manifest.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    manifest_path(path).write_text(json.dumps(manifest, indent=2))
+    return path

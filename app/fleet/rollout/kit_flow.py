@@ -15,6 +15,7 @@ from app.fleet.datasets import LocalDataset, async_ensure, scan
 from app.fleet.deploy import Package, async_deploy, prepare_package
 from app.fleet.errors import Error, KitUnreachable
 from app.fleet.precision_choice import Variant, async_choose_precision
+from app.fleet.rollout.infer_rate import INFER_AT_ACTIVATION, async_infer_counts
 from app.fleet.rollout.kit_steps import async_activate, async_online, async_rollback, async_serving
 from app.fleet.rollout.record import KitState, Rollout, RolloutError
 from app.fleet.rollout.soak import async_check
@@ -108,6 +109,8 @@ class KitFlow:
         try:
             if self.rollout.choose_precision and "precision" not in kit.checks:
                 await self._choose(kit)
+            # the soak's infer error rate counts from here (infer_rate.py)
+            kit.checks[INFER_AT_ACTIVATION] = await async_infer_counts(self.fleet, kit, self.rollout.model)
             info = await async_activate(self.fleet, kit, self.rollout.model)
         except KitUnreachable as exc:
             return self._away(kit, exc)

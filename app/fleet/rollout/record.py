@@ -48,7 +48,7 @@ class Thresholds:
     max_latency_ratio: float = 1.5
     latency_slack_ms: float = 2.0
     max_accuracy_loss: float = 1.0  # percentage points of top-1 below the previous version
-    max_error_rate: float = 0.0  # failed share of the model's jobs on the kit since activation
+    max_error_rate: float = 0.0  # failed share of the model's jobs and infer requests since activation
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Is the new version good on this kit? Checked at the end of its soak, from the kit itself:
-it answers and serves the new version, its jobs on the model did not fail, a short on-kit
-benchmark is not slower than the version it replaced, and (with an eval set) top-1 accuracy
-did not drop by more than the threshold.
+it answers and serves the new version, its jobs on the model and its infer requests on the
+new version did not fail (infer_rate.py), a short on-kit benchmark is not slower than the
+version it replaced, and (with an eval set) top-1 accuracy did not drop by more than the
+threshold.
 
 The benchmark and evaluate jobs carry idempotency keys made from the rollout, kit, check and
 version: a laptop that died mid-check finds the same jobs on resume instead of queuing more.
@@ -17,6 +18,7 @@ from typing import Any
 from agent.wire import FINISHED_STATES, JobInfo, JobRequest
 from app.fleet.client import KitClient
 from app.fleet.datasets import LocalDataset, async_ensure
+from app.fleet.rollout.infer_rate import INFER_AT_ACTIVATION, async_infer_counts, window
 from app.fleet.rollout.kit_steps import async_serving
 from app.fleet.rollout.record import KitState, Rollout
 from app.fleet.service import Fleet
@@ -120,6 +122,24 @@ async def _evaluate(
 
 
 async def _error_rate(fleet: Fleet, rollout: Rollout, kit: KitState, verdict: Verdict) -> None:
+    await _job_errors(fleet, rollout, kit, verdict)
+    await _infer_errors(fleet, rollout, kit, verdict)
+
+
+async def _infer_errors(fleet: Fleet, rollout: Rollout, kit: KitState, verdict: Verdict) -> None:
+    """The share of the kit's infer requests on the new version, since activation, that failed
+    through the kit's fault (infer_rate.py says why refusals do not count)."""
+    counts = window(kit.checks.get(INFER_AT_ACTIVATION), await async_infer_counts(fleet, kit, rollout.model))
+    verdict.figures["infer"] = counts.said()
+    verdict.said.append(counts.said())
+    if counts.rate > rollout.thresholds.max_error_rate:
+        verdict.fail(
+            f"{counts.said()} on {rollout.model} {kit.version} since activation "
+            f"({counts.rate:.0%}; allowed {rollout.thresholds.max_error_rate:.0%})"
+        )
+
+
+async def _job_errors(fleet: Fleet, rollout: Rollout, kit: KitState, verdict: Verdict) -> None:
     """The share of the model's jobs on the kit, finished since activation, that failed."""
     since = kit.activated_at or 0.0
     jobs = await fleet.async_call(
