@@ -99,7 +99,7 @@ def verify(db: Database, device_id: str, request: PairRequest, client: str) -> b
             conn.execute("DELETE FROM pairing_code WHERE id = 1")
         else:
             key = bytes(row["key"])
-            expected = pair_proof(key, device_id, request.app_id, request.nonce)
+            expected = pair_proof(key, device_id, request.app_id, request.nonce, request.signer_public_key)
             if hmac.compare_digest(expected, request.proof):
                 conn.execute("DELETE FROM pairing_code WHERE id = 1")
                 conn.execute("UPDATE pairing_lock SET failures = 0, lockouts = 0 WHERE id = 1")

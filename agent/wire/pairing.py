@@ -50,9 +50,19 @@ def pair_key(code: str, device_id: str) -> bytes:
     return hashlib.scrypt(normalise_pair_code(code).encode(), salt=device_id.encode(), **_SCRYPT)
 
 
-def pair_proof(key: bytes, device_id: str, app_id: str, nonce: str) -> str:
-    """The HMAC an app sends to prove it knows the code for this device."""
-    message = f"kitfleet-pair-v1|{device_id}|{app_id}|{nonce}".encode()
+def pair_proof(
+    key: bytes, device_id: str, app_id: str, nonce: str, signer_public_key: str | None = None
+) -> str:
+    """The HMAC an app sends to prove it knows the code for this device.
+
+    With the app's bundle-signing key it covers that key too (v2, JSON-encoded fields), so a key
+    swapped on the way never verifies and the kit never trusts a stranger's bundles; without one
+    it is the v1 proof older apps send."""
+    if signer_public_key is None:
+        message = f"kitfleet-pair-v1|{device_id}|{app_id}|{nonce}".encode()
+    else:
+        fields = ["kitfleet-pair-v2", device_id, app_id, nonce, signer_public_key]
+        message = json.dumps(fields).encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -102,7 +112,7 @@ class PairRequest(BaseModel):
         default=None,
         pattern=SIGNER_KEY_PATTERN,
         description="the app's Ed25519 bundle-signing key (base64 of its 32 bytes): the kit trusts "
-        "bundles it signs",
+        "bundles it signs; the proof must cover it (pair_proof's v2)",
     )
 
 

@@ -65,7 +65,7 @@ class Adoption:
             app_name="kitfleet",
             nonce=nonce,
             scope=scope,
-            proof=pair_proof(key, device_id, app_id, nonce),
+            proof=pair_proof(key, device_id, app_id, nonce, signer.public_b64),
             signer_public_key=signer.public_b64,
         )
         held: list[Call] = []

@@ -451,3 +451,57 @@ def test_inventory_and_home_are_readable_by_their_owner_only(
         assert "Permission denied" in said
     finally:
         opened.close()
+
+
+# --- the app's bundle-signing key rides on the proof ---------------------------------------------
+
+
+def _signer_b64() -> str:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def _with_signer(code: str, device: str, signer: str, proven: str | None) -> dict[str, Any]:
+    """A pairing body carrying `signer`, its proof computed over `proven` (None: the v1 proof)."""
+    from agent.wire import pair_key, pair_proof
+
+    body = pair_body(code, device, "operator")
+    body["proof"] = pair_proof(pair_key(code, device), device, body["app_id"], body["nonce"], proven)
+    return body | {"signer_public_key": signer}
+
+
+def test_a_signer_key_swapped_on_the_way_is_refused(start_agent: AgentFactory) -> None:
+    """Someone between the app and the kit (who cannot make a proof: no code) swaps the app's
+    bundle key for theirs, or adds one to a keyless request: the proof no longer verifies, so the
+    kit trusts no key of theirs; the app's own request with the key it proved is then accepted."""
+    agent = start_agent("signer-bound", mdns=False)
+    code, device = agent.pair_code(), device_id(agent)
+    genuine, stranger = _signer_b64(), _signer_b64()
+    with raw_client(agent) as client:
+        swapped = client.post("/v1/pair", json=_with_signer(code, device, stranger, genuine))
+        added = client.post("/v1/pair", json=_with_signer(code, device, stranger, None))
+        accepted = client.post("/v1/pair", json=_with_signer(code, device, genuine, genuine))
+        assert accepted.status_code == 200, accepted.text
+        token = accepted.json()["token"]
+        trusted = client.get("/v1/signers", headers={"Authorization": f"Bearer {token}"}).json()
+    for refused in (swapped, added):
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"] == "pairing_code_wrong"
+    assert [s["public_key"] for s in trusted] == [genuine], trusted
+
+
+def test_an_older_app_that_sends_no_signer_key_still_pairs(start_agent: AgentFactory) -> None:
+    agent = start_agent("keyless-app", mdns=False)
+    code, device = agent.pair_code(), device_id(agent)
+    with raw_client(agent) as client:
+        answer = client.post("/v1/pair", json=pair_body(code, device, "operator"))
+        assert answer.status_code == 200, answer.text
+        trusted = client.get(
+            "/v1/signers", headers={"Authorization": f"Bearer {answer.json()['token']}"}
+        ).json()
+    assert trusted == []

@@ -47,9 +47,11 @@ def test_pair_proof_is_hex_and_depends_on_every_input() -> None:
         pair_proof(key, DEVICE_ID[::-1], "app-1234", "nonce" * 4),
         pair_proof(key, DEVICE_ID, "app-5678", "nonce" * 4),
         pair_proof(key, DEVICE_ID, "app-1234", "other" * 4),
+        pair_proof(key, DEVICE_ID, "app-1234", "nonce" * 4, "A" * 43 + "="),
+        pair_proof(key, DEVICE_ID, "app-1234", "nonce" * 4, "B" * 43 + "="),
     }
     assert proof not in variants
-    assert len(variants) == 4
+    assert len(variants) == 6
 
 
 def test_device_id_is_the_sha256_of_the_der_certificate() -> None:
