@@ -138,8 +138,8 @@ def check_clock(kit_time: float, laptop_time: float, kit_name: str = "KIT") -> P
         id="clock",
         status="fail" if abs(skew) > CLOCK_FAIL_S else "warn",
         message=said,
-        action=f"set the kit's clock to this laptop's: `kitfleet set-clock {kit_name}` (admin token; the window's "
-        f"Pre-flight has Set clock), or on the kit `sudo timedatectl set-time '{now} UTC'`, "
+        action=f"set the kit's clock to this laptop's: `kitfleet set-clock {kit_name}` (admin token; "
+        f"the window's Pre-flight has Set clocks), or on the kit `sudo timedatectl set-time '{now} UTC'`, "
         "or `sudo timedatectl set-ntp true` where it has a time server",
     )
 

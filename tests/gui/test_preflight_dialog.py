@@ -26,7 +26,9 @@ def test_preflight_table_shows_each_kit_and_the_failing_check(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "skewed").mkdir()
-    (tmp_path / "skewed" / "agent.json").write_text(json.dumps({"test_clock_offset_s": -300, "clock_control": "test-offset"}))
+    (tmp_path / "skewed" / "agent.json").write_text(
+        json.dumps({"test_clock_offset_s": -300, "clock_control": "test-offset"})
+    )
     adopt(settings, start_agent("steady"), start_agent("skewed"))
     window = open_window(qtbot, bridge, Prompts())
     qtbot.waitUntil(lambda: len(window.model.rows()) == 2, timeout=WAIT_MS)
