@@ -23,7 +23,7 @@ async def deploy_choosing(args: argparse.Namespace) -> int:
             raise Error("name the kits to deploy to: --kit KIT or --tag TAG (repeatable)")
         progress = None if args.json else ProgressLine()
         choices = await async_deploy_choosing(
-            fleet, variants, kits, args.eval, args.max_accuracy_loss, progress
+            fleet, variants, kits, args.eval, args.max_accuracy_loss, progress, args.prefer
         )
     finally:
         fleet.close()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli.common import add_tag_option, age, emit, open_fleet, say, select_kits
 from app.cli.model_inspect import add_override_flags, inferred_summary, inspect_command, overrides_from
+from app.cli.prefer import add_prefer_flag
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error, IdentityChanged, KitUnreachable
 
@@ -61,6 +62,7 @@ def add_commands(command: CommandFactory) -> None:
         metavar="POINTS",
         help="top-1 points below FP32 allowed",
     )
+    add_prefer_flag(precision)
     add_override_flags(deploy)
 
     models = command("models", "models on a kit: list, activate, rollback, delete; inspect a model file")

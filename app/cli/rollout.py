@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.common import add_tag_option, emit, open_fleet, say, select_kits
+from app.cli.prefer import add_prefer_flag
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
 
@@ -67,6 +68,7 @@ def add_commands(command: CommandFactory) -> None:
         type=Path,
         help="another precision of the model for --choose-precision (default: those beside MODEL)",
     )
+    add_prefer_flag(cmd)
     cmd.add_argument("--force", action="store_true", help="past the manifest's hardware gates (audited)")
 
 
@@ -102,6 +104,7 @@ async def _start(args: argparse.Namespace, model: Path) -> int:
             eval_dataset=args.eval,
             choose_precision=args.choose_precision,
             variants=tuple(args.variants),
+            prefer=args.prefer,
             force=args.force,
         )
         rollout = await async_start(fleet, plan, _printer(args))

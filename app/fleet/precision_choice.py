@@ -1,5 +1,6 @@
 """Which precision a kit should run (issue 21): benchmark each variant on the kit itself (and
-evaluate it when a labelled dataset is named), then take the fastest within an accuracy tolerance.
+evaluate it when a labelled dataset is named), then take the fastest within an accuracy tolerance,
+or with `prefer="energy"` the one using the fewest joules per 1,000 inferences (precision_energy.py).
 
 The variants are versions of one model already installed on the kit, inactive. Each is measured
 by a short `benchmark` job, one after the other so they never share the CPU; FP16 is only tried
@@ -9,15 +10,16 @@ inventory (`precision_store`) and the app's audit log.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 
-from agent.wire import JobInfo, JobRequest, Precision
+from agent.wire import JobEnergy, JobInfo, JobRequest, Precision
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit
 from app.fleet.jobs import async_submit, async_watch
-from app.fleet.precision_store import PrecisionChoices, StoredChoice
+from app.fleet.precision_decide import PrecisionDecision, Variant, VariantMeasure, decide
+from app.fleet.precision_energy import Preference, energy_basis
+from app.fleet.precision_store import PrecisionChoices
 from app.fleet.service import Fleet
 
 __all__ = [
@@ -38,43 +40,6 @@ BENCH_WARMUP = 5
 CHOICE_ACTION = "model.precision"
 
 
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    version: str
-    precision: Precision
-
-
-@dataclass(frozen=True)
-class VariantMeasure:
-    variant: Variant
-    throughput_per_s: float | None = None  # batch 1, from the kit's benchmark job
-    p50_ms: float | None = None
-    accuracy: float | None = None  # top-1, 0-1, from the kit's evaluate job when asked
-    skipped: str = ""  # why it was not measured or failed, in words
-
-
-@dataclass(frozen=True)
-class PrecisionDecision:
-    kit_id: str
-    model: str
-    chosen: Variant
-    reason: str
-    measures: tuple[VariantMeasure, ...] = field(default=())
-    decided_at: float = 0.0
-
-    def stored(self) -> StoredChoice:
-        return StoredChoice(
-            self.kit_id,
-            self.model,
-            self.chosen.version,
-            self.chosen.precision,
-            self.reason,
-            [asdict(m) for m in self.measures],
-            self.decided_at,
-        )
-
-
 async def async_choose_precision(
     fleet: Fleet,
     kit_id: str,
@@ -85,13 +50,15 @@ async def async_choose_precision(
     activate: bool = False,
     runs: int = BENCH_RUNS,
     rounds: int = BENCH_ROUNDS,
+    prefer: Preference = "speed",
 ) -> PrecisionDecision:
     """Measure each variant on the kit, choose, record (and with `activate`, serve the choice).
 
     `max_accuracy_loss` is in points of top-1 accuracy against the FP32 variant (the most
     accurate one when there is no FP32). Each variant is benchmarked `rounds` times, in
     alternating order, and its best round counts: whatever else loads the kit only slows a
-    round down, so the best is the nearest to what the hardware does."""
+    round down, so the best is the nearest to what the hardware does (its energy too: the
+    round with the fewest joules). `prefer`: "speed" or "energy" within the tolerance."""
     chosen_from = _variants(variants)
     kit = fleet.inventory.get(kit_id)
     fp16_ok = favours_fp16(fleet, kit)
@@ -99,7 +66,7 @@ async def async_choose_precision(
     tried = [v for v in chosen_from if v.precision != "fp16" or fp16_ok]
     best = await _best_of(fleet, kit, tried, eval_dataset, runs, max(1, rounds))
     measures = tuple(best.get(v) or VariantMeasure(v, skipped=skipped) for v in chosen_from)
-    decision = decide(kit_id, measures, max_accuracy_loss, eval_dataset is not None)
+    decision = decide(kit_id, measures, max_accuracy_loss, eval_dataset is not None, prefer)
     if activate:
         await fleet.async_call(kit, lambda c: c.activate(decision.chosen.name, decision.chosen.version))
     PrecisionChoices(fleet.inventory).record(decision.stored())
@@ -109,7 +76,7 @@ async def async_choose_precision(
         "activated" if activate else "chosen",
         kit.device_id,
         kit.name,
-        {"precision": decision.chosen.precision, "reason": decision.reason},
+        {"precision": decision.chosen.precision, "reason": decision.reason, "prefer": prefer},
     )
     return decision
 
@@ -130,9 +97,19 @@ async def _best_of(
 
 
 def _better(kept: VariantMeasure, new: VariantMeasure) -> VariantMeasure:
-    if new.skipped or (new.throughput_per_s or 0.0) <= (kept.throughput_per_s or 0.0):
+    """The faster round's speed and the thriftier round's energy."""
+    if new.skipped:
         return kept
-    return VariantMeasure(kept.variant, new.throughput_per_s, new.p50_ms, kept.accuracy)
+    fast = new if (new.throughput_per_s or 0.0) > (kept.throughput_per_s or 0.0) else kept
+    joules = [m for m in (kept, new) if m.joules_per_1000 is not None]
+    thrifty = min(joules, key=lambda m: m.joules_per_1000 or 0.0) if joules else kept
+    return replace(
+        kept,
+        throughput_per_s=fast.throughput_per_s,
+        p50_ms=fast.p50_ms,
+        joules_per_1000=thrifty.joules_per_1000,
+        energy_basis=thrifty.energy_basis,
+    )
 
 
 def favours_fp16(fleet: Fleet, kit: Kit) -> bool:
@@ -141,87 +118,6 @@ def favours_fp16(fleet: Fleet, kit: Kit) -> bool:
     if known is None:
         return False
     return any(p.precision == "fp16" for p in known[0].precision_by_provider())
-
-
-def decide(
-    kit_id: str, measures: tuple[VariantMeasure, ...], max_accuracy_loss: float, evaluated: bool
-) -> PrecisionDecision:
-    """The fastest measured variant within the accuracy tolerance, and a sentence saying why."""
-    measured = [m for m in measures if m.throughput_per_s is not None and not m.skipped]
-    if not measured:
-        why = "; ".join(f"{m.variant.version}: {m.skipped}" for m in measures)
-        raise Error(f"no variant could be measured on the kit: {why}")
-    base = _baseline(measured, evaluated)
-    notes: list[str] = []
-    eligible = [base]
-    for m in measured:
-        if m is base:
-            continue
-        loss = _loss(base, m) if evaluated else None
-        if loss is None and evaluated:
-            notes.append(f"{_label(m)} has no accuracy figure")
-        elif loss is not None and loss > max_accuracy_loss:
-            notes.append(
-                f"{_label(m)} loses {loss:.1f} points of top-1 accuracy "
-                f"(more than the {max_accuracy_loss:g} allowed)"
-            )
-        else:
-            eligible.append(m)
-    best = max(eligible, key=lambda m: m.throughput_per_s or 0.0)
-    notes += [f"{_label(m)} not measured: {m.skipped}" for m in measures if m.skipped]
-    reason = _reason(best, base, eligible, notes, evaluated, max_accuracy_loss)
-    return PrecisionDecision(kit_id, best.variant.name, best.variant, reason, measures, time.time())
-
-
-def _reason(
-    best: VariantMeasure,
-    base: VariantMeasure,
-    eligible: list[VariantMeasure],
-    notes: list[str],
-    evaluated: bool,
-    tolerance: float,
-) -> str:
-    if best is base:
-        slower = [m for m in eligible if m is not base]
-        compared = [
-            f"{_label(m)} runs only {_ratio(m, base)} its throughput here ({_rates(m, base)})" for m in slower
-        ]
-        return f"{_label(base)} kept: " + "; ".join(compared + notes or ["no other variant to compare"])
-    faster = f"{_ratio(best, base)} the throughput of {_label(base)}"
-    said = f"{_label(best)} runs {faster} here ({_rates(best, base)})"
-    if evaluated and best.accuracy is not None and base.accuracy is not None:
-        said += (
-            f", top-1 {100 * best.accuracy:.1f}% vs {100 * base.accuracy:.1f}%, "
-            f"within the {tolerance:g}-point tolerance"
-        )
-    return "; ".join([said, *notes])
-
-
-def _baseline(measured: list[VariantMeasure], evaluated: bool) -> VariantMeasure:
-    fp32 = [m for m in measured if m.variant.precision == "fp32"]
-    if fp32:
-        return fp32[0]
-    if evaluated:
-        return max(measured, key=lambda m: m.accuracy if m.accuracy is not None else -1.0)
-    return measured[0]
-
-
-def _loss(base: VariantMeasure, other: VariantMeasure) -> float | None:
-    if base.accuracy is None or other.accuracy is None:
-        return None
-    return 100 * (base.accuracy - other.accuracy)
-
-
-def _label(m: VariantMeasure) -> str:
-    return f"{m.variant.precision.upper()} ({m.variant.version})"
-
-
-def _ratio(m: VariantMeasure, base: VariantMeasure) -> str:
-    return f"{(m.throughput_per_s or 0.0) / (base.throughput_per_s or 1.0):.2f}x"
-
-
-def _rates(m: VariantMeasure, base: VariantMeasure) -> str:
-    return f"{m.throughput_per_s:.1f} vs {base.throughput_per_s:.1f} inferences/s"
 
 
 def _variants(variants: Sequence[Variant | tuple[str, str, str]]) -> list[Variant]:
@@ -270,7 +166,16 @@ async def async_measure(
             )
         value = evaluated.result.get("top1_accuracy")
         accuracy = float(value) if isinstance(value, (int, float)) else None
-    return VariantMeasure(variant, float(row["throughput_per_s"]), float(row["p50_ms"]), accuracy)
+    joules = row.get("joules_per_1000_inferences")
+    energy = JobEnergy.of_result(bench.result)
+    return VariantMeasure(
+        variant,
+        float(row["throughput_per_s"]),
+        float(row["p50_ms"]),
+        accuracy,
+        joules_per_1000=float(joules) if isinstance(joules, (int, float)) else None,
+        energy_basis=energy_basis(energy.source, energy.note) if energy else "",
+    )
 
 
 async def _run_job(fleet: Fleet, kit: Kit, kind: str, params: dict[str, object]) -> JobInfo:

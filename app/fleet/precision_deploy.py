@@ -13,6 +13,7 @@ from app.fleet.deploy import ProgressCallback, async_deploy, prepare_package
 from app.fleet.errors import Error
 from app.fleet.inventory import Kit
 from app.fleet.precision_choice import PrecisionDecision, Variant, async_choose_precision
+from app.fleet.precision_energy import Preference
 from app.fleet.service import Fleet
 
 __all__ = ["KitChoice", "async_deploy_choosing", "variants_of"]
@@ -41,8 +42,10 @@ async def async_deploy_choosing(
     eval_folder: Path | None = None,
     max_accuracy_loss: float = 1.0,
     progress: ProgressCallback | None = None,
+    prefer: Preference = "speed",
 ) -> list[KitChoice]:
-    """Install the variants everywhere (inactive), then choose and activate one per kit."""
+    """Install the variants everywhere (inactive), then choose (the fastest, or with
+    `prefer="energy"` the thriftiest, within the tolerance) and activate one per kit."""
     if len(models) < 2:
         raise Error("--choose-precision needs two or more variants of the model, e.g. FP32.onnx INT8.onnx")
     found = await asyncio.to_thread(variants_of, models)
@@ -64,7 +67,7 @@ async def async_deploy_choosing(
                 await fleet.async_call(kit, lambda c: async_ensure(c, dataset))
             name = dataset.name if dataset is not None else None
             decision = await async_choose_precision(
-                fleet, kit.device_id, variants, name, max_accuracy_loss, activate=True
+                fleet, kit.device_id, variants, name, max_accuracy_loss, activate=True, prefer=prefer
             )
         except Error as exc:
             return KitChoice(kit, None, str(exc))

@@ -15,6 +15,7 @@ from app.fleet.datasets import LocalDataset, async_ensure, scan
 from app.fleet.deploy import Package, async_deploy, prepare_package
 from app.fleet.errors import Error, KitUnreachable
 from app.fleet.precision_choice import Variant, async_choose_precision
+from app.fleet.precision_energy import prefer
 from app.fleet.rollout.infer_rate import INFER_AT_ACTIVATION, async_infer_counts
 from app.fleet.rollout.kit_steps import async_activate, async_online, async_rollback, async_serving
 from app.fleet.rollout.record import KitState, Rollout, RolloutError
@@ -133,7 +134,12 @@ class KitFlow:
         variants = [Variant(r.model, p.manifest.version, p.manifest.precision) for p in await self.packages()]
         named = dataset.name if dataset else None
         decision = await async_choose_precision(
-            self.fleet, kit.device_id, variants, named, r.thresholds.max_accuracy_loss
+            self.fleet,
+            kit.device_id,
+            variants,
+            named,
+            r.thresholds.max_accuracy_loss,
+            prefer=prefer(r.prefer),
         )
         kit.version = decision.chosen.version
         kit.checks["precision"] = decision.chosen.precision

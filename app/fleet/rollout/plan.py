@@ -13,6 +13,7 @@ from app.fleet.deploy import Package, prepare_package
 from app.fleet.gates import async_gate_check
 from app.fleet.inventory import Kit
 from app.fleet.models import ModelPackageError, load_package, manifest_path
+from app.fleet.precision_energy import Preference
 from app.fleet.rollout.record import KitState, Rollout, RolloutError, Thresholds, new_rollout_id, wave_sizes
 from app.fleet.rollout.store import RolloutStore
 from app.fleet.service import Fleet
@@ -32,6 +33,7 @@ class Plan:
     eval_dataset: Path | None = None
     choose_precision: bool = False
     variants: tuple[Path, ...] = ()
+    prefer: Preference = "speed"  # what the precision choice weighs within the tolerance
     force: bool = False
 
 
@@ -84,6 +86,7 @@ async def async_create(fleet: Fleet, plan: Plan) -> tuple[Rollout, Package]:
         eval_dataset=str(plan.eval_dataset.resolve()) if plan.eval_dataset else None,
         choose_precision=plan.choose_precision,
         variants=[str(v.resolve()) for v in variants],
+        prefer=plan.prefer,
         refused=refused,
         force=plan.force,
         created_at=time.time(),

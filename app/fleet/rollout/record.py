@@ -85,6 +85,7 @@ class Rollout:
     eval_dataset: str | None = None  # a local folder of labelled images
     choose_precision: bool = False
     variants: list[str] = field(default_factory=list)  # other packages of the model (precision)
+    prefer: str = "speed"  # the precision choice within the tolerance: "speed" or "energy"
     force: bool = False
     refused: dict[str, str] = field(default_factory=dict)  # kit name -> the gates it misses
     phase: Phase = "uploading"
