@@ -86,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--since", type=int, metavar="LAST", help="start after receipt LAST (0: everything the kit holds)"
     )
+    export.add_argument(
+        "--no-unsure",
+        action="store_true",
+        help="leave out the inputs models were unsure about (they go in the next receipt without it)",
+    )
+    export.add_argument(
+        "--unsure-bytes",
+        type=int,
+        default=32 << 20,
+        metavar="BYTES",
+        help="bytes of unsure inputs' images a receipt carries (default 32 MiB); the rest wait for the next",
+    )
     export.add_argument("--json", action="store_true", help="print JSON")
 
     facts = command("facts", "print the hardware facts the agent reports")
@@ -251,9 +263,11 @@ def _export(args: argparse.Namespace) -> int:
 
     from agent.errors import Refusal
     from agent.receipts import export
+    from agent.receipts.collect import ExportLimits
 
+    unsure_bytes = 0 if args.no_unsure else max(args.unsure_bytes, 1)
     try:
-        done = export(args.data_dir, args.out, args.since)
+        done = export(args.data_dir, args.out, args.since, ExportLimits(unsure_bytes=unsure_bytes))
     except Refusal as exc:
         print(f"kitfleet-agent: {exc.message}" + (f"; {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 1
@@ -264,7 +278,7 @@ def _export(args: argparse.Namespace) -> int:
         print(
             f"wrote {done.path} (receipt {done.receipt.seq}: {len(done.receipt.jobs)} jobs, "
             f"{len(done.receipt.metrics)} samples, {len(done.receipt.audit)} audit entries, "
-            f"{len(done.receipt.imports)} imports)"
+            f"{len(done.receipt.imports)} imports, {len(done.receipt.unsure)} unsure inputs)"
         )
         for note in done.receipt.notes:
             print(f"  note: {note}")

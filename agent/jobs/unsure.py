@@ -1,11 +1,12 @@
 """The unsure buffer: inputs a classifier was unsure about, kept on the kit for labelling.
 
 Stream and batch-infer jobs given `keep_unsure` offer each answer to a `Keeper`
-(`agent/jobs/kinds/_unsure.py`, in the job's process); an answer whose top score is below a band, or whose top two scores are
-closer than a margin, is kept as `<data_dir>/unsure/<model>/<id>.<ext>` with its prediction
-beside it in `<id>.json` (written last, so a listed item is whole). Each model's items are
-bounded in count and bytes: the oldest go first. The API lists, serves, labels (moves into a
-field dataset) and deletes them (`UnsureBuffer`).
+(`agent/jobs/kinds/_unsure.py`, in the job's process); an answer whose top score is below a
+band, or whose top two scores are closer than a margin, is kept as
+`<data_dir>/unsure/<model>/<id>.<ext>` with its prediction beside it in `<id>.json` (written
+last, so a listed item is whole). Each model's items are bounded in count and bytes: the oldest
+go first. The API lists, serves, labels (moves into a field dataset) and deletes them
+(`UnsureBuffer`); `kept_after` reads them for a receipt (`agent/receipts/unsure.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from agent.models.store import check_name
 from agent.wire import Manifest
 from agent.wire.field_datasets import UNSURE_ID_PATTERN, LabelledImage, UnsureItem
 
-__all__ = ["MAX_KEPT_IMAGE", "SUFFIXES", "UNSURE", "UnsureBuffer", "remove_item", "unsure_folder"]
+__all__ = [
+    "MAX_KEPT_IMAGE",
+    "SUFFIXES",
+    "UNSURE",
+    "UnsureBuffer",
+    "kept_after",
+    "remove_item",
+    "unsure_folder",
+]
 
 UNSURE = "unsure"
 MAX_KEPT_IMAGE = 16 << 20  # a larger input file is not copied into the buffer
@@ -78,6 +87,22 @@ class UnsureBuffer:
                 if (folder / f"{item_id}.json").is_file():
                     return folder / f"{item_id}.json"
         raise _gone(item_id)
+
+
+def kept_after(data_dir: Path, after: str) -> list[tuple[UnsureItem, Path]]:
+    """Every whole item with an id after `after` ('' : all), oldest first, with its image;
+    read only (a receipt's export changes nothing on the kit)."""
+    root = data_dir / UNSURE
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in _model_folders(root):
+        for item in _items(folder):
+            if item.id > after and re.fullmatch(UNSURE_ID_PATTERN, item.id) and item.model == folder.name:
+                images = [p for p in folder.glob(f"{item.id}.*") if p.suffix in SUFFIXES]
+                if images:
+                    found.append((item, images[0]))
+    return sorted(found, key=lambda pair: pair[0].id)
 
 
 def _model_folders(root: Path) -> list[Path]:

@@ -20,6 +20,7 @@ from agent.errors import NotFound
 from agent.jobs.layout import LOG, RESULTS
 from agent.jobs.queue import to_info
 from agent.jobs.service import JOBS_DIR
+from agent.receipts.unsure import UnsureOut, collect_unsure
 from agent.wire import AuditEntry, MetricSample
 from agent.wire.jobs import RESULT_FILES, ResultFile
 from agent.wire.receipts import (
@@ -27,6 +28,7 @@ from agent.wire.receipts import (
     MAX_RECEIPT_IMPORTS,
     MAX_RECEIPT_JOBS,
     MAX_RECEIPT_SAMPLES,
+    MAX_RECEIPT_UNSURE,
     ImportReceipt,
     ReceiptCursors,
     ReceiptJob,
@@ -50,6 +52,8 @@ class ExportLimits:
     samples: int = MAX_RECEIPT_SAMPLES
     audit: int = MAX_RECEIPT_AUDIT - 1  # and the last one exported before, again
     imports: int = MAX_RECEIPT_IMPORTS
+    unsure_bytes: int = 32 * MIB  # images of kept unsure inputs; 0: none (they wait, not dropped)
+    unsure: int = MAX_RECEIPT_UNSURE
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Collected:
     audit_kept_from: int = 1
     logs: dict[str, bytes] = field(default_factory=dict)  # job id -> log bytes
     results: list[tuple[str, str, Path]] = field(default_factory=list)  # job id, name, file
+    unsure: UnsureOut = field(default_factory=UnsureOut)
     notes: list[str] = field(default_factory=list)
 
 
@@ -99,7 +104,14 @@ def collect(data_dir: Path, start: ReceiptCursors, limits: ExportLimits) -> Coll
         _metrics(conn, start, limits, out)
         _jobs(conn, start, limits, out)
         _imports(conn, start, limits, out)
+        running = conn.execute("SELECT 1 FROM jobs WHERE state = 'running' LIMIT 1").fetchone() is not None
     _job_files(data_dir / JOBS_DIR, limits, out)
+    out.unsure = UnsureOut(after=start.unsure_after)
+    if limits.unsure_bytes > 0:
+        budget, count = limits.unsure_bytes, limits.unsure
+        out.unsure = collect_unsure(data_dir, start.unsure_after, budget, count, settle=running)
+        out.notes += out.unsure.notes
+    out.end.unsure_after = out.unsure.after
     return out
 
 

@@ -107,7 +107,8 @@ def _receipt(device_id: str, seq: int, start: ReceiptCursors, found: Collected) 
         metrics=found.metrics,
         audit=found.audit,
         audit_kept_from=found.audit_kept_from,
-        notes=found.notes,
+        unsure=found.unsure.items,
+        notes=found.notes[:50],
     )
 
 
@@ -120,4 +121,8 @@ def _stage(folder: Path, receipt: Receipt, found: Collected) -> list[tuple[str, 
         staged.write_bytes(data)
         files.append((log_member(job_id), staged))
     files += [(result_member(job_id, name), path) for job_id, name, path in found.results]
+    for n, (member, data) in enumerate(found.unsure.images.items()):
+        staged = folder / f"unsure-{n}"
+        staged.write_bytes(data)
+        files.append((member, staged))
     return files

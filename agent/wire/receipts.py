@@ -4,8 +4,9 @@
 `kitfleet bundle receive` checks that signature against the certificate the app pinned and
 merges the contents as if it had pulled them over the network. Members: `receipt.json`
 (a `Receipt`), each reported job's log as `logs/<job_id>.txt` and its result files as
-`results/<job_id>/<name>`. Every list is bounded here, so a hostile receipt cannot make the
-laptop parse without end.
+`results/<job_id>/<name>`, and the inputs a model was unsure about (`agent/jobs/unsure.py`) as
+`unsure/<model>/<id>.<ext>` with their predictions in the receipt. Every list is bounded here,
+so a hostile receipt cannot make the laptop parse without end.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from agent.wire.audit import AuditEntry
 from agent.wire.facts import MetricSample
+from agent.wire.field_datasets import UNSURE_ID_PATTERN, UnsureItem
 from agent.wire.jobs import RESULT_FILES, JobInfo, ResultFile
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "MAX_RECEIPT_IMPORTS",
     "MAX_RECEIPT_JOBS",
     "MAX_RECEIPT_SAMPLES",
+    "MAX_RECEIPT_UNSURE",
+    "MAX_UNSURE_IMAGE",
     "RECEIPT_FORMAT",
     "RECEIPT_KIND",
     "RECEIPT_MEMBER",
@@ -32,8 +36,10 @@ __all__ = [
     "Receipt",
     "ReceiptCursors",
     "ReceiptJob",
+    "ReceiptUnsure",
     "log_member",
     "result_member",
+    "unsure_member",
 ]
 
 RECEIPT_KIND = "receipt"
@@ -44,6 +50,10 @@ MAX_RECEIPT_JOBS = 500
 MAX_RECEIPT_SAMPLES = 60_480  # a week at the agent's default 10 s interval
 MAX_RECEIPT_AUDIT = 20_000
 MAX_RECEIPT_IMPORTS = 1_000
+MAX_RECEIPT_UNSURE = 500  # kept inputs in one receipt
+MAX_UNSURE_IMAGE = 16 << 20  # the kit keeps none larger (agent/jobs/unsure.py MAX_KEPT_IMAGE)
+UNSURE_KINDS = ("jpg", "png", "bmp", "webp")
+_MODEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # agent.wire.models.NAME_PATTERN
 _JOB_ID = re.compile(r"^[0-9a-f]{8,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -56,6 +66,10 @@ def result_member(job_id: str, name: str) -> str:
     return f"results/{job_id}/{name}"
 
 
+def unsure_member(model: str, item_id: str, kind: str) -> str:
+    return f"unsure/{model}/{item_id}.{kind}"
+
+
 class ReceiptCursors(BaseModel):
     """Where an export stopped: the next one starts after these."""
 
@@ -64,6 +78,11 @@ class ReceiptCursors(BaseModel):
     metrics_seq: int = Field(default=-1, ge=-1, description="last metrics sample exported")
     jobs_updated_at: float = Field(default=0.0, description="kit time of the newest job change exported")
     imports_at: float = Field(default=0.0, description="kit time of the newest import record exported")
+    unsure_after: str = Field(
+        default="",
+        pattern=r"^([0-9a-f]{24})?$",
+        description="id of the newest kept input exported (ids sort oldest first); '': none yet",
+    )
 
 
 class ImportReceipt(BaseModel):
@@ -111,6 +130,38 @@ class ReceiptJob(BaseModel):
         return results
 
 
+class ReceiptUnsure(BaseModel):
+    """A kept input the model was unsure about: its prediction here, its image as
+    `unsure/<model>/<id>.<kind>` (exactly `item.size` bytes)."""
+
+    item: UnsureItem
+    kind: str = Field(description="the image's kind: jpg, png, bmp or webp")
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value not in UNSURE_KINDS:
+            raise ValueError(f"{value[:20]!r} is not an image kind a kit keeps")
+        return value
+
+    @field_validator("item")
+    @classmethod
+    def _item(cls, item: UnsureItem) -> UnsureItem:
+        if not re.fullmatch(UNSURE_ID_PATTERN, item.id):
+            raise ValueError(f"{item.id[:80]!r} is not a kept input's id")
+        if not _MODEL.match(item.model):
+            raise ValueError(f"{item.model[:80]!r} is not a model name")
+        if not 0 < item.size <= MAX_UNSURE_IMAGE:
+            raise ValueError(f"a kept input of {item.size} bytes: a kit keeps 1 to {MAX_UNSURE_IMAGE}")
+        if len(item.classes) > 10 or len(item.version) > 64 or len(item.source) > 300:
+            raise ValueError("a kept input's prediction is larger than a kit writes")
+        return item
+
+    @property
+    def member(self) -> str:
+        return unsure_member(self.item.model, self.item.id, self.kind)
+
+
 class Receipt(BaseModel):
     """`receipt.json`: the kit, the range it covers and what happened in it."""
 
@@ -126,6 +177,7 @@ class Receipt(BaseModel):
     metrics: list[MetricSample] = Field(default_factory=list, max_length=MAX_RECEIPT_SAMPLES)
     audit: list[AuditEntry] = Field(default_factory=list, max_length=MAX_RECEIPT_AUDIT)
     audit_kept_from: int = Field(default=1, ge=1, description="the kit's first kept audit entry")
+    unsure: list[ReceiptUnsure] = Field(default_factory=list, max_length=MAX_RECEIPT_UNSURE)
     notes: list[str] = Field(default_factory=list, max_length=50, description="bounds met, left-outs")
 
     @field_validator("device_id")
@@ -142,4 +194,5 @@ class Receipt(BaseModel):
             "jobs": len(self.jobs),
             "metrics": len(self.metrics),
             "audit": len(self.audit),
+            "unsure": len(self.unsure),
         }

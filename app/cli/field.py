@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from app.cli.common import emit, open_fleet
 from app.cli.types import CommandFactory, Handler
@@ -72,33 +73,66 @@ async def _datasets(args: argparse.Namespace) -> int:
 
 
 async def _unsure(args: argparse.Namespace) -> int:
-    from app.fleet.field_datasets import async_label_unsure, async_unsure
+    from app.fleet.receipts.unsure import PendingLabel
+    from app.fleet.unsure_received import async_label_anywhere, async_unsure_view
 
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
         if args.action == "label":
-            moved = await async_label_unsure(fleet, kit, args.item_id, args.dataset, args.label)
+            moved = await async_label_anywhere(fleet, kit, args.item_id, args.dataset, args.label)
+            if isinstance(moved, PendingLabel):
+                said = (
+                    f"{kit.name} is away: labelled {moved.dataset}/{moved.label} on this laptop, "
+                    "sent to the kit the next time `kitfleet unsure list|label` reaches it"
+                )
+                emit(args, {"queued": True, "dataset": moved.dataset, "label": moved.label}, [said])
+                return 0
             emit(
                 args,
                 moved.model_dump(),
                 [f"moved into {moved.dataset}/{moved.file} ({moved.images} in {moved.label})"],
             )
             return 0
-        items = await async_unsure(fleet, kit, args.model)
+        view = await async_unsure_view(fleet, kit, args.model)
     finally:
         fleet.close()
-    lines = ["ID                        MODEL@VERSION  TOP    MARGIN  ANSWER  KEPT  SOURCE"]
-    for item in items:
+    lines = [f"sent a label queued while away: {s.dataset}/{s.file}" for s in view.sent]
+    lines.append("ID                        MODEL@VERSION  TOP    MARGIN  ANSWER  KEPT  SOURCE")
+    shown = [(item, "") for item in view.items]
+    shown += [(r.item, _from_receipt(r)) for r in view.received]
+    for item, origin in shown:
         best = item.classes[0].label if item.classes else ""
         margin = "" if item.margin is None else f"{item.margin:.3f}"
         kept = time.strftime("%m-%d %H:%M", time.localtime(item.kept_at))
         model = f"{item.model}@{item.version}"
-        lines.append(f"{item.id}  {model}  {item.top:.3f}  {margin:<6}  {best}  {kept}  {item.source}")
-    if not items:
-        lines = [f"nothing kept on {kit.name}: submit batch-infer or stream jobs with keep_unsure"]
-    emit(args, [i.model_dump() for i in items], lines)
+        lines.append(
+            f"{item.id}  {model}  {item.top:.3f}  {margin:<6}  {best}  {kept}  {item.source}{origin}"
+        )
+    if view.away:
+        lines.insert(0, f"{view.away}; showing what its receipts brought back")
+    if not shown:
+        lines = (
+            [*lines[:1], f"nothing received from {kit.name}"]
+            if view.away
+            else [f"nothing kept on {kit.name}: submit batch-infer or stream jobs with keep_unsure"]
+        )
+    data = [i.model_dump() for i in view.items] + [
+        {**r.item.model_dump(), "from_receipt": True, "image": str(r.image), "queued_label": _queued(r)}
+        for r in view.received
+    ]
+    emit(args, data, lines)
     return 0
+
+
+def _from_receipt(received: Any) -> str:
+    queued = received.queued
+    return "  (from a receipt" + (f"; labelled {queued.dataset}/{queued.label}, queued)" if queued else ")")
+
+
+def _queued(received: Any) -> dict[str, str] | None:
+    queued = received.queued
+    return {"dataset": queued.dataset, "label": queued.label} if queued else None
 
 
 HANDLERS: dict[str, Handler] = {"datasets": _datasets, "unsure": _unsure}

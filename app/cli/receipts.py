@@ -46,6 +46,7 @@ async def receive_command(args: argparse.Namespace) -> int:
                 "samples_new": r.samples_new,
                 "audit_new": r.audit_new,
                 "imports_new": r.imports_new,
+                "unsure_new": r.unsure_new,
                 "audit_chain": r.chain,
                 "chain_ok": r.chain_ok,
                 "notes": r.notes,

@@ -3,7 +3,8 @@
 Each part goes where a poll puts it: metric samples into the history (keyed by the kit's
 sequence numbers), jobs into the kit's last-known state (newest change of each job wins), the
 audit segment through the same chain check as a pull (a gap since the copy held is recorded
-as a break, shown, never repaired), and the imports the kit reports into their own table. Job
+as a break, shown, never repaired), and the imports the kit reports into their own table. The
+inputs a model was unsure about go to `app/fleet/receipts/unsure.py` (once per item id). Job
 logs and result files are kept under `receipts/<device_id>/<job_id>/` in the app's home.
 
 A receipt is merged once: its SHA-256 is remembered, and every row it brings has its own key,
@@ -29,6 +30,7 @@ from app.fleet.errors import Error
 from app.fleet.ops import FleetOps
 from app.fleet.receipts.opening import OpenedReceipt, ReceiptRefused, open_receipt, verify_receipt
 from app.fleet.receipts.store import ReceiptStore
+from app.fleet.receipts.unsure import UnsureCopies
 from app.fleet.snapshot import JOBS_KEPT, KitSnapshot
 
 __all__ = ["MAX_FILES", "ReceiveReport", "Received", "async_receive", "job_files", "receipt_files", "receive"]
@@ -52,6 +54,7 @@ class Received:
     samples_new: int = 0
     audit_new: int = 0
     imports_new: int = 0
+    unsure_new: int = 0
     chain: str = ""
     chain_ok: bool = True
     notes: list[str] = field(default_factory=list)
@@ -64,7 +67,8 @@ class Received:
         notes = "".join(f"; {note}" for note in self.notes)
         return (
             f"{self.kit_name}: receipt {self.seq}: {self.jobs} job(s), {self.samples_new} new sample(s), "
-            f"{self.audit_new} new audit entries, {self.imports_new} import(s); {chain}{notes}"
+            f"{self.audit_new} new audit entries, {self.imports_new} import(s), "
+            f"{self.unsure_new} new unsure input(s); {chain}{notes}"
         )
 
 
@@ -143,6 +147,7 @@ def _sweep(scratch: Path, older_than_s: float = 3600.0) -> None:
 def _merge(ops: FleetOps, store: ReceiptStore, opened: OpenedReceipt, scratch: Path) -> Received:
     receipt, kit = opened.receipt, opened.kit
     _keep_job_files(opened, scratch / kit.device_id)
+    unsure_new = _keep_unsure(opened, UnsureCopies(ops.fleet.settings.home))
     samples_new = ops.history.merge(kit.device_id, receipt.metrics)
     held_before = ops.fleet.audit.anchor(kit.device_id)[0]
     audit = ops.fleet.audit
@@ -167,6 +172,7 @@ def _merge(ops: FleetOps, store: ReceiptStore, opened: OpenedReceipt, scratch: P
             "samples_new": samples_new,
             "audit_new": max(chain.entries - held_before, 0),
             "imports_new": imports_new,
+            "unsure_new": unsure_new,
         }
         store.add(opened.sha256, receipt, opened.path.name, time.time(), counts)
     outcome = "ok" if chain.ok else "chain broken"
@@ -189,6 +195,7 @@ def _merge(ops: FleetOps, store: ReceiptStore, opened: OpenedReceipt, scratch: P
         samples_new=samples_new,
         audit_new=counts["audit_new"],
         imports_new=imports_new,
+        unsure_new=unsure_new,
         chain=chain.summary(),
         chain_ok=chain.ok,
         notes=receipt.notes,
@@ -232,6 +239,13 @@ def _keep_job_files(opened: OpenedReceipt, kit_folder: Path) -> None:
             os.replace(opened.member(member), kept)
         fsync_path(target / "results")
         fsync_path(target)
+
+
+def _keep_unsure(opened: OpenedReceipt, copies: UnsureCopies) -> int:
+    """The unsure inputs the receipt carries, each stored once per kit, model and id."""
+    return sum(
+        copies.add(opened.kit.device_id, kept, opened.member(kept.member)) for kept in opened.receipt.unsure
+    )
 
 
 def _prune_job_files(ops: FleetOps, kit_folder: Path) -> None:

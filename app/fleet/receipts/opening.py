@@ -157,6 +157,8 @@ def _contents(bundle: VerifiedBundle, folder: Path, path: Path) -> Receipt:
             expected[PAYLOAD + log_member(job.info.job_id)] = job.log_bytes
         for result in job.results:
             expected[PAYLOAD + result_member(job.info.job_id, result.name)] = result.size
+    for kept in receipt.unsure:  # the image of each unsure input, exactly its prediction's size
+        expected[PAYLOAD + kept.member] = kept.item.size
     if expected != sizes:
         odd = sorted(set(sizes) ^ set(expected)) or [p for p in sizes if sizes[p] != expected.get(p)]
         raise Invalid("receipt_members", f"its members do not match what the receipt lists ({odd[0][:120]})")

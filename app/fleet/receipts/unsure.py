@@ -1,0 +1,160 @@
+"""Inputs a model was unsure about, brought back by receipt: kept on the laptop per kit and model.
+
+`<home>/unsure/<device_id>/<model>/<id>.<kind>` with the prediction beside it in `<id>.json`
+(written last, so a listed item is whole); every name was checked by the receipt's wire model
+(`agent/wire/receipts.py`) and is checked again here before it becomes a path. An item is stored
+once per id: a receipt received again, or the same item in two receipts, changes nothing.
+Each kit's model keeps at most `MAX_ITEMS` items and `MAX_BYTES` bytes; the oldest go first.
+
+A received item labelled while its kit is away is queued (`<id>.label.json`: dataset and
+label) and sent as a labelled image the next time the kit answers (`pending` / `sent`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.toolkit.durable import fsync_path, write_atomic
+from agent.wire.field_datasets import UNSURE_ID_PATTERN, UnsureItem
+from agent.wire.receipts import UNSURE_KINDS, ReceiptUnsure
+from app.fleet.errors import Error
+
+__all__ = ["MAX_BYTES", "MAX_ITEMS", "PendingLabel", "ReceivedUnsure", "UnsureCopies"]
+
+FOLDER = "unsure"
+MAX_ITEMS = 2_000  # per kit and model
+MAX_BYTES = 512 << 20  # per kit and model
+_DEVICE = re.compile(r"^[0-9a-f]{64}$")
+_MODEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_LABEL = ".label.json"
+
+
+@dataclass(frozen=True)
+class ReceivedUnsure:
+    item: UnsureItem
+    image: Path
+    queued: PendingLabel | None = None
+
+
+@dataclass(frozen=True)
+class PendingLabel:
+    item_id: str
+    dataset: str
+    label: str
+
+
+class UnsureCopies:
+    """The received items of every kit, under the app's home."""
+
+    def __init__(self, home: Path) -> None:
+        self.root = home / FOLDER
+
+    def add(self, device_id: str, kept: ReceiptUnsure, image: Path) -> bool:
+        """Store one item from a receipt (its image moved from `image`); False when held already."""
+        folder = self._folder(device_id, kept.item.model)
+        item_id = _item_id(kept.item.id)
+        if (folder / f"{item_id}.json").is_file() or (folder / f"{item_id}{_LABEL}").is_file():
+            return False
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fsync_path(image)
+        os.replace(image, folder / f"{item_id}.{kept.kind}")
+        write_atomic(folder / f"{item_id}.json", kept.item.model_dump_json().encode())
+        self._evict(folder)
+        return True
+
+    def held(self, device_id: str, model: str | None = None) -> list[ReceivedUnsure]:
+        """Received items of one kit, newest first."""
+        base = self.root / _device(device_id)
+        if not base.is_dir():
+            return []
+        folders = [base / _model(model)] if model else sorted(p for p in base.iterdir() if p.is_dir())
+        found = [item for folder in folders for item in _items(folder)]
+        return sorted(found, key=lambda r: r.item.id, reverse=True)
+
+    def get(self, device_id: str, item_id: str) -> ReceivedUnsure | None:
+        _item_id(item_id)
+        return next((r for r in self.held(device_id) if r.item.id == item_id), None)
+
+    def queue_label(self, device_id: str, item_id: str, dataset: str, label: str) -> PendingLabel:
+        """Remember a label for a received item, to send when the kit answers again."""
+        held = self.get(device_id, item_id)
+        if held is None:
+            raise Error(f"no received input {item_id!r} from this kit: `kitfleet unsure list KIT` shows them")
+        pending = PendingLabel(item_id, dataset, label)
+        body = json.dumps({"dataset": dataset, "label": label}).encode()
+        write_atomic(held.image.parent / f"{item_id}{_LABEL}", body)
+        return pending
+
+    def pending(self, device_id: str) -> list[ReceivedUnsure]:
+        """Received items labelled while the kit was away, oldest first."""
+        return sorted((r for r in self.held(device_id) if r.queued), key=lambda r: r.item.id)
+
+    def forget(self, device_id: str, item_id: str) -> None:
+        """A received item now on the kit as a labelled image (or labelled there): drop the copy."""
+        held = self.get(device_id, item_id)
+        if held is None:
+            return
+        folder = held.image.parent
+        (folder / f"{item_id}.json").unlink(missing_ok=True)  # first: a listed item is whole
+        held.image.unlink(missing_ok=True)
+        (folder / f"{item_id}{_LABEL}").unlink(missing_ok=True)
+
+    def _folder(self, device_id: str, model: str) -> Path:
+        return self.root / _device(device_id) / _model(model)
+
+    def _evict(self, folder: Path) -> None:
+        held = sorted(_items(folder), key=lambda r: r.item.id)
+        total = sum(r.item.size for r in held)
+        while held and (len(held) > MAX_ITEMS or total > MAX_BYTES):
+            oldest = held.pop(0)
+            total -= oldest.item.size
+            (folder / f"{oldest.item.id}.json").unlink(missing_ok=True)
+            oldest.image.unlink(missing_ok=True)
+            (folder / f"{oldest.item.id}{_LABEL}").unlink(missing_ok=True)
+
+
+def _items(folder: Path) -> list[ReceivedUnsure]:
+    if not folder.is_dir():
+        return []
+    found = []
+    for meta in folder.glob("*.json"):
+        if meta.name.endswith(_LABEL):
+            continue
+        try:
+            item = UnsureItem.model_validate_json(meta.read_bytes())
+        except (OSError, ValueError):
+            continue
+        images = [folder / f"{item.id}.{k}" for k in UNSURE_KINDS if (folder / f"{item.id}.{k}").is_file()]
+        if images and item.id == meta.stem:
+            found.append(ReceivedUnsure(item, images[0], _queued(folder, item.id)))
+    return found
+
+
+def _queued(folder: Path, item_id: str) -> PendingLabel | None:
+    try:
+        body = json.loads((folder / f"{item_id}{_LABEL}").read_text())
+        return PendingLabel(item_id, str(body["dataset"]), str(body["label"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _device(device_id: str) -> str:
+    if not _DEVICE.match(device_id):
+        raise Error(f"{device_id[:80]!r} is not a kit's device ID")
+    return device_id
+
+
+def _model(model: str) -> str:
+    if not _MODEL.match(model):
+        raise Error(f"{model[:80]!r} is not a model name")
+    return model
+
+
+def _item_id(item_id: str) -> str:
+    if not re.fullmatch(UNSURE_ID_PATTERN, item_id):
+        raise Error(f"{item_id[:80]!r} is not a kept input's ID: `kitfleet unsure list KIT` shows them")
+    return item_id
