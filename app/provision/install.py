@@ -12,15 +12,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agent.toolkit.wheelhouse import KEEP_VENVS, SELF_CHECK, pip_install_command, venv_command, venv_name
 from app.provision.errors import InstallFailed, ProvisionError
 from app.provision.layout import Layout
 from app.provision.service import agent_command
 from app.provision.session import SshSession
 from app.provision.wheelhouse import WheelFile, Wheelhouse
 
-KEEP_VENVS = 2  # current and the one before it, for a manual roll-back
-# Imported by the self-check: the agent's whole serving stack must load from the new venv.
-_SELF_CHECK = "import agent.cli, agent.server, agent.api.app, onnxruntime, numpy; print('ok')"
+__all__ = ["KEEP_VENVS", "Installed", "Installer"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Installer:
     def create(self, house: Wheelhouse, wheels: Sequence[WheelFile]) -> Installed:
         """Make and fill a new venv, then self-check it; on failure remove it and raise."""
         lay = self.layout
-        venv = posixpath.join(lay.venvs, f"kitfleet-{house.version}-{time.strftime('%Y%m%d%H%M%S')}")
+        venv = posixpath.join(lay.venvs, venv_name(house.version, time.strftime("%Y%m%d%H%M%S")))
         try:
             self._fill(venv, house, wheels)
             device_id = self._self_check(venv, house.version)
@@ -63,26 +62,11 @@ class Installer:
         lay = self.layout
         pip_wheel = house.pip_wheel(list(wheels))
         # pip runs from its wheel: the kit needs neither pip nor the ensurepip module.
-        make = _q(self.python, "-m", "venv", *(["--without-pip"] if pip_wheel else []), venv)
+        make = _q(*venv_command(self.python, venv, pip_wheel is not None))
         self.session.check(f"mkdir -p {shlex.quote(lay.venvs)} && {make}", "creating the venv")
-        pip = (
-            [posixpath.join(venv, "bin", "python"), posixpath.join(lay.wheelhouse, pip_wheel.name, "pip")]
-            if pip_wheel
-            else [posixpath.join(venv, "bin", "pip")]
-        )
+        from_wheel = posixpath.join(lay.wheelhouse, pip_wheel.name) if pip_wheel else None
         self.session.check(
-            _q(
-                *pip,
-                "install",
-                "--no-index",
-                "--find-links",
-                lay.wheelhouse,
-                "--no-cache-dir",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--no-warn-script-location",
-                house.requirement,
-            ),
+            _q(*pip_install_command(venv, from_wheel, lay.wheelhouse, house.requirement)),
             f"pip install {house.requirement} (offline, from the copied wheelhouse)",
             timeout=1800,
         )
@@ -90,7 +74,7 @@ class Installer:
     def _self_check(self, venv: str, version: str) -> str:
         lay = self.layout
         python = posixpath.join(venv, "bin", "python")
-        self.session.check(_q(python, "-c", _SELF_CHECK), "the new agent's import check")
+        self.session.check(_q(python, "-c", SELF_CHECK), "the new agent's import check")
         said = self.session.check(
             _q(posixpath.join(venv, "bin", "kitfleet-agent"), "--version"), "the new agent's version check"
         ).strip()

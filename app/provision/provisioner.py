@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import posixpath
-import re
 import ssl
 import time
 import urllib.request
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.toolkit.wheelhouse import PIP_ENV, version_of
 from app.fleet.bundles.ledger import Ledger
 from app.fleet.inventory import Kit
 from app.fleet.service import Fleet
@@ -46,8 +46,6 @@ STEPS = {
     "enroll": "enroll over SSH",
     "adopt": "adopt into the inventory",
 }
-# The kit's pip must never look past the copied wheels, nor read a pip.conf that might.
-_PIP_ENV = {"PIP_CONFIG_FILE": "/dev/null", "PIP_NO_INDEX": "1"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,7 @@ class _Job:
     def connect(self) -> None:
         req = self.request
         self.step("connect", str(req.target))
-        env = {**_PIP_ENV, **req.options.remote_env}
+        env = {**PIP_ENV, **req.options.remote_env}
         self.session = SshSession.connect(req.target, req.login, KnownHosts(self.home), env)
 
     def detect(self) -> None:
@@ -271,8 +269,7 @@ class _Job:
 
 
 def _version_of(venv: str) -> str:
-    match = re.match(r"kitfleet-(.+)-\d{14}$", posixpath.basename(venv))
-    return match[1] if match else posixpath.basename(venv)
+    return version_of(posixpath.basename(venv))
 
 
 def _health(host: str, port: int) -> dict[str, Any]:

@@ -12,27 +12,31 @@ from pathlib import Path
 from typing import Any
 
 from agent.toolkit.hashing import sha256_file
+from agent.toolkit.wheelhouse import (
+    ARCHES,
+    FORMAT,
+    MANIFEST,
+    SUMS,
+    HouseManifest,
+    describe_target,
+    normalise_arch,
+    pip_wheel,
+    target_key,
+)
 from app.provision.errors import Unsupported, WheelhouseError
 
-MANIFEST = "manifest.json"
-SUMS = "SHA256SUMS"
-FORMAT = 1
-ARCHES = ("x86_64", "aarch64")
-_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64"}
-
-
-def normalise_arch(machine: str) -> str:
-    machine = machine.strip().lower()
-    return _ARCH_ALIASES.get(machine, machine)
-
-
-def target_key(arch: str, python: tuple[int, int]) -> str:
-    return f"{normalise_arch(arch)}-cp{python[0]}{python[1]}"
-
-
-def describe_target(key: str) -> str:
-    arch, _, cp = key.partition("-cp")
-    return f"{arch} CPython {cp[0]}.{cp[1:]}" if cp else key
+__all__ = [
+    "ARCHES",
+    "FORMAT",
+    "MANIFEST",
+    "SUMS",
+    "WheelFile",
+    "Wheelhouse",
+    "describe_target",
+    "normalise_arch",
+    "target_key",
+    "write_manifest",
+]
 
 
 @dataclass(frozen=True)
@@ -66,16 +70,18 @@ class Wheelhouse:
             ) from None
         except (OSError, json.JSONDecodeError) as exc:
             raise WheelhouseError(f"cannot read {path}: {exc}; rebuild the wheelhouse") from exc
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise WheelhouseError(f"{path} is not a kitfleet wheelhouse manifest (format {FORMAT})")
+        try:
+            parsed = HouseManifest.parse(data)  # the same check a kit makes of a bundled one
+        except ValueError as exc:
+            raise WheelhouseError(f"{path}: {exc}; rebuild the wheelhouse") from exc
         return cls(
             root,
-            data["project"],
-            data["version"],
-            data["requirement"],
-            data["glibc"],
-            data["targets"],
-            data["files"],
+            parsed.project,
+            parsed.version,
+            parsed.requirement,
+            parsed.glibc,
+            parsed.targets,
+            parsed.files,
         )
 
     def select(self, arch: str, python: tuple[int, int]) -> list[WheelFile]:
@@ -96,7 +102,8 @@ class Wheelhouse:
 
     def pip_wheel(self, files: list[WheelFile]) -> WheelFile | None:
         """pip itself, run from its wheel, so the kit needs neither pip nor ensurepip."""
-        return next((f for f in files if f.name.startswith("pip-")), None)
+        name = pip_wheel([f.name for f in files])
+        return next((f for f in files if f.name == name), None)
 
     def verify(self, files: list[WheelFile]) -> None:
         """Every file present with the manifest's size and sha256, before anything is copied."""
