@@ -206,7 +206,10 @@ def _guarded_http(settings: Settings) -> type[asyncio.Protocol]:
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
+    from agent.bundles import restart
+
+    # A bundle's agent upgrade switched venvs: exit so the service manager starts the new one.
+    raise SystemExit(restart.EXIT_RESTART if restart.requested() else 0)
 
 
 def read_port(data_dir: Path) -> int | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.auth.tokens import Caller
+from agent.bundles.upgrade import apply_upgrade, check_upgrade
 from agent.config import Settings
 from agent.errors import Conflict, Invalid, NoRoom, NotFound
 from agent.jobs.service import Jobs
@@ -42,6 +43,7 @@ class Context:
     models: ModelStore
     verifier: Verifier
     jobs: Jobs
+    running: bool = False  # the running agent applies it (an upgrade may restart it)
 
     def recover(self) -> None:
         """Remove what an import killed mid-copy left behind in the model folder."""
@@ -267,6 +269,7 @@ ACTIONS: dict[str, Apply] = {
     "dataset": apply_dataset,
     "job": apply_job,
     "schedule": apply_schedule,
+    "agent_upgrade": apply_upgrade,  # last in a bundle: the agent may restart after it
 }
 _CHECKS: dict[str, Callable[[VerifiedBundle, dict[str, Any]], None]] = {
     "model": _check_model,
@@ -274,4 +277,5 @@ _CHECKS: dict[str, Callable[[VerifiedBundle, dict[str, Any]], None]] = {
     "dataset": _check_dataset,
     "job": _check_job,
     "schedule": _check_schedule,
+    "agent_upgrade": check_upgrade,
 }

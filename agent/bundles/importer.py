@@ -160,10 +160,21 @@ def _apply(
             raise
         journal.action(bundle.sha256, idx, kind, target, "done", detail)
         result.applied.append({"type": kind, "target": target, "outcome": "done", **detail})
-    journal.finish(bundle.sha256, "applied")
+    journal.finish(bundle.sha256, "applied", _summary(result.applied))
     detail = {"sequence": bundle.sequence, "actions": len(result.applied), "resumed": resumed}
     audit.append(actor, "bundle.import", bundle.sha256, "ok", detail)
     return result
+
+
+def _summary(applied: list[dict[str, Any]]) -> str:
+    """What the receipt should say of an applied bundle beyond 'applied': an agent upgrade's
+    new and previous venvs and what happens next (agent/bundles/upgrade.py)."""
+    return "; ".join(
+        f"{a['target']} installed in {a['venv']} (previous {a.get('previous_version', '?')} kept in "
+        f"{a['previous']}); {a['restart']}"
+        for a in applied
+        if a["type"] == "agent_upgrade" and a.get("venv") and not a.get("already")
+    )
 
 
 def _record_refusal(journal: Journal, audit: AuditLog, path: Path, exc: Refusal) -> None:

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from agent.bundles import restart
 from agent.bundles.actions import Context
 from agent.bundles.importer import import_bundle
 from agent.config import Settings
@@ -19,11 +20,12 @@ __all__ = ["import_here", "in_agent"]
 
 def in_agent(settings: Settings, db: Database, device_id: str, models: ModelStore, jobs: Jobs) -> Any:
     """The running agent's importer: its own store, datasets and queue; queued jobs start at once."""
-    ctx = Context(settings, models, Verifier(), jobs)
+    ctx = Context(settings, models, Verifier(), jobs, running=True)
 
     def run(path: Path) -> dict[str, Any]:
         result = asdict(import_bundle(ctx, db, device_id, path))
         jobs.runner.wake()
+        restart.restart_soon()  # after an agent upgrade switched venvs, under a service manager
         return result
 
     return run

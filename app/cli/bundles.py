@@ -31,6 +31,12 @@ def add_commands(command: CommandFactory) -> None:
     create.add_argument(
         "--schedule", dest="schedules", action="append", default=[], type=Path, metavar="SPEC.json"
     )
+    create.add_argument(
+        "--agent-upgrade",
+        type=Path,
+        metavar="WHEELHOUSE",
+        help="a new kitfleet-agent from this wheelhouse (packaging/wheelhouse.py); kept only if healthy",
+    )
     create.add_argument("--expires", default="14d", help="e.g. 14d, 12h, or never (default 14d)")
     create.add_argument("--json", action="store_true", help="print JSON")
     add_receive(actions)
@@ -54,6 +60,7 @@ async def _create(args: argparse.Namespace) -> int:
             datasets=args.datasets,
             jobs=args.jobs,
             schedules=args.schedules,
+            agent_upgrade=args.agent_upgrade,
             expires_s=parse_expiry(args.expires),
             activate=not args.no_activate,
         )

@@ -115,6 +115,8 @@ class Supervisor:
                     stdout=log,
                     stderr=log,
                     preexec_fn=_die_with_parent,
+                    # the agent restarts itself into an upgrade only where it is restarted
+                    env={**os.environ, "KITFLEET_SUPERVISED": "1"},
                 )
             self._state(running=True, child_pid=self.child.pid, starts=len(self.starts))
             code = self.child.wait()

@@ -23,6 +23,7 @@ from agent.toolkit.bundlesign import ed25519_signer, ed25519_signer_info
 from agent.wire import JobRequest, Manifest, ScheduleRequest
 from app.fleet.audit import AppAudit
 from app.fleet.bundles.ledger import Ledger
+from app.fleet.bundles.upgrade import upgrade_action
 from app.fleet.datasets import LocalDataset, scan
 from app.fleet.deploy import checked_package
 from app.fleet.errors import Error
@@ -46,6 +47,7 @@ class BundlePlan:
     datasets: list[Path] = field(default_factory=list)
     jobs: list[Path] = field(default_factory=list)
     schedules: list[Path] = field(default_factory=list)
+    agent_upgrade: Path | None = None  # a wheelhouse (packaging/wheelhouse.py)
     expires_s: float | None = 14 * 86400.0
     activate: bool = True
 
@@ -72,9 +74,12 @@ def parse_expiry(text: str) -> float | None:
 def create_bundle(home: Path, inventory: Inventory, audit: AppAudit, plan: BundlePlan, out: Path) -> Made:
     if not plan.kits:
         raise BundleError("no target kits: name them with --kit, or a tag with --tag")
-    if not (plan.models or plan.rollback or plan.datasets or plan.jobs or plan.schedules):
+    if not (
+        plan.models or plan.rollback or plan.datasets or plan.jobs or plan.schedules or plan.agent_upgrade
+    ):
         raise BundleError(
-            "the bundle would carry nothing: add --model, --rollback-to, --dataset, --job or --schedule"
+            "the bundle would carry nothing: add --model, --rollback-to, --dataset, --job, "
+            "--schedule or --agent-upgrade"
         )
     ledger = Ledger(inventory)
     key = _signing_key(load_or_create(home), ledger, plan.kits)
@@ -84,6 +89,8 @@ def create_bundle(home: Path, inventory: Inventory, audit: AppAudit, plan: Bundl
     actions += [_dataset_action(d, files) for d in datasets]
     actions += [_job_action(spec, datasets) for spec in plan.jobs]
     actions += [_schedule_action(spec, datasets) for spec in plan.schedules]
+    if plan.agent_upgrade is not None:  # last: the kit may restart into the new agent after it
+        actions.append(upgrade_action(plan.agent_upgrade, files))
     now = time.time()
     manifest: dict[str, Any] = {
         "kind": "in",

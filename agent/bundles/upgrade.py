@@ -1,0 +1,206 @@
+"""An agent upgrade carried in a bundle: the kit installs the new agent itself, with no network.
+
+The install is provisioning's (agent/toolkit/wheelhouse.py holds the shared steps): a NEW venv
+beside the running one under `<root>/venvs`, filled by `pip --no-index --find-links` from the
+bundle's wheels for this kit's target only (each re-hashed as it is copied out, against the
+signed bundle manifest), then checked: the serving stack imports, `--version` says the version,
+and the new agent really starts and answers /v1/health with this kit's device ID (a trial run on
+a loopback port with a scratch copy of the identity, agent/bundles/trial.py). Only then does
+`<root>/current` point at it. A failure at any step removes the new venv and leaves `current`
+and the running agent as they were; the journal records the failure and the receipt reports it.
+
+After the switch the running agent restarts into the new one when a service manager watches it
+(agent/bundles/restart.py); the previous venv is kept for going back.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.bundles import restart
+from agent.bundles.trial import TrialFailed, trial_run
+from agent.errors import Invalid
+from agent.toolkit.bundles import VerifiedBundle
+from agent.toolkit.durable import fsync_path
+from agent.toolkit.wheelhouse import (
+    KEEP_VENVS,
+    PIP_ENV,
+    SELF_CHECK,
+    HouseManifest,
+    describe_target,
+    pip_install_command,
+    pip_wheel,
+    target_key,
+    venv_command,
+    venv_name,
+    version_of,
+)
+
+__all__ = ["MARKER", "Install", "apply_upgrade", "check_upgrade", "running_install"]
+
+MEMBER_PREFIX = "files/agent/"
+MARKER = "kitfleet-bundle"  # in a venv a bundle made: the bundle's sha256 (its re-import is a no-op)
+PIP_TIMEOUT_S = 1800.0
+Outcome = tuple[str, dict[str, Any]]
+
+
+class StepFailed(Exception):
+    """One install step failed; the message says which and what it printed."""
+
+
+@dataclass(frozen=True)
+class Install:
+    """Where this agent was installed: `<root>/venvs/<venv>`, with `<root>/current` pointing at it."""
+
+    root: Path
+    venv: Path
+
+    @property
+    def venvs(self) -> Path:
+        return self.root / "venvs"
+
+    @property
+    def current(self) -> Path:
+        return self.root / "current"
+
+
+def running_install(prefix: str | None = None) -> Install:
+    """This agent's install, from its venv; Invalid when it was not installed that way (a
+    developer's checkout, a system package), since then there is no `current` to switch."""
+    venv = Path(os.path.realpath(prefix or sys.prefix))
+    root = venv.parent.parent
+    current = root / "current"
+    if venv.parent.name != "venvs" or os.path.realpath(current) != str(venv):
+        raise Invalid(
+            "agent_not_upgradable",
+            f"this agent runs from {venv}, not from a kitfleet install (<root>/venvs/<venv> with "
+            "<root>/current pointing at it), so a bundle cannot upgrade it",
+            "provision the kit (kitfleet provision) or install it from the stick, then send the upgrade",
+        )
+    return Install(root, venv)
+
+
+def check_upgrade(bundle: VerifiedBundle, action: dict[str, Any]) -> None:
+    """Before anything is applied: the wheelhouse manifest is sound and every wheel it lists is
+    a member of the bundle with the same sha256 and size (the signed manifest's)."""
+    house = HouseManifest.parse(action["wheelhouse"])
+    for name, info in house.files.items():
+        member = bundle.member(MEMBER_PREFIX + name)
+        if (member.sha256, member.size) != (info["sha256"], info["size"]):
+            raise ValueError(f"{name} does not match the wheelhouse manifest's sha256 and size")
+
+
+def apply_upgrade(ctx: Any, bundle: VerifiedBundle, idx: int, action: dict[str, Any]) -> Outcome:
+    house = HouseManifest.parse(action["wheelhouse"])
+    here = running_install()
+    target = f"kitfleet-agent {house.version}"
+    if _made_by(here.venv) == bundle.sha256:  # switched before a crash cut the journal short
+        return target, {"venv": here.venv.name, "already": True}
+    key = target_key(platform.machine(), (sys.version_info[0], sys.version_info[1]))
+    names = house.wheels_for(key)
+    if not names:
+        raise Invalid(
+            "agent_upgrade_no_wheels",
+            f"the bundle's wheelhouse has no wheels for this kit ({describe_target(key)}); it has "
+            f"{house.describe_targets()}",
+            "build the wheelhouse for this kit's target too, then make the bundle again",
+        )
+    if not (os.access(here.root, os.W_OK) and os.access(here.venvs, os.W_OK)):
+        raise Invalid(
+            "agent_upgrade_read_only",
+            f"this agent cannot write {here.root} (a systemd service may write only its data dir)",
+            "stop the service and run `kitfleet-agent import FILE.kfb` as root on the kit, or "
+            "upgrade it with kitfleet provision",
+        )
+    new = here.venvs / venv_name(house.version, time.strftime("%Y%m%d%H%M%S"))
+    _install_checked(ctx, bundle, house, names, here, new)
+    _switch(here, new)
+    _prune(here, keep={new.name, here.venv.name})
+    how = restart.after_switch(ctx.running)
+    detail = {"venv": new.name, "previous": here.venv.name, "wheels": len(names), "restart": how}
+    return target, {**detail, "previous_version": version_of(here.venv.name)}
+
+
+def _install_checked(
+    ctx: Any, bundle: VerifiedBundle, house: HouseManifest, names: list[str], here: Install, new: Path
+) -> None:
+    """Fill and check the new venv; on any failure remove it and refuse, `current` untouched."""
+    wheels = Path(tempfile.mkdtemp(prefix=".bundle-wheels-", dir=here.root))
+    try:
+        bundle.extract_members([(MEMBER_PREFIX + n, wheels / n) for n in names], sync=False)
+        install_venv(house, names, wheels, new)
+        (new / MARKER).write_text(bundle.sha256 + "\n")
+        trial_run(new, ctx.settings, house.version)
+    except (StepFailed, TrialFailed, OSError) as exc:
+        shutil.rmtree(new, ignore_errors=True)
+        raise Invalid(
+            "agent_upgrade_failed",
+            f"kitfleet-agent {house.version} was not installed, and the running agent "
+            f"({version_of(here.venv.name)}) keeps serving: {exc}"[:1500],
+            "fix the wheelhouse (build it again from a working checkout), then make the bundle again",
+        ) from None
+    finally:
+        shutil.rmtree(wheels, ignore_errors=True)
+
+
+def install_venv(house: HouseManifest, names: list[str], wheels: Path, venv: Path) -> None:
+    """A new venv from `wheels` (a folder of the wheelhouse's files), offline, then self-checked."""
+    python = str(getattr(sys, "_base_executable", "") or sys.executable)
+    pip = pip_wheel(names)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    _step(venv_command(python, str(venv), pip is not None), "creating the venv", 300.0)
+    command = pip_install_command(
+        str(venv), str(wheels / pip) if pip else None, str(wheels), house.requirement
+    )
+    _step(command, f"pip install {house.requirement} (offline, from the bundle's wheels)", PIP_TIMEOUT_S)
+    _step([str(venv / "bin" / "python"), "-c", SELF_CHECK], "the new agent's import check", 300.0)
+    said = _step([str(venv / "bin" / "kitfleet-agent"), "--version"], "the new agent's version check", 120.0)
+    if not said.strip().endswith(house.version):
+        raise StepFailed(f"the new venv says {said.strip()[:80]!r}, expected {house.version}")
+
+
+def _step(command: list[str], what: str, timeout: float) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env={**env, **PIP_ENV}, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StepFailed(f"{what} failed: {exc}") from None
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-12:])
+        raise StepFailed(f"{what} failed (exit {done.returncode}):\n{tail}")
+    return done.stdout
+
+
+def _made_by(venv: Path) -> str:
+    try:
+        return (venv / MARKER).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _switch(here: Install, new: Path) -> None:
+    """Point `current` at the new venv atomically (a new link renamed over the old one)."""
+    link = here.root / "current.new"
+    link.unlink(missing_ok=True)
+    link.symlink_to(os.path.relpath(new, here.root))
+    os.replace(link, here.current)
+    fsync_path(here.root)
+
+
+def _prune(here: Install, keep: set[str]) -> None:
+    """Remove venvs beyond the newest KEEP_VENVS, never one in `keep`."""
+    venvs = sorted(here.venvs.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in venvs[KEEP_VENVS:]:
+        if old.name not in keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
