@@ -133,3 +133,51 @@ def test_the_dialog_names_the_kits_a_gated_model_would_leave_out(
     assert dialog.gates.text().startswith(f"kit-gated is refused: architecture: needs {ELSEWHERE}")
     dialog.force_box.setChecked(True)
     assert dialog.plan().force
+
+
+def test_a_kit_away_during_the_rollout_picks_it_up_when_it_returns_without_a_command(
+    qtbot: QtBot,
+    settings: AppSettings,
+    bridge: FleetBridge,
+    start_agent: Callable[[str], LocalAgent],
+    tmp_path: Path,
+) -> None:
+    here, away = start_agent("kit-here"), start_agent("kit-away")
+    [kit, gone] = adopt(settings, here, away)
+    [model] = classifier_versions(tmp_path, "1")
+    window = open_window(qtbot, bridge, Prompts(choose_model=lambda parent, start: model))
+    wait_status(qtbot, window, kit, "online")
+    wait_status(qtbot, window, gone, "online")
+    window.rollouts.rollout_action.trigger()  # both ticked: both online
+    dialog = window.rollouts.dialog
+    assert dialog is not None
+    assert sorted(dialog.checked()) == sorted([kit, gone])
+    dialog.choose_button.click()
+    dialog.waves.setText("100%")
+    dialog.soak.setValue(0)
+    away.stop()
+    wait_status(qtbot, window, gone, "offline")  # the window saw it go
+    with qtbot.waitSignal(bridge.rollouts.ended, timeout=ROLLOUT_MS) as ended:
+        dialog.start_button.click()
+    waiting: Rollout = ended.args[0]
+    assert waiting.phase == "waiting", waiting.reason
+    panel = window.rollouts.panel
+    qtbot.waitUntil(lambda: getattr(panel.selected(), "phase", "") == "waiting", timeout=WAIT_MS)
+    assert sorted(_cell_at(panel, r, 2) for r in range(2)) == ["offline-waiting", "passed"]
+
+    with qtbot.waitSignal(bridge.rollouts.ended, timeout=ROLLOUT_MS, check_params_cb=_done):
+        away.start()  # nothing else: the window's poll sees it back and the rollout goes on
+    qtbot.waitUntil(lambda: getattr(panel.selected(), "phase", "") == "done", timeout=WAIT_MS)
+    assert [_cell_at(panel, r, 2) for r in range(2)] == ["passed", "passed"]
+    assert "done" in panel.list.currentItem().text()
+    assert panel.log.toPlainText().splitlines()[-1].endswith("done: 2 passed")
+
+
+def _cell_at(panel: RolloutsPanel, row: int, column: int) -> str:
+    item = panel.kits.item(row, column)
+    assert item is not None
+    return item.text()
+
+
+def _done(rollout: Rollout) -> bool:
+    return rollout.phase == "done"

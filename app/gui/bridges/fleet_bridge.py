@@ -190,6 +190,10 @@ class FleetBridge(QObject):
         statuses = [KitStatus(known.get(p.kit.device_id, p.kit), p.status, p.detail) for p in polls]
         self.statuses.emit(statuses)
         self.views.emit(self.ops.views_of(polls))
+        # which kits are back, for the rollouts waiting on them
+        self.rollouts.kits_polled(
+            [s.kit.device_id for s in statuses], [s.kit.device_id for s in statuses if s.status == "online"]
+        )
         read = {p.kit.device_id: p.facts for p in polls if p.facts is not None}
         # Concurrently: one slow kit must not hold back the facts of the others.
         await asyncio.gather(
