@@ -1,5 +1,7 @@
 """Field dataset work for the window (label the picture tried, count classes, the unsure buffer,
-start a fine-tune), run on the bridge's loop.
+start a fine-tune), run on the bridge's loop. While a kit is away, the unsure inputs its
+receipts brought back (`app/fleet/receipts/unsure.py`) are listed, and labels given to them are
+queued on the laptop and sent when the kit's inputs next load.
 
 As the other sub-bridges: every method is called on the GUI thread and only submits a
 coroutine; the coroutine runs on the loop thread (reading a file in a worker thread) and answers
@@ -22,6 +24,8 @@ from app.fleet.field_datasets import (
     fine_tune_request,
     read_picture,
 )
+from app.fleet.receipts.unsure import UnsureCopies
+from app.fleet.unsure_received import async_send_queued
 from app.gui.bridges.base import BridgeHost, SubBridge
 
 __all__ = ["THUMBNAILS", "FieldBridge"]
@@ -37,6 +41,8 @@ class FieldBridge(SubBridge):
     unsure_loaded = Signal(str, object)  # (device ID, list[UnsureItem], newest first)
     unsure_picture = Signal(str, str, bytes)  # (device ID, item ID, the picture's bytes)
     unsure_labelled = Signal(str, str, object)  # (device ID, item ID, LabelledImage)
+    received_loaded = Signal(str, object)  # (device ID, list[ReceivedUnsure]): by receipt, newest first
+    unsure_queued = Signal(str, str, object)  # (device ID, item ID, PendingLabel): sent when back
     fine_tune_submitted = Signal(str, object)  # (device ID, JobInfo)
 
     @classmethod
@@ -84,6 +90,9 @@ class FieldBridge(SubBridge):
         """The kept inputs, then the pictures of the newest THUMBNAILS, one signal each."""
 
         async def work() -> None:
+            copies = UnsureCopies(self.settings.home)
+            for sent in await async_send_queued(self._host.fleet, self._kit(device_id), copies):
+                self.labelled.emit(device_id, sent)  # labels given while the kit was away
             items = await self._on_kit(device_id, lambda c: c.unsure(model))
             self.unsure_loaded.emit(device_id, items)
             for item in items[:THUMBNAILS]:
@@ -94,6 +103,30 @@ class FieldBridge(SubBridge):
                 self.unsure_picture.emit(device_id, item.id, await self._on_kit(device_id, picture))
 
         self._submit("unsure inputs", work())
+
+    def load_received(self, device_id: str) -> None:
+        """What the kit's receipts brought back (the kit is away), then their pictures."""
+
+        async def work() -> None:
+            held = await asyncio.to_thread(UnsureCopies(self.settings.home).held, device_id)
+            self.received_loaded.emit(device_id, held)
+            for received in held[:THUMBNAILS]:
+                data = await asyncio.to_thread(received.image.read_bytes)
+                self.unsure_picture.emit(device_id, received.item.id, data)
+
+        self._submit("unsure inputs", work())
+
+    def queue_label(self, device_id: str, item_id: str, dataset: str, label: str) -> None:
+        """Label a received item while the kit is away: sent the next time its inputs load."""
+
+        async def work() -> None:
+            check_dataset(dataset)
+            check_label(label)
+            copies = UnsureCopies(self.settings.home)
+            pending = await asyncio.to_thread(copies.queue_label, device_id, item_id, dataset, label)
+            self.unsure_queued.emit(device_id, item_id, pending)
+
+        self._submit("label", work())
 
     def label_unsure(self, device_id: str, item_id: str, dataset: str, label: str) -> None:
         async def work() -> None:

@@ -1,5 +1,7 @@
 """The Field data tab: a kit's field datasets (images per class), the inputs its models were unsure
-about (thumbnails to label), and Fine-tune… to train a new version on what was labelled."""
+about (thumbnails to label), and Fine-tune… to train a new version on what was labelled. While the
+kit is away, the unsure inputs its receipts brought back are listed (marked "receipt"); labelling
+them queues the label on the laptop, sent when the kit answers again."""
 
 from __future__ import annotations
 
@@ -25,15 +27,16 @@ from PySide6.QtWidgets import (
 
 from agent.wire import NAME_PATTERN, DatasetInfo, JobInfo, ModelInfo
 from agent.wire.field_datasets import LABEL_PATTERN, FieldClasses, LabelledImage, UnsureItem
+from app.fleet.receipts.unsure import PendingLabel, ReceivedUnsure
 from app.gui.bridges.field_bridge import FieldBridge
 from app.gui.bridges.models_bridge import ModelsBridge
 from app.gui.dialogs.fine_tune_dialog import FineTuneDialog
 from app.gui.tables.kit_row import KitRow
+from app.gui.tabs.unsure_entries import ID_ROLE, mark_queued, unsure_entry
 
 __all__ = ["FieldPanel"]
 
 QUEUED = Qt.ConnectionType.QueuedConnection
-ID_ROLE = Qt.ItemDataRole.UserRole
 THUMB = 72
 
 
@@ -46,6 +49,8 @@ class FieldPanel(QWidget):
         self._device: str | None = None
         self._online = False
         self._models: list[str] = []
+        self._received: set[str] = set()  # listed items that came by receipt (the kit is away)
+        self._was_online = False
         self.dialog: FineTuneDialog | None = None
         self.dataset_combo = QComboBox()
         self.dataset_combo.setEditable(True)
@@ -110,6 +115,8 @@ class FieldPanel(QWidget):
         bridge.unsure_loaded.connect(self._on_unsure, QUEUED)
         bridge.unsure_picture.connect(self._on_picture, QUEUED)
         bridge.unsure_labelled.connect(self._on_unsure_labelled, QUEUED)
+        bridge.received_loaded.connect(self._on_received, QUEUED)
+        bridge.unsure_queued.connect(self._on_queued, QUEUED)
         bridge.fine_tune_submitted.connect(self._on_submitted, QUEUED)
         models.models_loaded.connect(self._on_models, QUEUED)
         self.refresh_button.clicked.connect(self.refresh)
@@ -127,6 +134,7 @@ class FieldPanel(QWidget):
         online = row is not None and row.row_status == "online"
         changed = device != self._device
         came_online = online and not self._online
+        self._was_online = self._online
         self._device, self._online = device, online
         if changed:
             self.dataset_combo.clear()
@@ -134,11 +142,17 @@ class FieldPanel(QWidget):
             self.total.setText("")
             self.unsure.clear()
             self._models = []
+        went_away = self._was_online and not online
         if device is not None and online and (changed or came_online):
             self._bridge.load_datasets(device)
             self._bridge.load_unsure(device)
+        elif device is not None and not online and (changed or went_away):
+            self._bridge.load_received(device)
         self.note.setText(
-            "" if online or device is None else "The kit is not online: its field data shows once it answers."
+            ""
+            if online or device is None
+            else "The kit is not online: listed are the unsure inputs its receipts brought back; "
+            "labels given to them are sent once it answers."
         )
         self._update()
 
@@ -207,14 +221,38 @@ class FieldPanel(QWidget):
         if device_id != self._device:
             return
         self.unsure.clear()
+        self._received = set()
         for item in items:
-            best = item.classes[0].label if item.classes else "?"
-            entry = QListWidgetItem(f"{best} {item.top:.2f}")
-            entry.setData(ID_ROLE, item.id)
-            margin = "" if item.margin is None else f", margin {item.margin:.2f}"
-            entry.setToolTip(f"{item.model} {item.version}: {best} {item.top:.2f}{margin}\n{item.source}")
-            self.unsure.addItem(entry)
+            self.unsure.addItem(unsure_entry(item))
         self._update()
+
+    @Slot(str, object)
+    def _on_received(self, device_id: str, held: list[ReceivedUnsure]) -> None:
+        if device_id != self._device or self._online:
+            return
+        self.unsure.clear()
+        self._received = {r.item.id for r in held}
+        for received in held:
+            entry = unsure_entry(received.item, " (receipt)")
+            entry.setToolTip(entry.toolTip() + "\nfrom a receipt: the kit is away")
+            self.unsure.addItem(entry)
+            if received.queued is not None:
+                mark_queued(entry, received.queued)
+        self._update()
+
+    @Slot(str, str, object)
+    def _on_queued(self, device_id: str, item_id: str, pending: PendingLabel) -> None:
+        entry = self._entry(item_id) if device_id == self._device else None
+        if entry is not None:
+            mark_queued(entry, pending)
+            self.status.emit(f"Labelled {pending.label}: sent to {pending.dataset} once the kit answers")
+
+    def received_ids(self) -> list[str]:
+        return [i for i in self.unsure_ids() if i in self._received]
+
+    def entry_text(self, item_id: str) -> str:
+        entry = self._entry(item_id)
+        return entry.text() if entry is not None else ""
 
     @Slot(str, str, bytes)
     def _on_picture(self, device_id: str, item_id: str, data: bytes) -> None:
@@ -236,7 +274,11 @@ class FieldPanel(QWidget):
         if self._device is None or not self._can_label():
             return
         for entry in self.unsure.selectedItems():
-            self._bridge.label_unsure(self._device, str(entry.data(ID_ROLE)), self._dataset(), self._label())
+            item_id = str(entry.data(ID_ROLE))
+            if self._online:
+                self._bridge.label_unsure(self._device, item_id, self._dataset(), self._label())
+            else:
+                self._bridge.queue_label(self._device, item_id, self._dataset(), self._label())
 
     @Slot()
     def delete_selected(self) -> None:
@@ -292,7 +334,9 @@ class FieldPanel(QWidget):
 
     def _can_label(self) -> bool:
         names = re.fullmatch(NAME_PATTERN, self._dataset()) and re.fullmatch(LABEL_PATTERN, self._label())
-        return bool(names and self.unsure.selectedItems() and self._online)
+        selected = self.unsure.selectedItems()
+        reachable = self._online or all(e.data(ID_ROLE) in self._received for e in selected)
+        return bool(names and selected and reachable)
 
     def _update(self) -> None:
         ready = self._device is not None and self._online
