@@ -243,9 +243,8 @@ def _keep_job_files(opened: OpenedReceipt, kit_folder: Path) -> None:
 
 def _keep_unsure(opened: OpenedReceipt, copies: UnsureCopies) -> int:
     """The unsure inputs the receipt carries, each stored once per kit, model and id."""
-    return sum(
-        copies.add(opened.kit.device_id, kept, opened.member(kept.member)) for kept in opened.receipt.unsure
-    )
+    carried = [(kept, opened.member(kept.member)) for kept in opened.receipt.unsure]
+    return copies.add_all(opened.kit.device_id, carried)
 
 
 def _prune_job_files(ops: FleetOps, kit_folder: Path) -> None:

@@ -53,8 +53,17 @@ class UnsureCopies:
     def __init__(self, home: Path) -> None:
         self.root = home / FOLDER
 
+    def add_all(self, device_id: str, carried: list[tuple[ReceiptUnsure, Path]]) -> int:
+        """Store a receipt's items (each image moved from its path), then keep each model's
+        folder within its bounds; returns how many were new."""
+        new = sum(self.add(device_id, kept, image) for kept, image in carried)
+        for model in sorted({kept.item.model for kept, _ in carried}):
+            self._evict(self._folder(device_id, model))
+        return new
+
     def add(self, device_id: str, kept: ReceiptUnsure, image: Path) -> bool:
-        """Store one item from a receipt (its image moved from `image`); False when held already."""
+        """Store one item from a receipt (its image moved from `image`); False when held already.
+        The caller keeps the folder within bounds (`add_all`)."""
         folder = self._folder(device_id, kept.item.model)
         item_id = _item_id(kept.item.id)
         if (folder / f"{item_id}.json").is_file() or (folder / f"{item_id}{_LABEL}").is_file():
@@ -63,7 +72,6 @@ class UnsureCopies:
         fsync_path(image)
         os.replace(image, folder / f"{item_id}.{kept.kind}")
         write_atomic(folder / f"{item_id}.json", kept.item.model_dump_json().encode())
-        self._evict(folder)
         return True
 
     def held(self, device_id: str, model: str | None = None) -> list[ReceivedUnsure]:
