@@ -97,11 +97,14 @@ def kept_after(data_dir: Path, after: str) -> list[tuple[UnsureItem, Path]]:
         return []
     found = []
     for folder in _model_folders(root):
-        for item in _items(folder):
-            if item.id > after and re.fullmatch(UNSURE_ID_PATTERN, item.id) and item.model == folder.name:
-                images = [p for p in folder.glob(f"{item.id}.*") if p.suffix in SUFFIXES]
-                if images:
-                    found.append((item, images[0]))
+        names = {p.stem: p for p in folder.iterdir() if p.suffix in SUFFIXES and p.stem > after}
+        for stem in sorted(names):  # one listing of the folder, then only the items after `after`
+            try:
+                item = _read(folder / f"{stem}.json")
+            except (OSError, ValueError):  # not whole yet, or not ours
+                continue
+            if item.id == stem and re.fullmatch(UNSURE_ID_PATTERN, stem) and item.model == folder.name:
+                found.append((item, names[stem]))
     return sorted(found, key=lambda pair: pair[0].id)
 
 

@@ -54,25 +54,29 @@ class UnsureCopies:
         self.root = home / FOLDER
 
     def add_all(self, device_id: str, carried: list[tuple[ReceiptUnsure, Path]]) -> int:
-        """Store a receipt's items (each image moved from its path), then keep each model's
-        folder within its bounds; returns how many were new."""
-        new = sum(self.add(device_id, kept, image) for kept, image in carried)
-        for model in sorted({kept.item.model for kept, _ in carried}):
-            self._evict(self._folder(device_id, model))
-        return new
-
-    def add(self, device_id: str, kept: ReceiptUnsure, image: Path) -> bool:
-        """Store one item from a receipt (its image moved from `image`); False when held already.
-        The caller keeps the folder within bounds (`add_all`)."""
-        folder = self._folder(device_id, kept.item.model)
-        item_id = _item_id(kept.item.id)
-        if (folder / f"{item_id}.json").is_file() or (folder / f"{item_id}{_LABEL}").is_file():
-            return False
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fsync_path(image)
-        os.replace(image, folder / f"{item_id}.{kept.kind}")
-        write_atomic(folder / f"{item_id}.json", kept.item.model_dump_json().encode())
-        return True
+        """Store a receipt's items not held yet (each image moved from its path), then keep each
+        model's folder within its bounds; returns how many were new. Per folder: the images
+        are synced and moved in, the folder synced, then each prediction written and synced, and
+        the folder synced again: a listed item always has its image, at two folder syncs per
+        receipt rather than per item."""
+        fresh: dict[Path, dict[str, tuple[ReceiptUnsure, Path]]] = {}
+        for kept, image in carried:
+            folder = self._folder(device_id, kept.item.model)
+            item_id = _item_id(kept.item.id)
+            if not (folder / f"{item_id}.json").is_file():
+                fresh.setdefault(folder, {})[item_id] = (kept, image)
+        for folder, items in fresh.items():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for item_id, (kept, image) in items.items():
+                fsync_path(image)
+                os.replace(image, folder / f"{item_id}.{kept.kind}")
+            fsync_path(folder)
+            for item_id, (kept, _) in items.items():
+                _write_synced(folder / f"{item_id}.json", kept.item.model_dump_json().encode())
+            fsync_path(folder)
+            fsync_path(folder.parent)
+            self._evict(folder)
+        return sum(len(items) for items in fresh.values())
 
     def held(self, device_id: str, model: str | None = None) -> list[ReceivedUnsure]:
         """Received items of one kit, newest first."""
@@ -123,6 +127,16 @@ class UnsureCopies:
             (folder / f"{oldest.item.id}.json").unlink(missing_ok=True)
             oldest.image.unlink(missing_ok=True)
             (folder / f"{oldest.item.id}{_LABEL}").unlink(missing_ok=True)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write beside `path`, fsync, rename over it (the caller syncs the folder once for all)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def _items(folder: Path) -> list[ReceivedUnsure]:
