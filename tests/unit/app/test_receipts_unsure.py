@@ -156,3 +156,30 @@ def test_a_genuine_kits_receipt_cannot_smuggle_names_or_sizes(
     [(_, said)] = receive(ops, hostile).refused
     assert why in said
     assert not (ops.fleet.settings.home / "unsure").exists()
+
+
+def test_items_kept_just_now_wait_while_a_job_runs(tmp_path: Path, kit: FakeKit) -> None:
+    """A job still writing could keep an item with an id below one already exported: while a job
+    runs, the last 10 s wait for the next receipt."""
+    import time
+
+    from agent.jobs.queue import JobQueue
+    from agent.jobs.submitter import Submitter
+    from agent.wire import JobRequest
+
+    kit.work(1)
+    old = keep(kit.data_dir, [10])
+    request = JobRequest.model_validate({"kind": "batch-infer", "params": {"model": "m", "folder": "f"}})
+    info, _ = JobQueue(kit.db).submit(request, Submitter("t", "admin"))
+    with kit.db.transaction() as conn:
+        conn.execute("UPDATE jobs SET state = 'running' WHERE id = ?", (info.job_id,))
+    now = new_id(int(time.time() * 1e6))
+    folder = kit.data_dir / "unsure" / "digits"
+    (folder / f"{now}.png").write_bytes(b"x" * 10)
+    item = UnsureItem.model_validate_json((folder / f"{old[0]}.json").read_text())
+    (folder / f"{now}.json").write_text(item.model_copy(update={"id": now}).model_dump_json())
+    running = export(kit.data_dir, out(tmp_path))
+    assert [u.item.id for u in running.receipt.unsure] == old
+    with kit.db.transaction() as conn:
+        conn.execute("UPDATE jobs SET state = 'done' WHERE id = ?", (info.job_id,))
+    assert [u.item.id for u in export(kit.data_dir, out(tmp_path)).receipt.unsure] == [now]
