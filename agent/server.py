@@ -74,6 +74,7 @@ def _lifespan(state: AgentState) -> Lifespan:
         # the job runner recovers jobs a crash left running before any request is served
         await asyncio.to_thread(state.jobs.start)
         watcher = _bundle_watcher(state)  # bundles handed over by `kitfleet-agent import`
+        await asyncio.to_thread(_upgrade_on_start, state)  # confirms an upgrade: this agent serves
         try:
             yield
         finally:
@@ -85,6 +86,15 @@ def _lifespan(state: AgentState) -> Lifespan:
             await asyncio.to_thread(state.uploads.close)  # a checker kept ready goes too
 
     return lifespan
+
+
+def _upgrade_on_start(state: AgentState) -> None:
+    from agent.bundles.upgrade_state import on_start
+
+    try:
+        on_start(state.db, state.settings)
+    except OSError as exc:  # never keeps the agent from serving
+        log.warning("could not settle an agent upgrade: %s", exc)
 
 
 def _bundle_watcher(state: AgentState) -> Watcher:

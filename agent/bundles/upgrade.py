@@ -10,7 +10,8 @@ a loopback port with a scratch copy of the identity, agent/bundles/trial.py). On
 and the running agent as they were; the journal records the failure and the receipt reports it.
 
 After the switch the running agent restarts into the new one when a service manager watches it
-(agent/bundles/restart.py); the previous venv is kept for going back.
+(agent/bundles/restart.py); the previous venv is kept, and the user-level supervisor goes back to
+it if the new agent exits before it serves (agent/bundles/upgrade_state.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.bundles import restart
+from agent.bundles import restart, upgrade_state
 from agent.bundles.trial import TrialFailed, trial_run
 from agent.errors import Invalid
 from agent.toolkit.bundles import VerifiedBundle
@@ -123,6 +124,7 @@ def apply_upgrade(ctx: Any, bundle: VerifiedBundle, idx: int, action: dict[str, 
         )
     new = here.venvs / venv_name(house.version, time.strftime("%Y%m%d%H%M%S"))
     _install_checked(ctx, bundle, house, names, here, new)
+    upgrade_state.pending(here.root, bundle.sha256, new.name, here.venv.name, house.version)
     _switch(here, new)
     _prune(here, keep={new.name, here.venv.name})
     how = restart.after_switch(ctx.running)
@@ -199,8 +201,8 @@ def _switch(here: Install, new: Path) -> None:
 
 
 def _prune(here: Install, keep: set[str]) -> None:
-    """Remove venvs beyond the newest KEEP_VENVS, never one in `keep`."""
-    venvs = sorted(here.venvs.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in venvs[KEEP_VENVS:]:
-        if old.name not in keep and old.is_dir():
+    """Keep the new venv and the previous one (KEEP_VENVS); older ones and reverted ones go."""
+    assert len(keep) <= KEEP_VENVS
+    for old in here.venvs.iterdir():
+        if old.name not in keep and old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)

@@ -25,6 +25,9 @@ INTERVAL_S = 300.0
 RESTART_S = 2.0
 STOP_TIMEOUT_S = 30.0
 LOG_MAX_BYTES = 5 << 20
+PENDING = "upgrade-pending.json"  # agent/bundles/upgrade_state.py writes and clears these
+REVERTED = "upgrade-reverted.json"
+EXIT_RESTART = 75  # agent/bundles/restart.py: restart me into the venv `current` now points at
 
 
 def _alive(pid: int) -> bool:
@@ -126,6 +129,8 @@ class Supervisor:
                 _log(self.args.log, "agent exited cleanly; not restarting")
                 self._state(running=False, last_exit=0)
                 return 0
+            if code != EXIT_RESTART:  # 75: the old agent asking to be restarted into the new one
+                _revert_failed_upgrade(self.args.command, code, self.args.log)
             _log(self.args.log, f"agent exited with {code}; restarting in {delay:g} s")
             self._state(running=False, last_exit=code, restarting=True)
             deadline = time.monotonic() + delay
@@ -141,6 +146,35 @@ class Supervisor:
         _log(self.args.log, "stopped")
         self._state(running=False, stopped=True)
         return 0
+
+
+def _revert_failed_upgrade(command: list[str], code: int, log_path: str) -> None:
+    """A bundle's agent upgrade (agent/bundles/upgrade.py) leaves `<root>/upgrade-pending.json`
+    until the new agent confirms it serves. If the agent run from `<root>/current` exits first,
+    `current` goes back to the previous venv, and `upgrade-reverted.json` tells that agent to
+    put the failure in the bundle journal (so the receipt reports it)."""
+    bin_dir = os.path.dirname(command[0]) if command else ""
+    if os.path.basename(os.path.dirname(bin_dir)) != "current":
+        return
+    root = os.path.dirname(os.path.dirname(bin_dir))
+    pending, current = os.path.join(root, PENDING), os.path.join(root, "current")
+    try:
+        with open(pending) as handle:
+            data = json.load(handle)
+        new, previous = str(data["new"]), str(data["previous"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    venv = os.path.join(root, "venvs", previous)
+    if os.path.basename(os.path.realpath(current)) != new or "/" in previous or not os.path.isdir(venv):
+        return
+    link = current + ".new"
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(link)
+    os.symlink(os.path.join("venvs", previous), link)
+    os.replace(link, current)
+    _write(os.path.join(root, REVERTED), json.dumps(dict(data, exit=code, reverted_at=time.time())))
+    os.remove(pending)
+    _log(log_path, f"the upgraded agent ({new}) exited with {code} before it served; back to {previous}")
 
 
 def _daemonize(log_path: str) -> None:

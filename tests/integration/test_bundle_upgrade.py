@@ -2,8 +2,10 @@
 (`<root>/venvs/<venv>`, `<root>/current`, the user-level supervisor) from a wheelhouse built from
 this checkout, serving; `kitfleet bundle create --agent-upgrade WHEELHOUSE` and the kit's own
 `kitfleet-agent import`. A wheelhouse whose agent passes the import check but cannot start is
-refused by the trial run, the previous agent serving throughout; a good one is installed into a
-new venv, `current` switched, and the supervisor restarts the agent into it."""
+refused by the trial run, the previous agent serving throughout; one that passes the trial but
+fails where the kit runs it is switched to, fails, and the supervisor puts the previous agent
+back; a good one is installed into a new venv, `current` switched, and the supervisor restarts the
+agent into it. The laptop learns all three outcomes from the kit's receipt."""
 
 from __future__ import annotations
 
@@ -145,7 +147,7 @@ def _received(kit: Kit, fleet: Fleet, out: Path) -> list[KitImport]:
     return ReceiptStore(fleet.inventory).imports()
 
 
-def test_an_agent_upgrade_by_bundle_keeps_the_old_agent_unless_the_new_one_is_healthy(
+def test_an_agent_upgrade_by_bundle_keeps_or_returns_to_the_old_agent_unless_the_new_one_serves(
     kit: Kit, fleet: Fleet, wheelhouse: Path, tmp_path: Path
 ) -> None:
     first = kit.health()
@@ -168,6 +170,27 @@ def test_an_agent_upgrade_by_bundle_keeps_the_old_agent_unless_the_new_one_is_he
     assert kit.health()["device_id"] == first["device_id"]
     failed = _journal(kit.data_dir)[-1]
     assert (failed["kind"], failed["outcome"]) == ("agent_upgrade", "failed")
+
+    # Passes the trial run but fails where the kit really runs it: switched, restarted, it exits
+    # before it serves, and the supervisor puts the previous agent back.
+    only_on_trial = (
+        "_trial_run = run\n"
+        "def run(settings):\n"
+        "    if '.upgrade-trial-' not in str(settings.data_dir):\n"
+        "        raise SystemExit('deliberately broken outside the trial')\n"
+        "    _trial_run(settings)"
+    )
+    late = broken_copy(wheelhouse, tmp_path / "late", "agent/server.py", only_on_trial)
+    reverted_sha = _create(fleet, tmp_path / "late.kfb", late)["sha256"]
+    switched = kit.import_bundle(tmp_path / "late.kfb")
+    assert switched.returncode == 0, switched.stderr  # it passed every check before the switch
+    back = kit.health(not_pid=old_pid)
+    assert back["device_id"] == first["device_id"]
+    assert kit.serving_venv() == old_venv
+    assert kit.current() == old_venv
+    assert "deliberately broken outside the trial" in (kit.root / "service.log").read_text()
+    assert not (kit.root / "upgrade-pending.json").exists()
+    old_pid = kit.agent_pid()
 
     made = _create(fleet, tmp_path / "good.kfb", wheelhouse)
     done = kit.import_bundle(tmp_path / "good.kfb")
@@ -192,6 +215,8 @@ def test_an_agent_upgrade_by_bundle_keeps_the_old_agent_unless_the_new_one_is_he
     assert applied["venv"] in said[made["sha256"]].message
     assert said[failed["bundle_sha256"]].outcome == "failed"
     assert "keeps serving" in said[failed["bundle_sha256"]].message
+    assert said[reverted_sha].outcome == "failed"
+    assert "was put back and serves" in said[reverted_sha].message
 
     again = kit.import_bundle(tmp_path / "good.kfb")  # a replay changes nothing
     assert again.returncode != 0
