@@ -4,7 +4,8 @@
 (written last, so a listed item is whole); every name was checked by the receipt's wire model
 (`agent/wire/receipts.py`) and is checked again here before it becomes a path. An item is stored
 once per id: a receipt received again, or the same item in two receipts, changes nothing.
-Each kit's model keeps at most `MAX_ITEMS` items and `MAX_BYTES` bytes; the oldest go first.
+Each kit's model keeps at most `MAX_ITEMS` items and `MAX_BYTES` bytes, each kit `MAX_KIT_ITEMS`
+and `MAX_KIT_BYTES`; the oldest go first (never one labelled and waiting to be sent).
 
 A received item labelled while its kit is away is queued (`<id>.label.json`: dataset and
 label) and sent as a labelled image the next time the kit answers (`pending` / `sent`).
@@ -23,11 +24,21 @@ from agent.wire.field_datasets import UNSURE_ID_PATTERN, UnsureItem
 from agent.wire.receipts import UNSURE_KINDS, ReceiptUnsure
 from app.fleet.errors import Error
 
-__all__ = ["MAX_BYTES", "MAX_ITEMS", "PendingLabel", "ReceivedUnsure", "UnsureCopies"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_ITEMS",
+    "MAX_KIT_BYTES",
+    "MAX_KIT_ITEMS",
+    "PendingLabel",
+    "ReceivedUnsure",
+    "UnsureCopies",
+]
 
 FOLDER = "unsure"
 MAX_ITEMS = 2_000  # per kit and model
 MAX_BYTES = 512 << 20  # per kit and model
+MAX_KIT_ITEMS = 10_000  # per kit, all its models
+MAX_KIT_BYTES = 2 << 30
 _DEVICE = re.compile(r"^[0-9a-f]{64}$")
 _MODEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _LABEL = ".label.json"
@@ -119,14 +130,22 @@ class UnsureCopies:
         return self.root / _device(device_id) / _model(model)
 
     def _evict(self, folder: Path) -> None:
-        held = sorted(_items(folder), key=lambda r: r.item.id)
-        total = sum(r.item.size for r in held)
-        while held and (len(held) > MAX_ITEMS or total > MAX_BYTES):
-            oldest = held.pop(0)
-            total -= oldest.item.size
-            (folder / f"{oldest.item.id}.json").unlink(missing_ok=True)
-            oldest.image.unlink(missing_ok=True)
-            (folder / f"{oldest.item.id}{_LABEL}").unlink(missing_ok=True)
+        """The oldest items go past the bounds of the model, then of the kit; an item labelled
+        while the kit was away stays until its label is sent (it is the technician's work)."""
+        _drop_oldest(_items(folder), MAX_ITEMS, MAX_BYTES)
+        kit = folder.parent
+        held = [r for model in sorted(p for p in kit.iterdir() if p.is_dir()) for r in _items(model)]
+        _drop_oldest(held, MAX_KIT_ITEMS, MAX_KIT_BYTES)
+
+
+def _drop_oldest(items: list[ReceivedUnsure], count: int, size: int) -> None:
+    held = sorted((r for r in items if r.queued is None), key=lambda r: r.item.id)
+    total = sum(r.item.size for r in held)
+    while held and (len(held) > count or total > size):
+        oldest = held.pop(0)
+        total -= oldest.item.size
+        oldest.image.with_name(f"{oldest.item.id}.json").unlink(missing_ok=True)  # first: listed = whole
+        oldest.image.unlink(missing_ok=True)
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -5,6 +5,7 @@ bounds per kit and model, and a genuine kit's receipt smuggling names or sizes r
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,13 +41,13 @@ def kit(tmp_path: Path, ops: FleetOps) -> Iterator[FakeKit]:
     made.db.close()
 
 
-def keep(data_dir: Path, sizes: list[int], model: str = "digits") -> list[str]:
+def keep(data_dir: Path, sizes: list[int], model: str = "digits", t0: int = 1_000_000_000_000) -> list[str]:
     """Items as a job's keeper leaves them (image, then its prediction), kept long ago."""
     folder = data_dir / "unsure" / model
     folder.mkdir(parents=True, exist_ok=True)
     ids = []
     for n, size in enumerate(sizes):
-        item_id = new_id(1_000_000_000_000 + n)
+        item_id = new_id(t0 + n)
         (folder / f"{item_id}.png").write_bytes(bytes([n]) * size)
         scores = [UnsureScore(label="3", score=0.5), UnsureScore(label="8", score=0.4)]
         item = UnsureItem(
@@ -183,3 +184,25 @@ def test_items_kept_just_now_wait_while_a_job_runs(tmp_path: Path, kit: FakeKit)
     with kit.db.transaction() as conn:
         conn.execute("UPDATE jobs SET state = 'done' WHERE id = ?", (info.job_id,))
     assert [u.item.id for u in export(kit.data_dir, out(tmp_path)).receipt.unsure] == [now]
+
+
+def test_the_kit_wide_bound_spares_an_item_labelled_while_away(
+    tmp_path: Path, ops: FleetOps, kit: FakeKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.fleet.receipts.unsure.MAX_KIT_ITEMS", 3)
+    kit.work(1)
+    first = keep(kit.data_dir, [10, 10], model="digits")
+    export(kit.data_dir, out(tmp_path))
+    receive(ops, out(tmp_path))
+    copies = UnsureCopies(ops.fleet.settings.home)
+    device = kit.identity.device_id
+    copies.queue_label(device, first[0], "field", "three")  # the oldest, labelled while away
+    shutil.rmtree(kit.data_dir / "unsure" / "digits")
+    later = keep(kit.data_dir, [10, 10, 10], model="shapes", t0=2_000_000_000_000)
+    export(kit.data_dir, out(tmp_path))
+    [_, merged] = receive(ops, out(tmp_path)).received
+    assert merged.unsure_new == 3
+    held = {r.item.id: r for r in copies.held(device)}
+    assert sorted(held) == sorted([first[0], *later])  # the 3 newest unlabelled, and the labelled one
+    assert held[first[0]].queued is not None
+    assert [r.item.id for r in copies.pending(device)] == [first[0]]
