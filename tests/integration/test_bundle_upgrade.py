@@ -115,13 +115,17 @@ def kit(start_agent: AgentFactory, adopt: Any, tmp_path: Path, wheelhouse: Path)
         kit.supervise("stop")
 
 
-def _create(fleet: Fleet, out: Path, house: Path) -> dict[str, Any]:
+def _create_for(fleet: Fleet, out: Path, kit: str, house: Path) -> dict[str, Any]:
     done = kitfleet(
-        fleet.settings.home, "bundle", "create", "--out", str(out), "--kit", "kit", "--json",
+        fleet.settings.home, "bundle", "create", "--out", str(out), "--kit", kit, "--json",
         "--agent-upgrade", str(house),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
+
+
+def _create(fleet: Fleet, out: Path, house: Path) -> dict[str, Any]:
+    return _create_for(fleet, out, "kit", house)
 
 
 def _journal(data_dir: Path) -> list[sqlite3.Row]:
@@ -221,3 +225,54 @@ def test_an_agent_upgrade_by_bundle_keeps_or_returns_to_the_old_agent_unless_the
     again = kit.import_bundle(tmp_path / "good.kfb")  # a replay changes nothing
     assert again.returncode != 0
     assert kit.current() == applied["venv"]
+
+
+def _fake_wheelhouse(folder: Path, target: str) -> Path:
+    """A wheelhouse manifest over one small file, for the checks made before any install."""
+    from app.provision.wheelhouse import write_manifest
+
+    folder.mkdir()
+    (folder / "kitfleet-0.1.0-py3-none-any.whl").write_bytes(b"not really a wheel")
+    files = {target: ["kitfleet-0.1.0-py3-none-any.whl"]}
+    write_manifest(folder, "kitfleet", "0.1.0", "kitfleet[agent]==0.1.0", "2.28", files)
+    return folder
+
+
+def test_an_upgrade_is_refused_where_it_cannot_apply(
+    start_agent: AgentFactory, adopt: Any, fleet: Fleet, tmp_path: Path
+) -> None:
+    """A damaged or missing wheelhouse never becomes a bundle; an agent not installed in a kitfleet
+    venv (here: run from the test's own environment) refuses the upgrade with nothing changed."""
+    agent = start_agent("plain", mdns=False)
+    adopt(agent)
+    agent.stop()
+    here = target_key(platform.machine(), sys.version_info[:2])
+    damaged = _fake_wheelhouse(tmp_path / "damaged", here)
+    (damaged / "kitfleet-0.1.0-py3-none-any.whl").write_bytes(b"changed on the stick")
+    for house, says in ((damaged, "does not match its sha256"), (tmp_path / "nowhere", "not a wheelhouse")):
+        done = kitfleet(fleet.settings.home, "bundle", "create", "--out", str(tmp_path / "x.kfb"),
+                        "--kit", "plain", "--agent-upgrade", str(house))  # fmt: skip
+        assert done.returncode != 0
+        assert says in done.stderr, done.stderr
+        assert not (tmp_path / "x.kfb").exists()
+
+    _create_for(fleet, tmp_path / "up.kfb", "plain", _fake_wheelhouse(tmp_path / "house", here))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "import",
+            str(tmp_path / "up.kfb"),
+            "--data-dir",
+            str(agent.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "not from a kitfleet install" in done.stderr, done.stderr
+    failed = _journal(agent.data_dir)[-1]
+    assert (failed["kind"], failed["outcome"]) == ("agent_upgrade", "failed")
