@@ -133,6 +133,12 @@ def test_the_dialog_names_the_kits_a_gated_model_would_leave_out(
     assert dialog.gates.text().startswith(f"kit-gated is refused: architecture: needs {ELSEWHERE}")
     dialog.force_box.setChecked(True)
     assert dialog.plan().force
+    assert not dialog.energy_box.isEnabled()  # it weighs the precision choice only
+    dialog.precision_box.setChecked(True)
+    dialog.energy_box.setChecked(True)
+    dialog.variants = [model]  # as "Add variant…" would
+    plan = dialog.plan()
+    assert (plan.choose_precision, plan.prefer) == (True, "energy")
 
 
 def test_a_kit_away_during_the_rollout_picks_it_up_when_it_returns_without_a_command(

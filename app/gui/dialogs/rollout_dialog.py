@@ -65,6 +65,9 @@ class RolloutDialog(QDialog):
         self.precision_box = QCheckBox("Choose the &precision per kit (benchmark each variant on the kit)")
         self.variants_label = QLabel("no variants")
         self.add_variant_button = QPushButton("Add &variant…")
+        self.energy_box = QCheckBox(
+            "Weigh &energy, not speed (fewest joules per 1,000 inferences within the accuracy tolerance)"
+        )
         self.kits = QListWidget()
         for row in self._rows.values():
             item = QListWidgetItem(f"{row.name}  ({row.row_status})")
@@ -106,6 +109,7 @@ class RolloutDialog(QDialog):
         form.addRow("Model file:", _pair(self.file_label, self.choose_button))
         form.addRow("", self.precision_box)
         form.addRow("Variants:", _pair(self.variants_label, self.add_variant_button))
+        form.addRow("", self.energy_box)
         form.addRow("Kits:", self.kits)
         form.addRow("By tag:", self.tag_edit)
         form.addRow("Canaries:", self.canaries)
@@ -220,6 +224,7 @@ class RolloutDialog(QDialog):
             eval_dataset=Path(evaluate) if evaluate else None,
             choose_precision=self.precision_box.isChecked(),
             variants=tuple(self.variants) if self.precision_box.isChecked() else (),
+            prefer="energy" if self.precision_box.isChecked() and self.energy_box.isChecked() else "speed",
             force=self.force_box.isChecked(),
         )
 
@@ -246,6 +251,7 @@ class RolloutDialog(QDialog):
     def _update(self) -> None:
         self.variants_label.setEnabled(self.precision_box.isChecked())
         self.add_variant_button.setEnabled(self.precision_box.isChecked())
+        self.energy_box.setEnabled(self.precision_box.isChecked())
         self.start_button.setEnabled(self.model is not None and bool(self.checked()))
 
 
