@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from app.cli.common import emit, open_fleet, select_kits
-from app.cli.models import ProgressLine
+from app.cli.progress_line import ProgressLine
 from app.fleet.errors import Error
 
 __all__ = ["deploy_choosing"]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from app.cli.common import add_tag_option, age, emit, open_fleet, say, select_kits
 from app.cli.model_inspect import add_override_flags, inferred_summary, inspect_command, overrides_from
 from app.cli.prefer import add_prefer_flag
+from app.cli.progress_line import ProgressLine
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error, IdentityChanged, KitUnreachable
 
@@ -18,7 +19,6 @@ from app.fleet.errors import Error, IdentityChanged, KitUnreachable
 # building the parser stays light (tests/unit/app/test_cli_start.py).
 if TYPE_CHECKING:
     from agent.wire import InferResult, InferTimings, ModelInfo
-    from app.fleet.deploy import Progress
     from app.fleet.inventory import Kit
     from app.fleet.known_models import KnownModels
     from app.fleet.service import Fleet
@@ -92,21 +92,6 @@ def add_commands(command: CommandFactory) -> None:
     infer.add_argument("--version", help="a specific installed version (default: the serving one)")
     infer.add_argument("--top-k", type=int, default=5)
     infer.add_argument("--out", type=Path, help="where to write a raw model's outputs (.npz)")
-
-
-class ProgressLine:
-    """One line per kit on a terminal, updated in place; plain lines otherwise."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, str] = {}
-
-    def __call__(self, p: Progress) -> None:
-        pct = 100 * p.sent // p.total if p.total else 100
-        text = f"{p.kit}: {p.stage} {pct}%" + (f" ({p.message})" if p.message else "")
-        if self._last.get(p.kit) == text or (p.stage == "uploading" and pct % 10 and pct != 100):
-            return
-        self._last[p.kit] = text
-        say(text, file=sys.stderr)
 
 
 async def _deploy(args: argparse.Namespace) -> int:

@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import sqlite_utils
-
-if TYPE_CHECKING:  # the inventory imports this module for its upgrade step
-    from app.fleet.inventory import Inventory
 
 __all__ = ["PrecisionChoices", "StoredChoice", "v5_precision_choices"]
 
@@ -40,10 +37,17 @@ class StoredChoice:
         return f"{self.model} {self.version} ({self.precision}): {self.reason}"
 
 
+class _Holder(Protocol):
+    """The inventory, by what this needs of it (the inventory imports this module for step 5)."""
+
+    @property
+    def db(self) -> sqlite_utils.Database: ...
+
+
 class PrecisionChoices:
     """The inventory's `precision_choices` table."""
 
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(self, inventory: _Holder) -> None:
         self._db = inventory.db
 
     def record(self, choice: StoredChoice) -> None:
