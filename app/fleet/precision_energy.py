@@ -12,18 +12,28 @@ be ranked: the choice falls back to speed and says so.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol, TypeVar
 
 from app.fleet.errors import Error
-
-if TYPE_CHECKING:
-    from app.fleet.precision_decide import VariantMeasure
 
 __all__ = ["PREFERENCES", "Preference", "by_energy", "energy_basis", "prefer"]
 
 Preference = Literal["speed", "energy"]
 PREFERENCES: tuple[Preference, ...] = ("speed", "energy")
 MEASURED = frozenset({"rapl", "nvml", "battery"})
+
+
+class Measured(Protocol):
+    """What the energy choice reads of a variant's measurement (precision_decide.VariantMeasure)."""
+
+    @property
+    def joules_per_1000(self) -> float | None: ...
+
+    @property
+    def energy_basis(self) -> str: ...
+
+
+M = TypeVar("M", bound=Measured)
 
 
 def prefer(text: str) -> Preference:
@@ -43,11 +53,8 @@ def energy_basis(source: str | None, note: str | None) -> str:
 
 
 def by_energy(
-    base: VariantMeasure,
-    eligible: list[VariantMeasure],
-    notes: list[str],
-    label: Callable[[VariantMeasure], str],
-) -> tuple[VariantMeasure, str] | None:
+    base: M, eligible: list[M], notes: list[str], label: Callable[[M], str]
+) -> tuple[M, str] | None:
     """The eligible variant using the least energy and why, or None when some eligible variant
     has no figure (the caller chooses by speed then)."""
     if any(m.joules_per_1000 is None for m in eligible):
@@ -67,11 +74,11 @@ def by_energy(
     return best, "; ".join([said, *notes])
 
 
-def _ratio(m: VariantMeasure, base: VariantMeasure) -> str:
+def _ratio(m: Measured, base: Measured) -> str:
     return f"{(m.joules_per_1000 or 0.0) / (base.joules_per_1000 or 1.0):.2f}x"
 
 
-def _figures(m: VariantMeasure, base: VariantMeasure) -> str:
+def _figures(m: Measured, base: Measured) -> str:
     said = f"{m.joules_per_1000:.3g} vs {base.joules_per_1000:.3g} J per 1,000 inferences"
     bases = list(dict.fromkeys(x.energy_basis or "source unknown" for x in (m, base)))
     return f"{said}, {' and '.join(bases)}"
