@@ -22,6 +22,7 @@ from agent.toolkit.bundles import write_bundle
 from agent.toolkit.bundlesign import ed25519_signer, ed25519_signer_info
 from agent.wire import JobRequest, Manifest, ScheduleRequest
 from app.fleet.audit import AppAudit
+from app.fleet.bundles.errors import BundleError
 from app.fleet.bundles.ledger import Ledger
 from app.fleet.bundles.upgrade import upgrade_action
 from app.fleet.datasets import LocalDataset, scan
@@ -33,10 +34,6 @@ from app.fleet.signing import SigningKey, SigningKeys, load_or_create
 __all__ = ["BundleError", "BundlePlan", "Made", "create_bundle", "parse_expiry"]
 
 MAX_DATASET_FILES = 100_000  # the kit's default max_dataset_files: refuse here what it would refuse
-
-
-class BundleError(Error):
-    """The bundle cannot be made as asked; no file was written."""
 
 
 @dataclass

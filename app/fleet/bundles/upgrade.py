@@ -10,14 +10,13 @@ from typing import Any
 
 from agent.toolkit.hashing import sha256_file
 from agent.toolkit.wheelhouse import MANIFEST, HouseManifest
+from app.fleet.bundles.errors import BundleError
 
 __all__ = ["upgrade_action"]
 
 
 def upgrade_action(root: Path, files: list[tuple[str, Path]]) -> dict[str, Any]:
     """The bundle's agent_upgrade action; adds the wheels to `files` as `agent/<name>`."""
-    from app.fleet.bundles.create import BundleError
-
     try:
         house = HouseManifest.parse(json.loads((root / MANIFEST).read_text()))
     except FileNotFoundError:
