@@ -2,9 +2,11 @@
 
 Dynamic quantization writes ConvInteger for every Conv. ONNX Runtime's CPU kernel took only
 uint8 × uint8 until 1.24 (microsoft/onnxruntime#26585); 1.23, the last release for Python 3.10,
-refuses a model with int8 ConvInteger weights at load. The quantizer asks this module which weight
-type the runtime that will run the model accepts: here, a real session on a one-pixel ConvInteger
-(asked once per process); for a kit seen from the laptop, the version its runtime facts report.
+refuses a model with int8 ConvInteger weights at load. kitfleet stores uint8 Conv weights unless
+signed ones are asked for (`agent.toolkit.quantize`); this module says where asking is allowed: for
+a kit seen from the laptop, from the version its runtime facts report (`kitfleet quantize` refuses
+signed weights for a kit without the kernel); here, a real session on a one-pixel ConvInteger
+(asked once per process), which benchmarks and tests use and which holds the version rule true.
 """
 
 from __future__ import annotations

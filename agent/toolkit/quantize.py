@@ -4,8 +4,13 @@
 runs ONNX Runtime's recommended pre-processing (`agent.toolkit.quantprep`). `quantize` writes
 static QDQ (per-channel int8 weights, uint8 activations) when it gets calibration tensors, dynamic
 otherwise; nodes the quantizer cannot take stay in floating point and are named. 7-bit weights
-(`reduce_range`) keep x86 CPUs without VNNI accurate. Dynamic mode stores unsigned weights when the
-runtime that will run the model has no ConvInteger kernel for signed ones (`agent.toolkit.int8kernels`).
+(`reduce_range`) keep x86 CPUs without VNNI accurate with signed weights (u8×s8 kernels).
+Dynamic mode stores a model with a Conv with unsigned (uint8) weights unless the caller asks for
+signed ones: ONNX Runtime's u8×u8 ConvInteger was 2.4-5x faster than its u8×s8 one where both exist
+(1.32, AVX-512 VNNI; `benchmarks/conv_weights.py`), and 1.23 (Python 3.10's last) has no u8×s8 one.
+With uint8 weights `reduce_range` gives codes 0-127 around a zero point, full range 0-255; ONNX
+Runtime's u8×u8 kernels widen to 16 bits and do not saturate. MatMul-only models keep signed
+weights: there u8×s8 MatMulInteger ran 2.2x faster than u8×u8 (the same benchmark).
 """
 
 from __future__ import annotations
@@ -30,10 +35,19 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.registry import IntegerOpsRegistry, QDQRegistry
 
 from agent.toolkit.errors import Unsupported
-from agent.toolkit.int8kernels import runs_signed_conv_integer
 from agent.toolkit.quantprep import pre_process, settle_weights
 
-__all__ = ["METHODS", "MIN_OPSET", "KeptFloat", "Method", "opset_of", "prepare", "quantize"]
+__all__ = [
+    "METHODS",
+    "MIN_OPSET",
+    "SIGNED_NOTE",
+    "UNSIGNED_NOTE",
+    "KeptFloat",
+    "Method",
+    "opset_of",
+    "prepare",
+    "quantize",
+]
 
 Method = Literal["minmax", "entropy", "percentile"]
 METHODS: dict[str, CalibrationMethod] = {
@@ -46,6 +60,14 @@ _WEIGHTED = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})  # the nodes 
 _NEEDS_STORED_WEIGHT = frozenset({"Conv", "ConvTranspose", "Gemm"})  # MatMul quantizes either input
 _RETRIES = 8  # each retry leaves the nodes the last error named in floating point
 _OTHER_MODE = "try the other mode, or an export with a newer opset"
+UNSIGNED_NOTE = (
+    "unsigned 8-bit weights: ONNX Runtime's u8×u8 ConvInteger ran 2.4-5x faster than its signed "
+    "kernel (1.32, AVX-512 VNNI) and every version has it, 1.23 (Python 3.10's last) lacks the signed one"
+)
+SIGNED_NOTE = (
+    "signed 8-bit Conv weights, as asked: only ONNX Runtime 1.24 and later load them, and its signed "
+    "ConvInteger ran 2.4-5x slower than the unsigned one (1.32, AVX-512 VNNI)"
+)
 
 
 def opset_of(model: onnx.ModelProto) -> int:
@@ -93,15 +115,15 @@ def quantize(
     per_channel: bool,
     reduce_range: bool,
     method: Method,
-    signed_conv: bool | None = None,
+    signed_conv: bool = False,
     notes: list[str] | None = None,
 ) -> list[KeptFloat]:
     """Static (QDQ, uint8 activations, int8 weights) when there are calibration tensors, else dynamic.
 
     Nodes the quantizer cannot take (a Conv or Gemm whose weight is computed in the graph, or one
     its error names) stay in floating point; the answer names every weighted node left so, and why.
-    `signed_conv`: whether the runtime that will run the model has the uint8 × int8 ConvInteger
-    kernel (None: this process's runtime, probed); without it dynamic mode stores uint8 weights.
+    `signed_conv`: dynamic mode stores int8 Conv weights (uint8 × int8 ConvInteger, ONNX Runtime 1.24+
+    only, measured slower) instead of uint8 ones; the caller checks the runtime has the kernel.
     """
     graph = onnx.load(str(prepared)).graph
     excluded = _computed_weights(graph)
@@ -170,19 +192,18 @@ def _run_quantizer(
 
 
 def _dynamic_weights(
-    graph: onnx.GraphProto, excluded: dict[str, str], signed_conv: bool | None, notes: list[str] | None
+    graph: onnx.GraphProto, excluded: dict[str, str], signed_conv: bool, notes: list[str] | None
 ) -> QuantType:
-    """Signed weights (ONNX Runtime's advice) unless a Conv to quantize meets a runtime that lacks
-    the signed ConvInteger kernel; every runtime has uint8 × uint8 for ConvInteger and MatMulInteger."""
+    """Unsigned weights for a model with a Conv to quantize (faster, and every runtime has the kernel)
+    unless signed ones are asked for; signed (ONNX Runtime's advice) for MatMul-only models."""
     if not any(node.op_type == "Conv" and node.name not in excluded for node in graph.node):
         return QuantType.QInt8
-    if signed_conv if signed_conv is not None else runs_signed_conv_integer():
+    if signed_conv:
+        if notes is not None:
+            notes.append(SIGNED_NOTE)
         return QuantType.QInt8
     if notes is not None:
-        notes.append(
-            "unsigned 8-bit weights: ONNX Runtime before 1.24 (the last for Python 3.10) has no "
-            "ConvInteger kernel for signed ones"
-        )
+        notes.append(UNSIGNED_NOTE)
     return QuantType.QUInt8
 
 

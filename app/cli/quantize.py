@@ -4,9 +4,11 @@ side, the nodes left FP32, and one recommendation made from the measurement.
 Without `--mode`, calibration images choose static mode and their absence dynamic mode; an explicit
 `--mode static` without `--calibration` is refused rather than quietly quantized another way.
 Weights take 7 bits unless `--full-range-weights`: this laptop cannot know the CPU of the kit that
-will run the model, and only VNNI/AMX or ARM dot-product CPUs keep full 8-bit weights accurate.
-`--kit K` quantizes for that kit's ONNX Runtime (its facts): dynamic Conv weights are signed only
-where that runtime has the kernel for them.
+will run the model, and only VNNI/AMX or ARM dot-product CPUs keep full 8-bit signed weights accurate
+(unsigned ones, dynamic mode's default for Conv models, are accurate on every CPU).
+Dynamic mode stores a Conv model's weights unsigned (faster, and every ONNX Runtime runs them);
+`--signed-conv-weights` asks for signed ones (an experiment), refused when `--kit K`'s ONNX Runtime
+(its facts) lacks the kernel for them.
 """
 
 from __future__ import annotations
@@ -85,15 +87,21 @@ def add_commands(command: CommandFactory) -> None:
     quantize.add_argument(
         "--full-range-weights",
         action="store_true",
-        help="full 8-bit weights, only for kits with VNNI/AMX or ARM dot-product; "
-        "x86 CPUs without VNNI lose accuracy on them (default: 7-bit weights, "
-        "accurate on every CPU)",
+        help="full 8-bit weights: signed ones (static mode, MatMul-only models) are accurate only on "
+        "kits with VNNI/AMX or ARM dot-product, as x86 CPUs without VNNI saturate on them; dynamic "
+        "mode's unsigned Conv weights on every CPU (default: 7-bit weights, accurate on every CPU)",
+    )
+    quantize.add_argument(
+        "--signed-conv-weights",
+        action="store_true",
+        help="dynamic mode: signed Conv weights (an experiment: they need onnxruntime 1.24+ and "
+        "measured slower; default: unsigned, faster and run by every version)",
     )
     quantize.add_argument(
         "--kit",
         metavar="KIT",
-        help="the kit that will run the model: its ONNX Runtime (from its facts) decides whether "
-        "dynamic mode's Conv weights may be signed (default: unsigned, which every version runs)",
+        help="the kit that will run the model: with --signed-conv-weights, refused unless its "
+        "ONNX Runtime (from its facts) has the signed ConvInteger kernel",
     )
     quantize.add_argument(
         "--report",
@@ -108,7 +116,7 @@ async def _quantize(args: argparse.Namespace) -> int:
 
     mode: Mode = args.mode or ("static" if args.calibration else "dynamic")
     _check(args, mode)
-    runtime = await _kit_runtime(args) if args.kit else None
+    runtime = await _kit_runtime(args) if args.kit and args.signed_conv_weights else None
     result = await asyncio.to_thread(
         quantize_model,
         args.source,
@@ -122,6 +130,7 @@ async def _quantize(args: argparse.Namespace) -> int:
         input_size=_input_size(args.input_size),
         reduce_range=not args.full_range_weights,
         runtime=runtime,
+        signed_conv=args.signed_conv_weights,
     )
     notes = [*_chosen_mode(args), *result.notes, *_kept_float(result), *_unlabelled(args.evaluation, result)]
     data = _data(result, args.method, notes)

@@ -6,9 +6,10 @@ nodes ONNX Runtime's quantizer cannot take stay FP32, named in the result. fp16 
 half precision for kits whose execution provider (a GPU) runs it best.
 Weights take 7 bits unless asked otherwise: the laptop cannot know which CPU will run the model,
 and on x86 CPUs without VNNI ONNX Runtime's u8×s8 kernels (vpmaddubsw) add products in pairs into
-int16, which full 8-bit weights can overflow, so accuracy drops (ONNX Runtime's advice: reduce_range).
-Dynamic mode's Conv weights are signed only for a kit whose ONNX Runtime (its facts' version) has
-the signed ConvInteger kernel, 1.24 or later; unknown or older, they are unsigned, which every one runs.
+int16, which full 8-bit signed weights can overflow, so accuracy drops (ONNX Runtime's advice:
+reduce_range). Dynamic mode stores a Conv model's weights unsigned (measured faster, and every
+ONNX Runtime runs them; `agent.toolkit.quantize`), whose u8×u8 kernels widen to 16 bits and cannot
+saturate; signed Conv weights only when asked, refused for a kit whose runtime lacks the kernel.
 The side-by-side report (`app.fleet.quantreport`) fills the new manifest's figures.
 """
 
@@ -29,8 +30,16 @@ import onnx
 from agent.toolkit.durable import fsync_path, replace_durably
 from agent.toolkit.errors import Refusal
 from agent.toolkit.float16 import to_float16
-from agent.toolkit.int8kernels import signed_conv_integer_in
-from agent.toolkit.quantize import METHODS, MIN_OPSET, KeptFloat, Method, opset_of, prepare
+from agent.toolkit.int8kernels import SIGNED_CONV_SINCE, signed_conv_integer_in
+from agent.toolkit.quantize import (
+    METHODS,
+    MIN_OPSET,
+    UNSIGNED_NOTE,
+    KeptFloat,
+    Method,
+    opset_of,
+    prepare,
+)
 from agent.toolkit.quantize import quantize as toolkit_quantize
 from agent.wire import InputSpec, Manifest, Normalisation, Precision
 from app.fleet.images import common_size, image_files, load_image, spread
@@ -103,23 +112,26 @@ def quantize_model(
     runs: int = 100,
     input_size: tuple[int, int] | None = None,
     runtime: str | None = None,
+    signed_conv: bool = False,
 ) -> QuantizeResult:
     """Quantize `src` to `dst` and write its manifest beside it; both are replaced only on success.
 
     `calibration`: a folder of images (static mode only). `evaluation`: an optional image folder
     (folder-per-label for accuracy) whose comparison fills the manifest's figures. `input_size`
     (height, width): the picture size the kit feeds, for a model that leaves it free.
-    `reduce_range=False` gives full 8-bit weights, accurate only on kits with VNNI/AMX or ARM dot-product.
+    `reduce_range=False` gives full 8-bit weights: signed ones are accurate only on kits with VNNI/AMX
+    or ARM dot-product, unsigned ones (dynamic mode's Conv default) everywhere.
     `runtime`: the ONNX Runtime version of the kit that will run the model (its facts), None if unknown.
+    `signed_conv`: dynamic mode stores signed Conv weights (an experiment; measured slower), refused
+    when `runtime` is known to lack the signed ConvInteger kernel.
     """
     _check_options(src, dst, mode, method)
+    _check_signed(mode, signed_conv, runtime)
     model = read_model(src)
     cpu_session(src)  # a model ONNX Runtime cannot run is refused before minutes of work
     source = manifest_beside(src)
     files = _calibration_files(calibration, max_images) if mode == "static" else []
     notes = [f"{mode} mode ignores the calibration images"] if mode != "static" and calibration else []
-    if mode != "fp16":
-        notes.append(_weights_note(reduce_range))
     spec = _input_spec(model, source, input_size, files, notes)
     tensors = _calibration_tensors(files, spec, source.normalisation if source else Normalisation())
     if evaluation is not None:
@@ -139,10 +151,10 @@ def quantize_model(
             per_channel=per_channel,
             reduce_range=reduce_range,
             method=method,
-            signed_conv=signed_conv_integer_in(runtime),
+            signed_conv=signed_conv,
         )
-        if runtime is None and any(note.startswith("unsigned 8-bit weights") for note in notes):
-            notes.append(_UNKNOWN_RUNTIME)
+        if mode != "fp16":
+            notes.append(_weights_note(reduce_range, unsigned=UNSIGNED_NOTE in notes))
         precision: Precision = "fp16" if mode == "fp16" else "int8"
         report = compare(src, staged, evaluation, runs=runs, input_spec=spec, precision=precision)
         report = dataclasses.replace(report, int8=dataclasses.replace(report.int8, path=dst))
@@ -195,10 +207,20 @@ def _converted(
         raise QuantizeError(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
 
 
-_UNKNOWN_RUNTIME = (
-    "the kit's ONNX Runtime is unknown, so the Conv weights are unsigned, which every version runs; "
-    "name the kit to use signed weights where its runtime has the kernel"
-)
+def _check_signed(mode: Mode, signed_conv: bool, runtime: str | None) -> None:
+    if not signed_conv:
+        return
+    if mode != "dynamic":
+        raise QuantizeError(
+            f"signed Conv weights are a dynamic-mode choice; {mode} mode decides its weights itself, "
+            "leave the signed option out"
+        )
+    if runtime is not None and not signed_conv_integer_in(runtime):
+        raise QuantizeError(
+            f"the kit's ONNX Runtime {runtime} has no ConvInteger kernel for signed weights "
+            f"({SIGNED_CONV_SINCE[0]}.{SIGNED_CONV_SINCE[1]}+) and would refuse the model; "
+            "leave the signed option out"
+        )
 
 
 def _how(mode: Mode, reduce_range: bool) -> str:
@@ -211,7 +233,15 @@ def _weight_bits(reduce_range: bool) -> int:
     return 7 if reduce_range else 8
 
 
-def _weights_note(reduce_range: bool) -> str:
+def _weights_note(reduce_range: bool, *, unsigned: bool) -> str:
+    if unsigned:  # ONNX Runtime's u8×u8 kernels widen to int16 and add pairs in int32 (vpmaddwd)
+        return (
+            "7-bit weights (reduce_range, codes 0-127): accurate on every CPU; these unsigned weights "
+            "run on u8×u8 kernels, which do not saturate, so full 8-bit ones would be too"
+            if reduce_range
+            else "full 8-bit weights (codes 0-255): accurate on every CPU, as these unsigned weights run "
+            "on u8×u8 kernels, which do not saturate"
+        )
     if reduce_range:
         return (
             "7-bit weights (reduce_range): accurate on every CPU; full 8-bit weights are only for kits "

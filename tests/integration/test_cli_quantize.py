@@ -163,40 +163,88 @@ def conv_weight_types(path: Path) -> set[int]:
     return {stored[node.input[1]] for node in model.graph.node if node.op_type == "ConvInteger"}
 
 
-def test_weights_take_seven_bits_unless_the_kits_have_vnni_or_arm_dot_product(
+def codes(path: Path, data_type: int) -> np.ndarray:
+    """Every number of that 8-bit type the model stores: its quantized weights and zero points."""
+    stored = [
+        onnx.numpy_helper.to_array(i).ravel().astype(np.int16)
+        for i in onnx.load(str(path)).graph.initializer
+        if i.data_type == data_type
+    ]
+    assert stored, "no weights of that type"
+    return np.concatenate(stored)
+
+
+def test_weights_take_seven_bits_unless_the_kits_have_vnni_or_arm_dot_product(tmp_path: Path) -> None:
+    model = conv_classifier(tmp_path / "model.onnx")
+    home = tmp_path / "home"
+    run = ("quantize", str(model), "--runs", "3", "--json")
+
+    safe = kitfleet(home, *run[:2], str(tmp_path / "safe.onnx"), *run[2:])
+    full = kitfleet(home, *run[:2], str(tmp_path / "full.onnx"), *run[2:], "--full-range-weights")
+
+    assert safe.returncode == 0, safe.stderr
+    data = json.loads(safe.stdout)
+    assert conv_weight_types(tmp_path / "safe.onnx") == {TensorProto.UINT8}  # faster, and any runtime runs it
+    assert any(note.startswith("unsigned 8-bit weights") and "faster" in note for note in data["notes"])
+    assert data["weight_bits"] == 7
+    assert any(note.startswith("7-bit weights") for note in data["notes"])
+    assert (
+        codes(tmp_path / "safe.onnx", TensorProto.UINT8).min(),
+        codes(tmp_path / "safe.onnx", TensorProto.UINT8).max(),
+    ) == (0, 127)
+    assert (load_package(tmp_path / "safe.onnx").source_model or "").endswith("7-bit weights")
+    assert full.returncode == 0, full.stderr
+    full_notes = json.loads(full.stdout)["notes"]
+    # unsigned weights run on u8×u8 kernels, which widen to 16 bits: no saturation without VNNI either
+    assert any(
+        note.startswith("full 8-bit weights (codes 0-255): accurate on every CPU") for note in full_notes
+    )
+    assert codes(tmp_path / "full.onnx", TensorProto.UINT8).max() == 255
+    assert (load_package(tmp_path / "full.onnx").source_model or "").endswith("8-bit weights")
+
+
+def test_signed_conv_weights_are_an_explicit_choice_checked_against_the_kits_runtime(
     start_agent: AgentFactory, tmp_path: Path
 ) -> None:
     model = conv_classifier(tmp_path / "model.onnx")
     home = tmp_path / "home"
     agent = start_agent("signed-kit", mdns=False)  # its ONNX Runtime, this venv's, has signed ConvInteger
     assert kitfleet(home, "adopt", agent.address, "--code", agent.pair_code()).returncode == 0
-    kit = ("--kit", "signed-kit")
+    signed = ("--signed-conv-weights", "--kit", "signed-kit")
 
-    safe = kitfleet(home, "quantize", str(model), str(tmp_path / "safe.onnx"), "--runs", "3", "--json", *kit)
-    full = kitfleet(
-        home, "quantize", str(model), str(tmp_path / "full.onnx"), "--runs", "3", "--full-range-weights", *kit
+    done = kitfleet(
+        home,
+        "quantize",
+        str(model),
+        str(tmp_path / "s8.onnx"),
+        "--runs",
+        "3",
+        "--full-range-weights",
+        *signed,
     )
-    anyone = kitfleet(home, "quantize", str(model), str(tmp_path / "any.onnx"), "--runs", "3", "--json")
+    static = kitfleet(
+        home,
+        "quantize",
+        str(model),
+        str(tmp_path / "st.onnx"),
+        "--mode",
+        "static",
+        "--calibration",
+        str(tmp_path),
+        "--runs",
+        "3",
+        *signed,
+    )
 
-    assert anyone.returncode == 0, anyone.stderr
-    assert conv_weight_types(tmp_path / "any.onnx") == {TensorProto.UINT8}  # no kit named: runs on any
-    assert any("ONNX Runtime is unknown" in note for note in json.loads(anyone.stdout)["notes"])
-    assert conv_weight_types(tmp_path / "safe.onnx") == {TensorProto.INT8}  # the kit has the kernel
-    assert safe.returncode == 0, safe.stderr
-    data = json.loads(safe.stdout)
-    assert not any("unsigned" in note for note in data["notes"])
-    assert data["weight_bits"] == 7
-    assert any(note.startswith("7-bit weights") for note in data["notes"])
-    assert (load_package(tmp_path / "safe.onnx").source_model or "").endswith("7-bit weights")
-    assert full.returncode == 0, full.stderr
-    assert "note: full 8-bit weights: deploy only to kits with VNNI/AMX or ARM dot-product" in full.stdout
-    assert (load_package(tmp_path / "full.onnx").source_model or "").endswith("8-bit weights")
-    codes = [
-        onnx.numpy_helper.to_array(i)
-        for i in onnx.load(str(tmp_path / "full.onnx")).graph.initializer
-        if i.data_type == TensorProto.INT8
-    ]
-    assert max(int(abs(c.astype(np.int16)).max()) for c in codes) == 127
+    assert done.returncode == 0, done.stderr
+    assert conv_weight_types(tmp_path / "s8.onnx") == {TensorProto.INT8}  # the kit's 1.24+ has the kernel
+    assert "note: signed 8-bit Conv weights, as asked" in done.stdout
+    assert "note: unsigned" not in done.stdout
+    assert "note: full 8-bit weights: deploy only to kits with VNNI/AMX or ARM dot-product" in done.stdout
+    assert np.abs(codes(tmp_path / "s8.onnx", TensorProto.INT8)).max() == 127
+    assert static.returncode != 0
+    assert "dynamic-mode choice" in static.stderr
+    assert not (tmp_path / "st.onnx").exists()
 
 
 def custom_op_model(path: Path) -> Path:

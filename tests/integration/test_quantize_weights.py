@@ -36,7 +36,8 @@ def test_a_quantize_job_uses_seven_bit_weights_on_x86_without_vnni(
         model.raise_for_status()
         manifest = client.get(f"/v1/jobs/{job['job_id']}/results/manifest.json").json()
 
-    # u8×s8 products added in pairs saturate int16 on x86 without VNNI/AMX, so the kit keeps 7 bits
+    # a MatMul-only model keeps signed weights (u8×s8 MatMulInteger measured faster), whose products
+    # added in pairs saturate int16 on x86 without VNNI/AMX, so there the kit keeps 7 bits
     reduced = cpu["arch"].lower() in X86 and cpu["int8"]["via"] is None
     bits = 7 if reduced else 8
     assert job["result"]["weight_bits"] == bits

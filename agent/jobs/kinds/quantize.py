@@ -4,8 +4,9 @@ left FP32, and the same recommendation `kitfleet quantize` words, measured where
 
 The same pipeline as `kitfleet quantize` on the laptop (`agent.toolkit.quantize`: opset upgrade,
 ONNX Runtime's pre-processing, then the quantizer). Unlike the laptop, the kit knows which CPU
-runs the result, so its own CPU facts choose the weight range, and its own ONNX Runtime the weights'
-sign (unsigned where it lacks the signed ConvInteger kernel: 1.23, Python 3.10's last).
+runs the result, so its own CPU facts choose the weight range: 7 bits on x86 without VNNI, where
+u8×s8 kernels saturate (signed weights; a Conv model's unsigned weights, the toolkit's default as
+faster and run by every ONNX Runtime, would not saturate, so 7 bits there only cost precision).
 The agent installs the result as a new, inactive version (`agent/jobs/service.py`).
 """
 
@@ -117,7 +118,7 @@ def _verify(path: Path, manifest: Manifest) -> None:
 def _quantize(
     source: Path, target: Path, per_channel: bool, reduce_range: bool, notes: list[str]
 ) -> list[KeptFloat]:
-    """The toolkit's pipeline; the runtime this job runs in decides the weights' sign (probed)."""
+    """The toolkit's pipeline: unsigned weights for a model with a Conv, signed for MatMul-only."""
     try:
         import onnx
 

@@ -13,9 +13,10 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from agent.toolkit.float16 import to_float16
 from agent.toolkit.int8kernels import runs_signed_conv_integer, signed_conv_integer_in
-from agent.toolkit.quantize import KeptFloat, prepare, quantize
+from agent.toolkit.quantize import SIGNED_NOTE, UNSIGNED_NOTE, KeptFloat, prepare, quantize
 from agent.toolkit.quantprep import settle_weights
 from tests.onnx_field_models import correlation_head, paddle_recognizer
+from tests.onnx_models import classifier
 
 
 def run(path: Path, tensor: np.ndarray) -> np.ndarray:
@@ -83,49 +84,83 @@ def test_the_probe_and_the_version_rule_agree_on_this_runtime() -> None:
     assert not signed_conv_integer_in("unknown")  # unreadable: the weights every runtime runs
 
 
-def test_without_the_signed_kernel_conv_weights_are_unsigned_and_run_here(
-    recognizer: Path, tmp_path: Path
+def weight_codes(path: Path, data_type: int) -> np.ndarray:
+    model = onnx.load(str(path))
+    stored = [
+        onnx.numpy_helper.to_array(t).ravel() for t in model.graph.initializer if t.data_type == data_type
+    ]
+    assert stored, "no weights of that type"
+    return np.concatenate(stored).astype(np.int16)
+
+
+@pytest.mark.parametrize("reduce_range", [True, False])
+def test_conv_weights_are_unsigned_by_default_and_run_here(
+    recognizer: Path, tmp_path: Path, reduce_range: bool
 ) -> None:
     notes: list[str] = []
     prepared = prepare(onnx.load(str(recognizer)), tmp_path, notes)
     out = tmp_path / "int8-u8.onnx"
 
     kept = quantize(
+        prepared, out, "x", [], per_channel=False, reduce_range=reduce_range, method="minmax", notes=notes
+    )
+
+    assert kept == []
+    assert conv_weight_types(out) == {onnx.TensorProto.UINT8}
+    assert UNSIGNED_NOTE in notes
+    # uint8 weights are asymmetric around a zero point: reduce_range keeps codes 0-127, else 0-255
+    codes = weight_codes(out, onnx.TensorProto.UINT8)
+    assert (codes.min(), codes.max()) == ((0, 127) if reduce_range else (0, 255))
+    for tensor in pictures():  # runs on every ONNX Runtime, 1.23 included
+        assert np.mean(run(recognizer, tensor).argmax(-1) == run(out, tensor).argmax(-1)) >= 0.9
+
+
+def test_signed_conv_weights_only_when_asked_and_load_exactly_where_the_probe_says(
+    recognizer: Path, tmp_path: Path
+) -> None:
+    out, _, _ = quantized(recognizer, tmp_path)  # the default, whatever this runtime has
+    assert conv_weight_types(out) == {onnx.TensorProto.UINT8}
+
+    forced = tmp_path / "int8-s8.onnx"
+    notes: list[str] = []
+    prepared = prepare(onnx.load(str(recognizer)), tmp_path, [])
+    quantize(
         prepared,
-        out,
+        forced,
         "x",
         [],
         per_channel=False,
         reduce_range=True,
         method="minmax",
-        signed_conv=False,
+        signed_conv=True,
         notes=notes,
     )
-
-    assert kept == []
-    assert conv_weight_types(out) == {onnx.TensorProto.UINT8}
-    assert any("unsigned 8-bit weights" in note for note in notes)
-    for tensor in pictures():  # runs on every ONNX Runtime, 1.23 included
-        assert np.mean(run(recognizer, tensor).argmax(-1) == run(out, tensor).argmax(-1)) >= 0.9
-
-
-def test_signed_conv_weights_load_exactly_where_the_probe_says(recognizer: Path, tmp_path: Path) -> None:
-    out, _, _ = quantized(recognizer, tmp_path)  # the probe chose for this runtime
-    assert conv_weight_types(out) == {
-        onnx.TensorProto.INT8 if runs_signed_conv_integer() else onnx.TensorProto.UINT8
-    }
-
-    forced = tmp_path / "int8-s8.onnx"
-    prepared = prepare(onnx.load(str(recognizer)), tmp_path, [])
-    quantize(
-        prepared, forced, "x", [], per_channel=False, reduce_range=True, method="minmax", signed_conv=True
-    )
     assert conv_weight_types(forced) == {onnx.TensorProto.INT8}
+    assert SIGNED_NOTE in notes
+    assert UNSIGNED_NOTE not in notes
+    assert np.abs(weight_codes(forced, onnx.TensorProto.INT8)).max() == 64  # 7 bits, symmetric
     if runs_signed_conv_integer():
         assert run(forced, pictures(1)[0]).shape == (1, 16, 37)
     else:
         with pytest.raises(Exception, match="ConvInteger"):
             run(forced, pictures(1)[0])
+
+
+def test_a_matmul_only_model_keeps_signed_weights(tmp_path: Path) -> None:
+    classifier(tmp_path / "linear.onnx", size=8)  # Flatten → MatMul → Softmax, no Conv
+    notes: list[str] = []
+    prepared = prepare(onnx.load(str(tmp_path / "linear.onnx")), tmp_path, notes)
+    out = tmp_path / "linear-int8.onnx"
+
+    quantize(prepared, out, "image", [], per_channel=False, reduce_range=True, method="minmax", notes=notes)
+
+    model = onnx.load(str(out))
+    stored = {tensor.name: tensor.data_type for tensor in model.graph.initializer}
+    matmuls = [node for node in model.graph.node if node.op_type == "MatMulInteger"]
+    assert {stored[node.input[1]] for node in matmuls} == {onnx.TensorProto.INT8}  # u8×s8 measured faster
+    assert not {UNSIGNED_NOTE, SIGNED_NOTE} & set(notes)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"image": np.zeros((1, 3, 8, 8), np.float32)})[0].shape == (1, 4)
 
 
 def test_the_recognizer_quantizes_statically_too(recognizer: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The kit's `quantize` job on the bundled Conv classifier: the model it writes runs on the kit's
+"""The kit's `quantize` job on the bundled Conv classifier: its unsigned Conv weights run on the kit's
 own ONNX Runtime, whichever that is (CI runs this under Python 3.10's onnxruntime 1.23 too)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import onnxruntime as ort
 
 from agent.jobs.kinds import quantize
 from agent.jobs.report import Reporter
-from agent.toolkit.int8kernels import runs_signed_conv_integer
+from agent.toolkit.quantize import UNSIGNED_NOTE
 from agent.wire import Manifest
 from resources import models_dir
 
@@ -36,10 +36,9 @@ def test_the_kit_quantizes_a_conv_model_into_one_its_runtime_runs(tmp_path: Path
     model = onnx.load(str(out))
     stored = {tensor.name: tensor.data_type for tensor in model.graph.initializer}
     conv_weights = {stored[n.input[1]] for n in model.graph.node if n.op_type == "ConvInteger"}
-    signed = runs_signed_conv_integer()
-    assert conv_weights == {onnx.TensorProto.INT8 if signed else onnx.TensorProto.UINT8}
+    assert conv_weights == {onnx.TensorProto.UINT8}  # faster than signed, and every runtime runs them
     assert summary["kept_float"] == []
-    assert signed or any("unsigned 8-bit weights" in note for note in summary["notes"])
+    assert UNSIGNED_NOTE in summary["notes"]
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # as /infer opens it
     shape = (1, manifest.input.channels, manifest.input.height, manifest.input.width)
     picture = np.random.default_rng(1).random(shape, dtype=np.float32)

@@ -134,26 +134,34 @@ def conv_weight_type(path: Path) -> set[int]:
     return {stored[node.input[1]] for node in model.graph.node if node.op_type == "ConvInteger"}
 
 
-@pytest.mark.parametrize(
-    ("runtime", "weights"),
-    [
-        (None, TensorProto.UINT8),  # no kit named: the weights every ONNX Runtime runs
-        ("1.23.2", TensorProto.UINT8),  # Python 3.10's last: no signed ConvInteger kernel
-        ("1.24.0", TensorProto.INT8),
-    ],
-)
-def test_dynamic_conv_weights_follow_the_kits_runtime(
-    fp32: Path, tmp_path: Path, runtime: str | None, weights: int
+@pytest.mark.parametrize("runtime", [None, "1.23.2", "1.24.0"])
+def test_dynamic_conv_weights_are_unsigned_whatever_the_kits_runtime(
+    fp32: Path, tmp_path: Path, runtime: str | None
 ) -> None:
     result = quantize_model(fp32, tmp_path / "tiny-dyn.onnx", "dynamic", runs=5, runtime=runtime)
 
-    assert conv_weight_type(result.model) == {weights}
-    unsigned = [note for note in result.notes if note.startswith("unsigned 8-bit weights")]
-    assert bool(unsigned) == (weights == TensorProto.UINT8)
-    assert any("ONNX Runtime is unknown" in note for note in result.notes) == (runtime is None)
-    if weights == TensorProto.UINT8:  # runs here whatever this runtime is
-        session = ort.InferenceSession(str(result.model), providers=["CPUExecutionProvider"])
-        assert session.run(None, {"image": np.zeros((1, 3, SIZE, SIZE), np.float32)})[0].shape == (1, CLASSES)
+    assert conv_weight_type(result.model) == {TensorProto.UINT8}  # faster, and every runtime runs them
+    assert any(note.startswith("unsigned 8-bit weights") and "faster" in note for note in result.notes)
+    session = ort.InferenceSession(str(result.model), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"image": np.zeros((1, 3, SIZE, SIZE), np.float32)})[0].shape == (1, CLASSES)
+
+
+def test_signed_conv_weights_only_when_asked_and_where_the_kits_runtime_has_the_kernel(
+    fp32: Path, images: Path, tmp_path: Path
+) -> None:
+    signed = quantize_model(fp32, tmp_path / "s8.onnx", "dynamic", runs=3, runtime="1.24.0", signed_conv=True)
+    assert conv_weight_type(signed.model) == {TensorProto.INT8}
+    assert any(note.startswith("signed 8-bit Conv weights, as asked") for note in signed.notes)
+    assert not any(note.startswith("unsigned") for note in signed.notes)
+
+    with pytest.raises(
+        QuantizeError, match=r"1\.23\.2 has no ConvInteger kernel for signed weights \(1\.24\+\)"
+    ):
+        quantize_model(fp32, tmp_path / "old.onnx", "dynamic", runs=3, runtime="1.23.2", signed_conv=True)
+    with pytest.raises(QuantizeError, match="dynamic-mode choice"):
+        quantize_model(fp32, tmp_path / "st.onnx", "static", images, runs=3, signed_conv=True)
+    assert not (tmp_path / "old.onnx").exists()
+    assert not (tmp_path / "st.onnx").exists()
 
 
 def test_compare_reports_sizes_latency_and_agreement(fp32: Path, images: Path, tmp_path: Path) -> None:
@@ -345,34 +353,53 @@ def test_bundled_digits_int8_is_within_one_point_of_fp32() -> None:
     assert report.agreement_top1 >= 0.98
 
 
-def weight_codes(path: Path) -> np.ndarray:
-    """Every int8 number stored in the model: its quantized weights."""
+def weight_codes(path: Path, data_type: int) -> np.ndarray:
+    """Every number of that 8-bit type stored in the model: its quantized weights (and zero points)."""
     model = onnx.load(str(path))
-    codes = [
-        numpy_helper.to_array(i).ravel() for i in model.graph.initializer if i.data_type == TensorProto.INT8
-    ]
-    assert codes, "the model stores no int8 weights"
+    codes = [numpy_helper.to_array(i).ravel() for i in model.graph.initializer if i.data_type == data_type]
+    assert codes, "the model stores no weights of that type"
     return np.concatenate(codes).astype(np.int16)
 
 
-@pytest.mark.parametrize("mode", ["static", "dynamic"])
+@pytest.mark.parametrize(("mode", "signed"), [("static", True), ("dynamic", True), ("dynamic", False)])
 def test_weights_take_seven_bits_unless_full_range_is_asked_for(
-    mode: Mode, fp32: Path, images: Path, tmp_path: Path
+    mode: Mode, signed: bool, fp32: Path, images: Path, tmp_path: Path
 ) -> None:
     calibration = images if mode == "static" else None
+    asked = mode == "dynamic" and signed  # static mode's weights are signed anyway
+    runtime = "1.24.0" if asked else None  # a kit whose ONNX Runtime has signed ConvInteger
 
-    signed = "1.24.0"  # a kit whose ONNX Runtime has signed ConvInteger: dynamic weights stay int8
-    safe = quantize_model(fp32, tmp_path / "safe.onnx", mode, calibration, runs=3, runtime=signed)
+    safe = quantize_model(
+        fp32, tmp_path / "safe.onnx", mode, calibration, runs=3, runtime=runtime, signed_conv=asked
+    )
     full = quantize_model(
-        fp32, tmp_path / "full.onnx", mode, calibration, runs=3, reduce_range=False, runtime=signed
+        fp32,
+        tmp_path / "full.onnx",
+        mode,
+        calibration,
+        runs=3,
+        reduce_range=False,
+        runtime=runtime,
+        signed_conv=asked,
     )
 
-    # x86 CPUs without VNNI add u8×s8 products in pairs into int16, which 8-bit weights can overflow
-    assert np.abs(weight_codes(safe.model)).max() <= 64
-    assert np.abs(weight_codes(full.model)).max() >= 127
     assert (safe.reduce_range, full.reduce_range) == (True, False)
     assert any(note.startswith("7-bit weights") for note in safe.notes)
-    assert any(note.startswith("full 8-bit weights") and "VNNI" in note for note in full.notes)
+    if signed:  # symmetric int8: 7 bits are -64..64, full range -127..127
+        assert np.abs(weight_codes(safe.model, TensorProto.INT8)).max() == 64
+        assert np.abs(weight_codes(full.model, TensorProto.INT8)).max() == 127
+        # x86 CPUs without VNNI add u8×s8 products in pairs into int16, which 8-bit weights can overflow
+        assert any(note.startswith("full 8-bit weights") and "VNNI" in note for note in full.notes)
+    else:  # uint8 around a zero point: 7 bits are 0..127, full range 0..255
+        safe_codes, full_codes = (
+            weight_codes(safe.model, TensorProto.UINT8),
+            weight_codes(full.model, TensorProto.UINT8),
+        )
+        assert (safe_codes.min(), safe_codes.max()) == (0, 127)
+        assert (full_codes.min(), full_codes.max()) == (0, 255)
+        # u8×u8 kernels widen to 16 bits before adding pairs: full range is accurate on every CPU
+        assert any(note.startswith("full 8-bit weights") and "every CPU" in note for note in full.notes)
+        assert not any("deploy only" in note for note in full.notes)
     assert (load_package(safe.model).source_model or "").endswith(f"{mode} INT8 by kitfleet, 7-bit weights")
     assert (load_package(full.model).source_model or "").endswith(f"{mode} INT8 by kitfleet, 8-bit weights")
 
