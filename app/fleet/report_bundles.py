@@ -4,12 +4,10 @@ Drawn with the report's own markup and classes."""
 
 from __future__ import annotations
 
-import html
-import time
-
 from app.fleet.receipts import BundleTraffic
 from app.fleet.receipts.traffic import NOT_REPORTED
-from app.fleet.text import printable
+from app.fleet.report_markup import e as _e
+from app.fleet.report_markup import when
 
 __all__ = ["bundles_section"]
 
@@ -76,9 +74,5 @@ def _outcome(outcome: str) -> str:
     return f'<span class="{_OUTCOME_CLASS.get(outcome, "muted")}">{_e(outcome)}</span>'
 
 
-def _e(value: object) -> str:
-    return html.escape(printable("" if value is None else str(value)))
-
-
 def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+    return when(ts, "-")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import html
 import time
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 from agent.wire import AuditEntry, JobEnergy, JobInfo, format_device_id
@@ -15,9 +13,12 @@ from app.fleet.ops import KitView, model_rows
 from app.fleet.precision_store import StoredChoice
 from app.fleet.report_bundles import bundles_section
 from app.fleet.report_data import FleetReport, KitReport
+from app.fleet.report_markup import e as _e
+from app.fleet.report_markup import num as _num
+from app.fleet.report_markup import table as _table
+from app.fleet.report_markup import when as _when
 from app.fleet.report_rollouts import rollouts_section
 from app.fleet.svg_chart import Series, line_chart
-from app.fleet.text import printable
 
 __all__ = ["render"]
 
@@ -60,34 +61,6 @@ def render(report: FleetReport) -> str:
         f"<title>kitfleet field report {_when(report.generated_at)}</title>"
         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n"
     )
-
-
-def _e(value: object) -> str:
-    """Text for the page: HTML-escaped, and with a kit's control characters (a bidi override
-    that reverses what a reader sees, an escape) shown as escapes."""
-    return html.escape(printable("" if value is None else str(value)))
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], empty: str = "none") -> str:
-    """Cells are HTML already (escaped by the caller); numbers are marked with a leading \\x00."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    lines = [
-        "<tr>"
-        + "".join(f'<td class="num">{c[1:]}</td>' if c.startswith("\0") else f"<td>{c}</td>" for c in row)
-        + "</tr>"
-        for row in rows
-    ]
-    if not lines:
-        return f'<p class="muted">{_e(empty)}</p>'
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
-
-
-def _num(value: float | None, fmt: str = "{:.0f}", suffix: str = "") -> str:
-    return "\0" + ("" if value is None else _e(fmt.format(value) + suffix))
 
 
 def _status(view: KitView) -> str:

@@ -3,11 +3,9 @@ and every kit's state in it (issue 21). Drawn with the report's own markup and c
 
 from __future__ import annotations
 
-import html
-import time
-
+from app.fleet.report_markup import e as _e
+from app.fleet.report_markup import when
 from app.fleet.rollout.record import Rollout
-from app.fleet.text import printable
 
 __all__ = ["rollouts_section"]
 
@@ -45,9 +43,5 @@ def _rollout(r: Rollout) -> str:
     return head + table + (f"<p>left out by the model's gates:</p><ul>{refused}</ul>" if refused else "")
 
 
-def _e(value: object) -> str:
-    return html.escape(printable("" if value is None else str(value)))
-
-
 def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "not yet"
+    return when(ts, "not yet")
