@@ -21,7 +21,8 @@ def upgrade_action(root: Path, files: list[tuple[str, Path]]) -> dict[str, Any]:
         house = HouseManifest.parse(json.loads((root / MANIFEST).read_text()))
     except FileNotFoundError:
         raise BundleError(
-            f"{root} is not a wheelhouse ({MANIFEST} missing): build one with packaging/wheelhouse.py"
+            f"{root} is not a wheelhouse ({MANIFEST} missing): build one on a machine with internet "
+            "(README, Provisioning and packaging), the same one `kitfleet provision --wheelhouse` takes"
         ) from None
     except (OSError, ValueError) as exc:
         raise BundleError(f"{root / MANIFEST}: {exc}; build the wheelhouse again") from exc
