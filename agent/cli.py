@@ -308,6 +308,12 @@ def _import(args: argparse.Namespace) -> int:
     return import_command(args)
 
 
+def _apply_upgrade(args: argparse.Namespace) -> int:
+    from agent.bundles.cli import apply_upgrade_command
+
+    return apply_upgrade_command(args)
+
+
 def _signers(args: argparse.Namespace) -> int:
     from agent.bundles.cli import signers_command
 
@@ -324,6 +330,7 @@ _COMMANDS = {
     "facts": _facts,
     "import": _import,
     "signers": _signers,
+    "apply-upgrade": _apply_upgrade,
 }
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_commands", "import_command", "signers_command"]
+__all__ = ["add_commands", "apply_upgrade_command", "import_command", "signers_command"]
 
 Command = Callable[[str, str], argparse.ArgumentParser]
 
@@ -22,6 +23,23 @@ def add_commands(command: Command) -> None:
     signers.add_argument("arg", nargs="?", metavar="KEYID|FILE", help="revoke: the key id; trust: a key file")
     signers.add_argument("--label", default="trusted by hand", help="trust: a name for the key")
     signers.add_argument("--json", action="store_true", help="print JSON")
+    apply = command(
+        "apply-upgrade",
+        "as root: install an agent upgrade the service staged in its data dir (run by "
+        "kitfleet-agent-upgrade.service), switch to it and restart the service, or go back",
+    )
+    apply.add_argument(
+        "--venvs", type=Path, default=Path("/opt/kitfleet-agent"), metavar="ROOT",
+        help="the install root holding venvs/ and current (default /opt/kitfleet-agent)",
+    )  # fmt: skip
+    apply.add_argument(
+        "--restart-command", default=None, metavar="COMMAND",
+        help="how the agent's service is restarted (default: systemctl restart "
+        "kitfleet-agent.service); for hosts run by another service manager",
+    )  # fmt: skip
+    apply.add_argument("--user", help="the service's user (default: the data dir's owner)")
+    apply.add_argument("--health-timeout", type=float, default=120.0, help="seconds to wait for /v1/health")
+    apply.add_argument("--json", action="store_true", help="print JSON")
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -50,6 +68,29 @@ def import_command(args: argparse.Namespace) -> int:
     for action in result["applied"]:
         print(f"  {action['type']}: {action.get('target', '')} {action['outcome']}".rstrip())
     return 0
+
+
+def apply_upgrade_command(args: argparse.Namespace) -> int:
+    import json
+    import pwd
+    import shlex
+
+    from agent.bundles.apply_staged import DEFAULT_RESTART, ApplyFailed, apply_staged
+
+    if os.geteuid() != 0:
+        return _fail("apply-upgrade installs into the install root: run it as root")
+    try:
+        uid = pwd.getpwnam(args.user).pw_uid if args.user else None
+    except KeyError:
+        return _fail(f"no user {args.user!r}", "give the agent service's user with --user")
+    restart = shlex.split(args.restart_command or DEFAULT_RESTART)
+    try:
+        outcome = apply_staged(args.data_dir, args.venvs, restart, args.health_timeout, uid)
+    except ApplyFailed as exc:
+        return _fail(str(exc), "pass --venvs with the install root the service runs from")
+    said = f"{outcome['outcome']}: {outcome.get('message', '')}".rstrip(": ")
+    print(json.dumps(outcome) if args.json else said)
+    return 0 if outcome["outcome"] in ("applied", "nothing") else 1
 
 
 def signers_command(args: argparse.Namespace) -> int:

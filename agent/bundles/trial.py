@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import ssl
@@ -34,14 +35,23 @@ class TrialFailed(Exception):
     """The new agent did not come up healthy; the message says how far it got."""
 
 
-def trial_run(venv: Path, settings: Any, version: str, timeout: float = TRIAL_TIMEOUT_S) -> None:
+def trial_run(
+    venv: Path, settings: Any, version: str, timeout: float = TRIAL_TIMEOUT_S, user: int | None = None
+) -> None:
+    """`user`: run the trial agent as this uid (and its primary group): root's apply-upgrade
+    (agent/bundles/apply_staged.py) tries the new agent as the service user, as it will run."""
     data_dir = Path(settings.data_dir)
     scratch = Path(tempfile.mkdtemp(prefix=".upgrade-trial-", dir=data_dir))
     try:
         for name in _IDENTITY:
+            source = data_dir / name
+            if user is not None and (source.is_symlink() or not source.is_file()):
+                raise TrialFailed(f"{data_dir / name} is not a plain file")  # root never follows one
             shutil.copy2(data_dir / name, scratch / name)
         config = {"host": "127.0.0.1", "port": 0, "mdns": False, "name": f"{settings.name} (trial)"}
         (scratch / "agent.json").write_text(json.dumps(config))
+        if user is not None:
+            _hand_to(scratch, user)
         device_id = _device_id(data_dir)
         log = scratch / "trial.log"
         with log.open("wb") as out:
@@ -51,6 +61,7 @@ def trial_run(venv: Path, settings: Any, version: str, timeout: float = TRIAL_TI
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                **_as_user(user),
             )
         try:
             _wait_healthy(agent, scratch, device_id, version, timeout, log)
@@ -58,6 +69,19 @@ def trial_run(venv: Path, settings: Any, version: str, timeout: float = TRIAL_TI
             _stop(agent)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _hand_to(scratch: Path, uid: int) -> None:
+    gid = pwd.getpwuid(uid).pw_gid
+    for path in (scratch, *scratch.iterdir()):
+        os.chown(path, uid, gid)
+
+
+def _as_user(uid: int | None) -> dict[str, Any]:
+    if uid is None:
+        return {}
+    entry = pwd.getpwuid(uid)
+    return {"user": uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(entry.pw_name, entry.pw_gid)}
 
 
 def _wait_healthy(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.bundles import restart, upgrade_state
+from agent.bundles import restart, staged, upgrade_state
 from agent.bundles.trial import TrialFailed, trial_run
 from agent.errors import Invalid
 from agent.toolkit.bundles import VerifiedBundle
@@ -46,9 +46,10 @@ from agent.toolkit.wheelhouse import (
     version_of,
 )
 
-__all__ = ["MARKER", "Install", "apply_upgrade", "check_upgrade", "running_install"]
+__all__ = ["MARKER", "Install", "apply_upgrade", "check_upgrade", "install_venv", "running_install", "switch"]
 
 MEMBER_PREFIX = "files/agent/"
+DEB_VENV = "deb"  # the .deb's own venv (packaging/deb/build.py): dpkg owns it, never pruned
 MARKER = "kitfleet-bundle"  # in a venv a bundle made: the bundle's sha256 (its re-import is a no-op)
 PIP_TIMEOUT_S = 1800.0
 Outcome = tuple[str, dict[str, Any]]
@@ -116,20 +117,42 @@ def apply_upgrade(ctx: Any, bundle: VerifiedBundle, idx: int, action: dict[str, 
             "build the wheelhouse for this kit's target too, then make the bundle again",
         )
     if not (os.access(here.root, os.W_OK) and os.access(here.venvs, os.W_OK)):
-        raise Invalid(
-            "agent_upgrade_read_only",
-            f"this agent cannot write {here.root} (a systemd service may write only its data dir)",
-            "stop the service and run `kitfleet-agent import FILE.kfb` as root on the kit, or "
-            "upgrade it with kitfleet provision",
-        )
+        return target, _stage(ctx, bundle, house, names, here)
     new = here.venvs / venv_name(house.version, time.strftime("%Y%m%d%H%M%S"))
     _install_checked(ctx, bundle, house, names, here, new)
     upgrade_state.pending(here.root, bundle.sha256, new.name, here.venv.name, house.version)
-    _switch(here, new)
-    _prune(here, keep={new.name, here.venv.name})
+    switch(here, new)
+    prune(here, keep={new.name, here.venv.name})
     how = restart.after_switch(ctx.running)
     detail = {"venv": new.name, "previous": here.venv.name, "wheels": len(names), "restart": how}
     return target, {**detail, "previous_version": version_of(here.venv.name)}
+
+
+def _stage(
+    ctx: Any, bundle: VerifiedBundle, house: HouseManifest, names: list[str], here: Install
+) -> dict[str, Any]:
+    """Under systemd the agent may write only its data dir: leave the checked wheels and a request
+    there for the root oneshot (kitfleet-agent-upgrade.path -> `kitfleet-agent apply-upgrade`)."""
+    folder = staged.stage_dir(Path(ctx.settings.data_dir))
+    wheels, fresh = folder / staged.WHEELS, folder / (staged.WHEELS + ".new")
+    (folder / staged.REQUEST).unlink(missing_ok=True)  # an older request never meets these wheels
+    (folder / staged.OUTCOME).unlink(missing_ok=True)
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    bundle.extract_members([(MEMBER_PREFIX + n, fresh / n) for n in names], sync=True)
+    shutil.rmtree(wheels, ignore_errors=True)
+    os.replace(fresh, wheels)
+    files = {n: (str(house.files[n]["sha256"]), int(house.files[n]["size"])) for n in names}
+    staged.write_request(
+        Path(ctx.settings.data_dir), staged.Request(bundle.sha256, house.version, house.requirement, files)
+    )
+    return {
+        "staged": True,
+        "wheels": len(names),
+        "previous": here.venv.name,
+        "applies": "kitfleet-agent-upgrade.service installs it as root (or run `kitfleet-agent "
+        "apply-upgrade` as root); the outcome is journalled when the agent starts again",
+    }
 
 
 def _install_checked(
@@ -191,7 +214,7 @@ def _made_by(venv: Path) -> str:
         return ""
 
 
-def _switch(here: Install, new: Path) -> None:
+def switch(here: Install, new: Path) -> None:
     """Point `current` at the new venv atomically (a new link renamed over the old one)."""
     link = here.root / "current.new"
     link.unlink(missing_ok=True)
@@ -200,9 +223,9 @@ def _switch(here: Install, new: Path) -> None:
     fsync_path(here.root)
 
 
-def _prune(here: Install, keep: set[str]) -> None:
+def prune(here: Install, keep: set[str]) -> None:
     """Keep the new venv and the previous one (KEEP_VENVS); older ones and reverted ones go."""
     assert len(keep) <= KEEP_VENVS
     for old in here.venvs.iterdir():
-        if old.name not in keep and old.is_dir() and not old.is_symlink():
+        if old.name not in keep and old.name != DEB_VENV and old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)

@@ -40,6 +40,7 @@ def on_start(db: Any, settings: Any) -> None:
         here = running_install()
     except Invalid:
         return  # not a kitfleet install: nothing was ever switched
+    _staged_outcome(db, settings, here.venv.name)
     waiting = _read(here.root / PENDING)
     if waiting.get("new") == here.venv.name:
         (here.root / PENDING).unlink()
@@ -58,6 +59,52 @@ def on_start(db: Any, settings: Any) -> None:
         )
         (here.root / REVERTED).unlink()
         log.error("%s", message)
+
+
+def _staged_outcome(db: Any, settings: Any, venv: str) -> None:
+    """What root's `kitfleet-agent apply-upgrade` did with an upgrade this agent staged (systemd:
+    agent/bundles/apply_staged.py), into the bundle journal and the audit log, once."""
+    from agent.audit import Actor, AuditLog
+    from agent.bundles.journal import Journal
+    from agent.bundles.staged import OUTCOME, read_outcome, stage_dir
+
+    done = read_outcome(Path(settings.data_dir))
+    bundle, outcome = done.get("bundle"), done.get("outcome")
+    if not isinstance(bundle, str) or outcome not in ("switched", "applied", "failed", "reverted"):
+        return
+    if outcome == "switched" and done.get("new") != venv:
+        return  # root has not finished with it yet
+    rows = db.query(
+        "SELECT idx, detail FROM bundle_actions WHERE bundle_sha256 = ? AND kind = 'agent_upgrade'", (bundle,)
+    )
+    ok = outcome in ("switched", "applied")
+    serves = f"kitfleet-agent {done.get('version')} serves from {done.get('new')}"
+    message = str(done.get("message") or serves)
+    if ok and rows and all(_loads(r["detail"]).get("applied_by_root") for r in rows):
+        rows = []  # confirmed already when it started (`switched`): journal and audit once
+    for row in rows:
+        detail = {**_loads(row["detail"]), "applied_by_root": outcome, "message": message[:500]}
+        Journal(db).action(
+            bundle, row["idx"], "agent_upgrade", f"kitfleet-agent {done.get('version')}",
+            "done" if ok else "failed", detail,
+        )  # fmt: skip
+    if not ok:
+        Journal(db).finish(bundle, "failed", message)
+    if rows or not ok:
+        actor = Actor("", "kitfleet-agent-upgrade.service")
+        AuditLog.of(db, settings).append(
+            actor, "bundle.agent_upgrade", bundle, "applied" if ok else "failed", {"message": message[:200]}
+        )
+    (stage_dir(Path(settings.data_dir)) / OUTCOME).unlink(missing_ok=True)
+    (log.info if ok else log.error)("staged agent upgrade: %s", message)
+
+
+def _loads(text: Any) -> dict[str, Any]:
+    with contextlib.suppress(TypeError, ValueError):
+        data = json.loads(text)
+        if isinstance(data, dict):
+            return data
+    return {}
 
 
 def _read(path: Path) -> dict[str, Any]:

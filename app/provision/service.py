@@ -5,6 +5,7 @@ The unit text is shared with the .deb (packaging/deb/build.py), so both install 
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from pathlib import Path
 
@@ -83,6 +84,69 @@ WantedBy=multi-user.target
 """
 
 
+UPGRADE_SERVICE = "kitfleet-agent-upgrade.service"
+UPGRADE_PATH = "kitfleet-agent-upgrade.path"
+
+
+def upgrade_service_unit(root: str, data_dir: str, user: str = SERVICE_USER) -> str:
+    """The root oneshot that applies an upgrade the hardened agent staged in its data dir
+    (agent/bundles/apply_staged.py): it may write the install root and the data dir, and
+    restart the agent; nothing else is granted."""
+    agent = f"{root}/current/bin/kitfleet-agent"
+    return f"""\
+[Unit]
+Description=kitfleet agent upgrade: install an upgrade the agent staged from a bundle, as root
+Documentation=https://github.com/kitfleet/kitfleet
+ConditionPathExists={data_dir}/upgrade/request.json
+After={UNIT_NAME}
+
+[Service]
+Type=oneshot
+ExecStart={agent} apply-upgrade --data-dir {data_dir} --venvs {root} --user {user}
+TimeoutStartSec=3600
+UMask=0022
+# Writes a new venv under {root} and the outcome into the data dir; restarts the agent through
+# systemctl. pip runs offline (--no-index) from the checked wheels; the trial agent runs as {user}.
+ReadWritePaths={root} {data_dir}
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+NoNewPrivileges=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_SETUID CAP_SETGID CAP_KILL
+SystemCallFilter=@system-service
+SystemCallArchitectures=native
+"""
+
+
+def upgrade_path_unit(data_dir: str) -> str:
+    """Starts the oneshot when the agent leaves an upgrade request."""
+    request = f"{data_dir}/upgrade/request.json"
+    return f"""\
+[Unit]
+Description=kitfleet agent upgrade: watch for an upgrade the agent staged
+Documentation=https://github.com/kitfleet/kitfleet
+
+[Path]
+PathExists={request}
+PathChanged={request}
+Unit={UPGRADE_SERVICE}
+
+[Install]
+WantedBy=paths.target
+"""
+
+
 def _as(layout: Layout, command: str) -> str:
     """Run an agent command as the service's user, so the data dir keeps one owner."""
     if layout.run_as is None:
@@ -114,10 +178,15 @@ class Service:
                 "preparing the data dir",
             )
             self._put(UNIT_PATH, systemd_unit(lay.agent, lay.data_dir))
+            units = posixpath.dirname(UNIT_PATH)
+            self._put(f"{units}/{UPGRADE_SERVICE}", upgrade_service_unit(lay.root, lay.data_dir))
+            self._put(f"{units}/{UPGRADE_PATH}", upgrade_path_unit(lay.data_dir))
             self.session.check(f"mkdir -p {POLKIT_RULE_DIR}", "making polkit's rules folder")
             self._put(f"{POLKIT_RULE_DIR}/{POLKIT_RULE_NAME}", polkit_clock_rule())
             self.session.check(
-                f"systemctl daemon-reload && systemctl enable {UNIT_NAME}", "enabling the systemd unit"
+                f"systemctl daemon-reload && systemctl enable {UNIT_NAME} && "
+                f"systemctl enable --now {UPGRADE_PATH}",
+                "enabling the systemd units",
             )
         else:
             self._put(lay.supervisor, SUPERVISOR_SOURCE.read_text())

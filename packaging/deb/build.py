@@ -6,9 +6,13 @@
 The venv is assembled without running the kit's interpreter (`pip install --no-deps --target`
 of exactly the target's wheels, which the wheelhouse resolved for that target and proved
 complete, pinned to packaging/constraints), so a laptop of either architecture and any Python
-builds every package. It lives in /opt/kitfleet-agent/venv and uses the system's python3.X,
-which the package depends on. The unit is the one SSH provisioning installs
-(app/provision/service.py), so both behave the same.
+builds every package. It lives in /opt/kitfleet-agent/venvs/deb and uses the system's python3.X,
+which the package depends on; postinst points /opt/kitfleet-agent/current at it, and the unit
+runs the agent from `current`, the layout SSH provisioning makes, so an agent upgrade carried in
+a bundle can install a second venv beside it and switch (kitfleet-agent-upgrade.path starts
+kitfleet-agent-upgrade.service, a root oneshot, when the agent stages one). Installing or
+upgrading the .deb points `current` back at the .deb's venv. The units are the ones SSH
+provisioning installs (app/provision/service.py), so both behave the same.
 """
 
 from __future__ import annotations
@@ -24,10 +28,20 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from app.provision.layout import SERVICE_USER, SYSTEM_DATA, UNIT_NAME  # noqa: E402
-from app.provision.service import POLKIT_RULE_NAME, polkit_clock_rule, systemd_unit  # noqa: E402
+from app.provision.service import (  # noqa: E402
+    POLKIT_RULE_NAME,
+    UPGRADE_PATH,
+    UPGRADE_SERVICE,
+    polkit_clock_rule,
+    systemd_unit,
+    upgrade_path_unit,
+    upgrade_service_unit,
+)
 from app.provision.wheelhouse import WheelFile, Wheelhouse, describe_target, normalise_arch  # noqa: E402
 
-PREFIX = "/opt/kitfleet-agent/venv"
+ROOT = "/opt/kitfleet-agent"
+PREFIX = f"{ROOT}/venvs/deb"  # agent/bundles/upgrade.py's DEB_VENV: never pruned by an upgrade
+CURRENT = f"{ROOT}/current"  # made by postinst, not shipped: an upgrade by bundle moves it
 DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 POSTINST = f"""#!/bin/sh
@@ -38,9 +52,13 @@ if [ "$1" = configure ]; then
     fi
     install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {SYSTEM_DATA}
     {PREFIX}/bin/python -m compileall -q {PREFIX}/lib >/dev/null 2>&1 || true
+    # the .deb just installed serves, also after an agent upgrade by bundle moved `current`
+    ln -sfn venvs/deb {CURRENT}.new
+    mv -Tf {CURRENT}.new {CURRENT}
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload
         systemctl enable {UNIT_NAME} >/dev/null 2>&1 || true
+        systemctl enable --now {UPGRADE_PATH} >/dev/null 2>&1 || true
         systemctl restart {UNIT_NAME} || true
     fi
 fi
@@ -48,6 +66,7 @@ fi
 PRERM = f"""#!/bin/sh
 set -e
 if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
+    systemctl disable --now {UPGRADE_PATH} >/dev/null 2>&1 || true
     systemctl disable --now {UNIT_NAME} >/dev/null 2>&1 || true
 fi
 # compiled files are made by postinst, so dpkg does not know them
@@ -55,6 +74,12 @@ find /opt/kitfleet-agent -name __pycache__ -type d -prune -exec rm -rf {{}} + 2>
 """
 POSTRM = f"""#!/bin/sh
 set -e
+if [ "$1" = remove ] || [ "$1" = purge ]; then
+    rm -f {CURRENT} {CURRENT}.new
+    # venvs an agent upgrade by bundle installed beside the .deb's (dpkg does not know them)
+    rm -rf {ROOT}/venvs/kitfleet-* {ROOT}/.staged-wheels-*
+    rmdir {ROOT}/venvs {ROOT} 2>/dev/null || true
+fi
 if [ "$1" = purge ]; then
     echo "kitfleet-agent: {SYSTEM_DATA} (the kit's identity, models and jobs) is kept; remove it by hand"
 fi
@@ -120,11 +145,11 @@ def stage(root: Path, house: Wheelhouse, wheels: list[WheelFile], arch: str, pyt
     (venv / "bin" / "python3").symlink_to("python")
     _write(venv / "bin" / "kitfleet-agent", LAUNCHER, 0o755)
     (root / "usr" / "bin").mkdir(parents=True)
-    (root / "usr" / "bin" / "kitfleet-agent").symlink_to(f"{PREFIX}/bin/kitfleet-agent")
-    _write(
-        root / "lib" / "systemd" / "system" / UNIT_NAME,
-        systemd_unit(f"{PREFIX}/bin/kitfleet-agent", SYSTEM_DATA),
-    )
+    (root / "usr" / "bin" / "kitfleet-agent").symlink_to(f"{CURRENT}/bin/kitfleet-agent")
+    units = root / "lib" / "systemd" / "system"
+    _write(units / UNIT_NAME, systemd_unit(f"{CURRENT}/bin/kitfleet-agent", SYSTEM_DATA))
+    _write(units / UPGRADE_SERVICE, upgrade_service_unit(ROOT, SYSTEM_DATA))
+    _write(units / UPGRADE_PATH, upgrade_path_unit(SYSTEM_DATA))
     _write(root / "usr" / "share" / "polkit-1" / "rules.d" / POLKIT_RULE_NAME, polkit_clock_rule())
 
 
