@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.db_schema import MIGRATIONS as _MIGRATIONS
-from agent.db_schema import SCHEMA_VERSION
+from agent.db_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from agent.toolkit.durable import fsync_path
 
 DB_FILE = "agent.db"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import db as agent_db
+from agent import db_schema as agent_db_schema
 from agent.db import DB_FILE, SCHEMA_VERSION, Database
 
 
@@ -63,7 +63,7 @@ def test_reopening_is_idempotent(tmp_path: Path) -> None:
 def test_an_old_database_upgrades_in_place(tmp_path: Path) -> None:
     path = tmp_path / DB_FILE
     with raw(path) as conn:
-        conn.executescript(agent_db._MIGRATIONS[0])
+        conn.executescript(agent_db_schema.MIGRATIONS[0])
         conn.execute("PRAGMA user_version = 1")
         insert_token(conn, "kept")
     upgraded = Database(path)

@@ -76,10 +76,11 @@ def test_an_old_database_upgrades_with_unknown_submitters(tmp_path: Path) -> Non
     import sqlite3
 
     from agent import db as dbmod
+    from agent import db_schema
 
     path = tmp_path / dbmod.DB_FILE
     with sqlite3.connect(path) as conn:
-        for step in dbmod._MIGRATIONS[:4]:
+        for step in db_schema.MIGRATIONS[:4]:
             conn.executescript(step)
         conn.execute(
             "INSERT INTO jobs (id, kind, request, priority, threads, memory_mb, gpu, state,"

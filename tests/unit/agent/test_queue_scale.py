@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import db as agent_db
+from agent import db_schema as agent_db_schema
 from agent.api.errors import status_of
 from agent.db import DB_FILE, Database
 from agent.errors import Refusal
@@ -111,13 +111,13 @@ def test_the_queries_of_a_pass_use_indexes_not_a_sort_of_the_queue(db: Database)
 
 def _step() -> int:
     """This change's place in the migrations (others may be appended after it)."""
-    return next(n for n, sql in enumerate(agent_db._MIGRATIONS) if "CREATE TABLE job_counts" in sql)
+    return next(n for n, sql in enumerate(agent_db_schema.MIGRATIONS) if "CREATE TABLE job_counts" in sql)
 
 
 def test_an_old_queue_upgrades_in_place_with_its_count_and_order(tmp_path: Path) -> None:
     path = tmp_path / DB_FILE
     with sqlite3.connect(path) as conn:
-        for n, sql in enumerate(agent_db._MIGRATIONS[: _step()]):
+        for n, sql in enumerate(agent_db_schema.MIGRATIONS[: _step()]):
             conn.executescript(sql)
             conn.execute(f"PRAGMA user_version = {n + 1}")
         rows = [
