@@ -124,14 +124,17 @@ def test_deb_control_and_contents(deb: Path) -> None:
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
     for path in (
         "./lib/systemd/system/kitfleet-agent.service",
-        "./opt/kitfleet-agent/venv/bin/kitfleet-agent",
-        "./opt/kitfleet-agent/venv/pyvenv.cfg",
-        "./usr/bin/kitfleet-agent -> /opt/kitfleet-agent/venv/bin/kitfleet-agent",
+        "./lib/systemd/system/kitfleet-agent-upgrade.service",
+        "./lib/systemd/system/kitfleet-agent-upgrade.path",
+        "./opt/kitfleet-agent/venvs/deb/bin/kitfleet-agent",
+        "./opt/kitfleet-agent/venvs/deb/pyvenv.cfg",
+        "./usr/bin/kitfleet-agent -> /opt/kitfleet-agent/current/bin/kitfleet-agent",
         "site-packages/agent/cli.py",
         "site-packages/onnxruntime/",
     ):
         assert path in listing, path
     assert "__pycache__" not in listing  # compiled on the kit by postinst, removed by prerm
+    assert "./opt/kitfleet-agent/current" not in listing  # postinst's: an upgrade by bundle moves it
 
 
 def test_deb_unit_is_hardened_and_runs_the_packaged_agent(deb: Path, tmp_path: Path) -> None:
@@ -142,7 +145,7 @@ def test_deb_unit_is_hardened_and_runs_the_packaged_agent(deb: Path, tmp_path: P
     unit.read(root / "lib/systemd/system/kitfleet-agent.service")
     service = unit["Service"]
     assert service["ExecStart"] == (
-        "/opt/kitfleet-agent/venv/bin/kitfleet-agent run --data-dir /var/lib/kitfleet-agent"
+        "/opt/kitfleet-agent/current/bin/kitfleet-agent run --data-dir /var/lib/kitfleet-agent"
     )
     assert service["Restart"] == "on-failure"
     assert service["User"] == "kitfleet-agent"
@@ -165,9 +168,23 @@ def test_deb_unit_is_hardened_and_runs_the_packaged_agent(deb: Path, tmp_path: P
     postinst = (control / "postinst").read_text()
     assert "adduser --system" in postinst
     assert "[ -d /run/systemd/system ]" in postinst  # no systemctl in containers without it
+    # the .deb's venv serves after every install or upgrade of the .deb, even after a bundle's
+    assert "ln -sfn venvs/deb /opt/kitfleet-agent/current.new" in postinst
+    assert "systemctl enable --now kitfleet-agent-upgrade.path" in postinst
+    upgrade = configparser.ConfigParser(strict=False, interpolation=None)
+    upgrade.optionxform = str  # type: ignore[assignment,method-assign]
+    upgrade.read(root / "lib/systemd/system/kitfleet-agent-upgrade.service")
+    assert upgrade["Service"]["Type"] == "oneshot"
+    assert upgrade["Service"]["ExecStart"] == (
+        "/opt/kitfleet-agent/current/bin/kitfleet-agent apply-upgrade --data-dir /var/lib/kitfleet-agent"
+        " --venvs /opt/kitfleet-agent --user kitfleet-agent"
+    )
+    assert upgrade["Service"]["ReadWritePaths"] == "/opt/kitfleet-agent /var/lib/kitfleet-agent"
+    path = (root / "lib/systemd/system/kitfleet-agent-upgrade.path").read_text()
+    assert "PathExists=/var/lib/kitfleet-agent/upgrade/request.json" in path
     assert os.access(control / "postinst", os.X_OK)
 
-    venv = root / "opt/kitfleet-agent/venv"
+    venv = root / "opt/kitfleet-agent/venvs/deb"
     python = venv / "bin" / "python"
     if not python.exists():  # a symlink to the system's /usr/bin/python3.X
         pytest.skip(f"this machine has no {os.readlink(python)}")
@@ -182,7 +199,7 @@ def test_deb_unit_is_hardened_and_runs_the_packaged_agent(deb: Path, tmp_path: P
     assert Path(module).is_relative_to(venv)
     assert Path(prefix) == venv
     launcher = (venv / "bin" / "kitfleet-agent").read_text()
-    assert launcher.startswith("#!/opt/kitfleet-agent/venv/bin/python\n")
+    assert launcher.startswith("#!/opt/kitfleet-agent/venvs/deb/bin/python\n")
 
     class PackagedAgent(LocalAgent):
         def command(self) -> list[str]:
@@ -365,7 +382,7 @@ def test_a_deb_per_python_installs_into_a_throwaway_root(tmp_path: Path, version
     assert deb.name.endswith(f"+py{version.replace('.', '')}_{builder.DEB_ARCH[arch]}.deb")
     root = tmp_path / "root"
     subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-    venv = root / "opt/kitfleet-agent/venv"
+    venv = root / "opt/kitfleet-agent/venvs/deb"
     assert os.readlink(venv / "bin" / "python") == f"/usr/bin/python{version}"
     (venv / "bin" / "python").unlink()
     (venv / "bin" / "python").symlink_to(python)
