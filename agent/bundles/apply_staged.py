@@ -80,21 +80,25 @@ def apply_staged(
         return _finish(data_dir, uid, {**base, "outcome": "failed", "message": message[:1500]})
     # The new agent reads this at its start: `switched` to it, it journals the upgrade as done.
     _finish(data_dir, uid, {**base, "outcome": "switched", "new": new.name})
+    stamp = _port_stamp(data_dir)
     switch(here, new)
     said = _restart(restart)
-    health = _wait_version(data_dir, request.version, health_timeout)
+    health = _wait_version(data_dir, request.version, health_timeout, stamp)
     if health is None:
         switch(here, here.venv)
-        _restart(restart)
-        back = _wait_version(data_dir, version_of(here.venv.name), health_timeout)
         shutil.rmtree(new, ignore_errors=True)
         message = (
             f"kitfleet-agent {request.version} was installed in {new.name} but did not answer "
             f"/v1/health with its version within {health_timeout:g} s after the restart ({said}); "
             f"the previous agent ({here.venv.name}) was put back"
-            + (" and serves" if back is not None else ", and it has not answered yet either")
         )
-        return _finish(data_dir, uid, {**base, "outcome": "reverted", "new": new.name, "message": message})
+        reverted = {**base, "outcome": "reverted", "new": new.name, "message": message}
+        _finish(data_dir, uid, reverted)  # before the restart: the previous agent journals it
+        stamp = _port_stamp(data_dir)
+        _restart(restart)
+        if _wait_version(data_dir, None, health_timeout, stamp) is None:
+            reverted["message"] = message + ", and it has not answered yet either"
+        return reverted
     prune(Install(root, new), keep={new.name, here.venv.name})
     return _finish(data_dir, uid, {**base, "outcome": "applied", "new": new.name})
 
@@ -145,17 +149,32 @@ def _restart(command: list[str]) -> str:
     return f"{shlex.join(command)} done"
 
 
-def _wait_version(data_dir: Path, version: str, timeout: float) -> dict[str, Any] | None:
-    """The service's /v1/health once it answers with `version` (the port it writes), else None."""
+def _port_stamp(data_dir: Path) -> tuple[int, int] | None:
+    """Which agent.port file is there: each start of the agent writes a new one (a rename), so
+    an answer counts only once the file differs from the one before the restart."""
+    try:
+        info = os.stat(data_dir / "agent.port")
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
+def _wait_version(
+    data_dir: Path, version: str | None, timeout: float, old: tuple[int, int] | None
+) -> dict[str, Any] | None:
+    """/v1/health of the agent started after the restart, once it answers with `version`
+    (None: any version, the previous agent's being put back)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
+            if _port_stamp(data_dir) == old:
+                raise ValueError("the agent has not started again yet")
             port = int((data_dir / "agent.port").read_text())
             health = _health(port)
         except (OSError, ValueError):
             pass
         else:
-            if health.get("version") == version:
+            if version is None or health.get("version") == version:
                 return health
         time.sleep(0.5)
     return None

@@ -12,6 +12,11 @@ and the running agent as they were; the journal records the failure and the rece
 After the switch the running agent restarts into the new one when a service manager watches it
 (agent/bundles/restart.py); the previous venv is kept, and the user-level supervisor goes back to
 it if the new agent exits before it serves (agent/bundles/upgrade_state.py).
+
+Under the hardened systemd unit the agent cannot write `<root>`: it stages the checked wheels
+and a request in its data dir instead (agent/bundles/staged.py), and root's oneshot
+`kitfleet-agent apply-upgrade` (agent/bundles/apply_staged.py) does the install, trial, switch
+and restart with these same steps.
 """
 
 from __future__ import annotations
@@ -177,9 +182,12 @@ def _install_checked(
         shutil.rmtree(wheels, ignore_errors=True)
 
 
-def install_venv(house: HouseManifest, names: list[str], wheels: Path, venv: Path) -> None:
-    """A new venv from `wheels` (a folder of the wheelhouse's files), offline, then self-checked."""
-    python = str(getattr(sys, "_base_executable", "") or sys.executable)
+def install_venv(
+    house: HouseManifest, names: list[str], wheels: Path, venv: Path, python: str | None = None
+) -> None:
+    """A new venv from `wheels` (a folder of the wheelhouse's files), offline, then self-checked;
+    on this agent's base interpreter unless `python` names another."""
+    python = python or str(getattr(sys, "_base_executable", "") or sys.executable)
     pip = pip_wheel(names)
     venv.parent.mkdir(parents=True, exist_ok=True)
     _step(venv_command(python, str(venv), pip is not None), "creating the venv", 300.0)
