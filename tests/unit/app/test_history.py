@@ -112,7 +112,8 @@ def test_an_inventory_from_before_fleet_operations_upgrades_in_place(tmp_path: P
     first.db.execute("DROP TABLE metrics")
     first.close()
     with closing(sqlite3.connect(tmp_path / "inventory.db")) as conn, conn:
-        for table in ("snapshots", "tags", "app_audit", "kit_audit", "kit_audit_state"):
+        later = ("rollout_kits", "rollouts", "precision_choices")  # steps 4 and 5
+        for table in ("snapshots", "tags", "app_audit", "kit_audit", "kit_audit_state", *later):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("PRAGMA user_version = 1")
     again = Inventory(tmp_path)
