@@ -28,11 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.bundles import restart, staged, upgrade_state
+from agent.bundles.install import Install, running_install
 from agent.bundles.trial import TrialFailed, trial_run
 from agent.errors import Invalid
 from agent.toolkit.bundles import VerifiedBundle
@@ -62,38 +62,6 @@ Outcome = tuple[str, dict[str, Any]]
 
 class StepFailed(Exception):
     """One install step failed; the message says which and what it printed."""
-
-
-@dataclass(frozen=True)
-class Install:
-    """Where this agent was installed: `<root>/venvs/<venv>`, with `<root>/current` pointing at it."""
-
-    root: Path
-    venv: Path
-
-    @property
-    def venvs(self) -> Path:
-        return self.root / "venvs"
-
-    @property
-    def current(self) -> Path:
-        return self.root / "current"
-
-
-def running_install(prefix: str | None = None) -> Install:
-    """This agent's install, from its venv; Invalid when it was not installed that way (a
-    developer's checkout, a system package), since then there is no `current` to switch."""
-    venv = Path(os.path.realpath(prefix or sys.prefix))
-    root = venv.parent.parent
-    current = root / "current"
-    if venv.parent.name != "venvs" or os.path.realpath(current) != str(venv):
-        raise Invalid(
-            "agent_not_upgradable",
-            f"this agent runs from {venv}, not from a kitfleet install (<root>/venvs/<venv> with "
-            "<root>/current pointing at it), so a bundle cannot upgrade it",
-            "provision the kit (kitfleet provision) or install it from the stick, then send the upgrade",
-        )
-    return Install(root, venv)
 
 
 def check_upgrade(bundle: VerifiedBundle, action: dict[str, Any]) -> None:

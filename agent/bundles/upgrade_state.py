@@ -32,8 +32,8 @@ def pending(root: Path, bundle: str, new: str, previous: str, version: str) -> N
 def on_start(db: Any, settings: Any) -> None:
     """Confirm an upgrade this agent is, or journal one the supervisor reverted to this agent."""
     from agent.audit import Actor, AuditLog
+    from agent.bundles.install import running_install
     from agent.bundles.journal import Journal
-    from agent.bundles.upgrade import running_install
     from agent.errors import Invalid
 
     try:
