@@ -111,9 +111,16 @@ if [ "$SYSTEMD" = yes ]; then
     id -u "$SERVICE_USER" >/dev/null 2>&1 ||
         useradd --system --home-dir "$DATA_DIR" --shell /usr/sbin/nologin "$SERVICE_USER"
     chown -R "$SERVICE_USER:$SERVICE_USER" "$DATA_DIR"
-    sed -e "s|@AGENT@|$AGENT|g" -e "s|@DATA_DIR@|$DATA_DIR|g" "$STICK/$UNIT.in" >"/etc/systemd/system/$UNIT"
+    for unit in "$UNIT" kitfleet-agent-upgrade.service kitfleet-agent-upgrade.path; do
+        sed -e "s|@AGENT@|$AGENT|g" -e "s|@PREFIX@|$PREFIX|g" -e "s|@DATA_DIR@|$DATA_DIR|g" \
+            "$STICK/$unit.in" >"/etc/systemd/system/$unit"
+    done
+    # the one grant beyond the data dir: asking timedated to set the clock (kitfleet set-clock)
+    mkdir -p /etc/polkit-1/rules.d
+    cp "$STICK/50-kitfleet-clock.rules" /etc/polkit-1/rules.d/
     systemctl daemon-reload
-    systemctl enable "$UNIT" >/dev/null 2>&1
+    systemctl enable "$UNIT" kitfleet-agent-upgrade.path >/dev/null 2>&1
+    systemctl start kitfleet-agent-upgrade.path >/dev/null 2>&1 || true
     systemctl restart "$UNIT"
     as_agent() { runuser -u "$SERVICE_USER" -- "$@"; }
 fi
