@@ -79,6 +79,7 @@ def polled_routes(kit: RogueKit, jobs: list[dict[str, Any]]) -> dict[str, Answer
         "/v1/audit": json_answer([]),
         "/v1/schedules": json_answer([]),
         "/v1/datasets": json_answer([]),
+        "/v1/unsure": json_answer([]),  # the Field data tab reads it when the kit is selected
     }
 
 
