@@ -7,7 +7,9 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from agent.wire.base import WireModel
 
 __all__ = [
     "AUDITED_CALLS",
@@ -137,7 +139,7 @@ def _newest_version(info: dict[str, Any]) -> str:
     return f"{info.get('name', '')} {newest.get('version', '')}"
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(WireModel):
     """One line of a kit's append-only audit log; `hash` chains it to the line before."""
 
     seq: int = Field(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from agent.wire.base import WireModel
 
 __all__ = [
     "API_VERSION",
@@ -44,7 +46,7 @@ Scope = Literal["viewer", "operator", "admin"]
 SCOPES: tuple[Scope, ...] = ("viewer", "operator", "admin")
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(WireModel):
     """Every 4xx answer: what went wrong and how to fix it."""
 
     error: str = Field(description="Machine-readable error code")
@@ -75,7 +77,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _REFUSALS[code]} for code in codes}
 
 
-class DbRecovered(BaseModel):
+class DbRecovered(WireModel):
     """This start found the kit's database damaged, kept it aside and began a fresh one."""
 
     quarantined: str = Field(description="the damaged file's new name in the data dir")
@@ -84,7 +86,7 @@ class DbRecovered(BaseModel):
     lost: list[str]
 
 
-class Health(BaseModel):
+class Health(WireModel):
     status: Literal["ok"]
     version: str
     api_version: str
@@ -92,7 +94,7 @@ class Health(BaseModel):
     recovered: DbRecovered | None = None
 
 
-class TxtRecord(BaseModel):
+class TxtRecord(WireModel):
     """What an agent announces over mDNS. A hint only: identity is the pinned key."""
 
     device_id: str

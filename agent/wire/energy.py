@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
+
+from agent.wire.base import WireModel
 
 __all__ = ["EnergySource", "JobEnergy", "PowerSample"]
 
 
-class PowerSample(BaseModel):
+class PowerSample(WireModel):
     at_s: float = Field(description="seconds since the job started, at the end of the interval")
     watts: float = Field(description="average over the interval")
 
@@ -17,7 +19,7 @@ class PowerSample(BaseModel):
 EnergySource = Literal["rapl", "nvml", "battery", "estimate"]
 
 
-class JobEnergy(BaseModel):
+class JobEnergy(WireModel):
     """What a finished job's work cost in energy, and how that is known: measured (rapl, nvml,
     battery) or estimated from CPU time. A job result carries it as `energy`."""
 

@@ -5,14 +5,16 @@ only, no confusions) reads as one with those figures unknown."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from agent.wire.base import WireModel
 
 __all__ = ["CONFUSIONS_KEPT", "Confusion", "EvaluateResult", "LabelScore"]
 
 CONFUSIONS_KEPT = 200  # most frequent (actual, predicted) pairs in the summary; all are in results.csv
 
 
-class LabelScore(BaseModel):
+class LabelScore(WireModel):
     model_config = ConfigDict(extra="allow")
 
     images: int = Field(default=0, description="labelled images of this label (support)")
@@ -28,13 +30,13 @@ class LabelScore(BaseModel):
         return self.recall if self.recall is not None else self.top1_accuracy
 
 
-class Confusion(BaseModel):
+class Confusion(WireModel):
     actual: str = Field(description="the label the image is filed under")
     predicted: str = Field(description="what the model said instead")
     count: int = Field(ge=1)
 
 
-class EvaluateResult(BaseModel):
+class EvaluateResult(WireModel):
     model_config = ConfigDict(extra="allow")
 
     images: int = 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, ModelWrapValidatorHandler, ValidationError, model_validator
+from pydantic import Field, ModelWrapValidatorHandler, ValidationError, model_validator
 
+from agent.wire.base import WireModel
 from agent.wire.facts_families import (
     AcceleratorsFacts,
     CpuFacts,
@@ -79,7 +80,7 @@ def _readable(handler: ModelWrapValidatorHandler[FactFamilies], name: str, value
     return value
 
 
-class Facts(BaseModel):
+class Facts(WireModel):
     """Hardware and software facts: one entry per family.
 
     A family whose source is missing still appears, with `available: false`
@@ -93,7 +94,7 @@ class Facts(BaseModel):
     families: FactFamilies
 
 
-class MetricSample(BaseModel):
+class MetricSample(WireModel):
     ts: float
     cpu_percent: float
     memory_percent: float
@@ -113,7 +114,7 @@ class MetricSample(BaseModel):
     )
 
 
-class Metrics(BaseModel):
+class Metrics(WireModel):
     device_id: str
     interval_s: float
     samples: list[MetricSample]

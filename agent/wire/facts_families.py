@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from agent.wire.base import WireModel
 from agent.wire.models import Precision
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class FactRecord(BaseModel):
+class FactRecord(WireModel):
     """A part of the facts: tolerant both ways, so kits and apps of other versions agree."""
 
     model_config = ConfigDict(extra="allow")

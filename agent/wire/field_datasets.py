@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from agent.wire.base import WireModel
 
 __all__ = [
     "LABEL_PATTERN",
@@ -24,7 +26,7 @@ LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 UNSURE_ID_PATTERN = r"^[0-9a-f]{24}$"
 
 
-class KeepUnsure(BaseModel):
+class KeepUnsure(WireModel):
     """Which answers of a classifier count as unsure, and how many of them the kit keeps."""
 
     model_config = ConfigDict(extra="forbid")
@@ -50,7 +52,7 @@ class KeepUnsure(BaseModel):
         return self
 
 
-class LabelledImage(BaseModel):
+class LabelledImage(WireModel):
     dataset: str
     label: str
     file: str = Field(description="<label>/<sha256[:16]>.<ext> inside the dataset")
@@ -59,23 +61,23 @@ class LabelledImage(BaseModel):
     images: int = Field(description="images of this label in the dataset now")
 
 
-class ClassCount(BaseModel):
+class ClassCount(WireModel):
     label: str
     images: int
 
 
-class FieldClasses(BaseModel):
+class FieldClasses(WireModel):
     dataset: str
     classes: list[ClassCount]
     images: int
 
 
-class UnsureScore(BaseModel):
+class UnsureScore(WireModel):
     label: str
     score: float
 
 
-class UnsureItem(BaseModel):
+class UnsureItem(WireModel):
     id: str
     model: str
     version: str

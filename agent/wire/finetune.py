@@ -7,8 +7,9 @@ backbone + head as a new version (`agent/jobs/kinds/fine_tune.py`). Its result i
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from agent.wire.base import WireModel
 from agent.wire.models import NAME_PATTERN, VERSION_PATTERN
 
 __all__ = [
@@ -31,7 +32,7 @@ LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _TENSOR_PATTERN = r"^[^\x00-\x1f\x7f]{1,256}$"
 
 
-class FineTuneParams(BaseModel):
+class FineTuneParams(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(pattern=NAME_PATTERN, description="a deployed classifier: the backbone")
@@ -60,24 +61,24 @@ class FineTuneParams(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="the split's shuffle")
 
 
-class FineTuneBefore(BaseModel):
+class FineTuneBefore(WireModel):
     accuracy: float | None = Field(description="the backbone's top-1 on the validation images it can name")
     note: str = ""
     images: int = Field(default=0, description="how many validation images that is")
 
 
-class ClassScore(BaseModel):
+class ClassScore(WireModel):
     precision: float | None
     recall: float | None
     support: int
 
 
-class ConfusionMatrix(BaseModel):
+class ConfusionMatrix(WireModel):
     labels: list[str]
     matrix: list[list[int]] = Field(description="rows: actual class, columns: predicted")
 
 
-class FineTuneAfter(BaseModel):
+class FineTuneAfter(WireModel):
     accuracy: float
     accuracy_where_before: float | None = Field(
         default=None, description="the new model's top-1 on the images the backbone was scored on"
@@ -86,13 +87,13 @@ class FineTuneAfter(BaseModel):
     confusion: ConfusionMatrix
 
 
-class Installed(BaseModel):
+class Installed(WireModel):
     name: str
     version: str
     activated: bool
 
 
-class FineTuneResult(BaseModel):
+class FineTuneResult(WireModel):
     """What a fine-tune job's result says (extra keys, such as energy, may follow)."""
 
     model_config = ConfigDict(extra="allow")

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agent.wire.base import WireModel
 from agent.wire.field_datasets import KeepUnsure
 from agent.wire.finetune import FineTuneParams
 from agent.wire.models import NAME_PATTERN, VERSION_PATTERN
@@ -73,7 +74,7 @@ RESULT_FILES = (
 )  # .1: the part a stream job rotated out
 
 
-class Resources(BaseModel):
+class Resources(WireModel):
     """What a job holds while it runs; admission never oversubscribes the kit."""
 
     threads: int = Field(default=1, ge=1, le=4096, description="CPU threads (intra-op threads)")
@@ -81,7 +82,7 @@ class Resources(BaseModel):
     gpu: int = Field(default=0, ge=0, le=64, description="whole GPUs")
 
 
-class Gates(BaseModel):
+class Gates(WireModel):
     """Conditions checked on the kit before a job starts; a job waits while one fails."""
 
     min_battery_percent: float | None = Field(
@@ -92,7 +93,7 @@ class Gates(BaseModel):
     )
 
 
-class _Params(BaseModel):
+class _Params(WireModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -241,7 +242,7 @@ def _params_schema(schema: dict[str, Any]) -> None:
     ]
 
 
-class JobRequest(BaseModel):
+class JobRequest(WireModel):
     """A job to queue. `params` are checked against the kind's parameter model."""
 
     model_config = ConfigDict(extra="forbid")
@@ -301,12 +302,12 @@ def _errors(exc: ValidationError) -> str:
     )
 
 
-class JobProgress(BaseModel):
+class JobProgress(WireModel):
     done: int = 0
     total: int | None = None
 
 
-class JobInfo(BaseModel):
+class JobInfo(WireModel):
     job_id: str
     kind: JobKind
     label: str
@@ -328,7 +329,7 @@ class JobInfo(BaseModel):
     )
 
 
-class JobLogs(BaseModel):
+class JobLogs(WireModel):
     job_id: str
     offset: int
     next_offset: int
@@ -336,12 +337,12 @@ class JobLogs(BaseModel):
     finished: bool = Field(description="the job has finished: no more lines will come")
 
 
-class ResultFile(BaseModel):
+class ResultFile(WireModel):
     name: str
     size: int
 
 
-class JobResults(BaseModel):
+class JobResults(WireModel):
     job_id: str
     state: JobState
     result: dict[str, Any] | None
@@ -349,7 +350,7 @@ class JobResults(BaseModel):
     expires_at: float | None = Field(default=None, description="when results are deleted if not collected")
 
 
-class ScheduleRequest(BaseModel):
+class ScheduleRequest(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     name: PlainText = Field(min_length=1, max_length=100)
@@ -370,7 +371,7 @@ class ScheduleRequest(BaseModel):
         return self
 
 
-class ScheduleUpdate(BaseModel):
+class ScheduleUpdate(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     cron: str | None = Field(default=None, min_length=1, max_length=200)
@@ -378,7 +379,7 @@ class ScheduleUpdate(BaseModel):
     enabled: bool | None = None
 
 
-class ScheduleInfo(BaseModel):
+class ScheduleInfo(WireModel):
     schedule_id: str
     name: str
     cron: str
@@ -391,7 +392,7 @@ class ScheduleInfo(BaseModel):
     created_at: float
 
 
-class DatasetInfo(BaseModel):
+class DatasetInfo(WireModel):
     name: str
     files: int
     size: int

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
+from agent.wire.base import WireModel
 from agent.wire.common import MAX_INT64
 from agent.wire.requirements import Requirements
 
@@ -42,7 +43,7 @@ Task = Literal["classification", "detection", "raw"]
 Precision = Literal["fp32", "fp16", "int8"]
 
 
-class InputSpec(BaseModel):
+class InputSpec(WireModel):
     name: str = Field(min_length=1, max_length=128, description="the model's input tensor name")
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     height: int = Field(ge=1, le=8192)
@@ -56,7 +57,7 @@ class InputSpec(BaseModel):
     )
 
 
-class Normalisation(BaseModel):
+class Normalisation(WireModel):
     """x' = (x * scale - mean) / std, per channel, on pixel values 0-255."""
 
     scale: float = Field(default=1 / 255, gt=0)
@@ -67,7 +68,7 @@ class Normalisation(BaseModel):
 DetectionFormat = Literal["yolo", "yolov8", "end2end", "ssd"]
 
 
-class DetectionSpec(BaseModel):
+class DetectionSpec(WireModel):
     """How to decode a detector's outputs; `format` names the family:
 
     - `yolo`: YOLOv5-style [N, boxes, 5 + classes] (cx, cy, w, h, objectness, class scores)
@@ -92,7 +93,7 @@ class DetectionSpec(BaseModel):
     max_detections: int = Field(default=100, ge=1, le=10000)
 
 
-class Golden(BaseModel):
+class Golden(WireModel):
     """A self-check run before install: a seeded random input must give these outputs.
 
     The input is `numpy.random.default_rng(seed).random(shape)` cast to the input
@@ -104,7 +105,7 @@ class Golden(BaseModel):
     atol: float = Field(default=1e-3, gt=0)
 
 
-class Manifest(BaseModel):
+class Manifest(WireModel):
     """What a model is and how to feed it. Validated before anything is stored."""
 
     name: str = Field(pattern=NAME_PATTERN, description="lower-case letters, digits, - and _")
@@ -142,7 +143,7 @@ class Manifest(BaseModel):
         return self
 
 
-class UploadRequest(BaseModel):
+class UploadRequest(WireModel):
     manifest: Manifest
     activate: bool = False
     force: bool = Field(
@@ -150,7 +151,7 @@ class UploadRequest(BaseModel):
     )
 
 
-class UploadStatus(BaseModel):
+class UploadStatus(WireModel):
     upload_id: str
     name: str
     version: str
@@ -163,7 +164,7 @@ class UploadStatus(BaseModel):
     )
 
 
-class ModelVersion(BaseModel):
+class ModelVersion(WireModel):
     version: str
     precision: Precision
     sha256: str
@@ -172,7 +173,7 @@ class ModelVersion(BaseModel):
     active: bool
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(WireModel):
     name: str
     task: Task
     active_version: str | None
@@ -180,13 +181,13 @@ class ModelInfo(BaseModel):
     versions: list[ModelVersion]
 
 
-class Classification(BaseModel):
+class Classification(WireModel):
     label: str
     index: int
     score: float
 
 
-class Detection(BaseModel):
+class Detection(WireModel):
     label: str
     index: int
     score: float
@@ -195,7 +196,7 @@ class Detection(BaseModel):
     )
 
 
-class InferResult(BaseModel):
+class InferResult(WireModel):
     model: str
     version: str
     sha256: str

@@ -7,8 +7,9 @@ import hashlib
 import hmac
 import json
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from agent.wire.base import WireModel
 from agent.wire.common import Scope
 from agent.wire.text import PlainText
 
@@ -97,7 +98,7 @@ def format_device_id(device_id: str, groups: int = 4) -> str:
 SIGNER_KEY_PATTERN = "^[A-Za-z0-9+/]{43}=$"  # base64 of a raw Ed25519 public key
 
 
-class PairRequest(BaseModel):
+class PairRequest(WireModel):
     app_id: PlainText = Field(min_length=8, max_length=128)
     app_name: PlainText = Field(
         default="kitfleet", max_length=128, description="shown as the token's label and the audit log's actor"
@@ -116,7 +117,7 @@ class PairRequest(BaseModel):
     )
 
 
-class PairResponse(BaseModel):
+class PairResponse(WireModel):
     device_id: str
     name: str
     token: str
@@ -132,7 +133,7 @@ class PairResponse(BaseModel):
     )
 
 
-class TokenInfo(BaseModel):
+class TokenInfo(WireModel):
     token_id: str
     label: str
     scope: Scope

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from agent.wire.base import WireModel
 
 __all__ = [
     "PREFLIGHT_STATUSES",
@@ -21,7 +23,7 @@ CheckStatus = Literal["pass", "warn", "fail"]
 PREFLIGHT_STATUSES: tuple[CheckStatus, ...] = ("pass", "warn", "fail")
 
 
-class PreflightCheck(BaseModel):
+class PreflightCheck(WireModel):
     """One check: how it went, in words, and the one thing that fixes it."""
 
     id: str = Field(max_length=64, description="stable name: disk, thermal, battery, model:NAME, …")
@@ -34,7 +36,7 @@ class PreflightCheck(BaseModel):
     )
 
 
-class PreflightRequest(BaseModel):
+class PreflightRequest(WireModel):
     """What the mission plans to put on the kit, so the kit can say whether it has room."""
 
     model_config = ConfigDict(extra="forbid")
@@ -50,7 +52,7 @@ class PreflightRequest(BaseModel):
     verify_models: bool = Field(default=True, description="re-run sha256 and golden checks of serving models")
 
 
-class PreflightAnswer(BaseModel):
+class PreflightAnswer(WireModel):
     checks: list[PreflightCheck]
     ready: bool = Field(description="no check failed")
     kit_time: float = Field(description="the kit's clock when it answered, Unix time")
@@ -63,7 +65,7 @@ def worst_status(statuses: list[CheckStatus]) -> CheckStatus:
     return max(statuses, key=PREFLIGHT_STATUSES.index, default="pass")
 
 
-class ClockSetRequest(BaseModel):
+class ClockSetRequest(WireModel):
     """Set the kit's clock to the laptop's, read just before sending (transit on a LAN is ms)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -73,7 +75,7 @@ class ClockSetRequest(BaseModel):
     )
 
 
-class ClockSetAnswer(BaseModel):
+class ClockSetAnswer(WireModel):
     before: float = Field(description="the kit's clock before, Unix time")
     after: float = Field(description="the kit's clock after, Unix time")
     adjusted_s: float = Field(description="how far it moved, seconds (negative: set back)")

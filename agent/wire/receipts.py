@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from agent.wire.audit import AuditEntry
+from agent.wire.base import WireModel
 from agent.wire.facts import MetricSample
 from agent.wire.field_datasets import UNSURE_ID_PATTERN, UnsureItem
 from agent.wire.jobs import RESULT_FILES, JobInfo, ResultFile
@@ -70,7 +71,7 @@ def unsure_member(model: str, item_id: str, kind: str) -> str:
     return f"unsure/{model}/{item_id}.{kind}"
 
 
-class ReceiptCursors(BaseModel):
+class ReceiptCursors(WireModel):
     """Where an export stopped: the next one starts after these."""
 
     audit_seq: int = Field(default=0, ge=0, description="last audit entry exported")
@@ -85,7 +86,7 @@ class ReceiptCursors(BaseModel):
     )
 
 
-class ImportReceipt(BaseModel):
+class ImportReceipt(WireModel):
     """One bundle the kit imported, is applying, or refused, as its import record says."""
 
     bundle_sha256: str
@@ -105,7 +106,7 @@ class ImportReceipt(BaseModel):
         return value
 
 
-class ReceiptJob(BaseModel):
+class ReceiptJob(WireModel):
     """A job that changed since the last export, with its log and result files when carried."""
 
     info: JobInfo
@@ -130,7 +131,7 @@ class ReceiptJob(BaseModel):
         return results
 
 
-class ReceiptUnsure(BaseModel):
+class ReceiptUnsure(WireModel):
     """A kept input the model was unsure about: its prediction here, its image as
     `unsure/<model>/<id>.<kind>` (exactly `item.size` bytes)."""
 
@@ -162,7 +163,7 @@ class ReceiptUnsure(BaseModel):
         return unsure_member(self.item.model, self.item.id, self.kind)
 
 
-class Receipt(BaseModel):
+class Receipt(WireModel):
     """`receipt.json`: the kit, the range it covers and what happened in it."""
 
     format: int = RECEIPT_FORMAT

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
+
+from agent.wire.base import WireModel
 
 __all__ = ["CPU_FEATURE_ALIASES", "CpuFeature", "Requirements"]
 
@@ -29,7 +31,7 @@ CPU_FEATURE_ALIASES: dict[str, str] = {
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
-class Requirements(BaseModel):
+class Requirements(WireModel):
     """What a kit must have: every field given must hold (`providers`: any one of them)."""
 
     arch: list[str] | None = Field(

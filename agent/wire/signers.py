@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from agent.wire.base import WireModel
 from agent.wire.pairing import SIGNER_KEY_PATTERN
 
 __all__ = ["KeyId", "SignerInfo", "SignerTrust"]
@@ -13,7 +14,7 @@ __all__ = ["KeyId", "SignerInfo", "SignerTrust"]
 KeyId = Annotated[str, Field(pattern="^[0-9a-f]{16}$")]
 
 
-class SignerInfo(BaseModel):
+class SignerInfo(WireModel):
     key_id: str
     public_key: str = Field(description="base64 of the raw Ed25519 public key")
     label: str
@@ -22,7 +23,7 @@ class SignerInfo(BaseModel):
     revoked_at: float | None
 
 
-class SignerTrust(BaseModel):
+class SignerTrust(WireModel):
     """Trust a new app key (a rotation) and revoke old ones in the same call."""
 
     public_key: str = Field(pattern=SIGNER_KEY_PATTERN)

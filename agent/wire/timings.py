@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from agent.wire.base import WireModel
 
 __all__ = ["INFER_STAGES", "InferCounts", "InferTimings"]
 
@@ -10,7 +12,7 @@ __all__ = ["INFER_STAGES", "InferCounts", "InferTimings"]
 INFER_STAGES = ("queue", "read", "decode", "prepare", "infer", "output", "write")
 
 
-class InferTimings(BaseModel):
+class InferTimings(WireModel):
     """One model's answered infer requests, summed since the agent started: divide a stage
     by `requests` for its mean. The stages add up to `total_s`. A request that took the full
     route (a token not seen in the last seconds) counts until its handler returned, without
@@ -28,7 +30,7 @@ class InferTimings(BaseModel):
     write_s: float = Field(default=0.0, description="handing the answer to the connection (TLS included)")
 
 
-class InferCounts(BaseModel):
+class InferCounts(WireModel):
     """One model version's infer requests since the agent started (`Metrics.infer_counts_since`),
     by outcome. `refused`: the request's own fault (a bad image, a tensor of the wrong shape, a
     body too large, a version not installed), answered 4xx. `failed`: the kit's fault (ONNX
