@@ -24,8 +24,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from agent.wire import (
     AUDIT_GENESIS,
     AUDIT_SEGMENT,
@@ -38,6 +36,7 @@ from agent.wire import (
 )
 from app.fleet.client import Call
 from app.fleet.inventory import Inventory
+from app.fleet.sqlite_lib import sqlite_utils
 
 __all__ = ["AppAudit", "ChainStatus"]
 

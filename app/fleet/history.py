@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import sqlite_utils
-
 from agent.wire import MetricSample
 from app.fleet.client import KitClient
 from app.fleet.inventory import Inventory
+from app.fleet.sqlite_lib import sqlite_utils
 
 __all__ = ["MAX_SAMPLES", "RETENTION_S", "MetricsHistory", "async_pull_samples"]
 

@@ -16,12 +16,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from agent.wire import FactFamilies
 from app.fleet.errors import KitNotFound
 from app.fleet.inventory_ops import v2_fleet_operations, v3_power, v4_rollouts
 from app.fleet.precision_store import v5_precision_choices
+from app.fleet.sqlite_lib import sqlite_utils
 from app.fleet.stored_facts import dump_families, load_families
 
 DB_FILE = "inventory.db"

@@ -6,7 +6,7 @@ the kits' audit logs. Applied by `app.fleet.inventory` as its second migration.
 
 from __future__ import annotations
 
-import sqlite_utils
+from app.fleet.sqlite_lib import sqlite_utils
 
 __all__ = ["v2_fleet_operations", "v3_power", "v4_rollouts"]
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-import sqlite_utils
+from app.fleet.sqlite_lib import sqlite_utils
 
 __all__ = ["PrecisionChoices", "StoredChoice", "v5_precision_choices"]
 

@@ -10,11 +10,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import sqlite_utils
 from pydantic import BaseModel, Field
 
 from agent.wire import JobInfo, MetricSample, ModelInfo
 from app.fleet.inventory import Inventory
+from app.fleet.sqlite_lib import sqlite_utils
 
 __all__ = ["JOBS_KEPT", "KitSnapshot", "Snapshots", "Tags", "parse_tags"]
 

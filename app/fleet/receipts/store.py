@@ -9,10 +9,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from agent.wire.receipts import ImportReceipt, Receipt
 from app.fleet.inventory import Inventory
+from app.fleet.sqlite_lib import sqlite_utils
 
 __all__ = ["KitImport", "ReceiptRecord", "ReceiptStore"]
 
