@@ -8,9 +8,9 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from app.fleet.client._httpx import httpx
 from app.fleet.errors import AgentError, BadAnswer
 
 # What the app reads of one answer at most: a kit decides how much it sends, and an answer is held

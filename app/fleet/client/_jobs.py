@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from agent.wire import (
     DatasetInfo,
     DatasetUpload,
@@ -24,6 +22,7 @@ from agent.wire import (
     ScheduleUpdate,
 )
 from app.fleet.client._answers import MAX_ANSWER, MAX_LIVE_LINE, agent_error, bounded_body, bounded_lines
+from app.fleet.client._httpx import httpx
 from app.fleet.client._transport import KitConnection, is_verify_failure, reason
 from app.fleet.errors import BadAnswer, KitUnreachable
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from agent.wire import audited_call
@@ -21,6 +20,7 @@ from app.fleet.client._answers import (
     json_or_none,
     list_adapter,
 )
+from app.fleet.client._httpx import httpx
 from app.fleet.errors import AgentError, BadAnswer, Error, IdentityChanged, KitUnreachable
 from app.fleet.tls import async_fetch_certificate, pinned_context
 
