@@ -151,6 +151,7 @@ def _serve(settings: Settings, identity: Identity, sock: socket.socket) -> None:
     import uvicorn
 
     from agent.api.app import create_app
+    from agent.api.quiet_server import QuietServer
     from agent.api.state import AgentState
 
     try:
@@ -182,7 +183,7 @@ def _serve(settings: Settings, identity: Identity, sock: socket.socket) -> None:
     # into a normal exit so service managers and scripts see status 0 after a clean stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        QuietServer(config).run(sockets=[sock])
     finally:
         state.db.close()
 

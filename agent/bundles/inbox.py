@@ -33,7 +33,7 @@ __all__ = ["Watcher", "hand_over", "watcher_running"]
 INBOX = Path("bundles") / "inbox"
 _LOCK = ".watcher.lock"
 _SUFFIX, _RESULT = ".kfb", ".result.json"
-_INBOX_POLL_S = 0.2
+_INBOX_POLL_S = 1.0  # each look wakes the agent: five a second were a third of its idle CPU
 log = logging.getLogger(__name__)
 
 Importer = Callable[[Path], dict[str, Any]]  # imports one file, returns the result's summary
