@@ -162,11 +162,17 @@ class Inventory:
     def update(self, device_id: str, **changes: Any) -> None:
         self.db.table("kits").update(device_id, changes)
 
-    def record_seen(self, seen: Mapping[str, float], unreachable: Mapping[str, str]) -> None:
-        """When kits answered (device ID -> time), and why others did not, in one transaction:
-        a poll round of a thousand kits would otherwise commit, and sync the disk, a thousand
-        times."""
-        if not seen and not unreachable:
+    def record_seen(
+        self,
+        seen: Mapping[str, float],
+        unreachable: Mapping[str, str],
+        versions: Mapping[str, str] | None = None,
+    ) -> None:
+        """When kits answered (device ID -> time), why others did not, and the agent versions
+        that changed, in one transaction: a poll round of a thousand kits would otherwise
+        commit, and sync the disk, a thousand times."""
+        versions = versions or {}
+        if not seen and not unreachable and not versions:
             return
         with self.db.conn:
             self.db.conn.executemany(
@@ -176,6 +182,10 @@ class Inventory:
             self.db.conn.executemany(
                 "UPDATE kits SET last_error = ? WHERE device_id = ?",
                 [(error, device_id) for device_id, error in unreachable.items()],
+            )
+            self.db.conn.executemany(
+                "UPDATE kits SET agent_version = ? WHERE device_id = ?",
+                [(version, device_id) for device_id, version in versions.items()],
             )
 
     def kits(self) -> list[Kit]:

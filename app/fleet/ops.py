@@ -42,6 +42,7 @@ class Poll:
     audit: list[AuditEntry] | None = None  # None: not read this round
     audit_note: str = ""
     facts: FactFamilies | None = None  # read when the inventory has none for the kit yet
+    agent_version: str | None = None  # the kit's agent version, when it changed
 
 
 @dataclass(frozen=True)
@@ -146,9 +147,9 @@ class FleetOps:
                 models=models,
                 jobs=jobs,
             )
-            if health is not None and health.version != kit.agent_version:
-                self.fleet.inventory.update(kit.device_id, agent_version=health.version)
-            return Poll(kit, "online", "", snapshot, samples, entries, note, facts)
+            # written with the round's other writes, in `store`: a commit each is an fsync each
+            version = health.version if health is not None and health.version != kit.agent_version else None
+            return Poll(kit, "online", "", snapshot, samples, entries, note, facts, version)
 
         try:  # when each kit was seen is written with the round's other writes, in `store`
             return await self.fleet.async_call(kit, fetch, self._kept(kit), record=False)
@@ -201,6 +202,7 @@ class FleetOps:
                 for p in polls
                 if p.kit.device_id in self._unreachable
             },
+            {p.kit.device_id: p.agent_version for p in answered if p.agent_version is not None},
         )
         self.history.merge_many({p.kit.device_id: p.samples for p in answered})
         for p in answered:  # where the next pull starts, without asking the inventory each round

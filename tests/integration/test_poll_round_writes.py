@@ -13,13 +13,14 @@ from app.fleet.service import Fleet
 from tests.integration.conftest import AgentFactory
 
 
-async def _counted_round(ops: FleetOps) -> int:
-    """The COMMITs of one poll round of every adopted kit."""
+async def _counted_round(ops: FleetOps, detailed: bool = False) -> int:
+    """The COMMITs of one poll round of every adopted kit (`detailed`: health, models and jobs
+    too, as the first round and every few after it read them)."""
     statements: list[str] = []
     conn = ops.fleet.inventory.db.conn
     conn.set_trace_callback(statements.append)
     try:
-        await ops.async_poll()
+        await ops.async_poll(ops.fleet.inventory.kits() if detailed else None)
     finally:
         conn.set_trace_callback(None)
     return sum(s.strip().upper() == "COMMIT" for s in statements)
@@ -47,6 +48,29 @@ def test_a_round_commits_as_often_for_three_kits_as_for_one(
     one_kit, three_kits = asyncio.run(rounds())
     assert all(k.last_seen_at and k.last_error == "" for k in fleet.inventory.kits())
     assert three_kits == one_kit
+
+
+def test_new_agent_versions_are_written_with_the_rounds_other_writes(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Callable[..., Any]
+) -> None:
+    agents = [start_agent(f"kit-{i}", mdns=False) for i in range(3)]
+    for agent in agents:
+        adopt(agent)
+
+    async def rounds() -> tuple[int, int]:
+        ops = FleetOps(fleet, keep_connections=True)
+        try:
+            await ops.async_poll()  # facts and history read: not what is counted
+            unchanged = await _counted_round(ops, detailed=True)
+            for kit in fleet.inventory.kits():  # as after each kit's agent was upgraded
+                fleet.inventory.update(kit.device_id, agent_version="0.0.1")
+            return unchanged, await _counted_round(ops, detailed=True)
+        finally:
+            await ops.aclose()
+
+    unchanged, upgraded = asyncio.run(rounds())
+    assert {k.agent_version for k in fleet.inventory.kits()} == {agents[0].health()["version"]}
+    assert upgraded == unchanged  # not one commit more per kit whose version changed
 
 
 def test_a_kit_that_stops_answering_keeps_when_it_was_seen_and_says_why(
