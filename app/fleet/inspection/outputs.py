@@ -79,7 +79,7 @@ def _single(facts: Facts, out: Tensor) -> list[Family]:
                 "classification", f"{out.describe()}: one score per class", None, dims[1], _scores(facts, out)
             )
         ]
-    if len(dims) != 3:
+    if len(dims) != 3 or _per_step(facts, out):
         return []
     rows, cols = dims[1], dims[2]
     found: list[Family] = []
@@ -159,17 +159,28 @@ def _scores(facts: Facts, out: Tensor) -> Scores:
     return "auto"
 
 
+def _per_step(facts: Facts, out: Tensor) -> bool:
+    """A 3-D output made by a Softmax is one distribution per row: per-step class scores of a
+    sequence recogniser (PP-OCR's CTC text-line model: [N, steps, characters]). A detector's rows
+    carry box values, which no softmax makes, so it is never read as one."""
+    return len(out.dims) == 3 and facts.producers.get(out.name) == "Softmax"
+
+
 def _outputs_text(facts: Facts) -> str:
     return "; ".join(o.describe() for o in facts.outputs) or "no outputs"
 
 
 def _raw_hint(facts: Facts) -> str:
     hint = facts.metadata.get("task", "") if facts.ultralytics else ""
-    why = (
-        f"an Ultralytics {hint} model: kitfleet decodes detect and classify exports"
-        if hint in _ULTRALYTICS_UNDECODED
-        else "no classifier or detector layout kitfleet decodes"
-    )
+    if hint in _ULTRALYTICS_UNDECODED:
+        why = f"an Ultralytics {hint} model: kitfleet decodes detect and classify exports"
+    elif len(facts.outputs) == 1 and _per_step(facts, facts.outputs[0]):
+        why = (
+            "class scores per step (a Softmax over each row), as a sequence recogniser such as a "
+            "CTC text-line model gives: not a classifier or detector layout kitfleet decodes"
+        )
+    else:
+        why = "no classifier or detector layout kitfleet decodes"
     return (
         f"{_outputs_text(facts)}: {why}; deployed as raw, the kit answers the outputs as they are "
         "(`kitfleet infer KIT MODEL IMAGE --out outputs.npz`). If it is a classifier or detector, "
