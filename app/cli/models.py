@@ -89,7 +89,9 @@ def add_commands(command: CommandFactory) -> None:
     infer.add_argument("kit", help="kit name or device ID")
     infer.add_argument("model", help="model name")
     infer.add_argument("input", type=Path, help="image (JPEG, PNG, BMP, WebP) or tensor (.npy)")
-    infer.add_argument("--version", help="a specific installed version (default: the serving one)")
+    infer.add_argument(
+        "--version", help="an installed version, or a unique prefix of it (default: the serving one)"
+    )
     infer.add_argument("--top-k", type=int, default=5)
     infer.add_argument("--out", type=Path, help="where to write a raw model's outputs (.npz)")
 
@@ -195,12 +197,10 @@ async def _models(args: argparse.Namespace) -> int:
 
 async def _change_models(args: argparse.Namespace, fleet: Fleet, kit: Kit, known: KnownModels) -> None:
     """Activate, roll back or delete as asked, and record what the kit confirmed at once."""
-    from app.fleet.shortids import version_of
+    from app.cli.jobs.targets import model_version
 
     if args.action in ("activate", "delete"):  # a version as shown: itself, or a unique prefix
-        listing = f"`kitfleet models list {kit.name}`"
-        infos = await fleet.async_call(kit, lambda c: c.models())
-        args.version = version_of(infos, args.name, args.version, listing)
+        args.version = await model_version(fleet, kit, args.name, args.version)
     if args.action == "activate":
         known.confirmed(
             kit.device_id, await fleet.async_call(kit, lambda c: c.activate(args.name, args.version))
@@ -230,12 +230,15 @@ def model_lines(kit: str, infos: list[ModelInfo]) -> list[str]:
 
 
 async def _infer(args: argparse.Namespace) -> int:
+    from app.cli.jobs.targets import model_version
     from app.fleet.inference import async_infer, read_input
 
     given = read_input(args.input)
     fleet = open_fleet(args)
     try:
         kit = fleet.inventory.resolve(args.kit)
+        if args.version:  # as `kitfleet models list` shows it: itself, or a unique prefix
+            args.version = await model_version(fleet, kit, args.model, args.version)
         answer = await async_infer(fleet, kit, args.model, given, args.version, args.top_k)
     finally:
         fleet.close()

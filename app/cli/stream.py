@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli.common import add_tag_option, emit, open_fleet, say, select_kits
 from app.cli.types import CommandFactory, Handler
 from app.fleet.errors import Error
+
+if TYPE_CHECKING:
+    from app.fleet.inventory import Kit
+    from app.fleet.service import Fleet
+    from app.fleet.stream import StreamOptions
 
 # app.fleet.stream (the fleet, httpx, pydantic) is imported by each action that uses it, so
 # building the parser stays light.
@@ -55,7 +61,9 @@ def add_commands(command: CommandFactory) -> None:
         help="/dev/videoN, rtsp:// or http(s):// URL, or a video file or image folder "
         "under the kit's data roots",
     )
-    start.add_argument("--version", help="a model version (default: the serving one)")
+    start.add_argument(
+        "--version", help="a model version, or a unique prefix of it (default: the serving one)"
+    )
     start.add_argument("--fps", type=float, help="frames processed per second at most")
     start.add_argument(
         "--keep",
@@ -134,7 +142,15 @@ async def _start(args: argparse.Namespace) -> int:
         if not kits:
             raise Error("name the kit to stream on: `kitfleet stream start KIT ...` or --tag TAG")
         ask = interactive()
-        jobs = [(kit, await async_start_or_upload(fleet, kit, options, args.upload, ask)) for kit in kits]
+        jobs = [
+            (
+                kit,
+                await async_start_or_upload(
+                    fleet, kit, await _versioned(fleet, kit, options), args.upload, ask
+                ),
+            )
+            for kit in kits
+        ]
     finally:
         fleet.close()
     data = [{"kit": kit.name, **job.model_dump(mode="json")} for kit, job in jobs]
@@ -149,6 +165,17 @@ async def _start(args: argparse.Namespace) -> int:
     ]
     emit(args, data[0] if len(data) == 1 and not args.tags else data, lines)
     return 0
+
+
+async def _versioned(fleet: Fleet, kit: Kit, options: StreamOptions) -> StreamOptions:
+    """`options` with the version as the kit knows it: a unique prefix names one on each kit."""
+    from app.cli.jobs.targets import model_version
+
+    if not options.version:
+        return options
+    return dataclasses.replace(
+        options, version=await model_version(fleet, kit, options.model, options.version)
+    )
 
 
 async def _watch(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from agent.wire import JobRequest
 from app.fleet.deploy import async_deploy
 from app.fleet.inventory import Kit
@@ -34,7 +36,8 @@ def _deploy_tiny(fleet: Fleet, kit: Kit, folder: Path, version: str = "1", seed:
 def test_short_ids_name_jobs_versions_and_kits_and_ambiguity_asks_for_more(
     start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
 ) -> None:
-    kit = adopt(start_agent("friction-kit", mdns=False))
+    agent = start_agent("friction-kit", mdns=False)
+    kit = adopt(agent)
     _deploy_tiny(fleet, kit, tmp_path / "bench")
     [job] = cli_json(
         fleet, "jobs", "submit", "fricti", "--kind", "benchmark", "--model", "tiny", "--param", "runs=2"
@@ -58,9 +61,37 @@ def test_short_ids_name_jobs_versions_and_kits_and_ambiguity_asks_for_more(
     cli(fleet, "models", "activate", "friction-kit", "tiny", "2026.01.1")
     [tiny] = [m for m in cli_json(fleet, "models", "list", "friction-kit") if m["name"] == "tiny"]
     [second] = [v for v in tiny["versions"] if v["version"] == "2026.01.2"]
+    _versions_by_prefix_in_jobs_streams_and_infer(fleet, agent.data_dir, tmp_path, second["sha256"][:8])
     cli(fleet, "models", "delete", "friction-kit", "tiny", second["sha256"][:8])
     versions = [v for v in cli_json(fleet, "models", "list", "friction-kit") if v["name"] == "tiny"]
     assert [v["version"] for v in versions[0]["versions"]] == ["1", "2026.01.1"], "2026.01.2 deleted"
+
+
+def _versions_by_prefix_in_jobs_streams_and_infer(
+    fleet: Fleet, kit_data: Path, tmp_path: Path, prefix: str
+) -> None:
+    """--version of `jobs submit`, `stream start` and `infer` takes what `models list` shows, as
+    `models activate` does: they sent the typed text to the kit, which knew no version by it."""
+    frames = kit_data / "datasets" / "frames"  # under the kit's data root
+    frames.mkdir(parents=True)
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(frames / "red.png")
+    picture = tmp_path / "red.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(picture)
+    commands = {
+        "jobs": ["jobs", "submit", "friction-kit", "--kind", "benchmark", "--model", "tiny"],
+        "stream": ["stream", "start", "friction-kit", "--model", "tiny", "--source", "frames"],
+        "infer": ["infer", "friction-kit", "tiny", str(picture)],
+    }
+    for command in commands.values():
+        said = refused(fleet, *command, "--version", "2026.01", says="give more characters")
+        assert "2026.01.1" in said, "the candidates are listed"
+        assert "2026.01.2" in said
+    [queued] = cli_json(fleet, *commands["jobs"], "--version", prefix)
+    shown = cli_json(fleet, "jobs", "show", "friction-kit", queued["job_id"])
+    assert shown["request"]["params"]["version"] == "2026.01.2"
+    streamed = cli_json(fleet, *commands["stream"], "--version", prefix)
+    assert streamed["request"]["params"]["version"] == "2026.01.2"
+    assert cli_json(fleet, *commands["infer"], "--version", prefix)["version"] == "2026.01.2"
 
 
 def test_watch_rides_out_a_kit_restart_and_reports_the_real_end(

@@ -41,7 +41,9 @@ def add_submit_options(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to run")
     what.add_argument("--kind", required=True, help=f"one of {', '.join(JOB_KINDS)}")
     what.add_argument("--model", help="a deployed model's name")
-    what.add_argument("--version", help="a model version (default: the serving one)")
+    what.add_argument(
+        "--version", help="a model version, or a unique prefix of it (default: the serving one)"
+    )
     what.add_argument("--batch-sizes", metavar="N,N", help="benchmark: batch sizes, e.g. 1,8")
     what.add_argument(
         "--thread-counts",

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 
 from app.cli.common import emit, open_fleet, say
 from app.cli.jobs.options import spec_from
-from app.cli.jobs.targets import resolve
+from app.cli.jobs.targets import model_version, resolve
 from app.cli.jobs.watch import all_done, emit_watched, watch_kits
 from app.cli.types import Handler
-from app.fleet.errors import Error
+from app.fleet.errors import Error, IdentityChanged, KitUnreachable
+from app.fleet.inventory import Kit
 from app.fleet.jobs import SubmitOutcome, SubmitProgress, async_submit, named
+from app.fleet.service import Fleet
 
 
 class _SubmitLine:
@@ -46,6 +49,7 @@ async def _submit(args: argparse.Namespace) -> int:
                 "(or --kit, or --tag, repeatable)"
             )
         spec, upload = spec_from(args)
+        await _name_the_version(fleet, kits, spec.params)
         job = (
             spec.schedule(spec.schedule_name, args.cron, args.missed) if args.cron else spec.request(args.key)
         )
@@ -65,6 +69,28 @@ async def _submit(args: argparse.Namespace) -> int:
         row["job"] = final[0].model_dump(mode="json") if isinstance(final, list) else None
     emit_watched(args, watched, rows)
     return 0 if all(o.ok for o in outcomes) and all_done(watched) else 1
+
+
+async def _name_the_version(fleet: Fleet, kits: list[Kit], params: dict[str, Any]) -> None:
+    """--version as `kitfleet models list` shows it, a unique prefix too, made the version it
+    names: the same one on every kit that answers (a kit away is told of by the submit itself)."""
+    model, ref = params.get("model"), params.get("version")
+    if not isinstance(model, str) or not isinstance(ref, str):
+        return
+
+    async def on(kit: Kit) -> tuple[str, str] | None:
+        try:
+            return kit.name, await model_version(fleet, kit, model, ref)
+        except (KitUnreachable, IdentityChanged):
+            return None
+
+    named = [found for found in await asyncio.gather(*(on(kit) for kit in kits)) if found]
+    versions = {version for _, version in named}
+    if len(versions) > 1:
+        each = ", ".join(f"{version} on {kit}" for kit, version in named)
+        raise Error(f"--version {ref!r} names different versions ({each}): give the whole version")
+    if versions:
+        params["version"] = versions.pop()
 
 
 def _outcome_rows(outcomes: list[SubmitOutcome]) -> tuple[list[dict[str, Any]], list[str]]:

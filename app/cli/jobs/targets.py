@@ -15,7 +15,7 @@ from app.fleet.client import KitClient
 from app.fleet.inventory import Kit
 from app.fleet.jobs import async_each, async_explained
 from app.fleet.service import Fleet
-from app.fleet.shortids import async_job_id, async_schedule_id
+from app.fleet.shortids import async_job_id, async_schedule_id, version_of
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -36,6 +36,13 @@ async def job_ids(fleet: Fleet, kit: Kit, refs: list[str]) -> list[str]:
         return [await async_job_id(client, ref, listing) for ref in refs]
 
     return await async_explained(fleet, kit, find)
+
+
+async def model_version(fleet: Fleet, kit: Kit, model: str, ref: str) -> str:
+    """The version of the kit's `model` that `ref` names: the version itself, or a unique prefix
+    of it or of its sha256, as `kitfleet models list` shows them (an ambiguous one lists them)."""
+    infos = await async_explained(fleet, kit, lambda c: c.models())
+    return version_of(infos, model, ref, f"`kitfleet models list {kit.name}`")
 
 
 async def schedule_id(fleet: Fleet, kit: Kit, ref: str) -> str:
