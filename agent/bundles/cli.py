@@ -38,7 +38,9 @@ def add_commands(command: Command) -> None:
         "kitfleet-agent.service); for hosts run by another service manager",
     )  # fmt: skip
     apply.add_argument("--user", help="the service's user (default: the data dir's owner)")
-    apply.add_argument("--health-timeout", type=float, default=120.0, help="seconds to wait for /v1/health")
+    apply.add_argument(
+        "--health-timeout", type=float, default=120.0, help="seconds to wait for the upgraded agent to answer"
+    )
     apply.add_argument("--json", action="store_true", help="print JSON")
 
 

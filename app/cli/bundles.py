@@ -35,7 +35,8 @@ def add_commands(command: CommandFactory) -> None:
         "--agent-upgrade",
         type=Path,
         metavar="WHEELHOUSE",
-        help="a new kitfleet-agent from this wheelhouse (packaging/wheelhouse.py); kept only if healthy",
+        help="a new kitfleet-agent from this wheelhouse (the folder `kitfleet provision --wheelhouse` "
+        "installs from, e.g. on the install stick); kept only if healthy",
     )
     create.add_argument("--expires", default="14d", help="e.g. 14d, 12h, or never (default 14d)")
     create.add_argument("--json", action="store_true", help="print JSON")

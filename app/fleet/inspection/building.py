@@ -176,10 +176,11 @@ def _with_golden(path: Path, manifest: Manifest, warnings: list[str], why: dict[
 
     try:
         check = golden_for(path, manifest.input.dtype, manifest.precision)
-    except Exception as exc:  # ORT raises its own types on a probe input the model cannot take
+    except Exception:  # ORT raises its own types on a probe input the model cannot take
         warnings.append(
-            f"no golden check: the model does not run on the kit's probe input "
-            f"({type(exc).__name__}); the kit still checks that it loads and its signature"
+            "no golden check: the model does not run on the kit's probe input (its free "
+            "dimensions set to 1); the kit still checks that it loads and its signature, so "
+            "deploy it as it is and try it with `kitfleet infer` once installed"
         )
         return manifest
     why["golden"] = (

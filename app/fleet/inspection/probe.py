@@ -31,8 +31,11 @@ def probed(facts: Facts, spec: InputSpec) -> tuple[Facts, str]:
     try:
         session = open_session(facts.path, 1, cpu_only=True, quiet=True)[0]
         outputs = session.run(None, {spec.name: np.zeros(shape, dtype=spec.dtype)})
-    except Exception as exc:  # ORT's own types: the layout stays unknown, said in the reasons
-        return facts, f"output shapes left free, and a probe run failed ({type(exc).__name__})"
+    except Exception:  # ORT's own types: the layout stays unknown, said in the reasons
+        return facts, (
+            f"output shapes left free: the model did not run on a blank {spec.height}x{spec.width} "
+            "picture; set the task (--task, or Task in the deploy dialog) if the one inferred is wrong"
+        )
     names = [o.name for o in session.get_outputs()]
     shapes = {name: np.shape(value) for name, value in zip(names, outputs, strict=True)}
     known = tuple(
