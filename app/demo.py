@@ -35,6 +35,7 @@ from app.fleet.localagent import LOOPBACK, LocalAgent, stop_all
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
 from app.fleet.stream import LiveEvent, StreamOptions, async_follow, async_start, stats_line
+from app.fleet.summary import int8_support
 from resources import datasets_dir, images_dir, models_dir, videos_dir
 
 CLASSIFIER = "digits-cnn-int8.onnx"  # the bundled INT8 model every demo kit gets
@@ -76,7 +77,7 @@ async def _discover_and_adopt(fleet: Fleet, agents: list[LocalAgent]) -> None:
         _say(
             f"{kit.name:<16} {cpu.arch} {cpu.model}, "
             f"{cpu.logical_cores} cores, {(mem.total_bytes or 0) / 2**30:.1f} GiB, "
-            f"INT8 {'recommended' if int8.recommended else 'not recommended'}"
+            f"INT8: {int8_support(int8)}"
         )
 
 

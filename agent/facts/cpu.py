@@ -47,7 +47,8 @@ _ARM_PARTS = {
 }
 
 _X86 = frozenset({"x86_64", "amd64", "i386", "i686"})
-_INT8_FAST = "INT8-quantised models run markedly faster than FP32 here."
+# What the instructions make likely, not a promise: only a measurement says how much faster.
+_INT8_FAST = "INT8 is likely faster than FP32 here; `kitfleet quantize` and a benchmark job measure it."
 _INT8_SLOW = "INT8 models save memory but may run no faster than FP32; prefer FP32 unless memory is tight."
 
 
@@ -101,18 +102,19 @@ def _arm_model(parts: tuple[tuple[str, str], ...]) -> str | None:
 
 
 def int8_advice(arch: str, flags: set[str] | frozenset[str]) -> Int8Advice:
-    """Say whether INT8-quantised models are worth using on a CPU with these flags."""
+    """Say whether this CPU has instructions that make INT8-quantised models likely faster
+    (`recommended` keeps its name in the contract; how much faster only a measurement says)."""
     arch = arch.lower()
     if arch in _X86:
         if "amx_int8" in flags:
-            return _advice("amx", f"This CPU has AMX INT8 tiles, so {_INT8_FAST}")
+            return _advice("amx", f"This CPU has AMX int8 tiles: {_INT8_FAST}")
         if flags & INFERENCE_FLAGS["vnni"]:
-            return _advice("vnni", f"This CPU has VNNI instructions, so {_INT8_FAST}")
+            return _advice("vnni", f"This CPU has VNNI int8 instructions: {_INT8_FAST}")
         return _advice(None, f"This CPU lacks VNNI and AMX, so {_INT8_SLOW}")
     if arch in {"aarch64", "arm64"} or arch.startswith("arm"):
         dotprod = "the ARM dot-product instructions"
         if "asimddp" in flags:
-            return _advice("dotprod", f"This CPU has {dotprod}, so {_INT8_FAST}")
+            return _advice("dotprod", f"This CPU has {dotprod}: {_INT8_FAST}")
         return _advice(None, f"This CPU lacks {dotprod}, so {_INT8_SLOW}")
     known = arch or "unknown"
     return _advice(None, f"No INT8 acceleration is known for the {known} architecture; use FP32.")

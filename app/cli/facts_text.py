@@ -37,12 +37,12 @@ def facts_lines(families: FactFamilies) -> list[str]:
 
 
 def int8_line(families: FactFamilies) -> list[str]:
-    """The verdict a technician looks for before deploying: is INT8 worth it on this kit's CPU?"""
+    """What a technician looks for before deploying: has this kit's CPU int8 dot-product instructions?
+    (Whether INT8 is faster takes a measurement: `kitfleet quantize`, a benchmark job.)"""
     int8 = families.cpu.int8 if families.cpu else None
     if int8 is None:
         return []
-    verdict = f"recommended ({int8.via})" if int8.recommended else "not recommended"
-    return [f"INT8 models: {verdict}. {int8.reason or ''}".rstrip()]
+    return [f"INT8 models: {summary.int8_support(int8)}. {int8.reason or ''}".rstrip()]
 
 
 def precision_lines(families: FactFamilies) -> list[str]:

@@ -1,8 +1,9 @@
 """The manifest of a quantized model: the source's, as INT8 or FP16, with the new file's hash, golden and
 figures (the measured ratios deploy's advice reads back).
 
-Deploying refuses a model without a manifest, so quantizing writes one even for a source that had
-none (a minimal `raw` one the technician is told to complete).
+The manifest carries the measured figures deploy's advice reads, so quantizing writes one even for a
+source that had none: a minimal `raw` one, and a note on having the source's task and labels inferred
+(as deploy does for a plain model) before quantizing again.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ def derived_manifest(
         return None
     if source is None:
         notes.append(
-            f"{src.name} has no manifest: wrote a minimal one (task raw), so a kit answers with raw "
-            "outputs; for labels and boxes, edit its task, labels and normalisation before deploying"
+            f"{src.name} has no manifest, so this one says task raw (a kit answers with raw outputs) "
+            "and keeps the measured figures; for labels or boxes, have them inferred as `kitfleet "
+            f"deploy` does for a plain model: `kitfleet models inspect {src.name} --write-manifest` "
+            "(--task or --labels to correct it), then quantize again"
         )
     base: dict[str, Any] = (
         source.model_dump()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from agent.wire import FactFamilies, FactFamily
+from agent.wire import FactFamilies, FactFamily, Int8Advice
 
 __all__ = [
     "accelerators",
@@ -12,6 +12,7 @@ __all__ = [
     "cpu_name",
     "gib",
     "int8_advice",
+    "int8_support",
     "logical_cores",
     "memory_gib",
     "os_name",
@@ -61,11 +62,14 @@ def memory_gib(families: FactFamilies | None) -> float | None:
 def int8_advice(families: FactFamilies | None) -> str:
     cpu = readable(families.cpu if families else None)
     advice = cpu.int8 if cpu else None
-    if advice is None:
-        return ""
+    return int8_support(advice) if advice is not None else ""
+
+
+def int8_support(advice: Int8Advice) -> str:
+    """What the CPU has for INT8, not a verdict on speed: that takes a measurement."""
     if advice.recommended:
-        return f"recommended ({advice.via})" if advice.via else "recommended"
-    return "not recommended"
+        return f"int8 dot-product ({advice.via})" if advice.via else "int8 dot-product"
+    return "no int8 dot-product"
 
 
 def os_name(families: FactFamilies | None) -> str:

@@ -87,7 +87,7 @@ def test_facts_fill_hardware_columns(qtbot: QtBot) -> None:
     assert text(model, 0, "Cores") == "80"
     assert text(model, 0, "Memory (GiB)") == "64.0"
     assert text(model, 0, "Accelerators") == "NVIDIA A2"
-    assert text(model, 0, "INT8") == "recommended (dotprod)"
+    assert text(model, 0, "INT8") == "int8 dot-product (dotprod)", "what the CPU has, not a promise"
     memory = model.index(0, COLUMNS.index("Memory (GiB)"))
     assert memory.data(FleetTableModel.SortRole) == 64.0
 

@@ -357,7 +357,7 @@ def test_facts_say_whether_int8_pays_off_on_the_kit(start_agent: AgentFactory, t
 
     assert text.returncode == 0, text.stderr
     advice = data["families"]["cpu"]["int8"]
-    verdict = f"recommended ({advice['via']})" if advice["recommended"] else "not recommended"
+    verdict = f"int8 dot-product ({advice['via']})" if advice["recommended"] else "no int8 dot-product"
     assert f"INT8 models: {verdict}. {advice['reason']}" in text.stdout.splitlines()
 
 

@@ -349,3 +349,7 @@ def test_int8_advice(arch: str, flags: set[str], via: str | None) -> None:
     assert advice.via == via
     assert advice.accelerated is advice.recommended is (via is not None)
     assert (advice.reason or "").endswith(".")
+    assert "markedly" not in (advice.reason or ""), "no speed promised without a measurement"
+    if via is not None:
+        assert "likely faster" in (advice.reason or "")
+        assert "`kitfleet quantize`" in (advice.reason or ""), "says what measures it"

@@ -64,7 +64,7 @@ def test_facts_show_human_units() -> None:
     booted = time.time() - 2 * 3600 - 60  # set here, not at collection: a long suite would age it
     families = {**FAMILIES, "system": {**FAMILIES["system"], "boot_time": booted}}
     lines = facts_lines(FactFamilies.model_validate(families))
-    assert "INT8 models: recommended (dotprod). fast." in lines
+    assert "INT8 models: int8 dot-product (dotprod). fast." in lines
     assert "  total: 64.0 GiB" in lines
     assert "  available: 512.0 MiB" in lines
     assert "  frequency: current 3000 MHz, max 3000 MHz" in lines
