@@ -99,7 +99,12 @@ def _int8(measured: Measured, target: str, target_int8: bool | None) -> Recommen
             )
         return Recommendation("measure", "Recommendation: measure INT8 against FP32 before deploying it.")
     if ratio >= FASTER and target_int8 is not False:
-        return Recommendation("int8", f"Recommendation: INT8{on}; it ran {speed} and kept FP32's answers.")
+        kept = (
+            " and kept FP32's answers"
+            if measured.agreement is not None or measured.accuracy_delta_points is not None
+            else "; its answers were not compared with FP32's (give pictures to compare them on)"
+        )
+        return Recommendation("int8", f"Recommendation: INT8{on}; it ran {speed}{kept}.")
     if ratio >= FASTER:  # fast where measured, but the target lacks the instructions that made it so
         return Recommendation(
             "measure",

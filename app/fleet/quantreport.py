@@ -317,7 +317,8 @@ def _report(
             paths, ("fp32", precision), timings, top, strict=True
         )
     ]
-    agreement = _matching(top[0], None if top[1] is None else top[1].tolist()) if images else None
+    rows = (_per_row(reference), _per_row(quantized))
+    agreement = _matching(rows[0], None if rows[1] is None else rows[1].tolist()) if images else None
     return Report(
         fp32=sides[0],
         int8=sides[1],
@@ -332,6 +333,16 @@ def _report(
 def _top1(outputs: np.ndarray) -> np.ndarray | None:
     """Best class per image, when each image gave one row of class scores ([1, classes])."""
     if outputs.ndim != 3 or outputs.shape[1] != 1:
+        return None
+    best: np.ndarray = outputs.argmax(axis=-1).ravel()
+    return best
+
+
+def _per_row(outputs: np.ndarray) -> np.ndarray | None:
+    """Best class of every row of scores per image: one row for a classifier, one per step for a
+    sequence recogniser ([1, steps, classes], e.g. PP-OCR's CTC text-line model), whose answers
+    change when any step's best class does."""
+    if outputs.ndim < 3 or outputs.shape[1] != 1:
         return None
     best: np.ndarray = outputs.argmax(axis=-1).ravel()
     return best
