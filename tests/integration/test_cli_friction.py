@@ -72,9 +72,7 @@ def _versions_by_prefix_in_jobs_streams_and_infer(
 ) -> None:
     """--version of `jobs submit`, `stream start` and `infer` takes what `models list` shows, as
     `models activate` does: they sent the typed text to the kit, which knew no version by it."""
-    frames = kit_data / "datasets" / "frames"  # under the kit's data root
-    frames.mkdir(parents=True)
-    Image.new("RGB", (16, 16), (200, 30, 30)).save(frames / "red.png")
+    _frames(kit_data)
     picture = tmp_path / "red.png"
     Image.new("RGB", (16, 16), (200, 30, 30)).save(picture)
     commands = {
@@ -92,6 +90,13 @@ def _versions_by_prefix_in_jobs_streams_and_infer(
     streamed = cli_json(fleet, *commands["stream"], "--version", prefix)
     assert streamed["request"]["params"]["version"] == "2026.01.2"
     assert cli_json(fleet, *commands["infer"], "--version", prefix)["version"] == "2026.01.2"
+
+
+def _frames(kit_data: Path) -> None:
+    """A folder `frames` of one picture under the kit's data root, for `stream start`."""
+    frames = kit_data / "datasets" / "frames"
+    frames.mkdir(parents=True)
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(frames / "red.png")
 
 
 def test_watch_rides_out_a_kit_restart_and_reports_the_real_end(
@@ -167,12 +172,13 @@ def test_concurrent_audit_pulls_never_raise_a_false_broken_chain(
     assert "audit log of audited: verified" in said, said
 
 
-def test_tags_show_add_remove_and_aim_deploy_and_jobs(
+def test_tags_show_add_remove_and_aim_deploy_jobs_streams_and_reports(
     start_agent: AgentFactory, fleet: Fleet, adopt: Any, tmp_path: Path
 ) -> None:
     """`kitfleet tag kitA` with no tags used to wipe them."""
-    adopt(start_agent("north-1", mdns=False))
-    adopt(start_agent("south-1", mdns=False))
+    north, south = start_agent("north-1", mdns=False), start_agent("south-1", mdns=False)
+    adopt(north)
+    adopt(south)
     assert cli(fleet, "tag", "north-1", "site-n", "rack 2").stdout.strip() == "north-1: rack 2, site-n"
     assert cli(fleet, "tag", "north-1").stdout.strip() == "north-1: rack 2, site-n", "showing keeps them"
     assert cli_json(fleet, "tag", "north-1", "--remove", "rack 2")["tags"] == ["site-n"]
@@ -188,4 +194,13 @@ def test_tags_show_add_remove_and_aim_deploy_and_jobs(
     assert [row["kit"] for row in queued] == ["north-1"]
     assert [row["kit"] for row in cli_json(fleet, "jobs", "list", "--tag", "site-n")] == ["north-1"]
     refused(fleet, "jobs", "list", "--tag", "site-s", says="no kit carries the tag 'site-s'")
+    for kit in (north, south):
+        _frames(kit.data_dir)
+    streamed = cli_json(fleet, "stream", "start", "--tag", "site-n", "--model", "tiny", "--source", "frames")
+    assert [row["kit"] for row in streamed] == ["north-1"]
+    report = tmp_path / "site-n.html"
+    assert "(1 kits," in cli(fleet, "report", "--tag", "site-n", "--out", str(report)).stdout
+    kits = report.read_text().split("<h2>Audit trail</h2>")[0]  # the laptop's own log names both
+    assert "north-1" in kits
+    assert "south-1" not in kits, "only the tagged kit is reported"
     assert cli_json(fleet, "tag", "north-1", "--clear")["tags"] == []
