@@ -183,6 +183,7 @@ def _raw_hint(facts: Facts) -> str:
         why = "no classifier or detector layout kitfleet decodes"
     return (
         f"{_outputs_text(facts)}: {why}; deployed as raw, the kit answers the outputs as they are "
-        "(`kitfleet infer KIT MODEL IMAGE --out outputs.npz`). If it is a classifier or detector, "
+        "to an input tensor (`kitfleet infer KIT MODEL INPUT.npy --out outputs.npz`; a kit takes tensors, "
+        "not pictures, for a raw model). If it is a classifier or detector, "
         "give --task with the layout it needs"
     )

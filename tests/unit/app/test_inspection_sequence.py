@@ -29,6 +29,7 @@ def test_per_step_softmax_scores_deploy_as_raw_saying_what_they_look_like(tmp_pa
     assert found.manifest.detection is None
     assert "class scores per step" in found.why["task"]
     assert "CTC text-line" in found.why["task"]
+    assert "INPUT.npy --out" in found.why["task"]  # a kit refuses pictures for a raw model
     with pytest.raises(InspectionError, match=r"does not fit rec\.onnx"):
         inspect_model(tmp_path / "rec.onnx", Overrides(task="detection"))
 
