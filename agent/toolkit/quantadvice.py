@@ -158,7 +158,10 @@ def _less_accurate(measured: Measured) -> str:
     if delta is not None and delta < -MAX_ACCURACY_LOSS:
         return f"lost {-delta:.1f} points of top-1 accuracy against FP32"
     if agreement is not None and agreement < MIN_AGREEMENT:
-        return f"agreed with FP32's top-1 answer on only {100 * agreement:.1f} % of the images"
+        return (
+            f"agreed with FP32's top-1 answer on only {100 * agreement:.1f} % of the answers compared "
+            "(one per image, or per step of a sequence)"
+        )
     return ""
 
 

@@ -57,3 +57,10 @@ def test_kept_fp32_answers_only_when_they_were_compared() -> None:
     assert "kept FP32's answers" in compared.headline
     assert "kept FP32's answers" not in unseen.headline
     assert "not compared" in unseen.headline
+
+
+def test_too_few_steps_agreeing_keeps_fp32_saying_what_was_counted() -> None:
+    advice = recommend(Measured(precision="int8", speed_ratio=2.0, agreement=0.7))
+
+    assert advice.use == "fp32"
+    assert "70.0 % of the answers compared (one per image, or per step of a sequence)" in advice.headline
