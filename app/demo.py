@@ -281,7 +281,9 @@ def _run_demo(screenshot: Path | None, offscreen: bool) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         screenshot = screenshot or Path.cwd() / "kitfleet-demo.png"
     workdir = Path(tempfile.mkdtemp(prefix="kitfleet-demo-"))
-    agents = [LocalAgent(workdir / name, name, kit_model=model) for name, model in DEMO_KITS]
+    agents = [
+        LocalAgent(workdir / name, name, kit_model=model, die_with_parent=True) for name, model in DEMO_KITS
+    ]
     settings = AppSettings.resolve(home=workdir / "app", mdns_interfaces=[LOOPBACK])
     try:
         for agent in agents:

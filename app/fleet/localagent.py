@@ -6,6 +6,7 @@ mDNS only on 127.0.0.1, never on the machine's real interfaces.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -31,6 +32,9 @@ class LocalAgent:
     host: str = LOOPBACK
     port: int = 0
     extra_args: list[str] = field(default_factory=list)
+    # SIGTERM when the starting thread's process dies, even by SIGKILL: the demo's agents never
+    # outlive it (a killed demo's kits answered a later demo's adoption under the same names)
+    die_with_parent: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
@@ -59,7 +63,13 @@ class LocalAgent:
         port_file = self.data_dir / "agent.port"
         port_file.unlink(missing_ok=True)
         log = open(self.data_dir / "stderr.log", "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.command(),
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -149,3 +159,14 @@ def stop_all(agents: list[LocalAgent], timeout: float = 15.0) -> None:
         agent.signal_stop()
     for agent in agents:
         agent.wait_stopped(timeout)
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    """`preexec_fn`: SIGTERM when the thread that started the agent dies. Only a call into
+    libc, loaded beforehand: nothing that could wait on a lock after fork."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

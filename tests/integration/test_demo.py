@@ -22,14 +22,7 @@ def test_demo_discovers_adopts_deploys_and_shows_three_kits(tmp_path: Path) -> N
     shot = tmp_path / "demo.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     env.pop("DISPLAY", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "demo", "--screenshot", str(shot)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        check=False,
-    )
+    done = _run_demo(["--screenshot", str(shot)], env, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "discovered 3 kits over mDNS on 127.0.0.1" in done.stdout
     assert done.stdout.count("[demo] adopted ") == 3
@@ -110,6 +103,59 @@ def test_a_stop_signal_stops_the_demos_agents_and_their_workers(tmp_path: Path, 
     while (alive := [p for p in started if _alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert alive == [], [p.cmdline() for p in alive]
+
+
+def test_a_killed_demo_leaves_no_agent_behind(tmp_path: Path) -> None:
+    # SIGKILL gives the demo no chance to stop its agents: they stop themselves, or a later demo's
+    # adoption finds them announcing the same names (a CI run failed three tests on this)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("DISPLAY", None)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "app", "demo", "--screenshot", str(tmp_path / "demo.png")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert demo.stdout is not None
+        started = 0
+        for line in demo.stdout:
+            started += "started agent" in line
+            if started == 3:
+                break
+        agents = [p for p in psutil.Process(demo.pid).children() if "agent" in p.cmdline()[1:3]]
+        assert len(agents) == 3
+    finally:
+        demo.kill()
+        demo.wait()
+    deadline = time.monotonic() + 20  # each stops as on SIGTERM: its workers first
+    while (alive := [p for p in agents if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive == [], [p.cmdline() for p in alive]
+
+
+def _run_demo(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """`kitfleet demo ARGS`; past `timeout` it is stopped with SIGTERM, as a technician's Ctrl-C
+    would, so it stops its agents before the test fails with what it printed."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "app", "demo", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        out, err = demo.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        demo.terminate()
+        out, err = demo.communicate(timeout=60)
+        raise AssertionError(f"the demo took over {timeout:g} s:\n{out}{err}") from None
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    return subprocess.CompletedProcess(demo.args, demo.returncode, out, err)
 
 
 def _alive(process: psutil.Process) -> bool:
