@@ -10,26 +10,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
 
 from agent.api.auth import require
 from agent.api.state import AgentState
 from agent.audit import AuditLog
 from agent.auth.tokens import Caller
-from agent.wire import MAX_INT64, AuditEntry, error_responses
+from agent.wire import MAX_INT64, AuditCheck, AuditEntry, error_responses
 
 audit_router = APIRouter(tags=["audit"])
 Admin = Annotated[Caller, Depends(require("admin"))]
-
-
-class AuditCheck(BaseModel):
-    entries: int = Field(description="the seq of the newest entry")
-    head_hash: str | None
-    problems: list[str]
-    kept_from: int = Field(
-        1, description="the first entry kept; older segments were dropped to bound the log's size"
-    )
-    note: str = Field("", description="where the kept chain starts, in words")
 
 
 def _log(request: Request) -> AuditLog:

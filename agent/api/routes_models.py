@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import BaseModel, Field
 
 from agent.api.auth import require
 from agent.api.bodies import body_of, declared_length
@@ -22,6 +21,7 @@ from agent.wire import (
     MAX_INT64,
     NAME_PATTERN,
     VERSION_PATTERN,
+    ActivateRequest,
     InferResult,
     ModelInfo,
     UploadRequest,
@@ -38,10 +38,6 @@ _BINARY = {
     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     "required": True,
 }
-
-
-class ActivateRequest(BaseModel):
-    version: str = Field(pattern=VERSION_PATTERN)
 
 
 def _state(request: Request) -> AgentState:

@@ -16,6 +16,7 @@ __all__ = [
     "AUDIT_GENESIS",
     "AUDIT_REFUSALS",
     "AUDIT_SEGMENT",
+    "AuditCheck",
     "AuditEntry",
     "ChainCheck",
     "audit_hash",
@@ -277,3 +278,15 @@ class ChainCheck:
             f"kept from entry {self.kept_from} on (entries 1-{self.kept_from - 1} were "
             "rotated out to bound the log's size)"
         )
+
+
+class AuditCheck(WireModel):
+    """The answer of GET /v1/audit/verify: the kit's own check of its whole chain."""
+
+    entries: int = Field(description="the seq of the newest entry")
+    head_hash: str | None
+    problems: list[str]
+    kept_from: int = Field(
+        1, description="the first entry kept; older segments were dropped to bound the log's size"
+    )
+    note: str = Field("", description="where the kept chain starts, in words")

@@ -13,6 +13,7 @@ from agent.wire.requirements import Requirements
 __all__ = [
     "NAME_PATTERN",
     "VERSION_PATTERN",
+    "ActivateRequest",
     "Classification",
     "Detection",
     "DetectionFormat",
@@ -171,6 +172,12 @@ class ModelVersion(WireModel):
     size_bytes: int
     installed_at: float
     active: bool
+
+
+class ActivateRequest(WireModel):
+    """The body of POST /v1/models/{name}/activate: which installed version to serve."""
+
+    version: str = Field(pattern=VERSION_PATTERN)
 
 
 class ModelInfo(WireModel):
