@@ -46,6 +46,12 @@ def _at_a_terminal(home: Path, *args: str) -> str:
     return said.decode(errors="replace").replace("\r\n", "\n")
 
 
+def _shown(said: str) -> list[str]:
+    """The lines as the terminal shows them: a line's text after its last carriage return, the
+    clear-line escape dropped (the table's first line follows the last spinner frame's clearing)."""
+    return [line.rsplit("\r", 1)[-1].replace("\x1b[2K", "") for line in said.split("\n")]
+
+
 def test_discover_shows_kits_as_they_answer_with_a_spinner_on_a_terminal(
     start_agent: AgentFactory, tmp_path: Path
 ) -> None:
@@ -57,7 +63,7 @@ def test_discover_shows_kits_as_they_answer_with_a_spinner_on_a_terminal(
     before, after = said.split(found, 1)
     assert FRAME.search(before), "the spinner turns while it listens"
     assert FRAME.search(after.split("spun-kit", 1)[0]), "listening went on after the kit was shown"
-    table = next(line for line in after.splitlines() if line.startswith("spun-kit "))
+    table = next(line for line in _shown(after) if line.startswith("spun-kit "))
     assert "unadopted" in table, "then the table of every kit, with its status"
 
 
