@@ -20,9 +20,7 @@ from resources import models_dir
 
 def test_demo_discovers_adopts_deploys_and_shows_three_kits(tmp_path: Path) -> None:
     shot = tmp_path / "demo.png"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    env.pop("DISPLAY", None)
-    done = _run_demo(["--screenshot", str(shot)], env, timeout=240)
+    done = _run_demo(["--screenshot", str(shot)], timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "discovered 3 kits over mDNS on 127.0.0.1" in done.stdout
     assert done.stdout.count("[demo] adopted ") == 3
@@ -66,15 +64,7 @@ def test_demo_discovers_adopts_deploys_and_shows_three_kits(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_stop_signal_stops_the_demos_agents_and_their_workers(tmp_path: Path, signum: int) -> None:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    env.pop("DISPLAY", None)
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "app", "demo", "--screenshot", str(tmp_path / "demo.png")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    demo = _demo(["--screenshot", str(tmp_path / "demo.png")])
     try:
         assert demo.stdout is not None
         lines = []
@@ -108,15 +98,7 @@ def test_a_stop_signal_stops_the_demos_agents_and_their_workers(tmp_path: Path, 
 def test_a_killed_demo_leaves_no_agent_behind(tmp_path: Path) -> None:
     # SIGKILL gives the demo no chance to stop its agents: they stop themselves, or a later demo's
     # adoption finds them announcing the same names (a CI run failed three tests on this)
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    env.pop("DISPLAY", None)
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "app", "demo", "--screenshot", str(tmp_path / "demo.png")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    demo = _demo(["--screenshot", str(tmp_path / "demo.png")], stderr=subprocess.DEVNULL)
     try:
         assert demo.stdout is not None
         started = 0
@@ -135,16 +117,18 @@ def test_a_killed_demo_leaves_no_agent_behind(tmp_path: Path) -> None:
     assert alive == [], [p.cmdline() for p in alive]
 
 
-def _run_demo(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+def _demo(args: list[str], stderr: int = subprocess.PIPE) -> subprocess.Popen[str]:
+    """`kitfleet demo ARGS` started offscreen, its output piped."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("DISPLAY", None)
+    command = [sys.executable, "-m", "app", "demo", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+
+
+def _run_demo(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     """`kitfleet demo ARGS`; past `timeout` it is stopped with SIGTERM, as a technician's Ctrl-C
     would, so it stops its agents before the test fails with what it printed."""
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "app", "demo", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    demo = _demo(args)
     try:
         out, err = demo.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
