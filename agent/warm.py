@@ -11,14 +11,14 @@ reused, so nothing one piece of work left behind reaches the next.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
+
+from agent.toolkit.children import die_with_parent
 
 __all__ = ["BOOT", "Warm", "boot_command", "die_with_the_agent", "read_line", "start_warm"]
 
@@ -42,16 +42,7 @@ threading.Thread(target=watch, name="agent-watch", daemon=True).start()
 sys.argv = sys.argv[1:]
 runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def die_with_the_agent() -> None:
-    """`preexec_fn` of a child: SIGTERM when the agent's starting thread dies (see BOOT).
-    Only a call into libc, loaded beforehand: nothing that could wait on a lock after fork.
-    Only for children started by a thread that lives as long as the agent."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+die_with_the_agent = die_with_parent  # a child's `preexec_fn`: SIGTERM when the agent's starting thread dies
 
 
 def boot_command(module: str, *args: str) -> list[str]:

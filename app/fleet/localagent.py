@@ -6,7 +6,6 @@ mDNS only on 127.0.0.1, never on the machine's real interfaces.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.toolkit import children
 from app.fleet.errors import Error
 
 LOOPBACK = "127.0.0.1"
@@ -68,7 +68,7 @@ class LocalAgent:
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if self.die_with_parent else None,
+            preexec_fn=children.die_with_parent if self.die_with_parent else None,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -159,14 +159,3 @@ def stop_all(agents: list[LocalAgent], timeout: float = 15.0) -> None:
         agent.signal_stop()
     for agent in agents:
         agent.wait_stopped(timeout)
-
-
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def _die_with_parent() -> None:
-    """`preexec_fn`: SIGTERM when the thread that started the agent dies. Only a call into
-    libc, loaded beforehand: nothing that could wait on a lock after fork."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
