@@ -229,8 +229,20 @@ class _Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+_received: list[int] = []  # stop signals seen, in case the raise below is swallowed
+
+
 def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    _received.append(signum)
     raise _Stopped(signum)
+
+
+def _unless_stopped() -> None:
+    """Raise _Stopped if a stop signal came while Python swallowed the handler's exception
+    (a signal handler runs wherever the main thread is, also in a weakref or __del__ callback,
+    where exceptions are only printed)."""
+    if _received:
+        raise _Stopped(_received[0])
 
 
 @contextlib.contextmanager
@@ -245,21 +257,20 @@ def _stopped_by_signals() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _closing_window_on_signals() -> Iterator[list[int]]:
+def _closing_window_on_signals() -> Iterator[None]:
     """While the window is up a stop signal closes it, which ends its event loop: an exception
-    raised in a Qt callback would only be printed. The signals received are yielded."""
+    raised in a Qt callback would only be printed. _unless_stopped then raises after the loop."""
     from app.gui.stopping import close_windows_if_looping
 
-    signalled: list[int] = []
-
     def close_window(signum: int, frame: FrameType | None) -> None:
-        signalled.append(signum)
-        if not close_windows_if_looping():  # Python code, not a Qt callback: unwind from here
+        if close_windows_if_looping():
+            _received.append(signum)
+        else:  # Python code, not a Qt callback: unwind from here
             _raise_stopped(signum, frame)
 
     previous = {signum: signal.signal(signum, close_window) for signum in _STOP_SIGNALS}
     try:
-        yield signalled
+        yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -269,7 +280,9 @@ def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
     """Run the demo; a stop signal ends it with 128 + its number, after the agents stopped."""
     try:
         with _stopped_by_signals():
-            return _run_demo(screenshot, offscreen)
+            code = _run_demo(screenshot, offscreen)
+            _unless_stopped()
+            return code
     except _Stopped as stop:
         print(f"[demo] stopped by {signal.Signals(stop.signum).name}", file=sys.stderr, flush=True)
         return 128 + stop.signum
@@ -292,9 +305,13 @@ def _run_demo(screenshot: Path | None, offscreen: bool) -> int:
         fleet = Fleet(settings)
         try:
             asyncio.run(_discover_and_adopt(fleet, agents))
+            _unless_stopped()
             asyncio.run(_deploy_and_infer(fleet))
+            _unless_stopped()
             asyncio.run(_run_jobs(fleet))
+            _unless_stopped()
             frame = asyncio.run(_stream(fleet, agents))
+            _unless_stopped()
         except Error as exc:
             print(f"[demo] {exc}", file=sys.stderr)
             return 1
@@ -319,13 +336,13 @@ def _show_window(settings: AppSettings, kits: int, screenshot: Path | None, offs
     except ImportError as exc:
         print(f"[demo] the desktop window cannot start: {exc}", file=sys.stderr)
         return 1
+    _unless_stopped()
     _say("opening the window" + (" offscreen" if offscreen else ""))
-    with _closing_window_on_signals() as signalled:
+    with _closing_window_on_signals():
         code = run_demo_window(
             settings, adopted=kits, screenshot=screenshot, offscreen=offscreen, show_jobs=True
         )
-    if signalled:
-        raise _Stopped(signalled[0])
+    _unless_stopped()
     if screenshot is not None and code == 0:
         jobs = screenshot.with_name(f"{screenshot.stem}-jobs{screenshot.suffix}")
         _say(f"saved screenshots of the window to {screenshot} and {jobs} (Jobs tab)")
