@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import Any, Literal
 
 from pydantic import Field
 
+from agent.toolkit.version import VERSION
 from agent.wire.base import WireModel
 
 __all__ = [
@@ -25,10 +25,7 @@ __all__ = [
 ]
 
 
-try:
-    PACKAGE_VERSION = metadata.version("kitfleet")
-except metadata.PackageNotFoundError:  # pragma: no cover - source tree without install
-    PACKAGE_VERSION = "0.0.0+source"
+PACKAGE_VERSION = VERSION
 
 
 API_VERSION = "1"

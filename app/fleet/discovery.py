@@ -2,6 +2,8 @@
 
 What a kit announces is a hint: the app trusts only the certificate it pinned.
 Pass explicit interfaces (e.g. 127.0.0.1) everywhere but real field use.
+zeroconf is imported when a browser starts: most commands (`kitfleet kits` with every kit
+answering) never browse, and the import was ~5 % of their start (issue 19).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+from typing import TYPE_CHECKING
 
 from agent.wire import SERVICE_TYPE, TxtRecord
+
+if TYPE_CHECKING:
+    from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 __all__ = ["Announcement", "Browser", "async_discover"]
 
@@ -70,6 +74,8 @@ class Browser:
         self.ignored = 0  # new announcements dropped while MAX_KITS were held (a flood)
 
     async def async_start(self) -> None:
+        from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
+
         if self._interfaces:
             self._zc = AsyncZeroconf(
                 interfaces=list(self._interfaces), ip_version=_ip_version(self._interfaces)
@@ -83,6 +89,8 @@ class Browser:
     def _on_change(
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
+        from zeroconf import ServiceStateChange  # loaded by async_start
+
         if state_change is ServiceStateChange.Removed:
             self.kits.pop(name, None)
             self._listener(name, None)
@@ -101,6 +109,8 @@ class Browser:
         task.add_done_callback(self._tasks.discard)
 
     async def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
+        from zeroconf.asyncio import AsyncServiceInfo
+
         info = AsyncServiceInfo(service_type, name)
         if not await info.async_request(zeroconf, 3000, question_type=QUESTION_TYPE):
             return
@@ -164,5 +174,7 @@ def _announcement(instance: str, info: AsyncServiceInfo) -> Announcement | None:
 
 
 def _ip_version(addresses: list[str]) -> IPVersion:
+    from zeroconf import IPVersion
+
     versions = {ipaddress.ip_address(a).version for a in addresses}
     return IPVersion.V4Only if versions == {4} else (IPVersion.V6Only if versions == {6} else IPVersion.All)

@@ -69,6 +69,16 @@ def test_version_is_read_when_asked_for() -> None:
     assert loaded == []
 
 
+def test_polling_the_fleet_loads_no_mdns_library() -> None:
+    """`kitfleet kits` browses only for a kit that does not answer: with every kit answering,
+    zeroconf (~5 % of the command's start) is never imported."""
+    code = "import sys\nimport app.fleet.ops, app.cli.kits\nprint('zeroconf' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "False"
+
+
 def test_the_parsers_choices_are_their_sources() -> None:
     """The parser's choices are written out (tuples cost nothing to import); they must stay
     the ones the contract, the inspector, the job spec and the quantizer accept."""
