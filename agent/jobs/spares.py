@@ -37,7 +37,8 @@ def worker_command(*args: str) -> list[str]:
 
 def worker_env(threads: int) -> dict[str, str]:
     """The environment a worker starts with: little of the agent's, thread pools held to `threads`."""
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")}
+    kept = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PYDANTIC_DISABLE_PLUGINS")  # see agent.cli.main
+    keep = {k: v for k, v in os.environ.items() if k in kept}
     return {
         **keep,
         "PYTHONPATH": os.pathsep.join(sys.path),

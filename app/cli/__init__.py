@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
+    # kitfleet uses no pydantic plugins: looking for them reads every installed distribution's
+    # entry points (~9 ms of each command); PYDANTIC_DISABLE_PLUGINS= in the environment wins
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = _parser().parse_args(argv)
     _setup_logging()
     if args.command is None:

@@ -94,3 +94,24 @@ def test_the_parsers_choices_are_their_sources() -> None:
     assert choices.JOB_KINDS == KINDS
     assert choices.QUANTIZE_MODES == MODES
     assert tuple(METHODS) == choices.QUANTIZE_METHODS
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "__all__"), ("", "")])
+def test_commands_skip_pydantics_plugin_search_unless_told(preset: str | None, expected: str) -> None:
+    """Searching reads every installed distribution's entry points; kitfleet has no plugins.
+    Job workers inherit the agent's setting (agent.jobs.spares.worker_env)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if preset is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = preset
+    code = (
+        "import os, sys\nfrom app.cli import main\nfrom agent.jobs.spares import worker_env\n"
+        "try:\n    main(['kits', '--help'])\nexcept SystemExit:\n    pass\n"
+        "name = 'PYDANTIC_DISABLE_PLUGINS'\n"
+        "print(repr(os.environ.get(name)), repr(worker_env(1).get(name)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip().splitlines()[-1] == f"{expected!r} {expected!r}"
