@@ -20,9 +20,10 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 from agent.wire import CpuFacts, InferResult, Int8Advice, JobInfo, JobRequest, MemoryFacts
 from app.fleet.datasets import scan
@@ -237,10 +238,45 @@ def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
     raise _Stopped(signum)
 
 
+T = TypeVar("T")
+
+
+def _run_stage(stage: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, where a stop signal cancels the stage's task, as asyncio.Runner does for
+    Ctrl-C, rather than raising wherever the event loop is: raised inside the loop's or a TLS
+    transport's bookkeeping, the exception could leave the clean-up waiting forever."""
+    done = asyncio.run(_cancelled_on_signals(stage))
+    _unless_stopped()  # a signal after the stage's last step, or one swallowed between stages
+    return done
+
+
+async def _cancelled_on_signals(stage: Coroutine[Any, Any, T]) -> T:
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+
+    def stop(signum: int) -> None:
+        _received.append(signum)
+        task.cancel()
+
+    previous = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await stage
+    except asyncio.CancelledError:
+        _unless_stopped()  # the stage's clean-up has run; now unwind the demo
+        raise
+    finally:
+        for signum, handler in previous.items():
+            loop.remove_signal_handler(signum)
+            if handler is not None:  # None: a handler not set from Python, left as it is
+                signal.signal(signum, handler)
+
+
 def _unless_stopped() -> None:
-    """Raise _Stopped if a stop signal came while Python swallowed the handler's exception
-    (a signal handler runs wherever the main thread is, also in a weakref or __del__ callback,
-    where exceptions are only printed)."""
+    """Raise _Stopped if a stop signal came: one a stage's task was cancelled for, or one whose
+    raise Python swallowed (a signal handler runs wherever the main thread is, also in a weakref
+    or __del__ callback, where exceptions are only printed)."""
     if _received:
         raise _Stopped(_received[0])
 
@@ -304,14 +340,10 @@ def _run_demo(screenshot: Path | None, offscreen: bool) -> int:
             _say(f"started agent {agent.name} on https://{agent.address}")
         fleet = Fleet(settings)
         try:
-            asyncio.run(_discover_and_adopt(fleet, agents))
-            _unless_stopped()
-            asyncio.run(_deploy_and_infer(fleet))
-            _unless_stopped()
-            asyncio.run(_run_jobs(fleet))
-            _unless_stopped()
-            frame = asyncio.run(_stream(fleet, agents))
-            _unless_stopped()
+            _run_stage(_discover_and_adopt(fleet, agents))
+            _run_stage(_deploy_and_infer(fleet))
+            _run_stage(_run_jobs(fleet))
+            frame = _run_stage(_stream(fleet, agents))
         except Error as exc:
             print(f"[demo] {exc}", file=sys.stderr)
             return 1

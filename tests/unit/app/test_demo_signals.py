@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import os
 import signal
 import weakref
 from collections.abc import Iterator
@@ -40,3 +42,34 @@ def test_a_signal_handled_inside_a_weakref_callback_still_stops_the_demo() -> No
 
 def test_no_signal_lets_the_demo_go_on() -> None:
     demo._unless_stopped()
+
+
+def test_a_signal_during_a_stage_cancels_it_and_then_stops_the_demo() -> None:
+    """In a stage a signal cancels its task (its clean-up runs as for any cancellation), and the
+    demo's own handler is back once the stage is over."""
+    cleaned = []
+
+    async def stage() -> None:
+        asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGHUP)
+        try:
+            await asyncio.sleep(30)
+        finally:
+            cleaned.append(True)
+
+    previous = signal.signal(signal.SIGHUP, demo._raise_stopped)
+    try:
+        with pytest.raises(demo._Stopped) as stopped:
+            demo._run_stage(stage())
+        assert signal.getsignal(signal.SIGHUP) is demo._raise_stopped
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert stopped.value.signum == signal.SIGHUP
+    assert cleaned == [True]
+
+
+def test_a_stage_without_a_signal_returns_its_result() -> None:
+    async def stage() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    assert demo._run_stage(stage()) == 7
