@@ -230,7 +230,7 @@ class _Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-_received: list[int] = []  # stop signals seen, in case the raise below is swallowed
+_received: list[int] = []  # stop signals seen: by a stage's loop, the window, or a raise Python may swallow
 
 
 def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
