@@ -6,6 +6,7 @@ that climbs out of a root is refused like a plain outside path.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from agent.errors import Invalid
@@ -65,9 +66,31 @@ def _outside(folder: str, roots: list[Path]) -> Invalid:
 
 
 def images_under(folder: Path, root: Path) -> list[Path]:
-    """Image files below `folder`, sorted; links that lead outside `root` are skipped."""
-    found = []
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and inside(path.resolve(), root):
-            found.append(path)
-    return found
+    """Image files below `folder`, sorted by their path's parts; links that lead outside `root`
+    are skipped, and linked folders are not entered.
+
+    One directory read per folder, no call per plain file: a plain file is where its folder
+    is, so only links are resolved (resolving each of 1,400 images took 0.05 s of a job).
+    Folders that cannot be read are skipped, as `Path.rglob` skips them.
+    """
+    within = inside(folder.resolve(), root)
+    found: list[Path] = []
+    pending = [folder]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                listed = list(entries)
+        except PermissionError:
+            continue
+        for entry in listed:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+            elif os.path.splitext(entry.name)[1].lower() not in IMAGE_SUFFIXES:
+                continue
+            elif entry.is_symlink():
+                link = Path(entry.path)
+                if link.is_file() and inside(link.resolve(), root):
+                    found.append(link)
+            elif within and entry.is_file(follow_symlinks=False):
+                found.append(Path(entry.path))
+    return sorted(found, key=lambda path: path.parts)

@@ -146,4 +146,10 @@ def _take_job(job: str) -> tuple[Path, float]:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])  # an exception leaves the usual way, its traceback in worker.err
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The outcome is kept on disk and told over the pipe, and every kind closes its files: out
+    # at once. The agent ends the job when this process exits, and tearing down ONNX Runtime,
+    # its sessions and the decoders' memory took 0.06-0.2 s of every job for nothing.
+    os._exit(code)

@@ -59,6 +59,45 @@ def test_image_listing_skips_links_leading_out(root: Path) -> None:
     assert [p.name for p in images_under(root / "cats", root)] == ["a.jpg"]
 
 
+def test_image_listing_reads_the_tree_as_rglob_would(root: Path) -> None:
+    """The listing reads each folder once and resolves only links; what it lists and in what
+    order is what a resolved `rglob` gives: nested folders in path order, links inside kept,
+    linked folders not entered, a folder reached through a link outside the root listed empty."""
+    cats = root / "cats"
+    outside = root.parent.parent / "secret"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "y.png").write_bytes(b"png")
+    for name in ("b/c.jpg", "a.b/c.PNG", "a/b.jpeg", "Z.jpg", "b c.Png", ".jpg", "jpg"):
+        (cats / name).parent.mkdir(exist_ok=True)
+        (cats / name).write_bytes(b"img")
+    (cats / "folder.jpg").mkdir()
+    os.symlink(cats / "Z.jpg", cats / "again.jpg")  # inside the root: kept
+    os.symlink(outside / "sub", cats / "linked")  # a linked folder: not entered
+    os.symlink(outside / "none.jpg", cats / "dangling.jpg")
+    os.symlink(outside, root / "out")
+
+    def by_rglob(folder: Path) -> list[Path]:
+        return [
+            p
+            for p in sorted(folder.rglob("*"))
+            if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
+            and p.is_file()
+            and p.resolve().is_relative_to(root)
+        ]
+
+    listed = images_under(cats, root)
+    assert [str(p.relative_to(cats)) for p in listed] == [
+        "Z.jpg",
+        "a/b.jpeg",
+        "a.b/c.PNG",
+        "again.jpg",
+        "b/c.jpg",
+        "b c.Png",
+    ]
+    assert listed == by_rglob(cats)
+    assert images_under(root / "out", root) == by_rglob(root / "out") == []
+
+
 def test_the_log_is_bounded_and_read_by_offset(tmp_path: Path) -> None:
     files = JobFiles(tmp_path / "jobs", max_log_bytes=200)
     for n in range(20):
