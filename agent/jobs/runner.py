@@ -177,7 +177,7 @@ class JobRunner:
                 self._swept = time.monotonic()
                 sweep(self.queue, self.files, self.config.retention_days, self.config.max_total_bytes)
                 self._forget_stale_secrets()
-            self.spares.refill()  # after the pass: a job waiting now starts before it
+            self.spares.refill(self.held().threads)  # after the pass: a job waiting now starts before it
 
     def _forget_stale_secrets(self) -> None:
         """Camera passwords are kept only while a job or schedule may still need them."""

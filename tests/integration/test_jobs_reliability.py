@@ -3,6 +3,7 @@ and a cron schedule that must fire after a restart."""
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import sys
@@ -235,6 +236,35 @@ def test_a_worker_kept_ready_runs_the_next_job_alone_and_dies_with_its_agent(
         assert job["state"] in ("queued", "running"), job
         assert "stopped unexpectedly" in str(job["error"]), job
         client.post(f"/v1/jobs/{long['job_id']}/cancel")
+    agent.stop()
+
+
+def test_no_spare_starts_beside_a_job_that_holds_every_core(
+    start_agent: AgentFactory, tmp_path: Path
+) -> None:
+    """A spare's imports take a second of CPU: while a job holds every core the agent may use,
+    the spare it took is not replaced; the next one starts once that job has ended."""
+    cores = len(os.sched_getaffinity(0))
+    configure(tmp_path, "busy", jobs_threads=cores)
+    agent = start_agent("busy", mdns=False)
+    token = pair(agent)
+    with raw_client(agent, token) as client:
+        deploy_detector(client)
+        write_video(agent.data_dir / "datasets" / "clip.mp4", seconds=1)
+        first = submit(client, "benchmark", {"model": "shapes-yolo", "runs": 5})
+        assert wait(client, first["job_id"])["state"] == "done"
+        [spare] = _wait_for_spares(agent.data_dir)  # no job runs: every core is free
+        looping = {"model": "shapes-yolo", "source": "clip.mp4", "loop": True, "keep": ["counts"]}
+        whole = submit(client, "stream", looping, resources={"threads": cores})
+        while (job := client.get(f"/v1/jobs/{whole['job_id']}").json())["progress"]["done"] == 0:
+            assert job["state"] not in FINISHED, job
+            time.sleep(0.05)
+        assert spare.cwd().endswith(whole["job_id"]), "the job took the spare"
+        time.sleep(2.5)  # the runner passes every second while a job runs: two passes at least
+        assert [p.pid for p in _spares_of(agent.data_dir) if p.pid != spare.pid] == []
+        client.post(f"/v1/jobs/{whole['job_id']}/cancel")
+        assert wait(client, whole["job_id"])["state"] == "cancelled"
+        _wait_for_spares(agent.data_dir, besides=spare.pid)
     agent.stop()
 
 
