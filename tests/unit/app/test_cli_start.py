@@ -4,8 +4,10 @@ command (and `--help`) starts in a fraction of a second instead of seconds (issu
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -115,3 +117,38 @@ def test_commands_skip_pydantics_plugin_search_unless_told(preset: str | None, e
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip().splitlines()[-1] == f"{expected!r} {expected!r}"
+
+
+def test_the_inventory_runs_no_installed_sqlite_utils_plugin(tmp_path: Path) -> None:
+    """An installed package that declares a sqlite-utils plugin (here a real distribution on the
+    path, with its entry point) runs no code in the app, which holds the kits' tokens; looking
+    for plugins also cost each command's start ~20 ms."""
+    site = tmp_path / "site"
+    (site / "planted-0.1.dist-info").mkdir(parents=True)
+    (site / "planted-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: planted\nVersion: 0.1\n"
+    )
+    (site / "planted-0.1.dist-info" / "entry_points.txt").write_text("[sqlite_utils]\nplanted = planted\n")
+    marker = tmp_path / "ran"
+    (site / "planted.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('imported')\n"
+        "from sqlite_utils import hookimpl\n\n@hookimpl\ndef prepare_connection(conn):\n"
+        f"    pathlib.Path({str(marker)!r}).write_text('on the connection')\n"
+    )
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom app.fleet.inventory import Inventory\n"
+        "Inventory(Path(sys.argv[1])).db.execute('SELECT 1')\n"
+        "import importlib.metadata as m\nprint([e.name for e in m.entry_points(group='sqlite_utils')])"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    (tmp_path / "home").mkdir(mode=0o700)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "home")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert "planted" in done.stdout, "the plugin is installed where the app could find it"
+    assert not marker.exists(), marker.read_text()
