@@ -1,4 +1,5 @@
-"""Other work on the kit: a busy-looping process on one core while a measurement runs."""
+"""Other work on the kit: a busy-looping process on one core while a measurement runs; and
+waiting for an agent's own work to end before the next measurement."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+
+import psutil
 
 HOG = "while True:\n    pass\n"
 
@@ -34,3 +38,23 @@ def hog_on_one_core(on: bool = True, pinned: bool = True) -> Iterator[str]:
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.1f} {five:.1f} {fifteen:.1f} on {os.cpu_count()} CPUs"
+
+
+def wait_until_quiet(pid: int, timeout_s: float = 15.0) -> None:
+    """Until process `pid` and its children use under 10 ms of CPU in 0.25 s: after a job an
+    agent starts its next spare worker, whose imports would slow the next figure taken."""
+    agent = psutil.Process(pid)
+
+    def cpu() -> float:
+        total = 0.0
+        for proc in [agent, *agent.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += sum(proc.cpu_times()[:2])
+        return total
+
+    deadline, before = time.monotonic() + timeout_s, cpu()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        if (now := cpu()) - before < 0.01:
+            return
+        before = now

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import re
 import sys
 import tempfile
@@ -35,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 from PIL import Image
 
 from agent.jobs.kinds import batch_infer
@@ -50,7 +48,7 @@ from app.fleet.inventory import Kit
 from app.fleet.localagent import LocalAgent
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
-from benchmarks._hog import hog_on_one_core, load
+from benchmarks._hog import hog_on_one_core, load, wait_until_quiet
 from resources import datasets_dir, models_dir
 
 GOAL = 1.0
@@ -206,25 +204,9 @@ def _pid_of(agent: LocalAgent) -> int:
 
 
 def _settled(agent_pid: int, figures: dict[str, float]) -> dict[str, float]:
-    """`figures`, once the agent and its workers have gone quiet: after a job the agent starts
-    the next spare worker, whose imports would slow the next figure taken here."""
-    if not agent_pid:
-        return figures
-    agent = psutil.Process(agent_pid)
-
-    def cpu() -> float:
-        total = 0.0
-        for proc in [agent, *agent.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                total += sum(proc.cpu_times()[:2])
-        return total
-
-    deadline, before = time.monotonic() + 15, cpu()
-    while time.monotonic() < deadline:
-        time.sleep(0.25)
-        if (now := cpu()) - before < 0.01:
-            break
-        before = now
+    """`figures`, once the agent has gone quiet (no agent with --no-agent: at once)."""
+    if agent_pid:
+        wait_until_quiet(agent_pid)
     return figures
 
 

@@ -34,8 +34,10 @@ class WorkerProcess:
         timeout_s: float,
         log: Log,
         wake: Callable[[], None],
+        kind: str = "",
     ) -> None:
         self.job_id = job_id
+        self.kind = kind
         self.folder = folder
         self.resources = resources
         self.deadline = time.monotonic() + timeout_s

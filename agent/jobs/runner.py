@@ -177,7 +177,8 @@ class JobRunner:
                 self._swept = time.monotonic()
                 sweep(self.queue, self.files, self.config.retention_days, self.config.max_total_bytes)
                 self._forget_stale_secrets()
-            self.spares.refill(self.held().threads)  # after the pass: a job waiting now starts before it
+            running = tuple(self.running.values())  # after the pass: a job waiting now starts before it
+            self.spares.refill(total(p.resources for p in running).threads, {p.kind for p in running})
 
     def _forget_stale_secrets(self) -> None:
         """Camera passwords are kept only while a job or schedule may still need them."""
@@ -325,6 +326,7 @@ class JobRunner:
             request.timeout_s,
             lambda line: self._log(job_id, line),
             self.wake,
+            request.kind,
         )
         try:
             self.leases.set_pid(job_id, proc.start(self.spares.take(request.kind)))

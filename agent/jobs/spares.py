@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 from agent.jobs.layout import SPARE_FLAG, THREAD_ENV, WORKER_MODULE
@@ -63,10 +64,11 @@ class Spare(Warm):
 class Spares:
     """At most one spare worker, started once a job that runs a model has started (a kit that
     runs none keeps no idle process), and again after each job that took it, once running jobs
-    leave a core free: a spare's imports take a second of CPU or more, which jobs holding every
-    core would lose (benchmarks/batch_infer.py, 2-thread job on 2 cores: 1.17x the plain loop
-    beside the next spare's start, 1.42x without). A job started while others hold every core
-    starts cold, paying those imports in its own time rather than in the running jobs'."""
+    leave a core free and none is a stream. A spare's imports take a second of CPU or more:
+    jobs holding every core would lose it (benchmarks/batch_infer.py, 2-thread job on 2 cores:
+    1.17x the plain loop beside the next spare's start, 1.42x without), and a stream's answers
+    at a camera's pace would wait for a core behind them. A job started meanwhile starts cold,
+    paying those imports in its own time rather than in the running jobs'."""
 
     def __init__(self, jobs_dir: Path, enabled: bool = True) -> None:
         self.jobs_dir = jobs_dir
@@ -87,10 +89,12 @@ class Spares:
             return None
         return spare
 
-    def refill(self, held_threads: int = 0) -> None:
-        """Start a spare if one is wanted, none is waiting and running jobs, holding
-        `held_threads`, leave a core free."""
-        if not self.wanted or self._spare is not None or held_threads >= self.cores:
+    def refill(self, held_threads: int = 0, running_kinds: Collection[str] = ()) -> None:
+        """Start a spare if one is wanted, none is waiting, the running jobs (of `running_kinds`,
+        holding `held_threads`) leave a core free and none of them is a stream."""
+        if not self.wanted or self._spare is not None:
+            return
+        if held_threads >= self.cores or "stream" in running_kinds:
             return
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         with (self.jobs_dir / SPARE_ERR).open("wb") as err:
