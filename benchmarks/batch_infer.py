@@ -232,9 +232,8 @@ def _measure(
         lambda: {"pipeline": pipeline(model, manifest, folder, threads, tmp / f"results-{name}-{threads}")},
     ]
     if kit is not None:
-        pid = agent_pid
         measures.append(
-            lambda: _settled(pid, asyncio.run(agent_job(fleet, kit, manifest.name, "bench", threads)))
+            lambda: _settled(agent_pid, asyncio.run(agent_job(fleet, kit, manifest.name, "bench", threads)))
         )
     figures: dict[str, float] = {}
     for _ in range(runs):
