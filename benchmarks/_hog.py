@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import psutil
 
+from app.fleet.localagent import LocalAgent
+
 HOG = "while True:\n    pass\n"
 
 
@@ -38,6 +40,13 @@ def hog_on_one_core(on: bool = True, pinned: bool = True) -> Iterator[str]:
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.1f} {five:.1f} {fifteen:.1f} on {os.cpu_count()} CPUs"
+
+
+def once_quiet(agent: LocalAgent, figures: dict[str, float]) -> dict[str, float]:
+    """`figures`, once a running `agent` has gone quiet (at once when it does not run)."""
+    if agent.process is not None:
+        wait_until_quiet(agent.process.pid)
+    return figures
 
 
 def wait_until_quiet(pid: int, timeout_s: float = 15.0) -> None:

@@ -48,7 +48,7 @@ from app.fleet.inventory import Kit
 from app.fleet.localagent import LocalAgent
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
-from benchmarks._hog import hog_on_one_core, load, wait_until_quiet
+from benchmarks._hog import hog_on_one_core, load, once_quiet
 from resources import datasets_dir, models_dir
 
 GOAL = 1.0
@@ -170,15 +170,7 @@ def main() -> None:
                     for name in names:
                         for threads in args.threads:
                             figures = _measure(
-                                name,
-                                threads,
-                                paths,
-                                folder,
-                                Path(tmp),
-                                kit,
-                                fleet,
-                                args.runs,
-                                _pid_of(agent),
+                                name, threads, paths, folder, Path(tmp), kit, fleet, args.runs, agent
                             )
                             for label, ratio in _print(name, threads, count, figures, condition).items():
                                 worst[label] = min(worst.get(label, ratio), ratio)
@@ -198,18 +190,6 @@ def _agent(agent: LocalAgent, fleet: Fleet, names: list[str]) -> Kit:
     return kit
 
 
-def _pid_of(agent: LocalAgent) -> int:
-    """The running agent's pid; 0 (no agent, nothing to wait for) with --no-agent."""
-    return agent.process.pid if agent.process is not None else 0
-
-
-def _settled(agent_pid: int, figures: dict[str, float]) -> dict[str, float]:
-    """`figures`, once the agent has gone quiet (no agent with --no-agent: at once)."""
-    if agent_pid:
-        wait_until_quiet(agent_pid)
-    return figures
-
-
 def _measure(
     name: str,
     threads: int,
@@ -219,7 +199,7 @@ def _measure(
     kit: Kit | None,
     fleet: Fleet,
     runs: int,
-    agent_pid: int,
+    agent: LocalAgent,
 ) -> dict[str, float]:
     """Seconds per figure, the fastest of `runs` rounds (other work on a shared machine only ever
     slows a run down); the rounds interleave the figures so drift in that work hits all alike."""
@@ -233,7 +213,7 @@ def _measure(
     ]
     if kit is not None:
         measures.append(
-            lambda: _settled(agent_pid, asyncio.run(agent_job(fleet, kit, manifest.name, "bench", threads)))
+            lambda: once_quiet(agent, asyncio.run(agent_job(fleet, kit, manifest.name, "bench", threads)))
         )
     figures: dict[str, float] = {}
     for _ in range(runs):

@@ -30,7 +30,7 @@ from agent.models.infer import run_batch
 from agent.toolkit.sessions import open_session
 from agent.wire import Manifest
 from app.fleet.localagent import LocalAgent
-from benchmarks._hog import hog_on_one_core, load, wait_until_quiet
+from benchmarks._hog import hog_on_one_core, load, once_quiet
 from resources import models_dir
 from tests.integration.helpers import pair, raw_client
 from tests.integration.test_stream import deploy_detector
@@ -83,13 +83,6 @@ def stream_job(client: Any, source: str, realtime: bool) -> dict[str, float]:
     }
 
 
-def _settled(agent: LocalAgent, figures: dict[str, float]) -> dict[str, float]:
-    """`figures`, once the agent has gone quiet: after a stream it starts its next spare worker."""
-    if agent.process is not None:
-        wait_until_quiet(agent.process.pid)
-    return figures
-
-
 def _figures(fps: float, latencies: list[float]) -> dict[str, float]:
     p50, p99 = np.percentile(latencies, [50, 99])
     return {"fps": round(fps, 2), "p50": round(float(p50), 2), "p99": round(float(p99), 2), "dropped": 0}
@@ -125,7 +118,7 @@ def main() -> None:
                             rounds = [
                                 (
                                     plain_loop(video, realtime),
-                                    _settled(agent, stream_job(client, "bench.mp4", realtime)),
+                                    once_quiet(agent, stream_job(client, "bench.mp4", realtime)),
                                 )
                                 for _ in range(args.rounds)
                             ]

@@ -177,8 +177,8 @@ class JobRunner:
                 self._swept = time.monotonic()
                 sweep(self.queue, self.files, self.config.retention_days, self.config.max_total_bytes)
                 self._forget_stale_secrets()
-            running = tuple(self.running.values())  # after the pass: a job waiting now starts before it
-            self.spares.refill(total(p.resources for p in running).threads, {p.kind for p in running})
+            # after the pass: a job waiting now starts before it
+            self.spares.refill(self.held().threads, {p.kind for p in tuple(self.running.values())})
 
     def _forget_stale_secrets(self) -> None:
         """Camera passwords are kept only while a job or schedule may still need them."""
