@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +11,10 @@ from PIL import Image
 from agent.toolkit.quantadvice import recommend
 from app.fleet.quantize import quantize_model
 from app.fleet.quantreport import compare, percentiles, table, time_models, times_faster
+from benchmarks._hog import hog_on_one_core, load
 from benchmarks.cvnet import resnet18_like
 
 __all__ = ["load", "run_cv"]
-
-_HOG = "while True: pass"
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def run_cv(scratch: Path, size: int, runs: int) -> None:
@@ -45,7 +34,7 @@ def run_cv(scratch: Path, size: int, runs: int) -> None:
     rows = [report.rows()[0], report.rows()[1]]
     ratios: dict[tuple[bool, int], float] = {}
     for hog in (False, True):
-        with _hog_on_one_core(hog) as where:
+        with hog_on_one_core(hog) as where:
             for threads in (0, 1):
                 timed, ratios[hog, threads] = _timed_rows(fp32, result.model, threads, runs, where)
                 rows += timed
@@ -82,19 +71,3 @@ def _pictures(folder: Path, size: int, count: int = 16) -> Path:
         pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"{n}.png")
     return folder
-
-
-@contextlib.contextmanager
-def _hog_on_one_core(on: bool) -> Iterator[str]:
-    """A busy-looping Python process pinned to the last core while the block runs."""
-    if not on:
-        yield "no hog"
-        return
-    hog = subprocess.Popen([sys.executable, "-c", _HOG])
-    try:
-        with contextlib.suppress(AttributeError, OSError):  # no affinity outside Linux: it floats
-            os.sched_setaffinity(hog.pid, {max(os.sched_getaffinity(0))})
-        yield "hog on 1 core"
-    finally:
-        hog.kill()
-        hog.wait()
