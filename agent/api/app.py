@@ -22,6 +22,7 @@ from agent.api.routes_audit import audit_router
 from agent.api.routes_field import field_router
 from agent.api.routes_jobs import jobs_router
 from agent.api.routes_models import models_router
+from agent.api.routes_overview import overview_router
 from agent.api.routes_preflight import preflight_router
 from agent.api.routes_stream import stream_router
 from agent.api.state import AgentState
@@ -52,6 +53,7 @@ def create_app(state: AgentState, lifespan: Lifespan | None = None) -> FastInfer
         stream_router,
         audit_router,
         preflight_router,
+        overview_router,
     )
     for included in routers:
         app.include_router(included)  # without a prefix: each route's own path is its full path

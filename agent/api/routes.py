@@ -48,7 +48,10 @@ def _state(request: Request) -> AgentState:
 async def health(request: Request) -> Health:
     """Liveness and identity, without authentication. 200. (Async: it does no I/O, so it needs no
     thread-pool hop; fleet polling calls it often.)"""
-    state = _state(request)
+    return health_of(_state(request))
+
+
+def health_of(state: AgentState) -> Health:
     lost = state.db.recovery
     recovered = (
         None

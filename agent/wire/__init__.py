@@ -113,6 +113,7 @@ from agent.wire.models import (
     UploadRequest,
     UploadStatus,
 )
+from agent.wire.overview import OVERVIEW_PATH, Overview
 from agent.wire.pairing import (
     PAIR_CODE_ALPHABET,
     PAIR_CODE_LENGTH,
@@ -153,6 +154,7 @@ __all__ = [
     "JOB_ID_PATTERN",
     "MAX_INT64",
     "NAME_PATTERN",
+    "OVERVIEW_PATH",
     "PACKAGE_VERSION",
     "PAIR_CODE_ALPHABET",
     "PAIR_CODE_LENGTH",
@@ -229,6 +231,7 @@ __all__ = [
     "NetworkFacts",
     "NetworkInterface",
     "Normalisation",
+    "Overview",
     "PairRequest",
     "PairResponse",
     "PlainText",

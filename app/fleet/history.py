@@ -118,11 +118,13 @@ class MetricsHistory:
         )
 
 
-async def async_pull_samples(client: KitClient, cursor: int | None) -> list[MetricSample]:
-    """The kit's samples after `cursor` (all it holds when None), a few pages at most."""
+async def async_pull_samples(
+    client: KitClient, cursor: int | None, pages: int = MAX_PAGES
+) -> list[MetricSample]:
+    """The kit's samples after `cursor` (all it holds when None), `pages` pages at most."""
     samples: list[MetricSample] = []
     after = -1 if cursor is None else cursor
-    for _ in range(MAX_PAGES):
+    for _ in range(pages):
         page = (await client.metrics(since_seq=after, limit=PAGE)).samples
         samples += page
         if len(page) < PAGE or page[-1].seq is None:

@@ -1,7 +1,9 @@
 """Fleet operations: poll every kit at once, keep what it says, and judge it.
 
-One poll per kit is one pinned connection carrying health, new metric samples, models,
-recent jobs and new audit entries. Kits are polled concurrently, at most
+One poll per kit is one pinned connection; a detailed poll is one request (GET /v1/overview:
+health, new metric samples, models, recent jobs, new audit entries, facts when missing), part
+by part from an agent older than that route (`kit_read.py`), and the rounds between detailed
+ones read new metric samples only. Kits are polled concurrently, at most
 `poll_concurrency` at a time; everything learnt is written in one transaction per round,
 so a poll of 200 kits costs the inventory one commit, not hundreds. A kit that does not
 answer is shown from what was stored, with the age of it.
@@ -21,13 +23,11 @@ from app.fleet.client import KitClient
 from app.fleet.errors import AgentError, BadAnswer, IdentityChanged, KitUnreachable
 from app.fleet.history import MetricsHistory, async_pull_samples
 from app.fleet.inventory import Kit
+from app.fleet.kit_read import AUDIT_PAGE, KitRead, async_read_kit
 from app.fleet.service import FactsResult, Fleet, Status
 from app.fleet.snapshot import JOBS_KEPT, KitSnapshot, Snapshots, Tags
 
 __all__ = ["FleetOps", "KitView", "Poll"]
-
-AUDIT_PAGE = 1000
-AUDIT_PAGES = 5
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ class FleetOps:
         self._unreachable: dict[str, str] = {}  # device ID -> why, until the round is stored
         self._cursors: dict[str, int] = {}  # device ID -> newest sample sequence number stored
         self._closing: set[asyncio.Future[None]] = set()
+        self._no_overview: dict[str, str | None] = {}  # device ID -> agent version without GET /v1/overview
 
     # polling ----------------------------------------------------------------------
 
@@ -134,22 +135,30 @@ class FleetOps:
         )
 
         async def fetch(client: KitClient) -> Poll:
-            health = None if known else await client.health()
-            samples = await async_pull_samples(client, cursor)
-            models = known.models if known else await client.models()
-            jobs = known.jobs if known else await client.jobs(limit=JOBS_KEPT)
-            entries, note = await _async_pull_audit(client, anchor)
-            facts = (await client.facts()).families if need_facts else None
+            if known is not None:  # the steady round: new metrics only
+                samples = await async_pull_samples(client, cursor)
+                snapshot = KitSnapshot(
+                    device_id=kit.device_id,
+                    taken_at=time.time(),
+                    sample=samples[-1] if samples else known.sample or self.history.latest(kit.device_id),
+                    models=known.models,
+                    jobs=known.jobs,
+                )
+                facts = (await client.facts()).families if need_facts else None
+                return Poll(kit, "online", "", snapshot, samples, facts=facts)
+            read = await self._async_read(kit, client, cursor, anchor, need_facts)
             snapshot = KitSnapshot(
                 device_id=kit.device_id,
                 taken_at=time.time(),
-                sample=samples[-1] if samples else _latest(known) or self.history.latest(kit.device_id),
-                models=models,
-                jobs=jobs,
+                sample=read.samples[-1] if read.samples else self.history.latest(kit.device_id),
+                models=read.models,
+                jobs=read.jobs,
             )
             # written with the round's other writes, in `store`: a commit each is an fsync each
-            version = health.version if health is not None and health.version != kit.agent_version else None
-            return Poll(kit, "online", "", snapshot, samples, entries, note, facts, version)
+            version = read.health.version if read.health.version != kit.agent_version else None
+            return Poll(
+                kit, "online", "", snapshot, read.samples, read.audit, read.audit_note, read.facts, version
+            )
 
         try:  # when each kit was seen is written with the round's other writes, in `store`
             return await self.fleet.async_call(kit, fetch, self._kept(kit), record=False)
@@ -161,6 +170,20 @@ class FleetOps:
             if isinstance(exc, KitUnreachable):
                 self._unreachable[kit.device_id] = str(exc)
             return Poll(kit, "offline", str(exc))
+
+    async def _async_read(
+        self, kit: Kit, client: KitClient, cursor: int | None, anchor: int | None, facts: bool
+    ) -> KitRead:
+        """The kit in one request, or part by part from an agent without GET /v1/overview
+        (remembered for the agent version that answered 404, so it is asked once)."""
+        older = kit.device_id in self._no_overview and self._no_overview[kit.device_id] == kit.agent_version
+        try:
+            return await async_read_kit(client, cursor, JOBS_KEPT, anchor, facts, overview=not older)
+        except AgentError as exc:
+            if older or exc.status != 404:
+                raise
+            self._no_overview[kit.device_id] = kit.agent_version
+            return await async_read_kit(client, cursor, JOBS_KEPT, anchor, facts, overview=False)
 
     async def async_facts(self, kit: Kit) -> FactsResult:
         """The kit's facts (`Fleet.async_facts`) over its kept connection when there is one:
@@ -317,28 +340,6 @@ class FleetOps:
             failed,
             chain.problems,
         )
-
-
-async def _async_pull_audit(client: KitClient, anchor: int | None) -> tuple[list[AuditEntry] | None, str]:
-    """New entries after `anchor`, starting with the anchor itself so its hash is re-checked."""
-    if anchor is None:
-        return None, ""
-    entries: list[AuditEntry] = []
-    after = max(anchor - 1, 0)
-    try:
-        for _ in range(AUDIT_PAGES):
-            page = await client.audit(since_seq=after, limit=AUDIT_PAGE)
-            entries += page
-            if len(page) < AUDIT_PAGE:
-                break
-            after = page[-1].seq
-    except AgentError as exc:  # e.g. the token lost its admin scope: say so, keep polling
-        return None, str(exc)
-    return entries, ""
-
-
-def _latest(known: KitSnapshot | None) -> MetricSample | None:
-    return known.sample if known else None
 
 
 def _job_name(job: JobInfo) -> str:

@@ -68,12 +68,16 @@ def finished_job(job_id: str, label: str = "rogue job") -> dict[str, Any]:
 
 
 def polled_routes(kit: RogueKit, jobs: list[dict[str, Any]]) -> dict[str, Answer]:
-    """Answers to what the window reads of a kit every poll, so it shows the kit online."""
+    """Answers to what the window reads of a kit every poll, so it shows the kit online: each
+    part on its own route, and all of them in one on /v1/overview."""
+    metrics = {"device_id": kit.device_id, "interval_s": 10.0, "samples": []}
+    facts = {"device_id": kit.device_id, "name": kit.name, "collected_at": time.time(), "families": {}}
+    health = json.loads(kit.routes["/v1/health"].body)
+    overview = {"health": health, "metrics": metrics, "models": [], "jobs": jobs, "facts": facts, "audit": []}
     return {
-        "/v1/metrics": json_answer({"device_id": kit.device_id, "interval_s": 10.0, "samples": []}),
-        "/v1/facts": json_answer(
-            {"device_id": kit.device_id, "name": kit.name, "collected_at": time.time(), "families": {}}
-        ),
+        "/v1/overview": json_answer(overview),
+        "/v1/metrics": json_answer(metrics),
+        "/v1/facts": json_answer(facts),
         "/v1/models": json_answer([]),
         "/v1/jobs": json_answer(jobs),
         "/v1/audit": json_answer([]),

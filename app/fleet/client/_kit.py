@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from agent.wire import (
+    OVERVIEW_PATH,
     AuditEntry,
     Facts,
     Health,
     Metrics,
+    Overview,
     PairRequest,
     PairResponse,
     PreflightAnswer,
@@ -27,6 +29,36 @@ class KitCalls(KitConnection):
         if health.device_id != self.device_id:  # a pinned handshake makes this unreachable
             raise IdentityChanged(self.name, self.device_id, health.device_id)
         return health
+
+    async def overview(
+        self,
+        since_seq: int | None,
+        samples_limit: int,
+        jobs_limit: int,
+        facts: bool = False,
+        audit_since: int | None = None,
+        audit_limit: int = 1000,
+    ) -> Overview:
+        """Health, samples, models, jobs (and facts, audit entries when asked) in one request;
+        an agent older than the route answers 404 (AgentError), and the caller asks part by part."""
+        params: dict[str, Any] = {"samples_limit": samples_limit, "jobs_limit": jobs_limit}
+        if since_seq is not None:
+            params["since_seq"] = since_seq
+        if facts:
+            params["facts"] = "true"
+        if audit_since is not None:
+            params |= {"audit_since": audit_since, "audit_limit": audit_limit}
+        got = await self._get(Overview, OVERVIEW_PATH, params=params)
+        if got.health.device_id != self.device_id:  # a pinned handshake makes this unreachable
+            raise IdentityChanged(self.name, self.device_id, got.health.device_id)
+        metrics = got.metrics.model_copy(update={"samples": got.metrics.samples[:samples_limit]})
+        return got.model_copy(  # no more than asked is kept, as the routes' own calls do
+            update={
+                "metrics": metrics,
+                "jobs": got.jobs[:jobs_limit],
+                "audit": None if got.audit is None else got.audit[:audit_limit],
+            }
+        )
 
     async def pair(self, request: PairRequest) -> PairResponse:
         return await self._call(PairResponse, "POST", "/v1/pair", json=request.model_dump())
