@@ -16,15 +16,12 @@ The restart is `systemctl restart kitfleet-agent.service` unless `--restart-comm
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
-import ssl
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,6 +29,7 @@ from typing import Any
 from agent.bundles import staged
 from agent.bundles.trial import TrialFailed, trial_run
 from agent.bundles.upgrade import MARKER, Install, StepFailed, install_venv, prune, switch
+from agent.toolkit.readiness import read_health
 from agent.toolkit.wheelhouse import HouseManifest, venv_name, version_of
 
 __all__ = ["DEFAULT_RESTART", "ApplyFailed", "apply_staged"]
@@ -170,7 +168,7 @@ def _wait_version(
             if _port_stamp(data_dir) == old:
                 raise ValueError("the agent has not started again yet")
             port = int((data_dir / "agent.port").read_text())
-            health = _health(port)
+            health = read_health("127.0.0.1", port)
         except (OSError, ValueError):
             pass
         else:
@@ -178,17 +176,6 @@ def _wait_version(
                 return health
         time.sleep(0.5)
     return None
-
-
-def _health(port: int) -> dict[str, Any]:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # readiness of the local service only
-    with urllib.request.urlopen(f"https://127.0.0.1:{port}/v1/health", context=ctx, timeout=3) as answer:
-        data = json.load(answer)
-    if not isinstance(data, dict):
-        raise ValueError("the health answer is not an object")
-    return data
 
 
 def _finish(data_dir: Path, uid: int, outcome: dict[str, Any]) -> dict[str, Any]:

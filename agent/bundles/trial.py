@@ -18,10 +18,10 @@ import ssl
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from agent.toolkit.readiness import read_health
 from agent.wire import device_id_from_der
 
 __all__ = ["TRIAL_TIMEOUT_S", "TrialFailed", "trial_run"]
@@ -94,7 +94,7 @@ def _wait_healthy(
         port = _port(scratch)
         if port:
             try:
-                health = _health(port)
+                health = read_health("127.0.0.1", port)
             except (OSError, ValueError) as exc:
                 last = str(exc)
             else:
@@ -116,17 +116,6 @@ def _port(scratch: Path) -> int | None:
         return int((scratch / _PORT_FILE).read_text())
     except (OSError, ValueError):
         return None
-
-
-def _health(port: int) -> dict[str, Any]:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # readiness only; the device ID in the answer is compared
-    with urllib.request.urlopen(f"https://127.0.0.1:{port}/v1/health", context=ctx, timeout=3) as answer:
-        data = json.load(answer)
-    if not isinstance(data, dict):
-        raise ValueError("the health answer is not an object")
-    return data
 
 
 def _stop(agent: subprocess.Popen[bytes]) -> None:

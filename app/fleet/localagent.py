@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.toolkit import children
+from agent.toolkit.readiness import read_health
 from app.fleet.errors import Error
 
 LOOPBACK = "127.0.0.1"
@@ -89,16 +89,8 @@ class LocalAgent:
             return False
         return True
 
-    def health(self) -> dict[str, str]:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE  # readiness only: no token or data is sent
-        with urllib.request.urlopen(
-            f"https://{self.host}:{self.port}/v1/health", context=ctx, timeout=2
-        ) as response:
-            data = json.load(response)
-        assert isinstance(data, dict)
-        return data
+    def health(self) -> dict[str, Any]:
+        return read_health(self.host, self.port, timeout=2)  # readiness only: no token is sent
 
     @property
     def address(self) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import posixpath
-import ssl
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.toolkit.readiness import read_health
 from agent.toolkit.wheelhouse import PIP_ENV, version_of
 from app.fleet.bundles.ledger import Ledger
 from app.fleet.inventory import Kit
@@ -213,7 +212,7 @@ class _Job:
         polls = 0
         while time.monotonic() < deadline:
             try:
-                health = _health(host, port)
+                health = read_health(host, port)
             except (OSError, ValueError) as exc:
                 last = str(exc)
             else:
@@ -270,18 +269,6 @@ class _Job:
 
 def _version_of(venv: str) -> str:
     return version_of(posixpath.basename(venv))
-
-
-def _health(host: str, port: int) -> dict[str, Any]:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # readiness only; the device ID in the answer is compared
-    url = f"https://{host if ':' not in host else f'[{host}]'}:{port}/v1/health"
-    with urllib.request.urlopen(url, context=ctx, timeout=3) as response:
-        data = json.load(response)
-    if not isinstance(data, dict):
-        raise ValueError("health answer is not an object")
-    return data
 
 
 async def async_provision(fleet: Fleet, request: ProvisionRequest, progress: Progress) -> ProvisionResult:

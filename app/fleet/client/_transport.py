@@ -70,11 +70,15 @@ class KitConnection:
         self._on_call = on_call
         self._timeout = timeout
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # trust_env off: a kit is reached straight, on the local network, with its certificate
+        # pinned; a proxy the laptop's environment names for the office (HTTPS_PROXY) cannot
+        # reach it, and the environment's CA bundle and .netrc have no say in a pinned call.
         self._http = httpx.AsyncClient(
             base_url=f"https://{_url_host(host)}:{port}",
             verify=pinned_context(cert_pem),
             headers=headers,
             timeout=timeout,
+            trust_env=False,
         )
 
     async def __aenter__(self: C) -> C:
