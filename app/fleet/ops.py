@@ -134,30 +134,27 @@ class FleetOps:
             ).fetchone()
         )
 
+        def taken(samples: list[MetricSample], models: list[ModelInfo], jobs: list[JobInfo]) -> KitSnapshot:
+            latest = samples[-1] if samples else (known.sample if known else None)
+            return KitSnapshot(
+                device_id=kit.device_id,
+                taken_at=time.time(),
+                sample=latest or self.history.latest(kit.device_id),
+                models=models,
+                jobs=jobs,
+            )
+
         async def fetch(client: KitClient) -> Poll:
             if known is not None:  # the steady round: new metrics only
                 samples = await async_pull_samples(client, cursor)
-                snapshot = KitSnapshot(
-                    device_id=kit.device_id,
-                    taken_at=time.time(),
-                    sample=samples[-1] if samples else known.sample or self.history.latest(kit.device_id),
-                    models=known.models,
-                    jobs=known.jobs,
-                )
                 facts = (await client.facts()).families if need_facts else None
-                return Poll(kit, "online", "", snapshot, samples, facts=facts)
+                return Poll(kit, "online", "", taken(samples, known.models, known.jobs), samples, facts=facts)
             read = await self._async_read(kit, client, cursor, anchor, need_facts)
-            snapshot = KitSnapshot(
-                device_id=kit.device_id,
-                taken_at=time.time(),
-                sample=read.samples[-1] if read.samples else self.history.latest(kit.device_id),
-                models=read.models,
-                jobs=read.jobs,
-            )
             # written with the round's other writes, in `store`: a commit each is an fsync each
             version = read.health.version if read.health.version != kit.agent_version else None
+            said = taken(read.samples, read.models, read.jobs)
             return Poll(
-                kit, "online", "", snapshot, read.samples, read.audit, read.audit_note, read.facts, version
+                kit, "online", "", said, read.samples, read.audit, read.audit_note, read.facts, version
             )
 
         try:  # when each kit was seen is written with the round's other writes, in `store`
