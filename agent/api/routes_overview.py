@@ -49,14 +49,14 @@ def overview(
     entries, refused = None, None
     if audit_since is not None:
         if caller.allows("admin"):
-            entries = audit(request, caller, audit_since, audit_limit)
+            entries = audit(request, caller, since_seq=audit_since, limit=audit_limit)
         else:
             refused = f"the audit log needs an admin token; this one is {caller.scope}"
     return Overview(
         health=health_of(state),
-        metrics=metrics(request, caller, 0.0, samples_limit, since_seq),
+        metrics=metrics(request, caller, since=0.0, limit=samples_limit, since_seq=since_seq),
         models=list_models(request, caller),
-        jobs=list_jobs(request, caller, None, None, None, jobs_limit, 0),
+        jobs=list_jobs(request, caller, state=None, kind=None, schedule_id=None, limit=jobs_limit, offset=0),
         facts=facts(request, caller) if facts_too else None,
         audit=entries,
         audit_refused=refused,
