@@ -27,13 +27,21 @@ __all__ = ["BOOT", "Warm", "boot_command", "die_with_the_agent", "read_line", "s
 # gets SIGTERM when the agent's thread that started it dies: a child still starting up has
 # nothing of its own yet and just dies; once BOOT runs, SIGTERM or the end of the life line
 # kills the child (and its whole group when it leads one, with anything its work started).
+# The end of the life line is acted on by the kernel itself (Linux): the pipe is set to
+# queue SIGKILL for the child, or its group, when its last writer goes, so a child whose
+# main thread holds the GIL in C code (importing ONNX Runtime, building a session) dies at
+# once too, not when that returns. The Python-level watch and SIGTERM handler stay as well.
 BOOT = """\
-import os, runpy, signal, sys, threading
+import fcntl, os, runpy, signal, sys, threading
 def die(*_):
     if os.getpgrp() == os.getpid():
         os.killpg(os.getpgrp(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
 signal.signal(signal.SIGTERM, die)
+if hasattr(fcntl, "F_SETSIG"):
+    fcntl.fcntl(0, fcntl.F_SETOWN, -os.getpgrp() if os.getpgrp() == os.getpid() else os.getpid())
+    fcntl.fcntl(0, fcntl.F_SETSIG, signal.SIGKILL)
+    fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_ASYNC)
 def watch():
     while os.read(0, 4096):
         pass

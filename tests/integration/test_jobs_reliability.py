@@ -48,13 +48,35 @@ def _all_finished(client: httpx.Client, ids: set[str], timeout: float) -> dict[s
 
 
 def _wait_for_no_workers(data_dir: Path) -> None:
-    """Orphaned workers notice at once that their agent is gone (SIGTERM from the kernel, the end
-    of their life line); one in the middle of a C-level import (a spare loading ONNX Runtime,
-    which holds the GIL) acts on it when that returns, a few tenths of a second on a busy kit."""
+    """Orphaned workers die at once with their agent: the end of their life line makes the
+    kernel kill each worker's group, even one holding the GIL in C code (a spare importing ONNX
+    Runtime); SIGTERM from the kernel and the watching thread back that up. The wait is only
+    for a busy machine; a worker left after it is shown as the kernel sees it."""
     deadline = time.monotonic() + 15
     while _workers_of(data_dir) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _workers_of(data_dir) == [], "workers die with their agent"
+    left = _workers_of(data_dir)
+    assert left == [], "workers die with their agent:\n" + "\n".join(map(_why_alive, left))
+
+
+def _why_alive(pid: int) -> str:
+    """What the kernel says of a worker that outlived its agent: its state and signals (a
+    SIGTERM pending but not acted on, SIGKILL pending in an uninterruptible wait) and where
+    each of its threads waits."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        status = (proc / "status").read_text().splitlines()
+        tasks = sorted((proc / "task").iterdir(), key=lambda t: int(t.name))
+        threads = [
+            f"  thread {t.name} {(t / 'comm').read_text().strip()}: "
+            f"{(t / 'stat').read_text().rsplit(')', 1)[1].split()[0]} in {(t / 'wchan').read_text() or '-'}"
+            for t in tasks
+        ]
+    except OSError as exc:
+        return f"pid {pid}: gone while being read ({exc})"
+    wanted = ("Name", "State", "PPid", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    fields = [line for line in status if line.split(":")[0] in wanted]
+    return "\n".join([f"pid {pid}:", *(f"  {f}" for f in fields), *threads])
 
 
 def _workers_of(data_dir: Path) -> list[int]:
