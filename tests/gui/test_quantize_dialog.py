@@ -14,7 +14,6 @@ from pytestqt.qtbot import QtBot
 
 from app.fleet import quantize
 from app.fleet.models import load_package
-from app.gui.bridges import models_bridge
 from app.gui.bridges.fleet_bridge import FleetBridge
 from app.gui.dialogs.prompts import Prompts
 from app.gui.dialogs.quantize_dialog import QuantizeDialog
@@ -41,12 +40,13 @@ def test_static_quantization_writes_the_model_and_shows_the_report(
     classifier(source, size=16)
     images = calibration_images(tmp_path / "calibration")
     threads: list[threading.Thread] = []
+    original = quantize.quantize_model
 
     def quantize_model(*args: Any, **kwargs: Any) -> quantize.QuantizeResult:
         threads.append(threading.current_thread())
-        return quantize.quantize_model(*args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(models_bridge, "quantize_model", quantize_model)
+    monkeypatch.setattr(quantize, "quantize_model", quantize_model)  # the bridge imports it when used
     bridge.start()
     dialog = QuantizeDialog(
         bridge.models,

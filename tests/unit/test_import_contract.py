@@ -164,6 +164,13 @@ def test_agent_server_stays_lean_at_import() -> None:
     assert roots(loaded, "onnxruntime", "cryptography") == []
 
 
+def test_the_window_loads_the_quantizer_only_when_it_quantizes() -> None:
+    """onnx with ml_dtypes took 0.8 s of the window's 1.7 s import."""
+    loaded = loaded_modules("app.gui.main_window")
+    assert "app.gui.main_window" in loaded
+    assert roots(loaded, "onnx", "ml_dtypes", "app.fleet.quantize") == []
+
+
 def test_app_core_loads_no_qt() -> None:
     fleet = [module_name(p) for p in sources("app/fleet")]
     loaded = loaded_modules(*fleet, "app.cli")

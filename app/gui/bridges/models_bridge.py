@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
 
@@ -23,8 +24,12 @@ from app.fleet.inference import async_infer, read_input
 from app.fleet.inspection import Overrides
 from app.fleet.known_models import KnownModels
 from app.fleet.precision_store import PrecisionChoices
-from app.fleet.quantize import Mode, quantize_model
 from app.gui.bridges.base import SubBridge
+
+# The quantizer imports onnx (0.8 s here, most of it ml_dtypes): only when a model is quantized,
+# not at every start of the window.
+if TYPE_CHECKING:
+    from app.fleet.quantize import Mode
 
 __all__ = ["ModelsBridge", "QuantizeRequest"]
 
@@ -153,7 +158,11 @@ class ModelsBridge(SubBridge):
         self.inferred.emit(device_id, answer)
 
     async def _async_quantize(self, request: QuantizeRequest) -> None:
-        result = await asyncio.to_thread(
-            quantize_model, request.source, request.output, request.mode, request.calibration
-        )
-        self.quantized.emit(result)
+        self.quantized.emit(await asyncio.to_thread(_quantize, request))
+
+
+def _quantize(request: QuantizeRequest) -> object:
+    """The quantizer, imported on first use (in this worker thread, not on the loop)."""
+    from app.fleet.quantize import quantize_model
+
+    return quantize_model(request.source, request.output, request.mode, request.calibration)

@@ -8,6 +8,7 @@ The report ends with the same recommendation `kitfleet quantize` prints.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QFontDatabase
@@ -26,9 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.fleet.quantize import Mode, QuantizeResult
 from app.gui.bridges.models_bridge import ModelsBridge, QuantizeRequest
 from app.gui.dialogs.prompts import Prompts
+
+if TYPE_CHECKING:  # the quantizer (onnx) is imported when a model is quantized, not at start
+    from app.fleet.quantize import Mode, QuantizeResult
 
 __all__ = ["QuantizeDialog"]
 
