@@ -156,8 +156,10 @@ class MainWindow(QMainWindow):
         dialog.show()
 
     def _connect(self) -> None:
-        # Coalesce a burst of row updates into one column fit after the burst.
-        self._fit_timer = timer(self, 0, self._fit_columns, single_shot=True)
+        # Coalesce a burst of row updates (a poll round's statuses, each kit's facts) into one
+        # refresh of the summary, the selected kit's tabs and the columns after the burst:
+        # each refresh reads every row, and per row that was O(kits²) work at start-up.
+        self._changed_timer = timer(self, 0, self._on_model_changed, single_shot=True)
         # "last seen 3 min ago" ages while no data changes; repaint to keep it true.
         self._age_timer = timer(self, 30_000, self.table.viewport().update)
         self._age_timer.start()
@@ -174,7 +176,7 @@ class MainWindow(QMainWindow):
         for source in (self.tabs.models, self.tabs.try_it, self.tabs.jobs, self.model_actions):
             source.status.connect(self._show_status)
         for signal in (model.dataChanged, model.rowsInserted, model.rowsRemoved):
-            signal.connect(self._on_model_changed)
+            signal.connect(self._model_changed)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
 
     # reading the selection -------------------------------------------------------
@@ -268,12 +270,15 @@ class MainWindow(QMainWindow):
         self._error_box.setInformativeText(message)
         self._error_box.show()
 
+    def _model_changed(self, *_: object) -> None:
+        self._changed_timer.start()
+
     @Slot()
     def _on_model_changed(self) -> None:
         self.tabs.show_row(self.selected_row())
         self._update_actions()
         self._update_summary()
-        self._fit_timer.start()
+        self._fit_columns()
 
     @Slot(QItemSelection, QItemSelection)
     def _on_selection(self, *_: QItemSelection) -> None:
