@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
         self._error_box: QMessageBox | None = None
         self._make_actions()
         self._connect()
-        self._on_model_changed()
+        self._refresh_from_model()
         self.fleet_ops = install_fleet_ops(self, self)  # filter, history, alerts, audit, report, state
         self.layout_state = WindowLayout(
             self.fleet_ops.settings,
@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
         # Coalesce a burst of row updates (a poll round's statuses, each kit's facts) into one
         # refresh of the summary, the selected kit's tabs and the columns after the burst:
         # each refresh reads every row, and per row that was O(kits²) work at start-up.
-        self._changed_timer = timer(self, 0, self._on_model_changed, single_shot=True)
+        self._changed_timer = timer(self, 0, self._refresh_from_model, single_shot=True)
         # "last seen 3 min ago" ages while no data changes; repaint to keep it true.
         self._age_timer = timer(self, 30_000, self.table.viewport().update)
         self._age_timer.start()
@@ -274,7 +274,7 @@ class MainWindow(QMainWindow):
         self._changed_timer.start()
 
     @Slot()
-    def _on_model_changed(self) -> None:
+    def _refresh_from_model(self) -> None:
         self.tabs.show_row(self.selected_row())
         self._update_actions()
         self._update_summary()
