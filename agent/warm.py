@@ -33,13 +33,14 @@ __all__ = ["BOOT", "Warm", "boot_command", "die_with_the_agent", "read_line", "s
 # once too, not when that returns. The Python-level watch and SIGTERM handler stay as well.
 BOOT = """\
 import fcntl, os, runpy, signal, sys, threading
+leads = os.getpgrp() == os.getpid()
 def die(*_):
-    if os.getpgrp() == os.getpid():
+    if leads:
         os.killpg(os.getpgrp(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
 signal.signal(signal.SIGTERM, die)
 if hasattr(fcntl, "F_SETSIG"):
-    fcntl.fcntl(0, fcntl.F_SETOWN, -os.getpgrp() if os.getpgrp() == os.getpid() else os.getpid())
+    fcntl.fcntl(0, fcntl.F_SETOWN, -os.getpid() if leads else os.getpid())
     fcntl.fcntl(0, fcntl.F_SETSIG, signal.SIGKILL)
     fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_ASYNC)
 def watch():
