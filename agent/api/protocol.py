@@ -10,6 +10,12 @@ in at most `max_header_bytes` and `max_header_count` headers; otherwise it is cl
 the headers are too big). Headers are counted as the parser reads them, whatever the reads: a
 whole request arriving in one TLS read is parsed (and would be answered) within that read.
 
+After a 431 the connection lingers, as web servers' do: closed at once with the client's
+headers still arriving, the socket answers them with a reset, and a client still sending
+sees "connection reset" instead of the 431 (every time, for one that sends 70 KB of headers in
+8 KB pieces). What still comes is read and dropped until the client has been quiet for
+`LINGER_QUIET_S`, and `LINGER_MAX_S` at most.
+
 uvicorn writes a response's headers and its body as two writes; over TLS each is a record
 and a send() of its own, and the client reads twice. The connection's transport here sends
 what was written in one step of the event loop as one write, in order, when the step ends.
@@ -27,6 +33,8 @@ TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
     b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
 )
+LINGER_QUIET_S = 0.5  # after a 431: close once the client has sent nothing for this long
+LINGER_MAX_S = 5.0  # and this long after the 431 at the latest, however it keeps sending
 _TOO_LARGE_BODY = (
     b'{"error":"headers_too_large","message":"the request headers are too large",'
     b'"hint":"send fewer or shorter headers"}'
@@ -51,6 +59,7 @@ class GuardedHttp(HttpToolsProtocol):
         self._parsed_bytes = 0  # of this request's request line and headers, as parsed
         self._parsed_count = 0
         self._refused = False
+        self._linger_until = 0.0  # loop time to close by, once refused
         # Between a request's headers and the end of its body. An early answer (413, 409, 507
         # before the body is read) completes the response while body bytes still arrive: they
         # are not the next request's headers and must not start its deadline or count as such.
@@ -66,7 +75,8 @@ class GuardedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused:  # lingering after a 431: dropped unread
+            self._linger()
             return
         waiting = self._deadline is not None
         super().data_received(data)
@@ -99,7 +109,20 @@ class GuardedHttp(HttpToolsProtocol):
         self._disarm()
         if not self.transport.is_closing():
             self.transport.write(TOO_LARGE % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY))
+            self._linger_until = self.loop.time() + LINGER_MAX_S
+            self._linger()
+
+    def _linger(self) -> None:
+        """(Re)set the close of a refused connection: after LINGER_QUIET_S more of quiet, or
+        at `_linger_until`, whichever comes first (see the module's docstring)."""
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        left = self._linger_until - self.loop.time()
+        if left <= 0:
             self.transport.close()
+            return
+        self._deadline = self.loop.call_later(min(LINGER_QUIET_S, left), self.transport.close)
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # after a 431 the connection is closing: nothing more to say

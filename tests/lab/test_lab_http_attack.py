@@ -9,7 +9,8 @@ against real agents on loopback.
     a 500.
 15. Deeply nested JSON (100,000 levels, well under the body bound) gets 400 on every JSON route.
 17. Request headers over the bound get 431 and a closed connection however they arrive, all
-    in one TLS read included.
+    in one TLS read included, and a client still sending its headers reads the 431 (no reset);
+    one that never stops sending is cut off all the same.
 
 Every socket goes to 127.0.0.1; other loopback addresses (127.0.0.x) only stand in as sources
 for the "many clients on the LAN" part.
@@ -232,7 +233,13 @@ def _request_with_headers(headers: list[bytes]) -> bytes:
 
 @pytest.mark.parametrize(
     "shape",
-    ["one 80 KB header", "1,600 small headers", "100 KB in 25 headers", "70 KB of headers in two reads"],
+    [
+        "one 80 KB header",
+        "1,600 small headers",
+        "100 KB in 25 headers",
+        "70 KB of headers in two reads",
+        "1,600 small headers in 8 KB pieces",
+    ],
 )
 def test_headers_over_the_bound_get_431_and_a_closed_connection(
     start_agent: AgentFactory, shape: str
@@ -241,6 +248,9 @@ def test_headers_over_the_bound_get_431_and_a_closed_connection(
     request = {
         "one 80 KB header": _request_with_headers([b"X-Big: " + b"a" * 80_000]),
         "1,600 small headers": _request_with_headers([b"X-H%04d: %s" % (n, b"v" * 40) for n in range(1600)]),
+        "1,600 small headers in 8 KB pieces": _request_with_headers(
+            [b"X-H%04d: %s" % (n, b"v" * 40) for n in range(1600)]
+        ),
         "100 KB in 25 headers": _request_with_headers([b"X-H%02d: %s" % (n, b"b" * 4000) for n in range(25)]),
         "70 KB of headers in two reads": _request_with_headers(
             [b"X-H%02d: %s" % (n, b"c" * 3500) for n in range(20)]
@@ -251,6 +261,10 @@ def test_headers_over_the_bound_get_431_and_a_closed_connection(
             sock.sendall(request[:40_000])
             time.sleep(0.3)
             sock.sendall(request[40_000:])
+        elif "pieces" in shape:  # still sending when the agent refuses: it must not reset
+            for start in range(0, len(request), 8000):
+                sock.sendall(request[start : start + 8000])
+                time.sleep(0.02)
         else:
             sock.sendall(request)  # all in one go: one TLS read on the agent's side
         got = _answer(sock)
@@ -259,3 +273,18 @@ def test_headers_over_the_bound_get_431_and_a_closed_connection(
     with _tls_socket(agent.port) as sock:  # honest headers still get in
         sock.sendall(_request_with_headers([b"X-Fine: " + b"f" * 1000, b"Connection: close"]))
         assert _answer(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_a_refused_client_that_never_stops_sending_is_cut_off(start_agent: AgentFactory) -> None:
+    """After a 431 the agent reads on for a while (so the client sees the 431, not a reset);
+    a client that keeps sending is still closed, within the linger bound (5 s) plus slack."""
+    agent = start_agent("headers-endless", mdns=False)
+    with _tls_socket(agent.port) as sock:
+        sock.sendall(_request_with_headers([b"X-Big: " + b"a" * 80_000]))
+        ended = time.monotonic() + 30
+        with contextlib.suppress(OSError):  # a reset or a broken pipe ends it as well as EOF
+            while time.monotonic() < ended:
+                sock.sendall(b"X-More: " + b"m" * 1000 + b"\r\n")
+                time.sleep(0.05)
+        still_open = time.monotonic() < ended
+    assert still_open, "a client sending headers for ever kept its refused connection 30 s"
