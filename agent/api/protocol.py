@@ -10,11 +10,13 @@ in at most `max_header_bytes` and `max_header_count` headers; otherwise it is cl
 the headers are too big). Headers are counted as the parser reads them, whatever the reads: a
 whole request arriving in one TLS read is parsed (and would be answered) within that read.
 
-After a 431 the connection lingers, as web servers' do: closed at once with the client's
-headers still arriving, the socket answers them with a reset, and a client still sending
-sees "connection reset" instead of the 431 (every time, for one that sends 70 KB of headers in
-8 KB pieces). What still comes is read and dropped until the client has been quiet for
-`LINGER_QUIET_S`, and `LINGER_MAX_S` at most.
+A connection closed while its client is still sending lingers, as web servers' do: after a
+431, and after an early answer that closes (401, 413 or 507 before the body is read). Closed at
+once with the client's bytes still arriving, the socket answers them with a reset, and the client
+sees "connection reset" instead of the answer that says what to fix (every time, for headers
+sent in 8 KB pieces or a 20 MB body refused from its Content-Length). What still comes is read
+and dropped until the client has been quiet for `LINGER_QUIET_S`, and `LINGER_MAX_S` at most;
+a body taking longer than that to send is still cut off.
 
 uvicorn writes a response's headers and its body as two writes; over TLS each is a record
 and a send() of its own, and the client reads twice. The connection's transport here sends
@@ -24,7 +26,7 @@ what was written in one step of the event loop as one write, in order, when the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -33,8 +35,8 @@ TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
     b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
 )
-LINGER_QUIET_S = 0.5  # after a 431: close once the client has sent nothing for this long
-LINGER_MAX_S = 5.0  # and this long after the 431 at the latest, however it keeps sending
+LINGER_QUIET_S = 0.5  # a closed connection's client has sent nothing for this long: close it
+LINGER_MAX_S = 5.0  # and this long after the close at the latest, however it keeps sending
 _TOO_LARGE_BODY = (
     b'{"error":"headers_too_large","message":"the request headers are too large",'
     b'"hint":"send fewer or shorter headers"}'
@@ -58,7 +60,7 @@ class GuardedHttp(HttpToolsProtocol):
         self._header_bytes = 0  # received while a request's headers are incomplete
         self._parsed_bytes = 0  # of this request's request line and headers, as parsed
         self._parsed_count = 0
-        self._refused = False
+        self._refused = False  # closed (lingering): whatever arrives is dropped unread
         self._linger_until = 0.0  # loop time to close by, once refused
         # Between a request's headers and the end of its body. An early answer (413, 409, 507
         # before the body is read) completes the response while body bytes still arrive: they
@@ -67,7 +69,8 @@ class GuardedHttp(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.transport = Coalescing(transport, self.loop)
+        self._coalescing = Coalescing(transport, self.loop, self._linger_on_close)
+        self.transport = self._coalescing
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -75,7 +78,7 @@ class GuardedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:  # lingering after a 431: dropped unread
+        if self._refused:  # lingering: dropped unread
             self._linger()
             return
         waiting = self._deadline is not None
@@ -109,20 +112,29 @@ class GuardedHttp(HttpToolsProtocol):
         self._disarm()
         if not self.transport.is_closing():
             self.transport.write(TOO_LARGE % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY))
-            self._linger_until = self.loop.time() + LINGER_MAX_S
-            self._linger()
+            self.transport.close()  # lingers (_linger_on_close)
+
+    def _linger_on_close(self) -> bool:
+        """Asked by the transport as it is closed: True when the client may still be sending
+        (its headers after a 431, or a body not read to its end), so the close waits (see the
+        module's docstring); the transport is closed by `_linger` then."""
+        if not (self._refused or self._in_body):
+            return False
+        self._refused = True
+        self._linger_until = self.loop.time() + LINGER_MAX_S
+        self.transport.resume_reading()  # uvicorn pauses reads while a body waits for its reader
+        self._linger()
+        return True
 
     def _linger(self) -> None:
-        """(Re)set the close of a refused connection: after LINGER_QUIET_S more of quiet, or
-        at `_linger_until`, whichever comes first (see the module's docstring)."""
+        """(Re)set the end of a lingering connection: after LINGER_QUIET_S more of quiet, or
+        at `_linger_until`, whichever comes first."""
         self._disarm()
-        if self.transport.is_closing():
-            return
         left = self._linger_until - self.loop.time()
         if left <= 0:
-            self.transport.close()
+            self._coalescing.close_now()
             return
-        self._deadline = self.loop.call_later(min(LINGER_QUIET_S, left), self.transport.close)
+        self._deadline = self.loop.call_later(min(LINGER_QUIET_S, left), self._coalescing.close_now)
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # after a 431 the connection is closing: nothing more to say
@@ -165,13 +177,21 @@ class Coalescing(asyncio.Transport):
     """A transport whose writes within one event-loop step leave as one write at its end.
 
     Everything else is the wrapped transport's; `close()` sends what is waiting first and
-    `abort()` drops it, as a transport's own buffer would be.
+    `abort()` drops it, as a transport's own buffer would be. When `lingers()` says so at
+    `close()`, the transport counts as closing from then on, and the wrapped one is closed by
+    `close_now()`.
     """
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        lingers: Callable[[], bool] = lambda: False,
+    ) -> None:
         super().__init__()
-        self._transport, self._loop = transport, loop
+        self._transport, self._loop, self._lingers = transport, loop, lingers
         self._waiting: list[bytes] = []
+        self._lingering = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -185,6 +205,14 @@ class Coalescing(asyncio.Transport):
             self.write(data)
 
     def close(self) -> None:
+        self._send()
+        if self._lingering or self._transport.is_closing():
+            return
+        self._lingering = self._lingers()
+        if not self._lingering:
+            self._transport.close()
+
+    def close_now(self) -> None:
         self._send()
         self._transport.close()
 
@@ -209,7 +237,7 @@ class Coalescing(asyncio.Transport):
         self._transport.set_write_buffer_limits(high, low)
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self._lingering or self._transport.is_closing()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._transport.get_extra_info(name, default)

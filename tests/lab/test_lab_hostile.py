@@ -369,7 +369,8 @@ def _oversized(agent: LocalAgent) -> None:
             b"Content-Length: 52428800\r\n\r\n"
         )
         assert sock.recv(64).startswith(b"HTTP/1.1 413"), "refused before the body is read"
-    # not declared (chunked): refused once it passes the bound, not after reading it all
+    # not declared (chunked): refused once it passes the bound; the agent drops what still comes
+    # for a few seconds so the client reads the 413 (cut off after that: test_lab_http_attack)
     sent = 0
 
     def chunks() -> Iterator[bytes]:
@@ -383,7 +384,6 @@ def _oversized(agent: LocalAgent) -> None:
     assert response.status_code == 413, response.text
     assert "larger than" in response.json()["message"]
     _figure("chunked body offered before the 413 (MiB)", round(sent / (1 << 20), 1))
-    assert sent < 64 << 20, "the agent stopped reading well before the end"
 
 
 def _slowloris(agent: LocalAgent, count: int, header_timeout_s: float) -> None:

@@ -10,7 +10,8 @@ against real agents on loopback.
 15. Deeply nested JSON (100,000 levels, well under the body bound) gets 400 on every JSON route.
 17. Request headers over the bound get 431 and a closed connection however they arrive, all
     in one TLS read included, and a client still sending its headers reads the 431 (no reset);
-    one that never stops sending is cut off all the same.
+    one that never stops sending is cut off all the same. Likewise a body refused before it is
+    read (401, 413 from Content-Length): its sender reads the answer, not a reset.
 
 Every socket goes to 127.0.0.1; other loopback addresses (127.0.0.x) only stand in as sources
 for the "many clients on the LAN" part.
@@ -275,16 +276,44 @@ def test_headers_over_the_bound_get_431_and_a_closed_connection(
         assert _answer(sock).startswith(b"HTTP/1.1 200")
 
 
-def test_a_refused_client_that_never_stops_sending_is_cut_off(start_agent: AgentFactory) -> None:
-    """After a 431 the agent reads on for a while (so the client sees the 431, not a reset);
-    a client that keeps sending is still closed, within the linger bound (5 s) plus slack."""
-    agent = start_agent("headers-endless", mdns=False)
+@pytest.mark.parametrize("what", ["headers", "a chunked body"])
+def test_a_refused_client_that_never_stops_sending_is_cut_off(start_agent: AgentFactory, what: str) -> None:
+    """After a 431 or a 413 the agent reads on for a while (so the client sees the answer, not a
+    reset); a client that keeps sending is still closed, within the linger bound (5 s) plus slack."""
+    agent = start_agent("endless-" + what.split()[-1], mdns=False)
+    if what == "headers":
+        start = _request_with_headers([b"X-Big: " + b"a" * 80_000])[:-2]  # the headers go on
+        more = b"X-More: " + b"m" * 1000 + b"\r\n"
+    else:  # chunks of 256 KB, past the pairing route's bound at once and never ending
+        start = b"POST /v1/pair HTTP/1.1\r\nHost: kit\r\nTransfer-Encoding: chunked\r\n\r\n"
+        more = b"40000\r\n" + b" " * 0x40000 + b"\r\n"
     with _tls_socket(agent.port) as sock:
-        sock.sendall(_request_with_headers([b"X-Big: " + b"a" * 80_000]))
+        sock.sendall(start)
         ended = time.monotonic() + 30
         with contextlib.suppress(OSError):  # a reset or a broken pipe ends it as well as EOF
             while time.monotonic() < ended:
-                sock.sendall(b"X-More: " + b"m" * 1000 + b"\r\n")
-                time.sleep(0.05)
-        still_open = time.monotonic() < ended
-    assert still_open, "a client sending headers for ever kept its refused connection 30 s"
+                sock.sendall(more)
+                time.sleep(0.01)
+        still_open = time.monotonic() >= ended
+    assert not still_open, f"a client sending {what} for ever kept its refused connection 30 s"
+
+
+def test_a_body_refused_before_it_is_read_still_gets_its_answer(start_agent: AgentFactory) -> None:
+    """An answer that closes the connection before the body is read (no token: 401; a declared
+    size over the bound: 413) reaches a client still sending that body, as the app's own client
+    (httpx: the whole body first, then the answer) and a raw one sending 64 KB pieces."""
+    agent = start_agent("early-linger", mdns=False)
+    body = b"x" * (20 << 20)
+    with raw_client(agent) as client:
+        response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 401, response.text
+    for path, status in ((b"/v1/jobs", b"401"), (b"/v1/pair", b"413")):
+        with _tls_socket(agent.port) as sock:
+            sock.sendall(
+                b"POST %s HTTP/1.1\r\nHost: kit\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % (path, len(body))
+            )
+            for start in range(0, len(body), 65536):
+                sock.sendall(body[start : start + 65536])
+            got = _answer(sock)
+        assert got.startswith(b"HTTP/1.1 " + status), (path, got[:200])
