@@ -21,8 +21,9 @@ async def _body(data: bytes) -> AsyncIterator[bytes]:
 
 
 def test_an_upload_that_would_eat_the_disk_reserve_is_507_and_leaves_nothing(tmp_path: Path) -> None:
-    free = shutil.disk_usage(tmp_path).free
-    datasets = Datasets(tmp_path, max_bytes=1 << 30, reserve_bytes=free)  # no room at all
+    # the whole disk in reserve: no room at all, however much other work frees meanwhile (a
+    # reserve of the free space measured here let the upload in when a file was deleted between)
+    datasets = Datasets(tmp_path, max_bytes=1 << 30, reserve_bytes=shutil.disk_usage(tmp_path).total)
     with pytest.raises(Refusal) as refused:
         asyncio.run(datasets.upload("cams", _body(tar_archive({"a.png": b"x" * 10_000}))))
     assert status_of(refused.value) == 507
