@@ -475,7 +475,10 @@ def _mdns_flood(count: int) -> tuple[int, int, bool, int]:
                 )
                 for n in range(count)
             ]
-            for ttl in (120, 0):  # announce all, then say goodbye to all
+            # announce all, then say goodbye to all, twice: responders repeat their goodbyes
+            # (zeroconf sends three), and on a loaded machine a burst of 2,000 overflows the
+            # browser's socket buffer, so a single goodbye each left kits behind now and then
+            for ttl in (120, 0, 0):
                 for start in range(0, count, 8):
                     out = DNSOutgoing(const._FLAGS_QR_RESPONSE | const._FLAGS_AA)
                     for info in infos[start : start + 8]:
