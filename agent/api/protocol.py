@@ -137,7 +137,7 @@ class GuardedHttp(HttpToolsProtocol):
         self._deadline = self.loop.call_later(min(LINGER_QUIET_S, left), self._coalescing.close_now)
 
     def send_400_response(self, msg: str) -> None:
-        if not self._refused:  # after a 431 the connection is closing: nothing more to say
+        if not self._refused:  # after a 431, or lingering, the connection is closing: nothing to say
             super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:

@@ -249,14 +249,11 @@ def test_headers_over_the_bound_get_431_and_a_closed_connection(
     request = {
         "one 80 KB header": _request_with_headers([b"X-Big: " + b"a" * 80_000]),
         "1,600 small headers": _request_with_headers([b"X-H%04d: %s" % (n, b"v" * 40) for n in range(1600)]),
-        "1,600 small headers in 8 KB pieces": _request_with_headers(
-            [b"X-H%04d: %s" % (n, b"v" * 40) for n in range(1600)]
-        ),
         "100 KB in 25 headers": _request_with_headers([b"X-H%02d: %s" % (n, b"b" * 4000) for n in range(25)]),
         "70 KB of headers in two reads": _request_with_headers(
             [b"X-H%02d: %s" % (n, b"c" * 3500) for n in range(20)]
         ),
-    }[shape]
+    }[shape.removesuffix(" in 8 KB pieces")]  # the same request, sent a piece at a time
     with _tls_socket(agent.port) as sock:
         if "two reads" in shape:
             sock.sendall(request[:40_000])
