@@ -5,12 +5,17 @@ its stdin a life line only the agent holds (it dies with the agent, spare or not
 job and then it exits. It has already imported NumPy, ONNX Runtime and the kinds when its
 job comes, as one line on a pipe of its own. Its BLAS threads are fixed at one (no job's
 limit is below that); each job's model threads come from its own session options.
+
+A spare imports at the lowest CPU priority (nice 19) where the agent may give it its own
+priority back when its job comes (`may_restore_priority`): its second of imports then runs
+on cores nothing else wants, not beside a running job on the one core other work leaves it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,12 +25,23 @@ from pathlib import Path
 from agent.jobs.layout import SPARE_FLAG, THREAD_ENV, WORKER_MODULE
 from agent.warm import Warm, boot_command, die_with_the_agent, start_warm
 
-__all__ = ["WARM_KINDS", "Spare", "Spares", "die_with_the_agent", "worker_command", "worker_env"]
+__all__ = [
+    "SPARE_NICE",
+    "WARM_KINDS",
+    "Spare",
+    "Spares",
+    "die_with_the_agent",
+    "may_restore_priority",
+    "worker_command",
+    "worker_env",
+]
 
 SPARE_ERR = ".spare.err"  # what a spare says before it has a job (an import failure)
 # Kinds that run a model: what a spare has imported saves them a second or more. Others (a
 # command) start cold, as light as before, and never make a spare be kept.
 WARM_KINDS = frozenset({"batch-infer", "benchmark", "evaluate", "stream"})
+SPARE_NICE = 19  # a spare's priority until its job comes: the lowest
+_CAP_SYS_NICE = 23
 
 
 def worker_command(*args: str) -> list[str]:
@@ -55,9 +71,38 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def may_restore_priority(base: int) -> bool:
+    """Whether this process may set a child of its user from nice 19 back to `base`: with
+    CAP_SYS_NICE (root, unless a container dropped it), or where RLIMIT_NICE allows `base`
+    (the unit kitfleet provisions sets LimitNICE=+0). Otherwise spares import at `base`."""
+    try:
+        with open("/proc/self/status") as status:
+            caps = next((line.split()[1] for line in status if line.startswith("CapEff:")), "0")
+        if int(caps, 16) >> _CAP_SYS_NICE & 1:
+            return True
+        soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
+    except (OSError, ValueError, AttributeError):  # not Linux
+        return False
+    return soft == resource.RLIM_INFINITY or 20 - soft <= base
+
+
+def _start_low() -> None:
+    """A spare's `preexec_fn`: die with the agent, and import at the lowest priority. Only
+    system calls after fork, as `die_with_the_agent`."""
+    die_with_the_agent()
+    os.setpriority(os.PRIO_PROCESS, 0, SPARE_NICE)
+
+
 class Spare(Warm):
+    base_priority: int | None = None  # set when the spare was started low: the agent's own
+
     def hand(self, folder: Path, job_id: str, threads: int, at: float) -> None:
-        """Give the spare its job; its stdin stays open as its life line."""
+        """Give the spare its job, at the agent's priority again if it was started low (raises
+        OSError when that is refused: the caller starts the job cold); its stdin stays open
+        as its life line. Linux keeps a priority per thread: this sets the spare's main
+        thread, which runs the job and starts its threads, and they inherit it."""
+        if self.base_priority is not None:
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, self.base_priority)
         self.send(f"{folder}\t{job_id}\t{threads}\t{at}")
 
 
@@ -68,13 +113,17 @@ class Spares:
     jobs holding every core would lose it (benchmarks/batch_infer.py, 2-thread job on 2 cores:
     1.17x the plain loop beside the next spare's start, 1.42x without), and a stream's answers
     at a camera's pace would wait for a core behind them. A job started meanwhile starts cold,
-    paying those imports in its own time rather than in the running jobs'."""
+    paying those imports in its own time rather than in the running jobs'. A core the jobs
+    leave free may still be busy with other work on the kit: the spare's low priority keeps
+    its imports off the jobs' cores then (1-thread job beside a CPU hog: see the module)."""
 
     def __init__(self, jobs_dir: Path, enabled: bool = True) -> None:
         self.jobs_dir = jobs_dir
         self.enabled = enabled
         self.wanted = False
         self.cores = usable_cores()
+        self.priority = os.getpriority(os.PRIO_PROCESS, 0)
+        self.start_low = self.priority < SPARE_NICE and may_restore_priority(self.priority)
         self._spare: Spare | None = None
 
     def take(self, kind: str) -> Spare | None:
@@ -106,9 +155,11 @@ class Spares:
                 start_new_session=True,
                 env=worker_env(1),
                 cwd=self.jobs_dir,
-                preexec_fn=die_with_the_agent,
+                preexec_fn=_start_low if self.start_low else die_with_the_agent,
             )
         self._spare = Spare(warm.process, warm.job_pipe)
+        if self.start_low:
+            self._spare.base_priority = self.priority
 
     def close(self) -> None:
         spare, self._spare = self._spare, None

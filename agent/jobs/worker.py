@@ -142,7 +142,19 @@ def _take_job(job: str) -> tuple[Path, float]:
     # by the job's session options, its BLAS pool was made for one thread
     os.environ.update({name: threads for name in THREAD_ENV})
     os.environ["KITFLEET_JOB_ID"] = job_id
+    _threads_at_main_priority()
     return Path(folder), float(handed_at)
+
+
+def _threads_at_main_priority() -> None:
+    """A spare waited at the lowest priority and the agent has set this (main) thread back to
+    its own (`spares.py`); threads started while it waited (the life line's watch, any an
+    import started) follow, so nothing of the job runs low. Linux keeps a priority per thread."""
+    with contextlib.suppress(OSError):
+        main = os.getpriority(os.PRIO_PROCESS, 0)
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError, ValueError):
+                os.setpriority(os.PRIO_PROCESS, int(tid), main)
 
 
 if __name__ == "__main__":

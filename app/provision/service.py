@@ -52,6 +52,9 @@ ExecStart={agent} run --data-dir {data_dir}
 Restart=on-failure
 RestartSec=5
 TimeoutStopSec=30
+# A spare job worker imports at nice 19 and is set back to the agent's priority when its job
+# comes; the limit lets it return to nice 0, never below.
+LimitNICE=+0
 # The agent writes nothing outside its data dir (identity, models, jobs, logs), and nothing
 # there another local user may read: the database holds the pairing key and token hashes.
 ReadWritePaths={data_dir}

@@ -16,6 +16,7 @@ import httpx
 import psutil
 import pytest
 
+from agent.jobs.spares import SPARE_NICE, may_restore_priority
 from tests.integration.conftest import AgentFactory
 from tests.integration.helpers import pair, raw_client
 from tests.integration.test_jobs_api import FINISHED, configure, deploy, submit, wait
@@ -233,16 +234,21 @@ def test_a_worker_kept_ready_runs_the_next_job_alone_and_dies_with_its_agent(
 ) -> None:
     """After a first (cold) model job the agent keeps a spare worker; the next one runs in it, in
     the job's own folder; a kill -9 of the agent takes the spare and the job's worker with it,
-    and a job left running in a spare is recovered on restart like any other."""
+    and a job left running in a spare is recovered on restart like any other. A spare waits at
+    the lowest priority where the agent may set it back (root here), and its job runs at the
+    agent's priority, every thread of it."""
     configure(tmp_path, "warm", jobs_threads=4)
     agent = start_agent("warm", mdns=False)
     token = pair(agent)
+    own = os.getpriority(os.PRIO_PROCESS, 0)  # the agent's, inherited from this process
+    waiting = SPARE_NICE if may_restore_priority(own) else own
     with raw_client(agent, token) as client:
         deploy(client, tmp_path)
         first = submit(client, "benchmark", {"model": "tiny", "runs": 20})
         assert wait(client, first["job_id"])["state"] == "done"
         assert "started cold" in client.get(f"/v1/jobs/{first['job_id']}/logs").json()["text"]
         [spare] = _wait_for_spares(agent.data_dir)
+        assert _priorities(spare.pid) == {waiting}, "a spare waits at the lowest priority"
         second = submit(client, "benchmark", {"model": "tiny", "runs": 20}, resources={"threads": 3})
         assert wait(client, second["job_id"])["state"] == "done"
         assert "worker kept ready" in client.get(f"/v1/jobs/{second['job_id']}/logs").json()["text"]
@@ -251,8 +257,11 @@ def test_a_worker_kept_ready_runs_the_next_job_alone_and_dies_with_its_agent(
         deploy_detector(client)
         long = submit(client, "benchmark", {"model": "shapes-yolo", "runs": 100000}, max_retries=1)
         _wait_for_job_in(spare, long["job_id"])
+        time.sleep(1)  # its model loaded and its threads started
+        assert _priorities(spare.pid) == {own}, "the job runs at the agent's priority"
         if len(os.sched_getaffinity(0)) > 1:  # a core is free of jobs: the next spare starts
-            _wait_for_spares(agent.data_dir, besides=spare.pid)
+            [following] = _wait_for_spares(agent.data_dir, besides=spare.pid)
+            assert _priorities(following.pid) == {waiting}
     workers = [psutil.Process(pid) for pid in _workers_of(agent.data_dir)]
     assert workers, "the job's worker (and the next spare)"
     agent.kill()
@@ -298,6 +307,11 @@ def test_no_spare_starts_beside_a_job_that_holds_every_core_or_a_stream(
         assert wait(client, job["job_id"])["state"] == "cancelled"
         _wait_for_spares(agent.data_dir, besides=spare.pid)
     agent.stop()
+
+
+def _priorities(pid: int) -> set[int]:
+    """The nice values of a process's threads (Linux keeps one per thread)."""
+    return {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
 
 
 def _wait_for_job_in(spare: psutil.Process, job_id: str) -> None:
