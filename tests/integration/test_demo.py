@@ -16,6 +16,7 @@ import pytest
 
 from app.fleet.models import load_package
 from resources import models_dir
+from tests import processes
 
 
 def test_demo_discovers_adopts_deploys_and_shows_three_kits(tmp_path: Path) -> None:
@@ -91,7 +92,7 @@ def test_a_stop_signal_stops_the_demos_agents_and_their_workers(tmp_path: Path, 
     assert f"stopped by {signal.Signals(signum).name}" in err
     assert "stopped the demo agents" in out
     deadline = time.monotonic() + 10  # a worker's parent-death signal lands just after its agent exits
-    while (alive := [p for p in started if _alive(p)]) and time.monotonic() < deadline:
+    while (alive := [p for p in started if processes.alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert alive == [], [_cmdline(p) for p in alive]
 
@@ -113,7 +114,7 @@ def test_a_killed_demo_leaves_no_agent_behind(tmp_path: Path) -> None:
         demo.kill()
         demo.wait()
     deadline = time.monotonic() + 20  # each stops as on SIGTERM: its workers first
-    while (alive := [p for p in agents if _alive(p)]) and time.monotonic() < deadline:
+    while (alive := [p for p in agents if processes.alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert alive == [], [_cmdline(p) for p in alive]
 
@@ -150,13 +151,6 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return process.cmdline()
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return []
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def test_sigterm_while_the_window_is_open_closes_it_and_stops_the_agents(tmp_path: Path) -> None:
@@ -201,6 +195,6 @@ def test_sigterm_while_the_window_is_open_closes_it_and_stops_the_agents(tmp_pat
     assert "stopped the demo agents" in out
     assert len(started) >= 3
     deadline = time.monotonic() + 10
-    while (alive := [p for p in started if _alive(p)]) and time.monotonic() < deadline:
+    while (alive := [p for p in started if processes.alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert alive == [], [_cmdline(p) for p in alive]

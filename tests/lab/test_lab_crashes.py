@@ -47,6 +47,7 @@ from agent.wire import Manifest
 from app.fleet.errors import AgentError, Error
 from app.fleet.localagent import LocalAgent
 from app.fleet.service import Fleet
+from tests import processes
 from tests.integration.conftest import (  # noqa: F401 - fixtures used by name
     AgentFactory,
     adopt,
@@ -148,12 +149,7 @@ class ForkedAgent(LocalAgent):
         raise Error(f"agent {self.name} not ready within {timeout:g} s: {self.log_tail()}")
 
     def alive(self) -> bool:
-        if self.pid is None:
-            return False
-        try:
-            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
+        return self.pid is not None and processes.alive(self.pid)
 
     def sample_rss(self) -> None:
         try:

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from agent.warm import Warm, start_warm
+from tests.processes import alive
 
 # Starts a grandchild (in the child's process group), tells its pid, then holds the GIL in one C
 # call for hours (sum over a range never checks for signals or lets another thread run).
@@ -25,13 +25,6 @@ sum(range(10**14))
 """
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux kernel's kill")
-
-
-def _alive(pid: int) -> bool:
-    try:  # a zombie has died; only its parent's wait remains
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def _start(tmp_path: Path, own_group: bool) -> tuple[Warm, int]:
@@ -51,9 +44,9 @@ def _end_life_line(warm: Warm) -> None:
 
 def _wait_gone(*pids: int) -> list[int]:
     deadline = time.monotonic() + 20  # liveness only: the C call would hold the GIL for hours
-    while any(map(_alive, pids)) and time.monotonic() < deadline:
+    while any(map(alive, pids)) and time.monotonic() < deadline:
         time.sleep(0.02)
-    return [pid for pid in pids if _alive(pid)]
+    return [pid for pid in pids if alive(pid)]
 
 
 def test_a_child_leading_its_group_dies_with_its_work_while_holding_the_gil(tmp_path: Path) -> None:
@@ -64,7 +57,7 @@ def test_a_child_leading_its_group_dies_with_its_work_while_holding_the_gil(tmp_
         assert warm.process.wait(5) == -9
     finally:
         for pid in (warm.process.pid, grandchild):
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, 9)
         warm.kill()
 
@@ -77,7 +70,7 @@ def test_a_child_in_the_agents_group_dies_alone(tmp_path: Path) -> None:
         _end_life_line(warm)
         assert _wait_gone(warm.process.pid) == []
         assert warm.process.wait(5) == -9
-        assert _alive(grandchild), "only the child itself is killed, not the group it shares"
+        assert alive(grandchild), "only the child itself is killed, not the group it shares"
     finally:
         os.kill(grandchild, 9)
         warm.kill()
