@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Collection
 from pathlib import Path
 
@@ -41,7 +41,6 @@ SPARE_ERR = ".spare.err"  # what a spare says before it has a job (an import fai
 # command) start cold, as light as before, and never make a spare be kept.
 WARM_KINDS = frozenset({"batch-infer", "benchmark", "evaluate", "stream"})
 SPARE_NICE = 19  # a spare's priority until its job comes: the lowest
-_CAP_SYS_NICE = 23
 
 
 def worker_command(*args: str) -> list[str]:
@@ -73,17 +72,26 @@ def usable_cores() -> int:
 
 def may_restore_priority(base: int) -> bool:
     """Whether this process may set a child of its user from nice 19 back to `base`: with
-    CAP_SYS_NICE (root, unless a container dropped it), or where RLIMIT_NICE allows `base`
-    (the unit kitfleet provisions sets LimitNICE=+0). Otherwise spares import at `base`."""
-    try:
-        with open("/proc/self/status") as status:
-            caps = next((line.split()[1] for line in status if line.startswith("CapEff:")), "0")
-        if int(caps, 16) >> _CAP_SYS_NICE & 1:
-            return True
-        soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
-    except (OSError, ValueError, AttributeError):  # not Linux
-        return False
-    return soft == resource.RLIM_INFINITY or 20 - soft <= base
+    CAP_SYS_NICE, or where RLIMIT_NICE allows `base` (the unit kitfleet provisions sets
+    LimitNICE=+0). Tried on a thread of its own, which the kernel judges as it would the child
+    (a container's root may lack the capability): lowered, then set back. Where it may not,
+    spares import at `base`, as before."""
+    allowed: list[bool] = []
+
+    def attempt() -> None:
+        tid = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, SPARE_NICE)
+            os.setpriority(os.PRIO_PROCESS, tid, base)
+        except OSError:
+            allowed.append(False)
+        else:
+            allowed.append(True)
+
+    probe = threading.Thread(target=attempt, name="nice-probe")
+    probe.start()
+    probe.join()
+    return allowed == [True]
 
 
 def _start_low() -> None:
