@@ -6,19 +6,27 @@ job and then it exits. It has already imported NumPy, ONNX Runtime and the kinds
 job comes, as one line on a pipe of its own. Its BLAS threads are fixed at one (no job's
 limit is below that); each job's model threads come from its own session options.
 
-A spare imports at the lowest CPU priority (nice 19) where the agent may give it its own
-priority back when its job comes (`may_restore_priority`): its second of imports then runs
-on cores nothing else wants, not beside a running job on the one core other work leaves it.
+A spare imports at the lowest CPU priority, so its second of imports runs on cores nothing
+else wants, not beside a running job on the one core other work leaves it; its job runs at
+the agent's priority again. Two settings make that priority (Linux):
+- its session's autogroup (a spare leads a session of its own): where the scheduler groups
+  processes by session (`sched_autogroup_enabled`, outside a cgroup with its own CPU share)
+  it shares a core group against group, whatever the nice value of a process in the group.
+  Any process may set its own user's autogroups to nice 0 or more;
+- its threads' nice value, within the group (and within the agent's cgroup under systemd):
+  set back only where the agent may (`may_restore_priority`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Collection
 from pathlib import Path
 
@@ -30,6 +38,7 @@ __all__ = [
     "WARM_KINDS",
     "Spare",
     "Spares",
+    "autogroup_nice",
     "die_with_the_agent",
     "may_restore_priority",
     "worker_command",
@@ -94,21 +103,55 @@ def may_restore_priority(base: int) -> bool:
     return allowed == [True]
 
 
-def _start_low() -> None:
-    """A spare's `preexec_fn`: die with the agent, and import at the lowest priority. Only
-    system calls after fork, as `die_with_the_agent`."""
+def autogroup_nice(pid: int | str = "self") -> int | None:
+    """The nice value of a process's autogroup, None where the kernel keeps none."""
+    try:
+        with open(f"/proc/{pid}/autogroup") as group:  # "/autogroup-25 nice 0"
+            return int(group.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def set_autogroup_nice(pid: int, nice: int) -> None:
+    """Set a process's autogroup to `nice` (>= 0 needs no privilege). The kernel takes one
+    change of any autogroup per 0.1 s from a process without CAP_SYS_ADMIN (EAGAIN): tried
+    again for up to half a second, then OSError."""
+    for attempt in range(10):
+        try:
+            with open(f"/proc/{pid}/autogroup", "w") as group:
+                group.write(str(nice))
+            return
+        except BlockingIOError:
+            if attempt == 9:
+                raise
+            time.sleep(0.05)
+
+
+def _start_low(threads_too: bool) -> None:
+    """A spare's `preexec_fn` (after `setsid`): die with the agent, and import at the lowest
+    priority. Only system calls after fork, as `die_with_the_agent`; a refused one is left."""
     die_with_the_agent()
-    os.setpriority(os.PRIO_PROCESS, 0, SPARE_NICE)
+    with contextlib.suppress(OSError):
+        group = os.open("/proc/self/autogroup", os.O_WRONLY)
+        try:
+            os.write(group, str(SPARE_NICE).encode())
+        finally:
+            os.close(group)
+    if threads_too:
+        os.setpriority(os.PRIO_PROCESS, 0, SPARE_NICE)
 
 
 class Spare(Warm):
-    base_priority: int | None = None  # set when the spare was started low: the agent's own
+    base_group: int | None = None  # set when the spare was started low: the agent's autogroup's
+    base_priority: int | None = None  # ... and its threads' nice, where the agent may set it back
 
     def hand(self, folder: Path, job_id: str, threads: int, at: float) -> None:
         """Give the spare its job, at the agent's priority again if it was started low (raises
         OSError when that is refused: the caller starts the job cold); its stdin stays open
-        as its life line. Linux keeps a priority per thread: this sets the spare's main
+        as its life line. Linux keeps a nice value per thread: this sets the spare's main
         thread, which runs the job and starts its threads, and they inherit it."""
+        if self.base_group is not None:
+            set_autogroup_nice(self.process.pid, self.base_group)
         if self.base_priority is not None:
             os.setpriority(os.PRIO_PROCESS, self.process.pid, self.base_priority)
         self.send(f"{folder}\t{job_id}\t{threads}\t{at}")
@@ -131,7 +174,9 @@ class Spares:
         self.wanted = False
         self.cores = usable_cores()
         self.priority = os.getpriority(os.PRIO_PROCESS, 0)
-        self.start_low = self.priority < SPARE_NICE and may_restore_priority(self.priority)
+        self.lower_threads = self.priority < SPARE_NICE and may_restore_priority(self.priority)
+        group = autogroup_nice()
+        self.group = group if group is not None and 0 <= group < SPARE_NICE else None
         self._spare: Spare | None = None
 
     def take(self, kind: str) -> Spare | None:
@@ -163,10 +208,11 @@ class Spares:
                 start_new_session=True,
                 env=worker_env(1),
                 cwd=self.jobs_dir,
-                preexec_fn=_start_low if self.start_low else die_with_the_agent,
+                preexec_fn=functools.partial(_start_low, self.lower_threads),
             )
         self._spare = Spare(warm.process, warm.job_pipe)
-        if self.start_low:
+        self._spare.base_group = self.group
+        if self.lower_threads:
             self._spare.base_priority = self.priority
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from agent.jobs.spares import SPARE_NICE, may_restore_priority
+from agent.jobs.spares import SPARE_NICE, autogroup_nice, may_restore_priority
 from tests.integration.conftest import AgentFactory
 from tests.integration.helpers import pair, raw_client
 from tests.integration.test_jobs_api import FINISHED, configure, deploy, submit, wait
@@ -235,8 +235,8 @@ def test_a_worker_kept_ready_runs_the_next_job_alone_and_dies_with_its_agent(
     """After a first (cold) model job the agent keeps a spare worker; the next one runs in it, in
     the job's own folder; a kill -9 of the agent takes the spare and the job's worker with it,
     and a job left running in a spare is recovered on restart like any other. A spare waits at
-    the lowest priority where the agent may set it back (root here), and its job runs at the
-    agent's priority, every thread of it."""
+    the lowest priority (its session's autogroup, and its threads where the agent may set them
+    back: root here), and its job runs at the agent's priority, every thread of it."""
     configure(tmp_path, "warm", jobs_threads=4)
     agent = start_agent("warm", mdns=False)
     token = pair(agent)
@@ -249,6 +249,9 @@ def test_a_worker_kept_ready_runs_the_next_job_alone_and_dies_with_its_agent(
         assert "started cold" in client.get(f"/v1/jobs/{first['job_id']}/logs").json()["text"]
         [spare] = _wait_for_spares(agent.data_dir)
         assert _priorities(spare.pid) == {waiting}, "a spare waits at the lowest priority"
+        group = autogroup_nice(spare.ppid())  # the agent's session's scheduling group
+        if group is not None:  # a kernel with autogroups: the spare's session's group is low too
+            assert autogroup_nice(spare.pid) == SPARE_NICE
         second = submit(client, "benchmark", {"model": "tiny", "runs": 20}, resources={"threads": 3})
         assert wait(client, second["job_id"])["state"] == "done"
         assert "worker kept ready" in client.get(f"/v1/jobs/{second['job_id']}/logs").json()["text"]
@@ -259,6 +262,7 @@ def test_a_worker_kept_ready_runs_the_next_job_alone_and_dies_with_its_agent(
         _wait_for_job_in(spare, long["job_id"])
         time.sleep(1)  # its model loaded and its threads started
         assert _priorities(spare.pid) == {own}, "the job runs at the agent's priority"
+        assert autogroup_nice(spare.pid) == group
         if len(os.sched_getaffinity(0)) > 1:  # a core is free of jobs: the next spare starts
             [following] = _wait_for_spares(agent.data_dir, besides=spare.pid)
             assert _priorities(following.pid) == {waiting}
