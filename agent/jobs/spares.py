@@ -50,6 +50,7 @@ SPARE_ERR = ".spare.err"  # what a spare says before it has a job (an import fai
 # command) start cold, as light as before, and never make a spare be kept.
 WARM_KINDS = frozenset({"batch-infer", "benchmark", "evaluate", "stream"})
 SPARE_NICE = 19  # a spare's priority until its job comes: the lowest
+_SPARE_NICE_TEXT = str(SPARE_NICE).encode()  # made before fork: a child's preexec_fn writes it
 
 
 def worker_command(*args: str) -> list[str]:
@@ -134,7 +135,7 @@ def _start_low(threads_too: bool) -> None:
     with contextlib.suppress(OSError):
         group = os.open("/proc/self/autogroup", os.O_WRONLY)
         try:
-            os.write(group, str(SPARE_NICE).encode())
+            os.write(group, _SPARE_NICE_TEXT)
         finally:
             os.close(group)
     if threads_too:
