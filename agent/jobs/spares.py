@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.jobs.layout import SPARE_FLAG, THREAD_ENV, WORKER_MODULE
@@ -142,6 +143,7 @@ def _start_low(threads_too: bool) -> None:
         os.setpriority(os.PRIO_PROCESS, 0, SPARE_NICE)
 
 
+@dataclass
 class Spare(Warm):
     base_group: int | None = None  # set when the spare was started low: the agent's autogroup's
     base_priority: int | None = None  # ... and its threads' nice, where the agent may set it back
@@ -174,8 +176,9 @@ class Spares:
         self.enabled = enabled
         self.wanted = False
         self.cores = usable_cores()
-        self.priority = os.getpriority(os.PRIO_PROCESS, 0)
-        self.lower_threads = self.priority < SPARE_NICE and may_restore_priority(self.priority)
+        priority = os.getpriority(os.PRIO_PROCESS, 0)  # what a spare's job runs at: the agent's
+        lower = enabled and priority < SPARE_NICE and may_restore_priority(priority)
+        self.priority = priority if lower else None
         group = autogroup_nice()
         self.group = group if group is not None and 0 <= group < SPARE_NICE else None
         self._spare: Spare | None = None
@@ -209,12 +212,9 @@ class Spares:
                 start_new_session=True,
                 env=worker_env(1),
                 cwd=self.jobs_dir,
-                preexec_fn=functools.partial(_start_low, self.lower_threads),
+                preexec_fn=functools.partial(_start_low, self.priority is not None),
             )
-        self._spare = Spare(warm.process, warm.job_pipe)
-        self._spare.base_group = self.group
-        if self.lower_threads:
-            self._spare.base_priority = self.priority
+        self._spare = Spare(warm.process, warm.job_pipe, self.group, self.priority)
 
     def close(self) -> None:
         spare, self._spare = self._spare, None
