@@ -8,11 +8,13 @@ limit is below that); each job's model threads come from its own session options
 
 A spare imports at the lowest CPU priority, so its second of imports runs on cores nothing
 else wants, not beside a running job on the one core other work leaves it; its job runs at
-the agent's priority again. Two settings make that priority (Linux):
-- its session's autogroup (a spare leads a session of its own): where the scheduler groups
-  processes by session (`sched_autogroup_enabled`, outside a cgroup with its own CPU share)
-  it shares a core group against group, whatever the nice value of a process in the group.
-  Any process may set its own user's autogroups to nice 0 or more;
+the priority a cold worker's job runs at. Two settings make that priority (Linux):
+- its session's autogroup (a spare leads a session of its own, as a cold worker does): where
+  the scheduler groups processes by session (`sched_autogroup_enabled`, outside a cgroup with
+  its own CPU share) it shares a core group against group, whatever the nice value of a
+  process in the group. A new session's group starts at nice 0, whatever the agent's (whose
+  session may be the kernel's default group, which has none); any process may set its own
+  user's autogroups to nice 0 or more;
 - its threads' nice value, within the group (and within the agent's cgroup under systemd):
   set back only where the agent may (`may_restore_priority`).
 """
@@ -35,6 +37,7 @@ from agent.jobs.layout import SPARE_FLAG, THREAD_ENV, WORKER_MODULE
 from agent.warm import Warm, boot_command, die_with_the_agent, start_warm
 
 __all__ = [
+    "NEW_GROUP_NICE",
     "SPARE_NICE",
     "WARM_KINDS",
     "Spare",
@@ -42,6 +45,7 @@ __all__ = [
     "autogroup_nice",
     "die_with_the_agent",
     "may_restore_priority",
+    "set_autogroup_nice",
     "worker_command",
     "worker_env",
 ]
@@ -51,6 +55,7 @@ SPARE_ERR = ".spare.err"  # what a spare says before it has a job (an import fai
 # command) start cold, as light as before, and never make a spare be kept.
 WARM_KINDS = frozenset({"batch-infer", "benchmark", "evaluate", "stream"})
 SPARE_NICE = 19  # a spare's priority until its job comes: the lowest
+NEW_GROUP_NICE = 0  # a new session's autogroup's nice: a cold worker's job's, and a spare's job's
 _SPARE_NICE_TEXT = str(SPARE_NICE).encode()  # made before fork: a child's preexec_fn writes it
 
 
@@ -145,16 +150,16 @@ def _start_low(threads_too: bool) -> None:
 
 @dataclass
 class Spare(Warm):
-    base_group: int | None = None  # set when the spare was started low: the agent's autogroup's
-    base_priority: int | None = None  # ... and its threads' nice, where the agent may set it back
+    base_priority: int | None = None  # the agent's nice, where it may set a spare's threads back
 
     def hand(self, folder: Path, job_id: str, threads: int, at: float) -> None:
-        """Give the spare its job, at the agent's priority again if it was started low (raises
+        """Give the spare its job at a cold worker's priority again: its autogroup at a new
+        session's nice, its threads at the agent's where they were started low (raises
         OSError when that is refused: the caller starts the job cold); its stdin stays open
         as its life line. Linux keeps a nice value per thread: this sets the spare's main
         thread, which runs the job and starts its threads, and they inherit it."""
-        if self.base_group is not None:
-            set_autogroup_nice(self.process.pid, self.base_group)
+        if autogroup_nice(self.process.pid) not in (None, NEW_GROUP_NICE):
+            set_autogroup_nice(self.process.pid, NEW_GROUP_NICE)
         if self.base_priority is not None:
             os.setpriority(os.PRIO_PROCESS, self.process.pid, self.base_priority)
         self.send(f"{folder}\t{job_id}\t{threads}\t{at}")
@@ -179,8 +184,6 @@ class Spares:
         priority = os.getpriority(os.PRIO_PROCESS, 0)  # what a spare's job runs at: the agent's
         lower = enabled and priority < SPARE_NICE and may_restore_priority(priority)
         self.priority = priority if lower else None
-        group = autogroup_nice()
-        self.group = group if group is not None and 0 <= group < SPARE_NICE else None
         self._spare: Spare | None = None
 
     def take(self, kind: str) -> Spare | None:
@@ -214,7 +217,7 @@ class Spares:
                 cwd=self.jobs_dir,
                 preexec_fn=functools.partial(_start_low, self.priority is not None),
             )
-        self._spare = Spare(warm.process, warm.job_pipe, self.group, self.priority)
+        self._spare = Spare(warm.process, warm.job_pipe, self.priority)
 
     def close(self) -> None:
         spare, self._spare = self._spare, None
