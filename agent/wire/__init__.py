@@ -19,6 +19,7 @@ from agent.wire.audit import (
 from agent.wire.common import (
     API_VERSION,
     HEALTH_PATH,
+    KEEP_ALIVE_S,
     MAX_INT64,
     PACKAGE_VERSION,
     SCOPES,
@@ -152,6 +153,7 @@ __all__ = [
     "HEALTH_PATH",
     "INFER_STAGES",
     "JOB_ID_PATTERN",
+    "KEEP_ALIVE_S",
     "MAX_INT64",
     "NAME_PATTERN",
     "OVERVIEW_PATH",

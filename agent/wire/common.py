@@ -37,6 +37,11 @@ SERVICE_TYPE = "_kitfleet._tcp.local."
 HEALTH_PATH = "/v1/health"
 
 
+# How long an agent keeps an idle connection open. A client keeps its own for less (the app:
+# KEEP_ALIVE_S - 3), so it never sends on a connection the agent is closing at that moment.
+KEEP_ALIVE_S = 15
+
+
 Scope = Literal["viewer", "operator", "admin"]
 
 

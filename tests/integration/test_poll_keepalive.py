@@ -1,0 +1,56 @@
+"""The window polls each kit over one kept TLS connection, round after round (issue 19).
+
+The window waits 5 s between rounds, so a kit's connection sits idle for the round plus 5 s.
+httpx drops a connection idle for 5 s by default, so every round made a new TCP connection and
+TLS handshake to every kit: most of a 1,000-kit round's CPU. The app keeps it for less than the
+agent's own keep-alive (agent.wire.KEEP_ALIVE_S), so it never sends on one the agent is closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from agent.wire import KEEP_ALIVE_S
+from app.fleet.client._transport import IDLE_KEPT_S
+from app.fleet.ops import FleetOps
+from app.fleet.service import Fleet
+from tests.integration.conftest import AgentFactory
+
+BETWEEN_ROUNDS_S = 6.0  # the window's 5 s between rounds, and a round's own time
+
+
+def _open_to(port: int) -> set[int]:
+    """The local ports of this process's established TCP connections to `port`."""
+    return {
+        c.laddr.port
+        for c in psutil.Process().net_connections("tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    }
+
+
+def test_the_next_round_reuses_the_connection_of_the_last(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Callable[..., Any]
+) -> None:
+    agent = start_agent("kit", mdns=False)
+    adopt(agent)
+    assert BETWEEN_ROUNDS_S < IDLE_KEPT_S < KEEP_ALIVE_S
+
+    async def two_rounds() -> tuple[set[int], set[int]]:
+        ops = FleetOps(fleet, keep_connections=True)
+        try:
+            await ops.async_poll()
+            first = _open_to(agent.port)
+            await asyncio.sleep(BETWEEN_ROUNDS_S)
+            polls = await ops.async_poll()
+            assert [p.status for p in polls] == ["online"]
+            return first, _open_to(agent.port)
+        finally:
+            await ops.aclose()
+
+    first, second = asyncio.run(two_rounds())
+    assert len(first) == 1
+    assert second == first  # the same connection: no new handshake
