@@ -54,6 +54,7 @@ def serve(first: int, count: int, root: Path, ready: Path) -> None:
     from agent.identity import load_or_create
     from agent.metrics.ring import take_sample
     from agent.server import bind
+    from agent.wire import KEEP_ALIVE_S
 
     async def main() -> None:
         kits, servers, states = [], [], []
@@ -78,7 +79,7 @@ def serve(first: int, count: int, root: Path, ready: Path) -> None:
                 log_level="error",
                 access_log=False,
                 lifespan="off",
-                timeout_keep_alive=15,
+                timeout_keep_alive=KEEP_ALIVE_S,
             )
             server = _QuietServer(config)
             servers.append(asyncio.create_task(server.serve(sockets=[sock])))
@@ -357,6 +358,9 @@ def report(r: dict[str, Any], kits: int) -> None:
             f"{statistics.mean(cpu_rest):.2f} s ({1000 * statistics.mean(cpu_rest) / interval_ms:.2f}x the "
             "interval): with the kits on their own hardware, the round's floor"
         )
+        rounds = zip(r["poll_ms"], r["poll_cpu_s"], strict=True)
+        each = ", ".join(f"{ms / 1000:.1f} ({cpu:.1f})" for ms, cpu in rounds)
+        print(f"  each round, wall s (window CPU s): {each}")
     if r["refresh_ms"]:
         print(
             f"table refresh per round  mean {statistics.mean(r['refresh_ms']):6.1f} ms  "
