@@ -95,7 +95,7 @@ class Settings:
         default=512, metadata=setting("connections and requests served at once; more get 503")
     )
     http_header_timeout_s: float = field(
-        default=10.0,
+        default=10.0,  # agent.wire.IDLE_CLOSE_S, which clients keep idle connections under
         metadata=setting(
             "seconds a client may take to send a request's headers; slower connections are closed (slowloris)"
         ),

@@ -21,7 +21,7 @@ from agent.metrics.power import PowerGauge
 from agent.metrics.ring import take_sample
 from agent.storage import PRIVATE_UMASK, private_data_dir
 from agent.toolkit.durable import write_atomic
-from agent.wire import KEEP_ALIVE_S, TxtRecord
+from agent.wire import TxtRecord
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -175,7 +175,7 @@ def _serve(settings: Settings, identity: Identity, sock: socket.socket) -> None:
         # reading a refused body to its end after a 413 (tests/lab/test_lab_hostile.py)
         loop="asyncio",
         http=_guarded_http(settings),
-        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_keep_alive=15,  # an idle connection closes sooner: http_header_timeout_s
         limit_concurrency=settings.http_max_connections,
         timeout_graceful_shutdown=10,
     )

@@ -54,7 +54,6 @@ def serve(first: int, count: int, root: Path, ready: Path) -> None:
     from agent.identity import load_or_create
     from agent.metrics.ring import take_sample
     from agent.server import bind
-    from agent.wire import KEEP_ALIVE_S
 
     async def main() -> None:
         kits, servers, states = [], [], []
@@ -79,7 +78,7 @@ def serve(first: int, count: int, root: Path, ready: Path) -> None:
                 log_level="error",
                 access_log=False,
                 lifespan="off",
-                timeout_keep_alive=KEEP_ALIVE_S,
+                timeout_keep_alive=15,
             )
             server = _QuietServer(config)
             servers.append(asyncio.create_task(server.serve(sockets=[sock])))

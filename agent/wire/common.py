@@ -37,9 +37,11 @@ SERVICE_TYPE = "_kitfleet._tcp.local."
 HEALTH_PATH = "/v1/health"
 
 
-# How long an agent keeps an idle connection open. A client keeps its own for less (the app:
-# KEEP_ALIVE_S - 3), so it never sends on a connection the agent is closing at that moment.
-KEEP_ALIVE_S = 15
+# How long an agent waits, by default, for the next request on an open connection before it
+# closes it (its slowloris deadline, the agent setting `http_header_timeout_s`; its HTTP
+# keep-alive is longer). A client keeps an idle connection for less, so it never sends a
+# request on a connection the agent is closing at that moment.
+IDLE_CLOSE_S = 10.0
 
 
 Scope = Literal["viewer", "operator", "admin"]

@@ -3,21 +3,25 @@
 The window waits 5 s between rounds, so a kit's connection sits idle for the round plus 5 s.
 httpx drops a connection idle for 5 s by default, so every round made a new TCP connection and
 TLS handshake to every kit: most of a 1,000-kit round's CPU. The app keeps it for less than the
-agent's own keep-alive (agent.wire.KEEP_ALIVE_S), so it never sends on one the agent is closing.
+agent waits for a next request (agent.wire.IDLE_CLOSE_S), so it never sends on one being closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
 import psutil
 
-from agent.wire import KEEP_ALIVE_S
+from agent.wire import IDLE_CLOSE_S
 from app.fleet.client._transport import IDLE_KEPT_S
 from app.fleet.ops import FleetOps
 from app.fleet.service import Fleet
+from app.fleet.tls import pinned_context
 from tests.integration.conftest import AgentFactory
 
 BETWEEN_ROUNDS_S = 6.0  # the window's 5 s between rounds, and a round's own time
@@ -37,7 +41,6 @@ def test_the_next_round_reuses_the_connection_of_the_last(
 ) -> None:
     agent = start_agent("kit", mdns=False)
     adopt(agent)
-    assert BETWEEN_ROUNDS_S < IDLE_KEPT_S < KEEP_ALIVE_S
 
     async def two_rounds() -> tuple[set[int], set[int]]:
         ops = FleetOps(fleet, keep_connections=True)
@@ -52,5 +55,29 @@ def test_the_next_round_reuses_the_connection_of_the_last(
             await ops.aclose()
 
     first, second = asyncio.run(two_rounds())
+    assert BETWEEN_ROUNDS_S < IDLE_KEPT_S
     assert len(first) == 1
     assert second == first  # the same connection: no new handshake
+
+
+def test_the_agent_closes_an_idle_connection_only_after_the_app_stops_using_it(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Callable[..., Any]
+) -> None:
+    """With its default settings; closing, it sends TLS's close_notify at once, which is what
+    the app's pool sees on a kept connection before it reuses one."""
+    agent = start_agent("kit", mdns=False)
+    kit = adopt(agent)
+    context = pinned_context(kit.cert_pem)
+    with socket.create_connection(("127.0.0.1", agent.port)) as raw, context.wrap_socket(raw) as tls:
+        tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: kit\r\n\r\n")
+        answer = tls.recv(65536)
+        answered = time.monotonic()
+        assert answer.startswith(b"HTTP/1.1 200")
+        tls.settimeout(3 * IDLE_CLOSE_S)
+        try:
+            while tls.recv(65536):
+                pass
+        except ssl.SSLError:  # an abrupt end counts as the end too
+            pass
+        closed_after = time.monotonic() - answered
+    assert IDLE_KEPT_S < closed_after < 3 * IDLE_CLOSE_S

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agent.wire import KEEP_ALIVE_S, audited_call
+from agent.wire import IDLE_CLOSE_S, audited_call
 from app.fleet.client._answers import (
     MAX_ANSWER,
     agent_error,
@@ -27,8 +27,8 @@ from app.fleet.tls import async_fetch_certificate, pinned_context
 LONG = 600.0  # seconds to wait for a large transfer's answer
 # An idle connection is kept for a poll round and the 5 s between rounds (httpx's default, 5 s,
 # dropped it just before each round: a TLS handshake per kit per round), and dropped before the
-# agent drops it, so no request is ever sent on a connection the agent is closing.
-IDLE_KEPT_S = KEEP_ALIVE_S - 3
+# agent drops it, so no request is sent on a connection the agent is closing at that moment.
+IDLE_KEPT_S = IDLE_CLOSE_S - 2
 M = TypeVar("M", bound=BaseModel)
 C = TypeVar("C", bound="KitConnection")
 
