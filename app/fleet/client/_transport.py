@@ -25,9 +25,9 @@ from app.fleet.errors import AgentError, BadAnswer, Error, IdentityChanged, KitU
 from app.fleet.tls import async_fetch_certificate, pinned_context
 
 LONG = 600.0  # seconds to wait for a large transfer's answer
-# An idle connection is kept for a poll round and the 5 s between rounds (httpx's default, 5 s,
-# dropped it just before each round: a TLS handshake per kit per round), and dropped before the
-# agent drops it, so no request is sent on a connection the agent is closing at that moment.
+# An idle connection is kept from one poll round to the next, 5 s later (httpx's default, 5 s,
+# dropped it just before: a TLS handshake per kit per round), and dropped before the agent
+# drops it, so no request is sent on a connection the agent is closing at that moment.
 IDLE_KEPT_S = IDLE_CLOSE_S - 2
 M = TypeVar("M", bound=BaseModel)
 C = TypeVar("C", bound="KitConnection")
