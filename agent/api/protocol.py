@@ -37,6 +37,7 @@ TOO_LARGE = (
 )
 LINGER_QUIET_S = 0.5  # a closed connection's client has sent nothing for this long: close it
 LINGER_MAX_S = 5.0  # and this long after the close at the latest, however it keeps sending
+GOODBYE_S = 1.0  # an idle connection the agent closes waits this long for its client's TLS goodbye
 _TOO_LARGE_BODY = (
     b'{"error":"headers_too_large","message":"the request headers are too large",'
     b'"hint":"send fewer or shorter headers"}'
@@ -66,6 +67,7 @@ class GuardedHttp(HttpToolsProtocol):
         # before the body is read) completes the response while body bytes still arrive: they
         # are not the next request's headers and must not start its deadline or count as such.
         self._in_body = False
+        self._lost = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -74,8 +76,37 @@ class GuardedHttp(HttpToolsProtocol):
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         self._disarm()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The agent is stopping: an idle connection closes now, a busy one after its answer."""
+        if self.cycle is None or self.cycle.response_complete:
+            self._close_idle()
+        else:
+            super().shutdown()
+
+    def timeout_keep_alive_handler(self) -> None:
+        self._close_idle()
+
+    def _close_idle(self) -> None:
+        """Close a connection with no request in flight.
+
+        The close sends what is still unsent, then TLS's close_notify, and then asyncio waits
+        for the client's own close_notify: 30 s, or until the client closes before Python 3.11.
+        An idle client is not reading, so it never answers. Until then the connection held a
+        `limit_concurrency` slot, and a stopping agent waited out uvicorn's 10 s graceful
+        shutdown for it: with the app's window open, every restart of the agent. The wait is
+        cut after GOODBYE_S."""
+        if self.transport.is_closing():
+            return
+        self.transport.close()
+        self.loop.call_later(GOODBYE_S, self._cut)
+
+    def _cut(self) -> None:
+        if not self._lost:
+            self._coalescing.abort()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:  # lingering: dropped unread
@@ -169,8 +200,8 @@ class GuardedHttp(HttpToolsProtocol):
     def _expire(self) -> None:
         self._deadline = None
         busy = (self.cycle is not None and not self.cycle.response_complete) or self.pipeline
-        if not busy and not self.transport.is_closing():
-            self.transport.close()
+        if not busy:
+            self._close_idle()
 
 
 class Coalescing(asyncio.Transport):

@@ -25,6 +25,7 @@ from app.fleet.tls import pinned_context
 from tests.integration.conftest import AgentFactory
 
 BETWEEN_ROUNDS_S = 6.0  # the window's 5 s between rounds, and a round's own time
+GRACEFUL_S = 10.0  # uvicorn's graceful shutdown in the agent (agent/server.py)
 
 
 def _open_to(port: int) -> set[int]:
@@ -81,3 +82,24 @@ def test_the_agent_closes_an_idle_connection_only_after_the_app_stops_using_it(
             pass
         closed_after = time.monotonic() - answered
     assert IDLE_KEPT_S < closed_after < 3 * IDLE_CLOSE_S
+
+
+def test_an_agent_stops_at_once_while_the_app_keeps_a_connection_to_it(
+    start_agent: AgentFactory, fleet: Fleet, adopt: Callable[..., Any]
+) -> None:
+    """The window always holds one now. The agent's TLS close waits for the client's goodbye,
+    which an idle client never sends: each stop waited out uvicorn's 10 s graceful shutdown."""
+    agent = start_agent("kit", mdns=False)
+    adopt(agent)
+
+    async def poll_then_stop() -> int | None:
+        ops = FleetOps(fleet, keep_connections=True)
+        try:
+            await ops.async_poll()
+            assert len(_open_to(agent.port)) == 1
+            agent.signal_stop()
+            return await asyncio.to_thread(agent.wait_stopped, GRACEFUL_S / 2)  # None: killed
+        finally:
+            await ops.aclose()
+
+    assert asyncio.run(poll_then_stop()) == 0
