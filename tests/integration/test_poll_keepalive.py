@@ -1,9 +1,10 @@
 """The window polls each kit over one kept TLS connection, round after round (issue 19).
 
-The window waits 5 s between rounds, so a kit's connection sits idle for the round plus 5 s.
-httpx drops a connection idle for 5 s by default, so every round made a new TCP connection and
-TLS handshake to every kit: most of a 1,000-kit round's CPU. The app keeps it for less than the
-agent waits for a next request (agent.wire.IDLE_CLOSE_S), so it never sends on one being closed.
+The window's rounds start 5 s apart, and a kit's connection sits idle about that long between
+its polls (it used to be the round plus 5 s). httpx drops a connection idle for 5 s by default,
+so every round made a new TCP connection and TLS handshake to every kit: most of a 1,000-kit
+round's CPU. The app keeps it for less than the agent waits for a next request
+(agent.wire.IDLE_CLOSE_S), so it never sends on one being closed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from app.fleet.service import Fleet
 from app.fleet.tls import pinned_context
 from tests.integration.conftest import AgentFactory
 
-BETWEEN_ROUNDS_S = 6.0  # the window's 5 s between rounds, and a round's own time
+BETWEEN_ROUNDS_S = 6.0  # the window's 5 s between rounds, and a margin
 GRACEFUL_S = 10.0  # uvicorn's graceful shutdown in the agent (agent/server.py)
 
 
