@@ -67,7 +67,6 @@ class GuardedHttp(HttpToolsProtocol):
         # before the body is read) completes the response while body bytes still arrive: they
         # are not the next request's headers and must not start its deadline or count as such.
         self._in_body = False
-        self._lost = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -76,7 +75,6 @@ class GuardedHttp(HttpToolsProtocol):
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
         self._disarm()
         super().connection_lost(exc)
 
@@ -98,15 +96,11 @@ class GuardedHttp(HttpToolsProtocol):
         An idle client is not reading, so it never answers. Until then the connection held a
         `limit_concurrency` slot, and a stopping agent waited out uvicorn's 10 s graceful
         shutdown for it: with the app's window open, every restart of the agent. The wait is
-        cut after GOODBYE_S."""
+        cut after GOODBYE_S (an abort of a connection already gone does nothing)."""
         if self.transport.is_closing():
             return
         self.transport.close()
-        self.loop.call_later(GOODBYE_S, self._cut)
-
-    def _cut(self) -> None:
-        if not self._lost:
-            self._coalescing.abort()
+        self.loop.call_later(GOODBYE_S, self._coalescing.abort)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:  # lingering: dropped unread
