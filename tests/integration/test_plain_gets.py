@@ -113,9 +113,8 @@ def serve(identities: tuple[Identity, Identity]) -> Iterator[Callable[..., Scrip
 
 
 def _client(kit: ScriptedKit, identity: Identity) -> KitClient:
-    return KitClient(
-        "kit", "127.0.0.1", kit.port, identity.cert_path.read_text(), identity.device_id, "secret-token", TIMEOUT
-    )
+    pem = identity.cert_path.read_text()
+    return KitClient("kit", "127.0.0.1", kit.port, pem, identity.device_id, "secret-token", TIMEOUT)
 
 
 def _health(identity: Identity) -> bytes:
@@ -228,7 +227,7 @@ def test_a_silent_kit_did_not_answer_and_garbage_is_unreachable(
         if _request(tls):
             tls.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
 
-    with pytest.raises(KitUnreachable, match="not HTTP/1.1"):
+    with pytest.raises(KitUnreachable, match=r"not HTTP/1\.1"):
         _health_twice(_client(serve(garbage), identities[0]))
 
 
