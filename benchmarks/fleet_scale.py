@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import uvicorn
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -286,6 +287,7 @@ def measure_window(home: Path, total: int, rounds: int) -> dict[str, Any]:
     lagging.cancel()
     probe.stop()
     online = sum(r.row_status == "online" for r in window.model.rows())
+    rss = psutil.Process().memory_info().rss  # with every kit's connection kept
     window.close()
     bridge.close()
     return {
@@ -297,6 +299,7 @@ def measure_window(home: Path, total: int, rounds: int) -> dict[str, Any]:
         "online": online,
         "poll_ms": POLL_MS,
         "poll_cpu_s": POLL_CPU_S,
+        "rss": rss,
     }
 
 
@@ -333,6 +336,7 @@ def main() -> None:
 def report(r: dict[str, Any], kits: int) -> None:
     print(f"\n{kits} kits, {r['online']} online in the table; {len(r['round_ms'])} measured rounds")
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    print(f"the window's memory after the rounds (RSS, every kit's connection kept): {r['rss'] / 1e6:.0f} MB")
     for name, lags in (("GUI thread", r["gui_lags"]), ("poll loop", r["loop_lags"])):
         p99 = pct(lags, 0.99)
         verdict = "met" if p99 < GOAL_LAG_MS else "MISSED"
@@ -353,9 +357,10 @@ def report(r: dict[str, Any], kits: int) -> None:
         cpu_first, cpu_rest = r["poll_cpu_s"][0], r["poll_cpu_s"][1:] or r["poll_cpu_s"]
         print(
             f"  the window's own CPU in a round (all its threads; the kits' servers apart): start-up "
-            f"{cpu_first:.1f} s ({cpu_first / first * 1000:.0%} of its wall time), then mean "
-            f"{statistics.mean(cpu_rest):.2f} s ({1000 * statistics.mean(cpu_rest) / interval_ms:.2f}x the "
-            "interval): with the kits on their own hardware, the round's floor"
+            f"{cpu_first:.1f} s ({1000 * cpu_first / interval_ms:.2f}x the interval; "
+            f"{cpu_first / first * 1000:.0%} of its wall time), then mean {statistics.mean(cpu_rest):.2f} s "
+            f"({1000 * statistics.mean(cpu_rest) / interval_ms:.2f}x): with the kits on their own "
+            "hardware, the round's floor"
         )
         rounds = zip(r["poll_ms"], r["poll_cpu_s"], strict=True)
         each = ", ".join(f"{ms / 1000:.1f} ({cpu:.1f})" for ms, cpu in rounds)

@@ -18,6 +18,8 @@ import pytest
 
 from agent.identity import Identity, load_or_create
 from app.fleet.client import KitClient
+from app.fleet.client._httpx import httpx
+from app.fleet.client._transport import _query
 from app.fleet.errors import AgentError, BadAnswer, IdentityChanged, KitUnreachable
 
 TIMEOUT = 1.0
@@ -275,3 +277,15 @@ def test_the_request_carries_the_token_host_and_query(
     assert head[0] == b"GET /v1/metrics?since=1.5&limit=10&since_seq=7 HTTP/1.1"
     assert f"host: 127.0.0.1:{kit.port}".encode() in [line.lower() for line in head]
     assert b"Authorization: Bearer secret-token" in head
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 5, "offset": 0, "state": ["queued", "running"]},
+        {"flag": True, "off": False, "none": None, "since": 1.5, "model": "x y/ä&"},
+        {"state": ("done",)},
+    ],
+)
+def test_the_query_is_written_as_httpx_writes_it(params: dict[str, object]) -> None:
+    assert _query(params) == str(httpx.QueryParams(params))  # type: ignore[arg-type]

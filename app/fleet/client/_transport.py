@@ -225,7 +225,7 @@ class KitConnection:
 
     async def _get_plain(self, path: str, params: dict[str, Any] | None, limit: int) -> httpx.Response:
         """`_exchange` of a GET with no more than query parameters, by `Gets`."""
-        target = f"{path}?{urlencode({k: _query_value(v) for k, v in params.items()})}" if params else path
+        target = f"{path}?{_query(params)}" if params else path
         request = httpx.Request("GET", f"https://{_url_host(self.host)}:{self.port}{target}")
         try:
             answer = await self._gets.get(target, limit)
@@ -259,8 +259,18 @@ class KitConnection:
         raise IdentityChanged(self.name, self.device_id, seen)
 
 
+def _query(params: dict[str, Any]) -> str:
+    """The query string of `params` as httpx writes it: a list or tuple is the name repeated."""
+    return urlencode(
+        [
+            (name, _query_value(one))
+            for name, value in params.items()
+            for one in (value if isinstance(value, list | tuple) else [value])
+        ]
+    )
+
+
 def _query_value(value: object) -> str:
-    """A query parameter's value as httpx writes it."""
     if value is True or value is False:
         return "true" if value else "false"
     return "" if value is None else str(value)
