@@ -7,6 +7,7 @@ which must keep every guarantee httpx's path gave).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 import ssl
@@ -289,3 +290,20 @@ def test_the_request_carries_the_token_host_and_query(
 )
 def test_the_query_is_written_as_httpx_writes_it(params: dict[str, object]) -> None:
     assert _query(params) == str(httpx.QueryParams(params))  # type: ignore[arg-type]
+
+
+def test_a_body_sent_compressed_unasked_is_not_inflated(
+    serve: Callable[..., ScriptedKit], identities: tuple[Identity, Identity]
+) -> None:
+    """The GETs ask for no encoding; what a kit gzips anyway (a bomb, say) is not inflated: here a
+    gzipped health answer, which inflated would pass, is a bad answer."""
+    packed = gzip.compress(_health(identities[0]))
+
+    def gzipped(_: int, tls: ssl.SSLSocket) -> None:
+        if _request(tls):
+            tls.sendall(_answer(packed, extra="content-encoding: gzip\r\n"))
+
+    kit = serve(gzipped)
+    with pytest.raises(BadAnswer, match="/v1/health"):
+        _health_twice(_client(kit, identities[0]))
+    assert b"accept-encoding" not in kit.received[0].lower()

@@ -216,12 +216,8 @@ class KitConnection:
             raise KitUnreachable(f"{self.name} at {self.host}:{self.port}: {reason(exc)}") from exc
         if streamed.status_code >= 400:
             raise agent_error(streamed, body)
-        kept = [
-            (k, v)
-            for k, v in streamed.headers.multi_items()
-            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-        ]
-        return httpx.Response(streamed.status_code, headers=kept, content=body, request=request)
+        headers = _as_read(streamed.headers.multi_items())
+        return httpx.Response(streamed.status_code, headers=headers, content=body, request=request)
 
     async def _get_plain(self, path: str, params: dict[str, Any] | None, limit: int) -> httpx.Response:
         """`_exchange` of a GET with no more than query parameters, by `Gets`."""
@@ -244,7 +240,11 @@ class KitConnection:
             ) from None
         except OSError as exc:
             raise KitUnreachable(f"{self.name} at {self.host}:{self.port}: {reason(exc)}") from exc
-        response = httpx.Response(answer.status, headers=answer.headers, content=answer.body, request=request)
+        # No encoding was asked for (no Accept-Encoding): a body the kit says it compressed anyway
+        # stays as it came, and fails the check of what it should be, never inflated past `limit`.
+        response = httpx.Response(
+            answer.status, headers=_as_read(answer.headers), content=answer.body, request=request
+        )
         if answer.status >= 400:
             raise agent_error(response, answer.body)
         return response
@@ -257,6 +257,15 @@ class KitConnection:
                 f"{self.name}: TLS failed and the certificate could not be read: {exc}"
             ) from exc
         raise IdentityChanged(self.name, self.device_id, seen)
+
+
+_WIRE_ONLY = ("content-encoding", "content-length", "transfer-encoding")
+
+
+def _as_read(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """An answer's headers for the body as read: how it was framed and encoded on the wire
+    (httpx would decode a body again by its content-encoding) left out."""
+    return [(k, v) for k, v in headers if k.lower() not in _WIRE_ONLY]
 
 
 def _query(params: dict[str, Any]) -> str:
