@@ -43,21 +43,21 @@ async def bounded_body(response: httpx.Response, limit: int, kit: str) -> bytes:
     """The whole (decoded) body of a streamed answer, or BadAnswer past `limit` bytes."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise _too_big(response, limit, kit)
+        raise too_big(kit, response.request.url.path, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > limit:
-            raise _too_big(response, limit, kit)
+            raise too_big(kit, response.request.url.path, limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_big(response: httpx.Response, limit: int, kit: str) -> BadAnswer:
+def too_big(kit: str, path: str, limit: int) -> BadAnswer:
     return BadAnswer(
-        f"{kit}: the answer to {response.request.url.path} is larger than the "
-        f"{limit >> 20} MiB the app reads of one; it was not read"
+        f"{kit}: the answer to {path} is larger than the {limit >> 20} MiB the app reads of one; "
+        "it was not read"
     )
 
 

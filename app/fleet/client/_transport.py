@@ -21,6 +21,7 @@ from app.fleet.client._answers import (
     bounded_body,
     json_or_none,
     list_adapter,
+    too_big,
 )
 from app.fleet.client._gets import ConnectFailed, Gets, NotPinned, TooBig
 from app.fleet.client._httpx import httpx
@@ -205,15 +206,11 @@ class KitConnection:
         except httpx.ConnectError as exc:
             if is_verify_failure(exc):
                 await self._raise_identity_changed()
-            raise KitUnreachable(
-                f"{self.name} at {self.host}:{self.port} is unreachable: {reason(exc)}"
-            ) from exc
+            raise KitUnreachable(f"{self._where} is unreachable: {reason(exc)}") from exc
         except httpx.TimeoutException as exc:
-            raise KitUnreachable(
-                f"{self.name} at {self.host}:{self.port} did not answer within {self._timeout:g} s"
-            ) from exc
+            raise KitUnreachable(f"{self._where} did not answer within {self._timeout:g} s") from exc
         except httpx.TransportError as exc:
-            raise KitUnreachable(f"{self.name} at {self.host}:{self.port}: {reason(exc)}") from exc
+            raise KitUnreachable(f"{self._where}: {reason(exc)}") from exc
         if streamed.status_code >= 400:
             raise agent_error(streamed, body)
         headers = _as_read(streamed.headers.multi_items())
@@ -228,18 +225,13 @@ class KitConnection:
         except NotPinned as exc:
             raise IdentityChanged(self.name, self.device_id, device_id_from_der(exc.seen)) from None
         except ConnectFailed as exc:
-            raise KitUnreachable(f"{self.name} at {self.host}:{self.port} is unreachable: {exc}") from exc
+            raise KitUnreachable(f"{self._where} is unreachable: {exc}") from exc
         except asyncio.TimeoutError as exc:
-            raise KitUnreachable(
-                f"{self.name} at {self.host}:{self.port} did not answer within {self._timeout:g} s"
-            ) from exc
+            raise KitUnreachable(f"{self._where} did not answer within {self._timeout:g} s") from exc
         except TooBig:
-            raise BadAnswer(
-                f"{self.name}: the answer to {path} is larger than the {limit >> 20} MiB the app "
-                "reads of one; it was not read"
-            ) from None
+            raise too_big(self.name, path, limit) from None
         except OSError as exc:
-            raise KitUnreachable(f"{self.name} at {self.host}:{self.port}: {reason(exc)}") from exc
+            raise KitUnreachable(f"{self._where}: {reason(exc)}") from exc
         # No encoding was asked for (no Accept-Encoding): a body the kit says it compressed anyway
         # stays as it came, and fails the check of what it should be, never inflated past `limit`.
         response = httpx.Response(
@@ -248,6 +240,10 @@ class KitConnection:
         if answer.status >= 400:
             raise agent_error(response, answer.body)
         return response
+
+    @property
+    def _where(self) -> str:
+        return f"{self.name} at {self.host}:{self.port}"
 
     async def _raise_identity_changed(self) -> None:
         try:
