@@ -234,6 +234,24 @@ def test_a_silent_kit_did_not_answer_and_garbage_is_unreachable(
         _health_twice(_client(serve(garbage), identities[0]))
 
 
+def test_a_kit_that_trickles_its_answer_is_cut_off_though_each_byte_comes_in_time(
+    serve: Callable[..., ScriptedKit], identities: tuple[Identity, Identity]
+) -> None:
+    """A byte every 0.3 s passes each read's 1 s timeout; without a pace for the whole answer
+    the 100 kB answer would hold the poll for eight hours."""
+
+    def trickle(_: int, tls: ssl.SSLSocket) -> None:
+        if not _request(tls):
+            return
+        tls.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n")
+        for _ in range(1000):  # until the client gives up (then sendall fails)
+            tls.sendall(b" ")
+            threading.Event().wait(0.3)
+
+    with pytest.raises(KitUnreachable, match=r"too slowly: \d+ bytes in \d+ s"):
+        _health_twice(_client(serve(trickle), identities[0]))
+
+
 def test_a_refusal_is_the_kits_error_and_a_malformed_body_a_bad_answer(
     serve: Callable[..., ScriptedKit], identities: tuple[Identity, Identity]
 ) -> None:

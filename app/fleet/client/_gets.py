@@ -10,7 +10,10 @@ CPU (issue 19). Requests that send a body, stream an answer or set their own tim
 httpx.
 
 What is kept is only ever a connection that presented the kit's pinned certificate; the bearer
-token goes out on no other. An answer is read only to the size the caller allows.
+token goes out on no other. An answer is read only to the size the caller allows, and only as
+long as it keeps a pace (`SLOWEST`): each read must come within the timeout, as on httpx's path,
+and the whole answer within `SLOW_GRACE` timeouts plus a second per `SLOWEST` bytes, so a kit
+that trickles a byte every few seconds does not hold a poll for ever.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ import h11
 
 from app.fleet.tls import any_certificate_context
 
-__all__ = ["Answer", "ConnectFailed", "Gets", "NotPinned", "TooBig"]
+__all__ = ["Answer", "ConnectFailed", "Gets", "NotPinned", "TooBig", "TooSlow"]
 
 IDLE_POOL = 4  # connections kept idle at most (more open only while requests overlap)
 _CHUNK = 1 << 16
 _HELD = 1 << 20  # raw bytes held unread at most before the kit is made to wait
+SLOW_GRACE = 4  # timeouts an answer may take in all, before its pace counts
+SLOWEST = 16 << 10  # bytes a second an answer keeps up on average past that (128 kbit/s)
 T = TypeVar("T")
 
 
@@ -50,6 +55,16 @@ class NotPinned(Exception):
 
 class TooBig(Exception):
     """The answer is larger than the caller reads."""
+
+
+class TooSlow(Exception):
+    """The answer came slower than `SLOWEST` bytes a second, after `SLOW_GRACE` timeouts."""
+
+    def __init__(self, received: int, seconds: float) -> None:
+        super().__init__(
+            f"the answer came too slowly: {received} bytes in {seconds:.0f} s "
+            f"(an answer may take {SLOW_GRACE} timeouts, then must keep up {SLOWEST >> 10} KiB/s)"
+        )
 
 
 @dataclass(frozen=True)
@@ -267,15 +282,25 @@ class Gets:
                 http.send(h11.Request(method="GET", target=target, headers=self._headers))
                 + http.send(h11.EndOfMessage())
             )
-            status, body, answered = 0, bytearray(), False
+            status, body, received = 0, bytearray(), 0
             headers: Sequence[tuple[bytes, bytes]] = ()
+            clock = asyncio.get_running_loop().time
+            started = clock()
             while True:
                 event = http.next_event()
                 if event is h11.NEED_DATA:
-                    data = await _within(tls.receive(), self._timeout)
-                    if not data and not answered:
+                    left = started + SLOW_GRACE * self._timeout + received / SLOWEST - clock()
+                    if left <= 0:
+                        raise TooSlow(received, clock() - started)
+                    try:
+                        data = await _within(tls.receive(), min(self._timeout, left))
+                    except asyncio.TimeoutError:
+                        if left < self._timeout:  # the pace ran out, not one read's patience
+                            raise TooSlow(received, clock() - started) from None
+                        raise
+                    if not data and not received:
                         raise _Stale
-                    answered = True
+                    received += len(data)
                     http.receive_data(data)
                 elif isinstance(event, h11.Response):
                     status, headers = event.status_code, event.headers

@@ -23,7 +23,7 @@ from app.fleet.client._answers import (
     list_adapter,
     too_big,
 )
-from app.fleet.client._gets import ConnectFailed, Gets, NotPinned, TooBig
+from app.fleet.client._gets import ConnectFailed, Gets, NotPinned, TooBig, TooSlow
 from app.fleet.client._httpx import httpx
 from app.fleet.errors import AgentError, BadAnswer, Error, IdentityChanged, KitUnreachable
 from app.fleet.tls import async_fetch_certificate, pinned_context
@@ -230,6 +230,8 @@ class KitConnection:
             raise KitUnreachable(f"{self._where} did not answer within {self._timeout:g} s") from exc
         except TooBig:
             raise too_big(self.name, path, limit) from None
+        except TooSlow as exc:
+            raise KitUnreachable(f"{self._where}: {exc}") from None
         except OSError as exc:
             raise KitUnreachable(f"{self._where}: {reason(exc)}") from exc
         # No encoding was asked for (no Accept-Encoding): a body the kit says it compressed anyway
