@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,7 +96,7 @@ def add_commands(command: CommandFactory) -> None:
 
 
 async def _deploy(args: argparse.Namespace) -> int:
-    from app.fleet.deploy import async_deploy, prepare_package
+    from app.fleet.deploy import async_deploy, async_prepare
 
     if args.choose_precision:
         from app.cli.deploy_choosing import deploy_choosing
@@ -110,7 +109,7 @@ async def _deploy(args: argparse.Namespace) -> int:
         kits = select_kits(fleet, args.kits, args.tags)
         if not kits:
             raise Error("name the kits to deploy to: --kit KIT or --tag TAG (repeatable)")
-        package = await asyncio.to_thread(prepare_package, args.model, overrides_from(args))
+        package = await async_prepare(args.model, overrides_from(args))  # checked as it is sent
         if package.inspection is not None:
             inferred_summary(args.model, package.inspection)
         progress = None if args.json else ProgressLine()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,7 +16,13 @@ from app.fleet.gates import async_gate_check
 from app.fleet.inspection import Inspection, Overrides, inspect_model
 from app.fleet.inventory import Kit
 from app.fleet.known_models import KnownModels
-from app.fleet.models import ModelPackageError, check_self_contained, load_package, manifest_path
+from app.fleet.models import (
+    ModelPackageError,
+    check_described,
+    check_self_contained,
+    manifest_path,
+    read_manifest,
+)
 from app.fleet.precision_advice import deploy_advice
 from app.fleet.service import Fleet
 from app.fleet.snapshot import Snapshots
@@ -64,17 +71,18 @@ async def async_deploy(
     passes the one its views read). A model without a manifest is inspected (`overrides` say
     what the inspection cannot know); `package` is one already prepared for this model.
     A kit whose last-known facts miss the manifest's `requires` is refused before a byte is
-    sent, unless `force` (audited here and on the kit, which checks again with live facts)."""
+    sent, unless `force` (audited here and on the kit, which checks again with live facts).
+    A package whose checks fail (`Package.checks`) raises its ModelPackageError once every kit
+    has stopped: none committed or activated anything."""
     known = known or KnownModels(Snapshots(fleet.inventory))
-    if package is None:  # hashes (and maybe inspects) the file: keep the loop free
-        package = await asyncio.to_thread(prepare_package, model, overrides)
-    manifest = package.manifest
+    if package is None:
+        package = await async_prepare(model, overrides)
     report = progress or (lambda _: None)
-    return list(
-        await asyncio.gather(
-            *(_deploy_one(fleet, model, manifest, kit, _Ask(activate, force), report, known) for kit in kits)
-        )
+    outcomes = await asyncio.gather(
+        *(_deploy_one(fleet, package, kit, _Ask(activate, force), report, known) for kit in kits)
     )
+    await package.checked()
+    return list(outcomes)
 
 
 @dataclass(frozen=True)
@@ -85,11 +93,42 @@ class _Ask:
 
 @dataclass(frozen=True)
 class Package:
-    """A model and the manifest it travels with: the one beside it, or one inferred from the file."""
+    """A model and the manifest it travels with: the one beside it, or one inferred from the file.
+    `checks` is the file's checks against its manifest when they still run (`async_prepare`)."""
 
     model: Path
     manifest: Manifest
     inspection: Inspection | None = None  # how the manifest was inferred, when it was
+    checks: asyncio.Future[None] | None = None
+
+    async def checked(self) -> None:
+        """Once the file's checks have ended: raises their ModelPackageError if they failed."""
+        if self.checks is not None:
+            await asyncio.shield(self.checks)  # one kit's cancelled deploy stops no other's checks
+
+    def failed(self) -> bool:
+        """The checks have ended, and failed: sending more is pointless."""
+        return self.checks is not None and self.checks.done() and self.checks.exception() is not None
+
+
+async def async_prepare(model: Path, overrides: Overrides | None = None) -> Package:
+    """`prepare_package` for a deploy. A model with its manifest beside it is ready to send once
+    the manifest is read and the file is known to be one self-contained ONNX model (a model
+    that names another file never leaves the laptop); the sha256 against the manifest (reading
+    the whole file again: 0.1 s per 100 MB) runs while its bytes go out, and each kit's upload
+    waits for it before it commits anything. A model to inspect is inspected first, as before."""
+    if not manifest_path(model).exists() or (overrides and overrides.given()):
+        return await asyncio.to_thread(prepare_package, model, overrides)  # keep the loop free
+    manifest = await asyncio.to_thread(_contained_manifest, model)
+    return Package(
+        model, manifest, checks=asyncio.ensure_future(asyncio.to_thread(check_described, model, manifest))
+    )
+
+
+def _contained_manifest(model: Path) -> Manifest:
+    manifest = read_manifest(model)
+    check_self_contained(model)
+    return manifest
 
 
 def prepare_package(model: Path, overrides: Overrides | None = None) -> Package:
@@ -108,25 +147,27 @@ def prepare_package(model: Path, overrides: Overrides | None = None) -> Package:
 
 
 def checked_package(model: Path) -> Manifest:
-    """The manifest of `model`, once the file is known to be one self-contained ONNX model.
-    Both checks read the whole file (a third of a second each per 100 MB on a busy laptop),
-    so they read it at the same time; the manifest's refusal comes first, as it always did."""
-    with ThreadPoolExecutor(1, thread_name_prefix="self-contained") as pool:
-        contained = pool.submit(check_self_contained, model)
-        manifest = load_package(model)
-        contained.result()
+    """The manifest of `model`, once the file is known to be the one it describes and one
+    self-contained ONNX model."""
+    manifest = read_manifest(model)
+    check_file(model, manifest)
     return manifest
 
 
+def check_file(model: Path, manifest: Manifest) -> None:
+    """Refuse `model` unless it is the file `manifest` describes and one self-contained ONNX model.
+    Both checks read the whole file (a third of a second each per 100 MB on a busy laptop), so
+    they read it at the same time; the manifest's refusal comes first, as it always did."""
+    with ThreadPoolExecutor(1, thread_name_prefix="self-contained") as pool:
+        contained = pool.submit(check_self_contained, model)
+        check_described(model, manifest)
+        contained.result()
+
+
 async def _deploy_one(
-    fleet: Fleet,
-    model: Path,
-    manifest: Manifest,
-    kit: Kit,
-    ask: _Ask,
-    report: ProgressCallback,
-    known: KnownModels,
+    fleet: Fleet, package: Package, kit: Kit, ask: _Ask, report: ProgressCallback, known: KnownModels
 ) -> DeployOutcome:
+    manifest = package.manifest
     advice = int8_advice(fleet, kit, manifest)
     gates = tuple(await async_gate_check(fleet, kit, manifest, ask.force))
     if gates and not ask.force:
@@ -139,7 +180,7 @@ async def _deploy_one(
         )
     for attempt in range(1, RETRIES + 1):
         try:
-            info = await fleet.async_call(kit, lambda client: _upload(client, model, manifest, ask, report))
+            info = await fleet.async_call(kit, lambda client: _upload(client, package, ask, report))
         except KitUnreachable as exc:
             if attempt == RETRIES:
                 report(Progress(kit.name, "failed", 0, manifest.size_bytes, str(exc)))
@@ -160,12 +201,11 @@ async def _deploy_one(
     raise AssertionError("unreachable")
 
 
-async def _upload(
-    client: KitClient, model: Path, manifest: Manifest, ask: _Ask, report: ProgressCallback
-) -> ModelInfo:
-    activate = ask.activate
+async def _upload(client: KitClient, package: Package, ask: _Ask, report: ProgressCallback) -> ModelInfo:
+    manifest, activate = package.manifest, ask.activate
     status = await client.start_upload(manifest, activate, ask.force)
     if status.state == "installed":  # already there with the same sha256
+        await package.checked()
         if activate:
             return await client.activate(manifest.name, manifest.version)
         return next(m for m in await client.models() if m.name == manifest.name)
@@ -177,15 +217,33 @@ async def _upload(
 
         sent(status.offset)  # where this attempt starts: 0, or where a dropped link stopped
 
-        await client.send_upload(status.upload_id, status.offset, _chunks(model, status.offset, sent))
+        try:
+            await client.send_upload(status.upload_id, status.offset, _chunks(package, status.offset, sent))
+        except Error:
+            await _unless_changed(client, package, status.upload_id)  # a changed file is the cause
+            raise
+    await _unless_changed(client, package, status.upload_id)
     report(Progress(client.name, "verifying", status.size, status.size))
     return await client.commit_upload(status.upload_id)
 
 
-async def _chunks(model: Path, offset: int, sent: Callable[[int], None]) -> AsyncIterator[bytes]:
-    with model.open("rb") as handle:
+async def _unless_changed(client: KitClient, package: Package, upload_id: str) -> None:
+    """Once the file's checks have ended: when they failed, the kit lets the upload go and the
+    package's ModelPackageError is raised."""
+    try:
+        await package.checked()
+    except ModelPackageError:
+        with contextlib.suppress(Error):  # else the kit lets the bytes go when the upload goes stale
+            await client.abort_upload(upload_id)
+        raise
+
+
+async def _chunks(package: Package, offset: int, sent: Callable[[int], None]) -> AsyncIterator[bytes]:
+    """The file's bytes from `offset`, until its end or its checks fail (then the upload is cut
+    short, and refused before its commit)."""
+    with package.model.open("rb") as handle:
         handle.seek(offset)
-        while chunk := await asyncio.to_thread(handle.read, CHUNK):
+        while not package.failed() and (chunk := await asyncio.to_thread(handle.read, CHUNK)):
             offset += len(chunk)
             yield chunk
             sent(offset)

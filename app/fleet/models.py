@@ -24,6 +24,13 @@ def manifest_path(model: Path) -> Path:
 
 def load_package(model: Path) -> Manifest:
     """The manifest of `model`, checked against the file it describes."""
+    manifest = read_manifest(model)
+    check_described(model, manifest)
+    return manifest
+
+
+def read_manifest(model: Path) -> Manifest:
+    """The manifest beside `model`, valid as a manifest but not yet held against the file."""
     if not model.is_file():
         raise ModelPackageError(f"{model} does not exist or is not a file")
     path = manifest_path(model)
@@ -33,17 +40,19 @@ def load_package(model: Path) -> Manifest:
             f"infers one, and `kitfleet models inspect {model.name} --write-manifest` saves it to edit"
         )
     try:
-        manifest = Manifest.model_validate_json(path.read_bytes())
+        return Manifest.model_validate_json(path.read_bytes())
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
         raise ModelPackageError(f"{path} is not a valid manifest: {problems}") from None
-    size = model.stat().st_size
-    if size != manifest.size_bytes or sha256_file(model) != manifest.sha256:
+
+
+def check_described(model: Path, manifest: Manifest) -> None:
+    """Refuse `model` when its size or sha256 is not the one its manifest gives."""
+    if model.stat().st_size != manifest.size_bytes or sha256_file(model) != manifest.sha256:
         raise ModelPackageError(
-            f"{path.name} does not describe {model.name} (size or sha256 differ); the model was "
-            "changed after the manifest was written: re-create the manifest"
+            f"{manifest_path(model).name} does not describe {model.name} (size or sha256 differ); the "
+            "model was changed after the manifest was written: re-create the manifest"
         )
-    return manifest
 
 
 def check_self_contained(path: Path) -> None:

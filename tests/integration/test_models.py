@@ -160,6 +160,44 @@ def test_a_manifest_that_does_not_match_its_file_is_refused_on_the_laptop(tmp_pa
         load_package(model)
 
 
+def test_a_file_changed_after_its_manifest_is_sent_while_hashed_and_never_committed(
+    start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path
+) -> None:
+    """The laptop hashes a model with its manifest while its bytes go out (issue 19): a file
+    whose bytes are not the ones its manifest names is refused, its upload let go on the kit,
+    and the serving version stays, by `kitfleet deploy` as by the window's path."""
+    agent = start_agent("changed", mdns=False)
+    kit = adopt(agent)
+    good, changed = tmp_path / "good" / "big.onnx", tmp_path / "changed" / "big.onnx"
+    for path, seed in ((good, 1), (changed, 2)):
+        path.parent.mkdir()
+        classifier(path, name="big", size=64, classes=400, seed=seed, golden=False)  # 19 MB
+    [first] = asyncio.run(async_deploy(fleet, good, [kit], activate=True))
+    assert first.ok, first.message
+    manifest = Manifest.model_validate_json((good.parent / "big.manifest.json").read_bytes())
+    (changed.parent / "big.manifest.json").write_text(
+        manifest.model_copy(update={"version": "2"}).model_dump_json()
+    )
+    assert changed.stat().st_size == good.stat().st_size, "only the sha256 tells them apart"
+
+    seen: list[Progress] = []
+    with pytest.raises(ModelPackageError, match="changed after the manifest"):
+        asyncio.run(async_deploy(fleet, changed, [kit], activate=True, progress=seen.append))
+    assert seen[-1].stage == "failed" and "changed after the manifest" in seen[-1].message
+    done = kitfleet(fleet.settings.home, "deploy", str(changed), "--kit", kit.name, "--activate")
+    assert done.returncode != 0 and "changed after the manifest" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+    with raw_client(agent, kit.token) as client:
+        [info] = client.get("/v1/models").json()
+        actions = [entry["action"] for entry in client.get("/v1/audit").json()]
+    assert info["active_version"] == "1"
+    assert [v["version"] for v in info["versions"]] == ["1"]
+    assert "model.upload_abort" in actions, actions
+    assert actions.count("model.deploy") == 1, "only the good file was committed"
+    assert not list((agent.data_dir / "models" / ".uploads").iterdir()), "the kit let the bytes go"
+
+
 @pytest.mark.parametrize(
     "name", ["../etc", "..%2F..%2Fetc", "%2e%2e", "/abs", "a\\b", "a%00b", "UPPER", "x" * 65]
 )

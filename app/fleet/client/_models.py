@@ -30,6 +30,10 @@ class ModelCalls(KitConnection):
         body = UploadRequest(manifest=manifest, activate=activate, force=force).model_dump(mode="json")
         return await self._call(UploadStatus, "POST", "/v1/uploads", json=body)
 
+    async def abort_upload(self, upload_id: str) -> None:
+        """Abandon an upload: the kit frees its bytes."""
+        await self._request("DELETE", f"/v1/uploads/{upload_id}")
+
     async def upload_status(self, upload_id: str) -> UploadStatus:
         return await self._get(UploadStatus, f"/v1/uploads/{upload_id}")
 
