@@ -183,9 +183,11 @@ def test_a_file_changed_after_its_manifest_is_sent_while_hashed_and_never_commit
     seen: list[Progress] = []
     with pytest.raises(ModelPackageError, match="changed after the manifest"):
         asyncio.run(async_deploy(fleet, changed, [kit], activate=True, progress=seen.append))
-    assert seen[-1].stage == "failed" and "changed after the manifest" in seen[-1].message
+    assert seen[-1].stage == "failed"
+    assert "changed after the manifest" in seen[-1].message
     done = kitfleet(fleet.settings.home, "deploy", str(changed), "--kit", kit.name, "--activate")
-    assert done.returncode != 0 and "changed after the manifest" in done.stderr, done.stderr
+    assert done.returncode != 0, done.stderr
+    assert "changed after the manifest" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
 
     with raw_client(agent, kit.token) as client:
