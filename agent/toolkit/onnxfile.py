@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from agent.toolkit import protoscan
 from agent.toolkit.errors import BadInput, Invalid, TooLarge
 
 __all__ = ["MAX_ONNX_BYTES", "check_self_contained", "external_data_of"]
@@ -43,9 +45,15 @@ def external_data_of(model: Any) -> list[tuple[str, str]]:
             message.data_location == _EXTERNAL or len(message.external_data)
         ):
             location = next((e.value for e in message.external_data if e.key == "location"), "")
-            found.add((message.name, location))
+            found.add((_text(message.name), _text(location)))
         stack.extend(_submessages(message))
     return sorted(found)
+
+
+def _text(value: str | bytes) -> str:
+    """A string field as text: protobuf gives the bytes of one that is not UTF-8 (a damaged or
+    hostile file), which would not sort with the others."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _submessages(message: Any) -> list[Any]:
@@ -54,7 +62,7 @@ def _submessages(message: Any) -> list[Any]:
     100 MB model, for nothing."""
     found: list[Any] = []
     for field in _message_fields(message.DESCRIPTOR):
-        if _is_repeated(field):
+        if protoscan.is_repeated(field):
             value = getattr(message, field.name)
             found.extend(value.values() if field.message_type.GetOptions().map_entry else value)
         elif message.HasField(field.name):  # never an unset one: its default would be walked
@@ -72,15 +80,11 @@ def _message_fields(descriptor: Any) -> list[Any]:
     return fields
 
 
-def _is_repeated(field: Any) -> bool:
-    repeated = getattr(field, "is_repeated", None)  # protobuf >= 5.28; `label` before it
-    return bool(repeated) if repeated is not None else field.label == field.LABEL_REPEATED
-
-
 def check_self_contained(path: Path, data: bytes | None = None) -> None:
     """Refuse (TooLarge, BadInput, Invalid) a file that is not one self-contained ONNX model.
-    Parsed as onnx's ModelProto; nothing it names is read. `data` is the file's bytes when the
-    caller has read them already (to hash them, or to give ONNX Runtime exactly what was checked)."""
+    Walked as onnx's ModelProto (`protoscan`: its tensors' data is stepped over, not copied);
+    nothing it names is read. `data` is the file's bytes when the caller has read them already
+    (to hash them, or to give ONNX Runtime exactly what was checked)."""
     size = path.stat().st_size if data is None else len(data)
     if size > MAX_ONNX_BYTES:  # protobuf cannot hold it: such a model keeps its weights elsewhere
         raise TooLarge(
@@ -89,17 +93,14 @@ def check_self_contained(path: Path, data: bytes | None = None) -> None:
             f"{MAX_ONNX_BYTES}, and kits take a model as one file",
             "quantize it (`kitfleet quantize`) or export a smaller model",
         )
-    model = _model_proto()()
     try:
-        model.ParseFromString(path.read_bytes() if data is None else data)
-    except Exception:  # protobuf raises several types on a file that is not ONNX
+        found = _external_in(path, data)
+    except (_NotProtobuf, OSError):
         raise BadInput(
             "not_onnx",
             f"{path.name} is not an ONNX model (it could not be parsed: damaged, or another format)",
             "export the model to ONNX again",
         ) from None
-    found = external_data_of(model)
-    del model  # ONNX Runtime loads it next: do not hold two copies
     if found:
         name, location = found[0]
         more = f" (and {len(found) - 1} more tensors)" if len(found) > 1 else ""
@@ -112,17 +113,57 @@ def check_self_contained(path: Path, data: bytes | None = None) -> None:
         )
 
 
+class _NotProtobuf(Exception):
+    """The bytes are not an encoded protobuf message."""
+
+
+def _external_in(path: Path, data: bytes | None) -> list[tuple[str, str]]:
+    """`external_data_of` the model in `data` (or the file), walked (`protoscan`) and parsed
+    only when it has too many fields to walk. Raises _NotProtobuf, OSError."""
+    protos = _protos()
+    try:
+        if data is not None:
+            spans = protoscan.external_tensors(data, protos.ModelProto.DESCRIPTOR)
+            return _described(protos, [bytes(data[a:b]) for a, b in spans[:1]], len(spans))
+        with path.open("rb") as handle:
+            spans = protoscan.external_tensors(handle, protos.ModelProto.DESCRIPTOR)
+            first = [os.pread(handle.fileno(), b - a, a) for a, b in spans[:1]]
+            return _described(protos, first, len(spans))
+    except protoscan.Malformed as exc:
+        raise _NotProtobuf(str(exc)) from None
+    except protoscan.OverBudget:
+        model = protos.ModelProto()
+        try:
+            model.ParseFromString(path.read_bytes() if data is None else data)
+        except Exception as exc:  # protobuf raises several types on what is not a message
+            raise _NotProtobuf(str(exc)) from None
+        return external_data_of(model)
+
+
+def _described(protos: Any, first: list[bytes], count: int) -> list[tuple[str, str]]:
+    """(name, location) of the first tensor found, then placeholders for the rest: only the
+    first is named in the refusal, with how many more there are."""
+    if not first:
+        return []
+    try:
+        tensor = protos.TensorProto.FromString(first[0])
+    except Exception:  # the walk took it; still refused, only not named
+        return [("", "")] * count
+    location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+    return [(_text(tensor.name), _text(location))] + [("", "")] * (count - 1)
+
+
 def preload() -> None:
     """Load the parser now, in a process kept ready for checks, instead of in the first check."""
-    _model_proto()
+    _protos()
 
 
 @functools.cache
-def _model_proto() -> Any:
-    """onnx's ModelProto class from its generated protobuf module alone: `import onnx` costs
-    seconds (its ml_dtypes) in every verification, and only this class is needed."""
-    if "onnx" in sys.modules:  # already paid for (a quantize job): the same class
-        return sys.modules["onnx"].ModelProto
+def _protos() -> Any:
+    """onnx's generated protobuf module alone (its ModelProto, TensorProto): `import onnx` costs
+    seconds (its ml_dtypes) in every verification, and only these classes are needed."""
+    if "onnx" in sys.modules:  # already paid for (a quantize job): the same classes
+        return sys.modules["onnx"]
     package = importlib.util.find_spec("onnx")  # found, not imported
     generated = Path(package.origin).with_name("onnx_ml_pb2.py") if package and package.origin else None
     spec = (
@@ -133,7 +174,7 @@ def _model_proto() -> Any:
     if spec is None or spec.loader is None:
         import onnx  # a layout this does not know: the slow way
 
-        return onnx.ModelProto
+        return onnx
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.ModelProto
+    return module
