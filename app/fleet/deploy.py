@@ -241,12 +241,15 @@ async def _unless_changed(client: KitClient, package: Package, upload_id: str) -
 async def _chunks(package: Package, offset: int, sent: Callable[[int], None]) -> AsyncIterator[bytes]:
     """The file's bytes from `offset`, until its end or its checks fail (then the upload is cut
     short, and refused before its commit)."""
-    with package.model.open("rb") as handle:
-        handle.seek(offset)
-        while not package.failed() and (chunk := await asyncio.to_thread(handle.read, CHUNK)):
-            offset += len(chunk)
-            yield chunk
-            sent(offset)
+    try:
+        with package.model.open("rb") as handle:
+            handle.seek(offset)
+            while not package.failed() and (chunk := await asyncio.to_thread(handle.read, CHUNK)):
+                offset += len(chunk)
+                yield chunk
+                sent(offset)
+    except OSError as exc:  # moved or deleted while it was sent: the kit keeps what came
+        raise ModelPackageError(f"{package.model} could not be read: {exc.strerror or exc}") from None
 
 
 def int8_advice(fleet: Fleet, kit: Kit, manifest: Manifest) -> str:

@@ -48,7 +48,11 @@ def read_manifest(model: Path) -> Manifest:
 
 def check_described(model: Path, manifest: Manifest) -> None:
     """Refuse `model` when its size or sha256 is not the one its manifest gives."""
-    if model.stat().st_size != manifest.size_bytes or sha256_file(model) != manifest.sha256:
+    try:
+        differs = model.stat().st_size != manifest.size_bytes or sha256_file(model) != manifest.sha256
+    except OSError as exc:  # moved or deleted since its manifest was read
+        raise ModelPackageError(f"{model} could not be read: {exc.strerror or exc}") from None
+    if differs:
         raise ModelPackageError(
             f"{manifest_path(model).name} does not describe {model.name} (size or sha256 differ); the "
             "model was changed after the manifest was written: re-create the manifest"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.wire import Manifest
-from app.fleet.deploy import Progress, async_deploy
+from app.fleet.deploy import Progress, async_deploy, async_prepare
 from app.fleet.errors import AgentError
 from app.fleet.models import ModelPackageError, load_package
 from app.fleet.service import Fleet
@@ -198,6 +198,23 @@ def test_a_file_changed_after_its_manifest_is_sent_while_hashed_and_never_commit
     assert "model.upload_abort" in actions, actions
     assert actions.count("model.deploy") == 1, "only the good file was committed"
     assert not list((agent.data_dir / "models" / ".uploads").iterdir()), "the kit let the bytes go"
+
+
+def test_a_model_deleted_as_it_is_deployed_is_a_clear_refusal(
+    start_agent: AgentFactory, fleet: Fleet, adopt, tmp_path: Path
+) -> None:
+    kit = adopt(start_agent("deleted", mdns=False))
+    model = tmp_path / "gone.onnx"
+    classifier(model, name="gone")
+
+    async def deploy() -> None:
+        package = await async_prepare(model)  # the manifest read, the file about to be sent
+        model.unlink()
+        await async_deploy(fleet, model, [kit], activate=True, package=package)
+
+    with pytest.raises(ModelPackageError, match=r"gone\.onnx could not be read"):
+        asyncio.run(deploy())
+    assert asyncio.run(fleet.async_call(kit, lambda c: c.models())) == []
 
 
 @pytest.mark.parametrize(
