@@ -10,6 +10,9 @@ The whole deploy is split where its time goes: the laptop's manifest and externa
 the transfer with the laptop's sha256 of the file beside it, and the commit,
 with the kit's own stages from its log (sha256, waiting for a checker process, the external-data check, the
 ONNX Runtime load, the signature and golden run, the install); the rest is HTTP and activation.
+Both ends run on this machine, so each copy's and deploy's CPU time, summed over the whole
+machine, is printed too: with the laptop and the kit sharing its cores, where a way of copying
+needs more CPU than the wall time of its copy on these cores it cannot be faster.
 Run: .venv/bin/python -m benchmarks.deploy [--mb 100] [--runs 3]
 """
 
@@ -22,8 +25,12 @@ import re
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
 
 from app.fleet.deploy import DeployOutcome, Progress, async_deploy, async_prepare
 from app.fleet.localagent import LocalAgent
@@ -40,6 +47,7 @@ def _make_model(path: Path, mb: int) -> int:
     return classifier(path, size=64, classes=classes, golden=False).size_bytes
 
 
+T = TypeVar("T")
 _last_version = "1"  # the manifest's version, bumped so each run is a new install
 
 
@@ -55,6 +63,20 @@ class Run:
     commit: float
     whole: float
     kit: dict[str, float] = field(default_factory=dict)
+    cpu: float = 0.0  # the machine's CPU seconds, every process and the kernel
+
+
+def _busy_s() -> float:
+    """CPU seconds this machine has spent busy (all cores, every process, the kernel)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def _with_cpu(work: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """`work(*args)`'s result and the machine's CPU seconds while it ran."""
+    before = _busy_s()
+    result = work(*args)
+    return result, _busy_s() - before
 
 
 def _deploy(fleet: Fleet, agent: LocalAgent, model: Path, version: str) -> Run:
@@ -150,20 +172,26 @@ def main() -> None:
         try:
             asyncio.run(fleet.async_adopt(agent.address, agent.pair_code()))
             scp: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+            scp_cpu: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
             deploys = []
             with ScpVariants(sshd, root) as variants:
                 for run in range(args.runs):
                     for variant in VARIANTS:
                         dest = root / f"scp-{run}-{VARIANTS.index(variant)}.bin"
-                        scp[variant].append(variants.copy(variant, [model], str(dest)))
+                        seconds, cpu = _with_cpu(variants.copy, variant, [model], str(dest))
+                        scp[variant].append(seconds)
+                        scp_cpu[variant].append(cpu)
                         dest.unlink()
-                    deploys.append(_deploy(fleet, agent, model, f"r{run}"))
+                    deploy, cpu = _with_cpu(_deploy, fleet, agent, model, f"r{run}")
+                    deploy.cpu = cpu
+                    deploys.append(deploy)
             resent, total = _resume(fleet, agent, model)
         finally:
             fleet.close()
             agent.stop()
             sshd.stop()
     _report(size / 2**20, args.runs, scp, deploys, (resent, total), load_before)
+    _cpu(scp, scp_cpu, deploys)
 
 
 def _report(
@@ -211,6 +239,21 @@ def _split(deploys: list[Run]) -> None:
         print(f"      kit: {stage:<31}{median([d.kit.get(stage, 0.0) for d in deploys]):6.3f}")
     rest = [d.commit - sum(d.kit.values()) for d in deploys]
     print(f"      HTTP, activation, the rest            {median(rest):6.3f}")
+
+
+def _cpu(scp: dict[str, list[float]], scp_cpu: dict[str, list[float]], deploys: list[Run]) -> None:
+    """The machine's CPU seconds per copy (median), and the cores it kept busy on average."""
+    cores = os.cpu_count() or 1
+    rows = {v: (statistics.median(scp_cpu[v]), statistics.median(scp[v])) for v in VARIANTS}
+    rows["kitfleet whole deploy"] = (
+        statistics.median(d.cpu for d in deploys),
+        statistics.median(d.whole for d in deploys),
+    )
+    print(f"  the machine's CPU per copy, median (both ends on these {cores} cores):")
+    for label, (cpu, wall) in rows.items():
+        print(f"    {label:<28} {cpu:6.2f} CPU s over {wall:5.2f} s, {cpu / wall:4.2f} cores busy")
+    ratio = rows["kitfleet whole deploy"][0] / rows[REUSED][0]
+    print(f"    kitfleet whole deploy: {ratio:.2f}x the CPU of scp over a reused connection")
 
 
 def _loads(loads: tuple[float, float, float]) -> str:
