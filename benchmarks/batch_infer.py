@@ -18,6 +18,9 @@ thread count, also with the hog). The agent job's log says how long its worker t
 a job after the first runs in a worker kept ready (goal <= 0.1 s). After each agent job the
 benchmark waits for the agent to go quiet (it starts the next spare worker then), so no figure
 is taken beside that worker's imports.
+For the figures taken in this process, it also prints how many cores the process got (its CPU
+seconds over the wall time): beside a hog pinned to one core, Linux's group scheduling gives a
+2-thread job about one core, so its threads take turns instead of running side by side.
 Run: .venv/bin/python -m benchmarks.batch_infer [--jpegs 1000] [--threads 2 1] [--detector] [--no-hog]
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 import tempfile
@@ -57,6 +61,7 @@ STARTED = re.compile(r"worker (kept ready|started cold), running ([0-9.]+) s aft
 CAMERA = (640, 480)
 TOP_K = 5
 POLL_S = 0.25
+CORES = "cores: "  # a figure's label with this before it is the cores that figure's round got
 
 
 def make_images(folder: Path, jpegs: int) -> int:
@@ -78,21 +83,32 @@ def make_images(folder: Path, jpegs: int) -> int:
     return jpegs + len(pngs)
 
 
-def naive(model: Path, manifest: Manifest, paths: list[Path], threads: int, spinning: bool) -> float:
+def _cores(started: float, cpu: float) -> float:
+    """Cores this process got since `started` (perf_counter) and `cpu` (process_time)."""
+    return (time.process_time() - cpu) / max(time.perf_counter() - started, 1e-9)
+
+
+def naive(
+    model: Path, manifest: Manifest, paths: list[Path], threads: int, spinning: bool
+) -> tuple[float, float]:
     """Seconds for the plain loop: read, decode, preprocess, session.run, top-k, one by one.
 
     Measured with the agent's session settings and with spinning off (the pipeline's; between
     two runs the loop decodes, and spinning threads take the CPU from it): the faster counts.
+    Also the cores the loop got.
     """
     session, _ = open_session(model, threads, spinning)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for path in paths:
         run_batch(session, manifest, [decode_image(path.read_bytes(), None)], TOP_K)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _cores(started, cpu)
 
 
-def pipeline(model: Path, manifest: Manifest, folder: Path, threads: int, results: Path) -> float:
-    """Seconds for the batch-infer kind run in this process (model load included, as in a job)."""
+def pipeline(
+    model: Path, manifest: Manifest, folder: Path, threads: int, results: Path
+) -> tuple[float, float]:
+    """Seconds for the batch-infer kind run in this process (model load included, as in a job),
+    and the cores it got."""
     results.mkdir(parents=True, exist_ok=True)
     spec: dict[str, Any] = {
         "kind": "batch-infer",
@@ -104,11 +120,11 @@ def pipeline(model: Path, manifest: Manifest, folder: Path, threads: int, result
         "model": {"manifest": manifest.model_dump(mode="json"), "path": str(model)},
     }
     with open(results / "events.jsonl", "w") as events:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         summary = batch_infer.run(spec, Reporter(events, results, spec["max_result_bytes"]))
-        seconds = time.perf_counter() - started
+        seconds, cores = time.perf_counter() - started, _cores(started, cpu)
     assert summary["failed"] == 0, summary
-    return seconds
+    return seconds, cores
 
 
 async def agent_job(fleet: Fleet, kit: Kit, name: str, dataset: str, threads: int) -> dict[str, float]:
@@ -202,14 +218,17 @@ def _measure(
     agent: LocalAgent,
 ) -> dict[str, float]:
     """Seconds per figure, the fastest of `runs` rounds (other work on a shared machine only ever
-    slows a run down); the rounds interleave the figures so drift in that work hits all alike."""
+    slows a run down); the rounds interleave the figures so drift in that work hits all alike.
+    For the figures taken in this process, `CORES label` is the cores its fastest round got."""
     model = models_dir() / f"{name}.onnx"
     manifest = Manifest.model_validate_json(model.with_name(f"{name}.manifest.json").read_bytes())
     naive(model, manifest, paths[:50], threads, True)  # warm the page cache and the allocator
     measures: list[Callable[[], dict[str, float]]] = [
-        lambda: {"naive loop, agent's session": naive(model, manifest, paths, threads, True)},
-        lambda: {"naive loop, no spinning": naive(model, manifest, paths, threads, False)},
-        lambda: {"pipeline": pipeline(model, manifest, folder, threads, tmp / f"results-{name}-{threads}")},
+        lambda: _with_cores("naive loop, agent's session", naive(model, manifest, paths, threads, True)),
+        lambda: _with_cores("naive loop, no spinning", naive(model, manifest, paths, threads, False)),
+        lambda: _with_cores(
+            "pipeline", pipeline(model, manifest, folder, threads, tmp / f"results-{name}-{threads}")
+        ),
     ]
     if kit is not None:
         measures.append(
@@ -218,9 +237,20 @@ def _measure(
     figures: dict[str, float] = {}
     for _ in range(runs):
         for measure in measures:
-            for label, seconds in measure().items():
-                figures[label] = min(figures.get(label, seconds), seconds)
+            taken = measure()
+            for label, seconds in taken.items():
+                if label.startswith(CORES):
+                    continue
+                if seconds < figures.get(label, float("inf")):
+                    figures[label] = seconds
+                    if (cores := taken.get(f"{CORES}{label}")) is not None:
+                        figures[f"{CORES}{label}"] = cores
     return figures
+
+
+def _with_cores(label: str, taken: tuple[float, float]) -> dict[str, float]:
+    seconds, cores = taken
+    return {label: seconds, f"{CORES}{label}": cores}
 
 
 def _print(
@@ -228,6 +258,8 @@ def _print(
 ) -> dict[str, float]:
     """Print one model and thread count's figures; returns the ratios against the naive loop."""
     print(f"\n{name}, {threads} thread(s), {condition} ({load()})")
+    cores = {label.removeprefix(CORES): got for label, got in figures.items() if label.startswith(CORES)}
+    figures = {label: seconds for label, seconds in figures.items() if not label.startswith(CORES)}
     base = count / min(seconds for label, seconds in figures.items() if label.startswith("naive"))
     ratios: dict[str, float] = {}
     for label, seconds in figures.items():
@@ -248,6 +280,9 @@ def _print(
         if not label.startswith("naive"):
             ratios[f"{label.strip()} vs loop"] = rate / base
         print(f"  {label:<28} {rate:7.1f} img/s {seconds:6.2f} s{verdict}")
+    if cores:
+        got = ", ".join(f"{label} {got:.2f}" for label, got in cores.items())
+        print(f"  cores this process got (of {os.cpu_count()}; CPU s / wall s): {got}")
     if "agent job" in figures:
         overhead = figures["agent job"] - figures["  of which the worker's run"]
         print(f"  the job system's own time (worker start, queue, results): {overhead:.2f} s")
