@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from agent.errors import Refusal
-from agent.jobs.kinds._budget import Budget
 from agent.toolkit.images import Placement, decode_image, to_input
 from agent.wire import Manifest
 
@@ -48,17 +47,16 @@ def prepare(path: Path, manifest: Manifest) -> Item:
 
 
 def prepared(
-    paths: Sequence[Path], manifest: Manifest, workers: int, ahead: int, budget: Budget | None = None
+    paths: Sequence[Path], manifest: Manifest, workers: int, ahead: int
 ) -> Generator[Item, None, None]:
     """Every path's Item in order: `workers` threads decode up to `ahead` of them ahead, and the
     caller's own thread decodes too while the item it needs next is not ready, so the job's
-    threads all decode when decoding is the slow part. Each decode draws one thread of
-    `budget` (shared with the model, see _budget.py).
+    threads all decode when decoding is the slow part, yet never more than `workers` at once.
 
     Closing the iterator early (a failed job) stops the threads after the images being
     decoded at that moment, so no thread outlives it.
     """
-    decoding = _Decoding(paths, manifest, max(ahead, 1), budget or Budget(max(workers, 1)))
+    decoding = _Decoding(paths, manifest, max(ahead, 1), threading.Semaphore(max(workers, 1)))
     threads = [
         threading.Thread(target=decoding.work, name=f"decode-{n}", daemon=True) for n in range(workers)
     ]
@@ -76,8 +74,10 @@ def prepared(
 class _Decoding:
     """Which images are claimed, decoded and taken; the window `ahead` bounds memory."""
 
-    def __init__(self, paths: Sequence[Path], manifest: Manifest, ahead: int, budget: Budget) -> None:
-        self.paths, self.manifest, self.ahead, self.budget = paths, manifest, ahead, budget
+    def __init__(
+        self, paths: Sequence[Path], manifest: Manifest, ahead: int, slots: threading.Semaphore
+    ) -> None:
+        self.paths, self.manifest, self.ahead, self.slots = paths, manifest, ahead, slots
         self._cond = threading.Condition()
         self._done: dict[int, Item] = {}
         self._claimed = 0  # images before this one are decoded or being decoded
@@ -94,7 +94,7 @@ class _Decoding:
 
     def _decode(self, index: int) -> None:
         try:
-            with self.budget.one():
+            with self.slots:
                 item = prepare(self.paths[index], self.manifest)
         except Exception as exc:  # a bad manifest: the job fails, from the thread that takes
             with self._cond:

@@ -1,8 +1,8 @@
 """`batch-infer`: a deployed model over every image of a folder → results.jsonl + results.csv.
 
-Each row names the model, version and sha256. Images are decoded and prepared on the
-job's threads while the model runs whole batches (when its batch dimension allows),
-and rows come out in folder order, as one-at-a-time inference would give them.
+Each row names the model, version and sha256. Each of the job's threads decodes and prepares
+a few images and runs them as one batch (when the model's batch dimension allows), and rows
+come out in folder order, as one-at-a-time inference would give them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def run(spec: dict[str, Any], report: Reporter) -> dict[str, Any]:
     fields = model_fields(pipeline.manifest)
     report.log(
         f"{len(paths)} image(s) under {folder}, batches of {pipeline.batch}, "
-        f"{pipeline.decoders + 1} thread(s) decoding and running the model in turn"
+        f"{pipeline.threads} at once, each decoded and run on a thread of its own"
     )
     keeper, top_k = Keeper.of(spec), spec["params"]["top_k"]
     started, failed, done = time.perf_counter(), 0, 0
