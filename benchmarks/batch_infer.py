@@ -21,13 +21,18 @@ is taken beside that worker's imports.
 For the figures taken in this process, it also prints how many cores the process got (its CPU
 seconds over the wall time): beside a hog pinned to one core, Linux's group scheduling gives a
 2-thread job about one core, so its threads take turns instead of running side by side.
-Run: .venv/bin/python -m benchmarks.batch_infer [--jpegs 1000] [--threads 2 1] [--detector] [--no-hog]
+--cvnet adds a ResNet-18-class classifier at 224x224 (benchmarks/cvnet.py, 1.8 GFLOPs an image),
+where the model, not the decoding, is the slow part; it runs at ~25-50 images/s on 2 cores, so
+pair it with fewer images (--jpegs 200).
+Run: .venv/bin/python -m benchmarks.batch_infer [--jpegs 1000] [--threads 2 1] [--detector] [--cvnet]
+[--no-hog]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import re
 import sys
@@ -46,13 +51,14 @@ from agent.jobs.report import Reporter
 from agent.models.infer import run_batch
 from agent.toolkit.images import decode_image
 from agent.toolkit.sessions import default_threads, open_session
-from agent.wire import JobRequest, Manifest, Resources
+from agent.wire import InputSpec, JobRequest, Manifest, Normalisation, Resources
 from app.fleet.deploy import async_deploy
 from app.fleet.inventory import Kit
 from app.fleet.localagent import LocalAgent
 from app.fleet.service import Fleet
 from app.fleet.settings import AppSettings
 from benchmarks._hog import hog_on_one_core, load, once_quiet
+from benchmarks.cvnet import resnet18_like
 from resources import datasets_dir, models_dir
 
 GOAL = 1.0
@@ -162,16 +168,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[default_threads(), 1])
     parser.add_argument("--runs", type=int, default=3, help="rounds of every figure; the best counts")
     parser.add_argument("--detector", action="store_true", help="shapes-yolo-fp32 too")
+    parser.add_argument("--cvnet", action="store_true", help="a ResNet-18-class classifier too")
     parser.add_argument("--no-agent", action="store_true", help="skip the real agent (in-process only)")
     parser.add_argument("--no-hog", action="store_true", help="quiet figures only")
     parser.add_argument("--float", action="store_true", help="the hog is not pinned to one core")
     args = parser.parse_args()
     names = ["digits-cnn-fp32"] + (["shapes-yolo-fp32"] if args.detector else [])
     with tempfile.TemporaryDirectory() as tmp:
+        models = [models_dir() / f"{name}.onnx" for name in names]
+        models += [_cvnet(Path(tmp) / "models")] if args.cvnet else []
         agent = LocalAgent(Path(tmp) / "agent", "bench-batch", mdns=False)
         fleet = Fleet(AppSettings.resolve(home=Path(tmp) / "app", mdns_interfaces=["127.0.0.1"]))
         try:
-            kit = None if args.no_agent else _agent(agent, fleet, names)
+            kit = None if args.no_agent else _agent(agent, fleet, models)
             folder = (Path(tmp) if args.no_agent else agent.data_dir) / "datasets" / "bench"
             count = make_images(folder, args.jpegs)
             paths = images_under(folder, folder)
@@ -183,12 +192,13 @@ def main() -> None:
             worst: dict[str, float] = {}
             for hog in (False,) if args.no_hog else (False, True):
                 with hog_on_one_core(hog, pinned=not args.float) as condition:
-                    for name in names:
+                    for model in models:
                         for threads in args.threads:
                             figures = _measure(
-                                name, threads, paths, folder, Path(tmp), kit, fleet, args.runs, agent
+                                model, threads, paths, folder, Path(tmp), kit, fleet, args.runs, agent
                             )
-                            for label, ratio in _print(name, threads, count, figures, condition).items():
+                            said = _print(model.stem, threads, count, figures, condition)
+                            for label, ratio in said.items():
                                 worst[label] = min(worst.get(label, ratio), ratio)
             _summary(worst)
         finally:
@@ -197,17 +207,37 @@ def main() -> None:
                 agent.stop()
 
 
-def _agent(agent: LocalAgent, fleet: Fleet, names: list[str]) -> Kit:
+def _cvnet(folder: Path) -> Path:
+    """The ResNet-18-class classifier, with a manifest beside it (ImageNet-style normalisation)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = resnet18_like(folder / "resnet18-like-fp32.onnx")
+    data = model.read_bytes()
+    manifest = Manifest(
+        name="resnet18-like",
+        version="1.0",
+        task="classification",
+        input=InputSpec(name="image", layout="NCHW", height=224, width=224, channels=3, dtype="float32"),
+        normalisation=Normalisation(scale=1 / 255, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+        labels=[f"class-{n}" for n in range(1000)],
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        source_model="benchmarks/cvnet.py: ResNet-18's shape, seeded weights",
+    )
+    model.with_name(f"{model.stem}.manifest.json").write_text(manifest.model_dump_json())
+    return model
+
+
+def _agent(agent: LocalAgent, fleet: Fleet, models: list[Path]) -> Kit:
     agent.start()
     kit = asyncio.run(fleet.async_adopt(agent.address, agent.pair_code()))
-    for name in names:
-        [outcome] = asyncio.run(async_deploy(fleet, models_dir() / f"{name}.onnx", [kit], activate=True))
+    for model in models:
+        [outcome] = asyncio.run(async_deploy(fleet, model, [kit], activate=True))
         assert outcome.ok, outcome.message
     return kit
 
 
 def _measure(
-    name: str,
+    model: Path,
     threads: int,
     paths: list[Path],
     folder: Path,
@@ -220,7 +250,7 @@ def _measure(
     """Seconds per figure, the fastest of `runs` rounds (other work on a shared machine only ever
     slows a run down); the rounds interleave the figures so drift in that work hits all alike.
     For the figures taken in this process, `CORES label` is the cores its fastest round got."""
-    model = models_dir() / f"{name}.onnx"
+    name = model.stem
     manifest = Manifest.model_validate_json(model.with_name(f"{name}.manifest.json").read_bytes())
     naive(model, manifest, paths[:50], threads, True)  # warm the page cache and the allocator
     measures: list[Callable[[], dict[str, float]]] = [
