@@ -67,7 +67,6 @@ STARTED = re.compile(r"worker (kept ready|started cold), running ([0-9.]+) s aft
 CAMERA = (640, 480)
 TOP_K = 5
 POLL_S = 0.25
-CORES = "cores: "  # a figure's label with this before it is the cores that figure's round got
 
 
 def make_images(folder: Path, jpegs: int) -> int:
@@ -194,10 +193,10 @@ def main() -> None:
                 with hog_on_one_core(hog, pinned=not args.float) as condition:
                     for model in models:
                         for threads in args.threads:
-                            figures = _measure(
+                            figures, cores = _measure(
                                 model, threads, paths, folder, Path(tmp), kit, fleet, args.runs, agent
                             )
-                            said = _print(model.stem, threads, count, figures, condition)
+                            said = _print(model.stem, threads, count, figures, cores, condition)
                             for label, ratio in said.items():
                                 worst[label] = min(worst.get(label, ratio), ratio)
             _summary(worst)
@@ -246,14 +245,14 @@ def _measure(
     fleet: Fleet,
     runs: int,
     agent: LocalAgent,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per figure, the fastest of `runs` rounds (other work on a shared machine only ever
     slows a run down); the rounds interleave the figures so drift in that work hits all alike.
-    For the figures taken in this process, `CORES label` is the cores its fastest round got."""
+    Also, for the figures taken in this process, the cores their fastest round got."""
     name = model.stem
     manifest = Manifest.model_validate_json(model.with_name(f"{name}.manifest.json").read_bytes())
     naive(model, manifest, paths[:50], threads, True)  # warm the page cache and the allocator
-    measures: list[Callable[[], dict[str, float]]] = [
+    measures: list[Callable[[], tuple[dict[str, float], dict[str, float]]]] = [
         lambda: _with_cores("naive loop, agent's session", naive(model, manifest, paths, threads, True)),
         lambda: _with_cores("naive loop, no spinning", naive(model, manifest, paths, threads, False)),
         lambda: _with_cores(
@@ -262,34 +261,34 @@ def _measure(
     ]
     if kit is not None:
         measures.append(
-            lambda: once_quiet(agent, asyncio.run(agent_job(fleet, kit, manifest.name, "bench", threads)))
+            lambda: (
+                once_quiet(agent, asyncio.run(agent_job(fleet, kit, manifest.name, "bench", threads))),
+                {},  # its worker is another process: not counted here
+            )
         )
     figures: dict[str, float] = {}
+    cores: dict[str, float] = {}
     for _ in range(runs):
         for measure in measures:
-            taken = measure()
+            taken, got = measure()
             for label, seconds in taken.items():
-                if label.startswith(CORES):
-                    continue
                 if seconds < figures.get(label, float("inf")):
                     figures[label] = seconds
-                    if (cores := taken.get(f"{CORES}{label}")) is not None:
-                        figures[f"{CORES}{label}"] = cores
-    return figures
+                    if label in got:
+                        cores[label] = got[label]
+    return figures, cores
 
 
-def _with_cores(label: str, taken: tuple[float, float]) -> dict[str, float]:
+def _with_cores(label: str, taken: tuple[float, float]) -> tuple[dict[str, float], dict[str, float]]:
     seconds, cores = taken
-    return {label: seconds, f"{CORES}{label}": cores}
+    return {label: seconds}, {label: cores}
 
 
 def _print(
-    name: str, threads: int, count: int, figures: dict[str, float], condition: str
+    name: str, threads: int, count: int, figures: dict[str, float], cores: dict[str, float], condition: str
 ) -> dict[str, float]:
     """Print one model and thread count's figures; returns the ratios against the naive loop."""
     print(f"\n{name}, {threads} thread(s), {condition} ({load()})")
-    cores = {label.removeprefix(CORES): got for label, got in figures.items() if label.startswith(CORES)}
-    figures = {label: seconds for label, seconds in figures.items() if not label.startswith(CORES)}
     base = count / min(seconds for label, seconds in figures.items() if label.startswith("naive"))
     ratios: dict[str, float] = {}
     for label, seconds in figures.items():
