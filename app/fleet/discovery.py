@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent.wire import SERVICE_TYPE, TxtRecord
+from app.fleet.mdns_ask import async_ask_once
 
 if TYPE_CHECKING:
     from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
@@ -54,11 +55,12 @@ MAX_ADDRESSES = 16
 # Ask for multicast answers (QM), never unicast ones (QU, zeroconf's default first question):
 # where another mDNS program shares port 5353 (avahi on the laptop, other agents), a unicast
 # answer reaches only one of the sockets bound to it, often not ours, and the kit is listed
-# ~1 s later, at the next question. A multicast answer reaches every socket.
-# Not yet QM: with multicast-only questions a kit that just moved (re-announced) answers only
-# after its once-a-second multicast limit, and the relocation of a kit whose address changed missed
-# its window (tests/lab/test_lab_network.py); QU first stays until the relocation waits for that.
-QUESTION_TYPE: DNSQuestionType | None = None  # None: zeroconf's default (QU first)
+# ~1 s later, at the next question. A multicast answer reaches every socket. A kit that
+# multicast its records less than a second ago (it just started or moved) holds back its
+# multicast answer until that second has passed: the one-shot question each browser asks as it
+# starts (mdns_ask.py) is answered at once, to the browser's own port.
+QUESTION_TYPE: str | None = "QM"  # a DNSQuestionType's name; None: zeroconf's default (QU first)
+ASK_ONCE = True  # the one-shot question beside (benchmarks/discovery.py compares without it)
 
 
 class Browser:
@@ -70,6 +72,7 @@ class Browser:
         self._zc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._asking: asyncio.Task[None] | None = None
         self.kits: dict[str, Announcement] = {}
         self.ignored = 0  # new announcements dropped while MAX_KITS were held (a flood)
 
@@ -83,8 +86,12 @@ class Browser:
         else:  # field use only
             self._zc = AsyncZeroconf()
         self._browser = AsyncServiceBrowser(
-            self._zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change], question_type=QUESTION_TYPE
+            self._zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change], question_type=_question_type()
         )
+        if ASK_ONCE:
+            self._asking = asyncio.ensure_future(
+                async_ask_once(self._zc.zeroconf, SERVICE_TYPE, self._interfaces)
+            )
 
     def _on_change(
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
@@ -112,7 +119,7 @@ class Browser:
         from zeroconf.asyncio import AsyncServiceInfo
 
         info = AsyncServiceInfo(service_type, name)
-        if not await info.async_request(zeroconf, 3000, question_type=QUESTION_TYPE):
+        if not await info.async_request(zeroconf, 3000, question_type=_question_type()):
             return
         announcement = _announcement(name, info)
         if announcement is None:
@@ -121,6 +128,10 @@ class Browser:
         self._listener(name, announcement)
 
     async def async_close(self) -> None:
+        if self._asking is not None:
+            self._asking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._asking
         if self._browser is not None:
             await self._browser.async_cancel()
         for task in list(self._tasks):
@@ -171,6 +182,12 @@ def _announcement(instance: str, info: AsyncServiceInfo) -> Announcement | None:
         addresses=addresses,
         port=info.port,
     )
+
+
+def _question_type() -> DNSQuestionType | None:
+    from zeroconf import DNSQuestionType
+
+    return None if QUESTION_TYPE is None else DNSQuestionType[QUESTION_TYPE]
 
 
 def _ip_version(addresses: list[str]) -> IPVersion:

@@ -72,9 +72,10 @@ def _kitfleet_questions(packets: list[bytes], instance: str) -> list[tuple[str, 
     return asked
 
 
-def test_the_agents_probes_ask_for_multicast_answers(start_agent: AgentFactory) -> None:
+def test_the_browser_and_the_agents_probes_ask_for_multicast_answers(start_agent: AgentFactory) -> None:
     """The agent's probes ask QM: a defender's unicast answer could land on another program's
-    socket and a taken name look free. (The app's browser still asks QU first: see discovery.py.)"""
+    socket and a taken name look free. The browser asks QM too; its one-shot question, from a
+    port of its own, is answered to that port (test_discovery_one_shot.py)."""
     with other_program_on_5353() as packets:
         agent = start_agent("crowded-kit")
         found = asyncio.run(async_discover([LOOPBACK], 10.0, stop_when=lambda a: a.name == agent.name))
@@ -82,4 +83,5 @@ def test_the_agents_probes_ask_for_multicast_answers(start_agent: AgentFactory) 
     assert listed, "the running kit was not discovered"
     asked = _kitfleet_questions(packets, listed[0].instance)
     assert any(probe for _, _, probe in asked), "the agent's probes were not heard"
-    assert [(name, probe) for name, unicast, probe in asked if unicast and probe] == []
+    assert any(not probe for _, _, probe in asked), "the browser's questions were not heard"
+    assert [(name, probe) for name, unicast, probe in asked if unicast] == []
