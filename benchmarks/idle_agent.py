@@ -178,6 +178,11 @@ def main() -> None:
             f"    serving {n} <= own sessions + {SERVING_OVER_SESSION_MB:g} MB = {goal / 1e6:.1f} MB: "
             f"{rows[n][0] / 1e6:.1f} MB, ratio {rows[n][0] / goal:.2f}x"
         )
+        added = rows[n][0] - bare_rss
+        print(
+            f"      (serving adds {added / 1e6:.1f} MB to the bare agent; ONNX Runtime's import and "
+            f"the sessions take {own[n]['with_runtime'] / 1e6:.1f} MB in a process of their own)"
+        )
     print(f"    idle CPU < {CPU_GOAL_PERCENT:g} %: ratio {bare_cpu / CPU_GOAL_PERCENT:.2f}x")
     help_s, bare_s = start_times()
     print(
