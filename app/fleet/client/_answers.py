@@ -6,12 +6,15 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from app.fleet.client._httpx import httpx
 from app.fleet.errors import AgentError, BadAnswer
+
+if TYPE_CHECKING:
+    from app.fleet.client._httpx import httpx
 
 # What the app reads of one answer at most: a kit decides how much it sends, and an answer is held
 # in memory whole. JSON pages are far below (1000 jobs ≈ 2 MiB); a raw model's outputs can be big.
@@ -21,7 +24,26 @@ MAX_LIVE_LINE = 1 << 20
 _TEXT = 2000  # characters kept of each part of a refusal: it is shown to a person
 
 
-def agent_error(response: httpx.Response, body: bytes) -> AgentError:
+@dataclass(frozen=True)
+class Read:
+    """An answer read whole, within its bound: what the calls use of it."""
+
+    status_code: int
+    headers: dict[str, str]  # names in lower case; a repeated header's values joined by ", "
+    content: bytes
+    path: str  # the path asked, for messages
+
+
+def read_headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """`pairs` as Read keeps them (as httpx's Headers.get answers)."""
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
+def agent_error(status: int, body: bytes) -> AgentError:
     """The kit's refusal, from whatever it sent: an ErrorBody, or anything else, clipped."""
     try:
         data = json.loads(body)
@@ -34,9 +56,7 @@ def agent_error(response: httpx.Response, body: bytes) -> AgentError:
         return None if value is None else str(value)[:_TEXT]
 
     fallback = body[:200].decode("utf-8", "replace") or "no body"
-    return AgentError(
-        response.status_code, text("error") or "error", text("message") or fallback, text("hint")
-    )
+    return AgentError(status, text("error") or "error", text("message") or fallback, text("hint"))
 
 
 async def bounded_body(response: httpx.Response, limit: int, kit: str) -> bytes:
@@ -77,7 +97,7 @@ async def bounded_lines(response: httpx.Response, limit: int, kit: str) -> Async
         yield pending.removesuffix("\r")
 
 
-def json_or_none(response: httpx.Response) -> Any:
+def json_or_none(response: Read) -> Any:
     try:
         return json.loads(response.content) if response.content else None
     except ValueError:

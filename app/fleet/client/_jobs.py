@@ -66,7 +66,8 @@ class JobCalls(KitConnection):
                 "GET", f"/v1/jobs/{job_id}/results/{quote(name, safe='')}", timeout=self._long()
             ) as response:
                 if response.status_code >= 400:
-                    raise agent_error(response, await bounded_body(response, MAX_ANSWER, self.name))
+                    refusal = await bounded_body(response, MAX_ANSWER, self.name)
+                    raise agent_error(response.status_code, refusal)
                 # a new file: never one that is there, never through a link
                 fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
                 with os.fdopen(fd, "wb") as out:
@@ -153,7 +154,8 @@ class JobCalls(KitConnection):
         try:
             async with self._http.stream("GET", f"/v1/jobs/{job_id}/live", timeout=timeout) as response:
                 if response.status_code >= 400:
-                    raise agent_error(response, await bounded_body(response, MAX_ANSWER, self.name))
+                    refusal = await bounded_body(response, MAX_ANSWER, self.name)
+                    raise agent_error(response.status_code, refusal)
                 async for line in bounded_lines(response, MAX_LIVE_LINE, self.name):
                     yield line
         except httpx.ConnectError as exc:

@@ -17,10 +17,12 @@ from pydantic import BaseModel, ValidationError
 from agent.wire import IDLE_CLOSE_S, audited_call, device_id_from_der
 from app.fleet.client._answers import (
     MAX_ANSWER,
+    Read,
     agent_error,
     bounded_body,
     json_or_none,
     list_adapter,
+    read_headers,
     too_big,
 )
 from app.fleet.client._gets import ConnectFailed, Gets, NotPinned, TooBig, TooSlow
@@ -142,23 +144,23 @@ class KitConnection:
         except ValidationError as exc:
             raise self._broken(response, exc) from None
 
-    def _parsed(self, model: type[M], response: httpx.Response) -> M:
+    def _parsed(self, model: type[M], response: Read) -> M:
         """The answer as the API promises it, or BadAnswer saying how it is not."""
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
             raise self._broken(response, exc) from None
 
-    def _broken(self, response: httpx.Response, exc: ValidationError) -> BadAnswer:
+    def _broken(self, response: Read, exc: ValidationError) -> BadAnswer:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "the body"
         return BadAnswer(
-            f"{self.name}: the answer to {response.request.url.path} is not what the "
+            f"{self.name}: the answer to {response.path} is not what the "
             f"API promises ({where}: {first['msg']}); is the agent up to date, and is "
             "this kit what it claims to be?"
         )
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Read:
         """One call; an audited one is also reported to `on_call`, however it ends."""
         if self._on_call is None or audited_call(method, path) is None:
             return await self._exchange(method, path, **kwargs)
@@ -190,9 +192,7 @@ class KitConnection:
         self._on_call(Call(self.name, self.device_id, method, path, sent, response.status_code, answer))
         return response
 
-    async def _exchange(
-        self, method: str, path: str, limit: int = MAX_ANSWER, **kwargs: Any
-    ) -> httpx.Response:
+    async def _exchange(self, method: str, path: str, limit: int = MAX_ANSWER, **kwargs: Any) -> Read:
         """One request and its answer, read whole but never past `limit` bytes."""
         if method == "GET" and kwargs.keys() <= {"params"}:
             return await self._get_plain(path, kwargs.get("params"), limit)
@@ -212,14 +212,13 @@ class KitConnection:
         except httpx.TransportError as exc:
             raise KitUnreachable(f"{self._where}: {reason(exc)}") from exc
         if streamed.status_code >= 400:
-            raise agent_error(streamed, body)
-        headers = _as_read(streamed.headers.multi_items())
-        return httpx.Response(streamed.status_code, headers=headers, content=body, request=request)
+            raise agent_error(streamed.status_code, body)
+        headers = read_headers(_as_read(streamed.headers.multi_items()))
+        return Read(streamed.status_code, headers, body, request.url.path)
 
-    async def _get_plain(self, path: str, params: dict[str, Any] | None, limit: int) -> httpx.Response:
-        """`_exchange` of a GET with no more than query parameters, by `Gets`."""
+    async def _get_plain(self, path: str, params: dict[str, Any] | None, limit: int) -> Read:
+        """`_exchange` of a GET with no more than query parameters, by `Gets` (never httpx)."""
         target = f"{path}?{_query(params)}" if params else path
-        request = httpx.Request("GET", f"https://{_url_host(self.host)}:{self.port}{target}")
         try:
             answer = await self._gets.get(target, limit)
         except NotPinned as exc:
@@ -236,12 +235,9 @@ class KitConnection:
             raise KitUnreachable(f"{self._where}: {reason(exc)}") from exc
         # No encoding was asked for (no Accept-Encoding): a body the kit says it compressed anyway
         # stays as it came, and fails the check of what it should be, never inflated past `limit`.
-        response = httpx.Response(
-            answer.status, headers=_as_read(answer.headers), content=answer.body, request=request
-        )
         if answer.status >= 400:
-            raise agent_error(response, answer.body)
-        return response
+            raise agent_error(answer.status, answer.body)
+        return Read(answer.status, read_headers(_as_read(answer.headers)), answer.body, path)
 
     @property
     def _where(self) -> str:
@@ -261,8 +257,8 @@ _WIRE_ONLY = ("content-encoding", "content-length", "transfer-encoding")
 
 
 def _as_read(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """An answer's headers for the body as read: how it was framed and encoded on the wire
-    (httpx would decode a body again by its content-encoding) left out."""
+    """An answer's headers for the body as read: how it was framed and encoded on the wire left
+    out (a Read's content is the body as it came, never decoded by a content-encoding)."""
     return [(k, v) for k, v in headers if k.lower() not in _WIRE_ONLY]
 
 
