@@ -1,4 +1,5 @@
-"""The agent API client: httpx over TLS pinned to the kit's certificate.
+"""The agent API client over TLS pinned to the kit's certificate: plain GETs by `_gets`
+(h11 over a kept connection), everything else by httpx, imported on first use (`_httpx`).
 
 `_transport` is the connection (pinned TLS, audited calls, failures sorted by cause) and
 `_answers` how an answer is read (bounded, refusals clipped); the calls are grouped by what they
