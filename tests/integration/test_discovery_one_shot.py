@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -24,8 +23,8 @@ from agent.wire import SERVICE_TYPE, TxtRecord
 from app.fleet import discovery
 from app.fleet.discovery import async_discover
 from app.fleet.localagent import LOOPBACK
+from tests.integration.mdns_sockets import MDNS_PORT, receiving
 
-MDNS_GROUP, MDNS_PORT = "224.0.0.251", 5353
 DEVICE_ID = "ab" * 32
 RESPONSE_AA = 0x8400
 
@@ -57,42 +56,24 @@ def one_shot_responder(id_offset: int = 0, reply_port: int = MDNS_PORT) -> Itera
     """A responder on loopback that answers only one-shot questions (from a port other than
     5353) about kitfleet, from `reply_port`, with the question's ID plus `id_offset`. Yields
     the source ports of the questions it answered. It never multicasts."""
-    listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-    listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    listen.bind((MDNS_GROUP, MDNS_PORT))  # only packets sent to the group
-    listen.setsockopt(
-        socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(MDNS_GROUP) + socket.inet_aton(LOOPBACK)
-    )
-    listen.settimeout(0.1)
     reply = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     reply.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     reply.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     reply.bind((LOOPBACK, reply_port))
     info = _kit_records(port=8765)
     answered: list[int] = []
-    done = threading.Event()
 
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                data, (host, port) = listen.recvfrom(9000)
-            except TimeoutError:
-                continue
-            query = DNSIncoming(data)
-            asks = query.valid and query.is_query() and any(q.name == SERVICE_TYPE for q in query.questions)
-            if asks and port != MDNS_PORT:
-                reply.sendto(_answer(query, info, (query.id + id_offset) & 0xFFFF), (host, port))
-                answered.append(port)
+    def answer(data: bytes, sender: tuple[str, int]) -> None:
+        query = DNSIncoming(data)
+        asks = query.valid and query.is_query() and any(q.name == SERVICE_TYPE for q in query.questions)
+        if asks and sender[1] != MDNS_PORT:
+            reply.sendto(_answer(query, info, (query.id + id_offset) & 0xFFFF), sender)
+            answered.append(sender[1])
 
-    thread = threading.Thread(target=serve, name="one-shot-responder")
-    thread.start()
     try:
-        yield answered
+        with receiving(answer, "one-shot-responder"):
+            yield answered
     finally:
-        done.set()
-        thread.join()
-        listen.close()
         reply.close()
 
 

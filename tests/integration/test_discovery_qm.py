@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
 from collections.abc import Iterator
 
 from zeroconf._protocol.incoming import DNSIncoming  # re-exported by zeroconf, not in __all__
@@ -23,37 +21,16 @@ from agent.wire import SERVICE_TYPE
 from app.fleet.discovery import async_discover
 from app.fleet.localagent import LOOPBACK
 from tests.integration.conftest import AgentFactory
-
-MDNS_GROUP, MDNS_PORT = "224.0.0.251", 5353
+from tests.integration.mdns_sockets import receiving
 
 
 @contextlib.contextmanager
 def other_program_on_5353() -> Iterator[list[bytes]]:
     """Another mDNS program's socket on port 5353, in the group on loopback only; yields the
     packets it receives until the block ends. It never sends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((MDNS_GROUP, MDNS_PORT))  # only packets sent to the group
-    membership = socket.inet_aton(MDNS_GROUP) + socket.inet_aton(LOOPBACK)
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
-    sock.settimeout(0.1)
     packets: list[bytes] = []
-    done = threading.Event()
-
-    def read() -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                packets.append(sock.recv(9000))
-
-    reader = threading.Thread(target=read, name="other-mdns-program")
-    reader.start()
-    try:
+    with receiving(lambda data, _: packets.append(data), "other-mdns-program"):
         yield packets
-    finally:
-        done.set()
-        reader.join()
-        sock.close()
 
 
 def _kitfleet_questions(packets: list[bytes], instance: str) -> list[tuple[str, bool, bool]]:
