@@ -16,6 +16,7 @@ question's ID, of at most the size zeroconf takes, and a bounded number of them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import secrets
@@ -53,7 +54,7 @@ async def async_ask_once(zc: Zeroconf, name: str, interfaces: list[str], listen_
     transports: list[asyncio.DatagramTransport] = []
     try:
         for address in _ipv4(interfaces) if interfaces else get_all_addresses():
-            transport = await _open(address, question_id, lambda data, source: _deliver(zc, data, source))
+            transport = await _open(address, question_id, functools.partial(_deliver, zc))
             if transport is not None:
                 transports.append(transport)
                 for packet in packets:

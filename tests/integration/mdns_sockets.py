@@ -9,8 +9,9 @@ import threading
 from collections.abc import Callable, Iterator
 
 from app.fleet.localagent import LOOPBACK
+from app.fleet.mdns_ask import MDNS_GROUP, MDNS_PORT
 
-MDNS_GROUP, MDNS_PORT = "224.0.0.251", 5353
+__all__ = ["MDNS_GROUP", "MDNS_PORT", "group_socket", "receiving"]
 
 
 def group_socket() -> socket.socket:

@@ -34,12 +34,18 @@ class Read:
     path: str  # the path asked, for messages
 
 
+_WIRE_ONLY = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
 def read_headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    """`pairs` as Read keeps them (as httpx's Headers.get answers)."""
+    """An answer's headers as Read keeps them (as httpx's Headers.get answers), for the body as
+    read: how it was framed and encoded on the wire is left out (a Read's content is the body as
+    it came, never decoded by a content-encoding)."""
     headers: dict[str, str] = {}
     for name, value in pairs:
         key = name.lower()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        if key not in _WIRE_ONLY:
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
     return headers
 
 

@@ -213,7 +213,7 @@ class KitConnection:
             raise KitUnreachable(f"{self._where}: {reason(exc)}") from exc
         if streamed.status_code >= 400:
             raise agent_error(streamed.status_code, body)
-        headers = read_headers(_as_read(streamed.headers.multi_items()))
+        headers = read_headers(streamed.headers.multi_items())
         return Read(streamed.status_code, headers, body, request.url.path)
 
     async def _get_plain(self, path: str, params: dict[str, Any] | None, limit: int) -> Read:
@@ -237,7 +237,7 @@ class KitConnection:
         # stays as it came, and fails the check of what it should be, never inflated past `limit`.
         if answer.status >= 400:
             raise agent_error(answer.status, answer.body)
-        return Read(answer.status, read_headers(_as_read(answer.headers)), answer.body, path)
+        return Read(answer.status, read_headers(answer.headers), answer.body, path)
 
     @property
     def _where(self) -> str:
@@ -251,15 +251,6 @@ class KitConnection:
                 f"{self.name}: TLS failed and the certificate could not be read: {exc}"
             ) from exc
         raise IdentityChanged(self.name, self.device_id, seen)
-
-
-_WIRE_ONLY = ("content-encoding", "content-length", "transfer-encoding")
-
-
-def _as_read(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """An answer's headers for the body as read: how it was framed and encoded on the wire left
-    out (a Read's content is the body as it came, never decoded by a content-encoding)."""
-    return [(k, v) for k, v in headers if k.lower() not in _WIRE_ONLY]
 
 
 def _query(params: dict[str, Any]) -> str:
